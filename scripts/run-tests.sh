@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Run the test suite against a throwaway PostgreSQL server and the OpenJD reference tools.
+#
+# Usage: scripts/run-tests.sh [pytest args...]
+#
+# Starts a PostgreSQL cluster in a temporary directory (always stopped on exit), exports
+# THRESHER_TEST_PG_URL and THRESHER_OPENJD_CLI, runs .venv/bin/pytest with the given arguments and
+# exits with pytest's status. "No tests collected" (status 5) counts as a failure.
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+
+if [[ ! -x .venv/bin/pytest ]]; then
+    echo "run-tests: .venv/bin/pytest not found; run: make venv" >&2
+    exit 1
+fi
+
+pg_dir=$(mktemp -d "${TMPDIR:-/tmp}/thresher-pg.XXXXXX")
+cleanup() {
+    bash scripts/pg-server.sh stop "$pg_dir" || echo "run-tests: could not stop PostgreSQL in $pg_dir" >&2
+}
+trap cleanup EXIT
+# Turn signals into an ordinary exit so the EXIT trap stops the server.
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+THRESHER_TEST_PG_URL=$(bash scripts/pg-server.sh start "$pg_dir")
+export THRESHER_TEST_PG_URL
+echo "run-tests: PostgreSQL at $THRESHER_TEST_PG_URL" >&2
+
+if [[ -f scripts/openjd-reference.sh ]]; then
+    bash scripts/openjd-reference.sh .tools/openjd-ref >&2
+    THRESHER_OPENJD_CLI="$PWD/.tools/openjd-ref/bin/openjd"
+    export THRESHER_OPENJD_CLI
+fi
+
+# Tests that start `thresher` as a subprocess find the development install first.
+export PATH="$PWD/.venv/bin:$PATH"
+
+status=0
+.venv/bin/pytest "$@" || status=$?
+if [[ $status -eq 5 ]]; then
+    echo "run-tests: pytest collected no tests; treating that as a failure" >&2
+fi
+exit "$status"

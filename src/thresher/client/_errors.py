@@ -1,0 +1,91 @@
+"""The client's one error tree. httpx errors are translated here and nowhere else.
+
+ThresherError
+ ├── TransportError          the controller could not be reached (connection refused, timeout)
+ └── APIError                the controller answered with an error body
+      ├── Unauthorized       401: no token, or an unknown one
+      ├── Forbidden          403: the token may not do this
+      ├── NotFound           404
+      ├── Conflict           409
+      │    └── StaleAttempt  409 on an attempt report: the fencing token is no longer current
+      └── InvalidRequest     422: names the field and the problem
+"""
+
+from __future__ import annotations
+
+import httpx
+
+
+class ThresherError(Exception):
+    """Base of every error the client raises."""
+
+
+class TransportError(ThresherError):
+    pass
+
+
+class APIError(ThresherError):
+    def __init__(self, status: int, code: str, message: str, field: str | None) -> None:
+        super().__init__(f"{message} (field: {field})" if field else message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.field = field
+
+
+class Unauthorized(APIError):
+    pass
+
+
+class Forbidden(APIError):
+    pass
+
+
+class NotFound(APIError):
+    pass
+
+
+class Conflict(APIError):
+    pass
+
+
+class StaleAttempt(Conflict):
+    pass
+
+
+class InvalidRequest(APIError):
+    pass
+
+
+_BY_STATUS: dict[int, type[APIError]] = {
+    401: Unauthorized,
+    403: Forbidden,
+    404: NotFound,
+    409: Conflict,
+    422: InvalidRequest,
+}
+
+
+def raise_for(response: httpx.Response) -> None:
+    """Raise the matching APIError for an error response; return on success."""
+    if response.is_success:
+        return
+    try:
+        body = response.json()
+    except ValueError:
+        body = {}
+    if not isinstance(body, dict):
+        body = {}
+    code = str(body.get("error", "http_error"))
+    message = str(
+        body.get("message") or body.get("detail") or response.text or response.reason_phrase
+    )
+    field = body.get("field")
+    cls = _BY_STATUS.get(response.status_code, APIError)
+    if cls is Conflict and code == "stale_attempt":
+        cls = StaleAttempt
+    raise cls(response.status_code, code, message, field if isinstance(field, str) else None)
+
+
+def translate(exc: httpx.HTTPError) -> TransportError:
+    return TransportError(f"cannot reach the controller: {exc.__class__.__name__}: {exc}")

@@ -1,0 +1,63 @@
+"""Bearer tokens: stored as SHA-256 hashes, shown once when created."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+
+from thresher.core.clock import Clock
+from thresher.core.errors import Forbidden
+from thresher.store.store import Store, TokenRecord
+
+ROLES = ("admin", "user", "enrol", "worker")
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def new_token(prefix: str) -> str:
+    return f"thr_{prefix}_{secrets.token_urlsafe(24)}"
+
+
+@dataclass(frozen=True)
+class Caller:
+    token_id: int
+    name: str
+    role: str
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == "admin"
+
+    def require(self, *roles: str) -> None:
+        if self.role not in roles:
+            raise Forbidden(f"this needs a token with role {' or '.join(roles)}, not {self.role}")
+
+
+def issue_token(store: Store, clock: Clock, *, name: str, role: str) -> tuple[int, str]:
+    token = new_token(role)
+    token_id = store.add_token(name=name, role=role, token_hash=hash_token(token), now=clock.now())
+    return token_id, token
+
+
+def ensure_admin_token(store: Store, clock: Clock, data_dir: Path) -> str | None:
+    """On first start (no admin token yet) create one and write it to <data-dir>/admin-token
+    with mode 600. Returns the file's path as text when it was created."""
+    if store.count_tokens("admin"):
+        return None
+    _, token = issue_token(store, clock, name="admin", role="admin")
+    path = data_dir / "admin-token"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(token + "\n")
+    os.chmod(path, 0o600)
+    return str(path)
+
+
+def caller_for(store: Store, token: str) -> Caller | None:
+    record: TokenRecord | None = store.find_token(hash_token(token))
+    return Caller(record.id, record.name, record.role) if record else None

@@ -1,0 +1,28 @@
+"""Wakes held polls when something may have made work available."""
+
+from __future__ import annotations
+
+import asyncio
+
+
+class Notifier:
+    """A generation counter with an event: waiters wake on any `notify()` after they began."""
+
+    def __init__(self) -> None:
+        self._event = asyncio.Event()
+        self.generation = 0
+
+    def notify(self) -> None:
+        self.generation += 1
+        event, self._event = self._event, asyncio.Event()
+        event.set()
+
+    async def wait(self, since: int, timeout: float) -> bool:
+        """True if notified after generation `since`, False on timeout."""
+        if self.generation != since:
+            return True
+        try:
+            await asyncio.wait_for(self._event.wait(), timeout)
+        except TimeoutError:
+            return False
+        return True

@@ -1,0 +1,31 @@
+"""Request dependencies: the farm and the authenticated caller."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from thresher.controller.auth import Caller, caller_for
+from thresher.controller.errors import Unauthorized
+from thresher.controller.farm import Farm
+
+
+def get_farm(request: Request) -> Farm:
+    farm: Farm = request.app.state.farm
+    return farm
+
+
+def get_caller(request: Request) -> Caller:
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthorized("this needs 'Authorization: Bearer <token>'")
+    caller = caller_for(get_farm(request).store, token.strip())
+    if caller is None:
+        raise Unauthorized("the token is not known or was revoked")
+    return caller
+
+
+FarmDep = Annotated[Farm, Depends(get_farm)]
+CallerDep = Annotated[Caller, Depends(get_caller)]

@@ -1,0 +1,71 @@
+"""People's routes for tasks: pages (waiting ones synthesised), show, retry, skip, log."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+
+from thresher.controller.routes.convert import attempt_out, task_out
+from thresher.controller.routes.deps import CallerDep, FarmDep
+from thresher.schemas import api
+
+router = APIRouter(prefix="/api/v1/jobs/{job_id}", tags=["tasks"])
+
+
+@router.get("/tasks", response_model=api.TaskPage)
+async def list_tasks(
+    job_id: int,
+    farm: FarmDep,
+    caller: CallerDep,
+    block: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0)] = 0,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> api.TaskPage:
+    total, page = farm.store.list_tasks(job_id, block_index=block, offset=offset, limit=limit)
+    return api.TaskPage(
+        job_id=job_id,
+        block=block,
+        total=total,
+        offset=offset,
+        limit=limit,
+        tasks=[task_out(t) for t in page],
+    )
+
+
+@router.get("/blocks/{block}/tasks/{index}", response_model=api.TaskDetail)
+async def show_task(
+    job_id: int, block: int, index: int, farm: FarmDep, caller: CallerDep
+) -> api.TaskDetail:
+    task = farm.store.get_task(job_id, block, index)
+    attempts = farm.store.task_attempts(job_id, block, index)
+    return api.TaskDetail(
+        **task_out(task).model_dump(), attempts_detail=[attempt_out(a) for a in attempts]
+    )
+
+
+@router.post("/blocks/{block}/tasks/{index}/retry", status_code=204)
+async def retry_task(job_id: int, block: int, index: int, farm: FarmDep, caller: CallerDep) -> None:
+    farm.retry_task(caller, job_id, block, index)
+
+
+@router.post("/blocks/{block}/tasks/{index}/skip", status_code=204)
+async def skip_task(job_id: int, block: int, index: int, farm: FarmDep, caller: CallerDep) -> None:
+    farm.skip_task(caller, job_id, block, index)
+
+
+@router.get("/blocks/{block}/tasks/{index}/log", response_model=api.LogOut)
+async def task_log(
+    job_id: int,
+    block: int,
+    index: int,
+    farm: FarmDep,
+    caller: CallerDep,
+    after: Annotated[int, Query(ge=0, description="only lines after this line id")] = 0,
+    limit: Annotated[int, Query(ge=1, le=100_000)] = 10_000,
+) -> api.LogOut:
+    farm.store.get_task(job_id, block, index)
+    lines = farm.store.task_log(job_id, block, index, after_id=after, limit=limit)
+    return api.LogOut(
+        lines=[api.LogLine(id=i, attempt_id=a, stream=s, text=t) for i, a, s, t in lines]
+    )

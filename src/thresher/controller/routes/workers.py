@@ -1,0 +1,39 @@
+"""People's routes for workers (list, show, enable, disable) and tokens (admin)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from thresher.controller.routes.convert import worker_out
+from thresher.controller.routes.deps import CallerDep, FarmDep
+from thresher.schemas import api
+
+router = APIRouter(prefix="/api/v1", tags=["workers"])
+
+
+@router.get("/workers", response_model=api.WorkerList)
+async def list_workers(farm: FarmDep, caller: CallerDep) -> api.WorkerList:
+    return api.WorkerList(workers=[worker_out(w) for w in farm.store.list_workers()])
+
+
+@router.get("/workers/{name}", response_model=api.WorkerOut)
+async def show_worker(name: str, farm: FarmDep, caller: CallerDep) -> api.WorkerOut:
+    return worker_out(farm.store.find_worker(name))
+
+
+@router.post("/workers/{name}/enable", response_model=api.WorkerOut)
+async def enable(name: str, farm: FarmDep, caller: CallerDep) -> api.WorkerOut:
+    farm.set_worker_enabled(caller, name, True)
+    return worker_out(farm.store.find_worker(name))
+
+
+@router.post("/workers/{name}/disable", response_model=api.WorkerOut)
+async def disable(name: str, farm: FarmDep, caller: CallerDep) -> api.WorkerOut:
+    farm.set_worker_enabled(caller, name, False)
+    return worker_out(farm.store.find_worker(name))
+
+
+@router.post("/admin/tokens", status_code=201, response_model=api.TokenOut)
+async def create_token(body: api.TokenIn, farm: FarmDep, caller: CallerDep) -> api.TokenOut:
+    token_id, token = farm.create_token(caller, body.name, body.role)
+    return api.TokenOut(id=token_id, name=body.name, role=body.role, token=token)

@@ -1,0 +1,75 @@
+"""Statuses of tasks, attempts, blocks and jobs, and the allowed task transitions.
+
+A task is `waiting` until it first leaves that state; only then does it get a row in the store.
+Block and job statuses are never stored: they are derived from task counts and job flags.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class TaskStatus(StrEnum):
+    WAITING = "waiting"  # never dispatched (no row)
+    QUEUED = "queued"  # has a row and is ready again (requeued after lost/failed/retry)
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"  # retries exhausted
+    SKIPPED = "skipped"
+    CANCELED = "canceled"
+
+
+class AttemptStatus(StrEnum):
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    TIMED_OUT = "timed_out"
+    CANCELED = "canceled"
+    LOST = "lost"
+    PREEMPTED = "preempted"
+
+
+class JobStatus(StrEnum):
+    WAITING = "waiting"  # held by dependencies
+    QUEUED = "queued"
+    RUNNING = "running"
+    PAUSED = "paused"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELED = "canceled"
+
+
+class WorkerStatus(StrEnum):
+    ONLINE = "online"
+    OFFLINE = "offline"
+
+
+#: Statuses that count as finished for a task (nothing more will run unless someone retries).
+TASK_DONE = frozenset({TaskStatus.SUCCEEDED, TaskStatus.SKIPPED})
+TASK_FINAL = frozenset(
+    {TaskStatus.SUCCEEDED, TaskStatus.SKIPPED, TaskStatus.FAILED, TaskStatus.CANCELED}
+)
+
+#: Allowed task transitions; anything else is a bug or a stale report.
+TASK_TRANSITIONS: dict[TaskStatus, frozenset[TaskStatus]] = {
+    TaskStatus.WAITING: frozenset({TaskStatus.RUNNING, TaskStatus.SKIPPED, TaskStatus.QUEUED}),
+    TaskStatus.QUEUED: frozenset({TaskStatus.RUNNING, TaskStatus.SKIPPED, TaskStatus.CANCELED}),
+    TaskStatus.RUNNING: frozenset(
+        {
+            TaskStatus.SUCCEEDED,
+            TaskStatus.FAILED,
+            TaskStatus.QUEUED,
+            TaskStatus.CANCELED,
+            TaskStatus.SKIPPED,
+        }
+    ),
+    TaskStatus.SUCCEEDED: frozenset({TaskStatus.QUEUED}),
+    TaskStatus.FAILED: frozenset({TaskStatus.QUEUED, TaskStatus.SKIPPED}),
+    TaskStatus.SKIPPED: frozenset({TaskStatus.QUEUED}),
+    TaskStatus.CANCELED: frozenset({TaskStatus.QUEUED, TaskStatus.SKIPPED}),
+}
+
+
+def can_move(old: TaskStatus, new: TaskStatus) -> bool:
+    """Whether a task may go from `old` to `new`."""
+    return new in TASK_TRANSITIONS[old]

@@ -1,0 +1,484 @@
+"""The process runner, on real subprocesses (sh scripts and Python one-liners)."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import signal
+import stat
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from thresher.worker.process import (
+    MAX_LINE_BYTES,
+    TRUNCATED_SUFFIX,
+    LineSplitter,
+    ProcessResult,
+    ProcessRunner,
+)
+
+MiB = 1024 * 1024
+DEADLINE_S = 10.0
+
+
+class Lines:
+    """Collects on_line calls; lets a test wait for a line without sleeping."""
+
+    def __init__(self) -> None:
+        self._seen: list[tuple[str, str]] = []
+        self._changed = threading.Condition()
+
+    def __call__(self, stream: str, text: str) -> None:
+        with self._changed:
+            self._seen.append((stream, text))
+            self._changed.notify_all()
+
+    def of(self, stream: str) -> list[str]:
+        with self._changed:
+            return [text for s, text in self._seen if s == stream]
+
+    @property
+    def stdout(self) -> list[str]:
+        return self.of("stdout")
+
+    @property
+    def stderr(self) -> list[str]:
+        return self.of("stderr")
+
+    def wait_for(self, stream: str, count: int = 1) -> list[str]:
+        with self._changed:
+            ok = self._changed.wait_for(lambda: len(self.of(stream)) >= count, DEADLINE_S)
+        assert ok, f"no {count} {stream} lines; got {self._seen}"
+        return self.of(stream)
+
+
+def shell_env() -> dict[str, str]:
+    return {"PATH": os.environ.get("PATH", os.defpath)}
+
+
+def runner(argv: list[str], lines: Lines, **kwargs: object) -> ProcessRunner:
+    kwargs.setdefault("env", shell_env())
+    kwargs.setdefault("cwd", None)
+    return ProcessRunner(argv, on_line=lines, **kwargs)  # type: ignore[arg-type]
+
+
+def sh(script: str, **kwargs: object) -> tuple[ProcessResult, Lines]:
+    lines = Lines()
+    return runner(["/bin/sh", "-c", script], lines, **kwargs).run(), lines
+
+
+def python(code: str, **kwargs: object) -> tuple[ProcessResult, Lines]:
+    lines = Lines()
+    return runner([sys.executable, "-c", code], lines, **kwargs).run(), lines
+
+
+def gone(pid: int) -> bool:
+    """True once pid has exited (a zombie nobody reaped counts as gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except FileNotFoundError:
+        return True
+    return fields[0] in ("Z", "X")
+
+
+def eventually(check: Callable[[], bool]) -> bool:
+    deadline = time.monotonic() + DEADLINE_S
+    while not check():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
+
+
+@contextlib.contextmanager
+def killed_afterwards(pids: list[int]) -> Iterator[None]:
+    try:
+        yield
+    finally:
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+
+
+# -- exit codes and output ---------------------------------------------------------------------
+
+
+def test_exit_code_zero_succeeds() -> None:
+    result, lines = sh("echo hello")
+
+    assert result.exit_code == 0
+    assert result.signal is None
+    assert result.error is None
+    assert result.succeeded
+    assert lines.stdout == ["hello"]
+    assert result.duration_s >= 0
+
+
+def test_nonzero_exit_code_is_a_failed_result() -> None:
+    result, _ = sh("exit 3")
+
+    assert result.exit_code == 3
+    assert not result.succeeded
+    assert not result.canceled
+    assert not result.timed_out
+
+
+def test_stdout_and_stderr_are_separate_and_ordered_per_stream() -> None:
+    script = 'i=0; while [ $i -lt 300 ]; do echo "out $i"; echo "err $i" >&2; i=$((i+1)); done'
+
+    result, lines = sh(script)
+
+    assert result.succeeded
+    assert lines.stdout == [f"out {i}" for i in range(300)]
+    assert lines.stderr == [f"err {i}" for i in range(300)]
+
+
+def test_carriage_return_progress_is_split_into_lines() -> None:
+    result, lines = sh(r"printf 'frame 1\rframe 2\rframe 3\r\ndone\r\n'")
+
+    assert result.succeeded
+    assert lines.stdout == ["frame 1", "frame 2", "frame 3", "done"]
+
+
+def test_last_line_without_newline_is_delivered() -> None:
+    _, lines = sh("printf 'first\\nno newline'; printf 'tail' >&2")
+
+    assert lines.stdout == ["first", "no newline"]
+    assert lines.stderr == ["tail"]
+
+
+def test_blank_lines_are_kept_but_gaps_between_progress_updates_are_not() -> None:
+    _, lines = sh(r"printf 'a\n\nb\r\rc\r\n\r\nd\n'")
+
+    assert lines.stdout == ["a", "", "b", "c", "", "d"]
+
+
+def test_huge_line_is_truncated_and_the_next_line_survives() -> None:
+    result, lines = python("import sys; sys.stdout.write('x' * 300000 + '\\nafter\\n')")
+
+    assert result.succeeded
+    assert lines.stdout == ["x" * MAX_LINE_BYTES + TRUNCATED_SUFFIX, "after"]
+
+
+def test_invalid_utf8_is_replaced() -> None:
+    _, lines = sh(r"printf 'caf\303\251 \377\n'")
+
+    assert lines.stdout == ["café \ufffd"]
+
+
+def test_a_failing_on_line_callback_is_logged_and_the_run_goes_on(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    seen: list[str] = []
+
+    def on_line(stream: str, text: str) -> None:
+        seen.append(text)
+        if text == "boom":
+            raise RuntimeError("callback bug")
+
+    with caplog.at_level(logging.ERROR, logger="thresher.worker.process"):
+        result = ProcessRunner(
+            ["/bin/sh", "-c", "echo boom; echo after"], env={}, cwd=None, on_line=on_line
+        ).run()
+
+    assert result.succeeded
+    assert seen == ["boom", "after"]
+    assert "on_line failed" in caplog.text
+
+
+# -- the line splitter on its own ---------------------------------------------------------------
+
+
+def test_line_splitter_gives_the_same_lines_however_the_stream_is_chunked() -> None:
+    stream = b"a\r\n\r\nb\rc\r\rd\n\ne\r\n"
+    whole = LineSplitter()
+    expected = whole.feed(stream) + whole.flush()
+    assert expected == ["a", "", "b", "c", "d", "", "e"]
+
+    for i in range(len(stream) + 1):
+        for j in range(i, len(stream) + 1):
+            splitter = LineSplitter()
+            pieces = (stream[:i], stream[i:j], stream[j:])
+            got = [line for piece in pieces for line in splitter.feed(piece)] + splitter.flush()
+            assert got == expected, (i, j)
+
+
+def test_line_splitter_truncates_without_cutting_a_character_in_half() -> None:
+    splitter = LineSplitter(max_line_bytes=4)
+
+    lines = splitter.feed("abcé-rest of the line\nnext".encode()) + splitter.flush()
+
+    assert lines == ["abc" + TRUNCATED_SUFFIX, "next"]
+
+
+def test_line_splitter_truncates_a_line_arriving_in_pieces() -> None:
+    splitter = LineSplitter(max_line_bytes=5)
+
+    lines = [line for piece in (b"abc", b"defgh", b"ij\r", b"\nk") for line in splitter.feed(piece)]
+
+    assert lines == ["abcde" + TRUNCATED_SUFFIX]
+    assert splitter.flush() == ["k"]
+
+
+# -- environment, directory, spawn failures -----------------------------------------------------
+
+
+def test_env_is_the_whole_environment() -> None:
+    lines = Lines()
+
+    result = runner(["/usr/bin/env"], lines, env={"THRESHER_ONLY": "1"}).run()
+
+    assert result.succeeded
+    assert lines.stdout == ["THRESHER_ONLY=1"]
+
+
+def test_cwd_is_respected(tmp_path: Path) -> None:
+    result, lines = python("import os; print(os.getcwd())", cwd=str(tmp_path))
+
+    assert result.succeeded
+    assert lines.stdout == [str(tmp_path.resolve())]
+
+
+def test_missing_executable_is_a_result_not_an_exception() -> None:
+    lines = Lines()
+    process = runner(["thresher-no-such-program-blendr"], lines)
+
+    result = process.run()
+
+    assert result.error == "executable not found: 'thresher-no-such-program-blendr'"
+    assert result.exit_code is None
+    assert not result.succeeded
+    assert process.pid is None
+    assert lines.stdout == []
+
+
+def test_missing_cwd_is_a_result_not_an_exception(tmp_path: Path) -> None:
+    missing = str(tmp_path / "nowhere")
+
+    result, _ = sh("echo never", cwd=missing)
+
+    assert result.error == f"working directory does not exist: {missing!r}"
+    assert result.exit_code is None
+    assert not result.succeeded
+
+
+def test_file_without_execute_permission_is_a_result(tmp_path: Path) -> None:
+    script = tmp_path / "render.sh"
+    script.write_text("#!/bin/sh\necho never\n")
+    script.chmod(stat.S_IRUSR | stat.S_IWUSR)
+
+    result = runner([str(script)], Lines()).run()
+
+    assert result.error == f"permission denied: {str(script)!r}"
+    assert result.exit_code is None
+
+
+def test_empty_argv_is_a_programming_error() -> None:
+    with pytest.raises(ValueError, match="argv"):
+        runner([], Lines())
+
+
+def test_a_runner_runs_once() -> None:
+    process = runner(["true"], Lines())
+    process.run()
+
+    with pytest.raises(RuntimeError, match="once"):
+        process.start()
+
+
+# -- memory -----------------------------------------------------------------------------------
+
+
+def test_peak_rss_of_a_big_allocation() -> None:
+    result, _ = python("b = bytearray(200 * 1024 * 1024)")
+
+    assert result.succeeded
+    assert result.peak_rss_bytes > 150 * MiB
+
+
+def test_peak_rss_of_true_is_small() -> None:
+    # Linux counts the spawning process's resident size before exec, so "small" means well
+    # below the big allocation above, not near zero.
+    result = runner(["true"], Lines()).run()
+
+    assert result.succeeded
+    assert 0 < result.peak_rss_bytes < 100 * MiB
+
+
+# -- cancel and max run time --------------------------------------------------------------------
+
+
+def test_cancel_of_a_process_that_exits_cleanly_on_sigterm() -> None:
+    lines = Lines()
+    process = runner(
+        ["/bin/sh", "-c", "trap 'echo bye; exit 0' TERM; sleep 1000 & echo ready; wait"], lines
+    )
+    process.start()
+    lines.wait_for("stdout")
+
+    process.cancel()
+    result = process.wait(DEADLINE_S)
+
+    assert result is not None
+    assert result.canceled
+    assert result.exit_code == 0
+    assert result.signal is None
+    assert not result.succeeded
+    assert lines.stdout == ["ready", "bye"]
+
+
+def test_cancel_kills_a_group_that_ignores_sigterm_after_the_grace() -> None:
+    lines = Lines()
+    script = "trap '' TERM; sleep 1000 & echo $!; wait"
+    process = runner(["/bin/sh", "-c", script], lines, grace_s=0.5)
+    process.start()
+    grandchild = int(lines.wait_for("stdout")[0])
+
+    with killed_afterwards([grandchild]):
+        process.cancel()
+        result = process.wait(DEADLINE_S)
+
+        assert result is not None
+        assert result.canceled
+        assert result.signal == signal.SIGKILL
+        assert result.exit_code is None
+        assert result.duration_s >= 0.5
+        assert eventually(lambda: gone(grandchild))
+
+
+def test_max_runtime_stops_the_process_as_timed_out() -> None:
+    lines = Lines()
+
+    result = runner(["sleep", "1000"], lines, max_runtime_s=0.2, grace_s=5).run()
+
+    assert result.timed_out
+    assert not result.canceled
+    assert result.signal == signal.SIGTERM
+    assert not result.succeeded
+    assert 0.2 <= result.duration_s < 5
+
+
+def test_wait_with_a_timeout_returns_none_while_running() -> None:
+    process = runner(["sleep", "1000"], Lines())
+    process.start()
+
+    assert process.wait(0.05) is None
+    process.cancel()
+    result = process.wait(DEADLINE_S)
+
+    assert result is not None
+    assert result.canceled
+
+
+def test_cancel_is_idempotent_and_safe_from_many_threads() -> None:
+    process = runner(["sleep", "1000"], Lines(), grace_s=5)
+    process.start()
+    go = threading.Barrier(8)
+
+    def cancel() -> None:
+        go.wait()
+        process.cancel()
+
+    threads = [threading.Thread(target=cancel) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    result = process.wait(DEADLINE_S)
+
+    assert result is not None
+    assert result.canceled
+    assert result.signal == signal.SIGTERM
+    process.cancel()  # after exit: nothing happens
+    assert process.wait(0) == result
+
+
+def test_cancel_before_start_is_a_no_op() -> None:
+    process = runner(["true"], Lines())
+
+    process.cancel()
+    result = process.run()
+
+    assert result.succeeded
+    assert not result.canceled
+
+
+def test_wait_before_start_is_a_programming_error() -> None:
+    with pytest.raises(RuntimeError, match="before start"):
+        runner(["true"], Lines()).wait(0)
+
+
+# -- leftovers ----------------------------------------------------------------------------------
+
+
+def test_background_child_holding_stdout_does_not_hang_wait() -> None:
+    lines = Lines()
+    # A long drain timeout: only killing the group, not waiting it out, can end this quickly.
+    process = runner(["/bin/sh", "-c", "sleep 1000 & echo $!"], lines, drain_timeout_s=60)
+
+    started = time.monotonic()
+    result = process.run()
+    background = int(lines.stdout[0])
+
+    with killed_afterwards([background]):
+        assert result.succeeded
+        assert time.monotonic() - started < DEADLINE_S
+        assert eventually(lambda: gone(background))
+
+
+ESCAPE = """
+import os, sys, time
+r, w = os.pipe()
+if os.fork() == 0:
+    os.setsid()
+    print(os.getpid(), flush=True)
+    os.write(w, b"x")
+    time.sleep(1000)
+    os._exit(0)
+os.read(r, 1)
+print("parent done", flush=True)
+"""
+
+
+def test_process_that_left_the_group_but_holds_stdout_is_abandoned_after_the_drain_timeout() -> (
+    None
+):
+    lines = Lines()
+    process = runner([sys.executable, "-c", ESCAPE], lines, drain_timeout_s=0.2)
+
+    started = time.monotonic()
+    result = process.run()
+    escaped = int(lines.stdout[0])
+
+    with killed_afterwards([escaped]):
+        assert result.succeeded
+        assert lines.stdout[1:] == ["parent done"]
+        assert time.monotonic() - started < 5
+
+
+def open_fds() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+def test_no_threads_or_fds_are_left_behind(tmp_path: Path) -> None:
+    runner(["true"], Lines()).run()  # let one-time imports and caches settle
+    fds_before, threads_before = open_fds(), threading.active_count()
+
+    sh("echo out; echo err >&2")
+    sh("sleep 1000 & echo $!")
+    sh("exit 1", cwd=str(tmp_path / "missing"))
+    runner(["no-such-program-thresher"], Lines()).run()
+    runner(["sleep", "1000"], Lines(), max_runtime_s=0.05, grace_s=0.05).run()
+    process = runner(["sleep", "1000"], Lines())
+    process.start()
+    process.cancel()
+    process.wait(DEADLINE_S)
+
+    assert open_fds() == fds_before
+    assert threading.active_count() == threads_before
