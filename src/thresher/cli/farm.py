@@ -14,7 +14,7 @@ from typing import Annotated
 import typer
 import uvicorn
 
-from thresher.controller.app import create_app
+from thresher.controller.app import create_app, server_config
 from thresher.controller.auth import ensure_admin_token
 from thresher.controller.settings import ControllerSettings
 from thresher.core.clock import SystemClock
@@ -53,11 +53,7 @@ async def run_farm(
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((host, port))
     url = f"http://{host}:{sock.getsockname()[1]}"
-    server = _EmbeddedServer(
-        uvicorn.Config(
-            create_app(settings, store=store, clock=clock), log_level="warning", access_log=False
-        )
-    )
+    server = _EmbeddedServer(server_config(create_app(settings, store=store, clock=clock)))
     stop = stop or asyncio.Event()
     if threading.current_thread() is threading.main_thread():
         loop = asyncio.get_running_loop()

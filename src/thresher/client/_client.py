@@ -155,6 +155,10 @@ class Client:
     def task(self, job_id: int, index: int, *, block: int = 0) -> api.TaskDetail:
         return self._get(api.TaskDetail, f"/api/v1/jobs/{job_id}/blocks/{block}/tasks/{index}")
 
+    def attempts(self, job_id: int) -> list[api.AttemptOut]:
+        """Every attempt of the job, oldest first."""
+        return self._get(api.AttemptList, f"/api/v1/jobs/{job_id}/attempts").attempts
+
     def retry_task(self, job_id: int, index: int, *, block: int = 0) -> None:
         self._call("POST", f"/api/v1/jobs/{job_id}/blocks/{block}/tasks/{index}/retry")
 

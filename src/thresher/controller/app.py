@@ -7,6 +7,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 
+import uvicorn
 from fastapi import FastAPI
 
 from thresher import __version__
@@ -73,3 +74,11 @@ def create_app(
         return {"status": "ok", "version": __version__, "database": store.dialect}
 
     return app
+
+
+def server_config(app: FastAPI) -> uvicorn.Config:
+    """How every Thresher process serves the app. Held polls are cut after a second of graceful
+    shutdown: workers simply poll again, and a stopping controller need not wait out the hold."""
+    return uvicorn.Config(
+        app, log_level="warning", access_log=False, lifespan="on", timeout_graceful_shutdown=1
+    )

@@ -132,6 +132,8 @@ class TaskPage(BaseModel):
 
 class AttemptOut(BaseModel):
     id: int
+    block: int
+    index: int
     worker: str
     status: str
     cancel_reason: str | None
@@ -146,6 +148,10 @@ class AttemptOut(BaseModel):
 
 class TaskDetail(TaskOut):
     attempts_detail: list[AttemptOut]
+
+
+class AttemptList(BaseModel):
+    attempts: list[AttemptOut]
 
 
 class LogLine(BaseModel):

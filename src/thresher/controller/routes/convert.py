@@ -62,6 +62,8 @@ def task_out(t: TaskRecord) -> api.TaskOut:
 def attempt_out(a: AttemptRecord) -> api.AttemptOut:
     return api.AttemptOut(
         id=a.id,
+        block=a.block_index,
+        index=a.task_index,
         worker=a.worker,
         status=a.status.value,
         cancel_reason=a.cancel_reason,

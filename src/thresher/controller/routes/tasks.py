@@ -33,6 +33,13 @@ async def list_tasks(
     )
 
 
+@router.get("/attempts", response_model=api.AttemptList)
+async def list_attempts(job_id: int, farm: FarmDep, caller: CallerDep) -> api.AttemptList:
+    """Every attempt of the job, oldest first: the job's history."""
+    farm.store.get_job(job_id)
+    return api.AttemptList(attempts=[attempt_out(a) for a in farm.store.job_attempts(job_id)])
+
+
 @router.get("/blocks/{block}/tasks/{index}", response_model=api.TaskDetail)
 async def show_task(
     job_id: int, block: int, index: int, farm: FarmDep, caller: CallerDep

@@ -1,0 +1,68 @@
+"""Serve a real controller (uvicorn, real sockets) on 127.0.0.1 in a background thread."""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import uvicorn
+
+from thresher.controller.app import create_app, server_config
+from thresher.controller.auth import ensure_admin_token
+from thresher.controller.settings import ControllerSettings
+from thresher.core.clock import Clock, SystemClock
+from thresher.store.db import sqlite_url
+from thresher.store.store import Store
+
+
+@dataclass(frozen=True)
+class ServedController:
+    url: str
+    admin_token: str
+    store: Store
+    settings: ControllerSettings
+
+
+class _QuietServer(uvicorn.Server):
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+@contextlib.contextmanager
+def serve_in_thread(
+    settings: ControllerSettings,
+    *,
+    database_url: str | None = None,
+    clock: Clock | None = None,
+    startup_timeout_s: float = 20.0,
+) -> Iterator[ServedController]:
+    """A controller on a free port; stopped and its store closed when the block ends."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    store = Store.open(database_url or settings.database_url or sqlite_url(settings.data_dir))
+    clock = clock or SystemClock()
+    ensure_admin_token(store, clock, settings.data_dir)
+    token = (Path(settings.data_dir) / "admin-token").read_text().strip()
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    server = _QuietServer(server_config(create_app(settings, store=store, clock=clock)))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + startup_timeout_s
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError("the controller did not start")
+        time.sleep(0.01)
+    try:
+        yield ServedController(f"http://127.0.0.1:{port}", token, store, settings)
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
+        store.close()
+        sock.close()
