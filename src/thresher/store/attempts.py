@@ -1,0 +1,235 @@
+"""Attempts: output, finishes fenced by token, and what a task does next."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Sequence
+from typing import Any
+
+import sqlalchemy as sa
+
+from thresher.core.errors import StaleAttempt
+from thresher.core.model import (
+    AttemptRecord,
+)
+from thresher.core.states import AttemptStatus, TaskStatus
+from thresher.store.base import StoreBase
+from thresher.store.records import (
+    FinishReport,
+)
+from thresher.store.tables import attempts, blocks, jobs, log_lines, tasks, workers
+
+
+class AttemptsStore(StoreBase):
+    def _live_attempt(self, conn: sa.Connection, attempt_id: int, token: str) -> Any:
+        row = conn.execute(sa.select(attempts).where(attempts.c.id == attempt_id)).first()
+        if row is None or not secrets.compare_digest(row.token, token):
+            raise StaleAttempt(f"attempt {attempt_id} is not current", field="token")
+        return row
+
+    def record_output(
+        self,
+        attempt_id: int,
+        token: str,
+        *,
+        lines: Sequence[tuple[str, str]],
+        progress: float | None,
+    ) -> None:
+        """Append log lines and progress of a running attempt. Stale token: StaleAttempt."""
+        with self.engine.begin() as conn:
+            row = self._live_attempt(conn, attempt_id, token)
+            # Lines that arrive after the end (buffered by a worker) are still kept; a fenced-off
+            # attempt that was lost or preempted gets 409 so its process dies.
+            if row.status in (AttemptStatus.LOST.value, AttemptStatus.PREEMPTED.value):
+                raise StaleAttempt(f"attempt {attempt_id} was {row.status}", field="token")
+            if lines:
+                conn.execute(
+                    log_lines.insert(),
+                    [{"attempt_id": attempt_id, "stream": s, "text": t} for s, t in lines],
+                )
+            if progress is not None and row.status == AttemptStatus.RUNNING.value:
+                conn.execute(
+                    attempts.update().where(attempts.c.id == attempt_id).values(progress=progress)
+                )
+                conn.execute(
+                    tasks.update().where(tasks.c.id == row.task_id).values(progress=progress)
+                )
+
+    def finish_attempt(self, report: FinishReport, *, now: float) -> int | None:
+        """Record how an attempt ended and move its task on. Returns the job id when the job
+        may have changed status. A repeated identical report is accepted once more (the worker
+        may not have seen our first answer); any other report on an ended attempt is stale."""
+        with self.engine.begin() as conn:
+            row = self._live_attempt(conn, report.attempt_id, report.token)
+            if row.status != AttemptStatus.RUNNING.value:
+                if row.status == report.status.value or row.cancel_reason is not None:
+                    return None
+                raise StaleAttempt(f"attempt {report.attempt_id} was {row.status}", field="token")
+            self._end_attempt(
+                conn,
+                report.attempt_id,
+                report.status,
+                now,
+                exit_code=report.exit_code,
+                peak_rss_bytes=report.peak_rss_bytes,
+                duration_s=report.duration_s,
+                message=report.message,
+            )
+            return int(row.job_id)
+
+    def _end_attempt(
+        self,
+        conn: sa.Connection,
+        attempt_id: int,
+        status: AttemptStatus,
+        now: float,
+        **values: Any,
+    ) -> None:
+        """End a running attempt and decide what its task does next, in one transaction."""
+        row = conn.execute(
+            sa.select(
+                attempts.c.task_id,
+                attempts.c.worker_id,
+                attempts.c.cancel_reason,
+                tasks.c.block_id,
+                tasks.c.failures,
+                blocks.c.retries,
+                jobs.c.canceled,
+            )
+            .select_from(
+                attempts.join(tasks, tasks.c.id == attempts.c.task_id)
+                .join(blocks, blocks.c.id == tasks.c.block_id)
+                .join(jobs, jobs.c.id == blocks.c.job_id)
+            )
+            .where(attempts.c.id == attempt_id)
+        ).one()
+        if row.cancel_reason is not None and status is not AttemptStatus.SUCCEEDED:
+            status = (
+                AttemptStatus.PREEMPTED
+                if row.cancel_reason == "preempted"
+                else AttemptStatus.CANCELED
+            )
+        conn.execute(
+            attempts.update()
+            .where(attempts.c.id == attempt_id)
+            .values(status=status.value, ended_at=now, **values)
+        )
+        extra: dict[str, Any] = {}
+        if status is AttemptStatus.SUCCEEDED:
+            new = TaskStatus.SUCCEEDED
+            if values.get("duration_s") is not None:
+                conn.execute(
+                    blocks.update()
+                    .where(blocks.c.id == row.block_id)
+                    .values(
+                        runtime_sum=blocks.c.runtime_sum + values["duration_s"],
+                        runtime_n=blocks.c.runtime_n + 1,
+                    )
+                )
+        elif status in (AttemptStatus.FAILED, AttemptStatus.TIMED_OUT):
+            failures = row.failures + 1
+            extra = {"failures": failures, "failed_worker_id": row.worker_id}
+            new = TaskStatus.QUEUED if failures <= row.retries else TaskStatus.FAILED
+        elif row.canceled or row.cancel_reason == "canceled":
+            new = TaskStatus.CANCELED
+        elif row.cancel_reason == "skipped":
+            new = TaskStatus.SKIPPED
+        else:  # lost, preempted, paused: not the task's fault, so no failure is counted
+            new = TaskStatus.QUEUED
+        if new is TaskStatus.QUEUED and row.canceled:
+            new = TaskStatus.CANCELED
+        self._move_task(conn, row.task_id, row.block_id, TaskStatus.RUNNING, new, now, **extra)
+
+    def cancel_task_attempt(self, job_id: int, block_index: int, index: int, reason: str) -> bool:
+        """Ask the worker running this task to stop it (for skip or retry of a running task)."""
+        with self.engine.begin() as conn:
+            block = self._block_row(conn, job_id, block_index)
+            task_id = conn.scalar(
+                sa.select(tasks.c.id).where(tasks.c.block_id == block.id, tasks.c.idx == index)
+            )
+            if task_id is None:
+                return False
+            return (
+                conn.execute(
+                    attempts.update()
+                    .where(
+                        attempts.c.task_id == task_id,
+                        attempts.c.status == AttemptStatus.RUNNING.value,
+                    )
+                    .values(cancel_reason=reason)
+                ).rowcount
+                > 0
+            )
+
+    @staticmethod
+    def _attempt_query() -> sa.Select[Any]:
+        return (
+            sa.select(
+                attempts,
+                tasks.c.idx.label("task_index"),
+                blocks.c.idx.label("block_index"),
+                workers.c.name.label("worker_name"),
+            )
+            .select_from(
+                attempts.join(tasks, tasks.c.id == attempts.c.task_id)
+                .join(blocks, blocks.c.id == tasks.c.block_id)
+                .join(workers, workers.c.id == attempts.c.worker_id)
+            )
+            .order_by(attempts.c.id)
+        )
+
+    @staticmethod
+    def _attempt_record(r: Any) -> AttemptRecord:
+        return AttemptRecord(
+            id=r.id,
+            job_id=r.job_id,
+            block_index=r.block_index,
+            task_index=r.task_index,
+            worker_id=r.worker_id,
+            worker=r.worker_name,
+            status=AttemptStatus(r.status),
+            cancel_reason=r.cancel_reason,
+            created_at=r.created_at,
+            ended_at=r.ended_at,
+            exit_code=r.exit_code,
+            peak_rss_bytes=r.peak_rss_bytes,
+            duration_s=r.duration_s,
+            message=r.message,
+            progress=r.progress,
+        )
+
+    def task_attempts(self, job_id: int, block_index: int, index: int) -> list[AttemptRecord]:
+        with self.engine.connect() as conn:
+            block = self._block_row(conn, job_id, block_index)
+            rows = conn.execute(
+                self._attempt_query().where(tasks.c.block_id == block.id, tasks.c.idx == index)
+            ).all()
+        return [self._attempt_record(r) for r in rows]
+
+    def job_attempts(self, job_id: int) -> list[AttemptRecord]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(self._attempt_query().where(attempts.c.job_id == job_id)).all()
+        return [self._attempt_record(r) for r in rows]
+
+    def task_log(
+        self, job_id: int, block_index: int, index: int, *, after_id: int = 0, limit: int = 10_000
+    ) -> list[tuple[int, int, str, str]]:
+        """(line id, attempt id, stream, text) of every attempt of the task, oldest first."""
+        with self.engine.connect() as conn:
+            block = self._block_row(conn, job_id, block_index)
+            rows = conn.execute(
+                sa.select(
+                    log_lines.c.id, log_lines.c.attempt_id, log_lines.c.stream, log_lines.c.text
+                )
+                .select_from(
+                    log_lines.join(attempts, attempts.c.id == log_lines.c.attempt_id).join(
+                        tasks, tasks.c.id == attempts.c.task_id
+                    )
+                )
+                .where(
+                    tasks.c.block_id == block.id, tasks.c.idx == index, log_lines.c.id > after_id
+                )
+                .order_by(log_lines.c.id)
+                .limit(limit)
+            ).all()
+        return [(r.id, r.attempt_id, r.stream, r.text) for r in rows]

@@ -1,0 +1,138 @@
+"""Shared plumbing of the store: the engine, layouts, task moves with their counters."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Self
+
+import sqlalchemy as sa
+
+from thresher.core.errors import NotFound
+from thresher.core.frames import FrameSet, TaskLayout
+from thresher.core.model import (
+    Counts,
+)
+from thresher.core.states import AttemptStatus, TaskStatus
+from thresher.store.db import create_engine, migrate
+from thresher.store.tables import blocks, tasks
+
+_COUNTER = {
+    TaskStatus.QUEUED: "n_queued",
+    TaskStatus.RUNNING: "n_running",
+    TaskStatus.SUCCEEDED: "n_succeeded",
+    TaskStatus.FAILED: "n_failed",
+    TaskStatus.SKIPPED: "n_skipped",
+    TaskStatus.CANCELED: "n_canceled",
+}
+_FINAL_ATTEMPT = {
+    AttemptStatus.SUCCEEDED,
+    AttemptStatus.FAILED,
+    AttemptStatus.TIMED_OUT,
+    AttemptStatus.CANCELED,
+    AttemptStatus.LOST,
+    AttemptStatus.PREEMPTED,
+}
+
+
+def _counts(row: Any) -> Counts:
+    return Counts(
+        total=row.task_count,
+        queued=row.n_queued,
+        running=row.n_running,
+        succeeded=row.n_succeeded,
+        failed=row.n_failed,
+        skipped=row.n_skipped,
+        canceled=row.n_canceled,
+    )
+
+
+class StoreBase:
+    """The engine and the helpers every part of the store shares."""
+
+    def __init__(self, engine: sa.Engine) -> None:
+        self.engine = engine
+        self._layouts: dict[int, TaskLayout] = {}
+
+    @classmethod
+    def open(cls, url: str) -> Self:
+        engine = create_engine(url)
+        migrate(engine)
+        return cls(engine)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    @property
+    def dialect(self) -> str:
+        return self.engine.dialect.name
+
+    def layout(self, block_id: int, frames: str, chunk: int, priority: str | None) -> TaskLayout:
+        """The block's task layout, parsed once per block and kept (blocks never change it)."""
+        layout = self._layouts.get(block_id)
+        if layout is None:
+            layout = TaskLayout(
+                FrameSet.parse(frames),
+                chunk,
+                priority_frames=FrameSet.parse(priority) if priority else None,
+            )
+            if len(self._layouts) > 10_000:
+                self._layouts.clear()
+            self._layouts[block_id] = layout
+        return layout
+
+    def _block_row(self, conn: sa.Connection, job_id: int, block_index: int) -> Any:
+        row = conn.execute(
+            sa.select(blocks).where(blocks.c.job_id == job_id, blocks.c.idx == block_index)
+        ).first()
+        if row is None:
+            raise NotFound(f"job {job_id} has no block {block_index}", field="block")
+        return row
+
+    def _block_records(self, conn: sa.Connection, job_ids: Sequence[int]) -> dict[int, list[Any]]:
+        rows = conn.execute(
+            sa.select(blocks).where(blocks.c.job_id.in_(job_ids)).order_by(blocks.c.idx)
+        ).all()
+        by_job: dict[int, list[Any]] = {}
+        for row in rows:
+            by_job.setdefault(row.job_id, []).append(row)
+        return by_job
+
+    def _insert_task(
+        self, conn: sa.Connection, block: Any, index: int, status: TaskStatus, now: float
+    ) -> int:
+        result = conn.execute(
+            tasks.insert().values(
+                block_id=block.id,
+                job_id=block.job_id,
+                idx=index,
+                status=status.value,
+                failures=0,
+                attempts=0,
+                updated_at=now,
+            )
+        )
+        return int(result.inserted_primary_key[0])  # type: ignore[index]
+
+    def _move_task(
+        self,
+        conn: sa.Connection,
+        task_id: int,
+        block_id: int,
+        old: TaskStatus,
+        new: TaskStatus,
+        now: float,
+        **extra: Any,
+    ) -> None:
+        """Change one task's status and the block counters with it, in the caller's transaction."""
+        conn.execute(
+            tasks.update()
+            .where(tasks.c.id == task_id)
+            .values(status=new.value, updated_at=now, **extra)
+        )
+        changes: dict[str, Any] = {}
+        if old in _COUNTER:
+            changes[_COUNTER[old]] = blocks.c[_COUNTER[old]] - 1
+        if new in _COUNTER:
+            changes[_COUNTER[new]] = blocks.c[_COUNTER[new]] + 1
+        if changes:
+            conn.execute(blocks.update().where(blocks.c.id == block_id).values(**changes))

@@ -1,0 +1,272 @@
+"""Jobs and their blocks; statuses derived from the block counters."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import sqlalchemy as sa
+
+from thresher.core.errors import NotFound
+from thresher.core.frames import FrameSet, TaskLayout
+from thresher.core.model import (
+    BlockRecord,
+    Counts,
+    JobRecord,
+    derive_job_status,
+)
+from thresher.core.states import AttemptStatus, JobStatus, TaskStatus
+from thresher.store.base import StoreBase, _counts
+from thresher.store.records import (
+    BlockSpec,
+    JobSpec,
+)
+from thresher.store.tables import attempts, blocks, jobs, log_lines, tasks
+
+
+class JobsStore(StoreBase):
+    def create_job(self, spec: JobSpec, *, now: float) -> int:
+        """Insert a job and its blocks. No task rows: tasks are computed from the blocks."""
+        with self.engine.begin() as conn:
+            if spec.after:
+                found = conn.scalars(sa.select(jobs.c.id).where(jobs.c.id.in_(spec.after))).all()
+                missing = sorted(set(spec.after) - set(found))
+                if missing:
+                    raise NotFound(f"job {missing[0]} does not exist", field="after")
+            job_id = conn.execute(
+                jobs.insert().values(
+                    name=spec.name,
+                    owner=spec.owner,
+                    priority=spec.priority,
+                    kind=spec.kind,
+                    paused=spec.paused,
+                    canceled=False,
+                    after=list(spec.after),
+                    env=dict(spec.env or {}),
+                    cwd=spec.cwd,
+                    payload=dict(spec.payload or {}),
+                    created_at=now,
+                    finished_at=None,
+                )
+            ).inserted_primary_key[0]  # type: ignore[index]
+            conn.execute(
+                blocks.insert(),
+                [self._block_values(int(job_id), i, b) for i, b in enumerate(spec.blocks)],
+            )
+        return int(job_id)
+
+    @staticmethod
+    def _block_values(job_id: int, index: int, spec: BlockSpec) -> dict[str, Any]:
+        layout = TaskLayout(
+            FrameSet.parse(spec.frames),
+            spec.chunk,
+            priority_frames=FrameSet.parse(spec.priority_frames, field="priority_frames")
+            if spec.priority_frames
+            else None,
+        )
+        return {
+            "job_id": job_id,
+            "idx": index,
+            "name": spec.name,
+            "frames": spec.frames,
+            "chunk": spec.chunk,
+            "priority_frames": spec.priority_frames,
+            "task_count": layout.task_count,
+            "retries": spec.retries,
+            "max_runtime_s": spec.max_runtime_s,
+            "cursor": 0,
+            "n_queued": 0,
+            "n_running": 0,
+            "n_succeeded": 0,
+            "n_failed": 0,
+            "n_skipped": 0,
+            "n_canceled": 0,
+            "runtime_sum": 0.0,
+            "runtime_n": 0,
+        }
+
+    def _deps_state(self, conn: sa.Connection, after: Iterable[int]) -> tuple[bool, str | None]:
+        """(pending, reason): whether some job in `after` has not succeeded, and why."""
+        ids = list(after)
+        if not ids:
+            return False, None
+        dep_jobs = {r.id: r for r in conn.execute(sa.select(jobs).where(jobs.c.id.in_(ids))).all()}
+        dep_blocks = self._block_records(conn, ids)
+        for dep_id in ids:
+            job = dep_jobs.get(dep_id)
+            if job is None:
+                continue  # a deleted dependency no longer holds anyone back
+            counts = sum((_counts(b) for b in dep_blocks.get(dep_id, [])), Counts())
+            if counts.total and counts.done == counts.total:
+                continue
+            status = derive_job_status(
+                counts=counts, paused=job.paused, canceled=job.canceled, deps_pending=False
+            )
+            if status in (JobStatus.FAILED, JobStatus.CANCELED):
+                return True, f"waiting on job {dep_id}, which {status.value}"
+            return True, f"waiting on job {dep_id}"
+        return False, None
+
+    def _job_record(self, conn: sa.Connection, row: Any, block_rows: list[Any]) -> JobRecord:
+        block_recs = tuple(
+            BlockRecord(
+                id=b.id,
+                job_id=b.job_id,
+                index=b.idx,
+                name=b.name,
+                frames=b.frames,
+                chunk=b.chunk,
+                priority_frames=b.priority_frames,
+                retries=b.retries,
+                max_runtime_s=b.max_runtime_s,
+                cursor=b.cursor,
+                counts=_counts(b),
+                mean_runtime_s=(b.runtime_sum / b.runtime_n) if b.runtime_n else None,
+            )
+            for b in block_rows
+        )
+        counts = sum((b.counts for b in block_recs), Counts())
+        pending, reason = (False, None)
+        if row.after and counts.done != counts.total:
+            pending, reason = self._deps_state(conn, row.after)
+        status = derive_job_status(
+            counts=counts, paused=row.paused, canceled=row.canceled, deps_pending=pending
+        )
+        return JobRecord(
+            id=row.id,
+            name=row.name,
+            owner=row.owner,
+            priority=row.priority,
+            kind=row.kind,
+            paused=row.paused,
+            canceled=row.canceled,
+            after=tuple(row.after),
+            env=row.env,
+            cwd=row.cwd,
+            payload=row.payload,
+            created_at=row.created_at,
+            finished_at=row.finished_at,
+            counts=counts,
+            status=status,
+            status_reason=reason if status is JobStatus.WAITING else None,
+            blocks=block_recs,
+        )
+
+    def get_job(self, job_id: int) -> JobRecord:
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(jobs).where(jobs.c.id == job_id)).first()
+            if row is None:
+                raise NotFound(f"job {job_id} does not exist", field="job_id")
+            return self._job_record(conn, row, self._block_records(conn, [job_id]).get(job_id, []))
+
+    def list_jobs(
+        self,
+        *,
+        owner: str | None = None,
+        statuses: Iterable[JobStatus] = (),
+        limit: int = 100,
+        offset: int = 0,
+    ) -> list[JobRecord]:
+        """Newest first. Status is derived, so a status filter is applied after the counts."""
+        wanted = set(statuses)
+        query = sa.select(jobs).order_by(jobs.c.id.desc())
+        if owner:
+            query = query.where(jobs.c.owner == owner)
+        out: list[JobRecord] = []
+        skipped = 0
+        with self.engine.connect() as conn:
+            page = 500
+            start = 0
+            while len(out) < limit:
+                rows = conn.execute(query.limit(page).offset(start)).all()
+                if not rows:
+                    break
+                start += page
+                by_job = self._block_records(conn, [r.id for r in rows])
+                for row in rows:
+                    record = self._job_record(conn, row, by_job.get(row.id, []))
+                    if wanted and record.status not in wanted:
+                        continue
+                    if skipped < offset:
+                        skipped += 1
+                        continue
+                    out.append(record)
+                    if len(out) >= limit:
+                        break
+        return out
+
+    def set_job_flags(
+        self, job_id: int, *, paused: bool | None = None, canceled: bool | None = None
+    ) -> None:
+        values: dict[str, Any] = {}
+        if paused is not None:
+            values["paused"] = paused
+        if canceled is not None:
+            values["canceled"] = canceled
+        with self.engine.begin() as conn:
+            if (
+                conn.execute(jobs.update().where(jobs.c.id == job_id).values(**values)).rowcount
+                != 1
+            ):
+                raise NotFound(f"job {job_id} does not exist", field="job_id")
+
+    def set_priority(self, job_id: int, priority: int) -> None:
+        with self.engine.begin() as conn:
+            result = conn.execute(
+                jobs.update().where(jobs.c.id == job_id).values(priority=priority)
+            )
+            if result.rowcount != 1:
+                raise NotFound(f"job {job_id} does not exist", field="job_id")
+
+    def request_cancel_running(self, job_id: int, reason: str) -> int:
+        """Mark the job's running attempts to be stopped at their worker's next poll."""
+        with self.engine.begin() as conn:
+            return int(
+                conn.execute(
+                    attempts.update()
+                    .where(
+                        attempts.c.job_id == job_id,
+                        attempts.c.status == AttemptStatus.RUNNING.value,
+                        attempts.c.cancel_reason.is_(None),
+                    )
+                    .values(cancel_reason=reason)
+                ).rowcount
+            )
+
+    def requeue_tasks(self, job_id: int, statuses: Iterable[TaskStatus], *, now: float) -> int:
+        """Put the job's tasks in `statuses` back in the queue, with their failures forgiven."""
+        names = [s.value for s in statuses]
+        moved = 0
+        with self.engine.begin() as conn:
+            rows = conn.execute(
+                sa.select(tasks.c.id, tasks.c.block_id, tasks.c.status).where(
+                    tasks.c.job_id == job_id, tasks.c.status.in_(names)
+                )
+            ).all()
+            for row in rows:
+                self._move_task(
+                    conn, row.id, row.block_id, TaskStatus(row.status), TaskStatus.QUEUED, now
+                )
+                conn.execute(tasks.update().where(tasks.c.id == row.id).values(failures=0))
+                moved += 1
+            conn.execute(jobs.update().where(jobs.c.id == job_id).values(finished_at=None))
+        return moved
+
+    def delete_job(self, job_id: int) -> None:
+        with self.engine.begin() as conn:
+            attempt_ids = sa.select(attempts.c.id).where(attempts.c.job_id == job_id)
+            conn.execute(log_lines.delete().where(log_lines.c.attempt_id.in_(attempt_ids)))
+            conn.execute(attempts.delete().where(attempts.c.job_id == job_id))
+            conn.execute(tasks.delete().where(tasks.c.job_id == job_id))
+            conn.execute(blocks.delete().where(blocks.c.job_id == job_id))
+            if conn.execute(jobs.delete().where(jobs.c.id == job_id)).rowcount != 1:
+                raise NotFound(f"job {job_id} does not exist", field="job_id")
+        self._layouts.clear()
+
+    def mark_finished(self, job_id: int, now: float) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(
+                jobs.update()
+                .where(jobs.c.id == job_id, jobs.c.finished_at.is_(None))
+                .values(finished_at=now)
+            )

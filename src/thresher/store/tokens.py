@@ -1,0 +1,36 @@
+"""Bearer tokens, stored as hashes."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+from thresher.store.base import StoreBase
+from thresher.store.records import (
+    TokenRecord,
+)
+from thresher.store.tables import tokens
+
+
+class TokensStore(StoreBase):
+    def add_token(self, *, name: str, role: str, token_hash: str, now: float) -> int:
+        with self.engine.begin() as conn:
+            result = conn.execute(
+                tokens.insert().values(
+                    name=name, role=role, token_hash=token_hash, created_at=now, revoked=False
+                )
+            )
+            return int(result.inserted_primary_key[0])  # type: ignore[index]
+
+    def find_token(self, token_hash: str) -> TokenRecord | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                sa.select(tokens.c.id, tokens.c.name, tokens.c.role).where(
+                    tokens.c.token_hash == token_hash, tokens.c.revoked.is_(False)
+                )
+            ).first()
+        return TokenRecord(row.id, row.name, row.role) if row else None
+
+    def count_tokens(self, role: str) -> int:
+        with self.engine.connect() as conn:
+            n = conn.scalar(sa.select(sa.func.count()).where(tokens.c.role == role))
+        return int(n or 0)

@@ -1,0 +1,204 @@
+"""Workers: registration, heartbeats, leases."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import sqlalchemy as sa
+
+from thresher.core.errors import NotFound
+from thresher.core.model import (
+    WorkerRecord,
+)
+from thresher.core.states import AttemptStatus, WorkerStatus
+from thresher.store.attempts import AttemptsStore
+from thresher.store.records import (
+    WorkerFacts,
+)
+from thresher.store.tables import attempts, workers
+
+
+class WorkersStore(AttemptsStore):
+    def register_worker(self, facts: WorkerFacts, *, token_id: int | None, now: float) -> int:
+        """Create or refresh a worker by name. A re-registering worker is a new process: what
+        the old one ran is lost and goes back to the queue."""
+        values = {
+            "hostname": facts.hostname,
+            "os": facts.os,
+            "cores": facts.cores,
+            "ram_bytes": facts.ram_bytes,
+            "site": facts.site,
+            "pools": list(facts.pools),
+            "attributes": dict(facts.attributes),
+            "lanes": facts.lanes,
+            "status": WorkerStatus.ONLINE.value,
+            "last_seen": now,
+        }
+        with self.engine.begin() as conn:
+            row = conn.execute(sa.select(workers.c.id).where(workers.c.name == facts.name)).first()
+            if row is None:
+                result = conn.execute(
+                    workers.insert().values(
+                        name=facts.name,
+                        token_id=token_id,
+                        enabled=True,
+                        registered_at=now,
+                        **values,
+                    )
+                )
+                return int(result.inserted_primary_key[0])  # type: ignore[index]
+            conn.execute(
+                workers.update().where(workers.c.id == row.id).values(token_id=token_id, **values)
+            )
+            self._lose_attempts(conn, row.id, now, "the worker restarted")
+            return int(row.id)
+
+    def worker_for_token(self, token_id: int) -> int | None:
+        with self.engine.connect() as conn:
+            return conn.scalar(sa.select(workers.c.id).where(workers.c.token_id == token_id))
+
+    def touch_worker(self, worker_id: int, now: float) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(
+                workers.update()
+                .where(workers.c.id == worker_id)
+                .values(last_seen=now, status=WorkerStatus.ONLINE.value)
+            )
+
+    def refresh_all_workers(self, now: float) -> None:
+        """After a controller restart, every online worker gets a fresh lease to re-attach."""
+        with self.engine.begin() as conn:
+            conn.execute(
+                workers.update()
+                .where(workers.c.status == WorkerStatus.ONLINE.value)
+                .values(last_seen=now)
+            )
+
+    def set_worker_enabled(self, worker_id: int, enabled: bool) -> None:
+        with self.engine.begin() as conn:
+            result = conn.execute(
+                workers.update().where(workers.c.id == worker_id).values(enabled=enabled)
+            )
+            if result.rowcount != 1:
+                raise NotFound(f"worker {worker_id} does not exist", field="worker")
+
+    def list_workers(self) -> list[WorkerRecord]:
+        with self.engine.connect() as conn:
+            running: dict[int, int] = {
+                row[0]: row[1]
+                for row in conn.execute(
+                    sa.select(attempts.c.worker_id, sa.func.count())
+                    .where(attempts.c.status == AttemptStatus.RUNNING.value)
+                    .group_by(attempts.c.worker_id)
+                ).all()
+            }
+            rows = conn.execute(sa.select(workers).order_by(workers.c.name)).all()
+        return [self._worker_record(r, running.get(r.id, 0)) for r in rows]
+
+    def get_worker(self, worker_id: int) -> WorkerRecord:
+        for worker in self.list_workers():
+            if worker.id == worker_id:
+                return worker
+        raise NotFound(f"worker {worker_id} does not exist", field="worker")
+
+    def find_worker(self, name_or_id: str) -> WorkerRecord:
+        for worker in self.list_workers():
+            if worker.name == name_or_id or str(worker.id) == name_or_id:
+                return worker
+        raise NotFound(f"worker {name_or_id!r} does not exist", field="worker")
+
+    @staticmethod
+    def _worker_record(r: Any, running: int) -> WorkerRecord:
+        return WorkerRecord(
+            id=r.id,
+            name=r.name,
+            hostname=r.hostname,
+            os=r.os,
+            cores=r.cores,
+            ram_bytes=r.ram_bytes,
+            site=r.site,
+            pools=tuple(r.pools),
+            attributes=r.attributes,
+            lanes=r.lanes,
+            enabled=r.enabled,
+            status=WorkerStatus(r.status),
+            last_seen=r.last_seen,
+            running=running,
+        )
+
+    def online_worker_count(self) -> int:
+        with self.engine.connect() as conn:
+            n = conn.scalar(
+                sa.select(sa.func.count()).where(
+                    workers.c.status == WorkerStatus.ONLINE.value, workers.c.enabled.is_(True)
+                )
+            )
+        return int(n or 0)
+
+    def expire_workers(self, *, now: float, lease_s: float) -> list[int]:
+        """Workers silent past their lease go offline; their attempts are lost and requeued."""
+        with self.engine.begin() as conn:
+            ids = conn.scalars(
+                sa.select(workers.c.id).where(
+                    workers.c.status == WorkerStatus.ONLINE.value,
+                    workers.c.last_seen < now - lease_s,
+                )
+            ).all()
+            for worker_id in ids:
+                conn.execute(
+                    workers.update()
+                    .where(workers.c.id == worker_id)
+                    .values(status=WorkerStatus.OFFLINE.value)
+                )
+                self._lose_attempts(conn, worker_id, now, "the worker stopped answering")
+        return list(ids)
+
+    def _lose_attempts(
+        self, conn: sa.Connection, worker_id: int, now: float, why: str, keep: Iterable[int] = ()
+    ) -> int:
+        query = sa.select(attempts.c.id).where(
+            attempts.c.worker_id == worker_id, attempts.c.status == AttemptStatus.RUNNING.value
+        )
+        kept = list(keep)
+        if kept:
+            query = query.where(attempts.c.id.not_in(kept))
+        lost = conn.scalars(query).all()
+        for attempt_id in lost:
+            self._end_attempt(conn, attempt_id, AttemptStatus.LOST, now, message=why)
+        return len(lost)
+
+    def lose_unreported(
+        self, worker_id: int, reported: Iterable[int], *, before: float, now: float
+    ) -> int:
+        """Attempts the controller thinks run on the worker, that the worker does not report
+        (and that were handed out before this poll began), are lost."""
+        with self.engine.begin() as conn:
+            query = sa.select(attempts.c.id).where(
+                attempts.c.worker_id == worker_id,
+                attempts.c.status == AttemptStatus.RUNNING.value,
+                attempts.c.created_at < before,
+            )
+            held = set(conn.scalars(query).all())
+            missing = held - set(reported)
+            for attempt_id in sorted(missing):
+                self._end_attempt(
+                    conn,
+                    attempt_id,
+                    AttemptStatus.LOST,
+                    now,
+                    message="the worker no longer runs it",
+                )
+        return len(missing)
+
+    def attempts_to_stop(self, worker_id: int) -> list[int]:
+        with self.engine.connect() as conn:
+            return list(
+                conn.scalars(
+                    sa.select(attempts.c.id).where(
+                        attempts.c.worker_id == worker_id,
+                        attempts.c.status == AttemptStatus.RUNNING.value,
+                        attempts.c.cancel_reason.is_not(None),
+                    )
+                ).all()
+            )
