@@ -1,0 +1,108 @@
+"""What every client command shares: connection options, error reporting, `--json` output.
+
+Client errors leave the CLI as one red line on stderr and an exit status:
+  2  the controller refused the request (bad input, unknown id, no permission) or no token
+  3  the controller could not be reached
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import Iterator, Sequence
+from typing import Annotated, Any, NoReturn
+
+import typer
+from pydantic import BaseModel
+from rich import box
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from thresher.client import Client, ThresherError, TransportError
+
+DEFAULT_URL = "http://127.0.0.1:8420"
+EXIT_REFUSED = 2
+EXIT_UNREACHABLE = 3
+
+UrlOption = Annotated[
+    str,
+    typer.Option(
+        "--url", envvar="THRESHER_URL", help="Controller URL.", show_default=True, metavar="URL"
+    ),
+]
+TokenOption = Annotated[
+    str | None,
+    typer.Option(
+        "--token", envvar="THRESHER_TOKEN", help="Bearer token.", show_default=False, metavar="T"
+    ),
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")]
+
+
+def stdout() -> Console:
+    return Console(highlight=False)
+
+
+def stderr() -> Console:
+    return Console(stderr=True, highlight=False)
+
+
+def fail(message: str, *, code: int = EXIT_REFUSED) -> NoReturn:
+    """Print `error: message` in red on stderr and leave with `code`."""
+    stderr().print(f"error: {message}", style="red", markup=False, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+@contextlib.contextmanager
+def reporting(url: str) -> Iterator[None]:
+    """Turn the client's errors raised inside the block into an error line and exit status."""
+    try:
+        yield
+    except TransportError:
+        fail(f"cannot reach the controller at {url}", code=EXIT_UNREACHABLE)
+    except ThresherError as exc:
+        fail(str(exc))
+
+
+@contextlib.contextmanager
+def connect(url: str, token: str | None) -> Iterator[Client]:
+    """A Client for `url`; errors inside the block are reported as `reporting` does."""
+    if not token:
+        fail("no token: set THRESHER_TOKEN or pass --token")
+    with reporting(url), Client(url, token) as client:
+        yield client
+
+
+def dumps(data: Any) -> str:
+    """`data` (a model, a list of models, or plain JSON values) as indented JSON."""
+    return json.dumps(_plain(data), indent=2)
+
+
+def print_json(data: Any) -> None:
+    typer.echo(dumps(data))
+
+
+def _plain(data: Any) -> Any:
+    if isinstance(data, BaseModel):
+        return data.model_dump(mode="json")
+    if isinstance(data, list | tuple):
+        return [_plain(item) for item in data]
+    return data
+
+
+def table(*headers: str, caption: str | None = None) -> Table:
+    """A compact table whose cells do not wrap (a narrow terminal truncates them instead)."""
+    new = Table(box=box.SIMPLE_HEAD, caption=caption, pad_edge=False, padding=(0, 1, 0, 0))
+    for header in headers:
+        new.add_column(header, no_wrap=True)
+    return new
+
+
+def add_row(rows: Table, *cells: str) -> None:
+    """Add cells as plain text: names from the farm must not be read as Rich markup."""
+    rows.add_row(*(Text(cell) for cell in cells))
+
+
+def join(items: Sequence[str]) -> str:
+    return ", ".join(items) if items else "-"

@@ -1,0 +1,158 @@
+"""`thresher controller`: serve the controller until Ctrl-C; `serve_controller` for embedding."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import socket
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated
+
+import typer
+import uvicorn
+
+from thresher.cli.common import stderr, stdout
+from thresher.controller.app import create_app, server_config
+from thresher.controller.auth import ensure_admin_token
+from thresher.controller.settings import ControllerSettings
+from thresher.core.clock import SystemClock
+from thresher.store.db import sqlite_url
+from thresher.store.store import Store
+
+DEFAULT_PORT = 8420
+
+
+def serve_controller(
+    settings: ControllerSettings,
+    *,
+    host: str,
+    port: int,
+    ready: Callable[[str], None] | None = None,
+    say: Callable[[str], None] | None = None,
+    stop: threading.Event | None = None,
+) -> None:
+    """Serve a controller over `settings` on host:port until stopped.
+
+    Creates the data directory, opens the store and, on first start, writes the admin token
+    (reported through `say`). `ready` is called with the URL once the server accepts
+    connections; port 0 picks a free port, and the URL names the one chosen. Setting `stop`
+    ends the server gracefully from another thread; in the main thread Ctrl-C ends it too and
+    raises KeyboardInterrupt once the server is down. Raises OSError when the address cannot
+    be bound and RuntimeError when the app fails to start.
+    """
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    store = Store.open(settings.database_url or sqlite_url(settings.data_dir))
+    try:
+        clock = SystemClock()
+        written = ensure_admin_token(store, clock, settings.data_dir)
+        if written and say is not None:
+            say(f"admin token written to {written}")
+        sock = _bind(host, port)
+        url = _url(host, sock.getsockname()[1])
+        server = uvicorn.Server(server_config(create_app(settings, store=store, clock=clock)))
+        try:
+            asyncio.run(_serve(server, sock, url=url, ready=ready, stop=stop))
+        except SystemExit:
+            # uvicorn exits the process when the app's startup fails; embedders want an error.
+            if not server.started:
+                raise RuntimeError("the controller failed to start (see the log above)") from None
+            raise
+        finally:
+            sock.close()
+    finally:
+        store.close()
+
+
+async def _serve(
+    server: uvicorn.Server,
+    sock: socket.socket,
+    *,
+    url: str,
+    ready: Callable[[str], None] | None,
+    stop: threading.Event | None,
+) -> None:
+    serving = asyncio.create_task(server.serve(sockets=[sock]))
+    announced = False
+    while not serving.done():
+        if not announced and server.started:
+            announced = True
+            if ready is not None:
+                ready(url)
+        if stop is not None and stop.is_set():
+            server.should_exit = True
+        await asyncio.wait({serving}, timeout=0.05)
+    serving.result()
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    try:
+        return socket.create_server((host, port), family=family)
+    except OSError as exc:
+        raise OSError(exc.errno, f"cannot listen on {host}:{port}: {exc.strerror}") from exc
+
+
+def _url(host: str, port: int) -> str:
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
+def controller(
+    data_dir: Annotated[
+        Path, typer.Option("--data-dir", help="Where the database and admin token live.")
+    ],
+    database_url: Annotated[
+        str | None,
+        typer.Option(
+            "--database-url",
+            envvar="THRESHER_DATABASE_URL",
+            help="SQLAlchemy URL, e.g. postgresql+psycopg://...; default: SQLite in --data-dir.",
+        ),
+    ] = None,
+    host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", min=0, max=65535)] = DEFAULT_PORT,
+    heartbeat: Annotated[
+        float, typer.Option("--heartbeat", min=0.1, help="Seconds between worker polls.")
+    ] = 5.0,
+    lease: Annotated[
+        float,
+        typer.Option("--lease", min=0.1, help="Seconds of silence before a worker is offline."),
+    ] = 15.0,
+) -> None:
+    """Run the controller: the REST API, the scheduler and the sweeper of silent workers."""
+    if lease <= heartbeat:
+        raise typer.BadParameter("must be longer than --heartbeat", param_hint="--lease")
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s: %(message)s")
+    settings = ControllerSettings(
+        data_dir=data_dir, database_url=database_url, heartbeat_s=heartbeat, lease_s=lease
+    )
+    out = stdout()
+
+    def ready(url: str) -> None:
+        out.print(f"thresher controller listening on {url}", soft_wrap=True, markup=False)
+        out.file.flush()
+
+    # SIGTERM stops the controller as gracefully as Ctrl-C does.
+    previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
+    try:
+        serve_controller(
+            settings,
+            host=host,
+            port=port,
+            ready=ready,
+            say=lambda line: out.print(line, soft_wrap=True, markup=False),
+        )
+    except KeyboardInterrupt:
+        pass  # Ctrl-C or SIGTERM: uvicorn has shut down, then re-raised the signal
+    except OSError as exc:
+        stderr().print(f"error: {exc}", style="red", markup=False, soft_wrap=True)
+        raise typer.Exit(1) from None
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    out.print("thresher controller stopped")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("controller")(controller)

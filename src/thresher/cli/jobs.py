@@ -1,0 +1,202 @@
+"""Job commands: `jobs`, `job show`, `pause`, `resume`, `cancel`, `retry`, `priority`, `delete`,
+`watch`."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Annotated
+
+import typer
+from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from thresher.cli.common import (
+    DEFAULT_URL,
+    JsonOption,
+    TokenOption,
+    UrlOption,
+    add_row,
+    connect,
+    print_json,
+    stdout,
+    table,
+)
+from thresher.client import Client
+from thresher.schemas import api
+
+#: Job statuses after which nothing more runs unless someone retries.
+FINAL = frozenset({"succeeded", "failed", "canceled"})
+
+JobId = Annotated[int, typer.Argument(metavar="JOB", help="Job id.", show_default=False)]
+
+
+def done(job: api.JobOut) -> int:
+    """Tasks that count as finished for progress: succeeded or skipped."""
+    return job.counts.succeeded + job.counts.skipped
+
+
+def jobs(
+    status: Annotated[
+        list[str] | None,
+        typer.Option("--status", "-s", help="Only jobs in this status; repeatable."),
+    ] = None,
+    owner: Annotated[str | None, typer.Option("--owner", help="Only this owner's jobs.")] = None,
+    limit: Annotated[int, typer.Option("--limit", min=1, max=1000)] = 100,
+    as_json: JsonOption = False,
+    url: UrlOption = DEFAULT_URL,
+    token: TokenOption = None,
+) -> None:
+    """List jobs."""
+    with connect(url, token) as client:
+        found = client.jobs(status=status or [], owner=owner, limit=limit)
+    if as_json:
+        print_json(found)
+        return
+    rows = table("id", "name", "owner", "priority", "status", "done", "running", "failed")
+    for job in found:
+        add_row(
+            rows,
+            str(job.id),
+            job.name,
+            job.owner,
+            str(job.priority),
+            job.status,
+            f"{done(job)}/{job.counts.total}",
+            str(job.counts.running),
+            str(job.counts.failed),
+        )
+    stdout().print(rows)
+
+
+def show(
+    job_id: JobId,
+    as_json: JsonOption = False,
+    url: UrlOption = DEFAULT_URL,
+    token: TokenOption = None,
+) -> None:
+    """Show a job, its blocks and its task counts."""
+    with connect(url, token) as client:
+        job = client.job(job_id)
+    if as_json:
+        print_json(job)
+        return
+    out = stdout()
+    reason = f" ({job.status_reason})" if job.status_reason else ""
+    out.print(f"[bold]job {job.id}[/] {escape(job.name)}: {job.status}{escape(reason)}")
+    lines = [f"owner {job.owner}, priority {job.priority}, kind {job.kind}"]
+    if job.after:
+        lines.append(f"after jobs {', '.join(map(str, job.after))}")
+    lines.append(f"tasks: {counts_text(job.counts)}")
+    for block in job.blocks:
+        lines.append(
+            f"block {block.index} {block.name}: frames {block.frames}, chunk {block.chunk}, "
+            f"{counts_text(block.counts)}"
+        )
+    for line in lines:
+        out.print(line, markup=False, soft_wrap=True)
+
+
+def counts_text(counts: api.Counts) -> str:
+    """`10 total: 8 succeeded, 2 running`, naming only the states that hold tasks."""
+    held = [f"{n} {state}" for state, n in counts.model_dump().items() if n and state != "total"]
+    return f"{counts.total} total: {', '.join(held)}" if held else f"{counts.total} total"
+
+
+def _action(act: Callable[[Client], api.ActionOut], url: str, token: str | None) -> None:
+    with connect(url, token) as client:
+        result = act(client)
+    extra = f" ({result.affected} tasks)" if result.affected else ""
+    typer.echo(f"job {result.id}: {result.status}{extra}")
+
+
+def pause(job_id: JobId, url: UrlOption = DEFAULT_URL, token: TokenOption = None) -> None:
+    """Pause a job: no new tasks start; running ones are stopped and requeued."""
+    _action(lambda client: client.pause(job_id), url, token)
+
+
+def resume(job_id: JobId, url: UrlOption = DEFAULT_URL, token: TokenOption = None) -> None:
+    """Resume a paused job."""
+    _action(lambda client: client.resume(job_id), url, token)
+
+
+def cancel(job_id: JobId, url: UrlOption = DEFAULT_URL, token: TokenOption = None) -> None:
+    """Cancel a job: its running tasks are stopped and nothing more runs."""
+    _action(lambda client: client.cancel(job_id), url, token)
+
+
+def retry(job_id: JobId, url: UrlOption = DEFAULT_URL, token: TokenOption = None) -> None:
+    """Requeue a job's failed and canceled tasks."""
+    _action(lambda client: client.retry(job_id), url, token)
+
+
+def priority(
+    job_id: JobId,
+    value: Annotated[int, typer.Argument(metavar="N", min=0, max=100, help="0-100.")],
+    url: UrlOption = DEFAULT_URL,
+    token: TokenOption = None,
+) -> None:
+    """Set a job's priority (higher runs first)."""
+    with connect(url, token) as client:
+        client.set_priority(job_id, value)
+        job = client.job(job_id)
+    typer.echo(f"job {job.id}: priority {job.priority}")
+
+
+def delete(
+    job_id: JobId,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask.")] = False,
+    url: UrlOption = DEFAULT_URL,
+    token: TokenOption = None,
+) -> None:
+    """Delete a job with its tasks and logs."""
+    if not yes:
+        typer.confirm(f"delete job {job_id} with its tasks and logs?", abort=True)
+    with connect(url, token) as client:
+        client.delete(job_id)
+    typer.echo(f"job {job_id}: deleted")
+
+
+def watch(
+    job_id: JobId,
+    every: Annotated[float, typer.Option("--every", min=0.1, help="Seconds between polls.")] = 0.5,
+    url: UrlOption = DEFAULT_URL,
+    token: TokenOption = None,
+) -> None:
+    """Show a job's progress until it ends; exit 0 when it succeeded, 1 otherwise."""
+    with connect(url, token) as client:
+        job = _follow(client, job_id, every=every)
+    if job.status != "succeeded":
+        raise typer.Exit(1)
+
+
+def _follow(client: Client, job_id: int, *, every: float) -> api.JobOut:
+    job = client.job(job_id)
+    columns = (
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[status]}"),
+        TimeElapsedColumn(),
+    )
+    with Progress(*columns, console=stdout()) as progress:
+        bar = progress.add_task(
+            escape(f"job {job.id} {job.name}"), total=job.counts.total, status=""
+        )
+        while True:
+            c = job.counts
+            status = f"{job.status}, {c.running} running, {c.failed} failed"
+            progress.update(bar, completed=done(job), total=c.total, status=status)
+            if job.status in FINAL:
+                return job
+            time.sleep(every)
+            job = client.job(job_id)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("jobs")(jobs)
+    job_app = typer.Typer(name="job", help="One job.", no_args_is_help=True)
+    job_app.command("show")(show)
+    app.add_typer(job_app)
+    for command in (pause, resume, cancel, retry, priority, delete, watch):
+        app.command(command.__name__)(command)
