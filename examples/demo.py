@@ -67,8 +67,17 @@ def make_scene(work: Path, frames: int) -> Path:
     scene = work / "scene.blend"
     console.print(f"building the scene with Blender: {scene}")
     subprocess.run(
-        ["blender", "-b", "--factory-startup", "--python", str(HERE / "make_blender_scene.py")]
-        + ["--", str(scene), "--frames", str(frames)],
+        [
+            "blender",
+            "-b",
+            "--factory-startup",
+            "--python",
+            str(HERE / "make_blender_scene.py"),
+            "--",
+            str(scene),
+            "--frames",
+            str(frames),
+        ],
         check=True,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -122,17 +131,43 @@ def main() -> int:
         with Client(url, token) as client:
             render = client.submit(
                 "demo: render",
-                ["blender", "-b", str(scene), "-o", str(work / "render" / "frame_####")]
-                + ["-F", "PNG", "--python-exit-code", "1", "-s", "{start}", "-e", "{end}", "-a"],
+                [
+                    "blender",
+                    "-b",
+                    str(scene),
+                    "-o",
+                    str(work / "render" / "frame_####"),
+                    "-F",
+                    "PNG",
+                    "--python-exit-code",
+                    "1",
+                    "-s",
+                    "{start}",
+                    "-e",
+                    "{end}",
+                    "-a",
+                ],
                 frames=f"1-{args.frames}",
                 chunk=4,
                 cwd=str(work),
             )
             encode = client.submit(
                 "demo: encode",
-                ["ffmpeg", "-y", "-loglevel", "error", "-framerate", "24", "-start_number", "1"]
-                + ["-i", str(work / "render" / "frame_%04d.png"), "-pix_fmt", "yuv420p"]
-                + [str(movie)],
+                [
+                    "ffmpeg",
+                    "-y",
+                    "-loglevel",
+                    "error",
+                    "-framerate",
+                    "24",
+                    "-start_number",
+                    "1",
+                    "-i",
+                    str(work / "render" / "frame_%04d.png"),
+                    "-pix_fmt",
+                    "yuv420p",
+                    str(movie),
+                ],
                 after=[render.id],
                 cwd=str(work),
             )

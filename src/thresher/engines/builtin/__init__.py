@@ -1,0 +1,1 @@
+"""The built-in engines, one module per application; each may be published on its own."""
