@@ -84,23 +84,29 @@ class WorkersStore(AttemptsStore):
                 raise NotFound(f"worker {worker_id} does not exist", field="worker")
 
     def list_workers(self) -> list[WorkerRecord]:
-        with self.engine.connect() as conn:
-            running: dict[int, int] = {
-                row[0]: row[1]
-                for row in conn.execute(
-                    sa.select(attempts.c.worker_id, sa.func.count())
-                    .where(attempts.c.status == AttemptStatus.RUNNING.value)
-                    .group_by(attempts.c.worker_id)
-                ).all()
-            }
-            rows = conn.execute(sa.select(workers).order_by(workers.c.name)).all()
-        return [self._worker_record(r, running.get(r.id, 0)) for r in rows]
+        return self._workers(None)
 
     def get_worker(self, worker_id: int) -> WorkerRecord:
-        for worker in self.list_workers():
-            if worker.id == worker_id:
-                return worker
-        raise NotFound(f"worker {worker_id} does not exist", field="worker")
+        found = self._workers(worker_id)
+        if not found:
+            raise NotFound(f"worker {worker_id} does not exist", field="worker")
+        return found[0]
+
+    def _workers(self, worker_id: int | None) -> list[WorkerRecord]:
+        """All workers, or the one with `worker_id`, with their running attempt counts."""
+        running_q = (
+            sa.select(attempts.c.worker_id, sa.func.count())
+            .where(attempts.c.status == AttemptStatus.RUNNING.value)
+            .group_by(attempts.c.worker_id)
+        )
+        rows_q = sa.select(workers).order_by(workers.c.name)
+        if worker_id is not None:
+            running_q = running_q.where(attempts.c.worker_id == worker_id)
+            rows_q = rows_q.where(workers.c.id == worker_id)
+        with self.engine.connect() as conn:
+            running: dict[int, int] = {row[0]: row[1] for row in conn.execute(running_q).all()}
+            rows = conn.execute(rows_q).all()
+        return [self._worker_record(r, running.get(r.id, 0)) for r in rows]
 
     def find_worker(self, name_or_id: str) -> WorkerRecord:
         for worker in self.list_workers():
