@@ -11,13 +11,14 @@ from thresher.openjd.chunking import adapt_chunk_size
 from thresher.openjd.errors import TemplateError, TemplateIssue
 from thresher.openjd.host_requirements import HostFilters, host_filters
 from thresher.openjd.runner import LogLine, LogSource, OpenJDSessionRunner, TaskOutcome
+from thresher.openjd.steps import StepPlan
 from thresher.openjd.template import (
     EXTENSIONS,
     PLAN_FORMAT,
     JobPlan,
     ParsedTemplate,
     PlanCache,
-    StepPlan,
+    load_environment_template,
     load_template,
     plan_job,
 )
@@ -38,6 +39,7 @@ __all__ = [
     "TemplateIssue",
     "adapt_chunk_size",
     "host_filters",
+    "load_environment_template",
     "load_template",
     "plan_job",
 ]
