@@ -66,7 +66,7 @@ class ProcessResult:
     """The exit status; None when the process never started or was ended by a signal."""
     signal: int | None
     """The signal that ended the process, if one did."""
-    peak_rss_bytes: int
+    peak_rss_bytes: int  # os.wait4's ru_maxrss: includes the spawning worker's size at spawn
     """Peak resident memory of the direct child (and of the children it waited for)."""
     duration_s: float
     """From the spawn to the exit of the direct child."""
