@@ -2,10 +2,10 @@
 
     make demo                       # or: .venv/bin/python examples/demo.py [--keep] [--frames 48]
 
-It starts `thresher farm` (controller on SQLite + 2 local workers) in ./demo-farm, builds a
-small animated scene with Blender, submits the render in chunks of 4 frames and an FFmpeg job
-that waits on it, shows their progress, and prints where the movie is. The farm is stopped at
-the end unless --keep is given.
+It starts `thresher farm` (controller on SQLite + 2 local workers) in ./demo-farm with a fresh
+database, builds a small animated scene with Blender, submits it to the built-in `blender`
+engine in chunks of 4 frames and an `ffmpeg` engine job that waits on it, shows their progress,
+and prints where the movie is. The farm is stopped at the end unless --keep is given.
 """
 
 from __future__ import annotations
@@ -113,7 +113,9 @@ def follow(client: Client, job_ids: list[int]) -> bool:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data-dir", type=Path, default=Path("demo-farm"))
+    parser.add_argument(
+        "--data-dir", type=Path, default=Path("demo-farm"), help="recreated on each run"
+    )
     parser.add_argument("--port", type=int, default=8420)
     parser.add_argument("--frames", type=int, default=48)
     parser.add_argument("--keep", action="store_true", help="leave the farm running")
@@ -122,6 +124,8 @@ def main() -> int:
     data_dir = args.data_dir.resolve()
     work = data_dir / "demo"
     shutil.rmtree(work, ignore_errors=True)
+    for stale in data_dir.glob("thresher.db*"):  # each run starts from a fresh farm
+        stale.unlink()
     (work / "render").mkdir(parents=True)
     farm, url, token = start_farm(data_dir, args.port)
     ok = False
@@ -129,47 +133,23 @@ def main() -> int:
         scene = make_scene(work, args.frames)
         movie = work / "movie.mp4"
         with Client(url, token) as client:
-            render = client.submit(
-                "demo: render",
-                [
-                    "blender",
-                    "-b",
-                    str(scene),
-                    "-o",
-                    str(work / "render" / "frame_####"),
-                    "-F",
-                    "PNG",
-                    "--python-exit-code",
-                    "1",
-                    "-s",
-                    "{start}",
-                    "-e",
-                    "{end}",
-                    "-a",
-                ],
-                frames=f"1-{args.frames}",
-                chunk=4,
-                cwd=str(work),
+            render = client.submit_engine(
+                "blender",
+                name="demo: render",
+                input=str(scene),
+                range=f"1-{args.frames}",
+                output=str(work / "render" / "frame_####"),
+                bucketsize=4,
+                parameters={"format": "PNG"},
             )
-            encode = client.submit(
-                "demo: encode",
-                [
-                    "ffmpeg",
-                    "-y",
-                    "-loglevel",
-                    "error",
-                    "-framerate",
-                    "24",
-                    "-start_number",
-                    "1",
-                    "-i",
-                    str(work / "render" / "frame_%04d.png"),
-                    "-pix_fmt",
-                    "yuv420p",
-                    str(movie),
-                ],
+            encode = client.submit_engine(
+                "ffmpeg",
+                name="demo: encode",
+                input=str(work / "render" / "frame_####.png"),
+                range=f"1-{args.frames}",
+                output=str(movie),
+                parameters={"framerate": 24},
                 after=[render.id],
-                cwd=str(work),
             )
             console.print(f"submitted jobs {render.id} (render) and {encode.id} (encode)")
             ok = follow(client, [render.id, encode.id])

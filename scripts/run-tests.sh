@@ -34,6 +34,18 @@ if [[ -f scripts/openjd-reference.sh ]]; then
     export THRESHER_OPENJD_CLI
 fi
 
+# The submitters Thresher accepts OpenJD jobs from, each in a virtualenv of its own (issue 5).
+if [[ -f scripts/renderacre-client.sh ]]; then
+    bash scripts/renderacre-client.sh .tools/renderacre >&2
+    THRESHER_RENDERACRE_PYTHON="$PWD/.tools/renderacre/bin/python"
+    export THRESHER_RENDERACRE_PYTHON
+fi
+if [[ -f scripts/deadline-client.sh ]]; then
+    bash scripts/deadline-client.sh .tools/deadline >&2
+    THRESHER_DEADLINE_CLI="$PWD/.tools/deadline/bin/deadline"
+    export THRESHER_DEADLINE_CLI
+fi
+
 # Tests that start `thresher` as a subprocess find the development install first.
 export PATH="$PWD/.venv/bin:$PATH"
 

@@ -11,7 +11,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -100,10 +100,13 @@ class Farm:
         self.token = (self.data_dir / "admin-token").read_text().strip()
         return proc
 
-    def worker(self, name: str, *, lanes: int = 1, grace: float = 2.0) -> Proc:
+    def worker(
+        self, name: str, *, lanes: int = 1, grace: float = 2.0, args: Sequence[str] = ()
+    ) -> Proc:
+        """A worker; `args` adds options (`--site`, `--pool`, `--attr`, `--lane-engines`...)."""
         argv = [THRESHER, "worker", "--controller", self.url, "--token", self.token]
         argv += ["--name", name, "--lanes", str(lanes), "--grace", str(grace)]
-        argv += ["--work-dir", str(self.tmp / f"work-{name}"), "--verbose"]
+        argv += ["--work-dir", str(self.work_dir(name)), "--verbose", *args]
         proc = self._spawn(f"worker-{name}", argv)
         with Client(self.url, self.token) as client:
             wait_until(
@@ -111,6 +114,9 @@ class Farm:
                 what=f"worker {name} online",
             )
         return proc
+
+    def work_dir(self, name: str) -> Path:
+        return self.tmp / f"work-{name}"
 
     def client(self) -> Client:
         return Client(self.url, self.token)

@@ -147,7 +147,11 @@ def test_blender_stops_on_sigterm_mid_frame(blend_scene: Path, tmp_path: Path) -
     engine_class = load_builtin("blender")
     assert engine_class.settings()["cancel_signal"] == "SIGTERM"
     engine = engine_class()
-    slow = "import bpy; bpy.context.scene.cycles.samples = 1000000"
+    # no adaptive sampling: a tiny frame would converge and finish before the cancel
+    slow = (
+        "import bpy; c = bpy.context.scene.cycles; "
+        "c.samples = 1000000; c.use_adaptive_sampling = False"
+    )
     task = _task(
         tmp_path / "work",
         frames=(1,),

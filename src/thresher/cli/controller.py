@@ -15,7 +15,7 @@ import typer
 import uvicorn
 
 from thresher.cli.common import stderr, stdout
-from thresher.controller.app import create_app, server_config
+from thresher.controller.app import create_app, listen_socket, server_config
 from thresher.controller.auth import ensure_admin_token
 from thresher.controller.settings import ControllerSettings
 from thresher.core.clock import SystemClock
@@ -50,7 +50,7 @@ def serve_controller(
         written = ensure_admin_token(store, clock, settings.data_dir)
         if written and say is not None:
             say(f"admin token written to {written}")
-        sock = _bind(host, port)
+        sock = listen_socket(host, port)
         url = _url(host, sock.getsockname()[1])
         server = uvicorn.Server(server_config(create_app(settings, store=store, clock=clock)))
         try:
@@ -85,14 +85,6 @@ async def _serve(
             server.should_exit = True
         await asyncio.wait({serving}, timeout=0.05)
     serving.result()
-
-
-def _bind(host: str, port: int) -> socket.socket:
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    try:
-        return socket.create_server((host, port), family=family)
-    except OSError as exc:
-        raise OSError(exc.errno, f"cannot listen on {host}:{port}: {exc.strerror}") from exc
 
 
 def _url(host: str, port: int) -> str:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
-import socket
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,7 +13,7 @@ from typing import Annotated
 import typer
 import uvicorn
 
-from thresher.controller.app import create_app, server_config
+from thresher.controller.app import create_app, listen_socket, server_config
 from thresher.controller.auth import ensure_admin_token
 from thresher.controller.settings import ControllerSettings
 from thresher.core.clock import SystemClock
@@ -49,9 +48,7 @@ async def run_farm(
     clock = SystemClock()
     written = ensure_admin_token(store, clock, settings.data_dir)
     token = (settings.data_dir / "admin-token").read_text().strip()
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, port))
+    sock = listen_socket(host, port)
     url = f"http://{host}:{sock.getsockname()[1]}"
     server = _EmbeddedServer(server_config(create_app(settings, store=store, clock=clock)))
     stop = stop or asyncio.Event()

@@ -8,7 +8,18 @@ from types import ModuleType
 import typer
 
 from thresher import __version__
-from thresher.cli import controller, jobs, submit, tasks, workers
+from thresher.cli import (
+    access_keys,
+    controller,
+    engines,
+    jobs,
+    limits,
+    pools,
+    submit,
+    tasks,
+    templates,
+    workers,
+)
 
 #: Modules written alongside this one that may not exist yet in a given checkout.
 OPTIONAL = ("worker", "farm")
@@ -51,7 +62,10 @@ def build_app() -> typer.Typer:
     ) -> None:
         """Thresher render farm."""
 
-    for module in (controller, *_optional_modules(), submit, jobs, tasks, workers):
+    modules = (controller, *_optional_modules(), submit, templates, jobs, tasks, workers, engines)
+    modules += (limits, pools)  # scheduling (issue 3)
+    modules += (access_keys,)  # OpenJD submitters (issue 5)
+    for module in modules:
         module.register(new)
     return new
 

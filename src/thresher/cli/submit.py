@@ -1,8 +1,11 @@
-"""`thresher submit`: a command job from an argv template given after `--`."""
+"""`thresher submit`: a command job from an argv template given after `--`, or an engine job
+(`--engine`, `--input`, `--range`, `--output`, `--bucket`, `--param`, `--arg`)."""
 
 from __future__ import annotations
 
-from typing import Annotated
+import json
+from pathlib import Path, PureWindowsPath
+from typing import Annotated, Any
 
 import typer
 
@@ -12,11 +15,10 @@ from thresher.cli.common import (
     TokenOption,
     UrlOption,
     connect,
+    fail,
     print_json,
 )
-
-# Engine jobs (--engine/--input/--range/--output) will join the options here; a command job is
-# the one kind that takes an argv after `--`.
+from thresher.engines import split_arguments
 
 
 def parse_env(pairs: list[str]) -> dict[str, str]:
@@ -30,20 +32,83 @@ def parse_env(pairs: list[str]) -> dict[str, str]:
     return env
 
 
+def parse_params(pairs: list[str]) -> dict[str, Any]:
+    """`K=V` engine parameters; a value that reads as JSON (numbers, true, lists, objects) is
+    taken as that, anything else as text."""
+    params: dict[str, Any] = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not name:
+            raise typer.BadParameter(f"expected K=V, got {pair!r}", param_hint="--param")
+        try:
+            params[name] = json.loads(value)
+        except ValueError:
+            params[name] = value
+    return params
+
+
+def absolute(path: str | None) -> str | None:
+    """A relative path made absolute from here (workers run elsewhere); other paths as given."""
+    if not path or path.startswith("share=") or PureWindowsPath(path).is_absolute():
+        return path
+    if Path(path).is_absolute():
+        return path
+    resolved = str(Path.cwd() / path)
+    return resolved + "/" if path.endswith("/") and not resolved.endswith("/") else resolved
+
+
 def submit(
     command: Annotated[
-        list[str],
+        list[str] | None,
         typer.Argument(
-            help="The argv after `--`, with {start} {end} {frame} {frames} placeholders.",
+            help="A command job's argv after `--`, with {start} {end} {frame} {frames} "
+            "placeholders.",
             metavar="CMD",
             show_default=False,
         ),
-    ],
-    name: Annotated[str, typer.Option("--name", "-n", help="Job name.")],
+    ] = None,
+    name: Annotated[
+        str | None,
+        typer.Option("--name", "-n", help="Job name (engine jobs: '<engine>: <input>')."),
+    ] = None,
+    engine: Annotated[
+        str | None,
+        typer.Option("--engine", help="Submit an engine job: blender, povray, ffmpeg, ..."),
+    ] = None,
+    input_path: Annotated[
+        str | None, typer.Option("--input", "-i", metavar="PATH", help="Engine job: its input.")
+    ] = None,
+    frame_range: Annotated[
+        str | None,
+        typer.Option("--range", metavar="F", help="Engine job: items to run (as --frames)."),
+    ] = None,
+    output: Annotated[
+        str | None, typer.Option("--output", "-o", metavar="PATH", help="Engine job: output.")
+    ] = None,
+    bucket: Annotated[
+        int | None,
+        typer.Option(
+            "--bucket", min=0, metavar="N", help="Engine job: items per task; 0: one task."
+        ),
+    ] = None,
+    param: Annotated[
+        list[str] | None,
+        typer.Option("--param", metavar="K=V", help="Engine parameter (JSON or text); repeat."),
+    ] = None,
+    arg: Annotated[
+        list[str] | None,
+        typer.Option("--arg", metavar="A", help="Engine job: extra application argument; repeat."),
+    ] = None,
+    filters: Annotated[
+        str | None, typer.Option("--filters", metavar="F", help="Which workers: ram:>32g,...")
+    ] = None,
     frames: Annotated[
-        str, typer.Option("--frames", "-f", help="Frame set: 1-100, 4, 5-250x5, 1-10,20, 1-100:10.")
-    ] = "1",
-    chunk: Annotated[int, typer.Option("--chunk", "-c", min=1, help="Frames per task.")] = 1,
+        str | None,
+        typer.Option("--frames", "-f", help="Frame set: 1-100, 4, 5-250x5, 1-10,20, 1-100:10."),
+    ] = None,
+    chunk: Annotated[
+        int | None, typer.Option("--chunk", "-c", min=1, help="Frames per task.")
+    ] = None,
     priority: Annotated[int, typer.Option("--priority", "-p", min=0, max=100)] = 50,
     retries: Annotated[
         int, typer.Option("--retries", min=0, max=100, help="Retries of a failed task.")
@@ -68,21 +133,130 @@ def submit(
         typer.Option("--max-runtime", metavar="S", help="Seconds before a task is timed out."),
     ] = None,
     paused: Annotated[bool, typer.Option("--paused", help="Submit the job paused.")] = False,
+    limits: Annotated[
+        str | None,
+        typer.Option("--limits", metavar="L,...", help="Limits (licenses) each task holds."),
+    ] = None,
+    max_running: Annotated[
+        int | None, typer.Option("--max-running", min=1, metavar="N", help="Running tasks cap.")
+    ] = None,
+    max_per_host: Annotated[
+        int | None,
+        typer.Option("--max-per-host", min=1, metavar="N", help="Running tasks cap per worker."),
+    ] = None,
+    after_name: Annotated[
+        str | None,
+        typer.Option(
+            "--after-name", metavar="REGEX", help="Also wait on your jobs whose name matches."
+        ),
+    ] = None,
+    after_global: Annotated[
+        bool, typer.Option("--global", help="--after-name looks at everyone's jobs.")
+    ] = False,
+    preempt: Annotated[
+        bool,
+        typer.Option("--preempt", help="With pool:@P, take P's busy lanes from other jobs."),
+    ] = False,
+    capacity: Annotated[
+        int | None,
+        typer.Option("--capacity", min=0, metavar="N", help="Capacity units a task holds."),
+    ] = None,
+    min_runtime: Annotated[
+        float | None,
+        typer.Option("--min-runtime", metavar="S", help="A success shorter than this fails."),
+    ] = None,
+    preview_every: Annotated[
+        int | None,
+        typer.Option("--preview-every", min=1, metavar="N", help="Dispatch every Nth task first."),
+    ] = None,
+    errors_to_avoid: Annotated[
+        int | None,
+        typer.Option(
+            "--errors-to-avoid", min=1, metavar="N", help="Errors before a host is avoided."
+        ),
+    ] = None,
+    forgive: Annotated[
+        float | None,
+        typer.Option("--forgive", metavar="S", help="Seconds until an avoided host is forgiven."),
+    ] = None,
     as_json: JsonOption = False,
     url: UrlOption = DEFAULT_URL,
     token: TokenOption = None,
 ) -> None:
-    """Submit a command job and print its id.
+    """Submit a command job or an engine job and print its id.
 
-    Example: thresher submit --name hello --frames 1-10 -- echo frame {frame}
+    Examples: thresher submit --name hello --frames 1-10 -- echo frame {frame}
+
+    thresher submit --engine blender --input scene.blend --range 1-48 --output out/f_#### --bucket 4
     """
     variables = parse_env(env or [])
+    scheduling: dict[str, Any] = {
+        "filters": filters,
+        "limits": [n.strip() for n in limits.split(",") if n.strip()] if limits else None,
+        "max_running": max_running,
+        "max_running_per_host": max_per_host,
+        "preempt": preempt,
+        "after_name": after_name,
+        "after_global": after_global,
+        "capacity": capacity,
+        "min_runtime_s": min_runtime,
+        "preview_every": preview_every,
+        "errors_to_avoid": errors_to_avoid,
+        "forgive_s": forgive,
+    }
+    if engine is not None:
+        if command:
+            fail("an engine job takes no command after `--`")
+        parameters = parse_params(param or [])
+        if arg:
+            parameters["arguments"] = [*split_arguments(parameters.get("arguments")), *arg]
+        payload: dict[str, Any] = {
+            "engine": engine,
+            "name": name,
+            "input": absolute(input_path),
+            "range": frame_range,
+            "frames": frames,
+            "output": absolute(output),
+            "chunk": chunk,
+            "parameters": parameters,
+            "filters": filters,
+            "priority": priority,
+            "retries": retries,
+            "after": after or [],
+            "env": variables,
+            "cwd": cwd,
+            "priority_frames": priority_frames,
+            "max_runtime_s": max_runtime,
+            "paused": paused,
+            **scheduling,
+        }
+        if bucket is not None:
+            payload["settings"] = {"task_bucketsize": bucket}
+        with connect(url, token) as client:
+            job = client.create_job({k: v for k, v in payload.items() if v is not None})
+        _print_id(job.id, as_json)
+        return
+    if not command:
+        fail("give a command after `--`, or --engine for an engine job")
+    if name is None:
+        fail("a command job needs --name")
+    engine_only: dict[str, object] = {
+        "--input": input_path,
+        "--range": frame_range,
+        "--output": output,
+        "--bucket": bucket,
+        "--param": param,
+        "--arg": arg,
+    }
+    misplaced = [flag for flag, value in engine_only.items() if value is not None]
+    if misplaced:
+        fail(f"{', '.join(misplaced)} need --engine")
     with connect(url, token) as client:
         job = client.submit(
             name,
             command,
-            frames=frames,
-            chunk=chunk,
+            frames=frames or "1",
+            chunk=chunk or 1,
             priority=priority,
             retries=retries,
             after=after or [],
@@ -91,11 +265,16 @@ def submit(
             priority_frames=priority_frames,
             max_runtime_s=max_runtime,
             paused=paused,
+            **scheduling,
         )
+    _print_id(job.id, as_json)
+
+
+def _print_id(job_id: int, as_json: bool) -> None:
     if as_json:
-        print_json({"id": job.id})
+        print_json({"id": job_id})
     else:
-        typer.echo(job.id)
+        typer.echo(job_id)
 
 
 def register(app: typer.Typer) -> None:

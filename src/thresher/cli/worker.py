@@ -1,8 +1,14 @@
-"""`thresher worker`: run an agent on this machine."""
+"""`thresher worker`: run an agent on this machine; `thresher nimby`: hold it from the machine.
+
+Options may also come from a TOML file (`--config`, see `thresher.worker.config`); the command
+line wins. While it runs, the worker takes NIMBY from its work directory's `nimby` file and from
+signals: SIGUSR1 pauses it, SIGUSR2 stops it, SIGHUP resumes it (see `thresher.worker.nimby`).
+"""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import signal
 from pathlib import Path
@@ -11,7 +17,9 @@ from typing import Annotated
 import typer
 
 from thresher.worker.agent import Agent, AgentConfig
+from thresher.worker.config import ConfigError, WorkerFile, load_worker_config
 from thresher.worker.facts import detect
+from thresher.worker.nimby import State, nimby_path, write_nimby
 
 
 def parse_pairs(values: list[str], *, option: str) -> dict[str, str]:
@@ -24,55 +32,220 @@ def parse_pairs(values: list[str], *, option: str) -> dict[str, str]:
     return out
 
 
+def read_path_mapping(path: Path | None) -> tuple[dict[str, str], ...]:
+    """Rules from a pathmapping-1.0 document (`{"version": ..., "path_mapping_rules": [...]}`)
+    or a bare list of rules."""
+    if path is None:
+        return ()
+    try:
+        document = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise typer.BadParameter(
+            f"cannot read {path}: {exc}", param_hint="--path-mapping"
+        ) from None
+    rules = document.get("path_mapping_rules") if isinstance(document, dict) else document
+    if not isinstance(rules, list) or not all(isinstance(r, dict) for r in rules):
+        raise typer.BadParameter(
+            f"{path} holds no list of path mapping rules", param_hint="--path-mapping"
+        )
+    return tuple({str(k): str(v) for k, v in rule.items()} for rule in rules)
+
+
+def parse_lane_engines(values: list[str]) -> dict[int, tuple[str, ...]]:
+    """`0=blender,povray` pairs: what a lane runs (engine names or job kinds)."""
+    out: dict[int, tuple[str, ...]] = {}
+    for lane, engines in parse_pairs(values, option="--lane-engines").items():
+        names = tuple(e.strip() for e in engines.split(",") if e.strip())
+        if not lane.isdigit() or not names:
+            raise typer.BadParameter(
+                f"{lane}={engines!r} is not LANE=ENGINE[,ENGINE...]", param_hint="--lane-engines"
+            )
+        out[int(lane)] = names
+    return out
+
+
+_NIMBY_SIGNALS: dict[signal.Signals, State | None] = {
+    signal.SIGUSR1: "paused",
+    signal.SIGUSR2: "stopped",
+    signal.SIGHUP: None,
+}
+
+
 async def run_agents(configs: list[AgentConfig]) -> None:
-    """Run agents until SIGINT or SIGTERM, then stop them cleanly."""
+    """Run agents until SIGINT or SIGTERM, then stop them cleanly. SIGUSR1, SIGUSR2 and SIGHUP
+    set NIMBY (pause, stop, resume) through each agent's `nimby` file."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    await asyncio.gather(*(Agent(c).run(stop) for c in configs))
+    agents = [Agent(c) for c in configs]
+
+    def nimby(state: State | None) -> None:
+        for agent in agents:
+            write_nimby(nimby_path(agent.config.work_dir), state)
+            agent.check_nimby()
+
+    for sig, state in _NIMBY_SIGNALS.items():
+        loop.add_signal_handler(sig, nimby, state)
+    await asyncio.gather(*(agent.run(stop) for agent in agents))
+
+
+def _setting(given: object, file: WorkerFile, key: str, default: object) -> object:
+    if given is not None:
+        return given
+    found = file.get(key)
+    return default if found is None else found
 
 
 def worker(
-    controller: Annotated[str, typer.Option(envvar="THRESHER_URL", help="controller URL")],
-    token: Annotated[str, typer.Option(envvar="THRESHER_TOKEN", help="enrolment token")],
-    name: Annotated[str, typer.Option(help="unique worker name")],
-    lanes: Annotated[int, typer.Option(min=1, max=256, help="tasks run at once")] = 1,
-    site: Annotated[str, typer.Option(help="site this machine is at")] = "hq",
+    controller: Annotated[
+        str | None, typer.Option(envvar="THRESHER_URL", help="controller URL")
+    ] = None,
+    token: Annotated[
+        str | None, typer.Option(envvar="THRESHER_TOKEN", help="enrolment token")
+    ] = None,
+    name: Annotated[str | None, typer.Option(help="unique worker name")] = None,
+    lanes: Annotated[
+        int | None, typer.Option(min=1, max=256, help="tasks run at once  [default: 1]")
+    ] = None,
+    site: Annotated[str | None, typer.Option(help="site this machine is at  [default: hq]")] = None,
     pool: Annotated[list[str] | None, typer.Option(help="pool to join (repeat)")] = None,
     attr: Annotated[
         list[str] | None,
-        typer.Option(help="override a detected fact or add a label: hostname=, os=, cores=, ram="),
+        typer.Option(
+            help="override a detected fact: hostname=, os=, cores=, ram= (64GB), gpus=; "
+            "any other key is a label"
+        ),
     ] = None,
-    work_dir: Annotated[Path, typer.Option(help="where tasks without a cwd run")] = Path(
-        "thresher-work"
-    ),
-    ahead: Annotated[int, typer.Option(min=0, help="short tasks held ahead per lane")] = 1,
-    grace: Annotated[float, typer.Option(help="seconds between SIGTERM and SIGKILL")] = 10.0,
+    label: Annotated[
+        list[str] | None,
+        typer.Option(metavar="KEY=VALUE", help="a label filters can ask for (repeat)"),
+    ] = None,
+    capacity: Annotated[
+        int | None, typer.Option(min=0, help="capacity units  [default: 1000 per lane]")
+    ] = None,
+    lane_engines: Annotated[
+        list[str] | None,
+        typer.Option(
+            metavar="LANE=ENGINE,...",
+            help="what a lane runs: engine names or job kinds (repeat; other lanes: anything)",
+        ),
+    ] = None,
+    config: Annotated[
+        Path | None,
+        typer.Option(exists=True, dir_okay=False, help="TOML file with any of these options"),
+    ] = None,
+    work_dir: Annotated[
+        Path | None,
+        typer.Option(
+            help="where tasks without a cwd run, and the NIMBY file  [default: thresher-work]"
+        ),
+    ] = None,
+    ahead: Annotated[
+        int | None, typer.Option(min=0, help="short tasks held ahead per lane  [default: 1]")
+    ] = None,
+    grace: Annotated[
+        float | None, typer.Option(help="seconds between SIGTERM and SIGKILL  [default: 10]")
+    ] = None,
+    path_mapping: Annotated[
+        Path | None,
+        typer.Option(
+            exists=True,
+            dir_okay=False,
+            help="OpenJD path mapping rules of this machine (pathmapping-1.0 JSON)",
+        ),
+    ] = None,
+    openjd_idle: Annotated[
+        float, typer.Option(min=0, help="seconds an idle lane keeps an OpenJD job's session")
+    ] = 5.0,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
     """Run a worker agent: register with the controller and run its tasks on N lanes."""
     logging.basicConfig(
         level=logging.INFO if verbose else logging.WARNING, format="%(asctime)s %(message)s"
     )
-    facts = detect(
-        name=name,
-        lanes=lanes,
-        site=site,
-        pools=tuple(pool or ()),
-        overrides=parse_pairs(attr or [], option="--attr"),
-    )
-    config = AgentConfig(
-        controller_url=controller,
-        token=token,
+    try:
+        file = load_worker_config(config) if config else WorkerFile()
+    except ConfigError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--config") from None
+    url = _setting(controller, file, "controller", None)
+    enrol = _setting(token, file, "token", None)
+    worker_name = _setting(name, file, "name", None)
+    for value, option in ((url, "--controller"), (enrol, "--token"), (worker_name, "--name")):
+        if value is None:
+            raise typer.BadParameter("missing (give it here or in --config)", param_hint=option)
+    lane_count = int(str(_setting(lanes, file, "lanes", 1)))
+    engines = {**file.lane_engines, **parse_lane_engines(lane_engines or [])}
+    outside = sorted(lane for lane in engines if lane >= lane_count)
+    if outside:
+        raise typer.BadParameter(
+            f"lane {outside[0]} does not exist (lanes 0-{lane_count - 1})",
+            param_hint="--lane-engines",
+        )
+    try:
+        facts = detect(
+            name=str(worker_name),
+            lanes=lane_count,
+            site=str(_setting(site, file, "site", "hq")),
+            pools=tuple(dict.fromkeys([*file.pools, *(pool or ())])),
+            overrides={**file.attributes, **parse_pairs(attr or [], option="--attr")},
+            labels={**file.labels, **parse_pairs(label or [], option="--label")},
+            capacity=capacity if capacity is not None else file.get("capacity"),
+            lane_engines=engines,
+        )
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--attr") from None
+    agent_config = AgentConfig(
+        controller_url=str(url),
+        token=str(enrol),
         facts=facts,
-        work_dir=work_dir.resolve(),
-        ahead_per_lane=ahead,
-        grace_s=grace,
+        work_dir=Path(str(_setting(work_dir, file, "work_dir", "thresher-work"))).resolve(),
+        ahead_per_lane=int(str(_setting(ahead, file, "ahead", 1))),
+        grace_s=float(str(_setting(grace, file, "grace", 10.0))),
+        path_mapping_rules=read_path_mapping(path_mapping),
+        openjd_idle_s=openjd_idle,
     )
-    typer.echo(f"thresher worker {name} with {lanes} lane(s) polling {controller}", err=True)
-    asyncio.run(run_agents([config]))
+    typer.echo(f"thresher worker {worker_name} with {lane_count} lane(s) polling {url}", err=True)
+    asyncio.run(run_agents([agent_config]))
+
+
+WorkDir = Annotated[
+    Path,
+    typer.Option("--work-dir", help="the worker's --work-dir", show_default=True),
+]
+
+
+def _nimby(state: State | None, work_dir: Path) -> None:
+    write_nimby(nimby_path(work_dir), state)
+    typer.echo(
+        f"NIMBY {state or 'off'}: the worker using {work_dir} sees it within a second",
+        err=True,
+    )
+
+
+def nimby_pause(work_dir: WorkDir = Path("thresher-work")) -> None:
+    """Finish what runs on this machine, and take no new tasks."""
+    _nimby("paused", work_dir)
+
+
+def nimby_stop(work_dir: WorkDir = Path("thresher-work")) -> None:
+    """Also stop what runs on this machine now (the tasks go back to the queue)."""
+    _nimby("stopped", work_dir)
+
+
+def nimby_resume(work_dir: WorkDir = Path("thresher-work")) -> None:
+    """Let this machine take tasks again."""
+    _nimby(None, work_dir)
 
 
 def register(app: typer.Typer) -> None:
     app.command("worker")(worker)
+    nimby_app = typer.Typer(
+        name="nimby",
+        help="Hold this machine's worker (NIMBY): pause, stop, resume.",
+        no_args_is_help=True,
+    )
+    nimby_app.command("pause")(nimby_pause)
+    nimby_app.command("stop")(nimby_stop)
+    nimby_app.command("resume")(nimby_resume)
+    app.add_typer(nimby_app)

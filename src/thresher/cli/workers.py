@@ -1,7 +1,9 @@
-"""Worker and token commands: `workers [show|enable|disable]`, `token create`."""
+"""Worker and token commands: `workers [show|enable|disable|lane|pause|stop|resume|sick|heal]`,
+`token create`."""
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Annotated, Literal
 
 import typer
@@ -45,6 +47,7 @@ def list_workers(
     rows = table(
         "name",
         "status",
+        "state",
         "enabled",
         "hostname",
         "site",
@@ -59,6 +62,7 @@ def list_workers(
             rows,
             worker.name,
             worker.status,
+            _state(worker),
             "yes" if worker.enabled else "no",
             worker.hostname,
             worker.site,
@@ -96,12 +100,108 @@ def _describe(worker: api.WorkerOut) -> None:
         "site": worker.site,
         "pools": join(worker.pools),
         "lanes": f"{worker.running} of {worker.lanes} running",
+        "state": _state(worker),
+        "capacity": f"{worker.capacity_used} of {worker.capacity} units in use",
         "cores": str(worker.cores),
         "RAM": gib(worker.ram_bytes),
+        "GPUs": str(worker.gpus),
+        **{
+            f"lane {lane.index}": ("anything" if lane.engines is None else ", ".join(lane.engines))
+            + (" (set from the controller)" if lane.overridden else "")
+            for lane in worker.lanes_detail
+        },
         **{f"attribute {k}": v for k, v in sorted(worker.attributes.items())},
     }
     for key, value in rows.items():
         out.print(f"  {key}: {value}", markup=False, soft_wrap=True)
+
+
+def _state(worker: api.WorkerOut) -> str:
+    """NIMBY and sickness in a word or two: `ok` when neither holds the worker."""
+    words = []
+    if worker.nimby:
+        words.append(worker.nimby)
+    if worker.local_nimby:
+        words.append(f"{worker.local_nimby} locally")
+    if worker.sick_since is not None:
+        words.append("sick")
+    return ", ".join(words) or "ok"
+
+
+def lane(
+    name: WorkerName,
+    index: Annotated[int, typer.Argument(metavar="LANE", min=0, help="Lane number (from 0).")],
+    engines: Annotated[
+        str | None,
+        typer.Option("--engines", metavar="E,...", help="Engines or job kinds the lane runs."),
+    ] = None,
+    anything: Annotated[bool, typer.Option("--any", help="The lane runs anything.")] = False,
+    reset: Annotated[
+        bool, typer.Option("--reset", help="Back to what the worker declared.")
+    ] = False,
+    as_json: JsonOption = False,
+    url: UrlOption = DEFAULT_URL,
+    token: TokenOption = None,
+) -> None:
+    """Set what a worker's lane runs (admins); it counts from the worker's next poll."""
+    if sum((engines is not None, anything, reset)) != 1:
+        raise typer.BadParameter("give one of --engines, --any or --reset")
+    with connect(url, token) as client:
+        if reset:
+            worker = client.reset_lane(name, index)
+        else:
+            names = None if anything else [e.strip() for e in (engines or "").split(",")]
+            worker = client.set_lane(name, index, names)
+    if as_json:
+        print_json(worker)
+        return
+    shown = next((x for x in worker.lanes_detail if x.index == index), None)
+    runs = "anything" if shown is None or shown.engines is None else ", ".join(shown.engines)
+    typer.echo(f"worker {worker.name} lane {index}: runs {runs}")
+
+
+def pause(name: WorkerName, url: UrlOption = DEFAULT_URL, token: TokenOption = None) -> None:
+    """NIMBY: the worker finishes its tasks and takes no new ones."""
+    with connect(url, token) as client:
+        worker = client.pause_worker(name)
+    typer.echo(f"worker {worker.name}: paused")
+
+
+def stop(name: WorkerName, url: UrlOption = DEFAULT_URL, token: TokenOption = None) -> None:
+    """NIMBY: the worker also stops its tasks now; they go back to the queue."""
+    with connect(url, token) as client:
+        worker = client.stop_worker(name)
+    typer.echo(f"worker {worker.name}: stopped")
+
+
+def resume(name: WorkerName, url: UrlOption = DEFAULT_URL, token: TokenOption = None) -> None:
+    """End a NIMBY pause or stop set from the controller."""
+    with connect(url, token) as client:
+        worker = client.resume_worker(name)
+    typer.echo(f"worker {worker.name}: resumed ({_state(worker)})")
+
+
+def sick(
+    as_json: JsonOption = False, url: UrlOption = DEFAULT_URL, token: TokenOption = None
+) -> None:
+    """List workers marked sick (they failed too many different jobs); `heal` clears one."""
+    with connect(url, token) as client:
+        found = [w for w in client.workers() if w.sick_since is not None]
+    if as_json:
+        print_json(found)
+        return
+    rows = table("name", "hostname", "sick since")
+    for worker in found:
+        since = dt.datetime.fromtimestamp(worker.sick_since or 0).strftime("%Y-%m-%d %H:%M:%S")
+        add_row(rows, worker.name, worker.hostname, since)
+    stdout().print(rows)
+
+
+def heal(name: WorkerName, url: UrlOption = DEFAULT_URL, token: TokenOption = None) -> None:
+    """Clear a sick worker (admins): it takes work again."""
+    with connect(url, token) as client:
+        worker = client.clear_sick(name)
+    typer.echo(f"worker {worker.name}: cleared ({_state(worker)})")
 
 
 def enable(name: WorkerName, url: UrlOption = DEFAULT_URL, token: TokenOption = None) -> None:
@@ -143,6 +243,8 @@ def register(app: typer.Typer) -> None:
     workers_app.command("show")(show)
     workers_app.command("enable")(enable)
     workers_app.command("disable")(disable)
+    for command in (lane, pause, stop, resume, sick, heal):  # scheduling (issue 3)
+        workers_app.command(command.__name__)(command)
     app.add_typer(workers_app)
     token_app = typer.Typer(name="token", help="Bearer tokens.", no_args_is_help=True)
     token_app.command("create")(create_token)

@@ -7,7 +7,7 @@ from typing import Any
 import httpx
 
 from thresher.client._errors import raise_for, translate
-from thresher.schemas import api
+from thresher.schemas import api, engines
 
 
 class AgentClient:
@@ -39,6 +39,18 @@ class AgentClient:
             raise translate(exc) from exc
         raise_for(response)
         return response
+
+    async def engine_source(self, name: str, revision: int) -> engines.EngineSourceOut:
+        """The source of one engine revision (the worker caches it by its hash)."""
+        headers = {"Authorization": f"Bearer {self.token}"}
+        try:
+            response = await self._http.get(
+                f"/api/v1/agent/engines/{name}/{revision}", headers=headers
+            )
+        except httpx.HTTPError as exc:
+            raise translate(exc) from exc
+        raise_for(response)
+        return engines.EngineSourceOut.model_validate(response.json())
 
     async def register(self, body: api.RegisterIn) -> api.RegisterOut:
         """Enrol with the current (enrolment) token; afterwards the worker's own token is used."""

@@ -10,6 +10,8 @@ from pydantic import BaseModel
 
 from thresher.client._errors import raise_for, translate
 from thresher.schemas import api
+from thresher.schemas import engines as eng
+from thresher.schemas import openjd as ojd
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -85,11 +87,37 @@ class Client:
         priority_frames: str | None = None,
         max_runtime_s: float | None = None,
         paused: bool = False,
+        filters: str | None = None,
+        limits: Sequence[str] | None = None,
+        max_running: int | None = None,
+        max_running_per_host: int | None = None,
+        preempt: bool = False,
+        after_name: str | None = None,
+        after_global: bool = False,
+        capacity: int | None = None,
+        min_runtime_s: float | None = None,
+        preview_every: int | None = None,
+        errors_to_avoid: int | None = None,
+        forgive_s: float | None = None,
     ) -> api.JobOut:
         """Submit a command job; `command` is an argv template with {start} {end} {frame}
-        {frames} placeholders."""
+        {frames} placeholders. The scheduling options are described in docs/scheduling.md:
+        `filters` such as ``ram:>32GB,pool:@lighting``, `limits` (license names) each task
+        holds, caps, `after_name` (a regex over your job names; `after_global`: everyone's)."""
         return self.submit_job(
             api.JobIn(
+                filters=filters,
+                limits=None if limits is None else list(limits),
+                max_running=max_running,
+                max_running_per_host=max_running_per_host,
+                preempt=preempt,
+                after_name=after_name,
+                after_global=after_global,
+                capacity=capacity,
+                min_runtime_s=min_runtime_s,
+                preview_every=preview_every,
+                errors_to_avoid=errors_to_avoid,
+                forgive_s=forgive_s,
                 name=name,
                 command=list(command),
                 frames=frames,
@@ -185,3 +213,231 @@ class Client:
 
     def create_token(self, name: str, role: str = "user") -> api.TokenOut:
         return self._post(api.TokenOut, "/api/v1/admin/tokens", {"name": name, "role": role})
+
+    # -- scheduling: workers' lanes and NIMBY, limits, users, pools, error hosts -----------------
+
+    def _put(self, model: type[M], path: str, body: Any) -> M:
+        return model.model_validate(self._call("PUT", path, json=body).json())
+
+    def _delete(self, model: type[M], path: str, **params: Any) -> M:
+        query = {k: v for k, v in params.items() if v is not None}
+        return model.model_validate(self._call("DELETE", path, params=query).json())
+
+    def set_lane(self, worker: str, lane: int, engines: Sequence[str] | None) -> api.WorkerOut:
+        """Admins: what a worker's lane runs (engine names or job kinds; None: anything),
+        from the worker's next poll on."""
+        body = {"engines": None if engines is None else list(engines)}
+        return self._put(api.WorkerOut, f"/api/v1/workers/{worker}/lanes/{lane}", body)
+
+    def reset_lane(self, worker: str, lane: int) -> api.WorkerOut:
+        """Admins: the lane runs what the worker declared again."""
+        return self._delete(api.WorkerOut, f"/api/v1/workers/{worker}/lanes/{lane}")
+
+    def pause_worker(self, worker: str) -> api.WorkerOut:
+        """NIMBY: the worker finishes its tasks and takes no new ones."""
+        return self._post(api.WorkerOut, f"/api/v1/workers/{worker}/pause")
+
+    def stop_worker(self, worker: str) -> api.WorkerOut:
+        """NIMBY: the worker also stops its tasks, which go back to the queue."""
+        return self._post(api.WorkerOut, f"/api/v1/workers/{worker}/stop")
+
+    def resume_worker(self, worker: str) -> api.WorkerOut:
+        return self._post(api.WorkerOut, f"/api/v1/workers/{worker}/resume")
+
+    def clear_sick(self, worker: str) -> api.WorkerOut:
+        """Admins: a worker marked sick takes work again."""
+        return self._delete(api.WorkerOut, f"/api/v1/workers/{worker}/sick")
+
+    def limits(self) -> list[api.LimitOut]:
+        return self._get(api.LimitList, "/api/v1/limits").limits
+
+    def limit(self, name: str) -> api.LimitOut:
+        return self._get(api.LimitOut, f"/api/v1/limits/{name}")
+
+    def set_limit(
+        self,
+        name: str,
+        *,
+        max_total: int | None = None,
+        max_per_host: int | None = None,
+        max_hosts: int | None = None,
+    ) -> api.LimitOut:
+        """Admins: create a limit or set its maximums (None: no maximum)."""
+        body = {"max_total": max_total, "max_per_host": max_per_host, "max_hosts": max_hosts}
+        return self._put(api.LimitOut, f"/api/v1/limits/{name}", body)
+
+    def delete_limit(self, name: str) -> None:
+        self._call("DELETE", f"/api/v1/limits/{name}")
+
+    def users(self) -> list[api.UserOut]:
+        return self._get(api.UserList, "/api/v1/users").users
+
+    def set_user(
+        self, name: str, *, priority: int = 0, max_running: int | None = None
+    ) -> api.UserOut:
+        """Admins: a user's priority (0-100) and maximum of running tasks."""
+        body = {"priority": priority, "max_running": max_running}
+        return self._put(api.UserOut, f"/api/v1/users/{name}", body)
+
+    def pools(self) -> list[api.PoolOut]:
+        return self._get(api.PoolList, "/api/v1/pools").pools
+
+    def error_hosts(self, job_id: int) -> list[api.ErrorHostOut]:
+        """The hosts the job's blocks had errors from; `avoided` ones get none of its tasks."""
+        return self._get(api.ErrorHostList, f"/api/v1/jobs/{job_id}/error-hosts").hosts
+
+    def reset_error_hosts(
+        self, job_id: int, *, block: int | None = None, worker: str | None = None
+    ) -> int:
+        """Forgive the job's error hosts now (of one block, of one worker); returns how many
+        errors were forgotten."""
+        path = f"/api/v1/jobs/{job_id}/error-hosts"
+        return self._delete(api.ResetOut, path, block=block, worker=worker).forgotten
+
+    # -- engines --------------------------------------------------------------------------------
+
+    def engines(self, *, where: str | None = None) -> list[eng.EngineOut]:
+        """Every engine, or those matching a where clause such as ``type=compute``."""
+        return self._get(eng.EngineList, "/api/v1/engines", where=where).engines
+
+    def engine(self, name: str) -> eng.EngineDetail:
+        """One engine with its current source and every revision."""
+        return self._get(eng.EngineDetail, f"/api/v1/engines/{name}")
+
+    def engine_source(self, name: str, revision: int) -> eng.EngineSourceOut:
+        return self._get(eng.EngineSourceOut, f"/api/v1/engines/{name}/revisions/{revision}")
+
+    def publish_engine(self, name: str, source: str) -> eng.EngineDetail:
+        """Admins: publish ``source`` as the next revision of ``name`` (it becomes current)."""
+        return self._post(eng.EngineDetail, f"/api/v1/engines/{name}/revisions", {"source": source})
+
+    def enable_engine(self, name: str) -> eng.EngineDetail:
+        return self._post(eng.EngineDetail, f"/api/v1/engines/{name}/enable")
+
+    def disable_engine(self, name: str) -> eng.EngineDetail:
+        return self._post(eng.EngineDetail, f"/api/v1/engines/{name}/disable")
+
+    def rollback_engine(self, name: str, revision: int) -> eng.EngineDetail:
+        """Admins: make an existing revision current again (0: the built-in one)."""
+        return self._post(
+            eng.EngineDetail, f"/api/v1/engines/{name}/rollback", {"revision": revision}
+        )
+
+    def submit_engine(
+        self,
+        engine: str,
+        *,
+        name: str | None = None,
+        input: str | None = None,
+        range: str | None = None,
+        output: str | None = None,
+        bucketsize: int | None = None,
+        parameters: Mapping[str, Any] | None = None,
+        **fields: Any,
+    ) -> api.JobOut:
+        """Submit an engine job; ``fields`` are any other job fields (``priority``,
+        ``after``, ``filters``, ``envs``, ``dependencies``, ``priority_frames``, ...)."""
+        payload: dict[str, Any] = {
+            "engine": engine,
+            "name": name,
+            "input": input,
+            "range": range,
+            "output": output,
+            "parameters": dict(parameters or {}),
+            **fields,
+        }
+        if bucketsize is not None:
+            payload["settings"] = {**payload.get("settings", {}), "task_bucketsize": bucketsize}
+        return self.create_job({k: v for k, v in payload.items() if v is not None})
+
+    # -- OpenJD templates -----------------------------------------------------------------------
+
+    def submit_template(
+        self,
+        template: str | Mapping[str, Any],
+        parameters: Mapping[str, Any] | None = None,
+        *,
+        env_templates: Sequence[str | Mapping[str, Any]] = (),
+        **fields: Any,
+    ) -> api.JobOut:
+        """Submit an OpenJD job template (YAML or JSON text, or a mapping) with parameter
+        values and environment templates. ``fields`` are other fields of the submission
+        (``priority``, ``retries``, ``after``, ``filters``, ``path_mapping_rules``,
+        ``template_dir``, ``name``...). A refused template raises InvalidRequest whose
+        ``errors`` list every issue with its location."""
+        body = self._template_body(template, parameters, env_templates, fields)
+        return self._post(api.JobOut, "/api/v1/templates/jobs", body)
+
+    def check_template(
+        self,
+        template: str | Mapping[str, Any],
+        parameters: Mapping[str, Any] | None = None,
+        *,
+        env_templates: Sequence[str | Mapping[str, Any]] = (),
+        **fields: Any,
+    ) -> ojd.TemplateCheckOut:
+        """Validate a template with parameter values; the steps and tasks it would make."""
+        body = self._template_body(template, parameters, env_templates, fields)
+        return self._post(ojd.TemplateCheckOut, "/api/v1/templates/check", body)
+
+    def create_access_key(self, name: str, role: str = "user") -> dict[str, str]:
+        """Admins: an AWS-style key pair (``access_key_id``, ``secret_access_key``) for the
+        Deadline Cloud compatible routes, acting as a new token of ``role``."""
+        body = {"name": name, "role": role}
+        data: dict[str, str] = self._call("POST", "/api/v1/admin/access-keys", json=body).json()
+        return data
+
+    @staticmethod
+    def _template_body(
+        template: str | Mapping[str, Any],
+        parameters: Mapping[str, Any] | None,
+        env_templates: Sequence[str | Mapping[str, Any]],
+        fields: Mapping[str, Any],
+    ) -> dict[str, Any]:
+        return {
+            "template": template if isinstance(template, str) else dict(template),
+            "parameters": dict(parameters or {}),
+            "environments": [e if isinstance(e, str) else dict(e) for e in env_templates],
+            **{k: v for k, v in fields.items() if v is not None},
+        }
+
+    # -- accsyn-style calls ---------------------------------------------------------------------
+
+    def create(self, entity: str, data: Mapping[str, Any]) -> Any:
+        """Create something from a plain payload, as accsyn's API does.
+
+        - ``create("job", {...})``: a job; an ``engine`` field makes it an engine job in
+          accsyn's shape (``input``, ``range``, ``output``, ``settings.task_bucketsize``,
+          ``parameters``, ``envs``, ``filters``, ``dependencies``); ``code`` may stand for
+          ``name``, which defaults to ``"<engine>: <input file name>"``. Returns the job.
+        - ``create("engine", {"name": ..., "source": ...})``: publish an engine (admins).
+        """
+        kind = entity.strip().lower()
+        if kind == "job":
+            return self.create_job(data)
+        if kind == "engine":
+            return self.publish_engine(str(data.get("name", "")), str(data.get("source", "")))
+        raise ValueError(f"create() makes a 'job' or an 'engine', not {entity!r}")
+
+    def create_job(self, data: Mapping[str, Any]) -> api.JobOut:
+        """A job from a plain payload (see :meth:`create`)."""
+        body = dict(data)
+        if "code" in body and "name" not in body:
+            body["name"] = body.pop("code")
+        if "name" not in body and body.get("engine"):
+            stem = str(body.get("input") or "").replace("\\", "/").rsplit("/", 1)[-1]
+            body["name"] = f"{body['engine']}: {stem}" if stem else str(body["engine"])
+        return self._post(api.JobOut, "/api/v1/jobs", body)
+
+    def find(self, query: str) -> list[eng.EngineOut]:
+        """Find things with a tiny query language: ``engine where type=compute and
+        enabled=true`` (conditions ``FIELD OP VALUE`` joined by ``and``; OP one of ``=``
+        ``!=`` ``<`` ``<=`` ``>`` ``>=`` ``~`` (contains); see docs/engines.md)."""
+        entity, _, rest = query.strip().partition(" ")
+        if entity.lower() not in ("engine", "engines"):
+            raise ValueError(f"find() looks up engines ('engine where ...'), not {entity!r}")
+        rest = rest.strip()
+        keyword, _, where = rest.partition(" ")
+        if rest and keyword.lower() != "where":
+            raise ValueError(f"expected 'where' after {entity!r}, got {keyword!r}")
+        return self.engines(where=where.strip() or None)

@@ -13,6 +13,8 @@ ThresherError
 
 from __future__ import annotations
 
+from typing import Any
+
 import httpx
 
 
@@ -31,6 +33,9 @@ class APIError(ThresherError):
         self.code = code
         self.message = message
         self.field = field
+        self.errors: list[dict[str, Any]] = []
+        """Every issue, when the answer lists several (a refused OpenJD template's, each with
+        its `location` and `message`)."""
 
 
 class Unauthorized(APIError):
@@ -84,7 +89,11 @@ def raise_for(response: httpx.Response) -> None:
     cls = _BY_STATUS.get(response.status_code, APIError)
     if cls is Conflict and code == "stale_attempt":
         cls = StaleAttempt
-    raise cls(response.status_code, code, message, field if isinstance(field, str) else None)
+    error = cls(response.status_code, code, message, field if isinstance(field, str) else None)
+    issues = body.get("errors")
+    if isinstance(issues, list):
+        error.errors = [dict(issue) for issue in issues if isinstance(issue, dict)]
+    raise error
 
 
 def translate(exc: httpx.HTTPError) -> TransportError:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import socket
 from collections.abc import AsyncIterator
 
 import uvicorn
@@ -14,7 +15,19 @@ from thresher import __version__
 from thresher.controller import errors
 from thresher.controller.farm import Farm
 from thresher.controller.notifier import Notifier
-from thresher.controller.routes import agent, jobs, tasks, workers
+from thresher.controller.routes import (
+    agent,
+    deadline,
+    engines,
+    jobs,
+    limits,
+    nimby,
+    pools,
+    renderacre,
+    tasks,
+    templates,
+    workers,
+)
 from thresher.controller.settings import ControllerSettings
 from thresher.core.clock import Clock, SystemClock
 from thresher.store.store import Store
@@ -50,6 +63,7 @@ def create_app(
         app.state.farm = farm
         # Workers that were attached before a restart get one lease to come back.
         store.refresh_all_workers(clock.now())
+        farm.engines.sync_builtins()  # built-in engines are revision 0 of their names
         task = asyncio.create_task(_sweep_forever(farm)) if sweeper else None
         try:
             yield
@@ -68,6 +82,15 @@ def create_app(
     errors.install(app)
     for module in (jobs, tasks, workers, agent):
         app.include_router(module.router)
+    app.include_router(engines.router)
+    app.include_router(engines.agent_router)
+    app.include_router(templates.router)  # OpenJD (issue 5)
+    app.include_router(renderacre.router)  # renderacre's submit_job (issue 5)
+    app.include_router(deadline.router)  # Deadline Cloud's CreateJob & co (issue 5)
+    app.include_router(deadline.admin_router)
+    deadline.install(app)
+    for scheduling in (limits, pools, nimby):  # issue 3
+        app.include_router(scheduling.router)
 
     @app.get("/healthz", tags=["health"])
     async def healthz() -> dict[str, str]:
@@ -82,3 +105,20 @@ def server_config(app: FastAPI) -> uvicorn.Config:
     return uvicorn.Config(
         app, log_level="warning", access_log=False, lifespan="on", timeout_graceful_shutdown=1
     )
+
+
+def listen_socket(host: str, port: int) -> socket.socket:
+    """A listening TCP socket for the server; port 0 picks a free one.
+
+    The protocol is named explicitly: asyncio turns on TCP_NODELAY only for sockets whose proto
+    is IPPROTO_TCP, and without it every response waits ~40 ms for a delayed ACK."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(2048)
+    except OSError as exc:
+        sock.close()
+        raise OSError(exc.errno, f"cannot listen on {host}:{port}: {exc.strerror}") from exc
+    return sock

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 import secrets
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -56,6 +57,28 @@ def ensure_admin_token(store: Store, clock: Clock, data_dir: Path) -> str | None
         fh.write(token + "\n")
     os.chmod(path, 0o600)
     return str(path)
+
+
+class KnownCallers:
+    """Tokens recently found valid, so that a worker's every poll does not look its token up
+    again (a round trip to the database each). Only known tokens are kept, for `ttl_s`
+    seconds; an unknown one is always looked up."""
+
+    def __init__(self, store: Store, *, ttl_s: float = 5.0, size: int = 20_000) -> None:
+        self.store, self.ttl_s, self.size = store, ttl_s, size
+        self._known: dict[str, tuple[Caller, float]] = {}
+
+    def caller(self, token: str) -> Caller | None:
+        now = time.monotonic()
+        found = self._known.get(token)
+        if found is not None and found[1] > now:
+            return found[0]
+        caller = caller_for(self.store, token)
+        if caller is not None:
+            if len(self._known) >= self.size:
+                self._known.clear()
+            self._known[token] = (caller, now + self.ttl_s)
+        return caller
 
 
 def caller_for(store: Store, token: str) -> Caller | None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -14,6 +16,8 @@ from thresher.core.errors import (
     NotFound,
     ThresherDomainError,
 )
+
+log = logging.getLogger("thresher.controller")
 
 _STATUS: list[tuple[type[ThresherDomainError], int]] = [
     (InvalidInput, 422),
@@ -57,6 +61,11 @@ def install(app: FastAPI) -> None:
         response = error_response(401, "unauthorized", exc.message, "Authorization")
         response.headers["WWW-Authenticate"] = "Bearer"
         return response
+
+    @app.exception_handler(Exception)
+    async def internal_error(_: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error", exc_info=exc)
+        return error_response(500, "internal", f"internal error: {exc.__class__.__name__}")
 
     @app.exception_handler(HTTPException)
     async def http_error(_: Request, exc: HTTPException) -> JSONResponse:

@@ -7,9 +7,14 @@ committed by the store before a method here returns, so an answer is never ahead
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 
-from thresher.controller.auth import Caller, issue_token
+from thresher.controller import engine_jobs
+from thresher.controller.auth import Caller, KnownCallers, issue_token
+from thresher.controller.engines import EngineRegistry
 from thresher.controller.notifier import Notifier
+from thresher.controller.scheduler import Dispatch, Scheduler
+from thresher.controller.scheduling import Scheduling, plan_job
 from thresher.controller.settings import ControllerSettings
 from thresher.core import placeholders
 from thresher.core.clock import Clock
@@ -18,11 +23,30 @@ from thresher.core.frames import FrameSet, TaskLayout
 from thresher.core.model import Assignment, JobRecord
 from thresher.core.states import AttemptStatus, JobStatus, TaskStatus
 from thresher.schemas import api
+from thresher.store.scheduling import HeldAttempt
 from thresher.store.store import BlockSpec, FinishReport, JobSpec, Store, WorkerFacts
 
-#: A block whose tasks take less than this on average may be handed out ahead of free lanes.
-SHORT_TASK_S = 2.0
 _FINAL_JOB = {JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELED}
+
+
+def _finish_report(fin: api.FinishIn) -> FinishReport:
+    return FinishReport(
+        attempt_id=fin.attempt_id,
+        token=fin.token,
+        status=AttemptStatus(fin.status),
+        exit_code=fin.exit_code,
+        peak_rss_bytes=fin.peak_rss_bytes,
+        duration_s=fin.duration_s,
+        message=fin.message,
+    )
+
+
+def legacy_lanes(want: int, ahead: int) -> tuple[list[int], list[int]]:
+    """Lanes for a poll that gives only counts: `want` free lanes 0.., and `ahead` extra short
+    tasks spread over them."""
+    lanes = list(range(want))
+    spread = lanes or [0]
+    return lanes, [spread[i % len(spread)] for i in range(ahead)]
 
 
 def block_specs(job: api.JobIn) -> list[tuple[BlockSpec, list[str]]]:
@@ -32,7 +56,7 @@ def block_specs(job: api.JobIn) -> list[tuple[BlockSpec, list[str]]]:
     blocks = job.blocks or [
         api.BlockIn(
             name="main",
-            frames=job.frames or "1",
+            frames="1" if job.frames is None else job.frames,
             chunk=job.chunk or 1,
             priority_frames=job.priority_frames,
             retries=3 if job.retries is None else job.retries,
@@ -51,11 +75,12 @@ def block_specs(job: api.JobIn) -> list[tuple[BlockSpec, list[str]]]:
             )
         TaskLayout(frames, block.chunk, priority_frames=priority)
         command = block.command or job.command
-        if not command:
-            raise InvalidInput(
-                "a command job needs a command", field=f"{where}.command".lstrip(".")
-            )
-        placeholders.check_template(command, chunk=block.chunk, field="command")
+        if job.kind == "command":  # engine jobs are checked by engine_jobs.resolve
+            if not command:
+                raise InvalidInput(
+                    "a command job needs a command", field=f"{where}.command".lstrip(".")
+                )
+            placeholders.check_template(command, chunk=block.chunk, field="command")
         spec = BlockSpec(
             name=block.name,
             frames=block.frames,
@@ -64,7 +89,7 @@ def block_specs(job: api.JobIn) -> list[tuple[BlockSpec, list[str]]]:
             retries=block.retries,
             max_runtime_s=block.max_runtime_s,
         )
-        out.append((spec, list(command)))
+        out.append((spec, list(command or [])))
     return out
 
 
@@ -78,11 +103,23 @@ class Farm:
         self.clock = clock
         self.settings = settings
         self.notifier = notifier
+        self.engines = EngineRegistry(store, clock)
+        self.scheduler = Scheduler(store, clock, settings)
+        self.scheduling = Scheduling(store, clock, self.scheduler, changed=notifier.notify)
+        # A worker's report (soft) reaches the index through `finish` -> `scheduler.finished`.
+        notifier.listeners.append(self._changed)
+        self._worker_ids: dict[int, int] = {}  # worker token id -> worker id
+        self.callers = KnownCallers(store)  # bearer tokens recently found valid
+        self._seen: dict[int, float] = {}  # worker id -> last poll, not yet written
+        self._flushed_at = 0.0
 
     # -- people: jobs ---------------------------------------------------------------------------
 
     def submit(self, caller: Caller, job: api.JobIn) -> int:
         caller.require("admin", "user")
+        engine_job = engine_jobs.resolve(self.engines, job) if job.kind == "engine" else None
+        if engine_job is not None:
+            job = engine_job.job  # its range and bucket size, as frames and chunk
         specs = block_specs(job)
         for dep in job.after:
             try:
@@ -90,17 +127,28 @@ class Farm:
             except NotFound:
                 raise InvalidInput(f"job {dep} does not exist", field="after") from None
         job_id = self.store.create_job(
-            JobSpec(
-                name=job.name,
-                owner=caller.name,
-                priority=job.priority,
-                kind=job.kind,
-                blocks=tuple(spec for spec, _ in specs),
-                after=tuple(job.after),
-                env=job.env,
-                cwd=job.cwd,
-                payload={"commands": [cmd for _, cmd in specs]},
-                paused=job.paused,
+            plan_job(  # scheduling fields: filters, limits, caps, block deps, after_name
+                self.store,
+                caller,
+                job,
+                JobSpec(
+                    name=job.name,
+                    owner=caller.name,
+                    priority=job.priority,
+                    kind=job.kind,
+                    blocks=tuple(
+                        replace(spec, engine=engine_job.engine) if engine_job else spec
+                        for spec, _ in specs
+                    ),
+                    after=tuple(job.after),
+                    env=job.env,
+                    cwd=job.cwd,
+                    payload=engine_job.payload
+                    if engine_job
+                    else {"commands": [cmd for _, cmd in specs]},
+                    paused=job.paused,
+                    filters=job.filters or "",  # parsed by the scheduler
+                ),
             ),
             now=self.clock.now(),
         )
@@ -127,6 +175,7 @@ class Farm:
     def resume(self, caller: Caller, job_id: int) -> int:
         self._own(caller, job_id)
         self.store.set_job_flags(job_id, paused=False)
+        self.store.withdraw_stop_requests(job_id, "paused")
         self.notifier.notify()
         return 0
 
@@ -144,6 +193,7 @@ class Farm:
             job_id, (TaskStatus.FAILED, TaskStatus.CANCELED), now=self.clock.now()
         )
         self.store.set_job_flags(job_id, canceled=False)
+        self.store.withdraw_stop_requests(job_id, "canceled")
         self.notifier.notify()
         return n
 
@@ -207,16 +257,41 @@ class Farm:
             pools=tuple(body.pools),
             attributes=body.attributes,
             lanes=body.lanes,
+            gpus=body.gpus,
+            capacity=body.capacity,
+            lane_engines={k: tuple(v) for k, v in body.lane_engines.items()},
         )
         worker_id = self.store.register_worker(facts, token_id=token_id, now=self.clock.now())
+        self._worker_ids.clear()  # the worker's old token no longer names it
         self.notifier.notify()
         return worker_id, token
 
+    def _changed(self, soft: bool) -> None:
+        if not soft:
+            self.scheduler.invalidate()
+
+    def heartbeat(self, worker_id: int, now: float) -> None:
+        """Refresh the worker's lease. Leases are written for all workers at once, at most
+        every quarter lease (a second at most) and before every sweep: a busy farm polls far
+        more often than that, and a write per poll would cost a transaction each."""
+        self._seen[worker_id] = now
+        if not 0 <= now - self._flushed_at < min(1.0, self.settings.lease_s / 4):
+            self.flush_heartbeats()
+
+    def flush_heartbeats(self) -> None:
+        seen, self._seen = self._seen, {}
+        self._flushed_at = self.clock.now()
+        if seen:
+            self.store.touch_workers(seen)
+
     def worker_of(self, caller: Caller) -> int:
         caller.require("worker")
-        worker_id = self.store.worker_for_token(caller.token_id)
+        worker_id = self._worker_ids.get(caller.token_id)
         if worker_id is None:
-            raise Forbidden("this worker token is no longer enrolled")
+            worker_id = self.store.worker_for_token(caller.token_id)
+            if worker_id is None:
+                raise Forbidden("this worker token is no longer enrolled")
+            self._worker_ids[caller.token_id] = worker_id
         return worker_id
 
     def report(
@@ -230,79 +305,78 @@ class Farm:
             except StaleAttempt:
                 stale.append(batch.attempt_id)
         changed = False
-        for fin in finished:
-            try:
-                changed |= self.finish(fin)
-            except StaleAttempt:
+        # One transaction for the whole report: a worker holding short tasks ahead reports
+        # several finishes per poll.
+        results = self.store.finish_attempts(
+            [_finish_report(fin) for fin in finished], now=self.clock.now()
+        )
+        for fin, result in zip(finished, results, strict=True):
+            if isinstance(result, StaleAttempt):
                 stale.append(fin.attempt_id)
+            elif result is not None:
+                changed = True
+                if self.scheduler.finished(fin.attempt_id, fin.status):
+                    self._note_if_final(result)
         if changed:
-            self.notifier.notify()
+            self.notifier.notify(soft=True)
         return stale
 
     def record_output(self, batch: api.OutputBatch) -> None:
         self.store.record_output(
-            batch.attempt_id, batch.token, lines=batch.lines, progress=batch.progress
+            batch.attempt_id,
+            batch.token,
+            lines=batch.lines,
+            progress=batch.progress,
+            outputs=batch.outputs,
+            status_message=batch.status_message,
         )
 
     def finish(self, fin: api.FinishIn) -> bool:
-        job_id = self.store.finish_attempt(
-            FinishReport(
-                attempt_id=fin.attempt_id,
-                token=fin.token,
-                status=AttemptStatus(fin.status),
-                exit_code=fin.exit_code,
-                peak_rss_bytes=fin.peak_rss_bytes,
-                duration_s=fin.duration_s,
-                message=fin.message,
-            ),
-            now=self.clock.now(),
-        )
+        job_id = self.store.finish_attempt(_finish_report(fin), now=self.clock.now())
         if job_id is None:
             return False
-        self._note_if_final(job_id)
+        if self.scheduler.finished(fin.attempt_id, fin.status):
+            self._note_if_final(job_id)
         return True
 
     def _note_if_final(self, job_id: int) -> None:
+        if self.store.job_unsettled(job_id):  # tasks still run or wait: cheap, and common
+            return
         if self.store.get_job(job_id).status in _FINAL_JOB:
             self.store.mark_finished(job_id, self.clock.now())
 
     def claim(self, worker_id: int, want: int, ahead: int) -> list[Assignment]:
         """Hand the worker up to `want` tasks, plus up to `ahead` more of blocks whose tasks are
-        short (so a lane never waits a round trip between two tiny tasks)."""
-        if want + ahead <= 0:
-            return []
-        worker = self.store.get_worker(worker_id)
-        if not worker.enabled:
-            return []
-        avoid = self.store.online_worker_count() > 1
-        out: list[Assignment] = []
-        deps: dict[int, bool] = {}
-        now = self.clock.now()
-        for cand in self.store.claim_candidates():
-            if cand.after:
-                if cand.job_id not in deps:
-                    deps[cand.job_id] = self.store.deps_pending(cand.after)
-                if deps[cand.job_id]:
-                    continue
-            while len(out) < want + ahead:
-                short = cand.mean_runtime_s is not None and cand.mean_runtime_s < SHORT_TASK_S
-                if len(out) >= want and not short:
-                    break
-                got = self.store.claim_task(
-                    cand,
-                    worker_id=worker_id,
-                    now=now,
-                    avoid_failed_since=now - self.settings.retry_elsewhere_s if avoid else None,
-                )
-                if got is None:
-                    break
-                out.append(got)
-            if len(out) >= want + ahead:
-                break
-        return out
+        short (so a lane never waits a round trip between two tiny tasks). For callers that do
+        not name lanes: lanes 0..want-1 (see `dispatch`)."""
+        held = self.store.worker_held(worker_id)
+        lanes, ahead_lanes = legacy_lanes(want, ahead)
+        return self.dispatch(
+            worker_id, free_lanes=lanes, ahead_lanes=ahead_lanes, held=held
+        ).assignments
+
+    def dispatch(
+        self,
+        worker_id: int,
+        *,
+        free_lanes: Sequence[int],
+        ahead_lanes: Sequence[int],
+        held: Sequence[HeldAttempt],
+    ) -> Dispatch:
+        """Tasks for the worker's free lanes (and short ones ahead), chosen by the dispatch
+        index and claimed atomically; and the attempts to preempt for a dedicated job."""
+        if not free_lanes and not ahead_lanes and not held:
+            return Dispatch()
+        got = self.scheduler.dispatch(
+            worker_id, free_lanes=free_lanes, ahead_lanes=ahead_lanes, held=held
+        )
+        while self.scheduler.settled:
+            self._note_if_final(self.scheduler.settled.pop())
+        return got
 
     def sweep(self) -> list[int]:
         """Workers past their lease go offline; their attempts are lost and requeued."""
+        self.flush_heartbeats()
         expired = self.store.expire_workers(now=self.clock.now(), lease_s=self.settings.lease_s)
         if expired:
             self.notifier.notify()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
 
 class Notifier:
@@ -11,8 +12,14 @@ class Notifier:
     def __init__(self) -> None:
         self._event = asyncio.Event()
         self.generation = 0
+        # Called with `soft` on every notify: the dispatch index listens (see Scheduler).
+        self.listeners: list[Callable[[bool], None]] = []
 
-    def notify(self) -> None:
+    def notify(self, *, soft: bool = False) -> None:
+        """Wake waiters. `soft`: a worker's report (finishes), which dispatch may see a moment
+        later; anything else (a submission, an edit) counts at the very next decision."""
+        for listener in self.listeners:
+            listener(soft)
         self.generation += 1
         event, self._event = self._event, asyncio.Event()
         event.set()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
-from thresher.controller.farm import Farm
+from thresher.controller.farm import Farm, legacy_lanes
 from thresher.core.model import Assignment
 from thresher.schemas import api
 
@@ -22,6 +22,10 @@ def assignment_out(a: Assignment) -> api.AssignmentOut:
         env=dict(a.env),
         cwd=a.cwd,
         max_runtime_s=a.max_runtime_s,
+        engine=a.engine,
+        engine_revision=a.engine_revision,
+        engine_hash=a.engine_hash,
+        lane=a.lane,
     )
 
 
@@ -36,29 +40,46 @@ async def poll(
     up to the hold time, refreshing the worker's lease every heartbeat while it waits."""
     store, clock, settings = farm.store, farm.clock, farm.settings
     started = clock.now()
-    store.touch_worker(worker_id, started)
+    farm.heartbeat(worker_id, started)
     stale = farm.report(worker_id, body.output, body.finished)
-    reported = [r.attempt_id for r in body.running] + [f.attempt_id for f in body.finished]
-    store.lose_unreported(worker_id, reported, before=started, now=started)
+    farm.scheduling.note_local_nimby(worker_id, body.nimby)
+    reported = {r.attempt_id for r in body.running} | {f.attempt_id for f in body.finished}
+    held = store.worker_held(worker_id)
+    if any(h.created_at < started and h.id not in reported for h in held):
+        store.lose_unreported(worker_id, reported, before=started, now=started)
+        farm.scheduler.invalidate()  # their tasks are back in the queue
+        held = store.worker_held(worker_id)
+    # What the worker runs that the store no longer holds (deleted, lost, ended) must die.
+    running = {r.attempt_id for r in body.running} - {f.attempt_id for f in body.finished}
+    stale = sorted(set(stale) | (running - {h.id for h in held}))
+    if body.lanes is not None:
+        free, ahead = list(body.lanes), list(body.ahead_lanes)
+    else:
+        free, ahead = legacy_lanes(body.want, body.ahead)
     deadline = started + min(body.wait_s, settings.poll_hold_s)
     last_touch = started
     while True:
         generation = farm.notifier.generation
-        stop = store.attempts_to_stop(worker_id)
-        got = farm.claim(worker_id, body.want, body.ahead)
+        got = farm.dispatch(worker_id, free_lanes=free, ahead_lanes=ahead, held=held)
+        stop = sorted({h.id for h in held if h.cancel_reason is not None} | set(got.preempted))
         now = clock.now()
-        if got or stop or now >= deadline or await disconnected():
+        if got.assignments or stop or now >= deadline or await disconnected():
             break
         if now - last_touch >= settings.heartbeat_s:
-            store.touch_worker(worker_id, now)
+            farm.heartbeat(worker_id, now)
             last_touch = now
-        await farm.notifier.wait(generation, min(deadline - now, settings.heartbeat_s))
-    worker = store.get_worker(worker_id)
+        # A change the dispatch index has yet to see (a finish) wakes us when it is seen.
+        pending = farm.scheduler.pending_in()
+        wait = min(deadline - now, settings.heartbeat_s, pending if pending is not None else 1e9)
+        if await farm.notifier.wait(generation, max(wait, 0.005)):
+            held = store.worker_held(worker_id)
+    nimby, _ = farm.scheduler.worker_state(worker_id)
     return api.PollOut(
-        assignments=[assignment_out(a) for a in got],
+        assignments=[assignment_out(a) for a in got.assignments],
         stop=stop,
         stale=stale,
         heartbeat_s=settings.heartbeat_s,
         lease_s=settings.lease_s,
-        enabled=worker.enabled,
+        enabled=farm.scheduler.worker_enabled(worker_id),
+        nimby=nimby.value if nimby else None,
     )

@@ -15,3 +15,12 @@ class ControllerSettings:
     poll_hold_s: float = 20.0
     sweep_every_s: float = 1.0
     retry_elsewhere_s: float = 30.0  # how long a failed task waits for another host first
+    # Error hosts and sick hosts (issue 3): the defaults a block may override.
+    errors_to_avoid: int = 3  # a host failing a block this often is avoided by it...
+    forgive_s: float = 5 * 3600.0  # ...until this long after its last error there
+    sick_jobs: int = 3  # a host failing this many different jobs...
+    sick_window_s: float = 3600.0  # ...within this window is sick until cleared
+    # The dispatch index is rebuilt from the database after a change, at most this often...
+    index_min_age_s: float = 0.1
+    # ...and at least this often, to see what other controllers (one PostgreSQL) changed.
+    index_max_age_s: float = 2.0

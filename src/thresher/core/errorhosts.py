@@ -104,3 +104,16 @@ def host_is_sick(
 ) -> bool:
     """Whether the host is sick: `sick_jobs` distinct jobs failed in one window since cleared."""
     return sick_since(failures, now, policy, cleared_at) is not None
+
+
+def too_short(duration_s: float | None, min_runtime_s: float | None) -> str | None:
+    """Why a success counts as an error: it ran under the block's minimum run time (or None).
+
+    A render that "succeeds" in a fraction of its usual time usually found no scene, no license
+    or no output; treating it as an error retries it and counts it against the host."""
+    if min_runtime_s is None or duration_s is None or duration_s >= min_runtime_s:
+        return None
+    return (
+        f"succeeded after {duration_s:.2f}s, under the block's minimum run time of "
+        f"{min_runtime_s:g}s: counted as an error"
+    )

@@ -74,6 +74,17 @@ class BlockRecord:
     cursor: int
     counts: Counts
     mean_runtime_s: float | None
+    # Scheduling (issue 3)
+    engine: str | None = None
+    capacity: int = 1000
+    limits: tuple[str, ...] = ()
+    min_runtime_s: float | None = None
+    preview_every: int | None = None
+    after: tuple[int, ...] = ()
+    after_frames: tuple[int, ...] = ()
+    errors_to_avoid: int | None = None
+    forgive_s: float | None = None
+    host_filters: str = ""  # OpenJD (issue 5): the block's own filters, on top of the job's
 
 
 @dataclass(frozen=True)
@@ -95,6 +106,13 @@ class JobRecord:
     status: JobStatus
     status_reason: str | None = None
     blocks: tuple[BlockRecord, ...] = field(default=())
+    # Scheduling (issue 3)
+    filters: str = ""
+    max_running: int | None = None
+    max_running_per_host: int | None = None
+    preempt: bool = False
+    after_name: str | None = None
+    after_global: bool = False
 
 
 @dataclass(frozen=True)
@@ -128,6 +146,9 @@ class AttemptRecord:
     duration_s: float | None
     message: str | None
     progress: float | None
+    engine_revision: int | None = None  # engine jobs: the engine revision it ran (0: built in)
+    outputs: tuple[str, ...] = ()  # engine jobs: files the engine reported writing
+    status_message: str | None = None  # the last status the task reported (OpenJD)
 
 
 @dataclass(frozen=True)
@@ -146,6 +167,15 @@ class WorkerRecord:
     status: WorkerStatus
     last_seen: float
     running: int = 0
+    # Scheduling (issue 3)
+    gpus: int = 0
+    capacity: int = 1000  # capacity units (1000 per lane unless set)
+    capacity_used: int = 0
+    lane_engines: Mapping[int, tuple[str, ...] | None] = field(default_factory=dict)
+    lane_overrides: Mapping[int, tuple[str, ...] | None] = field(default_factory=dict)
+    nimby: str | None = None  # paused | stopped, from the controller
+    local_nimby: str | None = None  # paused | stopped, from the worker's machine
+    sick_since: float | None = None
 
 
 @dataclass(frozen=True)
@@ -163,6 +193,11 @@ class Assignment:
     env: Mapping[str, str]
     cwd: str | None
     max_runtime_s: float | None
+    lane: int | None = None
+    # Engine jobs (issue 4): the engine, the revision stamped at claim, its source's SHA-256.
+    engine: str | None = None
+    engine_revision: int | None = None
+    engine_hash: str | None = None
 
 
 def derive_job_status(

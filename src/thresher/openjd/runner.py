@@ -15,7 +15,7 @@ import contextlib
 import logging
 import threading
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from enum import StrEnum
@@ -184,6 +184,7 @@ class OpenJDSessionRunner:
     def _open_session(self) -> TaskOutcome | None:
         if self._session is not None:
             return None
+        _guard_spawns()
         self._working_dir.mkdir(parents=True, exist_ok=True)
         self._handler = _SessionLogHandler(self._session_id, self._on_log_line)
         LOG.addHandler(self._handler)
@@ -339,6 +340,43 @@ class OpenJDSessionRunner:
         if status.state != ActionState.RUNNING:
             self._status = status
             self._done.set()
+
+
+_spawn_lock = threading.Lock()
+_guarded = False
+
+
+def _guard_spawns() -> None:
+    """Serialise openjd-sessions' writing of files against its starting of processes.
+
+    A session runs each action through a script it writes and then executes. With several
+    sessions in one process (one per lane), another thread's fork may inherit the descriptor of
+    a script still open for writing, and executing that script then fails with ETXTBSY ("Text
+    file busy"). Holding one lock while a file is open for writing and while Popen starts a
+    process (Popen returns once the child has executed, its inherited descriptors closed)
+    removes the race. Installed once per process, on the first session.
+    """
+    global _guarded
+    with _spawn_lock:
+        if _guarded:
+            return
+        from openjd.sessions import _embedded_files, _subprocess
+
+        open_context = getattr(_embedded_files, "_open_context")  # noqa: B009
+        popen = getattr(_subprocess, "Popen")  # noqa: B009
+
+        @contextlib.contextmanager
+        def guarded_open(*args: Any, **kwargs: Any) -> Iterator[int]:
+            with _spawn_lock, open_context(*args, **kwargs) as fd:
+                yield fd
+
+        def guarded_popen(*args: Any, **kwargs: Any) -> Any:
+            with _spawn_lock:
+                return popen(*args, **kwargs)
+
+        setattr(_embedded_files, "_open_context", guarded_open)  # noqa: B010
+        setattr(_subprocess, "Popen", guarded_popen)  # noqa: B010
+        _guarded = True
 
 
 @dataclass(frozen=True)

@@ -2,27 +2,75 @@
 
 from __future__ import annotations
 
+import functools
 import secrets
 from collections.abc import Sequence
 from typing import Any
 
 import sqlalchemy as sa
 
+from thresher.core.errorhosts import too_short
 from thresher.core.errors import StaleAttempt
 from thresher.core.model import (
     AttemptRecord,
 )
 from thresher.core.states import AttemptStatus, TaskStatus
 from thresher.store.base import StoreBase
+from thresher.store.hosterrors import record_host_error
+from thresher.store.limits import release_holds
 from thresher.store.records import (
     FinishReport,
 )
 from thresher.store.tables import attempts, blocks, jobs, log_lines, tasks, workers
 
+#: Output files kept per attempt (an engine reports each file it writes).
+MAX_OUTPUTS = 10_000
+
+
+# Statements of the finish path, built once (building one costs more than running it).
+_ATTEMPT = sa.select(attempts).where(attempts.c.id == sa.bindparam("attempt_id"))
+_ENDING = (
+    sa.select(
+        attempts.c.task_id,
+        attempts.c.worker_id,
+        attempts.c.job_id,
+        attempts.c.cancel_reason,
+        tasks.c.block_id,
+        tasks.c.failures,
+        blocks.c.retries,
+        blocks.c.min_runtime_s,
+        blocks.c.limits,
+        jobs.c.canceled,
+    )
+    .select_from(
+        attempts.join(tasks, tasks.c.id == attempts.c.task_id)
+        .join(blocks, blocks.c.id == tasks.c.block_id)
+        .join(jobs, jobs.c.id == blocks.c.job_id)
+    )
+    .where(attempts.c.id == sa.bindparam("attempt_id"))
+)
+_ADD_RUNTIME = (
+    blocks.update()
+    .where(blocks.c.id == sa.bindparam("block_id"))
+    .values(
+        runtime_sum=blocks.c.runtime_sum + sa.bindparam("duration"),
+        runtime_n=blocks.c.runtime_n + 1,
+    )
+)
+
+
+@functools.lru_cache(maxsize=64)
+def _attempt_update(columns: frozenset[str]) -> sa.Update:
+    return (
+        attempts.update()
+        .where(attempts.c.id == sa.bindparam("attempt_id"))
+        .values({c: sa.bindparam(f"v_{c}") for c in sorted(columns)})
+    )
+
 
 class AttemptsStore(StoreBase):
     def _live_attempt(self, conn: sa.Connection, attempt_id: int, token: str) -> Any:
-        row = conn.execute(sa.select(attempts).where(attempts.c.id == attempt_id)).first()
+        row = conn.execute(_ATTEMPT, {"attempt_id": attempt_id}).first()
         if row is None or not secrets.compare_digest(row.token, token):
             raise StaleAttempt(f"attempt {attempt_id} is not current", field="token")
         return row
@@ -34,8 +82,11 @@ class AttemptsStore(StoreBase):
         *,
         lines: Sequence[tuple[str, str]],
         progress: float | None,
+        outputs: Sequence[str] = (),
+        status_message: str | None = None,
     ) -> None:
-        """Append log lines and progress of a running attempt. Stale token: StaleAttempt."""
+        """Append log lines, progress and written files (engine jobs) of a running attempt.
+        Stale token: StaleAttempt."""
         with self.engine.begin() as conn:
             row = self._live_attempt(conn, attempt_id, token)
             # Lines that arrive after the end (buffered by a worker) are still kept; a fenced-off
@@ -47,6 +98,12 @@ class AttemptsStore(StoreBase):
                     log_lines.insert(),
                     [{"attempt_id": attempt_id, "stream": s, "text": t} for s, t in lines],
                 )
+            if outputs:
+                known = list(row.outputs or [])
+                known += [p for p in outputs if p not in known][: MAX_OUTPUTS - len(known)]
+                conn.execute(
+                    attempts.update().where(attempts.c.id == attempt_id).values(outputs=known)
+                )
             if progress is not None and row.status == AttemptStatus.RUNNING.value:
                 conn.execute(
                     attempts.update().where(attempts.c.id == attempt_id).values(progress=progress)
@@ -54,28 +111,51 @@ class AttemptsStore(StoreBase):
                 conn.execute(
                     tasks.update().where(tasks.c.id == row.task_id).values(progress=progress)
                 )
+            if status_message is not None and row.status == AttemptStatus.RUNNING.value:
+                conn.execute(
+                    attempts.update()
+                    .where(attempts.c.id == attempt_id)
+                    .values(status_message=status_message)
+                )
 
     def finish_attempt(self, report: FinishReport, *, now: float) -> int | None:
         """Record how an attempt ended and move its task on. Returns the job id when the job
         may have changed status. A repeated identical report is accepted once more (the worker
         may not have seen our first answer); any other report on an ended attempt is stale."""
         with self.engine.begin() as conn:
-            row = self._live_attempt(conn, report.attempt_id, report.token)
-            if row.status != AttemptStatus.RUNNING.value:
-                if row.status == report.status.value or row.cancel_reason is not None:
-                    return None
-                raise StaleAttempt(f"attempt {report.attempt_id} was {row.status}", field="token")
-            self._end_attempt(
-                conn,
-                report.attempt_id,
-                report.status,
-                now,
-                exit_code=report.exit_code,
-                peak_rss_bytes=report.peak_rss_bytes,
-                duration_s=report.duration_s,
-                message=report.message,
-            )
-            return int(row.job_id)
+            return self._finish_in(conn, report, now)
+
+    def finish_attempts(
+        self, reports: Sequence[FinishReport], *, now: float
+    ) -> list[int | StaleAttempt | None]:
+        """Several finishes (one worker's report) in one transaction: for each, what
+        `finish_attempt` would return, or the StaleAttempt it would raise."""
+        out: list[int | StaleAttempt | None] = []
+        with self.engine.begin() as conn:
+            for report in reports:
+                try:
+                    out.append(self._finish_in(conn, report, now))
+                except StaleAttempt as exc:  # raised before this report wrote anything
+                    out.append(exc)
+        return out
+
+    def _finish_in(self, conn: sa.Connection, report: FinishReport, now: float) -> int | None:
+        row = self._live_attempt(conn, report.attempt_id, report.token)
+        if row.status != AttemptStatus.RUNNING.value:
+            if row.status == report.status.value or row.cancel_reason is not None:
+                return None
+            raise StaleAttempt(f"attempt {report.attempt_id} was {row.status}", field="token")
+        self._end_attempt(
+            conn,
+            report.attempt_id,
+            report.status,
+            now,
+            exit_code=report.exit_code,
+            peak_rss_bytes=report.peak_rss_bytes,
+            duration_s=report.duration_s,
+            message=report.message,
+        )
+        return int(row.job_id)
 
     def _end_attempt(
         self,
@@ -86,45 +166,34 @@ class AttemptsStore(StoreBase):
         **values: Any,
     ) -> None:
         """End a running attempt and decide what its task does next, in one transaction."""
-        row = conn.execute(
-            sa.select(
-                attempts.c.task_id,
-                attempts.c.worker_id,
-                attempts.c.cancel_reason,
-                tasks.c.block_id,
-                tasks.c.failures,
-                blocks.c.retries,
-                jobs.c.canceled,
-            )
-            .select_from(
-                attempts.join(tasks, tasks.c.id == attempts.c.task_id)
-                .join(blocks, blocks.c.id == tasks.c.block_id)
-                .join(jobs, jobs.c.id == blocks.c.job_id)
-            )
-            .where(attempts.c.id == attempt_id)
-        ).one()
+        row = conn.execute(_ENDING, {"attempt_id": attempt_id}).one()
+        if status is AttemptStatus.SUCCEEDED:
+            short = too_short(values.get("duration_s"), row.min_runtime_s)
+            if short is not None:
+                status, values["message"] = AttemptStatus.FAILED, short
         if row.cancel_reason is not None and status is not AttemptStatus.SUCCEEDED:
             status = (
                 AttemptStatus.PREEMPTED
                 if row.cancel_reason == "preempted"
                 else AttemptStatus.CANCELED
             )
+        ended = {"status": status.value, "ended_at": now, **values}
         conn.execute(
-            attempts.update()
-            .where(attempts.c.id == attempt_id)
-            .values(status=status.value, ended_at=now, **values)
+            _attempt_update(frozenset(ended)),
+            {"attempt_id": attempt_id, **{f"v_{k}": v for k, v in ended.items()}},
         )
+        if row.limits:
+            release_holds(conn, attempt_id)
+        if status in (AttemptStatus.FAILED, AttemptStatus.TIMED_OUT):
+            record_host_error(
+                conn, worker_id=row.worker_id, job_id=row.job_id, block_id=row.block_id, now=now
+            )
         extra: dict[str, Any] = {}
         if status is AttemptStatus.SUCCEEDED:
             new = TaskStatus.SUCCEEDED
             if values.get("duration_s") is not None:
                 conn.execute(
-                    blocks.update()
-                    .where(blocks.c.id == row.block_id)
-                    .values(
-                        runtime_sum=blocks.c.runtime_sum + values["duration_s"],
-                        runtime_n=blocks.c.runtime_n + 1,
-                    )
+                    _ADD_RUNTIME, {"block_id": row.block_id, "duration": values["duration_s"]}
                 )
         elif status in (AttemptStatus.FAILED, AttemptStatus.TIMED_OUT):
             failures = row.failures + 1
@@ -196,6 +265,9 @@ class AttemptsStore(StoreBase):
             duration_s=r.duration_s,
             message=r.message,
             progress=r.progress,
+            engine_revision=r.engine_revision,
+            outputs=tuple(r.outputs or ()),
+            status_message=r.status_message,
         )
 
     def task_attempts(self, job_id: int, block_index: int, index: int) -> list[AttemptRecord]:

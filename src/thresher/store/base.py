@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from typing import Any, Self
 
@@ -46,12 +47,35 @@ def _counts(row: Any) -> Counts:
     )
 
 
+# Statements of the hottest paths (a task moving on), built once per shape: building one
+# costs several times more than running it, as SQLAlchemy memoises its cache key on the object.
+@functools.lru_cache(maxsize=64)
+def _task_update(columns: frozenset[str]) -> sa.Update:
+    return (
+        tasks.update()
+        .where(tasks.c.id == sa.bindparam("task_id"))
+        .values({c: sa.bindparam(f"v_{c}") for c in sorted(columns)})
+    )
+
+
+@functools.lru_cache(maxsize=64)
+def _counter_update(old: TaskStatus, new: TaskStatus) -> sa.Update | None:
+    changes: dict[str, Any] = {}
+    if old in _COUNTER:
+        changes[_COUNTER[old]] = blocks.c[_COUNTER[old]] - 1
+    if new in _COUNTER:
+        changes[_COUNTER[new]] = blocks.c[_COUNTER[new]] + 1
+    if not changes:
+        return None
+    return blocks.update().where(blocks.c.id == sa.bindparam("block_id")).values(**changes)
+
+
 class StoreBase:
     """The engine and the helpers every part of the store shares."""
 
     def __init__(self, engine: sa.Engine) -> None:
         self.engine = engine
-        self._layouts: dict[int, TaskLayout] = {}
+        self._layouts: dict[tuple[int, int | None], TaskLayout] = {}
 
     @classmethod
     def open(cls, url: str) -> Self:
@@ -66,18 +90,28 @@ class StoreBase:
     def dialect(self) -> str:
         return self.engine.dialect.name
 
-    def layout(self, block_id: int, frames: str, chunk: int, priority: str | None) -> TaskLayout:
-        """The block's task layout, parsed once per block and kept (blocks never change it)."""
-        layout = self._layouts.get(block_id)
+    def layout(
+        self,
+        block_id: int,
+        frames: str,
+        chunk: int,
+        priority: str | None,
+        preview_every: int | None = None,
+    ) -> TaskLayout:
+        """The block's task layout, parsed once per block and kept (blocks never change it).
+        `preview_every` changes only the dispatch order, never which frames a task holds."""
+        key = (block_id, preview_every)
+        layout = self._layouts.get(key)
         if layout is None:
             layout = TaskLayout(
                 FrameSet.parse(frames),
                 chunk,
                 priority_frames=FrameSet.parse(priority) if priority else None,
+                preview_every=preview_every,
             )
             if len(self._layouts) > 10_000:
                 self._layouts.clear()
-            self._layouts[block_id] = layout
+            self._layouts[key] = layout
         return layout
 
     def _block_row(self, conn: sa.Connection, job_id: int, block_index: int) -> Any:
@@ -124,15 +158,11 @@ class StoreBase:
         **extra: Any,
     ) -> None:
         """Change one task's status and the block counters with it, in the caller's transaction."""
+        values = {"status": new.value, "updated_at": now, **extra}
         conn.execute(
-            tasks.update()
-            .where(tasks.c.id == task_id)
-            .values(status=new.value, updated_at=now, **extra)
+            _task_update(frozenset(values)),
+            {"task_id": task_id, **{f"v_{k}": v for k, v in values.items()}},
         )
-        changes: dict[str, Any] = {}
-        if old in _COUNTER:
-            changes[_COUNTER[old]] = blocks.c[_COUNTER[old]] - 1
-        if new in _COUNTER:
-            changes[_COUNTER[new]] = blocks.c[_COUNTER[new]] + 1
-        if changes:
-            conn.execute(blocks.update().where(blocks.c.id == block_id).values(**changes))
+        counters = _counter_update(old, new)
+        if counters is not None:
+            conn.execute(counters, {"block_id": block_id})

@@ -7,6 +7,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from thresher.core.deps import jobs_waiting
 from thresher.core.errors import NotFound
 from thresher.core.frames import FrameSet, TaskLayout
 from thresher.core.model import (
@@ -47,6 +48,12 @@ class JobsStore(StoreBase):
                     payload=dict(spec.payload or {}),
                     created_at=now,
                     finished_at=None,
+                    filters=spec.filters,
+                    max_running=spec.max_running,
+                    max_running_per_host=spec.max_running_per_host,
+                    preempt=spec.preempt,
+                    after_name=spec.after_name,
+                    after_global=spec.after_global,
                 )
             ).inserted_primary_key[0]  # type: ignore[index]
             conn.execute(
@@ -83,6 +90,16 @@ class JobsStore(StoreBase):
             "n_canceled": 0,
             "runtime_sum": 0.0,
             "runtime_n": 0,
+            "engine": spec.engine,
+            "capacity": spec.capacity,
+            "limits": list(spec.limits),
+            "min_runtime_s": spec.min_runtime_s,
+            "preview_every": spec.preview_every,
+            "after": list(spec.after),
+            "after_frames": list(spec.after_frames),
+            "errors_to_avoid": spec.errors_to_avoid,
+            "forgive_s": spec.forgive_s,
+            "host_filters": spec.host_filters,
         }
 
     def _deps_state(self, conn: sa.Connection, after: Iterable[int]) -> tuple[bool, str | None]:
@@ -92,20 +109,17 @@ class JobsStore(StoreBase):
             return False, None
         dep_jobs = {r.id: r for r in conn.execute(sa.select(jobs).where(jobs.c.id.in_(ids))).all()}
         dep_blocks = self._block_records(conn, ids)
-        for dep_id in ids:
-            job = dep_jobs.get(dep_id)
-            if job is None:
-                continue  # a deleted dependency no longer holds anyone back
+        statuses: dict[int, JobStatus] = {}
+        for dep_id, job in dep_jobs.items():
             counts = sum((_counts(b) for b in dep_blocks.get(dep_id, [])), Counts())
             if counts.total and counts.done == counts.total:
+                statuses[dep_id] = JobStatus.SUCCEEDED
                 continue
-            status = derive_job_status(
+            statuses[dep_id] = derive_job_status(
                 counts=counts, paused=job.paused, canceled=job.canceled, deps_pending=False
             )
-            if status in (JobStatus.FAILED, JobStatus.CANCELED):
-                return True, f"waiting on job {dep_id}, which {status.value}"
-            return True, f"waiting on job {dep_id}"
-        return False, None
+        reason = jobs_waiting(ids, statuses)  # the decision lives in core.deps
+        return reason is not None, reason
 
     def _job_record(self, conn: sa.Connection, row: Any, block_rows: list[Any]) -> JobRecord:
         block_recs = tuple(
@@ -122,6 +136,16 @@ class JobsStore(StoreBase):
                 cursor=b.cursor,
                 counts=_counts(b),
                 mean_runtime_s=(b.runtime_sum / b.runtime_n) if b.runtime_n else None,
+                engine=b.engine,
+                capacity=b.capacity,
+                limits=tuple(b.limits),
+                min_runtime_s=b.min_runtime_s,
+                preview_every=b.preview_every,
+                after=tuple(b.after),
+                after_frames=tuple(b.after_frames),
+                errors_to_avoid=b.errors_to_avoid,
+                forgive_s=b.forgive_s,
+                host_filters=b.host_filters,
             )
             for b in block_rows
         )
@@ -150,6 +174,12 @@ class JobsStore(StoreBase):
             status=status,
             status_reason=reason if status is JobStatus.WAITING else None,
             blocks=block_recs,
+            filters=row.filters,
+            max_running=row.max_running,
+            max_running_per_host=row.max_running_per_host,
+            preempt=row.preempt,
+            after_name=row.after_name,
+            after_global=row.after_global,
         )
 
     def get_job(self, job_id: int) -> JobRecord:
@@ -230,6 +260,22 @@ class JobsStore(StoreBase):
                         attempts.c.cancel_reason.is_(None),
                     )
                     .values(cancel_reason=reason)
+                ).rowcount
+            )
+
+    def withdraw_stop_requests(self, job_id: int, reason: str) -> int:
+        """Running attempts asked to stop for `reason` (a pause, a cancel) may go on after all;
+        a worker that already stopped one reports it, and the task is requeued."""
+        with self.engine.begin() as conn:
+            return int(
+                conn.execute(
+                    attempts.update()
+                    .where(
+                        attempts.c.job_id == job_id,
+                        attempts.c.status == AttemptStatus.RUNNING.value,
+                        attempts.c.cancel_reason == reason,
+                    )
+                    .values(cancel_reason=None)
                 ).rowcount
             )
 

@@ -17,6 +17,18 @@ class BlockSpec:
     priority_frames: str | None = None
     retries: int = 3
     max_runtime_s: float | None = None
+    # Scheduling (issue 3); see docs/scheduling.md.
+    engine: str | None = None  # what a lane must run; None: the job's kind
+    capacity: int = 1000
+    limits: tuple[str, ...] = ()
+    min_runtime_s: float | None = None
+    preview_every: int | None = None
+    after: tuple[int, ...] = ()  # block indices this block waits for, whole
+    after_frames: tuple[int, ...] = ()  # block indices this block waits for, frame by frame
+    errors_to_avoid: int | None = None  # None: the controller's default
+    forgive_s: float | None = None
+    # OpenJD (issue 5): filters of this block alone, on top of the job's (hostRequirements).
+    host_filters: str = ""
 
 
 @dataclass(frozen=True)
@@ -31,6 +43,13 @@ class JobSpec:
     cwd: str | None = None
     payload: Mapping[str, Any] | None = None
     paused: bool = False
+    # Scheduling (issue 3); see docs/scheduling.md.
+    filters: str = ""
+    max_running: int | None = None
+    max_running_per_host: int | None = None
+    preempt: bool = False
+    after_name: str | None = None
+    after_global: bool = False
 
 
 @dataclass(frozen=True)
@@ -44,6 +63,9 @@ class WorkerFacts:
     pools: tuple[str, ...]
     attributes: Mapping[str, str]
     lanes: int
+    gpus: int = 0
+    capacity: int | None = None  # None: 1000 per lane
+    lane_engines: Mapping[int, tuple[str, ...]] | None = None  # lanes not named run anything
 
 
 @dataclass(frozen=True)
@@ -81,3 +103,12 @@ class ClaimCandidate:
     task_count: int
     n_queued: int
     mean_runtime_s: float | None
+    # What the claim re-checks atomically and records (issue 3).
+    owner: str = ""
+    capacity: int = 1000
+    limits: tuple[str, ...] = ()
+    max_running: int | None = None
+    max_running_per_host: int | None = None
+    user_max_running: int | None = None
+    preview_every: int | None = None
+    after_frames: tuple[int, ...] = ()

@@ -9,7 +9,9 @@ Errors raised: `thresher.core.errors.NotFound`, `StaleAttempt`, `Conflict`, `Inv
 
 from __future__ import annotations
 
-from thresher.store.dispatch import DispatchStore
+from thresher.store.access_keys import AccessKeysStore
+from thresher.store.dispatch import ClaimOutcome, DispatchStore, Refused
+from thresher.store.engines import EnginesStore
 from thresher.store.records import (
     BlockSpec,
     ClaimCandidate,
@@ -25,13 +27,15 @@ from thresher.store.workers import WorkersStore
 __all__ = [
     "BlockSpec",
     "ClaimCandidate",
+    "ClaimOutcome",
     "FinishReport",
     "JobSpec",
+    "Refused",
     "Store",
     "TokenRecord",
     "WorkerFacts",
 ]
 
 
-class Store(DispatchStore, TasksStore, WorkersStore, TokensStore):
+class Store(DispatchStore, TasksStore, WorkersStore, TokensStore, EnginesStore, AccessKeysStore):
     """All farm state. Methods are short transactions; values returned are frozen records."""

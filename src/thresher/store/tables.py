@@ -42,6 +42,16 @@ workers = sa.Table(
     sa.Column("status", sa.String(20), nullable=False),
     sa.Column("last_seen", sa.Float, nullable=False),
     sa.Column("registered_at", sa.Float, nullable=False),
+    # Scheduling (issue 3): GPU count, capacity units (None: 1000 per lane), the engines each
+    # lane runs as the worker declared them and as the controller overrides them, NIMBY states
+    # set from the controller and reported by the worker's machine, when sickness was cleared.
+    sa.Column("gpus", sa.Integer, nullable=False, default=0, server_default="0"),
+    sa.Column("capacity", sa.Integer, nullable=True),
+    sa.Column("lane_engines", sa.JSON, nullable=True),
+    sa.Column("lane_overrides", sa.JSON, nullable=True),
+    sa.Column("nimby", sa.String(20), nullable=True),
+    sa.Column("local_nimby", sa.String(20), nullable=True),
+    sa.Column("sick_cleared_at", sa.Float, nullable=True),
 )
 
 jobs = sa.Table(
@@ -60,6 +70,13 @@ jobs = sa.Table(
     sa.Column("payload", sa.JSON, nullable=False),  # kind-specific: command template, engine...
     sa.Column("created_at", sa.Float, nullable=False),
     sa.Column("finished_at", sa.Float, nullable=True),
+    # Scheduling (issue 3): filters, caps, preemption, and the name regex `after` came from.
+    sa.Column("filters", sa.Text, nullable=False, default="", server_default=""),
+    sa.Column("max_running", sa.Integer, nullable=True),
+    sa.Column("max_running_per_host", sa.Integer, nullable=True),
+    sa.Column("preempt", sa.Boolean, nullable=False, default=False, server_default=sa.false()),
+    sa.Column("after_name", sa.String(300), nullable=True),
+    sa.Column("after_global", sa.Boolean, nullable=False, default=False, server_default=sa.false()),
 )
 
 blocks = sa.Table(
@@ -84,6 +101,21 @@ blocks = sa.Table(
     sa.Column("n_canceled", sa.Integer, nullable=False),
     sa.Column("runtime_sum", sa.Float, nullable=False),
     sa.Column("runtime_n", sa.Integer, nullable=False),
+    # Scheduling (issue 3): what a lane must run (None: the job's kind), capacity per task,
+    # limits each task holds, minimum run time, preview order, block and frame-by-frame
+    # dependencies (block indices), error-host policy (None: the controller's).
+    sa.Column("engine", sa.String(100), nullable=True),
+    sa.Column("capacity", sa.Integer, nullable=False, default=1000, server_default="1000"),
+    sa.Column("limits", sa.JSON, nullable=False, default=list),
+    sa.Column("min_runtime_s", sa.Float, nullable=True),
+    sa.Column("preview_every", sa.Integer, nullable=True),
+    sa.Column("after", sa.JSON, nullable=False, default=list),
+    sa.Column("after_frames", sa.JSON, nullable=False, default=list),
+    sa.Column("errors_to_avoid", sa.Integer, nullable=True),
+    sa.Column("forgive_s", sa.Float, nullable=True),
+    # OpenJD (issue 5): filters of this block alone (a step's hostRequirements), applied on top
+    # of the job's `filters`.
+    sa.Column("host_filters", sa.Text, nullable=False, default="", server_default=""),
     sa.UniqueConstraint("job_id", "idx", name="uq_blocks_job_idx"),
 )
 
@@ -124,6 +156,14 @@ attempts = sa.Table(
     sa.Column("duration_s", sa.Float, nullable=True),
     sa.Column("message", sa.Text, nullable=True),
     sa.Column("progress", sa.Float, nullable=True),
+    sa.Column("lane", sa.Integer, nullable=True),  # the worker's lane it was claimed for
+    sa.Column("capacity", sa.Integer, nullable=True),  # capacity units it holds while it runs
+    # Engines (issue 4): the engine revision an engine task ran with (0: built in) and the
+    # files its engine reported writing.
+    sa.Column("engine_revision", sa.Integer, nullable=True),
+    sa.Column("outputs", sa.JSON, nullable=True),
+    # OpenJD (issue 5): the last status message a task reported (`openjd_status:`).
+    sa.Column("status_message", sa.Text, nullable=True),
     sa.Index("ix_attempts_task", "task_id"),
     sa.Index("ix_attempts_worker_status", "worker_id", "status"),
 )
@@ -138,4 +178,96 @@ log_lines = sa.Table(
     sa.Column("stream", sa.String(10), nullable=False),
     sa.Column("text", sa.Text, nullable=False),
     sa.Index("ix_log_lines_attempt", "attempt_id", "id"),
+)
+
+# -- scheduling (issue 3) -----------------------------------------------------------------------
+
+limits = sa.Table(
+    "limits",
+    metadata,
+    sa.Column("name", sa.String(100), primary_key=True),
+    sa.Column("max_total", sa.Integer, nullable=True),
+    sa.Column("max_per_host", sa.Integer, nullable=True),
+    sa.Column("max_hosts", sa.Integer, nullable=True),
+    sa.Column("updated_at", sa.Float, nullable=False),
+)
+
+# One row per unit of a limit held by a running attempt; deleted when the attempt ends.
+limit_holds = sa.Table(
+    "limit_holds",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("limit_name", sa.String(100), nullable=False),
+    sa.Column(
+        "attempt_id", sa.Integer, sa.ForeignKey("attempts.id", ondelete="CASCADE"), nullable=False
+    ),
+    sa.Column("hostname", sa.String(255), nullable=False),
+    sa.Index("ix_limit_holds_limit", "limit_name", "hostname"),
+    sa.Index("ix_limit_holds_attempt", "attempt_id"),
+)
+
+# Failures that count against a host: a failed or timed-out attempt, or a too-short success.
+host_errors = sa.Table(
+    "host_errors",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("worker_id", sa.Integer, nullable=False),
+    sa.Column("job_id", sa.Integer, nullable=False),
+    sa.Column("block_id", sa.Integer, nullable=False),
+    sa.Column("at", sa.Float, nullable=False),
+    sa.Index("ix_host_errors_block", "block_id", "worker_id"),
+    sa.Index("ix_host_errors_worker", "worker_id", "at"),
+)
+
+user_settings = sa.Table(
+    "user_settings",
+    metadata,
+    sa.Column("name", sa.String(200), primary_key=True),
+    sa.Column("priority", sa.Integer, nullable=False),
+    sa.Column("max_running", sa.Integer, nullable=True),
+)
+
+# -- engines (issue 4) --------------------------------------------------------------------------
+
+# One row per engine name: which revision is current (0: the built-in one) and whether new jobs
+# may use it.
+engines = sa.Table(
+    "engines",
+    metadata,
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("current_revision", sa.Integer, nullable=False),
+    sa.Column("enabled", sa.Boolean, nullable=False),
+    sa.Column("updated_at", sa.Float, nullable=False),
+)
+
+# Every published source, never changed once written; revision 0 holds this controller's
+# built-in source. `settings` and `parameters` are the engine class's merged SETTINGS and
+# PARAMETERS, read when it was published, so listings need not run engine code.
+engine_revisions = sa.Table(
+    "engine_revisions",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("name", sa.String(64), nullable=False),
+    sa.Column("revision", sa.Integer, nullable=False),
+    sa.Column("source", sa.Text, nullable=False),
+    sa.Column("source_hash", sa.String(64), nullable=False),
+    sa.Column("settings", sa.JSON, nullable=False),
+    sa.Column("parameters", sa.JSON, nullable=False),
+    sa.Column("published_by", sa.String(200), nullable=False),
+    sa.Column("published_at", sa.Float, nullable=False),
+    sa.UniqueConstraint("name", "revision", name="uq_engine_revisions_name_revision"),
+)
+
+# -- OpenJD submitters (issue 5) ----------------------------------------------------------------
+
+# AWS-style key pairs for the Deadline Cloud compatible routes: a request is signed (SigV4) with
+# the secret, so the controller must be able to read it back (unlike a bearer token's hash).
+# Each key acts as the token it was issued with.
+access_keys = sa.Table(
+    "access_keys",
+    metadata,
+    sa.Column("access_key_id", sa.String(40), primary_key=True),
+    sa.Column("secret", sa.String(100), nullable=False),
+    sa.Column("token_id", sa.Integer, sa.ForeignKey("tokens.id"), nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
 )

@@ -60,8 +60,10 @@ class TasksStore(StoreBase):
         )
 
     def get_task(self, job_id: int, block_index: int, index: int) -> TaskRecord:
+        if index < 0:
+            raise NotFound(f"job {job_id} block {block_index} has no task {index}", field="task")
         _, page = self.list_tasks(job_id, block_index=block_index, offset=index, limit=1)
-        if not page or index < 0:
+        if not page:
             raise NotFound(f"job {job_id} block {block_index} has no task {index}", field="task")
         return page[0]
 
@@ -81,6 +83,8 @@ class TasksStore(StoreBase):
                     tasks.c.block_id == block.id, tasks.c.idx == index
                 )
             ).first()
+            if row is None and new is TaskStatus.QUEUED:
+                return TaskStatus.WAITING  # never dispatched: it is already due to run
             if row is None:
                 task_id = self._insert_task(conn, block, index, TaskStatus.WAITING, now)
                 old = TaskStatus.WAITING

@@ -10,6 +10,12 @@ from thresher.store.records import (
 )
 from thresher.store.tables import tokens
 
+# Built once: every request looks its token up, and building a statement costs more than
+# running it.
+_FIND = sa.select(tokens.c.id, tokens.c.name, tokens.c.role).where(
+    tokens.c.token_hash == sa.bindparam("token_hash"), tokens.c.revoked.is_(False)
+)
+
 
 class TokensStore(StoreBase):
     def add_token(self, *, name: str, role: str, token_hash: str, now: float) -> int:
@@ -23,11 +29,7 @@ class TokensStore(StoreBase):
 
     def find_token(self, token_hash: str) -> TokenRecord | None:
         with self.engine.connect() as conn:
-            row = conn.execute(
-                sa.select(tokens.c.id, tokens.c.name, tokens.c.role).where(
-                    tokens.c.token_hash == token_hash, tokens.c.revoked.is_(False)
-                )
-            ).first()
+            row = conn.execute(_FIND, {"token_hash": token_hash}).first()
         return TokenRecord(row.id, row.name, row.role) if row else None
 
     def count_tokens(self, role: str) -> int:

@@ -8,6 +8,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from thresher.core.errors import NotFound
+from thresher.core.lanes import effective_engines, lane_keys, lane_loads, worker_capacity
 from thresher.core.model import (
     WorkerRecord,
 )
@@ -32,6 +33,9 @@ class WorkersStore(AttemptsStore):
             "pools": list(facts.pools),
             "attributes": dict(facts.attributes),
             "lanes": facts.lanes,
+            "gpus": facts.gpus,
+            "capacity": facts.capacity,
+            "lane_engines": {str(k): list(v) for k, v in (facts.lane_engines or {}).items()},
             "status": WorkerStatus.ONLINE.value,
             "last_seen": now,
         }
@@ -94,19 +98,19 @@ class WorkersStore(AttemptsStore):
 
     def _workers(self, worker_id: int | None) -> list[WorkerRecord]:
         """All workers, or the one with `worker_id`, with their running attempt counts."""
-        running_q = (
-            sa.select(attempts.c.worker_id, sa.func.count())
-            .where(attempts.c.status == AttemptStatus.RUNNING.value)
-            .group_by(attempts.c.worker_id)
-        )
+        running_q = sa.select(
+            attempts.c.worker_id, attempts.c.lane, attempts.c.capacity, attempts.c.id
+        ).where(attempts.c.status == AttemptStatus.RUNNING.value)
         rows_q = sa.select(workers).order_by(workers.c.name)
         if worker_id is not None:
             running_q = running_q.where(attempts.c.worker_id == worker_id)
             rows_q = rows_q.where(workers.c.id == worker_id)
         with self.engine.connect() as conn:
-            running: dict[int, int] = {row[0]: row[1] for row in conn.execute(running_q).all()}
+            held: dict[int, list[tuple[int | None, int | None, int]]] = {}
+            for row in conn.execute(running_q).all():
+                held.setdefault(row.worker_id, []).append((row.lane, row.capacity, row.id))
             rows = conn.execute(rows_q).all()
-        return [self._worker_record(r, running.get(r.id, 0)) for r in rows]
+        return [self._worker_record(r, held.get(r.id, [])) for r in rows]
 
     def find_worker(self, name_or_id: str) -> WorkerRecord:
         for worker in self.list_workers():
@@ -115,7 +119,8 @@ class WorkersStore(AttemptsStore):
         raise NotFound(f"worker {name_or_id!r} does not exist", field="worker")
 
     @staticmethod
-    def _worker_record(r: Any, running: int) -> WorkerRecord:
+    def _worker_record(r: Any, held: list[tuple[int | None, int | None, int]]) -> WorkerRecord:
+        loads = lane_loads(held)
         return WorkerRecord(
             id=r.id,
             name=r.name,
@@ -130,7 +135,19 @@ class WorkersStore(AttemptsStore):
             enabled=r.enabled,
             status=WorkerStatus(r.status),
             last_seen=r.last_seen,
-            running=running,
+            running=len(held),
+            gpus=r.gpus,
+            capacity=worker_capacity(r.capacity, r.lanes),
+            capacity_used=sum(loads.values()),
+            lane_engines={
+                lane: None if engines is None else tuple(sorted(engines))
+                for lane, engines in effective_engines(
+                    r.lanes, lane_keys(r.lane_engines), lane_keys(r.lane_overrides)
+                ).items()
+            },
+            lane_overrides=lane_keys(r.lane_overrides),
+            nimby=r.nimby,
+            local_nimby=r.local_nimby,
         )
 
     def online_worker_count(self) -> int:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -12,7 +11,7 @@ from pathlib import Path
 
 import uvicorn
 
-from thresher.controller.app import create_app, server_config
+from thresher.controller.app import create_app, listen_socket, server_config
 from thresher.controller.auth import ensure_admin_token
 from thresher.controller.settings import ControllerSettings
 from thresher.core.clock import Clock, SystemClock
@@ -48,8 +47,7 @@ def serve_in_thread(
     clock = clock or SystemClock()
     ensure_admin_token(store, clock, settings.data_dir)
     token = (Path(settings.data_dir) / "admin-token").read_text().strip()
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
+    sock = listen_socket("127.0.0.1", 0)
     port = sock.getsockname()[1]
     server = _QuietServer(server_config(create_app(settings, store=store, clock=clock)))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)

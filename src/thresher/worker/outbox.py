@@ -21,6 +21,8 @@ class _Lines:
     lines: list[tuple[str, str]] = field(default_factory=list)
     dropped: int = 0
     progress: float | None = None
+    outputs: list[str] = field(default_factory=list)
+    status: str | None = None
 
 
 class Outbox:
@@ -43,6 +45,16 @@ class Outbox:
         """Thread-safe."""
         with self._lock:
             self._lines.setdefault(attempt_id, _Lines(token)).progress = percent
+
+    def set_status(self, attempt_id: int, token: str, message: str) -> None:
+        """The attempt's latest status message (OpenJD's `openjd_status:`). Thread-safe."""
+        with self._lock:
+            self._lines.setdefault(attempt_id, _Lines(token)).status = message[:10_000]
+
+    def add_output(self, attempt_id: int, token: str, path: str) -> None:
+        """A file the attempt's engine wrote. Thread-safe."""
+        with self._lock:
+            self._lines.setdefault(attempt_id, _Lines(token)).outputs.append(path)
 
     def add_finish(self, finish: api.FinishIn) -> None:
         """Event loop only."""
@@ -74,6 +86,8 @@ class Outbox:
                         "token": e.token,
                         "lines": lines,
                         "progress": e.progress,
+                        "outputs": e.outputs,
+                        "status_message": e.status,
                     }
                 )
             )
@@ -86,13 +100,22 @@ class Outbox:
         with self._lock:
             for batch in output:
                 newer = self._lines.get(batch.attempt_id)
-                entry = _Lines(batch.token, [(s, t) for s, t in batch.lines], 0, batch.progress)
+                entry = _Lines(
+                    batch.token,
+                    [(s, t) for s, t in batch.lines],
+                    0,
+                    batch.progress,
+                    list(batch.outputs),
+                    batch.status_message,
+                )
                 if newer is not None:
                     entry.lines.extend(newer.lines)
+                    entry.outputs.extend(newer.outputs)
                     entry.dropped = newer.dropped
                     entry.progress = (
                         newer.progress if newer.progress is not None else entry.progress
                     )
+                    entry.status = newer.status if newer.status is not None else entry.status
                 self._lines[batch.attempt_id] = entry
         self._finished = finished + self._finished
         if self._finished:

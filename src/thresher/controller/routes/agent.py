@@ -61,4 +61,4 @@ async def finish(attempt_id: int, body: api.FinishIn, farm: FarmDep, caller: Cal
     if body.attempt_id != attempt_id:
         raise StaleAttempt("attempt id in the path and the body differ", field="attempt_id")
     if farm.finish(body):
-        farm.notifier.notify()
+        farm.notifier.notify(soft=True)

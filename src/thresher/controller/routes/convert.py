@@ -38,9 +38,25 @@ def job_out(j: JobRecord) -> api.JobOut:
                 max_runtime_s=b.max_runtime_s,
                 counts=counts_out(b.counts),
                 mean_runtime_s=b.mean_runtime_s,
+                host_filters=b.host_filters,
+                engine=b.engine,
+                capacity=b.capacity,
+                limits=list(b.limits),
+                min_runtime_s=b.min_runtime_s,
+                preview_every=b.preview_every,
+                after=list(b.after),
+                after_frames=list(b.after_frames),
+                errors_to_avoid=b.errors_to_avoid,
+                forgive_s=b.forgive_s,
             )
             for b in j.blocks
         ],
+        filters=j.filters,
+        max_running=j.max_running,
+        max_running_per_host=j.max_running_per_host,
+        preempt=j.preempt,
+        after_name=j.after_name,
+        after_global=j.after_global,
     )
 
 
@@ -74,6 +90,9 @@ def attempt_out(a: AttemptRecord) -> api.AttemptOut:
         duration_s=a.duration_s,
         message=a.message,
         progress=a.progress,
+        engine_revision=a.engine_revision,
+        outputs=list(a.outputs),
+        status_message=a.status_message,
     )
 
 
@@ -93,4 +112,18 @@ def worker_out(w: WorkerRecord) -> api.WorkerOut:
         status=w.status.value,
         last_seen=w.last_seen,
         running=w.running,
+        gpus=w.gpus,
+        capacity=w.capacity,
+        capacity_used=w.capacity_used,
+        lanes_detail=[
+            api.LaneOut(
+                index=lane,
+                engines=None if engines is None else list(engines),
+                overridden=lane in w.lane_overrides,
+            )
+            for lane, engines in sorted(w.lane_engines.items())
+        ],
+        nimby=w.nimby,
+        local_nimby=w.local_nimby,
+        sick_since=w.sick_since,
     )

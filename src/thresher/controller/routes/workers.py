@@ -13,12 +13,12 @@ router = APIRouter(prefix="/api/v1", tags=["workers"])
 
 @router.get("/workers", response_model=api.WorkerList)
 async def list_workers(farm: FarmDep, caller: CallerDep) -> api.WorkerList:
-    return api.WorkerList(workers=[worker_out(w) for w in farm.store.list_workers()])
+    return api.WorkerList(workers=[worker_out(w) for w in farm.scheduling.workers()])
 
 
 @router.get("/workers/{name}", response_model=api.WorkerOut)
 async def show_worker(name: str, farm: FarmDep, caller: CallerDep) -> api.WorkerOut:
-    return worker_out(farm.store.find_worker(name))
+    return worker_out(farm.scheduling.worker(name))
 
 
 @router.post("/workers/{name}/enable", response_model=api.WorkerOut)

@@ -32,6 +32,12 @@ def upgrade() -> None:
         sa.Column("payload", sa.JSON(), nullable=False),
         sa.Column("created_at", sa.Float(), nullable=False),
         sa.Column("finished_at", sa.Float(), nullable=True),
+        sa.Column("filters", sa.Text(), server_default="", nullable=False),
+        sa.Column("max_running", sa.Integer(), nullable=True),
+        sa.Column("max_running_per_host", sa.Integer(), nullable=True),
+        sa.Column("preempt", sa.Boolean(), server_default=sa.false(), nullable=False),
+        sa.Column("after_name", sa.String(length=300), nullable=True),
+        sa.Column("after_global", sa.Boolean(), server_default=sa.false(), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_jobs")),
     )
     with op.batch_alter_table("jobs", schema=None) as batch_op:
@@ -69,6 +75,16 @@ def upgrade() -> None:
         sa.Column("n_canceled", sa.Integer(), nullable=False),
         sa.Column("runtime_sum", sa.Float(), nullable=False),
         sa.Column("runtime_n", sa.Integer(), nullable=False),
+        sa.Column("engine", sa.String(length=100), nullable=True),
+        sa.Column("capacity", sa.Integer(), server_default="1000", nullable=False),
+        sa.Column("limits", sa.JSON(), nullable=False),
+        sa.Column("min_runtime_s", sa.Float(), nullable=True),
+        sa.Column("preview_every", sa.Integer(), nullable=True),
+        sa.Column("after", sa.JSON(), nullable=False),
+        sa.Column("after_frames", sa.JSON(), nullable=False),
+        sa.Column("errors_to_avoid", sa.Integer(), nullable=True),
+        sa.Column("forgive_s", sa.Float(), nullable=True),
+        sa.Column("host_filters", sa.Text(), server_default="", nullable=False),
         sa.ForeignKeyConstraint(
             ["job_id"], ["jobs.id"], name=op.f("fk_blocks_job_id_jobs"), ondelete="CASCADE"
         ),
@@ -92,6 +108,13 @@ def upgrade() -> None:
         sa.Column("status", sa.String(length=20), nullable=False),
         sa.Column("last_seen", sa.Float(), nullable=False),
         sa.Column("registered_at", sa.Float(), nullable=False),
+        sa.Column("gpus", sa.Integer(), server_default="0", nullable=False),
+        sa.Column("capacity", sa.Integer(), nullable=True),
+        sa.Column("lane_engines", sa.JSON(), nullable=True),
+        sa.Column("lane_overrides", sa.JSON(), nullable=True),
+        sa.Column("nimby", sa.String(length=20), nullable=True),
+        sa.Column("local_nimby", sa.String(length=20), nullable=True),
+        sa.Column("sick_cleared_at", sa.Float(), nullable=True),
         sa.ForeignKeyConstraint(
             ["token_id"], ["tokens.id"], name=op.f("fk_workers_token_id_tokens")
         ),
@@ -137,6 +160,11 @@ def upgrade() -> None:
         sa.Column("duration_s", sa.Float(), nullable=True),
         sa.Column("message", sa.Text(), nullable=True),
         sa.Column("progress", sa.Float(), nullable=True),
+        sa.Column("lane", sa.Integer(), nullable=True),
+        sa.Column("capacity", sa.Integer(), nullable=True),
+        sa.Column("engine_revision", sa.Integer(), nullable=True),
+        sa.Column("outputs", sa.JSON(), nullable=True),
+        sa.Column("status_message", sa.Text(), nullable=True),
         sa.ForeignKeyConstraint(
             ["task_id"], ["tasks.id"], name=op.f("fk_attempts_task_id_tasks"), ondelete="CASCADE"
         ),
@@ -164,11 +192,106 @@ def upgrade() -> None:
     with op.batch_alter_table("log_lines", schema=None) as batch_op:
         batch_op.create_index("ix_log_lines_attempt", ["attempt_id", "id"], unique=False)
 
+    # -- scheduling (issue 3): limits and their holds, host errors, per-user settings --
+    op.create_table(
+        "limits",
+        sa.Column("name", sa.String(length=100), nullable=False),
+        sa.Column("max_total", sa.Integer(), nullable=True),
+        sa.Column("max_per_host", sa.Integer(), nullable=True),
+        sa.Column("max_hosts", sa.Integer(), nullable=True),
+        sa.Column("updated_at", sa.Float(), nullable=False),
+        sa.PrimaryKeyConstraint("name", name=op.f("pk_limits")),
+    )
+    op.create_table(
+        "limit_holds",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("limit_name", sa.String(length=100), nullable=False),
+        sa.Column("attempt_id", sa.Integer(), nullable=False),
+        sa.Column("hostname", sa.String(length=255), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["attempt_id"],
+            ["attempts.id"],
+            name=op.f("fk_limit_holds_attempt_id_attempts"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_limit_holds")),
+    )
+    with op.batch_alter_table("limit_holds", schema=None) as batch_op:
+        batch_op.create_index("ix_limit_holds_limit", ["limit_name", "hostname"], unique=False)
+        batch_op.create_index("ix_limit_holds_attempt", ["attempt_id"], unique=False)
+    op.create_table(
+        "host_errors",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("worker_id", sa.Integer(), nullable=False),
+        sa.Column("job_id", sa.Integer(), nullable=False),
+        sa.Column("block_id", sa.Integer(), nullable=False),
+        sa.Column("at", sa.Float(), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_host_errors")),
+    )
+    with op.batch_alter_table("host_errors", schema=None) as batch_op:
+        batch_op.create_index("ix_host_errors_block", ["block_id", "worker_id"], unique=False)
+        batch_op.create_index("ix_host_errors_worker", ["worker_id", "at"], unique=False)
+    op.create_table(
+        "user_settings",
+        sa.Column("name", sa.String(length=200), nullable=False),
+        sa.Column("priority", sa.Integer(), nullable=False),
+        sa.Column("max_running", sa.Integer(), nullable=True),
+        sa.PrimaryKeyConstraint("name", name=op.f("pk_user_settings")),
+    )
+
+    # -- engines (issue 4): the registry of published engine sources --
+    op.create_table(
+        "engines",
+        sa.Column("name", sa.String(length=64), nullable=False),
+        sa.Column("current_revision", sa.Integer(), nullable=False),
+        sa.Column("enabled", sa.Boolean(), nullable=False),
+        sa.Column("updated_at", sa.Float(), nullable=False),
+        sa.PrimaryKeyConstraint("name", name=op.f("pk_engines")),
+    )
+    op.create_table(
+        "engine_revisions",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("name", sa.String(length=64), nullable=False),
+        sa.Column("revision", sa.Integer(), nullable=False),
+        sa.Column("source", sa.Text(), nullable=False),
+        sa.Column("source_hash", sa.String(length=64), nullable=False),
+        sa.Column("settings", sa.JSON(), nullable=False),
+        sa.Column("parameters", sa.JSON(), nullable=False),
+        sa.Column("published_by", sa.String(length=200), nullable=False),
+        sa.Column("published_at", sa.Float(), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_engine_revisions")),
+        sa.UniqueConstraint("name", "revision", name="uq_engine_revisions_name_revision"),
+    )
+    op.create_table(
+        "access_keys",
+        sa.Column("access_key_id", sa.String(length=40), nullable=False),
+        sa.Column("secret", sa.String(length=100), nullable=False),
+        sa.Column("token_id", sa.Integer(), nullable=False),
+        sa.Column("created_at", sa.Float(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["token_id"], ["tokens.id"], name=op.f("fk_access_keys_token_id_tokens")
+        ),
+        sa.PrimaryKeyConstraint("access_key_id", name=op.f("pk_access_keys")),
+    )
+
     # ### end Alembic commands ###
 
 
 def downgrade() -> None:
     # ### commands auto generated by Alembic - please adjust! ###
+    op.drop_table("access_keys")
+    op.drop_table("engine_revisions")
+    op.drop_table("engines")
+    op.drop_table("user_settings")
+    with op.batch_alter_table("host_errors", schema=None) as batch_op:
+        batch_op.drop_index("ix_host_errors_worker")
+        batch_op.drop_index("ix_host_errors_block")
+    op.drop_table("host_errors")
+    with op.batch_alter_table("limit_holds", schema=None) as batch_op:
+        batch_op.drop_index("ix_limit_holds_attempt")
+        batch_op.drop_index("ix_limit_holds_limit")
+    op.drop_table("limit_holds")
+    op.drop_table("limits")
     with op.batch_alter_table("log_lines", schema=None) as batch_op:
         batch_op.drop_index("ix_log_lines_attempt")
 

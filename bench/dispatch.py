@@ -1,0 +1,311 @@
+"""Dispatch throughput: many simulated workers (one lane each) polling one controller over HTTP.
+
+A `thresher controller` process serves a queue of short tasks (one job of `--tasks` one-frame
+tasks). `--workers` simulated workers register, then each loops as the agent does: poll
+(heartbeat + the previous tasks' finishes + a claim for its one lane), "run" what it got in no
+time, poll again. With `--ahead N` a worker also asks to hold N short tasks ahead on its lane
+(the agent's default is 1), so one poll hands out up to N+1 tasks and reports as many finishes.
+The workers are asyncio tasks sharing one httpx.AsyncClient with a bounded connection pool, in
+`--client-procs` processes; at most one request per connection is in flight (httpcore's pool
+gets slow with hundreds of requests queued in it).
+
+Measured over a steady window (after `--warmup` seconds, for `--seconds`, while the queue still
+has work): assignments per second, poll latency percentiles (from sending the poll on a
+connection to reading the answer) and the controller's CPU time per assignment. By default it
+runs on SQLite, then on a throwaway PostgreSQL cluster (scripts/pg-server.sh) when PostgreSQL
+is installed, each with `--ahead 0` and `--ahead 3`, and prints one JSON line:
+
+{"bench": "dispatch", "workers": 1000, "runs": {"sqlite": {"ahead_0": {...}, ...}, ...}, ...}
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import multiprocessing as mp
+import shutil
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import _common as c
+
+GOALS = {"sqlite": 2000, "postgresql": 1000}
+
+
+@dataclass
+class Stats:
+    """What one client process saw inside the window (times are time.time() seconds)."""
+
+    assignments: int = 0
+    latencies: list[float] = field(default_factory=list)
+    errors: int = 0
+    empty_polls: int = 0
+
+
+async def _register(http: httpx.AsyncClient, token: str, name: str) -> str:
+    body = {
+        "name": name,
+        "hostname": name,
+        "os": "linux",
+        "cores": 4,
+        "ram_bytes": 8 << 30,
+        "lanes": 1,
+    }
+    for attempt in range(20):
+        try:
+            r = await http.post(
+                "/api/v1/agent/register", json=body, headers={"Authorization": f"Bearer {token}"}
+            )
+            r.raise_for_status()
+            return str(r.json()["token"])
+        except httpx.HTTPError:
+            await asyncio.sleep(0.1 * (attempt + 1))
+    raise RuntimeError(f"cannot register {name}")
+
+
+async def _worker(
+    http: httpx.AsyncClient,
+    token: str,
+    *,
+    ahead: int,
+    start: float,
+    window: tuple[float, float],
+    stats: Stats,
+    slots: asyncio.Semaphore,
+) -> None:
+    headers = {"Authorization": f"Bearer {token}"}
+    held: list[dict[str, Any]] = []
+    # A registered worker polls at once (as the agent does; a silent one would lose its lease).
+    while time.time() < window[1]:
+        body = {
+            "lanes": [0],
+            "ahead_lanes": [0] * ahead,
+            "wait_s": 2.0,
+            "finished": [
+                {
+                    "attempt_id": a["attempt_id"],
+                    "token": a["token"],
+                    "status": "succeeded",
+                    "exit_code": 0,
+                    "duration_s": 0.001,
+                }
+                for a in held
+            ],
+        }
+        # One request per connection at a time: httpcore's pool walks its whole queue of waiting
+        # requests on every change, which costs more than the requests with hundreds waiting.
+        async with slots:
+            sent = time.time()
+            try:
+                r = await http.post("/api/v1/agent/poll", json=body, headers=headers)
+                r.raise_for_status()
+                answer = r.json()
+            except httpx.HTTPError:
+                stats.errors += 1
+                await asyncio.sleep(0.05)
+                continue
+            got = time.time()
+        held = answer["assignments"]
+        if window[0] <= sent and got <= window[1]:
+            stats.latencies.append(got - sent)
+            stats.assignments += len(held)
+            stats.empty_polls += not held
+
+
+async def _client(
+    url: str,
+    token: str,
+    names: list[str],
+    *,
+    connections: int,
+    ahead: int,
+    start: float,
+    window: tuple[float, float],
+) -> Stats:
+    limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
+    timeout = httpx.Timeout(60.0, pool=60.0)
+    stats = Stats()
+    registering = asyncio.Semaphore(20)
+    slots = asyncio.Semaphore(connections)
+
+    async def one(name: str) -> None:
+        async with registering:
+            own = await _register(http, token, name)
+        await _worker(http, own, ahead=ahead, start=start, window=window, stats=stats, slots=slots)
+
+    async with httpx.AsyncClient(base_url=url, limits=limits, timeout=timeout) as http:
+        await asyncio.gather(*(one(n) for n in names))
+    return stats
+
+
+def _client_process(
+    url: str,
+    token: str,
+    names: list[str],
+    options: dict[str, Any],
+    out: Any,
+) -> None:
+    stats = asyncio.run(_client(url, token, names, **options))
+    out.put(stats)
+
+
+def _percentile(values: list[float], p: float) -> float:
+    return round(c.percentile(values, p) * 1000, 1) if values else float("nan")
+
+
+def run_db(args: argparse.Namespace, tmp: Path, db_url: str | None, db: str) -> dict[str, Any]:
+    """Every --ahead setting on one database (a fresh controller and data for each)."""
+    out: dict[str, Any] = {}
+    for ahead in args.ahead:
+        out[f"ahead_{ahead}"] = run_one(args, tmp, db_url, db, ahead=ahead)
+        if db_url:
+            _reset_pg(db_url)
+    return out
+
+
+def _reset_pg(url: str) -> None:
+    """Drop every table, so the next run's controller starts from an empty database."""
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(sa.text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
+    engine.dispose()
+
+
+def run_one(
+    args: argparse.Namespace, tmp: Path, db_url: str | None, db: str, *, ahead: int
+) -> dict[str, Any]:
+    # A long lease: a thousand simulated workers share a few processes and connections, so one
+    # may wait its turn on the client side longer than a real machine ever would.
+    extra = ["--heartbeat", "5", "--lease", str(args.lease)]
+    with (
+        c.controller(tmp / f"data-{db}-{ahead}", db_url, extra=extra) as ctl,
+        ctl.client(timeout=120) as client,
+    ):
+        c.log(f"{db}: submitting {args.tasks} tasks")
+        job = client.submit("bench-dispatch", ["true"], frames=f"1-{args.tasks}", chunk=1)
+        names = [f"sim-{i:04d}" for i in range(args.workers)]
+        per_proc = [names[i :: args.client_procs] for i in range(args.client_procs)]
+        # Every worker registers before `start` (and polls from then on); the window follows
+        # the warmup.
+        start = time.time() + args.register_s
+        window = (start + args.warmup, start + args.warmup + args.seconds)
+        options = {
+            "connections": max(1, args.connections // args.client_procs),
+            "ahead": ahead,
+            "start": start,
+            "window": window,
+        }
+        ctx = mp.get_context("spawn")
+        results = ctx.Queue()
+        procs = [
+            ctx.Process(target=_client_process, args=(ctl.url, ctl.token, chunk, options, results))
+            for chunk in per_proc
+        ]
+        for p in procs:
+            p.start()
+        time.sleep(max(0.0, window[0] - time.time()))
+        with c.py_spy({f"controller-{db}": ctl.pid}, args.profile):
+            cpu0 = c.cpu_seconds(ctl.pid)
+            time.sleep(max(0.0, window[1] - time.time()))
+            cpu1 = c.cpu_seconds(ctl.pid)
+        stats = [results.get(timeout=300) for _ in procs]
+        for p in procs:
+            p.join(timeout=30)
+        remaining = client.job(job.id).counts
+        if remaining.waiting + remaining.queued == 0:
+            c.log(f"{db}: the queue ran dry before the window ended: raise --tasks")
+    latencies = [x for s in stats for x in s.latencies]
+    assignments = sum(s.assignments for s in stats)
+    result = {
+        "assignments_per_s": round(assignments / args.seconds, 1),
+        "goal_per_s": GOALS[db],
+        "polls": len(latencies),
+        "empty_polls": sum(s.empty_polls for s in stats),
+        "poll_p50_ms": _percentile(latencies, 50),
+        "poll_p95_ms": _percentile(latencies, 95),
+        "poll_p99_ms": _percentile(latencies, 99),
+        "errors": sum(s.errors for s in stats),
+        "controller_cpu_s": round(cpu1 - cpu0, 1),
+        "controller_cpu_ms_per_assignment": round((cpu1 - cpu0) * 1000 / max(1, assignments), 2),
+        "queue_left": remaining.waiting + remaining.queued,
+    }
+    c.log(f"{db}, ahead {ahead}: {result}")
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--workers", type=int, default=1000)
+    parser.add_argument("--tasks", type=int, default=200_000)
+    parser.add_argument(
+        "--ahead",
+        type=lambda text: [int(x) for x in text.split(",")],
+        default=[0, 3],
+        help="short tasks a worker holds ahead on its lane; a comma list runs each",
+    )
+    parser.add_argument("--connections", type=int, default=100, help="HTTP connections in all")
+    parser.add_argument("--client-procs", type=int, default=2, help="load generator processes")
+    parser.add_argument("--register-s", type=float, default=30.0, help="time to register all")
+    parser.add_argument("--warmup", type=float, default=5.0)
+    parser.add_argument("--lease", type=float, default=120.0, help="the controller's --lease")
+    parser.add_argument("--seconds", type=float, default=20.0, help="measured window")
+    parser.add_argument(
+        "--db",
+        choices=["sqlite", "postgresql", "both"],
+        default="both",
+        help="both: PostgreSQL too when its server binaries are installed",
+    )
+    parser.add_argument(
+        "--profile", type=Path, metavar="DIR", help="py-spy the controller (see _profile_summary)"
+    )
+    c.add_common_options(parser)
+    args = parser.parse_args()
+
+    busy_before = c.wait_quiet(args.quiet_wait)
+    runs: dict[str, Any] = {}
+    with c.temp_dir(args.keep) as tmp:
+        if args.db in ("sqlite", "both") and not (args.pg or args.db_url):
+            runs["sqlite"] = run_db(args, tmp, None, "sqlite")
+        if args.db in ("postgresql", "both"):
+            if args.pg or args.db_url:
+                with c.database(args, tmp) as (db_url, db):
+                    runs[db] = run_db(args, tmp, db_url, db)
+            elif shutil.which("pg_ctl") or list(Path("/usr/lib/postgresql").glob("*/bin/pg_ctl")):
+                with c.pg_cluster(tmp) as server, c.fresh_pg_database(server) as db_url:
+                    runs["postgresql"] = run_db(args, tmp, db_url, "postgresql")
+            else:
+                c.log("no PostgreSQL server binaries: PostgreSQL skipped")
+    c.emit(
+        {
+            "bench": "dispatch",
+            "workers": args.workers,
+            "lanes_per_worker": 1,
+            "ahead": args.ahead,
+            "connections": args.connections,
+            "latency": "from sending a poll on a connection to reading its answer",
+            "client_procs": args.client_procs,
+            "window_s": args.seconds,
+            "runs": runs,
+            "profiled": bool(args.profile),
+            "cpu_busy_before_pct": busy_before,
+            "topology": "controller process; simulated workers: asyncio tasks over httpx in "
+            f"{args.client_procs} other process(es)",
+            "machine": c.machine(),
+            "date": c.stamp(),
+        }
+    )
+
+
+if __name__ == "__main__":
+    with contextlib.suppress(KeyboardInterrupt):
+        main()

@@ -1,0 +1,131 @@
+"""OpenJD jobs at submit: a template with parameter values becomes a job of one block per step.
+
+- A step is a block whose "frames" are its task indices `0-(n-1)`, chunk 1: task `i` of the
+  block is task `i` of the step's parameter-space iterator (`StepPlan.task_parameters(i)`), so no
+  task is materialised at submission. A chunked step (CHUNK[INT]) has one block task per chunk
+  of `defaultTaskCount` items.
+- Step dependencies become block dependencies (`after`, block indices).
+- `hostRequirements` become the block's own filters (`host_filters`), applied on top of the
+  job's filters; requirements without a worker fact are kept in the plan, not enforced.
+- The job's payload holds the plan (`JobPlan.to_json()`: template, environment templates,
+  resolved parameter values, per-step symbol tables), each block's step (`StepPlan.to_json()`),
+  and the submitter's path mapping rules: that is all a worker needs to run any task.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from thresher.controller.auth import Caller
+from thresher.controller.farm import Farm
+from thresher.core.errors import InvalidInput, NotFound
+from thresher.core.filters import parse_filters
+from thresher.schemas import openjd as schema
+from thresher.store.store import BlockSpec, JobSpec
+
+if TYPE_CHECKING:  # openjd-model is an extra: imported when a template arrives
+    from thresher.openjd import JobPlan, StepPlan
+
+KIND = "openjd"
+
+
+def plan_submission(body: schema.TemplateJobIn) -> JobPlan:
+    """Validate the template, its environment templates and the parameter values.
+
+    Raises TemplateError listing every issue, with its location.
+    """
+    try:
+        from thresher.openjd import plan_job
+    except ImportError:
+        raise InvalidInput(
+            "this controller has no OpenJD support: install thresher[openjd]", field="template"
+        ) from None
+    if isinstance(body.template, str) and len(body.template) > schema.MAX_TEMPLATE_CHARS:
+        raise InvalidInput(
+            f"the template is over {schema.MAX_TEMPLATE_CHARS} characters", field="template"
+        )
+    return plan_job(
+        body.template,
+        body.parameters,
+        env_templates=list(body.environments),
+        template_dir=body.template_dir,
+    )
+
+
+def block_spec(step: StepPlan, plan: JobPlan, *, retries: int) -> BlockSpec:
+    indices = {s.name: s.index for s in plan.steps}
+    last = step.task_count - 1
+    return BlockSpec(
+        name=step.name,
+        frames=f"0-{last}" if last else "0",
+        chunk=1,
+        retries=retries,
+        after=tuple(indices[name] for name in step.dependencies),
+        host_filters=",".join(step.host_filters),
+    )
+
+
+def payload(plan: JobPlan, body: schema.TemplateJobIn) -> dict[str, Any]:
+    """What workers read from the job: the stored plan and which step each block runs."""
+    out: dict[str, Any] = {
+        "openjd": plan.to_json(),
+        "steps": [step.to_json() for step in plan.steps],
+        "path_mapping_rules": [rule.model_dump() for rule in body.path_mapping_rules],
+    }
+    if body.asset_references is not None:
+        out["asset_references"] = body.asset_references
+    return out
+
+
+def job_spec(plan: JobPlan, body: schema.TemplateJobIn, *, owner: str) -> JobSpec:
+    if body.filters:
+        parse_filters(body.filters)  # InvalidInput names the bad clause
+    return JobSpec(
+        name=body.name or plan.name,
+        owner=owner,
+        priority=body.priority,
+        kind=KIND,
+        blocks=tuple(block_spec(step, plan, retries=body.retries) for step in plan.steps),
+        after=tuple(body.after),
+        env=body.env,
+        payload=payload(plan, body),
+        paused=body.paused,
+        filters=body.filters or "",
+    )
+
+
+def submit(farm: Farm, caller: Caller, body: schema.TemplateJobIn) -> int:
+    """Plan and store the job; returns its id. TemplateError (422) lists every problem."""
+    caller.require("admin", "user")
+    plan = plan_submission(body)
+    spec = job_spec(plan, body, owner=caller.name)
+    for dep in body.after:
+        try:
+            farm.store.get_job(dep)
+        except NotFound:
+            raise InvalidInput(f"job {dep} does not exist", field="after") from None
+    job_id = farm.store.create_job(spec, now=farm.clock.now())
+    farm.notifier.notify()
+    return job_id
+
+
+def summary(plan: JobPlan) -> schema.TemplateCheckOut:
+    """What a submission would make, without making it."""
+    return schema.TemplateCheckOut(
+        name=plan.name,
+        parameters={name: value["value"] for name, value in plan.parameter_values.items()},
+        steps=[
+            schema.StepSummary(
+                name=step.name,
+                index=step.index,
+                dependencies=list(step.dependencies),
+                tasks=step.task_count,
+                items=step.item_count,
+                chunk_size=step.chunk_size,
+                target_runtime_s=step.target_runtime_s,
+                host_filters=list(step.host_filters),
+                unmapped_requirements=list(step.unmapped_requirements),
+            )
+            for step in plan.steps
+        ],
+    )

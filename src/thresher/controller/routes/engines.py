@@ -1,0 +1,129 @@
+"""Engine registry routes: people list, show, and (admins) publish, enable, disable and roll
+back engines; workers fetch the source of the revision a task names."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Query
+
+from thresher.controller.routes.deps import CallerDep, FarmDep
+from thresher.schemas import engines as schema
+from thresher.store.engines import EngineRecord, EngineRevisionRecord
+
+router = APIRouter(prefix="/api/v1/engines", tags=["engines"])
+agent_router = APIRouter(prefix="/api/v1/agent/engines", tags=["agent"])
+
+EngineName = Annotated[str, Path(min_length=1, max_length=64, description="engine name")]
+
+
+def engine_out(record: EngineRecord) -> schema.EngineOut:
+    current = record.current
+    return schema.EngineOut(
+        name=record.name,
+        revision=current.revision if current else None,
+        builtin=bool(current and current.builtin),
+        has_builtin=record.has_builtin,
+        latest_revision=record.latest_revision,
+        enabled=record.enabled,
+        type=str(current.settings.get("type")) if current else None,
+        source_hash=current.source_hash if current else None,
+        settings=dict(current.settings) if current else {},
+        parameters=dict(current.parameters) if current else {},
+        published_by=current.published_by if current else None,
+        published_at=current.published_at if current else None,
+        updated_at=record.updated_at,
+    )
+
+
+def detail_out(
+    record: EngineRecord, revisions: list[EngineRevisionRecord], source: str | None
+) -> schema.EngineDetail:
+    return schema.EngineDetail(
+        **engine_out(record).model_dump(),
+        source=source,
+        revisions=[
+            schema.EngineRevisionOut(
+                revision=r.revision,
+                builtin=r.builtin,
+                current=r.revision == record.current_revision,
+                source_hash=r.source_hash,
+                published_by=r.published_by,
+                published_at=r.published_at,
+            )
+            for r in revisions
+        ],
+    )
+
+
+def _detail(farm: FarmDep, caller: CallerDep, name: str) -> schema.EngineDetail:
+    record, revisions = farm.engines.show(caller, name)
+    return detail_out(record, revisions, farm.engines.current_source(record))
+
+
+@router.get("", response_model=schema.EngineList)
+async def list_engines(
+    farm: FarmDep,
+    caller: CallerDep,
+    where: Annotated[
+        str | None, Query(description="conditions: type=compute and enabled=true")
+    ] = None,
+) -> schema.EngineList:
+    return schema.EngineList(
+        engines=[engine_out(r) for r in farm.engines.list_engines(caller, where=where)]
+    )
+
+
+@router.get("/{name}", response_model=schema.EngineDetail)
+async def show(name: EngineName, farm: FarmDep, caller: CallerDep) -> schema.EngineDetail:
+    return _detail(farm, caller, name)
+
+
+@router.get("/{name}/revisions/{revision}", response_model=schema.EngineSourceOut)
+async def revision_source(
+    name: EngineName, revision: int, farm: FarmDep, caller: CallerDep
+) -> schema.EngineSourceOut:
+    record, source = farm.engines.source(caller, name, revision)
+    return schema.EngineSourceOut(
+        name=name, revision=revision, source_hash=record.source_hash, source=source
+    )
+
+
+@router.post("/{name}/revisions", status_code=201, response_model=schema.EngineDetail)
+async def publish(
+    name: EngineName, body: schema.EnginePublishIn, farm: FarmDep, caller: CallerDep
+) -> schema.EngineDetail:
+    """Admins: publish ``source`` as the next revision of ``name`` and make it current."""
+    farm.engines.publish(caller, name, body.source)
+    return _detail(farm, caller, name)
+
+
+@router.post("/{name}/enable", response_model=schema.EngineDetail)
+async def enable(name: EngineName, farm: FarmDep, caller: CallerDep) -> schema.EngineDetail:
+    farm.engines.set_enabled(caller, name, True)
+    return _detail(farm, caller, name)
+
+
+@router.post("/{name}/disable", response_model=schema.EngineDetail)
+async def disable(name: EngineName, farm: FarmDep, caller: CallerDep) -> schema.EngineDetail:
+    """Admins: new jobs naming the engine are refused; queued tasks still run."""
+    farm.engines.set_enabled(caller, name, False)
+    return _detail(farm, caller, name)
+
+
+@router.post("/{name}/rollback", response_model=schema.EngineDetail)
+async def rollback(
+    name: EngineName, body: schema.EngineRollbackIn, farm: FarmDep, caller: CallerDep
+) -> schema.EngineDetail:
+    """Admins: make an existing revision current again (0: the built-in one)."""
+    farm.engines.rollback(caller, name, body.revision)
+    return _detail(farm, caller, name)
+
+
+@agent_router.get("/{name}/{revision}", response_model=schema.EngineSourceOut)
+async def agent_source(
+    name: EngineName, revision: int, farm: FarmDep, caller: CallerDep
+) -> schema.EngineSourceOut:
+    """Workers: the source of the revision an assignment names (cached by its hash)."""
+    source, digest = farm.engines.agent_source(caller, name, revision)
+    return schema.EngineSourceOut(name=name, revision=revision, source_hash=digest, source=source)

@@ -1,0 +1,167 @@
+"""A renderacre-compatible submission route: `POST /renderacre/{token}/v1/jobs`.
+
+renderacre's Python client (`renderacre.submit_job(url, job_json)`) posts its job JSON to
+`{url}/v1/jobs` and sends no headers, so the token travels in the URL: point the client at
+`http://controller:8420/renderacre/<token>`. Two job shapes arrive:
+
+- an OpenJD job (`renderacre.openjd_job(name, template_yaml, parameters_json)`): `openjd`
+  carries the template, its parameter values, path mapping rules and template folder; it is
+  submitted as `POST /api/v1/templates/jobs` would;
+- a command job (`renderacre.command_job(name, executable, args)`): each entry of `tasks`
+  becomes a block of one task running `[executable, *args]` (never through a shell); a task's
+  `dependencies` (task names) become block dependencies, `timeout_seconds` the block's
+  maximum run time, `env` the job's environment (tasks with different environments get theirs
+  through `env K=V ...`), `working_dir` the job's working directory.
+
+`priority` 1-100 is the job's priority (0, renderacre's default, means Thresher's default of
+50); `max_retries` the retries of a failed task. The answer is `{"id": "<job id>", ...}`; an
+error is JSON `{"error": code, "message": text, "errors": [...]}`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+
+from thresher.controller import openjd_jobs
+from thresher.controller.auth import Caller, caller_for
+from thresher.controller.routes.templates import template_error_body
+from thresher.core.errors import InvalidInput, ThresherDomainError
+from thresher.schemas import api
+from thresher.schemas import openjd as schema
+
+router = APIRouter(prefix="/renderacre/{token}", tags=["renderacre"])
+
+_STATUS = {"invalid": 422, "invalid_template": 422, "not_found": 404, "forbidden": 403}
+
+
+def _error(status: int, code: str, message: str, **extra: Any) -> JSONResponse:
+    return JSONResponse({"error": code, "message": message, **extra}, status_code=status)
+
+
+@router.post("/v1/jobs", status_code=201)
+async def submit(token: str, request: Request) -> JSONResponse:
+    farm = request.app.state.farm
+    caller = caller_for(farm.store, token)
+    if caller is None:
+        return _error(401, "unauthorized", "the token in the URL is not known or was revoked")
+    try:
+        body = await request.json()
+    except ValueError:
+        return _error(400, "invalid", "the request body is not JSON")
+    if not isinstance(body, dict):
+        return _error(422, "invalid", "the job must be a JSON object")
+    try:
+        job_id = _submit(farm, caller, body)
+    except ThresherDomainError as exc:
+        issues = template_error_body(exc) if isinstance(exc, InvalidInput) else None
+        extra = {"errors": [i.model_dump() for i in issues.errors]} if issues else {}
+        return _error(_STATUS.get(exc.code, 400), exc.code, exc.message, field=exc.field, **extra)
+    job = farm.store.get_job(job_id)
+    answer = {"id": str(job_id), "job_id": job_id, "name": job.name, "status": job.status.value}
+    return JSONResponse(answer, status_code=201)
+
+
+def _submit(farm: Any, caller: Caller, body: dict[str, Any]) -> int:
+    name = str(body.get("name") or "")
+    if not name:
+        raise InvalidInput("a job needs a name", field="name")
+    priority = _priority(body.get("priority"))
+    retries = _int(body.get("max_retries"), field="max_retries", default=3)
+    if body.get("openjd"):
+        return _submit_openjd(farm, caller, body["openjd"], name, priority, retries)
+    tasks = body.get("tasks")
+    if not isinstance(tasks, list) or not tasks:
+        raise InvalidInput("a job needs 'openjd' or a non-empty 'tasks' list", field="tasks")
+    try:
+        job = command_job(name, tasks, priority=priority, retries=retries)
+    except ValueError as exc:  # pydantic's refusal of a field
+        raise InvalidInput(f"the job is malformed: {exc}", field="tasks") from None
+    return int(farm.submit(caller, job))
+
+
+def _submit_openjd(
+    farm: Any, caller: Caller, spec: Any, name: str, priority: int, retries: int
+) -> int:
+    if not isinstance(spec, dict) or not isinstance(spec.get("template_yaml"), str):
+        raise InvalidInput("'openjd' needs 'template_yaml' (text)", field="openjd.template_yaml")
+    try:
+        submission = schema.TemplateJobIn(
+            template=spec["template_yaml"],
+            parameters=dict(spec.get("parameters") or {}),
+            template_dir=spec.get("template_dir"),
+            path_mapping_rules=list(spec.get("path_mapping_rules") or []),
+            name=name,
+            priority=priority,
+            retries=retries,
+        )
+    except ValueError as exc:
+        raise InvalidInput(f"'openjd' is malformed: {exc}", field="openjd") from None
+    return openjd_jobs.submit(farm, caller, submission)
+
+
+def command_job(name: str, tasks: list[Any], *, priority: int, retries: int) -> api.JobIn:
+    """renderacre command tasks as a Thresher command job: one block per task."""
+    names = [
+        str(t.get("name") or f"task-{i}") if isinstance(t, dict) else ""
+        for i, t in enumerate(tasks)
+    ]
+    envs = [
+        dict((t.get("command") or {}).get("env") or {}) if isinstance(t, dict) else {}
+        for t in tasks
+    ]
+    shared_env = envs[0] if all(env == envs[0] for env in envs) else {}
+    cwds = {(t.get("command") or {}).get("working_dir") for t in tasks if isinstance(t, dict)}
+    blocks = []
+    for i, task in enumerate(tasks):
+        where = f"tasks[{i}]"
+        command = task.get("command") if isinstance(task, dict) else None
+        if not isinstance(command, dict) or not command.get("executable"):
+            raise InvalidInput("a task needs 'command.executable'", field=f"{where}.command")
+        argv = [str(command["executable"]), *(str(a) for a in command.get("args") or [])]
+        if envs[i] and not shared_env:
+            argv = ["env", *(f"{k}={v}" for k, v in envs[i].items()), *argv]
+        unknown = [d for d in task.get("dependencies") or [] if d not in names]
+        if unknown:
+            raise InvalidInput(f"unknown dependency {unknown[0]!r}", field=f"{where}.dependencies")
+        timeout = command.get("timeout_seconds")
+        blocks.append(
+            api.BlockIn(
+                name=names[i],
+                frames="1",
+                command=[_literal(arg) for arg in argv],
+                retries=_int(
+                    task.get("max_retries"), field=f"{where}.max_retries", default=retries
+                ),
+                max_runtime_s=float(timeout) if timeout else None,
+                after=[str(d) for d in task.get("dependencies") or []],
+            )
+        )
+    cwds.discard(None)
+    return api.JobIn(
+        name=name,
+        priority=priority,
+        blocks=blocks,
+        env={str(k): str(v) for k, v in shared_env.items()},
+        cwd=str(cwds.pop()) if len(cwds) == 1 else None,
+    )
+
+
+def _literal(arg: str) -> str:
+    """An argument taken as it is: Thresher's command templates read `{...}` as placeholders."""
+    return arg.replace("{", "{{").replace("}", "}}")
+
+
+def _priority(value: Any) -> int:
+    priority = _int(value, field="priority", default=0)
+    return 50 if priority <= 0 else min(priority, 100)
+
+
+def _int(value: Any, *, field: str, default: int) -> int:
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidInput(f"'{field}' must be a whole number", field=field)
+    return value

@@ -1,0 +1,69 @@
+"""People's routes for OpenJD templates: submit a template as a job, or check what it would make.
+
+A refused template is a 422 whose body lists every issue the library reported, each with its
+location: `{"error": "invalid_template", "message": ..., "field": "template", "errors": [...]}`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse
+
+from thresher.controller import openjd_jobs
+from thresher.controller.routes.convert import job_out
+from thresher.controller.routes.deps import CallerDep, FarmDep
+from thresher.core.errors import InvalidInput
+from thresher.schemas import api
+from thresher.schemas import openjd as schema
+
+router = APIRouter(prefix="/api/v1/templates", tags=["templates"])
+
+_REFUSED: dict[int | str, dict[str, Any]] = {
+    422: {"model": schema.TemplateErrorBody, "description": "the template is invalid"}
+}
+
+
+def template_error_body(exc: InvalidInput) -> schema.TemplateErrorBody | None:
+    """The located issues of a thresher.openjd.TemplateError (the openjd package is imported
+    only when a template arrives, so the error is recognised by its code); None otherwise."""
+    if exc.code != "invalid_template":
+        return None
+    issues = getattr(exc, "errors", ())
+    return schema.TemplateErrorBody(
+        message=exc.message,
+        errors=[schema.TemplateIssueOut(location=e.location, message=e.message) for e in issues],
+    )
+
+
+def refused(exc: InvalidInput) -> JSONResponse:
+    body = template_error_body(exc)
+    if body is None:
+        raise exc
+    return JSONResponse(body.model_dump(), status_code=422)
+
+
+@router.post("/jobs", status_code=201, response_model=api.JobOut, responses=_REFUSED)
+async def submit(
+    body: schema.TemplateJobIn, farm: FarmDep, caller: CallerDep
+) -> api.JobOut | JSONResponse:
+    """Submit a jobtemplate-2023-09 template with parameter values as a job."""
+    try:
+        job_id = openjd_jobs.submit(farm, caller, body)
+    except InvalidInput as exc:
+        return refused(exc)
+    return job_out(farm.store.get_job(job_id))
+
+
+@router.post("/check", response_model=schema.TemplateCheckOut, responses=_REFUSED)
+async def check(
+    body: schema.TemplateJobIn, caller: CallerDep
+) -> schema.TemplateCheckOut | JSONResponse:
+    """Validate a template with parameter values; say which blocks and tasks it would make."""
+    caller.require("admin", "user")
+    try:
+        plan = openjd_jobs.plan_submission(body)
+    except InvalidInput as exc:
+        return refused(exc)
+    return openjd_jobs.summary(plan)

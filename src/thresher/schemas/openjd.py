@@ -1,0 +1,84 @@
+"""The HTTP contract of OpenJD submissions: `/api/v1/templates/...`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from thresher.schemas.api import Strict
+
+MAX_TEMPLATE_CHARS = 2_000_000
+
+
+class PathMappingRuleIn(Strict):
+    """One rule of OpenJD's `pathmapping-1.0` form."""
+
+    source_path_format: str = Field(pattern="^(POSIX|WINDOWS)$")
+    source_path: str = Field(min_length=1)
+    destination_path: str = Field(min_length=1)
+
+
+class TemplateJobIn(Strict):
+    template: str | dict[str, Any] = Field(
+        description="a jobtemplate-2023-09 document: YAML or JSON text, or the object itself"
+    )
+    parameters: dict[str, Any] = Field(
+        default_factory=dict, description="job parameter values; defaults fill the rest"
+    )
+    environments: list[str | dict[str, Any]] = Field(
+        default_factory=list, description="environment templates, entered before the job's own"
+    )
+    template_dir: str | None = Field(
+        default=None,
+        description="the template's folder on the submitter's machine: relative PATH defaults "
+        "are joined to it (a pure join; nothing is read from it)",
+    )
+    name: str | None = Field(
+        default=None, min_length=1, max_length=300, description="job name; default: the template's"
+    )
+    priority: int = Field(50, ge=0, le=100)
+    retries: int = Field(3, ge=0, le=100, description="retries of a failed task")
+    after: list[int] = Field(default_factory=list, description="ids of jobs this one waits on")
+    paused: bool = False
+    filters: str | None = Field(default=None, description="job filters, on top of each step's")
+    env: dict[str, str] = Field(default_factory=dict, description="environment of every action")
+    path_mapping_rules: list[PathMappingRuleIn] = Field(
+        default_factory=list,
+        description="rules from the submitter's paths, applied before the worker's own",
+    )
+    asset_references: dict[str, Any] | None = Field(
+        default=None, description="a job bundle's asset references, kept with the job"
+    )
+
+
+class TemplateIssueOut(BaseModel):
+    location: str = Field(description="where, in the library's notation; empty: the document")
+    message: str
+
+
+class TemplateErrorBody(BaseModel):
+    error: str = "invalid_template"
+    message: str
+    field: str | None = "template"
+    errors: list[TemplateIssueOut]
+
+
+class StepSummary(BaseModel):
+    name: str
+    index: int = Field(description="the block index of the step")
+    dependencies: list[str]
+    tasks: int = Field(description="tasks dispatched (chunks, for a chunked step)")
+    items: int = Field(description="the individual tasks OpenJD counts")
+    chunk_size: int | None
+    target_runtime_s: int | None
+    host_filters: list[str]
+    unmapped_requirements: list[str] = Field(
+        description="host requirements no worker fact stands for (kept, not enforced)"
+    )
+
+
+class TemplateCheckOut(BaseModel):
+    name: str
+    parameters: dict[str, Any]
+    steps: list[StepSummary]
