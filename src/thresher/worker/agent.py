@@ -92,7 +92,7 @@ class Agent:
         self.heartbeat_s = 5.0
         self.worker_id: int | None = None
         self._wake = asyncio.Event()
-        self._polling_held = False
+        self._poll_held = asyncio.Event()  # set while a poll is held open at the controller
         self._pool = ThreadPoolExecutor(max_workers=self.lanes, thread_name_prefix="lane")
         self._tasks: set[asyncio.Task[None]] = set()
         self.on_event: Callable[[str, int], None] | None = None  # for tests: ("started", id)
@@ -210,7 +210,8 @@ class Agent:
             )
             self._wake.clear()
             self._nimby_changed.clear()
-            self._polling_held = wait_s > 0
+            if wait_s > 0:
+                self._poll_held.set()
             try:
                 poll = asyncio.create_task(self.client.poll(body))
                 stopping = asyncio.create_task(stop.wait())
@@ -239,7 +240,7 @@ class Agent:
                 await _wait(stop, 2.0)
                 continue
             finally:
-                self._polling_held = False
+                self._poll_held.clear()
             delay = 0.2
             self._settle(finished)
             self._apply(answer)
@@ -285,8 +286,13 @@ class Agent:
 
     async def _flush_forever(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
+            # Between polls the next poll carries the reports: wait for one to be held first,
+            # so a queued finish does not spin this loop.
+            if not self._poll_held.is_set():
+                await _wait_any(stop, self._poll_held, self.heartbeat_s)
+                continue
             await _wait_any(stop, self.outbox.has_finishes, self.config.flush_every_s)
-            if self._polling_held and not self.outbox.empty():
+            if self._poll_held.is_set() and not self.outbox.empty():
                 with contextlib.suppress(TransportError):
                     await self._send_report()
 
