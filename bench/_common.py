@@ -154,7 +154,10 @@ def percentile(values: Sequence[float], p: float) -> float:
 
 @contextlib.contextmanager
 def pg_cluster(tmp: Path) -> Iterator[str]:
-    """A throwaway PostgreSQL cluster (scripts/pg-server.sh), stopped and removed afterwards."""
+    """A throwaway PostgreSQL cluster (scripts/pg-server.sh), stopped and removed afterwards.
+
+    Its data dir is made under /tmp rather than in `tmp`: as root the server runs as `postgres`,
+    which must reach the dir, and a short path keeps the Unix socket under its length limit."""
     data = Path(tempfile.mkdtemp(prefix="thresher-bench-pg-", dir="/tmp"))
     data.rmdir()  # pg-server.sh wants a missing or empty dir it may hand to another user
     script = REPO / "scripts" / "pg-server.sh"
@@ -169,7 +172,7 @@ def pg_cluster(tmp: Path) -> Iterator[str]:
         yield url
     finally:
         log("stopping the PostgreSQL cluster")
-        subprocess.run(["bash", str(script), "stop", str(data)], check=False)
+        subprocess.run(["bash", str(script), "stop", str(data)], stdout=sys.stderr, check=False)
 
 
 @contextlib.contextmanager
