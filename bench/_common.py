@@ -55,6 +55,12 @@ def run(bench: str, main: Callable[[], dict[str, Any]]) -> None:
     except KeyboardInterrupt:
         emit({"bench": bench, "error": "interrupted", "date": stamp()})
         raise SystemExit(130) from None
+    except SystemExit as exc:
+        if exc.code in (0, None):  # --help
+            raise
+        log(f"{bench} failed: {exc.code}")
+        emit({"bench": bench, "error": str(exc.code), "date": stamp()})
+        raise SystemExit(1) from None
     except Exception as exc:
         log(f"{bench} failed: {type(exc).__name__}: {exc}")
         emit({"bench": bench, "error": f"{type(exc).__name__}: {exc}", "date": stamp()})

@@ -46,7 +46,7 @@ class Stats:
 
     assignments: int = 0
     latencies: list[float] = field(default_factory=list)
-    errors: int = 0
+    errors: dict[str, int] = field(default_factory=dict)  # inside the window, by kind
     empty_polls: int = 0
 
 
@@ -108,8 +108,12 @@ async def _worker(
                 r = await http.post("/api/v1/agent/poll", json=body, headers=headers)
                 r.raise_for_status()
                 answer = r.json()
-            except httpx.HTTPError:
-                stats.errors += 1
+            except httpx.HTTPError as exc:
+                if window[0] <= sent <= window[1]:
+                    kind = type(exc).__name__
+                    if isinstance(exc, httpx.HTTPStatusError):
+                        kind = f"HTTP {exc.response.status_code}"
+                    stats.errors[kind] = stats.errors.get(kind, 0) + 1
                 await asyncio.sleep(0.05)
                 continue
             got = time.time()
@@ -155,6 +159,14 @@ def _client_process(
 ) -> None:
     stats = asyncio.run(_client(url, token, names, **options))
     out.put(stats)
+
+
+def _merged(counts: list[dict[str, int]]) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for one in counts:
+        for kind, n in one.items():
+            out[kind] = out.get(kind, 0) + n
+    return out
 
 
 def _percentile(values: list[float], p: float) -> float:
@@ -234,7 +246,7 @@ def run_one(
         "poll_p50_ms": _percentile(latencies, 50),
         "poll_p95_ms": _percentile(latencies, 95),
         "poll_p99_ms": _percentile(latencies, 99),
-        "errors": sum(s.errors for s in stats),
+        "errors": _merged([s.errors for s in stats]),
         "controller_cpu_s": round(cpu1 - cpu0, 1),
         "controller_cpu_ms_per_assignment": round((cpu1 - cpu0) * 1000 / max(1, assignments), 2),
         "queue_left": remaining.waiting + remaining.queued,

@@ -347,3 +347,40 @@ def test_the_dispatch_snapshot(store: Store, clock: FakeClock) -> None:
     with store.engine.connect() as conn:
         statuses = conn.scalars(sa.select(tasks.c.status)).all()
     assert statuses == [TaskStatus.RUNNING.value]
+
+
+def test_a_report_of_many_finishes_is_written_as_one_by_one_would(
+    store: Store, clock: FakeClock
+) -> None:
+    w = add_worker(store, "w", clock)
+    job_id = add_job(store, clock, BlockSpec("main", "1-8", 1, retries=1))
+    cand = candidate(store, job_id)
+    got = store.claim(cand, worker_id=w, now=clock.now(), count=6).assignments
+    assert len(got) == 6
+    ok = [FinishReport(a.attempt_id, a.token, AttemptStatus.SUCCEEDED, 0, None, 1.5) for a in got]
+    reports = [
+        *ok[:3],
+        FinishReport(got[3].attempt_id, got[3].token, AttemptStatus.FAILED, 2),
+        FinishReport(got[4].attempt_id, "forged", AttemptStatus.SUCCEEDED),
+        ok[5],
+        ok[0],  # the same report again (the worker missed our answer)
+    ]
+
+    results = store.finish_attempts(reports, now=clock.now())
+
+    assert [type(r).__name__ for r in results] == [
+        "int",
+        "int",
+        "int",
+        "int",
+        "StaleAttempt",
+        "int",
+        "int",
+    ]
+    record = store.get_job(job_id).blocks[0]
+    assert (record.counts.succeeded, record.counts.queued, record.counts.running) == (4, 1, 1)
+    assert record.mean_runtime_s == pytest.approx(1.5)
+    statuses = [a.status for a in store.job_attempts(job_id)]
+    assert statuses.count(AttemptStatus.SUCCEEDED) == 4
+    assert statuses.count(AttemptStatus.FAILED) == 1
+    assert statuses.count(AttemptStatus.RUNNING) == 1

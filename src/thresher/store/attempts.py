@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import secrets
+from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
@@ -15,7 +16,7 @@ from thresher.core.model import (
     AttemptRecord,
 )
 from thresher.core.states import AttemptStatus, TaskStatus
-from thresher.store.base import StoreBase
+from thresher.store.base import StoreBase, _task_update
 from thresher.store.hosterrors import record_host_error
 from thresher.store.limits import release_holds
 from thresher.store.records import (
@@ -29,25 +30,54 @@ MAX_OUTPUTS = 10_000
 
 # Statements of the finish path, built once (building one costs more than running it).
 _ATTEMPT = sa.select(attempts).where(attempts.c.id == sa.bindparam("attempt_id"))
+_ENDING_COLUMNS = (
+    attempts.c.task_id,
+    attempts.c.worker_id,
+    attempts.c.job_id,
+    attempts.c.cancel_reason,
+    tasks.c.block_id,
+    tasks.c.failures,
+    blocks.c.retries,
+    blocks.c.min_runtime_s,
+    blocks.c.limits,
+    jobs.c.canceled,
+)
+_ENDING_FROM = (
+    attempts.join(tasks, tasks.c.id == attempts.c.task_id)
+    .join(blocks, blocks.c.id == tasks.c.block_id)
+    .join(jobs, jobs.c.id == blocks.c.job_id)
+)
 _ENDING = (
-    sa.select(
-        attempts.c.task_id,
-        attempts.c.worker_id,
-        attempts.c.job_id,
-        attempts.c.cancel_reason,
-        tasks.c.block_id,
-        tasks.c.failures,
-        blocks.c.retries,
-        blocks.c.min_runtime_s,
-        blocks.c.limits,
-        jobs.c.canceled,
-    )
-    .select_from(
-        attempts.join(tasks, tasks.c.id == attempts.c.task_id)
-        .join(blocks, blocks.c.id == tasks.c.block_id)
-        .join(jobs, jobs.c.id == blocks.c.job_id)
-    )
+    sa.select(*_ENDING_COLUMNS)
+    .select_from(_ENDING_FROM)
     .where(attempts.c.id == sa.bindparam("attempt_id"))
+)
+_ENDING_MANY = (
+    sa.select(attempts.c.id, attempts.c.token, attempts.c.status, *_ENDING_COLUMNS)
+    .select_from(_ENDING_FROM)
+    .where(attempts.c.id.in_(sa.bindparam("ids", expanding=True)))
+)
+_SUCCEED_ATTEMPT = (
+    attempts.update()
+    .where(attempts.c.id == sa.bindparam("attempt_id"))
+    .values(
+        status=AttemptStatus.SUCCEEDED.value,
+        ended_at=sa.bindparam("v_ended_at"),
+        exit_code=sa.bindparam("v_exit_code"),
+        peak_rss_bytes=sa.bindparam("v_peak_rss_bytes"),
+        duration_s=sa.bindparam("v_duration_s"),
+        message=sa.bindparam("v_message"),
+    )
+)
+_SUCCEED_BLOCK = (
+    blocks.update()
+    .where(blocks.c.id == sa.bindparam("block_id"))
+    .values(
+        n_running=blocks.c.n_running - sa.bindparam("n"),
+        n_succeeded=blocks.c.n_succeeded + sa.bindparam("n"),
+        runtime_sum=blocks.c.runtime_sum + sa.bindparam("runtime"),
+        runtime_n=blocks.c.runtime_n + sa.bindparam("timed"),
+    )
 )
 _ADD_RUNTIME = (
     blocks.update()
@@ -129,15 +159,97 @@ class AttemptsStore(StoreBase):
         self, reports: Sequence[FinishReport], *, now: float
     ) -> list[int | StaleAttempt | None]:
         """Several finishes (one worker's report) in one transaction: for each, what
-        `finish_attempt` would return, or the StaleAttempt it would raise."""
-        out: list[int | StaleAttempt | None] = []
+        `finish_attempt` would return, or the StaleAttempt it would raise.
+
+        Plain successes (the common case with short tasks held ahead) are written together:
+        one read, one UPDATE of the attempts and one of the tasks for all of them, one per
+        block for the counters. Anything else goes through `finish_attempt`'s path."""
+        results: dict[int, int | StaleAttempt | None] = {}
         with self.engine.begin() as conn:
+            plain = self._plain_successes(conn, reports)
+            if plain:
+                self._finish_plain(conn, plain, now)
+                results.update({report.attempt_id: row.job_id for report, row in plain})
             for report in reports:
+                if report.attempt_id in results:
+                    continue
                 try:
-                    out.append(self._finish_in(conn, report, now))
+                    results[report.attempt_id] = self._finish_in(conn, report, now)
                 except StaleAttempt as exc:  # raised before this report wrote anything
-                    out.append(exc)
-        return out
+                    results[report.attempt_id] = exc
+        return [results[report.attempt_id] for report in reports]
+
+    def _plain_successes(
+        self, conn: sa.Connection, reports: Sequence[FinishReport]
+    ) -> list[tuple[FinishReport, Any]]:
+        """The reports that are plain successes of running attempts: right token, no stop
+        asked, job not canceled, no limits to give back, not under the minimum run time."""
+        seen = Counter(r.attempt_id for r in reports)
+        wanted = {
+            r.attempt_id: r
+            for r in reports
+            if r.status is AttemptStatus.SUCCEEDED and seen[r.attempt_id] == 1
+        }
+        if len(wanted) < 2:
+            return []
+        rows = conn.execute(_ENDING_MANY, {"ids": list(wanted)}).all()
+        plain = []
+        for row in rows:
+            report = wanted[row.id]
+            if (
+                secrets.compare_digest(row.token, report.token)
+                and row.status == AttemptStatus.RUNNING.value
+                and row.cancel_reason is None
+                and not row.canceled
+                and not row.limits
+                and too_short(report.duration_s, row.min_runtime_s) is None
+            ):
+                plain.append((report, row))
+        return plain
+
+    def _finish_plain(
+        self, conn: sa.Connection, plain: list[tuple[FinishReport, Any]], now: float
+    ) -> None:
+        """Write plain successes, as `_end_attempt` would one by one."""
+        conn.execute(
+            _SUCCEED_ATTEMPT,
+            [
+                {
+                    "attempt_id": report.attempt_id,
+                    "v_ended_at": now,
+                    "v_exit_code": report.exit_code,
+                    "v_peak_rss_bytes": report.peak_rss_bytes,
+                    "v_duration_s": report.duration_s,
+                    "v_message": report.message,
+                }
+                for report, _ in plain
+            ],
+        )
+        conn.execute(
+            _task_update(frozenset({"status", "updated_at"})),
+            [
+                {
+                    "task_id": row.task_id,
+                    "v_status": TaskStatus.SUCCEEDED.value,
+                    "v_updated_at": now,
+                }
+                for _, row in plain
+            ],
+        )
+        per_block: dict[int, list[float | None]] = {}
+        for report, row in plain:
+            per_block.setdefault(row.block_id, []).append(report.duration_s)
+        for block_id, durations in per_block.items():
+            timed = [d for d in durations if d is not None]
+            conn.execute(
+                _SUCCEED_BLOCK,
+                {
+                    "block_id": block_id,
+                    "n": len(durations),
+                    "runtime": sum(timed),
+                    "timed": len(timed),
+                },
+            )
 
     def _finish_in(self, conn: sa.Connection, report: FinishReport, now: float) -> int | None:
         row = self._live_attempt(conn, report.attempt_id, report.token)

@@ -306,6 +306,8 @@ class DispatchStore(SchedulingStore):
 
     def _check_caps(self, conn: sa.Connection, cand: ClaimCandidate, worker_id: int) -> str | None:
         """Lock the owner's and the job's rows (in that order) and count their running tasks."""
+        if not _capped(cand):
+            return None
         user_running = job_running = on_host = 0
         running = attempts.c.status == AttemptStatus.RUNNING.value
         if cand.user_max_running is not None:

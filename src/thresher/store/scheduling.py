@@ -206,6 +206,14 @@ class SchedulingStore(LimitsStore, HostErrorsStore, JobsStore):
     def __init__(self, engine: sa.Engine) -> None:
         super().__init__(engine)
         self._snap_workers: dict[int, tuple[tuple[Any, ...], SnapWorker]] = {}
+        # Reads of the dispatch path without a transaction: on PostgreSQL a plain connection
+        # would cost a BEGIN and a ROLLBACK round trip around every SELECT.
+        # (SQLite's driver begins a transaction only before a write: nothing to save there.)
+        self._reads = (
+            engine
+            if engine.dialect.name == "sqlite"
+            else engine.execution_options(isolation_level="AUTOCOMMIT")
+        )
 
     # -- the dispatch snapshot --------------------------------------------------------------------
 
@@ -359,12 +367,12 @@ class SchedulingStore(LimitsStore, HostErrorsStore, JobsStore):
     def job_unsettled(self, job_id: int) -> bool:
         """Whether a job, not canceled, still has tasks running or waiting to run: then it is
         certainly not final, and its full record need not be read."""
-        with self.engine.connect() as conn:
+        with self._reads.connect() as conn:
             return conn.scalar(_UNSETTLED, {"job_id": job_id}) is not None
 
     def worker_held(self, worker_id: int) -> list[HeldAttempt]:
         """The worker's running attempts (started or held ahead), oldest first."""
-        with self.engine.connect() as conn:
+        with self._reads.connect() as conn:
             rows = conn.execute(_HELD_BY, {"worker_id": worker_id}).all()
         return [_held(r) for r in rows]
 
