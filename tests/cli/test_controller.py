@@ -10,6 +10,7 @@ import stat
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -108,6 +109,51 @@ def test_controller_process_serves_and_stops_on_sigterm(
     assert health.json()["status"] == "ok"
     assert process.stop() == 0
     assert "thresher controller stopped" in process.rest()
+
+
+def test_sigterm_answers_a_held_poll_and_stops_without_a_traceback(
+    start: Callable[[Path], Process], tmp_path: Path
+) -> None:
+    data_dir = tmp_path / "farm"
+    process = start(data_dir)
+    url = process.read_until(LISTENING)[-1].removeprefix(LISTENING)
+    admin = {"Authorization": f"Bearer {(data_dir / 'admin-token').read_text().strip()}"}
+    registered = httpx.post(
+        f"{url}/api/v1/agent/register",
+        json={"name": "w1", "hostname": "w1", "os": "linux", "cores": 2, "ram_bytes": 2**30},
+        headers=admin,
+        timeout=DEADLINE_S,
+    ).json()
+    worker = {"Authorization": f"Bearer {registered['token']}"}
+    answers: queue.Queue[httpx.Response | Exception] = queue.Queue()
+
+    def held_poll() -> None:
+        try:
+            body = {"lanes": [0], "wait_s": 60}
+            answers.put(
+                httpx.post(f"{url}/api/v1/agent/poll", json=body, headers=worker, timeout=60)
+            )
+        except Exception as exc:  # reported to the test below
+            answers.put(exc)
+
+    def seen() -> float:
+        path = f"{url}/api/v1/workers/{registered['worker_id']}"
+        return float(httpx.get(path, headers=admin, timeout=DEADLINE_S).json()["last_seen"])
+
+    registered_seen = seen()
+    threading.Thread(target=held_poll, daemon=True).start()
+    deadline = time.monotonic() + DEADLINE_S
+    while seen() == registered_seen:  # the poll's heartbeat: it is in, with nothing to run
+        assert time.monotonic() < deadline, "the poll never reached the controller"
+    process.popen.terminate()
+    answer = answers.get(timeout=DEADLINE_S)
+
+    assert isinstance(answer, httpx.Response), answer
+    assert answer.status_code == 200
+    assert answer.json()["assignments"] == []
+    assert process.popen.wait(timeout=DEADLINE_S) == 0
+    rest = process.rest()
+    assert rest == ["thresher controller stopped"], rest
 
 
 def test_a_restart_on_the_same_data_keeps_the_admin_token(

@@ -3,19 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
 import socket
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Annotated
 
 import typer
-import uvicorn
 
 from thresher.cli.common import stderr, stdout
-from thresher.controller.app import create_app, listen_socket, server_config
+from thresher.controller.app import Server, create_app, listen_socket, server_config
 from thresher.controller.auth import ensure_admin_token
 from thresher.controller.settings import ControllerSettings
 from thresher.core.clock import SystemClock
@@ -23,6 +23,25 @@ from thresher.store.db import sqlite_url
 from thresher.store.store import Store
 
 DEFAULT_PORT = 8420
+
+
+class _Server(Server):
+    """uvicorn's server, but a SIGINT or SIGTERM ends `serve` normally after the graceful
+    shutdown instead of being raised again (which surfaced as a KeyboardInterrupt traceback
+    from the serving task). A second Ctrl-C still cuts the graceful shutdown short."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        handled = (signal.SIGINT, signal.SIGTERM)
+        previous = {sig: signal.signal(sig, self.handle_exit) for sig in handled}
+        try:
+            yield
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
 
 
 def serve_controller(
@@ -39,8 +58,8 @@ def serve_controller(
     Creates the data directory, opens the store and, on first start, writes the admin token
     (reported through `say`). `ready` is called with the URL once the server accepts
     connections; port 0 picks a free port, and the URL names the one chosen. Setting `stop`
-    ends the server gracefully from another thread; in the main thread Ctrl-C ends it too and
-    raises KeyboardInterrupt once the server is down. Raises OSError when the address cannot
+    ends the server gracefully from another thread; in the main thread Ctrl-C or SIGTERM ends
+    it too, and this returns once the server is down. Raises OSError when the address cannot
     be bound and RuntimeError when the app fails to start.
     """
     settings.data_dir.mkdir(parents=True, exist_ok=True)
@@ -52,7 +71,7 @@ def serve_controller(
             say(f"admin token written to {written}")
         sock = listen_socket(host, port)
         url = _url(host, sock.getsockname()[1])
-        server = uvicorn.Server(server_config(create_app(settings, store=store, clock=clock)))
+        server = _Server(server_config(create_app(settings, store=store, clock=clock)))
         try:
             asyncio.run(_serve(server, sock, url=url, ready=ready, stop=stop))
         except SystemExit:
@@ -67,7 +86,7 @@ def serve_controller(
 
 
 async def _serve(
-    server: uvicorn.Server,
+    server: Server,
     sock: socket.socket,
     *,
     url: str,
@@ -126,23 +145,17 @@ def controller(
         out.print(f"thresher controller listening on {url}", soft_wrap=True, markup=False)
         out.file.flush()
 
-    # SIGTERM stops the controller as gracefully as Ctrl-C does.
-    previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
-        serve_controller(
+        serve_controller(  # until Ctrl-C or SIGTERM, both graceful
             settings,
             host=host,
             port=port,
             ready=ready,
             say=lambda line: out.print(line, soft_wrap=True, markup=False),
         )
-    except KeyboardInterrupt:
-        pass  # Ctrl-C or SIGTERM: uvicorn has shut down, then re-raised the signal
     except OSError as exc:
         stderr().print(f"error: {exc}", style="red", markup=False, soft_wrap=True)
         raise typer.Exit(1) from None
-    finally:
-        signal.signal(signal.SIGTERM, previous)
     out.print("thresher controller stopped")
 
 

@@ -11,9 +11,8 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-import uvicorn
 
-from thresher.controller.app import create_app, listen_socket, server_config
+from thresher.controller.app import Server, create_app, listen_socket, server_config
 from thresher.controller.auth import ensure_admin_token
 from thresher.controller.settings import ControllerSettings
 from thresher.core.clock import SystemClock
@@ -23,7 +22,7 @@ from thresher.worker.agent import Agent, AgentConfig
 from thresher.worker.facts import detect
 
 
-class _EmbeddedServer(uvicorn.Server):
+class _EmbeddedServer(Server):
     """The farm owns the signals: it stops the workers first, then the server."""
 
     @contextlib.contextmanager

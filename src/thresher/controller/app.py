@@ -99,6 +99,19 @@ def create_app(
     return app
 
 
+class Server(uvicorn.Server):
+    """uvicorn's server, answering the held polls the moment it begins to shut down, so that
+    the graceful shutdown need not cut them (their workers simply poll again)."""
+
+    async def on_tick(self, counter: int) -> bool:
+        if not await super().on_tick(counter):
+            return False
+        farm = getattr(getattr(self.config.app, "state", None), "farm", None)
+        if isinstance(farm, Farm) and not farm.notifier.closing:
+            farm.notifier.close()
+        return True
+
+
 def server_config(app: FastAPI) -> uvicorn.Config:
     """How every Thresher process serves the app. Held polls are cut after a second of graceful
     shutdown: workers simply poll again, and a stopping controller need not wait out the hold."""

@@ -12,6 +12,7 @@ class Notifier:
     def __init__(self) -> None:
         self._event = asyncio.Event()
         self.generation = 0
+        self.closing = False  # the server is shutting down: held polls answer now
         # Called with `soft` on every notify: the dispatch index listens (see Scheduler).
         self.listeners: list[Callable[[bool], None]] = []
 
@@ -24,9 +25,14 @@ class Notifier:
         event, self._event = self._event, asyncio.Event()
         event.set()
 
+    def close(self) -> None:
+        """The server is stopping: wake every held poll, and let none wait again."""
+        self.closing = True
+        self.notify()
+
     async def wait(self, since: int, timeout: float) -> bool:
         """True if notified after generation `since`, False on timeout."""
-        if self.generation != since:
+        if self.generation != since or self.closing:
             return True
         try:
             await asyncio.wait_for(self._event.wait(), timeout)

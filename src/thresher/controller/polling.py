@@ -63,7 +63,9 @@ async def poll(
         got = farm.dispatch(worker_id, free_lanes=free, ahead_lanes=ahead, held=held)
         stop = sorted({h.id for h in held if h.cancel_reason is not None} | set(got.preempted))
         now = clock.now()
-        if got.assignments or stop or now >= deadline or await disconnected():
+        if got.assignments or stop or now >= deadline or farm.notifier.closing:
+            break
+        if await disconnected():
             break
         if now - last_touch >= settings.heartbeat_s:
             farm.heartbeat(worker_id, now)

@@ -9,9 +9,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import uvicorn
-
-from thresher.controller.app import create_app, listen_socket, server_config
+from thresher.controller.app import Server, create_app, listen_socket, server_config
 from thresher.controller.auth import ensure_admin_token
 from thresher.controller.settings import ControllerSettings
 from thresher.core.clock import Clock, SystemClock
@@ -27,7 +25,7 @@ class ServedController:
     settings: ControllerSettings
 
 
-class _QuietServer(uvicorn.Server):
+class _QuietServer(Server):
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
         yield
