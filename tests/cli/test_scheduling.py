@@ -144,6 +144,26 @@ def test_worker_lanes_nimby_and_sickness(cli: Invoke, controller: RunningControl
     assert as_json(cli, "pools") == [{"name": "render", "workers": ["ren01"], "jobs": {}}]
 
 
+def test_workers_pools_sets_adds_removes_and_resets(
+    cli: Invoke, controller: RunningController
+) -> None:
+    register(controller, "ren02", pools=["render"])
+
+    added = cli("workers", "pools", "ren02", "--add", "gpu,sim", "--remove", "render")
+    assert added.exit_code == 0, added.output
+    assert added.stdout.strip() == "worker ren02: pools gpu, sim"
+    shown = cli("workers", "show", "ren02").stdout
+    assert "pools: gpu, sim (set from the controller; declared: render)" in shown
+    assert as_json(cli, "workers", "pools", "ren02", "--set", "lighting")["pools"] == ["lighting"]
+    assert as_json(cli, "pools") == [{"name": "lighting", "workers": ["ren02"], "jobs": {}}]
+    reset = as_json(cli, "workers", "pools", "ren02", "--reset")
+    assert (reset["pools"], reset["pools_declared"]) == (["render"], None)
+    assert cli("workers", "pools", "ren02").exit_code != 0  # nothing asked
+    assert cli("workers", "pools", "ren02", "--set", "a", "--add", "b").exit_code != 0
+    bad = cli("workers", "pools", "ren02", "--set", "no spaces")
+    assert bad.exit_code != 0 and "pools" in bad.output
+
+
 def test_error_hosts_of_a_job(cli: Invoke) -> None:
     job_id = cli("submit", "--name", "j", "--", "true").stdout.strip()
 

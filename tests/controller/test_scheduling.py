@@ -176,6 +176,32 @@ def test_lanes_run_only_their_engines_and_the_controller_can_change_that(
         admin.set_lane("w", 2, None)
 
 
+def test_admins_move_workers_between_pools_and_the_choice_outlives_restarts(
+    served: ServedController, admin: Client
+) -> None:
+    sim = Sim(served, "w", pools=["office"])
+    render = job(admin, "render", filters="pool:+render")
+    assert sim.poll().assignments == []
+
+    shown = admin.set_pools("w", ["render", "gpu"])
+    assert (shown.pools, shown.pools_declared) == (["render", "gpu"], ["office"])
+    assert jobs_of(sim.take()) == [render]  # counts at the next poll
+
+    again = Sim(served, "w", pools=["office", "sim"])  # the worker restarts, declaring anew
+    shown = admin.worker("w")
+    assert (shown.pools, shown.pools_declared) == (["render", "gpu"], ["office", "sim"])
+    assert [p.name for p in admin.pools() if "w" in p.workers] == ["gpu", "render"]
+
+    shown = admin.reset_pools("w")
+    assert (shown.pools, shown.pools_declared) == (["office", "sim"], None)
+    job(admin, "more render", frames="1-2", filters="pool:+render")
+    assert again.poll().assignments == []
+    with pytest.raises(InvalidRequest) as info:
+        admin.set_pools("w", ["render", "bad pool"])
+    assert info.value.field is not None and info.value.field.startswith("pools")
+    assert admin.worker("w").pools == ["office", "sim"]  # refused: nothing changed
+
+
 def test_a_task_starts_only_where_capacity_is_free(served: ServedController, admin: Client) -> None:
     sim = Sim(served, "w", lanes=3, capacity=1500)
     heavy = job(admin, "heavy", frames="1-4", capacity=1000)
@@ -556,6 +582,8 @@ def test_only_admins_steer_workers_and_limits(served: ServedController, admin: C
         for call in (
             lambda: alice.pause_worker("w"),
             lambda: alice.set_lane("w", 0, None),
+            lambda: alice.set_pools("w", ["render"]),
+            lambda: alice.reset_pools("w"),
             lambda: alice.set_limit("x", max_total=1),
             lambda: alice.set_user("alice", priority=100),
             lambda: alice.clear_sick("w"),

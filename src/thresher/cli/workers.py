@@ -98,7 +98,12 @@ def _describe(worker: api.WorkerOut) -> None:
         "hostname": worker.hostname,
         "os": worker.os,
         "site": worker.site,
-        "pools": join(worker.pools),
+        "pools": join(worker.pools)
+        + (
+            ""
+            if worker.pools_declared is None
+            else f" (set from the controller; declared: {join(worker.pools_declared)})"
+        ),
         "lanes": f"{worker.running} of {worker.lanes} running",
         "state": _state(worker),
         "capacity": f"{worker.capacity_used} of {worker.capacity} units in use",
@@ -158,6 +163,44 @@ def lane(
     shown = next((x for x in worker.lanes_detail if x.index == index), None)
     runs = "anything" if shown is None or shown.engines is None else ", ".join(shown.engines)
     typer.echo(f"worker {worker.name} lane {index}: runs {runs}")
+
+
+def pools(
+    name: WorkerName,
+    set_: Annotated[
+        str | None,
+        typer.Option("--set", metavar="P,...", help="Exactly these pools (empty: none)."),
+    ] = None,
+    add: Annotated[str | None, typer.Option("--add", metavar="P,...", help="Join pools.")] = None,
+    remove: Annotated[
+        str | None, typer.Option("--remove", metavar="P,...", help="Leave pools.")
+    ] = None,
+    reset: Annotated[
+        bool, typer.Option("--reset", help="Back to the pools the worker declared.")
+    ] = False,
+    as_json: JsonOption = False,
+    url: UrlOption = DEFAULT_URL,
+    token: TokenOption = None,
+) -> None:
+    """Set a worker's pools (admins): from now on and across its restarts, until --reset."""
+    editing = set_ is not None or add is not None or remove is not None
+    if reset == editing or (set_ is not None and (add is not None or remove is not None)):
+        raise typer.BadParameter("give --set, or --add and/or --remove, or --reset")
+
+    def names(text: str | None) -> list[str]:
+        return [p.strip() for p in (text or "").split(",") if p.strip()]
+
+    with connect(url, token) as client:
+        if reset:
+            worker = client.reset_pools(name)
+        else:
+            chosen = names(set_) if set_ is not None else list(client.worker(name).pools)
+            chosen = [p for p in dict.fromkeys([*chosen, *names(add)]) if p not in names(remove)]
+            worker = client.set_pools(name, chosen)
+    if as_json:
+        print_json(worker)
+        return
+    typer.echo(f"worker {worker.name}: pools {join(worker.pools) or '(none)'}")
 
 
 def pause(name: WorkerName, url: UrlOption = DEFAULT_URL, token: TokenOption = None) -> None:
@@ -243,7 +286,7 @@ def register(app: typer.Typer) -> None:
     workers_app.command("show")(show)
     workers_app.command("enable")(enable)
     workers_app.command("disable")(disable)
-    for command in (lane, pause, stop, resume, sick, heal):  # scheduling (issue 3)
+    for command in (lane, pools, pause, stop, resume, sick, heal):  # scheduling (issue 3)
         workers_app.command(command.__name__)(command)
     app.add_typer(workers_app)
     token_app = typer.Typer(name="token", help="Bearer tokens.", no_args_is_help=True)

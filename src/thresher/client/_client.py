@@ -229,6 +229,15 @@ class Client:
         body = {"engines": None if engines is None else list(engines)}
         return self._put(api.WorkerOut, f"/api/v1/workers/{worker}/lanes/{lane}", body)
 
+    def set_pools(self, worker: str, pools: Sequence[str]) -> api.WorkerOut:
+        """Put a worker in these pools from now on, across its restarts (admins)."""
+        body = {"pools": list(pools)}
+        return self._put(api.WorkerOut, f"/api/v1/workers/{worker}/pools", body)
+
+    def reset_pools(self, worker: str) -> api.WorkerOut:
+        """Back to the pools the worker declared."""
+        return self._delete(api.WorkerOut, f"/api/v1/workers/{worker}/pools")
+
     def reset_lane(self, worker: str, lane: int) -> api.WorkerOut:
         """Admins: the lane runs what the worker declared again."""
         return self._delete(api.WorkerOut, f"/api/v1/workers/{worker}/lanes/{lane}")

@@ -198,6 +198,16 @@ class Scheduling:
         self._changed()
         return self.worker(worker.name)
 
+    def set_pools(self, caller: Caller, name: str, pools: list[str] | None) -> WorkerRecord:
+        """Put a worker in these pools (None: the ones it declared); counts at once."""
+        caller.require("admin")
+        worker = self._worker(name)
+        self.store.set_worker_pools(
+            worker.id, None if pools is None else list(dict.fromkeys(pools))
+        )
+        self._changed()
+        return self.worker(worker.name)
+
     def set_nimby(self, caller: Caller, name: str, state: Nimby | None) -> WorkerRecord:
         """Pause (finish what runs, take nothing new), stop (also give back what runs) or
         resume a worker from the controller."""

@@ -173,6 +173,7 @@ class WorkerRecord:
     capacity_used: int = 0
     lane_engines: Mapping[int, tuple[str, ...] | None] = field(default_factory=dict)
     lane_overrides: Mapping[int, tuple[str, ...] | None] = field(default_factory=dict)
+    pools_declared: tuple[str, ...] | None = None  # set while an admin's choice of pools holds
     nimby: str | None = None  # paused | stopped, from the controller
     local_nimby: str | None = None  # paused | stopped, from the worker's machine
     sick_since: float | None = None

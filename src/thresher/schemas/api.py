@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -300,6 +300,10 @@ class WorkerOut(BaseModel):
         default=None, description="paused or stopped on the worker's machine"
     )
     sick_since: float | None = Field(default=None, description="when it was marked sick, if it is")
+    pools_declared: list[str] | None = Field(
+        default=None,
+        description="the pools the worker declared, while an admin's choice (`pools`) holds",
+    )
 
 
 class LaneOut(BaseModel):
@@ -487,6 +491,15 @@ class UserList(BaseModel):
 
 class LaneIn(Strict):
     engines: list[str] | None = Field(description="engines or job kinds; null: anything")
+
+
+PoolName = Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.-]+$")]
+
+
+class PoolsIn(Strict):
+    pools: list[PoolName] = Field(
+        max_length=100, description="the worker's pools from now on (replacing what it declared)"
+    )
 
 
 class ErrorHostOut(BaseModel):

@@ -36,6 +36,8 @@ workers = sa.Table(
     sa.Column("ram_bytes", sa.BigInteger, nullable=False),
     sa.Column("site", sa.String(100), nullable=False),
     sa.Column("pools", sa.JSON, nullable=False),
+    # What the worker declared while an admin has set `pools` (NULL: `pools` is as declared).
+    sa.Column("pools_declared", sa.JSON, nullable=True),
     sa.Column("attributes", sa.JSON, nullable=False),
     sa.Column("lanes", sa.Integer, nullable=False),
     sa.Column("enabled", sa.Boolean, nullable=False),

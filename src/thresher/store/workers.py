@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import sqlalchemy as sa
@@ -40,7 +40,11 @@ class WorkersStore(AttemptsStore):
             "last_seen": now,
         }
         with self.engine.begin() as conn:
-            row = conn.execute(sa.select(workers.c.id).where(workers.c.name == facts.name)).first()
+            row = conn.execute(
+                sa.select(workers.c.id, workers.c.pools_declared).where(
+                    workers.c.name == facts.name
+                )
+            ).first()
             if row is None:
                 result = conn.execute(
                     workers.insert().values(
@@ -52,11 +56,31 @@ class WorkersStore(AttemptsStore):
                     )
                 )
                 return int(result.inserted_primary_key[0])  # type: ignore[index]
+            if row.pools_declared is not None:  # an admin's choice of pools outlives restarts
+                values["pools_declared"] = values.pop("pools")
             conn.execute(
                 workers.update().where(workers.c.id == row.id).values(token_id=token_id, **values)
             )
             self._lose_attempts(conn, row.id, now, "the worker restarted")
             return int(row.id)
+
+    def set_worker_pools(self, worker_id: int, pools: Sequence[str] | None) -> None:
+        """Set a worker's pools from the controller, or (None) go back to the ones it declared.
+        The choice outlives the worker's restarts; what it declares meanwhile is kept aside."""
+        with self.engine.begin() as conn:
+            row = conn.execute(
+                sa.select(workers.c.pools, workers.c.pools_declared).where(
+                    workers.c.id == worker_id
+                )
+            ).first()
+            if row is None:
+                raise NotFound(f"worker {worker_id} does not exist", field="worker")
+            declared = row.pools if row.pools_declared is None else row.pools_declared
+            if pools is None:
+                values = {"pools": declared, "pools_declared": None}
+            else:
+                values = {"pools": list(pools), "pools_declared": declared}
+            conn.execute(workers.update().where(workers.c.id == worker_id).values(**values))
 
     def worker_for_token(self, token_id: int) -> int | None:
         with self.engine.connect() as conn:
@@ -146,6 +170,7 @@ class WorkersStore(AttemptsStore):
                 ).items()
             },
             lane_overrides=lane_keys(r.lane_overrides),
+            pools_declared=None if r.pools_declared is None else tuple(r.pools_declared),
             nimby=r.nimby,
             local_nimby=r.local_nimby,
         )

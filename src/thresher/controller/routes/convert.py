@@ -126,4 +126,5 @@ def worker_out(w: WorkerRecord) -> api.WorkerOut:
         nimby=w.nimby,
         local_nimby=w.local_nimby,
         sick_since=w.sick_since,
+        pools_declared=None if w.pools_declared is None else list(w.pools_declared),
     )

@@ -30,6 +30,20 @@ async def reset_lane(name: str, lane: Lane, farm: FarmDep, caller: CallerDep) ->
     return worker_out(farm.scheduling.set_lane(caller, name, lane, None, reset=True))
 
 
+@router.put("/pools", response_model=api.WorkerOut)
+async def set_pools(
+    name: str, body: api.PoolsIn, farm: FarmDep, caller: CallerDep
+) -> api.WorkerOut:
+    """Set the worker's pools (admins); they hold across its restarts until reset."""
+    return worker_out(farm.scheduling.set_pools(caller, name, body.pools))
+
+
+@router.delete("/pools", response_model=api.WorkerOut)
+async def reset_pools(name: str, farm: FarmDep, caller: CallerDep) -> api.WorkerOut:
+    """Forget the controller's choice: the worker is in the pools it declared."""
+    return worker_out(farm.scheduling.set_pools(caller, name, None))
+
+
 @router.post("/pause", response_model=api.WorkerOut)
 async def pause(name: str, farm: FarmDep, caller: CallerDep) -> api.WorkerOut:
     """NIMBY: the worker finishes what it runs and takes nothing new."""

@@ -102,6 +102,8 @@ def upgrade() -> None:
         sa.Column("ram_bytes", sa.BigInteger(), nullable=False),
         sa.Column("site", sa.String(length=100), nullable=False),
         sa.Column("pools", sa.JSON(), nullable=False),
+        # What the worker declared while an admin has set `pools` (NULL: `pools` is as declared).
+        sa.Column("pools_declared", sa.JSON(), nullable=True),
         sa.Column("attributes", sa.JSON(), nullable=False),
         sa.Column("lanes", sa.Integer(), nullable=False),
         sa.Column("enabled", sa.Boolean(), nullable=False),
