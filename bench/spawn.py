@@ -2,13 +2,17 @@
 
 N runs of `true {i}` on --lanes threads, three ways, in one process:
 - runner: thresher.worker.process.ProcessRunner (own process group, stdout/stderr pipes read
-  line by line by reader threads, a reaper thread, peak RSS): what a worker lane does per task;
+  line by line and the exit waited for on a pidfd, all by one poll() loop in the calling thread,
+  peak RSS): what a worker lane does per task;
 - subprocess: subprocess.run(argv, stdin/stdout/stderr to /dev/null, start_new_session=True);
 - xargs: `xargs -P LANES -n 1 true` fed N numbers.
 It shows how much of the farm's per-task cost (bench/throughput.py) is the spawn path itself.
 
 Prints one JSON line:
-{"bench": "spawn", "tasks": 2000, "lanes": 2, "runner_s": .., "subprocess_s": .., "xargs_s": ..}
+{"bench": "spawn", "tasks": 2000, "lanes": 2, "runner_s": .., "subprocess_s": .., "xargs_s": ..,
+ "runner_cpu_ms_per_task": .., "runner_parent_cpu_ms_per_task": .., ...}
+where *_cpu_ms_per_task counts this process and the `true` processes, *_parent_cpu_ms_per_task
+this process alone (the spawning side: what a worker pays per task besides the task itself).
 """
 
 from __future__ import annotations
@@ -30,18 +34,19 @@ import _common as c
 from thresher.worker.process import ProcessRunner
 
 
-def timed(fn: Any) -> tuple[float, float]:
-    """(wall seconds, CPU seconds of this process + its children) of fn()."""
+def timed(fn: Any) -> tuple[float, float, float]:
+    """(wall seconds, CPU seconds of this process + its children, of this process alone) of
+    fn()."""
     before = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     fn()
     wall = time.perf_counter() - started
     after = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
-    cpu = sum(
+    cpu = [
         (a.ru_utime - b.ru_utime) + (a.ru_stime - b.ru_stime)
         for a, b in zip(after, before, strict=True)
-    )
-    return wall, cpu
+    ]
+    return wall, sum(cpu), cpu[0]
 
 
 def main() -> dict[str, Any]:
@@ -81,24 +86,31 @@ def main() -> dict[str, Any]:
         subprocess.run(cmd, input=numbers, check=True)
 
     busy_before = c.wait_quiet(args.quiet_wait)
-    results: dict[str, tuple[float, float]] = {}
+    results: dict[str, tuple[float, float, float]] = {}
     for name, fn in (
         ("xargs", xargs),
         ("subprocess", lambda: on_threads(plain)),
         ("runner", lambda: on_threads(runner)),
     ):
         results[name] = timed(fn)
-        c.log(f"{name}: {results[name][0]:.2f}s wall, {results[name][1]:.2f}s CPU")
+        wall, cpu, own = results[name]
+        c.log(f"{name}: {wall:.2f}s wall, {cpu:.2f}s CPU ({own:.2f}s of it this process)")
 
     n = args.tasks
     return {
         "bench": "spawn",
         "tasks": n,
         "lanes": args.lanes,
-        **{f"{name}_s": round(wall, 3) for name, (wall, _) in results.items()},
+        **{f"{name}_s": round(wall, 3) for name, (wall, _, _) in results.items()},
         **{
             f"{name}_cpu_ms_per_task": round(cpu * 1000 / n, 2)
-            for name, (_, cpu) in results.items()
+            for name, (_, cpu, _) in results.items()
+        },
+        # The spawning side alone (this process): what a worker pays per task besides the task.
+        **{
+            f"{name}_parent_cpu_ms_per_task": round(own * 1000 / n, 3)
+            for name, (_, _, own) in results.items()
+            if name != "xargs"
         },
         "runner_vs_xargs": round(results["runner"][0] / results["xargs"][0], 2),
         "cpu_busy_before_pct": busy_before,

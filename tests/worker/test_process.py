@@ -484,3 +484,157 @@ def test_no_threads_or_fds_are_left_behind(tmp_path: Path) -> None:
 
     assert open_fds() == fds_before
     assert threading.active_count() == threads_before
+
+
+# -- one watching thread: the runner's own ------------------------------------------------------
+
+
+def test_run_starts_no_thread_and_delivers_lines_in_the_calling_thread() -> None:
+    threads_before = threading.active_count()
+    seen: list[tuple[str, int, int]] = []
+
+    def on_line(stream: str, text: str) -> None:
+        seen.append((text, threading.get_ident(), threading.active_count()))
+
+    result = ProcessRunner(
+        ["/bin/sh", "-c", "echo out; echo err >&2"], env=shell_env(), cwd=None, on_line=on_line
+    ).run()
+
+    assert result.succeeded
+    assert sorted(text for text, _, _ in seen) == ["err", "out"]
+    assert {ident for _, ident, _ in seen} == {threading.get_ident()}
+    assert {count for _, _, count in seen} == {threads_before}
+
+
+def test_interleaved_streams_keep_their_own_order_and_lose_nothing() -> None:
+    code = (
+        "import sys\n"
+        "for i in range(20000):\n"
+        "    (sys.stdout if i % 3 else sys.stderr).write(f'line {i}\\n')\n"
+        "    if i % 1000 == 0: sys.stdout.flush(); sys.stderr.flush()\n"
+    )
+
+    result, lines = python(code)
+
+    assert result.succeeded
+    assert lines.stdout == [f"line {i}" for i in range(20000) if i % 3]
+    assert lines.stderr == [f"line {i}" for i in range(20000) if not i % 3]
+
+
+def test_huge_output_on_both_streams_does_not_block_the_child() -> None:
+    # 8 MiB on each stream, far beyond a pipe's buffer: the child finishes only if both pipes
+    # are drained while it writes.
+    code = (
+        "import sys\n"
+        "row = 'y' * 1023 + '\\n'\n"
+        "for _ in range(8192):\n"
+        "    sys.stdout.write(row); sys.stderr.write(row)\n"
+    )
+
+    result, lines = python(code)
+
+    assert result.succeeded
+    assert len(lines.stdout) == len(lines.stderr) == 8192
+    assert set(lines.stdout) == set(lines.stderr) == {"y" * 1023}
+
+
+def test_progress_split_by_carriage_returns_across_reads() -> None:
+    code = (
+        "import sys\n"
+        "for i in range(1, 101):\n"
+        "    sys.stdout.write(f'progress {i}%\\r'); sys.stdout.flush()\n"
+        "sys.stdout.write('\\ndone\\n')\n"
+    )
+
+    result, lines = python(code)
+
+    assert result.succeeded
+    assert lines.stdout == [f"progress {i}%" for i in range(1, 101)] + ["done"]
+
+
+def test_a_child_that_closes_its_pipes_early_is_still_waited_for() -> None:
+    lines = Lines()
+    # The pipes reach end of file long before the exit; the exit status still counts.
+    script = "echo bye; exec >&- 2>&-; sleep 0.3; exit 4"
+
+    result = runner(["/bin/sh", "-c", script], lines).run()
+
+    assert result.exit_code == 4
+    assert result.duration_s >= 0.3
+    assert lines.stdout == ["bye"]
+
+
+def test_a_stop_reaches_a_child_that_closed_its_pipes() -> None:
+    lines = Lines()
+    script = "exec >&- 2>&-; exec sleep 1000"
+
+    result = runner(["/bin/sh", "-c", script], lines, max_runtime_s=0.2, grace_s=5).run()
+
+    assert result.timed_out
+    assert result.signal == signal.SIGTERM
+
+
+def test_a_grandchild_holding_the_pipe_is_killed_with_the_group_when_the_child_exits() -> None:
+    lines = Lines()
+    # The grandchild keeps stdout open and would print "late" after the child has exited.
+    script = "(sleep 1000; echo late) & echo $!; exit 2"
+
+    result = runner(["/bin/sh", "-c", script], lines, drain_timeout_s=60).run()
+    grandchild = int(lines.stdout[0])
+
+    with killed_afterwards([grandchild]):
+        assert result.exit_code == 2
+        assert eventually(lambda: gone(grandchild))
+        assert lines.stdout == [str(grandchild)]
+
+
+def test_cancel_kills_the_whole_group_after_the_grace() -> None:
+    lines = Lines()
+    script = "trap '' TERM; (trap '' TERM; sleep 1000) & echo $!; sleep 1000"
+    process = runner(["/bin/sh", "-c", script], lines, grace_s=0.2)
+    process.start()
+    grandchild = int(lines.wait_for("stdout")[0])
+
+    with killed_afterwards([grandchild]):
+        process.cancel()
+        result = process.wait(DEADLINE_S)
+
+        assert result is not None
+        assert result.canceled
+        assert result.signal == signal.SIGKILL
+        assert eventually(lambda: gone(grandchild))
+
+
+def test_on_spawn_runs_once_the_process_exists_and_may_cancel_it() -> None:
+    seen: list[int | None] = []
+    process = runner(["sleep", "1000"], Lines(), grace_s=5)
+
+    def spawned() -> None:
+        seen.append(process.pid)
+        process.cancel()
+
+    result = process.run(on_spawn=spawned)
+
+    assert seen == [process.pid]
+    assert seen[0] is not None
+    assert result.canceled
+    assert result.signal == signal.SIGTERM
+
+
+def test_on_spawn_is_not_called_when_the_spawn_fails() -> None:
+    seen: list[str] = []
+
+    result = runner(["no-such-program-thresher"], Lines()).run(on_spawn=lambda: seen.append("x"))
+
+    assert result.error is not None
+    assert seen == []
+
+
+def test_many_runs_from_one_thread_leave_no_fds_behind() -> None:
+    runner(["true"], Lines()).run()
+    fds_before = open_fds()
+
+    for i in range(50):
+        assert runner(["/bin/sh", "-c", f"echo {i}; exit 0"], Lines()).run().succeeded
+
+    assert open_fds() == fds_before

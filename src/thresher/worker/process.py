@@ -1,29 +1,34 @@
 """Run one task's process: an argv list in its own process group, output streamed as lines.
 
-The runner is thread-based so the asyncio agent can hand it to a thread pool (spawning through
-``subprocess`` in threads is cheaper than asyncio's subprocess API, see DESIGN section 5).
+The runner is synchronous and starts no thread of its own for a run: :meth:`ProcessRunner.run`
+spawns the process and then watches it from the calling thread (a worker lane's thread), so a
+task costs a spawn and a few system calls, not a set of threads (see docs/performance.md).
 
 What happens to a run:
 
-- ``start()`` spawns the argv (never through a shell) in a new session, so the task and everything
-  it starts share one process group. A bad executable or working directory is not an exception:
-  it becomes a :class:`ProcessResult` with ``error`` set.
-- One thread per stream reads stdout and stderr and hands each line to ``on_line``.
-- A reaper thread waits for the direct child with ``os.wait4`` (its rusage gives peak memory).
-  Once the child has exited, whatever is left of its process group is killed: the task's processes
-  end with the task, and a background child holding the pipes open cannot hang the run.
-- ``cancel()`` and ``max_runtime_s`` send SIGTERM to the group, then SIGKILL after ``grace_s``.
+- The argv is spawned (never through a shell) in a new session, so the task and everything it
+  starts share one process group. A bad executable or working directory is not an exception: it
+  becomes a :class:`ProcessResult` with ``error`` set.
+- One ``poll()`` loop in the watching thread reads stdout and stderr as they become readable,
+  hands each line to ``on_line``, and waits for the exit of the direct child on a pidfd (Linux
+  5.3+; elsewhere a helper thread waits for it). The same loop keeps the deadlines: the maximum
+  run time, the SIGKILL after a stop's grace, and the drain of the pipes after the exit.
+- Once the child has exited, whatever is left of its process group is killed while the child is
+  still a zombie (so the group id cannot have been reused), then the child is reaped with
+  ``os.wait4`` (its rusage gives peak memory). A background child holding the pipes open cannot
+  hang the run; one that left the group is abandoned after ``drain_timeout_s``.
+- ``cancel()`` (from any thread) and ``max_runtime_s`` send SIGTERM to the group, then SIGKILL
+  after ``grace_s``.
 
 Only Linux is supported by the agent; the code sticks to POSIX calls where it can.
 """
 
 from __future__ import annotations
 
-import codecs
 import contextlib
 import logging
+import math
 import os
-import re
 import select
 import signal as signals
 import subprocess
@@ -33,6 +38,8 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
+
+from thresher.worker.lines import MAX_LINE_BYTES, TRUNCATED_SUFFIX, LineSplitter
 
 __all__ = [
     "MAX_LINE_BYTES",
@@ -44,14 +51,7 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-MAX_LINE_BYTES = 64 * 1024
-"""Longest line delivered, in bytes of output; the rest of a longer line is dropped."""
-
-TRUNCATED_SUFFIX = " …[truncated]"
-"""Appended to a line cut at :data:`MAX_LINE_BYTES`."""
-
 _READ_SIZE = 64 * 1024
-_TERMINATOR = re.compile(rb"\r\n?|\n")
 # os.waitid is missing on macOS before Python 3.13; there the leftovers are killed after the reap.
 _CAN_WAIT_UNREAPED = hasattr(os, "waitid")
 
@@ -85,91 +85,38 @@ class ProcessResult:
         )
 
 
-class LineSplitter:
-    """Split a byte stream into text lines; feed it chunks as they arrive.
+class _Wake:
+    """A file descriptor another thread makes readable to wake the watching ``poll()``."""
 
-    A line ends at ``\\n``, ``\\r\\n`` or a lone ``\\r`` (POV-Ray and ffmpeg separate progress
-    updates with carriage returns). Bytes are decoded as UTF-8, invalid bytes replaced. A line
-    longer than ``max_line_bytes`` is delivered cut to that size with :data:`TRUNCATED_SUFFIX`
-    as soon as it overflows, and the rest of it is dropped.
+    def __init__(self) -> None:
+        if hasattr(os, "eventfd"):
+            self.read_fd = self.write_fd = os.eventfd(0, os.EFD_CLOEXEC | os.EFD_NONBLOCK)
+        else:  # pragma: no cover - not Linux
+            self.read_fd, self.write_fd = os.pipe()
+            os.set_blocking(self.read_fd, False)
 
-    Empty lines: a blank line ended by ``\\n`` or ``\\r\\n`` is delivered as ``""``; the empty
-    pieces a lone ``\\r`` produces (``"\\r\\r"``, a leading ``"\\r"``) are dropped.
-    """
+    def set(self) -> None:
+        with contextlib.suppress(BlockingIOError):  # already readable: that is enough
+            os.write(self.write_fd, (1).to_bytes(8, sys.byteorder))
 
-    def __init__(self, max_line_bytes: int = MAX_LINE_BYTES) -> None:
-        self._max = max_line_bytes
-        self._buf = bytearray()
-        self._discarding = False  # this line was already delivered truncated
-        self._cr_pending = False  # the last chunk ended in "\r": a leading "\n" completes "\r\n"
-        self._cr_empty = False  # ...and the line that "\r" ended was empty
+    def clear(self) -> None:
+        with contextlib.suppress(BlockingIOError):
+            os.read(self.read_fd, 64)
 
-    def feed(self, data: bytes) -> list[str]:
-        """Take the next chunk of the stream; return the lines it completes."""
-        lines: list[str] = []
-        if not data:
-            return lines
-        pos = 0
-        if self._cr_pending:
-            self._cr_pending = False
-            if data[0] == 0x0A:
-                pos = 1
-                if self._cr_empty:
-                    lines.append("")
-            self._cr_empty = False
-        view = memoryview(data)
-        for match in _TERMINATOR.finditer(data, pos):
-            self._take(view[pos : match.start()], lines)
-            pos = match.end()
-            if match.end() - match.start() == 1 and data[match.start()] == 0x0D:
-                self._end_line(lines, blank_is_line=False, at_chunk_end=pos == len(data))
-            else:
-                self._end_line(lines, blank_is_line=True, at_chunk_end=False)
-        self._take(view[pos:], lines)
-        return lines
-
-    def flush(self) -> list[str]:
-        """End of stream: return the last line if it had no terminator, and reset."""
-        lines = [self._buf.decode("utf-8", "replace")] if self._buf else []
-        self._buf.clear()
-        self._discarding = self._cr_pending = self._cr_empty = False
-        return lines
-
-    def _take(self, piece: memoryview, lines: list[str]) -> None:
-        if self._discarding or not piece:
-            return
-        room = self._max - len(self._buf)
-        if len(piece) <= room:
-            self._buf += piece
-            return
-        self._buf += piece[:room]
-        # final=False leaves out a multi-byte character cut in half by the limit.
-        decoder = codecs.getincrementaldecoder("utf-8")("replace")
-        lines.append(decoder.decode(bytes(self._buf), final=False) + TRUNCATED_SUFFIX)
-        self._buf.clear()
-        self._discarding = True
-
-    def _end_line(self, lines: list[str], *, blank_is_line: bool, at_chunk_end: bool) -> None:
-        was_empty = not self._buf and not self._discarding
-        if self._buf:
-            lines.append(self._buf.decode("utf-8", "replace"))
-            self._buf.clear()
-        elif was_empty and blank_is_line:
-            lines.append("")
-        self._discarding = False
-        if at_chunk_end:
-            # Only the next chunk tells a lone "\r" from the first half of "\r\n".
-            self._cr_pending = True
-            self._cr_empty = was_empty
+    def close(self) -> None:
+        os.close(self.read_fd)
+        if self.write_fd != self.read_fd:
+            os.close(self.write_fd)
 
 
 class ProcessRunner:
     """Run one argv in its own process group; stream its lines; report how it ended.
 
-    ``on_line(stream, text)`` is called from the reader threads with ``stream`` ``"stdout"`` or
-    ``"stderr"`` and the line without its terminator (see :class:`LineSplitter`). Calls are
-    serialised (never two at once) and in order within a stream; an exception it raises is logged
-    and the run goes on. Every line has been delivered when :meth:`wait` returns a result.
+    ``on_line(stream, text)`` is called from the thread that watches the process (the caller of
+    :meth:`run`, or the one thread :meth:`start` starts) with ``stream`` ``"stdout"`` or
+    ``"stderr"`` and the line without its terminator (see :class:`LineSplitter`). Calls are never
+    two at once and are in order within a stream; an exception it raises is logged and the run
+    goes on. Every line has been delivered when :meth:`run` or :meth:`wait` returns a result.
 
     ``env`` is the whole environment of the process: nothing else is inherited. ``cwd`` None keeps
     the current directory. ``drain_timeout_s`` bounds the wait for output once the process group is
@@ -193,7 +140,7 @@ class ProcessRunner:
         if not argv:
             raise ValueError("argv must name a program")
         self._argv = list(argv)
-        self._env = dict(env)
+        self._env = env
         self._cwd = cwd
         self._on_line = on_line
         self._max_runtime_s = max_runtime_s
@@ -201,14 +148,18 @@ class ProcessRunner:
         self._drain_timeout_s = drain_timeout_s
 
         self._lock = threading.Lock()  # guards the state below and every signal sent
-        self._callback_lock = threading.Lock()
         self._started = False
         self._proc: subprocess.Popen[bytes] | None = None
         self._exited = False  # the child has exited: no more signals to its group
         self._stop_reason: Literal["canceled", "timed_out"] | None = None
-        self._timers: list[threading.Timer] = []
-        self._readers: list[threading.Thread] = []
-        self._wake_r = self._wake_w = -1
+        self._kill_at: float | None = None  # when a stopped group gets SIGKILL
+        self._wake: _Wake | None = None
+        self._pipes: dict[int, Stream] = {}
+        self._pidfd = -1
+        self._exit_seen = threading.Event()  # only where there is no pidfd: the waiter says so
+        self._reaped_status: tuple[int, int] | None = None  # (status, peak RSS) reaped early
+        self._watcher: threading.Thread | None = None  # start(): the thread that watches
+        self._waiter: threading.Thread | None = None  # only without pidfd: waits for the exit
         self._started_at = 0.0
         self._result: ProcessResult | None = None
         self._done = threading.Event()
@@ -218,48 +169,26 @@ class ProcessRunner:
         """The process id (also its process group id) once started; None before or on error."""
         return self._proc.pid if self._proc is not None else None
 
-    def start(self) -> None:
-        """Spawn the process. A spawn failure becomes the result; it is never raised."""
-        proc = self._spawn()
-        if proc is not None:
-            self._thread(self._reap, proc).start()
+    def run(self, *, on_spawn: Callable[[], None] | None = None) -> ProcessResult:
+        """Start the process and watch it from the calling thread until it is over.
 
-    def _spawn(self) -> subprocess.Popen[bytes] | None:
-        with self._lock:
-            if self._started:
-                raise RuntimeError("a ProcessRunner runs once")
-            self._started = True
-            self._started_at = time.monotonic()
-            try:
-                # The pipe that wakes abandoned readers exists before the process, so running
-                # out of fds is a spawn failure rather than an orphaned process.
-                self._wake_r, self._wake_w = os.pipe()
-                proc = subprocess.Popen(
-                    self._argv,
-                    stdin=subprocess.DEVNULL,
-                    stdout=subprocess.PIPE,
-                    stderr=subprocess.PIPE,
-                    env=self._env,
-                    cwd=self._cwd,
-                    close_fds=True,
-                    start_new_session=True,
-                )
-            except (OSError, ValueError) as exc:
-                self._close_wake_pipe()
-                self._finish_unstarted(self._spawn_error(exc))
-                return None
-            self._proc = proc
-            assert proc.stdout is not None
-            assert proc.stderr is not None
-            self._readers = [
-                self._thread(self._read, "stdout", proc.stdout.fileno()),
-                self._thread(self._read, "stderr", proc.stderr.fileno()),
-            ]
-            if self._max_runtime_s is not None:
-                self._start_timer(self._max_runtime_s, self._stop, "timed_out")
-        for reader in self._readers:
-            reader.start()
-        return proc
+        ``on_spawn`` is called in this thread once the process exists, before it is watched
+        (so a cancel that came before the spawn, a no-op then, can be repeated)."""
+        if self._spawn():
+            if on_spawn is not None:
+                on_spawn()
+            self._watch()
+        assert self._result is not None
+        return self._result
+
+    def start(self) -> None:
+        """Spawn the process and watch it from a new thread; :meth:`wait` for the result. A spawn
+        failure becomes the result; it is never raised."""
+        if self._spawn():
+            self._watcher = threading.Thread(
+                target=self._watch, name="thresher-process", daemon=True
+            )
+            self._watcher.start()
 
     def cancel(self) -> None:
         """SIGTERM the process group, SIGKILL it after ``grace_s``.
@@ -274,16 +203,185 @@ class ProcessRunner:
             raise RuntimeError("wait() before start()")
         if not self._done.wait(timeout):
             return None
+        watcher = self._watcher
+        if watcher is not None and watcher is not threading.current_thread():
+            watcher.join()  # it has set the result; let it end, so no thread outlives the run
         return self._result
 
-    def run(self) -> ProcessResult:
-        """Start the process and wait for its result (reaping it in the calling thread)."""
-        proc = self._spawn()
-        if proc is not None:
-            self._reap(proc)
-        result = self.wait()
-        assert result is not None
-        return result
+    # -- spawning ---------------------------------------------------------------------------
+
+    def _spawn(self) -> bool:
+        """Start the process; False (and the result set) when it could not be started."""
+        with self._lock:
+            if self._started:
+                raise RuntimeError("a ProcessRunner runs once")
+            self._started = True
+            self._started_at = time.monotonic()
+            fds: list[int] = []
+            try:
+                # Everything the watch needs exists before the process, so running out of fds
+                # is a spawn failure rather than an orphaned process.
+                self._wake = _Wake()
+                out_r, out_w = os.pipe()
+                fds += (out_r, out_w)
+                err_r, err_w = os.pipe()
+                fds += (err_r, err_w)
+                proc = subprocess.Popen(
+                    self._argv,
+                    stdin=subprocess.DEVNULL,
+                    stdout=out_w,
+                    stderr=err_w,
+                    env=self._env,
+                    cwd=self._cwd,
+                    close_fds=True,
+                    start_new_session=True,
+                )
+            except (OSError, ValueError) as exc:
+                for fd in fds[0::2]:  # the write ends are closed below
+                    os.close(fd)
+                if self._wake is not None:
+                    self._wake.close()
+                    self._wake = None
+                self._finish_unstarted(self._spawn_error(exc))
+                return False
+            finally:
+                for fd in fds[1::2]:  # the write ends are the child's now
+                    os.close(fd)
+            self._proc = proc
+            self._pipes = {out_r: "stdout", err_r: "stderr"}
+            try:
+                self._pidfd = os.pidfd_open(proc.pid)
+            except (AttributeError, OSError):  # pragma: no cover - not Linux 5.3+
+                self._waiter = threading.Thread(
+                    target=self._wait_exit, name="thresher-process-exit", daemon=True
+                )
+                self._waiter.start()
+        return True
+
+    def _wait_exit(self) -> None:  # pragma: no cover - only without pidfd
+        """Where there is no pidfd: wait for the child's exit in this thread, wake the watch."""
+        assert self._proc is not None
+        assert self._wake is not None
+        with contextlib.suppress(ChildProcessError):
+            if _CAN_WAIT_UNREAPED:
+                os.waitid(os.P_PID, self._proc.pid, os.WEXITED | os.WNOWAIT)
+            else:
+                _, status, usage = os.wait4(self._proc.pid, 0)
+                self._reaped_status = (status, _peak_rss(usage))
+        self._exit_seen.set()
+        self._wake.set()
+
+    # -- watching ---------------------------------------------------------------------------
+
+    def _watch(self) -> None:
+        """Read the pipes, keep the deadlines, reap the child; then set the result."""
+        proc, wake = self._proc, self._wake
+        assert proc is not None
+        assert wake is not None
+        splitters = {fd: LineSplitter() for fd in self._pipes}
+        poller = select.poll()
+        for fd in (*self._pipes, wake.read_fd, self._pidfd):
+            if fd >= 0:
+                poller.register(fd, select.POLLIN)
+        open_pipes = set(self._pipes)
+        runtime_deadline = (
+            self._started_at + self._max_runtime_s if self._max_runtime_s is not None else None
+        )
+        drain_deadline: float | None = None
+        status: int | None = None
+        peak_rss = 0
+        duration = 0.0
+        exited = False
+        try:
+            while open_pipes or not exited:
+                now = time.monotonic()
+                if drain_deadline is not None and now >= drain_deadline:
+                    break  # abandoned: something outside the group still holds a pipe
+                if not exited:
+                    if runtime_deadline is not None and now >= runtime_deadline:
+                        runtime_deadline = None
+                        self._stop("timed_out")
+                    kill_at = self._kill_at
+                    if kill_at is not None and now >= kill_at:
+                        self._kill()
+                deadline = drain_deadline if exited else _earliest(runtime_deadline, self._kill_at)
+                timeout_ms = (
+                    None if deadline is None else max(0, math.ceil((deadline - now) * 1000))
+                )
+                for fd, _ in poller.poll(timeout_ms):
+                    if fd in open_pipes:
+                        data = os.read(fd, _READ_SIZE)
+                        if data:
+                            self._deliver(self._pipes[fd], splitters[fd].feed(data))
+                            continue
+                        open_pipes.discard(fd)
+                        poller.unregister(fd)
+                        self._deliver(self._pipes[fd], splitters[fd].flush())
+                    elif fd == wake.read_fd:
+                        wake.clear()
+                    if not exited and (fd == self._pidfd or self._exit_seen.is_set()):
+                        status, peak_rss = self._reap(proc)
+                        duration = time.monotonic() - self._started_at
+                        exited = True
+                        drain_deadline = time.monotonic() + self._drain_timeout_s
+                        if self._pidfd >= 0:
+                            poller.unregister(self._pidfd)
+        finally:
+            if not exited:  # only a bug gets here: leave no process behind
+                with self._lock:
+                    self._signal_group(signals.SIGKILL)
+                status, peak_rss = self._reap(proc)
+                duration = time.monotonic() - self._started_at
+            for fd in open_pipes:
+                self._deliver(self._pipes[fd], splitters[fd].flush())
+            self._close_fds()
+            self._finish(status, peak_rss, duration)
+
+    def _reap(self, proc: subprocess.Popen[bytes]) -> tuple[int | None, int]:
+        """The child has exited (it is a zombie until this reaps it): kill what is left of its
+        group, then reap it. Returns (wait status or None when it was lost, peak RSS)."""
+        if _CAN_WAIT_UNREAPED:
+            with self._lock:
+                self._signal_group(signals.SIGKILL)  # what the task left behind ends with it
+                self._exited = True  # no timer may signal from now on
+        status: int | None = None
+        peak_rss = 0
+        if self._reaped_status is not None:  # pragma: no cover - only without waitid
+            status, peak_rss = self._reaped_status
+        else:
+            try:
+                _, status, usage = os.wait4(proc.pid, 0)
+                peak_rss = _peak_rss(usage)
+            except ChildProcessError:
+                status = None  # reaped elsewhere (SIGCHLD ignored in this process)
+        # Popen must not reap the pid again (it may belong to someone else by then).
+        proc.returncode = -1 if status is None else os.waitstatus_to_exitcode(status)
+        with self._lock:
+            if not _CAN_WAIT_UNREAPED:  # pragma: no cover
+                self._signal_group(signals.SIGKILL)
+            self._exited = True
+        return status, peak_rss
+
+    def _deliver(self, stream: Stream, lines: list[str]) -> None:
+        for line in lines:
+            try:
+                self._on_line(stream, line)
+            except Exception:
+                logger.exception("on_line failed for a %s line of %r", stream, self._argv[0])
+
+    def _close_fds(self) -> None:
+        if self._waiter is not None:  # pragma: no cover - only without pidfd
+            self._waiter.join()  # done: the child was reaped
+        with self._lock:
+            self._exited = True  # the wake fd goes: nothing may signal or wake from now on
+            for fd in self._pipes:
+                os.close(fd)
+            if self._pidfd >= 0:
+                os.close(self._pidfd)
+                self._pidfd = -1
+            if self._wake is not None:
+                self._wake.close()
+                self._wake = None
 
     # -- stopping ---------------------------------------------------------------------------
 
@@ -293,10 +391,13 @@ class ProcessRunner:
                 return
             self._stop_reason = reason
             self._signal_group(signals.SIGTERM)
-            self._start_timer(self._grace_s, self._kill)
+            self._kill_at = time.monotonic() + self._grace_s
+            if self._wake is not None:
+                self._wake.set()  # the watch has a new deadline to keep
 
     def _kill(self) -> None:
         with self._lock:
+            self._kill_at = None
             if not self._exited:
                 self._signal_group(signals.SIGKILL)
 
@@ -307,99 +408,6 @@ class ProcessRunner:
         # ESRCH: the group is gone already; EPERM: only members we may not signal are left.
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self._proc.pid, sig)
-
-    def _start_timer(self, delay: float, action: Callable[..., None], *args: object) -> None:
-        timer = threading.Timer(delay, action, args)
-        timer.daemon = True
-        self._timers.append(timer)
-        timer.start()
-
-    # -- threads ----------------------------------------------------------------------------
-
-    def _thread(self, target: Callable[..., None], *args: object) -> threading.Thread:
-        name = f"thresher-process-{target.__name__.strip('_')}"
-        return threading.Thread(target=target, args=args, name=name, daemon=True)
-
-    def _read(self, stream: Stream, fd: int) -> None:
-        splitter = LineSplitter()
-        poller = select.poll()
-        poller.register(fd, select.POLLIN)
-        poller.register(self._wake_r, select.POLLIN)
-        while True:
-            ready = {ready_fd for ready_fd, _ in poller.poll()}
-            if self._wake_r in ready:
-                break  # abandoned: something outside the group still holds the pipe
-            data = os.read(fd, _READ_SIZE)
-            if not data:
-                break
-            self._deliver(stream, splitter.feed(data))
-        self._deliver(stream, splitter.flush())
-
-    def _deliver(self, stream: Stream, lines: list[str]) -> None:
-        if not lines:
-            return
-        with self._callback_lock:
-            for line in lines:
-                try:
-                    self._on_line(stream, line)
-                except Exception:
-                    logger.exception("on_line failed for a %s line of %r", stream, self._argv[0])
-
-    def _reap(self, proc: subprocess.Popen[bytes]) -> None:
-        status: int | None = None
-        peak_rss = 0
-        try:
-            if _CAN_WAIT_UNREAPED:
-                # Wait without reaping: the zombie keeps the group id from being reused while
-                # the leftovers are killed.
-                os.waitid(os.P_PID, proc.pid, os.WEXITED | os.WNOWAIT)
-                self._kill_leftovers()
-            _, status, usage = os.wait4(proc.pid, 0)
-            # Popen must not reap the pid again (it may belong to someone else by then).
-            proc.returncode = os.waitstatus_to_exitcode(status)
-            peak_rss = usage.ru_maxrss * (1 if sys.platform == "darwin" else 1024)
-            if not _CAN_WAIT_UNREAPED:
-                self._kill_leftovers()
-        except ChildProcessError:
-            # Reaped elsewhere (SIGCHLD ignored in this process): the status is lost.
-            proc.returncode = -1
-        finally:
-            duration = time.monotonic() - self._started_at
-            with self._lock:
-                self._exited = True  # no timer may start or signal from now on
-            try:
-                self._wind_down(proc)
-            finally:
-                self._finish(status, peak_rss, duration)
-
-    def _kill_leftovers(self) -> None:
-        with self._lock:
-            self._signal_group(signals.SIGKILL)  # what the task left behind ends with it
-            self._exited = True
-
-    def _wind_down(self, proc: subprocess.Popen[bytes]) -> None:
-        with self._lock:
-            timers = list(self._timers)
-        for timer in timers:
-            timer.cancel()
-            timer.join()
-        deadline = time.monotonic() + self._drain_timeout_s
-        for reader in self._readers:
-            reader.join(max(0.0, deadline - time.monotonic()))
-        if any(reader.is_alive() for reader in self._readers):
-            os.write(self._wake_w, b"x")
-            for reader in self._readers:
-                reader.join()
-        for pipe in (proc.stdout, proc.stderr):
-            if pipe is not None:
-                pipe.close()
-        self._close_wake_pipe()
-
-    def _close_wake_pipe(self) -> None:
-        for fd in (self._wake_r, self._wake_w):
-            if fd >= 0:
-                os.close(fd)
-        self._wake_r = self._wake_w = -1
 
     # -- results ----------------------------------------------------------------------------
 
@@ -455,3 +463,13 @@ class ProcessRunner:
         if isinstance(exc, PermissionError):
             return f"permission denied: {program!r}"
         return f"cannot start {program!r}: {exc.strerror or exc}"
+
+
+def _earliest(*deadlines: float | None) -> float | None:
+    known = [d for d in deadlines if d is not None]
+    return min(known) if known else None
+
+
+def _peak_rss(usage: object) -> int:
+    maxrss: int = getattr(usage, "ru_maxrss", 0)
+    return maxrss * (1 if sys.platform == "darwin" else 1024)

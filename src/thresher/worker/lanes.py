@@ -1,0 +1,118 @@
+"""A worker's lanes as threads: each runs the work handed to it, one piece after another.
+
+The agent's event loop decides what a lane runs and hands it over at once, also while the lane
+is busy (a short task held ahead); the lane's thread starts the next piece the moment the last
+one ends, without a round trip through the event loop. What ended is handed back to the loop in
+batches: one wake-up of the loop for however many pieces ended since the last one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import threading
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+
+__all__ = ["Done", "LaneThreads"]
+
+log = logging.getLogger("thresher.worker")
+
+
+@dataclass(frozen=True)
+class Done:
+    """A piece of work a lane ran: what it returned, or the exception it raised."""
+
+    lane: int
+    key: object
+    value: object = None
+    error: BaseException | None = None
+
+
+@dataclass
+class _Piece:
+    key: object
+    work: Callable[[], object]
+
+
+class LaneThreads:
+    """One thread per lane. :meth:`hand` and :meth:`withdraw` may be called from any thread;
+    ``on_done`` is called on the event loop given to :meth:`start`, with every :class:`Done`
+    since its last call, in the order the pieces ended."""
+
+    def __init__(self, lanes: int, *, on_done: Callable[[list[Done]], None]) -> None:
+        self._on_done = on_done
+        self._lock = threading.Lock()
+        self._queues: list[deque[_Piece]] = [deque() for _ in range(lanes)]
+        self._ready = [threading.Condition(self._lock) for _ in range(lanes)]
+        self._done: list[Done] = []
+        self._closing = False
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._threads: list[threading.Thread] = []
+
+    def start(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        for lane in range(len(self._queues)):
+            thread = threading.Thread(
+                target=self._serve, args=(lane,), name=f"lane-{lane}", daemon=True
+            )
+            self._threads.append(thread)
+            thread.start()
+
+    def hand(self, lane: int, key: object, work: Callable[[], object]) -> None:
+        """Queue ``work`` on ``lane``; it runs after what the lane was handed before."""
+        with self._lock:
+            self._queues[lane].append(_Piece(key, work))
+            self._ready[lane].notify()
+
+    def withdraw(self, lane: int, key: object) -> bool:
+        """Take back a piece the lane has not started; False if it started (or is unknown)."""
+        with self._lock:
+            queue = self._queues[lane]
+            for piece in queue:
+                if piece.key == key:
+                    queue.remove(piece)
+                    return True
+        return False
+
+    def close(self, timeout: float | None = None) -> None:
+        """Let each lane end what it runs, drop what it has not started, and join the threads."""
+        with self._lock:
+            self._closing = True
+            for queue, ready in zip(self._queues, self._ready, strict=True):
+                queue.clear()
+                ready.notify()
+        for thread in self._threads:
+            thread.join(timeout)
+
+    def _serve(self, lane: int) -> None:
+        queue, ready = self._queues[lane], self._ready[lane]
+        while True:
+            with self._lock:
+                while not queue and not self._closing:
+                    ready.wait()
+                if self._closing:
+                    return
+                piece = queue.popleft()
+            try:
+                done = Done(lane, piece.key, value=piece.work())
+            except Exception as exc:  # the agent turns it into the attempt's failure
+                log.exception("lane %s: work failed", lane)
+                done = Done(lane, piece.key, error=exc)
+            self._finished(done)
+
+    def _finished(self, done: Done) -> None:
+        with self._lock:
+            self._done.append(done)
+            first = len(self._done) == 1  # else a delivery is scheduled already
+        if first and self._loop is not None:
+            with contextlib.suppress(RuntimeError):  # a closed loop: the worker is going away
+                self._loop.call_soon_threadsafe(self._deliver)
+
+    def _deliver(self) -> None:
+        with self._lock:
+            batch, self._done = self._done, []
+        if batch:
+            self._on_done(batch)
