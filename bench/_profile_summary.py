@@ -81,7 +81,7 @@ def summarise(path: Path) -> tuple[Counter[str], Counter[str], Counter[str], Cou
     by_own: Counter[str] = Counter()
     for line in path.read_text().splitlines():
         stack, _, count = line.rpartition(" ")
-        if not stack:
+        if not stack or not count.isdigit():  # a frame name with a space, split by py-spy
             continue
         n = int(count)
         frames = stack.split(";")

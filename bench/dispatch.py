@@ -4,10 +4,13 @@ A `thresher controller` process serves a queue of short tasks (one job of `--tas
 tasks). `--workers` simulated workers register, then each loops as the agent does: poll
 (heartbeat + the previous tasks' finishes + a claim for its one lane), "run" what it got in no
 time, poll again. With `--ahead N` a worker also asks to hold N short tasks ahead on its lane
-(the agent's default is 1), so one poll hands out up to N+1 tasks and reports as many finishes.
-The workers are asyncio tasks sharing one httpx.AsyncClient with a bounded connection pool, in
-`--client-procs` processes; at most one request per connection is in flight (httpcore's pool
-gets slow with hundreds of requests queued in it).
+(the agent's default is 1); the controller sizes what it hands out ahead by the block's mean run
+time (`thresher.core.ahead`), so one poll may bring more than N+1 tasks, and the next reports
+as many finishes. The load generator is lean on purpose, since the bench measures the controller:
+`--connections` keep-alive HTTP/1.1 connections over raw asyncio streams with pre-encoded
+requests (httpx cost about as much CPU per request as the controller), shared in turns by the
+simulated workers, one request per connection in flight, in `--client-procs` processes (their
+CPU time in the window is reported as `load_cpu_ms_per_assignment`).
 
 Measured over a steady window (after `--warmup` seconds, for `--seconds`, while the queue still
 has work): assignments per second, poll latency percentiles (from sending the poll on a
@@ -23,6 +26,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import json
 import multiprocessing as mp
 import shutil
 import sys
@@ -48,6 +52,7 @@ class Stats:
     latencies: list[float] = field(default_factory=list)
     errors: dict[str, int] = field(default_factory=dict)  # inside the window, by kind
     empty_polls: int = 0
+    cpu_s: float = 0.0  # this load generator process's CPU time inside the window
 
 
 async def _register(http: httpx.AsyncClient, token: str, name: str) -> str:
@@ -71,57 +76,87 @@ async def _register(http: httpx.AsyncClient, token: str, name: str) -> str:
     raise RuntimeError(f"cannot register {name}")
 
 
-async def _worker(
-    http: httpx.AsyncClient,
-    token: str,
+_FINISHED = '{"attempt_id":%d,"token":"%s","status":"succeeded","exit_code":0,"duration_s":0.001}'
+
+
+class _Connection:
+    """One keep-alive HTTP/1.1 connection to the controller, speaking just enough of the
+    protocol for the poll: requests are pre-encoded bytes, answers are read by Content-Length.
+    (httpx costs about as much CPU per request as the controller; this leaves it its core.)"""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.host, self.port = host, port
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+
+    async def post(self, head: bytes, body: bytes) -> tuple[int, bytes]:
+        if self.writer is None:
+            self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
+        assert self.reader is not None
+        self.writer.write(b"%sContent-Length: %d\r\n\r\n%s" % (head, len(body), body))
+        try:
+            header = await self.reader.readuntil(b"\r\n\r\n")
+            length = 0
+            for line in header.split(b"\r\n")[1:]:
+                name, _, value = line.partition(b":")
+                if name.lower() == b"content-length":
+                    length = int(value)
+            answer = await self.reader.readexactly(length)
+        except (OSError, asyncio.IncompleteReadError):
+            self.close()
+            raise
+        if b"connection: close" in header.lower():
+            self.close()
+        return int(header[9:12]), answer
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+        self.reader = self.writer = None
+
+
+async def _connection_loop(
+    conn: _Connection,
+    tokens: list[str],
     *,
     ahead: int,
-    start: float,
     window: tuple[float, float],
     stats: Stats,
-    slots: asyncio.Semaphore,
 ) -> None:
-    headers = {"Authorization": f"Bearer {token}"}
-    held: list[dict[str, Any]] = []
-    # A registered worker polls at once (as the agent does; a silent one would lose its lease).
+    """The simulated workers sharing one connection take turns: poll (the previous tasks'
+    finishes + a claim for the lane), "run" what came back in no time, and so on."""
+    prefix = (
+        b'{"lanes":[0],"ahead_lanes":%s,"wait_s":2.0,"finished":['
+        % json.dumps([0] * ahead).encode()
+    )
+    heads = [
+        (
+            f"POST /api/v1/agent/poll HTTP/1.1\r\nHost: {conn.host}\r\n"
+            f"Authorization: Bearer {token}\r\nContent-Type: application/json\r\n"
+        ).encode()
+        for token in tokens
+    ]
+    held: list[list[tuple[int, str]]] = [[] for _ in tokens]
     while time.time() < window[1]:
-        body = {
-            "lanes": [0],
-            "ahead_lanes": [0] * ahead,
-            "wait_s": 2.0,
-            "finished": [
-                {
-                    "attempt_id": a["attempt_id"],
-                    "token": a["token"],
-                    "status": "succeeded",
-                    "exit_code": 0,
-                    "duration_s": 0.001,
-                }
-                for a in held
-            ],
-        }
-        # One request per connection at a time: httpcore's pool walks its whole queue of waiting
-        # requests on every change, which costs more than the requests with hundreds waiting.
-        async with slots:
+        for i, head in enumerate(heads):
+            finished = ",".join(_FINISHED % a for a in held[i]).encode()
             sent = time.time()
             try:
-                r = await http.post("/api/v1/agent/poll", json=body, headers=headers)
-                r.raise_for_status()
-                answer = r.json()
-            except httpx.HTTPError as exc:
+                status, answer = await conn.post(head, prefix + finished + b"]}")
+                if status != 200:
+                    raise RuntimeError(f"HTTP {status}")
+            except (OSError, asyncio.IncompleteReadError, RuntimeError) as exc:
                 if window[0] <= sent <= window[1]:
-                    kind = type(exc).__name__
-                    if isinstance(exc, httpx.HTTPStatusError):
-                        kind = f"HTTP {exc.response.status_code}"
+                    kind = str(exc) if isinstance(exc, RuntimeError) else type(exc).__name__
                     stats.errors[kind] = stats.errors.get(kind, 0) + 1
                 await asyncio.sleep(0.05)
                 continue
             got = time.time()
-        held = answer["assignments"]
-        if window[0] <= sent and got <= window[1]:
-            stats.latencies.append(got - sent)
-            stats.assignments += len(held)
-            stats.empty_polls += not held
+            held[i] = [(a["attempt_id"], a["token"]) for a in json.loads(answer)["assignments"]]
+            if window[0] <= sent and got <= window[1]:
+                stats.latencies.append(got - sent)
+                stats.assignments += len(held[i])
+                stats.empty_polls += not held[i]
 
 
 async def _client(
@@ -134,19 +169,35 @@ async def _client(
     start: float,
     window: tuple[float, float],
 ) -> Stats:
-    limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
-    timeout = httpx.Timeout(60.0, pool=60.0)
     stats = Stats()
     registering = asyncio.Semaphore(20)
-    slots = asyncio.Semaphore(connections)
+    limits = httpx.Limits(max_connections=20)
+    async with httpx.AsyncClient(base_url=url, limits=limits, timeout=60.0) as http:
 
-    async def one(name: str) -> None:
-        async with registering:
-            own = await _register(http, token, name)
-        await _worker(http, own, ahead=ahead, start=start, window=window, stats=stats, slots=slots)
+        async def one(name: str) -> str:
+            async with registering:
+                return await _register(http, token, name)
 
-    async with httpx.AsyncClient(base_url=url, limits=limits, timeout=timeout) as http:
-        await asyncio.gather(*(one(n) for n in names))
+        tokens = await asyncio.gather(*(one(n) for n in names))
+    # A registered worker polls at once (as the agent does; a silent one would lose its lease).
+    host, port = url.removeprefix("http://").rsplit(":", 1)
+    conns = [_Connection(host, int(port)) for _ in range(connections)]
+
+    async def measure_cpu() -> None:
+        await asyncio.sleep(max(0.0, window[0] - time.time()))
+        cpu0 = time.process_time()
+        await asyncio.sleep(max(0.0, window[1] - time.time()))
+        stats.cpu_s = time.process_time() - cpu0
+
+    await asyncio.gather(
+        measure_cpu(),
+        *(
+            _connection_loop(conn, tokens[i::connections], ahead=ahead, window=window, stats=stats)
+            for i, conn in enumerate(conns)
+        ),
+    )
+    for conn in conns:
+        conn.close()
     return stats
 
 
@@ -249,6 +300,10 @@ def run_one(
         "errors": _merged([s.errors for s in stats]),
         "controller_cpu_s": round(cpu1 - cpu0, 1),
         "controller_cpu_ms_per_assignment": round((cpu1 - cpu0) * 1000 / max(1, assignments), 2),
+        "load_cpu_ms_per_assignment": round(
+            sum(s.cpu_s for s in stats) * 1000 / max(1, assignments), 3
+        ),
+        "assignments_per_poll": round(assignments / max(1, len(latencies)), 2),
         "queue_left": remaining.waiting + remaining.queued,
     }
     c.log(f"{db}, ahead {ahead}: {result}")
@@ -258,7 +313,7 @@ def run_one(
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workers", type=int, default=1000)
-    parser.add_argument("--tasks", type=int, default=200_000)
+    parser.add_argument("--tasks", type=int, default=1_000_000)
     parser.add_argument(
         "--ahead",
         type=lambda text: [int(x) for x in text.split(",")],
@@ -266,7 +321,7 @@ def main() -> None:
         help="short tasks a worker holds ahead on its lane; a comma list runs each",
     )
     parser.add_argument("--connections", type=int, default=100, help="HTTP connections in all")
-    parser.add_argument("--client-procs", type=int, default=2, help="load generator processes")
+    parser.add_argument("--client-procs", type=int, default=1, help="load generator processes")
     parser.add_argument("--register-s", type=float, default=30.0, help="time to register all")
     parser.add_argument("--warmup", type=float, default=5.0)
     parser.add_argument("--lease", type=float, default=120.0, help="the controller's --lease")
@@ -310,8 +365,8 @@ def main() -> None:
             "runs": runs,
             "profiled": bool(args.profile),
             "cpu_busy_before_pct": busy_before,
-            "topology": "controller process; simulated workers: asyncio tasks over httpx in "
-            f"{args.client_procs} other process(es)",
+            "topology": "controller process; simulated workers taking turns on keep-alive "
+            f"connections (raw asyncio streams) in {args.client_procs} other process(es)",
             "machine": c.machine(),
             "date": c.stamp(),
         }

@@ -161,7 +161,8 @@ def test_workers_pools_sets_adds_removes_and_resets(
     assert cli("workers", "pools", "ren02").exit_code != 0  # nothing asked
     assert cli("workers", "pools", "ren02", "--set", "a", "--add", "b").exit_code != 0
     bad = cli("workers", "pools", "ren02", "--set", "no spaces")
-    assert bad.exit_code != 0 and "pools" in bad.output
+    assert bad.exit_code != 0
+    assert "pools" in bad.output
 
 
 def test_error_hosts_of_a_job(cli: Invoke) -> None:

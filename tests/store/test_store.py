@@ -6,6 +6,7 @@ state change that the counters on the blocks agree with the task rows they summa
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -15,6 +16,7 @@ import sqlalchemy as sa
 
 from thresher.core.clock import FakeClock
 from thresher.core.errors import Conflict, NotFound, StaleAttempt
+from thresher.core.lanes import Nimby
 from thresher.core.model import Assignment, Counts
 from thresher.core.states import AttemptStatus, JobStatus, TaskStatus, WorkerStatus
 from thresher.store.store import BlockSpec, FinishReport, JobSpec, Store, WorkerFacts
@@ -752,3 +754,77 @@ def test_deleting_a_job_removes_its_rows(store: Store, clock: FakeClock) -> None
         store.get_job(job_id)
     with pytest.raises(NotFound):
         store.delete_job(job_id)
+
+
+# -- one transaction for many calls (a poll) ----------------------------------------------------
+
+
+def test_calls_inside_a_transaction_commit_together(store: Store, clock: FakeClock) -> None:
+    job_id = store.create_job(job_spec(frames="1-3"), now=clock.now())
+    worker_id = add_worker(store, "w1", clock)
+    first = take(store, worker_id, clock)
+    with store.transaction():
+        store.finish_attempts([finish_report(first)], now=clock.now())
+        second = take(store, worker_id, clock)
+        assert [h.id for h in store.worker_held(worker_id)] == [second.attempt_id]  # own writes
+    assert store.get_job(job_id).counts.succeeded == 1
+    assert [h.id for h in store.worker_held(worker_id)] == [second.attempt_id]
+
+
+def test_a_failure_inside_a_transaction_writes_nothing(store: Store, clock: FakeClock) -> None:
+    job_id = store.create_job(job_spec(frames="1-3"), now=clock.now())
+    worker_id = add_worker(store, "w1", clock)
+    first = take(store, worker_id, clock)
+
+    def poll_failing_midway() -> None:
+        with store.transaction():
+            store.finish_attempts([finish_report(first)], now=clock.now())
+            take(store, worker_id, clock)
+            raise RuntimeError("the poll failed after its finishes and its claim")
+
+    with pytest.raises(RuntimeError):
+        poll_failing_midway()
+    counts = store.get_job(job_id).counts
+    assert (counts.succeeded, counts.running, counts.waiting) == (0, 1, 2)
+    assert [h.id for h in store.worker_held(worker_id)] == [first.attempt_id]
+    # Nothing is left half-done: the same finish is accepted afterwards.
+    assert store.finish_attempts([finish_report(first)], now=clock.now()) == [job_id]
+
+
+def test_a_transaction_belongs_to_its_asyncio_task(store: Store, clock: FakeClock) -> None:
+    """Requests served on one event loop (one thread) never share a transaction: a task's
+    store call made while another task's transaction is open commits on its own."""
+
+    worker_id = add_worker(store, "w1", clock)
+
+    async def main() -> None:
+        opened, written = asyncio.Event(), asyncio.Event()
+
+        async def poll_that_fails() -> None:
+            with store.transaction():
+                opened.set()
+                await written.wait()
+                raise RuntimeError("rolled back")
+
+        async def other_request() -> None:
+            await opened.wait()
+            store.set_nimby(worker_id, Nimby.PAUSED)  # a write that joins an open transaction
+            written.set()
+
+        results = await asyncio.gather(poll_that_fails(), other_request(), return_exceptions=True)
+        assert isinstance(results[0], RuntimeError)
+
+    asyncio.run(main())
+    assert store.get_worker(worker_id).nimby == "paused"
+
+
+def finish_report(a: Assignment) -> FinishReport:
+    return FinishReport(
+        attempt_id=a.attempt_id,
+        token=a.token,
+        status=AttemptStatus.SUCCEEDED,
+        exit_code=0,
+        peak_rss_bytes=None,
+        duration_s=0.01,
+        message=None,
+    )

@@ -89,8 +89,9 @@ def show(
         lines.append(f"after jobs {', '.join(map(str, job.after))}")
     lines.append(f"tasks: {counts_text(job.counts)}")
     for block in job.blocks:
+        chunk = block.chunk or "adaptive"  # 0: an OpenJD step's chunks sized to run times
         lines.append(
-            f"block {block.index} {block.name}: frames {block.frames}, chunk {block.chunk}, "
+            f"block {block.index} {block.name}: frames {block.frames}, chunk {chunk}, "
             f"{counts_text(block.counts)}"
         )
     for line in lines:

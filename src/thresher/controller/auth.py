@@ -62,9 +62,14 @@ def ensure_admin_token(store: Store, clock: Clock, data_dir: Path) -> str | None
 class KnownCallers:
     """Tokens recently found valid, so that a worker's every poll does not look its token up
     again (a round trip to the database each). Only known tokens are kept, for `ttl_s`
-    seconds; an unknown one is always looked up."""
+    seconds; an unknown one is always looked up.
 
-    def __init__(self, store: Store, *, ttl_s: float = 5.0, size: int = 20_000) -> None:
+    The time to live is longer than a held poll (20 s): an idle worker polls about that
+    often, and with a shorter one each of its polls looked its token up (a thousand workers
+    polling every few seconds missed the 5 s it used to be on every poll). Tokens are only
+    revoked in the database so far; a token revoked there works here for up to `ttl_s`."""
+
+    def __init__(self, store: Store, *, ttl_s: float = 60.0, size: int = 20_000) -> None:
         self.store, self.ttl_s, self.size = store, ttl_s, size
         self._known: dict[str, tuple[Caller, float]] = {}
 

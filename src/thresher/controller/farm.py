@@ -6,7 +6,8 @@ committed by the store before a method here returns, so an answer is never ahead
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+from collections.abc import Iterator, Sequence
 from dataclasses import replace
 
 from thresher.controller import engine_jobs
@@ -269,6 +270,18 @@ class Farm:
     def _changed(self, soft: bool) -> None:
         if not soft:
             self.scheduler.invalidate()
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[None]:
+        """Every store call inside commits together, or none does (see `Store.transaction`).
+        On a failure the dispatch index, which counted the claims and finishes rolled back, is
+        rebuilt from the store."""
+        try:
+            with self.store.transaction():
+                yield
+        except BaseException:
+            self.scheduler.rolled_back()
+            raise
 
     def heartbeat(self, worker_id: int, now: float) -> None:
         """Refresh the worker's lease. Leases are written for all workers at once, at most

@@ -4,6 +4,10 @@
   block is task `i` of the step's parameter-space iterator (`StepPlan.task_parameters(i)`), so no
   task is materialised at submission. A chunked step (CHUNK[INT]) has one block task per chunk
   of `defaultTaskCount` items.
+- A chunked step with `targetRuntimeSeconds` (adaptive) is a block whose frames are its item
+  positions `0-(N-1)` in `openjd run`'s adaptive order, chunk ADAPTIVE_CHUNK, with a chunk plan
+  (`StepPlan.chunking()`) that starts at `defaultTaskCount` items a chunk and is re-planned from
+  measured run times as tasks finish (`store.chunking`); a task's frames are its items.
 - Step dependencies become block dependencies (`after`, block indices).
 - `hostRequirements` become the block's own filters (`host_filters`), applied on top of the
   job's filters; requirements without a worker fact are kept in the plan, not enforced.
@@ -18,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from thresher.controller.auth import Caller
 from thresher.controller.farm import Farm
+from thresher.core.chunk_plan import ADAPTIVE_CHUNK
 from thresher.core.errors import InvalidInput, NotFound
 from thresher.core.filters import parse_filters
 from thresher.schemas import openjd as schema
@@ -54,14 +59,17 @@ def plan_submission(body: schema.TemplateJobIn) -> JobPlan:
 
 def block_spec(step: StepPlan, plan: JobPlan, *, retries: int) -> BlockSpec:
     indices = {s.name: s.index for s in plan.steps}
-    last = step.task_count - 1
+    chunking = step.chunking()
+    # Adaptive: the frames are the step's items, which the block's chunk plan cuts into tasks.
+    last = (step.item_count if chunking is not None else step.task_count) - 1
     return BlockSpec(
         name=step.name,
         frames=f"0-{last}" if last else "0",
-        chunk=1,
+        chunk=1 if chunking is None else ADAPTIVE_CHUNK,
         retries=retries,
         after=tuple(indices[name] for name in step.dependencies),
         host_filters=",".join(step.host_filters),
+        chunking=chunking,
     )
 
 

@@ -40,27 +40,30 @@ async def poll(
     up to the hold time, refreshing the worker's lease every heartbeat while it waits."""
     store, clock, settings = farm.store, farm.clock, farm.settings
     started = clock.now()
-    farm.heartbeat(worker_id, started)
-    stale = farm.report(worker_id, body.output, body.finished)
-    farm.scheduling.note_local_nimby(worker_id, body.nimby)
-    reported = {r.attempt_id for r in body.running} | {f.attempt_id for f in body.finished}
-    held = store.worker_held(worker_id)
-    if any(h.created_at < started and h.id not in reported for h in held):
-        store.lose_unreported(worker_id, reported, before=started, now=started)
-        farm.scheduler.invalidate()  # their tasks are back in the queue
-        held = store.worker_held(worker_id)
-    # What the worker runs that the store no longer holds (deleted, lost, ended) must die.
-    running = {r.attempt_id for r in body.running} - {f.attempt_id for f in body.finished}
-    stale = sorted(set(stale) | (running - {h.id for h in held}))
     if body.lanes is not None:
         free, ahead = list(body.lanes), list(body.ahead_lanes)
     else:
         free, ahead = legacy_lanes(body.want, body.ahead)
+    # The reports, the reconciliation and the first claim in one transaction: one commit per
+    # poll, and a failure midway leaves nothing half-written (the worker sends it all again).
+    with farm.transaction():
+        farm.heartbeat(worker_id, started)
+        stale = farm.report(worker_id, body.output, body.finished)
+        farm.scheduling.note_local_nimby(worker_id, body.nimby)
+        reported = {r.attempt_id for r in body.running} | {f.attempt_id for f in body.finished}
+        held = store.worker_held(worker_id)
+        if any(h.created_at < started and h.id not in reported for h in held):
+            store.lose_unreported(worker_id, reported, before=started, now=started)
+            farm.scheduler.invalidate()  # their tasks are back in the queue
+            held = store.worker_held(worker_id)
+        # What the worker runs that the store no longer holds (deleted, lost, ended) must die.
+        running = {r.attempt_id for r in body.running} - {f.attempt_id for f in body.finished}
+        stale = sorted(set(stale) | (running - {h.id for h in held}))
+        generation = farm.notifier.generation
+        got = farm.dispatch(worker_id, free_lanes=free, ahead_lanes=ahead, held=held)
     deadline = started + min(body.wait_s, settings.poll_hold_s)
     last_touch = started
     while True:
-        generation = farm.notifier.generation
-        got = farm.dispatch(worker_id, free_lanes=free, ahead_lanes=ahead, held=held)
         stop = sorted({h.id for h in held if h.cancel_reason is not None} | set(got.preempted))
         now = clock.now()
         if got.assignments or stop or now >= deadline or farm.notifier.closing:
@@ -75,6 +78,9 @@ async def poll(
         wait = min(deadline - now, settings.heartbeat_s, pending if pending is not None else 1e9)
         if await farm.notifier.wait(generation, max(wait, 0.005)):
             held = store.worker_held(worker_id)
+        generation = farm.notifier.generation
+        with farm.transaction():
+            got = farm.dispatch(worker_id, free_lanes=free, ahead_lanes=ahead, held=held)
     nimby, _ = farm.scheduler.worker_state(worker_id)
     return api.PollOut(
         assignments=[assignment_out(a) for a in got.assignments],

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from thresher.controller.settings import ControllerSettings
+from thresher.core.ahead import is_short, tasks_ahead
 from thresher.core.clock import Clock
 from thresher.core.deps import blocks_waiting
 from thresher.core.dispatch import (
@@ -49,9 +50,6 @@ from thresher.core.model import Assignment
 from thresher.core.ordering import LimitState
 from thresher.store.scheduling import DispatchSnapshot, HeldAttempt, SnapBlock, SnapWorker
 from thresher.store.store import ClaimCandidate, Refused, Store
-
-#: A block whose tasks take less than this on average may be handed out ahead of free lanes.
-SHORT_TASK_S = 2.0
 
 
 def block_policy(
@@ -191,6 +189,12 @@ class Scheduler:
             self._index = None
         elif self._stale_since is None:
             self._stale_since = self.clock.now()
+
+    def rolled_back(self) -> None:
+        """A transaction that claimed or finished attempts through this index was rolled back:
+        forget what it counted and rebuild from the store."""
+        self._claimed.clear()
+        self.invalidate()
 
     def finished(self, attempt_id: int, status: str) -> bool:
         """An attempt's finish was stored. A success that leaves its block unfinished only
@@ -356,7 +360,7 @@ class Scheduler:
                 preempt=b.preempt,
                 runnable=b.runnable,
             )
-            out[b.block_id] = _Block(b, view, _candidate(b, view), _is_short(b))
+            out[b.block_id] = _Block(b, view, _candidate(b, view), is_short(b.mean_runtime_s))
         includers = Counter(p for pools in includers_by_job.values() for p in pools)
         unsettled = {b.job_id for b in snap.blocks if b.n_running or b.runnable}
         self.settled |= {b.job_id for b in snap.blocks} - unsettled
@@ -455,8 +459,11 @@ class Scheduler:
                 return None
             block = index.blocks[ranked[0].block_id]
             tried.add(block.view.block_id)
-            # Ahead: `more` short tasks; a free lane: one, plus `more` if the block's are short.
-            count = more if ahead else (1 + more if block.short else 1)
+            # Ahead: short tasks only, as many as cover a fraction of a second of the block's
+            # mean run time when the worker asks for any (`core.ahead`); a free lane: one, and
+            # those too if the block's tasks are short.
+            held_ahead = tasks_ahead(more, block.snap.mean_runtime_s)
+            count = held_ahead if ahead else 1 + held_ahead
             outcome = self.store.claim(
                 block.cand,
                 worker_id=worker.snap.id,
@@ -571,11 +578,6 @@ def _filters(text: str) -> tuple[FilterSet, str | None]:
         return parse_filters(text), None
     except InvalidInput as exc:
         return FilterSet(), f"its filters cannot be read: {exc.message}"
-
-
-def _is_short(b: SnapBlock) -> bool:
-    mean = b.mean_runtime_s
-    return mean is not None and mean < SHORT_TASK_S
 
 
 def _candidate(b: SnapBlock, view: BlockView) -> ClaimCandidate:

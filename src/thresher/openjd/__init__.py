@@ -7,7 +7,7 @@ outcome = runner.run_task("Render", plan.steps[0].task_parameters(3))
 runner.close()
 """
 
-from thresher.openjd.chunking import adapt_chunk_size
+from thresher.openjd.chunking import ChunkItems, adapt_chunk_size
 from thresher.openjd.errors import TemplateError, TemplateIssue
 from thresher.openjd.host_requirements import HostFilters, host_filters
 from thresher.openjd.runner import LogLine, LogSource, OpenJDSessionRunner, TaskOutcome
@@ -26,6 +26,7 @@ from thresher.openjd.template import (
 __all__ = [
     "EXTENSIONS",
     "PLAN_FORMAT",
+    "ChunkItems",
     "HostFilters",
     "JobPlan",
     "LogLine",

@@ -1,44 +1,107 @@
-"""Adaptive chunk sizing for CHUNK[INT] steps that set `targetRuntimeSeconds` (a pure decision)."""
+"""Adaptive chunking of CHUNK[INT] steps that set `targetRuntimeSeconds`.
+
+`openjd run` iterates such a step with the CHUNK[INT] parameter as the innermost dimension and
+cuts each row of its values greedily: a chunk takes up to the current size from where the last
+one stopped, never spans two rows, and (CONTIGUOUS) never spans a gap in the range. The size
+changes between chunks as run times are measured (`adapt_chunk_size`). `ChunkItems` is that
+item order with random access: item `p` is value `p % M` of the chunk parameter in row `p // M`
+(a combination of the other parameters, in the library's order), so a chunk is a run of item
+positions and its parameters are computed from its first position and its length.
+"""
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
+from dataclasses import dataclass, field
+from itertools import pairwise
+from typing import Any
 
-__all__ = ["adapt_chunk_size"]
+from openjd.model import IntRangeExpr, StepParameterSpaceIterator
 
-# With fewer finished items than this, a larger estimate is blended in gradually.
-_FEW_SAMPLES = 10
+from thresher.core.chunk_plan import ItemGrid, adapt_chunk_size
+
+__all__ = ["ChunkItems", "adapt_chunk_size"]
 
 
-def adapt_chunk_size(
-    current: int,
-    measured_runtimes_s: Sequence[float],
-    target_s: float,
-    *,
-    items_per_chunk: Sequence[int] | None = None,
-    min_size: int = 1,
-    max_size: int | None = None,
-) -> int:
-    """The chunk size to use next, so that a chunk runs about `target_s` seconds.
+@dataclass(frozen=True)
+class ChunkItems:
+    """The items of a chunked step in adaptive order, by position."""
 
-    `measured_runtimes_s` are the run times of finished chunks; each held `current` items unless
-    `items_per_chunk` gives the counts. The estimate is the target divided by the mean time per
-    item (the rule the OpenJD CLI specification gives for `openjd run`): with fewer than ten
-    items measured, growth is damped (a quarter of the way towards the estimate). A target of
-    0 or no usable measurement keeps `current`. The result is clamped to [min_size, max_size].
-    """
-    if items_per_chunk is not None and len(items_per_chunk) != len(measured_runtimes_s):
-        raise ValueError("items_per_chunk must give one count per measured run time")
-    counts = (
-        items_per_chunk if items_per_chunk is not None else [current] * len(measured_runtimes_s)
-    )
-    items = sum(counts)
-    seconds = math.fsum(measured_runtimes_s)
-    size = float(current)
-    if target_s > 0 and items > 0 and seconds > 0 and math.isfinite(seconds):
-        size = target_s / (seconds / items)
-        if items < _FEW_SAMPLES and size > current:
-            size = 0.75 * current + 0.25 * size
-    chosen = max(int(size), min_size)
-    return chosen if max_size is None else min(chosen, max_size)
+    parameter: str
+    values: tuple[int, ...]
+    contiguous: bool
+    grid: ItemGrid
+    outer: Any = field(repr=False, compare=False)  # the other parameters' random-access space
+
+    @classmethod
+    def of_space(cls, space: Any) -> ChunkItems | None:
+        """The items of an instantiated step parameter space; None without a CHUNK[INT]."""
+        definitions = dict(space.taskParameterDefinitions) if space is not None else {}
+        chunked = [n for n, d in definitions.items() if d.type.value == "CHUNK[INT]"]
+        if not chunked:
+            return None
+        name = chunked[0]
+        definition = definitions[name]
+        values = tuple(int(v) for v in definition.range)
+        contiguous = definition.chunks.rangeConstraint.value == "CONTIGUOUS"
+        others = {n: d for n, d in definitions.items() if n != name}
+        outer = StepParameterSpaceIterator(
+            space=space.model_copy(
+                update={
+                    "taskParameterDefinitions": others,
+                    "combination": _without(space.combination, name, others),
+                }
+            )
+            if others
+            else None
+        )
+        grid = ItemGrid.of_lengths(len(outer), _run_lengths(values, contiguous=contiguous))
+        return cls(name, values, contiguous, grid, outer)
+
+    def parameters(self, first: int, count: int) -> dict[str, str]:
+        """The task parameters of the chunk holding items [first, first + count)."""
+        width = len(self.values)
+        row, start = divmod(first, width)
+        if count < 1 or first < 0 or start + count > width or row >= self.grid.rows:
+            raise ValueError(f"items {first}-{first + count - 1} are not one chunk of this step")
+        chunk = self.values[start : start + count]
+        if self.contiguous:
+            if any(b != a + 1 for a, b in pairwise(chunk)):
+                raise ValueError(f"items {first}-{first + count - 1} span a gap in the range")
+            text = f"{chunk[0]}-{chunk[-1]}"
+        else:
+            text = str(IntRangeExpr.from_list(list(chunk)))
+        out = {name: str(value.value) for name, value in self.outer[row].items()}
+        out[self.parameter] = text
+        return out
+
+
+def _run_lengths(values: Sequence[int], *, contiguous: bool) -> list[int]:
+    """Lengths of the stretches a chunk may not leave (the library's rule: the next value is
+    the last plus one)."""
+    if not contiguous:
+        return [len(values)]
+    lengths = [1]
+    for a, b in pairwise(values):
+        if b == a + 1:
+            lengths[-1] += 1
+        else:
+            lengths.append(1)
+    return lengths
+
+
+def _without(combination: str | None, name: str, others: dict[str, Any]) -> str | None:
+    """The combination expression with the chunk parameter taken out of its product (it may
+    appear only there: the specification keeps CHUNK[INT] out of associations)."""
+    if combination is None:
+        return " * ".join(others)
+    terms, depth, current = [], 0, ""
+    for char in combination:
+        depth += {"(": 1, ")": -1}.get(char, 0)
+        if char == "*" and depth == 0:
+            terms.append(current.strip())
+            current = ""
+        else:
+            current += char
+    terms.append(current.strip())
+    return " * ".join(term for term in terms if term != name)

@@ -17,6 +17,7 @@ from thresher.core.model import (
 )
 from thresher.core.states import AttemptStatus, TaskStatus
 from thresher.store.base import StoreBase, _task_update
+from thresher.store.chunking import note_finished_chunks
 from thresher.store.hosterrors import record_host_error
 from thresher.store.limits import release_holds
 from thresher.store.records import (
@@ -39,6 +40,7 @@ _ENDING_COLUMNS = (
     tasks.c.failures,
     blocks.c.retries,
     blocks.c.min_runtime_s,
+    blocks.c.chunk,
     blocks.c.limits,
     jobs.c.canceled,
 )
@@ -117,7 +119,7 @@ class AttemptsStore(StoreBase):
     ) -> None:
         """Append log lines, progress and written files (engine jobs) of a running attempt.
         Stale token: StaleAttempt."""
-        with self.engine.begin() as conn:
+        with self._begin() as conn:
             row = self._live_attempt(conn, attempt_id, token)
             # Lines that arrive after the end (buffered by a worker) are still kept; a fenced-off
             # attempt that was lost or preempted gets 409 so its process dies.
@@ -152,7 +154,7 @@ class AttemptsStore(StoreBase):
         """Record how an attempt ended and move its task on. Returns the job id when the job
         may have changed status. A repeated identical report is accepted once more (the worker
         may not have seen our first answer); any other report on an ended attempt is stale."""
-        with self.engine.begin() as conn:
+        with self._begin() as conn:
             return self._finish_in(conn, report, now)
 
     def finish_attempts(
@@ -161,11 +163,14 @@ class AttemptsStore(StoreBase):
         """Several finishes (one worker's report) in one transaction: for each, what
         `finish_attempt` would return, or the StaleAttempt it would raise.
 
-        Plain successes (the common case with short tasks held ahead) are written together:
-        one read, one UPDATE of the attempts and one of the tasks for all of them, one per
-        block for the counters. Anything else goes through `finish_attempt`'s path."""
+        Plain successes (the common case: one per poll, more with short tasks held ahead) are
+        written together: one read, one UPDATE of the attempts and one of the tasks for all of
+        them, one per block for the counters (four statements where the general path takes six
+        for one finish). Anything else goes through `finish_attempt`'s path."""
         results: dict[int, int | StaleAttempt | None] = {}
-        with self.engine.begin() as conn:
+        if not reports:
+            return []
+        with self._begin() as conn:
             plain = self._plain_successes(conn, reports)
             if plain:
                 self._finish_plain(conn, plain, now)
@@ -190,7 +195,7 @@ class AttemptsStore(StoreBase):
             for r in reports
             if r.status is AttemptStatus.SUCCEEDED and seen[r.attempt_id] == 1
         }
-        if len(wanted) < 2:
+        if not wanted:
             return []
         rows = conn.execute(_ENDING_MANY, {"ids": list(wanted)}).all()
         plain = []
@@ -250,6 +255,7 @@ class AttemptsStore(StoreBase):
                     "timed": len(timed),
                 },
             )
+        note_finished_chunks(conn, ((row, report.duration_s) for report, row in plain))
 
     def _finish_in(self, conn: sa.Connection, report: FinishReport, now: float) -> int | None:
         row = self._live_attempt(conn, report.attempt_id, report.token)
@@ -320,6 +326,8 @@ class AttemptsStore(StoreBase):
         if new is TaskStatus.QUEUED and row.canceled:
             new = TaskStatus.CANCELED
         self._move_task(conn, row.task_id, row.block_id, TaskStatus.RUNNING, new, now, **extra)
+        if status is AttemptStatus.SUCCEEDED:  # adaptive chunks (issue 5)
+            note_finished_chunks(conn, [(row, values.get("duration_s"))])
 
     def cancel_task_attempt(self, job_id: int, block_index: int, index: int, reason: str) -> bool:
         """Ask the worker running this task to stop it (for skip or retry of a running task)."""

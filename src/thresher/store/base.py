@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextvars import ContextVar
 from typing import Any, Self
 
 import sqlalchemy as sa
 
+from thresher.core.chunk_plan import ADAPTIVE_CHUNK, ChunkPlan, PlannedLayout
 from thresher.core.errors import NotFound
 from thresher.core.frames import FrameSet, TaskLayout
 from thresher.core.model import (
@@ -76,6 +79,44 @@ class StoreBase:
     def __init__(self, engine: sa.Engine) -> None:
         self.engine = engine
         self._layouts: dict[tuple[int, int | None], TaskLayout] = {}
+        self._planned: dict[int, tuple[Any, PlannedLayout]] = {}
+        # The open `transaction()` of the running thread or asyncio task, if any: a context
+        # variable, so that two requests served on one event loop never share a transaction.
+        self._open: ContextVar[sa.Connection | None] = ContextVar(
+            f"thresher-store-{id(self)}", default=None
+        )
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[sa.Connection]:
+        """One transaction for every store call made inside the block (by this thread or this
+        asyncio task): they all commit together at its end, or (on an exception) none of them
+        does. A poll stores its worker's finishes and claims its tasks this way, in one round
+        of BEGIN ... COMMIT. Nested, it joins the open transaction."""
+        open_conn = self._open.get()
+        if open_conn is not None:
+            yield open_conn
+            return
+        with self.engine.begin() as conn:
+            token = self._open.set(conn)
+            try:
+                yield conn
+            finally:
+                self._open.reset(token)
+
+    def _begin(self) -> contextlib.AbstractContextManager[sa.Connection]:
+        """A write transaction: the thread's open `transaction()`, else a new one."""
+        open_conn = self._open.get()
+        return contextlib.nullcontext(open_conn) if open_conn is not None else self.engine.begin()
+
+    def _connect(
+        self, engine: sa.Engine | None = None
+    ) -> contextlib.AbstractContextManager[sa.Connection]:
+        """A connection to read from: the thread's open `transaction()` (so a read sees what
+        the transaction wrote), else one of `engine` (default: the store's)."""
+        open_conn = self._open.get()
+        if open_conn is not None:
+            return contextlib.nullcontext(open_conn)
+        return (engine or self.engine).connect()
 
     @classmethod
     def open(cls, url: str) -> Self:
@@ -99,19 +140,62 @@ class StoreBase:
         preview_every: int | None = None,
     ) -> TaskLayout:
         """The block's task layout, parsed once per block and kept (blocks never change it).
-        `preview_every` changes only the dispatch order, never which frames a task holds."""
+        `preview_every` changes only the dispatch order, never which frames a task holds.
+
+        A block with adaptive chunks (`chunk` ADAPTIVE_CHUNK) changes its plan as it runs: this
+        gives only its dispatch order (task `i` at position `i`, frames `(i,)`); its tasks'
+        frames come from `current_layout` or `block_layout`."""
         key = (block_id, preview_every)
         layout = self._layouts.get(key)
         if layout is None:
             layout = TaskLayout(
                 FrameSet.parse(frames),
-                chunk,
+                max(chunk, 1),
                 priority_frames=FrameSet.parse(priority) if priority else None,
                 preview_every=preview_every,
             )
             if len(self._layouts) > 10_000:
                 self._layouts.clear()
             self._layouts[key] = layout
+        return layout
+
+    def current_layout(
+        self,
+        block_id: int,
+        frames: str,
+        chunk: int,
+        priority: str | None,
+        preview_every: int | None = None,
+    ) -> TaskLayout:
+        """The block's layout as it is now: for a block with adaptive chunks, its chunk plan
+        read from the database, in the thread's open `transaction()` if any. Read after a
+        claim, it holds the claimed tasks as they were claimed: a later plan starts past them.
+        Other blocks: `layout`."""
+        if chunk != ADAPTIVE_CHUNK:
+            return self.layout(block_id, frames, chunk, priority, preview_every)
+        with self._connect() as conn:
+            stored = conn.scalar(sa.select(blocks.c.chunking).where(blocks.c.id == block_id))
+        if stored is None:
+            raise NotFound(f"block {block_id} does not exist", field="block")
+        return self._planned_layout(block_id, stored)
+
+    def block_layout(self, row: Any) -> TaskLayout:
+        """The layout of a block row just read (with its chunk plan, if it has one)."""
+        if row.chunk == ADAPTIVE_CHUNK and row.chunking is not None:
+            return self._planned_layout(row.id, row.chunking)
+        return self.layout(row.id, row.frames, row.chunk, row.priority_frames)
+
+    def _planned_layout(self, block_id: int, stored: Any) -> PlannedLayout:
+        # Plans only ever gain entries (or change their last, before any of its tasks went
+        # out), so the entries identify one; what was measured does not change the layout.
+        key = (len(stored["plans"]), tuple(stored["plans"][-1]))
+        cached = self._planned.get(block_id)
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        layout = PlannedLayout.of(ChunkPlan.from_json(stored))
+        if len(self._planned) > 10_000:
+            self._planned.clear()
+        self._planned[block_id] = (key, layout)
         return layout
 
     def _block_row(self, conn: sa.Connection, job_id: int, block_index: int) -> Any:

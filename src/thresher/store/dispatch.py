@@ -203,7 +203,7 @@ class DispatchStore(SchedulingStore):
         same transaction, for a block without limits, caps or frame-by-frame dependencies."""
         if cand.limits or cand.after_frames or _capped(cand):
             count = 1
-        with self.engine.begin() as conn:
+        with self._begin() as conn:
             refused = self._check_caps(conn, cand, worker_id)
             if refused is not None:
                 return ClaimOutcome(None, Refused.CAP, refused)
@@ -248,7 +248,9 @@ class DispatchStore(SchedulingStore):
             engines = [  # engine jobs (issue 4)
                 stamp_engine(conn, cand.block_id, a) if static.engine else None for a in attempt_ids
             ]
-        layout = self._layout_of(cand)
+        layout = self.current_layout(  # read after the claim: adaptive chunks (issue 5)
+            cand.block_id, cand.frames, cand.chunk, cand.priority_frames, cand.preview_every
+        )
         made = [
             Assignment(
                 attempt_id=attempt_id,

@@ -7,6 +7,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from thresher.core.chunk_plan import ADAPTIVE_CHUNK, ChunkPlan, PlannedLayout
 from thresher.core.deps import jobs_waiting
 from thresher.core.errors import NotFound
 from thresher.core.frames import FrameSet, TaskLayout
@@ -64,13 +65,19 @@ class JobsStore(StoreBase):
 
     @staticmethod
     def _block_values(job_id: int, index: int, spec: BlockSpec) -> dict[str, Any]:
-        layout = TaskLayout(
-            FrameSet.parse(spec.frames),
-            spec.chunk,
-            priority_frames=FrameSet.parse(spec.priority_frames, field="priority_frames")
-            if spec.priority_frames
-            else None,
-        )
+        layout: TaskLayout
+        if spec.chunking is not None:  # OpenJD adaptive chunking: the plan cuts the items
+            layout = PlannedLayout.of(ChunkPlan.from_json(spec.chunking))
+            if spec.chunk != ADAPTIVE_CHUNK or FrameSet.parse(spec.frames) != layout.frames:
+                raise ValueError("a chunk plan's block has chunk 0 and its items as frames")
+        else:
+            layout = TaskLayout(
+                FrameSet.parse(spec.frames),
+                spec.chunk,
+                priority_frames=FrameSet.parse(spec.priority_frames, field="priority_frames")
+                if spec.priority_frames
+                else None,
+            )
         return {
             "job_id": job_id,
             "idx": index,
@@ -100,6 +107,7 @@ class JobsStore(StoreBase):
             "errors_to_avoid": spec.errors_to_avoid,
             "forgive_s": spec.forgive_s,
             "host_filters": spec.host_filters,
+            "chunking": dict(spec.chunking) if spec.chunking is not None else None,
         }
 
     def _deps_state(self, conn: sa.Connection, after: Iterable[int]) -> tuple[bool, str | None]:
@@ -183,7 +191,7 @@ class JobsStore(StoreBase):
         )
 
     def get_job(self, job_id: int) -> JobRecord:
-        with self.engine.connect() as conn:
+        with self._connect() as conn:
             row = conn.execute(sa.select(jobs).where(jobs.c.id == job_id)).first()
             if row is None:
                 raise NotFound(f"job {job_id} does not exist", field="job_id")
@@ -308,9 +316,10 @@ class JobsStore(StoreBase):
             if conn.execute(jobs.delete().where(jobs.c.id == job_id)).rowcount != 1:
                 raise NotFound(f"job {job_id} does not exist", field="job_id")
         self._layouts.clear()
+        self._planned.clear()
 
     def mark_finished(self, job_id: int, now: float) -> None:
-        with self.engine.begin() as conn:
+        with self._begin() as conn:
             conn.execute(
                 jobs.update()
                 .where(jobs.c.id == job_id, jobs.c.finished_at.is_(None))

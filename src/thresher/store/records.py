@@ -29,6 +29,9 @@ class BlockSpec:
     forgive_s: float | None = None
     # OpenJD (issue 5): filters of this block alone, on top of the job's (hostRequirements).
     host_filters: str = ""
+    # OpenJD adaptive chunking (issue 5): the first chunk plan (`ChunkPlan.to_json()`), with
+    # `chunk` ADAPTIVE_CHUNK and `frames` the item positions.
+    chunking: Mapping[str, Any] | None = None
 
 
 @dataclass(frozen=True)

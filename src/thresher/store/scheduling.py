@@ -220,7 +220,7 @@ class SchedulingStore(LimitsStore, HostErrorsStore, JobsStore):
     def dispatch_snapshot(self, *, now: float, errors_since: float) -> DispatchSnapshot:
         """Everything dispatch decides from, read in one connection. Host errors are those of
         active blocks, and any since `errors_since` (for sickness)."""
-        with self.engine.connect() as conn:
+        with self._connect() as conn:
             active = conn.execute(
                 sa.select(
                     blocks,
@@ -356,7 +356,7 @@ class SchedulingStore(LimitsStore, HostErrorsStore, JobsStore):
 
     def touch_workers(self, seen: Mapping[int, float]) -> None:
         """Refresh the leases of many workers in one transaction (worker id -> last seen)."""
-        with self.engine.begin() as conn:
+        with self._begin() as conn:
             conn.execute(
                 workers.update()
                 .where(workers.c.id == sa.bindparam("wid"))
@@ -367,12 +367,12 @@ class SchedulingStore(LimitsStore, HostErrorsStore, JobsStore):
     def job_unsettled(self, job_id: int) -> bool:
         """Whether a job, not canceled, still has tasks running or waiting to run: then it is
         certainly not final, and its full record need not be read."""
-        with self._reads.connect() as conn:
+        with self._connect(self._reads) as conn:
             return conn.scalar(_UNSETTLED, {"job_id": job_id}) is not None
 
     def worker_held(self, worker_id: int) -> list[HeldAttempt]:
         """The worker's running attempts (started or held ahead), oldest first."""
-        with self._reads.connect() as conn:
+        with self._connect(self._reads) as conn:
             rows = conn.execute(_HELD_BY, {"worker_id": worker_id}).all()
         return [_held(r) for r in rows]
 
@@ -380,7 +380,7 @@ class SchedulingStore(LimitsStore, HostErrorsStore, JobsStore):
         """Ask for running attempts to be stopped at their worker's next poll (the attempts not
         already being stopped). Returns those marked now."""
         marked: list[int] = []
-        with self.engine.begin() as conn:
+        with self._begin() as conn:
             for attempt_id in attempt_ids:
                 done = conn.execute(
                     attempts.update()
@@ -480,7 +480,7 @@ class SchedulingStore(LimitsStore, HostErrorsStore, JobsStore):
     def set_nimby(self, worker_id: int, state: Nimby | None, *, local: bool = False) -> None:
         """Set the NIMBY state from the controller, or (`local`) as the worker reports it."""
         column = "local_nimby" if local else "nimby"
-        with self.engine.begin() as conn:
+        with self._begin() as conn:
             done = conn.execute(
                 workers.update()
                 .where(workers.c.id == worker_id)

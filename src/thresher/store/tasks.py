@@ -6,6 +6,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from thresher.core.chunk_plan import ADAPTIVE_CHUNK
 from thresher.core.errors import Conflict, NotFound
 from thresher.core.frames import TaskLayout
 from thresher.core.model import (
@@ -13,7 +14,7 @@ from thresher.core.model import (
 )
 from thresher.core.states import TaskStatus
 from thresher.store.base import StoreBase
-from thresher.store.tables import tasks, workers
+from thresher.store.tables import blocks, tasks, workers
 
 
 class TasksStore(StoreBase):
@@ -23,7 +24,7 @@ class TasksStore(StoreBase):
         """(total, page): one page of a block's tasks by index, waiting ones synthesised."""
         with self.engine.connect() as conn:
             block = self._block_row(conn, job_id, block_index)
-            layout = self.layout(block.id, block.frames, block.chunk, block.priority_frames)
+            layout = self.block_layout(block)
             stop = min(offset + limit, layout.task_count)
             rows = conn.execute(
                 sa.select(tasks, workers.c.name.label("worker_name"))
@@ -73,7 +74,11 @@ class TasksStore(StoreBase):
         """Retry (QUEUED) or skip (SKIPPED) one task; returns its old status."""
         with self.engine.begin() as conn:
             block = self._block_row(conn, job_id, block_index)
-            layout = self.layout(block.id, block.frames, block.chunk, block.priority_frames)
+            if block.chunk == ADAPTIVE_CHUNK:  # no re-plan may cut the task again meanwhile
+                block = conn.execute(
+                    sa.select(blocks).where(blocks.c.id == block.id).with_for_update()
+                ).one()
+            layout = self.block_layout(block)
             if not 0 <= index < layout.task_count:
                 raise NotFound(
                     f"job {job_id} block {block_index} has no task {index}", field="task"

@@ -129,7 +129,7 @@ class WorkersStore(AttemptsStore):
         if worker_id is not None:
             running_q = running_q.where(attempts.c.worker_id == worker_id)
             rows_q = rows_q.where(workers.c.id == worker_id)
-        with self.engine.connect() as conn:
+        with self._connect() as conn:
             held: dict[int, list[tuple[int | None, int | None, int]]] = {}
             for row in conn.execute(running_q).all():
                 held.setdefault(row.worker_id, []).append((row.lane, row.capacity, row.id))
@@ -221,7 +221,7 @@ class WorkersStore(AttemptsStore):
     ) -> int:
         """Attempts the controller thinks run on the worker, that the worker does not report
         (and that were handed out before this poll began), are lost."""
-        with self.engine.begin() as conn:
+        with self._begin() as conn:
             query = sa.select(attempts.c.id).where(
                 attempts.c.worker_id == worker_id,
                 attempts.c.status == AttemptStatus.RUNNING.value,
@@ -240,7 +240,7 @@ class WorkersStore(AttemptsStore):
         return len(missing)
 
     def attempts_to_stop(self, worker_id: int) -> list[int]:
-        with self.engine.connect() as conn:
+        with self._connect() as conn:
             return list(
                 conn.scalars(
                     sa.select(attempts.c.id).where(

@@ -121,7 +121,7 @@ class OpenJDLanes:
             runner = session.runner
             assert runner is not None
             step = runner.plan.step_from_json(a.payload["steps"][a.block])
-            parameters = step.task_parameters(a.index)
+            parameters = step.assigned_parameters(a.index, a.frames)
         except (KeyError, IndexError, TypeError, ValueError) as exc:
             self._system(attempt, f"cannot run this OpenJD task: {exc}")
             return OpenJDResult("failed", f"cannot run this OpenJD task: {exc}", None, 0.0)

@@ -6,6 +6,7 @@ from fastapi import APIRouter, Request
 
 from thresher.controller import polling
 from thresher.controller.routes.deps import CallerDep, FarmDep
+from thresher.controller.routes.lean import LeanRoute
 from thresher.core.errors import StaleAttempt
 from thresher.schemas import api
 
@@ -23,25 +24,40 @@ async def register(body: api.RegisterIn, farm: FarmDep, caller: CallerDep) -> ap
     )
 
 
-@router.post("/poll", response_model=api.PollOut)
 async def poll(body: api.PollIn, request: Request, farm: FarmDep, caller: CallerDep) -> api.PollOut:
+    """Heartbeat, reports and claims in one call; held open (up to `wait_s`) when there is
+    nothing to hand out."""
     worker_id = farm.worker_of(caller)
     return await polling.poll(farm, worker_id, body, disconnected=request.is_disconnected)
 
 
-@router.post("/report", response_model=api.PollOut)
-async def report(body: api.ReportIn, farm: FarmDep, caller: CallerDep) -> api.PollOut:
+async def report(
+    body: api.ReportIn, request: Request, farm: FarmDep, caller: CallerDep
+) -> api.PollOut:
     """Output and finishes sent while a poll is held open; no claim, no reconciliation."""
     worker_id = farm.worker_of(caller)
-    farm.store.touch_worker(worker_id, farm.clock.now())
-    stale = farm.report(worker_id, body.output, body.finished)
+    with farm.transaction():
+        farm.heartbeat(worker_id, farm.clock.now())
+        stale = farm.report(worker_id, body.output, body.finished)
+        stop = farm.store.attempts_to_stop(worker_id)
     return api.PollOut(
         assignments=[],
-        stop=farm.store.attempts_to_stop(worker_id),
+        stop=stop,
         stale=stale,
         heartbeat_s=farm.settings.heartbeat_s,
         lease_s=farm.settings.lease_s,
-        enabled=farm.store.get_worker(worker_id).enabled,
+        enabled=farm.scheduler.worker_enabled(worker_id),
+    )
+
+
+# The two calls every worker makes all the time: served by the lean route (see `lean`).
+for _path, _endpoint in (("/poll", poll), ("/report", report)):
+    router.add_api_route(
+        _path,
+        _endpoint,
+        methods=["POST"],
+        response_model=api.PollOut,
+        route_class_override=LeanRoute,
     )
 
 
