@@ -104,14 +104,14 @@ class StoreBase:
                 self._open.reset(token)
 
     def _begin(self) -> contextlib.AbstractContextManager[sa.Connection]:
-        """A write transaction: the thread's open `transaction()`, else a new one."""
+        """A write transaction: the caller's open `transaction()`, else a new one."""
         open_conn = self._open.get()
         return contextlib.nullcontext(open_conn) if open_conn is not None else self.engine.begin()
 
     def _connect(
         self, engine: sa.Engine | None = None
     ) -> contextlib.AbstractContextManager[sa.Connection]:
-        """A connection to read from: the thread's open `transaction()` (so a read sees what
+        """A connection to read from: the caller's open `transaction()` (so a read sees what
         the transaction wrote), else one of `engine` (default: the store's)."""
         open_conn = self._open.get()
         if open_conn is not None:
@@ -168,7 +168,7 @@ class StoreBase:
         preview_every: int | None = None,
     ) -> TaskLayout:
         """The block's layout as it is now: for a block with adaptive chunks, its chunk plan
-        read from the database, in the thread's open `transaction()` if any. Read after a
+        read from the database, in the caller's open `transaction()` if any. Read after a
         claim, it holds the claimed tasks as they were claimed: a later plan starts past them.
         Other blocks: `layout`."""
         if chunk != ADAPTIVE_CHUNK:
