@@ -6,9 +6,7 @@ from __future__ import annotations
 import random
 import threading
 from collections import Counter
-from collections.abc import Iterator
 
-import pytest
 import sqlalchemy as sa
 
 from thresher.core.chunk_plan import ADAPTIVE_CHUNK, ChunkPlan, ItemGrid
@@ -19,20 +17,6 @@ from thresher.store.store import BlockSpec, FinishReport, JobSpec, Store, Worker
 from thresher.store.tables import blocks, tasks
 
 ITEMS = 60
-
-
-@pytest.fixture
-def store(db_url: str) -> Iterator[Store]:
-    opened = Store.open(db_url)
-    try:
-        yield opened
-    finally:
-        opened.close()
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
 
 
 def adaptive_job(size: int = 2, *, target_s: float = 10.0, retries: int = 1) -> JobSpec:

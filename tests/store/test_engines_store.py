@@ -3,8 +3,6 @@ built-in revision 0, and the revision an attempt is stamped with when it is clai
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 import sqlalchemy as sa
 
@@ -15,15 +13,6 @@ from thresher.engines import source_hash
 from thresher.store.engines import EngineSource
 from thresher.store.store import BlockSpec, JobSpec, Store, WorkerFacts
 from thresher.store.tables import attempts
-
-
-@pytest.fixture
-def store(db_url: str) -> Iterator[Store]:
-    opened = Store.open(db_url)
-    try:
-        yield opened
-    finally:
-        opened.close()
 
 
 def source(text: str, **settings: object) -> EngineSource:
