@@ -354,6 +354,7 @@ def worker(
         str(lanes),
         "--work-dir",
         str(work_dir),
+        "--verbose",  # it logs the requests it sent when it stops (see worker_sent)
     ]
     if ahead is not None:
         argv += ["--ahead", str(ahead)]
@@ -362,6 +363,16 @@ def worker(
         yield proc
     finally:
         proc.stop()
+
+
+def worker_sent(proc: Proc) -> dict[str, int]:
+    """What a stopped worker logged it sent: {"polls": .., "reports": .., "finishes": ..}."""
+    for line in reversed(proc.lines):
+        _, found, sent = line.partition(" sent ")
+        if found:
+            pairs = (item.strip().split(" ", 1) for item in sent.split(","))
+            return {what: int(n) for n, what in pairs if n.isdigit()}
+    return {}
 
 
 def wait_online(client: Client, names: Sequence[str], timeout_s: float = 30.0) -> None:

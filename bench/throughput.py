@@ -111,6 +111,7 @@ def main() -> dict[str, Any]:
             raise RuntimeError(f"job ended {done.status}: {done.counts}")
         farm_s = done.finished_at - done.created_at
         c.log(f"farm: {farm_s:.2f}s (controller record), {farm_wall_s:.2f}s (wall)")
+    sent = c.worker_sent(wrk)  # logged when it stopped
 
     # The farm is stopped: xargs gets the machine to itself, as the farm had.
     busy_before = max(busy_before, c.wait_quiet(args.quiet_wait))
@@ -132,6 +133,7 @@ def main() -> dict[str, Any]:
         "worker_cpu_ms_per_task": round(cpu["worker"] * 1000 / args.tasks, 2),
         "task_processes_cpu_ms_per_task": round(tasks_cpu * 1000 / args.tasks, 2),
         "xargs_children_cpu_ms_per_task": round(xargs_cpu_s * 1000 / args.tasks, 2),
+        "worker_sent": sent,
         "succeeded": done.counts.succeeded,
         "db": db,
         "profiled": bool(args.profile),

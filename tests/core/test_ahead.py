@@ -38,3 +38,18 @@ def test_cover_and_cap_are_parameters() -> None:
 )
 def test_is_short(mean_s: float | None, short: bool) -> None:
     assert is_short(mean_s) is short
+
+
+@pytest.mark.parametrize(
+    ("holding", "expected"),
+    [
+        (0, AHEAD_CAP),
+        (15, AHEAD_CAP - 15),  # topped up to the cap, not handed the cap again
+        (AHEAD_CAP, 1),  # full: still what the worker asked for
+        (-3, AHEAD_CAP),
+    ],
+)
+def test_a_lane_is_topped_up_to_what_covers_its_time(holding: int, expected: int) -> None:
+    assert tasks_ahead(1, 0.001, holding=holding) == expected
+    assert tasks_ahead(1, 0.05, holding=4) == 1  # 5 cover a quarter second; 4 held
+    assert tasks_ahead(1, None, holding=0) == 0

@@ -164,6 +164,8 @@ def worker(
     logging.basicConfig(
         level=logging.INFO if verbose else logging.WARNING, format="%(asctime)s %(message)s"
     )
+    # httpx logs each request at INFO: with short tasks that is many lines a second.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     try:
         file = load_worker_config(config) if config else WorkerFile()
     except ConfigError as exc:

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Any
+import asyncio
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 import httpx
+from pydantic import BaseModel
 
-from thresher.client._errors import raise_for, translate
+from thresher.client._errors import TransportError, error_for, raise_for, translate
+from thresher.client._wire import WireClient, WireError, lean_target
 from thresher.schemas import api, engines
+
+M = TypeVar("M", bound=BaseModel)
 
 
 class AgentClient:
@@ -25,9 +31,38 @@ class AgentClient:
         self._timeout = timeout
         self._http = httpx.AsyncClient(base_url=self.url, timeout=timeout, transport=transport)
         self.token = token
+        # Polls and reports, many per second with short tasks, go on a lean HTTP/1.1 client
+        # where the URL allows it (plain http, no proxy) and no transport was given.
+        target = lean_target(self.url) if transport is None else None
+        self._wire = (
+            WireClient(*target, base_path=urlsplit(self.url).path) if target is not None else None
+        )
 
     async def aclose(self) -> None:
+        if self._wire is not None:
+            await self._wire.aclose()
         await self._http.aclose()
+
+    async def _call(self, model: type[M], path: str, body: BaseModel, *, timeout: float) -> M:
+        """POST a model's JSON and read the answer's: the lean path for the hot calls."""
+        if self._wire is None:
+            response = await self._post(path, body.model_dump(mode="json"), timeout=timeout)
+            return model.model_validate_json(response.content)
+        try:
+            answer = await self._wire.post(
+                path, body.model_dump_json().encode(), token=self.token, timeout=timeout
+            )
+        except TimeoutError as exc:
+            raise TransportError(
+                f"cannot reach the controller: no answer in {timeout:.0f}s"
+            ) from exc
+        except (OSError, asyncio.IncompleteReadError, WireError) as exc:
+            raise TransportError(
+                f"cannot reach the controller: {exc.__class__.__name__}: {exc}"
+            ) from exc
+        if not 200 <= answer.status < 300:
+            raise error_for(answer.status, answer.content, answer.reason)
+        return model.model_validate_json(answer.content)
 
     async def _post(self, path: str, body: Any, *, timeout: float | None = None) -> httpx.Response:
         headers = {"Authorization": f"Bearer {self.token}"}
@@ -60,14 +95,12 @@ class AgentClient:
         return out
 
     async def poll(self, body: api.PollIn) -> api.PollOut:
-        response = await self._post(
-            "/api/v1/agent/poll", body.model_dump(), timeout=body.wait_s + self._timeout
+        return await self._call(
+            api.PollOut, "/api/v1/agent/poll", body, timeout=body.wait_s + self._timeout
         )
-        return api.PollOut.model_validate(response.json())
 
     async def report(self, body: api.ReportIn) -> api.PollOut:
-        response = await self._post("/api/v1/agent/report", body.model_dump())
-        return api.PollOut.model_validate(response.json())
+        return await self._call(api.PollOut, "/api/v1/agent/report", body, timeout=self._timeout)
 
     async def finish(self, body: api.FinishIn) -> None:
         await self._post(f"/api/v1/agent/attempts/{body.attempt_id}/finish", body.model_dump())

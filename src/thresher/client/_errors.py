@@ -13,6 +13,7 @@ ThresherError
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import httpx
@@ -75,25 +76,29 @@ def raise_for(response: httpx.Response) -> None:
     """Raise the matching APIError for an error response; return on success."""
     if response.is_success:
         return
+    raise error_for(response.status_code, response.content, response.reason_phrase)
+
+
+def error_for(status: int, content: bytes, reason: str) -> APIError:
+    """The APIError for an error answer: its status, body and reason phrase."""
     try:
-        body = response.json()
+        body = json.loads(content)
     except ValueError:
         body = {}
     if not isinstance(body, dict):
         body = {}
+    text = content.decode("utf-8", "replace")
     code = str(body.get("error", "http_error"))
-    message = str(
-        body.get("message") or body.get("detail") or response.text or response.reason_phrase
-    )
+    message = str(body.get("message") or body.get("detail") or text or reason)
     field = body.get("field")
-    cls = _BY_STATUS.get(response.status_code, APIError)
+    cls = _BY_STATUS.get(status, APIError)
     if cls is Conflict and code == "stale_attempt":
         cls = StaleAttempt
-    error = cls(response.status_code, code, message, field if isinstance(field, str) else None)
+    error = cls(status, code, message, field if isinstance(field, str) else None)
     issues = body.get("errors")
     if isinstance(issues, list):
         error.errors = [dict(issue) for issue in issues if isinstance(issue, dict)]
-    raise error
+    return error
 
 
 def translate(exc: httpx.HTTPError) -> TransportError:

@@ -328,7 +328,7 @@ class Farm:
                 stale.append(fin.attempt_id)
             elif result is not None:
                 changed = True
-                if self.scheduler.finished(fin.attempt_id, fin.status):
+                if self.scheduler.finished(fin.attempt_id, fin.status, fin.duration_s):
                     self._note_if_final(result)
         if changed:
             self.notifier.notify(soft=True)
@@ -348,7 +348,7 @@ class Farm:
         job_id = self.store.finish_attempt(_finish_report(fin), now=self.clock.now())
         if job_id is None:
             return False
-        if self.scheduler.finished(fin.attempt_id, fin.status):
+        if self.scheduler.finished(fin.attempt_id, fin.status, fin.duration_s):
             self._note_if_final(job_id)
         return True
 

@@ -99,8 +99,20 @@ class _Block:
     snap: SnapBlock
     view: BlockView
     cand: ClaimCandidate
-    short: bool
     exhausted: bool = False
+    # Run times of the successes seen here since the snapshot: a block's first successes make
+    # its tasks short (held ahead) at once, not at the next rebuild.
+    runtime_sum: float = 0.0
+    runtime_n: int = 0
+
+    @property
+    def mean_runtime_s(self) -> float | None:
+        n = self.snap.runtime_n + self.runtime_n
+        return (self.snap.runtime_sum + self.runtime_sum) / n if n else None
+
+    @property
+    def short(self) -> bool:
+        return is_short(self.mean_runtime_s)
 
 
 @dataclass
@@ -196,10 +208,11 @@ class Scheduler:
         self._claimed.clear()
         self.invalidate()
 
-    def finished(self, attempt_id: int, status: str) -> bool:
+    def finished(self, attempt_id: int, status: str, duration_s: float | None = None) -> bool:
         """An attempt's finish was stored. A success that leaves its block unfinished only
-        moves counts, done here; anything else may change who is eligible (a requeued task, an
-        error host, a block or job done that others wait for): the index is rebuilt.
+        moves counts (and its `duration_s` into the block's mean run time), done here; anything
+        else may change who is eligible (a requeued task, an error host, a block or job done
+        that others wait for): the index is rebuilt.
 
         Returns False when the job is certainly not final (its block still has tasks to
         dispatch), so the caller need not read the job to find out."""
@@ -218,6 +231,9 @@ class Scheduler:
             ):
                 other.exhausted = False
         block = index.blocks.get(claimed.block_id)
+        if block is not None and duration_s is not None:
+            block.runtime_sum += duration_s
+            block.runtime_n += 1
         if block is None or block.snap.n_done + self._done_since_build[claimed.block_id] >= (
             block.snap.task_count
         ):
@@ -360,7 +376,7 @@ class Scheduler:
                 preempt=b.preempt,
                 runnable=b.runnable,
             )
-            out[b.block_id] = _Block(b, view, _candidate(b, view), is_short(b.mean_runtime_s))
+            out[b.block_id] = _Block(b, view, _candidate(b, view))
         includers = Counter(p for pools in includers_by_job.values() for p in pools)
         unsettled = {b.job_id for b in snap.blocks if b.n_running or b.runnable}
         self.settled |= {b.job_id for b in snap.blocks} - unsettled
@@ -399,13 +415,20 @@ class Scheduler:
         # A free lane gets a task now, and short tasks to hold ahead from the same block in the
         # same claim; lanes that are busy may still take short tasks to hold ahead.
         extra = Counter(ahead_lanes)
+        holding = Counter(h.lane for h in held)  # a lane's attempts: one runs, the rest wait
         plan = [(lane, False, extra.pop(lane, 0)) for lane in free_lanes]
         plan += [(lane, True, n) for lane, n in extra.items()]
         while plan:
             lane, ahead, more = plan.pop(0)
             view = self._lane(worker, lane, free_capacity(total, loads, lane), here)
             claimed = self._claim_for(
-                index, worker, view, ahead=ahead, more=more, avoid_since=avoid_since
+                index,
+                worker,
+                view,
+                ahead=ahead,
+                more=more,
+                holding=max(0, holding[lane] - 1) if ahead else 0,
+                avoid_since=avoid_since,
             )
             if claimed is None:
                 if not ahead:
@@ -440,10 +463,12 @@ class Scheduler:
         *,
         ahead: bool,
         more: int,
+        holding: int = 0,
         avoid_since: float | None,
     ) -> tuple[list[Assignment], int] | None:
         """The best block's task for the lane (and up to `more` of its short tasks to hold
-        ahead), and the capacity each holds. `ahead`: short tasks only, `more` of them."""
+        ahead), and the capacity each holds. `ahead`: short tasks only, `more` of them at
+        least, topping up the `holding` tasks the lane holds ahead already (`core.ahead`)."""
         tried: set[int] = set()
         while True:
             pool = [
@@ -462,7 +487,7 @@ class Scheduler:
             # Ahead: short tasks only, as many as cover a fraction of a second of the block's
             # mean run time when the worker asks for any (`core.ahead`); a free lane: one, and
             # those too if the block's tasks are short.
-            held_ahead = tasks_ahead(more, block.snap.mean_runtime_s)
+            held_ahead = tasks_ahead(more, block.mean_runtime_s, holding=holding)
             count = held_ahead if ahead else 1 + held_ahead
             outcome = self.store.claim(
                 block.cand,
@@ -477,16 +502,17 @@ class Scheduler:
             if got:
                 if len(self._claimed) > 100_000:
                     self._claimed.clear()  # unknown finishes only cost a rebuild
+                claimed = _Claimed(
+                    block_id=block.view.block_id,
+                    block_index=block.view.block_index,
+                    job_id=block.view.job_id,
+                    owner=block.view.owner,
+                    hostname=worker.snap.hostname,
+                    limits=block.view.limits,
+                )
                 for a in got:
-                    self._note_claim(index, block, worker.snap.hostname, a)
-                    self._claimed[a.attempt_id] = _Claimed(
-                        block_id=block.view.block_id,
-                        block_index=block.view.block_index,
-                        job_id=block.view.job_id,
-                        owner=block.view.owner,
-                        hostname=worker.snap.hostname,
-                        limits=block.view.limits,
-                    )
+                    self._claimed[a.attempt_id] = claimed
+                self._note_claims(index, block, worker.snap.hostname, len(got))
                 return got, block.view.capacity
             if outcome.refused is Refused.NO_TASK:
                 # Requeued tasks this worker just failed may still suit other workers.
@@ -496,15 +522,16 @@ class Scheduler:
                 self.invalidate(at_once=False)  # our counts were behind the store's
 
     @staticmethod
-    def _note_claim(index: _Index, block: _Block, hostname: str, a: Assignment) -> None:
+    def _note_claims(index: _Index, block: _Block, hostname: str, n: int) -> None:
+        """`n` of the block's tasks were claimed (requeued ones first): count them running."""
         view = block.view
-        index.running_by_job[view.job_id] += 1
-        index.running_by_user[view.owner] += 1
+        index.running_by_job[view.job_id] += n
+        index.running_by_user[view.owner] += n
         cand = block.cand
         if cand.n_queued > 0:
-            block.cand = replace(cand, n_queued=cand.n_queued - 1)
-        block.view = replace(view, runnable=view.runnable - 1)
-        _count_units(index, view.limits, hostname, +1)
+            block.cand = replace(cand, n_queued=max(0, cand.n_queued - n))
+        block.view = replace(view, runnable=view.runnable - n)
+        _count_units(index, view.limits, hostname, +n)
 
     def _preempt(
         self,

@@ -20,7 +20,7 @@ SHORT_TASK_S = 2.0
 AHEAD_COVER_S = 0.25
 """Work, in the block's mean run time, that a lane asking for tasks ahead may hold."""
 
-AHEAD_CAP = 16
+AHEAD_CAP = 32
 """The most tasks held ahead on one lane from one claim, however short they are."""
 
 
@@ -33,14 +33,15 @@ def tasks_ahead(
     asked: int,
     mean_runtime_s: float | None,
     *,
+    holding: int = 0,
     cover_s: float = AHEAD_COVER_S,
     cap: int = AHEAD_CAP,
 ) -> int:
-    """How many of a block's tasks to hand a lane ahead when its worker asks for `asked`:
-    none unless it asks and the tasks are short; else what covers `cover_s` of work (at most
-    `cap`), and at least `asked`."""
+    """How many of a block's tasks to hand a lane ahead when its worker asks for `asked` and
+    the lane already holds `holding` ahead: none unless it asks and the tasks are short; else
+    what tops the lane up to `cover_s` of work (at most `cap` held), and at least `asked`."""
     if asked <= 0 or not is_short(mean_runtime_s):
         return 0
     assert mean_runtime_s is not None
     covering = cap if mean_runtime_s <= 0 else min(cap, math.floor(cover_s / mean_runtime_s))
-    return max(asked, covering)
+    return max(asked, covering - max(0, holding))

@@ -98,6 +98,10 @@ class Agent:
         # it (running, and held ahead in its thread's queue) that have not ended.
         self._free_lanes: list[int] = list(range(self.lanes))
         self._load = [0] * self.lanes
+        # A lane's load right after the last poll handed it tasks: a lane handed more short
+        # tasks than it asked for (the controller sizes them by their run time) polls again
+        # when it has used half of them, asking to be topped up.
+        self._topped = [0] * self.lanes
         self._lane_threads = LaneThreads(self.lanes, on_done=self._on_lane_done)
         self._commands = CommandBuilder(work_dir=config.work_dir, base_env=os.environ)
         self._idle = asyncio.Event()  # set while no lane has an attempt
@@ -215,18 +219,37 @@ class Agent:
         return free, ahead
 
     def _missing(self, lane: int) -> int:
-        """How many more short tasks the lane may hold ahead of the one it runs."""
-        return max(0, self.config.ahead_per_lane - max(0, self._load[lane] - 1))
+        """How many more short tasks the lane may hold ahead of the one it runs: up to
+        `ahead_per_lane`, and one more ask once it has used half of a larger batch (the
+        controller then tops it up to what covers a fraction of a second)."""
+        missing = max(0, self.config.ahead_per_lane - max(0, self._load[lane] - 1))
+        if not missing and self._batched(lane) and self._load[lane] < self._topped[lane]:
+            return 1  # a poll goes anyway: top up every lane that used some of its batch
+        return missing
+
+    def _batched(self, lane: int) -> bool:
+        """The lane was handed more short tasks than it asked for (sized by their run time)."""
+        return (
+            self.config.ahead_per_lane > 0 and self._topped[lane] > self.config.ahead_per_lane + 1
+        )
+
+    def _half_used(self, lane: int) -> bool:
+        """The lane was handed a batch of short tasks and has used half of it."""
+        return self._batched(lane) and self._load[lane] * 2 <= self._topped[lane]
 
     def _refill_due(self) -> bool:
         """Worth a poll now: a lane is free, or one has used up half the tasks it holds ahead
-        (so one poll carries several finishes and claims, yet the lanes never run dry)."""
+        (so one poll carries many finishes and claims, yet the lanes never run dry)."""
         if self.nimby is not None:
             return False
         if self._free_lanes:
             return True
         low = max(1, (self.config.ahead_per_lane + 1) // 2)
-        return any(self._missing(lane) >= low for lane in range(self.lanes))
+        ahead = self.config.ahead_per_lane
+        return any(
+            self._half_used(lane) or ahead - max(0, self._load[lane] - 1) >= low
+            for lane in range(self.lanes)
+        )
 
     def _lane_of(self, held: _Held) -> int | None:
         lane = held.assignment.lane
@@ -302,7 +325,18 @@ class Agent:
             if not want:
                 # Busy: the next poll goes when a lane runs low, when finishes have waited
                 # flush_every_s, or at the heartbeat.
+                self._rearm()
                 await _wait_any(stop, self._wake, self.heartbeat_s)
+
+    def _rearm(self) -> None:
+        """After an answer: a wake-up set while the poll was out (a lane ran low) is dropped
+        unless a poll is still due, as the answer may have topped the lanes up; finishes that
+        came meanwhile go within `flush_every_s`."""
+        if not self._wake.is_set() or self._refill_due():
+            return
+        self._wake.clear()
+        if self._flush_timer is None and self._loop is not None and not self.outbox.empty():
+            self._flush_timer = self._loop.call_later(self.config.flush_every_s, self._flush_due)
 
     def _settle(self, finished: list[api.FinishIn]) -> None:
         """Reported finishes are acknowledged: forget those attempts."""
@@ -316,6 +350,7 @@ class Agent:
             self._kill(attempt_id, stale=True)
         for attempt_id in answer.stop:
             self._kill(attempt_id, stale=False)
+        topped: set[int] = set()
         for assignment in answer.assignments:
             held = _Held(assignment)
             self.state.held[assignment.attempt_id] = held
@@ -324,6 +359,9 @@ class Agent:
                 self.state.pending.append(assignment.attempt_id)
             else:  # its lane runs it next, also while it runs another one now
                 self._give(held, lane)
+                topped.add(lane)
+        for lane in topped:
+            self._topped[lane] = self._load[lane]
         self._start_pending()
 
     def _kill(self, attempt_id: int, *, stale: bool) -> None:
@@ -436,6 +474,7 @@ class Agent:
     def _load_down(self, lane: int) -> None:
         self._load[lane] -= 1
         if self._load[lane] == 0:
+            self._topped[lane] = 0
             self._release_lane(lane)
         if not any(self._load):
             self._idle.set()

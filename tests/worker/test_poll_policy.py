@@ -1,0 +1,161 @@
+"""When the agent polls: a lane handed a batch of short tasks polls again at half of it.
+
+A poll costs the worker and the controller far more than a 1 ms task, so with short tasks held
+ahead a poll must bring many and carry many finishes; a lane that is free must still poll at
+once. The first tests drive the agent's decisions with assignments and ends handed to it
+directly (its lanes' threads are never started, so nothing runs); the last runs a real agent
+against a real controller.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+from pathlib import Path
+
+import pytest
+
+from thresher.client import Client
+from thresher.controller.settings import ControllerSettings
+from thresher.schemas import api
+from thresher.testing import serve_in_thread
+from thresher.worker.agent import Agent, AgentConfig
+from thresher.worker.lanes import Done
+
+
+def facts(lanes: int) -> api.RegisterIn:
+    return api.RegisterIn(
+        name="w1", hostname="w1", os="linux", cores=2, ram_bytes=1 << 30, site="hq", lanes=lanes
+    )
+
+
+def agent(tmp_path: Path, *, lanes: int = 2, ahead: int = 1) -> Agent:
+    config = AgentConfig(
+        controller_url="http://127.0.0.1:9",
+        token="t",
+        facts=facts(lanes),
+        work_dir=tmp_path,
+        ahead_per_lane=ahead,
+    )
+    return Agent(config)
+
+
+_ids = iter(range(1, 1_000_000))
+
+
+def handed(lane: int, n: int) -> api.PollOut:
+    """A poll's answer handing `n` tasks of one job to `lane`."""
+    return api.PollOut(
+        assignments=[
+            api.AssignmentOut(
+                attempt_id=next(_ids),
+                token="tok",
+                job_id=1,
+                block=0,
+                index=i,
+                frames=[i],
+                kind="command",
+                payload={"commands": [["true"]]},
+                env={},
+                cwd=None,
+                max_runtime_s=None,
+                lane=lane,
+            )
+            for i in range(n)
+        ],
+        stop=[],
+        stale=[],
+        heartbeat_s=5.0,
+        lease_s=15.0,
+        enabled=True,
+    )
+
+
+def end(a: Agent, lane: int, n: int) -> None:
+    """The lane's first `n` held attempts ended."""
+    ids = [i for i, h in a.state.held.items() if h.lane == lane][:n]
+    a._on_lane_done([Done(lane, i) for i in ids])
+
+
+def test_a_free_lane_polls_at_once(tmp_path: Path) -> None:
+    a = agent(tmp_path)
+    assert a._refill_due()
+    assert a._wants() == ([0, 1], [0, 1])
+
+
+def test_a_lane_handed_a_batch_polls_again_at_half_of_it(tmp_path: Path) -> None:
+    a = agent(tmp_path)
+    a._apply(handed(0, 33))  # 1 to run and 32 short ones ahead, though it asked for 1
+    a._apply(handed(1, 33))
+    end(a, 0, 16)
+    end(a, 1, 10)
+    assert not a._refill_due()  # 17 and 23 of 33 left: no poll yet
+    end(a, 0, 1)  # lane 0 is down to half
+    assert a._refill_due()
+    # The poll tops up every lane that used some of its batch, not only the one that ran low.
+    assert a._wants() == ([], [0, 1])
+
+
+def test_a_poll_is_not_due_again_once_the_answer_topped_the_lanes_up(tmp_path: Path) -> None:
+    a = agent(tmp_path)
+    a._apply(handed(0, 33))
+    a._apply(handed(1, 33))
+    end(a, 0, 17)
+    assert a._refill_due()
+    a._wake.set()  # what a lane running low does while the poll is out
+    a._apply(handed(0, 17))  # the answer: back to 33
+    a._rearm()
+    assert not a._wake.is_set()
+    assert not a._refill_due()
+
+
+def test_without_a_batch_the_lane_asks_for_its_one_ahead_as_before(tmp_path: Path) -> None:
+    a = agent(tmp_path)
+    a._apply(handed(0, 2))  # what it asked for: the task and one ahead (long or unknown ones)
+    a._apply(handed(1, 1))
+    assert a._wants() == ([], [1])
+    assert a._refill_due()
+    end(a, 0, 1)
+    assert a._wants() == ([], [0, 1])
+
+
+def test_no_tasks_ahead_asked_for_none_asked_for_ever(tmp_path: Path) -> None:
+    a = agent(tmp_path, ahead=0)
+    a._apply(handed(0, 5))  # an older controller's count: still nothing ahead asked for
+    end(a, 0, 3)
+    assert a._wants() == ([1], [])
+
+
+@pytest.mark.skipif(shutil.which("true") is None, reason="no `true` binary")
+def test_short_tasks_take_few_polls(db_url: str, tmp_path: Path) -> None:
+    """GIVEN 300 tasks of `true` on one worker with 2 lanes WHEN they run THEN the worker
+    sends far fewer polls than tasks (a poll brings a batch per lane and its finishes)."""
+    tasks = 300
+    settings = ControllerSettings(data_dir=tmp_path / "data")
+    with (
+        serve_in_thread(settings, database_url=db_url) as served,
+        Client(served.url, served.admin_token) as client,
+    ):
+        job = client.submit("short", [str(shutil.which("true")), "{frame}"], frames=f"1-{tasks}")
+        config = AgentConfig(
+            controller_url=served.url,
+            token=served.admin_token,
+            facts=facts(2),
+            work_dir=tmp_path / "work",
+        )
+        worker = Agent(config)
+
+        async def run() -> None:
+            stop = asyncio.Event()
+            running = asyncio.create_task(worker.run(stop))
+            while (await asyncio.to_thread(client.job, job.id)).status != "succeeded":
+                await asyncio.wait({running}, timeout=0.05)
+                assert not running.done(), "the agent stopped"
+            stop.set()
+            await running
+
+        asyncio.run(run())
+    assert worker.sent["assignments"] == tasks
+    # One poll per task before tasks were held ahead in batches; now a poll brings up to 33
+    # per lane. The bound leaves room for a slow machine (lanes running dry, index rebuilds).
+    assert worker.sent["polls"] + worker.sent["reports"] <= tasks // 5
