@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from collections.abc import Callable
+from typing import cast
 
 from thresher.worker.lanes import Done, LaneThreads
 
@@ -127,5 +129,87 @@ def test_close_joins_the_threads() -> None:
         lanes.close()
 
         assert threading.active_count() == threads_before
+
+    asyncio.run(scenario())
+
+
+class CountingLoop:
+    """The running loop, counting the wake-ups the lane threads send it; ``wait_caught_up``
+    blocks a lane until the loop has run every callback sent so far."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.sent = 0
+        self._ran = 0
+        self._changed = threading.Condition()
+
+    def call_soon_threadsafe(self, callback: Callable[[], object]) -> None:
+        with self._changed:
+            self.sent += 1
+        self.loop.call_soon_threadsafe(self._run, callback)
+
+    def call_later(self, delay: float, callback: Callable[[], object]) -> asyncio.TimerHandle:
+        return self.loop.call_later(delay, callback)
+
+    def _run(self, callback: Callable[[], object]) -> None:
+        callback()
+        with self._changed:
+            self._ran += 1
+            self._changed.notify_all()
+
+    def wait_caught_up(self) -> None:
+        with self._changed:
+            assert self._changed.wait_for(lambda: self._ran == self.sent, DEADLINE_S)
+
+
+def test_a_lane_holding_many_pieces_wakes_the_loop_when_half_are_used_not_for_each() -> None:
+    async def scenario() -> None:
+        batches: list[list[Done]] = []
+        lanes = LaneThreads(1, on_done=batches.append, linger_s=DEADLINE_S)
+        loop = CountingLoop(asyncio.get_running_loop())
+        lanes.start(cast(asyncio.AbstractEventLoop, loop))
+        release = threading.Event()
+        lanes.hand(0, "first", lambda: release.wait(DEADLINE_S))
+        for i in range(16):
+            # Each piece starts once the loop has run every wake-up sent so far (so a wake-up
+            # per piece would be seen as one).
+            lanes.hand(0, i, loop.wait_caught_up)
+        release.set()
+        done = await collect(lanes, batches, 17)
+        lanes.close()
+
+        assert [d.key for d in done] == ["first", *range(16)]
+        # The lane held 16 when the first ended: the loop hears when 8 are left, then at each
+        # halving of what was left when it looked, then for each of the last two; never at
+        # the linger (DEADLINE_S). A wake-up per piece would be 17.
+        assert loop.sent <= 8, loop.sent
+
+    asyncio.run(scenario())
+
+
+def test_what_ended_reaches_the_loop_within_the_linger_while_the_lane_runs_on() -> None:
+    async def scenario() -> None:
+        batches: list[list[Done]] = []
+        delivered = threading.Event()
+
+        def on_done(batch: list[Done]) -> None:
+            batches.append(batch)
+            delivered.set()
+
+        lanes = LaneThreads(1, on_done=on_done, linger_s=0.01)
+        lanes.start(asyncio.get_running_loop())
+        release = threading.Event()
+        lanes.hand(0, "first", lambda: release.wait(DEADLINE_S))
+        lanes.hand(0, "second", lambda: delivered.wait(DEADLINE_S))
+        for i in range(4):
+            lanes.hand(0, i, lambda: None)
+        release.set()
+        # The lane holds 5 when the first ends, so it does not wake the loop at once; the
+        # second waits until the first has reached the loop, which the linger sees to.
+        done = await collect(lanes, batches, 6)
+        lanes.close()
+
+        assert batches[0][0].key == "first"
+        assert done[1].value is True  # the second saw the delivery, not its own deadline
 
     asyncio.run(scenario())

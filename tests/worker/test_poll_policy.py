@@ -126,6 +126,16 @@ def test_no_tasks_ahead_asked_for_none_asked_for_ever(tmp_path: Path) -> None:
     assert a._wants() == ([1], [])
 
 
+def test_finishes_wait_for_a_young_poll_only_while_polls_bring_work(tmp_path: Path) -> None:
+    a = agent(tmp_path)
+    a._answered(handed(0, 33))
+    # The next poll will most likely come back at once with work: the finishes ride on it.
+    assert a._report_after() == a.config.report_after_s > 0
+    a._answered(handed(0, 0))
+    # The job's last tasks: the next poll is held for want of work, so they are reported now.
+    assert a._report_after() == 0
+
+
 @pytest.mark.skipif(shutil.which("true") is None, reason="no `true` binary")
 def test_short_tasks_take_few_polls(db_url: str, tmp_path: Path) -> None:
     """GIVEN 300 tasks of `true` on one worker with 2 lanes WHEN they run THEN the worker

@@ -43,7 +43,8 @@ class AgentConfig:
     grace_s: float = 10.0
     hold_s: float = 20.0
     flush_every_s: float = 0.25
-    # Finishes wait for the answer to a poll younger than this rather than go in a report.
+    # Finishes wait for the answer to a poll younger than this rather than go in a report, while
+    # polls come back with work.
     report_after_s: float = 0.05
     # OpenJD jobs (issue 5): the worker's path mapping rules (pathmapping-1.0 rules), and how
     # long a lane keeps an idle job's session open for that job's next task.
@@ -119,6 +120,7 @@ class Agent:
         self._wake = asyncio.Event()
         self._poll_held = asyncio.Event()  # set while a poll is held open at the controller
         self._poll_sent_at = 0.0
+        self._work_came = False  # the last poll's answer had work in it
         self._loop: asyncio.AbstractEventLoop | None = None
         # Requests sent and finishes they carried, logged at the end (requests per task are
         # what short tasks cost the controller and this worker most).
@@ -318,7 +320,7 @@ class Agent:
                 self._poll_held.clear()
             delay = 0.2
             self._settle(finished)
-            self._apply(answer)
+            self._answered(answer)
             if answer.assignments and self._refill_due():
                 continue  # there may be more work: ask again at once
             want, _ = self._wants()
@@ -342,6 +344,11 @@ class Agent:
         """Reported finishes are acknowledged: forget those attempts."""
         for fin in finished:
             self.state.held.pop(fin.attempt_id, None)
+
+    def _answered(self, answer: api.PollOut) -> None:
+        """A poll's answer: apply it, and remember whether work came (see `_report_after`)."""
+        self._work_came = bool(answer.assignments)
+        self._apply(answer)
 
     def _apply(self, answer: api.PollOut) -> None:
         self.sent["assignments"] += len(answer.assignments)
@@ -397,12 +404,18 @@ class Agent:
             await _wait_any(stop, self.outbox.has_finishes, self.config.flush_every_s)
             # A poll sent a moment ago mostly comes back at once, with work; the next poll then
             # carries these reports: one request instead of two.
-            young = self._poll_sent_at + self.config.report_after_s - time.monotonic()
+            young = self._poll_sent_at + self._report_after() - time.monotonic()
             if young > 0:
                 await _wait(stop, young)
             if self._poll_held.is_set() and not self.outbox.empty():
                 with contextlib.suppress(TransportError):
                     await self._send_report()
+
+    def _report_after(self) -> float:
+        """How long a poll may have been out and still be expected back with work at once (the
+        finishes then ride on the next poll): `report_after_s` while polls come back with work,
+        else none (the poll is held for want of work: report now)."""
+        return self.config.report_after_s if self._work_came else 0.0
 
     async def _send_report(self) -> None:
         async with self._send_lock:

@@ -4,6 +4,11 @@ The agent's event loop decides what a lane runs and hands it over at once, also 
 is busy (a short task held ahead); the lane's thread starts the next piece the moment the last
 one ends, without a round trip through the event loop. What ended is handed back to the loop in
 batches: one wake-up of the loop for however many pieces ended since the last one.
+
+A wake-up of the loop costs both threads CPU (a write to the loop's self-pipe, a turn on the
+GIL), so a lane that still holds much of what it was handed does not wake the loop for each piece
+it ends: the loop hears at once when a lane has used half of what it held when the loop last
+looked (the worker then asks for more), and otherwise within ``linger_s``.
 """
 
 from __future__ import annotations
@@ -15,10 +20,15 @@ import threading
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Literal
 
 __all__ = ["Done", "LaneThreads"]
 
 log = logging.getLogger("thresher.worker")
+
+
+_FEW = 2
+"""A lane holding no more pieces than this wakes the loop for each one that ends."""
 
 
 @dataclass(frozen=True)
@@ -40,14 +50,23 @@ class _Piece:
 class LaneThreads:
     """One thread per lane. :meth:`hand` and :meth:`withdraw` may be called from any thread;
     ``on_done`` is called on the event loop given to :meth:`start`, with every :class:`Done`
-    since its last call, in the order the pieces ended."""
+    since its last call, in the order the pieces ended: at once when a lane is left with at most
+    half of the pieces it held when the loop last looked (or with none), else within
+    ``linger_s``."""
 
-    def __init__(self, lanes: int, *, on_done: Callable[[list[Done]], None]) -> None:
+    def __init__(
+        self, lanes: int, *, on_done: Callable[[list[Done]], None], linger_s: float = 0.05
+    ) -> None:
         self._on_done = on_done
+        self._linger_s = linger_s
         self._lock = threading.Lock()
         self._queues: list[deque[_Piece]] = [deque() for _ in range(lanes)]
         self._ready = [threading.Condition(self._lock) for _ in range(lanes)]
+        # Pieces each lane held (not started) when the loop last looked, or more if handed since.
+        self._marks = [0] * lanes
         self._done: list[Done] = []
+        self._wake: Literal["now", "later"] | None = None  # the loop's wake-up on its way
+        self._timer: asyncio.TimerHandle | None = None  # on the loop: the "later" delivery
         self._closing = False
         self._loop: asyncio.AbstractEventLoop | None = None
         self._threads: list[threading.Thread] = []
@@ -64,7 +83,9 @@ class LaneThreads:
     def hand(self, lane: int, key: object, work: Callable[[], object]) -> None:
         """Queue ``work`` on ``lane``; it runs after what the lane was handed before."""
         with self._lock:
-            self._queues[lane].append(_Piece(key, work))
+            queue = self._queues[lane]
+            queue.append(_Piece(key, work))
+            self._marks[lane] = max(self._marks[lane], len(queue))
             self._ready[lane].notify()
 
     def withdraw(self, lane: int, key: object) -> bool:
@@ -106,13 +127,28 @@ class LaneThreads:
     def _finished(self, done: Done) -> None:
         with self._lock:
             self._done.append(done)
-            first = len(self._done) == 1  # else a delivery is scheduled already
-        if first and self._loop is not None:
+            if self._wake == "now":
+                return  # the loop is on its way: it takes this one too
+            mark, left = self._marks[done.lane], len(self._queues[done.lane])
+            now = mark <= _FEW or left <= mark // 2
+            if not now and self._wake == "later":
+                return
+            self._wake = "now" if now else "later"
+        if self._loop is not None:
             with contextlib.suppress(RuntimeError):  # a closed loop: the worker is going away
-                self._loop.call_soon_threadsafe(self._deliver)
+                self._loop.call_soon_threadsafe(self._deliver if now else self._deliver_later)
+
+    def _deliver_later(self) -> None:
+        if self._timer is None and self._loop is not None:
+            self._timer = self._loop.call_later(self._linger_s, self._deliver)
 
     def _deliver(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         with self._lock:
             batch, self._done = self._done, []
+            self._wake = None
+            self._marks = [len(queue) for queue in self._queues]
         if batch:
             self._on_done(batch)
