@@ -9,11 +9,12 @@ from collections import Counter
 
 import sqlalchemy as sa
 
+from tests.store.support import add_worker
 from thresher.core.chunk_plan import ADAPTIVE_CHUNK, ChunkPlan, ItemGrid
 from thresher.core.clock import FakeClock
 from thresher.core.model import Assignment, Counts
 from thresher.core.states import AttemptStatus, JobStatus, TaskStatus
-from thresher.store.store import BlockSpec, FinishReport, JobSpec, Store, WorkerFacts
+from thresher.store.store import BlockSpec, FinishReport, JobSpec, Store
 from thresher.store.tables import blocks, tasks
 
 ITEMS = 60
@@ -31,21 +32,6 @@ def adaptive_job(size: int = 2, *, target_s: float = 10.0, retries: int = 1) -> 
     return JobSpec(
         name="adaptive", owner="alice", priority=50, kind="openjd", blocks=(block,), payload={}
     )
-
-
-def add_worker(store: Store, name: str, clock: FakeClock) -> int:
-    facts = WorkerFacts(
-        name=name,
-        hostname=name,
-        os="linux",
-        cores=4,
-        ram_bytes=8 << 30,
-        site="hq",
-        pools=(),
-        attributes={},
-        lanes=2,
-    )
-    return store.register_worker(facts, token_id=None, now=clock.now())
 
 
 def claim(store: Store, worker_id: int, clock: FakeClock) -> Assignment | None:

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
+from tests.store import support
 from thresher.core.clock import FakeClock
 from thresher.core.errors import InvalidInput, NotFound
 from thresher.core.lanes import Nimby
@@ -24,24 +25,12 @@ from thresher.store.store import (
     JobSpec,
     Refused,
     Store,
-    WorkerFacts,
 )
 from thresher.store.tables import limit_holds, tasks
 
 
 def add_worker(store: Store, name: str, clock: FakeClock, *, hostname: str | None = None) -> int:
-    facts = WorkerFacts(
-        name=name,
-        hostname=hostname or name,
-        os="linux",
-        cores=4,
-        ram_bytes=8 << 30,
-        site="hq",
-        pools=(),
-        attributes={},
-        lanes=4,
-    )
-    return store.register_worker(facts, token_id=None, now=clock.now())
+    return support.add_worker(store, name, clock, hostname=hostname, lanes=4)
 
 
 def add_job(store: Store, clock: FakeClock, *blocks: BlockSpec, **job: Any) -> int:

@@ -13,12 +13,13 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
+from tests.store.support import add_worker
 from thresher.core.clock import FakeClock
 from thresher.core.errors import Conflict, NotFound, StaleAttempt
 from thresher.core.lanes import Nimby
 from thresher.core.model import Assignment, Counts
 from thresher.core.states import AttemptStatus, JobStatus, TaskStatus, WorkerStatus
-from thresher.store.store import BlockSpec, FinishReport, JobSpec, Store, WorkerFacts
+from thresher.store.store import BlockSpec, FinishReport, JobSpec, Store
 from thresher.store.tables import attempts, blocks, tasks
 
 LEASE_S = 15.0
@@ -48,21 +49,6 @@ def job_spec(
         payload={"commands": [["echo", "{start}"]]},
         paused=paused,
     )
-
-
-def add_worker(store: Store, name: str, clock: FakeClock) -> int:
-    facts = WorkerFacts(
-        name=name,
-        hostname=name,
-        os="linux",
-        cores=4,
-        ram_bytes=8 << 30,
-        site="hq",
-        pools=(),
-        attributes={},
-        lanes=2,
-    )
-    return store.register_worker(facts, token_id=None, now=clock.now())
 
 
 def claim(
