@@ -11,14 +11,17 @@ What happens to a run:
   becomes a :class:`ProcessResult` with ``error`` set.
 - One ``poll()`` loop in the watching thread reads stdout and stderr as they become readable,
   hands each line to ``on_line``, and waits for the exit of the direct child on a pidfd (Linux
-  5.3+; elsewhere a helper thread waits for it). The same loop keeps the deadlines: the maximum
-  run time, the SIGKILL after a stop's grace, and the drain of the pipes after the exit.
+  5.3+; elsewhere a helper thread waits for it). The same loop keeps the maximum run time and
+  the drain of the pipes after the exit.
 - Once the child has exited, whatever is left of its process group is killed while the child is
   still a zombie (so the group id cannot have been reused), then the child is reaped with
   ``os.wait4`` (its rusage gives peak memory). A background child holding the pipes open cannot
   hang the run; one that left the group is abandoned after ``drain_timeout_s``.
 - ``cancel()`` (from any thread) and ``max_runtime_s`` send SIGTERM to the group, then SIGKILL
-  after ``grace_s``.
+  after ``grace_s`` (from a timer thread, which only a stopped run has).
+
+A run that nobody stops costs the spawn and a few system calls: two pipes, a pidfd, the group's
+kill and the reap; it makes no thread, event or extra file descriptor.
 
 Only Linux is supported by the agent; the code sticks to POSIX calls where it can.
 """
@@ -54,6 +57,7 @@ logger = logging.getLogger(__name__)
 _READ_SIZE = 64 * 1024
 # os.waitid is missing on macOS before Python 3.13; there the leftovers are killed after the reap.
 _CAN_WAIT_UNREAPED = hasattr(os, "waitid")
+_NO_PIDFD_POLL_MS = 50  # without a pidfd, how often the watch looks whether the child exited
 
 Stream = Literal["stdout", "stderr"]
 
@@ -83,30 +87,6 @@ class ProcessResult:
         return (
             self.exit_code == 0 and not self.canceled and not self.timed_out and self.error is None
         )
-
-
-class _Wake:
-    """A file descriptor another thread makes readable to wake the watching ``poll()``."""
-
-    def __init__(self) -> None:
-        if hasattr(os, "eventfd"):
-            self.read_fd = self.write_fd = os.eventfd(0, os.EFD_CLOEXEC | os.EFD_NONBLOCK)
-        else:  # pragma: no cover - not Linux
-            self.read_fd, self.write_fd = os.pipe()
-            os.set_blocking(self.read_fd, False)
-
-    def set(self) -> None:
-        with contextlib.suppress(BlockingIOError):  # already readable: that is enough
-            os.write(self.write_fd, (1).to_bytes(8, sys.byteorder))
-
-    def clear(self) -> None:
-        with contextlib.suppress(BlockingIOError):
-            os.read(self.read_fd, 64)
-
-    def close(self) -> None:
-        os.close(self.read_fd)
-        if self.write_fd != self.read_fd:
-            os.close(self.write_fd)
 
 
 class ProcessRunner:
@@ -152,17 +132,16 @@ class ProcessRunner:
         self._proc: subprocess.Popen[bytes] | None = None
         self._exited = False  # the child has exited: no more signals to its group
         self._stop_reason: Literal["canceled", "timed_out"] | None = None
-        self._kill_at: float | None = None  # when a stopped group gets SIGKILL
-        self._wake: _Wake | None = None
+        self._killer: threading.Timer | None = None  # a stopped run's SIGKILL after the grace
         self._pipes: dict[int, Stream] = {}
         self._pidfd = -1
-        self._exit_seen = threading.Event()  # only where there is no pidfd: the waiter says so
+        self._exit_seen = False  # only where there is no pidfd: the waiter says so
         self._reaped_status: tuple[int, int] | None = None  # (status, peak RSS) reaped early
         self._watcher: threading.Thread | None = None  # start(): the thread that watches
         self._waiter: threading.Thread | None = None  # only without pidfd: waits for the exit
         self._started_at = 0.0
         self._result: ProcessResult | None = None
-        self._done = threading.Event()
+        self._done: threading.Event | None = None  # start(): set once the result is
 
     @property
     def pid(self) -> int | None:
@@ -184,6 +163,7 @@ class ProcessRunner:
     def start(self) -> None:
         """Spawn the process and watch it from a new thread; :meth:`wait` for the result. A spawn
         failure becomes the result; it is never raised."""
+        self._done = threading.Event()
         if self._spawn():
             self._watcher = threading.Thread(
                 target=self._watch, name="thresher-process", daemon=True
@@ -199,7 +179,7 @@ class ProcessRunner:
 
     def wait(self, timeout: float | None = None) -> ProcessResult | None:
         """Block until the run is over and every line delivered; None if ``timeout`` passes."""
-        if not self._started:
+        if not self._started or self._done is None:
             raise RuntimeError("wait() before start()")
         if not self._done.wait(timeout):
             return None
@@ -219,16 +199,15 @@ class ProcessRunner:
             self._started_at = time.monotonic()
             fds: list[int] = []
             try:
-                # Everything the watch needs exists before the process, so running out of fds
-                # is a spawn failure rather than an orphaned process.
-                self._wake = _Wake()
+                # The pipes exist before the process, so running out of fds is a spawn failure
+                # rather than an orphaned process.
                 out_r, out_w = os.pipe()
                 fds += (out_r, out_w)
                 err_r, err_w = os.pipe()
                 fds += (err_r, err_w)
                 proc = subprocess.Popen(
                     self._argv,
-                    stdin=subprocess.DEVNULL,
+                    stdin=_devnull(),
                     stdout=out_w,
                     stderr=err_w,
                     env=self._env,
@@ -239,9 +218,6 @@ class ProcessRunner:
             except (OSError, ValueError) as exc:
                 for fd in fds[0::2]:  # the write ends are closed below
                     os.close(fd)
-                if self._wake is not None:
-                    self._wake.close()
-                    self._wake = None
                 self._finish_unstarted(self._spawn_error(exc))
                 return False
             finally:
@@ -259,28 +235,26 @@ class ProcessRunner:
         return True
 
     def _wait_exit(self) -> None:  # pragma: no cover - only without pidfd
-        """Where there is no pidfd: wait for the child's exit in this thread, wake the watch."""
+        """Where there is no pidfd: wait for the child's exit in this thread; the watch sees it
+        within ``_NO_PIDFD_POLL_MS``."""
         assert self._proc is not None
-        assert self._wake is not None
         with contextlib.suppress(ChildProcessError):
             if _CAN_WAIT_UNREAPED:
                 os.waitid(os.P_PID, self._proc.pid, os.WEXITED | os.WNOWAIT)
             else:
                 _, status, usage = os.wait4(self._proc.pid, 0)
                 self._reaped_status = (status, _peak_rss(usage))
-        self._exit_seen.set()
-        self._wake.set()
+        self._exit_seen = True
 
     # -- watching ---------------------------------------------------------------------------
 
     def _watch(self) -> None:
         """Read the pipes, keep the deadlines, reap the child; then set the result."""
-        proc, wake = self._proc, self._wake
+        proc = self._proc
         assert proc is not None
-        assert wake is not None
         splitters = {fd: LineSplitter() for fd in self._pipes}
         poller = select.poll()
-        for fd in (*self._pipes, wake.read_fd, self._pidfd):
+        for fd in (*self._pipes, self._pidfd):
             if fd >= 0:
                 poller.register(fd, select.POLLIN)
         open_pipes = set(self._pipes)
@@ -297,17 +271,15 @@ class ProcessRunner:
                 now = time.monotonic()
                 if drain_deadline is not None and now >= drain_deadline:
                     break  # abandoned: something outside the group still holds a pipe
-                if not exited:
-                    if runtime_deadline is not None and now >= runtime_deadline:
-                        runtime_deadline = None
-                        self._stop("timed_out")
-                    kill_at = self._kill_at
-                    if kill_at is not None and now >= kill_at:
-                        self._kill()
-                deadline = drain_deadline if exited else _earliest(runtime_deadline, self._kill_at)
+                if not exited and runtime_deadline is not None and now >= runtime_deadline:
+                    runtime_deadline = None
+                    self._stop("timed_out")
+                deadline = drain_deadline if exited else runtime_deadline
                 timeout_ms = (
                     None if deadline is None else max(0, math.ceil((deadline - now) * 1000))
                 )
+                if self._pidfd < 0 and not exited:  # pragma: no cover - only without pidfd
+                    timeout_ms = min(timeout_ms or _NO_PIDFD_POLL_MS, _NO_PIDFD_POLL_MS)
                 for fd, _ in poller.poll(timeout_ms):
                     if fd in open_pipes:
                         data = os.read(fd, _READ_SIZE)
@@ -317,15 +289,15 @@ class ProcessRunner:
                         open_pipes.discard(fd)
                         poller.unregister(fd)
                         self._deliver(self._pipes[fd], splitters[fd].flush())
-                    elif fd == wake.read_fd:
-                        wake.clear()
-                    if not exited and (fd == self._pidfd or self._exit_seen.is_set()):
-                        status, peak_rss = self._reap(proc)
-                        duration = time.monotonic() - self._started_at
+                    elif fd == self._pidfd and not exited:
+                        poller.unregister(fd)
                         exited = True
-                        drain_deadline = time.monotonic() + self._drain_timeout_s
-                        if self._pidfd >= 0:
-                            poller.unregister(self._pidfd)
+                if not exited and self._exit_seen:  # pragma: no cover - only without pidfd
+                    exited = True
+                if exited and drain_deadline is None:
+                    status, peak_rss = self._reap(proc)
+                    duration = time.monotonic() - self._started_at
+                    drain_deadline = time.monotonic() + self._drain_timeout_s
         finally:
             if not exited:  # only a bug gets here: leave no process behind
                 with self._lock:
@@ -372,16 +344,16 @@ class ProcessRunner:
     def _close_fds(self) -> None:
         if self._waiter is not None:  # pragma: no cover - only without pidfd
             self._waiter.join()  # done: the child was reaped
+        if self._killer is not None:  # the group is gone: its SIGKILL is not needed
+            self._killer.cancel()
+            self._killer.join()
         with self._lock:
-            self._exited = True  # the wake fd goes: nothing may signal or wake from now on
+            self._exited = True  # nothing may signal the group from now on
             for fd in self._pipes:
                 os.close(fd)
             if self._pidfd >= 0:
                 os.close(self._pidfd)
                 self._pidfd = -1
-            if self._wake is not None:
-                self._wake.close()
-                self._wake = None
 
     # -- stopping ---------------------------------------------------------------------------
 
@@ -391,13 +363,13 @@ class ProcessRunner:
                 return
             self._stop_reason = reason
             self._signal_group(signals.SIGTERM)
-            self._kill_at = time.monotonic() + self._grace_s
-            if self._wake is not None:
-                self._wake.set()  # the watch has a new deadline to keep
+            self._killer = threading.Timer(self._grace_s, self._kill)
+            self._killer.name = "thresher-process-kill"
+            self._killer.daemon = True
+            self._killer.start()
 
     def _kill(self) -> None:
         with self._lock:
-            self._kill_at = None
             if not self._exited:
                 self._signal_group(signals.SIGKILL)
 
@@ -431,7 +403,8 @@ class ProcessRunner:
             timed_out=self._stop_reason == "timed_out",
             error=error,
         )
-        self._done.set()
+        if self._done is not None:
+            self._done.set()
 
     def _finish_unstarted(self, error: str) -> None:
         self._result = ProcessResult(
@@ -443,7 +416,8 @@ class ProcessRunner:
             timed_out=False,
             error=error,
         )
-        self._done.set()
+        if self._done is not None:
+            self._done.set()
 
     def _spawn_error(self, exc: OSError | ValueError) -> str:
         program = self._argv[0]
@@ -465,9 +439,18 @@ class ProcessRunner:
         return f"cannot start {program!r}: {exc.strerror or exc}"
 
 
-def _earliest(*deadlines: float | None) -> float | None:
-    known = [d for d in deadlines if d is not None]
-    return min(known) if known else None
+_devnull_fd = -1
+_devnull_lock = threading.Lock()
+
+
+def _devnull() -> int:
+    """One /dev/null descriptor for every run's stdin, opened on first use and kept."""
+    global _devnull_fd
+    if _devnull_fd < 0:
+        with _devnull_lock:
+            if _devnull_fd < 0:
+                _devnull_fd = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
+    return _devnull_fd
 
 
 def _peak_rss(usage: object) -> int:
