@@ -21,7 +21,7 @@ from thresher.core.ahead import AHEAD_CAP, is_short, tasks_ahead
         (1, 0.3, 1),  # longer than the cover: what the worker asked for
         (1, 1.9, 1),
         (3, 0.1, 3),  # never fewer than asked
-        (40, 0.001, 40),
+        (AHEAD_CAP + 8, 0.001, AHEAD_CAP + 8),  # asked for more than the cap: what it asked
     ],
 )
 def test_tasks_ahead(asked: int, mean_s: float | None, expected: int) -> None:

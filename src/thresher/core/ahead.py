@@ -20,7 +20,7 @@ SHORT_TASK_S = 2.0
 AHEAD_COVER_S = 0.25
 """Work, in the block's mean run time, that a lane asking for tasks ahead may hold."""
 
-AHEAD_CAP = 32
+AHEAD_CAP = 64
 """The most tasks held ahead on one lane from one claim, however short they are."""
 
 
