@@ -20,8 +20,8 @@ What happens to a run:
 - ``cancel()`` (from any thread) and ``max_runtime_s`` send SIGTERM to the group, then SIGKILL
   after ``grace_s`` (from a timer thread, which only a stopped run has).
 
-A run that nobody stops costs the spawn and a few system calls: two pipes, a pidfd, the group's
-kill and the reap; it makes no thread, event or extra file descriptor.
+A :meth:`ProcessRunner.run` that nobody stops costs the spawn and a few system calls: two pipes,
+a pidfd, the group's kill and the reap; it makes no thread, event or extra file descriptor.
 
 Only Linux is supported by the agent; the code sticks to POSIX calls where it can.
 """
