@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from tests.store.support import add_worker
 
 from thresher.controller import polling
 from thresher.controller.farm import Farm
@@ -17,7 +18,7 @@ from thresher.controller.notifier import Notifier
 from thresher.controller.settings import ControllerSettings
 from thresher.core.clock import FakeClock
 from thresher.schemas import api
-from thresher.store.store import BlockSpec, JobSpec, Store, WorkerFacts
+from thresher.store.store import BlockSpec, JobSpec, Store
 
 
 @pytest.fixture
@@ -41,21 +42,6 @@ def _job(farm: Farm, frames: str) -> int:
     return farm.store.create_job(spec, now=farm.clock.now())
 
 
-def _worker(farm: Farm) -> int:
-    facts = WorkerFacts(
-        name="w1",
-        hostname="w1",
-        os="linux",
-        cores=4,
-        ram_bytes=1 << 30,
-        site="hq",
-        pools=(),
-        attributes={},
-        lanes=1,
-    )
-    return farm.store.register_worker(facts, token_id=None, now=farm.clock.now())
-
-
 def _poll(farm: Farm, worker_id: int, finished: list[api.AssignmentOut]) -> api.PollOut:
     body = api.PollIn(
         lanes=[0],
@@ -75,7 +61,7 @@ def test_a_poll_that_fails_after_its_finish_writes_nothing(
     farm: Farm, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     job_id = _job(farm, "1-3")
-    worker_id = _worker(farm)
+    worker_id = add_worker(farm.store, "w1", farm.clock, lanes=1)
     first = _poll(farm, worker_id, []).assignments
     assert len(first) == 1
 

@@ -6,12 +6,13 @@ from __future__ import annotations
 import pytest
 import sqlalchemy as sa
 
+from tests.store.support import add_worker
 from thresher.core.clock import FakeClock
 from thresher.core.errors import NotFound
 from thresher.core.model import Assignment
 from thresher.engines import source_hash
 from thresher.store.engines import EngineSource
-from thresher.store.store import BlockSpec, JobSpec, Store, WorkerFacts
+from thresher.store.store import BlockSpec, JobSpec, Store
 from thresher.store.tables import attempts
 
 
@@ -38,21 +39,6 @@ def claim(store: Store, worker_id: int) -> Assignment:
         if got is not None:
             return got
     raise AssertionError("nothing to claim")
-
-
-def worker(store: Store) -> int:
-    facts = WorkerFacts(
-        name="w1",
-        hostname="w1",
-        os="linux",
-        cores=2,
-        ram_bytes=1 << 30,
-        site="hq",
-        pools=(),
-        attributes={},
-        lanes=2,
-    )
-    return store.register_worker(facts, token_id=None, now=0.0)
 
 
 def test_builtins_are_revision_0_and_resyncing_follows_the_package(store: Store) -> None:
@@ -114,7 +100,7 @@ def test_unknown_names_and_revisions_are_not_found(store: Store) -> None:
 
 
 def test_a_claim_stamps_the_current_revision_on_its_attempt(store: Store) -> None:
-    worker_id = worker(store)
+    worker_id = add_worker(store, "w1", FakeClock(0.0))
     store.publish_engine("mine", source("m1"), by="admin", now=0.0)
     engine_job(store, "mine")
     # GIVEN a task claimed while revision 1 is current
@@ -137,7 +123,7 @@ def test_a_claim_stamps_the_current_revision_on_its_attempt(store: Store) -> Non
 
 
 def test_command_jobs_carry_no_engine(store: Store) -> None:
-    worker_id = worker(store)
+    worker_id = add_worker(store, "w1", FakeClock(0.0))
     block = BlockSpec(name="main", frames="1", chunk=1)
     spec = JobSpec(
         name="cmd",
@@ -153,7 +139,7 @@ def test_command_jobs_carry_no_engine(store: Store) -> None:
 
 
 def test_an_engine_without_a_current_revision_is_stamped_empty(store: Store) -> None:
-    worker_id = worker(store)
+    worker_id = add_worker(store, "w1", FakeClock(0.0))
     store.sync_builtin_engines({"gone": source("g")}, now=0.0)
     engine_job(store, "gone", frames="1")
     store.sync_builtin_engines({}, now=0.0)  # the package no longer ships it
@@ -162,7 +148,7 @@ def test_an_engine_without_a_current_revision_is_stamped_empty(store: Store) -> 
 
 
 def test_output_files_are_kept_on_the_attempt_once_each(store: Store) -> None:
-    worker_id = worker(store)
+    worker_id = add_worker(store, "w1", FakeClock(0.0))
     store.publish_engine("mine", source("m1"), by="admin", now=0.0)
     engine_job(store, "mine", frames="1")
     a = claim(store, worker_id)
