@@ -63,7 +63,7 @@ def poll(url: str, token: str) -> api.PollOut:
     async def go() -> api.PollOut:
         agent = AgentClient(url, token)
         try:
-            return await agent.poll(api.PollIn(want=1))
+            return await agent.poll(api.PollIn(lanes=[0]))
         finally:
             await agent.aclose()
 

@@ -78,7 +78,7 @@ class SimWorker:
         if wait_s is None:
             wait_s = 5.0 if want else 0.0
         body = api.PollIn(
-            want=want,
+            lanes=list(range(want)),
             wait_s=wait_s,
             running=[
                 api.RunningIn(attempt_id=a.attempt_id, token=a.token)

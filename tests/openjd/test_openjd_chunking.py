@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from openjd.model import StepParameterSpaceIterator
 
-from thresher.controller.openjd_jobs import block_spec
+from thresher.controller.compile.openjd import block_spec
 from thresher.core.chunk_plan import ADAPTIVE_CHUNK, ChunkPlan
 from thresher.openjd import plan_job
 

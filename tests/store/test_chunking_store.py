@@ -9,12 +9,12 @@ from collections import Counter
 
 import sqlalchemy as sa
 
-from tests.store.support import add_worker
+from tests.store.support import add_worker, block
 from thresher.core.chunk_plan import ADAPTIVE_CHUNK, ChunkPlan, ItemGrid
 from thresher.core.clock import FakeClock
-from thresher.core.model import Assignment, Counts
+from thresher.core.model import Assignment, Counts, JobSpec
 from thresher.core.states import AttemptStatus, JobStatus, TaskStatus
-from thresher.store.store import BlockSpec, FinishReport, JobSpec, Store
+from thresher.store.store import FinishReport, Store
 from thresher.store.tables import blocks, tasks
 
 ITEMS = 60
@@ -22,7 +22,7 @@ ITEMS = 60
 
 def adaptive_job(size: int = 2, *, target_s: float = 10.0, retries: int = 1) -> JobSpec:
     plan = ChunkPlan.start(ItemGrid.of_lengths(1, [ITEMS]), size, target_s=target_s)
-    block = BlockSpec(
+    spec_block = block(
         name="render",
         frames=f"0-{ITEMS - 1}",
         chunk=ADAPTIVE_CHUNK,
@@ -30,7 +30,7 @@ def adaptive_job(size: int = 2, *, target_s: float = 10.0, retries: int = 1) -> 
         chunking=plan.to_json(),
     )
     return JobSpec(
-        name="adaptive", owner="alice", priority=50, kind="openjd", blocks=(block,), payload={}
+        name="adaptive", owner="alice", priority=50, kind="openjd", blocks=(spec_block,), payload={}
     )
 
 

@@ -6,13 +6,13 @@ from __future__ import annotations
 import pytest
 import sqlalchemy as sa
 
-from tests.store.support import add_worker
+from tests.store.support import add_worker, block
 from thresher.core.clock import FakeClock
 from thresher.core.errors import NotFound
-from thresher.core.model import Assignment
+from thresher.core.model import Assignment, JobSpec
 from thresher.engines import source_hash
 from thresher.store.engines import EngineSource
-from thresher.store.store import BlockSpec, JobSpec, Store
+from thresher.store.store import Store
 from thresher.store.tables import attempts
 
 
@@ -26,9 +26,9 @@ def source(text: str, **settings: object) -> EngineSource:
 
 
 def engine_job(store: Store, engine: str, *, frames: str = "1-4") -> int:
-    block = BlockSpec(name="main", frames=frames, chunk=1, engine=engine)
+    spec_block = block(name="main", frames=frames, chunk=1, engine=engine)
     spec = JobSpec(
-        name=engine, owner="alice", priority=50, kind="engine", blocks=(block,), payload={}
+        name=engine, owner="alice", priority=50, kind="engine", blocks=(spec_block,), payload={}
     )
     return store.create_job(spec, now=0.0)
 
@@ -124,13 +124,13 @@ def test_a_claim_stamps_the_current_revision_on_its_attempt(store: Store) -> Non
 
 def test_command_jobs_carry_no_engine(store: Store) -> None:
     worker_id = add_worker(store, "w1", FakeClock(0.0))
-    block = BlockSpec(name="main", frames="1", chunk=1)
+    spec_block = block(name="main", frames="1", chunk=1)
     spec = JobSpec(
         name="cmd",
         owner="alice",
         priority=50,
         kind="command",
-        blocks=(block,),
+        blocks=(spec_block,),
         payload={"commands": [["true"]]},
     )
     store.create_job(spec, now=0.0)

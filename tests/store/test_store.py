@@ -13,13 +13,13 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from tests.store.support import add_worker
+from tests.store.support import add_worker, block
 from thresher.core.clock import FakeClock
 from thresher.core.errors import Conflict, NotFound, StaleAttempt
 from thresher.core.lanes import Nimby
-from thresher.core.model import Assignment, Counts
+from thresher.core.model import Assignment, Counts, JobSpec
 from thresher.core.states import AttemptStatus, JobStatus, TaskStatus, WorkerStatus
-from thresher.store.store import BlockSpec, FinishReport, JobSpec, Store
+from thresher.store.store import FinishReport, Store
 from thresher.store.tables import attempts, blocks, tasks
 
 LEASE_S = 15.0
@@ -36,7 +36,7 @@ def job_spec(
     after: tuple[int, ...] = (),
     paused: bool = False,
 ) -> JobSpec:
-    block = BlockSpec(
+    spec_block = block(
         name="main", frames=frames, chunk=chunk, priority_frames=priority_frames, retries=retries
     )
     return JobSpec(
@@ -44,7 +44,7 @@ def job_spec(
         owner="alice",
         priority=priority,
         kind="command",
-        blocks=(block,),
+        blocks=(spec_block,),
         after=after,
         payload={"commands": [["echo", "{start}"]]},
         paused=paused,

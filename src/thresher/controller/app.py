@@ -39,7 +39,7 @@ async def _sweep_forever(farm: Farm) -> None:
     while True:
         await asyncio.sleep(farm.settings.sweep_every_s)
         try:
-            expired = farm.sweep()
+            expired = farm.agents.sweep()
         except Exception:  # the sweeper must outlive a failed round (database restarting...)
             log.exception("sweep failed")
             continue
@@ -61,9 +61,7 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         farm = Farm(store, clock, settings, Notifier())
         app.state.farm = farm
-        # Workers that were attached before a restart get one lease to come back.
-        store.refresh_all_workers(clock.now())
-        farm.engines.sync_builtins()  # built-in engines are revision 0 of their names
+        farm.start(clock.now())
         task = asyncio.create_task(_sweep_forever(farm)) if sweeper else None
         try:
             yield
@@ -84,12 +82,12 @@ def create_app(
         app.include_router(module.router)
     app.include_router(engines.router)
     app.include_router(engines.agent_router)
-    app.include_router(templates.router)  # OpenJD (issue 5)
-    app.include_router(renderacre.router)  # renderacre's submit_job (issue 5)
-    app.include_router(deadline.router)  # Deadline Cloud's CreateJob & co (issue 5)
+    app.include_router(templates.router)  # OpenJD templates
+    app.include_router(renderacre.router)  # renderacre's submit_job
+    app.include_router(deadline.router)  # Deadline Cloud's CreateJob & co
     app.include_router(deadline.admin_router)
     deadline.install(app)
-    for scheduling in (limits, pools, nimby):  # issue 3
+    for scheduling in (limits, pools, nimby):
         app.include_router(scheduling.router)
 
     @app.get("/healthz", tags=["health"])

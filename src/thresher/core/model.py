@@ -61,58 +61,82 @@ class Counts:
 
 
 @dataclass(frozen=True)
-class BlockRecord:
-    id: int
-    job_id: int
-    index: int
+class BlockSpec:
+    """One stage of a job as submitted and compiled: what it runs and how it is cut and
+    scheduled. The one shape of a block's definition: the compile step makes it, the store
+    keeps it column for column, `BlockRecord` carries it, responses show it."""
+
     name: str
-    frames: str
-    chunk: int
-    priority_frames: str | None
-    retries: int
-    max_runtime_s: float | None
-    cursor: int
-    counts: Counts
-    mean_runtime_s: float | None
-    # Scheduling (issue 3)
-    engine: str | None = None
+    frames: str  # frame set: 1-100, 5-250x5, 1-10,20, 1-100:10
+    chunk: int  # frames per task; ADAPTIVE_CHUNK with a chunk plan
+    task_count: int  # computed once, when the submission is compiled
+    priority_frames: str | None = None
+    retries: int = 3
+    max_runtime_s: float | None = None
+    engine: str | None = None  # what a lane must run; None: the job's kind
     capacity: int = 1000
     limits: tuple[str, ...] = ()
     min_runtime_s: float | None = None
     preview_every: int | None = None
-    after: tuple[int, ...] = ()
-    after_frames: tuple[int, ...] = ()
-    errors_to_avoid: int | None = None
+    after: tuple[int, ...] = ()  # block indices this block waits for, whole
+    after_frames: tuple[int, ...] = ()  # block indices this block waits for, frame by frame
+    errors_to_avoid: int | None = None  # None: the controller's default
     forgive_s: float | None = None
-    host_filters: str = ""  # OpenJD (issue 5): the block's own filters, on top of the job's
+    host_filters: str = ""  # the block's own filters on top of the job's (OpenJD hostRequirements)
+    # OpenJD adaptive chunking: the first chunk plan (`ChunkPlan.to_json()`), with `chunk`
+    # ADAPTIVE_CHUNK and `frames` the item positions.
+    chunking: Mapping[str, Any] | None = None
 
 
 @dataclass(frozen=True)
-class JobRecord:
-    id: int
+class JobSpec:
+    """A job as submitted and compiled, with its blocks; `priority` and `paused` are what
+    they are now (people change them)."""
+
     name: str
     owner: str
     priority: int
     kind: str
-    paused: bool
-    canceled: bool
-    after: tuple[int, ...]
-    env: Mapping[str, str]
-    cwd: str | None
-    payload: Mapping[str, Any]
-    created_at: float
-    finished_at: float | None
-    counts: Counts
-    status: JobStatus
-    status_reason: str | None = None
-    blocks: tuple[BlockRecord, ...] = field(default=())
-    # Scheduling (issue 3)
+    blocks: tuple[BlockSpec, ...]
+    after: tuple[int, ...] = ()
+    env: Mapping[str, str] = field(default_factory=dict)
+    cwd: str | None = None
+    payload: Mapping[str, Any] = field(default_factory=dict)
+    paused: bool = False
     filters: str = ""
     max_running: int | None = None
     max_running_per_host: int | None = None
     preempt: bool = False
     after_name: str | None = None
     after_global: bool = False
+
+
+@dataclass(frozen=True)
+class BlockRecord:
+    """A stored block: its spec and where it stands."""
+
+    id: int
+    job_id: int
+    index: int
+    spec: BlockSpec
+    cursor: int
+    counts: Counts
+    mean_runtime_s: float | None
+
+
+@dataclass(frozen=True)
+class JobRecord:
+    """A stored job: its spec, its blocks and where it stands (status derived, never stored)."""
+
+    id: int
+    spec: JobSpec
+    canceled: bool
+    created_at: float
+    finished_at: float | None
+    counts: Counts
+    status: JobStatus
+    status_reason: str | None = None
+    blocks: tuple[BlockRecord, ...] = field(default=())
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from enum import StrEnum
 
+from thresher.core.errors import Conflict
+
 
 class TaskStatus(StrEnum):
     WAITING = "waiting"  # never dispatched (no row)
@@ -70,6 +72,31 @@ TASK_TRANSITIONS: dict[TaskStatus, frozenset[TaskStatus]] = {
 }
 
 
+#: Allowed attempt transitions: an attempt runs, then ends once with one outcome.
+ATTEMPT_TRANSITIONS: dict[AttemptStatus, frozenset[AttemptStatus]] = {
+    AttemptStatus.RUNNING: frozenset(set(AttemptStatus) - {AttemptStatus.RUNNING}),
+    **{status: frozenset() for status in AttemptStatus if status is not AttemptStatus.RUNNING},
+}
+
+
+class IllegalTransition(Conflict):
+    """A status write that the transition table forbids: a bug, or a report gone stale."""
+
+    code = "illegal_transition"
+
+
 def can_move(old: TaskStatus, new: TaskStatus) -> bool:
     """Whether a task may go from `old` to `new`."""
     return new in TASK_TRANSITIONS[old]
+
+
+def check_move(old: TaskStatus, new: TaskStatus, *, what: str = "task") -> None:
+    """Raise `IllegalTransition` unless a task may go from `old` to `new`."""
+    if not can_move(old, new):
+        raise IllegalTransition(f"{what} cannot go from {old} to {new}", field="status")
+
+
+def check_attempt_move(old: AttemptStatus, new: AttemptStatus) -> None:
+    """Raise `IllegalTransition` unless an attempt may go from `old` to `new`."""
+    if new not in ATTEMPT_TRANSITIONS[old]:
+        raise IllegalTransition(f"attempt cannot go from {old} to {new}", field="status")

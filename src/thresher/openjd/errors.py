@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -136,11 +136,3 @@ def _issues_from_text(text: str) -> list[TemplateIssue]:
 
 def _opens_located(body: Sequence[str], i: int) -> bool:
     return body[i].endswith(":") and i + 1 < len(body) and body[i + 1].startswith("\t")
-
-
-def render_issues(issues: Iterable[TemplateIssue]) -> str:
-    """The issues as the library renders them (`location:` then a tab-indented message)."""
-    return "\n".join(
-        f"{issue.location}:\n\t{issue.message}" if issue.location else issue.message
-        for issue in issues
-    )

@@ -11,12 +11,6 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-class ErrorBody(BaseModel):
-    error: str = Field(description="machine-readable code, e.g. 'invalid', 'not_found'")
-    message: str
-    field: str | None = None
-
-
 # -- jobs ----------------------------------------------------------------------------------------
 
 
@@ -394,24 +388,16 @@ class ReportIn(Strict):
 
 
 class PollIn(Strict):
-    want: int = Field(
-        default=0, ge=0, le=1024, description="free lanes: tasks the worker can start now"
-    )
-    ahead: int = Field(
-        default=0,
-        ge=0,
-        le=1024,
-        description="extra tasks it may hold ahead (granted for short tasks only)",
-    )
     wait_s: float = Field(default=0, ge=0, le=60, description="how long to hold the poll open")
     running: list[RunningIn] = Field(default_factory=list)
     output: list[OutputBatch] = Field(default_factory=list)
     finished: list[FinishIn] = Field(default_factory=list)
-    lanes: list[int] | None = Field(
-        default=None, description="free lanes by index (then `want` is ignored); each gets one task"
+    lanes: list[int] = Field(
+        default_factory=list, max_length=1024, description="free lanes by index; each gets a task"
     )
     ahead_lanes: list[int] = Field(
         default_factory=list,
+        max_length=4096,
         description="lanes that may hold one more short task ahead (repeat a lane for more)",
     )
     nimby: Literal["paused", "stopped"] | None = Field(

@@ -331,7 +331,7 @@ class AttemptsStore(StoreBase):
 
     def cancel_task_attempt(self, job_id: int, block_index: int, index: int, reason: str) -> bool:
         """Ask the worker running this task to stop it (for skip or retry of a running task)."""
-        with self.engine.begin() as conn:
+        with self._begin() as conn:
             block = self._block_row(conn, job_id, block_index)
             task_id = conn.scalar(
                 sa.select(tasks.c.id).where(tasks.c.block_id == block.id, tasks.c.idx == index)
@@ -391,7 +391,7 @@ class AttemptsStore(StoreBase):
         )
 
     def task_attempts(self, job_id: int, block_index: int, index: int) -> list[AttemptRecord]:
-        with self.engine.connect() as conn:
+        with self._connect() as conn:
             block = self._block_row(conn, job_id, block_index)
             rows = conn.execute(
                 self._attempt_query().where(tasks.c.block_id == block.id, tasks.c.idx == index)
@@ -399,7 +399,7 @@ class AttemptsStore(StoreBase):
         return [self._attempt_record(r) for r in rows]
 
     def job_attempts(self, job_id: int) -> list[AttemptRecord]:
-        with self.engine.connect() as conn:
+        with self._connect() as conn:
             rows = conn.execute(self._attempt_query().where(attempts.c.job_id == job_id)).all()
         return [self._attempt_record(r) for r in rows]
 
@@ -407,7 +407,7 @@ class AttemptsStore(StoreBase):
         self, job_id: int, block_index: int, index: int, *, after_id: int = 0, limit: int = 10_000
     ) -> list[tuple[int, int, str, str]]:
         """(line id, attempt id, stream, text) of every attempt of the task, oldest first."""
-        with self.engine.connect() as conn:
+        with self._connect() as conn:
             block = self._block_row(conn, job_id, block_index)
             rows = conn.execute(
                 sa.select(

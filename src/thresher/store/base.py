@@ -16,7 +16,7 @@ from thresher.core.frames import FrameSet, TaskLayout
 from thresher.core.model import (
     Counts,
 )
-from thresher.core.states import AttemptStatus, TaskStatus
+from thresher.core.states import AttemptStatus, TaskStatus, check_move
 from thresher.store.db import create_engine, migrate
 from thresher.store.tables import blocks, tasks
 
@@ -218,6 +218,8 @@ class StoreBase:
     def _insert_task(
         self, conn: sa.Connection, block: Any, index: int, status: TaskStatus, now: float
     ) -> int:
+        if status is not TaskStatus.WAITING:  # a row for a task that stays waiting is no move
+            check_move(TaskStatus.WAITING, status)
         result = conn.execute(
             tasks.insert().values(
                 block_id=block.id,
@@ -241,7 +243,10 @@ class StoreBase:
         now: float,
         **extra: Any,
     ) -> None:
-        """Change one task's status and the block counters with it, in the caller's transaction."""
+        """Change one task's status and the block counters with it, in the caller's transaction.
+        Every task status write goes through here (or `_insert_task`), so the transition table
+        (`core.states.TASK_TRANSITIONS`) holds for all of them."""
+        check_move(old, new)
         values = {"status": new.value, "updated_at": now, **extra}
         conn.execute(
             _task_update(frozenset(values)),

@@ -127,7 +127,7 @@ class EnginesStore(StoreBase):
     def sync_builtin_engines(self, builtins: Mapping[str, EngineSource], *, now: float) -> None:
         """Make revision 0 of each name this controller's built-in source, add a registry row
         for new names, and drop revision 0 of names no longer built in."""
-        with self.engine.begin() as conn:
+        with self._begin() as conn:
             rows = {
                 r.name: r
                 for r in conn.execute(
@@ -183,7 +183,7 @@ class EnginesStore(StoreBase):
     def publish_engine(self, name: str, engine: EngineSource, *, by: str, now: float) -> int:
         """Store a new revision of ``name`` and make it current; returns its number."""
         try:
-            with self.engine.begin() as conn:
+            with self._begin() as conn:
                 latest = conn.scalar(
                     sa.select(sa.func.max(engine_revisions.c.revision)).where(
                         engine_revisions.c.name == name
@@ -222,12 +222,12 @@ class EnginesStore(StoreBase):
 
     def list_engines(self) -> list[EngineRecord]:
         """Every engine name, by name."""
-        with self.engine.connect() as conn:
+        with self._connect() as conn:
             rows = conn.execute(sa.select(engines).order_by(engines.c.name)).all()
             return self._records(conn, rows)
 
     def get_engine(self, name: str) -> EngineRecord:
-        with self.engine.connect() as conn:
+        with self._connect() as conn:
             rows = conn.execute(sa.select(engines).where(engines.c.name == name)).all()
             if not rows:
                 raise NotFound(f"no engine named {name!r}", field="name")
@@ -275,7 +275,7 @@ class EnginesStore(StoreBase):
 
     def engine_revisions(self, name: str) -> list[EngineRevisionRecord]:
         """Every revision of ``name``, oldest first."""
-        with self.engine.connect() as conn:
+        with self._connect() as conn:
             rows = conn.execute(
                 sa.select(*_REVISION_COLUMNS)
                 .where(engine_revisions.c.name == name)
@@ -285,7 +285,7 @@ class EnginesStore(StoreBase):
 
     def engine_source(self, name: str, revision: int) -> tuple[EngineRevisionRecord, str]:
         """One revision and its source text; NotFound when there is no such revision."""
-        with self.engine.connect() as conn:
+        with self._connect() as conn:
             row = conn.execute(
                 sa.select(*_REVISION_COLUMNS, engine_revisions.c.source).where(
                     engine_revisions.c.name == name, engine_revisions.c.revision == revision
@@ -296,7 +296,7 @@ class EnginesStore(StoreBase):
         return _revision_record(row), str(row.source)
 
     def set_engine_enabled(self, name: str, enabled: bool, *, now: float) -> None:
-        with self.engine.begin() as conn:
+        with self._begin() as conn:
             result = conn.execute(
                 engines.update()
                 .where(engines.c.name == name)
@@ -307,7 +307,7 @@ class EnginesStore(StoreBase):
 
     def set_current_engine_revision(self, name: str, revision: int, *, now: float) -> None:
         """Point ``name`` at an existing revision (a rollback, or back to the built-in one)."""
-        with self.engine.begin() as conn:
+        with self._begin() as conn:
             exists = conn.scalar(
                 sa.select(engine_revisions.c.id).where(
                     engine_revisions.c.name == name, engine_revisions.c.revision == revision

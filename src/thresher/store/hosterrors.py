@@ -49,7 +49,7 @@ class HostErrorsStore(StoreBase):
             query = query.where(host_errors.c.job_id == job_id)
         if since is not None:
             query = query.where(host_errors.c.at > since)
-        with self.engine.connect() as conn:
+        with self._connect() as conn:
             rows = conn.execute(query).all()
         return [HostError(r.worker_id, r.job_id, r.block_id, r.at) for r in rows]
 
@@ -58,7 +58,7 @@ class HostErrorsStore(StoreBase):
     ) -> int:
         """Forgive hosts now: forget the job's errors (of one block, of one worker). Returns how
         many errors were forgotten."""
-        with self.engine.begin() as conn:
+        with self._begin() as conn:
             query = host_errors.delete().where(host_errors.c.job_id == job_id)
             if block_index is not None:
                 block_id = conn.scalar(
@@ -75,7 +75,7 @@ class HostErrorsStore(StoreBase):
 
     def clear_sick(self, worker_id: int, *, now: float) -> None:
         """A worker marked sick takes work again; only failures after now count towards it."""
-        with self.engine.begin() as conn:
+        with self._begin() as conn:
             done = conn.execute(
                 workers.update().where(workers.c.id == worker_id).values(sick_cleared_at=now)
             ).rowcount

@@ -2,34 +2,70 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import dataclasses
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import sqlalchemy as sa
 
-from thresher.core.chunk_plan import ADAPTIVE_CHUNK, ChunkPlan, PlannedLayout
 from thresher.core.deps import jobs_waiting
 from thresher.core.errors import NotFound
-from thresher.core.frames import FrameSet, TaskLayout
 from thresher.core.model import (
     BlockRecord,
+    BlockSpec,
     Counts,
     JobRecord,
+    JobSpec,
     derive_job_status,
 )
 from thresher.core.states import AttemptStatus, JobStatus, TaskStatus
 from thresher.store.base import StoreBase, _counts
-from thresher.store.records import (
-    BlockSpec,
-    JobSpec,
-)
 from thresher.store.tables import attempts, blocks, jobs, log_lines, tasks
+
+_BLOCK_FIELDS = tuple(f.name for f in dataclasses.fields(BlockSpec))
+_JOB_FIELDS = tuple(f.name for f in dataclasses.fields(JobSpec) if f.name != "blocks")
+_BLOCK_STATE = {
+    "cursor": 0,
+    "n_queued": 0,
+    "n_running": 0,
+    "n_succeeded": 0,
+    "n_failed": 0,
+    "n_skipped": 0,
+    "n_canceled": 0,
+    "runtime_sum": 0.0,
+    "runtime_n": 0,
+}
+
+
+def _column(value: Any) -> Any:
+    """A spec's value as its column holds it (JSON columns hold lists and objects)."""
+    if isinstance(value, tuple):
+        return list(value)
+    if isinstance(value, Mapping):
+        return dict(value)
+    return value
+
+
+def _field(value: Any) -> Any:
+    """A column's value as a spec holds it (frozen: lists become tuples)."""
+    return tuple(value) if isinstance(value, list) else value
+
+
+def block_spec_of(row: Any) -> BlockSpec:
+    """The spec of a block row: every field of `BlockSpec` is a column of the same name."""
+    return BlockSpec(**{name: _field(getattr(row, name)) for name in _BLOCK_FIELDS})
+
+
+def job_spec_of(row: Any, blocks: tuple[BlockSpec, ...]) -> JobSpec:
+    """The spec of a job row: every field of `JobSpec` but its blocks is a column."""
+    return JobSpec(blocks=blocks, **{name: _field(getattr(row, name)) for name in _JOB_FIELDS})
 
 
 class JobsStore(StoreBase):
     def create_job(self, spec: JobSpec, *, now: float) -> int:
-        """Insert a job and its blocks. No task rows: tasks are computed from the blocks."""
-        with self.engine.begin() as conn:
+        """Insert a compiled job and its blocks. No task rows: tasks are computed from the
+        blocks. The spec was checked when it was compiled; the store only keeps it."""
+        with self._begin() as conn:
             if spec.after:
                 found = conn.scalars(sa.select(jobs.c.id).where(jobs.c.id.in_(spec.after))).all()
                 missing = sorted(set(spec.after) - set(found))
@@ -37,78 +73,25 @@ class JobsStore(StoreBase):
                     raise NotFound(f"job {missing[0]} does not exist", field="after")
             job_id = conn.execute(
                 jobs.insert().values(
-                    name=spec.name,
-                    owner=spec.owner,
-                    priority=spec.priority,
-                    kind=spec.kind,
-                    paused=spec.paused,
                     canceled=False,
-                    after=list(spec.after),
-                    env=dict(spec.env or {}),
-                    cwd=spec.cwd,
-                    payload=dict(spec.payload or {}),
                     created_at=now,
                     finished_at=None,
-                    filters=spec.filters,
-                    max_running=spec.max_running,
-                    max_running_per_host=spec.max_running_per_host,
-                    preempt=spec.preempt,
-                    after_name=spec.after_name,
-                    after_global=spec.after_global,
+                    **{name: _column(getattr(spec, name)) for name in _JOB_FIELDS},
                 )
             ).inserted_primary_key[0]  # type: ignore[index]
             conn.execute(
                 blocks.insert(),
-                [self._block_values(int(job_id), i, b) for i, b in enumerate(spec.blocks)],
+                [
+                    {
+                        "job_id": int(job_id),
+                        "idx": index,
+                        **_BLOCK_STATE,
+                        **{name: _column(getattr(block, name)) for name in _BLOCK_FIELDS},
+                    }
+                    for index, block in enumerate(spec.blocks)
+                ],
             )
         return int(job_id)
-
-    @staticmethod
-    def _block_values(job_id: int, index: int, spec: BlockSpec) -> dict[str, Any]:
-        layout: TaskLayout
-        if spec.chunking is not None:  # OpenJD adaptive chunking: the plan cuts the items
-            layout = PlannedLayout.of(ChunkPlan.from_json(spec.chunking))
-            if spec.chunk != ADAPTIVE_CHUNK or FrameSet.parse(spec.frames) != layout.frames:
-                raise ValueError("a chunk plan's block has chunk 0 and its items as frames")
-        else:
-            layout = TaskLayout(
-                FrameSet.parse(spec.frames),
-                spec.chunk,
-                priority_frames=FrameSet.parse(spec.priority_frames, field="priority_frames")
-                if spec.priority_frames
-                else None,
-            )
-        return {
-            "job_id": job_id,
-            "idx": index,
-            "name": spec.name,
-            "frames": spec.frames,
-            "chunk": spec.chunk,
-            "priority_frames": spec.priority_frames,
-            "task_count": layout.task_count,
-            "retries": spec.retries,
-            "max_runtime_s": spec.max_runtime_s,
-            "cursor": 0,
-            "n_queued": 0,
-            "n_running": 0,
-            "n_succeeded": 0,
-            "n_failed": 0,
-            "n_skipped": 0,
-            "n_canceled": 0,
-            "runtime_sum": 0.0,
-            "runtime_n": 0,
-            "engine": spec.engine,
-            "capacity": spec.capacity,
-            "limits": list(spec.limits),
-            "min_runtime_s": spec.min_runtime_s,
-            "preview_every": spec.preview_every,
-            "after": list(spec.after),
-            "after_frames": list(spec.after_frames),
-            "errors_to_avoid": spec.errors_to_avoid,
-            "forgive_s": spec.forgive_s,
-            "host_filters": spec.host_filters,
-            "chunking": dict(spec.chunking) if spec.chunking is not None else None,
-        }
 
     def _deps_state(self, conn: sa.Connection, after: Iterable[int]) -> tuple[bool, str | None]:
         """(pending, reason): whether some job in `after` has not succeeded, and why."""
@@ -135,25 +118,10 @@ class JobsStore(StoreBase):
                 id=b.id,
                 job_id=b.job_id,
                 index=b.idx,
-                name=b.name,
-                frames=b.frames,
-                chunk=b.chunk,
-                priority_frames=b.priority_frames,
-                retries=b.retries,
-                max_runtime_s=b.max_runtime_s,
+                spec=block_spec_of(b),
                 cursor=b.cursor,
                 counts=_counts(b),
                 mean_runtime_s=(b.runtime_sum / b.runtime_n) if b.runtime_n else None,
-                engine=b.engine,
-                capacity=b.capacity,
-                limits=tuple(b.limits),
-                min_runtime_s=b.min_runtime_s,
-                preview_every=b.preview_every,
-                after=tuple(b.after),
-                after_frames=tuple(b.after_frames),
-                errors_to_avoid=b.errors_to_avoid,
-                forgive_s=b.forgive_s,
-                host_filters=b.host_filters,
             )
             for b in block_rows
         )
@@ -166,29 +134,24 @@ class JobsStore(StoreBase):
         )
         return JobRecord(
             id=row.id,
-            name=row.name,
-            owner=row.owner,
-            priority=row.priority,
-            kind=row.kind,
-            paused=row.paused,
+            spec=job_spec_of(row, tuple(b.spec for b in block_recs)),
             canceled=row.canceled,
-            after=tuple(row.after),
-            env=row.env,
-            cwd=row.cwd,
-            payload=row.payload,
             created_at=row.created_at,
             finished_at=row.finished_at,
             counts=counts,
             status=status,
             status_reason=reason if status is JobStatus.WAITING else None,
             blocks=block_recs,
-            filters=row.filters,
-            max_running=row.max_running,
-            max_running_per_host=row.max_running_per_host,
-            preempt=row.preempt,
-            after_name=row.after_name,
-            after_global=row.after_global,
         )
+
+    def missing_jobs(self, ids: Iterable[int]) -> list[int]:
+        """Which of these job ids do not exist, sorted."""
+        wanted = set(ids)
+        if not wanted:
+            return []
+        with self._connect() as conn:
+            found = set(conn.scalars(sa.select(jobs.c.id).where(jobs.c.id.in_(wanted))))
+        return sorted(wanted - found)
 
     def get_job(self, job_id: int) -> JobRecord:
         with self._connect() as conn:
@@ -212,7 +175,7 @@ class JobsStore(StoreBase):
             query = query.where(jobs.c.owner == owner)
         out: list[JobRecord] = []
         skipped = 0
-        with self.engine.connect() as conn:
+        with self._connect() as conn:
             page = 500
             start = 0
             while len(out) < limit:
@@ -241,7 +204,7 @@ class JobsStore(StoreBase):
             values["paused"] = paused
         if canceled is not None:
             values["canceled"] = canceled
-        with self.engine.begin() as conn:
+        with self._begin() as conn:
             if (
                 conn.execute(jobs.update().where(jobs.c.id == job_id).values(**values)).rowcount
                 != 1
@@ -249,7 +212,7 @@ class JobsStore(StoreBase):
                 raise NotFound(f"job {job_id} does not exist", field="job_id")
 
     def set_priority(self, job_id: int, priority: int) -> None:
-        with self.engine.begin() as conn:
+        with self._begin() as conn:
             result = conn.execute(
                 jobs.update().where(jobs.c.id == job_id).values(priority=priority)
             )
@@ -258,7 +221,7 @@ class JobsStore(StoreBase):
 
     def request_cancel_running(self, job_id: int, reason: str) -> int:
         """Mark the job's running attempts to be stopped at their worker's next poll."""
-        with self.engine.begin() as conn:
+        with self._begin() as conn:
             return int(
                 conn.execute(
                     attempts.update()
@@ -274,7 +237,7 @@ class JobsStore(StoreBase):
     def withdraw_stop_requests(self, job_id: int, reason: str) -> int:
         """Running attempts asked to stop for `reason` (a pause, a cancel) may go on after all;
         a worker that already stopped one reports it, and the task is requeued."""
-        with self.engine.begin() as conn:
+        with self._begin() as conn:
             return int(
                 conn.execute(
                     attempts.update()
@@ -291,7 +254,7 @@ class JobsStore(StoreBase):
         """Put the job's tasks in `statuses` back in the queue, with their failures forgiven."""
         names = [s.value for s in statuses]
         moved = 0
-        with self.engine.begin() as conn:
+        with self._begin() as conn:
             rows = conn.execute(
                 sa.select(tasks.c.id, tasks.c.block_id, tasks.c.status).where(
                     tasks.c.job_id == job_id, tasks.c.status.in_(names)
@@ -307,7 +270,7 @@ class JobsStore(StoreBase):
         return moved
 
     def delete_job(self, job_id: int) -> None:
-        with self.engine.begin() as conn:
+        with self._begin() as conn:
             attempt_ids = sa.select(attempts.c.id).where(attempts.c.job_id == job_id)
             conn.execute(log_lines.delete().where(log_lines.c.attempt_id.in_(attempt_ids)))
             conn.execute(attempts.delete().where(attempts.c.job_id == job_id))

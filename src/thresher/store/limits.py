@@ -19,7 +19,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from thresher.core.errors import InvalidInput, NotFound
+from thresher.core.errors import NotFound
 from thresher.core.ordering import LimitState, limits_allow
 from thresher.store.base import StoreBase
 from thresher.store.tables import limit_holds, limits
@@ -124,13 +124,13 @@ class LimitsStore(StoreBase):
             "max_hosts": max_hosts,
             "updated_at": now,
         }
-        with self.engine.begin() as conn:
+        with self._begin() as conn:
             if conn.execute(limits.update().where(limits.c.name == name).values(**values)).rowcount:
                 return
             conn.execute(limits.insert().values(name=name, **values))
 
     def delete_limit(self, name: str) -> None:
-        with self.engine.begin() as conn:
+        with self._begin() as conn:
             if conn.execute(limits.delete().where(limits.c.name == name)).rowcount != 1:
                 raise NotFound(f"limit {name!r} does not exist", field="name")
 
@@ -139,7 +139,7 @@ class LimitsStore(StoreBase):
         query = sa.select(limits).order_by(limits.c.name)
         if names is not None:
             query = query.where(limits.c.name.in_(list(names)))
-        with self.engine.connect() as conn:
+        with self._connect() as conn:
             rows = conn.execute(query).all()
             usage = limit_usage(conn, [r.name for r in rows])
         return [
@@ -153,17 +153,11 @@ class LimitsStore(StoreBase):
             raise NotFound(f"limit {name!r} does not exist", field="name")
         return found[0]
 
-    def check_limits_exist(self, names: Iterable[str], *, field: str = "limits") -> None:
-        """Refuse (InvalidInput) a submission naming a limit that does not exist."""
+    def missing_limits(self, names: Iterable[str]) -> list[str]:
+        """Which of these limits do not exist, sorted."""
         wanted = set(names)
         if not wanted:
-            return
-        with self.engine.connect() as conn:
+            return []
+        with self._connect() as conn:
             found = set(conn.scalars(sa.select(limits.c.name).where(limits.c.name.in_(wanted))))
-        missing = sorted(wanted - found)
-        if missing:
-            raise InvalidInput(
-                f"limit {missing[0]!r} does not exist (create it with: thresher limits set "
-                f"{missing[0]} --max N)",
-                field=field,
-            )
+        return sorted(wanted - found)

@@ -13,27 +13,23 @@ from thresher.store.access_keys import AccessKeysStore
 from thresher.store.dispatch import ClaimOutcome, DispatchStore, Refused
 from thresher.store.engines import EnginesStore
 from thresher.store.records import (
-    BlockSpec,
     ClaimCandidate,
     FinishReport,
-    JobSpec,
     TokenRecord,
-    WorkerFacts,
+    WorkerRegistration,
 )
 from thresher.store.tasks import TasksStore
 from thresher.store.tokens import TokensStore
 from thresher.store.workers import WorkersStore
 
 __all__ = [
-    "BlockSpec",
     "ClaimCandidate",
     "ClaimOutcome",
     "FinishReport",
-    "JobSpec",
     "Refused",
     "Store",
     "TokenRecord",
-    "WorkerFacts",
+    "WorkerRegistration",
 ]
 
 

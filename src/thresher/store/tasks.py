@@ -22,7 +22,7 @@ class TasksStore(StoreBase):
         self, job_id: int, *, block_index: int = 0, offset: int = 0, limit: int = 100
     ) -> tuple[int, list[TaskRecord]]:
         """(total, page): one page of a block's tasks by index, waiting ones synthesised."""
-        with self.engine.connect() as conn:
+        with self._connect() as conn:
             block = self._block_row(conn, job_id, block_index)
             layout = self.block_layout(block)
             stop = min(offset + limit, layout.task_count)
@@ -72,7 +72,7 @@ class TasksStore(StoreBase):
         self, job_id: int, block_index: int, index: int, new: TaskStatus, *, now: float
     ) -> TaskStatus:
         """Retry (QUEUED) or skip (SKIPPED) one task; returns its old status."""
-        with self.engine.begin() as conn:
+        with self._begin() as conn:
             block = self._block_row(conn, job_id, block_index)
             if block.chunk == ADAPTIVE_CHUNK:  # no re-plan may cut the task again meanwhile
                 block = conn.execute(

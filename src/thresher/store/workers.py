@@ -15,13 +15,15 @@ from thresher.core.model import (
 from thresher.core.states import AttemptStatus, WorkerStatus
 from thresher.store.attempts import AttemptsStore
 from thresher.store.records import (
-    WorkerFacts,
+    WorkerRegistration,
 )
 from thresher.store.tables import attempts, workers
 
 
 class WorkersStore(AttemptsStore):
-    def register_worker(self, facts: WorkerFacts, *, token_id: int | None, now: float) -> int:
+    def register_worker(
+        self, facts: WorkerRegistration, *, token_id: int | None, now: float
+    ) -> int:
         """Create or refresh a worker by name. A re-registering worker is a new process: what
         the old one ran is lost and goes back to the queue."""
         values = {
@@ -39,7 +41,7 @@ class WorkersStore(AttemptsStore):
             "status": WorkerStatus.ONLINE.value,
             "last_seen": now,
         }
-        with self.engine.begin() as conn:
+        with self._begin() as conn:
             row = conn.execute(
                 sa.select(workers.c.id, workers.c.pools_declared).where(
                     workers.c.name == facts.name
@@ -67,7 +69,7 @@ class WorkersStore(AttemptsStore):
     def set_worker_pools(self, worker_id: int, pools: Sequence[str] | None) -> None:
         """Set a worker's pools from the controller, or (None) go back to the ones it declared.
         The choice outlives the worker's restarts; what it declares meanwhile is kept aside."""
-        with self.engine.begin() as conn:
+        with self._begin() as conn:
             row = conn.execute(
                 sa.select(workers.c.pools, workers.c.pools_declared).where(
                     workers.c.id == worker_id
@@ -83,11 +85,11 @@ class WorkersStore(AttemptsStore):
             conn.execute(workers.update().where(workers.c.id == worker_id).values(**values))
 
     def worker_for_token(self, token_id: int) -> int | None:
-        with self.engine.connect() as conn:
+        with self._connect() as conn:
             return conn.scalar(sa.select(workers.c.id).where(workers.c.token_id == token_id))
 
     def touch_worker(self, worker_id: int, now: float) -> None:
-        with self.engine.begin() as conn:
+        with self._begin() as conn:
             conn.execute(
                 workers.update()
                 .where(workers.c.id == worker_id)
@@ -96,7 +98,7 @@ class WorkersStore(AttemptsStore):
 
     def refresh_all_workers(self, now: float) -> None:
         """After a controller restart, every online worker gets a fresh lease to re-attach."""
-        with self.engine.begin() as conn:
+        with self._begin() as conn:
             conn.execute(
                 workers.update()
                 .where(workers.c.status == WorkerStatus.ONLINE.value)
@@ -104,7 +106,7 @@ class WorkersStore(AttemptsStore):
             )
 
     def set_worker_enabled(self, worker_id: int, enabled: bool) -> None:
-        with self.engine.begin() as conn:
+        with self._begin() as conn:
             result = conn.execute(
                 workers.update().where(workers.c.id == worker_id).values(enabled=enabled)
             )
@@ -175,18 +177,9 @@ class WorkersStore(AttemptsStore):
             local_nimby=r.local_nimby,
         )
 
-    def online_worker_count(self) -> int:
-        with self.engine.connect() as conn:
-            n = conn.scalar(
-                sa.select(sa.func.count()).where(
-                    workers.c.status == WorkerStatus.ONLINE.value, workers.c.enabled.is_(True)
-                )
-            )
-        return int(n or 0)
-
     def expire_workers(self, *, now: float, lease_s: float) -> list[int]:
         """Workers silent past their lease go offline; their attempts are lost and requeued."""
-        with self.engine.begin() as conn:
+        with self._begin() as conn:
             ids = conn.scalars(
                 sa.select(workers.c.id).where(
                     workers.c.status == WorkerStatus.ONLINE.value,

@@ -269,8 +269,6 @@ class Agent:
                     # lines) cannot overtake them.
                     output = await self._send_lines(output)
             body = api.PollIn(
-                want=len(want),
-                ahead=len(ahead),
                 lanes=want,
                 ahead_lanes=ahead,
                 nimby=self.nimby,

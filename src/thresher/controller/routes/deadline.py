@@ -19,8 +19,6 @@ location, in `fieldList`).
 from __future__ import annotations
 
 import json
-import secrets
-import string
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -28,12 +26,12 @@ from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
-from thresher.controller import openjd_jobs
-from thresher.controller.auth import Caller, issue_token
+from thresher.controller.auth import Caller
+from thresher.controller.compile.openjd import KIND as OPENJD_KIND
 from thresher.controller.farm import Farm
 from thresher.controller.routes.deps import CallerDep, FarmDep, get_farm
 from thresher.controller.routes.templates import template_error_body
-from thresher.controller.sigv4 import SignatureError, SignedRequest, parse_authorization, verify
+from thresher.controller.sigv4 import SignatureError, SignedRequest, parse_authorization
 from thresher.core.errors import InvalidInput, NotFound, ThresherDomainError
 from thresher.core.model import JobRecord
 from thresher.schemas import openjd as schema
@@ -81,14 +79,7 @@ class AccessKeyOut(BaseModel):
 @admin_router.post("/access-keys", status_code=201, response_model=AccessKeyOut)
 async def create_access_key(body: AccessKeyIn, farm: FarmDep, caller: CallerDep) -> AccessKeyOut:
     """Admins: issue an AWS-style key pair acting as a new token of `role`."""
-    caller.require("admin")
-    token_id, _ = issue_token(farm.store, farm.clock, name=body.name, role=body.role)
-    alphabet = string.ascii_uppercase + string.digits
-    key_id = "THR" + "".join(secrets.choice(alphabet) for _ in range(17))
-    secret = secrets.token_urlsafe(30)
-    farm.store.add_access_key(
-        access_key_id=key_id, secret=secret, token_id=token_id, now=farm.clock.now()
-    )
+    key_id, secret = farm.access.create_access_key(caller, body.name, body.role)
     return AccessKeyOut(
         name=body.name, role=body.role, access_key_id=key_id, secret_access_key=secret
     )
@@ -101,13 +92,6 @@ async def signed_caller(request: Request, farm: Annotated[Farm, Depends(get_farm
     """The caller whose access key signed the request (SigV4), or an AWS-style 403."""
     try:
         auth = parse_authorization(request.headers.get("authorization"))
-        found = farm.store.find_access_key(auth.access_key_id)
-        if found is None:
-            raise SignatureError(
-                "UnrecognizedClientException",
-                "The security token included in the request is invalid.",
-            )
-        secret, token = found
         signed = SignedRequest(
             method=request.method,
             raw_path=request.scope.get("raw_path", b"").decode("latin-1") or request.url.path,
@@ -115,10 +99,9 @@ async def signed_caller(request: Request, farm: Annotated[Farm, Depends(get_farm
             headers={k.lower(): v for k, v in request.headers.items()},
             body=await request.body(),
         )
-        verify(signed, auth, secret, now=datetime.fromtimestamp(farm.clock.now(), UTC))
+        return farm.access.signed_caller(signed, auth)
     except SignatureError as exc:
         raise DeadlineError(403, exc.code, exc.message) from None
-    return Caller(token.id, token.name, token.role)
 
 
 SignedCaller = Annotated[Caller, Depends(signed_caller)]
@@ -242,7 +225,7 @@ async def create_job(
     except ValueError as exc:  # pydantic's refusal: a priority or a retry count out of range
         raise _validation(f"the job is malformed: {exc}", "body") from None
     try:
-        job_id = openjd_jobs.submit(farm, caller, submission)
+        job_id = farm.jobs.submit_template(caller, submission).id
     except InvalidInput as exc:
         issues = template_error_body(exc)
         if issues is None:
@@ -277,12 +260,12 @@ def job_out(job: JobRecord) -> dict[str, Any]:
     counts = job.counts
     out = {
         "jobId": job_id_out(job.id),
-        "name": job.name,
+        "name": job.spec.name,
         "lifecycleStatus": "CREATE_COMPLETE",
         "lifecycleStatusMessage": "Thresher created the job",
-        "priority": job.priority,
+        "priority": job.spec.priority,
         "createdAt": _iso(job.created_at),
-        "createdBy": job.owner,
+        "createdBy": job.spec.owner,
         "endedAt": _iso(job.finished_at),
         "taskRunStatus": _RUN_STATUS.get(job.status.value, "READY"),
         "taskRunStatusCounts": {
@@ -293,7 +276,7 @@ def job_out(job: JobRecord) -> dict[str, Any]:
             "FAILED": counts.failed,
             "CANCELED": counts.canceled,
         },
-        "maxRetriesPerTask": max((b.retries for b in job.blocks), default=0),
+        "maxRetriesPerTask": max((b.spec.retries for b in job.blocks), default=0),
     }
     return {k: v for k, v in out.items() if v is not None}
 
@@ -303,7 +286,7 @@ async def get_job(
     farmId: str, queueId: str, jobId: str, farm: FarmDep, caller: SignedCaller
 ) -> Any:
     try:
-        job = farm.job(caller, job_id_in(jobId))
+        job = farm.jobs.get(caller, job_id_in(jobId))
     except NotFound:
         raise DeadlineError(
             404,
@@ -312,7 +295,7 @@ async def get_job(
             resourceId=jobId,
             resourceType="job",
         ) from None
-    if job.kind != openjd_jobs.KIND:
+    if job.spec.kind != OPENJD_KIND:
         raise DeadlineError(
             404,
             "ResourceNotFoundException",

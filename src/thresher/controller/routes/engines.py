@@ -7,9 +7,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query
 
+from thresher.controller.convert import engine_detail_out, engine_out
 from thresher.controller.routes.deps import CallerDep, FarmDep
 from thresher.schemas import engines as schema
-from thresher.store.engines import EngineRecord, EngineRevisionRecord
 
 router = APIRouter(prefix="/api/v1/engines", tags=["engines"])
 agent_router = APIRouter(prefix="/api/v1/agent/engines", tags=["agent"])
@@ -17,48 +17,9 @@ agent_router = APIRouter(prefix="/api/v1/agent/engines", tags=["agent"])
 EngineName = Annotated[str, Path(min_length=1, max_length=64, description="engine name")]
 
 
-def engine_out(record: EngineRecord) -> schema.EngineOut:
-    current = record.current
-    return schema.EngineOut(
-        name=record.name,
-        revision=current.revision if current else None,
-        builtin=bool(current and current.builtin),
-        has_builtin=record.has_builtin,
-        latest_revision=record.latest_revision,
-        enabled=record.enabled,
-        type=str(current.settings.get("type")) if current else None,
-        source_hash=current.source_hash if current else None,
-        settings=dict(current.settings) if current else {},
-        parameters=dict(current.parameters) if current else {},
-        published_by=current.published_by if current else None,
-        published_at=current.published_at if current else None,
-        updated_at=record.updated_at,
-    )
-
-
-def detail_out(
-    record: EngineRecord, revisions: list[EngineRevisionRecord], source: str | None
-) -> schema.EngineDetail:
-    return schema.EngineDetail(
-        **engine_out(record).model_dump(),
-        source=source,
-        revisions=[
-            schema.EngineRevisionOut(
-                revision=r.revision,
-                builtin=r.builtin,
-                current=r.revision == record.current_revision,
-                source_hash=r.source_hash,
-                published_by=r.published_by,
-                published_at=r.published_at,
-            )
-            for r in revisions
-        ],
-    )
-
-
 def _detail(farm: FarmDep, caller: CallerDep, name: str) -> schema.EngineDetail:
     record, revisions = farm.engines.show(caller, name)
-    return detail_out(record, revisions, farm.engines.current_source(record))
+    return engine_detail_out(record, revisions, farm.engines.current_source(record))
 
 
 @router.get("", response_model=schema.EngineList)

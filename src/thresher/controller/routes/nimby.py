@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path
 
-from thresher.controller.routes.convert import worker_out
+from thresher.controller.convert import worker_out
 from thresher.controller.routes.deps import CallerDep, FarmDep
 from thresher.core.lanes import Nimby
 from thresher.schemas import api

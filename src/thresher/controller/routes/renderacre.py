@@ -25,10 +25,11 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-from thresher.controller import openjd_jobs
-from thresher.controller.auth import Caller, caller_for
+from thresher.controller.auth import Caller
+from thresher.controller.farm import Farm
 from thresher.controller.routes.templates import template_error_body
 from thresher.core.errors import InvalidInput, ThresherDomainError
+from thresher.core.model import JobRecord
 from thresher.schemas import api
 from thresher.schemas import openjd as schema
 
@@ -44,7 +45,7 @@ def _error(status: int, code: str, message: str, **extra: Any) -> JSONResponse:
 @router.post("/v1/jobs", status_code=201)
 async def submit(token: str, request: Request) -> JSONResponse:
     farm = request.app.state.farm
-    caller = caller_for(farm.store, token)
+    caller = farm.access.caller_uncached(token)
     if caller is None:
         return _error(401, "unauthorized", "the token in the URL is not known or was revoked")
     try:
@@ -54,17 +55,21 @@ async def submit(token: str, request: Request) -> JSONResponse:
     if not isinstance(body, dict):
         return _error(422, "invalid", "the job must be a JSON object")
     try:
-        job_id = _submit(farm, caller, body)
+        job = _submit(farm, caller, body)
     except ThresherDomainError as exc:
         issues = template_error_body(exc) if isinstance(exc, InvalidInput) else None
         extra = {"errors": [i.model_dump() for i in issues.errors]} if issues else {}
         return _error(_STATUS.get(exc.code, 400), exc.code, exc.message, field=exc.field, **extra)
-    job = farm.store.get_job(job_id)
-    answer = {"id": str(job_id), "job_id": job_id, "name": job.name, "status": job.status.value}
+    answer = {
+        "id": str(job.id),
+        "job_id": job.id,
+        "name": job.spec.name,
+        "status": job.status.value,
+    }
     return JSONResponse(answer, status_code=201)
 
 
-def _submit(farm: Any, caller: Caller, body: dict[str, Any]) -> int:
+def _submit(farm: Farm, caller: Caller, body: dict[str, Any]) -> JobRecord:
     name = str(body.get("name") or "")
     if not name:
         raise InvalidInput("a job needs a name", field="name")
@@ -79,12 +84,12 @@ def _submit(farm: Any, caller: Caller, body: dict[str, Any]) -> int:
         job = command_job(name, tasks, priority=priority, retries=retries)
     except ValueError as exc:  # pydantic's refusal of a field
         raise InvalidInput(f"the job is malformed: {exc}", field="tasks") from None
-    return int(farm.submit(caller, job))
+    return farm.jobs.submit(caller, job)
 
 
 def _submit_openjd(
-    farm: Any, caller: Caller, spec: Any, name: str, priority: int, retries: int
-) -> int:
+    farm: Farm, caller: Caller, spec: Any, name: str, priority: int, retries: int
+) -> JobRecord:
     if not isinstance(spec, dict) or not isinstance(spec.get("template_yaml"), str):
         raise InvalidInput("'openjd' needs 'template_yaml' (text)", field="openjd.template_yaml")
     try:
@@ -99,7 +104,7 @@ def _submit_openjd(
         )
     except ValueError as exc:
         raise InvalidInput(f"'openjd' is malformed: {exc}", field="openjd") from None
-    return openjd_jobs.submit(farm, caller, submission)
+    return farm.jobs.submit_template(caller, submission)
 
 
 def command_job(name: str, tasks: list[Any], *, priority: int, retries: int) -> api.JobIn:

@@ -11,10 +11,11 @@ from typing import Any
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
-from thresher.controller import openjd_jobs
-from thresher.controller.routes.convert import job_out
+from thresher.controller.compile import plan_template, template_summary
+from thresher.controller.convert import job_out
 from thresher.controller.routes.deps import CallerDep, FarmDep
 from thresher.core.errors import InvalidInput
+from thresher.openjd import TemplateError
 from thresher.schemas import api
 from thresher.schemas import openjd as schema
 
@@ -26,11 +27,10 @@ _REFUSED: dict[int | str, dict[str, Any]] = {
 
 
 def template_error_body(exc: InvalidInput) -> schema.TemplateErrorBody | None:
-    """The located issues of a thresher.openjd.TemplateError (the openjd package is imported
-    only when a template arrives, so the error is recognised by its code); None otherwise."""
-    if exc.code != "invalid_template":
+    """The located issues of a thresher.openjd.TemplateError; None for any other error."""
+    if not isinstance(exc, TemplateError):
         return None
-    issues = getattr(exc, "errors", ())
+    issues = exc.errors
     return schema.TemplateErrorBody(
         message=exc.message,
         errors=[schema.TemplateIssueOut(location=e.location, message=e.message) for e in issues],
@@ -50,10 +50,9 @@ async def submit(
 ) -> api.JobOut | JSONResponse:
     """Submit a jobtemplate-2023-09 template with parameter values as a job."""
     try:
-        job_id = openjd_jobs.submit(farm, caller, body)
+        return job_out(farm.jobs.submit_template(caller, body))
     except InvalidInput as exc:
         return refused(exc)
-    return job_out(farm.store.get_job(job_id))
 
 
 @router.post("/check", response_model=schema.TemplateCheckOut, responses=_REFUSED)
@@ -63,7 +62,7 @@ async def check(
     """Validate a template with parameter values; say which blocks and tasks it would make."""
     caller.require("admin", "user")
     try:
-        plan = openjd_jobs.plan_submission(body)
+        plan = plan_template(body)
     except InvalidInput as exc:
         return refused(exc)
-    return openjd_jobs.summary(plan)
+    return template_summary(plan)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from thresher.controller.routes.convert import worker_out
+from thresher.controller.convert import worker_out
 from thresher.controller.routes.deps import CallerDep, FarmDep
 from thresher.schemas import api
 
@@ -23,17 +23,15 @@ async def show_worker(name: str, farm: FarmDep, caller: CallerDep) -> api.Worker
 
 @router.post("/workers/{name}/enable", response_model=api.WorkerOut)
 async def enable(name: str, farm: FarmDep, caller: CallerDep) -> api.WorkerOut:
-    farm.set_worker_enabled(caller, name, True)
-    return worker_out(farm.store.find_worker(name))
+    return worker_out(farm.scheduling.set_worker_enabled(caller, name, True))
 
 
 @router.post("/workers/{name}/disable", response_model=api.WorkerOut)
 async def disable(name: str, farm: FarmDep, caller: CallerDep) -> api.WorkerOut:
-    farm.set_worker_enabled(caller, name, False)
-    return worker_out(farm.store.find_worker(name))
+    return worker_out(farm.scheduling.set_worker_enabled(caller, name, False))
 
 
 @router.post("/admin/tokens", status_code=201, response_model=api.TokenOut)
 async def create_token(body: api.TokenIn, farm: FarmDep, caller: CallerDep) -> api.TokenOut:
-    token_id, token = farm.create_token(caller, body.name, body.role)
+    token_id, token = farm.access.create_token(caller, body.name, body.role)
     return api.TokenOut(id=token_id, name=body.name, role=body.role, token=token)

@@ -1,4 +1,4 @@
-"""OpenJD jobs at submit: a template with parameter values becomes a job of one block per step.
+"""Compiling OpenJD jobs: a template with parameter values becomes a job of one block per step.
 
 - A step is a block whose "frames" are its task indices `0-(n-1)`, chunk 1: task `i` of the
   block is task `i` of the step's parameter-space iterator (`StepPlan.task_parameters(i)`), so no
@@ -18,33 +18,24 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from thresher.controller.auth import Caller
-from thresher.controller.farm import Farm
-from thresher.core.chunk_plan import ADAPTIVE_CHUNK
-from thresher.core.errors import InvalidInput, NotFound
+from thresher.controller.compile.lookup import Lookup
+from thresher.core.chunk_plan import ADAPTIVE_CHUNK, ChunkPlan, PlannedLayout
+from thresher.core.errors import InvalidInput, ProblemCollector
 from thresher.core.filters import parse_filters
+from thresher.core.model import BlockSpec, JobSpec
+from thresher.openjd import JobPlan, StepPlan, plan_job
 from thresher.schemas import openjd as schema
-from thresher.store.store import BlockSpec, JobSpec
-
-if TYPE_CHECKING:  # openjd-model is an extra: imported when a template arrives
-    from thresher.openjd import JobPlan, StepPlan
 
 KIND = "openjd"
 
 
-def plan_submission(body: schema.TemplateJobIn) -> JobPlan:
+def plan_template(body: schema.TemplateJobIn) -> JobPlan:
     """Validate the template, its environment templates and the parameter values.
 
     Raises TemplateError listing every issue, with its location.
     """
-    try:
-        from thresher.openjd import plan_job
-    except ImportError:
-        raise InvalidInput(
-            "this controller has no OpenJD support: install thresher[openjd]", field="template"
-        ) from None
     if isinstance(body.template, str) and len(body.template) > schema.MAX_TEMPLATE_CHARS:
         raise InvalidInput(
             f"the template is over {schema.MAX_TEMPLATE_CHARS} characters", field="template"
@@ -57,15 +48,48 @@ def plan_submission(body: schema.TemplateJobIn) -> JobPlan:
     )
 
 
+def compile_template(body: schema.TemplateJobIn, *, owner: str, lookup: Lookup) -> JobSpec:
+    """The job spec of a template submission, or every problem found in it."""
+    problems = ProblemCollector()
+    plan: JobPlan | None = None
+    with problems.check():
+        plan = plan_template(body)
+    filters = ""
+    with problems.check():
+        filters = parse_filters(body.filters or "", field="filters").text
+    with problems.check():
+        missing = lookup.missing_jobs(body.after)
+        if missing:
+            raise InvalidInput(f"job {missing[0]} does not exist", field="after")
+    problems.raise_found()
+    assert plan is not None  # raise_found raised otherwise
+    return JobSpec(
+        name=body.name or plan.name,
+        owner=owner,
+        priority=body.priority,
+        kind=KIND,
+        blocks=tuple(block_spec(step, plan, retries=body.retries) for step in plan.steps),
+        after=tuple(body.after),
+        env=dict(body.env),
+        payload=_payload(plan, body),
+        paused=body.paused,
+        filters=filters,
+    )
+
+
 def block_spec(step: StepPlan, plan: JobPlan, *, retries: int) -> BlockSpec:
     indices = {s.name: s.index for s in plan.steps}
     chunking = step.chunking()
     # Adaptive: the frames are the step's items, which the block's chunk plan cuts into tasks.
     last = (step.item_count if chunking is not None else step.task_count) - 1
+    task_count = step.task_count
+    if chunking is not None:
+        task_count = PlannedLayout.of(ChunkPlan.from_json(chunking)).task_count
     return BlockSpec(
         name=step.name,
         frames=f"0-{last}" if last else "0",
         chunk=1 if chunking is None else ADAPTIVE_CHUNK,
+        task_count=task_count,
         retries=retries,
         after=tuple(indices[name] for name in step.dependencies),
         host_filters=",".join(step.host_filters),
@@ -73,7 +97,7 @@ def block_spec(step: StepPlan, plan: JobPlan, *, retries: int) -> BlockSpec:
     )
 
 
-def payload(plan: JobPlan, body: schema.TemplateJobIn) -> dict[str, Any]:
+def _payload(plan: JobPlan, body: schema.TemplateJobIn) -> dict[str, Any]:
     """What workers read from the job: the stored plan and which step each block runs."""
     out: dict[str, Any] = {
         "openjd": plan.to_json(),
@@ -85,39 +109,7 @@ def payload(plan: JobPlan, body: schema.TemplateJobIn) -> dict[str, Any]:
     return out
 
 
-def job_spec(plan: JobPlan, body: schema.TemplateJobIn, *, owner: str) -> JobSpec:
-    if body.filters:
-        parse_filters(body.filters)  # InvalidInput names the bad clause
-    return JobSpec(
-        name=body.name or plan.name,
-        owner=owner,
-        priority=body.priority,
-        kind=KIND,
-        blocks=tuple(block_spec(step, plan, retries=body.retries) for step in plan.steps),
-        after=tuple(body.after),
-        env=body.env,
-        payload=payload(plan, body),
-        paused=body.paused,
-        filters=body.filters or "",
-    )
-
-
-def submit(farm: Farm, caller: Caller, body: schema.TemplateJobIn) -> int:
-    """Plan and store the job; returns its id. TemplateError (422) lists every problem."""
-    caller.require("admin", "user")
-    plan = plan_submission(body)
-    spec = job_spec(plan, body, owner=caller.name)
-    for dep in body.after:
-        try:
-            farm.store.get_job(dep)
-        except NotFound:
-            raise InvalidInput(f"job {dep} does not exist", field="after") from None
-    job_id = farm.store.create_job(spec, now=farm.clock.now())
-    farm.notifier.notify()
-    return job_id
-
-
-def summary(plan: JobPlan) -> schema.TemplateCheckOut:
+def template_summary(plan: JobPlan) -> schema.TemplateCheckOut:
     """What a submission would make, without making it."""
     return schema.TemplateCheckOut(
         name=plan.name,

@@ -1,4 +1,4 @@
-"""Engine jobs at submit: the accsyn-shaped fields checked against the engine and turned into
+"""Compiling engine jobs: the accsyn-shaped fields checked against the engine and turned into
 one block of the ordinary kind (frames, chunk) plus the payload workers read.
 
 What is refused with a 422 naming the field: no or an unknown engine, a disabled one, a
@@ -14,24 +14,26 @@ from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import Any
 
-from thresher.controller.engines import EngineRegistry
-from thresher.core.errors import InvalidInput, NotFound
+from thresher.controller.compile.lookup import Lookup
+from thresher.core.errors import InvalidInput, ProblemCollector
 from thresher.core.frames import FrameSet
-from thresher.engines import EngineConfigError
+from thresher.engines import Engine, EngineConfigError
 from thresher.schemas import api
 
 
 @dataclass(frozen=True)
 class EngineJob:
-    """A checked engine submission: ``job`` with ``frames`` and ``chunk`` filled in, the
-    engine's name (the block's engine) and what workers get as the job's payload."""
+    """A checked engine submission: its items (parsed once), items per task, the engine's
+    name (the block's engine) and what workers get as the job's payload."""
 
-    job: api.JobIn
+    frames_spec: str
+    frames: FrameSet
+    chunk: int
     engine: str
     payload: dict[str, Any]
 
 
-def resolve(registry: EngineRegistry, job: api.JobIn) -> EngineJob:
+def compile_engine(lookup: Lookup, job: api.JobIn) -> EngineJob:
     """Check an engine job against its engine; :class:`InvalidInput` says what is wrong."""
     if not job.engine:
         raise InvalidInput("an engine job needs 'engine' (blender, povray, ...)", field="engine")
@@ -39,22 +41,39 @@ def resolve(registry: EngineRegistry, job: api.JobIn) -> EngineJob:
         raise InvalidInput("an engine job takes no command; the engine builds it", field="command")
     if job.blocks is not None:
         raise InvalidInput("an engine job has one block; give no 'blocks'", field="blocks")
-    try:
-        record = registry.store.get_engine(job.engine)
-    except NotFound:
-        known = ", ".join(r.name for r in registry.store.list_engines() if r.enabled)
-        raise InvalidInput(
-            f"unknown engine {job.engine!r}; known: {known or 'none'}", field="engine"
-        ) from None
-    if not record.enabled:
-        raise InvalidInput(f"engine {job.engine!r} is disabled", field="engine")
-    engine_class = registry.engine_class(record)
+    engine_class = lookup.engine_class(job.engine)
     settings = engine_class.settings()
-
-    frames_spec, frames = _range(job, settings)
-    chunk = _chunk(job, settings, len(frames))
-    inputs = _inputs(job, settings)
+    problems = ProblemCollector()  # the fields below are checked independently
+    frames_spec, frames, chunk = "", FrameSet(()), 0
+    with problems.check():
+        frames_spec, frames = _range(job, settings)
+        chunk = _chunk(job, settings, len(frames))
+    inputs: list[str] = []
+    with problems.check():
+        inputs = _inputs(job, settings)
     parameters = dict(job.parameters)
+    with problems.check():
+        _merge_parameters(engine_class, job, parameters)
+    problems.raise_found()
+    payload: dict[str, Any] = {
+        "engine": job.engine,
+        "input": inputs[0] if inputs else None,
+        "inputs": inputs,
+        "output": job.output,
+        "range": frames_spec,
+        "job_range": [frames.first, frames.last],
+        "parameters": parameters,
+        "dependencies": list(job.dependencies),
+        "settings": {"task_bucketsize": chunk},
+    }
+    return EngineJob(
+        frames_spec=frames_spec, frames=frames, chunk=chunk, engine=job.engine, payload=payload
+    )
+
+
+def _merge_parameters(
+    engine_class: type[Engine], job: api.JobIn, parameters: dict[str, Any]
+) -> None:
     if job.envs is not None:
         if "envs" in parameters:
             raise InvalidInput("give 'envs' at the top or in parameters, not both", field="envs")
@@ -69,22 +88,6 @@ def resolve(registry: EngineRegistry, job: api.JobIn) -> EngineJob:
             f"engine {job.engine!r} refused the parameters: {type(exc).__name__}: {exc}",
             field="parameters",
         ) from None
-    payload: dict[str, Any] = {
-        "engine": job.engine,
-        "input": inputs[0] if inputs else None,
-        "inputs": inputs,
-        "output": job.output,
-        "range": frames_spec,
-        "job_range": [frames.first, frames.last],
-        "parameters": parameters,
-        "dependencies": list(job.dependencies),
-        "settings": {"task_bucketsize": chunk},
-    }
-    return EngineJob(
-        job=job.model_copy(update={"frames": frames_spec, "chunk": chunk, "range": None}),
-        engine=job.engine,
-        payload=payload,
-    )
 
 
 def _range(job: api.JobIn, settings: dict[str, Any]) -> tuple[str, FrameSet]:

@@ -1,0 +1,28 @@
+"""What compiling a submission needs to know of the farm, as a narrow interface."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Protocol
+
+from thresher.engines import Engine
+
+
+class Lookup(Protocol):
+    """The farm's state a submission is checked against (read in the submit's transaction)."""
+
+    def engine_class(self, name: str) -> type[Engine]:
+        """The current class of an enabled engine; InvalidInput naming `engine` if none."""
+        ...
+
+    def missing_jobs(self, ids: Iterable[int]) -> list[int]:
+        """Which of these job ids do not exist."""
+        ...
+
+    def missing_limits(self, names: Iterable[str]) -> list[str]:
+        """Which of these limits do not exist."""
+        ...
+
+    def jobs_matching(self, pattern: str, *, owner: str | None) -> Sequence[int]:
+        """Ids of jobs (of `owner`, or anyone's) whose name the pattern finds."""
+        ...

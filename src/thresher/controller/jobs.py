@@ -1,0 +1,219 @@
+"""People's use cases for jobs and their tasks: submit, read, pause, resume, cancel, retry,
+priority, delete, retry or skip one task. Each is one transaction (`UnitOfWork`)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from thresher.controller.auth import Caller
+from thresher.controller.compile import compile_job, compile_template
+from thresher.controller.engines import EngineRegistry
+from thresher.controller.unit import UnitOfWork
+from thresher.core.clock import Clock
+from thresher.core.errors import Forbidden, InvalidInput, NotFound
+from thresher.core.model import AttemptRecord, JobRecord, JobSpec, TaskRecord
+from thresher.core.states import JobStatus, TaskStatus
+from thresher.engines import Engine
+from thresher.schemas import api
+from thresher.schemas import openjd as openjd_schema
+from thresher.store.store import Store
+
+FINAL_JOB = frozenset({JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELED})
+
+
+@dataclass(frozen=True)
+class Acted:
+    """What an action on a job did: the job as it is now and how many tasks it touched."""
+
+    job: JobRecord
+    affected: int
+
+
+class StoreLookup:
+    """What compiling a submission asks of the farm, answered from the store and engines."""
+
+    def __init__(self, store: Store, engines: EngineRegistry) -> None:
+        self.store, self.engines = store, engines
+
+    def engine_class(self, name: str) -> type[Engine]:
+        try:
+            record = self.store.get_engine(name)
+        except NotFound:
+            known = ", ".join(r.name for r in self.store.list_engines() if r.enabled)
+            raise InvalidInput(
+                f"unknown engine {name!r}; known: {known or 'none'}", field="engine"
+            ) from None
+        if not record.enabled:
+            raise InvalidInput(f"engine {name!r} is disabled", field="engine")
+        return self.engines.engine_class(record)
+
+    def missing_jobs(self, ids: Iterable[int]) -> list[int]:
+        return self.store.missing_jobs(ids)
+
+    def missing_limits(self, names: Iterable[str]) -> list[str]:
+        return self.store.missing_limits(names)
+
+    def jobs_matching(self, pattern: str, *, owner: str | None) -> Sequence[int]:
+        return self.store.jobs_matching(pattern, owner=owner)
+
+
+class Jobs:
+    """Jobs and tasks, as people see and change them."""
+
+    def __init__(
+        self, store: Store, clock: Clock, unit: UnitOfWork, engines: EngineRegistry
+    ) -> None:
+        self.store, self.clock, self.unit = store, clock, unit
+        self.lookup = StoreLookup(store, engines)
+
+    # -- submit and read ------------------------------------------------------------------------
+
+    def submit(self, caller: Caller, body: api.JobIn) -> JobRecord:
+        """Compile and store a command or engine job (accsyn's shape included)."""
+        caller.require("admin", "user")
+        with self.unit.change():
+            return self._create(compile_job(body, owner=caller.name, lookup=self.lookup))
+
+    def submit_template(self, caller: Caller, body: openjd_schema.TemplateJobIn) -> JobRecord:
+        """Compile and store an OpenJD template job; a TemplateError lists every problem."""
+        caller.require("admin", "user")
+        with self.unit.change():
+            return self._create(compile_template(body, owner=caller.name, lookup=self.lookup))
+
+    def _create(self, spec: JobSpec) -> JobRecord:
+        return self.store.get_job(self.store.create_job(spec, now=self.clock.now()))
+
+    def get(self, caller: Caller, job_id: int) -> JobRecord:
+        return self.store.get_job(job_id)
+
+    def list_jobs(
+        self,
+        caller: Caller,
+        *,
+        owner: str | None = None,
+        statuses: Iterable[str] = (),
+        limit: int = 100,
+        offset: int = 0,
+    ) -> list[JobRecord]:
+        """Newest first; `statuses` by name (an unknown one is refused naming `status`)."""
+        wanted = []
+        for name in statuses:
+            try:
+                wanted.append(JobStatus(name))
+            except ValueError:
+                known = ", ".join(s.value for s in JobStatus)
+                raise InvalidInput(
+                    f"unknown status {name!r}; one of {known}", field="status"
+                ) from None
+        return self.store.list_jobs(owner=owner, statuses=wanted, limit=limit, offset=offset)
+
+    def tasks(
+        self, caller: Caller, job_id: int, *, block: int, offset: int, limit: int
+    ) -> tuple[int, list[TaskRecord]]:
+        """(total, page) of one block's tasks, waiting ones synthesised."""
+        return self.store.list_tasks(job_id, block_index=block, offset=offset, limit=limit)
+
+    def task(
+        self, caller: Caller, job_id: int, block: int, index: int
+    ) -> tuple[TaskRecord, list[AttemptRecord]]:
+        """One task with every attempt it had."""
+        with self.unit.transaction():
+            task = self.store.get_task(job_id, block, index)
+            return task, self.store.task_attempts(job_id, block, index)
+
+    def attempts(self, caller: Caller, job_id: int) -> list[AttemptRecord]:
+        """Every attempt of the job, oldest first: the job's history."""
+        with self.unit.transaction():
+            self.store.get_job(job_id)
+            return self.store.job_attempts(job_id)
+
+    def log(
+        self, caller: Caller, job_id: int, block: int, index: int, *, after: int, limit: int
+    ) -> list[tuple[int, int, str, str]]:
+        """(line id, attempt id, stream, text) of the task's output after line `after`."""
+        with self.unit.transaction():
+            self.store.get_task(job_id, block, index)
+            return self.store.task_log(job_id, block, index, after_id=after, limit=limit)
+
+    # -- actions --------------------------------------------------------------------------------
+
+    def _own(self, caller: Caller, job_id: int) -> JobRecord:
+        caller.require("admin", "user")
+        job = self.store.get_job(job_id)
+        if not caller.is_admin and job.spec.owner != caller.name:
+            raise Forbidden(f"job {job_id} belongs to {job.spec.owner}", field="job_id")
+        return job
+
+    def pause(self, caller: Caller, job_id: int) -> Acted:
+        """Take nothing new; running tasks are stopped and requeued."""
+        with self.unit.change():
+            self._own(caller, job_id)
+            self.store.set_job_flags(job_id, paused=True)
+            n = self.store.request_cancel_running(job_id, "paused")
+            return Acted(self.store.get_job(job_id), n)
+
+    def resume(self, caller: Caller, job_id: int) -> Acted:
+        with self.unit.change():
+            self._own(caller, job_id)
+            self.store.set_job_flags(job_id, paused=False)
+            self.store.withdraw_stop_requests(job_id, "paused")
+            return Acted(self.store.get_job(job_id), 0)
+
+    def cancel(self, caller: Caller, job_id: int) -> Acted:
+        with self.unit.change():
+            self._own(caller, job_id)
+            self.store.set_job_flags(job_id, canceled=True)
+            n = self.store.request_cancel_running(job_id, "canceled")
+            self.note_if_final(job_id)
+            return Acted(self.store.get_job(job_id), n)
+
+    def retry(self, caller: Caller, job_id: int) -> Acted:
+        """Requeue the failed and canceled tasks, their failures forgiven."""
+        with self.unit.change():
+            self._own(caller, job_id)
+            n = self.store.requeue_tasks(
+                job_id, (TaskStatus.FAILED, TaskStatus.CANCELED), now=self.clock.now()
+            )
+            self.store.set_job_flags(job_id, canceled=False)
+            self.store.withdraw_stop_requests(job_id, "canceled")
+            return Acted(self.store.get_job(job_id), n)
+
+    def set_priority(self, caller: Caller, job_id: int, priority: int) -> Acted:
+        with self.unit.change():
+            self._own(caller, job_id)
+            self.store.set_priority(job_id, priority)
+            return Acted(self.store.get_job(job_id), 0)
+
+    def delete(self, caller: Caller, job_id: int) -> None:
+        with self.unit.change():
+            self._own(caller, job_id)
+            self.store.request_cancel_running(job_id, "canceled")
+            self.store.delete_job(job_id)
+
+    def retry_task(self, caller: Caller, job_id: int, block: int, index: int) -> None:
+        """Run one task again (a running one is stopped first, then requeued)."""
+        with self.unit.change():
+            self._own(caller, job_id)
+            if not self.store.cancel_task_attempt(job_id, block, index, "retry"):
+                self.store.set_task_status(
+                    job_id, block, index, TaskStatus.QUEUED, now=self.clock.now()
+                )
+
+    def skip_task(self, caller: Caller, job_id: int, block: int, index: int) -> None:
+        """Count one task as done without running it (a running one is stopped)."""
+        with self.unit.change():
+            self._own(caller, job_id)
+            if not self.store.cancel_task_attempt(job_id, block, index, "skipped"):
+                self.store.set_task_status(
+                    job_id, block, index, TaskStatus.SKIPPED, now=self.clock.now()
+                )
+            self.note_if_final(job_id)
+
+    def note_if_final(self, job_id: int) -> None:
+        """Stamp the job's finish time once nothing of it can run any more (in the caller's
+        transaction)."""
+        if self.store.job_unsettled(job_id):  # tasks still run or wait: cheap, and common
+            return
+        if self.store.get_job(job_id).status in FINAL_JOB:
+            self.store.mark_finished(job_id, self.clock.now())

@@ -1,0 +1,39 @@
+"""One use case, one transaction: what every use case of the controller goes through."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+
+from thresher.controller.notifier import Notifier
+from thresher.controller.scheduler import Scheduler
+from thresher.store.store import Store
+
+
+class UnitOfWork:
+    """Makes each use case one transaction, and tells held polls after it committed."""
+
+    def __init__(self, store: Store, dispatch: Scheduler, notifier: Notifier) -> None:
+        self.store = store
+        self.dispatch = dispatch
+        self.notifier = notifier
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[None]:
+        """Every store call inside commits together, or none does (see `Store.transaction`).
+        On a failure the dispatch index, which counted the claims and finishes rolled back, is
+        rebuilt from the store."""
+        try:
+            with self.store.transaction():
+                yield
+        except BaseException:
+            self.dispatch.rolled_back()
+            raise
+
+    @contextlib.contextmanager
+    def change(self, *, soft: bool = False) -> Iterator[None]:
+        """A use case that changes state: one transaction; held polls hear of it once it is
+        committed (never before: a poll woken early would read the state from before)."""
+        with self.transaction():
+            yield
+        self.notifier.notify(soft=soft)
