@@ -87,7 +87,12 @@ def test_blender_places_every_option_before_the_render_flags(
 ) -> None:
     parameters = {"renderer": "cycles", "format": "OPEN_EXR", "arguments": "-x 1 -noaudio"}
     argv = argv_for(
-        make_task, "blender", frames=(1, 2), input="/s.blend", output="/r/f_", parameters=parameters
+        make_task,
+        "blender",
+        frames=(1, 2),
+        input="/s.blend",
+        output="/r/f_####",
+        parameters=parameters,
     )
     render_flags = argv.index("-s")
     for option in ("-b", "--python-exit-code", "-E", "-o", "-F", "-x", "-noaudio"):
@@ -132,22 +137,15 @@ def test_povray_renders_the_chunk_of_the_job_animation(
     assert out.parent.is_dir()
 
 
-def test_povray_output_folder_gets_the_scene_name(
+def test_povray_runs_each_consecutive_run_of_frames(
     make_task: Callable[..., EngineTask], tmp_path: Path
 ) -> None:
-    argv = argv_for(
-        make_task, "povray", input="/s/orbit.pov", output=f"{tmp_path}/out/", parameters={}
-    )
-    assert f"+O{tmp_path}/out/orbit.png" in argv
-
-
-def test_povray_runs_each_consecutive_run_of_frames(make_task: Callable[..., EngineTask]) -> None:
     argv = argv_for(
         make_task,
         "povray",
         frames=(1, 2, 5),
         input="/s/o.pov",
-        output="/tmp/x/o.png",
+        output=f"{tmp_path}/x/o.png",
         parameters={"format": "exr"},
     )
     steps = steps_of(argv)
@@ -161,20 +159,23 @@ def test_povray_runs_each_consecutive_run_of_frames(make_task: Callable[..., Eng
 
 
 @pytest.mark.parametrize(
-    ("output", "codec_options"),
+    ("name", "codec_options"),
     [
         (
-            "/r/movie.mp4",
+            "movie.mp4",
             "-c:v libx264 -pix_fmt yuv420p -vf scale=trunc(iw/2)*2:trunc(ih/2)*2"
             " -movflags +faststart",
         ),
         (
-            "/r/movie.gif",
+            "movie.gif",
             "-filter_complex [0:v]split[a][b];[a]palettegen[p];[b][p]paletteuse -loop 0",
         ),
     ],
 )
-def test_ffmpeg(make_task: Callable[..., EngineTask], output: str, codec_options: str) -> None:
+def test_ffmpeg(
+    make_task: Callable[..., EngineTask], tmp_path: Path, name: str, codec_options: str
+) -> None:
+    output = f"{tmp_path}/r/{name}"
     argv = argv_for(
         make_task,
         "ffmpeg",
@@ -187,6 +188,7 @@ def test_ffmpeg(make_task: Callable[..., EngineTask], output: str, codec_options
         "ffmpeg -hide_banner -nostdin -start_number 1 -framerate 25 -i /r/frame_%04d.png"
         f" -frames:v 48 {codec_options} -progress pipe:1 -nostats -y {output}"
     )
+    assert (tmp_path / "r").is_dir()  # the movie's folder is created before the run
 
 
 # ---------------------------------------------------------------------------------- nuke
@@ -224,17 +226,17 @@ def test_nuke(make_task: Callable[..., EngineTask], fields: dict[str, Any], expe
 # ---------------------------------------------------------------------------------- maya
 
 
-def test_maya(make_task: Callable[..., EngineTask]) -> None:
+def test_maya(make_task: Callable[..., EngineTask], tmp_path: Path) -> None:
     argv = argv_for(
         make_task,
         "maya",
         frames=(1, 2, 3),
         input="/m/scene.mb",
-        output="/r/images",
+        output=f"{tmp_path}/images",
         parameters={"renderer": "arnold", "image_name": "beauty", "camera": "shotCam"},
     )
     assert " ".join(argv) == (
-        "Render -r arnold -s 1 -e 3 -rd /r/images -im beauty -cam shotCam /m/scene.mb"
+        f"Render -r arnold -s 1 -e 3 -rd {tmp_path}/images -im beauty -cam shotCam /m/scene.mb"
     )
 
 
@@ -395,7 +397,7 @@ def test_command_needs_a_command(make_task: Callable[..., EngineTask]) -> None:
         ("blender", {}),
         ("blender", {"input": "/s.blend", "frames": ()}),
         ("povray", {}),
-        ("ffmpeg", {"input": "/r/movie.mov", "output": "/r/x.mp4"}),
+        ("ffmpeg", {"input": "/r/movie.mov", "output": "x.mp4"}),
         ("ffmpeg", {"input": "/r/f_####.png"}),
         ("nuke", {}),
         ("maya", {}),
@@ -409,3 +411,64 @@ def test_missing_inputs_are_configuration_errors(
 ) -> None:
     with pytest.raises(EngineConfigError):
         argv_for(make_task, engine, **fields)
+
+
+# ---------------------------------------------------------------------------------- folder output
+
+
+@pytest.mark.parametrize(
+    ("engine", "fields", "expected"),
+    [
+        # Blender adds the format's extension to -o itself
+        ("blender", {"input": "/p/shot.blend"}, ["-o", "{out}/shot_####"]),
+        # POV-Ray appends the frame number itself
+        (
+            "povray",
+            {"input": "/s/orbit.pov", "parameters": {"format": "exr"}},
+            ["+O{out}/orbit.exr"],
+        ),
+        ("ffmpeg", {"input": "/r/shot10_####.png"}, ["-y", "{out}/shot10.mp4"]),
+        (
+            "ffmpeg",
+            {"input": "/r/shot10.####.png", "parameters": {"format": "gif"}},
+            ["-y", "{out}/shot10.gif"],
+        ),
+        # Maya's Render takes the image folder itself
+        ("maya", {"input": "/m/scene.mb"}, ["-rd", "{out}", "/m/scene.mb"]),
+        ("mantra", {"input": "/ifd/shot.$F4.ifd"}, ["/ifd/shot.0001.ifd", "{out}/shot.0001.exr"]),
+        ("kick", {"input": "/a/shot.####.ass"}, ["-o", "{out}/shot.0001.exr"]),
+        (
+            "houdini",
+            {"input": "/h/shot.hip", "parameters": {"rop": "/out/mantra1"}},
+            ["1", "{out}/shot.$F4.exr", "0"],
+        ),
+        # the command's template names the files: {output} is the folder
+        ("command", {"parameters": {"command": "tool --out {output}/x.txt"}}, ["{out}/x.txt"]),
+        # Nuke's Write nodes name the files: the output is not on its command line
+        ("nuke", {"input": "/c/comp.nk"}, ["nuke", "-x", "-F", "1", "/c/comp.nk"]),
+    ],
+)
+def test_a_folder_output_is_written_inside_the_folder(
+    make_task: Callable[..., EngineTask],
+    tmp_path: Path,
+    engine: str,
+    fields: dict[str, Any],
+    expected: list[str],
+) -> None:
+    # GIVEN an output with no extension and no frame pattern, which does not exist yet
+    out = tmp_path / "render" / "shot10"
+    # WHEN the engine prepares a one-frame task
+    argv = list(argv_for(make_task, engine, output=str(out), **fields))
+    # THEN its command line names a file inside the folder, and the folder exists
+    wanted = [item.replace("{out}", str(out)) for item in expected]
+    assert any(argv[i : i + len(wanted)] == wanted for i in range(len(argv))), argv
+    assert out.is_dir()
+
+
+def test_an_existing_folder_named_like_a_file_is_a_folder(
+    make_task: Callable[..., EngineTask], tmp_path: Path
+) -> None:
+    out = tmp_path / "render.v2"
+    out.mkdir()
+    argv = argv_for(make_task, "blender", input="/p/shot.blend", output=str(out))
+    assert argv[argv.index("-o") + 1] == f"{out}/shot_####"

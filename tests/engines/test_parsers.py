@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from thresher.engines import Engine, EngineEvent, EngineTask, load_builtin
@@ -409,8 +410,12 @@ def test_ffmpeg_out_time_alone_gives_progress(
     assert feed(engine, ["out_time_ms=500000"]) == [E.progress(7 / 24 * 100)]
 
 
-def test_progress_is_throttled_to_half_a_percent(make_task: Callable[..., EngineTask]) -> None:
-    engine = prepared(make_task, "povray", frames=(1,), input="/s/o.pov", output="/tmp/o.png")
+def test_progress_is_throttled_to_half_a_percent(
+    make_task: Callable[..., EngineTask], tmp_path: Path
+) -> None:
+    engine = prepared(
+        make_task, "povray", frames=(1,), input="/s/o.pov", output=f"{tmp_path}/o.png"
+    )
     counter = "\r".join(f"Rendered {n} of 1000 pixels ({n // 10}%)" for n in range(0, 1001, 2))
     values = [e.value for e in feed(engine, [counter], "stderr")]
     assert values[0] == 0.0

@@ -93,8 +93,9 @@ def test_posix_remote_to_windows_local_converts_separators() -> None:
 
 def test_no_rules_is_a_no_op() -> None:
     mapper = PathMapper.from_parameter([], os_name="linux")
-    assert not mapper
+    assert mapper.rules == ()
     assert mapper.map_text("/anything") == "/anything"
+    assert mapper.map_argument("-o/anything") == "-o/anything"
 
 
 @pytest.mark.parametrize(

@@ -134,6 +134,28 @@ def test_blender_renders_a_chunk_in_one_process(blend_scene: Path, tmp_path: Pat
     assert result.values(EventKind.ERROR) == []
 
 
+def test_blender_writes_a_folder_output_inside_the_folder(
+    blend_scene: Path, tmp_path: Path
+) -> None:
+    # GIVEN an output with no extension and no frame pattern, which does not exist yet
+    folder = tmp_path / "render" / "shot10"
+    task = _task(
+        tmp_path / "work",
+        frames=(2,),
+        input=str(blend_scene),
+        output=str(folder),
+        parameters={"format": "png"},
+    )
+    # WHEN blender renders a frame into it
+    result = _render("blender", task)
+    # THEN the frame lands inside the folder, named after the scene, and nowhere beside it
+    assert result.returncode == 0, result.stderr[-2000:]
+    _assert_image(folder / "scene_0002.png")
+    assert [p.name for p in folder.iterdir()] == ["scene_0002.png"]
+    assert [p.name for p in folder.parent.iterdir()] == ["shot10"]
+    assert result.values(EventKind.OUTPUT) == [str(folder / "scene_0002.png")]
+
+
 def test_blender_missing_scene_is_a_clean_failure(tmp_path: Path) -> None:
     require("blender")
     task = _task(tmp_path / "work", frames=(1,), input=str(tmp_path / "missing.blend"))
@@ -229,6 +251,24 @@ def test_povray_renders_chunks_of_the_animation(
     # POV-Ray's pixel counter (carriage-return separated on stderr) fed the progress
     assert any(0 < p < 50 for p in first.values(EventKind.PROGRESS))
     assert first.values(EventKind.ERROR) == []
+
+
+def test_povray_writes_into_an_existing_folder(tmp_path: Path) -> None:
+    require("povray")
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    task = _task(
+        tmp_path / "work",
+        frames=(2,),
+        job_range=(1, 3),
+        input=str(EXAMPLES / "orbit.pov"),
+        output=str(folder),
+        parameters={"width": WIDTH, "height": HEIGHT},
+    )
+    result = _render("povray", task)
+    assert result.returncode == 0, result.stderr[-2000:]
+    _assert_image(folder / "orbit2.png")
+    assert [p.name for p in folder.iterdir()] == ["orbit2.png"]
 
 
 def test_povray_reads_a_remapped_include_through_input_conversion(tmp_path: Path) -> None:

@@ -12,12 +12,14 @@ authors write four things:
 - ``parse_line(line, stream)`` (or ``parse_output`` for raw lines): events from one line of the
   application's output.
 
-and optionally ``before_run(task)`` (e.g. create the output folder) and ``input_files`` (the
-concrete files of a sequence input, for input conversion).
+and optionally ``before_run(task)``, ``input_files`` (the concrete files of a sequence input,
+for input conversion) and ``OUTPUT_NAME`` or ``output_name`` (the file written inside a folder
+``output``, see :mod:`thresher.engines.output`).
 
 The worker makes one instance per task run and calls :meth:`Engine.prepare`, which applies
 what every engine shares: parameter defaults, path mapping of inputs, outputs, arguments and
-environment values, input conversion, and per-OS environment variables. It then runs
+environment values, input conversion, a folder output made into a file inside it, and per-OS
+environment variables. It then runs
 ``PreparedCommand.argv`` and feeds every output line to :meth:`Engine.parse_output`.
 """
 
@@ -39,7 +41,9 @@ from thresher.engines.conversion import (
 from thresher.engines.environment import apply_envs, select_envs
 from thresher.engines.errors import EngineConfigError, EngineSetupError
 from thresher.engines.events import EngineEvent, EventKind
-from thresher.engines.pathmap import PathMapper
+from thresher.engines.output import OutputKind, in_folder, input_stem, output_kind
+from thresher.engines.pathmap import PathMapper, is_windows_style
+from thresher.engines.placeholders import expand
 from thresher.engines.platforms import normalize_os
 from thresher.engines.sequence import Step, parse_marker, sequence_commandline
 from thresher.engines.task import EngineTask, PreparedCommand
@@ -92,6 +96,9 @@ class Engine:
     }
     #: progress events closer than this (in percent) to the last one reported are dropped
     PROGRESS_STEP: ClassVar[float] = 0.5
+    #: the file written inside a folder ``output``, ``{stem}`` being the input's name without
+    #: extension or frame token; ``None`` hands the application the folder itself
+    OUTPUT_NAME: ClassVar[str | None] = "{stem}_####"
 
     def __init__(self) -> None:
         self.task: EngineTask | None = None
@@ -167,6 +174,15 @@ class Engine:
     def input_files(self, task: EngineTask, path: str) -> list[str]:
         """The concrete files behind input ``path`` (a sequence pattern names several)."""
         return [path]
+
+    def output_name(self, task: EngineTask, stem: str) -> str | None:
+        """The file name (or frame pattern) this engine writes inside a folder ``output``,
+        ``stem`` being the input's name; ``None`` when the application takes the folder itself.
+
+        The default fills ``{stem}`` into ``OUTPUT_NAME``; override it when the name depends on
+        parameters (POV-Ray's ``format``).
+        """
+        return None if self.OUTPUT_NAME is None else expand(self.OUTPUT_NAME, {"stem": stem})
 
     def parse_line(self, line: str, stream: str) -> list[EngineEvent]:
         """Events from one output line (no ``\\r`` or ``\\n`` in it)."""
@@ -259,7 +275,8 @@ class Engine:
 
         Merges the parameters with the defaults; maps the input, inputs, output and arguments
         through ``mapped_share_paths`` for ``task.os_name``; converts ASCII inputs into
-        ``<workdir>/converted/`` when ``input_conversion`` says so; calls :meth:`before_run`
+        ``<workdir>/converted/`` when ``input_conversion`` says so; creates a folder ``output``
+        and names the file inside it (:meth:`output_name`); calls :meth:`before_run`
         and :meth:`get_commandline`; maps every argv item; and builds the environment:
         ``base_env`` (default: this process's environment), then ``get_envs()``, then the
         job's ``envs`` for this OS, values path-mapped.
@@ -277,6 +294,7 @@ class Engine:
             parameters["input_conversion"], remote_os=parameters["remote_os"], local_os=task.os_name
         ):
             local, converted_input = self._convert_inputs(local, mapper, notes)
+        local = self._place_output(local)
 
         self.task = local
         self.current_frame = None
@@ -296,6 +314,23 @@ class Engine:
             task=local,
             notes=tuple(notes),
         )
+
+    def _place_output(self, task: EngineTask) -> EngineTask:
+        """``task`` with a folder ``output`` created and replaced by the file inside it."""
+        if not task.output:
+            return task
+        folder = Path(task.workdir, task.output)  # a relative output is the process's cwd's
+        if output_kind(task.output, is_directory=folder.is_dir()) is not OutputKind.FOLDER:
+            return task
+        # a Windows path left unmapped on a POSIX worker is no folder here: the application
+        # reports it, rather than a stray folder appearing in the work directory
+        if not (is_windows_style(task.output) and os.name != "nt"):
+            try:
+                folder.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise EngineSetupError(f"cannot create output folder {folder}: {exc}") from exc
+        name = self.output_name(task, input_stem(self.source_input or task.input))
+        return task if name is None else replace(task, output=in_folder(task.output, name))
 
     def _environment(
         self, task: EngineTask, mapper: PathMapper, base_env: Mapping[str, str]

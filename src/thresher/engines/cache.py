@@ -47,10 +47,3 @@ class EngineCache:
             path.unlink(missing_ok=True)
             return None
         return source
-
-    def __contains__(self, digest: object) -> bool:
-        return (
-            isinstance(digest, str)
-            and _DIGEST.match(digest) is not None
-            and (self.get(digest) is not None)
-        )

@@ -124,9 +124,6 @@ class PathMapper:
         """A mapper from the raw ``mapped_share_paths`` parameter."""
         return cls(parse_rules(value), os_name=os_name)
 
-    def __bool__(self) -> bool:
-        return bool(self.rules)
-
     def map_text(self, text: str) -> str:
         """Map every path found in free text (a scene file's content, an environment value)."""
         return self._map(text, argument=False)

@@ -29,14 +29,13 @@ class Marker:
     frame: int | None
 
 
-def sequence_commandline(steps: Sequence[Step], *, python: str | None = None) -> list[str]:
-    """The argv that runs ``steps`` one after another in one process.
-
-    ``python`` defaults to the interpreter running the worker; ``-I`` keeps the job's
-    ``PYTHONHOME``/``PYTHONPATH`` (meant for the application) away from the driver.
+def sequence_commandline(steps: Sequence[Step]) -> list[str]:
+    """The argv that runs ``steps`` one after another in one process, with the interpreter
+    running the worker; ``-I`` keeps the job's ``PYTHONHOME``/``PYTHONPATH`` (meant for the
+    application) away from the driver.
     """
     payload = {"steps": [{"frame": s.frame, "argv": list(s.argv)} for s in steps]}
-    return [python or sys.executable, "-I", "-m", DRIVER_MODULE, json.dumps(payload)]
+    return [sys.executable, "-I", "-m", DRIVER_MODULE, json.dumps(payload)]
 
 
 def parse_marker(line: str) -> Marker | None:

@@ -10,7 +10,8 @@ A chunk whose frames are not one evenly stepped run is rendered with ``-f 1,5,9`
 ``BLENDER_EEVEE``; default: the scene's), ``format`` (``PNG``, ``OPEN_EXR``, ...; default: the
 scene's), ``threads``, ``device`` (Cycles device: ``CPU``, ``CUDA``, ``OPTIX``, ``HIP``,
 ``METAL``, ``ONEAPI``), and ``arguments``: those after a ``--`` go to Blender's Python side at
-the very end. The task's ``output`` is Blender's ``-o`` path (``#`` marks the frame number).
+the very end. The task's ``output`` is Blender's ``-o`` path (``#`` marks the frame number); a
+folder gets ``<scene>_####`` inside it, to which Blender adds the format's extension.
 Cancel with SIGTERM: Blender ignores SIGINT until its current samples end.
 """
 
@@ -58,6 +59,7 @@ class Engine(BaseEngine):
         "threads": None,
         "device": None,
     }
+    OUTPUT_NAME: ClassVar[str | None] = "{stem}_####"
 
     def __init__(self) -> None:
         super().__init__()

@@ -3,11 +3,12 @@
 Parameters: ``command`` (required) is the argv template, a list or a string split like a POSIX
 shell (backslashes kept), with placeholders ``{start}``, ``{end}``, ``{frame}``,
 ``{frame:04d}``, ``{frames}`` (comma-separated), ``{count}``, ``{step}``, ``{input}``,
-``{output}``, ``{workdir}``, ``{job_id}``, ``{task}``, ``{lane}``. With ``per_frame: true`` the
-template runs once per frame of the task (``{frame}`` is that frame), one after another in one
-process, stopping at the first failure. ``arguments`` are appended to each command.
-``progress_pattern`` and ``error_pattern`` are regular expressions applied to every output line:
-the first group of a progress match is a percentage of the current command.
+``{output}`` (a folder output is created and stays the folder), ``{workdir}``, ``{job_id}``,
+``{task}``, ``{lane}``. With ``per_frame: true`` the template runs once per frame of the task
+(``{frame}`` is that frame), one after another in one process, stopping at the first failure.
+``arguments`` are appended to each command. ``progress_pattern`` and ``error_pattern`` are
+regular expressions applied to every output line: the first group of a progress match is a
+percentage of the current command.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ class Engine(BaseEngine):
         "progress_pattern": r"(?i)\bprogress\b\W*(\d+(?:\.\d+)?)\s*%?",
         "error_pattern": r"(?i)^\s*(?:error|fatal)\b",
     }
+    OUTPUT_NAME: ClassVar[str | None] = None  # the template names the files in the folder
 
     def __init__(self) -> None:
         super().__init__()

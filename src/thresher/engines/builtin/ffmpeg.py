@@ -10,7 +10,8 @@ Command line::
 so a job normally runs as one task (``default_bucketsize`` 0). MP4/MOV use H.264 (``libx264``,
 ``yuv420p``, dimensions rounded down to even numbers); GIF builds a palette from the frames
 first. Parameters: ``framerate`` (24), ``codec``, ``crf``, ``pix_fmt``, ``format`` (default:
-the output's extension), ``arguments`` (output options). Progress comes from the
+the output's extension; ``mp4`` for a folder output, which gets ``<sequence name>.<format>``
+inside it), ``arguments`` (output options). Progress comes from the
 ``-progress pipe:1`` key=value lines on stdout.
 """
 
@@ -61,6 +62,9 @@ class Engine(BaseEngine):
 
     def get_executable(self) -> str:
         return "ffmpeg"
+
+    def output_name(self, task: EngineTask, stem: str) -> str:
+        return f"{stem}.{str(self.parameter(task, 'format', 'mp4')).lower()}"
 
     def before_run(self, task: EngineTask) -> None:
         if task.output:

@@ -8,10 +8,11 @@ The script loads the hip file (``hou.hipFile.load``), finds the ROP (``hou.node`
 each frame with ``hou.RopNode.render(frame_range=(f, f), verbose=True, output_progress=True)``,
 from SideFX's HOM documentation, printing ``[thresher] houdini frame F (I of N)`` before and the
 written file after each frame. ``output``, when set, overrides the ROP's output file (``$F4``
-works as in Houdini). A failed render (``hou.OperationFailed``, or errors on the ROP) exits
-with status 1 after printing ``[thresher] houdini error: ...``. Parameters: ``rop`` (required,
-e.g. ``/out/mantra1``), ``ignore_inputs`` (render only this ROP). Progress also comes from the
-``ALF_PROGRESS 40%`` lines ``output_progress`` makes ROPs print.
+works as in Houdini); a folder output gets ``<hip name>.$F4.exr`` inside it. A failed render
+(``hou.OperationFailed``, or errors on the ROP) exits with status 1 after printing
+``[thresher] houdini error: ...``. Parameters: ``rop`` (required, e.g. ``/out/mantra1``),
+``ignore_inputs`` (render only this ROP). Progress also comes from the ``ALF_PROGRESS 40%``
+lines ``output_progress`` makes ROPs print.
 """
 
 from __future__ import annotations
@@ -92,6 +93,7 @@ class Engine(BaseEngine):
         "rop": None,
         "ignore_inputs": False,
     }
+    OUTPUT_NAME: ClassVar[str | None] = "{stem}.$F4.exr"  # Houdini expands $F4, not ####
 
     def get_executable(self) -> str:
         return "hython"

@@ -7,9 +7,10 @@ Command line for one frame, from Arnold's kick documentation::
 ``-dw`` disables the render window, ``-dp`` progressive refinement, and ``-v 2`` logs
 progress lines such as ``00:00:03   412MB   |    40% done - 12 rays/pixel``. The task's
 ``input`` is the ``.ass`` sequence pattern (``scene.####.ass``, ``scene.$F4.ass``) and its
-``output``, when set, an image pattern. As with Mantra, a chunk of several frames runs one
-``kick`` after another through the sequence driver; a one-frame task runs ``kick`` directly.
-Parameters: ``verbosity`` (2), ``threads``, ``width``/``height``. Output lines parsed: ``% done``,
+``output``, when set, an image pattern; a folder output gets ``<ass name>.####.exr`` inside
+it. As with Mantra, a chunk of several frames runs one ``kick`` after another through the
+sequence driver; a one-frame task runs ``kick`` directly. Parameters: ``verbosity`` (2),
+``threads``, ``width``/``height``. Output lines parsed: ``% done``,
 ``[driver_exr] writing file `PATH'``, ``render done``, and ``ERROR``/``WARNING`` lines.
 """
 
@@ -47,6 +48,7 @@ class Engine(BaseEngine):
         "width": None,
         "height": None,
     }
+    OUTPUT_NAME: ClassVar[str | None] = "{stem}.####.exr"
 
     def get_executable(self) -> str:
         return "kick"

@@ -7,7 +7,8 @@ Command line for one frame, from SideFX's mantra documentation::
 ``-f`` reads the frame's IFD, ``-V 2a`` prints Alfred-style ``ALF_PROGRESS 40%`` lines, and an
 output image given after the options overrides the one in the IFD. The task's ``input`` is the
 IFD sequence pattern (``scene.$F4.ifd``, ``scene.####.ifd`` or ``scene.%04d.ifd``); its
-``output``, when set, is an image pattern expanded the same way.
+``output``, when set, is an image pattern expanded the same way; a folder output gets
+``<ifd name>.####.exr`` inside it.
 
 Mantra renders exactly one IFD per process, so a chunk of several frames runs through the
 sequence driver (``python -I -m thresher.engines.sequence_driver``): one ``mantra`` after
@@ -47,6 +48,7 @@ class Engine(BaseEngine):
         "verbosity": "2a",
         "threads": None,
     }
+    OUTPUT_NAME: ClassVar[str | None] = "{stem}.####.exr"
 
     def get_executable(self) -> str:
         return "mantra"

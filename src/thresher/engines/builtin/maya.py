@@ -6,11 +6,12 @@ Command line, from Autodesk's "Render from the command line" and common-flags pa
            [-of FORMAT] [-x WIDTH -y HEIGHT] [-cam CAMERA] [-proj PROJECT] [arguments] scene.mb
 
 ``RENDERER`` defaults to ``file`` (the renderer saved in the scene); the task's ``output`` is
-the image directory (``-rd``). A task whose frames are not one evenly stepped run renders each
-run with its own ``Render`` call, one after another. Parameters: ``renderer``, ``image_name``,
-``image_format``, ``width``, ``height``, ``camera``, ``project``. Output lines parsed: Maya
-Software's ``Percentage of rendering done: 40 (...)``, Arnold's ``|  40% done - 12 rays/pixel``
-and ``[driver_exr] writing file `/out/beauty.0001.exr'``, ``Finished Rendering PATH``,
+the image directory (``-rd``), created before the run when it is a folder. A task whose
+frames are not one evenly stepped run renders each run with its own ``Render`` call, one after
+another. Parameters: ``renderer``, ``image_name``, ``image_format``, ``width``, ``height``,
+``camera``, ``project``. Output lines parsed: Maya Software's
+``Percentage of rendering done: 40 (...)``, Arnold's ``|  40% done - 12 rays/pixel`` and
+``[driver_exr] writing file `/out/beauty.0001.exr'``, ``Finished Rendering PATH``,
 ``// Error: ...``/``// Warning: ...`` and Arnold ``ERROR``/``WARNING`` lines.
 """
 
@@ -53,6 +54,7 @@ class Engine(BaseEngine):
         "camera": None,
         "project": None,
     }
+    OUTPUT_NAME: ClassVar[str | None] = None  # Render takes the image folder itself
 
     def get_executable(self) -> str:
         return "Render"

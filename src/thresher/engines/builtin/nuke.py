@@ -5,11 +5,12 @@ Command line, from Foundry's command-line documentation::
     nuke -x [-X WRITE_NODE] [-i] [-m THREADS] [--cont] [-V LEVEL] [arguments]
          -F FIRST-LAST[xSTEP] [-F ...] script.nk
 
-``-x`` executes the script, ``-X`` limits it to one Write node, ``-F`` gives a frame range
-(one per evenly stepped run of the task's frames), ``-i`` uses an interactive licence, ``-m``
-sets the thread count and ``--cont`` continues past frames that fail. Parameters:
-``write_node``, ``interactive_license``, ``threads``, ``continue_on_error``, ``verbosity``.
-Output lines parsed: ``Frame 12 (2 of 10)``, ``Writing /out/comp.0012.exr took 1.20 seconds``
+``-x`` executes the script, ``-X`` limits it to one Write node, ``-F`` gives a frame range (one
+per evenly stepped run of the task's frames), ``-i`` uses an interactive licence, ``-m`` sets
+the thread count and ``--cont`` continues past frames that fail. Parameters: ``write_node``,
+``interactive_license``, ``threads``, ``continue_on_error``, ``verbosity``. The Write nodes name
+the files: the job's ``output`` is not passed to Nuke (a folder output is created). Output lines
+parsed: ``Frame 12 (2 of 10)``, ``Writing /out/comp.0012.exr took 1.20 seconds``
 (also ``Writing PATH frame N``), ``ERROR: ...`` and ``Warning: ...``.
 """
 
@@ -46,6 +47,7 @@ class Engine(BaseEngine):
         "continue_on_error": False,
         "verbosity": None,
     }
+    OUTPUT_NAME: ClassVar[str | None] = None
 
     def get_executable(self) -> str:
         return "nuke"

@@ -7,11 +7,12 @@ Command line::
            [+A<threshold>] [arguments]
 
 POV-Ray appends the frame number to the output name itself, padded to the width of the job's
-last frame (``orbit.png`` gives ``orbit01.png``..``orbit48.png``). A task whose frames are not
-consecutive renders each consecutive run with its own ``povray`` call, one after another. The
-output folder is created before the run, and the scene's folder is put on the include path
-(POV-Ray resolves includes against the working directory, not the scene's folder).
-Parameters: ``width``, ``height``, ``format`` (png, exr, jpeg, tga, ppm, hdr, bmp),
+last frame (``orbit.png`` gives ``orbit01.png``..``orbit48.png``); a folder output gets
+``<scene>.<format>`` inside it, and no output the same name in the work directory. A task whose
+frames are not consecutive renders each consecutive run with its own ``povray`` call, one after
+another. The output file's folder is created before the run, and the scene's folder is put on
+the include path (POV-Ray resolves includes against the working directory, not the scene's
+folder). Parameters: ``width``, ``height``, ``format`` (png, exr, jpeg, tga, ppm, hdr, bmp),
 ``antialias`` (a threshold such as 0.3), ``clock_initial``/``clock_final`` (0 and 1).
 Progress comes from stderr, where POV-Ray separates its pixel counter updates with carriage
 returns.
@@ -28,6 +29,7 @@ from typing import Any, ClassVar
 from thresher.engines.base import Engine as BaseEngine
 from thresher.engines.errors import EngineConfigError, EngineSetupError
 from thresher.engines.events import EngineEvent
+from thresher.engines.output import input_stem
 from thresher.engines.placeholders import runs
 from thresher.engines.sequence import Step, parse_marker
 from thresher.engines.task import EngineTask
@@ -81,19 +83,18 @@ class Engine(BaseEngine):
     def get_executable(self) -> str:
         return "povray"
 
-    def output_path(self, task: EngineTask) -> str:
-        """The ``+O`` path: the task's output, or ``<output folder>/<scene name>`` for a folder."""
+    def output_name(self, task: EngineTask, stem: str) -> str:
+        # POV-Ray appends the frame number itself
+        return f"{stem}.{str(self.parameter(task, 'format', 'png')).lower()}"
+
+    def _output_path(self, task: EngineTask) -> str:
+        """The ``+O`` path: the task's output, else ``<scene name>.<format>``."""
         if not task.input:
             raise EngineConfigError("povray needs an input .pov file")
-        fmt = str(self.parameter(task, "format", "png")).lower()
-        stem = _stem(task.input)
-        output = task.output or ""
-        if not output or output.endswith(("/", "\\")) or Path(output).is_dir():
-            return _join(output or ".", f"{stem}.{fmt}")
-        return output
+        return task.output or self.output_name(task, input_stem(task.input))
 
     def before_run(self, task: EngineTask) -> None:
-        folder = Path(self.output_path(task)).parent
+        folder = Path(self._output_path(task)).parent
         try:
             folder.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -107,7 +108,7 @@ class Engine(BaseEngine):
             raise EngineConfigError(
                 f"povray format must be one of {sorted(FORMATS)}", parameter="format"
             )
-        output = self.output_path(task)
+        output = self._output_path(task)
         common = [self.executable(task), f"+I{task.input}", f"+O{output}", f"+F{FORMATS[fmt]}"]
         for name, flag in (("width", "+W"), ("height", "+H")):
             value = self.parameter(task, name)
@@ -196,14 +197,5 @@ def _is_windows(path: str) -> bool:
     return "\\" in path or re.match(r"^[A-Za-z]:", path) is not None
 
 
-def _stem(path: str) -> str:
-    name = ntpath.basename(path) if _is_windows(path) else posixpath.basename(path)
-    return name.rsplit(".", 1)[0] if "." in name else name
-
-
 def _folder(path: str) -> str:
     return ntpath.dirname(path) if _is_windows(path) else posixpath.dirname(path)
-
-
-def _join(folder: str, name: str) -> str:
-    return ntpath.join(folder, name) if _is_windows(folder) else posixpath.join(folder, name)
