@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from thresher.core.clock import FakeClock
 from thresher.store.store import Store, WorkerFacts
+from thresher.testing import FakeClock
 
 
 def add_worker(
