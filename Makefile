@@ -31,7 +31,8 @@ $(STAMP): pyproject.toml
 deps: ## Install missing system packages: renderers, PostgreSQL, chromium (root, or prints the sudo command)
 	bash scripts/install-system-deps.sh --all
 
-lint: venv ## ruff format --check, ruff check, mypy, lint-imports
+# The gate: `check` and `test` (which CI runs) lint first and never start pytest if linting fails.
+lint: venv ## ruff format --check, ruff check, mypy (src strict, and tests), lint-imports
 	$(VENV)/bin/ruff format --check $(CODE_DIRS)
 	$(VENV)/bin/ruff check $(CODE_DIRS)
 	$(VENV)/bin/mypy
@@ -44,7 +45,7 @@ fmt: venv ## Reformat and apply ruff's automatic fixes
 	$(VENV)/bin/ruff format $(CODE_DIRS)
 	$(VENV)/bin/ruff check --fix $(CODE_DIRS)
 
-test: deps venv ## Install what is missing, then run the whole pytest suite with PostgreSQL
+test: deps lint ## Install what is missing, lint, then the whole pytest suite with PostgreSQL
 	bash scripts/run-tests.sh
 
 demo: venv ## Render the example farm (DEMO_ARGS are passed to examples/demo.py)

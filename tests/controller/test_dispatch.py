@@ -17,9 +17,8 @@ import httpx
 import pytest
 
 from thresher.client import AgentClient, Client, Forbidden, InvalidRequest, StaleAttempt
-from thresher.core.clock import FakeClock
 from thresher.schemas import api
-from thresher.testing import ServedController
+from thresher.testing import FakeClock, ServedController
 
 T = TypeVar("T")
 Status = Literal["succeeded", "failed", "timed_out", "canceled"]

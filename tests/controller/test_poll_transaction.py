@@ -16,9 +16,9 @@ from thresher.controller import polling
 from thresher.controller.farm import Farm
 from thresher.controller.notifier import Notifier
 from thresher.controller.settings import ControllerSettings
-from thresher.core.clock import FakeClock
 from thresher.schemas import api
 from thresher.store.store import BlockSpec, JobSpec, Store
+from thresher.testing import FakeClock
 
 
 @pytest.fixture

@@ -15,9 +15,8 @@ from typing import Any, TypeVar
 import pytest
 
 from thresher.client import AgentClient, Client, Forbidden, InvalidRequest
-from thresher.core.clock import FakeClock
 from thresher.schemas import api
-from thresher.testing import ServedController
+from thresher.testing import FakeClock, ServedController
 
 T = TypeVar("T")
 GB = 1024**3

@@ -6,8 +6,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from thresher.core.clock import FakeClock
 from thresher.store.store import Store
+from thresher.testing import FakeClock
 
 
 @pytest.fixture

@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from thresher.core.chunk_plan import ChunkPlan, PlannedLayout
-from thresher.core.clock import FakeClock
 from thresher.core.frames import FrameSet, TaskLayout
 from thresher.core.model import BlockSpec
 from thresher.store.store import Store, WorkerRegistration
+from thresher.testing import FakeClock
 
 
 def add_worker(

@@ -11,11 +11,11 @@ import sqlalchemy as sa
 
 from tests.store.support import add_worker, block
 from thresher.core.chunk_plan import ADAPTIVE_CHUNK, ChunkPlan, ItemGrid
-from thresher.core.clock import FakeClock
 from thresher.core.model import Assignment, Counts, JobSpec
 from thresher.core.states import AttemptStatus, JobStatus, TaskStatus
 from thresher.store.store import FinishReport, Store
 from thresher.store.tables import blocks, tasks
+from thresher.testing import FakeClock
 
 ITEMS = 60
 

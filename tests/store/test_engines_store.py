@@ -7,13 +7,13 @@ import pytest
 import sqlalchemy as sa
 
 from tests.store.support import add_worker, block
-from thresher.core.clock import FakeClock
 from thresher.core.errors import NotFound
 from thresher.core.model import Assignment, JobSpec
 from thresher.engines import source_hash
 from thresher.store.engines import EngineSource
 from thresher.store.store import Store
 from thresher.store.tables import attempts
+from thresher.testing import FakeClock
 
 
 def source(text: str, **settings: object) -> EngineSource:

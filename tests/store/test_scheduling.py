@@ -14,7 +14,6 @@ import pytest
 import sqlalchemy as sa
 
 from tests.store import support
-from thresher.core.clock import FakeClock
 from thresher.core.errors import InvalidInput, NotFound
 from thresher.core.lanes import Nimby
 from thresher.core.states import AttemptStatus, TaskStatus
@@ -27,6 +26,7 @@ from thresher.store.store import (
     Store,
 )
 from thresher.store.tables import limit_holds, tasks
+from thresher.testing import FakeClock
 
 
 def add_worker(store: Store, name: str, clock: FakeClock, *, hostname: str | None = None) -> int:

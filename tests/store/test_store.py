@@ -14,13 +14,13 @@ import pytest
 import sqlalchemy as sa
 
 from tests.store.support import add_worker, block
-from thresher.core.clock import FakeClock
 from thresher.core.errors import Conflict, NotFound, StaleAttempt
 from thresher.core.lanes import Nimby
 from thresher.core.model import Assignment, Counts, JobSpec
 from thresher.core.states import AttemptStatus, JobStatus, TaskStatus, WorkerStatus
 from thresher.store.store import FinishReport, Store
 from thresher.store.tables import attempts, blocks, tasks
+from thresher.testing import FakeClock
 
 LEASE_S = 15.0
 
