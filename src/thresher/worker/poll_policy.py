@@ -59,18 +59,18 @@ class LaneLoad:
 
 def given(lane: LaneLoad) -> LaneLoad:
     """The lane was given one more attempt (to run now, or after what it holds)."""
-    return replace(lane, load=lane.load + 1)
+    return LaneLoad(lane.load + 1, lane.topped, lane.closing)
 
 
 def ended(lane: LaneLoad) -> LaneLoad:
     """One of the lane's attempts ended (or was taken back before it started)."""
     load = max(0, lane.load - 1)
-    return replace(lane, load=load, topped=lane.topped if load else 0)
+    return LaneLoad(load, lane.topped if load else 0, lane.closing)
 
 
 def topped_up(lane: LaneLoad) -> LaneLoad:
     """An answer handed the lane tasks: what it holds now is the batch it uses up."""
-    return replace(lane, topped=lane.load)
+    return LaneLoad(lane.load, lane.load, lane.closing)
 
 
 def closing(lane: LaneLoad) -> LaneLoad:
