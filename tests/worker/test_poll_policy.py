@@ -1,171 +1,178 @@
-"""When the agent polls: a lane handed a batch of short tasks polls again at half of it.
+"""The worker's polling rules (`worker.poll_policy`), as tables: lanes' loads, NIMBY and `now`
+in, the decision out.
 
-A poll costs the worker and the controller far more than a 1 ms task, so with short tasks held
-ahead a poll must bring many and carry many finishes; a lane that is free must still poll at
-once. The first tests drive the agent's decisions with assignments and ends handed to it
-directly (its lanes' threads are never started, so nothing runs); the last runs a real agent
-against a real controller.
+A lane is written `L(load, topped)`: `load` attempts given to it that have not ended, `topped` its
+load right after the last answer that handed it tasks. With `ahead_per_lane` 1 a lane asks for
+the task it runs and one ahead (load 2); a batch is more than that (the controller sized it by the
+tasks' run time).
 """
 
 from __future__ import annotations
 
-import asyncio
-import shutil
-from pathlib import Path
-
 import pytest
 
-from thresher.client import Client
-from thresher.controller.settings import ControllerSettings
-from thresher.schemas import api
-from thresher.testing import serve_in_thread
-from thresher.worker.agent import Agent, AgentConfig
-from thresher.worker.lanes import Done
+from thresher.worker.poll_policy import (
+    FIRST_RETRY_S,
+    MAX_RETRY_S,
+    Ask,
+    LaneLoad,
+    PollPolicy,
+    closed,
+    closing,
+    ended,
+    given,
+    retry_after,
+    topped_up,
+)
+
+POLICY = PollPolicy(ahead_per_lane=1, hold_s=20.0, flush_every_s=0.25, report_after_s=0.05)
 
 
-def facts(lanes: int) -> api.RegisterIn:
-    return api.RegisterIn(
-        name="w1", hostname="w1", os="linux", cores=2, ram_bytes=1 << 30, site="hq", lanes=lanes
-    )
+def L(load: int = 0, topped: int = 0, *, shutting: bool = False) -> LaneLoad:
+    return LaneLoad(load=load, topped=topped, closing=shutting)
 
 
-def agent(tmp_path: Path, *, lanes: int = 2, ahead: int = 1) -> Agent:
-    config = AgentConfig(
-        controller_url="http://127.0.0.1:9",
-        token="t",
-        facts=facts(lanes),
-        work_dir=tmp_path,
-        ahead_per_lane=ahead,
-    )
-    return Agent(config)
+@pytest.mark.parametrize(
+    ("policy", "lanes", "nimby", "asked"),
+    [
+        pytest.param(POLICY, [L(), L()], False, Ask((0, 1), (0, 1)), id="idle lanes: each free"),
+        pytest.param(POLICY, [L(), L()], True, Ask(), id="NIMBY: nothing asked"),
+        pytest.param(POLICY, [L(2, 2), L(1, 1)], False, Ask((), (1,)), id="one ahead: lane 1"),
+        pytest.param(POLICY, [L(2, 2), L(2, 2)], False, Ask(), id="one ahead each: nothing"),
+        pytest.param(
+            POLICY, [L(17, 33), L(23, 33)], False, Ask((), (0, 1)), id="batches: top up each"
+        ),
+        pytest.param(POLICY, [L(33, 33)], False, Ask(), id="a whole batch: nothing"),
+        pytest.param(
+            PollPolicy(ahead_per_lane=3), [L(2, 2)], False, Ask((), (0, 0)), id="ahead 3: 2 more"
+        ),
+        pytest.param(
+            PollPolicy(ahead_per_lane=0), [L(2, 5), L()], False, Ask((1,), ()), id="ahead 0"
+        ),
+        pytest.param(
+            POLICY, [L(shutting=True), L()], False, Ask((1,), (0, 1)), id="closing: not free"
+        ),
+    ],
+)
+def test_what_a_poll_asks_for(
+    policy: PollPolicy, lanes: list[LaneLoad], nimby: bool, asked: Ask
+) -> None:
+    assert policy.ask(lanes, nimby=nimby) == asked
 
 
-_ids = iter(range(1, 1_000_000))
+@pytest.mark.parametrize(
+    ("policy", "lanes", "nimby", "due"),
+    [
+        pytest.param(POLICY, [L(), L(2, 2)], False, True, id="a free lane"),
+        pytest.param(POLICY, [L(), L()], True, False, id="NIMBY"),
+        pytest.param(POLICY, [L(2, 2), L(1, 1)], False, True, id="a lane's one ahead is missing"),
+        pytest.param(POLICY, [L(2, 2), L(2, 2)], False, False, id="every lane holds its one"),
+        pytest.param(POLICY, [L(17, 33), L(23, 33)], False, False, id="batches above half"),
+        pytest.param(POLICY, [L(16, 33), L(23, 33)], False, True, id="a batch below half"),
+        pytest.param(POLICY, [L(16, 32), L(32, 32)], False, True, id="a batch at half exactly"),
+        pytest.param(POLICY, [L(17, 32), L(32, 32)], False, False, id="a batch one above half"),
+        pytest.param(
+            PollPolicy(ahead_per_lane=4), [L(4, 4)], False, False, id="ahead 4: 1 of 4 missing"
+        ),
+        pytest.param(
+            PollPolicy(ahead_per_lane=4), [L(3, 3)], False, True, id="ahead 4: half missing"
+        ),
+        pytest.param(PollPolicy(ahead_per_lane=0), [L(1, 5)], False, False, id="ahead 0: busy"),
+    ],
+)
+def test_when_a_refill_is_due(
+    policy: PollPolicy, lanes: list[LaneLoad], nimby: bool, due: bool
+) -> None:
+    assert policy.refill_due(lanes, nimby=nimby) is due
 
 
-def handed(lane: int, n: int) -> api.PollOut:
-    """A poll's answer handing `n` tasks of one job to `lane`."""
-    return api.PollOut(
-        assignments=[
-            api.AssignmentOut(
-                attempt_id=next(_ids),
-                token="tok",
-                job_id=1,
-                block=0,
-                index=i,
-                frames=[i],
-                kind="command",
-                payload={"commands": [["true"]]},
-                env={},
-                cwd=None,
-                max_runtime_s=None,
-                lane=lane,
-            )
-            for i in range(n)
-        ],
-        stop=[],
-        stale=[],
-        heartbeat_s=5.0,
-        lease_s=15.0,
-        enabled=True,
-    )
+@pytest.mark.parametrize(
+    ("ask", "hold_s"),
+    [
+        pytest.param(Ask((0,), ()), 20.0, id="a free lane: held for work"),
+        pytest.param(Ask((), (0, 1)), 0.0, id="only topping up: at once"),
+        pytest.param(Ask(), 0.0, id="nothing asked: a heartbeat"),
+    ],
+)
+def test_how_long_a_poll_is_held(ask: Ask, hold_s: float) -> None:
+    assert POLICY.hold(ask) == hold_s
 
 
-def end(a: Agent, lane: int, n: int) -> None:
-    """The lane's first `n` held attempts ended."""
-    ids = [i for i, h in a.state.held.items() if h.lane == lane][:n]
-    a._on_lane_done([Done(lane, i) for i in ids])
+@pytest.mark.parametrize(
+    ("lanes", "nimby", "had_work", "wait_s"),
+    [
+        pytest.param([L(16, 33), L(33, 33)], False, True, 0.0, id="work came, more due: at once"),
+        pytest.param([L(), L(2, 2)], False, False, 0.0, id="a lane free: a held poll at once"),
+        pytest.param([L(16, 33)], False, False, 5.0, id="no work came: wait for a wake-up"),
+        pytest.param([L(33, 33), L(2, 2)], False, True, 5.0, id="lanes full: wait"),
+        pytest.param([L(), L()], True, True, 5.0, id="NIMBY: the heartbeat"),
+    ],
+)
+def test_the_wait_before_the_next_poll(
+    lanes: list[LaneLoad], nimby: bool, had_work: bool, wait_s: float
+) -> None:
+    got = POLICY.next_poll_in(lanes, nimby=nimby, answer_had_work=had_work, heartbeat_s=5.0)
+    assert got == wait_s
 
 
-def test_a_free_lane_polls_at_once(tmp_path: Path) -> None:
-    a = agent(tmp_path)
-    assert a._refill_due()
-    assert a._wants() == ([0, 1], [0, 1])
+@pytest.mark.parametrize(
+    ("lanes", "nimby", "due_in"),
+    [
+        pytest.param([L(16, 33)], False, 0.0, id="a poll is due anyway: they ride on it"),
+        pytest.param([L(17, 33)], False, 0.25, id="lanes still full: flush_every_s"),
+        pytest.param([L()], True, 0.25, id="NIMBY: flush_every_s"),
+    ],
+)
+def test_how_long_finishes_wait_for_a_poll(
+    lanes: list[LaneLoad], nimby: bool, due_in: float
+) -> None:
+    assert POLICY.finishes_due_in(lanes, nimby=nimby) == due_in
 
 
-def test_a_lane_handed_a_batch_polls_again_at_half_of_it(tmp_path: Path) -> None:
-    a = agent(tmp_path)
-    a._apply(handed(0, 33))  # 1 to run and 32 short ones ahead, though it asked for 1
-    a._apply(handed(1, 33))
-    end(a, 0, 16)
-    end(a, 1, 10)
-    assert not a._refill_due()  # 17 and 23 of 33 left: no poll yet
-    end(a, 0, 1)  # lane 0 is down to half
-    assert a._refill_due()
-    # The poll tops up every lane that used some of its batch, not only the one that ran low.
-    assert a._wants() == ([], [0, 1])
+@pytest.mark.parametrize(
+    ("now", "sent_at", "had_work", "wait_s"),
+    [
+        pytest.param(100.0, 100.0, True, 0.05, id="poll just sent, work coming: wait for it"),
+        pytest.param(100.03, 100.0, True, 0.02, id="30 ms out: the rest of report_after_s"),
+        pytest.param(100.2, 100.0, True, 0.0, id="poll held long: report now"),
+        pytest.param(100.0, 100.0, False, 0.0, id="polls bring no work: report now"),
+    ],
+)
+def test_how_long_finishes_wait_before_a_report(
+    now: float, sent_at: float, had_work: bool, wait_s: float
+) -> None:
+    got = POLICY.report_in(now=now, poll_sent_at=sent_at, answer_had_work=had_work)
+    assert got == pytest.approx(wait_s)
 
 
-def test_a_poll_is_not_due_again_once_the_answer_topped_the_lanes_up(tmp_path: Path) -> None:
-    a = agent(tmp_path)
-    a._apply(handed(0, 33))
-    a._apply(handed(1, 33))
-    end(a, 0, 17)
-    assert a._refill_due()
-    a._wake.set()  # what a lane running low does while the poll is out
-    a._apply(handed(0, 17))  # the answer: back to 33
-    a._rearm()
-    assert not a._wake.is_set()
-    assert not a._refill_due()
+def test_retries_back_off_from_the_first_wait_to_the_longest() -> None:
+    waits = [retry_after(None)]
+    for _ in range(6):
+        waits.append(retry_after(waits[-1]))
+    assert waits == [FIRST_RETRY_S, 0.4, 0.8, 1.6, 3.2, MAX_RETRY_S, MAX_RETRY_S]
 
 
-def test_without_a_batch_the_lane_asks_for_its_one_ahead_as_before(tmp_path: Path) -> None:
-    a = agent(tmp_path)
-    a._apply(handed(0, 2))  # what it asked for: the task and one ahead (long or unknown ones)
-    a._apply(handed(1, 1))
-    assert a._wants() == ([], [1])
-    assert a._refill_due()
-    end(a, 0, 1)
-    assert a._wants() == ([], [0, 1])
+@pytest.mark.parametrize(
+    ("before", "change", "after"),
+    [
+        pytest.param(L(), given, L(1, 0), id="given: one more"),
+        pytest.param(L(3, 1), topped_up, L(3, 3), id="topped up: its load is the batch"),
+        pytest.param(L(5, 33), ended, L(4, 33), id="ended: one less, the batch stays"),
+        pytest.param(L(1, 33), ended, L(0, 0), id="emptied: the batch is forgotten"),
+        pytest.param(L(), closing, L(shutting=True), id="closing a session"),
+        pytest.param(L(shutting=True), closed, L(), id="closed"),
+    ],
+)
+def test_a_lanes_load_changes(before: LaneLoad, change: object, after: LaneLoad) -> None:
+    assert callable(change)
+    assert change(before) == after
 
 
-def test_no_tasks_ahead_asked_for_none_asked_for_ever(tmp_path: Path) -> None:
-    a = agent(tmp_path, ahead=0)
-    a._apply(handed(0, 5))  # an older controller's count: still nothing ahead asked for
-    end(a, 0, 3)
-    assert a._wants() == ([1], [])
-
-
-def test_finishes_wait_for_a_young_poll_only_while_polls_bring_work(tmp_path: Path) -> None:
-    a = agent(tmp_path)
-    a._answered(handed(0, 33))
-    # The next poll will most likely come back at once with work: the finishes ride on it.
-    assert a._report_after() == a.config.report_after_s > 0
-    a._answered(handed(0, 0))
-    # The job's last tasks: the next poll is held for want of work, so they are reported now.
-    assert a._report_after() == 0
-
-
-@pytest.mark.skipif(shutil.which("true") is None, reason="no `true` binary")
-def test_short_tasks_take_few_polls(db_url: str, tmp_path: Path) -> None:
-    """GIVEN 300 tasks of `true` on one worker with 2 lanes WHEN they run THEN the worker
-    sends far fewer polls than tasks (a poll brings a batch per lane and its finishes)."""
-    tasks = 300
-    settings = ControllerSettings(data_dir=tmp_path / "data")
-    with (
-        serve_in_thread(settings, database_url=db_url) as served,
-        Client(served.url, served.admin_token) as client,
-    ):
-        job = client.submit("short", [str(shutil.which("true")), "{frame}"], frames=f"1-{tasks}")
-        config = AgentConfig(
-            controller_url=served.url,
-            token=served.admin_token,
-            facts=facts(2),
-            work_dir=tmp_path / "work",
-        )
-        worker = Agent(config)
-
-        async def run() -> None:
-            stop = asyncio.Event()
-            running = asyncio.create_task(worker.run(stop))
-            while (await asyncio.to_thread(client.job, job.id)).status != "succeeded":
-                await asyncio.wait({running}, timeout=0.05)
-                assert not running.done(), "the agent stopped"
-            stop.set()
-            await running
-
-        asyncio.run(run())
-    assert worker.sent["assignments"] == tasks
-    # One poll per task before tasks were held ahead in batches; now a poll brings up to 33
-    # per lane. The bound leaves room for a slow machine (lanes running dry, index rebuilds).
-    assert worker.sent["polls"] + worker.sent["reports"] <= tasks // 5
+@pytest.mark.parametrize(
+    ("lane", "free"),
+    [(L(), True), (L(1, 1), False), (L(shutting=True), False), (L(1, 1, shutting=True), False)],
+)
+def test_a_lane_is_free_when_it_holds_nothing_and_closes_no_session(
+    lane: LaneLoad, free: bool
+) -> None:
+    assert lane.free is free

@@ -1,8 +1,9 @@
 """`thresher worker`: run an agent on this machine; `thresher nimby`: hold it from the machine.
 
 Options may also come from a TOML file (`--config`, see `thresher.worker.config`); the command
-line wins. While it runs, the worker takes NIMBY from its work directory's `nimby` file and from
-signals: SIGUSR1 pauses it, SIGUSR2 stops it, SIGHUP resumes it (see `thresher.worker.nimby`).
+line wins. The work directory defaults to the user's state directory (`default_work_dir`), never
+the current one. While it runs, the worker takes NIMBY from its work directory's `nimby` file and
+from signals: SIGUSR1 pauses it, SIGUSR2 stops it, SIGHUP resumes it (see `thresher.worker.nimby`).
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import signal
 from pathlib import Path
 from typing import Annotated
@@ -17,7 +19,13 @@ from typing import Annotated
 import typer
 
 from thresher.worker.agent import Agent, AgentConfig
-from thresher.worker.config import ConfigError, WorkerFile, load_worker_config
+from thresher.worker.config import (
+    ConfigError,
+    WorkerFile,
+    default_work_dir,
+    load_worker_config,
+    worker_state_dir,
+)
 from thresher.worker.facts import detect
 from thresher.worker.nimby import State, nimby_path, write_nimby
 
@@ -97,6 +105,13 @@ def _setting(given: object, file: WorkerFile, key: str, default: object) -> obje
     return default if found is None else found
 
 
+_DEFAULT_WORK_DIR = "$XDG_STATE_HOME/thresher/worker/NAME, else ~/.local/state/thresher/worker/NAME"
+
+
+def _default_work_dir(name: str) -> Path:
+    return default_work_dir(name, environ=os.environ, home=Path.home())
+
+
 def worker(
     controller: Annotated[
         str | None, typer.Option(envvar="THRESHER_URL", help="controller URL")
@@ -138,7 +153,8 @@ def worker(
     work_dir: Annotated[
         Path | None,
         typer.Option(
-            help="where tasks without a cwd run, and the NIMBY file  [default: thresher-work]"
+            help="where tasks without a cwd run, and the NIMBY file  "
+            f"[default: {_DEFAULT_WORK_DIR}]"
         ),
     ] = None,
     ahead: Annotated[
@@ -160,7 +176,12 @@ def worker(
     ] = 5.0,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
-    """Run a worker agent: register with the controller and run its tasks on N lanes."""
+    """Run a worker agent: register with the controller and run its tasks on N lanes.
+
+    Its work directory (tasks without a cwd run there; it holds the NIMBY file and the engine
+    cache) is --work-dir, else $XDG_STATE_HOME/thresher/worker/NAME, else
+    ~/.local/state/thresher/worker/NAME.
+    """
     logging.basicConfig(
         level=logging.INFO if verbose else logging.WARNING, format="%(asctime)s %(message)s"
     )
@@ -197,11 +218,15 @@ def worker(
         )
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="--attr") from None
+    given_dir = _setting(work_dir, file, "work_dir", None)
+    work = Path(str(given_dir)) if given_dir is not None else _default_work_dir(str(worker_name))
+    work = work.resolve()
+    work.mkdir(parents=True, exist_ok=True)
     agent_config = AgentConfig(
         controller_url=str(url),
         token=str(enrol),
         facts=facts,
-        work_dir=Path(str(_setting(work_dir, file, "work_dir", "thresher-work"))).resolve(),
+        work_dir=work,
         ahead_per_lane=int(str(_setting(ahead, file, "ahead", 1))),
         grace_s=float(str(_setting(grace, file, "grace", 10.0))),
         path_mapping_rules=read_path_mapping(path_mapping),
@@ -212,32 +237,56 @@ def worker(
 
 
 WorkDir = Annotated[
-    Path,
-    typer.Option("--work-dir", help="the worker's --work-dir", show_default=True),
+    Path | None,
+    typer.Option("--work-dir", help="the worker's --work-dir (else found from --name)"),
+]
+WorkerName = Annotated[
+    str | None,
+    typer.Option(
+        "--name",
+        help="the worker's --name, for its default work dir (needless when this user runs "
+        "one worker with the default)",
+    ),
 ]
 
 
-def _nimby(state: State | None, work_dir: Path) -> None:
-    write_nimby(nimby_path(work_dir), state)
+def _nimby_dir(work_dir: Path | None, name: str | None) -> Path:
+    """The work dir given, else the default one of the worker named, else of the only
+    worker with a default work dir here."""
+    if work_dir is not None:
+        return work_dir
+    if name is not None:
+        return _default_work_dir(name)
+    base = worker_state_dir(environ=os.environ, home=Path.home())
+    found = sorted(p for p in base.iterdir() if p.is_dir()) if base.is_dir() else []
+    if len(found) == 1:
+        return found[0]
+    known = ", ".join(p.name for p in found) or f"none in {base}"
+    raise typer.BadParameter(f"which worker? (workers: {known})", param_hint="--name")
+
+
+def _nimby(state: State | None, work_dir: Path | None, name: str | None) -> None:
+    where = _nimby_dir(work_dir, name)
+    write_nimby(nimby_path(where), state)
     typer.echo(
-        f"NIMBY {state or 'off'}: the worker using {work_dir} sees it within a second",
+        f"NIMBY {state or 'off'}: the worker using {where} sees it within a second",
         err=True,
     )
 
 
-def nimby_pause(work_dir: WorkDir = Path("thresher-work")) -> None:
+def nimby_pause(work_dir: WorkDir = None, name: WorkerName = None) -> None:
     """Finish what runs on this machine, and take no new tasks."""
-    _nimby("paused", work_dir)
+    _nimby("paused", work_dir, name)
 
 
-def nimby_stop(work_dir: WorkDir = Path("thresher-work")) -> None:
+def nimby_stop(work_dir: WorkDir = None, name: WorkerName = None) -> None:
     """Also stop what runs on this machine now (the tasks go back to the queue)."""
-    _nimby("stopped", work_dir)
+    _nimby("stopped", work_dir, name)
 
 
-def nimby_resume(work_dir: WorkDir = Path("thresher-work")) -> None:
+def nimby_resume(work_dir: WorkDir = None, name: WorkerName = None) -> None:
     """Let this machine take tasks again."""
-    _nimby(None, work_dir)
+    _nimby(None, work_dir, name)
 
 
 def register(app: typer.Typer) -> None:

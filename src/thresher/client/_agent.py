@@ -101,9 +101,3 @@ class AgentClient:
 
     async def report(self, body: api.ReportIn) -> api.PollOut:
         return await self._call(api.PollOut, "/api/v1/agent/report", body, timeout=self._timeout)
-
-    async def finish(self, body: api.FinishIn) -> None:
-        await self._post(f"/api/v1/agent/attempts/{body.attempt_id}/finish", body.model_dump())
-
-    async def output(self, body: api.OutputBatch) -> None:
-        await self._post(f"/api/v1/agent/attempts/{body.attempt_id}/output", body.model_dump())

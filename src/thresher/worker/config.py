@@ -9,7 +9,7 @@ Every key is optional and the command line wins over the file::
     site = "sthlm"
     pools = ["render", "gpu"]
     capacity = 3000
-    work_dir = "/var/lib/thresher"
+    work_dir = "/var/lib/thresher"   # default: see default_work_dir
     ahead = 1
     grace = 10.0
 
@@ -27,6 +27,7 @@ Every key is optional and the command line wins over the file::
 from __future__ import annotations
 
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -54,6 +55,20 @@ class WorkerFile:
 
     def get(self, key: str) -> Any:
         return self.values.get(key)
+
+
+def default_work_dir(name: str, *, environ: Mapping[str, str], home: Path) -> Path:
+    """Where a worker named `name` keeps its work when no work_dir is given: its per-user state
+    directory, `$XDG_STATE_HOME/thresher/worker/<name>`, or `~/.local/state/thresher/worker/<name>`
+    where XDG_STATE_HOME is unset, empty or relative (as the XDG base directory spec says)."""
+    return worker_state_dir(environ=environ, home=home) / name
+
+
+def worker_state_dir(*, environ: Mapping[str, str], home: Path) -> Path:
+    """The folder holding the default work directories of this user's workers."""
+    state = environ.get("XDG_STATE_HOME", "")
+    base = Path(state) if state and Path(state).is_absolute() else home / ".local" / "state"
+    return base / "thresher" / "worker"
 
 
 class ConfigError(ValueError):

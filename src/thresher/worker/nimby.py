@@ -2,7 +2,8 @@
 
 `<work-dir>/nimby` holding `pause` means: finish the running tasks, take no new ones; holding
 `stop` means: also stop the running tasks (they go back to the queue). No file: work as usual.
-The person at the machine writes it with `thresher nimby pause|stop|resume --work-dir DIR`, or
+The person at the machine writes it with `thresher nimby pause|stop|resume` (`--name NAME` finds
+a worker's default work dir, `--work-dir DIR` any other), or
 signals the worker process (SIGUSR1: pause, SIGUSR2: stop, SIGHUP: resume), which writes the
 same file, so the state is visible on disk and survives a restart of the worker.
 """

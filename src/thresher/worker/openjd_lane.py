@@ -33,10 +33,10 @@ from thresher.schemas import api
 from thresher.worker.outbox import Outbox
 from thresher.worker.tasks import FinishStatus
 
-if TYPE_CHECKING:  # openjd-sessions is an extra: imported by the first OpenJD task
+# openjd-model takes a quarter of a second to import: every `thresher` command would pay it, so
+# it is imported by the first OpenJD task.
+if TYPE_CHECKING:
     from thresher.openjd import LogLine, OpenJDSessionRunner, PlanCache, TaskOutcome
-
-NO_OPENJD = "this worker has no OpenJD support: install thresher[openjd] on it"
 
 _STATES: dict[str, FinishStatus] = {
     "success": "succeeded",
@@ -102,11 +102,8 @@ class OpenJDLanes:
         """Run the assignment's task in the lane's session (opened, or switched, as needed)."""
         started = time.monotonic()
         attempt = _Attempt(a.attempt_id, a.token, stop)
-        try:
-            from thresher.openjd import TaskOutcome
-        except ImportError:
-            self._system(attempt, NO_OPENJD)
-            return OpenJDResult("failed", NO_OPENJD, None, 0.0)
+        from thresher.openjd import TaskOutcome
+
         try:
             stored = a.payload["openjd"]
             key = f"{a.job_id}:{_digest(stored)}"

@@ -1,0 +1,240 @@
+"""The attempts this worker holds, run on its lanes.
+
+The agent hands over the attempts each answer brings (each names the lane it was claimed for) and
+the stops and stale attempts it names; the executor gives each attempt to its lane's thread at
+once, also while the lane is busy (a short task held ahead), keeps every lane's `LaneLoad`, and
+puts each attempt's finish in the outbox when it ends, then tells the agent (`on_finish`), which
+decides when a poll carries them. A lane holding an OpenJD job's session closes it after it has
+stayed idle `openjd_idle_s`.
+
+Everything here runs on the agent's event loop, except the work handed to the lanes' threads.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+
+from thresher.schemas import api
+from thresher.worker.attempts import Failed, Held, finish_report, run_command, run_process
+from thresher.worker.engines import EngineTaskError, WorkerEngines
+from thresher.worker.lanes import Done, LaneThreads
+from thresher.worker.openjd_lane import OpenJDLanes, OpenJDResult
+from thresher.worker.outbox import Outbox
+from thresher.worker.poll_policy import LaneLoad, closed, closing, ended, given, topped_up
+from thresher.worker.process import ProcessResult
+from thresher.worker.tasks import CommandBuilder
+
+__all__ = ["Executor"]
+
+_CLOSE = "close"  # the key of a lane's piece of work that closes its idle OpenJD session
+
+
+class Executor:
+    """Runs held attempts on `lanes` lanes; :meth:`start` it on the event loop first."""
+
+    def __init__(
+        self,
+        lanes: int,
+        *,
+        work_dir: Path,
+        outbox: Outbox,
+        engines: WorkerEngines,
+        on_finish: Callable[[], None],
+        grace_s: float = 10.0,
+        openjd_idle_s: float = 5.0,
+        path_mapping_rules: Sequence[Mapping[str, str]] = (),
+    ) -> None:
+        self.held: dict[int, Held] = {}  # by attempt id, until its finish is acknowledged
+        self.loads = [LaneLoad() for _ in range(lanes)]
+        self.openjd = OpenJDLanes(work_dir, outbox, path_mapping_rules=path_mapping_rules)
+        self._work_dir = work_dir
+        self._outbox = outbox
+        self._engines = engines
+        self._on_finish = on_finish
+        self._grace_s = grace_s
+        self._openjd_idle_s = openjd_idle_s
+        self._threads = LaneThreads(lanes, on_done=self.on_lane_done)
+        self._commands = CommandBuilder(work_dir=work_dir, base_env=os.environ)
+        self._idle = asyncio.Event()  # set while no lane has an attempt
+        self._idle.set()
+        self._idle_timers: dict[int, asyncio.TimerHandle] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def start(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._threads.start(loop)
+
+    def running(self) -> list[api.RunningIn]:
+        """Every attempt held, for a poll (the controller's lease on each goes on)."""
+        return [api.RunningIn(attempt_id=a, token=h.assignment.token) for a, h in self.held.items()]
+
+    def take(self, assignments: Sequence[api.AssignmentOut]) -> None:
+        """Give each new attempt to the lane it was claimed for; those lanes then hold a batch
+        (see `topped_up`)."""
+        topped: set[int] = set()
+        for assignment in assignments:
+            held = Held(assignment)
+            self.held[assignment.attempt_id] = held
+            lane = assignment.lane
+            if lane is None or not 0 <= lane < len(self.loads):
+                self._refuse(held, f"the controller gave it to no lane of this worker ({lane})")
+            else:  # its lane runs it next, also while it runs another one now
+                self._give(held, lane)
+                topped.add(lane)
+        for lane in topped:
+            self.loads[lane] = topped_up(self.loads[lane])
+
+    def settle(self, finished: Sequence[api.FinishIn]) -> None:
+        """Reported finishes are acknowledged: forget those attempts."""
+        for fin in finished:
+            self.held.pop(fin.attempt_id, None)
+
+    def kill(self, attempt_id: int, *, stale: bool) -> None:
+        """Stop the attempt. A stale one (no longer this worker's) is never reported."""
+        held = self.held.get(attempt_id)
+        if held is None:
+            return
+        held.stop.set()
+        held.stale = held.stale or stale
+        if stale:
+            self._outbox.forget(attempt_id)
+        if held.lane is not None and self._threads.withdraw(held.lane, attempt_id):
+            self._finished(attempt_id, None)  # given to its lane, not started there
+            self._on_finish()
+        elif held.runner is not None:
+            held.runner.cancel()
+        elif held.cancel is not None:
+            held.cancel()
+        # Otherwise its lane is about to start it, and sees the stop before it does.
+
+    async def close(self) -> None:
+        """Cancel what runs and wait for it to end (its finish in the outbox); what was held
+        ahead and not started is dropped unreported, for its lease to end."""
+        for attempt_id, held in list(self.held.items()):
+            held.stop.set()
+            if held.lane is not None and self._threads.withdraw(held.lane, attempt_id):
+                self._lane_ended(held.lane)
+                held.lane = None
+            elif held.runner is not None:
+                held.runner.cancel()
+            elif held.cancel is not None:
+                held.cancel()
+        for task in list(self._tasks):
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        await self._idle.wait()
+        for timer in self._idle_timers.values():
+            timer.cancel()
+        await asyncio.to_thread(self._threads.close)
+        await asyncio.to_thread(self.openjd.close_all)
+
+    def on_lane_done(self, batch: list[Done]) -> None:
+        """Lanes ended these pieces of work: queue the finish reports, then tell the agent."""
+        for done in batch:
+            if done.key == _CLOSE:  # an idle OpenJD session was closed: the lane may be free
+                self.loads[done.lane] = closed(self.loads[done.lane])
+                continue
+            assert isinstance(done.key, int)
+            value = done.value
+            if done.error is not None:
+                value = Failed(f"the worker failed to run it: {done.error}")
+            if isinstance(value, OpenJDResult):
+                self._finished(done.key, None, openjd=value)
+            elif isinstance(value, Failed):
+                held = self.held.get(done.key)
+                if held is not None:
+                    a = held.assignment
+                    for row in (*value.details, value.message):
+                        self._outbox.add_line(a.attempt_id, a.token, "system", row)
+                self._finished(done.key, None, failure=value.message)
+            else:
+                assert value is None or isinstance(value, ProcessResult)
+                self._finished(done.key, value)
+        self._on_finish()
+
+    # -- inside ---------------------------------------------------------------------------------
+
+    def _refuse(self, held: Held, message: str) -> None:
+        a = held.assignment
+        self._outbox.add_line(a.attempt_id, a.token, "system", message)
+        self._finished(a.attempt_id, None, failure=message)
+        self._on_finish()
+
+    def _give(self, held: Held, lane: int) -> None:
+        """The lane runs the attempt after what it was given before (a short task held ahead
+        waits in the lane's thread, which starts it the moment the last one ends)."""
+        timer = self._idle_timers.pop(lane, None)
+        if timer is not None:
+            timer.cancel()
+        held.lane = lane
+        self.loads[lane] = given(self.loads[lane])
+        self._idle.clear()
+        a = held.assignment
+        if a.kind == "openjd":
+            held.cancel = lambda: self.openjd.cancel(lane)
+            self._threads.hand(lane, a.attempt_id, lambda: self.openjd.run(lane, a, held.stop))
+        elif a.kind == "engine":
+            task = asyncio.create_task(self._prepare_engine(held, lane))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        else:
+            commands, outbox, grace_s = self._commands, self._outbox, self._grace_s
+            self._threads.hand(
+                lane,
+                a.attempt_id,
+                lambda: run_command(held, commands=commands, outbox=outbox, grace_s=grace_s),
+            )
+
+    async def _prepare_engine(self, held: Held, lane: int) -> None:
+        a = held.assignment
+        try:
+            held.engine_run = await self._engines.start(a, self._outbox, work_dir=self._work_dir)
+        except EngineTaskError as exc:  # engine code failed: that task fails, with its traceback
+            failed = Failed(exc.message, tuple(exc.details.rstrip().splitlines()))
+            self.on_lane_done([Done(lane, a.attempt_id, value=failed)])
+            return
+        except Exception as exc:  # a broken payload fails the task, never the worker
+            failed = Failed(f"cannot build the command: {exc}")
+            self.on_lane_done([Done(lane, a.attempt_id, value=failed)])
+            return
+        command, outbox, grace_s = held.engine_run.command, self._outbox, self._grace_s
+        self._threads.hand(
+            lane, a.attempt_id, lambda: run_process(held, command, outbox=outbox, grace_s=grace_s)
+        )
+
+    def _lane_ended(self, lane: int) -> None:
+        self.loads[lane] = ended(self.loads[lane])
+        if self.loads[lane].load == 0 and self.openjd.job_on(lane) is not None:
+            loop = asyncio.get_running_loop()
+            self._idle_timers[lane] = loop.call_later(self._openjd_idle_s, self._close_idle, lane)
+        if all(load.load == 0 for load in self.loads):
+            self._idle.set()
+
+    def _close_idle(self, lane: int) -> None:
+        """The lane kept its job's session idle long enough: exit it (the lane waits)."""
+        self._idle_timers.pop(lane, None)
+        if not self.loads[lane].free or self.openjd.job_on(lane) is None:
+            return
+        self.loads[lane] = closing(self.loads[lane])
+        self._threads.hand(lane, _CLOSE, lambda: self.openjd.close(lane))
+
+    def _finished(
+        self,
+        attempt_id: int,
+        result: ProcessResult | None,
+        *,
+        failure: str | None = None,
+        openjd: OpenJDResult | None = None,
+    ) -> None:
+        """An attempt ended (or was dropped before it started): queue its finish report."""
+        held = self.held.get(attempt_id)
+        if held is not None and held.lane is not None:
+            self._lane_ended(held.lane)
+            held.lane = None
+        if held is None or held.stale:
+            self.held.pop(attempt_id, None)
+            return
+        self._outbox.add_finish(finish_report(held, result, failure=failure, openjd=openjd))
