@@ -37,8 +37,6 @@ DOCUMENTED_ROUTES = [
     ("/api/v1/admin/tokens", "post"),
     ("/api/v1/agent/register", "post"),
     ("/api/v1/agent/poll", "post"),
-    ("/api/v1/agent/attempts/{attempt_id}/finish", "post"),
-    ("/api/v1/agent/attempts/{attempt_id}/output", "post"),
 ]
 
 

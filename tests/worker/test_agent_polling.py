@@ -16,7 +16,7 @@ import pytest
 
 from thresher.client import Client
 from thresher.controller.settings import ControllerSettings
-from thresher.core.clock import FakeClock
+from thresher.testing import FakeClock
 from thresher.schemas import api
 from thresher.testing import serve_in_thread
 from thresher.worker.agent import Agent, AgentConfig

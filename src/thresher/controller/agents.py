@@ -134,26 +134,6 @@ class Agents:
             status_message=batch.status_message,
         )
 
-    def output(self, caller: Caller, attempt_id: int, batch: api.OutputBatch) -> None:
-        """One attempt's output; a stale fencing token raises StaleAttempt (409)."""
-        self.worker_of(caller)
-        if batch.attempt_id != attempt_id:
-            raise StaleAttempt("attempt id in the path and the body differ", field="attempt_id")
-        with self.unit.transaction():
-            self._record_output(batch)
-
-    def finish(self, caller: Caller, attempt_id: int, fin: api.FinishIn) -> None:
-        """One attempt's end; a stale fencing token raises StaleAttempt (409)."""
-        self.worker_of(caller)
-        if fin.attempt_id != attempt_id:
-            raise StaleAttempt("attempt id in the path and the body differ", field="attempt_id")
-        with self.unit.change(soft=True):
-            job_id = self.store.finish_attempt(finish_report(fin), now=self.clock.now())
-            if job_id is not None and self.dispatch.finished(
-                fin.attempt_id, fin.status, fin.duration_s
-            ):
-                self.jobs.note_if_final(job_id)
-
     def report(self, caller: Caller, body: api.ReportIn) -> api.PollOut:
         """Output and finishes sent while a poll is held open; no claim, no reconciliation."""
         worker_id = self.worker_of(caller)

@@ -38,15 +38,3 @@ for _path, _endpoint in (("/poll", poll), ("/report", report)):
         response_model=api.PollOut,
         route_class_override=LeanRoute,
     )
-
-
-@router.post("/attempts/{attempt_id}/output", status_code=204)
-async def output(attempt_id: int, body: api.OutputBatch, farm: FarmDep, caller: CallerDep) -> None:
-    """One attempt's output; a stale fencing token is answered 409 and the worker kills it."""
-    farm.agents.output(caller, attempt_id, body)
-
-
-@router.post("/attempts/{attempt_id}/finish", status_code=204)
-async def finish(attempt_id: int, body: api.FinishIn, farm: FarmDep, caller: CallerDep) -> None:
-    """One attempt's end; a stale fencing token is answered 409."""
-    farm.agents.finish(caller, attempt_id, body)
