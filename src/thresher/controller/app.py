@@ -7,11 +7,11 @@ import contextlib
 import logging
 import socket
 from collections.abc import AsyncIterator
+from importlib.metadata import version
 
 import uvicorn
 from fastapi import FastAPI
 
-from thresher import __version__
 from thresher.controller import errors
 from thresher.controller.farm import Farm
 from thresher.controller.notifier import Notifier
@@ -33,6 +33,8 @@ from thresher.core.clock import Clock, SystemClock
 from thresher.store.store import Store
 
 log = logging.getLogger("thresher.controller")
+#: The installed distribution's version (read from its metadata, not the client's package).
+VERSION = version("thresher")
 
 
 async def _sweep_forever(farm: Farm) -> None:
@@ -73,7 +75,7 @@ def create_app(
 
     app = FastAPI(
         title="Thresher",
-        version=__version__,
+        version=VERSION,
         description="Render farm controller. Every route but /healthz needs a bearer token.",
         lifespan=lifespan,
     )
@@ -92,7 +94,7 @@ def create_app(
 
     @app.get("/healthz", tags=["health"])
     async def healthz() -> dict[str, str]:
-        return {"status": "ok", "version": __version__, "database": store.dialect}
+        return {"status": "ok", "version": VERSION, "database": store.dialect}
 
     return app
 

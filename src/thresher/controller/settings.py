@@ -15,7 +15,7 @@ class ControllerSettings:
     poll_hold_s: float = 20.0
     sweep_every_s: float = 1.0
     retry_elsewhere_s: float = 30.0  # how long a failed task waits for another host first
-    # Error hosts and sick hosts (issue 3): the defaults a block may override.
+    # Error hosts and sick hosts: the defaults a block may override.
     errors_to_avoid: int = 3  # a host failing a block this often is avoided by it...
     forgive_s: float = 5 * 3600.0  # ...until this long after its last error there
     sick_jobs: int = 3  # a host failing this many different jobs...

@@ -191,7 +191,7 @@ class WorkerRecord:
     status: WorkerStatus
     last_seen: float
     running: int = 0
-    # Scheduling (issue 3)
+    # Scheduling
     gpus: int = 0
     capacity: int = 1000  # capacity units (1000 per lane unless set)
     capacity_used: int = 0
@@ -219,7 +219,7 @@ class Assignment:
     cwd: str | None
     max_runtime_s: float | None
     lane: int | None = None
-    # Engine jobs (issue 4): the engine, the revision stamped at claim, its source's SHA-256.
+    # Engine jobs: the engine, the revision stamped at claim, its source's SHA-256.
     engine: str | None = None
     engine_revision: int | None = None
     engine_hash: str | None = None

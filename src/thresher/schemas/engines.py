@@ -6,7 +6,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from thresher.schemas.api import Strict
+from thresher.schemas.base import Strict
 
 MAX_SOURCE_CHARS = 1_000_000
 

@@ -6,7 +6,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from thresher.schemas.api import Strict
+from thresher.schemas.base import Strict
 
 MAX_TEMPLATE_CHARS = 2_000_000
 

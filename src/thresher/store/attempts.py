@@ -326,7 +326,7 @@ class AttemptsStore(StoreBase):
         if new is TaskStatus.QUEUED and row.canceled:
             new = TaskStatus.CANCELED
         self._move_task(conn, row.task_id, row.block_id, TaskStatus.RUNNING, new, now, **extra)
-        if status is AttemptStatus.SUCCEEDED:  # adaptive chunks (issue 5)
+        if status is AttemptStatus.SUCCEEDED:  # adaptive chunks
             note_finished_chunks(conn, [(row, values.get("duration_s"))])
 
     def cancel_task_attempt(self, job_id: int, block_index: int, index: int, reason: str) -> bool:

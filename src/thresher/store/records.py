@@ -61,7 +61,7 @@ class ClaimCandidate:
     task_count: int
     n_queued: int
     mean_runtime_s: float | None
-    # What the claim re-checks atomically and records (issue 3).
+    # What the claim re-checks atomically and records.
     owner: str = ""
     capacity: int = 1000
     limits: tuple[str, ...] = ()

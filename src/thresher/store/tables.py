@@ -44,7 +44,7 @@ workers = sa.Table(
     sa.Column("status", sa.String(20), nullable=False),
     sa.Column("last_seen", sa.Float, nullable=False),
     sa.Column("registered_at", sa.Float, nullable=False),
-    # Scheduling (issue 3): GPU count, capacity units (None: 1000 per lane), the engines each
+    # Scheduling: GPU count, capacity units (None: 1000 per lane), the engines each
     # lane runs as the worker declared them and as the controller overrides them, NIMBY states
     # set from the controller and reported by the worker's machine, when sickness was cleared.
     sa.Column("gpus", sa.Integer, nullable=False, default=0, server_default="0"),
@@ -72,7 +72,7 @@ jobs = sa.Table(
     sa.Column("payload", sa.JSON, nullable=False),  # kind-specific: command template, engine...
     sa.Column("created_at", sa.Float, nullable=False),
     sa.Column("finished_at", sa.Float, nullable=True),
-    # Scheduling (issue 3): filters, caps, preemption, and the name regex `after` came from.
+    # Scheduling: filters, caps, preemption, and the name regex `after` came from.
     sa.Column("filters", sa.Text, nullable=False, default="", server_default=""),
     sa.Column("max_running", sa.Integer, nullable=True),
     sa.Column("max_running_per_host", sa.Integer, nullable=True),
@@ -103,7 +103,7 @@ blocks = sa.Table(
     sa.Column("n_canceled", sa.Integer, nullable=False),
     sa.Column("runtime_sum", sa.Float, nullable=False),
     sa.Column("runtime_n", sa.Integer, nullable=False),
-    # Scheduling (issue 3): what a lane must run (None: the job's kind), capacity per task,
+    # Scheduling: what a lane must run (None: the job's kind), capacity per task,
     # limits each task holds, minimum run time, preview order, block and frame-by-frame
     # dependencies (block indices), error-host policy (None: the controller's).
     sa.Column("engine", sa.String(100), nullable=True),
@@ -115,10 +115,10 @@ blocks = sa.Table(
     sa.Column("after_frames", sa.JSON, nullable=False, default=list),
     sa.Column("errors_to_avoid", sa.Integer, nullable=True),
     sa.Column("forgive_s", sa.Float, nullable=True),
-    # OpenJD (issue 5): filters of this block alone (a step's hostRequirements), applied on top
+    # OpenJD: filters of this block alone (a step's hostRequirements), applied on top
     # of the job's `filters`.
     sa.Column("host_filters", sa.Text, nullable=False, default="", server_default=""),
-    # OpenJD adaptive chunking (issue 5): for a block whose `chunk` is 0, its chunk plan
+    # OpenJD adaptive chunking: for a block whose `chunk` is 0, its chunk plan
     # (`core.chunk_plan.ChunkPlan.to_json()`: item grid, sizes used so far, run times measured);
     # `frames` are then its item positions and `task_count` follows the plan.
     sa.Column("chunking", sa.JSON, nullable=True),
@@ -164,11 +164,11 @@ attempts = sa.Table(
     sa.Column("progress", sa.Float, nullable=True),
     sa.Column("lane", sa.Integer, nullable=True),  # the worker's lane it was claimed for
     sa.Column("capacity", sa.Integer, nullable=True),  # capacity units it holds while it runs
-    # Engines (issue 4): the engine revision an engine task ran with (0: built in) and the
+    # Engines: the engine revision an engine task ran with (0: built in) and the
     # files its engine reported writing.
     sa.Column("engine_revision", sa.Integer, nullable=True),
     sa.Column("outputs", sa.JSON, nullable=True),
-    # OpenJD (issue 5): the last status message a task reported (`openjd_status:`).
+    # OpenJD: the last status message a task reported (`openjd_status:`).
     sa.Column("status_message", sa.Text, nullable=True),
     sa.Index("ix_attempts_task", "task_id"),
     sa.Index("ix_attempts_worker_status", "worker_id", "status"),
@@ -186,7 +186,7 @@ log_lines = sa.Table(
     sa.Index("ix_log_lines_attempt", "attempt_id", "id"),
 )
 
-# -- scheduling (issue 3) -----------------------------------------------------------------------
+# -- scheduling -----------------------------------------------------------------------
 
 limits = sa.Table(
     "limits",
@@ -233,7 +233,7 @@ user_settings = sa.Table(
     sa.Column("max_running", sa.Integer, nullable=True),
 )
 
-# -- engines (issue 4) --------------------------------------------------------------------------
+# -- engines --------------------------------------------------------------------------
 
 # One row per engine name: which revision is current (0: the built-in one) and whether new jobs
 # may use it.
@@ -264,7 +264,7 @@ engine_revisions = sa.Table(
     sa.UniqueConstraint("name", "revision", name="uq_engine_revisions_name_revision"),
 )
 
-# -- OpenJD submitters (issue 5) ----------------------------------------------------------------
+# -- OpenJD submitters ----------------------------------------------------------------
 
 # AWS-style key pairs for the Deadline Cloud compatible routes: a request is signed (SigV4) with
 # the secret, so the controller must be able to read it back (unlike a bearer token's hash).

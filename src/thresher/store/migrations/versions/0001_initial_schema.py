@@ -195,7 +195,7 @@ def upgrade() -> None:
     with op.batch_alter_table("log_lines", schema=None) as batch_op:
         batch_op.create_index("ix_log_lines_attempt", ["attempt_id", "id"], unique=False)
 
-    # -- scheduling (issue 3): limits and their holds, host errors, per-user settings --
+    # -- scheduling: limits and their holds, host errors, per-user settings --
     op.create_table(
         "limits",
         sa.Column("name", sa.String(length=100), nullable=False),
@@ -242,7 +242,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("name", name=op.f("pk_user_settings")),
     )
 
-    # -- engines (issue 4): the registry of published engine sources --
+    # -- engines: the registry of published engine sources --
     op.create_table(
         "engines",
         sa.Column("name", sa.String(length=64), nullable=False),

@@ -1,0 +1,114 @@
+"""The HTTP contract between workers and the controller: enrolment, poll, report."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+from thresher.schemas.base import Strict
+
+# -- agent ---------------------------------------------------------------------------------------
+
+
+class RegisterIn(Strict):
+    name: str = Field(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9_.@-]+$")
+    hostname: str = Field(min_length=1, max_length=255)
+    os: str = Field(min_length=1, max_length=40)
+    cores: int = Field(ge=1)
+    ram_bytes: int = Field(ge=0)
+    site: str = Field("hq", min_length=1, max_length=100)
+    pools: list[str] = Field(default_factory=list)
+    attributes: dict[str, str] = Field(default_factory=dict)
+    lanes: int = Field(default=1, ge=1, le=256)
+    gpus: int = Field(default=0, ge=0, le=1024)
+    capacity: int | None = Field(
+        default=None, ge=0, description="capacity units; default 1000 per lane"
+    )
+    lane_engines: dict[int, list[str]] = Field(
+        default_factory=dict, description="lane -> engines or job kinds it runs (others: any)"
+    )
+
+
+class RegisterOut(BaseModel):
+    worker_id: int
+    token: str
+    heartbeat_s: float
+    lease_s: float
+
+
+class OutputBatch(Strict):
+    attempt_id: int
+    token: str
+    lines: list[tuple[Literal["stdout", "stderr", "system"], str]] = Field(default_factory=list)
+    progress: float | None = Field(default=None, ge=0, le=100)
+    outputs: list[str] = Field(default_factory=list, description="files an engine wrote")
+    status_message: str | None = Field(
+        default=None, max_length=10_000, description="the task's latest status (OpenJD)"
+    )
+
+
+class FinishIn(Strict):
+    attempt_id: int
+    token: str
+    status: Literal["succeeded", "failed", "timed_out", "canceled"]
+    exit_code: int | None = None
+    peak_rss_bytes: int | None = Field(default=None, ge=0)
+    duration_s: float | None = Field(default=None, ge=0)
+    message: str | None = Field(default=None, max_length=10_000)
+
+
+class RunningIn(Strict):
+    attempt_id: int
+    token: str
+
+
+class ReportIn(Strict):
+    output: list[OutputBatch] = Field(default_factory=list)
+    finished: list[FinishIn] = Field(default_factory=list)
+
+
+class PollIn(Strict):
+    wait_s: float = Field(default=0, ge=0, le=60, description="how long to hold the poll open")
+    running: list[RunningIn] = Field(default_factory=list)
+    output: list[OutputBatch] = Field(default_factory=list)
+    finished: list[FinishIn] = Field(default_factory=list)
+    lanes: list[int] = Field(
+        default_factory=list, max_length=1024, description="free lanes by index; each gets a task"
+    )
+    ahead_lanes: list[int] = Field(
+        default_factory=list,
+        max_length=4096,
+        description="lanes that may hold one more short task ahead (repeat a lane for more)",
+    )
+    nimby: Literal["paused", "stopped"] | None = Field(
+        default=None, description="NIMBY set on the worker's machine"
+    )
+
+
+class AssignmentOut(BaseModel):
+    attempt_id: int
+    token: str
+    job_id: int
+    block: int
+    index: int
+    frames: list[int]
+    kind: str
+    payload: dict[str, Any]
+    env: dict[str, str]
+    cwd: str | None
+    max_runtime_s: float | None
+    engine: str | None = Field(default=None, description="engine jobs: the engine to run")
+    engine_revision: int | None = Field(default=None, description="its revision (0: built in)")
+    engine_hash: str | None = Field(default=None, description="SHA-256 of that revision's source")
+    lane: int | None = Field(default=None, description="the lane it was claimed for")
+
+
+class PollOut(BaseModel):
+    assignments: list[AssignmentOut]
+    stop: list[int] = Field(description="attempts the worker must kill")
+    stale: list[int] = Field(description="attempts whose reports were refused: kill and forget")
+    heartbeat_s: float
+    lease_s: float
+    enabled: bool
+    nimby: str | None = Field(default=None, description="paused or stopped (NIMBY), from anywhere")
