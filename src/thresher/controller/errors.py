@@ -1,8 +1,10 @@
-"""Every error leaves the controller as JSON: {"error": code, "message": text, "field": name}."""
+"""Every error leaves the controller as JSON: {"error": code, "message": text, "field": name};
+a request refused for several problems at once also lists them: "errors": [{field, message}]."""
 
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -14,6 +16,7 @@ from thresher.core.errors import (
     Forbidden,
     InvalidInput,
     NotFound,
+    Problems,
     ThresherDomainError,
 )
 
@@ -33,8 +36,12 @@ class Unauthorized(Exception):
         self.message = message
 
 
-def error_response(status: int, code: str, message: str, field: str | None = None) -> JSONResponse:
-    return JSONResponse({"error": code, "message": message, "field": field}, status_code=status)
+def error_response(
+    status: int, code: str, message: str, field: str | None = None, **extra: Any
+) -> JSONResponse:
+    return JSONResponse(
+        {"error": code, "message": message, "field": field, **extra}, status_code=status
+    )
 
 
 def _field(loc: tuple[object, ...]) -> str:
@@ -46,6 +53,9 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(ThresherDomainError)
     async def domain_error(_: Request, exc: ThresherDomainError) -> JSONResponse:
         status = next((s for cls, s in _STATUS if isinstance(exc, cls)), 400)
+        if isinstance(exc, Problems):  # every problem of the request, each with its field
+            listed = [{"field": p.field, "message": p.message} for p in exc.problems]
+            return error_response(status, exc.code, exc.message, exc.field, errors=listed)
         return error_response(status, exc.code, exc.message, exc.field)
 
     @app.exception_handler(RequestValidationError)

@@ -86,6 +86,7 @@ class BlockSpec:
     # OpenJD adaptive chunking: the first chunk plan (`ChunkPlan.to_json()`), with `chunk`
     # ADAPTIVE_CHUNK and `frames` the item positions.
     chunking: Mapping[str, Any] | None = None
+    description: str = ""  # what the block does, for people reading the job
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ from thresher.schemas.base import Strict
 
 class BlockIn(Strict):
     name: str = Field("main", min_length=1, max_length=300)
+    description: str = Field("", max_length=2000, description="what the block does")
     frames: str = Field("1", description="frame set: 1-100, 4, 5-250x5, 1-10,20, 1-100:10")
     chunk: int = Field(default=1, ge=1, le=10_000_000)
     priority_frames: str | None = None
@@ -141,6 +142,7 @@ class Counts(BaseModel):
 class BlockOut(BaseModel):
     index: int
     name: str
+    description: str = ""
     frames: str
     chunk: int
     priority_frames: str | None

@@ -118,6 +118,7 @@ blocks = sa.Table(
     # OpenJD: filters of this block alone (a step's hostRequirements), applied on top
     # of the job's `filters`.
     sa.Column("host_filters", sa.Text, nullable=False, default="", server_default=""),
+    sa.Column("description", sa.Text, nullable=False, default="", server_default=""),
     # OpenJD adaptive chunking: for a block whose `chunk` is 0, its chunk plan
     # (`core.chunk_plan.ChunkPlan.to_json()`: item grid, sizes used so far, run times measured);
     # `frames` are then its item positions and `task_count` follows the plan.

@@ -6,22 +6,21 @@ block; `blocks[2].frames` and the like for a job given block by block.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Sequence
-from typing import TypeVar
+from typing import Any
 
 from thresher.controller.compile.engine import EngineJob, compile_engine
 from thresher.controller.compile.lookup import Lookup
 from thresher.core import placeholders
 from thresher.core.deps import find_cycle
-from thresher.core.dispatch import DEFAULT_CAPACITY
 from thresher.core.errors import InvalidInput, ProblemCollector
 from thresher.core.filters import parse_filters
 from thresher.core.frames import FrameSet, TaskLayout
 from thresher.core.model import BlockSpec, JobSpec
 from thresher.schemas import api
 
-T = TypeVar("T")
 LIMIT_NAME = re.compile(r"[A-Za-z0-9_.-]{1,100}")
 
 
@@ -126,25 +125,36 @@ def _block(
     with problems.check():
         after_frames = _block_refs(block.after_frames, names, field=f"{where}after_frames")
     problems.raise_found()
-    capacity = _first(block.capacity, job.capacity)
     return BlockSpec(
-        name=block.name,
-        frames=block.frames,
-        chunk=block.chunk,
+        **_given_fields(block, job),
         task_count=task_count,
-        priority_frames=block.priority_frames,
-        retries=block.retries,
-        max_runtime_s=block.max_runtime_s,
         engine=engine_job.engine if engine_job else None,
-        capacity=DEFAULT_CAPACITY if capacity is None else capacity,
         limits=tuple(dict.fromkeys(limits)),
-        min_runtime_s=_first(block.min_runtime_s, job.min_runtime_s),
-        preview_every=_first(block.preview_every, job.preview_every),
         after=after,
         after_frames=tuple(i for i in after_frames if i not in after),
-        errors_to_avoid=_first(block.errors_to_avoid, job.errors_to_avoid),
-        forgive_s=_first(block.forgive_s, job.forgive_s),
     )
+
+
+#: Fields of a block spec that compiling works out; every other field is taken as given.
+_WORKED_OUT = frozenset(
+    {"task_count", "engine", "limits", "after", "after_frames", "host_filters", "chunking"}
+)
+
+
+def _given_fields(block: api.BlockIn, job: api.JobIn) -> dict[str, Any]:
+    """The block's fields as given: its own value, else the job's of the same name (the job's
+    fields are defaults for its blocks), else the spec's default. By name, so a new field of
+    `BlockSpec` and `BlockIn` flows through without a line here."""
+    out: dict[str, Any] = {}
+    for f in dataclasses.fields(BlockSpec):
+        if f.name in _WORKED_OUT or f.name not in api.BlockIn.model_fields:
+            continue
+        value = getattr(block, f.name)
+        if value is None:
+            value = getattr(job, f.name, None)
+        if value is not None:
+            out[f.name] = tuple(value) if isinstance(value, list) else value
+    return out
 
 
 def _task_count(block: api.BlockIn, *, where: str, engine_job: EngineJob | None) -> int:
@@ -174,10 +184,6 @@ def _block_refs(refs: Sequence[int | str], names: list[str], *, field: str) -> t
             raise InvalidInput(f"the job has no block named {ref!r}", field=field)
         out.append(found)
     return tuple(dict.fromkeys(out))
-
-
-def _first(own: T | None, job: T | None) -> T | None:
-    return own if own is not None else job
 
 
 def _refuse_cycles(blocks: list[BlockSpec], names: list[str], job: api.JobIn) -> None:

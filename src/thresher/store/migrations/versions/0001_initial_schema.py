@@ -85,6 +85,7 @@ def upgrade() -> None:
         sa.Column("errors_to_avoid", sa.Integer(), nullable=True),
         sa.Column("forgive_s", sa.Float(), nullable=True),
         sa.Column("host_filters", sa.Text(), server_default="", nullable=False),
+        sa.Column("description", sa.Text(), server_default="", nullable=False),
         sa.Column("chunking", sa.JSON(), nullable=True),
         sa.ForeignKeyConstraint(
             ["job_id"], ["jobs.id"], name=op.f("fk_blocks_job_id_jobs"), ondelete="CASCADE"
