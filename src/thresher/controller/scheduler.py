@@ -30,7 +30,7 @@ from thresher.core.dispatch import (
     preemptions,
     rank,
 )
-from thresher.core.errorhosts import ErrorPolicy, avoided_until, sick_since
+from thresher.core.error_hosts import ErrorPolicy, avoided_until, sick_since
 from thresher.core.errors import InvalidInput
 from thresher.core.filters import (
     FilterSet,

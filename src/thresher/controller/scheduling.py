@@ -18,7 +18,7 @@ from thresher.controller.scheduler import Scheduler, block_policy
 from thresher.core.clock import Clock
 from thresher.core.deps import find_cycle
 from thresher.core.dispatch import DEFAULT_CAPACITY
-from thresher.core.errorhosts import avoided_until, block_error_count
+from thresher.core.error_hosts import avoided_until, block_error_count
 from thresher.core.errors import InvalidInput
 from thresher.core.filters import FilterSet, PoolFilter, PoolMode, parse_filters
 from thresher.core.lanes import Nimby
