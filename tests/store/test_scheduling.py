@@ -7,7 +7,6 @@ from __future__ import annotations
 import threading
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -47,7 +46,11 @@ def add_job(store: Store, clock: FakeClock, *blocks: BlockSpec, **job: Any) -> i
 
 
 def candidate(store: Store, job_id: int, block: int = 0) -> ClaimCandidate:
-    return next(c for c in store.claim_candidates() if (c.job_id, c.block_index) == (job_id, block))
+    """The claim candidate of a block, made from the dispatch snapshot as the controller does."""
+    snap = store.dispatch_snapshot(now=0.0, errors_since=0.0)
+    found = next(b for b in snap.blocks if (b.job_id, b.index) == (job_id, block))
+    user = snap.users.get(found.owner)
+    return ClaimCandidate(found, user.max_running if user else None)
 
 
 def all_at_once(count: int, action: Callable[[int], Any]) -> list[Any]:
@@ -134,7 +137,7 @@ def test_a_lost_attempt_gives_its_units_back(store: Store, clock: FakeClock) -> 
 def test_concurrent_claims_never_exceed_the_job_cap(store: Store, clock: FakeClock) -> None:
     workers = [add_worker(store, f"w{i}", clock) for i in range(8)]
     job_id = add_job(store, clock, max_running=3)
-    cand = replace(candidate(store, job_id), max_running=3)
+    cand = candidate(store, job_id)
 
     outcomes = all_at_once(8, lambda i: store.claim(cand, worker_id=workers[i], now=clock.now()))
 
@@ -146,7 +149,7 @@ def test_the_user_cap_counts_every_job_of_the_user(store: Store, clock: FakeCloc
     store.set_user("alice", priority=0, max_running=2)
     w = add_worker(store, "w", clock)
     first, second = add_job(store, clock, name="a"), add_job(store, clock, name="b")
-    by_job = {c.job_id: c for c in store.claim_candidates()}
+    by_job = {job: candidate(store, job) for job in (first, second)}
     assert by_job[first].user_max_running == 2
 
     assert store.claim(by_job[first], worker_id=w, now=clock.now()).assignment

@@ -24,7 +24,7 @@ from thresher.core.frames import FrameSet, TaskLayout
 from thresher.core.model import Assignment, JobRecord
 from thresher.core.states import AttemptStatus, JobStatus, TaskStatus
 from thresher.schemas import api
-from thresher.store.scheduling import HeldAttempt
+from thresher.store.snapshot import HeldAttempt
 from thresher.store.store import BlockSpec, FinishReport, JobSpec, Store, WorkerFacts
 
 _FINAL_JOB = {JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELED}

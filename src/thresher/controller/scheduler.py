@@ -48,7 +48,7 @@ from thresher.core.lanes import (
 )
 from thresher.core.model import Assignment
 from thresher.core.ordering import LimitState
-from thresher.store.scheduling import DispatchSnapshot, HeldAttempt, SnapBlock, SnapWorker
+from thresher.store.snapshot import DispatchSnapshot, HeldAttempt, SnapBlock, SnapWorker
 from thresher.store.store import ClaimCandidate, Refused, Store
 
 
@@ -376,7 +376,7 @@ class Scheduler:
                 preempt=b.preempt,
                 runnable=b.runnable,
             )
-            out[b.block_id] = _Block(b, view, _candidate(b, view))
+            out[b.block_id] = _Block(b, view, ClaimCandidate(b, view.user_max_running))
         includers = Counter(p for pools in includers_by_job.values() for p in pools)
         unsettled = {b.job_id for b in snap.blocks if b.n_running or b.runnable}
         self.settled |= {b.job_id for b in snap.blocks} - unsettled
@@ -516,7 +516,7 @@ class Scheduler:
                 return got, block.view.capacity
             if outcome.refused is Refused.NO_TASK:
                 # Requeued tasks this worker just failed may still suit other workers.
-                if avoid_since is None or block.cand.n_queued <= 0:
+                if avoid_since is None or block.snap.n_queued <= 0:
                     block.exhausted = True
             else:
                 self.invalidate(at_once=False)  # our counts were behind the store's
@@ -527,9 +527,9 @@ class Scheduler:
         view = block.view
         index.running_by_job[view.job_id] += n
         index.running_by_user[view.owner] += n
-        cand = block.cand
-        if cand.n_queued > 0:
-            block.cand = replace(cand, n_queued=max(0, cand.n_queued - n))
+        if block.snap.n_queued > 0:
+            block.snap = replace(block.snap, n_queued=max(0, block.snap.n_queued - n))
+            block.cand = ClaimCandidate(block.snap, view.user_max_running)
         block.view = replace(view, runnable=view.runnable - n)
         _count_units(index, view.limits, hostname, +n)
 
@@ -605,29 +605,3 @@ def _filters(text: str) -> tuple[FilterSet, str | None]:
         return parse_filters(text), None
     except InvalidInput as exc:
         return FilterSet(), f"its filters cannot be read: {exc.message}"
-
-
-def _candidate(b: SnapBlock, view: BlockView) -> ClaimCandidate:
-    return ClaimCandidate(
-        block_id=b.block_id,
-        job_id=b.job_id,
-        block_index=b.index,
-        priority=b.priority,
-        created_at=b.created_at,
-        after=b.job_after,
-        frames=b.frames,
-        chunk=b.chunk,
-        priority_frames=b.priority_frames,
-        cursor=b.cursor,
-        task_count=b.task_count,
-        n_queued=b.n_queued,
-        mean_runtime_s=b.mean_runtime_s,
-        owner=b.owner,
-        capacity=b.capacity,
-        limits=b.limits,
-        max_running=b.max_running,
-        max_running_per_host=b.max_running_per_host,
-        user_max_running=view.user_max_running,
-        preview_every=b.preview_every,
-        after_frames=b.after_frames,
-    )
