@@ -12,9 +12,9 @@ from dataclasses import replace
 
 from thresher.controller import engine_jobs
 from thresher.controller.auth import Caller, KnownCallers, issue_token
+from thresher.controller.dispatch import Dispatch, Dispatcher, DispatchIndex
 from thresher.controller.engines import EngineRegistry
 from thresher.controller.notifier import Notifier
-from thresher.controller.scheduler import Dispatch, Scheduler
 from thresher.controller.scheduling import Scheduling, plan_job
 from thresher.controller.settings import ControllerSettings
 from thresher.core import placeholders
@@ -105,9 +105,10 @@ class Farm:
         self.settings = settings
         self.notifier = notifier
         self.engines = EngineRegistry(store, clock)
-        self.scheduler = Scheduler(store, clock, settings)
-        self.scheduling = Scheduling(store, clock, self.scheduler, changed=notifier.notify)
-        # A worker's report (soft) reaches the index through `finish` -> `scheduler.finished`.
+        self.dispatch_index = DispatchIndex(store, clock, settings)
+        self.dispatcher = Dispatcher(store, clock, self.dispatch_index)
+        self.scheduling = Scheduling(store, clock, self.dispatch_index, changed=notifier.notify)
+        # A worker's report (soft) reaches the index through `finish` -> `DispatchIndex.finished`.
         notifier.listeners.append(self._changed)
         self._worker_ids: dict[int, int] = {}  # worker token id -> worker id
         self.callers = KnownCallers(store)  # bearer tokens recently found valid
@@ -148,7 +149,7 @@ class Farm:
                     if engine_job
                     else {"commands": [cmd for _, cmd in specs]},
                     paused=job.paused,
-                    filters=job.filters or "",  # parsed by the scheduler
+                    filters=job.filters or "",  # parsed by the dispatch index
                 ),
             ),
             now=self.clock.now(),
@@ -269,7 +270,7 @@ class Farm:
 
     def _changed(self, soft: bool) -> None:
         if not soft:
-            self.scheduler.invalidate()
+            self.dispatch_index.invalidate()
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[None]:
@@ -280,7 +281,7 @@ class Farm:
             with self.store.transaction():
                 yield
         except BaseException:
-            self.scheduler.rolled_back()
+            self.dispatch_index.rolled_back()
             raise
 
     def heartbeat(self, worker_id: int, now: float) -> None:
@@ -328,7 +329,7 @@ class Farm:
                 stale.append(fin.attempt_id)
             elif result is not None:
                 changed = True
-                if self.scheduler.finished(fin.attempt_id, fin.status, fin.duration_s):
+                if self.dispatch_index.finished(fin.attempt_id, fin.status, fin.duration_s):
                     self._note_if_final(result)
         if changed:
             self.notifier.notify(soft=True)
@@ -348,7 +349,7 @@ class Farm:
         job_id = self.store.finish_attempt(_finish_report(fin), now=self.clock.now())
         if job_id is None:
             return False
-        if self.scheduler.finished(fin.attempt_id, fin.status, fin.duration_s):
+        if self.dispatch_index.finished(fin.attempt_id, fin.status, fin.duration_s):
             self._note_if_final(job_id)
         return True
 
@@ -380,11 +381,11 @@ class Farm:
         index and claimed atomically; and the attempts to preempt for a dedicated job."""
         if not free_lanes and not ahead_lanes and not held:
             return Dispatch()
-        got = self.scheduler.dispatch(
+        got = self.dispatcher.dispatch(
             worker_id, free_lanes=free_lanes, ahead_lanes=ahead_lanes, held=held
         )
-        while self.scheduler.settled:
-            self._note_if_final(self.scheduler.settled.pop())
+        while self.dispatch_index.settled:
+            self._note_if_final(self.dispatch_index.settled.pop())
         return got
 
     def sweep(self) -> list[int]:

@@ -54,7 +54,7 @@ async def poll(
         held = store.worker_held(worker_id)
         if any(h.created_at < started and h.id not in reported for h in held):
             store.lose_unreported(worker_id, reported, before=started, now=started)
-            farm.scheduler.invalidate()  # their tasks are back in the queue
+            farm.dispatch_index.invalidate()  # their tasks are back in the queue
             held = store.worker_held(worker_id)
         # What the worker runs that the store no longer holds (deleted, lost, ended) must die.
         running = {r.attempt_id for r in body.running} - {f.attempt_id for f in body.finished}
@@ -74,20 +74,20 @@ async def poll(
             farm.heartbeat(worker_id, now)
             last_touch = now
         # A change the dispatch index has yet to see (a finish) wakes us when it is seen.
-        pending = farm.scheduler.pending_in()
+        pending = farm.dispatch_index.pending_in()
         wait = min(deadline - now, settings.heartbeat_s, pending if pending is not None else 1e9)
         if await farm.notifier.wait(generation, max(wait, 0.005)):
             held = store.worker_held(worker_id)
         generation = farm.notifier.generation
         with farm.transaction():
             got = farm.dispatch(worker_id, free_lanes=free, ahead_lanes=ahead, held=held)
-    nimby, _ = farm.scheduler.worker_state(worker_id)
+    nimby, _ = farm.dispatch_index.worker_state(worker_id)
     return api.PollOut(
         assignments=[assignment_out(a) for a in got.assignments],
         stop=stop,
         stale=stale,
         heartbeat_s=settings.heartbeat_s,
         lease_s=settings.lease_s,
-        enabled=farm.scheduler.worker_enabled(worker_id),
+        enabled=farm.dispatch_index.worker_enabled(worker_id),
         nimby=nimby.value if nimby else None,
     )

@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 from typing import TypeVar
 
 from thresher.controller.auth import Caller
-from thresher.controller.scheduler import Scheduler, block_policy
+from thresher.controller.dispatch import DispatchIndex, block_policy
 from thresher.core.clock import Clock
 from thresher.core.deps import find_cycle
 from thresher.core.dispatch import DEFAULT_CAPACITY
@@ -143,12 +143,12 @@ class Scheduling:
         self,
         store: Store,
         clock: Clock,
-        scheduler: Scheduler,
+        dispatch_index: DispatchIndex,
         changed: Callable[[], None],
     ) -> None:
         self.store = store
         self.clock = clock
-        self.scheduler = scheduler
+        self.dispatch_index = dispatch_index
         self._changed = changed
 
     def _worker(self, name_or_id: str) -> WorkerRecord:
@@ -222,13 +222,13 @@ class Scheduling:
 
     def note_local_nimby(self, worker_id: int, state: str | None) -> None:
         """What the worker's machine says (poll after poll); stored when it changes."""
-        if state == self.scheduler.local_nimby(worker_id):
+        if state == self.dispatch_index.local_nimby(worker_id):
             return
         nimby = Nimby(state) if state else None
         self.store.set_nimby(worker_id, nimby, local=True)
         if nimby is Nimby.STOPPED:
             self.store.request_stop([h.id for h in self.store.worker_held(worker_id)], "nimby")
-        self.scheduler.invalidate()
+        self.dispatch_index.invalidate()
 
     def clear_sick(self, caller: Caller, name: str) -> WorkerRecord:
         caller.require("admin")
@@ -244,7 +244,7 @@ class Scheduling:
         return [self._with_state(w) for w in self.store.list_workers()]
 
     def _with_state(self, w: WorkerRecord) -> WorkerRecord:
-        _, sick = self.scheduler.worker_state(w.id)
+        _, sick = self.dispatch_index.worker_state(w.id)
         return replace(w, sick_since=sick)
 
     # -- error hosts ----------------------------------------------------------------------------
@@ -260,7 +260,7 @@ class Scheduling:
         out = []
         for block in job.blocks:
             policy = block_policy(
-                self.scheduler.settings,
+                self.dispatch_index.settings,
                 errors_to_avoid=block.errors_to_avoid,
                 forgive_s=block.forgive_s,
             )

@@ -46,7 +46,7 @@ async def report(
         stale=stale,
         heartbeat_s=farm.settings.heartbeat_s,
         lease_s=farm.settings.lease_s,
-        enabled=farm.scheduler.worker_enabled(worker_id),
+        enabled=farm.dispatch_index.worker_enabled(worker_id),
     )
 
 
