@@ -1,6 +1,6 @@
-"""The scheduling side of the store on real SQLite and PostgreSQL: limits and caps that hold
-under concurrent claims, lanes and capacity recorded on attempts, frame-by-frame claims, the
-host-error log, NIMBY and lane settings, and the dispatch snapshot."""
+"""Dispatch and scheduling settings in the store, on real SQLite and PostgreSQL: limits and caps
+that hold under concurrent claims, lanes and capacity recorded on attempts, frame-by-frame
+claims, the host-error log, NIMBY and lane settings, and the dispatch snapshot."""
 
 from __future__ import annotations
 
