@@ -34,7 +34,7 @@ from thresher.store.tables import (
 
 @dataclass(frozen=True)
 class SnapBlock:
-    """A block of an active job, with its job's scheduling fields."""
+    """A block of an active job, with the fields of its job that dispatch decides on."""
 
     block_id: int
     job_id: int
@@ -78,13 +78,11 @@ class SnapBlock:
     def done(self) -> bool:
         return self.n_done >= self.task_count
 
-    @property
-    def mean_runtime_s(self) -> float | None:
-        return self.runtime_sum / self.runtime_n if self.runtime_n else None
-
 
 @dataclass(frozen=True)
 class SnapWorker:
+    """A worker as dispatch reads it: its facts, lanes, NIMBY and whether it takes work."""
+
     id: int
     name: str
     hostname: str
@@ -123,6 +121,8 @@ class HeldAttempt:
 
 @dataclass(frozen=True)
 class DispatchSnapshot:
+    """Everything the dispatch index is built from, read at `taken_at`."""
+
     taken_at: float
     blocks: tuple[SnapBlock, ...]
     job_waiting: Mapping[int, str]  # jobs held back by `after`, and why
