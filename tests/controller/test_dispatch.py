@@ -13,7 +13,6 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Literal, TypeVar
 
-import httpx
 import pytest
 
 from thresher.client import AgentClient, Client, Forbidden, InvalidRequest, StaleAttempt
@@ -94,14 +93,18 @@ class SimWorker:
         return out
 
     def finish(self, a: api.AssignmentOut, status: Status = "succeeded", **values: Any) -> None:
-        """Report through `/agent/attempts/{id}/finish`."""
-        body = ended(a, status, **values)
-        self._call(lambda c: c.finish(body))
+        """Report one finish through `/agent/report`; a stale one raises StaleAttempt."""
+        body = api.ReportIn(finished=[ended(a, status, **values)])
+        answer = self._call(lambda c: c.report(body))
         self.running.pop(a.attempt_id, None)
+        if a.attempt_id in answer.stale:
+            raise StaleAttempt(409, "stale_attempt", f"attempt {a.attempt_id} is stale", "token")
 
     def output(self, a: api.AssignmentOut, lines: list[Line]) -> None:
         body = api.OutputBatch(attempt_id=a.attempt_id, token=a.token, lines=lines)
-        self._call(lambda c: c.output(body))
+        answer = self._call(lambda c: c.report(api.ReportIn(output=[body])))
+        if a.attempt_id in answer.stale:
+            raise StaleAttempt(409, "stale_attempt", f"attempt {a.attempt_id} is stale", "token")
 
 
 def ended(a: api.AssignmentOut, status: Status = "succeeded", **values: Any) -> api.FinishIn:
@@ -184,33 +187,21 @@ def test_a_held_poll_returns_as_soon_as_a_job_is_submitted(serve: Any) -> None:
 # -- fencing ------------------------------------------------------------------------------------
 
 
-def test_reports_with_a_stale_fencing_token_get_409(
+def test_reports_with_a_stale_fencing_token_are_named_stale(
     served: ServedController, admin: Client
 ) -> None:
     job = admin.submit("fenced", ["true"], frames="1-2")
     w = worker(served, "w1", lanes=2)
     a, b = w.poll().assignments
-    headers = {"Authorization": f"Bearer {w.token}"}
-
-    with httpx.Client(base_url=served.url, headers=headers) as http:
-        wrong = {**ended(a).model_dump(), "token": "f" * 32}
-        response = http.post(f"/api/v1/agent/attempts/{a.attempt_id}/finish", json=wrong)
-        assert response.status_code == 409
-        assert response.json() == {
-            "error": "stale_attempt",
-            "message": response.json()["message"],
-            "field": "token",
-        }
-        batch = {"attempt_id": a.attempt_id, "token": "nope", "lines": [["stdout", "x"]]}
-        response = http.post(f"/api/v1/agent/attempts/{a.attempt_id}/output", json=batch)
-        assert (response.status_code, response.json()["error"]) == (409, "stale_attempt")
-        mismatch = http.post(
-            f"/api/v1/agent/attempts/{b.attempt_id}/finish", json=ended(a).model_dump()
-        )
-        assert mismatch.status_code == 409
-    forged = api.FinishIn(attempt_id=b.attempt_id, token=a.token, status="succeeded")
+    wrong_token = a.model_copy(update={"token": "f" * 32})
     with pytest.raises(StaleAttempt):
-        w._call(lambda c: c.finish(forged))
+        w.finish(wrong_token)
+    with pytest.raises(StaleAttempt):
+        w.output(wrong_token, [("stdout", "x")])
+    forged = api.FinishIn(attempt_id=b.attempt_id, token=a.token, status="succeeded")
+    answer = w._call(lambda c: c.report(api.ReportIn(finished=[forged])))
+    assert answer.stale == [b.attempt_id]
+    w.running.update({a.attempt_id: a, b.attempt_id: b})
 
     # Inside a poll, a stale finish is named in `stale` instead.
     assert w.poll(want=0, finished=[forged]).stale == [b.attempt_id]

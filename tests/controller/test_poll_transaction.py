@@ -10,39 +10,39 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from tests.store.support import add_worker
 
-from thresher.controller import polling
+from thresher.controller.auth import Caller
 from thresher.controller.farm import Farm
 from thresher.controller.notifier import Notifier
 from thresher.controller.settings import ControllerSettings
 from thresher.schemas import api
-from thresher.store.store import BlockSpec, JobSpec, Store
+from thresher.store.store import Store
 from thresher.testing import FakeClock
+
+ADMIN = Caller(token_id=0, name="admin", role="admin")
 
 
 @pytest.fixture
-def farm(db_url: str, tmp_path: Path) -> Iterator[Farm]:
+def farm(db_url: str, tmp_path: Path) -> Iterator[tuple[Farm, Store]]:
     store = Store.open(db_url)
     try:
-        yield Farm(store, FakeClock(), ControllerSettings(data_dir=tmp_path), Notifier())
+        farm = Farm(store, FakeClock(), ControllerSettings(data_dir=tmp_path), Notifier())
+        farm.start(0.0)
+        yield farm, store
     finally:
         store.close()
 
 
-def _job(farm: Farm, frames: str) -> int:
-    spec = JobSpec(
-        name="job",
-        owner="alice",
-        priority=50,
-        kind="command",
-        blocks=(BlockSpec(name="main", frames=frames, chunk=1),),
-        payload={"commands": [["true"]]},
+def _worker(farm: Farm) -> Caller:
+    body = api.RegisterIn(
+        name="w1", hostname="w1", os="linux", cores=2, ram_bytes=1 << 30, site="hq", lanes=1
     )
-    return farm.store.create_job(spec, now=farm.clock.now())
+    caller = farm.access.caller(farm.agents.register(ADMIN, body).token)
+    assert caller is not None
+    return caller
 
 
-def _poll(farm: Farm, worker_id: int, finished: list[api.AssignmentOut]) -> api.PollOut:
+def _poll(farm: Farm, worker: Caller, finished: list[api.AssignmentOut]) -> api.PollOut:
     body = api.PollIn(
         lanes=[0],
         finished=[
@@ -54,29 +54,30 @@ def _poll(farm: Farm, worker_id: int, finished: list[api.AssignmentOut]) -> api.
     async def connected() -> bool:
         return False
 
-    return asyncio.run(polling.poll(farm, worker_id, body, disconnected=connected))
+    return asyncio.run(farm.agents.poll(worker, body, disconnected=connected))
 
 
 def test_a_poll_that_fails_after_its_finish_writes_nothing(
-    farm: Farm, monkeypatch: pytest.MonkeyPatch
+    farm: tuple[Farm, Store], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    job_id = _job(farm, "1-3")
-    worker_id = add_worker(farm.store, "w1", farm.clock, lanes=1)
-    first = _poll(farm, worker_id, []).assignments
+    farm_, store = farm
+    job = farm_.jobs.submit(ADMIN, api.JobIn(name="job", frames="1-3", command=["true"]))
+    worker = _worker(farm_)
+    first = _poll(farm_, worker, []).assignments
     assert len(first) == 1
 
     def broken(*_: object, **__: object) -> None:
         raise ConnectionError("the database went away")
 
     with monkeypatch.context() as patched:
-        patched.setattr(farm.store, "claim", broken)
+        patched.setattr(store, "claim", broken)
         with pytest.raises(ConnectionError):
-            _poll(farm, worker_id, first)
-    counts = farm.store.get_job(job_id).counts
+            _poll(farm_, worker, first)
+    counts = store.get_job(job.id).counts
     assert (counts.succeeded, counts.running) == (0, 1)  # the finish was rolled back with it
     # The worker polls again with the same report: the finish counts once, a task is handed out.
-    again = _poll(farm, worker_id, first)
+    again = _poll(farm_, worker, first)
     assert len(again.assignments) == 1
     assert again.stale == []
-    counts = farm.store.get_job(job_id).counts
+    counts = store.get_job(job.id).counts
     assert (counts.succeeded, counts.running) == (1, 1)

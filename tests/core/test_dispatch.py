@@ -125,6 +125,14 @@ REFUSALS = [
         FarmView(limits={"nuke": LimitState("nuke", max_total=2, in_use_by_host={"a": 1})}),
         None, id="limit free",
     ),
+    pytest.param(
+        block(limits=("houdini", "nuke")), lane(),
+        FarmView(limits={
+            "houdini": LimitState("houdini", max_total=10),
+            "nuke": LimitState("nuke", max_total=1, in_use_by_host={"h9": 1}),
+        }),
+        "limit nuke", id="every limit must have a unit free",
+    ),
     pytest.param(block(limits=("gone",)), lane(), FREE, None, id="an unknown limit holds nothing"),
 ]  # fmt: skip
 

@@ -10,11 +10,10 @@ import pytest
 from thresher.core.ordering import (
     Candidate,
     LimitState,
-    all_limits_allow,
     capacity_allows,
     caps_allow,
     dispatch_key,
-    order_candidates,
+    limits_allow,
 )
 
 T0 = 1_700_000_000.0
@@ -26,6 +25,11 @@ def cand(job: str, **fields: Any) -> Candidate:
         job_id=job, block_id=f"{job}.b0", owner="alice", job_priority=50, submitted_at=T0
     )
     return replace(base, **fields)
+
+
+def in_order(cands: list[Candidate], running: dict[str, int]) -> list[Candidate]:
+    """The candidates sorted by their dispatch keys, as `core.dispatch.rank` sorts blocks."""
+    return sorted(cands, key=lambda c: dispatch_key(c, running))
 
 
 # (candidates, running tasks per user, expected order of (job_id, block_index))
@@ -90,12 +94,12 @@ ORDER_TABLE = [
 def test_order_candidates(
     cands: list[Candidate], running: dict[str, int], expected: list[str]
 ) -> None:
-    assert [c.job_id for c in order_candidates(cands, running)] == expected
+    assert [c.job_id for c in in_order(cands, running)] == expected
 
 
 def test_blocks_of_one_job_go_in_block_order() -> None:
     cands = [cand("j", block_id="j.b2", block_index=2), cand("j", block_id="j.b0", block_index=0)]
-    assert [c.block_id for c in order_candidates(cands, {})] == ["j.b0", "j.b2"]
+    assert [c.block_id for c in in_order(cands, {})] == ["j.b0", "j.b2"]
 
 
 def test_dispatch_key_spells_out_the_order() -> None:
@@ -164,15 +168,7 @@ LIMIT_TABLE = [
 
 @pytest.mark.parametrize(("limit", "host", "expected"), LIMIT_TABLE)
 def test_limits_allow(limit: LimitState, host: str, expected: bool) -> None:
-    assert all_limits_allow([limit], host) is expected
-
-
-def test_all_limits_must_allow() -> None:
-    free = LimitState("houdini", max_total=10)
-    full = LimitState("nuke", max_total=1, in_use_by_host={"h9": 1})
-    assert all_limits_allow([free], "h1")
-    assert not all_limits_allow([free, full], "h1")
-    assert all_limits_allow([], "h1")
+    assert limits_allow(limit, host) is expected
 
 
 def test_limit_state_is_a_snapshot() -> None:

@@ -9,6 +9,7 @@ from collections import Counter
 
 import sqlalchemy as sa
 
+from tests.store import support
 from tests.store.support import add_worker, block
 from thresher.core.chunk_plan import ADAPTIVE_CHUNK, ChunkPlan, ItemGrid
 from thresher.core.model import Assignment, Counts, JobSpec
@@ -35,11 +36,7 @@ def adaptive_job(size: int = 2, *, target_s: float = 10.0, retries: int = 1) -> 
 
 
 def claim(store: Store, worker_id: int, clock: FakeClock) -> Assignment | None:
-    for cand in store.claim_candidates():
-        got = store.claim_task(cand, worker_id=worker_id, now=clock.now(), avoid_failed_since=None)
-        if got is not None:
-            return got
-    return None
+    return support.claim(store, worker_id, now=clock.now())
 
 
 def claim_all(store: Store, worker_id: int, clock: FakeClock) -> list[Assignment]:
@@ -178,10 +175,10 @@ def test_a_claim_from_a_snapshot_before_a_re_plan_gets_the_new_items(
     worker = add_worker(store, "w1", clock)
     a = claim(store, worker, clock)
     assert a is not None
-    (stale,) = store.claim_candidates()
+    (stale,) = support.candidates(store)
 
     succeed(store, a, clock, 0.1)
-    got = store.claim_task(stale, worker_id=worker, now=clock.now(), avoid_failed_since=None)
+    got = store.claim(stale, worker_id=worker, now=clock.now()).assignment
 
     assert got is not None
     assert (got.task_index, got.frames) == (1, tuple(range(2, 28)))

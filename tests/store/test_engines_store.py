@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 import sqlalchemy as sa
 
+from tests.store import support
 from tests.store.support import add_worker, block
 from thresher.core.errors import NotFound
 from thresher.core.model import Assignment, JobSpec
@@ -34,11 +35,10 @@ def engine_job(store: Store, engine: str, *, frames: str = "1-4") -> int:
 
 
 def claim(store: Store, worker_id: int) -> Assignment:
-    for cand in store.claim_candidates():
-        got = store.claim_task(cand, worker_id=worker_id, now=1.0, avoid_failed_since=None)
-        if got is not None:
-            return got
-    raise AssertionError("nothing to claim")
+    got = support.claim(store, worker_id, now=1.0)
+    if got is None:
+        raise AssertionError("nothing to claim")
+    return got
 
 
 def test_builtins_are_revision_0_and_resyncing_follows_the_package(store: Store) -> None:

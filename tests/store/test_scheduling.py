@@ -1,13 +1,12 @@
-"""The scheduling side of the store on real SQLite and PostgreSQL: limits and caps that hold
-under concurrent claims, lanes and capacity recorded on attempts, frame-by-frame claims, the
-host-error log, NIMBY and lane settings, and the dispatch snapshot."""
+"""Dispatch and scheduling settings in the store, on real SQLite and PostgreSQL: limits and caps
+that hold under concurrent claims, lanes and capacity recorded on attempts, frame-by-frame
+claims, the host-error log, NIMBY and lane settings, and the dispatch snapshot."""
 
 from __future__ import annotations
 
 import threading
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -16,15 +15,9 @@ import sqlalchemy as sa
 from tests.store import support
 from thresher.core.errors import InvalidInput, NotFound
 from thresher.core.lanes import Nimby
+from thresher.core.model import BlockSpec, JobSpec
 from thresher.core.states import AttemptStatus, TaskStatus
-from thresher.store.store import (
-    BlockSpec,
-    ClaimCandidate,
-    FinishReport,
-    JobSpec,
-    Refused,
-    Store,
-)
+from thresher.store.store import ClaimCandidate, FinishReport, Refused, Store
 from thresher.store.tables import limit_holds, tasks
 from thresher.testing import FakeClock
 
@@ -39,7 +32,7 @@ def add_job(store: Store, clock: FakeClock, *blocks: BlockSpec, **job: Any) -> i
         owner=job.pop("owner", "alice"),
         priority=50,
         kind="command",
-        blocks=blocks or (BlockSpec(name="main", frames="1-20", chunk=1),),
+        blocks=blocks or (support.block("main", "1-20", 1),),
         payload={"commands": [["true"]] * max(1, len(blocks))},
         **job,
     )
@@ -47,7 +40,11 @@ def add_job(store: Store, clock: FakeClock, *blocks: BlockSpec, **job: Any) -> i
 
 
 def candidate(store: Store, job_id: int, block: int = 0) -> ClaimCandidate:
-    return next(c for c in store.claim_candidates() if (c.job_id, c.block_index) == (job_id, block))
+    """The claim candidate of a block, made from the dispatch snapshot as the controller does."""
+    snap = store.dispatch_snapshot(now=0.0, errors_since=0.0)
+    found = next(b for b in snap.blocks if (b.job_id, b.index) == (job_id, block))
+    user = snap.users.get(found.owner)
+    return ClaimCandidate(found, user.max_running if user else None)
 
 
 def all_at_once(count: int, action: Callable[[int], Any]) -> list[Any]:
@@ -85,7 +82,7 @@ def holds(store: Store) -> Counter[str]:
 def test_concurrent_claims_never_exceed_a_limit(store: Store, clock: FakeClock) -> None:
     store.set_limit("nuke", max_total=3, max_per_host=2, max_hosts=None, now=clock.now())
     workers = [add_worker(store, f"w{i}", clock, hostname=f"host{i % 4}") for i in range(12)]
-    job_id = add_job(store, clock, BlockSpec("main", "1-100", 1, limits=("nuke",)))
+    job_id = add_job(store, clock, support.block("main", "1-100", 1, limits=("nuke",)))
     cand = candidate(store, job_id)
 
     for _ in range(3):
@@ -109,7 +106,7 @@ def test_concurrent_claims_never_exceed_a_limit(store: Store, clock: FakeClock) 
 def test_max_hosts_holds_under_concurrent_claims(store: Store, clock: FakeClock) -> None:
     store.set_limit("katana", max_total=None, max_per_host=None, max_hosts=2, now=clock.now())
     workers = [add_worker(store, f"w{i}", clock) for i in range(8)]
-    job_id = add_job(store, clock, BlockSpec("main", "1-100", 1, limits=("katana",)))
+    job_id = add_job(store, clock, support.block("main", "1-100", 1, limits=("katana",)))
     cand = candidate(store, job_id)
 
     outcomes = all_at_once(8, lambda i: store.claim(cand, worker_id=workers[i], now=clock.now()))
@@ -121,7 +118,7 @@ def test_max_hosts_holds_under_concurrent_claims(store: Store, clock: FakeClock)
 def test_a_lost_attempt_gives_its_units_back(store: Store, clock: FakeClock) -> None:
     store.set_limit("nuke", max_total=1, max_per_host=None, max_hosts=None, now=clock.now())
     w = add_worker(store, "w", clock)
-    job_id = add_job(store, clock, BlockSpec("main", "1-5", 1, limits=("nuke",)))
+    job_id = add_job(store, clock, support.block("main", "1-5", 1, limits=("nuke",)))
     assert store.claim(candidate(store, job_id), worker_id=w, now=clock.now()).assignment
 
     clock.advance(100)
@@ -134,7 +131,7 @@ def test_a_lost_attempt_gives_its_units_back(store: Store, clock: FakeClock) -> 
 def test_concurrent_claims_never_exceed_the_job_cap(store: Store, clock: FakeClock) -> None:
     workers = [add_worker(store, f"w{i}", clock) for i in range(8)]
     job_id = add_job(store, clock, max_running=3)
-    cand = replace(candidate(store, job_id), max_running=3)
+    cand = candidate(store, job_id)
 
     outcomes = all_at_once(8, lambda i: store.claim(cand, worker_id=workers[i], now=clock.now()))
 
@@ -146,7 +143,7 @@ def test_the_user_cap_counts_every_job_of_the_user(store: Store, clock: FakeCloc
     store.set_user("alice", priority=0, max_running=2)
     w = add_worker(store, "w", clock)
     first, second = add_job(store, clock, name="a"), add_job(store, clock, name="b")
-    by_job = {c.job_id: c for c in store.claim_candidates()}
+    by_job = {job: candidate(store, job) for job in (first, second)}
     assert by_job[first].user_max_running == 2
 
     assert store.claim(by_job[first], worker_id=w, now=clock.now()).assignment
@@ -164,8 +161,7 @@ def test_setting_a_limit_twice_changes_it(store: Store, clock: FakeClock) -> Non
     assert store.list_limits() == []
     with pytest.raises(NotFound):
         store.delete_limit("x")
-    with pytest.raises(InvalidInput):
-        store.check_limits_exist(["x"])
+    assert store.missing_limits(["x", "y"]) == ["x", "y"]
 
 
 # -- lanes, capacity, frame by frame ------------------------------------------------------------
@@ -173,7 +169,7 @@ def test_setting_a_limit_twice_changes_it(store: Store, clock: FakeClock) -> Non
 
 def test_a_claim_records_its_lane_and_capacity(store: Store, clock: FakeClock) -> None:
     w = add_worker(store, "w", clock)
-    job_id = add_job(store, clock, BlockSpec("main", "1-5", 1, capacity=250))
+    job_id = add_job(store, clock, support.block("main", "1-5", 1, capacity=250))
 
     got = store.claim(candidate(store, job_id), worker_id=w, now=clock.now(), lane=3)
 
@@ -191,8 +187,8 @@ def test_frame_by_frame_claims_take_ready_tasks_out_of_order(
     job_id = add_job(
         store,
         clock,
-        BlockSpec("render", "1-6", 1),
-        BlockSpec("comp", "1-6", 2, after_frames=(0,)),
+        support.block("render", "1-6", 1),
+        support.block("comp", "1-6", 2, after_frames=(0,)),
     )
     render = [store.claim(candidate(store, job_id), worker_id=w, now=clock.now()) for _ in "abc"]
     comp = candidate(store, job_id, 1)
@@ -239,7 +235,7 @@ def test_failures_and_short_successes_are_logged_against_the_host(
     store: Store, clock: FakeClock
 ) -> None:
     w = add_worker(store, "w", clock)
-    job_id = add_job(store, clock, BlockSpec("main", "1-5", 1, min_runtime_s=2.0))
+    job_id = add_job(store, clock, support.block("main", "1-5", 1, min_runtime_s=2.0))
     cand = candidate(store, job_id)
     outcomes = []
     for status, duration in (
@@ -300,7 +296,7 @@ def test_the_dispatch_snapshot(store: Store, clock: FakeClock) -> None:
     job_id = add_job(
         store,
         clock,
-        BlockSpec("main", "1-5", 1, limits=("nuke",), capacity=500, engine="blender"),
+        support.block("main", "1-5", 1, limits=("nuke",), capacity=500, engine="blender"),
         filters="ram:>4GB",
         preempt=True,
     )
@@ -328,7 +324,7 @@ def test_a_report_of_many_finishes_is_written_as_one_by_one_would(
     store: Store, clock: FakeClock
 ) -> None:
     w = add_worker(store, "w", clock)
-    job_id = add_job(store, clock, BlockSpec("main", "1-8", 1, retries=1))
+    job_id = add_job(store, clock, support.block("main", "1-8", 1, retries=1))
     cand = candidate(store, job_id)
     got = store.claim(cand, worker_id=w, now=clock.now(), count=6).assignments
     assert len(got) == 6

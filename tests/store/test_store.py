@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
+from tests.store import support
 from tests.store.support import add_worker, block
 from thresher.core.errors import Conflict, NotFound, StaleAttempt
 from thresher.core.lanes import Nimby
@@ -55,15 +56,7 @@ def claim(
     store: Store, worker_id: int, clock: FakeClock, *, avoid_since: float | None = None
 ) -> Assignment | None:
     """One task for the worker, the way the controller walks candidates (dependencies first)."""
-    for cand in store.claim_candidates():
-        if cand.after and store.deps_pending(cand.after):
-            continue
-        got = store.claim_task(
-            cand, worker_id=worker_id, now=clock.now(), avoid_failed_since=avoid_since
-        )
-        if got is not None:
-            return got
-    return None
+    return support.claim(store, worker_id, now=clock.now(), avoid_failed_since=avoid_since)
 
 
 def take(store: Store, worker_id: int, clock: FakeClock) -> Assignment:
@@ -676,7 +669,7 @@ def test_a_job_waits_on_its_after_jobs(store: Store, clock: FakeClock) -> None:
     job = store.get_job(second)
     assert job.status is JobStatus.WAITING
     assert job.status_reason == f"waiting on job {first}"
-    assert store.deps_pending([first]) is True
+    assert second in store.dispatch_snapshot(now=clock.now(), errors_since=0).job_waiting
 
     got = take(store, worker, clock)
     assert got.job_id == first

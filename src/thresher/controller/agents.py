@@ -9,14 +9,14 @@ from collections.abc import Awaitable, Callable, Sequence
 from thresher.controller.auth import Caller, issue_token
 from thresher.controller.convert import assignment_out, finish_report, registration
 from thresher.controller.jobs import Jobs
-from thresher.controller.scheduler import Dispatch, Scheduler
+from thresher.controller.dispatch import Dispatch, Dispatcher, DispatchIndex
 from thresher.controller.scheduling import Scheduling
 from thresher.controller.settings import ControllerSettings
 from thresher.controller.unit import UnitOfWork
 from thresher.core.clock import Clock
 from thresher.core.errors import Forbidden, StaleAttempt
 from thresher.schemas import api
-from thresher.store.scheduling import HeldAttempt
+from thresher.store.snapshot import HeldAttempt
 from thresher.store.store import Store
 
 
@@ -30,12 +30,14 @@ class Agents:
         settings: ControllerSettings,
         *,
         unit: UnitOfWork,
-        dispatch: Scheduler,
+        index: DispatchIndex,
+        dispatcher: Dispatcher,
         scheduling: Scheduling,
         jobs: Jobs,
     ) -> None:
         self.store, self.clock, self.settings = store, clock, settings
-        self.unit, self.dispatch, self.scheduling, self.jobs = unit, dispatch, scheduling, jobs
+        self.unit, self.scheduling, self.jobs = unit, scheduling, jobs
+        self.index, self.dispatcher = index, dispatcher
         self.notifier = unit.notifier
         self._worker_ids: dict[int, int] = {}  # worker token id -> worker id
         self._seen: dict[int, float] = {}  # worker id -> last poll, not yet written
@@ -118,7 +120,7 @@ class Agents:
         for fin, result in zip(finished, results, strict=True):
             if isinstance(result, StaleAttempt):
                 stale.append(fin.attempt_id)
-            elif result is not None and self.dispatch.finished(
+            elif result is not None and self.index.finished(
                 fin.attempt_id, fin.status, fin.duration_s
             ):
                 self.jobs.note_if_final(result)
@@ -185,7 +187,7 @@ class Agents:
                 self.heartbeat(worker_id, now)
                 last_touch = now
             # A change the dispatch index has yet to see (a finish) wakes us when it is seen.
-            pending = self.dispatch.pending_in()
+            pending = self.index.pending_in()
             wait = min(
                 deadline - now,
                 self.settings.heartbeat_s,
@@ -207,7 +209,7 @@ class Agents:
         held = self.store.worker_held(worker_id)
         if any(h.created_at < started and h.id not in reported for h in held):
             self.store.lose_unreported(worker_id, reported, before=started, now=started)
-            self.dispatch.invalidate()  # their tasks are back in the queue
+            self.index.invalidate()  # their tasks are back in the queue
             held = self.store.worker_held(worker_id)
         running = {r.attempt_id for r in body.running} - {f.attempt_id for f in body.finished}
         return held, sorted(set(stale) | (running - {h.id for h in held}))
@@ -223,23 +225,23 @@ class Agents:
         index and claimed atomically; and the attempts to preempt for a dedicated job."""
         if not free_lanes and not ahead_lanes and not held:
             return Dispatch()
-        got = self.dispatch.dispatch(
+        got = self.dispatcher.dispatch(
             worker_id, free_lanes=free_lanes, ahead_lanes=ahead_lanes, held=held
         )
-        while self.dispatch.settled:
-            self.jobs.note_if_final(self.dispatch.settled.pop())
+        while self.index.settled:
+            self.jobs.note_if_final(self.index.settled.pop())
         return got
 
     def _answer(
         self, worker_id: int, got: Dispatch, *, stop: list[int], stale: list[int], with_nimby: bool
     ) -> api.PollOut:
-        nimby, _ = self.dispatch.worker_state(worker_id)
+        nimby, _ = self.index.worker_state(worker_id)
         return api.PollOut(
             assignments=[assignment_out(a) for a in got.assignments],
             stop=stop,
             stale=stale,
             heartbeat_s=self.settings.heartbeat_s,
             lease_s=self.settings.lease_s,
-            enabled=self.dispatch.worker_enabled(worker_id),
+            enabled=self.index.worker_enabled(worker_id),
             nimby=nimby.value if nimby and with_nimby else None,
         )

@@ -14,7 +14,7 @@ from thresher.controller.agents import Agents
 from thresher.controller.engines import EngineRegistry
 from thresher.controller.jobs import Jobs
 from thresher.controller.notifier import Notifier
-from thresher.controller.scheduler import Scheduler
+from thresher.controller.dispatch import DispatchIndex, Dispatcher
 from thresher.controller.scheduling import Scheduling
 from thresher.controller.settings import ControllerSettings
 from thresher.controller.unit import UnitOfWork
@@ -30,20 +30,21 @@ class Farm:
     ) -> None:
         self.settings = settings
         self.notifier = notifier
-        self.dispatch = Scheduler(store, clock, settings)
+        self.dispatch_index = DispatchIndex(store, clock, settings)
         # A submission or an edit changes what may run where at once; a worker's report
         # (soft) reaches the index through the finish itself.
         notifier.listeners.append(self._changed)
-        self.unit = UnitOfWork(store, self.dispatch, notifier)
+        self.unit = UnitOfWork(store, self.dispatch_index, notifier)
         self.engines = EngineRegistry(store, clock)
         self.jobs = Jobs(store, clock, self.unit, self.engines)
-        self.scheduling = Scheduling(store, clock, self.dispatch, self.unit)
+        self.scheduling = Scheduling(store, clock, self.dispatch_index, self.unit)
         self.agents = Agents(
             store,
             clock,
             settings,
             unit=self.unit,
-            dispatch=self.dispatch,
+            index=self.dispatch_index,
+            dispatcher=Dispatcher(store, clock, self.dispatch_index),
             scheduling=self.scheduling,
             jobs=self.jobs,
         )
@@ -59,4 +60,4 @@ class Farm:
 
     def _changed(self, soft: bool) -> None:
         if not soft:
-            self.dispatch.invalidate()
+            self.dispatch_index.invalidate()

@@ -13,7 +13,7 @@ class Notifier:
         self._event = asyncio.Event()
         self.generation = 0
         self.closing = False  # the server is shutting down: held polls answer now
-        # Called with `soft` on every notify: the dispatch index listens (see Scheduler).
+        # Called with `soft` on every notify: the dispatch index listens (see DispatchIndex).
         self.listeners: list[Callable[[bool], None]] = []
 
     def notify(self, *, soft: bool = False) -> None:

@@ -11,10 +11,10 @@ from dataclasses import dataclass, replace
 
 from thresher.controller.auth import Caller
 from thresher.controller.compile.jobs import LIMIT_NAME
-from thresher.controller.scheduler import Scheduler, block_policy
+from thresher.controller.dispatch import DispatchIndex, block_policy
 from thresher.controller.unit import UnitOfWork
 from thresher.core.clock import Clock
-from thresher.core.errorhosts import avoided_until, block_error_count
+from thresher.core.error_hosts import avoided_until, block_error_count
 from thresher.core.errors import InvalidInput
 from thresher.core.filters import FilterSet, PoolFilter, PoolMode, parse_filters
 from thresher.core.lanes import Nimby
@@ -40,10 +40,12 @@ class ErrorHostRecord:
 class Scheduling:
     """The people's side of scheduling over one store and one dispatch index."""
 
-    def __init__(self, store: Store, clock: Clock, dispatch: Scheduler, unit: UnitOfWork) -> None:
+    def __init__(
+        self, store: Store, clock: Clock, dispatch_index: DispatchIndex, unit: UnitOfWork
+    ) -> None:
         self.store = store
         self.clock = clock
-        self.scheduler = dispatch
+        self.dispatch_index = dispatch_index
         self.unit = unit
 
     def _worker(self, name_or_id: str) -> WorkerRecord:
@@ -127,13 +129,13 @@ class Scheduling:
 
     def note_local_nimby(self, worker_id: int, state: str | None) -> None:
         """What the worker's machine says (poll after poll); stored when it changes."""
-        if state == self.scheduler.local_nimby(worker_id):
+        if state == self.dispatch_index.local_nimby(worker_id):
             return
         nimby = Nimby(state) if state else None
         self.store.set_nimby(worker_id, nimby, local=True)
         if nimby is Nimby.STOPPED:
             self.store.request_stop([h.id for h in self.store.worker_held(worker_id)], "nimby")
-        self.scheduler.invalidate()
+        self.dispatch_index.invalidate()
 
     def clear_sick(self, caller: Caller, name: str) -> WorkerRecord:
         caller.require("admin")
@@ -157,7 +159,7 @@ class Scheduling:
         return [self._with_state(w) for w in self.store.list_workers()]
 
     def _with_state(self, w: WorkerRecord) -> WorkerRecord:
-        _, sick = self.scheduler.worker_state(w.id)
+        _, sick = self.dispatch_index.worker_state(w.id)
         return replace(w, sick_since=sick)
 
     # -- error hosts ----------------------------------------------------------------------------
@@ -173,7 +175,7 @@ class Scheduling:
         out = []
         for block in job.blocks:
             policy = block_policy(
-                self.scheduler.settings,
+                self.dispatch_index.settings,
                 errors_to_avoid=block.spec.errors_to_avoid,
                 forgive_s=block.spec.forgive_s,
             )

@@ -6,16 +6,16 @@ import contextlib
 from collections.abc import Iterator
 
 from thresher.controller.notifier import Notifier
-from thresher.controller.scheduler import Scheduler
+from thresher.controller.dispatch import DispatchIndex
 from thresher.store.store import Store
 
 
 class UnitOfWork:
     """Makes each use case one transaction, and tells held polls after it committed."""
 
-    def __init__(self, store: Store, dispatch: Scheduler, notifier: Notifier) -> None:
+    def __init__(self, store: Store, index: DispatchIndex, notifier: Notifier) -> None:
         self.store = store
-        self.dispatch = dispatch
+        self.index = index
         self.notifier = notifier
 
     @contextlib.contextmanager
@@ -27,7 +27,7 @@ class UnitOfWork:
             with self.store.transaction():
                 yield
         except BaseException:
-            self.dispatch.rolled_back()
+            self.index.rolled_back()
             raise
 
     @contextlib.contextmanager

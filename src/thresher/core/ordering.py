@@ -13,7 +13,7 @@ Everywhere a maximum is None it means unlimited.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
@@ -50,13 +50,6 @@ def dispatch_key(candidate: Candidate, running_by_user: Mapping[str, int]) -> Di
         candidate.job_id,
         candidate.block_index,
     )
-
-
-def order_candidates(
-    cands: Iterable[Candidate], running_by_user: Mapping[str, int]
-) -> list[Candidate]:
-    """The candidates in dispatch order; `running_by_user` counts each owner's running tasks."""
-    return sorted(cands, key=lambda c: dispatch_key(c, running_by_user))
 
 
 @dataclass(frozen=True)
@@ -97,11 +90,6 @@ def limits_allow(limit: LimitState, host: str) -> bool:
         and _below(on_host, limit.max_per_host)
         and (not new_host or _below(limit.hosts_in_use, limit.max_hosts))
     )
-
-
-def all_limits_allow(limits: Iterable[LimitState], host: str) -> bool:
-    """Whether `host` may take one more unit of every limit a block's task holds."""
-    return all(limits_allow(limit, host) for limit in limits)
 
 
 def capacity_allows(free_capacity: int, needed: int) -> bool:

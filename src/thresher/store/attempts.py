@@ -10,7 +10,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from thresher.core.errorhosts import too_short
+from thresher.core.error_hosts import too_short
 from thresher.core.errors import StaleAttempt
 from thresher.core.model import (
     AttemptRecord,

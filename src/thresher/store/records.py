@@ -42,31 +42,3 @@ class TokenRecord:
     id: int
     name: str
     role: str
-
-
-@dataclass(frozen=True)
-class ClaimCandidate:
-    """A block that has work and whose job may run now (dependencies are checked by the caller)."""
-
-    block_id: int
-    job_id: int
-    block_index: int
-    priority: int
-    created_at: float
-    after: tuple[int, ...]
-    frames: str
-    chunk: int
-    priority_frames: str | None
-    cursor: int
-    task_count: int
-    n_queued: int
-    mean_runtime_s: float | None
-    # What the claim re-checks atomically and records.
-    owner: str = ""
-    capacity: int = 1000
-    limits: tuple[str, ...] = ()
-    max_running: int | None = None
-    max_running_per_host: int | None = None
-    user_max_running: int | None = None
-    preview_every: int | None = None
-    after_frames: tuple[int, ...] = ()

@@ -1,399 +1,36 @@
-"""What the scheduler reads and sets: the dispatch snapshot, user settings, lanes and NIMBY.
-
-`dispatch_snapshot` reads, in one connection, everything the controller's dispatch index is
-built from: the blocks of active jobs with their jobs' scheduling fields, the workers, running
-attempts, user settings, limits with their holds, and the host errors that still matter.
+"""The scheduling settings people set, as the store keeps them: user priority and caps,
+lane engines, NIMBY, and the jobs an `after_name` names. (Limits: `store.limits`; a worker's
+pools: `store.workers`; error hosts: `store.hosterrors`.)
 """
 
 from __future__ import annotations
 
-import json
 import re
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
 
 from thresher.core.errors import InvalidInput, NotFound
-from thresher.core.lanes import Nimby, lane_keys
+from thresher.core.lanes import Nimby
 from thresher.core.states import AttemptStatus
-from thresher.store.hosterrors import HostError, HostErrorsStore
-from thresher.store.jobs import JobsStore
-from thresher.store.limits import LimitRecord, LimitsStore, limit_usage
-from thresher.store.tables import (
-    attempts,
-    blocks,
-    host_errors,
-    jobs,
-    limits,
-    user_settings,
-    workers,
-)
-
-
-@dataclass(frozen=True)
-class SnapBlock:
-    """A block of an active job, with its job's scheduling fields."""
-
-    block_id: int
-    job_id: int
-    index: int
-    name: str
-    frames: str
-    chunk: int
-    priority_frames: str | None
-    preview_every: int | None
-    task_count: int
-    cursor: int
-    n_queued: int
-    n_running: int
-    n_done: int
-    runtime_sum: float
-    runtime_n: int
-    engine: str | None
-    capacity: int
-    limits: tuple[str, ...]
-    after: tuple[int, ...]
-    after_frames: tuple[int, ...]
-    errors_to_avoid: int | None
-    forgive_s: float | None
-    owner: str
-    priority: int
-    kind: str
-    paused: bool
-    filters: str
-    max_running: int | None
-    max_running_per_host: int | None
-    preempt: bool
-    created_at: float
-    job_after: tuple[int, ...]
-
-    @property
-    def runnable(self) -> int:
-        """Tasks still to dispatch (requeued ones and those under the cursor)."""
-        return self.n_queued + max(0, self.task_count - self.cursor)
-
-    @property
-    def done(self) -> bool:
-        return self.n_done >= self.task_count
-
-    @property
-    def mean_runtime_s(self) -> float | None:
-        return self.runtime_sum / self.runtime_n if self.runtime_n else None
-
-
-@dataclass(frozen=True)
-class SnapWorker:
-    id: int
-    name: str
-    hostname: str
-    os: str
-    cores: int
-    ram_bytes: int
-    gpus: int
-    site: str
-    pools: tuple[str, ...]
-    labels: Mapping[str, str]
-    lanes: int
-    capacity: int | None
-    lane_engines: Mapping[int, tuple[str, ...] | None]
-    lane_overrides: Mapping[int, tuple[str, ...] | None]
-    nimby: str | None
-    local_nimby: str | None
-    enabled: bool
-    online: bool
-    sick_cleared_at: float | None
-
-
-@dataclass(frozen=True)
-class HeldAttempt:
-    """A running attempt (started, or claimed ahead) of a worker."""
-
-    id: int
-    job_id: int
-    worker_id: int
-    lane: int | None
-    capacity: int | None
-    created_at: float
-    cancel_reason: str | None
-    owner: str
-    job_priority: int
+from thresher.store.base import StoreBase
+from thresher.store.tables import attempts, jobs, user_settings, workers
 
 
 @dataclass(frozen=True)
 class UserRecord:
+    """A user's scheduling settings, and (when listed) how many of their tasks run now."""
+
     name: str
     priority: int = 0
     max_running: int | None = None
     running: int = 0
 
 
-@dataclass(frozen=True)
-class DispatchSnapshot:
-    taken_at: float
-    blocks: tuple[SnapBlock, ...]
-    job_waiting: Mapping[int, str]  # jobs held back by `after`, and why
-    workers: Mapping[int, SnapWorker]
-    running: Mapping[tuple[int, str], int]  # (job id, owner) -> running attempts
-    users: Mapping[str, UserRecord]
-    limits: Mapping[str, LimitRecord]
-    errors: tuple[HostError, ...] = field(default=())
-
-
-# Statements built once (building one costs more than running it).
-_HELD = (
-    sa.select(
-        attempts.c.id,
-        attempts.c.job_id,
-        attempts.c.worker_id,
-        attempts.c.lane,
-        attempts.c.capacity,
-        attempts.c.created_at,
-        attempts.c.cancel_reason,
-        jobs.c.owner,
-        jobs.c.priority,
-    )
-    .select_from(attempts.join(jobs, jobs.c.id == attempts.c.job_id))
-    .where(attempts.c.status == AttemptStatus.RUNNING.value)
-)
-_RUNNING = (
-    sa.select(attempts.c.job_id, jobs.c.owner, sa.func.count().label("n"))
-    .select_from(attempts.join(jobs, jobs.c.id == attempts.c.job_id))
-    .where(attempts.c.status == AttemptStatus.RUNNING.value)
-    .group_by(attempts.c.job_id, jobs.c.owner)
-)
-_HELD_BY = _HELD.where(attempts.c.worker_id == sa.bindparam("worker_id")).order_by(attempts.c.id)
-_LEFT = blocks.c.task_count - (
-    blocks.c.n_succeeded + blocks.c.n_skipped + blocks.c.n_failed + blocks.c.n_canceled
-)
-_UNSETTLED = (
-    sa.select(blocks.c.id)
-    .select_from(blocks.join(jobs, jobs.c.id == blocks.c.job_id))
-    .where(
-        blocks.c.job_id == sa.bindparam("job_id"),
-        jobs.c.canceled.is_(False),
-        sa.or_(blocks.c.n_running > 0, _LEFT > 0),
-    )
-    .limit(1)
-)
-
-
-def _held(r: Any) -> HeldAttempt:
-    return HeldAttempt(
-        r.id,
-        r.job_id,
-        r.worker_id,
-        r.lane,
-        r.capacity,
-        r.created_at,
-        r.cancel_reason,
-        r.owner,
-        r.priority,
-    )
-
-
-_JSON_TEXT = ("pools", "attributes", "lane_engines", "lane_overrides")
-# Workers as the snapshot reads them: the JSON columns as their text, decoded only when a row
-# changed since the last snapshot (a thousand workers' JSON would dominate the rebuild).
-_WORKER_COLUMNS = [
-    *(c for c in workers.c if c.name not in _JSON_TEXT),
-    *(sa.cast(workers.c[n], sa.Text).label(n) for n in _JSON_TEXT),
-]
-
-
-class SchedulingStore(LimitsStore, HostErrorsStore, JobsStore):
-    def __init__(self, engine: sa.Engine) -> None:
-        super().__init__(engine)
-        self._snap_workers: dict[int, tuple[tuple[Any, ...], SnapWorker]] = {}
-        # Reads of the dispatch path without a transaction: on PostgreSQL a plain connection
-        # would cost a BEGIN and a ROLLBACK round trip around every SELECT.
-        # (SQLite's driver begins a transaction only before a write: nothing to save there.)
-        self._reads = (
-            engine
-            if engine.dialect.name == "sqlite"
-            else engine.execution_options(isolation_level="AUTOCOMMIT")
-        )
-
-    # -- the dispatch snapshot --------------------------------------------------------------------
-
-    def dispatch_snapshot(self, *, now: float, errors_since: float) -> DispatchSnapshot:
-        """Everything dispatch decides from, read in one connection. Host errors are those of
-        active blocks, and any since `errors_since` (for sickness)."""
-        with self._connect() as conn:
-            active = conn.execute(
-                sa.select(
-                    blocks,
-                    jobs.c.owner,
-                    jobs.c.priority.label("job_priority"),
-                    jobs.c.kind,
-                    jobs.c.paused,
-                    jobs.c.filters,
-                    jobs.c.max_running.label("job_max_running"),
-                    jobs.c.max_running_per_host,
-                    jobs.c.preempt,
-                    jobs.c.created_at,
-                    jobs.c.after.label("job_after"),
-                )
-                .select_from(blocks.join(jobs, jobs.c.id == blocks.c.job_id))
-                .where(jobs.c.canceled.is_(False), jobs.c.finished_at.is_(None))
-                .order_by(blocks.c.job_id, blocks.c.idx)
-            ).all()
-            snap_blocks = tuple(self._snap_block(r) for r in active)
-            waiting: dict[int, str] = {}
-            for job_id, after in {
-                b.job_id: b.job_after for b in snap_blocks if b.job_after
-            }.items():
-                pending, reason = self._deps_state(conn, after)
-                if pending:
-                    waiting[job_id] = reason or "waiting on other jobs"
-            worker_rows = conn.execute(sa.select(*_WORKER_COLUMNS)).all()
-            running = {(r.job_id, r.owner): int(r.n) for r in conn.execute(_RUNNING).all()}
-            users = {
-                r.name: UserRecord(r.name, r.priority, r.max_running)
-                for r in conn.execute(sa.select(user_settings)).all()
-            }
-            limit_rows = conn.execute(sa.select(limits)).all()
-            usage = limit_usage(conn, [r.name for r in limit_rows])
-            block_ids = [b.block_id for b in snap_blocks]
-            errors_q = sa.select(host_errors).where(
-                sa.or_(host_errors.c.block_id.in_(block_ids), host_errors.c.at > errors_since)
-            )
-            errors = tuple(
-                HostError(r.worker_id, r.job_id, r.block_id, r.at)
-                for r in conn.execute(errors_q.order_by(host_errors.c.at)).all()
-            )
-        return DispatchSnapshot(
-            taken_at=now,
-            blocks=snap_blocks,
-            job_waiting=waiting,
-            workers={r.id: self._snap_worker(r) for r in worker_rows},
-            running=running,
-            users=users,
-            limits={
-                r.name: LimitRecord(
-                    r.name, r.max_total, r.max_per_host, r.max_hosts, usage.get(r.name, {})
-                )
-                for r in limit_rows
-            },
-            errors=errors,
-        )
-
-    @staticmethod
-    def _snap_block(r: Any) -> SnapBlock:
-        return SnapBlock(
-            block_id=r.id,
-            job_id=r.job_id,
-            index=r.idx,
-            name=r.name,
-            frames=r.frames,
-            chunk=r.chunk,
-            priority_frames=r.priority_frames,
-            preview_every=r.preview_every,
-            task_count=r.task_count,
-            cursor=r.cursor,
-            n_queued=r.n_queued,
-            n_running=r.n_running,
-            n_done=r.n_succeeded + r.n_skipped,
-            runtime_sum=r.runtime_sum,
-            runtime_n=r.runtime_n,
-            engine=r.engine,
-            capacity=r.capacity,
-            limits=tuple(r.limits or ()),
-            after=tuple(r.after or ()),
-            after_frames=tuple(r.after_frames or ()),
-            errors_to_avoid=r.errors_to_avoid,
-            forgive_s=r.forgive_s,
-            owner=r.owner,
-            priority=r.job_priority,
-            kind=r.kind,
-            paused=r.paused,
-            # A block's own filters (OpenJD hostRequirements, issue 5) add to its job's.
-            filters=",".join(f for f in (r.filters, r.host_filters) if f),
-            max_running=r.job_max_running,
-            max_running_per_host=r.max_running_per_host,
-            preempt=r.preempt,
-            created_at=r.created_at,
-            job_after=tuple(r.job_after or ()),
-        )
-
-    def _snap_worker(self, r: Any) -> SnapWorker:
-        """The worker of a row; the same object as last time when the row is unchanged."""
-        signature = tuple(r)
-        cached = self._snap_workers.get(r.id)
-        if cached is not None and cached[0] == signature:
-            return cached[1]
-        snap = self._decode_worker(r)
-        self._snap_workers[r.id] = (signature, snap)
-        return snap
-
-    @staticmethod
-    def _decode_worker(r: Any) -> SnapWorker:
-        pools, labels, declared, overrides = (
-            json.loads(getattr(r, n)) if getattr(r, n) else None for n in _JSON_TEXT
-        )
-        return SnapWorker(
-            id=r.id,
-            name=r.name,
-            hostname=r.hostname,
-            os=r.os,
-            cores=r.cores,
-            ram_bytes=r.ram_bytes,
-            gpus=r.gpus,
-            site=r.site,
-            pools=tuple(pools or ()),
-            labels=dict(labels or {}),
-            lanes=r.lanes,
-            capacity=r.capacity,
-            lane_engines=lane_keys(declared),
-            lane_overrides=lane_keys(overrides),
-            nimby=r.nimby,
-            local_nimby=r.local_nimby,
-            enabled=r.enabled,
-            online=r.status == "online",
-            sick_cleared_at=r.sick_cleared_at,
-        )
-
-    def touch_workers(self, seen: Mapping[int, float]) -> None:
-        """Refresh the leases of many workers in one transaction (worker id -> last seen)."""
-        with self._begin() as conn:
-            conn.execute(
-                workers.update()
-                .where(workers.c.id == sa.bindparam("wid"))
-                .values(last_seen=sa.bindparam("seen"), status="online"),
-                [{"wid": w, "seen": t} for w, t in seen.items()],
-            )
-
-    def job_unsettled(self, job_id: int) -> bool:
-        """Whether a job, not canceled, still has tasks running or waiting to run: then it is
-        certainly not final, and its full record need not be read."""
-        with self._connect(self._reads) as conn:
-            return conn.scalar(_UNSETTLED, {"job_id": job_id}) is not None
-
-    def worker_held(self, worker_id: int) -> list[HeldAttempt]:
-        """The worker's running attempts (started or held ahead), oldest first."""
-        with self._connect(self._reads) as conn:
-            rows = conn.execute(_HELD_BY, {"worker_id": worker_id}).all()
-        return [_held(r) for r in rows]
-
-    def request_stop(self, attempt_ids: Sequence[int], reason: str) -> list[int]:
-        """Ask for running attempts to be stopped at their worker's next poll (the attempts not
-        already being stopped). Returns those marked now."""
-        marked: list[int] = []
-        with self._begin() as conn:
-            for attempt_id in attempt_ids:
-                done = conn.execute(
-                    attempts.update()
-                    .where(
-                        attempts.c.id == attempt_id,
-                        attempts.c.status == AttemptStatus.RUNNING.value,
-                        attempts.c.cancel_reason.is_(None),
-                    )
-                    .values(cancel_reason=reason)
-                ).rowcount
-                if done:
-                    marked.append(attempt_id)
-        return marked
+class SchedulingStore(StoreBase):
+    """User settings, lane engines, NIMBY and job names."""
 
     # -- jobs by name --
 
@@ -408,22 +45,23 @@ class SchedulingStore(LimitsStore, HostErrorsStore, JobsStore):
         query = sa.select(jobs.c.id, jobs.c.name).order_by(jobs.c.id)
         if owner is not None:
             query = query.where(jobs.c.owner == owner)
-        with self.engine.connect() as conn:
+        with self._connect() as conn:
             rows = conn.execute(query).all()
         return [r.id for r in rows if regex.search(r.name)]
 
     # -- users --
 
     def set_user(self, name: str, *, priority: int, max_running: int | None) -> None:
+        """Set a user's priority and cap on running tasks (None: no cap)."""
         values = {"priority": priority, "max_running": max_running}
-        with self.engine.begin() as conn:
+        with self._begin() as conn:
             query = user_settings.update().where(user_settings.c.name == name).values(**values)
             if not conn.execute(query).rowcount:
                 conn.execute(user_settings.insert().values(name=name, **values))
 
     def list_users(self) -> list[UserRecord]:
         """Users with settings, running tasks or unfinished jobs, by name."""
-        with self.engine.connect() as conn:
+        with self._connect() as conn:
             settings = {r.name: r for r in conn.execute(sa.select(user_settings)).all()}
             running: dict[str, int] = dict(
                 conn.execute(
@@ -454,7 +92,7 @@ class SchedulingStore(LimitsStore, HostErrorsStore, JobsStore):
     ) -> None:
         """Override what a lane runs (None: anything), or with `reset` go back to what the
         worker declared."""
-        with self.engine.begin() as conn:
+        with self._begin() as conn:
             row = conn.execute(
                 sa.select(workers.c.lanes, workers.c.lane_overrides).where(
                     workers.c.id == worker_id

@@ -10,10 +10,9 @@ Errors raised: `thresher.core.errors.NotFound`, `StaleAttempt`, `Conflict`, `Inv
 from __future__ import annotations
 
 from thresher.store.access_keys import AccessKeysStore
-from thresher.store.dispatch import ClaimOutcome, DispatchStore, Refused
+from thresher.store.dispatch import ClaimCandidate, ClaimOutcome, DispatchStore, Refused
 from thresher.store.engines import EnginesStore
 from thresher.store.records import (
-    ClaimCandidate,
     FinishReport,
     TokenRecord,
     WorkerRegistration,

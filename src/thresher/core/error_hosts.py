@@ -54,11 +54,6 @@ def block_error_count(errors: Sequence[float], now: float, policy: ErrorPolicy) 
     return len(_errors_since_forgiven(errors, now, policy))
 
 
-def block_avoids(errors: Sequence[float], now: float, policy: ErrorPolicy) -> bool:
-    """Whether the block avoids the host, given the times of the host's failures on that block."""
-    return block_error_count(errors, now, policy) >= policy.errors_to_avoid
-
-
 def avoided_until(errors: Sequence[float], now: float, policy: ErrorPolicy) -> float | None:
     """When the host will be forgiven by the block, or None if the block does not avoid it now."""
     streak = _errors_since_forgiven(errors, now, policy)
@@ -94,16 +89,6 @@ def _forget(counter: Counter[Hashable], job: Hashable) -> None:
     counter[job] -= 1
     if counter[job] == 0:
         del counter[job]
-
-
-def host_is_sick(
-    failures: Sequence[tuple[Hashable, float]],
-    now: float,
-    policy: ErrorPolicy,
-    cleared_at: float | None = None,
-) -> bool:
-    """Whether the host is sick: `sick_jobs` distinct jobs failed in one window since cleared."""
-    return sick_since(failures, now, policy, cleared_at) is not None
 
 
 def too_short(duration_s: float | None, min_runtime_s: float | None) -> str | None:

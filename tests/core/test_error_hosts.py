@@ -7,12 +7,10 @@ from typing import Any
 
 import pytest
 
-from thresher.core.errorhosts import (
+from thresher.core.error_hosts import (
     ErrorPolicy,
     avoided_until,
-    block_avoids,
     block_error_count,
-    host_is_sick,
     sick_since,
 )
 
@@ -46,14 +44,15 @@ AVOID_TABLE = [
 
 @pytest.mark.parametrize(("errors", "now", "expected"), AVOID_TABLE)
 def test_block_avoids(errors: list[float], now: float, expected: bool) -> None:
-    assert block_avoids([T0 + t for t in errors], T0 + now, POLICY) is expected
+    assert (avoided_until([T0 + t for t in errors], T0 + now, POLICY) is not None) is expected
 
 
 def test_threshold_follows_the_policy() -> None:
     strict = ErrorPolicy(errors_to_avoid=1, forgive_s=60)
-    assert block_avoids([T0], T0, strict)
-    assert not block_avoids([T0], T0 + 60, strict)
-    assert block_avoids([T0], T0 + 10**9, ErrorPolicy(errors_to_avoid=1, forgive_s=math.inf))
+    assert avoided_until([T0], T0, strict) == T0 + 60
+    assert avoided_until([T0], T0 + 60, strict) is None
+    never = ErrorPolicy(errors_to_avoid=1, forgive_s=math.inf)
+    assert avoided_until([T0], T0 + 10**9, never) == math.inf
 
 
 def test_error_count_and_forgiveness_time_for_the_visible_list() -> None:
@@ -104,7 +103,7 @@ def test_host_is_sick(
 ) -> None:
     at = [(job, T0 + t) for job, t in failures]
     cleared = None if cleared_at is None else T0 + cleared_at
-    assert host_is_sick(at, T0 + now, POLICY, cleared) is expected
+    assert (sick_since(at, T0 + now, POLICY, cleared) is not None) is expected
 
 
 def test_sick_since_is_the_failure_that_made_it_sick() -> None:
@@ -114,7 +113,7 @@ def test_sick_since_is_the_failure_that_made_it_sick() -> None:
 
 
 def test_job_ids_may_be_any_hashable() -> None:
-    assert host_is_sick([(1, T0), (2, T0), (3, T0)], T0, POLICY)
+    assert sick_since([(1, T0), (2, T0), (3, T0)], T0, POLICY) == T0
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,94 @@
+"""The snapshot's records as `core.dispatch` sees them: pure conversions, no I/O.
+
+A block becomes a `BlockView` (its filters parsed, its error hosts and dependencies decided), a
+worker its `WorkerFacts`; the error-host thresholds are a block's own, else the controller's.
+"""
+
+from __future__ import annotations
+
+from thresher.controller.settings import ControllerSettings
+from thresher.core.dispatch import BlockView
+from thresher.core.error_hosts import ErrorPolicy
+from thresher.core.errors import InvalidInput
+from thresher.core.filters import FilterSet, OperatingSystem, WorkerFacts, parse_filters
+from thresher.store.scheduling import UserRecord
+from thresher.store.snapshot import SnapBlock, SnapWorker
+
+
+def block_policy(
+    settings: ControllerSettings, *, errors_to_avoid: int | None, forgive_s: float | None
+) -> ErrorPolicy:
+    """The error-host policy of a block: its own thresholds, else the controller's."""
+    return ErrorPolicy(
+        errors_to_avoid=errors_to_avoid or settings.errors_to_avoid,
+        forgive_s=forgive_s or settings.forgive_s,
+        sick_jobs=settings.sick_jobs,
+        sick_window_s=settings.sick_window_s,
+    )
+
+
+def controller_policy(settings: ControllerSettings) -> ErrorPolicy:
+    """The controller's error-host policy (what makes a worker sick)."""
+    return block_policy(settings, errors_to_avoid=None, forgive_s=None)
+
+
+def worker_facts(w: SnapWorker) -> WorkerFacts:
+    """What filters see of a worker."""
+    return WorkerFacts.create(
+        w.hostname,
+        w.site,
+        os=_os_or_linux(w.os),
+        cores=w.cores,
+        ram_bytes=w.ram_bytes,
+        gpus=w.gpus,
+        pools=w.pools,
+        labels=w.labels,
+    )
+
+
+def _os_or_linux(name: str) -> str:
+    # Filters know linux, windows and mac; another Unix (a BSD) is closest to linux for `os:`.
+    try:
+        return OperatingSystem.parse(name).value
+    except ValueError:
+        return OperatingSystem.LINUX.value
+
+
+def block_filters(text: str) -> tuple[FilterSet, str | None]:
+    """The parsed filters, or why the job runs nowhere: filters are refused at submission, so
+    only a stored filter that this version no longer reads ends up here."""
+    try:
+        return parse_filters(text), None
+    except InvalidInput as exc:
+        return FilterSet(), f"its filters cannot be read: {exc.message}"
+
+
+def block_view(
+    b: SnapBlock,
+    user: UserRecord | None,
+    *,
+    filters: FilterSet,
+    waiting: str | None,
+    avoids: frozenset[int],
+) -> BlockView:
+    """The block as `core.dispatch` ranks it; `user`: its owner's settings, if any."""
+    return BlockView(
+        job_id=b.job_id,
+        block_id=b.block_id,
+        owner=b.owner,
+        job_priority=b.priority,
+        submitted_at=b.created_at,
+        block_index=b.index,
+        user_priority=user.priority if user else 0,
+        runs=b.engine or b.kind,
+        filters=filters,
+        capacity=b.capacity,
+        limits=b.limits,
+        max_running=b.max_running,
+        max_running_per_host=b.max_running_per_host,
+        user_max_running=user.max_running if user else None,
+        waiting=waiting,
+        avoids=avoids,
+        preempt=b.preempt,
+        runnable=b.runnable,
+    )

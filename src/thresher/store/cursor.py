@@ -1,0 +1,267 @@
+"""Taking tasks of one block, inside a claim's transaction (see `store.dispatch`).
+
+A requeued task row goes first; else the next position under the block cursor (`UPDATE … SET
+cursor = cursor + k … RETURNING`: the row lock hands every claimer different positions), its
+task row inserted as running. A block with frame-by-frame dependencies looks a little further
+than the cursor for a task whose upstream frames are done.
+
+Every function counts what it takes in the block's counters, in the caller's transaction, and
+returns (task row id, task index) pairs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+
+from thresher.core.deps import task_ready
+from thresher.core.frames import TaskLayout
+from thresher.core.states import TaskStatus
+from thresher.store.snapshot import SnapBlock
+from thresher.store.tables import blocks, tasks
+
+#: How far past the cursor a frame-by-frame block looks for a task whose upstream is done.
+READY_WINDOW = 64
+_DONE = (TaskStatus.SUCCEEDED.value, TaskStatus.SKIPPED.value)
+
+# Statements built once: building a statement costs several times more than running it
+# (SQLAlchemy memoises its cache key on the object).
+_BLOCK = blocks.c.id == sa.bindparam("block_id")
+_MOVE_CURSOR = (
+    blocks.update()
+    .where(_BLOCK, blocks.c.cursor + sa.bindparam("k") <= blocks.c.task_count)
+    .values(
+        cursor=blocks.c.cursor + sa.bindparam("k"),
+        n_running=blocks.c.n_running + sa.bindparam("k"),
+    )
+    .returning(blocks.c.cursor)
+)
+_UNCOUNT_RUNNING = (
+    blocks.update().where(_BLOCK).values(n_running=blocks.c.n_running - sa.bindparam("k"))
+)
+
+
+def _insert_tasks(dialect: str) -> Any:
+    """INSERT … ON CONFLICT DO NOTHING RETURNING id, idx: rows already there are left alone."""
+    insert = postgresql.insert(tasks) if dialect == "postgresql" else sqlite.insert(tasks)
+    return insert.on_conflict_do_nothing(index_elements=["block_id", "idx"]).returning(
+        tasks.c.id, tasks.c.idx
+    )
+
+
+_INSERT_TASKS = {name: _insert_tasks(name) for name in ("postgresql", "sqlite")}
+
+Taken = tuple[int, int]
+"""A task taken: its row id and its index in the block."""
+
+UpstreamLayout = Callable[[int, str, int, str | None], TaskLayout]
+"""The layout of an upstream block from (block id, frames, chunk, priority frames)."""
+
+
+def take_requeued(
+    conn: sa.Connection,
+    b: SnapBlock,
+    *,
+    worker_id: int,
+    now: float,
+    avoid_failed_since: float | None,
+) -> Taken | None:
+    """A requeued task, if the block has any; one that failed on this worker after
+    `avoid_failed_since` is left for another host."""
+    if b.n_queued <= 0:
+        return None
+    query = (
+        sa.select(tasks.c.id, tasks.c.idx)
+        .where(tasks.c.block_id == b.block_id, tasks.c.status == TaskStatus.QUEUED.value)
+        .order_by(tasks.c.idx)
+        .limit(8)
+    )
+    if avoid_failed_since is not None:
+        query = query.where(
+            sa.or_(
+                tasks.c.failed_worker_id.is_(None),
+                tasks.c.failed_worker_id != worker_id,
+                tasks.c.updated_at < avoid_failed_since,
+            )
+        )
+    for row in conn.execute(query).all():
+        taken = conn.execute(
+            tasks.update()
+            .where(tasks.c.id == row.id, tasks.c.status == TaskStatus.QUEUED.value)
+            .values(
+                status=TaskStatus.RUNNING.value,
+                attempts=tasks.c.attempts + 1,
+                last_worker_id=worker_id,
+                progress=None,
+                updated_at=now,
+            )
+        ).rowcount
+        if taken == 1:
+            conn.execute(
+                blocks.update()
+                .where(blocks.c.id == b.block_id)
+                .values(n_queued=blocks.c.n_queued - 1, n_running=blocks.c.n_running + 1)
+            )
+            return int(row.id), int(row.idx)
+    return None
+
+
+def take_next(
+    conn: sa.Connection, b: SnapBlock, layout: TaskLayout, *, worker_id: int, now: float
+) -> Taken | None:
+    """The next task under the cursor that nothing touched before dispatch."""
+    while True:
+        # Moving the cursor and counting the task as running in one UPDATE: the row lock
+        # serialises claimers of the block, and each sees the position it moved past.
+        moved = conn.execute(_MOVE_CURSOR, {"block_id": b.block_id, "k": 1}).first()
+        if moved is None:
+            return None
+        index = layout.task_at(moved.cursor - 1)
+        task_id = _insert_running(conn, b, [index], worker_id, now).get(index)
+        if task_id is not None:
+            return task_id, index
+        # Touched before dispatch (skipped, queued by a retry, or taken out of order by a
+        # frame-by-frame claim): not the cursor's to run.
+        conn.execute(_UNCOUNT_RUNNING, {"block_id": b.block_id, "k": 1})
+
+
+def take_next_many(
+    conn: sa.Connection, b: SnapBlock, layout: TaskLayout, *, worker_id: int, now: float, k: int
+) -> list[Taken]:
+    """Up to `k` more tasks under the cursor with one cursor move and one insert."""
+    moved = conn.execute(_MOVE_CURSOR, {"block_id": b.block_id, "k": k}).first()
+    if moved is None:  # fewer than k left: one at a time
+        out = []
+        for _ in range(k):
+            taken = take_next(conn, b, layout, worker_id=worker_id, now=now)
+            if taken is None:
+                break
+            out.append(taken)
+        return out
+    indices = [layout.task_at(p) for p in range(moved.cursor - k, moved.cursor)]
+    by_index = _insert_running(conn, b, indices, worker_id, now)
+    if len(by_index) < k:  # some were touched before dispatch: not the cursor's to run
+        conn.execute(_UNCOUNT_RUNNING, {"block_id": b.block_id, "k": k - len(by_index)})
+    return [(by_index[i], i) for i in indices if i in by_index]
+
+
+def take_ready(
+    conn: sa.Connection,
+    b: SnapBlock,
+    layout: TaskLayout,
+    *,
+    worker_id: int,
+    now: float,
+    upstream_layout: UpstreamLayout,
+) -> Taken | None:
+    """Frame by frame: the first task, within READY_WINDOW positions of the cursor, whose
+    upstream tasks covering the same frames are all done."""
+    upstream = conn.execute(
+        sa.select(blocks).where(blocks.c.job_id == b.job_id, blocks.c.idx.in_(b.after_frames))
+    ).all()
+    pending = [u for u in upstream if u.n_succeeded + u.n_skipped < u.task_count]
+    if not pending:
+        return take_next(conn, b, layout, worker_id=worker_id, now=now)
+    cursor = _cursor_past_taken(conn, b, layout)
+    if cursor is None:
+        return None
+    window = [
+        layout.task_at(p) for p in range(cursor, min(cursor + READY_WINDOW, layout.task_count))
+    ]
+    taken = set(
+        conn.scalars(
+            sa.select(tasks.c.idx).where(tasks.c.block_id == b.block_id, tasks.c.idx.in_(window))
+        )
+    )
+    checks = [
+        _upstream_done(
+            conn, layout, window, u, upstream_layout(u.id, u.frames, u.chunk, u.priority_frames)
+        )
+        for u in pending
+    ]
+    for position, index in enumerate(window, start=cursor):
+        if index in taken or not task_ready(layout, index, checks):
+            continue
+        values: dict[str, Any] = {"n_running": blocks.c.n_running + 1}
+        query = blocks.update().where(blocks.c.id == b.block_id)
+        if position == cursor:
+            values["cursor"] = cursor + 1
+            query = query.where(blocks.c.cursor == cursor)
+        if not conn.execute(query.values(**values)).rowcount:
+            return None  # another claim moved the cursor; the next poll looks again
+        task_id = _insert_running(conn, b, [index], worker_id, now).get(index)
+        if task_id is None:
+            conn.execute(_UNCOUNT_RUNNING, {"block_id": b.block_id, "k": 1})
+            return None
+        return task_id, index
+    return None
+
+
+def _insert_running(
+    conn: sa.Connection, b: SnapBlock, indices: Sequence[int], worker_id: int, now: float
+) -> dict[int, int]:
+    """Insert the tasks' rows as running: task index -> row id of those inserted (a task that
+    has a row already, skipped or retried before dispatch or taken out of order, is left out)."""
+    rows = conn.execute(
+        _INSERT_TASKS["postgresql" if conn.dialect.name == "postgresql" else "sqlite"],
+        [
+            {
+                "block_id": b.block_id,
+                "job_id": b.job_id,
+                "idx": index,
+                "status": TaskStatus.RUNNING.value,
+                "failures": 0,
+                "attempts": 1,
+                "last_worker_id": worker_id,
+                "updated_at": now,
+            }
+            for index in indices
+        ],
+    ).all()
+    return {int(r.idx): int(r.id) for r in rows}
+
+
+def _cursor_past_taken(conn: sa.Connection, b: SnapBlock, layout: TaskLayout) -> int | None:
+    """Move the cursor past tasks that already have rows (taken out of order); returns it,
+    or None at the end of the block."""
+    while True:
+        cursor = conn.scalar(sa.select(blocks.c.cursor).where(blocks.c.id == b.block_id))
+        if cursor is None or cursor >= layout.task_count:
+            return None
+        has_row = conn.scalar(
+            sa.select(tasks.c.id).where(
+                tasks.c.block_id == b.block_id, tasks.c.idx == layout.task_at(cursor)
+            )
+        )
+        if has_row is None:
+            return int(cursor)
+        conn.execute(
+            blocks.update()
+            .where(blocks.c.id == b.block_id, blocks.c.cursor == cursor)
+            .values(cursor=cursor + 1)
+        )
+
+
+def _upstream_done(
+    conn: sa.Connection, layout: TaskLayout, window: list[int], up: Any, up_layout: TaskLayout
+) -> tuple[TaskLayout, Any]:
+    """An upstream block's layout and a "task is done" test over the tasks the window's
+    frames need (one query for the whole window)."""
+    bounds = [layout.task_bounds(i) for i in window]
+    spans = up_layout.tasks_covering(min(b[0] for b in bounds), max(b[1] for b in bounds))
+    if not spans:
+        return up_layout, lambda _index: True
+    done = set(
+        conn.scalars(
+            sa.select(tasks.c.idx).where(
+                tasks.c.block_id == up.id,
+                tasks.c.idx >= spans[0].start,
+                tasks.c.idx < spans[-1].stop,
+                tasks.c.status.in_(_DONE),
+            )
+        )
+    )
+    return up_layout, done.__contains__
