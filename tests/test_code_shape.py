@@ -79,7 +79,6 @@ def test_the_measure_counts_a_body_from_its_first_statement_to_its_end() -> None
     assert long_functions(source(81), limit=80) == [("C.m", 84), ("f", 82), ("f.inner", 81)]
 
 
-@REFACTOR
 def test_no_module_is_over_500_lines() -> None:
     too_long = [
         f"{_name(p)}: {n}"
