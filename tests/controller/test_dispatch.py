@@ -171,7 +171,7 @@ def test_a_held_poll_returns_as_soon_as_a_job_is_submitted(serve: Any) -> None:
     held = threading.Thread(target=lambda: answers.append(w.poll(wait_s=60)), daemon=True)
     held.start()
     wait_until(
-        lambda: served.store.get_worker(w.id).last_seen == clock.now(), what="the poll to begin"
+        lambda: served.store.workers.get(w.id).last_seen == clock.now(), what="the poll to begin"
     )
 
     with Client(served.url, served.admin_token) as admin:
@@ -528,7 +528,7 @@ def test_two_workers_finish_a_job_with_one_success_per_task(
         12,
         True,
     )
-    attempts = served.store.job_attempts(job.id)
+    attempts = served.store.attempts.of_job(job.id)
     per_task = sorted((x.task_index, x.status.value) for x in attempts)
     assert per_task == [(i, "succeeded") for i in range(12)]
     assert {x.worker for x in attempts} == {"a", "b"}

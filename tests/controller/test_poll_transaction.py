@@ -70,14 +70,14 @@ def test_a_poll_that_fails_after_its_finish_writes_nothing(
         raise ConnectionError("the database went away")
 
     with monkeypatch.context() as patched:
-        patched.setattr(store, "claim", broken)
+        patched.setattr(store.dispatch, "claim", broken)
         with pytest.raises(ConnectionError):
             _poll(farm_, worker, first)
-    counts = store.get_job(job.id).counts
+    counts = store.jobs.get(job.id).counts
     assert (counts.succeeded, counts.running) == (0, 1)  # the finish was rolled back with it
     # The worker polls again with the same report: the finish counts once, a task is handed out.
     again = _poll(farm_, worker, first)
     assert len(again.assignments) == 1
     assert again.stale == []
-    counts = store.get_job(job.id).counts
+    counts = store.jobs.get(job.id).counts
     assert (counts.succeeded, counts.running) == (1, 1)

@@ -79,7 +79,7 @@ def test_each_step_becomes_a_block_of_lazy_tasks(admin: Client, served: ServedCo
     assert (encode.frames, encode.counts.total) == ("0", 1)
     assert encode.host_filters == ""
     assert {b.retries for b in job.blocks} == {1}
-    assert served.store.get_job(job.id).blocks[2].spec.after == (0, 1)  # block deps by index
+    assert served.store.jobs.get(job.id).blocks[2].spec.after == (0, 1)  # block deps by index
     assert admin.tasks(job.id, block=0, offset=999_998, limit=5).total == 1_000_000
     # Workers rebuild the plan from the payload; block i's task k is step i's task k.
     plan = JobPlan.from_json(job.payload["openjd"])

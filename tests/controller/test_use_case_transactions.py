@@ -25,13 +25,13 @@ from thresher.controller.notifier import Notifier
 from thresher.controller.settings import ControllerSettings
 from thresher.core.lanes import Nimby
 from thresher.schemas import api
+from thresher.store.base import Repository
 from thresher.store.store import Store
 from thresher.store.tables import metadata
 from thresher.testing import FakeClock
 
 ADMIN = Caller(token_id=0, name="admin", role="admin")
 ALICE = Caller(token_id=0, name="alice", role="user")
-NOT_WRAPPED = {"transaction", "close", "open", "layout", "current_layout", "block_layout"}
 
 
 class InjectedFault(Exception):
@@ -59,10 +59,12 @@ class FaultAt:
                 self.depth -= 1
 
         monkeypatch.setattr(store, "transaction", counted)
-        for name, method in inspect.getmembers(store, inspect.ismethod):
-            if name.startswith("_") or name in NOT_WRAPPED:
-                continue
-            monkeypatch.setattr(store, name, self._wrap(name, method))
+        repositories = [r for r in vars(store).values() if isinstance(r, Repository)]
+        assert repositories, "the store has no repositories to wrap"
+        for repository in repositories:
+            for name, method in inspect.getmembers(repository, inspect.ismethod):
+                if not name.startswith("_"):
+                    monkeypatch.setattr(repository, name, self._wrap(name, method))
 
     def _wrap(self, name: str, method: Callable[..., Any]) -> Callable[..., Any]:
         def wrapped(*args: Any, **kwargs: Any) -> Any:

@@ -26,7 +26,7 @@ def add_worker(
         attributes={},
         lanes=lanes,
     )
-    return store.register_worker(facts, token_id=None, now=clock.now())
+    return store.workers.register(facts, token_id=None, now=clock.now())
 
 
 def block(name: str, frames: str, chunk: int, **fields: Any) -> BlockSpec:
@@ -46,7 +46,7 @@ def block(name: str, frames: str, chunk: int, **fields: Any) -> BlockSpec:
 def candidates(store: Store, *, now: float = 0.0) -> list[ClaimCandidate]:
     """Blocks with tasks to take, best job first, as the controller makes them from the
     dispatch snapshot (paused jobs and jobs waiting on others left out)."""
-    snap = store.dispatch_snapshot(now=now, errors_since=now)
+    snap = store.snapshot.read(now=now, errors_since=now)
     ready = [
         b
         for b in snap.blocks
@@ -62,7 +62,7 @@ def claim(
 ) -> Assignment | None:
     """One task for the worker, from the best candidate that has one."""
     for cand in candidates(store, now=now):
-        outcome = store.claim(
+        outcome = store.dispatch.claim(
             cand, worker_id=worker_id, now=now, avoid_failed_since=avoid_failed_since
         )
         if outcome.assignment is not None:

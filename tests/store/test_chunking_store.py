@@ -54,12 +54,12 @@ def succeed(store: Store, a: Assignment, clock: FakeClock, seconds_per_item: flo
         exit_code=0,
         duration_s=seconds_per_item * len(a.frames),
     )
-    store.finish_attempt(report, now=clock.now())
+    store.attempts.finish(report, now=clock.now())
 
 
 def listed_frames(store: Store, job_id: int) -> dict[int, tuple[int, ...]]:
-    total, page = store.list_tasks(job_id, limit=1000)
-    assert total == len(page) == store.get_job(job_id).counts.total
+    total, page = store.tasks.page(job_id, limit=1000)
+    assert total == len(page) == store.jobs.get(job_id).counts.total
     return {t.index: t.frames for t in page}
 
 
@@ -90,9 +90,9 @@ def test_finished_chunks_resize_the_chunks_not_handed_out(store: Store, clock: F
     WHEN the first finishes at 0.1 s an item (target 10 s: 100 an item, damped to 26)
     THEN the tasks not handed out become chunks of 26, the held ones keep their items, and the
     counts and pages follow; every item runs once."""
-    job_id = store.create_job(adaptive_job(), now=clock.now())
+    job_id = store.jobs.create(adaptive_job(), now=clock.now())
     worker = add_worker(store, "w1", clock)
-    assert store.get_job(job_id).counts == Counts(total=30)
+    assert store.jobs.get(job_id).counts == Counts(total=30)
     first = [claim(store, worker, clock) for _ in range(3)]
     assert [a.frames for a in first if a] == [(0, 1), (2, 3), (4, 5)]
     held = {t: f for t, f in listed_frames(store, job_id).items() if t < 3}
@@ -100,7 +100,7 @@ def test_finished_chunks_resize_the_chunks_not_handed_out(store: Store, clock: F
     assert first[0] is not None
     succeed(store, first[0], clock, 0.1)
 
-    job = store.get_job(job_id)
+    job = store.jobs.get(job_id)
     assert job.counts == Counts(total=6, running=2, succeeded=1)
     frames = listed_frames(store, job_id)
     assert {t: frames[t] for t in held} == held
@@ -111,7 +111,7 @@ def test_finished_chunks_resize_the_chunks_not_handed_out(store: Store, clock: F
         assert a is not None
         succeed(store, a, clock, 0.1)
 
-    job = store.get_job(job_id)
+    job = store.jobs.get(job_id)
     assert job.status is JobStatus.SUCCEEDED
     assert job.counts == Counts(total=6, succeeded=6)
     assert each_item_once([a.frames for a in [*first, *rest] if a])
@@ -120,13 +120,13 @@ def test_finished_chunks_resize_the_chunks_not_handed_out(store: Store, clock: F
 
 
 def test_a_report_of_several_successes_re_plans_too(store: Store, clock: FakeClock) -> None:
-    job_id = store.create_job(adaptive_job(), now=clock.now())
+    job_id = store.jobs.create(adaptive_job(), now=clock.now())
     worker = add_worker(store, "w1", clock)
     a, b = claim(store, worker, clock), claim(store, worker, clock)
     assert a is not None
     assert b is not None
 
-    store.finish_attempts(
+    store.attempts.finish_many(
         [
             FinishReport(x.attempt_id, x.token, AttemptStatus.SUCCEEDED, duration_s=0.4)
             for x in (a, b)
@@ -137,18 +137,18 @@ def test_a_report_of_several_successes_re_plans_too(store: Store, clock: FakeClo
     # 4 items in 0.8 s: 50 a chunk, damped: 0.75 * 2 + 0.25 * 50 = 14.
     rest = claim_all(store, worker, clock)
     assert [len(x.frames) for x in rest] == [14, 14, 14, 14]
-    assert store.get_job(job_id).counts.total == 6
+    assert store.jobs.get(job_id).counts.total == 6
     assert each_item_once([a.frames, b.frames, *(x.frames for x in rest)])
 
 
 def test_tasks_touched_before_dispatch_keep_their_items(store: Store, clock: FakeClock) -> None:
     """A task skipped while waiting has a row: the new plan starts past it, and the tasks
     between the cursor and it keep their items too."""
-    job_id = store.create_job(adaptive_job(), now=clock.now())
+    job_id = store.jobs.create(adaptive_job(), now=clock.now())
     worker = add_worker(store, "w1", clock)
     a = claim(store, worker, clock)
     assert a is not None
-    store.set_task_status(job_id, 0, 4, TaskStatus.SKIPPED, now=clock.now())
+    store.tasks.set_status(job_id, 0, 4, TaskStatus.SKIPPED, now=clock.now())
 
     succeed(store, a, clock, 0.1)
 
@@ -159,7 +159,7 @@ def test_tasks_touched_before_dispatch_keep_their_items(store: Store, clock: Fak
     assert [len(x.frames) for x in rest[3:]] == [26, 24]
     for x in rest:
         succeed(store, x, clock, 0.1)
-    job = store.get_job(job_id)
+    job = store.jobs.get(job_id)
     assert job.status is JobStatus.SUCCEEDED
     assert job.counts == Counts(total=len(rest) + 2, succeeded=len(rest) + 1, skipped=1)
     assert each_item_once([a.frames, frames[4], *(x.frames for x in rest)])
@@ -171,14 +171,14 @@ def test_a_claim_from_a_snapshot_before_a_re_plan_gets_the_new_items(
 ) -> None:
     """The controller claims from a snapshot that may predate a re-plan: the assignment's items
     are the block's plan as it is after the claim, never the snapshot's."""
-    job_id = store.create_job(adaptive_job(), now=clock.now())
+    job_id = store.jobs.create(adaptive_job(), now=clock.now())
     worker = add_worker(store, "w1", clock)
     a = claim(store, worker, clock)
     assert a is not None
     (stale,) = support.candidates(store)
 
     succeed(store, a, clock, 0.1)
-    got = store.claim(stale, worker_id=worker, now=clock.now()).assignment
+    got = store.dispatch.claim(stale, worker_id=worker, now=clock.now()).assignment
 
     assert got is not None
     assert (got.task_index, got.frames) == (1, tuple(range(2, 28)))
@@ -186,12 +186,12 @@ def test_a_claim_from_a_snapshot_before_a_re_plan_gets_the_new_items(
 
 
 def test_a_retried_task_runs_its_own_items_again(store: Store, clock: FakeClock) -> None:
-    job_id = store.create_job(adaptive_job(), now=clock.now())
+    job_id = store.jobs.create(adaptive_job(), now=clock.now())
     worker = add_worker(store, "w1", clock)
     a, b = claim(store, worker, clock), claim(store, worker, clock)
     assert a is not None
     assert b is not None
-    store.finish_attempt(
+    store.attempts.finish(
         FinishReport(a.attempt_id, a.token, AttemptStatus.FAILED, exit_code=1, duration_s=0.1),
         now=clock.now(),
     )
@@ -202,12 +202,12 @@ def test_a_retried_task_runs_its_own_items_again(store: Store, clock: FakeClock)
     assert (rest[0].task_index, rest[0].frames) == (0, (0, 1))
     assert [len(x.frames) for x in rest[1:]] == [26, 26, 4]
     assert each_item_once([b.frames, *(x.frames for x in rest)])
-    assert store.get_job(job_id).counts.total == 5
+    assert store.jobs.get(job_id).counts.total == 5
 
 
 def test_concurrent_claims_and_finishes_run_every_item_once(store: Store, clock: FakeClock) -> None:
     """Lanes claim and finish at once while their finishes keep re-planning the block."""
-    job_id = store.create_job(adaptive_job(1, target_s=1.0), now=clock.now())
+    job_id = store.jobs.create(adaptive_job(1, target_s=1.0), now=clock.now())
     workers = [add_worker(store, f"w{i}", clock) for i in range(4)]
     ran: list[tuple[int, tuple[int, ...]]] = []
     lock = threading.Lock()
@@ -231,7 +231,7 @@ def test_concurrent_claims_and_finishes_run_every_item_once(store: Store, clock:
     assert not errors, errors
     assert each_item_once([frames for _, frames in ran])
     assert sorted(index for index, _ in ran) == list(range(len(ran)))
-    job = store.get_job(job_id)
+    job = store.jobs.get(job_id)
     assert job.status is JobStatus.SUCCEEDED
     assert job.counts == Counts(total=len(ran), succeeded=len(ran))
     assert listed_frames(store, job_id) == dict(ran)

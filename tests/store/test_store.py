@@ -77,7 +77,7 @@ def finish(
     store: Store, a: Assignment, status: AttemptStatus, clock: FakeClock, **values: Any
 ) -> int | None:
     report = FinishReport(attempt_id=a.attempt_id, token=a.token, status=status, **values)
-    return store.finish_attempt(report, now=clock.now())
+    return store.attempts.finish(report, now=clock.now())
 
 
 def task_row_count(store: Store) -> int:
@@ -113,21 +113,21 @@ def assert_counters_match_rows(store: Store) -> None:
 
 
 def counts(store: Store, job_id: int) -> Counts:
-    return store.get_job(job_id).counts
+    return store.jobs.get(job_id).counts
 
 
 # -- jobs without a row per task ------------------------------------------------------------------
 
 
 def test_creating_a_job_makes_no_task_rows(store: Store, clock: FakeClock) -> None:
-    job_id = store.create_job(job_spec(frames="1-10", chunk=3), now=clock.now())
+    job_id = store.jobs.create(job_spec(frames="1-10", chunk=3), now=clock.now())
 
-    job = store.get_job(job_id)
+    job = store.jobs.get(job_id)
     assert task_row_count(store) == 0
     assert job.status is JobStatus.QUEUED
     assert job.counts == Counts(total=4)
     assert job.counts.waiting == 4
-    total, page = store.list_tasks(job_id)
+    total, page = store.tasks.page(job_id)
     assert total == 4
     assert [t.frames for t in page] == [(1, 2, 3), (4, 5, 6), (7, 8, 9), (10,)]
     assert {t.status for t in page} == {TaskStatus.WAITING}
@@ -137,27 +137,27 @@ def test_creating_a_job_makes_no_task_rows(store: Store, clock: FakeClock) -> No
 def test_a_million_frame_job_is_listed_page_by_page_without_task_rows(
     store: Store, clock: FakeClock
 ) -> None:
-    job_id = store.create_job(job_spec(frames="1-1000000", chunk=1), now=clock.now())
+    job_id = store.jobs.create(job_spec(frames="1-1000000", chunk=1), now=clock.now())
 
-    assert store.get_job(job_id).counts.waiting == 1_000_000
-    assert [j.id for j in store.list_jobs()] == [job_id]
+    assert store.jobs.get(job_id).counts.waiting == 1_000_000
+    assert [j.id for j in store.jobs.page()] == [job_id]
 
-    total, first = store.list_tasks(job_id, offset=0, limit=100)
+    total, first = store.tasks.page(job_id, offset=0, limit=100)
     assert total == 1_000_000
     assert [t.index for t in first] == list(range(100))
     assert first[0].frames == (1,)
     assert first[99].frames == (100,)
 
-    _, middle = store.list_tasks(job_id, offset=500_000, limit=100)
+    _, middle = store.tasks.page(job_id, offset=500_000, limit=100)
     assert [t.index for t in middle] == list(range(500_000, 500_100))
     assert middle[0].frames == (500_001,)
 
-    _, last = store.list_tasks(job_id, offset=999_950, limit=100)
+    _, last = store.tasks.page(job_id, offset=999_950, limit=100)
     assert len(last) == 50
     assert last[-1].index == 999_999
     assert last[-1].frames == (1_000_000,)
 
-    _, beyond = store.list_tasks(job_id, offset=1_000_000, limit=100)
+    _, beyond = store.tasks.page(job_id, offset=1_000_000, limit=100)
     assert beyond == []
     for page in (first, middle, last):
         assert {t.status for t in page} == {TaskStatus.WAITING}
@@ -168,7 +168,7 @@ def test_a_million_frame_job_is_listed_page_by_page_without_task_rows(
     got = take(store, worker, clock)
     assert (got.task_index, got.frames) == (0, (1,))
     assert task_row_count(store) == 1
-    _, first = store.list_tasks(job_id, offset=0, limit=2)
+    _, first = store.tasks.page(job_id, offset=0, limit=2)
     assert [t.status for t in first] == [TaskStatus.RUNNING, TaskStatus.WAITING]
     assert first[0].last_worker == "w1"
     assert_counters_match_rows(store)
@@ -180,10 +180,12 @@ def test_a_million_frame_job_is_listed_page_by_page_without_task_rows(
 def test_claims_follow_priority_then_age(store: Store, clock: FakeClock) -> None:
     ids = {}
     for name, priority in [("a50", 50), ("b80", 80), ("c50", 50), ("d80", 80), ("e10", 10)]:
-        ids[name] = store.create_job(job_spec(name, frames="1", priority=priority), now=clock.now())
+        ids[name] = store.jobs.create(
+            job_spec(name, frames="1", priority=priority), now=clock.now()
+        )
         clock.advance(1)
-    late = store.create_job(job_spec("late", frames="1-2"), now=clock.now())
-    store.set_priority(late, 90)  # raised after submission: now ahead of everyone
+    late = store.jobs.create(job_spec("late", frames="1-2"), now=clock.now())
+    store.jobs.set_priority(late, 90)  # raised after submission: now ahead of everyone
     worker = add_worker(store, "w1", clock)
 
     claimed = claim_all(store, worker, clock)
@@ -206,11 +208,11 @@ def test_claims_follow_priority_then_age(store: Store, clock: FakeClock) -> None
 
 
 def test_priority_frames_are_dispatched_first(store: Store, clock: FakeClock) -> None:
-    single = store.create_job(
+    single = store.jobs.create(
         job_spec("single", frames="1-10", priority_frames="7,3"), now=clock.now()
     )
     clock.advance(1)
-    chunked = store.create_job(
+    chunked = store.jobs.create(
         job_spec("chunked", frames="1-10", chunk=2, priority_frames="8"), now=clock.now()
     )
     worker = add_worker(store, "w1", clock)
@@ -227,7 +229,7 @@ def test_priority_frames_are_dispatched_first(store: Store, clock: FakeClock) ->
 
 
 def test_concurrent_claims_never_hand_out_a_task_twice(store: Store, clock: FakeClock) -> None:
-    job_id = store.create_job(job_spec(frames="1-120", retries=0), now=clock.now())
+    job_id = store.jobs.create(job_spec(frames="1-120", retries=0), now=clock.now())
     worker_ids = [add_worker(store, f"w{i}", clock) for i in range(4)]
     claimed: list[Assignment] = []
     errors: list[BaseException] = []
@@ -252,32 +254,32 @@ def test_concurrent_claims_never_hand_out_a_task_twice(store: Store, clock: Fake
     assert errors == []
     assert sorted(a.task_index for a in claimed) == list(range(120))
     assert len({a.attempt_id for a in claimed}) == 120
-    assert store.get_job(job_id).counts == Counts(total=120, running=120)
+    assert store.jobs.get(job_id).counts == Counts(total=120, running=120)
     assert_counters_match_rows(store)
 
 
 def test_paused_and_canceled_jobs_are_not_claimed(store: Store, clock: FakeClock) -> None:
-    paused = store.create_job(job_spec("paused", frames="1", paused=True), now=clock.now())
-    canceled = store.create_job(job_spec("canceled", frames="1"), now=clock.now())
-    store.set_job_flags(canceled, canceled=True)
+    paused = store.jobs.create(job_spec("paused", frames="1", paused=True), now=clock.now())
+    canceled = store.jobs.create(job_spec("canceled", frames="1"), now=clock.now())
+    store.jobs.set_flags(canceled, canceled=True)
     worker = add_worker(store, "w1", clock)
 
     assert claim(store, worker, clock) is None
-    assert store.get_job(paused).status is JobStatus.PAUSED
-    assert store.get_job(canceled).status is JobStatus.CANCELED
-    assert [j.id for j in store.list_jobs(statuses=[JobStatus.PAUSED])] == [paused]
-    assert [j.id for j in store.list_jobs(statuses=[JobStatus.CANCELED])] == [canceled]
+    assert store.jobs.get(paused).status is JobStatus.PAUSED
+    assert store.jobs.get(canceled).status is JobStatus.CANCELED
+    assert [j.id for j in store.jobs.page(statuses=[JobStatus.PAUSED])] == [paused]
+    assert [j.id for j in store.jobs.page(statuses=[JobStatus.CANCELED])] == [canceled]
 
-    store.set_job_flags(paused, paused=False)
+    store.jobs.set_flags(paused, paused=False)
     assert take(store, worker, clock).job_id == paused
-    assert store.get_job(paused).status is JobStatus.RUNNING
+    assert store.jobs.get(paused).status is JobStatus.RUNNING
 
 
 # -- counters, retries, leases ------------------------------------------------------------------
 
 
 def test_counters_stay_consistent_with_rows(store: Store, clock: FakeClock) -> None:
-    job_id = store.create_job(job_spec(frames="1-8", retries=1), now=clock.now())
+    job_id = store.jobs.create(job_spec(frames="1-8", retries=1), now=clock.now())
     w1, w2 = add_worker(store, "w1", clock), add_worker(store, "w2", clock)
     assert_counters_match_rows(store)
 
@@ -289,15 +291,15 @@ def test_counters_stay_consistent_with_rows(store: Store, clock: FakeClock) -> N
     assert_counters_match_rows(store)
     finish(store, a1, AttemptStatus.FAILED, clock, exit_code=1)
     assert_counters_match_rows(store)
-    store.set_task_status(job_id, 0, 7, TaskStatus.SKIPPED, now=clock.now())
+    store.tasks.set_status(job_id, 0, 7, TaskStatus.SKIPPED, now=clock.now())
     assert_counters_match_rows(store)
 
     clock.advance(LEASE_S + 1)
-    store.touch_worker(w2, clock.now())
-    assert store.expire_workers(now=clock.now(), lease_s=LEASE_S) == [w1]
+    store.workers.touch(w2, clock.now())
+    assert store.workers.expire(now=clock.now(), lease_s=LEASE_S) == [w1]
     assert_counters_match_rows(store)
     assert counts(store, job_id) == Counts(total=8, queued=2, succeeded=1, skipped=1)
-    assert store.task_attempts(job_id, 0, a2.task_index)[0].status is AttemptStatus.LOST
+    assert store.attempts.of_task(job_id, 0, a2.task_index)[0].status is AttemptStatus.LOST
 
     # Run everything left to the end on w2, failing task 1 once more (its last retry).
     while (got := claim(store, w2, clock)) is not None:
@@ -307,7 +309,7 @@ def test_counters_stay_consistent_with_rows(store: Store, clock: FakeClock) -> N
         finish(store, got, status, clock, exit_code=0 if status is AttemptStatus.SUCCEEDED else 2)
         assert_counters_match_rows(store)
 
-    job = store.get_job(job_id)
+    job = store.jobs.get(job_id)
     assert job.counts == Counts(total=8, succeeded=6, failed=1, skipped=1)
     assert job.status is JobStatus.FAILED
     assert job.blocks[0].mean_runtime_s == pytest.approx(2.0)
@@ -316,28 +318,28 @@ def test_counters_stay_consistent_with_rows(store: Store, clock: FakeClock) -> N
 def test_a_failing_task_is_requeued_up_to_its_retries_then_failed(
     store: Store, clock: FakeClock
 ) -> None:
-    job_id = store.create_job(job_spec(frames="1", retries=2), now=clock.now())
+    job_id = store.jobs.create(job_spec(frames="1", retries=2), now=clock.now())
     worker = add_worker(store, "w1", clock)
 
     for failures in (1, 2):
         got = take(store, worker, clock)
         finish(store, got, AttemptStatus.FAILED, clock, exit_code=3)
-        task = store.get_task(job_id, 0, 0)
+        task = store.tasks.get(job_id, 0, 0)
         assert (task.status, task.failures, task.attempts) == (
             TaskStatus.QUEUED,
             failures,
             failures,
         )
-        assert store.get_job(job_id).status is JobStatus.QUEUED
+        assert store.jobs.get(job_id).status is JobStatus.QUEUED
         assert_counters_match_rows(store)
 
     got = take(store, worker, clock)
     finish(store, got, AttemptStatus.TIMED_OUT, clock)
-    task = store.get_task(job_id, 0, 0)
+    task = store.tasks.get(job_id, 0, 0)
     assert (task.status, task.failures, task.attempts) == (TaskStatus.FAILED, 3, 3)
-    assert store.get_job(job_id).status is JobStatus.FAILED
+    assert store.jobs.get(job_id).status is JobStatus.FAILED
     assert claim(store, worker, clock) is None
-    assert [a.status for a in store.task_attempts(job_id, 0, 0)] == [
+    assert [a.status for a in store.attempts.of_task(job_id, 0, 0)] == [
         AttemptStatus.FAILED,
         AttemptStatus.FAILED,
         AttemptStatus.TIMED_OUT,
@@ -348,70 +350,72 @@ def test_a_failing_task_is_requeued_up_to_its_retries_then_failed(
 def test_an_expired_worker_loses_its_attempts_without_a_failure(
     store: Store, clock: FakeClock
 ) -> None:
-    job_id = store.create_job(job_spec(frames="1-2", retries=0), now=clock.now())
+    job_id = store.jobs.create(job_spec(frames="1-2", retries=0), now=clock.now())
     silent = add_worker(store, "silent", clock)
     clock.advance(5)
     alive = add_worker(store, "alive", clock)
     got = take(store, silent, clock)
 
     clock.advance(LEASE_S - 4)  # alive was seen 11 s ago, silent 16 s ago
-    assert store.expire_workers(now=clock.now(), lease_s=LEASE_S) == [silent]
+    assert store.workers.expire(now=clock.now(), lease_s=LEASE_S) == [silent]
 
-    assert store.get_worker(silent).status is WorkerStatus.OFFLINE
-    assert store.get_worker(alive).status is WorkerStatus.ONLINE
-    task = store.get_task(job_id, 0, got.task_index)
+    assert store.workers.get(silent).status is WorkerStatus.OFFLINE
+    assert store.workers.get(alive).status is WorkerStatus.ONLINE
+    task = store.tasks.get(job_id, 0, got.task_index)
     assert (task.status, task.failures) == (TaskStatus.QUEUED, 0)
-    (attempt,) = store.task_attempts(job_id, 0, got.task_index)
+    (attempt,) = store.attempts.of_task(job_id, 0, got.task_index)
     assert attempt.status is AttemptStatus.LOST
     assert attempt.ended_at == clock.now()
     assert_counters_match_rows(store)
     # Already offline: a second sweep changes nothing.
-    assert store.expire_workers(now=clock.now(), lease_s=LEASE_S) == []
+    assert store.workers.expire(now=clock.now(), lease_s=LEASE_S) == []
 
     again = take(store, alive, clock)
     assert again.task_index == got.task_index
-    assert store.get_task(job_id, 0, got.task_index).attempts == 2
+    assert store.tasks.get(job_id, 0, got.task_index).attempts == 2
     # Even with retries=0, a lost attempt never failed the task.
     finish(store, again, AttemptStatus.SUCCEEDED, clock)
-    assert store.get_task(job_id, 0, got.task_index).status is TaskStatus.SUCCEEDED
+    assert store.tasks.get(job_id, 0, got.task_index).status is TaskStatus.SUCCEEDED
 
     # A worker touched (polling) within its lease stays online however long it lives...
     for _ in range(3):
         clock.advance(LEASE_S - 1)
-        store.touch_worker(alive, clock.now())
-        assert store.expire_workers(now=clock.now(), lease_s=LEASE_S) == []
+        store.workers.touch(alive, clock.now())
+        assert store.workers.expire(now=clock.now(), lease_s=LEASE_S) == []
     # ...and a silent one that polls again is back online.
-    store.touch_worker(silent, clock.now())
-    assert store.get_worker(silent).status is WorkerStatus.ONLINE
+    store.workers.touch(silent, clock.now())
+    assert store.workers.get(silent).status is WorkerStatus.ONLINE
 
 
 def test_a_re_registered_worker_loses_what_it_ran(store: Store, clock: FakeClock) -> None:
-    job_id = store.create_job(job_spec(frames="1"), now=clock.now())
+    job_id = store.jobs.create(job_spec(frames="1"), now=clock.now())
     worker = add_worker(store, "w1", clock)
     got = take(store, worker, clock)
 
     assert add_worker(store, "w1", clock) == worker
 
-    assert store.get_task(job_id, 0, 0).status is TaskStatus.QUEUED
-    assert store.task_attempts(job_id, 0, 0)[0].status is AttemptStatus.LOST
+    assert store.tasks.get(job_id, 0, 0).status is TaskStatus.QUEUED
+    assert store.attempts.of_task(job_id, 0, 0)[0].status is AttemptStatus.LOST
     with pytest.raises(StaleAttempt):
         finish(store, got, AttemptStatus.SUCCEEDED, clock)
     assert_counters_match_rows(store)
 
 
 def test_attempts_a_worker_no_longer_reports_are_lost(store: Store, clock: FakeClock) -> None:
-    job_id = store.create_job(job_spec(frames="1-3"), now=clock.now())
+    job_id = store.jobs.create(job_spec(frames="1-3"), now=clock.now())
     worker = add_worker(store, "w1", clock)
     kept, dropped = take(store, worker, clock), take(store, worker, clock)
     clock.advance(1)
     fresh = take(store, worker, clock)
 
-    lost = store.lose_unreported(worker, [kept.attempt_id], before=clock.now(), now=clock.now())
+    lost = store.workers.lose_unreported(
+        worker, [kept.attempt_id], before=clock.now(), now=clock.now()
+    )
 
     assert lost == 1  # `fresh` was handed out at this very moment, so it may be in flight
-    assert store.get_task(job_id, 0, dropped.task_index).status is TaskStatus.QUEUED
-    assert store.get_task(job_id, 0, kept.task_index).status is TaskStatus.RUNNING
-    assert store.get_task(job_id, 0, fresh.task_index).status is TaskStatus.RUNNING
+    assert store.tasks.get(job_id, 0, dropped.task_index).status is TaskStatus.QUEUED
+    assert store.tasks.get(job_id, 0, kept.task_index).status is TaskStatus.RUNNING
+    assert store.tasks.get(job_id, 0, fresh.task_index).status is TaskStatus.RUNNING
     assert_counters_match_rows(store)
 
 
@@ -419,41 +423,43 @@ def test_attempts_a_worker_no_longer_reports_are_lost(store: Store, clock: FakeC
 
 
 def test_a_wrong_token_or_a_lost_attempt_is_stale(store: Store, clock: FakeClock) -> None:
-    job_id = store.create_job(job_spec(frames="1"), now=clock.now())
+    job_id = store.jobs.create(job_spec(frames="1"), now=clock.now())
     worker = add_worker(store, "w1", clock)
     got = take(store, worker, clock)
 
     bad = FinishReport(got.attempt_id, "0" * 32, AttemptStatus.SUCCEEDED)
     with pytest.raises(StaleAttempt) as info:
-        store.finish_attempt(bad, now=clock.now())
+        store.attempts.finish(bad, now=clock.now())
     assert info.value.field == "token"
     with pytest.raises(StaleAttempt):
-        store.record_output(got.attempt_id, "nope", lines=[("stdout", "x")], progress=None)
+        store.attempts.record_output(got.attempt_id, "nope", lines=[("stdout", "x")], progress=None)
     with pytest.raises(StaleAttempt):
-        store.finish_attempt(
+        store.attempts.finish(
             FinishReport(got.attempt_id + 1000, got.token, AttemptStatus.SUCCEEDED),
             now=clock.now(),
         )
-    assert store.get_task(job_id, 0, 0).status is TaskStatus.RUNNING  # nothing changed
+    assert store.tasks.get(job_id, 0, 0).status is TaskStatus.RUNNING  # nothing changed
 
     # Once the attempt is lost, its own token is stale too.
     clock.advance(LEASE_S + 1)
-    store.expire_workers(now=clock.now(), lease_s=LEASE_S)
+    store.workers.expire(now=clock.now(), lease_s=LEASE_S)
 
     with pytest.raises(StaleAttempt):
         finish(store, got, AttemptStatus.SUCCEEDED, clock)
     with pytest.raises(StaleAttempt):
-        store.record_output(got.attempt_id, got.token, lines=[("stdout", "late")], progress=50)
+        store.attempts.record_output(
+            got.attempt_id, got.token, lines=[("stdout", "late")], progress=50
+        )
 
-    assert store.get_task(job_id, 0, 0).status is TaskStatus.QUEUED
-    assert store.task_log(job_id, 0, 0) == []
+    assert store.tasks.get(job_id, 0, 0).status is TaskStatus.QUEUED
+    assert store.attempts.task_log(job_id, 0, 0) == []
     assert_counters_match_rows(store)
 
 
 def test_a_repeated_identical_finish_is_accepted_once_more_without_double_counting(
     store: Store, clock: FakeClock
 ) -> None:
-    job_id = store.create_job(job_spec(frames="1-2", retries=3), now=clock.now())
+    job_id = store.jobs.create(job_spec(frames="1-2", retries=3), now=clock.now())
     worker = add_worker(store, "w1", clock)
     ok, bad = take(store, worker, clock), take(store, worker, clock)
 
@@ -462,10 +468,10 @@ def test_a_repeated_identical_finish_is_accepted_once_more_without_double_counti
     assert finish(store, bad, AttemptStatus.FAILED, clock, exit_code=1) == job_id
     assert finish(store, bad, AttemptStatus.FAILED, clock, exit_code=1) is None
 
-    job = store.get_job(job_id)
+    job = store.jobs.get(job_id)
     assert job.counts == Counts(total=2, succeeded=1, queued=1)
     assert job.blocks[0].mean_runtime_s == pytest.approx(4.0)
-    assert store.get_task(job_id, 0, bad.task_index).failures == 1
+    assert store.tasks.get(job_id, 0, bad.task_index).failures == 1
     # A different report about an ended attempt is not a repeat: it is stale.
     with pytest.raises(StaleAttempt):
         finish(store, ok, AttemptStatus.FAILED, clock)
@@ -473,57 +479,60 @@ def test_a_repeated_identical_finish_is_accepted_once_more_without_double_counti
 
 
 def test_output_is_kept_in_order_with_progress(store: Store, clock: FakeClock) -> None:
-    job_id = store.create_job(job_spec(frames="1"), now=clock.now())
+    job_id = store.jobs.create(job_spec(frames="1"), now=clock.now())
     worker = add_worker(store, "w1", clock)
     got = take(store, worker, clock)
 
-    store.record_output(
+    store.attempts.record_output(
         got.attempt_id, got.token, lines=[("stdout", "a"), ("stderr", "b")], progress=10
     )
-    store.record_output(got.attempt_id, got.token, lines=[("stdout", "c")], progress=60)
+    store.attempts.record_output(got.attempt_id, got.token, lines=[("stdout", "c")], progress=60)
 
-    assert store.get_task(job_id, 0, 0).progress == pytest.approx(60)
-    lines = store.task_log(job_id, 0, 0)
+    assert store.tasks.get(job_id, 0, 0).progress == pytest.approx(60)
+    lines = store.attempts.task_log(job_id, 0, 0)
     assert [(s, t) for _, _, s, t in lines] == [("stdout", "a"), ("stderr", "b"), ("stdout", "c")]
     assert {a for _, a, _, _ in lines} == {got.attempt_id}
-    assert [t for _, _, _, t in store.task_log(job_id, 0, 0, after_id=lines[0][0])] == ["b", "c"]
+    assert [t for _, _, _, t in store.attempts.task_log(job_id, 0, 0, after_id=lines[0][0])] == [
+        "b",
+        "c",
+    ]
 
 
 # -- people's edits: requeue, retry, skip -------------------------------------------------------
 
 
 def test_requeue_tasks_forgives_failures_and_redispatches(store: Store, clock: FakeClock) -> None:
-    job_id = store.create_job(job_spec(frames="1-3", retries=0), now=clock.now())
+    job_id = store.jobs.create(job_spec(frames="1-3", retries=0), now=clock.now())
     worker = add_worker(store, "w1", clock)
     a, b, c = claim_all(store, worker, clock)
     finish(store, a, AttemptStatus.FAILED, clock, exit_code=1)
     finish(store, b, AttemptStatus.SUCCEEDED, clock)
     finish(store, c, AttemptStatus.FAILED, clock, exit_code=1)
-    store.mark_finished(job_id, clock.now())
-    assert store.get_job(job_id).status is JobStatus.FAILED
+    store.jobs.mark_finished(job_id, clock.now())
+    assert store.jobs.get(job_id).status is JobStatus.FAILED
 
-    moved = store.requeue_tasks(job_id, [TaskStatus.FAILED], now=clock.now())
+    moved = store.jobs.requeue_tasks(job_id, [TaskStatus.FAILED], now=clock.now())
 
     assert moved == 2
-    job = store.get_job(job_id)
+    job = store.jobs.get(job_id)
     assert job.status is JobStatus.QUEUED
     assert job.finished_at is None
     assert job.counts == Counts(total=3, queued=2, succeeded=1)
-    assert store.get_task(job_id, 0, a.task_index).failures == 0
+    assert store.tasks.get(job_id, 0, a.task_index).failures == 0
     assert_counters_match_rows(store)
     again = claim_all(store, worker, clock)
     assert sorted(x.task_index for x in again) == [a.task_index, c.task_index]
     for x in again:
         finish(store, x, AttemptStatus.SUCCEEDED, clock)
-    assert store.get_job(job_id).status is JobStatus.SUCCEEDED
+    assert store.jobs.get(job_id).status is JobStatus.SUCCEEDED
     assert_counters_match_rows(store)
 
 
 def test_skipping_a_waiting_task_makes_the_cursor_pass_it(store: Store, clock: FakeClock) -> None:
-    job_id = store.create_job(job_spec(frames="1-3"), now=clock.now())
+    job_id = store.jobs.create(job_spec(frames="1-3"), now=clock.now())
     worker = add_worker(store, "w1", clock)
 
-    old = store.set_task_status(job_id, 0, 1, TaskStatus.SKIPPED, now=clock.now())
+    old = store.tasks.set_status(job_id, 0, 1, TaskStatus.SKIPPED, now=clock.now())
 
     assert old is TaskStatus.WAITING
     assert task_row_count(store) == 1
@@ -532,27 +541,27 @@ def test_skipping_a_waiting_task_makes_the_cursor_pass_it(store: Store, clock: F
     assert [x.task_index for x in claimed] == [0, 2]
     for x in claimed:
         finish(store, x, AttemptStatus.SUCCEEDED, clock)
-    job = store.get_job(job_id)
+    job = store.jobs.get(job_id)
     assert job.counts == Counts(total=3, succeeded=2, skipped=1)
     assert job.status is JobStatus.SUCCEEDED
 
 
 def test_retry_and_skip_of_single_tasks(store: Store, clock: FakeClock) -> None:
-    job_id = store.create_job(job_spec(frames="1-2"), now=clock.now())
+    job_id = store.jobs.create(job_spec(frames="1-2"), now=clock.now())
     worker = add_worker(store, "w1", clock)
-    store.set_task_status(job_id, 0, 1, TaskStatus.SKIPPED, now=clock.now())
+    store.tasks.set_status(job_id, 0, 1, TaskStatus.SKIPPED, now=clock.now())
     (done,) = claim_all(store, worker, clock)
     finish(store, done, AttemptStatus.SUCCEEDED, clock)
-    assert store.get_job(job_id).status is JobStatus.SUCCEEDED
+    assert store.jobs.get(job_id).status is JobStatus.SUCCEEDED
 
-    assert store.set_task_status(job_id, 0, 0, TaskStatus.QUEUED, now=clock.now()) is (
+    assert store.tasks.set_status(job_id, 0, 0, TaskStatus.QUEUED, now=clock.now()) is (
         TaskStatus.SUCCEEDED
     )
-    assert store.set_task_status(job_id, 0, 1, TaskStatus.QUEUED, now=clock.now()) is (
+    assert store.tasks.set_status(job_id, 0, 1, TaskStatus.QUEUED, now=clock.now()) is (
         TaskStatus.SKIPPED
     )
 
-    assert store.get_job(job_id).counts == Counts(total=2, queued=2)
+    assert store.jobs.get(job_id).counts == Counts(total=2, queued=2)
     assert_counters_match_rows(store)
     claimed = claim_all(store, worker, clock)
     assert sorted(x.task_index for x in claimed) == [0, 1]
@@ -560,21 +569,21 @@ def test_retry_and_skip_of_single_tasks(store: Store, clock: FakeClock) -> None:
     # A running task must be stopped first; an unknown one does not exist.
     got = claimed[0]
     with pytest.raises(Conflict):
-        store.set_task_status(job_id, 0, got.task_index, TaskStatus.SKIPPED, now=clock.now())
+        store.tasks.set_status(job_id, 0, got.task_index, TaskStatus.SKIPPED, now=clock.now())
     with pytest.raises(NotFound):
-        store.set_task_status(job_id, 0, 2, TaskStatus.SKIPPED, now=clock.now())
+        store.tasks.set_status(job_id, 0, 2, TaskStatus.SKIPPED, now=clock.now())
     with pytest.raises(NotFound):
-        store.set_task_status(job_id, 1, 0, TaskStatus.SKIPPED, now=clock.now())
+        store.tasks.set_status(job_id, 1, 0, TaskStatus.SKIPPED, now=clock.now())
     with pytest.raises(NotFound):
-        store.get_task(job_id, 0, 2)
+        store.tasks.get(job_id, 0, 2)
     assert_counters_match_rows(store)
 
 
 def test_retrying_a_waiting_task_keeps_it_dispatchable(store: Store, clock: FakeClock) -> None:
-    job_id = store.create_job(job_spec(frames="1-3"), now=clock.now())
+    job_id = store.jobs.create(job_spec(frames="1-3"), now=clock.now())
     worker = add_worker(store, "w1", clock)
 
-    store.set_task_status(job_id, 0, 1, TaskStatus.QUEUED, now=clock.now())
+    store.tasks.set_status(job_id, 0, 1, TaskStatus.QUEUED, now=clock.now())
 
     assert_counters_match_rows(store)
     assert sorted(x.task_index for x in claim_all(store, worker, clock)) == [0, 1, 2]
@@ -584,54 +593,54 @@ def test_retrying_a_waiting_task_keeps_it_dispatchable(store: Store, clock: Fake
 
 
 def test_pause_stops_running_attempts_and_requeues_them(store: Store, clock: FakeClock) -> None:
-    job_id = store.create_job(job_spec(frames="1-2", retries=0), now=clock.now())
+    job_id = store.jobs.create(job_spec(frames="1-2", retries=0), now=clock.now())
     worker = add_worker(store, "w1", clock)
     a, b = claim_all(store, worker, clock)
 
-    store.set_job_flags(job_id, paused=True)
-    assert store.request_cancel_running(job_id, "paused") == 2
-    assert store.request_cancel_running(job_id, "paused") == 0  # already asked
+    store.jobs.set_flags(job_id, paused=True)
+    assert store.jobs.request_stop_running(job_id, "paused") == 2
+    assert store.jobs.request_stop_running(job_id, "paused") == 0  # already asked
 
-    assert sorted(store.attempts_to_stop(worker)) == sorted([a.attempt_id, b.attempt_id])
-    assert store.get_job(job_id).status is JobStatus.RUNNING  # until the worker has stopped them
+    assert sorted(store.workers.attempts_to_stop(worker)) == sorted([a.attempt_id, b.attempt_id])
+    assert store.jobs.get(job_id).status is JobStatus.RUNNING  # until the worker has stopped them
     # A killed process may be reported as canceled or failed: neither counts against the task.
     finish(store, a, AttemptStatus.CANCELED, clock)
     finish(store, b, AttemptStatus.FAILED, clock, exit_code=-15)
 
-    job = store.get_job(job_id)
+    job = store.jobs.get(job_id)
     assert job.status is JobStatus.PAUSED
     assert job.counts == Counts(total=2, queued=2)
-    assert store.get_task(job_id, 0, a.task_index).failures == 0
-    assert store.get_task(job_id, 0, b.task_index).failures == 0
-    assert store.attempts_to_stop(worker) == []
+    assert store.tasks.get(job_id, 0, a.task_index).failures == 0
+    assert store.tasks.get(job_id, 0, b.task_index).failures == 0
+    assert store.workers.attempts_to_stop(worker) == []
     assert claim(store, worker, clock) is None
     assert_counters_match_rows(store)
 
-    store.set_job_flags(job_id, paused=False)
+    store.jobs.set_flags(job_id, paused=False)
     assert sorted(x.task_index for x in claim_all(store, worker, clock)) == [0, 1]
 
 
 def test_cancel_ends_running_attempts_as_canceled(store: Store, clock: FakeClock) -> None:
-    job_id = store.create_job(job_spec(frames="1-3"), now=clock.now())
+    job_id = store.jobs.create(job_spec(frames="1-3"), now=clock.now())
     worker, silent = add_worker(store, "w1", clock), add_worker(store, "silent", clock)
     got = take(store, worker, clock)
     vanished = take(store, silent, clock)
 
-    store.set_job_flags(job_id, canceled=True)
-    store.request_cancel_running(job_id, "canceled")
-    assert store.get_job(job_id).status is JobStatus.CANCELED
-    assert store.attempts_to_stop(worker) == [got.attempt_id]
+    store.jobs.set_flags(job_id, canceled=True)
+    store.jobs.request_stop_running(job_id, "canceled")
+    assert store.jobs.get(job_id).status is JobStatus.CANCELED
+    assert store.workers.attempts_to_stop(worker) == [got.attempt_id]
     finish(store, got, AttemptStatus.CANCELED, clock)
     # A task lost from a canceled job is canceled, not requeued.
     clock.advance(LEASE_S + 1)
-    store.touch_worker(worker, clock.now())
-    assert store.expire_workers(now=clock.now(), lease_s=LEASE_S) == [silent]
+    store.workers.touch(worker, clock.now())
+    assert store.workers.expire(now=clock.now(), lease_s=LEASE_S) == [silent]
 
-    job = store.get_job(job_id)
+    job = store.jobs.get(job_id)
     assert job.status is JobStatus.CANCELED
     assert job.counts == Counts(total=3, canceled=2)
-    assert store.task_attempts(job_id, 0, got.task_index)[0].status is AttemptStatus.CANCELED
-    assert store.get_task(job_id, 0, vanished.task_index).status is TaskStatus.CANCELED
+    assert store.attempts.of_task(job_id, 0, got.task_index)[0].status is AttemptStatus.CANCELED
+    assert store.tasks.get(job_id, 0, vanished.task_index).status is TaskStatus.CANCELED
     assert claim(store, worker, clock) is None
     assert_counters_match_rows(store)
 
@@ -640,43 +649,43 @@ def test_cancel_ends_running_attempts_as_canceled(store: Store, clock: FakeClock
 
 
 def test_job_status_follows_its_tasks(store: Store, clock: FakeClock) -> None:
-    job_id = store.create_job(job_spec(frames="1-2", retries=0), now=clock.now())
+    job_id = store.jobs.create(job_spec(frames="1-2", retries=0), now=clock.now())
     worker = add_worker(store, "w1", clock)
-    assert store.get_job(job_id).status is JobStatus.QUEUED
+    assert store.jobs.get(job_id).status is JobStatus.QUEUED
 
     a = take(store, worker, clock)
-    assert store.get_job(job_id).status is JobStatus.RUNNING
+    assert store.jobs.get(job_id).status is JobStatus.RUNNING
     finish(store, a, AttemptStatus.FAILED, clock, exit_code=1)
     # One task failed but another may still run: not failed yet.
-    assert store.get_job(job_id).status is JobStatus.QUEUED
+    assert store.jobs.get(job_id).status is JobStatus.QUEUED
     b = take(store, worker, clock)
     finish(store, b, AttemptStatus.SUCCEEDED, clock)
-    assert store.get_job(job_id).status is JobStatus.FAILED
+    assert store.jobs.get(job_id).status is JobStatus.FAILED
 
-    store.set_task_status(job_id, 0, a.task_index, TaskStatus.SKIPPED, now=clock.now())
-    assert store.get_job(job_id).status is JobStatus.SUCCEEDED
+    store.tasks.set_status(job_id, 0, a.task_index, TaskStatus.SKIPPED, now=clock.now())
+    assert store.jobs.get(job_id).status is JobStatus.SUCCEEDED
 
 
 def test_a_job_waits_on_its_after_jobs(store: Store, clock: FakeClock) -> None:
     with pytest.raises(NotFound) as info:
-        store.create_job(job_spec(after=(424242,)), now=clock.now())
+        store.jobs.create(job_spec(after=(424242,)), now=clock.now())
     assert info.value.field == "after"
-    assert store.list_jobs() == []
-    first = store.create_job(job_spec("first", frames="1"), now=clock.now())
-    second = store.create_job(job_spec("second", frames="1", after=(first,)), now=clock.now())
+    assert store.jobs.page() == []
+    first = store.jobs.create(job_spec("first", frames="1"), now=clock.now())
+    second = store.jobs.create(job_spec("second", frames="1", after=(first,)), now=clock.now())
     worker = add_worker(store, "w1", clock)
 
-    job = store.get_job(second)
+    job = store.jobs.get(second)
     assert job.status is JobStatus.WAITING
     assert job.status_reason == f"waiting on job {first}"
-    assert second in store.dispatch_snapshot(now=clock.now(), errors_since=0).job_waiting
+    assert second in store.snapshot.read(now=clock.now(), errors_since=0).job_waiting
 
     got = take(store, worker, clock)
     assert got.job_id == first
     assert claim(store, worker, clock) is None  # the second job waits
     finish(store, got, AttemptStatus.SUCCEEDED, clock)
 
-    job = store.get_job(second)
+    job = store.jobs.get(second)
     assert (job.status, job.status_reason) == (JobStatus.QUEUED, None)
     got = take(store, worker, clock)
     assert got.job_id == second
@@ -685,74 +694,78 @@ def test_a_job_waits_on_its_after_jobs(store: Store, clock: FakeClock) -> None:
 def test_a_job_after_a_failed_or_canceled_job_says_why_it_waits(
     store: Store, clock: FakeClock
 ) -> None:
-    failing = store.create_job(job_spec("failing", frames="1", retries=0), now=clock.now())
-    canceled = store.create_job(job_spec("canceled", frames="1"), now=clock.now())
-    after_failed = store.create_job(job_spec("a", frames="1", after=(failing,)), now=clock.now())
-    after_canceled = store.create_job(job_spec("b", frames="1", after=(canceled,)), now=clock.now())
+    failing = store.jobs.create(job_spec("failing", frames="1", retries=0), now=clock.now())
+    canceled = store.jobs.create(job_spec("canceled", frames="1"), now=clock.now())
+    after_failed = store.jobs.create(job_spec("a", frames="1", after=(failing,)), now=clock.now())
+    after_canceled = store.jobs.create(
+        job_spec("b", frames="1", after=(canceled,)), now=clock.now()
+    )
     worker = add_worker(store, "w1", clock)
-    store.set_job_flags(canceled, canceled=True)
+    store.jobs.set_flags(canceled, canceled=True)
     finish(store, take(store, worker, clock), AttemptStatus.FAILED, clock, exit_code=1)
 
     for job_id, dep, word in [
         (after_failed, failing, "failed"),
         (after_canceled, canceled, "canceled"),
     ]:
-        job = store.get_job(job_id)
+        job = store.jobs.get(job_id)
         assert job.status is JobStatus.WAITING
         assert job.status_reason == f"waiting on job {dep}, which {word}"
     assert claim(store, worker, clock) is None
 
 
 def test_deleting_a_job_removes_its_rows(store: Store, clock: FakeClock) -> None:
-    job_id = store.create_job(job_spec(frames="1-2"), now=clock.now())
+    job_id = store.jobs.create(job_spec(frames="1-2"), now=clock.now())
     worker = add_worker(store, "w1", clock)
     got = take(store, worker, clock)
-    store.record_output(got.attempt_id, got.token, lines=[("stdout", "x")], progress=None)
+    store.attempts.record_output(got.attempt_id, got.token, lines=[("stdout", "x")], progress=None)
 
-    store.delete_job(job_id)
+    store.jobs.delete(job_id)
 
     assert task_row_count(store) == 0
     with store.engine.connect() as conn:
         assert conn.scalar(sa.select(sa.func.count()).select_from(attempts)) == 0
     with pytest.raises(NotFound):
-        store.get_job(job_id)
+        store.jobs.get(job_id)
     with pytest.raises(NotFound):
-        store.delete_job(job_id)
+        store.jobs.delete(job_id)
 
 
 # -- one transaction for many calls (a poll) ----------------------------------------------------
 
 
 def test_calls_inside_a_transaction_commit_together(store: Store, clock: FakeClock) -> None:
-    job_id = store.create_job(job_spec(frames="1-3"), now=clock.now())
+    job_id = store.jobs.create(job_spec(frames="1-3"), now=clock.now())
     worker_id = add_worker(store, "w1", clock)
     first = take(store, worker_id, clock)
     with store.transaction():
-        store.finish_attempts([finish_report(first)], now=clock.now())
+        store.attempts.finish_many([finish_report(first)], now=clock.now())
         second = take(store, worker_id, clock)
-        assert [h.id for h in store.worker_held(worker_id)] == [second.attempt_id]  # own writes
-    assert store.get_job(job_id).counts.succeeded == 1
-    assert [h.id for h in store.worker_held(worker_id)] == [second.attempt_id]
+        assert [h.id for h in store.snapshot.worker_held(worker_id)] == [
+            second.attempt_id
+        ]  # own writes
+    assert store.jobs.get(job_id).counts.succeeded == 1
+    assert [h.id for h in store.snapshot.worker_held(worker_id)] == [second.attempt_id]
 
 
 def test_a_failure_inside_a_transaction_writes_nothing(store: Store, clock: FakeClock) -> None:
-    job_id = store.create_job(job_spec(frames="1-3"), now=clock.now())
+    job_id = store.jobs.create(job_spec(frames="1-3"), now=clock.now())
     worker_id = add_worker(store, "w1", clock)
     first = take(store, worker_id, clock)
 
     def poll_failing_midway() -> None:
         with store.transaction():
-            store.finish_attempts([finish_report(first)], now=clock.now())
+            store.attempts.finish_many([finish_report(first)], now=clock.now())
             take(store, worker_id, clock)
             raise RuntimeError("the poll failed after its finishes and its claim")
 
     with pytest.raises(RuntimeError):
         poll_failing_midway()
-    counts = store.get_job(job_id).counts
+    counts = store.jobs.get(job_id).counts
     assert (counts.succeeded, counts.running, counts.waiting) == (0, 1, 2)
-    assert [h.id for h in store.worker_held(worker_id)] == [first.attempt_id]
+    assert [h.id for h in store.snapshot.worker_held(worker_id)] == [first.attempt_id]
     # Nothing is left half-done: the same finish is accepted afterwards.
-    assert store.finish_attempts([finish_report(first)], now=clock.now()) == [job_id]
+    assert store.attempts.finish_many([finish_report(first)], now=clock.now()) == [job_id]
 
 
 def test_a_transaction_belongs_to_its_asyncio_task(store: Store, clock: FakeClock) -> None:
@@ -772,14 +785,16 @@ def test_a_transaction_belongs_to_its_asyncio_task(store: Store, clock: FakeCloc
 
         async def other_request() -> None:
             await opened.wait()
-            store.set_nimby(worker_id, Nimby.PAUSED)  # a write that joins an open transaction
+            store.scheduling.set_nimby(
+                worker_id, Nimby.PAUSED
+            )  # a write that joins an open transaction
             written.set()
 
         results = await asyncio.gather(poll_that_fails(), other_request(), return_exceptions=True)
         assert isinstance(results[0], RuntimeError)
 
     asyncio.run(main())
-    assert store.get_worker(worker_id).nimby == "paused"
+    assert store.workers.get(worker_id).nimby == "paused"
 
 
 def finish_report(a: Assignment) -> FinishReport:

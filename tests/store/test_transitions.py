@@ -28,10 +28,10 @@ def job_with_task(store: Store, status: TaskStatus) -> tuple[int, int, int]:
     spec = JobSpec(
         name="j", owner="alice", priority=50, kind="command", blocks=(block("main", "1", 1),)
     )
-    job_id = store.create_job(spec, now=0.0)
+    job_id = store.jobs.create(spec, now=0.0)
     with store.transaction() as conn:
         row = conn.execute(sa.select(blocks).where(blocks.c.job_id == job_id)).one()
-        task_id = store._insert_task(conn, row, 0, TaskStatus.WAITING, 0.0)
+        task_id = store.db.insert_task(conn, row, 0, TaskStatus.WAITING, 0.0)
         if status is not TaskStatus.WAITING:
             conn.execute(tasks.update().where(tasks.c.id == task_id).values(status=status.value))
             column = f"n_{status.value}"
@@ -64,7 +64,7 @@ def test_every_task_move_follows_the_table(store: Store, old: TaskStatus, new: T
     allowed = new in TASK_TRANSITIONS[old]
     try:
         with store.transaction() as conn:
-            store._move_task(conn, task_id, block_id, old, new, 1.0)
+            store.db.move_task(conn, task_id, block_id, old, new, 1.0)
     except IllegalTransition:
         assert not allowed, f"{old} -> {new} is in the table but was refused"
         assert state(store, block_id, task_id) == before
@@ -78,5 +78,5 @@ def test_every_task_move_follows_the_table(store: Store, old: TaskStatus, new: T
 def test_skipping_a_task_that_succeeded_is_refused(store: Store, clock: FakeClock) -> None:
     job_id, block_id, task_id = job_with_task(store, TaskStatus.SUCCEEDED)
     with pytest.raises(Conflict, match="from succeeded to skipped"):
-        store.set_task_status(job_id, 0, 0, TaskStatus.SKIPPED, now=clock.now())
+        store.tasks.set_status(job_id, 0, 0, TaskStatus.SKIPPED, now=clock.now())
     assert state(store, block_id, task_id)[0] == TaskStatus.SUCCEEDED.value

@@ -16,9 +16,8 @@ import pytest
 
 from thresher.client import Client
 from thresher.controller.settings import ControllerSettings
-from thresher.testing import FakeClock
 from thresher.schemas import api
-from thresher.testing import serve_in_thread
+from thresher.testing import FakeClock, serve_in_thread
 from thresher.worker.agent import Agent, AgentConfig
 from thresher.worker.lanes import Done
 from thresher.worker.nimby import nimby_path, write_nimby

@@ -42,14 +42,14 @@ class Access:
         secret = secrets.token_urlsafe(30)
         with self.unit.transaction():
             token_id, _ = issue_token(self.store, self.clock, name=name, role=role)
-            self.store.add_access_key(
+            self.store.access_keys.add(
                 access_key_id=key_id, secret=secret, token_id=token_id, now=self.clock.now()
             )
         return key_id, secret
 
     def signed_caller(self, signed: SignedRequest, auth: Authorization) -> Caller:
         """The caller whose access key signed the request (SigV4); SignatureError if none."""
-        found = self.store.find_access_key(auth.access_key_id)
+        found = self.store.access_keys.find(auth.access_key_id)
         if found is None:
             raise SignatureError(
                 "UnrecognizedClientException",

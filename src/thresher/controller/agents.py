@@ -8,8 +8,8 @@ from collections.abc import Awaitable, Callable, Sequence
 
 from thresher.controller.auth import Caller, issue_token
 from thresher.controller.convert import assignment_out, finish_report, registration
-from thresher.controller.jobs import Jobs
 from thresher.controller.dispatch import Dispatch, Dispatcher, DispatchIndex
+from thresher.controller.jobs import Jobs
 from thresher.controller.scheduling import Scheduling
 from thresher.controller.settings import ControllerSettings
 from thresher.controller.unit import UnitOfWork
@@ -52,7 +52,7 @@ class Agents:
             token_id, token = issue_token(
                 self.store, self.clock, name=f"worker:{body.name}", role="worker"
             )
-            worker_id = self.store.register_worker(
+            worker_id = self.store.workers.register(
                 registration(body), token_id=token_id, now=self.clock.now()
             )
         self._worker_ids.clear()  # the worker's old token no longer names it
@@ -68,7 +68,7 @@ class Agents:
         caller.require("worker")
         worker_id = self._worker_ids.get(caller.token_id)
         if worker_id is None:
-            worker_id = self.store.worker_for_token(caller.token_id)
+            worker_id = self.store.workers.for_token(caller.token_id)
             if worker_id is None:
                 raise Forbidden("this worker token is no longer enrolled")
             self._worker_ids[caller.token_id] = worker_id
@@ -88,13 +88,13 @@ class Agents:
         seen, self._seen = self._seen, {}
         self._flushed_at = self.clock.now()
         if seen:
-            self.store.touch_workers(seen)
+            self.store.snapshot.touch_workers(seen)
 
     def sweep(self) -> list[int]:
         """Workers past their lease go offline; their attempts are lost and requeued."""
         with self.unit.transaction():
             self.flush_heartbeats()
-            expired = self.store.expire_workers(now=self.clock.now(), lease_s=self.settings.lease_s)
+            expired = self.store.workers.expire(now=self.clock.now(), lease_s=self.settings.lease_s)
         if expired:
             self.notifier.notify()
         return expired
@@ -114,7 +114,7 @@ class Agents:
                 stale.append(batch.attempt_id)
         # One statement set for all finishes: a worker holding short tasks ahead reports
         # several per poll.
-        results = self.store.finish_attempts(
+        results = self.store.attempts.finish_many(
             [finish_report(fin) for fin in finished], now=self.clock.now()
         )
         for fin, result in zip(finished, results, strict=True):
@@ -127,7 +127,7 @@ class Agents:
         return stale
 
     def _record_output(self, batch: api.OutputBatch) -> None:
-        self.store.record_output(
+        self.store.attempts.record_output(
             batch.attempt_id,
             batch.token,
             lines=batch.lines,
@@ -142,7 +142,7 @@ class Agents:
         with self.unit.transaction():
             self.heartbeat(worker_id, self.clock.now())
             stale = self._report(body.output, body.finished)
-            stop = self.store.attempts_to_stop(worker_id)
+            stop = self.store.workers.attempts_to_stop(worker_id)
         if body.finished:
             self.notifier.notify(soft=True)
         return self._answer(worker_id, Dispatch(), stop=stop, stale=stale, with_nimby=False)
@@ -194,7 +194,7 @@ class Agents:
                 pending if pending is not None else 1e9,
             )
             if await self.notifier.wait(generation, max(wait, 0.005)):
-                held = self.store.worker_held(worker_id)
+                held = self.store.snapshot.worker_held(worker_id)
             generation = self.notifier.generation
             with self.unit.transaction():
                 got = self._dispatch(worker_id, free, ahead, held)
@@ -206,11 +206,11 @@ class Agents:
         """What the store holds for the worker after losing what it no longer reports (a
         reply lost in transit), and the attempts it runs that must die (deleted, lost, ended)."""
         reported = {r.attempt_id for r in body.running} | {f.attempt_id for f in body.finished}
-        held = self.store.worker_held(worker_id)
+        held = self.store.snapshot.worker_held(worker_id)
         if any(h.created_at < started and h.id not in reported for h in held):
-            self.store.lose_unreported(worker_id, reported, before=started, now=started)
+            self.store.workers.lose_unreported(worker_id, reported, before=started, now=started)
             self.index.invalidate()  # their tasks are back in the queue
-            held = self.store.worker_held(worker_id)
+            held = self.store.snapshot.worker_held(worker_id)
         running = {r.attempt_id for r in body.running} - {f.attempt_id for f in body.finished}
         return held, sorted(set(stale) | (running - {h.id for h in held}))
 

@@ -41,14 +41,14 @@ class Caller:
 
 def issue_token(store: Store, clock: Clock, *, name: str, role: str) -> tuple[int, str]:
     token = new_token(role)
-    token_id = store.add_token(name=name, role=role, token_hash=hash_token(token), now=clock.now())
+    token_id = store.tokens.add(name=name, role=role, token_hash=hash_token(token), now=clock.now())
     return token_id, token
 
 
 def ensure_admin_token(store: Store, clock: Clock, data_dir: Path) -> str | None:
     """On first start (no admin token yet) create one and write it to <data-dir>/admin-token
     with mode 600. Returns the file's path as text when it was created."""
-    if store.count_tokens("admin"):
+    if store.tokens.count("admin"):
         return None
     _, token = issue_token(store, clock, name="admin", role="admin")
     path = data_dir / "admin-token"
@@ -87,5 +87,5 @@ class KnownCallers:
 
 
 def caller_for(store: Store, token: str) -> Caller | None:
-    record: TokenRecord | None = store.find_token(hash_token(token))
+    record: TokenRecord | None = store.tokens.find(hash_token(token))
     return Caller(record.id, record.name, record.role) if record else None

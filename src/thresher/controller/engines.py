@@ -100,7 +100,7 @@ class EngineRegistry:
             engine_class = load_builtin(name)
             found[name] = describe(engine_class, name=name, source=source)
             self._remember(found[name].source_hash, engine_class)
-        self.store.sync_builtin_engines(found, now=self.clock.now())
+        self.store.engines.sync_builtins(found, now=self.clock.now())
 
     # -- people ---------------------------------------------------------------------------------
 
@@ -115,9 +115,9 @@ class EngineRegistry:
             field = "name" if exc.message.startswith("bad engine name") else "source"
             raise InvalidInput(exc.message + details, field=field) from None
         described = describe(engine_class, name=name, source=source)
-        self.store.publish_engine(name, described, by=caller.name, now=self.clock.now())
+        self.store.engines.publish(name, described, by=caller.name, now=self.clock.now())
         self._remember(described.source_hash, engine_class)
-        return self.store.get_engine(name)
+        return self.store.engines.get(name)
 
     def list_engines(self, caller: Caller, *, where: str | None = None) -> list[EngineRecord]:
         """Every engine, or those matching a where clause (see :mod:`thresher.core.query`)."""
@@ -125,41 +125,41 @@ class EngineRegistry:
         if where and where.strip():
             conditions = parse_where(where)
             check_fields(conditions, (*QUERY_FIELDS, *SETTING_FIELDS), field="where")
-        records = self.store.list_engines()
+        records = self.store.engines.all()
         if not conditions:
             return records
         query = Query("engine", conditions)
         return [r for r in records if query.matches(query_record(r))]
 
     def show(self, caller: Caller, name: str) -> tuple[EngineRecord, list[EngineRevisionRecord]]:
-        return self.store.get_engine(name), self.store.engine_revisions(name)
+        return self.store.engines.get(name), self.store.engines.revisions(name)
 
     def source(self, caller: Caller, name: str, revision: int) -> tuple[EngineRevisionRecord, str]:
-        return self.store.engine_source(name, revision)
+        return self.store.engines.source(name, revision)
 
     def current_source(self, record: EngineRecord) -> str | None:
         if record.current is None:
             return None
-        return self.store.engine_source(record.name, record.current.revision)[1]
+        return self.store.engines.source(record.name, record.current.revision)[1]
 
     def set_enabled(self, caller: Caller, name: str, enabled: bool) -> EngineRecord:
         caller.require("admin")
-        self.store.set_engine_enabled(name, enabled, now=self.clock.now())
-        return self.store.get_engine(name)
+        self.store.engines.set_enabled(name, enabled, now=self.clock.now())
+        return self.store.engines.get(name)
 
     def rollback(self, caller: Caller, name: str, revision: int) -> EngineRecord:
         """Admins only: make an existing revision current again (0: the built-in one). New
         tasks use it from their next claim; running ones finish on what they were given."""
         caller.require("admin")
-        self.store.set_current_engine_revision(name, revision, now=self.clock.now())
-        return self.store.get_engine(name)
+        self.store.engines.set_current(name, revision, now=self.clock.now())
+        return self.store.engines.get(name)
 
     # -- workers --------------------------------------------------------------------------------
 
     def agent_source(self, caller: Caller, name: str, revision: int) -> tuple[str, str]:
         """(source, hash) of one revision, for a worker about to run it."""
         caller.require("worker", "admin")
-        record, source = self.store.engine_source(name, revision)
+        record, source = self.store.engines.source(name, revision)
         return source, record.source_hash
 
     # -- engine classes -------------------------------------------------------------------------
@@ -173,7 +173,7 @@ class EngineRegistry:
             known = self._classes.get(current.source_hash)
         if known is not None:
             return known
-        _, source = self.store.engine_source(record.name, current.revision)
+        _, source = self.store.engines.source(record.name, current.revision)
         try:
             engine_class = load_engine_source(record.name, source)
         except EngineLoadError as exc:  # a stored source always loaded once; say so if not now

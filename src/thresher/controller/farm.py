@@ -11,10 +11,10 @@ from __future__ import annotations
 
 from thresher.controller.access import Access
 from thresher.controller.agents import Agents
+from thresher.controller.dispatch import Dispatcher, DispatchIndex
 from thresher.controller.engines import EngineRegistry
 from thresher.controller.jobs import Jobs
 from thresher.controller.notifier import Notifier
-from thresher.controller.dispatch import DispatchIndex, Dispatcher
 from thresher.controller.scheduling import Scheduling
 from thresher.controller.settings import ControllerSettings
 from thresher.controller.unit import UnitOfWork
@@ -55,7 +55,7 @@ class Farm:
         """At start: workers attached before a restart get one lease to come back; built-in
         engines become revision 0 of their names."""
         with self.unit.transaction():
-            self._store.refresh_all_workers(now)
+            self._store.workers.refresh_all(now)
         self.engines.sync_builtins()
 
     def _changed(self, soft: bool) -> None:

@@ -38,9 +38,9 @@ class StoreLookup:
 
     def engine_class(self, name: str) -> type[Engine]:
         try:
-            record = self.store.get_engine(name)
+            record = self.store.engines.get(name)
         except NotFound:
-            known = ", ".join(r.name for r in self.store.list_engines() if r.enabled)
+            known = ", ".join(r.name for r in self.store.engines.all() if r.enabled)
             raise InvalidInput(
                 f"unknown engine {name!r}; known: {known or 'none'}", field="engine"
             ) from None
@@ -49,13 +49,13 @@ class StoreLookup:
         return self.engines.engine_class(record)
 
     def missing_jobs(self, ids: Iterable[int]) -> list[int]:
-        return self.store.missing_jobs(ids)
+        return self.store.jobs.missing(ids)
 
     def missing_limits(self, names: Iterable[str]) -> list[str]:
-        return self.store.missing_limits(names)
+        return self.store.limits.missing(names)
 
     def jobs_matching(self, pattern: str, *, owner: str | None) -> Sequence[int]:
-        return self.store.jobs_matching(pattern, owner=owner)
+        return self.store.scheduling.jobs_matching(pattern, owner=owner)
 
 
 class Jobs:
@@ -82,10 +82,10 @@ class Jobs:
             return self._create(compile_template(body, owner=caller.name, lookup=self.lookup))
 
     def _create(self, spec: JobSpec) -> JobRecord:
-        return self.store.get_job(self.store.create_job(spec, now=self.clock.now()))
+        return self.store.jobs.get(self.store.jobs.create(spec, now=self.clock.now()))
 
     def get(self, caller: Caller, job_id: int) -> JobRecord:
-        return self.store.get_job(job_id)
+        return self.store.jobs.get(job_id)
 
     def list_jobs(
         self,
@@ -106,41 +106,41 @@ class Jobs:
                 raise InvalidInput(
                     f"unknown status {name!r}; one of {known}", field="status"
                 ) from None
-        return self.store.list_jobs(owner=owner, statuses=wanted, limit=limit, offset=offset)
+        return self.store.jobs.page(owner=owner, statuses=wanted, limit=limit, offset=offset)
 
     def tasks(
         self, caller: Caller, job_id: int, *, block: int, offset: int, limit: int
     ) -> tuple[int, list[TaskRecord]]:
         """(total, page) of one block's tasks, waiting ones synthesised."""
-        return self.store.list_tasks(job_id, block_index=block, offset=offset, limit=limit)
+        return self.store.tasks.page(job_id, block_index=block, offset=offset, limit=limit)
 
     def task(
         self, caller: Caller, job_id: int, block: int, index: int
     ) -> tuple[TaskRecord, list[AttemptRecord]]:
         """One task with every attempt it had."""
         with self.unit.transaction():
-            task = self.store.get_task(job_id, block, index)
-            return task, self.store.task_attempts(job_id, block, index)
+            task = self.store.tasks.get(job_id, block, index)
+            return task, self.store.attempts.of_task(job_id, block, index)
 
     def attempts(self, caller: Caller, job_id: int) -> list[AttemptRecord]:
         """Every attempt of the job, oldest first: the job's history."""
         with self.unit.transaction():
-            self.store.get_job(job_id)
-            return self.store.job_attempts(job_id)
+            self.store.jobs.get(job_id)
+            return self.store.attempts.of_job(job_id)
 
     def log(
         self, caller: Caller, job_id: int, block: int, index: int, *, after: int, limit: int
     ) -> list[tuple[int, int, str, str]]:
         """(line id, attempt id, stream, text) of the task's output after line `after`."""
         with self.unit.transaction():
-            self.store.get_task(job_id, block, index)
-            return self.store.task_log(job_id, block, index, after_id=after, limit=limit)
+            self.store.tasks.get(job_id, block, index)
+            return self.store.attempts.task_log(job_id, block, index, after_id=after, limit=limit)
 
     # -- actions --------------------------------------------------------------------------------
 
     def _own(self, caller: Caller, job_id: int) -> JobRecord:
         caller.require("admin", "user")
-        job = self.store.get_job(job_id)
+        job = self.store.jobs.get(job_id)
         if not caller.is_admin and job.spec.owner != caller.name:
             raise Forbidden(f"job {job_id} belongs to {job.spec.owner}", field="job_id")
         return job
@@ -149,54 +149,54 @@ class Jobs:
         """Take nothing new; running tasks are stopped and requeued."""
         with self.unit.change():
             self._own(caller, job_id)
-            self.store.set_job_flags(job_id, paused=True)
-            n = self.store.request_cancel_running(job_id, "paused")
-            return Acted(self.store.get_job(job_id), n)
+            self.store.jobs.set_flags(job_id, paused=True)
+            n = self.store.jobs.request_stop_running(job_id, "paused")
+            return Acted(self.store.jobs.get(job_id), n)
 
     def resume(self, caller: Caller, job_id: int) -> Acted:
         with self.unit.change():
             self._own(caller, job_id)
-            self.store.set_job_flags(job_id, paused=False)
-            self.store.withdraw_stop_requests(job_id, "paused")
-            return Acted(self.store.get_job(job_id), 0)
+            self.store.jobs.set_flags(job_id, paused=False)
+            self.store.jobs.withdraw_stop_requests(job_id, "paused")
+            return Acted(self.store.jobs.get(job_id), 0)
 
     def cancel(self, caller: Caller, job_id: int) -> Acted:
         with self.unit.change():
             self._own(caller, job_id)
-            self.store.set_job_flags(job_id, canceled=True)
-            n = self.store.request_cancel_running(job_id, "canceled")
+            self.store.jobs.set_flags(job_id, canceled=True)
+            n = self.store.jobs.request_stop_running(job_id, "canceled")
             self.note_if_final(job_id)
-            return Acted(self.store.get_job(job_id), n)
+            return Acted(self.store.jobs.get(job_id), n)
 
     def retry(self, caller: Caller, job_id: int) -> Acted:
         """Requeue the failed and canceled tasks, their failures forgiven."""
         with self.unit.change():
             self._own(caller, job_id)
-            n = self.store.requeue_tasks(
+            n = self.store.jobs.requeue_tasks(
                 job_id, (TaskStatus.FAILED, TaskStatus.CANCELED), now=self.clock.now()
             )
-            self.store.set_job_flags(job_id, canceled=False)
-            self.store.withdraw_stop_requests(job_id, "canceled")
-            return Acted(self.store.get_job(job_id), n)
+            self.store.jobs.set_flags(job_id, canceled=False)
+            self.store.jobs.withdraw_stop_requests(job_id, "canceled")
+            return Acted(self.store.jobs.get(job_id), n)
 
     def set_priority(self, caller: Caller, job_id: int, priority: int) -> Acted:
         with self.unit.change():
             self._own(caller, job_id)
-            self.store.set_priority(job_id, priority)
-            return Acted(self.store.get_job(job_id), 0)
+            self.store.jobs.set_priority(job_id, priority)
+            return Acted(self.store.jobs.get(job_id), 0)
 
     def delete(self, caller: Caller, job_id: int) -> None:
         with self.unit.change():
             self._own(caller, job_id)
-            self.store.request_cancel_running(job_id, "canceled")
-            self.store.delete_job(job_id)
+            self.store.jobs.request_stop_running(job_id, "canceled")
+            self.store.jobs.delete(job_id)
 
     def retry_task(self, caller: Caller, job_id: int, block: int, index: int) -> None:
         """Run one task again (a running one is stopped first, then requeued)."""
         with self.unit.change():
             self._own(caller, job_id)
-            if not self.store.cancel_task_attempt(job_id, block, index, "retry"):
-                self.store.set_task_status(
+            if not self.store.attempts.stop_task(job_id, block, index, "retry"):
+                self.store.tasks.set_status(
                     job_id, block, index, TaskStatus.QUEUED, now=self.clock.now()
                 )
 
@@ -204,8 +204,8 @@ class Jobs:
         """Count one task as done without running it (a running one is stopped)."""
         with self.unit.change():
             self._own(caller, job_id)
-            if not self.store.cancel_task_attempt(job_id, block, index, "skipped"):
-                self.store.set_task_status(
+            if not self.store.attempts.stop_task(job_id, block, index, "skipped"):
+                self.store.tasks.set_status(
                     job_id, block, index, TaskStatus.SKIPPED, now=self.clock.now()
                 )
             self.note_if_final(job_id)
@@ -213,7 +213,7 @@ class Jobs:
     def note_if_final(self, job_id: int) -> None:
         """Stamp the job's finish time once nothing of it can run any more (in the caller's
         transaction)."""
-        if self.store.job_unsettled(job_id):  # tasks still run or wait: cheap, and common
+        if self.store.snapshot.job_unsettled(job_id):  # tasks still run or wait: cheap, and common
             return
-        if self.store.get_job(job_id).status in FINAL_JOB:
-            self.store.mark_finished(job_id, self.clock.now())
+        if self.store.jobs.get(job_id).status in FINAL_JOB:
+            self.store.jobs.mark_finished(job_id, self.clock.now())

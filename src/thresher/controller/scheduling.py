@@ -49,7 +49,7 @@ class Scheduling:
         self.unit = unit
 
     def _worker(self, name_or_id: str) -> WorkerRecord:
-        return self.store.find_worker(name_or_id)
+        return self.store.workers.find(name_or_id)
 
     # -- limits -------------------------------------------------------------------------------
 
@@ -58,37 +58,39 @@ class Scheduling:
         if not LIMIT_NAME.fullmatch(name):
             raise InvalidInput(f"bad limit name {name!r}: letters, digits, _ . -", field="name")
         with self.unit.change():
-            self.store.set_limit(
+            self.store.limits.set(
                 name,
                 max_total=body.max_total,
                 max_per_host=body.max_per_host,
                 max_hosts=body.max_hosts,
                 now=self.clock.now(),
             )
-            return self.store.get_limit(name)
+            return self.store.limits.get(name)
 
     def delete_limit(self, caller: Caller, name: str) -> None:
         caller.require("admin")
         with self.unit.change():
-            self.store.delete_limit(name)
+            self.store.limits.delete(name)
 
     def limits(self) -> list[LimitRecord]:
         """Every limit with its maximums and who holds units now."""
-        return self.store.list_limits()
+        return self.store.limits.all()
 
     def limit(self, name: str) -> LimitRecord:
-        return self.store.get_limit(name)
+        return self.store.limits.get(name)
 
     # -- users --------------------------------------------------------------------------------
 
     def set_user(self, caller: Caller, name: str, body: api.UserIn) -> UserRecord:
         caller.require("admin")
         with self.unit.change():
-            self.store.set_user(name, priority=body.priority, max_running=body.max_running)
-            return next(u for u in self.store.list_users() if u.name == name)
+            self.store.scheduling.set_user(
+                name, priority=body.priority, max_running=body.max_running
+            )
+            return next(u for u in self.store.scheduling.users() if u.name == name)
 
     def users(self) -> list[UserRecord]:
-        return self.store.list_users()
+        return self.store.scheduling.users()
 
     # -- workers: lanes, NIMBY, sickness ------------------------------------------------------
 
@@ -102,7 +104,7 @@ class Scheduling:
             raise InvalidInput("an engine name is empty", field="engines")
         cleaned = None if engines is None else [e.strip() for e in engines]
         with self.unit.change():
-            self.store.set_lane_engines(worker.id, lane, cleaned, reset=reset)
+            self.store.scheduling.set_lane_engines(worker.id, lane, cleaned, reset=reset)
         return self.worker(worker.name)
 
     def set_pools(self, caller: Caller, name: str, pools: list[str] | None) -> WorkerRecord:
@@ -110,7 +112,7 @@ class Scheduling:
         caller.require("admin")
         worker = self._worker(name)
         with self.unit.change():
-            self.store.set_worker_pools(
+            self.store.workers.set_pools(
                 worker.id, None if pools is None else list(dict.fromkeys(pools))
             )
         return self.worker(worker.name)
@@ -121,10 +123,10 @@ class Scheduling:
         caller.require("admin")
         worker = self._worker(name)
         with self.unit.change():
-            self.store.set_nimby(worker.id, state)
+            self.store.scheduling.set_nimby(worker.id, state)
             if state is Nimby.STOPPED:
-                held = self.store.worker_held(worker.id)
-                self.store.request_stop([h.id for h in held], "nimby")
+                held = self.store.snapshot.worker_held(worker.id)
+                self.store.dispatch.request_stop([h.id for h in held], "nimby")
         return self.worker(worker.name)
 
     def note_local_nimby(self, worker_id: int, state: str | None) -> None:
@@ -132,16 +134,18 @@ class Scheduling:
         if state == self.dispatch_index.local_nimby(worker_id):
             return
         nimby = Nimby(state) if state else None
-        self.store.set_nimby(worker_id, nimby, local=True)
+        self.store.scheduling.set_nimby(worker_id, nimby, local=True)
         if nimby is Nimby.STOPPED:
-            self.store.request_stop([h.id for h in self.store.worker_held(worker_id)], "nimby")
+            self.store.dispatch.request_stop(
+                [h.id for h in self.store.snapshot.worker_held(worker_id)], "nimby"
+            )
         self.dispatch_index.invalidate()
 
     def clear_sick(self, caller: Caller, name: str) -> WorkerRecord:
         caller.require("admin")
         worker = self._worker(name)
         with self.unit.change():
-            self.store.clear_sick(worker.id, now=self.clock.now())
+            self.store.error_hosts.clear_sick(worker.id, now=self.clock.now())
         return self.worker(worker.name)
 
     def set_worker_enabled(self, caller: Caller, name: str, enabled: bool) -> WorkerRecord:
@@ -149,14 +153,14 @@ class Scheduling:
         caller.require("admin")
         worker = self._worker(name)
         with self.unit.change():
-            self.store.set_worker_enabled(worker.id, enabled)
+            self.store.workers.set_enabled(worker.id, enabled)
         return self.worker(worker.name)
 
     def worker(self, name: str) -> WorkerRecord:
         return self._with_state(self._worker(name))
 
     def workers(self) -> list[WorkerRecord]:
-        return [self._with_state(w) for w in self.store.list_workers()]
+        return [self._with_state(w) for w in self.store.workers.all()]
 
     def _with_state(self, w: WorkerRecord) -> WorkerRecord:
         _, sick = self.dispatch_index.worker_state(w.id)
@@ -166,11 +170,11 @@ class Scheduling:
 
     def error_hosts(self, job_id: int) -> list[ErrorHostRecord]:
         """The hosts each block of the job has errors from, with what still counts."""
-        job = self.store.get_job(job_id)
+        job = self.store.jobs.get(job_id)
         now = self.clock.now()
-        names = {w.id: w.name for w in self.store.list_workers()}
+        names = {w.id: w.name for w in self.store.workers.all()}
         by_key: dict[tuple[int, int], list[float]] = {}
-        for e in self.store.host_errors(job_id=job_id):
+        for e in self.store.error_hosts.errors(job_id=job_id):
             by_key.setdefault((e.block_id, e.worker_id), []).append(e.at)
         out = []
         for block in job.blocks:
@@ -196,23 +200,23 @@ class Scheduling:
     def reset_error_hosts(
         self, caller: Caller, job_id: int, *, block: int | None, worker: str | None
     ) -> int:
-        job = self.store.get_job(job_id)
+        job = self.store.jobs.get(job_id)
         if not caller.is_admin and job.spec.owner != caller.name:
             caller.require("admin")
         worker_id = self._worker(worker).id if worker else None
         with self.unit.change():
-            return self.store.reset_error_hosts(job_id, block_index=block, worker_id=worker_id)
+            return self.store.error_hosts.reset(job_id, block_index=block, worker_id=worker_id)
 
     # -- pools ----------------------------------------------------------------------------------
 
     def pools(self) -> list[api.PoolOut]:
         """Every pool a worker is in or an unfinished job names, with both sides."""
         members: dict[str, list[str]] = {}
-        for w in self.store.list_workers():
+        for w in self.store.workers.all():
             for pool in w.pools:
                 members.setdefault(pool, []).append(w.name)
         jobs: dict[str, dict[str, list[int]]] = {}
-        for job in self.store.list_jobs(statuses=_ACTIVE, limit=10_000):
+        for job in self.store.jobs.page(statuses=_ACTIVE, limit=10_000):
             for clause in _pool_clauses(job):
                 for pool in clause.pools:
                     jobs.setdefault(pool, {}).setdefault(str(clause.mode), []).append(job.id)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 
-from thresher.controller.notifier import Notifier
 from thresher.controller.dispatch import DispatchIndex
+from thresher.controller.notifier import Notifier
 from thresher.store.store import Store
 
 

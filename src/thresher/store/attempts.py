@@ -16,7 +16,7 @@ from thresher.core.model import (
     AttemptRecord,
 )
 from thresher.core.states import AttemptStatus, TaskStatus
-from thresher.store.base import StoreBase, _task_update
+from thresher.store.base import Repository, _task_update
 from thresher.store.chunking import note_finished_chunks
 from thresher.store.hosterrors import record_host_error
 from thresher.store.limits import release_holds
@@ -100,7 +100,7 @@ def _attempt_update(columns: frozenset[str]) -> sa.Update:
     )
 
 
-class AttemptsStore(StoreBase):
+class Attempts(Repository):
     def _live_attempt(self, conn: sa.Connection, attempt_id: int, token: str) -> Any:
         row = conn.execute(_ATTEMPT, {"attempt_id": attempt_id}).first()
         if row is None or not secrets.compare_digest(row.token, token):
@@ -119,7 +119,7 @@ class AttemptsStore(StoreBase):
     ) -> None:
         """Append log lines, progress and written files (engine jobs) of a running attempt.
         Stale token: StaleAttempt."""
-        with self._begin() as conn:
+        with self.db.begin() as conn:
             row = self._live_attempt(conn, attempt_id, token)
             # Lines that arrive after the end (buffered by a worker) are still kept; a fenced-off
             # attempt that was lost or preempted gets 409 so its process dies.
@@ -150,14 +150,14 @@ class AttemptsStore(StoreBase):
                     .values(status_message=status_message)
                 )
 
-    def finish_attempt(self, report: FinishReport, *, now: float) -> int | None:
+    def finish(self, report: FinishReport, *, now: float) -> int | None:
         """Record how an attempt ended and move its task on. Returns the job id when the job
         may have changed status. A repeated identical report is accepted once more (the worker
         may not have seen our first answer); any other report on an ended attempt is stale."""
-        with self._begin() as conn:
+        with self.db.begin() as conn:
             return self._finish_in(conn, report, now)
 
-    def finish_attempts(
+    def finish_many(
         self, reports: Sequence[FinishReport], *, now: float
     ) -> list[int | StaleAttempt | None]:
         """Several finishes (one worker's report) in one transaction: for each, what
@@ -170,7 +170,7 @@ class AttemptsStore(StoreBase):
         results: dict[int, int | StaleAttempt | None] = {}
         if not reports:
             return []
-        with self._begin() as conn:
+        with self.db.begin() as conn:
             plain = self._plain_successes(conn, reports)
             if plain:
                 self._finish_plain(conn, plain, now)
@@ -263,7 +263,7 @@ class AttemptsStore(StoreBase):
             if row.status == report.status.value or row.cancel_reason is not None:
                 return None
             raise StaleAttempt(f"attempt {report.attempt_id} was {row.status}", field="token")
-        self._end_attempt(
+        self.end_attempt(
             conn,
             report.attempt_id,
             report.status,
@@ -275,7 +275,7 @@ class AttemptsStore(StoreBase):
         )
         return int(row.job_id)
 
-    def _end_attempt(
+    def end_attempt(
         self,
         conn: sa.Connection,
         attempt_id: int,
@@ -325,14 +325,14 @@ class AttemptsStore(StoreBase):
             new = TaskStatus.QUEUED
         if new is TaskStatus.QUEUED and row.canceled:
             new = TaskStatus.CANCELED
-        self._move_task(conn, row.task_id, row.block_id, TaskStatus.RUNNING, new, now, **extra)
+        self.db.move_task(conn, row.task_id, row.block_id, TaskStatus.RUNNING, new, now, **extra)
         if status is AttemptStatus.SUCCEEDED:  # adaptive chunks
             note_finished_chunks(conn, [(row, values.get("duration_s"))])
 
-    def cancel_task_attempt(self, job_id: int, block_index: int, index: int, reason: str) -> bool:
+    def stop_task(self, job_id: int, block_index: int, index: int, reason: str) -> bool:
         """Ask the worker running this task to stop it (for skip or retry of a running task)."""
-        with self._begin() as conn:
-            block = self._block_row(conn, job_id, block_index)
+        with self.db.begin() as conn:
+            block = self.db.block_row(conn, job_id, block_index)
             task_id = conn.scalar(
                 sa.select(tasks.c.id).where(tasks.c.block_id == block.id, tasks.c.idx == index)
             )
@@ -390,16 +390,16 @@ class AttemptsStore(StoreBase):
             status_message=r.status_message,
         )
 
-    def task_attempts(self, job_id: int, block_index: int, index: int) -> list[AttemptRecord]:
-        with self._connect() as conn:
-            block = self._block_row(conn, job_id, block_index)
+    def of_task(self, job_id: int, block_index: int, index: int) -> list[AttemptRecord]:
+        with self.db.connect() as conn:
+            block = self.db.block_row(conn, job_id, block_index)
             rows = conn.execute(
                 self._attempt_query().where(tasks.c.block_id == block.id, tasks.c.idx == index)
             ).all()
         return [self._attempt_record(r) for r in rows]
 
-    def job_attempts(self, job_id: int) -> list[AttemptRecord]:
-        with self._connect() as conn:
+    def of_job(self, job_id: int) -> list[AttemptRecord]:
+        with self.db.connect() as conn:
             rows = conn.execute(self._attempt_query().where(attempts.c.job_id == job_id)).all()
         return [self._attempt_record(r) for r in rows]
 
@@ -407,8 +407,8 @@ class AttemptsStore(StoreBase):
         self, job_id: int, block_index: int, index: int, *, after_id: int = 0, limit: int = 10_000
     ) -> list[tuple[int, int, str, str]]:
         """(line id, attempt id, stream, text) of every attempt of the task, oldest first."""
-        with self._connect() as conn:
-            block = self._block_row(conn, job_id, block_index)
+        with self.db.connect() as conn:
+            block = self.db.block_row(conn, job_id, block_index)
             rows = conn.execute(
                 sa.select(
                     log_lines.c.id, log_lines.c.attempt_id, log_lines.c.stream, log_lines.c.text

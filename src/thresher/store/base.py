@@ -1,24 +1,23 @@
-"""Shared plumbing of the store: the engine, layouts, task moves with their counters."""
+"""What the store's repositories share: the database (engine, the open transaction, task
+layouts, task moves with their counters) and the repository base class."""
 
 from __future__ import annotations
 
 import contextlib
 import functools
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextvars import ContextVar
-from typing import Any, Self
+from typing import Any
 
 import sqlalchemy as sa
 
 from thresher.core.chunk_plan import ADAPTIVE_CHUNK, ChunkPlan, PlannedLayout
+from thresher.core.deps import jobs_waiting
 from thresher.core.errors import NotFound
 from thresher.core.frames import FrameSet, TaskLayout
-from thresher.core.model import (
-    Counts,
-)
-from thresher.core.states import AttemptStatus, TaskStatus, check_move
-from thresher.store.db import create_engine, migrate
-from thresher.store.tables import blocks, tasks
+from thresher.core.model import Counts, derive_job_status
+from thresher.core.states import AttemptStatus, JobStatus, TaskStatus, check_move
+from thresher.store.tables import blocks, jobs, tasks
 
 _COUNTER = {
     TaskStatus.QUEUED: "n_queued",
@@ -73,8 +72,8 @@ def _counter_update(old: TaskStatus, new: TaskStatus) -> sa.Update | None:
     return blocks.update().where(blocks.c.id == sa.bindparam("block_id")).values(**changes)
 
 
-class StoreBase:
-    """The engine and the helpers every part of the store shares."""
+class Database:
+    """The engine and what every repository of the store shares over it."""
 
     def __init__(self, engine: sa.Engine) -> None:
         self.engine = engine
@@ -103,12 +102,12 @@ class StoreBase:
             finally:
                 self._open.reset(token)
 
-    def _begin(self) -> contextlib.AbstractContextManager[sa.Connection]:
+    def begin(self) -> contextlib.AbstractContextManager[sa.Connection]:
         """A write transaction: the caller's open `transaction()`, else a new one."""
         open_conn = self._open.get()
         return contextlib.nullcontext(open_conn) if open_conn is not None else self.engine.begin()
 
-    def _connect(
+    def connect(
         self, engine: sa.Engine | None = None
     ) -> contextlib.AbstractContextManager[sa.Connection]:
         """A connection to read from: the caller's open `transaction()` (so a read sees what
@@ -118,18 +117,10 @@ class StoreBase:
             return contextlib.nullcontext(open_conn)
         return (engine or self.engine).connect()
 
-    @classmethod
-    def open(cls, url: str) -> Self:
-        engine = create_engine(url)
-        migrate(engine)
-        return cls(engine)
-
-    def close(self) -> None:
-        self.engine.dispose()
-
-    @property
-    def dialect(self) -> str:
-        return self.engine.dialect.name
+    def forget_layouts(self) -> None:
+        """Drop the kept layouts (a deleted job's blocks must not be found again)."""
+        self._layouts.clear()
+        self._planned.clear()
 
     def layout(
         self,
@@ -173,7 +164,7 @@ class StoreBase:
         Other blocks: `layout`."""
         if chunk != ADAPTIVE_CHUNK:
             return self.layout(block_id, frames, chunk, priority, preview_every)
-        with self._connect() as conn:
+        with self.connect() as conn:
             stored = conn.scalar(sa.select(blocks.c.chunking).where(blocks.c.id == block_id))
         if stored is None:
             raise NotFound(f"block {block_id} does not exist", field="block")
@@ -198,7 +189,26 @@ class StoreBase:
         self._planned[block_id] = (key, layout)
         return layout
 
-    def _block_row(self, conn: sa.Connection, job_id: int, block_index: int) -> Any:
+    def deps_state(self, conn: sa.Connection, after: Iterable[int]) -> tuple[bool, str | None]:
+        """(pending, reason): whether some job in `after` has not succeeded, and why."""
+        ids = list(after)
+        if not ids:
+            return False, None
+        dep_jobs = {r.id: r for r in conn.execute(sa.select(jobs).where(jobs.c.id.in_(ids))).all()}
+        dep_blocks = self.block_records(conn, ids)
+        statuses: dict[int, JobStatus] = {}
+        for dep_id, job in dep_jobs.items():
+            counts = sum((_counts(b) for b in dep_blocks.get(dep_id, [])), Counts())
+            if counts.total and counts.done == counts.total:
+                statuses[dep_id] = JobStatus.SUCCEEDED
+                continue
+            statuses[dep_id] = derive_job_status(
+                counts=counts, paused=job.paused, canceled=job.canceled, deps_pending=False
+            )
+        reason = jobs_waiting(ids, statuses)  # the decision lives in core.deps
+        return reason is not None, reason
+
+    def block_row(self, conn: sa.Connection, job_id: int, block_index: int) -> Any:
         row = conn.execute(
             sa.select(blocks).where(blocks.c.job_id == job_id, blocks.c.idx == block_index)
         ).first()
@@ -206,7 +216,7 @@ class StoreBase:
             raise NotFound(f"job {job_id} has no block {block_index}", field="block")
         return row
 
-    def _block_records(self, conn: sa.Connection, job_ids: Sequence[int]) -> dict[int, list[Any]]:
+    def block_records(self, conn: sa.Connection, job_ids: Sequence[int]) -> dict[int, list[Any]]:
         rows = conn.execute(
             sa.select(blocks).where(blocks.c.job_id.in_(job_ids)).order_by(blocks.c.idx)
         ).all()
@@ -215,7 +225,7 @@ class StoreBase:
             by_job.setdefault(row.job_id, []).append(row)
         return by_job
 
-    def _insert_task(
+    def insert_task(
         self, conn: sa.Connection, block: Any, index: int, status: TaskStatus, now: float
     ) -> int:
         if status is not TaskStatus.WAITING:  # a row for a task that stays waiting is no move
@@ -233,7 +243,7 @@ class StoreBase:
         )
         return int(result.inserted_primary_key[0])  # type: ignore[index]
 
-    def _move_task(
+    def move_task(
         self,
         conn: sa.Connection,
         task_id: int,
@@ -255,3 +265,10 @@ class StoreBase:
         counters = _counter_update(old, new)
         if counters is not None:
             conn.execute(counters, {"block_id": block_id})
+
+
+class Repository:
+    """One concept's reads and writes (jobs, tasks, workers...), over the shared database."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db

@@ -23,11 +23,11 @@ import sqlalchemy as sa
 from thresher.core.model import Assignment
 from thresher.core.ordering import caps_allow
 from thresher.core.states import AttemptStatus
+from thresher.store.base import Database, Repository
 from thresher.store.cursor import Taken, take_next, take_next_many, take_ready, take_requeued
 from thresher.store.engines import EngineStamp, stamp_engine
 from thresher.store.limits import lock_and_check, take_holds
-from thresher.store.scheduling import SchedulingStore
-from thresher.store.snapshot import SnapBlock, SnapshotStore
+from thresher.store.snapshot import SnapBlock
 from thresher.store.tables import attempts, blocks, jobs, user_settings, workers
 
 # Built once: building a statement costs several times more than running it.
@@ -86,11 +86,11 @@ class _JobStatic:
     engine: str | None
 
 
-class DispatchStore(SnapshotStore, SchedulingStore):
+class DispatchClaims(Repository):
     """The atomic claim, and the stop requests of preemption."""
 
-    def __init__(self, engine: sa.Engine) -> None:
-        super().__init__(engine)
+    def __init__(self, db: Database) -> None:
+        super().__init__(db)
         self._statics: dict[tuple[int, int, float], _JobStatic] = {}
 
     def claim(
@@ -113,7 +113,7 @@ class DispatchStore(SnapshotStore, SchedulingStore):
         b = cand.block
         if b.limits or b.after_frames or cand.capped:
             count = 1
-        with self._begin() as conn:
+        with self.db.begin() as conn:
             if b.limits and hostname is None:
                 hostname = conn.scalar(
                     sa.select(workers.c.hostname).where(workers.c.id == worker_id)
@@ -165,7 +165,7 @@ class DispatchStore(SnapshotStore, SchedulingStore):
         engine revision)."""
         # Read after the claim: a block with adaptive chunks may have re-planned since the
         # snapshot, and the tasks taken are those of the plan as it is now.
-        layout = self.current_layout(
+        layout = self.db.current_layout(
             b.block_id, b.frames, b.chunk, b.priority_frames, b.preview_every
         )
         return [
@@ -212,13 +212,13 @@ class DispatchStore(SnapshotStore, SchedulingStore):
     ) -> list[Taken]:
         """The tasks taken (`store.cursor`): a requeued task first, else the next under the
         cursor (frame by frame: the next ready); then up to `count` - 1 more."""
-        layout = self.layout(b.block_id, b.frames, b.chunk, b.priority_frames, b.preview_every)
+        layout = self.db.layout(b.block_id, b.frames, b.chunk, b.priority_frames, b.preview_every)
         first = take_requeued(
             conn, b, worker_id=worker_id, now=now, avoid_failed_since=avoid_failed_since
         )
         if first is None and b.after_frames:
             first = take_ready(
-                conn, b, layout, worker_id=worker_id, now=now, upstream_layout=self.layout
+                conn, b, layout, worker_id=worker_id, now=now, upstream_layout=self.db.layout
             )
         elif first is None:
             first = take_next(conn, b, layout, worker_id=worker_id, now=now)
@@ -232,7 +232,7 @@ class DispatchStore(SnapshotStore, SchedulingStore):
         """Ask for running attempts to be stopped at their worker's next poll (the attempts not
         already being stopped). Returns those marked now."""
         marked: list[int] = []
-        with self._begin() as conn:
+        with self.db.begin() as conn:
             for attempt_id in attempt_ids:
                 done = conn.execute(
                     attempts.update()

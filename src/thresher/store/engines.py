@@ -15,7 +15,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from thresher.core.errors import Conflict, NotFound
-from thresher.store.base import StoreBase
+from thresher.store.base import Repository
 from thresher.store.tables import attempts, blocks, engine_revisions, engines
 
 BUILTIN_REVISION = 0
@@ -123,11 +123,11 @@ def stamp_engine(conn: sa.Connection, block_id: int, attempt_id: int) -> EngineS
     return EngineStamp(name, int(row.current_revision), str(row.source_hash))
 
 
-class EnginesStore(StoreBase):
-    def sync_builtin_engines(self, builtins: Mapping[str, EngineSource], *, now: float) -> None:
+class Engines(Repository):
+    def sync_builtins(self, builtins: Mapping[str, EngineSource], *, now: float) -> None:
         """Make revision 0 of each name this controller's built-in source, add a registry row
         for new names, and drop revision 0 of names no longer built in."""
-        with self._begin() as conn:
+        with self.db.begin() as conn:
             rows = {
                 r.name: r
                 for r in conn.execute(
@@ -180,10 +180,10 @@ class EnginesStore(StoreBase):
                     )
                 )
 
-    def publish_engine(self, name: str, engine: EngineSource, *, by: str, now: float) -> int:
+    def publish(self, name: str, engine: EngineSource, *, by: str, now: float) -> int:
         """Store a new revision of ``name`` and make it current; returns its number."""
         try:
-            with self._begin() as conn:
+            with self.db.begin() as conn:
                 latest = conn.scalar(
                     sa.select(sa.func.max(engine_revisions.c.revision)).where(
                         engine_revisions.c.name == name
@@ -220,14 +220,14 @@ class EnginesStore(StoreBase):
             ) from None
         return revision
 
-    def list_engines(self) -> list[EngineRecord]:
+    def all(self) -> list[EngineRecord]:
         """Every engine name, by name."""
-        with self._connect() as conn:
+        with self.db.connect() as conn:
             rows = conn.execute(sa.select(engines).order_by(engines.c.name)).all()
             return self._records(conn, rows)
 
-    def get_engine(self, name: str) -> EngineRecord:
-        with self._connect() as conn:
+    def get(self, name: str) -> EngineRecord:
+        with self.db.connect() as conn:
             rows = conn.execute(sa.select(engines).where(engines.c.name == name)).all()
             if not rows:
                 raise NotFound(f"no engine named {name!r}", field="name")
@@ -273,9 +273,9 @@ class EnginesStore(StoreBase):
             )
         return out
 
-    def engine_revisions(self, name: str) -> list[EngineRevisionRecord]:
+    def revisions(self, name: str) -> list[EngineRevisionRecord]:
         """Every revision of ``name``, oldest first."""
-        with self._connect() as conn:
+        with self.db.connect() as conn:
             rows = conn.execute(
                 sa.select(*_REVISION_COLUMNS)
                 .where(engine_revisions.c.name == name)
@@ -283,9 +283,9 @@ class EnginesStore(StoreBase):
             ).all()
         return [_revision_record(r) for r in rows]
 
-    def engine_source(self, name: str, revision: int) -> tuple[EngineRevisionRecord, str]:
+    def source(self, name: str, revision: int) -> tuple[EngineRevisionRecord, str]:
         """One revision and its source text; NotFound when there is no such revision."""
-        with self._connect() as conn:
+        with self.db.connect() as conn:
             row = conn.execute(
                 sa.select(*_REVISION_COLUMNS, engine_revisions.c.source).where(
                     engine_revisions.c.name == name, engine_revisions.c.revision == revision
@@ -295,8 +295,8 @@ class EnginesStore(StoreBase):
             raise NotFound(f"engine {name!r} has no revision {revision}", field="revision")
         return _revision_record(row), str(row.source)
 
-    def set_engine_enabled(self, name: str, enabled: bool, *, now: float) -> None:
-        with self._begin() as conn:
+    def set_enabled(self, name: str, enabled: bool, *, now: float) -> None:
+        with self.db.begin() as conn:
             result = conn.execute(
                 engines.update()
                 .where(engines.c.name == name)
@@ -305,9 +305,9 @@ class EnginesStore(StoreBase):
             if result.rowcount != 1:
                 raise NotFound(f"no engine named {name!r}", field="name")
 
-    def set_current_engine_revision(self, name: str, revision: int, *, now: float) -> None:
+    def set_current(self, name: str, revision: int, *, now: float) -> None:
         """Point ``name`` at an existing revision (a rollback, or back to the built-in one)."""
-        with self._begin() as conn:
+        with self.db.begin() as conn:
             exists = conn.scalar(
                 sa.select(engine_revisions.c.id).where(
                     engine_revisions.c.name == name, engine_revisions.c.revision == revision

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 
 from thresher.core.errors import NotFound
-from thresher.store.base import StoreBase
+from thresher.store.base import Repository
 from thresher.store.tables import blocks, host_errors, workers
 
 
@@ -33,8 +33,8 @@ def record_host_error(
     )
 
 
-class HostErrorsStore(StoreBase):
-    def host_errors(
+class ErrorHosts(Repository):
+    def errors(
         self,
         *,
         block_ids: Iterable[int] | None = None,
@@ -49,16 +49,16 @@ class HostErrorsStore(StoreBase):
             query = query.where(host_errors.c.job_id == job_id)
         if since is not None:
             query = query.where(host_errors.c.at > since)
-        with self._connect() as conn:
+        with self.db.connect() as conn:
             rows = conn.execute(query).all()
         return [HostError(r.worker_id, r.job_id, r.block_id, r.at) for r in rows]
 
-    def reset_error_hosts(
+    def reset(
         self, job_id: int, *, block_index: int | None = None, worker_id: int | None = None
     ) -> int:
         """Forgive hosts now: forget the job's errors (of one block, of one worker). Returns how
         many errors were forgotten."""
-        with self._begin() as conn:
+        with self.db.begin() as conn:
             query = host_errors.delete().where(host_errors.c.job_id == job_id)
             if block_index is not None:
                 block_id = conn.scalar(
@@ -75,7 +75,7 @@ class HostErrorsStore(StoreBase):
 
     def clear_sick(self, worker_id: int, *, now: float) -> None:
         """A worker marked sick takes work again; only failures after now count towards it."""
-        with self._begin() as conn:
+        with self.db.begin() as conn:
             done = conn.execute(
                 workers.update().where(workers.c.id == worker_id).values(sick_cleared_at=now)
             ).rowcount

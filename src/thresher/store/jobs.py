@@ -8,7 +8,6 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from thresher.core.deps import jobs_waiting
 from thresher.core.errors import NotFound
 from thresher.core.model import (
     BlockRecord,
@@ -19,7 +18,7 @@ from thresher.core.model import (
     derive_job_status,
 )
 from thresher.core.states import AttemptStatus, JobStatus, TaskStatus
-from thresher.store.base import StoreBase, _counts
+from thresher.store.base import Repository, _counts
 from thresher.store.tables import attempts, blocks, jobs, log_lines, tasks
 
 _BLOCK_FIELDS = tuple(f.name for f in dataclasses.fields(BlockSpec))
@@ -61,11 +60,11 @@ def job_spec_of(row: Any, blocks: tuple[BlockSpec, ...]) -> JobSpec:
     return JobSpec(blocks=blocks, **{name: _field(getattr(row, name)) for name in _JOB_FIELDS})
 
 
-class JobsStore(StoreBase):
-    def create_job(self, spec: JobSpec, *, now: float) -> int:
+class Jobs(Repository):
+    def create(self, spec: JobSpec, *, now: float) -> int:
         """Insert a compiled job and its blocks. No task rows: tasks are computed from the
         blocks. The spec was checked when it was compiled; the store only keeps it."""
-        with self._begin() as conn:
+        with self.db.begin() as conn:
             if spec.after:
                 found = conn.scalars(sa.select(jobs.c.id).where(jobs.c.id.in_(spec.after))).all()
                 missing = sorted(set(spec.after) - set(found))
@@ -93,25 +92,6 @@ class JobsStore(StoreBase):
             )
         return int(job_id)
 
-    def _deps_state(self, conn: sa.Connection, after: Iterable[int]) -> tuple[bool, str | None]:
-        """(pending, reason): whether some job in `after` has not succeeded, and why."""
-        ids = list(after)
-        if not ids:
-            return False, None
-        dep_jobs = {r.id: r for r in conn.execute(sa.select(jobs).where(jobs.c.id.in_(ids))).all()}
-        dep_blocks = self._block_records(conn, ids)
-        statuses: dict[int, JobStatus] = {}
-        for dep_id, job in dep_jobs.items():
-            counts = sum((_counts(b) for b in dep_blocks.get(dep_id, [])), Counts())
-            if counts.total and counts.done == counts.total:
-                statuses[dep_id] = JobStatus.SUCCEEDED
-                continue
-            statuses[dep_id] = derive_job_status(
-                counts=counts, paused=job.paused, canceled=job.canceled, deps_pending=False
-            )
-        reason = jobs_waiting(ids, statuses)  # the decision lives in core.deps
-        return reason is not None, reason
-
     def _job_record(self, conn: sa.Connection, row: Any, block_rows: list[Any]) -> JobRecord:
         block_recs = tuple(
             BlockRecord(
@@ -128,7 +108,7 @@ class JobsStore(StoreBase):
         counts = sum((b.counts for b in block_recs), Counts())
         pending, reason = (False, None)
         if row.after and counts.done != counts.total:
-            pending, reason = self._deps_state(conn, row.after)
+            pending, reason = self.db.deps_state(conn, row.after)
         status = derive_job_status(
             counts=counts, paused=row.paused, canceled=row.canceled, deps_pending=pending
         )
@@ -144,23 +124,25 @@ class JobsStore(StoreBase):
             blocks=block_recs,
         )
 
-    def missing_jobs(self, ids: Iterable[int]) -> list[int]:
+    def missing(self, ids: Iterable[int]) -> list[int]:
         """Which of these job ids do not exist, sorted."""
         wanted = set(ids)
         if not wanted:
             return []
-        with self._connect() as conn:
+        with self.db.connect() as conn:
             found = set(conn.scalars(sa.select(jobs.c.id).where(jobs.c.id.in_(wanted))))
         return sorted(wanted - found)
 
-    def get_job(self, job_id: int) -> JobRecord:
-        with self._connect() as conn:
+    def get(self, job_id: int) -> JobRecord:
+        with self.db.connect() as conn:
             row = conn.execute(sa.select(jobs).where(jobs.c.id == job_id)).first()
             if row is None:
                 raise NotFound(f"job {job_id} does not exist", field="job_id")
-            return self._job_record(conn, row, self._block_records(conn, [job_id]).get(job_id, []))
+            return self._job_record(
+                conn, row, self.db.block_records(conn, [job_id]).get(job_id, [])
+            )
 
-    def list_jobs(
+    def page(
         self,
         *,
         owner: str | None = None,
@@ -175,7 +157,7 @@ class JobsStore(StoreBase):
             query = query.where(jobs.c.owner == owner)
         out: list[JobRecord] = []
         skipped = 0
-        with self._connect() as conn:
+        with self.db.connect() as conn:
             page = 500
             start = 0
             while len(out) < limit:
@@ -183,7 +165,7 @@ class JobsStore(StoreBase):
                 if not rows:
                     break
                 start += page
-                by_job = self._block_records(conn, [r.id for r in rows])
+                by_job = self.db.block_records(conn, [r.id for r in rows])
                 for row in rows:
                     record = self._job_record(conn, row, by_job.get(row.id, []))
                     if wanted and record.status not in wanted:
@@ -196,7 +178,7 @@ class JobsStore(StoreBase):
                         break
         return out
 
-    def set_job_flags(
+    def set_flags(
         self, job_id: int, *, paused: bool | None = None, canceled: bool | None = None
     ) -> None:
         values: dict[str, Any] = {}
@@ -204,7 +186,7 @@ class JobsStore(StoreBase):
             values["paused"] = paused
         if canceled is not None:
             values["canceled"] = canceled
-        with self._begin() as conn:
+        with self.db.begin() as conn:
             if (
                 conn.execute(jobs.update().where(jobs.c.id == job_id).values(**values)).rowcount
                 != 1
@@ -212,16 +194,16 @@ class JobsStore(StoreBase):
                 raise NotFound(f"job {job_id} does not exist", field="job_id")
 
     def set_priority(self, job_id: int, priority: int) -> None:
-        with self._begin() as conn:
+        with self.db.begin() as conn:
             result = conn.execute(
                 jobs.update().where(jobs.c.id == job_id).values(priority=priority)
             )
             if result.rowcount != 1:
                 raise NotFound(f"job {job_id} does not exist", field="job_id")
 
-    def request_cancel_running(self, job_id: int, reason: str) -> int:
+    def request_stop_running(self, job_id: int, reason: str) -> int:
         """Mark the job's running attempts to be stopped at their worker's next poll."""
-        with self._begin() as conn:
+        with self.db.begin() as conn:
             return int(
                 conn.execute(
                     attempts.update()
@@ -237,7 +219,7 @@ class JobsStore(StoreBase):
     def withdraw_stop_requests(self, job_id: int, reason: str) -> int:
         """Running attempts asked to stop for `reason` (a pause, a cancel) may go on after all;
         a worker that already stopped one reports it, and the task is requeued."""
-        with self._begin() as conn:
+        with self.db.begin() as conn:
             return int(
                 conn.execute(
                     attempts.update()
@@ -254,14 +236,14 @@ class JobsStore(StoreBase):
         """Put the job's tasks in `statuses` back in the queue, with their failures forgiven."""
         names = [s.value for s in statuses]
         moved = 0
-        with self._begin() as conn:
+        with self.db.begin() as conn:
             rows = conn.execute(
                 sa.select(tasks.c.id, tasks.c.block_id, tasks.c.status).where(
                     tasks.c.job_id == job_id, tasks.c.status.in_(names)
                 )
             ).all()
             for row in rows:
-                self._move_task(
+                self.db.move_task(
                     conn, row.id, row.block_id, TaskStatus(row.status), TaskStatus.QUEUED, now
                 )
                 conn.execute(tasks.update().where(tasks.c.id == row.id).values(failures=0))
@@ -269,8 +251,8 @@ class JobsStore(StoreBase):
             conn.execute(jobs.update().where(jobs.c.id == job_id).values(finished_at=None))
         return moved
 
-    def delete_job(self, job_id: int) -> None:
-        with self._begin() as conn:
+    def delete(self, job_id: int) -> None:
+        with self.db.begin() as conn:
             attempt_ids = sa.select(attempts.c.id).where(attempts.c.job_id == job_id)
             conn.execute(log_lines.delete().where(log_lines.c.attempt_id.in_(attempt_ids)))
             conn.execute(attempts.delete().where(attempts.c.job_id == job_id))
@@ -278,11 +260,10 @@ class JobsStore(StoreBase):
             conn.execute(blocks.delete().where(blocks.c.job_id == job_id))
             if conn.execute(jobs.delete().where(jobs.c.id == job_id)).rowcount != 1:
                 raise NotFound(f"job {job_id} does not exist", field="job_id")
-        self._layouts.clear()
-        self._planned.clear()
+        self.db.forget_layouts()
 
     def mark_finished(self, job_id: int, now: float) -> None:
-        with self._begin() as conn:
+        with self.db.begin() as conn:
             conn.execute(
                 jobs.update()
                 .where(jobs.c.id == job_id, jobs.c.finished_at.is_(None))

@@ -21,7 +21,7 @@ import sqlalchemy as sa
 
 from thresher.core.errors import NotFound
 from thresher.core.ordering import LimitState, limits_allow
-from thresher.store.base import StoreBase
+from thresher.store.base import Repository
 from thresher.store.tables import limit_holds, limits
 
 NAME_PATTERN = r"^[A-Za-z0-9_.-]{1,100}$"
@@ -106,8 +106,8 @@ def take_holds(
         )
 
 
-class LimitsStore(StoreBase):
-    def set_limit(
+class Limits(Repository):
+    def set(
         self,
         name: str,
         *,
@@ -124,22 +124,22 @@ class LimitsStore(StoreBase):
             "max_hosts": max_hosts,
             "updated_at": now,
         }
-        with self._begin() as conn:
+        with self.db.begin() as conn:
             if conn.execute(limits.update().where(limits.c.name == name).values(**values)).rowcount:
                 return
             conn.execute(limits.insert().values(name=name, **values))
 
-    def delete_limit(self, name: str) -> None:
-        with self._begin() as conn:
+    def delete(self, name: str) -> None:
+        with self.db.begin() as conn:
             if conn.execute(limits.delete().where(limits.c.name == name)).rowcount != 1:
                 raise NotFound(f"limit {name!r} does not exist", field="name")
 
-    def list_limits(self, names: Iterable[str] | None = None) -> list[LimitRecord]:
+    def all(self, names: Iterable[str] | None = None) -> list[LimitRecord]:
         """Limits by name with their usage; all of them, or those in `names`."""
         query = sa.select(limits).order_by(limits.c.name)
         if names is not None:
             query = query.where(limits.c.name.in_(list(names)))
-        with self._connect() as conn:
+        with self.db.connect() as conn:
             rows = conn.execute(query).all()
             usage = limit_usage(conn, [r.name for r in rows])
         return [
@@ -147,17 +147,17 @@ class LimitsStore(StoreBase):
             for r in rows
         ]
 
-    def get_limit(self, name: str) -> LimitRecord:
-        found = self.list_limits([name])
+    def get(self, name: str) -> LimitRecord:
+        found = self.all([name])
         if not found:
             raise NotFound(f"limit {name!r} does not exist", field="name")
         return found[0]
 
-    def missing_limits(self, names: Iterable[str]) -> list[str]:
+    def missing(self, names: Iterable[str]) -> list[str]:
         """Which of these limits do not exist, sorted."""
         wanted = set(names)
         if not wanted:
             return []
-        with self._connect() as conn:
+        with self.db.connect() as conn:
             found = set(conn.scalars(sa.select(limits.c.name).where(limits.c.name.in_(wanted))))
         return sorted(wanted - found)

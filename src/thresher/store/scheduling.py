@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from thresher.core.errors import InvalidInput, NotFound
 from thresher.core.lanes import Nimby
 from thresher.core.states import AttemptStatus
-from thresher.store.base import StoreBase
+from thresher.store.base import Repository
 from thresher.store.tables import attempts, jobs, user_settings, workers
 
 
@@ -29,7 +29,7 @@ class UserRecord:
     running: int = 0
 
 
-class SchedulingStore(StoreBase):
+class SchedulingSettings(Repository):
     """User settings, lane engines, NIMBY and job names."""
 
     # -- jobs by name --
@@ -45,7 +45,7 @@ class SchedulingStore(StoreBase):
         query = sa.select(jobs.c.id, jobs.c.name).order_by(jobs.c.id)
         if owner is not None:
             query = query.where(jobs.c.owner == owner)
-        with self._connect() as conn:
+        with self.db.connect() as conn:
             rows = conn.execute(query).all()
         return [r.id for r in rows if regex.search(r.name)]
 
@@ -54,14 +54,14 @@ class SchedulingStore(StoreBase):
     def set_user(self, name: str, *, priority: int, max_running: int | None) -> None:
         """Set a user's priority and cap on running tasks (None: no cap)."""
         values = {"priority": priority, "max_running": max_running}
-        with self._begin() as conn:
+        with self.db.begin() as conn:
             query = user_settings.update().where(user_settings.c.name == name).values(**values)
             if not conn.execute(query).rowcount:
                 conn.execute(user_settings.insert().values(name=name, **values))
 
-    def list_users(self) -> list[UserRecord]:
+    def users(self) -> list[UserRecord]:
         """Users with settings, running tasks or unfinished jobs, by name."""
-        with self._connect() as conn:
+        with self.db.connect() as conn:
             settings = {r.name: r for r in conn.execute(sa.select(user_settings)).all()}
             running: dict[str, int] = dict(
                 conn.execute(
@@ -92,7 +92,7 @@ class SchedulingStore(StoreBase):
     ) -> None:
         """Override what a lane runs (None: anything), or with `reset` go back to what the
         worker declared."""
-        with self._begin() as conn:
+        with self.db.begin() as conn:
             row = conn.execute(
                 sa.select(workers.c.lanes, workers.c.lane_overrides).where(
                     workers.c.id == worker_id
@@ -118,7 +118,7 @@ class SchedulingStore(StoreBase):
     def set_nimby(self, worker_id: int, state: Nimby | None, *, local: bool = False) -> None:
         """Set the NIMBY state from the controller, or (`local`) as the worker reports it."""
         column = "local_nimby" if local else "nimby"
-        with self._begin() as conn:
+        with self.db.begin() as conn:
             done = conn.execute(
                 workers.update()
                 .where(workers.c.id == worker_id)

@@ -17,9 +17,9 @@ import sqlalchemy as sa
 
 from thresher.core.lanes import lane_keys
 from thresher.core.states import AttemptStatus
-from thresher.store.hosterrors import HostError, HostErrorsStore
-from thresher.store.jobs import JobsStore
-from thresher.store.limits import LimitRecord, LimitsStore, limit_usage
+from thresher.store.base import Database, Repository
+from thresher.store.hosterrors import HostError
+from thresher.store.limits import LimitRecord, limit_usage
 from thresher.store.scheduling import UserRecord
 from thresher.store.tables import (
     attempts,
@@ -194,11 +194,12 @@ _WORKER_COLUMNS = [
 ]
 
 
-class SnapshotStore(LimitsStore, HostErrorsStore, JobsStore):
+class Snapshots(Repository):
     """The dispatch snapshot and the reads of the poll path."""
 
-    def __init__(self, engine: sa.Engine) -> None:
-        super().__init__(engine)
+    def __init__(self, db: Database) -> None:
+        super().__init__(db)
+        engine = db.engine
         self._snap_workers: dict[int, tuple[tuple[Any, ...], SnapWorker]] = {}
         # Reads of the dispatch path without a transaction: on PostgreSQL a plain connection
         # would cost a BEGIN and a ROLLBACK round trip around every SELECT.
@@ -211,10 +212,10 @@ class SnapshotStore(LimitsStore, HostErrorsStore, JobsStore):
 
     # -- the dispatch snapshot --------------------------------------------------------------------
 
-    def dispatch_snapshot(self, *, now: float, errors_since: float) -> DispatchSnapshot:
+    def read(self, *, now: float, errors_since: float) -> DispatchSnapshot:
         """Everything dispatch decides from, read in one connection. Host errors are those of
         active blocks, and any since `errors_since` (for sickness)."""
-        with self._connect() as conn:
+        with self.db.connect() as conn:
             active = conn.execute(
                 sa.select(
                     blocks,
@@ -238,7 +239,7 @@ class SnapshotStore(LimitsStore, HostErrorsStore, JobsStore):
             for job_id, after in {
                 b.job_id: b.job_after for b in snap_blocks if b.job_after
             }.items():
-                pending, reason = self._deps_state(conn, after)
+                pending, reason = self.db.deps_state(conn, after)
                 if pending:
                     waiting[job_id] = reason or "waiting on other jobs"
             worker_rows = conn.execute(sa.select(*_WORKER_COLUMNS)).all()
@@ -350,7 +351,7 @@ class SnapshotStore(LimitsStore, HostErrorsStore, JobsStore):
 
     def touch_workers(self, seen: Mapping[int, float]) -> None:
         """Refresh the leases of many workers in one transaction (worker id -> last seen)."""
-        with self._begin() as conn:
+        with self.db.begin() as conn:
             conn.execute(
                 workers.update()
                 .where(workers.c.id == sa.bindparam("wid"))
@@ -361,11 +362,11 @@ class SnapshotStore(LimitsStore, HostErrorsStore, JobsStore):
     def job_unsettled(self, job_id: int) -> bool:
         """Whether a job, not canceled, still has tasks running or waiting to run: then it is
         certainly not final, and its full record need not be read."""
-        with self._connect(self._reads) as conn:
+        with self.db.connect(self._reads) as conn:
             return conn.scalar(_UNSETTLED, {"job_id": job_id}) is not None
 
     def worker_held(self, worker_id: int) -> list[HeldAttempt]:
         """The worker's running attempts (started or held ahead), oldest first."""
-        with self._connect(self._reads) as conn:
+        with self.db.connect(self._reads) as conn:
             rows = conn.execute(_HELD_BY, {"worker_id": worker_id}).all()
         return [_held(r) for r in rows]

@@ -1,25 +1,39 @@
-"""The Store: every read and write of farm state, in short transactions with intent-named methods.
+"""The Store: every read and write of farm state, one repository per concept.
 
-Every state change of a task or attempt is one transaction, committed before the caller answers
-anyone. Counters on the block move in the same transaction as the task row they describe, so the
+`store.jobs`, `store.tasks`, `store.attempts`, `store.workers`, `store.tokens`,
+`store.access_keys`, `store.engines`, `store.limits`, `store.error_hosts`, `store.scheduling`
+(the settings people set), `store.snapshot` (what dispatch decides from) and `store.dispatch`
+(the atomic claim). Methods have intent names and are short transactions; each joins the
+caller's open `transaction()`, so a use case of several calls commits once or not at all.
+Counters on the block move in the same transaction as the task row they describe, so the
 derived job and block statuses can never disagree with the rows.
 
-Errors raised: `thresher.core.errors.NotFound`, `StaleAttempt`, `Conflict`, `InvalidInput`.
+Errors raised: `thresher.core.errors.NotFound`, `StaleAttempt`, `Conflict` (with
+`IllegalTransition`), `InvalidInput`.
 """
 
 from __future__ import annotations
 
-from thresher.store.access_keys import AccessKeysStore
-from thresher.store.dispatch import ClaimCandidate, ClaimOutcome, DispatchStore, Refused
-from thresher.store.engines import EnginesStore
-from thresher.store.records import (
-    FinishReport,
-    TokenRecord,
-    WorkerRegistration,
-)
-from thresher.store.tasks import TasksStore
-from thresher.store.tokens import TokensStore
-from thresher.store.workers import WorkersStore
+import contextlib
+from typing import Self
+
+import sqlalchemy as sa
+
+from thresher.store.access_keys import AccessKeys
+from thresher.store.attempts import Attempts
+from thresher.store.base import Database
+from thresher.store.db import create_engine, migrate
+from thresher.store.dispatch import ClaimCandidate, ClaimOutcome, DispatchClaims, Refused
+from thresher.store.engines import Engines
+from thresher.store.hosterrors import ErrorHosts
+from thresher.store.jobs import Jobs
+from thresher.store.limits import Limits
+from thresher.store.records import FinishReport, TokenRecord, WorkerRegistration
+from thresher.store.scheduling import SchedulingSettings
+from thresher.store.snapshot import Snapshots
+from thresher.store.tasks import Tasks
+from thresher.store.tokens import Tokens
+from thresher.store.workers import Workers
 
 __all__ = [
     "ClaimCandidate",
@@ -32,5 +46,43 @@ __all__ = [
 ]
 
 
-class Store(DispatchStore, TasksStore, WorkersStore, TokensStore, EnginesStore, AccessKeysStore):
-    """All farm state. Methods are short transactions; values returned are frozen records."""
+class Store:
+    """All farm state, composed of one repository per concept over one database."""
+
+    def __init__(self, engine: sa.Engine) -> None:
+        self.db = Database(engine)
+        self.jobs = Jobs(self.db)
+        self.tasks = Tasks(self.db)
+        self.attempts = Attempts(self.db)
+        self.workers = Workers(self.db, self.attempts)
+        self.tokens = Tokens(self.db)
+        self.access_keys = AccessKeys(self.db)
+        self.engines = Engines(self.db)
+        self.limits = Limits(self.db)
+        self.error_hosts = ErrorHosts(self.db)
+        self.scheduling = SchedulingSettings(self.db)
+        self.snapshot = Snapshots(self.db)
+        self.dispatch = DispatchClaims(self.db)
+
+    @classmethod
+    def open(cls, url: str) -> Self:
+        """A store over the database at `url`, its schema brought up to date."""
+        engine = create_engine(url)
+        migrate(engine)
+        return cls(engine)
+
+    def close(self) -> None:
+        self.db.engine.dispose()
+
+    @property
+    def engine(self) -> sa.Engine:
+        return self.db.engine
+
+    @property
+    def dialect(self) -> str:
+        return self.db.engine.dialect.name
+
+    def transaction(self) -> contextlib.AbstractContextManager[sa.Connection]:
+        """One transaction for every store call made inside the block (see
+        `Database.transaction`)."""
+        return self.db.transaction()

@@ -13,18 +13,18 @@ from thresher.core.model import (
     TaskRecord,
 )
 from thresher.core.states import TaskStatus
-from thresher.store.base import StoreBase
+from thresher.store.base import Repository
 from thresher.store.tables import blocks, tasks, workers
 
 
-class TasksStore(StoreBase):
-    def list_tasks(
+class Tasks(Repository):
+    def page(
         self, job_id: int, *, block_index: int = 0, offset: int = 0, limit: int = 100
     ) -> tuple[int, list[TaskRecord]]:
         """(total, page): one page of a block's tasks by index, waiting ones synthesised."""
-        with self._connect() as conn:
-            block = self._block_row(conn, job_id, block_index)
-            layout = self.block_layout(block)
+        with self.db.connect() as conn:
+            block = self.db.block_row(conn, job_id, block_index)
+            layout = self.db.block_layout(block)
             stop = min(offset + limit, layout.task_count)
             rows = conn.execute(
                 sa.select(tasks, workers.c.name.label("worker_name"))
@@ -60,25 +60,25 @@ class TasksStore(StoreBase):
             updated_at=row.updated_at,
         )
 
-    def get_task(self, job_id: int, block_index: int, index: int) -> TaskRecord:
+    def get(self, job_id: int, block_index: int, index: int) -> TaskRecord:
         if index < 0:
             raise NotFound(f"job {job_id} block {block_index} has no task {index}", field="task")
-        _, page = self.list_tasks(job_id, block_index=block_index, offset=index, limit=1)
+        _, page = self.page(job_id, block_index=block_index, offset=index, limit=1)
         if not page:
             raise NotFound(f"job {job_id} block {block_index} has no task {index}", field="task")
         return page[0]
 
-    def set_task_status(
+    def set_status(
         self, job_id: int, block_index: int, index: int, new: TaskStatus, *, now: float
     ) -> TaskStatus:
         """Retry (QUEUED) or skip (SKIPPED) one task; returns its old status."""
-        with self._begin() as conn:
-            block = self._block_row(conn, job_id, block_index)
+        with self.db.begin() as conn:
+            block = self.db.block_row(conn, job_id, block_index)
             if block.chunk == ADAPTIVE_CHUNK:  # no re-plan may cut the task again meanwhile
                 block = conn.execute(
                     sa.select(blocks).where(blocks.c.id == block.id).with_for_update()
                 ).one()
-            layout = self.block_layout(block)
+            layout = self.db.block_layout(block)
             if not 0 <= index < layout.task_count:
                 raise NotFound(
                     f"job {job_id} block {block_index} has no task {index}", field="task"
@@ -91,7 +91,7 @@ class TasksStore(StoreBase):
             if row is None and new is TaskStatus.QUEUED:
                 return TaskStatus.WAITING  # never dispatched: it is already due to run
             if row is None:
-                task_id = self._insert_task(conn, block, index, TaskStatus.WAITING, now)
+                task_id = self.db.insert_task(conn, block, index, TaskStatus.WAITING, now)
                 old = TaskStatus.WAITING
             else:
                 task_id, old = row.id, TaskStatus(row.status)
@@ -99,6 +99,6 @@ class TasksStore(StoreBase):
                 raise Conflict(f"task {index} is running; cancel it first", field="task")
             if old is new or (old is TaskStatus.WAITING and new is TaskStatus.QUEUED):
                 return old
-            self._move_task(conn, task_id, block.id, old, new, now)
+            self.db.move_task(conn, task_id, block.id, old, new, now)
             conn.execute(tasks.update().where(tasks.c.id == task_id).values(failures=0))
             return old

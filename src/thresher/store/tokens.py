@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from thresher.store.base import StoreBase
+from thresher.store.base import Repository
 from thresher.store.records import (
     TokenRecord,
 )
@@ -17,9 +17,9 @@ _FIND = sa.select(tokens.c.id, tokens.c.name, tokens.c.role).where(
 )
 
 
-class TokensStore(StoreBase):
-    def add_token(self, *, name: str, role: str, token_hash: str, now: float) -> int:
-        with self._begin() as conn:
+class Tokens(Repository):
+    def add(self, *, name: str, role: str, token_hash: str, now: float) -> int:
+        with self.db.begin() as conn:
             result = conn.execute(
                 tokens.insert().values(
                     name=name, role=role, token_hash=token_hash, created_at=now, revoked=False
@@ -27,12 +27,12 @@ class TokensStore(StoreBase):
             )
             return int(result.inserted_primary_key[0])  # type: ignore[index]
 
-    def find_token(self, token_hash: str) -> TokenRecord | None:
-        with self._connect() as conn:
+    def find(self, token_hash: str) -> TokenRecord | None:
+        with self.db.connect() as conn:
             row = conn.execute(_FIND, {"token_hash": token_hash}).first()
         return TokenRecord(row.id, row.name, row.role) if row else None
 
-    def count_tokens(self, role: str) -> int:
-        with self._connect() as conn:
+    def count(self, role: str) -> int:
+        with self.db.connect() as conn:
             n = conn.scalar(sa.select(sa.func.count()).where(tokens.c.role == role))
         return int(n or 0)

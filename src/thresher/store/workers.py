@@ -13,17 +13,22 @@ from thresher.core.model import (
     WorkerRecord,
 )
 from thresher.core.states import AttemptStatus, WorkerStatus
-from thresher.store.attempts import AttemptsStore
+from thresher.store.attempts import Attempts
+from thresher.store.base import Database, Repository
 from thresher.store.records import (
     WorkerRegistration,
 )
 from thresher.store.tables import attempts, workers
 
 
-class WorkersStore(AttemptsStore):
-    def register_worker(
-        self, facts: WorkerRegistration, *, token_id: int | None, now: float
-    ) -> int:
+class Workers(Repository):
+    """Workers: enrolment, leases, what they hold, and losing what they stop reporting."""
+
+    def __init__(self, db: Database, attempts: Attempts) -> None:
+        super().__init__(db)
+        self.attempts = attempts
+
+    def register(self, facts: WorkerRegistration, *, token_id: int | None, now: float) -> int:
         """Create or refresh a worker by name. A re-registering worker is a new process: what
         the old one ran is lost and goes back to the queue."""
         values = {
@@ -41,7 +46,7 @@ class WorkersStore(AttemptsStore):
             "status": WorkerStatus.ONLINE.value,
             "last_seen": now,
         }
-        with self._begin() as conn:
+        with self.db.begin() as conn:
             row = conn.execute(
                 sa.select(workers.c.id, workers.c.pools_declared).where(
                     workers.c.name == facts.name
@@ -66,10 +71,10 @@ class WorkersStore(AttemptsStore):
             self._lose_attempts(conn, row.id, now, "the worker restarted")
             return int(row.id)
 
-    def set_worker_pools(self, worker_id: int, pools: Sequence[str] | None) -> None:
+    def set_pools(self, worker_id: int, pools: Sequence[str] | None) -> None:
         """Set a worker's pools from the controller, or (None) go back to the ones it declared.
         The choice outlives the worker's restarts; what it declares meanwhile is kept aside."""
-        with self._begin() as conn:
+        with self.db.begin() as conn:
             row = conn.execute(
                 sa.select(workers.c.pools, workers.c.pools_declared).where(
                     workers.c.id == worker_id
@@ -84,39 +89,39 @@ class WorkersStore(AttemptsStore):
                 values = {"pools": list(pools), "pools_declared": declared}
             conn.execute(workers.update().where(workers.c.id == worker_id).values(**values))
 
-    def worker_for_token(self, token_id: int) -> int | None:
-        with self._connect() as conn:
+    def for_token(self, token_id: int) -> int | None:
+        with self.db.connect() as conn:
             return conn.scalar(sa.select(workers.c.id).where(workers.c.token_id == token_id))
 
-    def touch_worker(self, worker_id: int, now: float) -> None:
-        with self._begin() as conn:
+    def touch(self, worker_id: int, now: float) -> None:
+        with self.db.begin() as conn:
             conn.execute(
                 workers.update()
                 .where(workers.c.id == worker_id)
                 .values(last_seen=now, status=WorkerStatus.ONLINE.value)
             )
 
-    def refresh_all_workers(self, now: float) -> None:
+    def refresh_all(self, now: float) -> None:
         """After a controller restart, every online worker gets a fresh lease to re-attach."""
-        with self._begin() as conn:
+        with self.db.begin() as conn:
             conn.execute(
                 workers.update()
                 .where(workers.c.status == WorkerStatus.ONLINE.value)
                 .values(last_seen=now)
             )
 
-    def set_worker_enabled(self, worker_id: int, enabled: bool) -> None:
-        with self._begin() as conn:
+    def set_enabled(self, worker_id: int, enabled: bool) -> None:
+        with self.db.begin() as conn:
             result = conn.execute(
                 workers.update().where(workers.c.id == worker_id).values(enabled=enabled)
             )
             if result.rowcount != 1:
                 raise NotFound(f"worker {worker_id} does not exist", field="worker")
 
-    def list_workers(self) -> list[WorkerRecord]:
+    def all(self) -> list[WorkerRecord]:
         return self._workers(None)
 
-    def get_worker(self, worker_id: int) -> WorkerRecord:
+    def get(self, worker_id: int) -> WorkerRecord:
         found = self._workers(worker_id)
         if not found:
             raise NotFound(f"worker {worker_id} does not exist", field="worker")
@@ -131,15 +136,15 @@ class WorkersStore(AttemptsStore):
         if worker_id is not None:
             running_q = running_q.where(attempts.c.worker_id == worker_id)
             rows_q = rows_q.where(workers.c.id == worker_id)
-        with self._connect() as conn:
+        with self.db.connect() as conn:
             held: dict[int, list[tuple[int | None, int | None, int]]] = {}
             for row in conn.execute(running_q).all():
                 held.setdefault(row.worker_id, []).append((row.lane, row.capacity, row.id))
             rows = conn.execute(rows_q).all()
         return [self._worker_record(r, held.get(r.id, [])) for r in rows]
 
-    def find_worker(self, name_or_id: str) -> WorkerRecord:
-        for worker in self.list_workers():
+    def find(self, name_or_id: str) -> WorkerRecord:
+        for worker in self.all():
             if worker.name == name_or_id or str(worker.id) == name_or_id:
                 return worker
         raise NotFound(f"worker {name_or_id!r} does not exist", field="worker")
@@ -177,9 +182,9 @@ class WorkersStore(AttemptsStore):
             local_nimby=r.local_nimby,
         )
 
-    def expire_workers(self, *, now: float, lease_s: float) -> list[int]:
+    def expire(self, *, now: float, lease_s: float) -> list[int]:
         """Workers silent past their lease go offline; their attempts are lost and requeued."""
-        with self._begin() as conn:
+        with self.db.begin() as conn:
             ids = conn.scalars(
                 sa.select(workers.c.id).where(
                     workers.c.status == WorkerStatus.ONLINE.value,
@@ -206,7 +211,7 @@ class WorkersStore(AttemptsStore):
             query = query.where(attempts.c.id.not_in(kept))
         lost = conn.scalars(query).all()
         for attempt_id in lost:
-            self._end_attempt(conn, attempt_id, AttemptStatus.LOST, now, message=why)
+            self.attempts.end_attempt(conn, attempt_id, AttemptStatus.LOST, now, message=why)
         return len(lost)
 
     def lose_unreported(
@@ -214,7 +219,7 @@ class WorkersStore(AttemptsStore):
     ) -> int:
         """Attempts the controller thinks run on the worker, that the worker does not report
         (and that were handed out before this poll began), are lost."""
-        with self._begin() as conn:
+        with self.db.begin() as conn:
             query = sa.select(attempts.c.id).where(
                 attempts.c.worker_id == worker_id,
                 attempts.c.status == AttemptStatus.RUNNING.value,
@@ -223,7 +228,7 @@ class WorkersStore(AttemptsStore):
             held = set(conn.scalars(query).all())
             missing = held - set(reported)
             for attempt_id in sorted(missing):
-                self._end_attempt(
+                self.attempts.end_attempt(
                     conn,
                     attempt_id,
                     AttemptStatus.LOST,
@@ -233,7 +238,7 @@ class WorkersStore(AttemptsStore):
         return len(missing)
 
     def attempts_to_stop(self, worker_id: int) -> list[int]:
-        with self._connect() as conn:
+        with self.db.connect() as conn:
             return list(
                 conn.scalars(
                     sa.select(attempts.c.id).where(

@@ -157,7 +157,7 @@ class Dispatcher:
             # those too if the block's tasks are short.
             held_ahead = tasks_ahead(more, block.mean_runtime_s, holding=holding)
             count = held_ahead if ahead else 1 + held_ahead
-            outcome = self.store.claim(
+            outcome = self.store.dispatch.claim(
                 block.cand,
                 worker_id=worker.entry.snap.id,
                 now=self.clock.now(),
@@ -213,4 +213,4 @@ class Dispatcher:
         )
         if not chosen:
             return []
-        return self.store.request_stop(chosen, "preempted")
+        return self.store.dispatch.request_stop(chosen, "preempted")

@@ -247,7 +247,7 @@ class DispatchIndex:
 
     def _build(self, now: float) -> IndexState:
         settings = self.settings
-        snap = self.store.dispatch_snapshot(now=now, errors_since=now - settings.sick_window_s)
+        snap = self.store.snapshot.read(now=now, errors_since=now - settings.sick_window_s)
         errors_by_block: dict[int, dict[int, list[float]]] = {}
         failures_by_worker: dict[int, list[tuple[int, float]]] = {}
         for e in snap.errors:
