@@ -88,7 +88,7 @@ class Agents:
         seen, self._seen = self._seen, {}
         self._flushed_at = self.clock.now()
         if seen:
-            self.store.snapshot.touch_workers(seen)
+            self.store.workers.touch_many(seen)
 
     def sweep(self) -> list[int]:
         """Workers past their lease go offline; their attempts are lost and requeued."""

@@ -18,7 +18,7 @@ from thresher.core.model import (
 from thresher.core.states import AttemptStatus, TaskStatus
 from thresher.store.base import Repository, _task_update
 from thresher.store.chunking import note_finished_chunks
-from thresher.store.hosterrors import record_host_error
+from thresher.store.error_hosts import record_host_error
 from thresher.store.limits import release_holds
 from thresher.store.records import (
     FinishReport,

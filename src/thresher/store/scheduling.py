@@ -1,6 +1,6 @@
 """The scheduling settings people set, as the store keeps them: user priority and caps,
 lane engines, NIMBY, and the jobs an `after_name` names. (Limits: `store.limits`; a worker's
-pools: `store.workers`; error hosts: `store.hosterrors`.)
+pools: `store.workers`; error hosts: `store.error_hosts`.)
 """
 
 from __future__ import annotations

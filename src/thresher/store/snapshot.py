@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from thresher.core.lanes import lane_keys
 from thresher.core.states import AttemptStatus
 from thresher.store.base import Database, Repository
-from thresher.store.hosterrors import HostError
+from thresher.store.error_hosts import HostError
 from thresher.store.limits import LimitRecord, limit_usage
 from thresher.store.scheduling import UserRecord
 from thresher.store.tables import (
@@ -348,16 +348,6 @@ class Snapshots(Repository):
             online=r.status == "online",
             sick_cleared_at=r.sick_cleared_at,
         )
-
-    def touch_workers(self, seen: Mapping[int, float]) -> None:
-        """Refresh the leases of many workers in one transaction (worker id -> last seen)."""
-        with self.db.begin() as conn:
-            conn.execute(
-                workers.update()
-                .where(workers.c.id == sa.bindparam("wid"))
-                .values(last_seen=sa.bindparam("seen"), status="online"),
-                [{"wid": w, "seen": t} for w, t in seen.items()],
-            )
 
     def job_unsettled(self, job_id: int) -> bool:
         """Whether a job, not canceled, still has tasks running or waiting to run: then it is

@@ -25,7 +25,7 @@ from thresher.store.base import Database
 from thresher.store.db import create_engine, migrate
 from thresher.store.dispatch import ClaimCandidate, ClaimOutcome, DispatchClaims, Refused
 from thresher.store.engines import Engines
-from thresher.store.hosterrors import ErrorHosts
+from thresher.store.error_hosts import ErrorHosts
 from thresher.store.jobs import Jobs
 from thresher.store.limits import Limits
 from thresher.store.records import FinishReport, TokenRecord, WorkerRegistration

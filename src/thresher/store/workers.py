@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import sqlalchemy as sa
@@ -99,6 +99,16 @@ class Workers(Repository):
                 workers.update()
                 .where(workers.c.id == worker_id)
                 .values(last_seen=now, status=WorkerStatus.ONLINE.value)
+            )
+
+    def touch_many(self, seen: Mapping[int, float]) -> None:
+        """Refresh the leases of many workers in one transaction (worker id -> last seen)."""
+        with self.db.begin() as conn:
+            conn.execute(
+                workers.update()
+                .where(workers.c.id == sa.bindparam("wid"))
+                .values(last_seen=sa.bindparam("seen"), status=WorkerStatus.ONLINE.value),
+                [{"wid": w, "seen": t} for w, t in seen.items()],
             )
 
     def refresh_all(self, now: float) -> None:

@@ -1,4 +1,4 @@
-"""The error log behind error hosts and sick hosts (decided by `core.errorhosts`).
+"""The error log behind error hosts and sick hosts (decided by `core.error_hosts`).
 
 A row is written, in the transaction that ends the attempt, for every failed or timed-out attempt
 (a too-short success is recorded as failed). Resetting a block's error hosts deletes its rows;
