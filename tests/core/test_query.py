@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from thresher.core.errors import InvalidInput
-from thresher.core.query import Condition, parse_query, parse_where
+from thresher.core.query import Condition, Query, parse_where
 
 ENGINE: dict[str, Any] = {
     "name": "Blender",
@@ -20,15 +20,12 @@ ENGINE: dict[str, Any] = {
 }
 
 
-def test_a_query_names_an_entity_and_its_conditions() -> None:
-    query = parse_query("Engine where type=compute and name != 'my engine' and revision>=2")
-    assert query.entity == "engine"
-    assert query.conditions == (
+def test_a_where_clause_is_its_conditions() -> None:
+    assert parse_where("type=compute and name != 'my engine' and revision>=2") == (
         Condition("type", "=", "compute"),
         Condition("name", "!=", "my engine"),
         Condition("revision", ">=", "2"),
     )
-    assert parse_query("engines").conditions == ()
 
 
 @pytest.mark.parametrize(
@@ -57,26 +54,23 @@ def test_a_query_names_an_entity_and_its_conditions() -> None:
     ],
 )
 def test_conditions_match_records(where: str, matches: bool) -> None:
-    assert parse_query(f"engine where {where}").matches(ENGINE) is matches
+    assert Query("engine", parse_where(where)).matches(ENGINE) is matches
 
 
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ("", "a query starts with what to find"),
-        ("engine where", "needs at least one condition"),
-        ("engine having type=x", "expected 'where'"),
-        ("engine where type", "expected FIELD OP VALUE"),
-        ("engine where =x", "expected FIELD OP VALUE"),
-        ("engine where a=b c=d", "expected 'and'"),
-        ("engine where a=b or c=d", "expected 'and'"),
-        ("engine where 1a=b", "is not a field name"),
-        ("engine where a='open", "cannot read the query"),
+        ("type", "expected FIELD OP VALUE"),
+        ("=x", "expected FIELD OP VALUE"),
+        ("a=b c=d", "expected 'and'"),
+        ("a=b or c=d", "expected 'and'"),
+        ("1a=b", "is not a field name"),
+        ("a='open", "cannot read the query"),
     ],
 )
 def test_malformed_queries_say_what_is_wrong(text: str, message: str) -> None:
     with pytest.raises(InvalidInput, match=message) as info:
-        parse_query(text)
+        parse_where(text, field="query")
     assert info.value.field == "query"
 
 

@@ -295,7 +295,7 @@ def test_counters_stay_consistent_with_rows(store: Store, clock: FakeClock) -> N
     assert_counters_match_rows(store)
 
     clock.advance(LEASE_S + 1)
-    store.workers.touch(w2, clock.now())
+    store.workers.touch_many({w2: clock.now()})
     assert store.workers.expire(now=clock.now(), lease_s=LEASE_S) == [w1]
     assert_counters_match_rows(store)
     assert counts(store, job_id) == Counts(total=8, queued=2, succeeded=1, skipped=1)
@@ -380,10 +380,10 @@ def test_an_expired_worker_loses_its_attempts_without_a_failure(
     # A worker touched (polling) within its lease stays online however long it lives...
     for _ in range(3):
         clock.advance(LEASE_S - 1)
-        store.workers.touch(alive, clock.now())
+        store.workers.touch_many({alive: clock.now()})
         assert store.workers.expire(now=clock.now(), lease_s=LEASE_S) == []
     # ...and a silent one that polls again is back online.
-    store.workers.touch(silent, clock.now())
+    store.workers.touch_many({silent: clock.now()})
     assert store.workers.get(silent).status is WorkerStatus.ONLINE
 
 
@@ -633,7 +633,7 @@ def test_cancel_ends_running_attempts_as_canceled(store: Store, clock: FakeClock
     finish(store, got, AttemptStatus.CANCELED, clock)
     # A task lost from a canceled job is canceled, not requeued.
     clock.advance(LEASE_S + 1)
-    store.workers.touch(worker, clock.now())
+    store.workers.touch_many({worker: clock.now()})
     assert store.workers.expire(now=clock.now(), lease_s=LEASE_S) == [silent]
 
     job = store.jobs.get(job_id)

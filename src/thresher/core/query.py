@@ -98,24 +98,6 @@ def parse_where(text: str, *, field: str = "where") -> tuple[Condition, ...]:
     return tuple(conditions)
 
 
-def parse_query(text: str, *, field: str = "query") -> Query:
-    """``ENTITY [where ...]`` as a :class:`Query`; :class:`InvalidInput` says what is wrong."""
-    head, _, rest = text.strip().partition(" ")
-    entity = head.strip().lower()
-    if not entity or not _FIELD.match(entity):
-        raise InvalidInput("a query starts with what to find, like 'engine where ...'", field=field)
-    rest = rest.strip()
-    if not rest:
-        return Query(entity)
-    keyword, _, clause = rest.partition(" ")
-    if keyword.lower() != "where":
-        raise InvalidInput(f"expected 'where' after {entity!r}, got {keyword!r}", field=field)
-    conditions = parse_where(clause, field=field)
-    if not conditions:
-        raise InvalidInput("'where' needs at least one condition", field=field)
-    return Query(entity, conditions)
-
-
 def check_fields(conditions: Sequence[Condition], known: Sequence[str], *, field: str) -> None:
     """Refuse conditions on fields the entity does not have, naming the known ones."""
     for condition in conditions:

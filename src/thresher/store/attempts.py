@@ -15,7 +15,7 @@ from thresher.core.errors import StaleAttempt
 from thresher.core.model import (
     AttemptRecord,
 )
-from thresher.core.states import AttemptStatus, TaskStatus
+from thresher.core.states import AttemptStatus, TaskStatus, check_attempt_move
 from thresher.store.base import Repository, _task_update
 from thresher.store.chunking import note_finished_chunks
 from thresher.store.error_hosts import record_host_error
@@ -89,6 +89,25 @@ _ADD_RUNTIME = (
         runtime_n=blocks.c.runtime_n + 1,
     )
 )
+
+
+def _task_after(row: Any, status: AttemptStatus) -> tuple[TaskStatus, dict[str, Any]]:
+    """What a task does after its running attempt ended with `status`, and the columns that
+    change with it: a failure counts against the task (and requeues it while retries are
+    left); a loss, a preemption or a pause does not; a canceled job cancels it."""
+    if status is AttemptStatus.SUCCEEDED:
+        return TaskStatus.SUCCEEDED, {}
+    if status in (AttemptStatus.FAILED, AttemptStatus.TIMED_OUT):
+        failures = row.failures + 1
+        extra = {"failures": failures, "failed_worker_id": row.worker_id}
+        if failures > row.retries:
+            return TaskStatus.FAILED, extra
+        return (TaskStatus.CANCELED if row.canceled else TaskStatus.QUEUED), extra
+    if row.canceled or row.cancel_reason == "canceled":
+        return TaskStatus.CANCELED, {}
+    if row.cancel_reason == "skipped":
+        return TaskStatus.SKIPPED, {}
+    return TaskStatus.QUEUED, {}
 
 
 @functools.lru_cache(maxsize=64)
@@ -284,6 +303,7 @@ class Attempts(Repository):
         **values: Any,
     ) -> None:
         """End a running attempt and decide what its task does next, in one transaction."""
+        check_attempt_move(AttemptStatus.RUNNING, status)
         row = conn.execute(_ENDING, {"attempt_id": attempt_id}).one()
         if status is AttemptStatus.SUCCEEDED:
             short = too_short(values.get("duration_s"), row.min_runtime_s)
@@ -306,25 +326,9 @@ class Attempts(Repository):
             record_host_error(
                 conn, worker_id=row.worker_id, job_id=row.job_id, block_id=row.block_id, now=now
             )
-        extra: dict[str, Any] = {}
-        if status is AttemptStatus.SUCCEEDED:
-            new = TaskStatus.SUCCEEDED
-            if values.get("duration_s") is not None:
-                conn.execute(
-                    _ADD_RUNTIME, {"block_id": row.block_id, "duration": values["duration_s"]}
-                )
-        elif status in (AttemptStatus.FAILED, AttemptStatus.TIMED_OUT):
-            failures = row.failures + 1
-            extra = {"failures": failures, "failed_worker_id": row.worker_id}
-            new = TaskStatus.QUEUED if failures <= row.retries else TaskStatus.FAILED
-        elif row.canceled or row.cancel_reason == "canceled":
-            new = TaskStatus.CANCELED
-        elif row.cancel_reason == "skipped":
-            new = TaskStatus.SKIPPED
-        else:  # lost, preempted, paused: not the task's fault, so no failure is counted
-            new = TaskStatus.QUEUED
-        if new is TaskStatus.QUEUED and row.canceled:
-            new = TaskStatus.CANCELED
+        if status is AttemptStatus.SUCCEEDED and values.get("duration_s") is not None:
+            conn.execute(_ADD_RUNTIME, {"block_id": row.block_id, "duration": values["duration_s"]})
+        new, extra = _task_after(row, status)
         self.db.move_task(conn, row.task_id, row.block_id, TaskStatus.RUNNING, new, now, **extra)
         if status is AttemptStatus.SUCCEEDED:  # adaptive chunks
             note_finished_chunks(conn, [(row, values.get("duration_s"))])

@@ -93,14 +93,6 @@ class Workers(Repository):
         with self.db.connect() as conn:
             return conn.scalar(sa.select(workers.c.id).where(workers.c.token_id == token_id))
 
-    def touch(self, worker_id: int, now: float) -> None:
-        with self.db.begin() as conn:
-            conn.execute(
-                workers.update()
-                .where(workers.c.id == worker_id)
-                .values(last_seen=now, status=WorkerStatus.ONLINE.value)
-            )
-
     def touch_many(self, seen: Mapping[int, float]) -> None:
         """Refresh the leases of many workers in one transaction (worker id -> last seen)."""
         with self.db.begin() as conn:
