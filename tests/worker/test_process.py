@@ -11,8 +11,9 @@ import stat
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -64,20 +65,27 @@ def shell_env() -> dict[str, str]:
     return {"PATH": os.environ.get("PATH", os.defpath)}
 
 
-def runner(argv: list[str], lines: Lines, **kwargs: object) -> ProcessRunner:
-    kwargs.setdefault("env", shell_env())
-    kwargs.setdefault("cwd", None)
-    return ProcessRunner(argv, on_line=lines, **kwargs)  # type: ignore[arg-type]
+def runner(
+    argv: list[str],
+    lines: Lines,
+    *,
+    env: Mapping[str, str] | None = None,
+    cwd: str | None = None,
+    **limits: float,
+) -> ProcessRunner:
+    """A runner whose whole environment is the shell's PATH unless `env` says otherwise."""
+    env = shell_env() if env is None else env
+    return ProcessRunner(argv, env=env, cwd=cwd, on_line=lines, **limits)
 
 
-def sh(script: str, **kwargs: object) -> tuple[ProcessResult, Lines]:
+def sh(script: str, **options: Any) -> tuple[ProcessResult, Lines]:
     lines = Lines()
-    return runner(["/bin/sh", "-c", script], lines, **kwargs).run(), lines
+    return runner(["/bin/sh", "-c", script], lines, **options).run(), lines
 
 
-def python(code: str, **kwargs: object) -> tuple[ProcessResult, Lines]:
+def python(code: str, **options: Any) -> tuple[ProcessResult, Lines]:
     lines = Lines()
-    return runner([sys.executable, "-c", code], lines, **kwargs).run(), lines
+    return runner([sys.executable, "-c", code], lines, **options).run(), lines
 
 
 def gone(pid: int) -> bool:
