@@ -289,16 +289,23 @@ def test_task_out_of_range() -> None:
 
 
 @pytest.mark.parametrize(
-    ("kwargs", "field"),
+    ("chunk", "preview_every", "priority_frames", "field"),
     [
-        ({"chunk": 0}, "chunk"),
-        ({"chunk": 1, "preview_every": 0}, "preview_every"),
-        ({"chunk": 1, "priority_frames": FrameSet.parse("11")}, "priority_frames"),
+        (0, None, None, "chunk"),
+        (1, 0, None, "preview_every"),
+        (1, None, FrameSet.parse("11"), "priority_frames"),
     ],
 )
-def test_layout_refusals(kwargs: dict[str, object], field: str) -> None:
+def test_layout_refusals(
+    chunk: int, preview_every: int | None, priority_frames: FrameSet | None, field: str
+) -> None:
     with pytest.raises(InvalidInput) as caught:
-        TaskLayout(FrameSet.parse("1-10"), **kwargs)
+        TaskLayout(
+            FrameSet.parse("1-10"),
+            chunk,
+            preview_every=preview_every,
+            priority_frames=priority_frames,
+        )
 
     assert caught.value.field == field
 

@@ -10,25 +10,16 @@ import re
 import signal
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from thresher.client import Client
+from thresher.testing import wait_until
 
 THRESHER = str(Path(sys.executable).with_name("thresher"))
-
-
-def wait_until(predicate: Callable[[], bool], *, timeout: float = 30.0, what: str = "") -> None:
-    """Poll `predicate` until true or fail after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what or predicate}")
-        time.sleep(0.05)  # polling interval, not synchronisation: the predicate decides
 
 
 @dataclass
@@ -40,18 +31,14 @@ class Proc:
         return self.log.read_text(errors="replace")
 
     def wait_for(self, pattern: str, timeout: float = 30.0) -> re.Match[str]:
-        found: list[re.Match[str]] = []
-
-        def seen() -> bool:
+        def seen() -> re.Match[str] | None:
             if self.popen.poll() is not None:
                 raise AssertionError(f"process exited early:\n{self.text()}")
-            m = re.search(pattern, self.text())
-            if m:
-                found.append(m)
-            return bool(m)
+            return re.search(pattern, self.text())
 
-        wait_until(seen, timeout=timeout, what=f"{pattern!r} in {self.log.name}")
-        return found[0]
+        match = wait_until(seen, timeout=timeout, what=f"{pattern!r} in {self.log.name}")
+        assert match is not None  # wait_until returns a true value or raises
+        return match
 
     def kill9(self) -> None:
         self.popen.send_signal(signal.SIGKILL)
@@ -111,6 +98,7 @@ class Farm:
         with Client(self.url, self.token) as client:
             wait_until(
                 lambda: any(w.name == name and w.status == "online" for w in client.workers()),
+                timeout=30,
                 what=f"worker {name} online",
             )
         return proc

@@ -12,8 +12,9 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.conftest import Farm, Proc, wait_until
+from tests.e2e.conftest import Farm, Proc
 from tests.openjd.conftest import ReferenceCli, session_actions
+from thresher.testing import wait_until
 
 THRESHER = str(Path(sys.executable).with_name("thresher"))
 SHARED = (Path(__file__).resolve().parents[2] / ".." / "shared").resolve()
@@ -45,6 +46,7 @@ def start_worker(
     with farm.client() as client:
         wait_until(
             lambda: any(w.name == name and w.status == "online" for w in client.workers()),
+            timeout=30,
             what=f"worker {name} online",
         )
     return proc

@@ -14,8 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.conftest import Farm, wait_until
+from tests.e2e.conftest import Farm
 from tests.engines.support import EXAMPLES, read_png, require
+from thresher.testing import wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.renderers]
 

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.conftest import Farm, wait_until
+from tests.e2e.conftest import Farm
+from thresher.testing import wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -72,17 +73,24 @@ def test_new_tasks_use_revision_2_while_a_running_task_finishes_on_revision_1(
         old = client.submit_engine(
             "gated", range="1", parameters={"command": ["sh", "-c", script]}, retries=0
         )
-        wait_until(lambda: (gate / "started-1").exists(), what="the revision 1 task started")
+        wait_until(
+            lambda: (gate / "started-1").exists(), timeout=30, what="the revision 1 task started"
+        )
         # WHEN revision 2 is published and a new job submitted
         published = client.publish_engine("gated", second)
         assert (published.revision, published.latest_revision) == (2, 2)
         new = client.submit_engine(
             "gated", range="2", parameters={"command": ["sh", "-c", script]}, retries=0
         )
-        wait_until(lambda: (gate / "started-2").exists(), what="the revision 2 task started")
+        wait_until(
+            lambda: (gate / "started-2").exists(), timeout=30, what="the revision 2 task started"
+        )
         (gate / "go").touch()
-        for job in (old, new):
-            wait_until(lambda j=job: client.job(j.id).status == "succeeded", what="jobs done")
+        wait_until(
+            lambda: all(client.job(j.id).status == "succeeded" for j in (old, new)),
+            timeout=30,
+            what="both jobs done",
+        )
         old_attempts, new_attempts = client.attempts(old.id), client.attempts(new.id)
     # THEN the running task finished on revision 1 and the new one ran revision 2
     assert [a.engine_revision for a in old_attempts] == [1]

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.conftest import Farm, pid_alive, wait_until
+from tests.e2e.conftest import Farm, pid_alive
+from thresher.testing import wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -45,7 +46,9 @@ def test_killed_worker_task_is_requeued_after_lease(farm: Farm, tmp_path: Path) 
     script = f"touch {marks}/started-{{frame}}-$$; sleep 3; echo rendered {{frame}}"
     with farm.client() as client:
         job = client.submit("survives", ["sh", "-c", script], frames="1")
-        wait_until(lambda: any(marks.iterdir()), what="task started on the doomed worker")
+        wait_until(
+            lambda: any(marks.iterdir()), timeout=30, what="task started on the doomed worker"
+        )
         doomed.kill9()
         farm.worker("rescuer")
         wait_until(lambda: client.job(job.id).status == "succeeded", timeout=60, what="job done")
@@ -62,7 +65,9 @@ def test_killed_controller_restarts_and_nothing_is_lost(farm: Farm) -> None:
     farm.worker("w2", lanes=2)
     with farm.client() as client:
         job = client.submit("crash", ["sh", "-c", "sleep 0.2; echo {frame}"], frames="1-60")
-        wait_until(lambda: client.job(job.id).counts.succeeded >= 10, what="10 tasks done")
+        wait_until(
+            lambda: client.job(job.id).counts.succeeded >= 10, timeout=30, what="10 tasks done"
+        )
     controller.kill9()
     farm.controller(lease=5.0)  # same data, same port: the workers re-attach
     with farm.client() as client:
@@ -82,12 +87,13 @@ def test_cancel_stops_running_processes_within_a_heartbeat(farm: Farm, tmp_path:
     script = f"trap '' TERM; echo $$ > {pids}/{{frame}}; sleep 600"
     with farm.client() as client:
         job = client.submit("stuck", ["sh", "-c", script], frames="1-2")
-        wait_until(lambda: len(list(pids.iterdir())) == 2, what="both tasks running")
+        wait_until(lambda: len(list(pids.iterdir())) == 2, timeout=30, what="both tasks running")
         running = [int(p.read_text()) for p in pids.iterdir()]
         client.cancel(job.id)
         wait_until(lambda: not any(pid_alive(p) for p in running), timeout=15, what="kill")
         wait_until(
             lambda: all(a.status == "canceled" for a in client.attempts(job.id)),
+            timeout=30,
             what="attempts canceled",
         )
         assert client.job(job.id).status == "canceled"
@@ -99,7 +105,7 @@ def test_failed_task_is_retried_then_fails_the_job(sqlite_farm: Farm) -> None:
     farm.worker("w1")
     with farm.client() as client:
         job = client.submit("broken", ["sh", "-c", "echo oops >&2; exit 3"], retries=2)
-        wait_until(lambda: client.job(job.id).status == "failed", what="job failed")
+        wait_until(lambda: client.job(job.id).status == "failed", timeout=30, what="job failed")
         attempts = client.attempts(job.id)
         log = client.log(job.id, 0)
     assert [a.status for a in attempts] == ["failed"] * 3
@@ -117,5 +123,7 @@ def test_after_dependency_waits_for_the_first_job(sqlite_farm: Farm, tmp_path: P
         first = client.submit("first", ["sh", "-c", f"sleep 0.5; echo first >> {order}"])
         second = client.submit("second", ["sh", "-c", f"echo second >> {order}"], after=[first.id])
         assert client.job(second.id).status == "waiting"
-        wait_until(lambda: client.job(second.id).status == "succeeded", what="second done")
+        wait_until(
+            lambda: client.job(second.id).status == "succeeded", timeout=30, what="second done"
+        )
     assert order.read_text().split() == ["first", "second"]

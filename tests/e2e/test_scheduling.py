@@ -12,9 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.conftest import Farm, wait_until
+from tests.e2e.conftest import Farm
 from thresher.client import Client
 from thresher.schemas import api
+from thresher.testing import wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -151,28 +152,36 @@ def test_nimby_from_the_controller_and_from_the_workers_machine(farm: Farm, tmp_
         job = client.submit(
             "long", ["sh", "-c", f"touch {marks}/{{frame}}; sleep 30"], frames="1-3", retries=0
         )
-        wait_until(lambda: any(marks.iterdir()), what="a task running")
+        wait_until(lambda: any(marks.iterdir()), timeout=30, what="a task running")
         client.stop_worker("desk")  # stop: the running task is killed and requeued
         wait_until(
             lambda: [a.status for a in client.attempts(job.id)] == ["canceled"],
+            timeout=30,
             what="the task stopped",
         )
         assert client.task(job.id, 0).status == "queued"
         client.resume_worker("desk")
-        wait_until(lambda: len(client.attempts(job.id)) == 2, what="the task running again")
+        wait_until(
+            lambda: len(client.attempts(job.id)) == 2, timeout=30, what="the task running again"
+        )
 
         proc.popen.send_signal(signal.SIGUSR2)  # the person at the machine stops it
-        wait_until(lambda: client.worker("desk").local_nimby == "stopped", what="local stop")
+        wait_until(
+            lambda: client.worker("desk").local_nimby == "stopped", timeout=30, what="local stop"
+        )
         wait_until(
             lambda: all(a.status == "canceled" for a in client.attempts(job.id)),
+            timeout=30,
             what="the task stopped again",
         )
         assert (farm.work_dir("desk") / "nimby").read_text().strip() == "stop"
         (farm.work_dir("desk") / "nimby").unlink()  # `thresher nimby resume` does this
-        wait_until(lambda: client.worker("desk").local_nimby is None, what="local resume")
-        wait_until(lambda: len(client.attempts(job.id)) == 3, what="running once more")
+        wait_until(
+            lambda: client.worker("desk").local_nimby is None, timeout=30, what="local resume"
+        )
+        wait_until(lambda: len(client.attempts(job.id)) == 3, timeout=30, what="running once more")
         client.cancel(job.id)
-        statuses = defaultdict(int)
+        statuses: defaultdict[str, int] = defaultdict(int)
         for a in client.attempts(job.id):
             statuses[a.status] += 1
     assert statuses["failed"] == 0

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from thresher.engines import Engine, EngineEvent, EngineTask, load_builtin
+from thresher.engines import Engine, EngineEvent, EngineTask, EventKind, load_builtin
 
 E = EngineEvent
 
@@ -23,6 +23,12 @@ def feed(engine: Engine, lines: list[str], stream: str = "stdout") -> list[Engin
     for line in lines:
         events += engine.parse_output(line, stream)
     return events
+
+
+def percents(events: list[EngineEvent]) -> list[float]:
+    """The values of progress events; an event of another kind fails the test."""
+    assert all(e.kind is EventKind.PROGRESS for e in events), events
+    return [float(e.value) for e in events]
 
 
 # ---------------------------------------------------------------------------------- blender
@@ -417,7 +423,7 @@ def test_progress_is_throttled_to_half_a_percent(
         make_task, "povray", frames=(1,), input="/s/o.pov", output=f"{tmp_path}/o.png"
     )
     counter = "\r".join(f"Rendered {n} of 1000 pixels ({n // 10}%)" for n in range(0, 1001, 2))
-    values = [e.value for e in feed(engine, [counter], "stderr")]
+    values = percents(feed(engine, [counter], "stderr"))
     assert values[0] == 0.0
     assert values[-1] == 100.0
     # 501 counter updates become at most one event per half percent

@@ -298,7 +298,17 @@ def test_events_validate_their_values() -> None:
 
 
 def test_task_normalizes_its_fields() -> None:
-    task = EngineTask("j", 1, [3, 4, 5], "/w", inputs=["a"], os_name="darwin", job_range=(1, 9))
+    # Lists, as decoded JSON has them: the task keeps tuples.
+    decoded: Any = {"frames": [3, 4, 5], "inputs": ["a"]}
+    task = EngineTask(
+        "j",
+        1,
+        decoded["frames"],
+        "/w",
+        inputs=decoded["inputs"],
+        os_name="darwin",
+        job_range=(1, 9),
+    )
     assert task.frames == (3, 4, 5)
     assert task.inputs == ("a",)
     assert task.os_name == "mac"

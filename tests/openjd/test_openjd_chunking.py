@@ -75,7 +75,7 @@ def test_chunks_match_the_adaptive_iterator_across_resizes(
         reference = StepParameterSpaceIterator(space=step.model.parameterSpace)
         assert reference.chunks_adaptive
         plan: ChunkPlan = step.chunk_plan
-        expected = []
+        expected: list[dict[str, str]] = []
         while True:
             if rnd.random() < 0.3 and len(expected) < plan.task_count:
                 new = rnd.randint(1, 9)

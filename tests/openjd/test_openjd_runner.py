@@ -15,7 +15,7 @@ import pytest
 from thresher.openjd import LogLine, LogSource, OpenJDSessionRunner, TaskOutcome, plan_job
 
 if TYPE_CHECKING:
-    from conftest import ReferenceCli
+    from tests.openjd.conftest import ReferenceCli
 
 pytestmark = pytest.mark.openjd
 

@@ -26,7 +26,7 @@ from thresher.openjd import (
 )
 
 if TYPE_CHECKING:
-    from conftest import ReferenceCli
+    from tests.openjd.conftest import ReferenceCli
 
 pytestmark = pytest.mark.openjd
 

@@ -11,11 +11,13 @@ import stat
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from thresher.testing import wait_until
 from thresher.worker.process import (
     MAX_LINE_BYTES,
     TRUNCATED_SUFFIX,
@@ -63,20 +65,27 @@ def shell_env() -> dict[str, str]:
     return {"PATH": os.environ.get("PATH", os.defpath)}
 
 
-def runner(argv: list[str], lines: Lines, **kwargs: object) -> ProcessRunner:
-    kwargs.setdefault("env", shell_env())
-    kwargs.setdefault("cwd", None)
-    return ProcessRunner(argv, on_line=lines, **kwargs)  # type: ignore[arg-type]
+def runner(
+    argv: list[str],
+    lines: Lines,
+    *,
+    env: Mapping[str, str] | None = None,
+    cwd: str | None = None,
+    **limits: float,
+) -> ProcessRunner:
+    """A runner whose whole environment is the shell's PATH unless `env` says otherwise."""
+    env = shell_env() if env is None else env
+    return ProcessRunner(argv, env=env, cwd=cwd, on_line=lines, **limits)
 
 
-def sh(script: str, **kwargs: object) -> tuple[ProcessResult, Lines]:
+def sh(script: str, **options: Any) -> tuple[ProcessResult, Lines]:
     lines = Lines()
-    return runner(["/bin/sh", "-c", script], lines, **kwargs).run(), lines
+    return runner(["/bin/sh", "-c", script], lines, **options).run(), lines
 
 
-def python(code: str, **kwargs: object) -> tuple[ProcessResult, Lines]:
+def python(code: str, **options: Any) -> tuple[ProcessResult, Lines]:
     lines = Lines()
-    return runner([sys.executable, "-c", code], lines, **kwargs).run(), lines
+    return runner([sys.executable, "-c", code], lines, **options).run(), lines
 
 
 def gone(pid: int) -> bool:
@@ -86,15 +95,6 @@ def gone(pid: int) -> bool:
     except FileNotFoundError:
         return True
     return fields[0] in ("Z", "X")
-
-
-def eventually(check: Callable[[], bool]) -> bool:
-    deadline = time.monotonic() + DEADLINE_S
-    while not check():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.01)
-    return True
 
 
 @contextlib.contextmanager
@@ -351,7 +351,9 @@ def test_cancel_kills_a_group_that_ignores_sigterm_after_the_grace() -> None:
         assert result.signal == signal.SIGKILL
         assert result.exit_code is None
         assert result.duration_s >= 0.5
-        assert eventually(lambda: gone(grandchild))
+        wait_until(
+            lambda: gone(grandchild), timeout=DEADLINE_S, what=f"grandchild {grandchild} to exit"
+        )
 
 
 def test_max_runtime_stops_the_process_as_timed_out() -> None:
@@ -431,7 +433,9 @@ def test_background_child_holding_stdout_does_not_hang_wait() -> None:
     with killed_afterwards([background]):
         assert result.succeeded
         assert time.monotonic() - started < DEADLINE_S
-        assert eventually(lambda: gone(background))
+        wait_until(
+            lambda: gone(background), timeout=DEADLINE_S, what=f"background {background} to exit"
+        )
 
 
 ESCAPE = """
@@ -584,7 +588,9 @@ def test_a_grandchild_holding_the_pipe_is_killed_with_the_group_when_the_child_e
 
     with killed_afterwards([grandchild]):
         assert result.exit_code == 2
-        assert eventually(lambda: gone(grandchild))
+        wait_until(
+            lambda: gone(grandchild), timeout=DEADLINE_S, what=f"grandchild {grandchild} to exit"
+        )
         assert lines.stdout == [str(grandchild)]
 
 
@@ -602,7 +608,9 @@ def test_cancel_kills_the_whole_group_after_the_grace() -> None:
         assert result is not None
         assert result.canceled
         assert result.signal == signal.SIGKILL
-        assert eventually(lambda: gone(grandchild))
+        wait_until(
+            lambda: gone(grandchild), timeout=DEADLINE_S, what=f"grandchild {grandchild} to exit"
+        )
 
 
 def test_on_spawn_runs_once_the_process_exists_and_may_cancel_it() -> None:

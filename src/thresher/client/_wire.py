@@ -51,11 +51,51 @@ def lean_target(url: str) -> tuple[str, int] | None:
     return host, parts.port or 80
 
 
+class _AnswerHead:
+    """What the head of an answer says, taken a line at a time (no I/O here): the status, how
+    the body is framed, and whether the connection may carry another request. A connection
+    keeps one and reuses it for each of its answers."""
+
+    __slots__ = ("chunked", "code", "keep", "length", "reason")
+
+    def __init__(self) -> None:
+        self.code = 0
+        self.reason = ""
+        self.length: int | None = None
+        self.chunked = False
+        self.keep = False
+
+    def start(self, status_line: bytes) -> None:
+        """Begin an answer with its status line; WireError when it is not HTTP/1.x."""
+        version, _, rest = status_line.decode("latin-1").rstrip("\r\n").partition(" ")
+        code, _, self.reason = rest.partition(" ")
+        if not version.startswith("HTTP/1.") or not code.isdigit():
+            raise WireError(f"not an HTTP/1.1 answer: {status_line[:80]!r}")
+        self.code = int(code)
+        self.length = None
+        self.chunked = False
+        self.keep = version == "HTTP/1.1"
+
+    def take(self, line: bytes) -> None:
+        """Take one header line (whole, with its line end)."""
+        name, _, value = line.decode("latin-1").partition(":")
+        name, value = name.strip().lower(), value.strip()
+        if name == "content-length":
+            self.length = int(value)
+        elif name == "transfer-encoding":
+            self.chunked = "chunked" in value.lower()
+        elif name == "connection":
+            self.keep = "close" not in value.lower() and (
+                self.keep or "keep-alive" in value.lower()
+            )
+
+
 class _Connection:
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.reader = reader
         self.writer = writer
         self.used = False  # it has carried a request before (so the server may have closed it)
+        self.answer = _AnswerHead()
 
     def close(self) -> None:
         with contextlib.suppress(Exception):
@@ -138,48 +178,38 @@ class WireClient:
     async def _exchange(
         self, connection: _Connection, head: bytes, body: bytes
     ) -> tuple[WireResponse, bool]:
-        writer, reader = connection.writer, connection.reader
+        writer, reader, answer = connection.writer, connection.reader, connection.answer
         try:
             writer.write(b"%s%d\r\n\r\n%s" % (head, len(body), body))
             await writer.drain()
             status_line = await reader.readline()
-        except (ConnectionError, asyncio.IncompleteReadError):
-            if connection.used:
-                raise _Stale from None
-            raise
+        except (ConnectionError, asyncio.IncompleteReadError) as exc:
+            raise _unanswered(connection, exc) from None
         if not status_line:
-            if connection.used:
-                raise _Stale
-            raise WireError("the server closed the connection without an answer")
-        version, _, rest = status_line.decode("latin-1").rstrip("\r\n").partition(" ")
-        code, _, reason = rest.partition(" ")
-        if not version.startswith("HTTP/1.") or not code.isdigit():
-            raise WireError(f"not an HTTP/1.1 answer: {status_line[:80]!r}")
-        length: int | None = None
-        chunked = False
-        keep = version == "HTTP/1.1"
+            closed = WireError("the server closed the connection without an answer")
+            raise _unanswered(connection, closed)
+        answer.start(status_line)
         while True:
             line = await reader.readline()
-            if not line.endswith(b"\n"):
-                raise asyncio.IncompleteReadError(line, None)
-            if line in (b"\r\n", b"\n"):
+            if line in (b"\r\n", b"\n"):  # the blank line that ends the head
                 break
-            name, _, value = line.decode("latin-1").partition(":")
-            name, value = name.strip().lower(), value.strip()
-            if name == "content-length":
-                length = int(value)
-            elif name == "transfer-encoding":
-                chunked = "chunked" in value.lower()
-            elif name == "connection":
-                keep = "close" not in value.lower() and (keep or "keep-alive" in value.lower())
-        if chunked:
+            if not line.endswith(b"\n"):  # the connection closed within the head
+                raise asyncio.IncompleteReadError(line, None)
+            answer.take(line)
+        if answer.chunked:
             content = await _read_chunked(reader)
-        elif length is not None:
-            content = await reader.readexactly(length)
+        elif answer.length is not None:
+            content = await reader.readexactly(answer.length)
         else:  # read to the end: the connection cannot carry another answer
             content = await reader.read()
-            keep = False
-        return WireResponse(int(code), reason, content), keep
+            answer.keep = False
+        return WireResponse(answer.code, answer.reason, content), answer.keep
+
+
+def _unanswered(connection: _Connection, error: Exception) -> Exception:
+    """What to raise for a request that got no answer at all: on a reused connection the server
+    may have closed it while it was idle (send it again on a new one), else `error` itself."""
+    return _Stale() if connection.used else error
 
 
 async def _read_chunked(reader: asyncio.StreamReader) -> bytes:

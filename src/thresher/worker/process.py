@@ -9,10 +9,10 @@ What happens to a run:
 - The argv is spawned (never through a shell) in a new session, so the task and everything it
   starts share one process group. A bad executable or working directory is not an exception: it
   becomes a :class:`ProcessResult` with ``error`` set.
-- One ``poll()`` loop in the watching thread reads stdout and stderr as they become readable,
-  hands each line to ``on_line``, and waits for the exit of the direct child on a pidfd (Linux
-  5.3+; elsewhere a helper thread waits for it). The same loop keeps the maximum run time and
-  the drain of the pipes after the exit.
+- ``poll()`` in the watching thread reads stdout and stderr as they become readable, hands each
+  line to ``on_line``, and waits for the exit of the direct child on a pidfd (Linux 5.3+;
+  elsewhere a helper thread waits for it), keeping the maximum run time; after the exit it
+  drains the pipes.
 - Once the child has exited, whatever is left of its process group is killed while the child is
   still a zombie (so the group id cannot have been reused), then the child is reaped with
   ``os.wait4`` (its rusage gives peak memory). A background child holding the pipes open cannot
@@ -258,46 +258,17 @@ class ProcessRunner:
             if fd >= 0:
                 poller.register(fd, select.POLLIN)
         open_pipes = set(self._pipes)
-        runtime_deadline = (
-            self._started_at + self._max_runtime_s if self._max_runtime_s is not None else None
-        )
-        drain_deadline: float | None = None
         status: int | None = None
         peak_rss = 0
         duration = 0.0
         exited = False
         try:
-            while open_pipes or not exited:
-                now = time.monotonic()
-                if drain_deadline is not None and now >= drain_deadline:
-                    break  # abandoned: something outside the group still holds a pipe
-                if not exited and runtime_deadline is not None and now >= runtime_deadline:
-                    runtime_deadline = None
-                    self._stop("timed_out")
-                deadline = drain_deadline if exited else runtime_deadline
-                timeout_ms = (
-                    None if deadline is None else max(0, math.ceil((deadline - now) * 1000))
-                )
-                if self._pidfd < 0 and not exited:  # pragma: no cover - only without pidfd
-                    timeout_ms = min(timeout_ms or _NO_PIDFD_POLL_MS, _NO_PIDFD_POLL_MS)
-                for fd, _ in poller.poll(timeout_ms):
-                    if fd in open_pipes:
-                        data = os.read(fd, _READ_SIZE)
-                        if data:
-                            self._deliver(self._pipes[fd], splitters[fd].feed(data))
-                            continue
-                        open_pipes.discard(fd)
-                        poller.unregister(fd)
-                        self._deliver(self._pipes[fd], splitters[fd].flush())
-                    elif fd == self._pidfd and not exited:
-                        poller.unregister(fd)
-                        exited = True
-                if not exited and self._exit_seen:  # pragma: no cover - only without pidfd
-                    exited = True
-                if exited and drain_deadline is None:
-                    status, peak_rss = self._reap(proc)
-                    duration = time.monotonic() - self._started_at
-                    drain_deadline = time.monotonic() + self._drain_timeout_s
+            self._read_until_exit(poller, open_pipes, splitters)
+            exited = True
+            status, peak_rss = self._reap(proc)
+            duration = time.monotonic() - self._started_at
+            drain_deadline = time.monotonic() + self._drain_timeout_s
+            self._drain(poller, open_pipes, splitters, deadline=drain_deadline)
         finally:
             if not exited:  # only a bug gets here: leave no process behind
                 with self._lock:
@@ -308,6 +279,68 @@ class ProcessRunner:
                 self._deliver(self._pipes[fd], splitters[fd].flush())
             self._close_fds()
             self._finish(status, peak_rss, duration)
+
+    def _read_until_exit(
+        self, poller: select.poll, open_pipes: set[int], splitters: dict[int, LineSplitter]
+    ) -> None:
+        """Deliver output until the direct child has exited; stop it once ``max_runtime_s``
+        has passed."""
+        runtime_deadline = (
+            self._started_at + self._max_runtime_s if self._max_runtime_s is not None else None
+        )
+        while True:
+            now = time.monotonic()
+            if runtime_deadline is not None and now >= runtime_deadline:
+                runtime_deadline = None
+                self._stop("timed_out")
+            timeout_ms = _poll_timeout_ms(runtime_deadline, now)
+            if self._pidfd < 0:  # pragma: no cover - only without pidfd
+                timeout_ms = min(timeout_ms or _NO_PIDFD_POLL_MS, _NO_PIDFD_POLL_MS)
+            if self._take_events(poller.poll(timeout_ms), poller, open_pipes, splitters):
+                return
+            if self._exit_seen:  # pragma: no cover - only without pidfd
+                return
+
+    def _drain(
+        self,
+        poller: select.poll,
+        open_pipes: set[int],
+        splitters: dict[int, LineSplitter],
+        *,
+        deadline: float,
+    ) -> None:
+        """The child has exited: deliver what is left in the pipes until they are closed, or
+        until ``deadline`` (something outside the group still holds one: it is abandoned)."""
+        while open_pipes:
+            now = time.monotonic()
+            if now >= deadline:
+                return
+            events = poller.poll(_poll_timeout_ms(deadline, now))
+            self._take_events(events, poller, open_pipes, splitters)
+
+    def _take_events(
+        self,
+        events: list[tuple[int, int]],
+        poller: select.poll,
+        open_pipes: set[int],
+        splitters: dict[int, LineSplitter],
+    ) -> bool:
+        """Read the pipes that polled readable, closing those at their end; True when the
+        pidfd polled readable, i.e. the direct child has exited."""
+        exited = False
+        for fd, _ in events:
+            if fd in open_pipes:
+                data = os.read(fd, _READ_SIZE)
+                if data:
+                    self._deliver(self._pipes[fd], splitters[fd].feed(data))
+                    continue
+                open_pipes.discard(fd)
+                poller.unregister(fd)
+                self._deliver(self._pipes[fd], splitters[fd].flush())
+            elif fd == self._pidfd:
+                poller.unregister(fd)
+                exited = True
+        return exited
 
     def _reap(self, proc: subprocess.Popen[bytes]) -> tuple[int | None, int]:
         """The child has exited (it is a zombie until this reaps it): kill what is left of its
@@ -451,6 +484,11 @@ def _devnull() -> int:
             if _devnull_fd < 0:
                 _devnull_fd = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
     return _devnull_fd
+
+
+def _poll_timeout_ms(deadline: float | None, now: float) -> int | None:
+    """poll()'s timeout until ``deadline`` (None: no deadline, wait as long as it takes)."""
+    return None if deadline is None else max(0, math.ceil((deadline - now) * 1000))
 
 
 def _peak_rss(usage: object) -> int:

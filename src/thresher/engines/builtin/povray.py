@@ -141,46 +141,66 @@ class Engine(BaseEngine):
         return super().parse_output(line, stream)
 
     def parse_line(self, line: str, stream: str) -> list[EngineEvent]:
-        if self._wrapped_output is not None:
-            # POV-Ray wraps its messages at 80 columns, in the middle of a path if need be
-            line, self._wrapped_output = self._wrapped_output + line, None
-        if _OUTPUT_START.match(line) and " bpp" not in line and len(line) < 8192:
-            self._wrapped_output = line
+        joined = self._join_wrapped(line)
+        if joined is None:
             return []
+        line = joined
         frame_line = _RENDERING_FRAME.match(line)
         if frame_line:
-            index = int(frame_line.group(1))
-            if index == self._frame_in_run:
-                return []
-            self._frame_in_run = index
-            first = self._run_first
-            if first is None:
-                first = self.task.first_frame if self.task and self.task.frames else 1
-            frame = first + index - 1
-            return [*self.enter_frame(frame), self.chunk_progress(0.0)]
+            return self._frame_events(int(frame_line.group(1)))
         pixels = _PIXELS.search(line)
         if pixels:
             return [self.chunk_progress(int(pixels.group(1)) / max(1, int(pixels.group(2))))]
         output = _OUTPUT_FILE.match(line)
         if output:
-            path = output.group(1).strip()
-            if self.task is not None and not Path(path).is_absolute():
-                path = str(Path(self.task.workdir) / path)
-            self._pending_output = path
+            self._pending_output = self._in_workdir(output.group(1).strip())
             return []
         if line.startswith("Render Statistics") and self._pending_output:
             done, self._pending_output = self._pending_output, None
             return [EngineEvent.output(done), self.chunk_progress(1.0)]
-        possible = _POSSIBLE.search(line)
-        if possible:
-            return [EngineEvent.warning(line.strip())]
-        if _PARSE_ERROR.search(line):
-            return [EngineEvent.error(line.strip())]
-        if _WARNING.match(line):
-            return [EngineEvent.warning(line.strip())]
-        if _FATAL.match(line.strip()):
-            return [EngineEvent.error(line.strip())]
-        return []
+        diagnostic = _diagnostic(line)
+        return [] if diagnostic is None else [diagnostic]
+
+    def _join_wrapped(self, line: str) -> str | None:
+        """The line, after the start of an "Output file" line held back before it; None when
+        this line is such a start (its end comes on the next line)."""
+        if self._wrapped_output is not None:
+            # POV-Ray wraps its messages at 80 columns, in the middle of a path if need be
+            line, self._wrapped_output = self._wrapped_output + line, None
+        if _OUTPUT_START.match(line) and " bpp" not in line and len(line) < 8192:
+            self._wrapped_output = line
+            return None
+        return line
+
+    def _frame_events(self, index: int) -> list[EngineEvent]:
+        """POV-Ray's "Rendering frame <index> of n": index 1 is the first frame of this run."""
+        if index == self._frame_in_run:
+            return []
+        self._frame_in_run = index
+        first = self._run_first
+        if first is None:
+            first = self.task.first_frame if self.task and self.task.frames else 1
+        return [*self.enter_frame(first + index - 1), self.chunk_progress(0.0)]
+
+    def _in_workdir(self, path: str) -> str:
+        """A relative output path is relative to the task's working directory."""
+        if self.task is not None and not Path(path).is_absolute():
+            return str(Path(self.task.workdir) / path)
+        return path
+
+
+def _diagnostic(line: str) -> EngineEvent | None:
+    """The warning or error a line of POV-Ray's says, or None for any other line."""
+    text = line.strip()
+    if _POSSIBLE.search(line):  # before errors: "Possible Parse Error" is only a warning
+        return EngineEvent.warning(text)
+    if _PARSE_ERROR.search(line):
+        return EngineEvent.error(text)
+    if _WARNING.match(line):
+        return EngineEvent.warning(text)
+    if _FATAL.match(text):
+        return EngineEvent.error(text)
+    return None
 
 
 def _consecutive_runs(frames: tuple[int, ...]) -> list[tuple[int, int]]:
