@@ -135,7 +135,9 @@ def test_tasks_by_index_equal_the_library_iterator(
             frozenset((name, value.value) for name, value in task.items())
             for task in StepParameterSpaceIterator(space=library_step.parameterSpace)
         )
-        by_index = Counter(frozenset(task.items()) for task in step.iter_task_parameters())
+        by_index = Counter(
+            frozenset(step.task_parameters(i).items()) for i in range(step.task_count)
+        )
         assert by_index == iterated, step.name
         assert step.task_count == sum(iterated.values())
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -77,11 +77,6 @@ class StepPlan:
     def chunking(self) -> dict[str, Any] | None:
         """An adaptive step's first chunk plan, as its block stores it; else None."""
         return None if self.chunk_plan is None else self.chunk_plan.to_json()
-
-    def iter_task_parameters(self) -> Iterator[dict[str, str]]:
-        """Every task's parameter values, in index order."""
-        for index in range(self.task_count):
-            yield self.task_parameters(index)
 
     def with_chunk_size(self, chunk_size: int) -> StepPlan:
         """The same step with its items cut into chunks of `chunk_size` (CHUNK[INT] steps)."""
