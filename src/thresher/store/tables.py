@@ -4,6 +4,12 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
+#: Row ids: 64-bit on PostgreSQL (a busy farm passes 2^31 log lines); on SQLite an INTEGER
+#: PRIMARY KEY, which is already 64-bit. Tables also ask SQLite for AUTOINCREMENT, so an id is
+#: never given twice, not even after the newest row was deleted (a new job must never take a
+#: deleted job's id, which some other job may still wait on).
+ID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+
 metadata = sa.MetaData(
     naming_convention={
         "ix": "ix_%(column_0_label)s",
@@ -16,20 +22,21 @@ metadata = sa.MetaData(
 tokens = sa.Table(
     "tokens",
     metadata,
-    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("id", ID, primary_key=True),
     sa.Column("name", sa.String(200), nullable=False),
     sa.Column("role", sa.String(20), nullable=False),  # admin | user | enrol | worker
     sa.Column("token_hash", sa.String(64), nullable=False, unique=True),
     sa.Column("created_at", sa.Float, nullable=False),
     sa.Column("revoked", sa.Boolean, nullable=False, default=False),
+    sqlite_autoincrement=True,
 )
 
 workers = sa.Table(
     "workers",
     metadata,
-    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("id", ID, primary_key=True),
     sa.Column("name", sa.String(200), nullable=False, unique=True),
-    sa.Column("token_id", sa.Integer, sa.ForeignKey("tokens.id"), nullable=True),
+    sa.Column("token_id", ID, sa.ForeignKey("tokens.id"), nullable=True),
     sa.Column("hostname", sa.String(255), nullable=False),
     sa.Column("os", sa.String(40), nullable=False),
     sa.Column("cores", sa.Integer, nullable=False),
@@ -54,12 +61,13 @@ workers = sa.Table(
     sa.Column("nimby", sa.String(20), nullable=True),
     sa.Column("local_nimby", sa.String(20), nullable=True),
     sa.Column("sick_cleared_at", sa.Float, nullable=True),
+    sqlite_autoincrement=True,
 )
 
 jobs = sa.Table(
     "jobs",
     metadata,
-    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("id", ID, primary_key=True),
     sa.Column("name", sa.String(300), nullable=False),
     sa.Column("owner", sa.String(200), nullable=False, index=True),
     sa.Column("priority", sa.Integer, nullable=False),
@@ -79,13 +87,14 @@ jobs = sa.Table(
     sa.Column("preempt", sa.Boolean, nullable=False, default=False, server_default=sa.false()),
     sa.Column("after_name", sa.String(300), nullable=True),
     sa.Column("after_global", sa.Boolean, nullable=False, default=False, server_default=sa.false()),
+    sqlite_autoincrement=True,
 )
 
 blocks = sa.Table(
     "blocks",
     metadata,
-    sa.Column("id", sa.Integer, primary_key=True),
-    sa.Column("job_id", sa.Integer, sa.ForeignKey("jobs.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("id", ID, primary_key=True),
+    sa.Column("job_id", ID, sa.ForeignKey("jobs.id", ondelete="CASCADE"), nullable=False),
     sa.Column("idx", sa.Integer, nullable=False),
     sa.Column("name", sa.String(300), nullable=False),
     sa.Column("frames", sa.Text, nullable=False),
@@ -124,35 +133,35 @@ blocks = sa.Table(
     # `frames` are then its item positions and `task_count` follows the plan.
     sa.Column("chunking", sa.JSON, nullable=True),
     sa.UniqueConstraint("job_id", "idx", name="uq_blocks_job_idx"),
+    sqlite_autoincrement=True,
 )
 
 tasks = sa.Table(
     "tasks",
     metadata,
-    sa.Column("id", sa.Integer, primary_key=True),
-    sa.Column(
-        "block_id", sa.Integer, sa.ForeignKey("blocks.id", ondelete="CASCADE"), nullable=False
-    ),
-    sa.Column("job_id", sa.Integer, nullable=False, index=True),
+    sa.Column("id", ID, primary_key=True),
+    sa.Column("block_id", ID, sa.ForeignKey("blocks.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("job_id", ID, nullable=False, index=True),
     sa.Column("idx", sa.Integer, nullable=False),
     sa.Column("status", sa.String(20), nullable=False),
     sa.Column("failures", sa.Integer, nullable=False),
     sa.Column("attempts", sa.Integer, nullable=False),
-    sa.Column("last_worker_id", sa.Integer, nullable=True),
-    sa.Column("failed_worker_id", sa.Integer, nullable=True),
+    sa.Column("last_worker_id", ID, nullable=True),
+    sa.Column("failed_worker_id", ID, nullable=True),
     sa.Column("progress", sa.Float, nullable=True),
     sa.Column("updated_at", sa.Float, nullable=False),
     sa.UniqueConstraint("block_id", "idx", name="uq_tasks_block_idx"),
     sa.Index("ix_tasks_block_status", "block_id", "status"),
+    sqlite_autoincrement=True,
 )
 
 attempts = sa.Table(
     "attempts",
     metadata,
-    sa.Column("id", sa.Integer, primary_key=True),
-    sa.Column("task_id", sa.Integer, sa.ForeignKey("tasks.id", ondelete="CASCADE"), nullable=False),
-    sa.Column("job_id", sa.Integer, nullable=False, index=True),
-    sa.Column("worker_id", sa.Integer, nullable=False),
+    sa.Column("id", ID, primary_key=True),
+    sa.Column("task_id", ID, sa.ForeignKey("tasks.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("job_id", ID, nullable=False, index=True),
+    sa.Column("worker_id", ID, nullable=False),
     sa.Column("token", sa.String(40), nullable=False),
     sa.Column("status", sa.String(20), nullable=False),
     sa.Column("cancel_reason", sa.String(20), nullable=True),
@@ -173,18 +182,18 @@ attempts = sa.Table(
     sa.Column("status_message", sa.Text, nullable=True),
     sa.Index("ix_attempts_task", "task_id"),
     sa.Index("ix_attempts_worker_status", "worker_id", "status"),
+    sqlite_autoincrement=True,
 )
 
 log_lines = sa.Table(
     "log_lines",
     metadata,
-    sa.Column("id", sa.Integer, primary_key=True),
-    sa.Column(
-        "attempt_id", sa.Integer, sa.ForeignKey("attempts.id", ondelete="CASCADE"), nullable=False
-    ),
+    sa.Column("id", ID, primary_key=True),
+    sa.Column("attempt_id", ID, sa.ForeignKey("attempts.id", ondelete="CASCADE"), nullable=False),
     sa.Column("stream", sa.String(10), nullable=False),
     sa.Column("text", sa.Text, nullable=False),
     sa.Index("ix_log_lines_attempt", "attempt_id", "id"),
+    sqlite_autoincrement=True,
 )
 
 # -- scheduling -----------------------------------------------------------------------
@@ -203,27 +212,27 @@ limits = sa.Table(
 limit_holds = sa.Table(
     "limit_holds",
     metadata,
-    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("id", ID, primary_key=True),
     sa.Column("limit_name", sa.String(100), nullable=False),
-    sa.Column(
-        "attempt_id", sa.Integer, sa.ForeignKey("attempts.id", ondelete="CASCADE"), nullable=False
-    ),
+    sa.Column("attempt_id", ID, sa.ForeignKey("attempts.id", ondelete="CASCADE"), nullable=False),
     sa.Column("hostname", sa.String(255), nullable=False),
     sa.Index("ix_limit_holds_limit", "limit_name", "hostname"),
     sa.Index("ix_limit_holds_attempt", "attempt_id"),
+    sqlite_autoincrement=True,
 )
 
 # Failures that count against a host: a failed or timed-out attempt, or a too-short success.
 host_errors = sa.Table(
     "host_errors",
     metadata,
-    sa.Column("id", sa.Integer, primary_key=True),
-    sa.Column("worker_id", sa.Integer, nullable=False),
-    sa.Column("job_id", sa.Integer, nullable=False),
-    sa.Column("block_id", sa.Integer, nullable=False),
+    sa.Column("id", ID, primary_key=True),
+    sa.Column("worker_id", ID, nullable=False),
+    sa.Column("job_id", ID, nullable=False),
+    sa.Column("block_id", ID, nullable=False),
     sa.Column("at", sa.Float, nullable=False),
     sa.Index("ix_host_errors_block", "block_id", "worker_id"),
     sa.Index("ix_host_errors_worker", "worker_id", "at"),
+    sqlite_autoincrement=True,
 )
 
 user_settings = sa.Table(
@@ -253,7 +262,7 @@ engines = sa.Table(
 engine_revisions = sa.Table(
     "engine_revisions",
     metadata,
-    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("id", ID, primary_key=True),
     sa.Column("name", sa.String(64), nullable=False),
     sa.Column("revision", sa.Integer, nullable=False),
     sa.Column("source", sa.Text, nullable=False),
@@ -263,6 +272,7 @@ engine_revisions = sa.Table(
     sa.Column("published_by", sa.String(200), nullable=False),
     sa.Column("published_at", sa.Float, nullable=False),
     sa.UniqueConstraint("name", "revision", name="uq_engine_revisions_name_revision"),
+    sqlite_autoincrement=True,
 )
 
 # -- OpenJD submitters ----------------------------------------------------------------
@@ -275,6 +285,6 @@ access_keys = sa.Table(
     metadata,
     sa.Column("access_key_id", sa.String(40), primary_key=True),
     sa.Column("secret", sa.String(100), nullable=False),
-    sa.Column("token_id", sa.Integer, sa.ForeignKey("tokens.id"), nullable=False),
+    sa.Column("token_id", ID, sa.ForeignKey("tokens.id"), nullable=False),
     sa.Column("created_at", sa.Float, nullable=False),
 )
