@@ -15,7 +15,7 @@ from typing import Any, Literal, TypeVar
 
 import pytest
 
-from thresher.client import AgentClient, Client, Forbidden, InvalidRequest, StaleAttempt
+from thresher.client import AgentClient, Client, Conflict, Forbidden, InvalidRequest, StaleAttempt
 from thresher.schemas import api
 from thresher.testing import FakeClock, ServedController
 
@@ -216,14 +216,29 @@ def test_reports_with_a_stale_fencing_token_are_named_stale(
     assert (counts.succeeded, counts.running) == (1, 1)
 
 
-def test_a_re_registered_worker_loses_its_old_attempts(
+def test_a_live_workers_name_is_refused_to_anyone_else(
+    served: ServedController, admin: Client
+) -> None:
+    job = admin.submit("taken", ["true"], frames="1")
+    live = worker(served, "w1")
+    (held,) = live.poll().assignments
+
+    with pytest.raises(Conflict, match="in use by a live worker"):
+        worker(served, "w1")  # the enrolment token again: refused, nothing taken over
+
+    assert attempt_statuses(admin, job.id, 0) == [("w1", "running")]
+    live.finish(held)
+    assert admin.job(job.id).status == "succeeded"
+
+
+def test_a_restarted_worker_re_attaches_with_its_own_token_and_loses_its_old_attempts(
     served: ServedController, admin: Client
 ) -> None:
     job = admin.submit("restart", ["true"], frames="1")
     before = worker(served, "w1")
     (old,) = before.poll().assignments
 
-    after = worker(served, "w1")
+    after = SimWorker(served.url, before.token, "w1").register()
 
     assert after.id == before.id
     task = admin.task(job.id, 0)

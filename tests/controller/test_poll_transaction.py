@@ -30,6 +30,7 @@ def farm(db_url: str, tmp_path: Path) -> Iterator[tuple[Farm, Store]]:
         farm.start(0.0)
         yield farm, store
     finally:
+        farm.close()
         store.close()
 
 

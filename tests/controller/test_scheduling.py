@@ -25,8 +25,18 @@ GB = 1024**3
 class Sim:
     """A worker played by the test. It polls with its free lanes: those not holding a task."""
 
-    def __init__(self, served: ServedController, name: str, *, lanes: int = 1, **facts: Any):
-        self.url, self.token, self.name, self.lanes = served.url, served.admin_token, name, lanes
+    def __init__(
+        self,
+        served: ServedController,
+        name: str,
+        *,
+        lanes: int = 1,
+        token: str | None = None,
+        **facts: Any,
+    ):
+        """Enrol with the admin token, or re-attach with the worker's own `token`."""
+        self.url, self.name, self.lanes = served.url, name, lanes
+        self.token = token or served.admin_token
         body = {
             "name": name,
             "hostname": name,
@@ -186,7 +196,8 @@ def test_admins_move_workers_between_pools_and_the_choice_outlives_restarts(
     assert (shown.pools, shown.pools_declared) == (["render", "gpu"], ["office"])
     assert jobs_of(sim.take()) == [render]  # counts at the next poll
 
-    again = Sim(served, "w", pools=["office", "sim"])  # the worker restarts, declaring anew
+    # The worker restarts, declaring anew; it re-attaches with its own token.
+    again = Sim(served, "w", token=sim.token, pools=["office", "sim"])
     shown = admin.worker("w")
     assert (shown.pools, shown.pools_declared) == (["render", "gpu"], ["office", "sim"])
     assert [p.name for p in admin.pools() if "w" in p.workers] == ["gpu", "render"]

@@ -86,6 +86,7 @@ def farm(db_url: str, tmp_path: Path) -> Iterator[Farm]:
         farm.start(0.0)
         yield farm
     finally:
+        farm.close()
         store.close()
 
 

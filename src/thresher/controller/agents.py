@@ -5,6 +5,8 @@ workers gone silent."""
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, replace
+from typing import Any, Protocol, TypeVar
 
 from thresher.controller.auth import Caller, issue_token
 from thresher.controller.convert import assignment_out, finish_report, registration
@@ -14,10 +16,19 @@ from thresher.controller.scheduling import Scheduling
 from thresher.controller.settings import ControllerSettings
 from thresher.controller.unit import UnitOfWork
 from thresher.core.clock import Clock
-from thresher.core.errors import Forbidden, StaleAttempt
+from thresher.core.errors import Conflict, Forbidden, NotFound, StaleAttempt
+from thresher.core.states import WorkerStatus
 from thresher.schemas import api
 from thresher.store.snapshot import HeldAttempt
 from thresher.store.store import Store
+
+T = TypeVar("T")
+
+
+class Runner(Protocol):
+    """Runs a function on the farm thread (see `FarmThread.run`)."""
+
+    def __call__(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> Awaitable[T]: ...
 
 
 class Agents:
@@ -34,11 +45,13 @@ class Agents:
         dispatcher: Dispatcher,
         scheduling: Scheduling,
         jobs: Jobs,
+        run: Runner,
     ) -> None:
         self.store, self.clock, self.settings = store, clock, settings
         self.unit, self.scheduling, self.jobs = unit, scheduling, jobs
         self.index, self.dispatcher = index, dispatcher
         self.notifier = unit.notifier
+        self.run = run  # runs a round of a held poll on the farm thread
         self._worker_ids: dict[int, int] = {}  # worker token id -> worker id
         self._seen: dict[int, float] = {}  # worker id -> last poll, not yet written
         self._flushed_at = 0.0
@@ -46,15 +59,21 @@ class Agents:
     # -- enrolment and identity -----------------------------------------------------------------
 
     def register(self, caller: Caller, body: api.RegisterIn) -> api.RegisterOut:
-        """Enrol a worker: an enrolment (or admin) token buys the worker a token of its own."""
-        caller.require("enrol", "admin")
+        """Enrol a worker: an enrolment (or admin) token buys the worker a token of its own.
+        A name a live worker uses (its lease running) is refused, so nobody takes over its
+        tasks; the worker itself, restarted, re-attaches with its own token (what its old
+        process ran is lost and requeued) and gets a new token for the new process."""
+        caller.require("enrol", "admin", "worker")
         with self.unit.change():
+            self._check_name_free(caller, body.name)
             token_id, token = issue_token(
                 self.store, self.clock, name=f"worker:{body.name}", role="worker"
             )
             worker_id = self.store.workers.register(
                 registration(body), token_id=token_id, now=self.clock.now()
             )
+            if caller.role == "worker":
+                self.store.tokens.revoke(caller.token_id)
         self._worker_ids.clear()  # the worker's old token no longer names it
         return api.RegisterOut(
             worker_id=worker_id,
@@ -62,6 +81,31 @@ class Agents:
             heartbeat_s=self.settings.heartbeat_s,
             lease_s=self.settings.lease_s,
         )
+
+    def _check_name_free(self, caller: Caller, name: str) -> None:
+        """Refuse a name in use by a live worker, unless that worker is the caller."""
+        if caller.role == "worker":
+            if self.store.workers.for_token(caller.token_id) != self._worker_id_of(name):
+                raise Forbidden(f"a worker token can only re-attach its own worker, not {name!r}")
+            return
+        self.flush_heartbeats()
+        try:
+            worker = self.store.workers.find(name)
+        except NotFound:
+            return
+        silent_s = self.clock.now() - worker.last_seen
+        if worker.status is WorkerStatus.ONLINE and silent_s < self.settings.lease_s:
+            raise Conflict(
+                f"worker name {name!r} is in use by a live worker (heard from {silent_s:.0f} s "
+                "ago): stop it first, wait for its lease to run out, or choose another name",
+                field="name",
+            )
+
+    def _worker_id_of(self, name: str) -> int | None:
+        try:
+            return self.store.workers.find(name).id
+        except NotFound:
+            return None
 
     def worker_of(self, caller: Caller) -> int:
         """The worker a worker token names (kept, so a poll needs no lookup)."""
@@ -91,13 +135,29 @@ class Agents:
             self.store.workers.touch_many(seen)
 
     def sweep(self) -> list[int]:
-        """Workers past their lease go offline; their attempts are lost and requeued."""
+        """Workers past their lease go offline; their attempts are lost and requeued. After
+        the store was unavailable, every online worker gets a fresh lease instead: what could
+        not be heard meanwhile is not the workers' fault, and their finished work is accepted
+        when they report it."""
+        now = self.clock.now()
         with self.unit.transaction():
+            if self.unit.outage_seen:
+                self.store.workers.refresh_all(now)
+                self.unit.outage_seen = False
+                return []
             self.flush_heartbeats()
-            expired = self.store.workers.expire(now=self.clock.now(), lease_s=self.settings.lease_s)
+            expired = self.store.workers.expire(now=now, lease_s=self.settings.lease_s)
         if expired:
             self.notifier.notify()
         return expired
+
+    def goodbye(self, caller: Caller) -> None:
+        """A worker stopping on purpose: offline at once, what it ran requeued (not charged
+        to anyone, like a lost attempt)."""
+        worker_id = self.worker_of(caller)
+        with self.unit.change():
+            self.store.workers.go_offline(worker_id, now=self.clock.now())
+        self._seen.pop(worker_id, None)
 
     # -- reports --------------------------------------------------------------------------------
 
@@ -145,7 +205,8 @@ class Agents:
             stop = self.store.workers.attempts_to_stop(worker_id)
         if body.finished:
             self.notifier.notify(soft=True)
-        return self._answer(worker_id, Dispatch(), stop=stop, stale=stale, with_nimby=False)
+        poll = _HeldPoll(worker_id, (), (), 0.0, 0.0, [], stale)
+        return self._answer(poll, Dispatch(), stop=stop).model_copy(update={"nimby": None})
 
     # -- the long-poll --------------------------------------------------------------------------
 
@@ -158,47 +219,75 @@ class Agents:
     ) -> api.PollOut:
         """Answer at once when there is work or something to stop; else wait for a
         notification up to the hold time, refreshing the worker's lease every heartbeat while
-        it waits."""
+        it waits. The store work of each round runs on the farm thread; the wait, on the loop."""
+        # Read before the first round: a change committed after this wakes the wait below.
+        generation = self.notifier.generation
+        held = await self.run(self._first_round, caller, body)
+        while held.answer is None:
+            if self.notifier.closing or await disconnected():
+                held = await self.run(self._last_round, held)
+                break
+            woke = await self.notifier.wait(generation, held.wait_s)
+            generation = self.notifier.generation
+            held = await self.run(self._next_round, held, woke=woke)
+        assert held.answer is not None
+        return held.answer
+
+    def _first_round(self, caller: Caller, body: api.PollIn) -> _HeldPoll:
+        """The reports, the reconciliation and the first claim in one transaction: one commit
+        per poll, and a failure midway leaves nothing half-written (the worker sends it all
+        again)."""
         worker_id = self.worker_of(caller)
         started = self.clock.now()
-        free, ahead = list(body.lanes), list(body.ahead_lanes)
-        # The reports, the reconciliation and the first claim in one transaction: one commit
-        # per poll, and a failure midway leaves nothing half-written (the worker sends it all
-        # again).
         with self.unit.transaction():
             self.heartbeat(worker_id, started)
             stale = self._report(body.output, body.finished)
             self.scheduling.note_local_nimby(worker_id, body.nimby)
             held, stale = self._reconcile(worker_id, body, stale, started)
-            generation = self.notifier.generation
-            got = self._dispatch(worker_id, free, ahead, held)
+            got = self._dispatch(worker_id, body.lanes, body.ahead_lanes, held)
         if body.finished:
             self.notifier.notify(soft=True)
-        deadline = started + min(body.wait_s, self.settings.poll_hold_s)
-        last_touch = started
-        while True:
-            stop = sorted({h.id for h in held if h.cancel_reason is not None} | set(got.preempted))
-            now = self.clock.now()
-            if got.assignments or stop or now >= deadline or self.notifier.closing:
-                break
-            if await disconnected():
-                break
-            if now - last_touch >= self.settings.heartbeat_s:
-                self.heartbeat(worker_id, now)
-                last_touch = now
-            # A change the dispatch index has yet to see (a finish) wakes us when it is seen.
-            pending = self.index.pending_in()
-            wait = min(
-                deadline - now,
-                self.settings.heartbeat_s,
-                pending if pending is not None else 1e9,
-            )
-            if await self.notifier.wait(generation, max(wait, 0.005)):
-                held = self.store.snapshot.worker_held(worker_id)
-            generation = self.notifier.generation
-            with self.unit.transaction():
-                got = self._dispatch(worker_id, free, ahead, held)
-        return self._answer(worker_id, got, stop=stop, stale=stale, with_nimby=True)
+        poll = _HeldPoll(
+            worker_id=worker_id,
+            lanes=tuple(body.lanes),
+            ahead_lanes=tuple(body.ahead_lanes),
+            deadline=started + min(body.wait_s, self.settings.poll_hold_s),
+            touched=started,
+            held=held,
+            stale=stale,
+        )
+        return self._decide(poll, got)
+
+    def _next_round(self, poll: _HeldPoll, *, woke: bool) -> _HeldPoll:
+        """After a wake-up or a timeout: refresh the lease when due, claim again."""
+        now = self.clock.now()
+        if now - poll.touched >= self.settings.heartbeat_s:
+            self.heartbeat(poll.worker_id, now)
+            poll = replace(poll, touched=now)
+        if woke:
+            poll = replace(poll, held=self.store.snapshot.worker_held(poll.worker_id))
+        with self.unit.transaction():
+            got = self._dispatch(poll.worker_id, poll.lanes, poll.ahead_lanes, poll.held)
+        return self._decide(poll, got)
+
+    def _last_round(self, poll: _HeldPoll) -> _HeldPoll:
+        """The worker went away or the server stops: answer with nothing more."""
+        return replace(poll, answer=self._answer(poll, Dispatch(), stop=[]))
+
+    def _decide(self, poll: _HeldPoll, got: Dispatch) -> _HeldPoll:
+        """Answer now (work, something to stop, the hold over), or how long to wait."""
+        stop = sorted({h.id for h in poll.held if h.cancel_reason is not None} | set(got.preempted))
+        now = self.clock.now()
+        if got.assignments or stop or now >= poll.deadline:
+            return replace(poll, answer=self._answer(poll, got, stop=stop))
+        # A change the dispatch index has yet to see (a finish) wakes us when it is seen.
+        pending = self.index.pending_in()
+        wait = min(
+            poll.deadline - now,
+            self.settings.heartbeat_s - (now - poll.touched),
+            pending if pending is not None else 1e9,
+        )
+        return replace(poll, wait_s=max(wait, 0.005))
 
     def _reconcile(
         self, worker_id: int, body: api.PollIn, stale: list[int], started: float
@@ -232,16 +321,29 @@ class Agents:
             self.jobs.note_if_final(self.index.settled.pop())
         return got
 
-    def _answer(
-        self, worker_id: int, got: Dispatch, *, stop: list[int], stale: list[int], with_nimby: bool
-    ) -> api.PollOut:
-        nimby, _ = self.index.worker_state(worker_id)
+    def _answer(self, poll: _HeldPoll, got: Dispatch, *, stop: list[int]) -> api.PollOut:
+        nimby, _ = self.index.worker_state(poll.worker_id)
         return api.PollOut(
             assignments=[assignment_out(a) for a in got.assignments],
             stop=stop,
-            stale=stale,
+            stale=poll.stale,
             heartbeat_s=self.settings.heartbeat_s,
             lease_s=self.settings.lease_s,
-            enabled=self.index.worker_enabled(worker_id),
-            nimby=nimby.value if nimby and with_nimby else None,
+            enabled=self.index.worker_enabled(poll.worker_id),
+            nimby=nimby.value if nimby else None,
         )
+
+
+@dataclass(frozen=True)
+class _HeldPoll:
+    """Where a held poll stands between two rounds."""
+
+    worker_id: int
+    lanes: tuple[int, ...]
+    ahead_lanes: tuple[int, ...]
+    deadline: float
+    touched: float  # when the worker's lease was last refreshed by this poll
+    held: list[HeldAttempt]
+    stale: list[int]
+    wait_s: float = 0.0
+    answer: api.PollOut | None = None

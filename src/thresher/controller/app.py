@@ -41,7 +41,7 @@ async def _sweep_forever(farm: Farm) -> None:
     while True:
         await asyncio.sleep(farm.settings.sweep_every_s)
         try:
-            expired = farm.agents.sweep()
+            expired = await farm.call(farm.agents.sweep)
         except Exception:  # the sweeper must outlive a failed round (database restarting...)
             log.exception("sweep failed")
             continue
@@ -61,9 +61,11 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        farm = Farm(store, clock, settings, Notifier())
+        notifier = Notifier()
+        notifier.bind(asyncio.get_running_loop())
+        farm = Farm(store, clock, settings, notifier)
         app.state.farm = farm
-        farm.start(clock.now())
+        await farm.call(farm.start, clock.now())
         task = asyncio.create_task(_sweep_forever(farm)) if sweeper else None
         try:
             yield
@@ -72,6 +74,7 @@ def create_app(
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+            farm.close()
 
     app = FastAPI(
         title="Thresher",

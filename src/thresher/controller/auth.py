@@ -73,11 +73,18 @@ class KnownCallers:
         self.store, self.ttl_s, self.size = store, ttl_s, size
         self._known: dict[str, tuple[Caller, float]] = {}
 
-    def caller(self, token: str) -> Caller | None:
-        now = time.monotonic()
+    def cached(self, token: str) -> Caller | None:
+        """The caller of a token found valid less than `ttl_s` ago; None otherwise."""
         found = self._known.get(token)
-        if found is not None and found[1] > now:
+        if found is not None and found[1] > time.monotonic():
             return found[0]
+        return None
+
+    def caller(self, token: str) -> Caller | None:
+        found = self.cached(token)
+        if found is not None:
+            return found
+        now = time.monotonic()
         caller = caller_for(self.store, token)
         if caller is not None:
             if len(self._known) >= self.size:

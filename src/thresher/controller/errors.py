@@ -18,6 +18,7 @@ from thresher.core.errors import (
     NotFound,
     Problems,
     ThresherDomainError,
+    Unavailable,
 )
 
 log = logging.getLogger("thresher.controller")
@@ -27,6 +28,7 @@ _STATUS: list[tuple[type[ThresherDomainError], int]] = [
     (NotFound, 404),
     (Conflict, 409),
     (Forbidden, 403),
+    (Unavailable, 503),
 ]
 
 
@@ -56,7 +58,11 @@ def install(app: FastAPI) -> None:
         if isinstance(exc, Problems):  # every problem of the request, each with its field
             listed = [{"field": p.field, "message": p.message} for p in exc.problems]
             return error_response(status, exc.code, exc.message, exc.field, errors=listed)
-        return error_response(status, exc.code, exc.message, exc.field)
+        response = error_response(status, exc.code, exc.message, exc.field)
+        if status == 503:
+            log.warning("answered 503: %s", exc.message)
+            response.headers["Retry-After"] = "1"
+        return response
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:

@@ -3,8 +3,10 @@
 Routes and the long-poll reach the farm only through these use cases: `jobs` (people's jobs
 and tasks), `agents` (workers: enrol, poll, report), `scheduling` (limits, users, workers'
 lanes, pools and NIMBY, error hosts), `engines` (the engine registry) and `access` (tokens and
-access keys). Each use case is one transaction (`UnitOfWork`), committed before it returns,
-so an answer is never ahead of the database; the store keeps state and `core` decides.
+access keys). They run on the farm thread (`await farm.call(farm.jobs.submit, caller, body)`),
+so the event loop never waits on the store. Each use case is one transaction (`UnitOfWork`),
+committed before it returns, so an answer is never ahead of the database; the store keeps
+state and `core` decides.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from thresher.controller.access import Access
 from thresher.controller.agents import Agents
 from thresher.controller.dispatch import Dispatcher, DispatchIndex
 from thresher.controller.engines import EngineRegistry
+from thresher.controller.farm_thread import FarmThread
 from thresher.controller.jobs import Jobs
 from thresher.controller.notifier import Notifier
 from thresher.controller.scheduling import Scheduling
@@ -30,6 +33,8 @@ class Farm:
     ) -> None:
         self.settings = settings
         self.notifier = notifier
+        self.thread = FarmThread()
+        self.call = self.thread.run  # `await farm.call(farm.jobs.submit, caller, body)`
         self.dispatch_index = DispatchIndex(store, clock, settings)
         # A submission or an edit changes what may run where at once; a worker's report
         # (soft) reaches the index through the finish itself.
@@ -47,6 +52,7 @@ class Farm:
             dispatcher=Dispatcher(store, clock, self.dispatch_index),
             scheduling=self.scheduling,
             jobs=self.jobs,
+            run=self.thread.run,
         )
         self.access = Access(store, clock, self.unit)
         self._store = store
@@ -57,6 +63,10 @@ class Farm:
         with self.unit.transaction():
             self._store.workers.refresh_all(now)
         self.engines.sync_builtins()
+
+    def close(self) -> None:
+        """Let the use cases handed over finish, then stop the farm thread."""
+        self.thread.close()
 
     def _changed(self, soft: bool) -> None:
         if not soft:

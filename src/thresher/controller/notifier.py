@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import Callable
 
 
 class Notifier:
-    """A generation counter with an event: waiters wake on any `notify()` after they began."""
+    """A generation counter with an event: waiters wake on any `notify()` after they began.
+
+    `notify()` may be called from the farm thread (where use cases commit) or from the event
+    loop: the listeners (the dispatch index) hear of it at once, on the calling thread; the
+    waiters, which live on the loop, are woken on the loop."""
 
     def __init__(self) -> None:
         self._event = asyncio.Event()
@@ -15,12 +20,24 @@ class Notifier:
         self.closing = False  # the server is shutting down: held polls answer now
         # Called with `soft` on every notify: the dispatch index listens (see DispatchIndex).
         self.listeners: list[Callable[[bool], None]] = []
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._loop_thread: int | None = None
+
+    def bind(self, loop: asyncio.AbstractEventLoop) -> None:
+        """The loop the waiters run on (the server's); called from that loop."""
+        self._loop, self._loop_thread = loop, threading.get_ident()
 
     def notify(self, *, soft: bool = False) -> None:
         """Wake waiters. `soft`: a worker's report (finishes), which dispatch may see a moment
         later; anything else (a submission, an edit) counts at the very next decision."""
         for listener in self.listeners:
             listener(soft)
+        if self._loop is None or threading.get_ident() == self._loop_thread:
+            self._wake()
+        elif not self._loop.is_closed():
+            self._loop.call_soon_threadsafe(self._wake)
+
+    def _wake(self) -> None:
         self.generation += 1
         event, self._event = self._event, asyncio.Event()
         event.set()

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 
 from thresher.controller.dispatch import DispatchIndex
 from thresher.controller.notifier import Notifier
+from thresher.core.errors import Unavailable
 from thresher.store.store import Store
 
 
@@ -17,6 +18,9 @@ class UnitOfWork:
         self.store = store
         self.index = index
         self.notifier = notifier
+        # Whether the store was unavailable since the sweeper last looked: the workers could
+        # not be heard meanwhile, so their leases must not run out for it.
+        self.outage_seen = False
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[None]:
@@ -26,6 +30,10 @@ class UnitOfWork:
         try:
             with self.store.transaction():
                 yield
+        except Unavailable:
+            self.outage_seen = True
+            self.index.rolled_back()
+            raise
         except BaseException:
             self.index.rolled_back()
             raise

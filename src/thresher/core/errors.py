@@ -6,7 +6,8 @@ ThresherDomainError
  ├── NotFound            no such object (404)
  ├── Conflict            the object's state forbids the change (409)
  │    └── StaleAttempt   an event or finish carried a fencing token that is no longer current
- └── Forbidden           the caller may not do this (403)
+ ├── Forbidden           the caller may not do this (403)
+ └── Unavailable         the database cannot be reached or written now (503): try again
 """
 
 from __future__ import annotations
@@ -80,3 +81,9 @@ class StaleAttempt(Conflict):
 
 class Forbidden(ThresherDomainError):
     code = "forbidden"
+
+
+class Unavailable(ThresherDomainError):
+    """The database cannot be reached or written right now (down, restarting, disk full)."""
+
+    code = "unavailable"

@@ -13,7 +13,7 @@ import sqlalchemy as sa
 
 from thresher.core.chunk_plan import ADAPTIVE_CHUNK, ChunkPlan, PlannedLayout
 from thresher.core.deps import jobs_waiting
-from thresher.core.errors import NotFound
+from thresher.core.errors import NotFound, Unavailable
 from thresher.core.frames import FrameSet, TaskLayout
 from thresher.core.model import Counts, derive_job_status
 from thresher.core.states import AttemptStatus, JobStatus, TaskStatus, check_move
@@ -72,6 +72,26 @@ def _counter_update(old: TaskStatus, new: TaskStatus) -> sa.Update | None:
     return blocks.update().where(blocks.c.id == sa.bindparam("block_id")).values(**changes)
 
 
+@contextlib.contextmanager
+def unavailable_translated() -> Iterator[None]:
+    """The database's own errors of being away (the server down or restarting, a dropped
+    connection, a full disk, a lock held too long) as `Unavailable`: the one place where
+    SQLAlchemy's operational errors are translated. Errors of our own statements (integrity,
+    programming errors) pass as they are."""
+    try:
+        yield
+    except (sa.exc.OperationalError, sa.exc.InterfaceError) as exc:
+        raise Unavailable(f"the database is unavailable: {_first_line(exc.orig)}") from exc
+    except sa.exc.DBAPIError as exc:
+        if not exc.connection_invalidated:
+            raise
+        raise Unavailable(f"the database connection was lost: {_first_line(exc.orig)}") from exc
+
+
+def _first_line(error: BaseException | None) -> str:
+    return str(error).strip().splitlines()[0] if error is not None and str(error).strip() else "?"
+
+
 class Database:
     """The engine and what every repository of the store shares over it."""
 
@@ -87,6 +107,11 @@ class Database:
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[sa.Connection]:
+        with unavailable_translated(), self._transaction() as conn:
+            yield conn
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[sa.Connection]:
         """One transaction for every store call made inside the block (by this thread or this
         asyncio task): they all commit together at its end, or (on an exception) none of them
         does. A poll stores its worker's finishes and claims its tasks this way, in one round
@@ -102,20 +127,26 @@ class Database:
             finally:
                 self._open.reset(token)
 
-    def begin(self) -> contextlib.AbstractContextManager[sa.Connection]:
+    @contextlib.contextmanager
+    def begin(self) -> Iterator[sa.Connection]:
         """A write transaction: the caller's open `transaction()`, else a new one."""
         open_conn = self._open.get()
-        return contextlib.nullcontext(open_conn) if open_conn is not None else self.engine.begin()
+        if open_conn is not None:
+            yield open_conn
+            return
+        with unavailable_translated(), self.engine.begin() as conn:
+            yield conn
 
-    def connect(
-        self, engine: sa.Engine | None = None
-    ) -> contextlib.AbstractContextManager[sa.Connection]:
+    @contextlib.contextmanager
+    def connect(self, engine: sa.Engine | None = None) -> Iterator[sa.Connection]:
         """A connection to read from: the caller's open `transaction()` (so a read sees what
         the transaction wrote), else one of `engine` (default: the store's)."""
         open_conn = self._open.get()
         if open_conn is not None:
-            return contextlib.nullcontext(open_conn)
-        return (engine or self.engine).connect()
+            yield open_conn
+            return
+        with unavailable_translated(), (engine or self.engine).connect() as conn:
+            yield conn
 
     def forget_layouts(self) -> None:
         """Drop the kept layouts (a deleted job's blocks must not be found again)."""

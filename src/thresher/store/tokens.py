@@ -32,6 +32,11 @@ class Tokens(Repository):
             row = conn.execute(_FIND, {"token_hash": token_hash}).first()
         return TokenRecord(row.id, row.name, row.role) if row else None
 
+    def revoke(self, token_id: int) -> None:
+        """The token no longer works (a worker's old token when it re-attached)."""
+        with self.db.begin() as conn:
+            conn.execute(tokens.update().where(tokens.c.id == token_id).values(revoked=True))
+
     def count(self, role: str) -> int:
         with self.db.connect() as conn:
             n = conn.scalar(sa.select(sa.func.count()).where(tokens.c.role == role))

@@ -202,6 +202,19 @@ class Workers(Repository):
                 self._lose_attempts(conn, worker_id, now, "the worker stopped answering")
         return list(ids)
 
+    def go_offline(self, worker_id: int, *, now: float) -> int:
+        """A worker said goodbye: offline now, its running attempts lost (their tasks
+        requeued). Returns how many attempts it lost."""
+        with self.db.begin() as conn:
+            moved = conn.execute(
+                workers.update()
+                .where(workers.c.id == worker_id)
+                .values(status=WorkerStatus.OFFLINE.value, last_seen=now)
+            ).rowcount
+            if moved != 1:
+                raise NotFound(f"worker {worker_id} does not exist", field="worker")
+            return self._lose_attempts(conn, worker_id, now, "the worker stopped")
+
     def _lose_attempts(
         self, conn: sa.Connection, worker_id: int, now: float, why: str, keep: Iterable[int] = ()
     ) -> int:

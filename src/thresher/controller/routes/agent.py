@@ -13,7 +13,7 @@ router = APIRouter(prefix="/api/v1/agent", tags=["agent"])
 
 @router.post("/register", response_model=api.RegisterOut)
 async def register(body: api.RegisterIn, farm: FarmDep, caller: CallerDep) -> api.RegisterOut:
-    return farm.agents.register(caller, body)
+    return await farm.call(farm.agents.register, caller, body)
 
 
 async def poll(body: api.PollIn, request: Request, farm: FarmDep, caller: CallerDep) -> api.PollOut:
@@ -26,7 +26,14 @@ async def report(
     body: api.ReportIn, request: Request, farm: FarmDep, caller: CallerDep
 ) -> api.PollOut:
     """Output and finishes sent while a poll is held open; no claim, no reconciliation."""
-    return farm.agents.report(caller, body)
+    return await farm.call(farm.agents.report, caller, body)
+
+
+@router.post("/goodbye", status_code=204)
+async def goodbye(farm: FarmDep, caller: CallerDep) -> None:
+    """The worker is stopping on purpose: it goes offline at once and what it still ran goes
+    back to the queue."""
+    await farm.call(farm.agents.goodbye, caller)
 
 
 # The two calls every worker makes all the time: served by the lean route (see `lean`).

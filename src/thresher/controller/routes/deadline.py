@@ -79,7 +79,7 @@ class AccessKeyOut(BaseModel):
 @admin_router.post("/access-keys", status_code=201, response_model=AccessKeyOut)
 async def create_access_key(body: AccessKeyIn, farm: FarmDep, caller: CallerDep) -> AccessKeyOut:
     """Admins: issue an AWS-style key pair acting as a new token of `role`."""
-    key_id, secret = farm.access.create_access_key(caller, body.name, body.role)
+    key_id, secret = await farm.call(farm.access.create_access_key, caller, body.name, body.role)
     return AccessKeyOut(
         name=body.name, role=body.role, access_key_id=key_id, secret_access_key=secret
     )
@@ -99,7 +99,7 @@ async def signed_caller(request: Request, farm: Annotated[Farm, Depends(get_farm
             headers={k.lower(): v for k, v in request.headers.items()},
             body=await request.body(),
         )
-        return farm.access.signed_caller(signed, auth)
+        return await farm.call(farm.access.signed_caller, signed, auth)
     except SignatureError as exc:
         raise DeadlineError(403, exc.code, exc.message) from None
 
@@ -225,7 +225,7 @@ async def create_job(
     except ValueError as exc:  # pydantic's refusal: a priority or a retry count out of range
         raise _validation(f"the job is malformed: {exc}", "body") from None
     try:
-        job_id = farm.jobs.submit_template(caller, submission).id
+        job_id = (await farm.call(farm.jobs.submit_template, caller, submission)).id
     except InvalidInput as exc:
         issues = template_error_body(exc)
         if issues is None:
@@ -286,7 +286,7 @@ async def get_job(
     farmId: str, queueId: str, jobId: str, farm: FarmDep, caller: SignedCaller
 ) -> Any:
     try:
-        job = farm.jobs.get(caller, job_id_in(jobId))
+        job = await farm.call(farm.jobs.get, caller, job_id_in(jobId))
     except NotFound:
         raise DeadlineError(
             404,

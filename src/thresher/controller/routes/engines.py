@@ -17,9 +17,12 @@ agent_router = APIRouter(prefix="/api/v1/agent/engines", tags=["agent"])
 EngineName = Annotated[str, Path(min_length=1, max_length=64, description="engine name")]
 
 
-def _detail(farm: FarmDep, caller: CallerDep, name: str) -> schema.EngineDetail:
-    record, revisions = farm.engines.show(caller, name)
-    return engine_detail_out(record, revisions, farm.engines.current_source(record))
+async def _detail(farm: FarmDep, caller: CallerDep, name: str) -> schema.EngineDetail:
+    def detail() -> schema.EngineDetail:
+        record, revisions = farm.engines.show(caller, name)
+        return engine_detail_out(record, revisions, farm.engines.current_source(record))
+
+    return await farm.call(detail)
 
 
 @router.get("", response_model=schema.EngineList)
@@ -31,20 +34,22 @@ async def list_engines(
     ] = None,
 ) -> schema.EngineList:
     return schema.EngineList(
-        engines=[engine_out(r) for r in farm.engines.list_engines(caller, where=where)]
+        engines=[
+            engine_out(r) for r in await farm.call(farm.engines.list_engines, caller, where=where)
+        ]
     )
 
 
 @router.get("/{name}", response_model=schema.EngineDetail)
 async def show(name: EngineName, farm: FarmDep, caller: CallerDep) -> schema.EngineDetail:
-    return _detail(farm, caller, name)
+    return await _detail(farm, caller, name)
 
 
 @router.get("/{name}/revisions/{revision}", response_model=schema.EngineSourceOut)
 async def revision_source(
     name: EngineName, revision: int, farm: FarmDep, caller: CallerDep
 ) -> schema.EngineSourceOut:
-    record, source = farm.engines.source(caller, name, revision)
+    record, source = await farm.call(farm.engines.source, caller, name, revision)
     return schema.EngineSourceOut(
         name=name, revision=revision, source_hash=record.source_hash, source=source
     )
@@ -55,21 +60,21 @@ async def publish(
     name: EngineName, body: schema.EnginePublishIn, farm: FarmDep, caller: CallerDep
 ) -> schema.EngineDetail:
     """Admins: publish ``source`` as the next revision of ``name`` and make it current."""
-    farm.engines.publish(caller, name, body.source)
-    return _detail(farm, caller, name)
+    await farm.call(farm.engines.publish, caller, name, body.source)
+    return await _detail(farm, caller, name)
 
 
 @router.post("/{name}/enable", response_model=schema.EngineDetail)
 async def enable(name: EngineName, farm: FarmDep, caller: CallerDep) -> schema.EngineDetail:
-    farm.engines.set_enabled(caller, name, True)
-    return _detail(farm, caller, name)
+    await farm.call(farm.engines.set_enabled, caller, name, True)
+    return await _detail(farm, caller, name)
 
 
 @router.post("/{name}/disable", response_model=schema.EngineDetail)
 async def disable(name: EngineName, farm: FarmDep, caller: CallerDep) -> schema.EngineDetail:
     """Admins: new jobs naming the engine are refused; queued tasks still run."""
-    farm.engines.set_enabled(caller, name, False)
-    return _detail(farm, caller, name)
+    await farm.call(farm.engines.set_enabled, caller, name, False)
+    return await _detail(farm, caller, name)
 
 
 @router.post("/{name}/rollback", response_model=schema.EngineDetail)
@@ -77,8 +82,8 @@ async def rollback(
     name: EngineName, body: schema.EngineRollbackIn, farm: FarmDep, caller: CallerDep
 ) -> schema.EngineDetail:
     """Admins: make an existing revision current again (0: the built-in one)."""
-    farm.engines.rollback(caller, name, body.revision)
-    return _detail(farm, caller, name)
+    await farm.call(farm.engines.rollback, caller, name, body.revision)
+    return await _detail(farm, caller, name)
 
 
 @agent_router.get("/{name}/{revision}", response_model=schema.EngineSourceOut)
@@ -86,5 +91,5 @@ async def agent_source(
     name: EngineName, revision: int, farm: FarmDep, caller: CallerDep
 ) -> schema.EngineSourceOut:
     """Workers: the source of the revision an assignment names (cached by its hash)."""
-    source, digest = farm.engines.agent_source(caller, name, revision)
+    source, digest = await farm.call(farm.engines.agent_source, caller, name, revision)
     return schema.EngineSourceOut(name=name, revision=revision, source_hash=digest, source=source)

@@ -16,7 +16,7 @@ router = APIRouter(prefix="/api/v1/jobs", tags=["jobs"])
 
 @router.post("", status_code=201, response_model=api.JobOut)
 async def submit(body: api.JobIn, farm: FarmDep, caller: CallerDep) -> api.JobOut:
-    return job_out(farm.jobs.submit(caller, body))
+    return job_out(await farm.call(farm.jobs.submit, caller, body))
 
 
 @router.get("", response_model=api.JobList)
@@ -28,15 +28,15 @@ async def list_jobs(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> api.JobList:
-    jobs = farm.jobs.list_jobs(
-        caller, owner=owner, statuses=status or (), limit=limit, offset=offset
+    jobs = await farm.call(
+        farm.jobs.list_jobs, caller, owner=owner, statuses=status or (), limit=limit, offset=offset
     )
     return api.JobList(jobs=[job_out(j) for j in jobs])
 
 
 @router.get("/{job_id}", response_model=api.JobOut)
 async def show(job_id: int, farm: FarmDep, caller: CallerDep) -> api.JobOut:
-    return job_out(farm.jobs.get(caller, job_id))
+    return job_out(await farm.call(farm.jobs.get, caller, job_id))
 
 
 def _acted(acted: Acted) -> api.ActionOut:
@@ -45,31 +45,31 @@ def _acted(acted: Acted) -> api.ActionOut:
 
 @router.post("/{job_id}/pause", response_model=api.ActionOut)
 async def pause(job_id: int, farm: FarmDep, caller: CallerDep) -> api.ActionOut:
-    return _acted(farm.jobs.pause(caller, job_id))
+    return _acted(await farm.call(farm.jobs.pause, caller, job_id))
 
 
 @router.post("/{job_id}/resume", response_model=api.ActionOut)
 async def resume(job_id: int, farm: FarmDep, caller: CallerDep) -> api.ActionOut:
-    return _acted(farm.jobs.resume(caller, job_id))
+    return _acted(await farm.call(farm.jobs.resume, caller, job_id))
 
 
 @router.post("/{job_id}/cancel", response_model=api.ActionOut)
 async def cancel(job_id: int, farm: FarmDep, caller: CallerDep) -> api.ActionOut:
-    return _acted(farm.jobs.cancel(caller, job_id))
+    return _acted(await farm.call(farm.jobs.cancel, caller, job_id))
 
 
 @router.post("/{job_id}/retry", response_model=api.ActionOut)
 async def retry(job_id: int, farm: FarmDep, caller: CallerDep) -> api.ActionOut:
-    return _acted(farm.jobs.retry(caller, job_id))
+    return _acted(await farm.call(farm.jobs.retry, caller, job_id))
 
 
 @router.put("/{job_id}/priority", response_model=api.ActionOut)
 async def priority(
     job_id: int, body: api.PriorityIn, farm: FarmDep, caller: CallerDep
 ) -> api.ActionOut:
-    return _acted(farm.jobs.set_priority(caller, job_id, body.priority))
+    return _acted(await farm.call(farm.jobs.set_priority, caller, job_id, body.priority))
 
 
 @router.delete("/{job_id}", status_code=204)
 async def delete(job_id: int, farm: FarmDep, caller: CallerDep) -> None:
-    farm.jobs.delete(caller, job_id)
+    await farm.call(farm.jobs.delete, caller, job_id)

@@ -15,13 +15,13 @@ router = APIRouter(prefix="/api/v1", tags=["pools", "errors"])
 @router.get("/pools", response_model=api.PoolList)
 async def list_pools(farm: FarmDep, caller: CallerDep) -> api.PoolList:
     """Every pool a worker is in or an unfinished job names, with its workers and jobs."""
-    return api.PoolList(pools=farm.scheduling.pools())
+    return api.PoolList(pools=await farm.call(farm.scheduling.pools))
 
 
 @router.get("/jobs/{job_id}/error-hosts", response_model=api.ErrorHostList)
 async def error_hosts(job_id: int, farm: FarmDep, caller: CallerDep) -> api.ErrorHostList:
     """The hosts the job's blocks had errors from, and which of them they avoid now."""
-    found = farm.scheduling.error_hosts(job_id)
+    found = await farm.call(farm.scheduling.error_hosts, job_id)
     return api.ErrorHostList(
         job_id=job_id,
         hosts=[
@@ -47,5 +47,7 @@ async def reset_error_hosts(
     worker: Annotated[str | None, Query(description="only this worker")] = None,
 ) -> api.ResetOut:
     """Forgive hosts now (the job's owner or an admin)."""
-    n = farm.scheduling.reset_error_hosts(caller, job_id, block=block, worker=worker)
+    n = await farm.call(
+        farm.scheduling.reset_error_hosts, caller, job_id, block=block, worker=worker
+    )
     return api.ResetOut(forgotten=n)

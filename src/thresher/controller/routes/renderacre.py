@@ -45,7 +45,7 @@ def _error(status: int, code: str, message: str, **extra: Any) -> JSONResponse:
 @router.post("/v1/jobs", status_code=201)
 async def submit(token: str, request: Request) -> JSONResponse:
     farm = request.app.state.farm
-    caller = farm.access.caller_uncached(token)
+    caller = await farm.call(farm.access.caller_uncached, token)
     if caller is None:
         return _error(401, "unauthorized", "the token in the URL is not known or was revoked")
     try:
@@ -55,7 +55,7 @@ async def submit(token: str, request: Request) -> JSONResponse:
     if not isinstance(body, dict):
         return _error(422, "invalid", "the job must be a JSON object")
     try:
-        job = _submit(farm, caller, body)
+        job = await farm.call(_submit, farm, caller, body)
     except ThresherDomainError as exc:
         issues = template_error_body(exc) if isinstance(exc, InvalidInput) else None
         extra = {"errors": [i.model_dump() for i in issues.errors]} if issues else {}

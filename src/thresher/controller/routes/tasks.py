@@ -22,7 +22,9 @@ async def list_tasks(
     offset: Annotated[int, Query(ge=0)] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> api.TaskPage:
-    total, page = farm.jobs.tasks(caller, job_id, block=block, offset=offset, limit=limit)
+    total, page = await farm.call(
+        farm.jobs.tasks, caller, job_id, block=block, offset=offset, limit=limit
+    )
     return api.TaskPage(
         job_id=job_id,
         block=block,
@@ -36,14 +38,16 @@ async def list_tasks(
 @router.get("/attempts", response_model=api.AttemptList)
 async def list_attempts(job_id: int, farm: FarmDep, caller: CallerDep) -> api.AttemptList:
     """Every attempt of the job, oldest first: the job's history."""
-    return api.AttemptList(attempts=[attempt_out(a) for a in farm.jobs.attempts(caller, job_id)])
+    return api.AttemptList(
+        attempts=[attempt_out(a) for a in await farm.call(farm.jobs.attempts, caller, job_id)]
+    )
 
 
 @router.get("/blocks/{block}/tasks/{index}", response_model=api.TaskDetail)
 async def show_task(
     job_id: int, block: int, index: int, farm: FarmDep, caller: CallerDep
 ) -> api.TaskDetail:
-    task, attempts = farm.jobs.task(caller, job_id, block, index)
+    task, attempts = await farm.call(farm.jobs.task, caller, job_id, block, index)
     return api.TaskDetail(
         **task_out(task).model_dump(), attempts_detail=[attempt_out(a) for a in attempts]
     )
@@ -51,12 +55,12 @@ async def show_task(
 
 @router.post("/blocks/{block}/tasks/{index}/retry", status_code=204)
 async def retry_task(job_id: int, block: int, index: int, farm: FarmDep, caller: CallerDep) -> None:
-    farm.jobs.retry_task(caller, job_id, block, index)
+    await farm.call(farm.jobs.retry_task, caller, job_id, block, index)
 
 
 @router.post("/blocks/{block}/tasks/{index}/skip", status_code=204)
 async def skip_task(job_id: int, block: int, index: int, farm: FarmDep, caller: CallerDep) -> None:
-    farm.jobs.skip_task(caller, job_id, block, index)
+    await farm.call(farm.jobs.skip_task, caller, job_id, block, index)
 
 
 @router.get("/blocks/{block}/tasks/{index}/log", response_model=api.LogOut)
@@ -69,7 +73,7 @@ async def task_log(
     after: Annotated[int, Query(ge=0, description="only lines after this line id")] = 0,
     limit: Annotated[int, Query(ge=1, le=100_000)] = 10_000,
 ) -> api.LogOut:
-    lines = farm.jobs.log(caller, job_id, block, index, after=after, limit=limit)
+    lines = await farm.call(farm.jobs.log, caller, job_id, block, index, after=after, limit=limit)
     return api.LogOut(
         lines=[api.LogLine(id=i, attempt_id=a, stream=s, text=t) for i, a, s, t in lines]
     )

@@ -50,7 +50,7 @@ async def submit(
 ) -> api.JobOut | JSONResponse:
     """Submit a jobtemplate-2023-09 template with parameter values as a job."""
     try:
-        return job_out(farm.jobs.submit_template(caller, body))
+        return job_out(await farm.call(farm.jobs.submit_template, caller, body))
     except InvalidInput as exc:
         return refused(exc)
 

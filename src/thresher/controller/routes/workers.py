@@ -13,25 +13,25 @@ router = APIRouter(prefix="/api/v1", tags=["workers"])
 
 @router.get("/workers", response_model=api.WorkerList)
 async def list_workers(farm: FarmDep, caller: CallerDep) -> api.WorkerList:
-    return api.WorkerList(workers=[worker_out(w) for w in farm.scheduling.workers()])
+    return api.WorkerList(workers=[worker_out(w) for w in await farm.call(farm.scheduling.workers)])
 
 
 @router.get("/workers/{name}", response_model=api.WorkerOut)
 async def show_worker(name: str, farm: FarmDep, caller: CallerDep) -> api.WorkerOut:
-    return worker_out(farm.scheduling.worker(name))
+    return worker_out(await farm.call(farm.scheduling.worker, name))
 
 
 @router.post("/workers/{name}/enable", response_model=api.WorkerOut)
 async def enable(name: str, farm: FarmDep, caller: CallerDep) -> api.WorkerOut:
-    return worker_out(farm.scheduling.set_worker_enabled(caller, name, True))
+    return worker_out(await farm.call(farm.scheduling.set_worker_enabled, caller, name, True))
 
 
 @router.post("/workers/{name}/disable", response_model=api.WorkerOut)
 async def disable(name: str, farm: FarmDep, caller: CallerDep) -> api.WorkerOut:
-    return worker_out(farm.scheduling.set_worker_enabled(caller, name, False))
+    return worker_out(await farm.call(farm.scheduling.set_worker_enabled, caller, name, False))
 
 
 @router.post("/admin/tokens", status_code=201, response_model=api.TokenOut)
 async def create_token(body: api.TokenIn, farm: FarmDep, caller: CallerDep) -> api.TokenOut:
-    token_id, token = farm.access.create_token(caller, body.name, body.role)
+    token_id, token = await farm.call(farm.access.create_token, caller, body.name, body.role)
     return api.TokenOut(id=token_id, name=body.name, role=body.role, token=token)

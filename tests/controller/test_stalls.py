@@ -1,0 +1,156 @@
+"""Nothing the database does stalls the controller: use cases run on the farm thread, so the
+event loop answers `/healthz` while a store call waits; an unavailable database is a 503 with
+a JSON error, and the time it was away costs no worker its lease."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from thresher.controller.auth import Caller
+from thresher.controller.farm import Farm
+from thresher.controller.notifier import Notifier
+from thresher.controller.settings import ControllerSettings
+from thresher.core.errors import Unavailable
+from thresher.schemas import api
+from thresher.store.store import Store
+from thresher.testing import FakeClock, ServedController, serve_in_thread, wait_until
+
+ADMIN = Caller(token_id=0, name="admin", role="admin")
+
+
+@pytest.fixture
+def sqlite_served(tmp_path: Path) -> Iterator[ServedController]:
+    settings = ControllerSettings(data_dir=tmp_path / "data")
+    with serve_in_thread(settings) as served:
+        yield served
+
+
+def test_healthz_answers_while_a_store_call_waits_on_a_lock(
+    sqlite_served: ServedController,
+) -> None:
+    """Another process holds SQLite's write lock; a submission waits for it (busy timeout)
+    on the farm thread, and the event loop goes on answering."""
+    db = sqlite3.connect(sqlite_served.settings.data_dir / "thresher.db", isolation_level=None)
+    db.execute("BEGIN IMMEDIATE")  # the write lock, as an outside writer would hold it
+    headers = {"Authorization": f"Bearer {sqlite_served.admin_token}"}
+    answers: list[httpx.Response] = []
+    body = {"name": "blocked", "frames": "1-3", "command": ["true"]}
+
+    def submit() -> None:
+        with httpx.Client(base_url=sqlite_served.url, headers=headers, timeout=60) as http:
+            answers.append(http.post("/api/v1/jobs", json=body))
+
+    submitter = threading.Thread(target=submit)
+    submitter.start()
+    try:
+        # For 1.5 s the submission cannot commit; every /healthz meanwhile answers within 1 s.
+        until = time.monotonic() + 1.5
+        with httpx.Client(base_url=sqlite_served.url, timeout=1.0) as http:
+            while time.monotonic() < until:
+                assert http.get("/healthz").status_code == 200
+        assert answers == []  # still held up by the lock
+    finally:
+        db.execute("ROLLBACK")
+        db.close()
+    submitter.join(timeout=30)
+    assert len(answers) == 1
+    assert answers[0].status_code == 201, answers[0].text
+
+
+@pytest.fixture
+def farm(tmp_path: Path) -> Iterator[tuple[Farm, Store, FakeClock]]:
+    store = Store.open(f"sqlite:///{tmp_path / 'farm.db'}")
+    clock = FakeClock(100.0)
+    farm = Farm(store, clock, ControllerSettings(data_dir=tmp_path, lease_s=15.0), Notifier())
+    farm.start(clock.now())
+    try:
+        yield farm, store, clock
+    finally:
+        farm.close()
+        store.close()
+
+
+def test_an_outage_costs_no_worker_its_lease(
+    farm: tuple[Farm, Store, FakeClock], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    farm_, store, clock = farm
+    body = api.RegisterIn(
+        name="w1", hostname="w1", os="linux", cores=2, ram_bytes=1 << 30, site="hq", lanes=1
+    )
+    farm_.agents.register(ADMIN, body)
+
+    def away(*_: object, **__: object) -> list[int]:
+        raise Unavailable("the database is unavailable: connection refused")
+
+    with monkeypatch.context() as outage:
+        outage.setattr(store.workers, "expire", away)
+        with pytest.raises(Unavailable):
+            farm_.agents.sweep()
+        clock.advance(60.0)  # the outage lasts longer than a lease; nobody can be heard
+
+    assert farm_.agents.sweep() == []  # back: leases renewed instead of run out
+    assert store.workers.find("w1").status.value == "online"
+    clock.advance(16.0)  # then a lease runs out as usual
+    assert farm_.agents.sweep() == [store.workers.find("w1").id]
+
+
+def test_an_unavailable_database_is_answered_503_with_a_json_error(
+    sqlite_served: ServedController, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def away(*_: object, **__: object) -> None:
+        raise Unavailable("the database is unavailable: disk I/O error")
+
+    monkeypatch.setattr(sqlite_served.store.jobs, "page", away)
+    headers = {"Authorization": f"Bearer {sqlite_served.admin_token}"}
+    with httpx.Client(base_url=sqlite_served.url, headers=headers, timeout=5) as http:
+        response = http.get("/api/v1/jobs")
+        assert response.status_code == 503
+        assert response.json()["error"] == "unavailable"
+        assert "disk I/O error" in response.json()["message"]
+        assert response.headers["retry-after"] == "1"
+        monkeypatch.undo()
+        assert http.get("/api/v1/jobs").status_code == 200  # the same connection goes on
+
+
+def test_a_worker_that_says_goodbye_is_offline_and_its_task_requeued(
+    sqlite_served: ServedController,
+) -> None:
+    admin = {"Authorization": f"Bearer {sqlite_served.admin_token}"}
+    with httpx.Client(base_url=sqlite_served.url, headers=admin, timeout=10) as http:
+        job = http.post("/api/v1/jobs", json={"name": "j", "frames": "1", "command": ["true"]})
+        registered = http.post(
+            "/api/v1/agent/register",
+            json={
+                "name": "w1",
+                "hostname": "w1",
+                "os": "linux",
+                "cores": 2,
+                "ram_bytes": 1 << 30,
+                "site": "hq",
+                "lanes": 1,
+            },
+        ).json()
+        mine = {"Authorization": f"Bearer {registered['token']}"}
+        got = http.post("/api/v1/agent/poll", json={"lanes": [0]}, headers=mine).json()
+        assert len(got["assignments"]) == 1
+
+        assert http.post("/api/v1/agent/goodbye", json={}, headers=mine).status_code == 204
+
+        assert http.get("/api/v1/workers/w1").json()["status"] == "offline"
+        job_id = job.json()["id"]
+        wait_until(
+            lambda: (
+                http.get(f"/api/v1/jobs/{job_id}/tasks").json()["tasks"][0]["status"] == "queued"
+            ),
+            timeout=10,
+            what="the task back in the queue",
+        )
+        attempts = http.get(f"/api/v1/jobs/{job_id}/attempts").json()["attempts"]
+        assert [a["status"] for a in attempts] == ["lost"]
