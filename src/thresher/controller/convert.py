@@ -11,6 +11,7 @@ import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
+from thresher.controller.waiting import JobWait
 from thresher.core.model import (
     Assignment,
     AttemptRecord,
@@ -250,5 +251,22 @@ def engine_detail_out(
                 published_at=r.published_at,
             )
             for r in revisions
+        ],
+    )
+
+
+def why_out(wait: JobWait) -> api.WhyOut:
+    return api.WhyOut(
+        job_id=wait.job.id,
+        status=wait.job.status.value,
+        reason=wait.reason,
+        blocks=[
+            api.BlockWaitOut(
+                block=b.block_index,
+                name=b.name,
+                waiting_tasks=b.waiting_tasks,
+                reasons=[api.ReasonOut(text=r.text, workers=r.workers) for r in b.reasons],
+            )
+            for b in wait.blocks
         ],
     )

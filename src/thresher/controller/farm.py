@@ -2,9 +2,10 @@
 
 Routes and the long-poll reach the farm only through these use cases: `jobs` (people's jobs
 and tasks), `agents` (workers: enrol, poll, report), `scheduling` (limits, users, workers'
-lanes, pools and NIMBY, error hosts), `engines` (the engine registry) and `access` (tokens and
-access keys). They run on the farm thread (`await farm.call(farm.jobs.submit, caller, body)`),
-so the event loop never waits on the store. Each use case is one transaction (`UnitOfWork`),
+lanes, pools and NIMBY, error hosts), `engines` (the engine registry), `access` (tokens and
+access keys) and `waiting` (why a job waits). They run on the farm thread
+(`await farm.call(farm.jobs.submit, caller, body)`), so the event loop never waits on the
+store. Each use case is one transaction (`UnitOfWork`),
 committed before it returns, so an answer is never ahead of the database; the store keeps
 state and `core` decides.
 """
@@ -21,6 +22,7 @@ from thresher.controller.notifier import Notifier
 from thresher.controller.scheduling import Scheduling
 from thresher.controller.settings import ControllerSettings
 from thresher.controller.unit import UnitOfWork
+from thresher.controller.waiting import Waiting
 from thresher.core.clock import Clock
 from thresher.store.store import Store
 
@@ -55,6 +57,7 @@ class Farm:
             run=self.thread.run,
         )
         self.access = Access(store, clock, self.unit)
+        self.waiting = Waiting(store, self.dispatch_index)
         self._store = store
 
     def start(self, now: float) -> None:

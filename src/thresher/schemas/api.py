@@ -45,6 +45,7 @@ from thresher.schemas.jobs import (
     AttemptOut,
     BlockIn,
     BlockOut,
+    BlockWaitOut,
     Counts,
     EngineJobSettings,
     JobIn,
@@ -53,9 +54,11 @@ from thresher.schemas.jobs import (
     LogLine,
     LogOut,
     PriorityIn,
+    ReasonOut,
     TaskDetail,
     TaskOut,
     TaskPage,
+    WhyOut,
 )
 
 __all__ = [
@@ -65,6 +68,7 @@ __all__ = [
     "AttemptOut",
     "BlockIn",
     "BlockOut",
+    "BlockWaitOut",
     "Counts",
     "EngineJobSettings",
     "ErrorHostList",
@@ -87,6 +91,7 @@ __all__ = [
     "PoolOut",
     "PoolsIn",
     "PriorityIn",
+    "ReasonOut",
     "RegisterIn",
     "RegisterOut",
     "ReportIn",
@@ -101,6 +106,7 @@ __all__ = [
     "UserIn",
     "UserList",
     "UserOut",
+    "WhyOut",
     "WorkerList",
     "WorkerOut",
 ]

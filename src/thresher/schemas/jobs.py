@@ -264,3 +264,22 @@ class LogLine(BaseModel):
 
 class LogOut(BaseModel):
     lines: list[LogLine]
+
+
+class ReasonOut(BaseModel):
+    text: str
+    workers: int = Field(description="online workers this reason holds on (0: not per worker)")
+
+
+class BlockWaitOut(BaseModel):
+    block: int
+    name: str
+    waiting_tasks: int = Field(description="tasks of the block that may still be dispatched")
+    reasons: list[ReasonOut]
+
+
+class WhyOut(BaseModel):
+    job_id: int
+    status: str
+    reason: str | None = Field(description="what holds the job as a whole, if anything")
+    blocks: list[BlockWaitOut] = Field(description="else why each block's tasks wait")

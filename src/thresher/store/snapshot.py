@@ -171,7 +171,8 @@ _UNSETTLED = (
 )
 
 
-def _held(r: Any) -> HeldAttempt:
+def held_attempt(r: Any) -> HeldAttempt:
+    """A running attempt from a row of `_HELD`."""
     return HeldAttempt(
         r.id,
         r.job_id,
@@ -359,4 +360,4 @@ class Snapshots(Repository):
         """The worker's running attempts (started or held ahead), oldest first."""
         with self.db.connect(self._reads) as conn:
             rows = conn.execute(_HELD_BY, {"worker_id": worker_id}).all()
-        return [_held(r) for r in rows]
+        return [held_attempt(r) for r in rows]

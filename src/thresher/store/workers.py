@@ -18,6 +18,7 @@ from thresher.store.base import Database, Repository
 from thresher.store.records import (
     WorkerRegistration,
 )
+from thresher.store.snapshot import _HELD, HeldAttempt, held_attempt
 from thresher.store.tables import attempts, workers
 
 
@@ -201,6 +202,15 @@ class Workers(Repository):
                 )
                 self._lose_attempts(conn, worker_id, now, "the worker stopped answering")
         return list(ids)
+
+    def held_by_worker(self) -> dict[int, list[HeldAttempt]]:
+        """Every running attempt (started or held ahead), by worker: which lanes are busy."""
+        with self.db.connect() as conn:
+            rows = conn.execute(_HELD.order_by(attempts.c.id)).all()
+        out: dict[int, list[HeldAttempt]] = {}
+        for row in rows:
+            out.setdefault(row.worker_id, []).append(held_attempt(row))
+        return out
 
     def go_offline(self, worker_id: int, *, now: float) -> int:
         """A worker said goodbye: offline now, its running attempts lost (their tasks

@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from thresher.controller.convert import job_out
+from thresher.controller.convert import job_out, why_out
 from thresher.controller.jobs import Acted
 from thresher.controller.routes.deps import CallerDep, FarmDep
 from thresher.schemas import api
@@ -37,6 +37,14 @@ async def list_jobs(
 @router.get("/{job_id}", response_model=api.JobOut)
 async def show(job_id: int, farm: FarmDep, caller: CallerDep) -> api.JobOut:
     return job_out(await farm.call(farm.jobs.get, caller, job_id))
+
+
+@router.get("/{job_id}/why", response_model=api.WhyOut)
+async def why(job_id: int, farm: FarmDep, caller: CallerDep) -> api.WhyOut:
+    """Why the job waits: what holds it as a whole (paused, waiting on other jobs...), else
+    for each block with tasks left, the reasons the online workers do not run them (filters
+    not met, NIMBY, sick, busy, limits full, caps reached...), most common first."""
+    return why_out(await farm.call(farm.waiting.why, caller, job_id))
 
 
 def _acted(acted: Acted) -> api.ActionOut:

@@ -1,0 +1,102 @@
+"""Why a job waits: its status's own reason, else each block's, from the dispatch index."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+
+from thresher.controller.auth import Caller
+from thresher.controller.dispatch import DispatchIndex
+from thresher.controller.dispatch.index import IndexedWorker
+from thresher.core.dispatch import LaneView
+from thresher.core.lanes import free_capacity, lane_loads, worker_capacity
+from thresher.core.model import JobRecord
+from thresher.core.states import JobStatus
+from thresher.core.why import Reason, WorkerLanes, block_waits
+from thresher.store.snapshot import HeldAttempt
+from thresher.store.store import Store
+
+#: What holds a job as a whole, by status, when it is not a block's matter.
+_JOB_REASONS = {
+    JobStatus.PAUSED: "the job is paused",
+    JobStatus.CANCELED: "the job was canceled",
+    JobStatus.SUCCEEDED: "the job is done",
+    JobStatus.FAILED: "the job failed",
+}
+
+
+@dataclass(frozen=True)
+class BlockWait:
+    """Why one block of a job has tasks that do not run."""
+
+    block_index: int
+    name: str
+    waiting_tasks: int
+    reasons: list[Reason]
+
+
+@dataclass(frozen=True)
+class JobWait:
+    """Why a job is where it is: a reason of its own, or its blocks' reasons."""
+
+    job: JobRecord
+    reason: str | None
+    blocks: list[BlockWait]
+
+
+class Waiting:
+    """Answers "why does this job wait?" from the store and the dispatch index."""
+
+    def __init__(self, store: Store, index: DispatchIndex) -> None:
+        self.store, self.index = store, index
+
+    def why(self, caller: Caller, job_id: int) -> JobWait:
+        job = self.store.jobs.get(job_id)
+        own = job.status_reason or _JOB_REASONS.get(job.status)
+        if own is not None:
+            return JobWait(job, own, [])
+        state = self.index.current()
+        by_block = {b.snap.block_id: b for b in state.blocks.values() if b.snap.job_id == job_id}
+        held = self.store.workers.held_by_worker()
+        workers = [
+            _lanes(w, held.get(w.snap.id, [])) for w in state.workers.values() if w.snap.online
+        ]
+        farm = state.farm_view()
+        out = []
+        for block in job.blocks:
+            waiting = block.counts.runnable
+            indexed = by_block.get(block.id)
+            if not waiting or indexed is None:
+                continue
+            reasons = block_waits(indexed.view, workers, farm)
+            out.append(BlockWait(block.index, block.spec.name, waiting, reasons))
+        return JobWait(job, None, out)
+
+
+def _lanes(worker: IndexedWorker, held: list[HeldAttempt]) -> WorkerLanes:
+    """The worker's lanes as dispatch would see them: each as if free, and those free now."""
+    snap = worker.snap
+    loads = lane_loads((h.lane, h.capacity, h.id) for h in held)
+    total = worker_capacity(snap.capacity, snap.lanes)
+    here = Counter(h.job_id for h in held)
+
+    def view(lane: int, capacity: int) -> LaneView:
+        return LaneView(
+            worker_id=snap.id,
+            hostname=snap.hostname,
+            facts=worker.facts,
+            lane=lane,
+            engines=worker.engines.get(lane),
+            free_capacity=capacity,
+            running_by_job=here,
+            unavailable=worker.unavailable,
+        )
+
+    lanes = range(snap.lanes)
+    return WorkerLanes(
+        name=snap.name,
+        any_lane=[view(lane, total) for lane in lanes],
+        free_lanes=[
+            view(lane, free_capacity(total, loads, lane)) for lane in lanes if lane not in loads
+        ],
+    )
