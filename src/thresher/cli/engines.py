@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
@@ -21,7 +21,9 @@ from thresher.cli.common import (
     stdout,
     table,
 )
-from thresher.schemas import engines as schema
+
+if TYPE_CHECKING:
+    from thresher.schemas import engines as schema
 
 EngineName = Annotated[str, typer.Argument(metavar="NAME", help="Engine name.", show_default=False)]
 WhereOption = Annotated[

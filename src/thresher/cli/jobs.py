@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
@@ -22,8 +22,10 @@ from thresher.cli.common import (
     stdout,
     table,
 )
-from thresher.client import Client
-from thresher.schemas import api
+
+if TYPE_CHECKING:
+    from thresher.client import Client
+    from thresher.schemas import api
 
 #: Job statuses after which nothing more runs unless someone retries.
 FINAL = frozenset({"succeeded", "failed", "canceled"})

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -17,7 +17,9 @@ from thresher.cli.common import (
     stdout,
     table,
 )
-from thresher.schemas import api
+
+if TYPE_CHECKING:
+    from thresher.schemas import api
 
 LimitName = Annotated[str, typer.Argument(metavar="NAME", help="Limit name.", show_default=False)]
 

@@ -1,16 +1,23 @@
-"""The `thresher` command: one Typer app; each noun's module registers its commands on it."""
+"""The `thresher` command: one Typer app; each noun's module registers its commands on it.
+
+The client commands import only the client (httpx), Typer and Rich, so their modules are
+registered up front. The server-side commands import FastAPI, SQLAlchemy, uvicorn or psutil:
+their modules are imported only when one of their commands runs, and until then `thresher --help`
+lists them by the one line `SERVER_COMMANDS` holds for each.
+"""
 
 from __future__ import annotations
 
 import importlib
-from types import ModuleType
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import typer
+from typer.core import TyperCommand, TyperGroup
 
 from thresher import __version__
 from thresher.cli import (
     access_keys,
-    controller,
     engines,
     jobs,
     limits,
@@ -21,20 +28,68 @@ from thresher.cli import (
     workers,
 )
 
-#: Modules written alongside this one that may not exist yet in a given checkout.
-OPTIONAL = ("worker", "farm")
+if TYPE_CHECKING:
+    # Typer's own copy of Click, which its groups and commands are built on.
+    from typer._click import Command, Context
 
 
-def _optional_modules() -> list[ModuleType]:
-    found = []
-    for name in OPTIONAL:
-        module_name = f"thresher.cli.{name}"
-        try:
-            found.append(importlib.import_module(module_name))
-        except ModuleNotFoundError as exc:
-            if exc.name != module_name:  # the module exists but something it imports does not
-                raise
-    return found
+@dataclass(frozen=True)
+class ServerCommand:
+    """A command whose module `register`s it on first use; `summary` is its --help line."""
+
+    module: str
+    summary: str
+
+
+SERVER_COMMANDS = {
+    "controller": ServerCommand(
+        "thresher.cli.controller",
+        "Run the controller: the REST API, the scheduler and the sweeper of silent workers.",
+    ),
+    "worker": ServerCommand(
+        "thresher.cli.worker",
+        "Run a worker agent: register with the controller and run its tasks on N lanes.",
+    ),
+    "nimby": ServerCommand(
+        "thresher.cli.worker", "Hold this machine's worker (NIMBY): pause, stop, resume."
+    ),
+    "farm": ServerCommand(
+        "thresher.cli.farm",
+        "Run an embedded farm: controller on SQLite plus local workers. Ctrl-C stops all.",
+    ),
+}
+
+
+def load_server_command(name: str) -> Command:
+    """The real command `name` of SERVER_COMMANDS: imports its module and lets it register."""
+    holder = typer.Typer()
+    importlib.import_module(SERVER_COMMANDS[name].module).register(holder)
+    return typer.main.get_group(holder).commands[name]
+
+
+class _Listed(TyperCommand):
+    """A server command as `--help` lists it, before its module is imported."""
+
+
+class _RootGroup(TyperGroup):
+    """The root group: lists the server commands, and loads one only when it is to run."""
+
+    def list_commands(self, ctx: Context) -> list[str]:
+        return [*SERVER_COMMANDS, *super().list_commands(ctx)]
+
+    def get_command(self, ctx: Context, cmd_name: str) -> Command | None:
+        found = super().get_command(ctx, cmd_name)
+        if found is None and cmd_name in SERVER_COMMANDS:
+            return _Listed(cmd_name, help=SERVER_COMMANDS[cmd_name].summary)
+        return found
+
+    def resolve_command(
+        self, ctx: Context, args: list[str]
+    ) -> tuple[str | None, Command | None, list[str]]:
+        name, command, rest = super().resolve_command(ctx, args)
+        if name is not None and isinstance(command, _Listed):
+            command = load_server_command(name)
+        return name, command, rest
 
 
 def _version(value: bool) -> None:
@@ -44,9 +99,10 @@ def _version(value: bool) -> None:
 
 
 def build_app() -> typer.Typer:
-    """The `thresher` app with every command registered."""
+    """The `thresher` app: the client commands registered, the server commands listed."""
     new = typer.Typer(
         name="thresher",
+        cls=_RootGroup,
         help="Thresher render farm: run a controller or workers, submit and follow jobs.\n\n"
         "Client commands read THRESHER_URL and THRESHER_TOKEN, or take --url and --token.",
         no_args_is_help=True,
@@ -62,10 +118,7 @@ def build_app() -> typer.Typer:
     ) -> None:
         """Thresher render farm."""
 
-    modules = (controller, *_optional_modules(), submit, templates, jobs, tasks, workers, engines)
-    modules += (limits, pools)  # scheduling (issue 3)
-    modules += (access_keys,)  # OpenJD submitters (issue 5)
-    for module in modules:
+    for module in (submit, templates, jobs, tasks, workers, engines, limits, pools, access_keys):
         module.register(new)
     return new
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -22,9 +22,11 @@ from thresher.cli.common import (
     stdout,
     table,
 )
-from thresher.client import Client
 from thresher.core.frames import FrameSet
 from thresher.core.states import TASK_FINAL
+
+if TYPE_CHECKING:
+    from thresher.client import Client
 
 
 @dataclass(frozen=True)

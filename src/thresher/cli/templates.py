@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-import yaml
 
 from thresher.cli.common import (
     DEFAULT_URL,
@@ -66,6 +65,8 @@ def parse_params(pairs: list[str]) -> dict[str, str]:
 
 
 def read_document(path: Path) -> Any:
+    import yaml  # here, not at the top: only these commands read YAML
+
     try:
         text = path.read_text()
     except OSError as exc:

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 import typer
 from rich.markup import escape
@@ -21,7 +21,9 @@ from thresher.cli.common import (
     stdout,
     table,
 )
-from thresher.schemas import api
+
+if TYPE_CHECKING:
+    from thresher.schemas import api
 
 WorkerName = Annotated[str, typer.Argument(metavar="NAME", help="Worker name.", show_default=False)]
 
