@@ -288,7 +288,7 @@ def register(app: typer.Typer) -> None:
     workers_app.command("show")(show)
     workers_app.command("enable")(enable)
     workers_app.command("disable")(disable)
-    for command in (lane, pools, pause, stop, resume, sick, heal):  # scheduling (issue 3)
+    for command in (lane, pools, pause, stop, resume, sick, heal):
         workers_app.command(command.__name__)(command)
     app.add_typer(workers_app)
     token_app = typer.Typer(name="token", help="Bearer tokens.", no_args_is_help=True)
