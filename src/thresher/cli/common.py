@@ -5,7 +5,8 @@ Client errors leave the CLI as one red line on stderr and an exit status:
   3  the controller could not be reached
 """
 
-from __future__ import annotations
+# Annotations here are values, not strings (no `from __future__ import annotations`): see
+# thresher.cli.main on why.
 
 import contextlib
 import json
@@ -68,7 +69,7 @@ def reporting(url: str) -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def connect(url: str, token: str | None) -> Iterator[Client]:
+def connect(url: str, token: str | None) -> "Iterator[Client]":
     """A Client for `url`; errors inside the block are reported as `reporting` does."""
     if not token:
         fail("no token: set THRESHER_TOKEN or pass --token")

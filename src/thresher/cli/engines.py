@@ -1,6 +1,7 @@
 """Engine commands: `engines [list|show|publish|enable|disable|rollback]`."""
 
-from __future__ import annotations
+# Annotations here are values, not strings (no `from __future__ import annotations`): see
+# thresher.cli.main on why.
 
 import time
 from pathlib import Path
@@ -34,7 +35,7 @@ WhereOption = Annotated[
 ]
 
 
-def _revision(engine: schema.EngineOut) -> str:
+def _revision(engine: "schema.EngineOut") -> str:
     if engine.revision is None:
         return "-"
     return "0 (built in)" if engine.builtin else str(engine.revision)
@@ -112,7 +113,7 @@ def show(
     _describe(engine)
 
 
-def _describe(engine: schema.EngineDetail) -> None:
+def _describe(engine: "schema.EngineDetail") -> None:
     out = stdout()
     state = "enabled" if engine.enabled else "disabled"
     out.print(

@@ -4,6 +4,11 @@ The client commands import only the client (httpx), Typer and Rich, so their mod
 registered up front. The server-side commands import FastAPI, SQLAlchemy, uvicorn or psutil:
 their modules are imported only when one of their commands runs, and until then `thresher --help`
 lists them by the one line `SERVER_COMMANDS` holds for each.
+
+The client command modules do without `from __future__ import annotations`: Typer reads every
+command's parameter annotations when it builds the app, at each start, and annotations kept as
+strings would be compiled and evaluated again there (about two thirds of the time the build
+takes). Names imported for type checking only are quoted instead.
 """
 
 from __future__ import annotations

@@ -1,7 +1,8 @@
 """`thresher submit`: a command job from an argv template given after `--`, or an engine job
 (`--engine`, `--input`, `--range`, `--output`, `--bucket`, `--param`, `--arg`)."""
 
-from __future__ import annotations
+# Annotations here are values, not strings (no `from __future__ import annotations`): see
+# thresher.cli.main on why.
 
 import json
 from pathlib import Path, PureWindowsPath
@@ -18,7 +19,6 @@ from thresher.cli.common import (
     fail,
     print_json,
 )
-from thresher.engines import split_arguments
 
 
 def parse_env(pairs: list[str]) -> dict[str, str]:
@@ -209,6 +209,9 @@ def submit(
             fail("an engine job takes no command after `--`")
         parameters = parse_params(param or [])
         if arg:
+            # Imported here: the engines package brings the engine machinery with it.
+            from thresher.engines import split_arguments
+
             parameters["arguments"] = [*split_arguments(parameters.get("arguments")), *arg]
         payload: dict[str, Any] = {
             "engine": engine,

@@ -3,7 +3,8 @@
 A task is named `JOB/INDEX` (block 0) or `JOB/BLOCK/INDEX`.
 """
 
-from __future__ import annotations
+# Annotations here are values, not strings (no `from __future__ import annotations`): see
+# thresher.cli.main on why.
 
 import time
 from dataclasses import dataclass
@@ -125,11 +126,11 @@ def log(
             time.sleep(every)
 
 
-def _status(client: Client, task: TaskRef) -> str:
+def _status(client: "Client", task: TaskRef) -> str:
     return client.task(task.job, task.index, block=task.block).status
 
 
-def _print_log(client: Client, task: TaskRef, *, after: int) -> int:
+def _print_log(client: "Client", task: TaskRef, *, after: int) -> int:
     """Print the lines after line id `after`; return the id of the last line printed."""
     while lines := client.log(task.job, task.index, block=task.block, after=after):
         for line in lines:

@@ -7,7 +7,8 @@ parameters in parameter_values (`deadline:priority`, `deadline:maxRetriesPerTask
 job's priority and retries; other `deadline:*` values are ignored.
 """
 
-from __future__ import annotations
+# Annotations here are values, not strings (no `from __future__ import annotations`): see
+# thresher.cli.main on why.
 
 import json
 from collections.abc import Mapping

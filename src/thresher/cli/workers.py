@@ -1,7 +1,8 @@
 """Worker and token commands: `workers [show|enable|disable|lane|pause|stop|resume|sick|heal]`,
 `token create`."""
 
-from __future__ import annotations
+# Annotations here are values, not strings (no `from __future__ import annotations`): see
+# thresher.cli.main on why.
 
 import datetime as dt
 from typing import TYPE_CHECKING, Annotated, Literal
@@ -92,7 +93,7 @@ def show(
     _describe(worker)
 
 
-def _describe(worker: api.WorkerOut) -> None:
+def _describe(worker: "api.WorkerOut") -> None:
     out = stdout()
     state = "enabled" if worker.enabled else "disabled"
     out.print(f"[bold]{escape(worker.name)}[/]: {worker.status}, {state}", soft_wrap=True)
@@ -123,7 +124,7 @@ def _describe(worker: api.WorkerOut) -> None:
         out.print(f"  {key}: {value}", markup=False, soft_wrap=True)
 
 
-def _state(worker: api.WorkerOut) -> str:
+def _state(worker: "api.WorkerOut") -> str:
     """NIMBY and sickness in a word or two: `ok` when neither holds the worker."""
     words = []
     if worker.nimby:
