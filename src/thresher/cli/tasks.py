@@ -23,7 +23,6 @@ from thresher.cli.common import (
     stdout,
     table,
 )
-from thresher.core.frames import FrameSet
 from thresher.core.states import TASK_FINAL
 
 if TYPE_CHECKING:
@@ -63,6 +62,8 @@ TaskArg = Annotated[
 
 
 def frames_text(frames: list[int]) -> str:
+    from thresher.core.frames import FrameSet  # here: every other command starts without it
+
     return FrameSet.from_frames(frames).spec if frames else "-"
 
 
