@@ -1,6 +1,6 @@
 """GIVEN the `thresher` CLI WHEN a client command (or only its help) runs THEN it imports the
-client, Typer and Rich but nothing of the server side; the server commands load their modules
-only when they run, and are listed by the same line their own help starts with."""
+client, Typer and Rich but nothing of the server side; every command's module is imported only
+when that command runs, and the root lists each command by the line its own help starts with."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 
 import thresher
 import thresher.client
-from thresher.cli.main import SERVER_COMMANDS, app, load_server_command
+from thresher.cli.main import COMMANDS, app, registered_by
 
 #: What only the controller and the worker need; a client command importing any of these
 #: pays for it at every start.
@@ -33,8 +33,8 @@ print("MODULES", *sorted(sys.modules))
 """
 
 
-def imported_by(*args: str) -> set[str]:
-    """Top-level packages imported by running `thresher ARGS` in a fresh interpreter."""
+def imported_by_name(*args: str) -> set[str]:
+    """The modules imported by running `thresher ARGS` in a fresh interpreter."""
     src = str(Path(thresher.__file__).resolve().parents[1])
     env = {**os.environ, "PYTHONPATH": src, "THRESHER_TOKEN": "thr_x", "COLUMNS": "120"}
     done = subprocess.run(
@@ -42,7 +42,12 @@ def imported_by(*args: str) -> set[str]:
     )
     found = [line for line in done.stdout.splitlines() if line.startswith("MODULES ")]
     assert found, done.stderr
-    return {name.split(".")[0] for name in found[-1].split()[1:]}
+    return set(found[-1].split()[1:])
+
+
+def imported_by(*args: str) -> set[str]:
+    """The top-level packages imported by running `thresher ARGS` in a fresh interpreter."""
+    return {name.split(".")[0] for name in imported_by_name(*args)}
 
 
 def refused_url() -> str:
@@ -83,14 +88,33 @@ def test_a_server_command_imports_its_modules_when_it_runs() -> None:
     assert {"fastapi", "sqlalchemy"} <= modules
 
 
-@pytest.mark.parametrize("name", list(SERVER_COMMANDS))
-def test_a_server_command_is_listed_by_the_first_line_of_its_own_help(name: str) -> None:
-    real = load_server_command(name)
+def test_help_imports_no_command_module() -> None:
+    modules = imported_by_name("--help")
 
-    assert (real.help or "").split("\n\n")[0] == SERVER_COMMANDS[name].summary
+    assert not {name for name in modules if name.startswith("thresher.cli.")} - {
+        "thresher.cli.main"
+    }
+
+
+@pytest.mark.parametrize("module", sorted({entry.module for entry in COMMANDS.values()}))
+def test_the_root_lists_what_each_module_registers_by_the_first_line_of_its_help(
+    module: str,
+) -> None:
+    registered = registered_by(module)
+    listed = {name: entry.summary for name, entry in COMMANDS.items() if entry.module == module}
+
+    assert set(registered) == set(listed)
+    for name, command in registered.items():
+        assert " ".join((command.help or "").split("\n\n")[0].split()) == listed[name]
+
+
+def test_help_lists_every_command() -> None:
     listing = CliRunner().invoke(app, ["--help"], env={"COLUMNS": "200"})
-    assert f"{name} " in listing.stdout
-    assert SERVER_COMMANDS[name].summary in listing.stdout
+
+    assert listing.exit_code == 0
+    for name, entry in COMMANDS.items():
+        assert f"│ {name} " in listing.stdout
+        assert entry.summary in listing.stdout
 
 
 @pytest.mark.parametrize(
@@ -110,11 +134,11 @@ def test_a_server_command_runs_as_registered_by_its_module(args: list[str], expe
     assert result.stdout.lstrip().startswith(f"Usage: thresher {' '.join(args[:-1])} ")
 
 
-def test_an_unknown_command_is_still_refused() -> None:
+def test_an_unknown_command_is_refused_with_a_suggestion() -> None:
     result = CliRunner().invoke(app, ["contoller"])
 
     assert result.exit_code == 2
-    assert "No such command" in result.output
+    assert "No such command 'contoller'. Did you mean 'controller'?" in result.output
 
 
 def test_the_package_exports_resolve_on_first_use() -> None:

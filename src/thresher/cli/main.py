@@ -1,37 +1,26 @@
 """The `thresher` command: one Typer app; each noun's module registers its commands on it.
 
-The client commands import only the client (httpx), Typer and Rich, so their modules are
-registered up front. The server-side commands import FastAPI, SQLAlchemy, uvicorn or psutil:
-their modules are imported only when one of their commands runs, and until then `thresher --help`
-lists them by the one line `SERVER_COMMANDS` holds for each.
+A command's module is imported only when that command runs: `thresher jobs` imports the jobs
+module and the client, never the controller (FastAPI, SQLAlchemy, uvicorn) or the worker agent
+(psutil). Until then the root lists each command by the one line `COMMANDS` holds for it, the
+first paragraph of the command's own help (a test keeps the two the same).
 
-The client command modules do without `from __future__ import annotations`: Typer reads every
-command's parameter annotations when it builds the app, at each start, and annotations kept as
-strings would be compiled and evaluated again there (about two thirds of the time the build
-takes). Names imported for type checking only are quoted instead.
+The command modules do without `from __future__ import annotations`: Typer reads every
+command's parameter annotations when it builds a command, and annotations kept as strings would
+be compiled and evaluated again there (about two thirds of the time the build takes). Names
+imported for type checking only are quoted instead.
 """
 
 from __future__ import annotations
 
 import importlib
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import typer
 from typer.core import TyperCommand, TyperGroup
 
 from thresher import __version__
-from thresher.cli import (
-    access_keys,
-    engines,
-    jobs,
-    limits,
-    pools,
-    submit,
-    tasks,
-    templates,
-    workers,
-)
 
 if TYPE_CHECKING:
     # Typer's own copy of Click, which its groups and commands are built on.
@@ -39,61 +28,96 @@ if TYPE_CHECKING:
 
 
 @dataclass(frozen=True)
-class ServerCommand:
-    """A command whose module `register`s it on first use; `summary` is its --help line."""
+class Entry:
+    """A root command: the module under thresher.cli that `register`s it, its --help line."""
 
     module: str
     summary: str
 
 
-SERVER_COMMANDS = {
-    "controller": ServerCommand(
-        "thresher.cli.controller",
+#: Every root command, in the order `thresher --help` lists them.
+COMMANDS = {
+    "controller": Entry(
+        "controller",
         "Run the controller: the REST API, the scheduler and the sweeper of silent workers.",
     ),
-    "worker": ServerCommand(
-        "thresher.cli.worker",
-        "Run a worker agent: register with the controller and run its tasks on N lanes.",
+    "worker": Entry(
+        "worker", "Run a worker agent: register with the controller and run its tasks on N lanes."
     ),
-    "nimby": ServerCommand(
-        "thresher.cli.worker", "Hold this machine's worker (NIMBY): pause, stop, resume."
+    "nimby": Entry("worker", "Hold this machine's worker (NIMBY): pause, stop, resume."),
+    "farm": Entry(
+        "farm", "Run an embedded farm: controller on SQLite plus local workers. Ctrl-C stops all."
     ),
-    "farm": ServerCommand(
-        "thresher.cli.farm",
-        "Run an embedded farm: controller on SQLite plus local workers. Ctrl-C stops all.",
+    "submit": Entry("submit", "Submit a command job or an engine job and print its id."),
+    "submit-template": Entry(
+        "templates", "Submit an OpenJD job template with parameter values and print the job's id."
+    ),
+    "submit-bundle": Entry(
+        "templates",
+        "Submit a Deadline-style job bundle folder (template + parameter values + asset "
+        "references); `-p` values override the bundle's.",
+    ),
+    "jobs": Entry("jobs", "List jobs."),
+    "pause": Entry(
+        "jobs", "Pause a job: no new tasks start; running ones are stopped and requeued."
+    ),
+    "resume": Entry("jobs", "Resume a paused job."),
+    "cancel": Entry("jobs", "Cancel a job: its running tasks are stopped and nothing more runs."),
+    "retry": Entry("jobs", "Requeue a job's failed and canceled tasks."),
+    "priority": Entry("jobs", "Set a job's priority (higher runs first)."),
+    "delete": Entry("jobs", "Delete a job with its tasks and logs."),
+    "watch": Entry(
+        "jobs", "Show a job's progress until it ends; exit 0 when it succeeded, 1 otherwise."
+    ),
+    "tasks": Entry("tasks", "List a page of a job's tasks, waiting ones included."),
+    "log": Entry("tasks", "Print a task's output, every attempt's lines in order."),
+    "pools": Entry(
+        "pools",
+        "List pools: their workers, and the unfinished jobs that name them (+ only, ~ "
+        "exclusive, @ dedicated).",
+    ),
+    "error-hosts": Entry(
+        "pools",
+        "The hosts a job's blocks had errors from and which they avoid now; --reset forgives.",
+    ),
+    "job": Entry("jobs", "One job."),
+    "task": Entry("tasks", "One task."),
+    "workers": Entry("workers", "Workers."),
+    "token": Entry("workers", "Bearer tokens."),
+    "engines": Entry("engines", "Engines: the scripts that run applications."),
+    "limits": Entry("limits", "Limits (licenses) and their usage."),
+    "users": Entry("limits", "Users' priority and caps."),
+    "access-key": Entry(
+        "access_keys", "AWS-style key pairs for the Deadline Cloud compatible routes."
     ),
 }
 
 
-def load_server_command(name: str) -> Command:
-    """The real command `name` of SERVER_COMMANDS: imports its module and lets it register."""
+def registered_by(module: str) -> dict[str, Command]:
+    """The commands thresher.cli.`module` registers, by name: imports the module."""
     holder = typer.Typer()
-    importlib.import_module(SERVER_COMMANDS[name].module).register(holder)
-    return typer.main.get_group(holder).commands[name]
+    importlib.import_module(f"thresher.cli.{module}").register(holder)
+    return dict(typer.main.get_group(holder).commands)
 
 
 class _Listed(TyperCommand):
-    """A server command as `--help` lists it, before its module is imported."""
+    """A root command as --help lists it, before its module is imported."""
 
 
 class _RootGroup(TyperGroup):
-    """The root group: lists the server commands, and loads one only when it is to run."""
+    """The root group: lists every command, imports a command's module only when it runs."""
 
-    def list_commands(self, ctx: Context) -> list[str]:
-        return [*SERVER_COMMANDS, *super().list_commands(ctx)]
-
-    def get_command(self, ctx: Context, cmd_name: str) -> Command | None:
-        found = super().get_command(ctx, cmd_name)
-        if found is None and cmd_name in SERVER_COMMANDS:
-            return _Listed(cmd_name, help=SERVER_COMMANDS[cmd_name].summary)
-        return found
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        for name, entry in COMMANDS.items():
+            self.add_command(_Listed(name, help=entry.summary))
 
     def resolve_command(
         self, ctx: Context, args: list[str]
     ) -> tuple[str | None, Command | None, list[str]]:
         name, command, rest = super().resolve_command(ctx, args)
         if name is not None and isinstance(command, _Listed):
-            command = load_server_command(name)
+            command = registered_by(COMMANDS[name].module)[name]
         return name, command, rest
 
 
@@ -104,7 +128,7 @@ def _version(value: bool) -> None:
 
 
 def build_app() -> typer.Typer:
-    """The `thresher` app: the client commands registered, the server commands listed."""
+    """The `thresher` app: every command listed, none of their modules imported yet."""
     new = typer.Typer(
         name="thresher",
         cls=_RootGroup,
@@ -123,8 +147,6 @@ def build_app() -> typer.Typer:
     ) -> None:
         """Thresher render farm."""
 
-    for module in (submit, templates, jobs, tasks, workers, engines, limits, pools, access_keys):
-        module.register(new)
     return new
 
 
