@@ -47,6 +47,17 @@ def parse_params(pairs: list[str]) -> dict[str, Any]:
     return params
 
 
+def engine_parameters(params: list[str], args: list[str]) -> dict[str, Any]:
+    """The `--param` pairs, with the `--arg` values after the `arguments` parameter's own."""
+    parameters = parse_params(params)
+    if args:
+        # Imported here: the engines package brings the engine machinery with it.
+        from thresher.engines import split_arguments
+
+        parameters["arguments"] = [*split_arguments(parameters.get("arguments")), *args]
+    return parameters
+
+
 def absolute(path: str | None) -> str | None:
     """A relative path made absolute from here (workers run elsewhere); other paths as given."""
     if not path or path.startswith("share=") or PureWindowsPath(path).is_absolute():
@@ -207,12 +218,7 @@ def submit(
     if engine is not None:
         if command:
             fail("an engine job takes no command after `--`")
-        parameters = parse_params(param or [])
-        if arg:
-            # Imported here: the engines package brings the engine machinery with it.
-            from thresher.engines import split_arguments
-
-            parameters["arguments"] = [*split_arguments(parameters.get("arguments")), *arg]
+        parameters = engine_parameters(param or [], arg or [])
         payload: dict[str, Any] = {
             "engine": engine,
             "name": name,
