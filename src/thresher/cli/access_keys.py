@@ -1,6 +1,7 @@
 """`thresher access-key create NAME`: an AWS-style key pair for Deadline Cloud's client."""
 
-from __future__ import annotations
+# Annotations here are values, not strings (no `from __future__ import annotations`): see
+# thresher.cli.main on why.
 
 from typing import Annotated
 

@@ -5,21 +5,24 @@ Client errors leave the CLI as one red line on stderr and an exit status:
   3  the controller could not be reached
 """
 
-from __future__ import annotations
+# Annotations here are values, not strings (no `from __future__ import annotations`): see
+# thresher.cli.main on why.
 
 import contextlib
 import json
 from collections.abc import Iterator, Sequence
-from typing import Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
-from pydantic import BaseModel
 from rich import box
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from thresher.client import Client, ThresherError, TransportError
+from thresher.client import ThresherError, TransportError
+
+if TYPE_CHECKING:
+    from thresher.client import Client
 
 DEFAULT_URL = "http://127.0.0.1:8420"
 EXIT_REFUSED = 2
@@ -66,10 +69,13 @@ def reporting(url: str) -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def connect(url: str, token: str | None) -> Iterator[Client]:
+def connect(url: str, token: str | None) -> "Iterator[Client]":
     """A Client for `url`; errors inside the block are reported as `reporting` does."""
     if not token:
         fail("no token: set THRESHER_TOKEN or pass --token")
+    # Imported here: the client's response models (pydantic) are not needed for `--help`.
+    from thresher.client import Client
+
     with reporting(url), Client(url, token) as client:
         yield client
 
@@ -84,7 +90,7 @@ def print_json(data: Any) -> None:
 
 
 def _plain(data: Any) -> Any:
-    if isinstance(data, BaseModel):
+    if hasattr(data, "model_dump"):  # a response model
         return data.model_dump(mode="json")
     if isinstance(data, list | tuple):
         return [_plain(item) for item in data]

@@ -1,10 +1,11 @@
 """Engine commands: `engines [list|show|publish|enable|disable|rollback]`."""
 
-from __future__ import annotations
+# Annotations here are values, not strings (no `from __future__ import annotations`): see
+# thresher.cli.main on why.
 
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
@@ -21,7 +22,9 @@ from thresher.cli.common import (
     stdout,
     table,
 )
-from thresher.schemas import engines as schema
+
+if TYPE_CHECKING:
+    from thresher.schemas import engines as schema
 
 EngineName = Annotated[str, typer.Argument(metavar="NAME", help="Engine name.", show_default=False)]
 WhereOption = Annotated[
@@ -32,7 +35,7 @@ WhereOption = Annotated[
 ]
 
 
-def _revision(engine: schema.EngineOut) -> str:
+def _revision(engine: "schema.EngineOut") -> str:
     if engine.revision is None:
         return "-"
     return "0 (built in)" if engine.builtin else str(engine.revision)
@@ -110,7 +113,7 @@ def show(
     _describe(engine)
 
 
-def _describe(engine: schema.EngineDetail) -> None:
+def _describe(engine: "schema.EngineDetail") -> None:
     out = stdout()
     state = "enabled" if engine.enabled else "disabled"
     out.print(

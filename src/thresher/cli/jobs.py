@@ -1,11 +1,12 @@
 """Job commands: `jobs`, `job show`, `pause`, `resume`, `cancel`, `retry`, `priority`, `delete`,
 `watch`."""
 
-from __future__ import annotations
+# Annotations here are values, not strings (no `from __future__ import annotations`): see
+# thresher.cli.main on why.
 
 import time
 from collections.abc import Callable
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
@@ -22,8 +23,10 @@ from thresher.cli.common import (
     stdout,
     table,
 )
-from thresher.client import Client
-from thresher.schemas import api
+
+if TYPE_CHECKING:
+    from thresher.client import Client
+    from thresher.schemas import api
 
 #: Job statuses after which nothing more runs unless someone retries.
 FINAL = frozenset({"succeeded", "failed", "canceled"})
@@ -31,7 +34,7 @@ FINAL = frozenset({"succeeded", "failed", "canceled"})
 JobId = Annotated[int, typer.Argument(metavar="JOB", help="Job id.", show_default=False)]
 
 
-def done(job: api.JobOut) -> int:
+def done(job: "api.JobOut") -> int:
     """Tasks that count as finished for progress: succeeded or skipped."""
     return job.counts.succeeded + job.counts.skipped
 
@@ -98,13 +101,13 @@ def show(
         out.print(line, markup=False, soft_wrap=True)
 
 
-def counts_text(counts: api.Counts) -> str:
+def counts_text(counts: "api.Counts") -> str:
     """`10 total: 8 succeeded, 2 running`, naming only the states that hold tasks."""
     held = [f"{n} {state}" for state, n in counts.model_dump().items() if n and state != "total"]
     return f"{counts.total} total: {', '.join(held)}" if held else f"{counts.total} total"
 
 
-def _action(act: Callable[[Client], api.ActionOut], url: str, token: str | None) -> None:
+def _action(act: "Callable[[Client], api.ActionOut]", url: str, token: str | None) -> None:
     with connect(url, token) as client:
         result = act(client)
     extra = f" ({result.affected} tasks)" if result.affected else ""
@@ -171,7 +174,7 @@ def watch(
         raise typer.Exit(1)
 
 
-def _follow(client: Client, job_id: int, *, every: float) -> api.JobOut:
+def _follow(client: "Client", job_id: int, *, every: float) -> "api.JobOut":
     job = client.job(job_id)
     columns = (
         TextColumn("[bold]{task.description}"),

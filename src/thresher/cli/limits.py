@@ -1,8 +1,9 @@
 """`thresher limits` (licenses: list, set, delete) and `thresher users` (priority, caps)."""
 
-from __future__ import annotations
+# Annotations here are values, not strings (no `from __future__ import annotations`): see
+# thresher.cli.main on why.
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -17,7 +18,9 @@ from thresher.cli.common import (
     stdout,
     table,
 )
-from thresher.schemas import api
+
+if TYPE_CHECKING:
+    from thresher.schemas import api
 
 LimitName = Annotated[str, typer.Argument(metavar="NAME", help="Limit name.", show_default=False)]
 
@@ -26,7 +29,7 @@ def _most(value: int | None) -> str:
     return "-" if value is None else str(value)
 
 
-def _hosts(limit: api.LimitOut) -> str:
+def _hosts(limit: "api.LimitOut") -> str:
     return ", ".join(f"{h}:{n}" for h, n in sorted(limit.hosts.items())) or "-"
 
 

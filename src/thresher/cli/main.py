@@ -1,40 +1,124 @@
-"""The `thresher` command: one Typer app; each noun's module registers its commands on it."""
+"""The `thresher` command: one Typer app; each noun's module registers its commands on it.
+
+A command's module is imported only when that command runs: `thresher jobs` imports the jobs
+module and the client, never the controller (FastAPI, SQLAlchemy, uvicorn) or the worker agent
+(psutil). Until then the root lists each command by the one line `COMMANDS` holds for it, the
+first paragraph of the command's own help (a test keeps the two the same).
+
+The command modules do without `from __future__ import annotations`: Typer reads every
+command's parameter annotations when it builds a command, and annotations kept as strings would
+be compiled and evaluated again there (about two thirds of the time the build takes). Names
+imported for type checking only are quoted instead.
+"""
 
 from __future__ import annotations
 
 import importlib
-from types import ModuleType
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import typer
+from typer.core import TyperCommand, TyperGroup
 
 from thresher import __version__
-from thresher.cli import (
-    access_keys,
-    controller,
-    engines,
-    jobs,
-    limits,
-    pools,
-    submit,
-    tasks,
-    templates,
-    workers,
-)
 
-#: Modules written alongside this one that may not exist yet in a given checkout.
-OPTIONAL = ("worker", "farm")
+if TYPE_CHECKING:
+    # Typer's own copy of Click, which its groups and commands are built on.
+    from typer._click import Command, Context
 
 
-def _optional_modules() -> list[ModuleType]:
-    found = []
-    for name in OPTIONAL:
-        module_name = f"thresher.cli.{name}"
-        try:
-            found.append(importlib.import_module(module_name))
-        except ModuleNotFoundError as exc:
-            if exc.name != module_name:  # the module exists but something it imports does not
-                raise
-    return found
+@dataclass(frozen=True)
+class Entry:
+    """A root command: the module under thresher.cli that `register`s it, its --help line."""
+
+    module: str
+    summary: str
+
+
+#: Every root command, in the order `thresher --help` lists them.
+COMMANDS = {
+    "controller": Entry(
+        "controller",
+        "Run the controller: the REST API, the scheduler and the sweeper of silent workers.",
+    ),
+    "worker": Entry(
+        "worker", "Run a worker agent: register with the controller and run its tasks on N lanes."
+    ),
+    "nimby": Entry("worker", "Hold this machine's worker (NIMBY): pause, stop, resume."),
+    "farm": Entry(
+        "farm", "Run an embedded farm: controller on SQLite plus local workers. Ctrl-C stops all."
+    ),
+    "submit": Entry("submit", "Submit a command job or an engine job and print its id."),
+    "submit-template": Entry(
+        "templates", "Submit an OpenJD job template with parameter values and print the job's id."
+    ),
+    "submit-bundle": Entry(
+        "templates",
+        "Submit a Deadline-style job bundle folder (template + parameter values + asset "
+        "references); `-p` values override the bundle's.",
+    ),
+    "jobs": Entry("jobs", "List jobs."),
+    "pause": Entry(
+        "jobs", "Pause a job: no new tasks start; running ones are stopped and requeued."
+    ),
+    "resume": Entry("jobs", "Resume a paused job."),
+    "cancel": Entry("jobs", "Cancel a job: its running tasks are stopped and nothing more runs."),
+    "retry": Entry("jobs", "Requeue a job's failed and canceled tasks."),
+    "priority": Entry("jobs", "Set a job's priority (higher runs first)."),
+    "delete": Entry("jobs", "Delete a job with its tasks and logs."),
+    "watch": Entry(
+        "jobs", "Show a job's progress until it ends; exit 0 when it succeeded, 1 otherwise."
+    ),
+    "tasks": Entry("tasks", "List a page of a job's tasks, waiting ones included."),
+    "log": Entry("tasks", "Print a task's output, every attempt's lines in order."),
+    "pools": Entry(
+        "pools",
+        "List pools: their workers, and the unfinished jobs that name them (+ only, ~ "
+        "exclusive, @ dedicated).",
+    ),
+    "error-hosts": Entry(
+        "pools",
+        "The hosts a job's blocks had errors from and which they avoid now; --reset forgives.",
+    ),
+    "job": Entry("jobs", "One job."),
+    "task": Entry("tasks", "One task."),
+    "workers": Entry("workers", "Workers."),
+    "token": Entry("workers", "Bearer tokens."),
+    "engines": Entry("engines", "Engines: the scripts that run applications."),
+    "limits": Entry("limits", "Limits (licenses) and their usage."),
+    "users": Entry("limits", "Users' priority and caps."),
+    "access-key": Entry(
+        "access_keys", "AWS-style key pairs for the Deadline Cloud compatible routes."
+    ),
+}
+
+
+def registered_by(module: str) -> dict[str, Command]:
+    """The commands thresher.cli.`module` registers, by name: imports the module."""
+    holder = typer.Typer()
+    importlib.import_module(f"thresher.cli.{module}").register(holder)
+    return dict(typer.main.get_group(holder).commands)
+
+
+class _Listed(TyperCommand):
+    """A root command as --help lists it, before its module is imported."""
+
+
+class _RootGroup(TyperGroup):
+    """The root group: lists every command, imports a command's module only when it runs."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        for name, entry in COMMANDS.items():
+            self.add_command(_Listed(name, help=entry.summary))
+
+    def resolve_command(
+        self, ctx: Context, args: list[str]
+    ) -> tuple[str | None, Command | None, list[str]]:
+        name, command, rest = super().resolve_command(ctx, args)
+        if name is not None and isinstance(command, _Listed):
+            command = registered_by(COMMANDS[name].module)[name]
+        return name, command, rest
 
 
 def _version(value: bool) -> None:
@@ -44,9 +128,10 @@ def _version(value: bool) -> None:
 
 
 def build_app() -> typer.Typer:
-    """The `thresher` app with every command registered."""
+    """The `thresher` app: every command listed, none of their modules imported yet."""
     new = typer.Typer(
         name="thresher",
+        cls=_RootGroup,
         help="Thresher render farm: run a controller or workers, submit and follow jobs.\n\n"
         "Client commands read THRESHER_URL and THRESHER_TOKEN, or take --url and --token.",
         no_args_is_help=True,
@@ -62,11 +147,6 @@ def build_app() -> typer.Typer:
     ) -> None:
         """Thresher render farm."""
 
-    modules = (controller, *_optional_modules(), submit, templates, jobs, tasks, workers, engines)
-    modules += (limits, pools)  # scheduling (issue 3)
-    modules += (access_keys,)  # OpenJD submitters (issue 5)
-    for module in modules:
-        module.register(new)
     return new
 
 

@@ -1,6 +1,7 @@
 """`thresher pools`: each pool's workers and the jobs naming it; `thresher error-hosts`."""
 
-from __future__ import annotations
+# Annotations here are values, not strings (no `from __future__ import annotations`): see
+# thresher.cli.main on why.
 
 import datetime as dt
 from typing import Annotated

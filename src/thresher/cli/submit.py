@@ -1,7 +1,8 @@
 """`thresher submit`: a command job from an argv template given after `--`, or an engine job
 (`--engine`, `--input`, `--range`, `--output`, `--bucket`, `--param`, `--arg`)."""
 
-from __future__ import annotations
+# Annotations here are values, not strings (no `from __future__ import annotations`): see
+# thresher.cli.main on why.
 
 import json
 from pathlib import Path, PureWindowsPath
@@ -18,7 +19,6 @@ from thresher.cli.common import (
     fail,
     print_json,
 )
-from thresher.engines import split_arguments
 
 
 def parse_env(pairs: list[str]) -> dict[str, str]:
@@ -45,6 +45,17 @@ def parse_params(pairs: list[str]) -> dict[str, Any]:
         except ValueError:
             params[name] = value
     return params
+
+
+def engine_parameters(params: list[str], args: list[str]) -> dict[str, Any]:
+    """The `--param` pairs, with the `--arg` values after the `arguments` parameter's own."""
+    parameters = parse_params(params)
+    if args:
+        # Imported here: the engines package brings the engine machinery with it.
+        from thresher.engines import split_arguments
+
+        parameters["arguments"] = [*split_arguments(parameters.get("arguments")), *args]
+    return parameters
 
 
 def absolute(path: str | None) -> str | None:
@@ -207,9 +218,7 @@ def submit(
     if engine is not None:
         if command:
             fail("an engine job takes no command after `--`")
-        parameters = parse_params(param or [])
-        if arg:
-            parameters["arguments"] = [*split_arguments(parameters.get("arguments")), *arg]
+        parameters = engine_parameters(param or [], arg or [])
         payload: dict[str, Any] = {
             "engine": engine,
             "name": name,

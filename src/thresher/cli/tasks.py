@@ -3,11 +3,12 @@
 A task is named `JOB/INDEX` (block 0) or `JOB/BLOCK/INDEX`.
 """
 
-from __future__ import annotations
+# Annotations here are values, not strings (no `from __future__ import annotations`): see
+# thresher.cli.main on why.
 
 import time
 from dataclasses import dataclass
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -22,9 +23,10 @@ from thresher.cli.common import (
     stdout,
     table,
 )
-from thresher.client import Client
-from thresher.core.frames import FrameSet
 from thresher.core.states import TASK_FINAL
+
+if TYPE_CHECKING:
+    from thresher.client import Client
 
 
 @dataclass(frozen=True)
@@ -60,6 +62,8 @@ TaskArg = Annotated[
 
 
 def frames_text(frames: list[int]) -> str:
+    from thresher.core.frames import FrameSet  # here: every other command starts without it
+
     return FrameSet.from_frames(frames).spec if frames else "-"
 
 
@@ -123,11 +127,11 @@ def log(
             time.sleep(every)
 
 
-def _status(client: Client, task: TaskRef) -> str:
+def _status(client: "Client", task: TaskRef) -> str:
     return client.task(task.job, task.index, block=task.block).status
 
 
-def _print_log(client: Client, task: TaskRef, *, after: int) -> int:
+def _print_log(client: "Client", task: TaskRef, *, after: int) -> int:
     """Print the lines after line id `after`; return the id of the last line printed."""
     while lines := client.log(task.job, task.index, block=task.block, after=after):
         for line in lines:

@@ -7,7 +7,8 @@ parameters in parameter_values (`deadline:priority`, `deadline:maxRetriesPerTask
 job's priority and retries; other `deadline:*` values are ignored.
 """
 
-from __future__ import annotations
+# Annotations here are values, not strings (no `from __future__ import annotations`): see
+# thresher.cli.main on why.
 
 import json
 from collections.abc import Mapping
@@ -15,7 +16,6 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-import yaml
 
 from thresher.cli.common import (
     DEFAULT_URL,
@@ -66,6 +66,8 @@ def parse_params(pairs: list[str]) -> dict[str, str]:
 
 
 def read_document(path: Path) -> Any:
+    import yaml  # here, not at the top: only these commands read YAML
+
     try:
         text = path.read_text()
     except OSError as exc:

@@ -1,10 +1,11 @@
 """Worker and token commands: `workers [show|enable|disable|lane|pause|stop|resume|sick|heal]`,
 `token create`."""
 
-from __future__ import annotations
+# Annotations here are values, not strings (no `from __future__ import annotations`): see
+# thresher.cli.main on why.
 
 import datetime as dt
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 import typer
 from rich.markup import escape
@@ -21,7 +22,9 @@ from thresher.cli.common import (
     stdout,
     table,
 )
-from thresher.schemas import api
+
+if TYPE_CHECKING:
+    from thresher.schemas import api
 
 WorkerName = Annotated[str, typer.Argument(metavar="NAME", help="Worker name.", show_default=False)]
 
@@ -90,7 +93,7 @@ def show(
     _describe(worker)
 
 
-def _describe(worker: api.WorkerOut) -> None:
+def _describe(worker: "api.WorkerOut") -> None:
     out = stdout()
     state = "enabled" if worker.enabled else "disabled"
     out.print(f"[bold]{escape(worker.name)}[/]: {worker.status}, {state}", soft_wrap=True)
@@ -121,7 +124,7 @@ def _describe(worker: api.WorkerOut) -> None:
         out.print(f"  {key}: {value}", markup=False, soft_wrap=True)
 
 
-def _state(worker: api.WorkerOut) -> str:
+def _state(worker: "api.WorkerOut") -> str:
     """NIMBY and sickness in a word or two: `ok` when neither holds the worker."""
     words = []
     if worker.nimby:
@@ -286,7 +289,7 @@ def register(app: typer.Typer) -> None:
     workers_app.command("show")(show)
     workers_app.command("enable")(enable)
     workers_app.command("disable")(disable)
-    for command in (lane, pools, pause, stop, resume, sick, heal):  # scheduling (issue 3)
+    for command in (lane, pools, pause, stop, resume, sick, heal):
         workers_app.command(command.__name__)(command)
     app.add_typer(workers_app)
     token_app = typer.Typer(name="token", help="Bearer tokens.", no_args_is_help=True)
