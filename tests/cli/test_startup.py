@@ -147,4 +147,4 @@ def test_the_package_exports_resolve_on_first_use() -> None:
     for name in thresher.client.__all__:
         assert getattr(thresher.client, name).__name__ == name
     with pytest.raises(AttributeError):
-        _ = thresher.client.Nothing  # type: ignore[attr-defined]
+        _ = thresher.client.Nothing

@@ -194,12 +194,7 @@ def submit(
     url: UrlOption = DEFAULT_URL,
     token: TokenOption = None,
 ) -> None:
-    """Submit a command job or an engine job and print its id.
-
-    Examples: thresher submit --name hello --frames 1-10 -- echo frame {frame}
-
-    thresher submit --engine blender --input scene.blend --range 1-48 --output out/f_#### --bucket 4
-    """
+    """Submit a command job or an engine job and print its id."""
     variables = parse_env(env or [])
     scheduling: dict[str, Any] = {
         "filters": filters,
@@ -249,22 +244,21 @@ def submit(
         fail("give a command after `--`, or --engine for an engine job")
     if name is None:
         fail("a command job needs --name")
-    engine_only: dict[str, object] = {
-        "--input": input_path,
-        "--range": frame_range,
-        "--output": output,
-        "--bucket": bucket,
-        "--param": param,
-        "--arg": arg,
-    }
-    misplaced = [flag for flag, value in engine_only.items() if value is not None]
-    if misplaced:
-        fail(f"{', '.join(misplaced)} need --engine")
+    _refuse_engine_options(
+        {
+            "--input": input_path,
+            "--range": frame_range,
+            "--output": output,
+            "--bucket": bucket,
+            "--param": param,
+            "--arg": arg,
+        }
+    )
     with connect(url, token) as client:
         job = client.submit(
             name,
             command,
-            frames=frames or "1",
+            frames="1" if frames is None else frames,
             chunk=chunk or 1,
             priority=priority,
             retries=retries,
@@ -279,6 +273,12 @@ def submit(
     _print_id(job.id, as_json)
 
 
+def _refuse_engine_options(given: dict[str, object]) -> None:
+    misplaced = [flag for flag, value in given.items() if value is not None]
+    if misplaced:
+        fail(f"{', '.join(misplaced)} need --engine")
+
+
 def _print_id(job_id: int, as_json: bool) -> None:
     if as_json:
         print_json({"id": job_id})
@@ -286,5 +286,11 @@ def _print_id(job_id: int, as_json: bool) -> None:
         typer.echo(job_id)
 
 
+EXAMPLES = (
+    "Examples: thresher submit --name hello --frames 1-10 -- echo frame {frame}  |  "
+    "thresher submit --engine blender --input scene.blend --range 1-48 --output out/ --bucket 4"
+)
+
+
 def register(app: typer.Typer) -> None:
-    app.command("submit", no_args_is_help=True)(submit)
+    app.command("submit", no_args_is_help=True, epilog=EXAMPLES)(submit)
