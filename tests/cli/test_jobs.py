@@ -152,3 +152,20 @@ def test_watch_exits_1_when_the_job_is_canceled(cli: Invoke) -> None:
 
     assert result.exit_code == 1
     assert "canceled" in result.stdout
+
+
+def test_job_why_and_job_show_say_why_a_job_waits(cli: Invoke) -> None:
+    first = submit(cli, "first")
+    second = submit(cli, "second", "--after", str(first))
+
+    no_worker = cli("job", "why", str(first))
+    waiting = cli("job", "why", str(second), "--json")
+    shown = cli("job", "show", str(first))
+
+    assert no_worker.exit_code == 0, no_worker.output
+    assert "block 0 main: 2 tasks to run" in no_worker.stdout
+    assert "no worker is online" in no_worker.stdout
+    assert "no worker is online" in shown.stdout
+    answer = json.loads(waiting.stdout)
+    assert answer["status"] == "waiting"
+    assert str(first) in answer["reason"]

@@ -1,5 +1,5 @@
-"""Job commands: `jobs`, `job show`, `pause`, `resume`, `cancel`, `retry`, `priority`, `delete`,
-`watch`."""
+"""Job commands: `jobs`, `job show`, `job why`, `pause`, `resume`, `cancel`, `retry`,
+`priority`, `delete`, `watch`."""
 
 # Annotations here are values, not strings (no `from __future__ import annotations`): see
 # thresher.cli.main on why.
@@ -30,6 +30,8 @@ if TYPE_CHECKING:
 
 #: Job statuses after which nothing more runs unless someone retries.
 FINAL = frozenset({"succeeded", "failed", "canceled"})
+#: Job statuses whose reasons `job show` prints.
+WAITS = frozenset({"waiting", "queued", "paused"})
 
 JobId = Annotated[int, typer.Argument(metavar="JOB", help="Job id.", show_default=False)]
 
@@ -81,6 +83,7 @@ def show(
     """Show a job, its blocks and its task counts."""
     with connect(url, token) as client:
         job = client.job(job_id)
+        wait = client.why(job_id) if job.status in WAITS else None
     if as_json:
         print_json(job)
         return
@@ -97,8 +100,43 @@ def show(
             f"block {block.index} {block.name}: frames {block.frames}, chunk {chunk}, "
             f"{counts_text(block.counts)}"
         )
+    if wait is not None:
+        lines += why_lines(wait)
     for line in lines:
         out.print(line, markup=False, soft_wrap=True)
+
+
+def why(
+    job_id: JobId,
+    as_json: JsonOption = False,
+    url: UrlOption = DEFAULT_URL,
+    token: TokenOption = None,
+) -> None:
+    """Say why a job waits: paused, on other jobs, or for each block why no worker runs it."""
+    with connect(url, token) as client:
+        wait = client.why(job_id)
+    if as_json:
+        print_json(wait)
+        return
+    out = stdout()
+    out.print(f"job {wait.job_id}: {wait.status}", markup=False)
+    for line in why_lines(wait):
+        out.print(line, markup=False, soft_wrap=True)
+
+
+def why_lines(wait: "api.WhyOut") -> list[str]:
+    """The reasons, a line each: the job's own, else per block, with how many workers."""
+    if wait.reason is not None:
+        return [f"waits: {wait.reason}"]
+    lines = []
+    for block in wait.blocks:
+        lines.append(f"block {block.block} {block.name}: {block.waiting_tasks} tasks to run")
+        for reason in block.reasons:
+            on = (
+                f" ({reason.workers} worker{'s' * (reason.workers != 1)})" if reason.workers else ""
+            )
+            lines.append(f"  {reason.text}{on}")
+    return lines
 
 
 def counts_text(counts: "api.Counts") -> str:
@@ -201,6 +239,7 @@ def register(app: typer.Typer) -> None:
     app.command("jobs")(jobs)
     job_app = typer.Typer(name="job", help="One job.", no_args_is_help=True)
     job_app.command("show")(show)
+    job_app.command("why")(why)
     app.add_typer(job_app)
     for command in (pause, resume, cancel, retry, priority, delete, watch):
         app.command(command.__name__)(command)

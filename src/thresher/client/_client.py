@@ -169,6 +169,10 @@ class Client:
     def job(self, job_id: int) -> api.JobOut:
         return self._get(api.JobOut, f"/api/v1/jobs/{job_id}")
 
+    def why(self, job_id: int) -> api.WhyOut:
+        """Why the job waits: what holds it, else each block's reasons over the workers."""
+        return self._get(api.WhyOut, f"/api/v1/jobs/{job_id}/why")
+
     def pause(self, job_id: int) -> api.ActionOut:
         return self._post(api.ActionOut, f"/api/v1/jobs/{job_id}/pause")
 
