@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import threading
-import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Literal, TypeVar
 
@@ -17,7 +16,7 @@ import pytest
 
 from thresher.client import AgentClient, Client, Conflict, Forbidden, InvalidRequest, StaleAttempt
 from thresher.schemas import api
-from thresher.testing import FakeClock, ServedController
+from thresher.testing import FakeClock, ServedController, wait_until
 
 T = TypeVar("T")
 Status = Literal["succeeded", "failed", "timed_out", "canceled"]
@@ -119,14 +118,6 @@ def worker(served: ServedController, name: str, *, lanes: int = 1) -> SimWorker:
     return SimWorker(served.url, served.admin_token, name, lanes=lanes).register()
 
 
-def wait_until(check: Callable[[], bool], *, what: str, timeout_s: float = 10.0) -> None:
-    """Poll `check` until it holds, failing after `timeout_s`; the pause only paces the polling."""
-    deadline = time.monotonic() + timeout_s
-    while not check():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.01)
-
-
 def attempt_statuses(admin: Client, job_id: int, index: int) -> list[tuple[str, str]]:
     return [(a.worker, a.status) for a in admin.task(job_id, index).attempts_detail]
 
@@ -171,7 +162,9 @@ def test_a_held_poll_returns_as_soon_as_a_job_is_submitted(serve: Any) -> None:
     held = threading.Thread(target=lambda: answers.append(w.poll(wait_s=60)), daemon=True)
     held.start()
     wait_until(
-        lambda: served.store.workers.get(w.id).last_seen == clock.now(), what="the poll to begin"
+        lambda: served.store.workers.get(w.id).last_seen == clock.now(),
+        timeout=10,
+        what="the poll to begin",
     )
 
     with Client(served.url, served.admin_token) as admin:
@@ -434,7 +427,11 @@ def test_a_silent_worker_goes_offline_and_its_task_is_requeued(serve: Any) -> No
 
         clock.advance(served.settings.lease_s + 1)
 
-        wait_until(lambda: admin.worker("silent").status == "offline", what="the lease to expire")
+        wait_until(
+            lambda: admin.worker("silent").status == "offline",
+            timeout=10,
+            what="the lease to expire",
+        )
         task = admin.task(job.id, 0)
         assert (task.status, task.failures) == ("queued", 0)
         assert attempt_statuses(admin, job.id, 0) == [("silent", "lost")]
