@@ -10,7 +10,6 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from thresher.cli.common import (
     DEFAULT_URL,
@@ -213,6 +212,14 @@ def watch(
 
 
 def _follow(client: "Client", job_id: int, *, every: float) -> "api.JobOut":
+    from rich.progress import (  # only `watch` draws a bar
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+
     job = client.job(job_id)
     columns = (
         TextColumn("[bold]{task.description}"),
