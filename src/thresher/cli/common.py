@@ -22,7 +22,7 @@ from rich.text import Text
 from thresher.client import ThresherError, TransportError
 
 if TYPE_CHECKING:
-    from thresher.client import Client
+    from thresher.client import Client, Session
 
 DEFAULT_URL = "http://127.0.0.1:8420"
 EXIT_REFUSED = 2
@@ -66,6 +66,18 @@ def reporting(url: str) -> Iterator[None]:
         fail(f"cannot reach the controller at {url}", code=EXIT_UNREACHABLE)
     except ThresherError as exc:
         fail(str(exc))
+
+
+@contextlib.contextmanager
+def session(url: str, token: str | None) -> "Iterator[Session]":
+    """A JSON-only session for `url` (no response models): for commands that print what the
+    controller answers, so they need not import pydantic to start."""
+    if not token:
+        fail("no token: set THRESHER_TOKEN or pass --token")
+    from thresher.client import Session
+
+    with reporting(url), Session(url, token) as client:
+        yield client
 
 
 @contextlib.contextmanager

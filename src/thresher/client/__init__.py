@@ -1,4 +1,5 @@
-"""The public Python API of Thresher: `Client` for people, `AgentClient` for workers.
+"""The public Python API of Thresher: `Client` for people, `AgentClient` for workers, and
+`Session`, the JSON-only part of `Client` (no response models: it starts faster).
 
 The error tree is imported at once (it needs only httpx). `Client` (the response models, pydantic)
 and `AgentClient` (asyncio and the worker's lean HTTP/1.1 transport) are imported on first use,
@@ -24,6 +25,7 @@ from thresher.client._errors import (
 if TYPE_CHECKING:
     from thresher.client._agent import AgentClient
     from thresher.client._client import Client
+    from thresher.client._session import Session
 
 __all__ = [
     "APIError",
@@ -33,13 +35,18 @@ __all__ = [
     "Forbidden",
     "InvalidRequest",
     "NotFound",
+    "Session",
     "StaleAttempt",
     "ThresherError",
     "TransportError",
     "Unauthorized",
 ]
 
-_ON_FIRST_USE = {"AgentClient": "thresher.client._agent", "Client": "thresher.client._client"}
+_ON_FIRST_USE = {
+    "AgentClient": "thresher.client._agent",
+    "Client": "thresher.client._client",
+    "Session": "thresher.client._session",
+}
 
 
 def __getattr__(name: str) -> Any:

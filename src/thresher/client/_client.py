@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import ssl
 from collections.abc import Mapping, Sequence
 from typing import Any, TypeVar
-from urllib.parse import urlsplit
 
-import httpx
 from pydantic import BaseModel
 
-from thresher.client._errors import raise_for, translate
+from thresher.client._session import Session
 from thresher.schemas import api
 from thresher.schemas import engines as eng
 from thresher.schemas import openjd as ojd
@@ -18,59 +15,12 @@ from thresher.schemas import openjd as ojd
 M = TypeVar("M", bound=BaseModel)
 
 
-def tls_verification(url: str) -> ssl.SSLContext | bool:
-    """What a client of `url` verifies TLS certificates with: the default CA bundle for https.
-
-    A controller at an http:// URL is never reached over TLS, and loading the CA bundle costs
-    about a sixth of the time a CLI command takes to start; such a client gets a context that
-    trusts no certificate instead, so that any TLS it might still attempt (through an https://
-    proxy) fails rather than goes unchecked."""
-    if urlsplit(url).scheme == "http":
-        return ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    return True
-
-
-class Client:
-    """A connection to a Thresher controller.
+class Client(Session):
+    """A connection to a Thresher controller, answering typed results (`thresher.schemas.api`).
 
     >>> client = Client("http://127.0.0.1:8420", token)        # doctest: +SKIP
     >>> job = client.submit("hello", ["echo", "{frame}"], frames="1-10")  # doctest: +SKIP
     """
-
-    def __init__(
-        self,
-        url: str,
-        token: str | None,
-        *,
-        timeout: float = 30.0,
-        transport: httpx.BaseTransport | None = None,
-    ) -> None:
-        headers = {"Authorization": f"Bearer {token}"} if token else {}
-        self.url = url.rstrip("/")
-        self._http = httpx.Client(
-            base_url=self.url,
-            headers=headers,
-            timeout=timeout,
-            transport=transport,
-            verify=tls_verification(self.url),
-        )
-
-    def close(self) -> None:
-        self._http.close()
-
-    def __enter__(self) -> Client:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def _call(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
-        try:
-            response = self._http.request(method, path, **kwargs)
-        except httpx.HTTPError as exc:
-            raise translate(exc) from exc
-        raise_for(response)
-        return response
 
     def _get(self, model: type[M], path: str, **params: Any) -> M:
         query = {k: v for k, v in params.items() if v is not None}
