@@ -14,7 +14,7 @@ from thresher.core.model import (
 )
 from thresher.core.states import TaskStatus
 from thresher.store.base import Repository
-from thresher.store.tables import blocks, tasks, workers
+from thresher.store.tables import blocks, jobs, tasks, workers
 
 
 class Tasks(Repository):
@@ -101,4 +101,6 @@ class Tasks(Repository):
                 return old
             self.db.move_task(conn, task_id, block.id, old, new, now)
             conn.execute(tasks.update().where(tasks.c.id == task_id).values(failures=0))
+            if new is TaskStatus.QUEUED:  # a job that had ended runs again
+                conn.execute(jobs.update().where(jobs.c.id == job_id).values(finished_at=None))
             return old
