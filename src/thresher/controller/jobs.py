@@ -220,7 +220,7 @@ class Jobs:
         """Mark the job's tasks that can never run (they wait on a task failed for good; with
         `restore`, after a retry or a skip, unmark those that may run again), then stamp the
         job's finish time once nothing of it can run any more (in the caller's transaction)."""
-        self.store.jobs.mark_never_run(job_id, now=self.clock.now(), restore=restore)
+        self.store.tasks.mark_never_run(job_id, now=self.clock.now(), restore=restore)
         if self.store.snapshot.job_unsettled(job_id):  # tasks still run or wait: cheap, and common
             return
         self._stamp_if_final(job_id)

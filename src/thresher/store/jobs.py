@@ -9,7 +9,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from thresher.core.deps import BlockTasks, JobDeps, downstream, job_deps, never_run
+from thresher.core.deps import JobDeps, job_deps
 from thresher.core.errors import NotFound
 from thresher.core.model import (
     BlockRecord,
@@ -20,9 +20,10 @@ from thresher.core.model import (
     derive_job_status,
     failure_reason,
 )
-from thresher.core.states import AttemptStatus, JobStatus, TaskStatus, check_move
-from thresher.store.base import _COUNTER, Database, Repository, _counts
+from thresher.core.states import AttemptStatus, JobStatus, TaskStatus
+from thresher.store.base import Database, Repository, _counts
 from thresher.store.tables import attempts, blocks, jobs, log_lines, tasks
+from thresher.store.tasks import move_many, unmark
 
 _BLOCK_FIELDS = tuple(f.name for f in dataclasses.fields(BlockSpec))
 _JOB_FIELDS = tuple(f.name for f in dataclasses.fields(JobSpec) if f.name != "blocks")
@@ -63,11 +64,6 @@ def job_spec_of(row: Any, blocks: tuple[BlockSpec, ...]) -> JobSpec:
     return JobSpec(blocks=blocks, **{name: _field(getattr(row, name)) for name in _JOB_FIELDS})
 
 
-#: Task indices per statement when many tasks move at once.
-_BATCH = 2000
-_STARTED = frozenset({TaskStatus.RUNNING, TaskStatus.SUCCEEDED, TaskStatus.SKIPPED})
-
-
 def dependency_state(db: Database, conn: sa.Connection, after: Iterable[int]) -> JobDeps:
     """How the jobs in `after` hold a job back (`core.deps.job_deps`): read in `conn`."""
     ids = list(after)
@@ -91,86 +87,6 @@ def dependency_state(db: Database, conn: sa.Connection, after: Iterable[int]) ->
         for r in dep_jobs
     }
     return job_deps(ids, statuses)
-
-
-def _unstarted(row: Any) -> int:
-    """Tasks of a block row that wait or are queued (by its counters)."""
-    return int(
-        row.task_count
-        - (row.n_running + row.n_succeeded + row.n_skipped + row.n_failed + row.n_canceled)
-    )
-
-
-def _may_change(rows: list[Any], *, restore: bool) -> bool:
-    """Whether marking (and with `restore`, unmarking) tasks as never run may change anything,
-    by the block counters alone: some task failed for good and a block waiting on it has tasks
-    not started yet (or, with `restore`, some task is marked)."""
-    failing = {r.idx for r in rows if r.n_failed}
-    if restore and any(r.n_canceled for r in rows):
-        return True
-    if not failing:
-        return False
-    below = downstream({r.idx: [*r.after, *r.after_frames] for r in rows}, failing)
-    return any(_unstarted(r) > 0 for r in rows if r.idx in below)
-
-
-def _move_many(
-    conn: sa.Connection,
-    block_id: int,
-    indices: Iterable[int],
-    old: TaskStatus,
-    new: TaskStatus,
-    now: float,
-) -> int:
-    """Move the block's tasks at `indices` that are in `old` to `new`, with the counters, in
-    a few statements (a block may hold many thousand tasks); the transition table holds."""
-    check_move(old, new)
-    wanted, moved = sorted(indices), 0
-    for start in range(0, len(wanted), _BATCH):
-        moved += conn.execute(
-            tasks.update()
-            .where(
-                tasks.c.block_id == block_id,
-                tasks.c.status == old.value,
-                tasks.c.idx.in_(wanted[start : start + _BATCH]),
-            )
-            .values(status=new.value, updated_at=now)
-        ).rowcount
-    _count(conn, block_id, old, new, moved)
-    return moved
-
-
-def _insert_many(
-    conn: sa.Connection, block: Any, indices: Iterable[int], new: TaskStatus, now: float
-) -> int:
-    """Give rows in `new` to tasks of `block` that had none (they were waiting)."""
-    check_move(TaskStatus.WAITING, new)
-    rows = [
-        {
-            "block_id": block.id,
-            "job_id": block.job_id,
-            "idx": index,
-            "status": new.value,
-            "failures": 0,
-            "attempts": 0,
-            "updated_at": now,
-        }
-        for index in sorted(indices)
-    ]
-    for start in range(0, len(rows), _BATCH):
-        conn.execute(tasks.insert(), rows[start : start + _BATCH])
-    _count(conn, block.id, TaskStatus.WAITING, new, len(rows))
-    return len(rows)
-
-
-def _count(conn: sa.Connection, block_id: int, old: TaskStatus, new: TaskStatus, n: int) -> None:
-    changes: dict[str, Any] = {}
-    if old in _COUNTER:
-        changes[_COUNTER[old]] = blocks.c[_COUNTER[old]] - n
-    if new in _COUNTER:
-        changes[_COUNTER[new]] = blocks.c[_COUNTER[new]] + n
-    if n and changes:
-        conn.execute(blocks.update().where(blocks.c.id == block_id).values(**changes))
 
 
 class Jobs(Repository):
@@ -355,19 +271,28 @@ class Jobs(Repository):
             )
 
     def requeue_tasks(self, job_id: int, statuses: Iterable[TaskStatus], *, now: float) -> int:
-        """Put the job's tasks in `statuses` back in the queue, with their failures forgiven."""
+        """Put the job's tasks in `statuses` back in the queue, with their failures forgiven (a
+        task marked as never run that never had an attempt goes back to waiting)."""
         moved = 0
         with self.db.begin() as conn:
             rows = conn.execute(
-                sa.select(tasks.c.block_id, tasks.c.idx, tasks.c.status).where(
+                sa.select(tasks.c.block_id, tasks.c.idx, tasks.c.status, tasks.c.attempts).where(
                     tasks.c.job_id == job_id, tasks.c.status.in_([s.value for s in statuses])
                 )
             ).all()
             groups: dict[tuple[int, str], list[int]] = {}
+            fresh: dict[int, set[int]] = {}
             for row in rows:
                 groups.setdefault((row.block_id, row.status), []).append(row.idx)
+                if row.status == TaskStatus.CANCELED.value and not row.attempts:
+                    fresh.setdefault(row.block_id, set()).add(row.idx)
             for (block_id, status), indices in groups.items():
-                moved += _move_many(
+                if TaskStatus(status) is TaskStatus.CANCELED:
+                    moved += unmark(
+                        self.db, conn, block_id, indices, fresh.get(block_id, set()), now
+                    )
+                    continue
+                moved += move_many(
                     conn, block_id, indices, TaskStatus(status), TaskStatus.QUEUED, now
                 )
             conn.execute(
@@ -377,71 +302,6 @@ class Jobs(Repository):
             )
             conn.execute(jobs.update().where(jobs.c.id == job_id).values(finished_at=None))
         return moved
-
-    def mark_never_run(self, job_id: int, *, now: float, restore: bool = False) -> int:
-        """Mark as never run (canceled) the tasks of the job that can never run: they wait,
-        whole or frame by frame, on a task failed for good (`core.deps.never_run`). With
-        `restore` (after a retry or a skip), put the marked tasks that may run again back in
-        the queue. A canceled job is left alone. Returns how many tasks moved.
-
-        Cheap when nothing can change (the job's block counters tell); else it reads the job's
-        task rows."""
-        with self.db.begin() as conn:
-            canceled = conn.scalar(sa.select(jobs.c.canceled).where(jobs.c.id == job_id))
-            rows = self.db.block_records(conn, [job_id]).get(job_id, [])
-            if canceled is None or canceled or not _may_change(rows, restore=restore):
-                return 0
-            found: dict[int, dict[TaskStatus, set[int]]] = {r.id: {} for r in rows}
-            for t in conn.execute(
-                sa.select(tasks.c.block_id, tasks.c.idx, tasks.c.status).where(
-                    tasks.c.job_id == job_id
-                )
-            ):
-                found[t.block_id].setdefault(TaskStatus(t.status), set()).add(t.idx)
-            lost = never_run([self._block_tasks(r, found[r.id]) for r in rows])
-            moved = 0
-            for row in rows:
-                by_status = found[row.id]
-                marked = by_status.get(TaskStatus.CANCELED, set())
-                wanted = lost[row.idx].tasks if row.idx in lost else frozenset()
-                moved += self._mark(conn, row, wanted - marked, by_status, now)
-                if restore and marked - wanted:
-                    back = marked - wanted
-                    moved += _move_many(
-                        conn, row.id, back, TaskStatus.CANCELED, TaskStatus.QUEUED, now
-                    )
-                    conn.execute(jobs.update().where(jobs.c.id == job_id).values(finished_at=None))
-            return moved
-
-    def _block_tasks(self, row: Any, by_status: Mapping[TaskStatus, set[int]]) -> BlockTasks:
-        started: set[int] = set()
-        for status in _STARTED:
-            started |= by_status.get(status, set())
-        return BlockTasks(
-            index=row.idx,
-            name=row.name,
-            layout=self.db.block_layout(row),
-            after=tuple(row.after or ()),
-            after_frames=tuple(row.after_frames or ()),
-            failed=frozenset(by_status.get(TaskStatus.FAILED, ())),
-            started=frozenset(started),
-        )
-
-    @staticmethod
-    def _mark(
-        conn: sa.Connection,
-        row: Any,
-        tasks_: Iterable[int],
-        by_status: Mapping[TaskStatus, set[int]],
-        now: float,
-    ) -> int:
-        """Mark `tasks_` of the block `row` (waiting or queued ones) as never run."""
-        left, moved = set(tasks_), 0
-        for old in (TaskStatus.QUEUED, TaskStatus.WAITING):  # those with a row
-            rowed = left & by_status.get(old, set())
-            moved += _move_many(conn, row.id, rowed, old, TaskStatus.CANCELED, now)
-            left -= rowed
-        return moved + _insert_many(conn, row, left, TaskStatus.CANCELED, now)
 
     def waiting_on(self, job_id: int) -> list[int]:
         """The unfinished jobs that wait on job `job_id` (`after`), oldest first."""
