@@ -4,11 +4,13 @@ it all back, and a job waiting on a deleted job fails saying so."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from tests.controller.test_dispatch import ended, worker
 
 from thresher.client import Client
 from thresher.schemas import api
-from thresher.testing import ServedController
+from thresher.testing import FakeClock, ServedController, wait_until
 
 
 def staged(admin: Client, *, retries: int = 0) -> api.JobOut:
@@ -98,3 +100,45 @@ def test_a_job_waiting_on_a_deleted_job_fails_and_never_runs(
     w = worker(served, "w1")
     assert w.poll(wait_s=0.2).assignments == []
     assert [j.id for j in admin.jobs(status=["failed"])] == [second.id]
+
+
+def test_a_task_requeued_where_it_can_never_run_is_marked_by_dispatch(serve: Any) -> None:
+    """GIVEN comp runs on a worker that goes silent after render failed for good (a retry of
+    a render task), WHEN its task is requeued by the lease sweep (no finish reports it), THEN
+    dispatch sees it can never run, marks it, and the job ends failed."""
+    clock = FakeClock()
+    served: ServedController = serve(clock=clock, sweep_every_s=0.02)
+    with Client(served.url, served.admin_token) as admin:
+        job = admin.submit_job(
+            api.JobIn(
+                name="late",
+                command=["true"],
+                blocks=[
+                    api.BlockIn(name="render", frames="1-2", retries=0),
+                    api.BlockIn(name="comp", frames="1", after=["render"]),
+                ],
+            )
+        )
+        w = worker(served, "w1", lanes=2)
+        renders = w.poll().assignments
+        w.poll(want=0, finished=[ended(a) for a in renders])
+        silent = worker(served, "silent")
+        (comp,) = silent.poll().assignments
+        assert comp.block == 1
+        admin.retry_task(job.id, 0, block=0)
+        (redo,) = w.poll(want=1).assignments
+        w.poll(want=0, finished=[ended(redo, "failed")])
+        assert admin.job(job.id).status == "running"  # comp may still succeed
+
+        clock.advance(served.settings.lease_s + 1)
+        wait_until(
+            lambda: admin.worker("silent").status == "offline",
+            timeout=10,
+            what="the lease to expire",
+        )
+        fresh = worker(served, "fresh")
+        assert fresh.poll(wait_s=0).assignments == []
+
+        done = admin.job(job.id)
+        assert (done.status, done.counts.canceled) == ("failed", 1)
+        assert task_statuses(admin, job.id, 1) == ["canceled"]
