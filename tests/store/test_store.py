@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -712,6 +713,186 @@ def test_a_job_after_a_failed_or_canceled_job_says_why_it_waits(
         assert job.status is JobStatus.WAITING
         assert job.status_reason == f"waiting on job {dep}, which {word}"
     assert claim(store, worker, clock) is None
+
+
+def staged_spec(*, frames: str = "1-4") -> JobSpec:
+    """render (frames, retries 0); comp waits on it frame by frame; mux waits on comp whole;
+    notes waits on nothing."""
+    return JobSpec(
+        name="staged",
+        owner="alice",
+        priority=50,
+        kind="command",
+        blocks=(
+            block("render", frames, 1, retries=0),
+            block("comp", frames, 1, after_frames=(0,)),
+            block("mux", "1-2", 1, after=(1,)),
+            block("notes", "1", 1),
+        ),
+        payload={"commands": [["echo", "{start}"]]},
+    )
+
+
+def statuses(store: Store, job_id: int, block_index: int) -> list[TaskStatus]:
+    return [t.status for t in store.tasks.page(job_id, block_index=block_index)[1]]
+
+
+def run_all(store: Store, worker: int, clock: FakeClock, *, failing: set[tuple[int, int]]) -> None:
+    """Claim and finish what can run: (block, task) in `failing` fails, the rest succeeds; then
+    settle the job as the controller does after finishes."""
+    while (got := claim(store, worker, clock)) is not None:
+        failed = (got.block_index, got.task_index) in failing
+        finish(store, got, AttemptStatus.FAILED if failed else AttemptStatus.SUCCEEDED, clock)
+        store.tasks.mark_never_run(got.job_id, now=clock.now())
+
+
+def test_tasks_waiting_on_a_failed_task_never_run_and_the_job_fails(
+    store: Store, clock: FakeClock
+) -> None:
+    """GIVEN render frame 2 fails for good, THEN comp frame 2 (frame by frame) and all of mux
+    (whole, on comp) are marked never run, the rest runs, and the job ends failed saying why."""
+    job_id = store.jobs.create(staged_spec(), now=clock.now())
+    worker = add_worker(store, "w1", clock)
+
+    run_all(store, worker, clock, failing={(0, 1)})
+
+    S = TaskStatus
+    assert statuses(store, job_id, 0) == [S.SUCCEEDED, S.FAILED, S.SUCCEEDED, S.SUCCEEDED]
+    assert statuses(store, job_id, 1) == [S.SUCCEEDED, S.CANCELED, S.SUCCEEDED, S.SUCCEEDED]
+    assert statuses(store, job_id, 2) == [S.CANCELED, S.CANCELED]
+    assert statuses(store, job_id, 3) == [S.SUCCEEDED]
+    job = store.jobs.get(job_id)
+    assert job.status is JobStatus.FAILED
+    assert job.status_reason == (
+        "1 task of block render failed; 1 task of block comp never ran; "
+        "2 tasks of block mux never ran"
+    )
+    assert job.counts == Counts(total=11, succeeded=7, failed=1, canceled=3)
+    assert not store.snapshot.job_unsettled(job_id)
+    assert store.tasks.mark_never_run(job_id, now=clock.now()) == 0  # settled: nothing moves
+    assert all(b.runnable == 0 for b in store.snapshot.read(now=0, errors_since=0).blocks)
+    assert_counters_match_rows(store)
+
+
+def test_a_retry_of_the_failed_task_lets_what_waited_on_it_run(
+    store: Store, clock: FakeClock
+) -> None:
+    """GIVEN the job failed as above, WHEN render frame 2 is retried, THEN comp frame 2 and mux
+    wait again (no row, none dispatched before render frame 2 is done), and the job succeeds."""
+    job_id = store.jobs.create(staged_spec(), now=clock.now())
+    worker = add_worker(store, "w1", clock)
+    run_all(store, worker, clock, failing={(0, 1)})
+    store.jobs.mark_finished(job_id, clock.now())
+
+    store.tasks.set_status(job_id, 0, 1, TaskStatus.QUEUED, now=clock.now())
+    assert store.tasks.mark_never_run(job_id, now=clock.now(), restore=True) == 3
+
+    S = TaskStatus
+    assert statuses(store, job_id, 1) == [S.SUCCEEDED, S.WAITING, S.SUCCEEDED, S.SUCCEEDED]
+    assert statuses(store, job_id, 2) == [S.WAITING, S.WAITING]
+    job = store.jobs.get(job_id)
+    assert (job.status, job.finished_at) == (JobStatus.QUEUED, None)
+    assert_counters_match_rows(store)
+    first = take(store, worker, clock)
+    assert (first.block_index, first.task_index) == (0, 1)
+    (comp,) = [c for c in support.candidates(store) if c.block.index == 1]
+    outcome = store.dispatch.claim(comp, worker_id=worker, now=clock.now())
+    assert outcome.assignment is None  # comp frame 2 waits for render frame 2
+    finish(store, first, AttemptStatus.SUCCEEDED, clock)
+    run_all(store, worker, clock, failing=set())
+    assert store.jobs.get(job_id).status is JobStatus.SUCCEEDED
+    assert_counters_match_rows(store)
+
+
+def test_a_job_retry_or_a_skip_brings_back_what_never_ran(store: Store, clock: FakeClock) -> None:
+    job_id = store.jobs.create(staged_spec(), now=clock.now())
+    worker = add_worker(store, "w1", clock)
+    run_all(store, worker, clock, failing={(0, 1)})
+
+    store.jobs.requeue_tasks(job_id, (TaskStatus.FAILED, TaskStatus.CANCELED), now=clock.now())
+    assert store.jobs.get(job_id).counts == Counts(total=11, succeeded=7, queued=1)
+    assert statuses(store, job_id, 2) == [TaskStatus.WAITING, TaskStatus.WAITING]
+    run_all(store, worker, clock, failing={(0, 1)})  # fails again: marked again
+    assert store.jobs.get(job_id).counts == Counts(total=11, succeeded=7, failed=1, canceled=3)
+
+    store.tasks.set_status(job_id, 0, 1, TaskStatus.SKIPPED, now=clock.now())
+    store.tasks.mark_never_run(job_id, now=clock.now(), restore=True)
+    run_all(store, worker, clock, failing=set())
+    job = store.jobs.get(job_id)
+    assert (job.status, job.counts) == (
+        JobStatus.SUCCEEDED,
+        Counts(total=11, succeeded=10, skipped=1),
+    )
+    assert_counters_match_rows(store)
+
+
+def test_a_block_waiting_whole_on_a_failure_is_marked_at_once(
+    store: Store, clock: FakeClock
+) -> None:
+    """Marking reads no task rows while nothing failed; a block waiting whole on a failure has
+    its queued tasks marked too (requeued after they ran once), and one that already ran stays
+    as it is. A block that is done despite its upstream failure holds nothing back."""
+    spec = staged_spec(frames="1")
+    spec = replace(spec, blocks=(*spec.blocks[:3], block("direct", "1-2", 1, after=(0,))))
+    job_id = store.jobs.create(spec, now=clock.now())
+    worker = add_worker(store, "w1", clock)
+    assert store.tasks.mark_never_run(job_id, now=clock.now()) == 0
+    run_all(store, worker, clock, failing=set())
+    assert store.jobs.get(job_id).status is JobStatus.SUCCEEDED
+    # Run render again, and a task of each waiting block is requeued meanwhile: render fails.
+    store.tasks.set_status(job_id, 0, 0, TaskStatus.QUEUED, now=clock.now())
+    store.tasks.set_status(job_id, 2, 0, TaskStatus.QUEUED, now=clock.now())
+    store.tasks.set_status(job_id, 3, 0, TaskStatus.QUEUED, now=clock.now())
+    got = take(store, worker, clock)
+    assert (got.block_index, got.task_index) == (0, 0)
+    finish(store, got, AttemptStatus.FAILED, clock, exit_code=1)
+
+    assert store.tasks.mark_never_run(job_id, now=clock.now()) == 1
+    assert statuses(store, job_id, 3) == [TaskStatus.CANCELED, TaskStatus.SUCCEEDED]
+    # comp frame 1 ran before render failed: comp is done, and mux may run again.
+    assert statuses(store, job_id, 1) == [TaskStatus.SUCCEEDED]
+    assert statuses(store, job_id, 2) == [TaskStatus.QUEUED, TaskStatus.SUCCEEDED]
+    assert store.jobs.get(job_id).status is JobStatus.QUEUED
+    run_all(store, worker, clock, failing=set())
+    job = store.jobs.get(job_id)
+    assert (job.status, job.counts.canceled, job.counts.failed) == (JobStatus.FAILED, 1, 1)
+    assert_counters_match_rows(store)
+
+
+def test_a_canceled_job_is_left_alone(store: Store, clock: FakeClock) -> None:
+    job_id = store.jobs.create(staged_spec(), now=clock.now())
+    worker = add_worker(store, "w1", clock)
+    got = take(store, worker, clock)
+    finish(store, got, AttemptStatus.FAILED, clock, exit_code=1)
+    store.jobs.set_flags(job_id, canceled=True)
+    assert store.tasks.mark_never_run(job_id, now=clock.now()) == 0
+    assert statuses(store, job_id, 2) == [TaskStatus.WAITING, TaskStatus.WAITING]
+
+
+def test_a_job_waiting_on_a_deleted_job_fails_saying_so(store: Store, clock: FakeClock) -> None:
+    first = store.jobs.create(job_spec("first", frames="1"), now=clock.now())
+    second = store.jobs.create(job_spec("second", frames="1", after=(first,)), now=clock.now())
+    third = store.jobs.create(job_spec("third", frames="1", after=(second,)), now=clock.now())
+    worker = add_worker(store, "w1", clock)
+    assert store.jobs.waiting_on(first) == [second]
+
+    store.jobs.delete(first)
+
+    job = store.jobs.get(second)
+    assert (job.status, job.status_reason) == (
+        JobStatus.FAILED,
+        f"job {first}, which this job waits on, was deleted",
+    )
+    after = store.jobs.get(third)
+    assert (after.status, after.status_reason) == (
+        JobStatus.WAITING,
+        f"waiting on job {second}, which failed",
+    )
+    waiting = store.snapshot.read(now=clock.now(), errors_since=0).job_waiting
+    assert waiting[second] == f"job {first}, which this job waits on, was deleted"
+    assert claim(store, worker, clock) is None  # neither runs
+    # A new job never takes the deleted job's id.
+    assert store.jobs.create(job_spec("new", frames="1"), now=clock.now()) > third
 
 
 def test_deleting_a_job_removes_its_rows(store: Store, clock: FakeClock) -> None:

@@ -186,19 +186,25 @@ class Jobs:
             return Acted(self.store.jobs.get(job_id), 0)
 
     def delete(self, caller: Caller, job_id: int) -> None:
+        """Delete the job. The jobs waiting on it can never run: they fail, saying so."""
         with self.unit.change():
             self._own(caller, job_id)
             self.store.jobs.request_stop_running(job_id, "canceled")
+            waiting = self.store.jobs.waiting_on(job_id)
             self.store.jobs.delete(job_id)
+            for other in waiting:
+                self._stamp_if_final(other)
 
     def retry_task(self, caller: Caller, job_id: int, block: int, index: int) -> None:
-        """Run one task again (a running one is stopped first, then requeued)."""
+        """Run one task again (a running one is stopped first, then requeued); the tasks that
+        waited on it in vain run again too."""
         with self.unit.change():
             self._own(caller, job_id)
             if not self.store.attempts.stop_task(job_id, block, index, "retry"):
                 self.store.tasks.set_status(
                     job_id, block, index, TaskStatus.QUEUED, now=self.clock.now()
                 )
+                self.note_if_final(job_id, restore=True)
 
     def skip_task(self, caller: Caller, job_id: int, block: int, index: int) -> None:
         """Count one task as done without running it (a running one is stopped)."""
@@ -208,12 +214,17 @@ class Jobs:
                 self.store.tasks.set_status(
                     job_id, block, index, TaskStatus.SKIPPED, now=self.clock.now()
                 )
-            self.note_if_final(job_id)
+            self.note_if_final(job_id, restore=True)
 
-    def note_if_final(self, job_id: int) -> None:
-        """Stamp the job's finish time once nothing of it can run any more (in the caller's
-        transaction)."""
+    def note_if_final(self, job_id: int, *, restore: bool = False) -> None:
+        """Mark the job's tasks that can never run (they wait on a task failed for good; with
+        `restore`, after a retry or a skip, unmark those that may run again), then stamp the
+        job's finish time once nothing of it can run any more (in the caller's transaction)."""
+        self.store.tasks.mark_never_run(job_id, now=self.clock.now(), restore=restore)
         if self.store.snapshot.job_unsettled(job_id):  # tasks still run or wait: cheap, and common
             return
+        self._stamp_if_final(job_id)
+
+    def _stamp_if_final(self, job_id: int) -> None:
         if self.store.jobs.get(job_id).status in FINAL_JOB:
             self.store.jobs.mark_finished(job_id, self.clock.now())

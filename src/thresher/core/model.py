@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -227,9 +227,18 @@ class Assignment:
 
 
 def derive_job_status(
-    *, counts: Counts, paused: bool, canceled: bool, deps_pending: bool
+    *,
+    counts: Counts,
+    paused: bool,
+    canceled: bool,
+    deps_pending: bool,
+    deps_broken: bool = False,
 ) -> JobStatus:
-    """A job's status from its task counts and flags (never stored)."""
+    """A job's status from its task counts and flags (never stored).
+
+    A job fails once nothing of it can run any more while some task is not done: a task
+    failed for good, and the tasks waiting on it were marked as never run (canceled); or a
+    job it waits on was deleted (`deps_broken`)."""
     if canceled:
         return JobStatus.CANCELED
     if counts.total and counts.done == counts.total:
@@ -238,8 +247,20 @@ def derive_job_status(
         return JobStatus.RUNNING
     if paused:
         return JobStatus.PAUSED
-    if counts.failed and not counts.runnable:
+    if deps_broken or (counts.total and not counts.runnable):
         return JobStatus.FAILED
     if deps_pending:
         return JobStatus.WAITING
     return JobStatus.QUEUED
+
+
+def failure_reason(blocks: Sequence[tuple[str, Counts]]) -> str | None:
+    """Why a failed job failed, from its blocks' (name, counts): the blocks with tasks failed
+    for good, then those with tasks that never ran (canceled: they waited on a failure)."""
+    failed = [f"{_tasks(c.failed)} of block {name} failed" for name, c in blocks if c.failed]
+    never = [f"{_tasks(c.canceled)} of block {name} never ran" for name, c in blocks if c.canceled]
+    return "; ".join([*failed, *never]) or None
+
+
+def _tasks(n: int) -> str:
+    return f"{n} task" if n == 1 else f"{n} tasks"

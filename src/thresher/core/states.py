@@ -18,7 +18,7 @@ class TaskStatus(StrEnum):
     SUCCEEDED = "succeeded"
     FAILED = "failed"  # retries exhausted
     SKIPPED = "skipped"
-    CANCELED = "canceled"
+    CANCELED = "canceled"  # the job was canceled, or the task can never run (see below)
 
 
 class AttemptStatus(StrEnum):
@@ -52,9 +52,13 @@ TASK_FINAL = frozenset(
     {TaskStatus.SUCCEEDED, TaskStatus.SKIPPED, TaskStatus.FAILED, TaskStatus.CANCELED}
 )
 
-#: Allowed task transitions; anything else is a bug or a stale report.
+#: Allowed task transitions; anything else is a bug or a stale report. A task that waits, or
+#: is queued, goes to CANCELED when it can never run (a task it waits on failed for good: see
+#: `core.deps.never_run`), and back to QUEUED when a retry or a skip lets it run again.
 TASK_TRANSITIONS: dict[TaskStatus, frozenset[TaskStatus]] = {
-    TaskStatus.WAITING: frozenset({TaskStatus.RUNNING, TaskStatus.SKIPPED, TaskStatus.QUEUED}),
+    TaskStatus.WAITING: frozenset(
+        {TaskStatus.RUNNING, TaskStatus.SKIPPED, TaskStatus.QUEUED, TaskStatus.CANCELED}
+    ),
     TaskStatus.QUEUED: frozenset({TaskStatus.RUNNING, TaskStatus.SKIPPED, TaskStatus.CANCELED}),
     TaskStatus.RUNNING: frozenset(
         {

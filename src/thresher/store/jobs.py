@@ -1,4 +1,5 @@
-"""Jobs and their blocks; statuses derived from the block counters."""
+"""Jobs and their blocks; statuses derived from the block counters; the tasks that can
+never run (they wait on a task failed for good) marked as such."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from thresher.core.deps import JobDeps, job_deps
 from thresher.core.errors import NotFound
 from thresher.core.model import (
     BlockRecord,
@@ -16,10 +18,12 @@ from thresher.core.model import (
     JobRecord,
     JobSpec,
     derive_job_status,
+    failure_reason,
 )
 from thresher.core.states import AttemptStatus, JobStatus, TaskStatus
-from thresher.store.base import Repository, _counts
+from thresher.store.base import Database, Repository, _counts
 from thresher.store.tables import attempts, blocks, jobs, log_lines, tasks
+from thresher.store.tasks import move_many, unmark
 
 _BLOCK_FIELDS = tuple(f.name for f in dataclasses.fields(BlockSpec))
 _JOB_FIELDS = tuple(f.name for f in dataclasses.fields(JobSpec) if f.name != "blocks")
@@ -58,6 +62,31 @@ def block_spec_of(row: Any) -> BlockSpec:
 def job_spec_of(row: Any, blocks: tuple[BlockSpec, ...]) -> JobSpec:
     """The spec of a job row: every field of `JobSpec` but its blocks is a column."""
     return JobSpec(blocks=blocks, **{name: _field(getattr(row, name)) for name in _JOB_FIELDS})
+
+
+def dependency_state(db: Database, conn: sa.Connection, after: Iterable[int]) -> JobDeps:
+    """How the jobs in `after` hold a job back (`core.deps.job_deps`): read in `conn`."""
+    ids = list(after)
+    if not ids:
+        return JobDeps()
+    dep_jobs = conn.execute(
+        sa.select(jobs.c.id, jobs.c.paused, jobs.c.canceled, jobs.c.after).where(jobs.c.id.in_(ids))
+    ).all()
+    dep_blocks = db.block_records(conn, [r.id for r in dep_jobs])
+    # A job they wait on that was deleted makes them fail: one level down is all it takes.
+    theirs = {i for r in dep_jobs for i in r.after or ()}
+    existing = set(conn.scalars(sa.select(jobs.c.id).where(jobs.c.id.in_(theirs))))
+    statuses = {
+        r.id: derive_job_status(
+            counts=sum((_counts(b) for b in dep_blocks.get(r.id, [])), Counts()),
+            paused=r.paused,
+            canceled=r.canceled,
+            deps_pending=False,
+            deps_broken=any(i not in existing for i in r.after or ()),
+        )
+        for r in dep_jobs
+    }
+    return job_deps(ids, statuses)
 
 
 class Jobs(Repository):
@@ -106,12 +135,21 @@ class Jobs(Repository):
             for b in block_rows
         )
         counts = sum((b.counts for b in block_recs), Counts())
-        pending, reason = (False, None)
+        deps = JobDeps()
         if row.after and counts.done != counts.total:
-            pending, reason = self.db.deps_state(conn, row.after)
+            deps = dependency_state(self.db, conn, row.after)
         status = derive_job_status(
-            counts=counts, paused=row.paused, canceled=row.canceled, deps_pending=pending
+            counts=counts,
+            paused=row.paused,
+            canceled=row.canceled,
+            deps_pending=deps.waiting is not None,
+            deps_broken=deps.broken is not None,
         )
+        reason = None
+        if status is JobStatus.WAITING:
+            reason = deps.waiting
+        elif status is JobStatus.FAILED:
+            reason = deps.broken or failure_reason([(b.spec.name, b.counts) for b in block_recs])
         return JobRecord(
             id=row.id,
             spec=job_spec_of(row, tuple(b.spec for b in block_recs)),
@@ -120,7 +158,7 @@ class Jobs(Repository):
             finished_at=row.finished_at,
             counts=counts,
             status=status,
-            status_reason=reason if status is JobStatus.WAITING else None,
+            status_reason=reason,
             blocks=block_recs,
         )
 
@@ -233,23 +271,47 @@ class Jobs(Repository):
             )
 
     def requeue_tasks(self, job_id: int, statuses: Iterable[TaskStatus], *, now: float) -> int:
-        """Put the job's tasks in `statuses` back in the queue, with their failures forgiven."""
-        names = [s.value for s in statuses]
+        """Put the job's tasks in `statuses` back in the queue, with their failures forgiven (a
+        task marked as never run that never had an attempt goes back to waiting)."""
         moved = 0
         with self.db.begin() as conn:
             rows = conn.execute(
-                sa.select(tasks.c.id, tasks.c.block_id, tasks.c.status).where(
-                    tasks.c.job_id == job_id, tasks.c.status.in_(names)
+                sa.select(tasks.c.block_id, tasks.c.idx, tasks.c.status, tasks.c.attempts).where(
+                    tasks.c.job_id == job_id, tasks.c.status.in_([s.value for s in statuses])
                 )
             ).all()
+            groups: dict[tuple[int, str], list[int]] = {}
+            fresh: dict[int, set[int]] = {}
             for row in rows:
-                self.db.move_task(
-                    conn, row.id, row.block_id, TaskStatus(row.status), TaskStatus.QUEUED, now
+                groups.setdefault((row.block_id, row.status), []).append(row.idx)
+                if row.status == TaskStatus.CANCELED.value and not row.attempts:
+                    fresh.setdefault(row.block_id, set()).add(row.idx)
+            for (block_id, status), indices in groups.items():
+                if TaskStatus(status) is TaskStatus.CANCELED:
+                    moved += unmark(
+                        self.db, conn, block_id, indices, fresh.get(block_id, set()), now
+                    )
+                    continue
+                moved += move_many(
+                    conn, block_id, indices, TaskStatus(status), TaskStatus.QUEUED, now
                 )
-                conn.execute(tasks.update().where(tasks.c.id == row.id).values(failures=0))
-                moved += 1
+            conn.execute(
+                tasks.update()
+                .where(tasks.c.job_id == job_id, tasks.c.status == TaskStatus.QUEUED.value)
+                .values(failures=0)
+            )
             conn.execute(jobs.update().where(jobs.c.id == job_id).values(finished_at=None))
         return moved
+
+    def waiting_on(self, job_id: int) -> list[int]:
+        """The unfinished jobs that wait on job `job_id` (`after`), oldest first."""
+        with self.db.connect() as conn:
+            rows = conn.execute(
+                sa.select(jobs.c.id, jobs.c.after)
+                .where(jobs.c.finished_at.is_(None), jobs.c.id != job_id)
+                .order_by(jobs.c.id)
+            ).all()
+        return [r.id for r in rows if job_id in (r.after or ())]
 
     def delete(self, job_id: int) -> None:
         with self.db.begin() as conn:

@@ -19,6 +19,7 @@ from thresher.core.lanes import lane_keys
 from thresher.core.states import AttemptStatus
 from thresher.store.base import Database, Repository
 from thresher.store.error_hosts import HostError
+from thresher.store.jobs import dependency_state
 from thresher.store.limits import LimitRecord, limit_usage
 from thresher.store.scheduling import UserRecord
 from thresher.store.tables import (
@@ -49,6 +50,8 @@ class SnapBlock:
     n_queued: int
     n_running: int
     n_done: int
+    n_failed: int
+    n_canceled: int  # in a job not canceled: tasks that can never run
     runtime_sum: float
     runtime_n: int
     engine: str | None
@@ -71,8 +74,13 @@ class SnapBlock:
 
     @property
     def runnable(self) -> int:
-        """Tasks still to dispatch (requeued ones and those under the cursor)."""
-        return self.n_queued + max(0, self.task_count - self.cursor)
+        """Tasks still to dispatch: requeued ones and those under the cursor, but never more
+        than the tasks that wait or are queued (those marked as never run have rows the cursor
+        has yet to pass)."""
+        unstarted = self.task_count - (
+            self.n_running + self.n_done + self.n_failed + self.n_canceled
+        )
+        return max(0, min(self.n_queued + max(0, self.task_count - self.cursor), unstarted))
 
     @property
     def done(self) -> bool:
@@ -125,7 +133,7 @@ class DispatchSnapshot:
 
     taken_at: float
     blocks: tuple[SnapBlock, ...]
-    job_waiting: Mapping[int, str]  # jobs held back by `after`, and why
+    job_waiting: Mapping[int, str]  # jobs held back by `after` (for now or for good), and why
     workers: Mapping[int, SnapWorker]
     running: Mapping[tuple[int, str], int]  # (job id, owner) -> running attempts
     users: Mapping[str, UserRecord]
@@ -240,9 +248,10 @@ class Snapshots(Repository):
             for job_id, after in {
                 b.job_id: b.job_after for b in snap_blocks if b.job_after
             }.items():
-                pending, reason = self.db.deps_state(conn, after)
-                if pending:
-                    waiting[job_id] = reason or "waiting on other jobs"
+                deps = dependency_state(self.db, conn, after)
+                reason = deps.broken or deps.waiting
+                if reason is not None:
+                    waiting[job_id] = reason
             worker_rows = conn.execute(sa.select(*_WORKER_COLUMNS)).all()
             running = {(r.job_id, r.owner): int(r.n) for r in conn.execute(_RUNNING).all()}
             users = {
@@ -291,6 +300,8 @@ class Snapshots(Repository):
             n_queued=r.n_queued,
             n_running=r.n_running,
             n_done=r.n_succeeded + r.n_skipped,
+            n_failed=r.n_failed,
+            n_canceled=r.n_canceled,
             runtime_sum=r.runtime_sum,
             runtime_n=r.runtime_n,
             engine=r.engine,

@@ -133,8 +133,10 @@ class DispatchIndex:
         self._claimed: dict[int, _Claimed] = {}  # attempts claimed here, by id
         self._workers: dict[int, IndexedWorker] = {}  # as of the last build (reused if unchanged)
         self._done_since_build: Counter[int] = Counter()  # block id -> successes seen
-        # Unfinished jobs whose every task is settled (none runs, none waits): the controller
-        # checks whether they are final; finishes seen by another controller end up here.
+        # Unfinished jobs whose every task is settled (none runs, none waits), or with tasks
+        # waiting on a failed block: the controller marks what can never run and checks whether
+        # they are final; finishes seen by another controller (or tasks requeued in a block that
+        # can never run) end up here.
         self.settled: set[int] = set()
 
     # -- freshness ---------------------------------------------------------------------------
@@ -330,6 +332,7 @@ class DispatchIndex:
         includers = Counter(p for pools in includers_by_job.values() for p in pools)
         unsettled = {b.job_id for b in snap.blocks if b.n_running or b.runnable}
         self.settled |= {b.job_id for b in snap.blocks} - unsettled
+        self.settled |= _waiting_on_failures(snap.blocks)
         return out, expires_at, includers
 
     def _avoids(
@@ -366,6 +369,17 @@ class DispatchIndex:
         """The NIMBY state the worker last reported of its machine, as the index has it."""
         worker = self.current().workers.get(worker_id)
         return worker.snap.local_nimby if worker is not None else None
+
+
+def _waiting_on_failures(blocks: Sequence[SnapBlock]) -> set[int]:
+    """Jobs with a block that waits, whole, on a block with tasks failed (or never to run) and
+    still has tasks to dispatch: those tasks can never run and are yet to be marked so."""
+    failing = {(b.job_id, b.index) for b in blocks if b.n_failed or b.n_canceled}
+    return {
+        b.job_id
+        for b in blocks
+        if b.runnable > 0 and any((b.job_id, up) in failing for up in b.after)
+    }
 
 
 def _sum_by(counts: Mapping[tuple[int, str], int], part: int) -> Counter[Any]:
