@@ -422,6 +422,26 @@ def test_frame_by_frame_starts_downstream_frames_before_the_upstream_block_ends(
     assert [(a.block, a.frames) for a in sim.take()] == [(1, [3])]
 
 
+def test_a_retried_downstream_task_waits_again_for_its_retried_upstream_frames(
+    served: ServedController, admin: Client
+) -> None:
+    sim = Sim(served, "w", lanes=2)
+    blocks = [block("render", "1"), block("comp", "1", after_frames=[0])]
+    job_id = admin.submit_job(api.JobIn(name="redo", command=["true"], blocks=blocks)).id
+    (render,) = sim.take()
+    sim.end(render)
+    (comp,) = sim.take()
+    sim.end(comp)
+
+    admin.retry_task(job_id, 0, block=0)  # the frame is rendered again...
+    admin.retry_task(job_id, 0, block=1)  # ...and composited again, after it
+
+    assert [(a.block, a.index) for a in sim.take()] == [(0, 0)]  # not the comp, yet
+    (again,) = sim.held.values()
+    sim.end(again)
+    assert [(a.block, a.index) for a in sim.take()] == [(1, 0)]
+
+
 def test_a_dependency_cycle_is_refused(admin: Client) -> None:
     blocks = [block("a", "1", after=["c"]), block("b", "1", after=["a"]), block("c", "1")]
     blocks[2] = block("c", "1", after_frames=["b"])

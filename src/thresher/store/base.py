@@ -5,19 +5,18 @@ from __future__ import annotations
 
 import contextlib
 import functools
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextvars import ContextVar
 from typing import Any
 
 import sqlalchemy as sa
 
 from thresher.core.chunk_plan import ADAPTIVE_CHUNK, ChunkPlan, PlannedLayout
-from thresher.core.deps import jobs_waiting
 from thresher.core.errors import NotFound, Unavailable
 from thresher.core.frames import FrameSet, TaskLayout
-from thresher.core.model import Counts, derive_job_status
-from thresher.core.states import AttemptStatus, JobStatus, TaskStatus, check_move
-from thresher.store.tables import blocks, jobs, tasks
+from thresher.core.model import Counts
+from thresher.core.states import AttemptStatus, TaskStatus, check_move
+from thresher.store.tables import blocks, tasks
 
 _COUNTER = {
     TaskStatus.QUEUED: "n_queued",
@@ -220,25 +219,6 @@ class Database:
         self._planned[block_id] = (key, layout)
         return layout
 
-    def deps_state(self, conn: sa.Connection, after: Iterable[int]) -> tuple[bool, str | None]:
-        """(pending, reason): whether some job in `after` has not succeeded, and why."""
-        ids = list(after)
-        if not ids:
-            return False, None
-        dep_jobs = {r.id: r for r in conn.execute(sa.select(jobs).where(jobs.c.id.in_(ids))).all()}
-        dep_blocks = self.block_records(conn, ids)
-        statuses: dict[int, JobStatus] = {}
-        for dep_id, job in dep_jobs.items():
-            counts = sum((_counts(b) for b in dep_blocks.get(dep_id, [])), Counts())
-            if counts.total and counts.done == counts.total:
-                statuses[dep_id] = JobStatus.SUCCEEDED
-                continue
-            statuses[dep_id] = derive_job_status(
-                counts=counts, paused=job.paused, canceled=job.canceled, deps_pending=False
-            )
-        reason = jobs_waiting(ids, statuses)  # the decision lives in core.deps
-        return reason is not None, reason
-
     def block_row(self, conn: sa.Connection, job_id: int, block_index: int) -> Any:
         row = conn.execute(
             sa.select(blocks).where(blocks.c.job_id == job_id, blocks.c.idx == block_index)
@@ -285,8 +265,9 @@ class Database:
         **extra: Any,
     ) -> None:
         """Change one task's status and the block counters with it, in the caller's transaction.
-        Every task status write goes through here (or `_insert_task`), so the transition table
-        (`core.states.TASK_TRANSITIONS`) holds for all of them."""
+        Every task status write goes through here, `insert_task`, or the bulk moves of
+        `store/tasks.py` (never-run marks), each checking the transition table
+        (`core.states.TASK_TRANSITIONS`)."""
         check_move(old, new)
         values = {"status": new.value, "updated_at": now, **extra}
         conn.execute(

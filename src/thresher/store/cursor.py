@@ -68,9 +68,11 @@ def take_requeued(
     worker_id: int,
     now: float,
     avoid_failed_since: float | None,
+    ready: Callable[[list[int]], set[int]] | None = None,
 ) -> Taken | None:
     """A requeued task, if the block has any; one that failed on this worker after
-    `avoid_failed_since` is left for another host."""
+    `avoid_failed_since` is left for another host. With `ready` (a block waiting frame by
+    frame), only a task whose upstream frames are done: `ready(indexes)` says which."""
     if b.n_queued <= 0:
         return None
     query = (
@@ -87,7 +89,11 @@ def take_requeued(
                 tasks.c.updated_at < avoid_failed_since,
             )
         )
-    for row in conn.execute(query).all():
+    rows = conn.execute(query).all()
+    if ready is not None:
+        allowed = ready([row.idx for row in rows]) if rows else set()
+        rows = [row for row in rows if row.idx in allowed]
+    for row in rows:
         taken = conn.execute(
             tasks.update()
             .where(tasks.c.id == row.id, tasks.c.status == TaskStatus.QUEUED.value)
@@ -146,6 +152,31 @@ def take_next_many(
     if len(by_index) < k:  # some were touched before dispatch: not the cursor's to run
         conn.execute(_UNCOUNT_RUNNING, {"block_id": b.block_id, "k": k - len(by_index)})
     return [(by_index[i], i) for i in indices if i in by_index]
+
+
+def frames_ready(
+    conn: sa.Connection,
+    b: SnapBlock,
+    layout: TaskLayout,
+    indexes: list[int],
+    *,
+    upstream_layout: UpstreamLayout,
+) -> set[int]:
+    """Which of the block's tasks `indexes` have every upstream task covering their frames
+    done (the block waits frame by frame on `b.after_frames`)."""
+    upstream = conn.execute(
+        sa.select(blocks).where(blocks.c.job_id == b.job_id, blocks.c.idx.in_(b.after_frames))
+    ).all()
+    pending = [u for u in upstream if u.n_succeeded + u.n_skipped < u.task_count]
+    if not pending:
+        return set(indexes)
+    checks = [
+        _upstream_done(
+            conn, layout, indexes, u, upstream_layout(u.id, u.frames, u.chunk, u.priority_frames)
+        )
+        for u in pending
+    ]
+    return {index for index in indexes if task_ready(layout, index, checks)}
 
 
 def take_ready(

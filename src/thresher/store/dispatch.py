@@ -24,7 +24,14 @@ from thresher.core.model import Assignment
 from thresher.core.ordering import caps_allow
 from thresher.core.states import AttemptStatus
 from thresher.store.base import Database, Repository
-from thresher.store.cursor import Taken, take_next, take_next_many, take_ready, take_requeued
+from thresher.store.cursor import (
+    Taken,
+    frames_ready,
+    take_next,
+    take_next_many,
+    take_ready,
+    take_requeued,
+)
 from thresher.store.engines import EngineStamp, stamp_engine
 from thresher.store.limits import lock_and_check, take_holds
 from thresher.store.snapshot import SnapBlock
@@ -213,8 +220,19 @@ class DispatchClaims(Repository):
         """The tasks taken (`store.cursor`): a requeued task first, else the next under the
         cursor (frame by frame: the next ready); then up to `count` - 1 more."""
         layout = self.db.layout(b.block_id, b.frames, b.chunk, b.priority_frames, b.preview_every)
+        ready = None
+        if b.after_frames:
+
+            def ready(indexes: list[int]) -> set[int]:
+                return frames_ready(conn, b, layout, indexes, upstream_layout=self.db.layout)
+
         first = take_requeued(
-            conn, b, worker_id=worker_id, now=now, avoid_failed_since=avoid_failed_since
+            conn,
+            b,
+            worker_id=worker_id,
+            now=now,
+            avoid_failed_since=avoid_failed_since,
+            ready=ready,
         )
         if first is None and b.after_frames:
             first = take_ready(
