@@ -80,16 +80,10 @@ JsonObject = Annotated[dict[str, Any], Field(max_length=MAX_LIST)]
 
 def refuse_nul(value: object, *, depth: int = 0) -> None:
     """Raise ValueError when `value` (text, or JSON-like lists and mappings of it) holds a NUL
-    byte or a lone surrogate (neither can be stored as text), a non-finite number, or nests deeper than MAX_DEPTH. Models are checked by their own
-    validators and skipped here."""
+    byte or a lone surrogate (neither can be stored as text), a non-finite number, or nests
+    deeper than MAX_DEPTH. Models are checked by their own validators and skipped here."""
     if isinstance(value, str):
-        if "\x00" in value:
-            raise ValueError("NUL bytes (\\u0000) are not allowed")
-        if not value.isascii():
-            try:
-                value.encode("utf-8")
-            except UnicodeEncodeError:
-                raise ValueError("text must be valid Unicode (no lone surrogates)") from None
+        _refuse_unstorable_text(value)
     elif isinstance(value, float):
         if not math.isfinite(value):
             raise ValueError("numbers must be finite")
@@ -104,6 +98,16 @@ def refuse_nul(value: object, *, depth: int = 0) -> None:
     elif isinstance(value, list | tuple):
         for item in value:
             refuse_nul(item, depth=depth + 1)
+
+
+def _refuse_unstorable_text(text: str) -> None:
+    if "\x00" in text:
+        raise ValueError("NUL bytes (\\u0000) are not allowed")
+    if not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ValueError("text must be valid Unicode (no lone surrogates)") from None
 
 
 class Strict(BaseModel):

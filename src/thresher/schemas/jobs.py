@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field, StringConstraints, model_validator
+from pydantic import AfterValidator, BaseModel, Field, StringConstraints, model_validator
 
 from thresher.schemas.base import (
     MAX_INT32,
     MAX_LIST,
+    MAX_NAME,
     MAX_RUNTIME_S,
     MAX_TEXT,
     Argv,
@@ -27,8 +28,16 @@ from thresher.schemas.base import (
 # -- jobs ----------------------------------------------------------------------------------------
 
 
-#: Block references: an index or a name.
-BlockRef = Annotated[int, Field(ge=0, le=MAX_INT32)] | Name
+def _block_ref(ref: int | str) -> int | str:
+    if isinstance(ref, int) and not 0 <= ref <= MAX_INT32:
+        raise ValueError(f"a block index is 0 to {MAX_INT32}")
+    if isinstance(ref, str) and not 0 < len(ref) <= MAX_NAME:
+        raise ValueError(f"a block name is 1 to {MAX_NAME} characters")
+    return ref
+
+
+#: Block references: an index or a name (checked as one value, so an error names the item).
+BlockRef = Annotated[int | str, AfterValidator(_block_ref)]
 FrameSpec = Annotated[str, StringConstraints(max_length=MAX_TEXT)]
 LimitName = Annotated[str, StringConstraints(min_length=1, max_length=100)]
 
