@@ -13,6 +13,7 @@ import uvicorn
 from fastapi import FastAPI
 
 from thresher.controller import errors
+from thresher.controller.body_limit import BodyLimit
 from thresher.controller.farm import Farm
 from thresher.controller.notifier import Notifier
 from thresher.controller.routes import (
@@ -83,6 +84,11 @@ def create_app(
         lifespan=lifespan,
     )
     errors.install(app)
+    app.add_middleware(
+        BodyLimit,
+        max_bytes=settings.max_request_bytes,
+        max_agent_bytes=settings.max_agent_request_bytes,
+    )
     for module in (jobs, tasks, workers, agent):
         app.include_router(module.router)
     app.include_router(engines.router)

@@ -24,3 +24,9 @@ class ControllerSettings:
     index_min_age_s: float = 0.1
     # ...and at least this often, to see what other controllers (one PostgreSQL) changed.
     index_max_age_s: float = 2.0
+    # Bounds a farm sets (each refusal is a 4xx naming the field; see docs/api.md, "Limits").
+    max_request_bytes: int = 16 * 2**20  # a request body over this is refused: 413
+    # ...a worker's poll or report carries what its tasks printed while the controller was away
+    max_agent_request_bytes: int = 256 * 2**20
+    max_blocks_per_job: int = 1000  # blocks of one job (OpenJD: steps of one template)
+    max_log_bytes_per_task: int = 64 * 2**20  # log bytes stored per task, past it one marker line

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, StringConstraints
 
-from thresher.schemas.base import Strict
+from thresher.schemas.base import MAX_INT32, MAX_INT64, MAX_TEXT, Strict
+
+AttemptId = Annotated[int, Field(ge=1, le=MAX_INT64)]
+Token = Annotated[str, StringConstraints(max_length=100)]
+Lane = Annotated[int, Field(ge=0, le=1023)]
+EngineName = Annotated[str, StringConstraints(min_length=1, max_length=100)]
+Attribute = Annotated[str, StringConstraints(max_length=1000)]
 
 # -- agent ---------------------------------------------------------------------------------------
 
@@ -15,18 +21,24 @@ class RegisterIn(Strict):
     name: str = Field(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9_.@-]+$")
     hostname: str = Field(min_length=1, max_length=255)
     os: str = Field(min_length=1, max_length=40)
-    cores: int = Field(ge=1)
-    ram_bytes: int = Field(ge=0)
+    cores: int = Field(ge=1, le=1_000_000)
+    ram_bytes: int = Field(ge=0, le=MAX_INT64)
     site: str = Field("hq", min_length=1, max_length=100)
-    pools: list[str] = Field(default_factory=list)
-    attributes: dict[str, str] = Field(default_factory=dict)
+    pools: list[Annotated[str, StringConstraints(max_length=100)]] = Field(
+        default_factory=list, max_length=100
+    )
+    attributes: dict[Annotated[str, StringConstraints(max_length=100)], Attribute] = Field(
+        default_factory=dict, max_length=1000
+    )
     lanes: int = Field(default=1, ge=1, le=256)
     gpus: int = Field(default=0, ge=0, le=1024)
     capacity: int | None = Field(
-        default=None, ge=0, description="capacity units; default 1000 per lane"
+        default=None, ge=0, le=MAX_INT32, description="capacity units; default 1000 per lane"
     )
-    lane_engines: dict[int, list[str]] = Field(
-        default_factory=dict, description="lane -> engines or job kinds it runs (others: any)"
+    lane_engines: dict[Lane, Annotated[list[EngineName], Field(max_length=100)]] = Field(
+        default_factory=dict,
+        max_length=1024,
+        description="lane -> engines or job kinds it runs (others: any)",
     )
 
 
@@ -38,29 +50,35 @@ class RegisterOut(BaseModel):
 
 
 class OutputBatch(Strict):
-    attempt_id: int
-    token: str
+    """A running attempt's output since the last batch. Its text is the task's: NUL bytes and
+    oversized items are made safe when stored (`store.attempts`), never refused, so a task's
+    output can never make its worker's reports fail."""
+
+    nul_allowed: ClassVar[frozenset[str]] = frozenset({"lines", "outputs", "status_message"})
+    attempt_id: AttemptId
+    token: Token
     lines: list[tuple[Literal["stdout", "stderr", "system"], str]] = Field(default_factory=list)
     progress: float | None = Field(default=None, ge=0, le=100)
     outputs: list[str] = Field(default_factory=list, description="files an engine wrote")
     status_message: str | None = Field(
-        default=None, max_length=10_000, description="the task's latest status (OpenJD)"
+        default=None, max_length=MAX_TEXT, description="the task's latest status (OpenJD)"
     )
 
 
 class FinishIn(Strict):
-    attempt_id: int
-    token: str
+    nul_allowed: ClassVar[frozenset[str]] = frozenset({"message"})
+    attempt_id: AttemptId
+    token: Token
     status: Literal["succeeded", "failed", "timed_out", "canceled"]
-    exit_code: int | None = None
-    peak_rss_bytes: int | None = Field(default=None, ge=0)
-    duration_s: float | None = Field(default=None, ge=0)
-    message: str | None = Field(default=None, max_length=10_000)
+    exit_code: int | None = Field(default=None, ge=-MAX_INT32 - 1, le=MAX_INT32)
+    peak_rss_bytes: int | None = Field(default=None, ge=0, le=MAX_INT64)
+    duration_s: float | None = Field(default=None, ge=0, le=1e10)
+    message: str | None = Field(default=None, max_length=MAX_TEXT)
 
 
 class RunningIn(Strict):
-    attempt_id: int
-    token: str
+    attempt_id: AttemptId
+    token: Token
 
 
 class ReportIn(Strict):
@@ -73,10 +91,10 @@ class PollIn(Strict):
     running: list[RunningIn] = Field(default_factory=list)
     output: list[OutputBatch] = Field(default_factory=list)
     finished: list[FinishIn] = Field(default_factory=list)
-    lanes: list[int] = Field(
+    lanes: list[Lane] = Field(
         default_factory=list, max_length=1024, description="free lanes by index; each gets a task"
     )
-    ahead_lanes: list[int] = Field(
+    ahead_lanes: list[Lane] = Field(
         default_factory=list,
         max_length=4096,
         description="lanes that may hold one more short task ahead (repeat a lane for more)",

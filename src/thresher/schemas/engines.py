@@ -6,7 +6,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from thresher.schemas.base import Strict
+from thresher.schemas.base import MAX_INT32, Strict
 
 MAX_SOURCE_CHARS = 1_000_000
 
@@ -57,4 +57,6 @@ class EnginePublishIn(Strict):
 
 
 class EngineRollbackIn(Strict):
-    revision: int = Field(ge=0, description="an existing revision; 0 is the built-in one")
+    revision: int = Field(
+        ge=0, le=MAX_INT32, description="an existing revision; 0 is the built-in one"
+    )

@@ -6,7 +6,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field
 
-from thresher.schemas.base import Strict
+from thresher.schemas.base import MAX_INT32, Strict
 
 # -- workers -------------------------------------------------------------------------------------
 
@@ -73,10 +73,14 @@ class TokenOut(BaseModel):
 
 class LimitIn(Strict):
     max_total: int | None = Field(
-        default=None, ge=0, description="units farm-wide; null: no maximum"
+        default=None, ge=0, le=MAX_INT32, description="units farm-wide; null: no maximum"
     )
-    max_per_host: int | None = Field(default=None, ge=0, description="units on one host")
-    max_hosts: int | None = Field(default=None, ge=0, description="hosts holding units at once")
+    max_per_host: int | None = Field(
+        default=None, ge=0, le=MAX_INT32, description="units on one host"
+    )
+    max_hosts: int | None = Field(
+        default=None, ge=0, le=MAX_INT32, description="hosts holding units at once"
+    )
 
 
 class LimitOut(BaseModel):
@@ -95,7 +99,7 @@ class LimitList(BaseModel):
 class UserIn(Strict):
     priority: int = Field(default=0, ge=0, le=100, description="orders jobs of equal job priority")
     max_running: int | None = Field(
-        default=None, ge=1, description="running tasks of the user at most"
+        default=None, ge=1, le=MAX_INT32, description="running tasks of the user at most"
     )
 
 
@@ -111,7 +115,9 @@ class UserList(BaseModel):
 
 
 class LaneIn(Strict):
-    engines: list[str] | None = Field(description="engines or job kinds; null: anything")
+    engines: list[Annotated[str, Field(min_length=1, max_length=100)]] | None = Field(
+        max_length=100, description="engines or job kinds; null: anything"
+    )
 
 
 PoolName = Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.-]+$")]

@@ -2,47 +2,85 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import AfterValidator, BaseModel, Field, StringConstraints, model_validator
 
-from thresher.schemas.base import Strict
+from thresher.schemas.base import (
+    MAX_INT32,
+    MAX_LIST,
+    MAX_NAME,
+    MAX_RUNTIME_S,
+    MAX_TEXT,
+    Argv,
+    Env,
+    JobId,
+    JsonObject,
+    Name,
+    PathText,
+    RunSeconds,
+    Seconds,
+    ShortText,
+    Strict,
+    Text,
+)
 
 # -- jobs ----------------------------------------------------------------------------------------
 
 
+def _block_ref(ref: int | str) -> int | str:
+    if isinstance(ref, int) and not 0 <= ref <= MAX_INT32:
+        raise ValueError(f"a block index is 0 to {MAX_INT32}")
+    if isinstance(ref, str) and not 0 < len(ref) <= MAX_NAME:
+        raise ValueError(f"a block name is 1 to {MAX_NAME} characters")
+    return ref
+
+
+#: Block references: an index or a name (checked as one value, so an error names the item).
+BlockRef = Annotated[int | str, AfterValidator(_block_ref)]
+FrameSpec = Annotated[str, StringConstraints(max_length=MAX_TEXT)]
+LimitName = Annotated[str, StringConstraints(min_length=1, max_length=100)]
+
+
 class BlockIn(Strict):
-    name: str = Field("main", min_length=1, max_length=300)
+    name: Name = "main"
     description: str = Field("", max_length=2000, description="what the block does")
-    frames: str = Field("1", description="frame set: 1-100, 4, 5-250x5, 1-10,20, 1-100:10")
+    frames: FrameSpec = Field("1", description="frame set: 1-100, 4, 5-250x5, 1-10,20, 1-100:10")
     chunk: int = Field(default=1, ge=1, le=10_000_000)
-    priority_frames: str | None = None
+    priority_frames: FrameSpec | None = None
     retries: int = Field(3, ge=0, le=100)
-    max_runtime_s: float | None = Field(default=None, gt=0)
-    command: list[str] | None = Field(
+    max_runtime_s: RunSeconds | None = Field(
+        default=None, description=f"seconds a task may run; at most {MAX_RUNTIME_S:.0f}"
+    )
+    command: Argv | None = Field(
         default=None, description="argv template with {start} {end} {frame} {frames} placeholders"
     )
     # Scheduling: None takes the job's value, else the default. docs/scheduling.md
     capacity: int | None = Field(default=None, ge=0, le=1_000_000, description="units a task holds")
-    limits: list[str] | None = Field(default=None, description="limits (licenses) each task holds")
-    min_runtime_s: float | None = Field(
-        default=None, gt=0, description="a shorter success is an error"
+    limits: list[LimitName] | None = Field(
+        default=None, max_length=100, description="limits (licenses) each task holds"
+    )
+    min_runtime_s: RunSeconds | None = Field(
+        default=None, description="a shorter success is an error"
     )
     preview_every: int | None = Field(
-        default=None, ge=1, description="dispatch every Nth task first"
+        default=None, ge=1, le=10_000_000, description="dispatch every Nth task first"
     )
-    after: list[int | str] = Field(
-        default_factory=list, description="blocks (index or name) this block waits for, whole"
-    )
-    after_frames: list[int | str] = Field(
+    after: list[BlockRef] = Field(
         default_factory=list,
+        max_length=MAX_LIST,
+        description="blocks (index or name) this block waits for, whole",
+    )
+    after_frames: list[BlockRef] = Field(
+        default_factory=list,
+        max_length=MAX_LIST,
         description="blocks (index or name) this block waits for frame by frame",
     )
     errors_to_avoid: int | None = Field(
         default=None, ge=1, le=1000, description="errors before a host is avoided"
     )
-    forgive_s: float | None = Field(
-        default=None, gt=0, description="seconds until an avoided host is forgiven"
+    forgive_s: Seconds | None = Field(
+        default=None, description="seconds until an avoided host is forgiven"
     )
 
 
@@ -59,66 +97,84 @@ class EngineJobSettings(Strict):
 
 
 class JobIn(Strict):
-    name: str = Field(min_length=1, max_length=300)
+    name: Name
     priority: int = Field(50, ge=0, le=100)
     kind: Literal["command", "engine"] = "command"
-    command: list[str] | None = Field(default=None, description="argv template for every block")
-    frames: str | None = Field(default=None, description="shorthand for a single block's frames")
+    command: Argv | None = Field(default=None, description="argv template for every block")
+    frames: FrameSpec | None = Field(
+        default=None, description="shorthand for a single block's frames"
+    )
     chunk: int | None = Field(default=None, ge=1, le=10_000_000)
-    priority_frames: str | None = None
+    priority_frames: FrameSpec | None = None
     retries: int | None = Field(default=None, ge=0, le=100)
-    max_runtime_s: float | None = Field(default=None, gt=0)
-    blocks: list[BlockIn] | None = None
-    after: list[int] = Field(default_factory=list, description="ids of jobs this one waits on")
-    env: dict[str, str] = Field(default_factory=dict)
-    cwd: str | None = None
+    max_runtime_s: RunSeconds | None = None
+    blocks: list[BlockIn] | None = Field(
+        default=None,
+        max_length=MAX_LIST,
+        description="the job's blocks; a farm may allow fewer (max_blocks_per_job)",
+    )
+    after: list[JobId] = Field(
+        default_factory=list, max_length=MAX_LIST, description="ids of jobs this one waits on"
+    )
+    env: Env = Field(default_factory=dict)
+    cwd: PathText | None = Field(
+        default=None, description="the tasks' working directory: an absolute path"
+    )
     paused: bool = False
     # -- engine jobs (kind "engine", implied by `engine`), in accsyn's payload shape; see
     # docs/engines.md. `range` and `settings.task_bucketsize` may also be given as `frames`
     # and `chunk`.
-    engine: str | None = Field(
+    engine: Name | None = Field(
         default=None, description="engine name: blender, povray, ffmpeg, ..."
     )
-    input: str | None = Field(default=None, description="the scene or file the engine reads")
-    inputs: list[str] = Field(default_factory=list, description="more inputs, if it takes several")
-    range: str | None = Field(default=None, description="items to run; default: the engine's")
-    output: str | None = Field(
+    input: PathText | None = Field(default=None, description="the scene or file the engine reads")
+    inputs: list[PathText] = Field(
+        default_factory=list, max_length=MAX_LIST, description="more inputs, if it takes several"
+    )
+    range: FrameSpec | None = Field(default=None, description="items to run; default: the engine's")
+    output: PathText | None = Field(
         default=None, description="where the engine writes (file or pattern)"
     )
-    dependencies: list[str] = Field(
-        default_factory=list, description="other files the job needs (textures, caches)"
+    dependencies: list[PathText] = Field(
+        default_factory=list,
+        max_length=MAX_LIST,
+        description="other files the job needs (textures, caches)",
     )
-    envs: dict[str, Any] | None = Field(
+    envs: JsonObject | None = Field(
         default=None, description="application environment: flat, or per OS (common, linux...)"
     )
-    parameters: dict[str, Any] = Field(
+    parameters: JsonObject = Field(
         default_factory=dict,
         description="engine parameters: arguments, input_conversion, mapped_share_paths, ...",
     )
     settings: EngineJobSettings | None = None
-    filters: str | None = Field(
+    filters: Text | None = Field(
         default=None, description="which workers may run it: ram:>32g,os:linux"
     )
     # -- scheduling, see docs/scheduling.md; the block fields are defaults for blocks
     max_running: int | None = Field(
-        default=None, ge=1, description="running tasks of the job at most"
+        default=None, ge=1, le=MAX_INT32, description="running tasks of the job at most"
     )
     max_running_per_host: int | None = Field(
-        default=None, ge=1, description="running tasks of the job on one worker at most"
+        default=None,
+        ge=1,
+        le=MAX_INT32,
+        description="running tasks of the job on one worker at most",
     )
     preempt: bool = Field(
         default=False, description="a dedicated (pool:@p) job takes p's busy lanes"
     )
-    after_name: str | None = Field(
-        default=None, max_length=300, description="also wait on jobs whose name matches this regex"
+    after_name: ShortText | None = Field(
+        default=None,
+        description="also wait on jobs whose name matches this glob (* any text, ? one character)",
     )
     after_global: bool = Field(default=False, description="after_name looks at every user's jobs")
     capacity: int | None = Field(default=None, ge=0, le=1_000_000)
-    limits: list[str] | None = None
-    min_runtime_s: float | None = Field(default=None, gt=0)
-    preview_every: int | None = Field(default=None, ge=1)
+    limits: list[LimitName] | None = Field(default=None, max_length=100)
+    min_runtime_s: RunSeconds | None = None
+    preview_every: int | None = Field(default=None, ge=1, le=10_000_000)
     errors_to_avoid: int | None = Field(default=None, ge=1, le=1000)
-    forgive_s: float | None = Field(default=None, gt=0)
+    forgive_s: Seconds | None = None
 
     @model_validator(mode="before")
     @classmethod

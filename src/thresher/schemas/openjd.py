@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import BaseModel, Field
 
-from thresher.schemas.base import Strict
+from thresher.schemas.base import (
+    MAX_LIST,
+    MAX_PATH,
+    Env,
+    JobId,
+    JsonObject,
+    Name,
+    PathText,
+    Strict,
+    Text,
+)
 
 MAX_TEMPLATE_CHARS = 2_000_000
 
@@ -15,39 +25,42 @@ class PathMappingRuleIn(Strict):
     """One rule of OpenJD's `pathmapping-1.0` form."""
 
     source_path_format: str = Field(pattern="^(POSIX|WINDOWS)$")
-    source_path: str = Field(min_length=1)
-    destination_path: str = Field(min_length=1)
+    source_path: PathText
+    destination_path: PathText
 
 
 class TemplateJobIn(Strict):
-    template: str | dict[str, Any] = Field(
+    template: Annotated[str, Field(max_length=MAX_TEMPLATE_CHARS)] | JsonObject = Field(
         description="a jobtemplate-2023-09 document: YAML or JSON text, or the object itself"
     )
-    parameters: dict[str, Any] = Field(
+    parameters: JsonObject = Field(
         default_factory=dict, description="job parameter values; defaults fill the rest"
     )
-    environments: list[str | dict[str, Any]] = Field(
-        default_factory=list, description="environment templates, entered before the job's own"
+    environments: list[Annotated[str, Field(max_length=MAX_TEMPLATE_CHARS)] | JsonObject] = Field(
+        default_factory=list,
+        max_length=100,
+        description="environment templates, entered before the job's own",
     )
-    template_dir: str | None = Field(
+    template_dir: Annotated[str, Field(max_length=MAX_PATH)] | None = Field(
         default=None,
         description="the template's folder on the submitter's machine: relative PATH defaults "
         "are joined to it (a pure join; nothing is read from it)",
     )
-    name: str | None = Field(
-        default=None, min_length=1, max_length=300, description="job name; default: the template's"
-    )
+    name: Name | None = Field(default=None, description="job name; default: the template's")
     priority: int = Field(50, ge=0, le=100)
     retries: int = Field(3, ge=0, le=100, description="retries of a failed task")
-    after: list[int] = Field(default_factory=list, description="ids of jobs this one waits on")
+    after: list[JobId] = Field(
+        default_factory=list, max_length=MAX_LIST, description="ids of jobs this one waits on"
+    )
     paused: bool = False
-    filters: str | None = Field(default=None, description="job filters, on top of each step's")
-    env: dict[str, str] = Field(default_factory=dict, description="environment of every action")
+    filters: Text | None = Field(default=None, description="job filters, on top of each step's")
+    env: Env = Field(default_factory=dict, description="environment of every action")
     path_mapping_rules: list[PathMappingRuleIn] = Field(
         default_factory=list,
+        max_length=1000,
         description="rules from the submitter's paths, applied before the worker's own",
     )
-    asset_references: dict[str, Any] | None = Field(
+    asset_references: JsonObject | None = Field(
         default=None, description="a job bundle's asset references, kept with the job"
     )
 

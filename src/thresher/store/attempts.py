@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import secrets
 from collections import Counter
@@ -16,7 +17,7 @@ from thresher.core.model import (
     AttemptRecord,
 )
 from thresher.core.states import AttemptStatus, TaskStatus, check_attempt_move
-from thresher.store.base import Repository, _task_update
+from thresher.store.base import Database, Repository, _task_update
 from thresher.store.chunking import note_finished_chunks
 from thresher.store.error_hosts import record_host_error
 from thresher.store.limits import release_holds
@@ -24,6 +25,12 @@ from thresher.store.records import (
     FinishReport,
 )
 from thresher.store.tables import attempts, blocks, jobs, log_lines, tasks, workers
+from thresher.store.task_output import (
+    MAX_LOG_BYTES_PER_TASK,
+    MAX_OUTPUT_PATH,
+    LogBudget,
+    storable,
+)
 
 #: Output files kept per attempt (an engine reports each file it writes).
 MAX_OUTPUTS = 10_000
@@ -110,6 +117,14 @@ def _task_after(row: Any, status: AttemptStatus) -> tuple[TaskStatus, dict[str, 
     return TaskStatus.QUEUED, {}
 
 
+def _storable_report(report: FinishReport) -> FinishReport:
+    """The report with its message as every database can store it."""
+    if report.message is None:
+        return report
+    message = storable(report.message)
+    return report if message == report.message else dataclasses.replace(report, message=message)
+
+
 @functools.lru_cache(maxsize=64)
 def _attempt_update(columns: frozenset[str]) -> sa.Update:
     return (
@@ -120,6 +135,10 @@ def _attempt_update(columns: frozenset[str]) -> sa.Update:
 
 
 class Attempts(Repository):
+    def __init__(self, db: Database) -> None:
+        super().__init__(db)
+        self._log_budget = LogBudget()
+
     def _live_attempt(self, conn: sa.Connection, attempt_id: int, token: str) -> Any:
         row = conn.execute(_ATTEMPT, {"attempt_id": attempt_id}).first()
         if row is None or not secrets.compare_digest(row.token, token):
@@ -135,9 +154,12 @@ class Attempts(Repository):
         progress: float | None,
         outputs: Sequence[str] = (),
         status_message: str | None = None,
+        max_log_bytes: int = MAX_LOG_BYTES_PER_TASK,
     ) -> None:
         """Append log lines, progress and written files (engine jobs) of a running attempt.
-        Stale token: StaleAttempt."""
+        Stale token: StaleAttempt. Text is made storable (NULs replaced), and past
+        `max_log_bytes` of the task's lines one marker line counts what is dropped
+        (`store.task_output`)."""
         with self.db.begin() as conn:
             row = self._live_attempt(conn, attempt_id, token)
             # Lines that arrive after the end (buffered by a worker) are still kept; a fenced-off
@@ -145,13 +167,11 @@ class Attempts(Repository):
             if row.status in (AttemptStatus.LOST.value, AttemptStatus.PREEMPTED.value):
                 raise StaleAttempt(f"attempt {attempt_id} was {row.status}", field="token")
             if lines:
-                conn.execute(
-                    log_lines.insert(),
-                    [{"attempt_id": attempt_id, "stream": s, "text": t} for s, t in lines],
-                )
+                self._store_lines(conn, row, lines, cap=max_log_bytes)
             if outputs:
                 known = list(row.outputs or [])
-                known += [p for p in outputs if p not in known][: MAX_OUTPUTS - len(known)]
+                paths = (storable(p[:MAX_OUTPUT_PATH]) for p in outputs)
+                known += [p for p in paths if p not in known][: MAX_OUTPUTS - len(known)]
                 conn.execute(
                     attempts.update().where(attempts.c.id == attempt_id).values(outputs=known)
                 )
@@ -166,15 +186,40 @@ class Attempts(Repository):
                 conn.execute(
                     attempts.update()
                     .where(attempts.c.id == attempt_id)
-                    .values(status_message=status_message)
+                    .values(status_message=storable(status_message))
                 )
+
+    def _store_lines(
+        self, conn: sa.Connection, row: Any, lines: Sequence[tuple[str, str]], *, cap: int
+    ) -> None:
+        admitted = self._log_budget.admit(conn, row.task_id, lines, cap=cap)
+        if admitted.lines:
+            conn.execute(
+                log_lines.insert(),
+                [{"attempt_id": row.id, "stream": s, "text": t} for s, t in admitted.lines],
+            )
+        if admitted.marker is None:
+            return
+        if admitted.marker_id is not None:
+            conn.execute(
+                log_lines.update()
+                .where(log_lines.c.id == admitted.marker_id)
+                .values(text=admitted.marker)
+            )
+            return
+        marker_id = conn.scalar(
+            log_lines.insert()
+            .values(attempt_id=row.id, stream="system", text=admitted.marker)
+            .returning(log_lines.c.id)
+        )
+        self._log_budget.marker_written(row.task_id, int(marker_id))
 
     def finish(self, report: FinishReport, *, now: float) -> int | None:
         """Record how an attempt ended and move its task on. Returns the job id when the job
         may have changed status. A repeated identical report is accepted once more (the worker
         may not have seen our first answer); any other report on an ended attempt is stale."""
         with self.db.begin() as conn:
-            return self._finish_in(conn, report, now)
+            return self._finish_in(conn, _storable_report(report), now)
 
     def finish_many(
         self, reports: Sequence[FinishReport], *, now: float
@@ -189,6 +234,7 @@ class Attempts(Repository):
         results: dict[int, int | StaleAttempt | None] = {}
         if not reports:
             return []
+        reports = [_storable_report(r) for r in reports]
         with self.db.begin() as conn:
             plain = self._plain_successes(conn, reports)
             if plain:

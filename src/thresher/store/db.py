@@ -1,7 +1,12 @@
-"""Opening the database: SQLite in a data directory by default, PostgreSQL by URL."""
+"""Opening the database: SQLite in a data directory by default, PostgreSQL by URL.
+
+On SQLite a transaction that deleted log lines (a job deleted) ends with an incremental vacuum,
+so the file shrinks; on PostgreSQL autovacuum makes the space reusable by the same tables."""
 
 from __future__ import annotations
 
+import logging
+import sqlite3
 import time
 from pathlib import Path
 from typing import Any
@@ -10,19 +15,52 @@ import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
 
+from thresher.store.tables import log_lines
+
+log = logging.getLogger("thresher.store")
+
 
 def sqlite_url(data_dir: Path) -> str:
     return f"sqlite:///{data_dir / 'thresher.db'}"
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
-    # WAL lets readers run beside the writer; NORMAL is durable across process crashes in WAL mode.
     cur = dbapi_conn.cursor()
+    # Space freed by deletes can be given back to the file system (see _reclaim_space). Only a
+    # database without tables takes this setting, so it comes before anything writes the file;
+    # a database made before it was set keeps its pages until a full VACUUM.
+    cur.execute("PRAGMA auto_vacuum=INCREMENTAL")
+    # WAL lets readers run beside the writer; NORMAL is durable across process crashes in WAL mode.
     cur.execute("PRAGMA journal_mode=WAL")
     cur.execute("PRAGMA synchronous=NORMAL")
     cur.execute("PRAGMA foreign_keys=ON")
     cur.execute("PRAGMA busy_timeout=10000")
     cur.close()
+
+
+def _note_deleted_logs(
+    conn: sa.Connection, clause: Any, _multiparams: Any, _params: Any, _options: Any, _result: Any
+) -> None:
+    if isinstance(clause, sa.Delete) and clause.table is log_lines:
+        conn.info["reclaim"] = True
+
+
+def _reclaim_space(conn: sa.Connection) -> None:
+    """Give the pages a transaction freed by deleting log lines (a job deleted) back to the
+    file system as it commits. Through `executescript`, which commits the transaction first
+    and runs the pragma to its end (a cursor's `execute` frees one page only); a vacuum that
+    fails leaves the pages free for the database to reuse, and the next delete tries again."""
+    if not conn.info.pop("reclaim", False):
+        return
+    dbapi_conn: Any = conn.connection.dbapi_connection
+    try:
+        dbapi_conn.executescript("PRAGMA incremental_vacuum;")
+    except sqlite3.Error:
+        log.warning("incremental vacuum failed: the pages stay free for reuse", exc_info=True)
+
+
+def _forget_reclaim(conn: sa.Connection) -> None:
+    conn.info.pop("reclaim", None)
 
 
 #: A pooled PostgreSQL connection idle for longer than this is pinged before it is used.
@@ -59,6 +97,9 @@ def create_engine(url: str) -> sa.Engine:
     if url.startswith("sqlite"):
         engine = sa.create_engine(url, connect_args={"check_same_thread": False})
         sa.event.listen(engine, "connect", _sqlite_pragmas)
+        sa.event.listen(engine, "after_execute", _note_deleted_logs)
+        sa.event.listen(engine, "commit", _reclaim_space)
+        sa.event.listen(engine, "rollback", _forget_reclaim)
         return engine
     engine = sa.create_engine(url, pool_size=10, max_overflow=20)
     sa.event.listen(engine, "connect", _mark_used)

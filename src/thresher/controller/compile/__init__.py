@@ -14,5 +14,13 @@ from __future__ import annotations
 from thresher.controller.compile.jobs import compile_job
 from thresher.controller.compile.lookup import Lookup
 from thresher.controller.compile.openjd import compile_template, plan_template, template_summary
+from thresher.controller.compile.policy import SubmitPolicy
 
-__all__ = ["Lookup", "compile_job", "compile_template", "plan_template", "template_summary"]
+__all__ = [
+    "Lookup",
+    "SubmitPolicy",
+    "compile_job",
+    "compile_template",
+    "plan_template",
+    "template_summary",
+]

@@ -4,8 +4,12 @@ one block of the ordinary kind (frames, chunk) plus the payload workers read.
 What is refused with a 422 naming the field: no or an unknown engine, a disabled one, a
 command or blocks (engine jobs have neither), a range missing while the engine has no default,
 a malformed range, a bucket size above the engine's ``max_bucketsize``, several inputs for an
-engine that takes one, an input whose extension the engine does not read, and parameters the
-engine's ``merge_parameters`` refuses (``parameters.<name>``).
+engine that takes one, an input whose extension the engine does not read, parameters the
+engine's ``merge_parameters`` refuses (``parameters.<name>``), an ``output`` of a kind the
+engine cannot write (its ``SETTINGS["output_kinds"]``: POV-Ray numbers its files itself, so a
+``####`` pattern is refused), and placeholders the engine could not expand in the parameters it
+reads as argv templates (its ``SETTINGS["templated_parameters"]``: the command engine's
+``command`` and ``arguments``). Nothing of the engine runs here but ``merge_parameters``.
 """
 
 from __future__ import annotations
@@ -15,9 +19,12 @@ from pathlib import PurePosixPath
 from typing import Any
 
 from thresher.controller.compile.lookup import Lookup
+from thresher.core import placeholders
 from thresher.core.errors import InvalidInput, ProblemCollector
 from thresher.core.frames import FrameSet
-from thresher.engines import Engine, EngineConfigError
+from thresher.engines import Engine, EngineConfigError, EngineTask, split_arguments
+from thresher.engines.output import output_kind
+from thresher.engines.placeholders import task_values
 from thresher.schemas import api
 
 
@@ -51,9 +58,12 @@ def compile_engine(lookup: Lookup, job: api.JobIn) -> EngineJob:
     inputs: list[str] = []
     with problems.check():
         inputs = _inputs(job, settings)
+    with problems.check():
+        _output_fits(job, settings)
     parameters = dict(job.parameters)
     with problems.check():
-        _merge_parameters(engine_class, job, parameters)
+        merged = _merge_parameters(engine_class, job, parameters)
+        _templates_expand(merged, settings)
     problems.raise_found()
     payload: dict[str, Any] = {
         "engine": job.engine,
@@ -73,13 +83,14 @@ def compile_engine(lookup: Lookup, job: api.JobIn) -> EngineJob:
 
 def _merge_parameters(
     engine_class: type[Engine], job: api.JobIn, parameters: dict[str, Any]
-) -> None:
+) -> dict[str, Any]:
+    """The parameters merged over the engine's defaults, as the engine checks them."""
     if job.envs is not None:
         if "envs" in parameters:
             raise InvalidInput("give 'envs' at the top or in parameters, not both", field="envs")
         parameters["envs"] = job.envs
     try:
-        engine_class.merge_parameters(parameters)
+        return engine_class.merge_parameters(parameters)
     except EngineConfigError as exc:
         field = f"parameters.{exc.parameter}" if exc.parameter else "parameters"
         raise InvalidInput(exc.message, field=field) from None
@@ -143,3 +154,37 @@ def _inputs(job: api.JobIn, settings: dict[str, Any]) -> list[str]:
                     field="input" if path == job.input else "inputs",
                 )
     return inputs
+
+
+def _output_fits(job: api.JobIn, settings: dict[str, Any]) -> None:
+    """Refuse an output the engine cannot write: a frame pattern for an engine that numbers its
+    files itself, and the like."""
+    kinds = settings.get("output_kinds")
+    if not job.output or not kinds:
+        return
+    kind = output_kind(job.output)
+    if kind.value not in kinds:
+        raise InvalidInput(
+            f"engine {job.engine!r} cannot write a {kind.value} output ({job.output!r}); it "
+            f"takes a {' or a '.join(kinds)}",
+            field="output",
+        )
+
+
+#: A task as the engine would see it, for the values its placeholders may name.
+_SAMPLE_TASK = EngineTask(
+    job_id="1", index=0, frames=(1, 2), workdir="/work", input="/in", output="/out", os_name="linux"
+)
+
+
+def _templates_expand(merged: dict[str, Any], settings: dict[str, Any]) -> None:
+    """Refuse placeholders the engine could not expand in the parameters it reads as argv
+    templates (unknown names, bad syntax, formats that do not fit a frame number)."""
+    values = task_values(_SAMPLE_TASK)
+    for name in settings.get("templated_parameters") or ():
+        field = f"parameters.{name}"
+        try:
+            argv = split_arguments(merged.get(name))
+        except EngineConfigError as exc:
+            raise InvalidInput(exc.message, field=field) from None
+        placeholders.expand_argv(argv, values, field=field)

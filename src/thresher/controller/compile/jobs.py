@@ -13,6 +13,7 @@ from typing import Any
 
 from thresher.controller.compile.engine import EngineJob, compile_engine
 from thresher.controller.compile.lookup import Lookup
+from thresher.controller.compile.policy import SubmitPolicy, check_cwd
 from thresher.core import placeholders
 from thresher.core.deps import find_cycle
 from thresher.core.errors import InvalidInput, ProblemCollector
@@ -24,8 +25,12 @@ from thresher.schemas import api
 LIMIT_NAME = re.compile(r"[A-Za-z0-9_.-]{1,100}")
 
 
-def compile_job(job: api.JobIn, *, owner: str, lookup: Lookup) -> JobSpec:
+def compile_job(
+    job: api.JobIn, *, owner: str, lookup: Lookup, policy: SubmitPolicy | None = None
+) -> JobSpec:
     """The job spec of a command or engine submission, or every problem found in it."""
+    if job.blocks:
+        (policy or SubmitPolicy()).check_blocks(len(job.blocks), field="blocks")
     problems = ProblemCollector()
     engine_job: EngineJob | None = None
     if job.kind == "engine":
@@ -50,6 +55,8 @@ def compile_job(job: api.JobIn, *, owner: str, lookup: Lookup) -> JobSpec:
     filters = ""
     with problems.check():
         filters = parse_filters(job.filters or "", field="filters").text
+    with problems.check():
+        check_cwd(job.cwd)
     after = list(job.after)
     with problems.check():
         after += _after_checked(job, owner=owner, lookup=lookup)
@@ -165,7 +172,7 @@ def _task_count(block: api.BlockIn, *, where: str, engine_job: EngineJob | None)
         else FrameSet.parse(block.frames, field=f"{where}frames")
     )
     priority = None
-    if block.priority_frames:
+    if block.priority_frames is not None:
         priority = FrameSet.parse(block.priority_frames, field=f"{where}priority_frames")
     return TaskLayout(frames, block.chunk, priority_frames=priority).task_count
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 from typing import Any
 
 from thresher.controller.compile.lookup import Lookup
+from thresher.controller.compile.policy import SubmitPolicy
 from thresher.core.chunk_plan import ADAPTIVE_CHUNK, ChunkPlan, PlannedLayout
 from thresher.core.errors import InvalidInput, ProblemCollector
 from thresher.core.filters import parse_filters
@@ -48,12 +49,19 @@ def plan_template(body: schema.TemplateJobIn) -> JobPlan:
     )
 
 
-def compile_template(body: schema.TemplateJobIn, *, owner: str, lookup: Lookup) -> JobSpec:
+def compile_template(
+    body: schema.TemplateJobIn,
+    *,
+    owner: str,
+    lookup: Lookup,
+    policy: SubmitPolicy | None = None,
+) -> JobSpec:
     """The job spec of a template submission, or every problem found in it."""
     problems = ProblemCollector()
     plan: JobPlan | None = None
     with problems.check():
         plan = plan_template(body)
+        (policy or SubmitPolicy()).check_blocks(len(plan.steps), field="template")
     filters = ""
     with problems.check():
         filters = parse_filters(body.filters or "", field="filters").text

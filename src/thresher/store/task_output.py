@@ -1,0 +1,164 @@
+"""A task's output made safe to store: text every database can hold, and at most so many bytes
+of it per task, past which one marker line says how much was dropped and why.
+
+- A NUL byte cannot be part of a PostgreSQL text value (the insert fails, and the worker that
+  sent it would retry that batch for ever), and a lone surrogate cannot be encoded as UTF-8:
+  both become U+FFFD, in lines, status messages, output paths and finish messages alike.
+- Each task stores at most `max_log_bytes` bytes (UTF-8) of log lines over all its attempts. The
+  first line that does not fit, and every line after it, is dropped; the task's log then ends
+  with one `system` line, MARKER, which counts the lines and bytes dropped so far and is
+  rewritten as more are dropped. Output is never dropped without that line.
+
+The bytes a task stored are counted in memory (`LogBudget`), read from the database the first
+time this controller sees the task; a batch whose transaction rolls back still counts, so the
+cap errs towards storing less, never more.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+
+from thresher.store.tables import attempts, log_lines
+
+REPLACEMENT = "\ufffd"
+#: The default of `ControllerSettings.max_log_bytes_per_task`.
+MAX_LOG_BYTES_PER_TASK = 64 * 2**20
+#: A reported output path is cut to this many characters (Linux's PATH_MAX).
+MAX_OUTPUT_PATH = 4096
+MARKER = "[thresher] log limit reached"
+_MARKER_COUNTS = re.compile(r"(\d+) lines \((\d+) bytes\) dropped")
+#: Tasks whose byte counts are kept in memory; others are read again when they print.
+_TALLIES_KEPT = 10_000
+
+
+def storable(text: str) -> str:
+    """`text` as every database can store it: NULs and lone surrogates become U+FFFD."""
+    return _sized(text)[0]
+
+
+def _sized(text: str) -> tuple[str, int]:
+    """`text` made storable, and its size in UTF-8 bytes."""
+    if "\x00" in text:
+        text = text.replace("\x00", REPLACEMENT)
+    try:
+        return text, len(text.encode("utf-8"))
+    except UnicodeEncodeError:
+        text = text.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
+        return text, len(text.encode("utf-8"))
+
+
+def marker_text(*, cap: int, lines: int, size: int) -> str:
+    return (
+        f"{MARKER}: this task stores at most {cap} bytes of output (controller setting "
+        f"max_log_bytes_per_task); {lines} lines ({size} bytes) dropped so far"
+    )
+
+
+@dataclass
+class _Tally:
+    """What one task stored and dropped, as this controller counts it."""
+
+    stored: int
+    dropped_lines: int = 0
+    dropped_bytes: int = 0
+    marker_id: int | None = None
+
+
+@dataclass(frozen=True)
+class Admitted:
+    """What of a batch to store: the lines that fit, and the marker's text when it must be
+    written (`marker_id` None: insert it; else rewrite that row)."""
+
+    lines: list[tuple[str, str]]
+    marker: str | None
+    marker_id: int | None
+
+
+class LogBudget:
+    """The bytes each task may still store (see the module's docstring)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._tallies: OrderedDict[int, _Tally] = OrderedDict()
+
+    def admit(
+        self,
+        conn: sa.Connection,
+        task_id: int,
+        lines: Sequence[tuple[str, str]],
+        *,
+        cap: int,
+    ) -> Admitted:
+        """The storable lines of a batch for `task_id` and, once some are dropped, the marker."""
+        tally = self._tally(conn, task_id)
+        kept: list[tuple[str, str]] = []
+        with self._lock:
+            for stream, raw in lines:
+                text, size = _sized(raw)
+                if tally.dropped_lines == 0 and tally.stored + size <= cap:
+                    tally.stored += size
+                    kept.append((stream, text))
+                else:
+                    tally.dropped_lines += 1
+                    tally.dropped_bytes += size
+            if len(kept) == len(lines):
+                return Admitted(kept, None, None)
+            text = marker_text(cap=cap, lines=tally.dropped_lines, size=tally.dropped_bytes)
+            return Admitted(kept, text, tally.marker_id)
+
+    def marker_written(self, task_id: int, marker_id: int) -> None:
+        with self._lock:
+            tally = self._tallies.get(task_id)
+            if tally is not None:
+                tally.marker_id = marker_id
+
+    def _tally(self, conn: sa.Connection, task_id: int) -> _Tally:
+        with self._lock:
+            tally = self._tallies.get(task_id)
+            if tally is not None:
+                self._tallies.move_to_end(task_id)
+                return tally
+        tally = _read_tally(conn, task_id)
+        with self._lock:
+            tally = self._tallies.setdefault(task_id, tally)
+            while len(self._tallies) > _TALLIES_KEPT:
+                self._tallies.popitem(last=False)
+        return tally
+
+
+def _read_tally(conn: sa.Connection, task_id: int) -> _Tally:
+    """What the database holds of the task's output: bytes stored, and its marker if any."""
+    if conn.dialect.name == "postgresql":
+        size: sa.ColumnElement[int] = sa.func.octet_length(log_lines.c.text)
+    else:
+        size = sa.func.length(sa.cast(log_lines.c.text, sa.LargeBinary))
+    of_task = log_lines.join(attempts, attempts.c.id == log_lines.c.attempt_id)
+    stored = conn.scalar(
+        sa.select(sa.func.coalesce(sa.func.sum(size), 0))
+        .select_from(of_task)
+        .where(attempts.c.task_id == task_id)
+    )
+    marker = conn.execute(
+        sa.select(log_lines.c.id, log_lines.c.text)
+        .select_from(of_task)
+        .where(
+            attempts.c.task_id == task_id,
+            log_lines.c.stream == "system",
+            log_lines.c.text.startswith(MARKER, autoescape=True),
+        )
+        .order_by(log_lines.c.id)
+        .limit(1)
+    ).first()
+    tally = _Tally(stored=int(stored or 0))
+    if marker is not None:
+        counts = _MARKER_COUNTS.search(marker.text)
+        tally.marker_id = marker.id
+        tally.dropped_lines = int(counts.group(1)) if counts else 1
+        tally.dropped_bytes = int(counts.group(2)) if counts else 0
+    return tally

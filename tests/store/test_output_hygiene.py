@@ -1,0 +1,174 @@
+"""A task's output as the store keeps it, on SQLite and PostgreSQL: NULs and lone surrogates are
+stored as U+FFFD (never a failed insert), each task stores at most so many log bytes with one
+marker line counting the rest, and deleting a job gives its log space back (SQLite)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import sqlalchemy as sa
+
+from tests.store.support import add_worker, block, claim
+from thresher.core.model import Assignment, JobSpec
+from thresher.core.states import AttemptStatus
+from thresher.store.store import FinishReport, Store
+from thresher.store.task_output import MARKER
+from thresher.testing import FakeClock
+
+
+def running(store: Store, clock: FakeClock, *, retries: int = 0) -> tuple[int, Assignment]:
+    spec = JobSpec(
+        name="job",
+        owner="u",
+        priority=50,
+        kind="command",
+        blocks=(block("main", "1", 1, retries=retries),),
+    )
+    job_id = store.jobs.create(spec, now=clock.now())
+    worker = add_worker(store, "w1", clock)
+    got = claim(store, worker, now=clock.now())
+    assert got is not None
+    return job_id, got
+
+
+def log_texts(store: Store, job_id: int) -> list[tuple[str, str]]:
+    return [(s, t) for _, _, s, t in store.attempts.task_log(job_id, 0, 0)]
+
+
+def test_nul_bytes_and_lone_surrogates_in_output_are_stored_replaced(
+    store: Store, clock: FakeClock
+) -> None:
+    job_id, got = running(store, clock)
+
+    store.attempts.record_output(
+        got.attempt_id,
+        got.token,
+        lines=[("stdout", "a\x00b"), ("stderr", "bad \ud800 half")],
+        progress=None,
+        outputs=["/out/f\x00.png"],
+        status_message="step\x00 2",
+    )
+    store.attempts.finish(
+        FinishReport(got.attempt_id, got.token, AttemptStatus.FAILED, message="died\x00"),
+        now=clock.now(),
+    )
+
+    lines = log_texts(store, job_id)
+    assert lines[0] == ("stdout", "a\ufffdb")
+    assert lines[1][1].startswith("bad \ufffd")
+    assert lines[1][1].endswith(" half")
+    (attempt,) = store.attempts.of_job(job_id)
+    assert attempt.outputs == ("/out/f\ufffd.png",)
+    assert attempt.status_message == "step\ufffd 2"
+    assert attempt.message == "died\ufffd"
+
+
+def test_past_the_cap_lines_are_dropped_and_one_marker_counts_them(
+    store: Store, clock: FakeClock
+) -> None:
+    job_id, got = running(store, clock)
+
+    def send(*texts: str) -> None:
+        store.attempts.record_output(
+            got.attempt_id,
+            got.token,
+            lines=[("stdout", t) for t in texts],
+            progress=None,
+            max_log_bytes=10,
+        )
+
+    send("aaaa", "bbbb")  # 8 bytes: stored
+    send("cccc", "dd")  # the first does not fit: it and every line after it are dropped
+    send("é" * 3)  # 6 bytes in UTF-8
+
+    lines = log_texts(store, job_id)
+    assert lines[:2] == [("stdout", "aaaa"), ("stdout", "bbbb")]
+    markers = [t for s, t in lines[2:] if s == "system"]
+    assert len(lines) == 3
+    assert len(markers) == 1
+    assert markers[0].startswith(MARKER)
+    assert "at most 10 bytes" in markers[0]
+    assert "3 lines (12 bytes) dropped so far" in markers[0]
+
+
+def test_the_cap_is_per_task_over_its_attempts_and_outlives_the_store_object(
+    store: Store, db_url: str, clock: FakeClock
+) -> None:
+    job_id, first = running(store, clock, retries=1)
+    store.attempts.record_output(
+        first.attempt_id, first.token, lines=[("stdout", "x" * 8)], progress=None, max_log_bytes=10
+    )
+    store.attempts.finish(
+        FinishReport(first.attempt_id, first.token, AttemptStatus.FAILED), now=clock.now()
+    )
+    worker = add_worker(store, "w2", clock)
+    second = claim(store, worker, now=clock.now())
+    assert second is not None
+    assert second.attempt_id != first.attempt_id
+
+    # Stores opened afresh over the same database (restarted controllers) count what is
+    # stored, and the drops the marker already counts.
+    for text in ("yyy", "zz", "w"):
+        restarted = Store.open(db_url)
+        try:
+            restarted.attempts.record_output(
+                second.attempt_id,
+                second.token,
+                lines=[("stdout", text)],
+                progress=None,
+                max_log_bytes=10,
+            )
+        finally:
+            restarted.close()
+
+    lines = log_texts(store, job_id)
+    assert lines[0] == ("stdout", "x" * 8)
+    assert [s for s, _ in lines[1:]] == ["system"]
+    assert "3 lines (6 bytes) dropped so far" in lines[1][1]
+
+
+def test_lines_under_the_default_cap_are_all_kept(store: Store, clock: FakeClock) -> None:
+    job_id, got = running(store, clock)
+    texts = [f"line {i}" for i in range(500)]
+
+    store.attempts.record_output(
+        got.attempt_id, got.token, lines=[("stdout", t) for t in texts], progress=None
+    )
+
+    assert [t for _, t in log_texts(store, job_id)] == texts
+
+
+def _pages(engine: sa.Engine) -> tuple[int, int]:
+    with engine.connect() as conn:
+        return (
+            int(conn.exec_driver_sql("PRAGMA page_count").scalar_one()),
+            int(conn.exec_driver_sql("PRAGMA freelist_count").scalar_one()),
+        )
+
+
+def test_deleting_a_job_gives_its_log_space_back_on_sqlite(
+    tmp_path: Path, clock: FakeClock
+) -> None:
+    store = Store.open(f"sqlite:///{tmp_path / 'thresher.db'}")
+    try:
+        with store.engine.connect() as conn:
+            assert conn.exec_driver_sql("PRAGMA auto_vacuum").scalar_one() == 2  # incremental
+        job_id, got = running(store, clock)
+        before, _ = _pages(store.engine)
+        for _ in range(20):
+            store.attempts.record_output(
+                got.attempt_id,
+                got.token,
+                lines=[("stdout", "x" * 1000)] * 100,
+                progress=None,
+            )
+        grown, _ = _pages(store.engine)
+        assert grown > before + 400  # 2 MB of log lines
+
+        store.jobs.delete(job_id)
+
+        after, free = _pages(store.engine)
+        assert free == 0
+        assert after < before + 50
+    finally:
+        store.close()
