@@ -49,7 +49,7 @@ def test_submit_takes_the_scheduling_options(cli: Invoke) -> None:
         "--max-per-host",
         "1",
         "--after-name",
-        "^shot010_render$",
+        "shot010_render",
         "--preempt",
         "--capacity",
         "500",
@@ -74,7 +74,7 @@ def test_submit_takes_the_scheduling_options(cli: Invoke) -> None:
     assert (job["max_running"], job["max_running_per_host"], job["preempt"]) == (4, 1, True)
     assert (job["after"], job["after_name"], job["status"]) == (
         [int(first.stdout)],
-        "^shot010_render$",
+        "shot010_render",
         "waiting",
     )
     block = job["blocks"][0]

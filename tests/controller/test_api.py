@@ -246,7 +246,9 @@ def test_unknown_things_get_404_json(served: ServedController, admin: Client) ->
     assert response.json()["error"] == "not_found"
 
 
-def test_a_negative_task_index_is_404(served: ServedController, admin: Client) -> None:
+def test_a_negative_task_index_is_refused_naming_it(
+    served: ServedController, admin: Client
+) -> None:
     job = admin.submit("one", ["true"], frames="1-3")
 
     response = httpx.get(
@@ -254,7 +256,8 @@ def test_a_negative_task_index_is_404(served: ServedController, admin: Client) -
         headers={"Authorization": f"Bearer {served.admin_token}"},
     )
 
-    assert response.status_code == 404
+    assert response.status_code == 422
+    assert response.json()["field"] == "index"
 
 
 def test_users_act_only_on_their_own_jobs(served: ServedController, admin: Client) -> None:

@@ -158,7 +158,9 @@ def submit(
     after_name: Annotated[
         str | None,
         typer.Option(
-            "--after-name", metavar="REGEX", help="Also wait on your jobs whose name matches."
+            "--after-name",
+            metavar="GLOB",
+            help="Also wait on your jobs whose name matches (* ? [abc] [!abc]).",
         ),
     ] = None,
     after_global: Annotated[

@@ -71,7 +71,7 @@ class Client(Session):
         """Submit a command job; `command` is an argv template with {start} {end} {frame}
         {frames} placeholders. The scheduling options are described in docs/scheduling.md:
         `filters` such as ``ram:>32GB,pool:@lighting``, `limits` (license names) each task
-        holds, caps, `after_name` (a regex over your job names; `after_global`: everyone's)."""
+        holds, caps, `after_name` (a glob over your job names; `after_global`: everyone's)."""
         return self.submit_job(
             api.JobIn(
                 filters=filters,

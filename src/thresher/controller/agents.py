@@ -194,6 +194,7 @@ class Agents:
             progress=batch.progress,
             outputs=batch.outputs,
             status_message=batch.status_message,
+            max_log_bytes=self.settings.max_log_bytes_per_task,
         )
 
     def report(self, caller: Caller, body: api.ReportIn) -> api.PollOut:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from thresher.controller.access import Access
 from thresher.controller.agents import Agents
+from thresher.controller.compile.policy import SubmitPolicy
 from thresher.controller.dispatch import Dispatcher, DispatchIndex
 from thresher.controller.engines import EngineRegistry
 from thresher.controller.farm_thread import FarmThread
@@ -43,7 +44,7 @@ class Farm:
         notifier.listeners.append(self._changed)
         self.unit = UnitOfWork(store, self.dispatch_index, notifier)
         self.engines = EngineRegistry(store, clock)
-        self.jobs = Jobs(store, clock, self.unit, self.engines)
+        self.jobs = Jobs(store, clock, self.unit, self.engines, SubmitPolicy.of(settings))
         self.scheduling = Scheduling(store, clock, self.dispatch_index, self.unit)
         self.agents = Agents(
             store,

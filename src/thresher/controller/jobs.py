@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from thresher.controller.auth import Caller
 from thresher.controller.compile import compile_job, compile_template
+from thresher.controller.compile.policy import SubmitPolicy
 from thresher.controller.engines import EngineRegistry
 from thresher.controller.unit import UnitOfWork
 from thresher.core.clock import Clock
@@ -62,10 +63,16 @@ class Jobs:
     """Jobs and tasks, as people see and change them."""
 
     def __init__(
-        self, store: Store, clock: Clock, unit: UnitOfWork, engines: EngineRegistry
+        self,
+        store: Store,
+        clock: Clock,
+        unit: UnitOfWork,
+        engines: EngineRegistry,
+        policy: SubmitPolicy,
     ) -> None:
         self.store, self.clock, self.unit = store, clock, unit
         self.lookup = StoreLookup(store, engines)
+        self.policy = policy
 
     # -- submit and read ------------------------------------------------------------------------
 
@@ -73,13 +80,17 @@ class Jobs:
         """Compile and store a command or engine job (accsyn's shape included)."""
         caller.require("admin", "user")
         with self.unit.change():
-            return self._create(compile_job(body, owner=caller.name, lookup=self.lookup))
+            return self._create(
+                compile_job(body, owner=caller.name, lookup=self.lookup, policy=self.policy)
+            )
 
     def submit_template(self, caller: Caller, body: openjd_schema.TemplateJobIn) -> JobRecord:
         """Compile and store an OpenJD template job; a TemplateError lists every problem."""
         caller.require("admin", "user")
         with self.unit.change():
-            return self._create(compile_template(body, owner=caller.name, lookup=self.lookup))
+            return self._create(
+                compile_template(body, owner=caller.name, lookup=self.lookup, policy=self.policy)
+            )
 
     def _create(self, spec: JobSpec) -> JobRecord:
         return self.store.jobs.get(self.store.jobs.create(spec, now=self.clock.now()))

@@ -65,7 +65,11 @@ class Engine:
     - ``max_bucketsize``: upper bound for a job's ``task_bucketsize`` (``None``: no bound);
     - ``type``: ``"render"``, ``"compute"`` or ``"transcode"``;
     - ``cancel_signal``: what the worker sends to cancel (``"SIGTERM"``; Blender ignores SIGINT
-      until its current samples end).
+      until its current samples end);
+    - ``output_kinds``: the outputs it can write, of ``"file"``, ``"pattern"`` (frame numbers
+      like ``####``) and ``"folder"`` (unset: any); another is refused at submit;
+    - ``templated_parameters``: parameters it expands as argv templates per task; their
+      placeholders are checked at submit.
 
     ``PARAMETERS`` are the defaults a job's ``parameters`` are merged over: ``arguments``
     (extra application arguments, a string split like a POSIX shell but keeping backslashes,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Path, Request
 
 from thresher.controller.auth import Caller
 from thresher.controller.errors import Unauthorized
@@ -34,3 +34,12 @@ async def get_caller(request: Request) -> Caller:
 
 FarmDep = Annotated[Farm, Depends(get_farm)]
 CallerDep = Annotated[Caller, Depends(get_caller)]
+
+
+#: Ids are 64-bit in the store; counts and indices 32-bit. A path or query number past them is
+#: a 422 naming it, never an overflow deep in the database driver.
+MAX_ID = 2**63 - 1
+MAX_INDEX = 2**31 - 1
+JobIdPath = Annotated[int, Path(ge=0, le=MAX_ID, description="job id")]
+BlockPath = Annotated[int, Path(ge=0, le=MAX_INDEX, description="block index in its job")]
+TaskIndexPath = Annotated[int, Path(ge=0, le=MAX_INDEX, description="task index in its block")]

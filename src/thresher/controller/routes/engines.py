@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query
 
 from thresher.controller.convert import engine_detail_out, engine_out
-from thresher.controller.routes.deps import CallerDep, FarmDep
+from thresher.controller.routes.deps import MAX_INDEX, CallerDep, FarmDep
 from thresher.schemas import engines as schema
 
 router = APIRouter(prefix="/api/v1/engines", tags=["engines"])
@@ -47,7 +47,10 @@ async def show(name: EngineName, farm: FarmDep, caller: CallerDep) -> schema.Eng
 
 @router.get("/{name}/revisions/{revision}", response_model=schema.EngineSourceOut)
 async def revision_source(
-    name: EngineName, revision: int, farm: FarmDep, caller: CallerDep
+    name: EngineName,
+    revision: Annotated[int, Path(ge=0, le=MAX_INDEX)],
+    farm: FarmDep,
+    caller: CallerDep,
 ) -> schema.EngineSourceOut:
     record, source = await farm.call(farm.engines.source, caller, name, revision)
     return schema.EngineSourceOut(
@@ -88,7 +91,10 @@ async def rollback(
 
 @agent_router.get("/{name}/{revision}", response_model=schema.EngineSourceOut)
 async def agent_source(
-    name: EngineName, revision: int, farm: FarmDep, caller: CallerDep
+    name: EngineName,
+    revision: Annotated[int, Path(ge=0, le=MAX_INDEX)],
+    farm: FarmDep,
+    caller: CallerDep,
 ) -> schema.EngineSourceOut:
     """Workers: the source of the revision an assignment names (cached by its hash)."""
     source, digest = await farm.call(farm.engines.agent_source, caller, name, revision)

@@ -8,7 +8,12 @@ from fastapi import APIRouter, Query
 
 from thresher.controller.convert import job_out, why_out
 from thresher.controller.jobs import Acted
-from thresher.controller.routes.deps import CallerDep, FarmDep
+from thresher.controller.routes.deps import (
+    MAX_INDEX,
+    CallerDep,
+    FarmDep,
+    JobIdPath,
+)
 from thresher.schemas import api
 
 router = APIRouter(prefix="/api/v1/jobs", tags=["jobs"])
@@ -26,7 +31,7 @@ async def list_jobs(
     status: Annotated[list[str] | None, Query(description="repeat to allow several")] = None,
     owner: str | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_INDEX)] = 0,
 ) -> api.JobList:
     jobs = await farm.call(
         farm.jobs.list_jobs, caller, owner=owner, statuses=status or (), limit=limit, offset=offset
@@ -35,12 +40,12 @@ async def list_jobs(
 
 
 @router.get("/{job_id}", response_model=api.JobOut)
-async def show(job_id: int, farm: FarmDep, caller: CallerDep) -> api.JobOut:
+async def show(job_id: JobIdPath, farm: FarmDep, caller: CallerDep) -> api.JobOut:
     return job_out(await farm.call(farm.jobs.get, caller, job_id))
 
 
 @router.get("/{job_id}/why", response_model=api.WhyOut)
-async def why(job_id: int, farm: FarmDep, caller: CallerDep) -> api.WhyOut:
+async def why(job_id: JobIdPath, farm: FarmDep, caller: CallerDep) -> api.WhyOut:
     """Why the job waits: what holds it as a whole (paused, waiting on other jobs...), else
     for each block with tasks left, the reasons the online workers do not run them (filters
     not met, NIMBY, sick, busy, limits full, caps reached...), most common first."""
@@ -52,32 +57,32 @@ def _acted(acted: Acted) -> api.ActionOut:
 
 
 @router.post("/{job_id}/pause", response_model=api.ActionOut)
-async def pause(job_id: int, farm: FarmDep, caller: CallerDep) -> api.ActionOut:
+async def pause(job_id: JobIdPath, farm: FarmDep, caller: CallerDep) -> api.ActionOut:
     return _acted(await farm.call(farm.jobs.pause, caller, job_id))
 
 
 @router.post("/{job_id}/resume", response_model=api.ActionOut)
-async def resume(job_id: int, farm: FarmDep, caller: CallerDep) -> api.ActionOut:
+async def resume(job_id: JobIdPath, farm: FarmDep, caller: CallerDep) -> api.ActionOut:
     return _acted(await farm.call(farm.jobs.resume, caller, job_id))
 
 
 @router.post("/{job_id}/cancel", response_model=api.ActionOut)
-async def cancel(job_id: int, farm: FarmDep, caller: CallerDep) -> api.ActionOut:
+async def cancel(job_id: JobIdPath, farm: FarmDep, caller: CallerDep) -> api.ActionOut:
     return _acted(await farm.call(farm.jobs.cancel, caller, job_id))
 
 
 @router.post("/{job_id}/retry", response_model=api.ActionOut)
-async def retry(job_id: int, farm: FarmDep, caller: CallerDep) -> api.ActionOut:
+async def retry(job_id: JobIdPath, farm: FarmDep, caller: CallerDep) -> api.ActionOut:
     return _acted(await farm.call(farm.jobs.retry, caller, job_id))
 
 
 @router.put("/{job_id}/priority", response_model=api.ActionOut)
 async def priority(
-    job_id: int, body: api.PriorityIn, farm: FarmDep, caller: CallerDep
+    job_id: JobIdPath, body: api.PriorityIn, farm: FarmDep, caller: CallerDep
 ) -> api.ActionOut:
     return _acted(await farm.call(farm.jobs.set_priority, caller, job_id, body.priority))
 
 
 @router.delete("/{job_id}", status_code=204)
-async def delete(job_id: int, farm: FarmDep, caller: CallerDep) -> None:
+async def delete(job_id: JobIdPath, farm: FarmDep, caller: CallerDep) -> None:
     await farm.call(farm.jobs.delete, caller, job_id)

@@ -6,7 +6,12 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from thresher.controller.routes.deps import CallerDep, FarmDep
+from thresher.controller.routes.deps import (
+    MAX_INDEX,
+    CallerDep,
+    FarmDep,
+    JobIdPath,
+)
 from thresher.schemas import api
 
 router = APIRouter(prefix="/api/v1", tags=["pools", "errors"])
@@ -19,7 +24,7 @@ async def list_pools(farm: FarmDep, caller: CallerDep) -> api.PoolList:
 
 
 @router.get("/jobs/{job_id}/error-hosts", response_model=api.ErrorHostList)
-async def error_hosts(job_id: int, farm: FarmDep, caller: CallerDep) -> api.ErrorHostList:
+async def error_hosts(job_id: JobIdPath, farm: FarmDep, caller: CallerDep) -> api.ErrorHostList:
     """The hosts the job's blocks had errors from, and which of them they avoid now."""
     found = await farm.call(farm.scheduling.error_hosts, job_id)
     return api.ErrorHostList(
@@ -40,10 +45,10 @@ async def error_hosts(job_id: int, farm: FarmDep, caller: CallerDep) -> api.Erro
 
 @router.delete("/jobs/{job_id}/error-hosts", response_model=api.ResetOut)
 async def reset_error_hosts(
-    job_id: int,
+    job_id: JobIdPath,
     farm: FarmDep,
     caller: CallerDep,
-    block: Annotated[int | None, Query(ge=0, description="only this block")] = None,
+    block: Annotated[int | None, Query(ge=0, le=MAX_INDEX, description="only this block")] = None,
     worker: Annotated[str | None, Query(description="only this worker")] = None,
 ) -> api.ResetOut:
     """Forgive hosts now (the job's owner or an admin)."""

@@ -7,7 +7,15 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from thresher.controller.convert import attempt_out, task_out
-from thresher.controller.routes.deps import CallerDep, FarmDep
+from thresher.controller.routes.deps import (
+    MAX_ID,
+    MAX_INDEX,
+    BlockPath,
+    CallerDep,
+    FarmDep,
+    JobIdPath,
+    TaskIndexPath,
+)
 from thresher.schemas import api
 
 router = APIRouter(prefix="/api/v1/jobs/{job_id}", tags=["tasks"])
@@ -15,11 +23,11 @@ router = APIRouter(prefix="/api/v1/jobs/{job_id}", tags=["tasks"])
 
 @router.get("/tasks", response_model=api.TaskPage)
 async def list_tasks(
-    job_id: int,
+    job_id: JobIdPath,
     farm: FarmDep,
     caller: CallerDep,
-    block: Annotated[int, Query(ge=0)] = 0,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    block: Annotated[int, Query(ge=0, le=MAX_INDEX)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_INDEX)] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> api.TaskPage:
     total, page = await farm.call(
@@ -36,7 +44,7 @@ async def list_tasks(
 
 
 @router.get("/attempts", response_model=api.AttemptList)
-async def list_attempts(job_id: int, farm: FarmDep, caller: CallerDep) -> api.AttemptList:
+async def list_attempts(job_id: JobIdPath, farm: FarmDep, caller: CallerDep) -> api.AttemptList:
     """Every attempt of the job, oldest first: the job's history."""
     return api.AttemptList(
         attempts=[attempt_out(a) for a in await farm.call(farm.jobs.attempts, caller, job_id)]
@@ -45,7 +53,7 @@ async def list_attempts(job_id: int, farm: FarmDep, caller: CallerDep) -> api.At
 
 @router.get("/blocks/{block}/tasks/{index}", response_model=api.TaskDetail)
 async def show_task(
-    job_id: int, block: int, index: int, farm: FarmDep, caller: CallerDep
+    job_id: JobIdPath, block: BlockPath, index: TaskIndexPath, farm: FarmDep, caller: CallerDep
 ) -> api.TaskDetail:
     task, attempts = await farm.call(farm.jobs.task, caller, job_id, block, index)
     return api.TaskDetail(
@@ -54,23 +62,27 @@ async def show_task(
 
 
 @router.post("/blocks/{block}/tasks/{index}/retry", status_code=204)
-async def retry_task(job_id: int, block: int, index: int, farm: FarmDep, caller: CallerDep) -> None:
+async def retry_task(
+    job_id: JobIdPath, block: BlockPath, index: TaskIndexPath, farm: FarmDep, caller: CallerDep
+) -> None:
     await farm.call(farm.jobs.retry_task, caller, job_id, block, index)
 
 
 @router.post("/blocks/{block}/tasks/{index}/skip", status_code=204)
-async def skip_task(job_id: int, block: int, index: int, farm: FarmDep, caller: CallerDep) -> None:
+async def skip_task(
+    job_id: JobIdPath, block: BlockPath, index: TaskIndexPath, farm: FarmDep, caller: CallerDep
+) -> None:
     await farm.call(farm.jobs.skip_task, caller, job_id, block, index)
 
 
 @router.get("/blocks/{block}/tasks/{index}/log", response_model=api.LogOut)
 async def task_log(
-    job_id: int,
-    block: int,
-    index: int,
+    job_id: JobIdPath,
+    block: BlockPath,
+    index: TaskIndexPath,
     farm: FarmDep,
     caller: CallerDep,
-    after: Annotated[int, Query(ge=0, description="only lines after this line id")] = 0,
+    after: Annotated[int, Query(ge=0, le=MAX_ID, description="only lines after this line id")] = 0,
     limit: Annotated[int, Query(ge=1, le=100_000)] = 10_000,
 ) -> api.LogOut:
     lines = await farm.call(farm.jobs.log, caller, job_id, block, index, after=after, limit=limit)

@@ -31,6 +31,8 @@ class Engine(BaseEngine):
         "type": "compute",
         "default_range": None,
         "default_bucketsize": 1,
+        # Argv templates, expanded per task: their placeholders are checked at submit.
+        "templated_parameters": ["command", "arguments"],
     }
     PARAMETERS: ClassVar[dict[str, Any]] = {
         "command": None,

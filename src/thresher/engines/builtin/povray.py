@@ -63,6 +63,8 @@ class Engine(BaseEngine):
         "binary_filename_extensions": [],
         "default_range": "1-48",
         "default_bucketsize": 4,
+        # POV-Ray numbers its output files itself: a frame pattern (####) cannot be given.
+        "output_kinds": ["file", "folder"],
     }
     PARAMETERS: ClassVar[dict[str, Any]] = {
         "width": None,
