@@ -25,6 +25,7 @@ from thresher.core.clock import Clock, SystemClock
 from thresher.schemas import api
 from thresher.worker.engines import WorkerEngines
 from thresher.worker.executor import Executor
+from thresher.worker.guardian import Guardian
 from thresher.worker.nimby import State as NimbyState
 from thresher.worker.nimby import nimby_path, read_nimby
 from thresher.worker.outbox import Outbox
@@ -51,6 +52,9 @@ class AgentConfig:
     # keeps an idle job's session open for that job's next task.
     path_mapping_rules: tuple[dict[str, str], ...] = ()
     openjd_idle_s: float = 5.0
+    # A guardian process kills the tasks' process groups if this worker is killed outright
+    # (see worker/guardian.py).
+    guardian: bool = True
 
     @property
     def poll_policy(self) -> PollPolicy:
@@ -116,7 +120,15 @@ class Agent:
     async def run(self, stop: asyncio.Event) -> None:
         self._loop = asyncio.get_running_loop()
         self.outbox.bind(self._loop)
-        self.executor.start(self._loop)
+        guardian = Guardian.start(grace_s=self.config.grace_s) if self.config.guardian else None
+        self.executor.start(self._loop, guard=guardian)
+        try:
+            await self._run(stop)
+        finally:
+            if guardian is not None:
+                guardian.close()  # every task has ended: nothing is left for it to kill
+
+    async def _run(self, stop: asyncio.Event) -> None:
         await self._register(stop)
         # Reports go on while the lanes stop their tasks (their last output may be large).
         reporting = asyncio.Event()
