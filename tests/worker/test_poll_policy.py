@@ -146,10 +146,18 @@ def test_how_long_finishes_wait_before_a_report(
 
 
 def test_retries_back_off_from_the_first_wait_to_the_longest() -> None:
-    waits = [retry_after(None)]
-    for _ in range(6):
-        waits.append(retry_after(waits[-1]))
-    assert waits == [FIRST_RETRY_S, 0.4, 0.8, 1.6, 3.2, MAX_RETRY_S, MAX_RETRY_S]
+    longest = [retry_after(n, jitter=1.0) for n in range(1, 8)]
+    assert longest == pytest.approx([FIRST_RETRY_S, 0.4, 0.8, 1.6, 3.2, MAX_RETRY_S, MAX_RETRY_S])
+    assert retry_after(10_000, jitter=1.0) == MAX_RETRY_S  # no overflow after a long outage
+
+
+@pytest.mark.parametrize("failures", [1, 3, 50])
+def test_a_retry_is_spread_over_the_upper_half_of_its_wait(failures: int) -> None:
+    ceiling = retry_after(failures, jitter=1.0)
+    assert retry_after(failures, jitter=0.0) == pytest.approx(ceiling / 2)
+    assert retry_after(failures, jitter=0.5) == pytest.approx(ceiling * 0.75)
+    waits = {retry_after(failures, jitter=j / 10) for j in range(11)}
+    assert len(waits) == 11  # two workers that failed together rarely retry together
 
 
 @pytest.mark.parametrize(

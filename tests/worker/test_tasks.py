@@ -28,7 +28,8 @@ def assignment(**changes: Any) -> api.AssignmentOut:
 
 
 def test_a_task_gets_its_argv_environment_and_the_jobs_work_dir(tmp_path: Path) -> None:
-    command = build_command(assignment(), work_dir=tmp_path, base_env={"PATH": "/bin"})
+    base_env = {"PATH": "/bin", "PWD": "/where/the/worker/started"}
+    command = build_command(assignment(), work_dir=tmp_path, base_env=base_env)
 
     assert command.argv[:2] == ["render", "-f"]
     assert command.env["PATH"] == "/bin"
@@ -38,6 +39,7 @@ def test_a_task_gets_its_argv_environment_and_the_jobs_work_dir(tmp_path: Path) 
     assert command.env["THRESHER_FRAMES"] == "4,5"
     assert command.cwd == str(tmp_path / "jobs" / "7")
     assert Path(command.cwd).is_dir()
+    assert command.env["PWD"] == command.cwd
 
 
 def test_tasks_of_one_job_share_its_setup_but_not_their_environments(tmp_path: Path) -> None:

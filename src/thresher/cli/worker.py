@@ -4,6 +4,7 @@ Options may also come from a TOML file (`--config`, see `thresher.worker.config`
 line wins. The work directory defaults to the user's state directory (`default_work_dir`), never
 the current one. While it runs, the worker takes NIMBY from its work directory's `nimby` file and
 from signals: SIGUSR1 pauses it, SIGUSR2 stops it, SIGHUP resumes it (see `thresher.worker.nimby`).
+SIGINT (Ctrl-C) and SIGTERM stop it: its tasks are stopped and reported, and it says goodbye.
 """
 
 from __future__ import annotations
@@ -80,12 +81,22 @@ _NIMBY_SIGNALS: dict[signal.Signals, State | None] = {
 
 
 async def run_agents(configs: list[AgentConfig]) -> None:
-    """Run agents until SIGINT or SIGTERM, then stop them cleanly. SIGUSR1, SIGUSR2 and SIGHUP
+    """Run agents until SIGINT (Ctrl-C) or SIGTERM; then each stops its tasks (SIGTERM to their
+    process groups, SIGKILL after the grace), reports them, says goodbye to the controller (which
+    takes it offline and requeues its tasks at once) and returns. SIGUSR1, SIGUSR2 and SIGHUP
     set NIMBY (pause, stop, resume) through each agent's `nimby` file."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
+
+    def stopping(sig: signal.Signals) -> None:
+        if not stop.is_set():
+            logging.getLogger("thresher.worker").warning(
+                "%s: stopping (tasks get SIGTERM, then SIGKILL after the grace)", sig.name
+            )
+        stop.set()
+
     for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
+        loop.add_signal_handler(sig, stopping, sig)
     agents = [Agent(c) for c in configs]
 
     def nimby(state: State | None) -> None:

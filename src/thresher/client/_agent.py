@@ -1,4 +1,4 @@
-"""`AgentClient`: the workers' side of the API (register, poll, report), asynchronous."""
+"""`AgentClient`: the workers' side of the API (register, poll, report, goodbye), asynchronous."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from urllib.parse import urlsplit
 import httpx
 from pydantic import BaseModel
 
-from thresher.client._errors import TransportError, error_for, raise_for, translate
+from thresher.client._errors import NotFound, TransportError, error_for, raise_for, translate
 from thresher.client._wire import WireClient, WireError, lean_target
 from thresher.schemas import api, engines
 
@@ -101,3 +101,13 @@ class AgentClient:
 
     async def report(self, body: api.ReportIn) -> api.PollOut:
         return await self._call(api.PollOut, "/api/v1/agent/report", body, timeout=self._timeout)
+
+    async def goodbye(self) -> bool:
+        """Say this worker is going away: the controller takes it offline and requeues what it
+        held at once, rather than when its lease ends. False when the controller knows no
+        goodbye (one older than this call answers 404)."""
+        try:
+            await self._post("/api/v1/agent/goodbye", {})
+        except NotFound:
+            return False
+        return True

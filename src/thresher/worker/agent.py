@@ -14,19 +14,22 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import random
 from collections import Counter
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from thresher.client import AgentClient, APIError, ThresherError, TransportError
+from thresher.client import AgentClient, ThresherError
 from thresher.core.clock import Clock, SystemClock
 from thresher.schemas import api
 from thresher.worker.engines import WorkerEngines
 from thresher.worker.executor import Executor
+from thresher.worker.guardian import Guardian
 from thresher.worker.nimby import State as NimbyState
 from thresher.worker.nimby import nimby_path, read_nimby
 from thresher.worker.outbox import Outbox
-from thresher.worker.poll_policy import REFUSED_RETRY_S, Ask, PollPolicy, retry_after
+from thresher.worker.poll_policy import Ask, PollPolicy, retry_after
 
 log = logging.getLogger("thresher.worker")
 
@@ -49,6 +52,9 @@ class AgentConfig:
     # keeps an idle job's session open for that job's next task.
     path_mapping_rules: tuple[dict[str, str], ...] = ()
     openjd_idle_s: float = 5.0
+    # A guardian process kills the tasks' process groups if this worker is killed outright
+    # (see worker/guardian.py).
+    guardian: bool = True
 
     @property
     def poll_policy(self) -> PollPolicy:
@@ -61,7 +67,11 @@ class AgentConfig:
 
 
 class Agent:
-    """Runs until `stop` is set; then cancels what runs, reports it, and returns."""
+    """Runs until `stop` is set; then stops what runs, reports it, says goodbye, and returns.
+
+    Each of its loops (polling, reporting, watching NIMBY) outlives a failed round: the failure
+    is logged with the wait before the next round, which grows with failures in a row (see
+    `retry_after`), and the loop goes on."""
 
     def __init__(
         self,
@@ -69,11 +79,13 @@ class Agent:
         *,
         client: AgentClient | None = None,
         clock: Clock | None = None,
+        jitter: Callable[[], float] | None = None,
     ) -> None:
         self.config = config
         self.policy = config.poll_policy
         self.client = client or AgentClient(config.controller_url, config.token)
         self.clock: Clock = clock or SystemClock()
+        self._jitter = jitter or random.Random().random
         self.outbox = Outbox()
         self.executor = Executor(
             config.facts.lanes,
@@ -87,7 +99,7 @@ class Agent:
         )
         self._flush_timer: asyncio.TimerHandle | None = None
         # Output reaches the controller in the order it was written: a report and a poll that
-        # carry lines are never in flight at once (see _poll_forever).
+        # carry lines are never in flight at once (see _poll_round).
         self._send_lock = asyncio.Lock()
         # NIMBY set on this machine (see worker/nimby.py), checked every half second.
         self.nimby: NimbyState | None = read_nimby(nimby_path(config.work_dir))
@@ -107,18 +119,34 @@ class Agent:
 
     async def run(self, stop: asyncio.Event) -> None:
         self._loop = asyncio.get_running_loop()
-        self.executor.start(self._loop)
-        await self._register(stop)
-        flusher = asyncio.create_task(self._flush_forever(stop))
-        watcher = asyncio.create_task(self._watch_nimby(stop))
+        self.outbox.bind(self._loop)
+        guardian = Guardian.start(grace_s=self.config.grace_s) if self.config.guardian else None
+        self.executor.start(self._loop, guard=guardian)
         try:
-            await self._poll_forever(stop)
+            await self._run(stop)
         finally:
-            for task in (flusher, watcher):
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
-            await self._shutdown()
+            if guardian is not None:
+                guardian.close()  # every task has ended: nothing is left for it to kill
+
+    async def _run(self, stop: asyncio.Event) -> None:
+        await self._register(stop)
+        # Reports go on while the lanes stop their tasks (their last output may be large).
+        reporting = asyncio.Event()
+        flusher = asyncio.create_task(self._forever("report", self._flush_round, reporting))
+        watcher = asyncio.create_task(self._forever("NIMBY watch", self._nimby_round, stop))
+        try:
+            await self._forever("poll", self._poll_round, stop)
+        finally:
+            watcher.cancel()
+            try:
+                await self.executor.close()  # what ran has ended and its finish is in the outbox
+            finally:
+                reporting.set()
+                for task in (flusher, watcher):
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
+                await self._last_words()
 
     def check_nimby(self) -> None:
         """Take in the NIMBY file: a stop kills what runs here (its tasks are requeued)."""
@@ -132,31 +160,76 @@ class Agent:
                 self.executor.kill(attempt_id, stale=False)
         self._nimby_changed.set()
 
-    async def _watch_nimby(self, stop: asyncio.Event) -> None:
+    async def _nimby_round(self, stop: asyncio.Event) -> None:
+        await _wait(stop, 0.5)
+        self.check_nimby()
+
+    async def _forever(
+        self,
+        what: str,
+        round_: Callable[[asyncio.Event], Awaitable[None]],
+        stop: asyncio.Event,
+    ) -> None:
+        """Run `round_` until `stop` is set; a round that fails is logged and the next one
+        waits (longer with each failure in a row)."""
+        failures = 0
         while not stop.is_set():
-            await _wait(stop, 0.5)
-            self.check_nimby()
+            try:
+                await round_(stop)
+            except Exception as exc:
+                failures += 1
+                delay = retry_after(failures, jitter=self._jitter())
+                self._failed(what, exc, failures=failures, delay=delay)
+                await _wait(stop, delay)
+            else:
+                failures = 0
+
+    def _failed(self, what: str, exc: Exception, *, failures: int, delay: float) -> None:
+        """Log a failed round; a failed request also tells the outbox the controller does not
+        take output now."""
+        again = f"failure {failures} in a row" if failures > 1 else "first failure"
+        if isinstance(exc, ThresherError):
+            self.outbox.set_reachable(False, f"the controller did not take it ({exc})")
+            log.warning("%s failed: %s; retrying in %.1fs (%s)", what, exc, delay, again)
+        else:  # a fault of the worker's own: with its traceback
+            log.error("%s failed; retrying in %.1fs (%s)", what, delay, again, exc_info=exc)
 
     async def _register(self, stop: asyncio.Event) -> None:
-        delay: float | None = None
+        failures = 0
         while not stop.is_set():
             try:
                 out = await self.client.register(self.config.facts)
-            except TransportError as exc:
-                log.warning("cannot register yet: %s", exc)
-                delay = retry_after(delay)
+            except Exception as exc:
+                failures += 1
+                delay = retry_after(failures, jitter=self._jitter())
+                self._failed("register", exc, failures=failures, delay=delay)
                 await _wait(stop, delay)
                 continue
             self.worker_id, self.heartbeat_s = out.worker_id, out.heartbeat_s
             log.info("registered as %s (worker %s)", self.config.facts.name, out.worker_id)
             return
 
-    async def _shutdown(self) -> None:
-        await self.executor.close()  # what ran has ended and its finish is in the outbox
+    async def _last_words(self) -> None:
+        """After the lanes stopped: report what ended, then say goodbye, so the controller
+        takes this worker offline and requeues what it still held at once."""
         if self._flush_timer is not None:
             self._flush_timer.cancel()
-        with contextlib.suppress(ThresherError):
-            await self._send_report()
+        try:
+            while not self.outbox.empty():
+                await self._send_report()
+        except ThresherError as exc:
+            log.warning("could not report the last finishes and output: %s", exc)
+        if self.worker_id is not None:
+            try:
+                said = await self.client.goodbye()
+            except ThresherError as exc:
+                log.warning("could not say goodbye (%s): the controller waits for the lease", exc)
+            else:
+                log.warning(
+                    "said goodbye to the controller"
+                    if said
+                    else "the controller knows no goodbye (an older one): it waits for the lease"
+                )
         await self.client.aclose()
         log.info("sent %s", ", ".join(f"{n} {what}" for what, n in sorted(self.sent.items())))
 
@@ -166,60 +239,67 @@ class Agent:
         """What the next poll asks for (see `PollPolicy.ask`)."""
         return self.policy.ask(self.executor.loads, nimby=self.nimby is not None)
 
-    async def _poll_forever(self, stop: asyncio.Event) -> None:
-        delay: float | None = None
-        while not stop.is_set():
-            ask = self.ask()
-            wait_s = self.policy.hold(ask)
-            output, finished = await self._drain_for_poll(held=wait_s > 0)
-            body = api.PollIn(
-                lanes=list(ask.lanes),
-                ahead_lanes=list(ask.ahead_lanes),
-                nimby=self.nimby,
-                wait_s=wait_s,
-                running=self.executor.running(),
-                output=output,
-                finished=finished,
-            )
-            try:
-                answer = await self._send_poll(body, stop)
-            except TransportError as exc:
-                self.outbox.put_back(output, finished)
-                delay = retry_after(delay)
-                log.warning("controller unreachable (%s); retrying in %.1fs", exc, delay)
-                await _wait(stop, delay)
-                continue
-            except APIError as exc:
-                self.outbox.put_back(output, finished)
-                log.error("poll refused: %s", exc)
-                await _wait(stop, REFUSED_RETRY_S)
-                continue
-            if answer is None:  # stopping, or NIMBY changed here: tell the controller at once
-                self.outbox.put_back(output, finished)
-                continue
-            delay = None
-            self.executor.settle(finished)
-            self._answered(answer)
-            wait = self.policy.next_poll_in(
-                self.executor.loads,
-                nimby=self.nimby is not None,
-                answer_had_work=self._work_came,
-                heartbeat_s=self.heartbeat_s,
-            )
-            if wait > 0:
-                self._rearm()
-                await _wait_any(stop, self._wake, wait)
-
-    async def _drain_for_poll(
-        self, *, held: bool
-    ) -> tuple[list[api.OutputBatch], list[api.FinishIn]]:
-        """What the outbox holds, for the next poll. Lines go ahead of a poll that will be held,
-        so the reports sent during the hold (later lines) cannot overtake them."""
-        async with self._send_lock:  # a report sent during the last hold lands first
+    async def _poll_round(self, stop: asyncio.Event) -> None:
+        """One poll, its answer applied, and the wait until the next one is due. A poll that
+        will be held sends the lines first in a report (so the reports sent during the hold,
+        of later lines, cannot overtake them); one that comes back at once carries them."""
+        ask = self.ask()
+        wait_s = self.policy.hold(ask)
+        answer: api.PollOut | None = None
+        async with self._send_lock:
             output, finished = self.outbox.drain()
-            if held and output:
-                output = await self._send_lines(output)
-        return output, finished
+            if wait_s > 0 and output:
+                try:
+                    await self._report(output, [])
+                except BaseException:
+                    self.outbox.put_back([], finished)
+                    raise
+            elif wait_s == 0:
+                answer = await self._polled(ask, 0.0, output, finished, stop)
+        if wait_s > 0:
+            answer = await self._polled(ask, wait_s, [], finished, stop)
+        if answer is None:  # stopping, or NIMBY changed here: tell the controller at once
+            return
+        self.outbox.set_reachable(True)
+        self.executor.settle(finished)
+        self._answered(answer)
+        wait = self.policy.next_poll_in(
+            self.executor.loads,
+            nimby=self.nimby is not None,
+            answer_had_work=self._work_came,
+            heartbeat_s=self.heartbeat_s,
+        )
+        if wait > 0:
+            self._rearm()
+            await _wait_any(stop, (self._wake,), wait)
+
+    async def _polled(
+        self,
+        ask: Ask,
+        wait_s: float,
+        output: list[api.OutputBatch],
+        finished: list[api.FinishIn],
+        stop: asyncio.Event,
+    ) -> api.PollOut | None:
+        """Send a poll carrying `output` and `finished`; they are put back if it failed or
+        was given up (None)."""
+        body = api.PollIn(
+            lanes=list(ask.lanes),
+            ahead_lanes=list(ask.ahead_lanes),
+            nimby=self.nimby,
+            wait_s=wait_s,
+            running=self.executor.running(),
+            output=output,
+            finished=finished,
+        )
+        try:
+            answer = await self._send_poll(body, stop)
+        except BaseException:
+            self.outbox.put_back(output, finished)
+            raise
+        if answer is None:
+            self.outbox.put_back(output, finished)
+        return answer
 
     async def _send_poll(self, body: api.PollIn, stop: asyncio.Event) -> api.PollOut | None:
         """The poll's answer; None when `stop` is set or NIMBY changed here before it came."""
@@ -273,22 +353,26 @@ class Agent:
             self.executor.kill(attempt_id, stale=False)
         self.executor.take(answer.assignments)
 
-    # -- reporting while a poll is held ---------------------------------------------------------
+    # -- reporting -----------------------------------------------------------------------------
 
-    async def _flush_forever(self, stop: asyncio.Event) -> None:
-        while not stop.is_set():
-            # Between polls the next poll carries the reports: wait for one to be held first,
-            # so a queued finish does not spin this loop.
+    async def _flush_round(self, stop: asyncio.Event) -> None:
+        """Send a report when output piles up (see `Outbox.backlog`), and while a poll is held
+        when finishes came (or output waited `flush_every_s`); between polls the next poll
+        carries them, so this waits for one to be held first."""
+        backlog = self.outbox.backlog
+        if not backlog.is_set():
             if not self._poll_held.is_set():
-                await _wait_any(stop, self._poll_held, self.heartbeat_s)
-                continue
-            await _wait_any(stop, self.outbox.has_finishes, self.policy.flush_every_s)
+                await _wait_any(stop, (self._poll_held, backlog), self.heartbeat_s)
+                return
+            finishes = self.outbox.has_finishes
+            await _wait_any(stop, (finishes, backlog), self.policy.flush_every_s)
             wait = self._report_wait()
-            if wait > 0:
-                await _wait(stop, wait)
-            if self._poll_held.is_set() and not self.outbox.empty():
-                with contextlib.suppress(TransportError):
-                    await self._send_report()
+            if wait > 0 and not backlog.is_set():
+                await _wait_any(stop, (backlog,), wait)
+            if not self._poll_held.is_set() and not backlog.is_set():
+                return
+        if not self.outbox.empty():
+            await self._send_report()
 
     def _report_wait(self) -> float:
         """How long queued finishes wait for the held poll's answer before a report."""
@@ -299,27 +383,21 @@ class Agent:
     async def _send_report(self) -> None:
         async with self._send_lock:
             output, finished = self.outbox.drain()
-            if not output and not finished:
-                return
-            self.sent["reports"] += 1
-            self.sent["finishes"] += len(finished)
-            try:
-                answer = await self.client.report(api.ReportIn(output=output, finished=finished))
-            except ThresherError:
-                self.outbox.put_back(output, finished)
-                raise
+            if output or finished:
+                await self._report(output, finished)
+
+    async def _report(self, output: list[api.OutputBatch], finished: list[api.FinishIn]) -> None:
+        """Report output and finishes (the send lock held); put back if they were not taken."""
+        self.sent["reports"] += 1
+        self.sent["finishes"] += len(finished)
+        try:
+            answer = await self.client.report(api.ReportIn(output=output, finished=finished))
+        except BaseException:
+            self.outbox.put_back(output, finished)
+            raise
+        self.outbox.set_reachable(True)
         self.executor.settle(finished)
         self._apply(answer)
-
-    async def _send_lines(self, output: list[api.OutputBatch]) -> list[api.OutputBatch]:
-        """Report output lines now; what could not be sent is returned (to go with the poll)."""
-        self.sent["reports"] += 1
-        try:
-            answer = await self.client.report(api.ReportIn(output=output))
-        except ThresherError:
-            return output
-        self._apply(answer)
-        return []
 
     # -- after finishes -----------------------------------------------------------------------
 
@@ -346,8 +424,11 @@ async def _wait(stop: asyncio.Event, seconds: float) -> None:
         await asyncio.wait_for(stop.wait(), seconds)
 
 
-async def _wait_any(stop: asyncio.Event, other: asyncio.Event, seconds: float) -> None:
-    waiters = {asyncio.create_task(stop.wait()), asyncio.create_task(other.wait())}
+async def _wait_any(stop: asyncio.Event, others: tuple[asyncio.Event, ...], seconds: float) -> None:
+    """Until `stop` or one of `others` is set, or `seconds` pass."""
+    if stop.is_set() or any(event.is_set() for event in others):
+        return
+    waiters = {asyncio.create_task(event.wait()) for event in (stop, *others)}
     _, pending = await asyncio.wait(waiters, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
     for task in pending:
         task.cancel()

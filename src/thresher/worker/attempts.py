@@ -11,7 +11,7 @@ from thresher.schemas import api
 from thresher.worker.engines import EngineRun
 from thresher.worker.openjd_lane import OpenJDResult
 from thresher.worker.outbox import Outbox
-from thresher.worker.process import ProcessResult, ProcessRunner
+from thresher.worker.process import GroupGuard, ProcessResult, ProcessRunner
 from thresher.worker.tasks import Command, CommandBuilder, finish_status
 
 __all__ = ["Failed", "Held", "finish_report", "run_command", "run_process"]
@@ -41,7 +41,12 @@ class Failed:
 
 
 def run_command(
-    held: Held, *, commands: CommandBuilder, outbox: Outbox, grace_s: float
+    held: Held,
+    *,
+    commands: CommandBuilder,
+    outbox: Outbox,
+    grace_s: float,
+    guard: GroupGuard | None = None,
 ) -> ProcessResult | Failed | None:
     """In the lane's thread: build a command task's command and run it (None: stopped before
     it started)."""
@@ -51,14 +56,19 @@ def run_command(
         command = commands.build(held.assignment)
     except Exception as exc:  # a broken payload fails the task, never the worker
         return Failed(f"cannot build the command: {exc}")
-    result = run_process(held, command, outbox=outbox, grace_s=grace_s)
+    result = run_process(held, command, outbox=outbox, grace_s=grace_s, guard=guard)
     if result is not None and result.error is not None:
         commands.forget(held.assignment.job_id)  # made again for the next task
     return result
 
 
 def run_process(
-    held: Held, command: Command, *, outbox: Outbox, grace_s: float
+    held: Held,
+    command: Command,
+    *,
+    outbox: Outbox,
+    grace_s: float,
+    guard: GroupGuard | None = None,
 ) -> ProcessResult | None:
     """In the lane's thread: run the attempt's process, its lines going to the outbox (and to
     its engine's parser). None: stopped before it started."""
@@ -84,6 +94,7 @@ def run_process(
         on_line=on_line,
         max_runtime_s=a.max_runtime_s,
         grace_s=grace_s,
+        guard=guard,
     )
     held.runner = runner
     if engine_run is not None:

@@ -25,7 +25,7 @@ from thresher.worker.lanes import Done, LaneThreads
 from thresher.worker.openjd_lane import OpenJDLanes, OpenJDResult
 from thresher.worker.outbox import Outbox
 from thresher.worker.poll_policy import LaneLoad, closed, closing, ended, given, topped_up
-from thresher.worker.process import ProcessResult
+from thresher.worker.process import GroupGuard, ProcessResult
 from thresher.worker.tasks import CommandBuilder
 
 __all__ = ["Executor"]
@@ -63,8 +63,11 @@ class Executor:
         self._idle.set()
         self._idle_timers: dict[int, asyncio.TimerHandle] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        self._guard: GroupGuard | None = None
 
-    def start(self, loop: asyncio.AbstractEventLoop) -> None:
+    def start(self, loop: asyncio.AbstractEventLoop, *, guard: GroupGuard | None = None) -> None:
+        """Start the lanes' threads; `guard` is told of every task's process group."""
+        self._guard = guard
         self._threads.start(loop)
 
     def running(self) -> list[api.RunningIn]:
@@ -181,11 +184,18 @@ class Executor:
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
         else:
-            commands, outbox, grace_s = self._commands, self._outbox, self._grace_s
+            commands, outbox, grace_s, guard = (
+                self._commands,
+                self._outbox,
+                self._grace_s,
+                self._guard,
+            )
             self._threads.hand(
                 lane,
                 a.attempt_id,
-                lambda: run_command(held, commands=commands, outbox=outbox, grace_s=grace_s),
+                lambda: run_command(
+                    held, commands=commands, outbox=outbox, grace_s=grace_s, guard=guard
+                ),
             )
 
     async def _prepare_engine(self, held: Held, lane: int) -> None:
@@ -200,9 +210,16 @@ class Executor:
             failed = Failed(f"cannot build the command: {exc}")
             self.on_lane_done([Done(lane, a.attempt_id, value=failed)])
             return
-        command, outbox, grace_s = held.engine_run.command, self._outbox, self._grace_s
+        command, outbox, grace_s, guard = (
+            held.engine_run.command,
+            self._outbox,
+            self._grace_s,
+            self._guard,
+        )
         self._threads.hand(
-            lane, a.attempt_id, lambda: run_process(held, command, outbox=outbox, grace_s=grace_s)
+            lane,
+            a.attempt_id,
+            lambda: run_process(held, command, outbox=outbox, grace_s=grace_s, guard=guard),
         )
 
     def _lane_ended(self, lane: int) -> None:

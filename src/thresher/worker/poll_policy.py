@@ -18,7 +18,6 @@ from dataclasses import dataclass, replace
 __all__ = [
     "FIRST_RETRY_S",
     "MAX_RETRY_S",
-    "REFUSED_RETRY_S",
     "Ask",
     "LaneLoad",
     "PollPolicy",
@@ -31,11 +30,10 @@ __all__ = [
 ]
 
 FIRST_RETRY_S = 0.2
-"""The wait after the first failed attempt to reach the controller; it doubles each time..."""
+"""The longest wait after a loop's first failure in a row (an unreachable controller, an error
+answer, or a fault of the worker's own); it doubles with each failure in a row..."""
 MAX_RETRY_S = 5.0
-"""... up to this."""
-REFUSED_RETRY_S = 2.0
-"""The wait after the controller refused a poll (an error answer, not an unreachable one)."""
+"""... up to this (well inside a lease, so a worker that retries keeps its tasks)."""
 
 
 @dataclass(frozen=True)
@@ -82,10 +80,13 @@ def closed(lane: LaneLoad) -> LaneLoad:
     return replace(lane, closing=False)
 
 
-def retry_after(delay: float | None) -> float:
-    """The wait before the next try to reach the controller, after the last wait `delay`
-    (None: the first failure)."""
-    return FIRST_RETRY_S if delay is None else min(delay * 2, MAX_RETRY_S)
+def retry_after(failures: int, *, jitter: float) -> float:
+    """The wait before a loop's next round after `failures` failed rounds in a row (1: the
+    first): capped exponential, `FIRST_RETRY_S` doubling up to `MAX_RETRY_S`, spread over the
+    upper half of that by `jitter` (in [0, 1], drawn by the caller), so workers that lost the
+    controller at the same moment do not all come back at once."""
+    ceiling = min(FIRST_RETRY_S * 2.0 ** min(max(failures, 1) - 1, 32), MAX_RETRY_S)
+    return ceiling * (0.5 + 0.5 * min(max(jitter, 0.0), 1.0))
 
 
 @dataclass(frozen=True)

@@ -7,21 +7,25 @@ task costs a spawn and a few system calls, not a set of threads (see docs/perfor
 What happens to a run:
 
 - The argv is spawned (never through a shell) in a new session, so the task and everything it
-  starts share one process group. A bad executable or working directory is not an exception: it
-  becomes a :class:`ProcessResult` with ``error`` set.
+  starts share one process group; its ``$PWD`` is its working directory. A bad executable or
+  working directory is not an exception: it becomes a :class:`ProcessResult` with ``error`` set.
+  A ``guard`` (the worker's guardian) is told of the group from its spawn until it is killed, so
+  the group dies with a worker that is killed outright.
 - ``poll()`` in the watching thread reads stdout and stderr as they become readable, hands each
   line to ``on_line``, and waits for the exit of the direct child on a pidfd (Linux 5.3+;
   elsewhere a helper thread waits for it), keeping the maximum run time; after the exit it
   drains the pipes.
 - Once the child has exited, whatever is left of its process group is killed while the child is
   still a zombie (so the group id cannot have been reused), then the child is reaped with
-  ``os.wait4`` (its rusage gives peak memory). A background child holding the pipes open cannot
-  hang the run; one that left the group is abandoned after ``drain_timeout_s``.
+  ``os.wait4`` (its rusage gives peak memory, when it is the task's own: see
+  :func:`~thresher.worker.process_result.task_peak_rss`). A background child holding the pipes
+  open cannot hang the run; one that left the group is abandoned after ``drain_timeout_s``.
 - ``cancel()`` (from any thread) and ``max_runtime_s`` send SIGTERM to the group, then SIGKILL
   after ``grace_s`` (from a timer thread, which only a stopped run has).
 
 A :meth:`ProcessRunner.run` that nobody stops costs the spawn and a few system calls: two pipes,
-a pidfd, the group's kill and the reap; it makes no thread, event or extra file descriptor.
+a pidfd, the group's kill, the reap, and with a guard two writes of a few bytes; it makes no
+thread, event or extra file descriptor.
 
 Only Linux is supported by the agent; the code sticks to POSIX calls where it can.
 """
@@ -35,18 +39,18 @@ import os
 import select
 import signal as signals
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, Protocol
 
 from thresher.worker.lines import MAX_LINE_BYTES, TRUNCATED_SUFFIX, LineSplitter
+from thresher.worker.process_result import ProcessResult, spawn_error, task_peak_rss
 
 __all__ = [
     "MAX_LINE_BYTES",
     "TRUNCATED_SUFFIX",
+    "GroupGuard",
     "LineSplitter",
     "ProcessResult",
     "ProcessRunner",
@@ -62,31 +66,13 @@ _NO_PIDFD_POLL_MS = 50  # without a pidfd, how often the watch looks whether the
 Stream = Literal["stdout", "stderr"]
 
 
-@dataclass(frozen=True)
-class ProcessResult:
-    """How a process run ended. A failed run is a value, never an exception."""
+class GroupGuard(Protocol):
+    """Told of each task's process group (see `worker.guardian`): from its spawn until it was
+    killed, its leader not yet reaped."""
 
-    exit_code: int | None
-    """The exit status; None when the process never started or was ended by a signal."""
-    signal: int | None
-    """The signal that ended the process, if one did."""
-    peak_rss_bytes: int  # os.wait4's ru_maxrss: includes the spawning worker's size at spawn
-    """Peak resident memory of the direct child (and of the children it waited for)."""
-    duration_s: float
-    """From the spawn to the exit of the direct child."""
-    canceled: bool
-    """``cancel()`` was called while the process ran."""
-    timed_out: bool
-    """The process was stopped because ``max_runtime_s`` passed."""
-    error: str | None
-    """Why the process could not be run at all, e.g. ``executable not found: 'blendr'``."""
+    def enter(self, pgid: int) -> None: ...
 
-    @property
-    def succeeded(self) -> bool:
-        """Exited with status 0 on its own: not canceled, not timed out."""
-        return (
-            self.exit_code == 0 and not self.canceled and not self.timed_out and self.error is None
-        )
+    def leave(self, pgid: int) -> None: ...
 
 
 class ProcessRunner:
@@ -116,11 +102,17 @@ class ProcessRunner:
         max_runtime_s: float | None = None,
         grace_s: float = 10.0,
         drain_timeout_s: float = 2.0,
+        guard: GroupGuard | None = None,
     ) -> None:
         if not argv:
             raise ValueError("argv must name a program")
         self._argv = list(argv)
+        # The task's $PWD is its working directory (else a program that trusts $PWD over
+        # getcwd, as Blender does, resolves relative paths against the worker's).
+        if cwd is not None and env.get("PWD") != cwd:
+            env = {**env, "PWD": cwd}
         self._env = env
+        self._guard = guard
         self._cwd = cwd
         self._on_line = on_line
         self._max_runtime_s = max_runtime_s
@@ -136,7 +128,7 @@ class ProcessRunner:
         self._pipes: dict[int, Stream] = {}
         self._pidfd = -1
         self._exit_seen = False  # only where there is no pidfd: the waiter says so
-        self._reaped_status: tuple[int, int] | None = None  # (status, peak RSS) reaped early
+        self._reaped_status: tuple[int, int | None] | None = None  # (status, peak RSS) reaped early
         self._watcher: threading.Thread | None = None  # start(): the thread that watches
         self._waiter: threading.Thread | None = None  # only without pidfd: waits for the exit
         self._started_at = 0.0
@@ -218,12 +210,14 @@ class ProcessRunner:
             except (OSError, ValueError) as exc:
                 for fd in fds[0::2]:  # the write ends are closed below
                     os.close(fd)
-                self._finish_unstarted(self._spawn_error(exc))
+                self._finish_unstarted(spawn_error(exc, program=self._argv[0], cwd=self._cwd))
                 return False
             finally:
                 for fd in fds[1::2]:  # the write ends are the child's now
                     os.close(fd)
             self._proc = proc
+            if self._guard is not None:
+                self._guard.enter(proc.pid)
             self._pipes = {out_r: "stdout", err_r: "stderr"}
             try:
                 self._pidfd = os.pidfd_open(proc.pid)
@@ -243,7 +237,7 @@ class ProcessRunner:
                 os.waitid(os.P_PID, self._proc.pid, os.WEXITED | os.WNOWAIT)
             else:
                 _, status, usage = os.wait4(self._proc.pid, 0)
-                self._reaped_status = (status, _peak_rss(usage))
+                self._reaped_status = (status, task_peak_rss(usage))
         self._exit_seen = True
 
     # -- watching ---------------------------------------------------------------------------
@@ -259,7 +253,7 @@ class ProcessRunner:
                 poller.register(fd, select.POLLIN)
         open_pipes = set(self._pipes)
         status: int | None = None
-        peak_rss = 0
+        peak_rss: int | None = None
         duration = 0.0
         exited = False
         try:
@@ -342,21 +336,23 @@ class ProcessRunner:
                 exited = True
         return exited
 
-    def _reap(self, proc: subprocess.Popen[bytes]) -> tuple[int | None, int]:
+    def _reap(self, proc: subprocess.Popen[bytes]) -> tuple[int | None, int | None]:
         """The child has exited (it is a zombie until this reaps it): kill what is left of its
         group, then reap it. Returns (wait status or None when it was lost, peak RSS)."""
         if _CAN_WAIT_UNREAPED:
             with self._lock:
                 self._signal_group(signals.SIGKILL)  # what the task left behind ends with it
                 self._exited = True  # no timer may signal from now on
+            if self._guard is not None:
+                self._guard.leave(proc.pid)
         status: int | None = None
-        peak_rss = 0
+        peak_rss: int | None = None
         if self._reaped_status is not None:  # pragma: no cover - only without waitid
             status, peak_rss = self._reaped_status
         else:
             try:
                 _, status, usage = os.wait4(proc.pid, 0)
-                peak_rss = _peak_rss(usage)
+                peak_rss = task_peak_rss(usage)
             except ChildProcessError:
                 status = None  # reaped elsewhere (SIGCHLD ignored in this process)
         # Popen must not reap the pid again (it may belong to someone else by then).
@@ -365,6 +361,8 @@ class ProcessRunner:
             if not _CAN_WAIT_UNREAPED:  # pragma: no cover
                 self._signal_group(signals.SIGKILL)
             self._exited = True
+        if self._guard is not None and not _CAN_WAIT_UNREAPED:  # pragma: no cover
+            self._guard.leave(proc.pid)
         return status, peak_rss
 
     def _deliver(self, stream: Stream, lines: list[str]) -> None:
@@ -416,7 +414,7 @@ class ProcessRunner:
 
     # -- results ----------------------------------------------------------------------------
 
-    def _finish(self, status: int | None, peak_rss: int, duration: float) -> None:
+    def _finish(self, status: int | None, peak_rss: int | None, duration: float) -> None:
         exit_code = sig = None
         error = None
         if status is None:
@@ -443,7 +441,7 @@ class ProcessRunner:
         self._result = ProcessResult(
             exit_code=None,
             signal=None,
-            peak_rss_bytes=0,
+            peak_rss_bytes=None,
             duration_s=time.monotonic() - self._started_at,
             canceled=False,
             timed_out=False,
@@ -451,25 +449,6 @@ class ProcessRunner:
         )
         if self._done is not None:
             self._done.set()
-
-    def _spawn_error(self, exc: OSError | ValueError) -> str:
-        program = self._argv[0]
-        if isinstance(exc, ValueError):
-            return f"invalid arguments or environment: {exc}"
-        # subprocess names the working directory as the failing file when chdir failed.
-        if self._cwd is not None and exc.filename == self._cwd:
-            if isinstance(exc, FileNotFoundError):
-                return f"working directory does not exist: {self._cwd!r}"
-            if isinstance(exc, NotADirectoryError):
-                return f"working directory is not a directory: {self._cwd!r}"
-            if isinstance(exc, PermissionError):
-                return f"permission denied for working directory: {self._cwd!r}"
-            return f"cannot enter working directory {self._cwd!r}: {exc.strerror}"
-        if isinstance(exc, FileNotFoundError):
-            return f"executable not found: {program!r}"
-        if isinstance(exc, PermissionError):
-            return f"permission denied: {program!r}"
-        return f"cannot start {program!r}: {exc.strerror or exc}"
 
 
 _devnull_fd = -1
@@ -489,8 +468,3 @@ def _devnull() -> int:
 def _poll_timeout_ms(deadline: float | None, now: float) -> int | None:
     """poll()'s timeout until ``deadline`` (None: no deadline, wait as long as it takes)."""
     return None if deadline is None else max(0, math.ceil((deadline - now) * 1000))
-
-
-def _peak_rss(usage: object) -> int:
-    maxrss: int = getattr(usage, "ru_maxrss", 0)
-    return maxrss * (1 if sys.platform == "darwin" else 1024)

@@ -63,7 +63,7 @@ class CommandBuilder:
             return known[0], known[1]
         cwd = a.cwd or str(self._work_dir / "jobs" / str(a.job_id))
         Path(cwd).mkdir(parents=True, exist_ok=True)
-        env = {**self._base_env, **a.env}
+        env = {**self._base_env, **a.env, "PWD": cwd}  # not the worker's own $PWD
         if len(self._jobs) >= self._jobs_kept:
             self._jobs.clear()  # rarely more than a few jobs at once run on one worker
         self._jobs[key] = (env, cwd, dict(a.env))
