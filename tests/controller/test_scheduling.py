@@ -521,14 +521,16 @@ def test_error_hosts_can_be_reset(served: ServedController, admin: Client) -> No
     assert len(sim.take()) == 1
 
 
-def test_a_host_failing_several_jobs_is_sick_until_cleared(serve: Any) -> None:
+def test_a_host_failing_several_users_jobs_is_sick_until_cleared(serve: Any) -> None:
     served: ServedController = serve(sick_jobs=2, sick_window_s=3600)
     with Client(served.url, served.admin_token) as admin:
         sim = Sim(served, "bad")
-        for name in ("one", "two"):
-            job(admin, name, retries=0)
+        alice = user_client(served, admin, "alice")
+        for owner in (admin, alice):  # two users' jobs, failing here and tried nowhere else
+            job(owner, "j", retries=0)
             (a,) = sim.take()
             sim.end(a, status="failed")
+        alice.close()
         job(admin, "three")
 
         assert sim.take() == []

@@ -3,7 +3,9 @@
 `dispatch_snapshot` reads, in one connection, everything the controller's dispatch index is
 built from: the blocks of active jobs with their jobs' fields that dispatch decides on, the
 workers, running attempts, user settings, limits with their holds, and the host errors that
-still matter. `worker_held` and `job_unsettled` are the quick reads of each poll and finish.
+still matter with what sickness weighs them by (the owner of each failed job, and whether each
+recently failed block succeeded on another host). `worker_held` and `job_unsettled` are the
+quick reads of each poll and finish.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from thresher.store.tables import (
     host_errors,
     jobs,
     limits,
+    tasks,
     user_settings,
     workers,
 )
@@ -139,6 +142,9 @@ class DispatchSnapshot:
     users: Mapping[str, UserRecord]
     limits: Mapping[str, LimitRecord]
     errors: tuple[HostError, ...] = field(default=())
+    error_owners: Mapping[int, str] = field(default_factory=dict)  # job id -> owner ("": gone)
+    # (block id, worker id) of recent errors whose block succeeded on another worker
+    succeeded_elsewhere: frozenset[tuple[int, int]] = frozenset()
 
 
 # Statements built once (building one costs more than running it).
@@ -176,6 +182,39 @@ _UNSETTLED = (
         sa.or_(blocks.c.n_running > 0, _LEFT > 0),
     )
     .limit(1)
+)
+
+# Host errors with their job's owner (None once the job is deleted), oldest first.
+_ERRORS = (
+    sa.select(host_errors, jobs.c.owner)
+    .select_from(host_errors.outerjoin(jobs, jobs.c.id == host_errors.c.job_id))
+    .order_by(host_errors.c.at, host_errors.c.id)
+)
+
+
+def _recently_failed(since: float) -> sa.Select[Any]:
+    """The blocks with an error after `since`: all their errors are read, old ones too, since a
+    block that failed on another host long ago is still no evidence against this one."""
+    return sa.select(host_errors.c.block_id).where(host_errors.c.at > sa.literal(since))
+
+
+# (block, worker) of each error after `since` whose block succeeded on another worker. EXISTS
+# stops at the first such success, so a block that runs elsewhere costs one index probe.
+_OTHER = attempts.alias("other")
+_SUCCEEDED_ELSEWHERE = (
+    sa.select(host_errors.c.block_id, host_errors.c.worker_id)
+    .where(
+        host_errors.c.at > sa.bindparam("since"),
+        sa.exists()
+        .where(
+            tasks.c.block_id == host_errors.c.block_id,
+            _OTHER.c.task_id == tasks.c.id,
+            _OTHER.c.status == AttemptStatus.SUCCEEDED.value,
+            _OTHER.c.worker_id != host_errors.c.worker_id,
+        )
+        .correlate(host_errors),
+    )
+    .distinct()
 )
 
 
@@ -261,13 +300,15 @@ class Snapshots(Repository):
             limit_rows = conn.execute(sa.select(limits)).all()
             usage = limit_usage(conn, [r.name for r in limit_rows])
             block_ids = [b.block_id for b in snap_blocks]
-            errors_q = sa.select(host_errors).where(
-                sa.or_(host_errors.c.block_id.in_(block_ids), host_errors.c.at > errors_since)
-            )
-            errors = tuple(
-                HostError(r.worker_id, r.job_id, r.block_id, r.at)
-                for r in conn.execute(errors_q.order_by(host_errors.c.at)).all()
-            )
+            error_rows = conn.execute(
+                _ERRORS.where(
+                    sa.or_(
+                        host_errors.c.block_id.in_(block_ids),
+                        host_errors.c.block_id.in_(_recently_failed(errors_since)),
+                    )
+                )
+            ).all()
+            elsewhere = conn.execute(_SUCCEEDED_ELSEWHERE, {"since": errors_since}).all()
         return DispatchSnapshot(
             taken_at=now,
             blocks=snap_blocks,
@@ -281,7 +322,9 @@ class Snapshots(Repository):
                 )
                 for r in limit_rows
             },
-            errors=errors,
+            errors=tuple(HostError(r.worker_id, r.job_id, r.block_id, r.at) for r in error_rows),
+            error_owners={r.job_id: r.owner or "" for r in error_rows},
+            succeeded_elsewhere=frozenset((r.block_id, r.worker_id) for r in elsewhere),
         )
 
     @staticmethod

@@ -31,7 +31,7 @@ from thresher.core.ahead import is_short
 from thresher.core.clock import Clock
 from thresher.core.deps import blocks_waiting
 from thresher.core.dispatch import BlockView, FarmView
-from thresher.core.error_hosts import avoided_until, sick_since
+from thresher.core.error_hosts import HostFailure, avoided_until, counting_failures, sick_since
 from thresher.core.filters import WorkerFacts
 from thresher.core.lanes import Nimby, effective_engines
 from thresher.core.model import Assignment
@@ -251,10 +251,9 @@ class DispatchIndex:
         settings = self.settings
         snap = self.store.snapshot.read(now=now, errors_since=now - settings.sick_window_s)
         errors_by_block: dict[int, dict[int, list[float]]] = {}
-        failures_by_worker: dict[int, list[tuple[int, float]]] = {}
         for e in snap.errors:
             errors_by_block.setdefault(e.block_id, {}).setdefault(e.worker_id, []).append(e.at)
-            failures_by_worker.setdefault(e.worker_id, []).append((e.job_id, e.at))
+        failures_by_worker = _counting_failures(snap, now)
         workers = {
             w.id: self._worker(w, failures_by_worker.get(w.id, []), now)
             for w in snap.workers.values()
@@ -273,9 +272,7 @@ class DispatchIndex:
             expires_at=expires_at,
         )
 
-    def _worker(
-        self, w: SnapWorker, failures: list[tuple[int, float]], now: float
-    ) -> IndexedWorker:
+    def _worker(self, w: SnapWorker, failures: list[HostFailure], now: float) -> IndexedWorker:
         known = self._workers.get(w.id)
         if known is not None and known.snap is w and not failures and known.sick_since is None:
             return known  # the same row as last time, and nothing that could make it sick
@@ -287,7 +284,10 @@ class DispatchIndex:
         elif nimby is not None:
             unavailable = f"the worker is {nimby.value} (NIMBY)"
         elif sick is not None:
-            unavailable = "the worker is sick (it failed too many jobs); clear it to use it"
+            unavailable = (
+                "the worker is sick (it failed jobs of several users that ran elsewhere);"
+                " clear it to use it"
+            )
         return IndexedWorker(
             snap=w,
             facts=worker_facts(w),
@@ -380,6 +380,23 @@ def _waiting_on_failures(blocks: Sequence[SnapBlock]) -> set[int]:
         for b in blocks
         if b.runnable > 0 and any((b.job_id, up) in failing for up in b.after)
     }
+
+
+def _counting_failures(snap: DispatchSnapshot, now: float) -> dict[Any, list[HostFailure]]:
+    """The snapshot's host errors that count towards sickness, by worker id: those of blocks
+    that succeeded on another worker or failed on no other (`core.error_hosts`)."""
+    failures = [
+        HostFailure(
+            host=e.worker_id,
+            job=e.job_id,
+            owner=snap.error_owners.get(e.job_id, ""),
+            block=e.block_id,
+            at=e.at,
+            succeeded_elsewhere=(e.block_id, e.worker_id) in snap.succeeded_elsewhere,
+        )
+        for e in snap.errors
+    ]
+    return counting_failures(failures, now)
 
 
 def _sum_by(counts: Mapping[tuple[int, str], int], part: int) -> Counter[Any]:
