@@ -230,7 +230,7 @@ def resume(name: WorkerName, url: UrlOption = DEFAULT_URL, token: TokenOption = 
 def sick(
     as_json: JsonOption = False, url: UrlOption = DEFAULT_URL, token: TokenOption = None
 ) -> None:
-    """List workers marked sick (they failed too many different jobs); `heal` clears one."""
+    """List workers marked sick (failing several users' work that ran elsewhere); heal clears."""
     with connect(url, token) as client:
         found = [w for w in client.workers() if w.sick_since is not None]
     if as_json:

@@ -20,6 +20,7 @@ class ControllerSettings:
     forgive_s: float = 5 * 3600.0  # ...until this long after its last error there
     sick_jobs: int = 3  # a host failing this many different jobs...
     sick_window_s: float = 3600.0  # ...within this window is sick until cleared
+    sick_owners: int = 2  # ...and only when those jobs belong to at least this many owners
     # The dispatch index is rebuilt from the database after a change, at most this often...
     index_min_age_s: float = 0.1
     # ...and at least this often, to see what other controllers (one PostgreSQL) changed.

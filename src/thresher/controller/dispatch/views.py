@@ -24,6 +24,7 @@ def block_policy(
         forgive_s=forgive_s or settings.forgive_s,
         sick_jobs=settings.sick_jobs,
         sick_window_s=settings.sick_window_s,
+        sick_owners=settings.sick_owners,
     )
 
 
