@@ -50,9 +50,10 @@ class Ledger:
     path: Path
 
     def command(self, work: str = "") -> list[str]:
-        """A task's argv: `work` (shell), then the frame's line in the ledger, last."""
+        """A task's argv: `work` (shell), then, only if it succeeded, the frame's line in the
+        ledger, last."""
         mark = f"echo {{frame}} >> {shlex.quote(str(self.path))}"
-        return ["sh", "-c", f"{work}; {mark}" if work else mark]
+        return ["sh", "-c", f"{work} && {mark}" if work else mark]
 
     def tally(self, frames: range) -> Tally:
         text = self.path.read_text() if self.path.exists() else ""
@@ -69,12 +70,18 @@ def assert_exactly_once(farm: Farm, job_id: int, ledger: Ledger, frames: range) 
     controller's own attempts)."""
     with farm.client() as client:
         job = client.job(job_id)
-        succeeded = Counter(a.index for a in client.attempts(job_id) if a.status == "succeeded")
+        attempts = client.attempts(job_id)
     tally = ledger.tally(frames)
-    assert (tally.missing, tally.twice) == ([], []), tally
+    twice = [
+        (a.index, a.id, a.worker, a.status, a.message)
+        for a in attempts
+        if a.index + frames.start in tally.twice
+    ]
+    assert (tally.missing, tally.twice) == ([], []), (tally, twice)
     assert tally.runs == len(frames)
     assert job.status == "succeeded"
     assert job.counts.succeeded == len(frames)
+    succeeded = Counter(a.index for a in attempts if a.status == "succeeded")
     assert succeeded == Counter(range(len(frames)))
 
 

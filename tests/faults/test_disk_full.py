@@ -25,7 +25,7 @@ pytestmark = [pytest.mark.faults, pytest.mark.e2e]
 
 LEASE_S = 3.0
 FULL_S = 3 * LEASE_S
-# Each task prints 100 lines (6 KB) to its log, so the database grows as the job runs.
+# Each task prints 100 lines (about 5 KB) to its log, so the database grows as the job runs.
 WORK = "seq -f 'line %g of the output that fills the database' 100; sleep 0.3"
 
 
