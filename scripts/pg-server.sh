@@ -3,6 +3,8 @@
 #
 # Usage: scripts/pg-server.sh start DIR   DIR must be missing or empty; it becomes the data directory
 #        scripts/pg-server.sh stop DIR    stops that cluster only, then removes DIR
+#        scripts/pg-server.sh down DIR    stops that cluster's server and keeps DIR (an outage)
+#        scripts/pg-server.sh up DIR      starts the cluster in DIR again, on the same port
 #
 # start listens on 127.0.0.1 on a free port (and on a Unix socket in DIR), trusts local connections,
 # runs with fsync=off, creates the database thresher_test, and prints its SQLAlchemy URL on stdout
@@ -152,9 +154,34 @@ stop() {
     rm -rf "$dir"
 }
 
+# The cluster in DIR (made by `start`): its directory, binaries and OS user, for `down` and `up`.
+cluster() {
+    local dir=$1
+    [[ -f "$dir/PG_VERSION" ]] || die "$dir is not a PostgreSQL data directory"
+    cluster_dir=$(cd "$dir" && pwd -P)
+    cluster_bindir=$(find_bindir)
+    cluster_user=$(stat -c %U "$cluster_dir")
+    cd /
+}
+
+down() {
+    cluster "$1"
+    as_user "$cluster_user" "$cluster_bindir/pg_ctl" --pgdata="$cluster_dir" --mode=fast --wait \
+        stop >/dev/null
+}
+
+up() {
+    cluster "$1"
+    as_user "$cluster_user" "$cluster_bindir/pg_ctl" --pgdata="$cluster_dir" \
+        --log="$cluster_dir/server.log" --wait --timeout=60 start >/dev/null ||
+        die "could not start PostgreSQL in $cluster_dir again (its port taken meanwhile?)"
+}
+
 [[ $# -eq 2 ]] || usage
 case "$1" in
     start) start "$2" ;;
     stop) stop "$2" ;;
+    down) down "$2" ;;
+    up) up "$2" ;;
     *) usage ;;
 esac
