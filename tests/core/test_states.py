@@ -43,7 +43,12 @@ def test_check_move_allows_exactly_the_table(old: TaskStatus, new: TaskStatus) -
 
 @pytest.mark.parametrize(("old", "new"), list(itertools.product(AttemptStatus, AttemptStatus)))
 def test_an_attempt_ends_once(old: AttemptStatus, new: AttemptStatus) -> None:
-    if old is AttemptStatus.RUNNING and new is not AttemptStatus.RUNNING:
+    ends = old is AttemptStatus.RUNNING and new is not AttemptStatus.RUNNING
+    came_back = old is AttemptStatus.LOST and new in (
+        AttemptStatus.RUNNING,
+        AttemptStatus.SUCCEEDED,
+    )
+    if ends or came_back:
         check_attempt_move(old, new)
     else:
         with pytest.raises(IllegalTransition):

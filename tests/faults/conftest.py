@@ -130,7 +130,8 @@ def assert_no_internal_error(controller: Proc) -> None:
 
 
 def task_processes(worker: Proc) -> list[int]:
-    """The worker's task processes: its children (each leads a process group of its own)."""
+    """The worker's task processes: its children (each leads a process group of its own), but
+    its guardian (the process that ends the tasks' groups if the worker dies)."""
     pid = worker.popen.pid
     children: set[int] = set()
     for thread in Path(f"/proc/{pid}/task").iterdir():
@@ -138,7 +139,14 @@ def task_processes(worker: Proc) -> list[int]:
             children.update(int(c) for c in (thread / "children").read_text().split())
         except FileNotFoundError:  # the thread ended meanwhile
             continue
-    return sorted(p for p in children if pid_alive(p))
+    return sorted(p for p in children if pid_alive(p) and not _is_guardian(p))
+
+
+def _is_guardian(pid: int) -> bool:
+    try:
+        return b"guardian.py" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    except FileNotFoundError:
+        return False
 
 
 def signal_groups(pids: list[int], sig: signal.Signals) -> None:

@@ -35,12 +35,6 @@ OUTAGE_S = 25.0
 LEASE_S = 3.0  # far shorter than the outage
 
 
-# Lost to a race (see the next test): a lease heard just before the outage is written after it.
-@pytest.mark.xfail(
-    strict=False,
-    reason="after the outage, a heartbeat heard before it may be written over the renewed lease "
-    "and expire its worker (see test_a_heartbeat_heard_before_an_outage_...)",
-)
 @pytest.mark.e2e
 def test_postgresql_down_25_s_mid_job(pg_farm: Farm, pg_cluster: PgCluster, ledger: Ledger) -> None:
     farm = pg_farm
@@ -118,12 +112,6 @@ def poll_meeting_a_dropped_connection(
         store.workers.get(worker_id)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Agents.sweep renews leases after an outage but keeps the heartbeats it had not yet "
-    "written (Agents._seen); the next sweep writes them over the renewed lease (touch_many sets "
-    "last_seen, even backwards) and expires the worker",
-)
 def test_a_heartbeat_heard_before_an_outage_does_not_expire_its_worker_after_it(
     controller: tuple[Controller, Store, FakeClock], pg_cluster: PgCluster
 ) -> None:

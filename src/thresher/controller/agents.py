@@ -142,6 +142,9 @@ class Agents:
         now = self.clock.now()
         with self.unit.transaction():
             if self.unit.outage_seen:
+                # Heartbeats heard before the outage and never written would set a lease back
+                # once written: the fresh leases given here replace them.
+                self._seen.clear()
                 self.store.workers.refresh_all(now)
                 self.unit.outage_seen = False
                 return []
@@ -297,11 +300,16 @@ class Agents:
         reply lost in transit), and the attempts it runs that must die (deleted, lost, ended)."""
         reported = {r.attempt_id for r in body.running} | {f.attempt_id for f in body.finished}
         held = self.store.snapshot.worker_held(worker_id)
+        running = {r.attempt_id for r in body.running} - {f.attempt_id for f in body.finished}
+        if running - {h.id for h in held} and self.store.workers.reattach(
+            worker_id, running - {h.id for h in held}, now=started
+        ):
+            self.index.invalidate()  # their tasks left the queue again
+            held = self.store.snapshot.worker_held(worker_id)
         if any(h.created_at < started and h.id not in reported for h in held):
             self.store.workers.lose_unreported(worker_id, reported, before=started, now=started)
             self.index.invalidate()  # their tasks are back in the queue
             held = self.store.snapshot.worker_held(worker_id)
-        running = {r.attempt_id for r in body.running} - {f.attempt_id for f in body.finished}
         return held, sorted(set(stale) | (running - {h.id for h in held}))
 
     def _dispatch(

@@ -59,7 +59,10 @@ TASK_TRANSITIONS: dict[TaskStatus, frozenset[TaskStatus]] = {
     TaskStatus.WAITING: frozenset(
         {TaskStatus.RUNNING, TaskStatus.SKIPPED, TaskStatus.QUEUED, TaskStatus.CANCELED}
     ),
-    TaskStatus.QUEUED: frozenset({TaskStatus.RUNNING, TaskStatus.SKIPPED, TaskStatus.CANCELED}),
+    # QUEUED -> SUCCEEDED: the late success of an attempt lost while its task waited again.
+    TaskStatus.QUEUED: frozenset(
+        {TaskStatus.RUNNING, TaskStatus.SKIPPED, TaskStatus.CANCELED, TaskStatus.SUCCEEDED}
+    ),
     TaskStatus.RUNNING: frozenset(
         {
             TaskStatus.SUCCEEDED,
@@ -80,6 +83,9 @@ TASK_TRANSITIONS: dict[TaskStatus, frozenset[TaskStatus]] = {
 ATTEMPT_TRANSITIONS: dict[AttemptStatus, frozenset[AttemptStatus]] = {
     AttemptStatus.RUNNING: frozenset(set(AttemptStatus) - {AttemptStatus.RUNNING}),
     **{status: frozenset() for status in AttemptStatus if status is not AttemptStatus.RUNNING},
+    # A worker given up as silent comes back, and nobody took the task meanwhile: the attempt
+    # goes on where it runs still, or its success stands (store.workers.reattach, store.attempts).
+    AttemptStatus.LOST: frozenset({AttemptStatus.RUNNING, AttemptStatus.SUCCEEDED}),
 }
 
 

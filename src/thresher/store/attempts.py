@@ -327,6 +327,8 @@ class Attempts(Repository):
         if row.status != AttemptStatus.RUNNING.value:
             if row.status == report.status.value or row.cancel_reason is not None:
                 return None
+            if self._late_success(conn, row, report, now):
+                return int(row.job_id)
             raise StaleAttempt(f"attempt {report.attempt_id} was {row.status}", field="token")
         self.end_attempt(
             conn,
@@ -339,6 +341,39 @@ class Attempts(Repository):
             message=report.message,
         )
         return int(row.job_id)
+
+    def _late_success(
+        self, conn: sa.Connection, row: Any, report: FinishReport, now: float
+    ) -> bool:
+        """A success reported for an attempt the controller gave up as lost (its worker went
+        silent past the lease, and came back) is accepted when nobody took the task since:
+        it is still queued. The work is done; running it again would run it twice."""
+        if row.status != AttemptStatus.LOST.value or report.status is not AttemptStatus.SUCCEEDED:
+            return False
+        task = conn.execute(
+            sa.select(tasks.c.id, tasks.c.block_id, tasks.c.status).where(tasks.c.id == row.task_id)
+        ).first()
+        if task is None or task.status != TaskStatus.QUEUED.value:
+            return False
+        check_attempt_move(AttemptStatus.LOST, AttemptStatus.SUCCEEDED)
+        ended = {
+            "status": AttemptStatus.SUCCEEDED.value,
+            "ended_at": now,
+            "exit_code": report.exit_code,
+            "peak_rss_bytes": report.peak_rss_bytes,
+            "duration_s": report.duration_s,
+            "message": report.message,
+        }
+        conn.execute(
+            _attempt_update(frozenset(ended)),
+            {"attempt_id": row.id, **{f"v_{k}": v for k, v in ended.items()}},
+        )
+        if report.duration_s is not None:
+            conn.execute(_ADD_RUNTIME, {"block_id": task.block_id, "duration": report.duration_s})
+        self.db.move_task(
+            conn, task.id, task.block_id, TaskStatus.QUEUED, TaskStatus.SUCCEEDED, now
+        )
+        return True
 
     def end_attempt(
         self,

@@ -12,14 +12,14 @@ from thresher.core.lanes import effective_engines, lane_keys, lane_loads, worker
 from thresher.core.model import (
     WorkerRecord,
 )
-from thresher.core.states import AttemptStatus, WorkerStatus
+from thresher.core.states import AttemptStatus, TaskStatus, WorkerStatus, check_attempt_move
 from thresher.store.attempts import Attempts
 from thresher.store.base import Database, Repository
 from thresher.store.records import (
     WorkerRegistration,
 )
 from thresher.store.snapshot import _HELD, HeldAttempt, held_attempt
-from thresher.store.tables import attempts, workers
+from thresher.store.tables import attempts, tasks, workers
 
 
 class Workers(Repository):
@@ -95,11 +95,14 @@ class Workers(Repository):
             return conn.scalar(sa.select(workers.c.id).where(workers.c.token_id == token_id))
 
     def touch_many(self, seen: Mapping[int, float]) -> None:
-        """Refresh the leases of many workers in one transaction (worker id -> last seen)."""
+        """Refresh the leases of many workers in one transaction (worker id -> last seen); a
+        lease is never set back (a heartbeat heard before a fresher lease was given)."""
         with self.db.begin() as conn:
             conn.execute(
                 workers.update()
-                .where(workers.c.id == sa.bindparam("wid"))
+                .where(
+                    workers.c.id == sa.bindparam("wid"), workers.c.last_seen < sa.bindparam("seen")
+                )
                 .values(last_seen=sa.bindparam("seen"), status=WorkerStatus.ONLINE.value),
                 [{"wid": w, "seen": t} for w, t in seen.items()],
             )
@@ -238,6 +241,44 @@ class Workers(Repository):
         for attempt_id in lost:
             self.attempts.end_attempt(conn, attempt_id, AttemptStatus.LOST, now, message=why)
         return len(lost)
+
+    def reattach(self, worker_id: int, attempt_ids: Iterable[int], *, now: float) -> list[int]:
+        """Attempts of this worker given up as lost (it went silent past its lease) that it
+        reports running again, back to running when nobody took their tasks meanwhile (still
+        queued): the worker came back and its work goes on. Returns the attempts re-attached."""
+        wanted = list(attempt_ids)
+        if not wanted:
+            return []
+        back = []
+        with self.db.begin() as conn:
+            rows = conn.execute(
+                sa.select(attempts.c.id, attempts.c.task_id, tasks.c.block_id)
+                .select_from(attempts.join(tasks, tasks.c.id == attempts.c.task_id))
+                .where(
+                    attempts.c.id.in_(wanted),
+                    attempts.c.worker_id == worker_id,
+                    attempts.c.status == AttemptStatus.LOST.value,
+                    tasks.c.status == TaskStatus.QUEUED.value,
+                )
+            ).all()
+            for row in rows:
+                check_attempt_move(AttemptStatus.LOST, AttemptStatus.RUNNING)
+                conn.execute(
+                    attempts.update()
+                    .where(attempts.c.id == row.id)
+                    .values(status=AttemptStatus.RUNNING.value, ended_at=None, message=None)
+                )
+                self.db.move_task(
+                    conn,
+                    row.task_id,
+                    row.block_id,
+                    TaskStatus.QUEUED,
+                    TaskStatus.RUNNING,
+                    now,
+                    last_worker_id=worker_id,
+                )
+                back.append(int(row.id))
+        return back
 
     def lose_unreported(
         self, worker_id: int, reported: Iterable[int], *, before: float, now: float
