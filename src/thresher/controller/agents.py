@@ -54,6 +54,9 @@ class Agents:
         self.run = run  # runs a round of a held poll on the farm thread
         self._worker_ids: dict[int, int] = {}  # worker token id -> worker id
         self._seen: dict[int, float] = {}  # worker id -> last poll, not yet written
+        # worker id -> last heard, written or not: a worker heard within its lease is never
+        # expired, even when writing its lease failed (the database away, its disk full).
+        self._heard: dict[int, float] = {}
         self._flushed_at = 0.0
 
     # -- enrolment and identity -----------------------------------------------------------------
@@ -125,31 +128,40 @@ class Agents:
         every quarter lease (a second at most) and before every sweep: a busy farm polls far
         more often than that, and a write per poll would cost a transaction each."""
         self._seen[worker_id] = now
+        self._heard[worker_id] = now
         if not 0 <= now - self._flushed_at < min(1.0, self.settings.lease_s / 4):
             self.flush_heartbeats()
 
     def flush_heartbeats(self) -> None:
         seen, self._seen = self._seen, {}
         self._flushed_at = self.clock.now()
-        if seen:
+        if not seen:
+            return
+        try:
             self.store.workers.touch_many(seen)
+        except BaseException:  # not written (the database away): still heard, kept for later
+            for worker_id, at in seen.items():
+                self._seen[worker_id] = max(at, self._seen.get(worker_id, at))
+            raise
 
     def sweep(self) -> list[int]:
-        """Workers past their lease go offline; their attempts are lost and requeued. After
-        the store was unavailable, every online worker gets a fresh lease instead: what could
-        not be heard meanwhile is not the workers' fault, and their finished work is accepted
-        when they report it."""
+        """Workers past their lease go offline; their attempts are lost and requeued. Within a
+        lease of the store being unavailable, every online worker gets a fresh lease instead:
+        what could not be heard meanwhile (workers backing off from 503s included) is not the
+        workers' fault, and their finished work is accepted when they report it."""
         now = self.clock.now()
+        lease_s = self.settings.lease_s
         with self.unit.transaction():
-            if self.unit.outage_seen:
+            down_at = self.unit.unavailable_at
+            if down_at is not None and now - down_at < lease_s:
                 # Heartbeats heard before the outage and never written would set a lease back
                 # once written: the fresh leases given here replace them.
                 self._seen.clear()
                 self.store.workers.refresh_all(now)
-                self.unit.outage_seen = False
                 return []
             self.flush_heartbeats()
-            expired = self.store.workers.expire(now=now, lease_s=self.settings.lease_s)
+            heard = [w for w, at in self._heard.items() if now - at < lease_s]
+            expired = self.store.workers.expire(now=now, lease_s=lease_s, keep=heard)
         if expired:
             self.notifier.notify()
         return expired
@@ -161,6 +173,7 @@ class Agents:
         with self.unit.change():
             self.store.workers.go_offline(worker_id, now=self.clock.now())
         self._seen.pop(worker_id, None)
+        self._heard.pop(worker_id, None)
 
     # -- reports --------------------------------------------------------------------------------
 

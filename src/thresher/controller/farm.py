@@ -42,7 +42,7 @@ class Farm:
         # A submission or an edit changes what may run where at once; a worker's report
         # (soft) reaches the index through the finish itself.
         notifier.listeners.append(self._changed)
-        self.unit = UnitOfWork(store, self.dispatch_index, notifier)
+        self.unit = UnitOfWork(store, self.dispatch_index, notifier, clock)
         self.engines = EngineRegistry(store, clock)
         self.jobs = Jobs(store, clock, self.unit, self.engines, SubmitPolicy.of(settings))
         self.scheduling = Scheduling(store, clock, self.dispatch_index, self.unit)

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 
 from thresher.controller.dispatch import DispatchIndex
 from thresher.controller.notifier import Notifier
+from thresher.core.clock import Clock
 from thresher.core.errors import Unavailable
 from thresher.store.store import Store
 
@@ -14,13 +15,16 @@ from thresher.store.store import Store
 class UnitOfWork:
     """Makes each use case one transaction, and tells held polls after it committed."""
 
-    def __init__(self, store: Store, index: DispatchIndex, notifier: Notifier) -> None:
+    def __init__(
+        self, store: Store, index: DispatchIndex, notifier: Notifier, clock: Clock
+    ) -> None:
         self.store = store
         self.index = index
         self.notifier = notifier
-        # Whether the store was unavailable since the sweeper last looked: the workers could
-        # not be heard meanwhile, so their leases must not run out for it.
-        self.outage_seen = False
+        self.clock = clock
+        # When the store was last unavailable (None: never): the workers could not be heard
+        # then, so no lease may run out for it until a lease after the store is back.
+        self.unavailable_at: float | None = None
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[None]:
@@ -31,7 +35,7 @@ class UnitOfWork:
             with self.store.transaction():
                 yield
         except Unavailable:
-            self.outage_seen = True
+            self.unavailable_at = self.clock.now()
             self.index.rolled_back()
             raise
         except BaseException:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from typing import Any
 
 import sqlalchemy as sa
@@ -188,15 +188,17 @@ class Workers(Repository):
             local_nimby=r.local_nimby,
         )
 
-    def expire(self, *, now: float, lease_s: float) -> list[int]:
-        """Workers silent past their lease go offline; their attempts are lost and requeued."""
+    def expire(self, *, now: float, lease_s: float, keep: Collection[int] = ()) -> list[int]:
+        """Workers silent past their lease go offline; their attempts are lost and requeued.
+        `keep`: workers heard from meanwhile whose lease could not be written."""
+        query = sa.select(workers.c.id).where(
+            workers.c.status == WorkerStatus.ONLINE.value,
+            workers.c.last_seen < now - lease_s,
+        )
+        if keep:
+            query = query.where(workers.c.id.not_in(list(keep)))
         with self.db.begin() as conn:
-            ids = conn.scalars(
-                sa.select(workers.c.id).where(
-                    workers.c.status == WorkerStatus.ONLINE.value,
-                    workers.c.last_seen < now - lease_s,
-                )
-            ).all()
+            ids = conn.scalars(query).all()
             for worker_id in ids:
                 conn.execute(
                     workers.update()
