@@ -238,7 +238,7 @@ def test_a_restarted_worker_re_attaches_with_its_own_token_and_loses_its_old_att
     assert (task.status, task.failures) == ("queued", 0)
     assert attempt_statuses(admin, job.id, 0) == [("w1", "lost")]
     with pytest.raises(StaleAttempt):
-        after.finish(old)
+        after.finish(old, "failed")  # the old process's attempt is over
     with pytest.raises(Forbidden):
         before.poll()  # the old process's token is no longer enrolled
     (new,) = after.poll().assignments
@@ -435,11 +435,11 @@ def test_a_silent_worker_goes_offline_and_its_task_is_requeued(serve: Any) -> No
         task = admin.task(job.id, 0)
         assert (task.status, task.failures) == ("queued", 0)
         assert attempt_statuses(admin, job.id, 0) == [("silent", "lost")]
-        with pytest.raises(StaleAttempt):
-            silent.finish(a)
         fresh = worker(served, "fresh")
         (b,) = fresh.poll().assignments
         assert b.index == 0
+        with pytest.raises(StaleAttempt):
+            silent.finish(a)  # too late: another worker took the task
         fresh.finish(b)
         assert admin.job(job.id).status == "succeeded"
 

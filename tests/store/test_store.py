@@ -388,6 +388,28 @@ def test_an_expired_worker_loses_its_attempts_without_a_failure(
     assert store.workers.get(silent).status is WorkerStatus.ONLINE
 
 
+def test_a_late_success_of_a_lost_attempt_stands_while_nobody_took_its_task(
+    store: Store, clock: FakeClock
+) -> None:
+    job_id = store.jobs.create(job_spec(frames="1-2"), now=clock.now())
+    worker = add_worker(store, "w1", clock)
+    first, second = take(store, worker, clock), take(store, worker, clock)
+    clock.advance(LEASE_S + 1)
+    store.workers.expire(now=clock.now(), lease_s=LEASE_S)
+    other = add_worker(store, "w2", clock)
+    again = take(store, other, clock)  # the second's task taken by another worker
+    assert again.task_index in (first.task_index, second.task_index)
+    late, taken = (second, first) if again.task_index == first.task_index else (first, second)
+
+    finish(store, late, AttemptStatus.SUCCEEDED, clock)
+    with pytest.raises(StaleAttempt):
+        finish(store, taken, AttemptStatus.SUCCEEDED, clock)
+
+    assert store.tasks.get(job_id, 0, late.task_index).status is TaskStatus.SUCCEEDED
+    assert store.tasks.get(job_id, 0, taken.task_index).status is TaskStatus.RUNNING
+    assert_counters_match_rows(store)
+
+
 def test_a_re_registered_worker_loses_what_it_ran(store: Store, clock: FakeClock) -> None:
     job_id = store.jobs.create(job_spec(frames="1"), now=clock.now())
     worker = add_worker(store, "w1", clock)
@@ -398,7 +420,7 @@ def test_a_re_registered_worker_loses_what_it_ran(store: Store, clock: FakeClock
     assert store.tasks.get(job_id, 0, 0).status is TaskStatus.QUEUED
     assert store.attempts.of_task(job_id, 0, 0)[0].status is AttemptStatus.LOST
     with pytest.raises(StaleAttempt):
-        finish(store, got, AttemptStatus.SUCCEEDED, clock)
+        finish(store, got, AttemptStatus.FAILED, clock)
     assert_counters_match_rows(store)
 
 
@@ -441,12 +463,13 @@ def test_a_wrong_token_or_a_lost_attempt_is_stale(store: Store, clock: FakeClock
         )
     assert store.tasks.get(job_id, 0, 0).status is TaskStatus.RUNNING  # nothing changed
 
-    # Once the attempt is lost, its own token is stale too.
+    # Once the attempt is lost, its own token is stale too (but for a late success, which
+    # stands while nobody took the task: see the next test).
     clock.advance(LEASE_S + 1)
     store.workers.expire(now=clock.now(), lease_s=LEASE_S)
 
     with pytest.raises(StaleAttempt):
-        finish(store, got, AttemptStatus.SUCCEEDED, clock)
+        finish(store, got, AttemptStatus.FAILED, clock)
     with pytest.raises(StaleAttempt):
         store.attempts.record_output(
             got.attempt_id, got.token, lines=[("stdout", "late")], progress=50

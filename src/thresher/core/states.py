@@ -110,3 +110,27 @@ def check_attempt_move(old: AttemptStatus, new: AttemptStatus) -> None:
     """Raise `IllegalTransition` unless an attempt may go from `old` to `new`."""
     if new not in ATTEMPT_TRANSITIONS[old]:
         raise IllegalTransition(f"attempt cannot go from {old} to {new}", field="status")
+
+
+def task_after_attempt(
+    outcome: AttemptStatus,
+    *,
+    failures: int,
+    retries: int,
+    job_canceled: bool,
+    cancel_reason: str | None,
+) -> tuple[TaskStatus, bool]:
+    """What a task does after its running attempt ended with `outcome`, and whether the end
+    counts as a failure of the task: a failure does (and requeues the task while retries are
+    left); a loss, a preemption or a pause does not; a canceled job cancels it."""
+    if outcome is AttemptStatus.SUCCEEDED:
+        return TaskStatus.SUCCEEDED, False
+    if outcome in (AttemptStatus.FAILED, AttemptStatus.TIMED_OUT):
+        if failures + 1 > retries:
+            return TaskStatus.FAILED, True
+        return (TaskStatus.CANCELED if job_canceled else TaskStatus.QUEUED), True
+    if job_canceled or cancel_reason == "canceled":
+        return TaskStatus.CANCELED, False
+    if cancel_reason == "skipped":
+        return TaskStatus.SKIPPED, False
+    return TaskStatus.QUEUED, False

@@ -16,10 +16,16 @@ from thresher.core.errors import StaleAttempt
 from thresher.core.model import (
     AttemptRecord,
 )
-from thresher.core.states import AttemptStatus, TaskStatus, check_attempt_move
+from thresher.core.states import (
+    AttemptStatus,
+    TaskStatus,
+    check_attempt_move,
+    task_after_attempt,
+)
 from thresher.store.base import Database, Repository, _task_update
 from thresher.store.chunking import note_finished_chunks
 from thresher.store.error_hosts import record_host_error
+from thresher.store.late import accept_late_success
 from thresher.store.limits import release_holds
 from thresher.store.records import (
     FinishReport,
@@ -96,25 +102,6 @@ _ADD_RUNTIME = (
         runtime_n=blocks.c.runtime_n + 1,
     )
 )
-
-
-def _task_after(row: Any, status: AttemptStatus) -> tuple[TaskStatus, dict[str, Any]]:
-    """What a task does after its running attempt ended with `status`, and the columns that
-    change with it: a failure counts against the task (and requeues it while retries are
-    left); a loss, a preemption or a pause does not; a canceled job cancels it."""
-    if status is AttemptStatus.SUCCEEDED:
-        return TaskStatus.SUCCEEDED, {}
-    if status in (AttemptStatus.FAILED, AttemptStatus.TIMED_OUT):
-        failures = row.failures + 1
-        extra = {"failures": failures, "failed_worker_id": row.worker_id}
-        if failures > row.retries:
-            return TaskStatus.FAILED, extra
-        return (TaskStatus.CANCELED if row.canceled else TaskStatus.QUEUED), extra
-    if row.canceled or row.cancel_reason == "canceled":
-        return TaskStatus.CANCELED, {}
-    if row.cancel_reason == "skipped":
-        return TaskStatus.SKIPPED, {}
-    return TaskStatus.QUEUED, {}
 
 
 def _storable_report(report: FinishReport) -> FinishReport:
@@ -327,7 +314,7 @@ class Attempts(Repository):
         if row.status != AttemptStatus.RUNNING.value:
             if row.status == report.status.value or row.cancel_reason is not None:
                 return None
-            if self._late_success(conn, row, report, now):
+            if accept_late_success(self.db, conn, row, report, now):
                 return int(row.job_id)
             raise StaleAttempt(f"attempt {report.attempt_id} was {row.status}", field="token")
         self.end_attempt(
@@ -341,39 +328,6 @@ class Attempts(Repository):
             message=report.message,
         )
         return int(row.job_id)
-
-    def _late_success(
-        self, conn: sa.Connection, row: Any, report: FinishReport, now: float
-    ) -> bool:
-        """A success reported for an attempt the controller gave up as lost (its worker went
-        silent past the lease, and came back) is accepted when nobody took the task since:
-        it is still queued. The work is done; running it again would run it twice."""
-        if row.status != AttemptStatus.LOST.value or report.status is not AttemptStatus.SUCCEEDED:
-            return False
-        task = conn.execute(
-            sa.select(tasks.c.id, tasks.c.block_id, tasks.c.status).where(tasks.c.id == row.task_id)
-        ).first()
-        if task is None or task.status != TaskStatus.QUEUED.value:
-            return False
-        check_attempt_move(AttemptStatus.LOST, AttemptStatus.SUCCEEDED)
-        ended = {
-            "status": AttemptStatus.SUCCEEDED.value,
-            "ended_at": now,
-            "exit_code": report.exit_code,
-            "peak_rss_bytes": report.peak_rss_bytes,
-            "duration_s": report.duration_s,
-            "message": report.message,
-        }
-        conn.execute(
-            _attempt_update(frozenset(ended)),
-            {"attempt_id": row.id, **{f"v_{k}": v for k, v in ended.items()}},
-        )
-        if report.duration_s is not None:
-            conn.execute(_ADD_RUNTIME, {"block_id": task.block_id, "duration": report.duration_s})
-        self.db.move_task(
-            conn, task.id, task.block_id, TaskStatus.QUEUED, TaskStatus.SUCCEEDED, now
-        )
-        return True
 
     def end_attempt(
         self,
@@ -409,7 +363,14 @@ class Attempts(Repository):
             )
         if status is AttemptStatus.SUCCEEDED and values.get("duration_s") is not None:
             conn.execute(_ADD_RUNTIME, {"block_id": row.block_id, "duration": values["duration_s"]})
-        new, extra = _task_after(row, status)
+        new, counted = task_after_attempt(
+            status,
+            failures=row.failures,
+            retries=row.retries,
+            job_canceled=row.canceled,
+            cancel_reason=row.cancel_reason,
+        )
+        extra = {"failures": row.failures + 1, "failed_worker_id": row.worker_id} if counted else {}
         self.db.move_task(conn, row.task_id, row.block_id, TaskStatus.RUNNING, new, now, **extra)
         if status is AttemptStatus.SUCCEEDED:  # adaptive chunks
             note_finished_chunks(conn, [(row, values.get("duration_s"))])
