@@ -87,8 +87,14 @@ def test_cancel_stops_running_processes_within_a_heartbeat(farm: Farm, tmp_path:
     script = f"trap '' TERM; echo $$ > {pids}/{{frame}}; sleep 600"
     with farm.client() as client:
         job = client.submit("stuck", ["sh", "-c", script], frames="1-2")
-        wait_until(lambda: len(list(pids.iterdir())) == 2, timeout=30, what="both tasks running")
-        running = [int(p.read_text()) for p in pids.iterdir()]
+
+        def written() -> list[str]:  # a pid file exists (empty) a moment before its pid
+            return [p.read_text().strip() for p in pids.iterdir()]
+
+        wait_until(
+            lambda: len(written()) == 2 and all(written()), timeout=30, what="both tasks running"
+        )
+        running = [int(pid) for pid in written()]
         client.cancel(job.id)
         wait_until(lambda: not any(pid_alive(p) for p in running), timeout=15, what="kill")
         wait_until(
