@@ -199,7 +199,9 @@ class Agents:
             elif result is not None and self.index.finished(
                 fin.attempt_id, fin.status, fin.duration_s
             ):
-                self.jobs.note_if_final(result)
+                # Only a failure can make tasks never run (a success turned into a failure by
+                # a minimum run time is marked at the next index rebuild, which looks too).
+                self.jobs.note_if_final(result, mark=fin.status != "succeeded")
         return stale
 
     def _record_output(self, batch: api.OutputBatch) -> None:

@@ -227,11 +227,13 @@ class Jobs:
                 )
             self.note_if_final(job_id, restore=True)
 
-    def note_if_final(self, job_id: int, *, restore: bool = False) -> None:
+    def note_if_final(self, job_id: int, *, restore: bool = False, mark: bool = True) -> None:
         """Mark the job's tasks that can never run (they wait on a task failed for good; with
         `restore`, after a retry or a skip, unmark those that may run again), then stamp the
-        job's finish time once nothing of it can run any more (in the caller's transaction)."""
-        self.store.tasks.mark_never_run(job_id, now=self.clock.now(), restore=restore)
+        job's finish time once nothing of it can run any more (in the caller's transaction).
+        `mark=False`: nothing failed (a worker's successes), so nothing new can be marked."""
+        if mark or restore:
+            self.store.tasks.mark_never_run(job_id, now=self.clock.now(), restore=restore)
         if self.store.snapshot.job_unsettled(job_id):  # tasks still run or wait: cheap, and common
             return
         self._stamp_if_final(job_id)

@@ -22,6 +22,7 @@ class Notifier:
         self.listeners: list[Callable[[bool], None]] = []
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread: int | None = None
+        self._wake_scheduled = False  # a wake handed to the loop that has not run yet
 
     def bind(self, loop: asyncio.AbstractEventLoop) -> None:
         """The loop the waiters run on (the server's); called from that loop."""
@@ -34,10 +35,14 @@ class Notifier:
             listener(soft)
         if self._loop is None or threading.get_ident() == self._loop_thread:
             self._wake()
-        elif not self._loop.is_closed():
+        elif not self._wake_scheduled and not self._loop.is_closed():
+            # One wake handed over at a time: the next one, if any, runs after this change
+            # (waking the loop through its self-pipe costs a system call each).
+            self._wake_scheduled = True
             self._loop.call_soon_threadsafe(self._wake)
 
     def _wake(self) -> None:
+        self._wake_scheduled = False
         self.generation += 1
         event, self._event = self._event, asyncio.Event()
         event.set()
