@@ -29,6 +29,8 @@ import pytest
 
 from tests.conftest import REPO
 from tests.e2e.conftest import Farm, Proc, pid_alive
+from tests.e2e.conftest import farm as farm
+from tests.e2e.conftest import sqlite_farm as sqlite_farm
 from thresher.testing import wait_until
 
 PG_SERVER = REPO / "scripts" / "pg-server.sh"
@@ -163,25 +165,6 @@ def signal_groups(pids: list[int], sig: signal.Signals) -> None:
 @pytest.fixture
 def ledger(tmp_path: Path) -> Ledger:
     return Ledger(tmp_path / "completed.txt")
-
-
-@pytest.fixture
-def farm(tmp_path: Path, db_url: str) -> Iterator[Farm]:
-    """A farm on SQLite and (marked postgres) on a database of the test server."""
-    f = Farm(tmp_path, db_url)
-    try:
-        yield f
-    finally:
-        f.stop_all()
-
-
-@pytest.fixture
-def sqlite_farm(tmp_path: Path) -> Iterator[Farm]:
-    f = Farm(tmp_path, None)
-    try:
-        yield f
-    finally:
-        f.stop_all()
 
 
 @dataclass(frozen=True)
