@@ -148,7 +148,8 @@ class DispatchSnapshot:
 
 
 # Statements built once (building one costs more than running it).
-_HELD = (
+#: Every running attempt with its job's owner and priority (also read by `workers.held_by_worker`).
+HELD_ATTEMPTS = (
     sa.select(
         attempts.c.id,
         attempts.c.job_id,
@@ -169,7 +170,9 @@ _RUNNING = (
     .where(attempts.c.status == AttemptStatus.RUNNING.value)
     .group_by(attempts.c.job_id, jobs.c.owner)
 )
-_HELD_BY = _HELD.where(attempts.c.worker_id == sa.bindparam("worker_id")).order_by(attempts.c.id)
+_HELD_BY = HELD_ATTEMPTS.where(attempts.c.worker_id == sa.bindparam("worker_id")).order_by(
+    attempts.c.id
+)
 _LEFT = blocks.c.task_count - (
     blocks.c.n_succeeded + blocks.c.n_skipped + blocks.c.n_failed + blocks.c.n_canceled
 )
@@ -219,7 +222,7 @@ _SUCCEEDED_ELSEWHERE = (
 
 
 def held_attempt(r: Any) -> HeldAttempt:
-    """A running attempt from a row of `_HELD`."""
+    """A running attempt from a row of `HELD_ATTEMPTS`."""
     return HeldAttempt(
         r.id,
         r.job_id,

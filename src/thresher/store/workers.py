@@ -18,7 +18,7 @@ from thresher.store.base import Database, Repository
 from thresher.store.records import (
     WorkerRegistration,
 )
-from thresher.store.snapshot import _HELD, HeldAttempt, held_attempt
+from thresher.store.snapshot import HELD_ATTEMPTS, HeldAttempt, held_attempt
 from thresher.store.tables import attempts, tasks, workers
 
 
@@ -211,7 +211,7 @@ class Workers(Repository):
     def held_by_worker(self) -> dict[int, list[HeldAttempt]]:
         """Every running attempt (started or held ahead), by worker: which lanes are busy."""
         with self.db.connect() as conn:
-            rows = conn.execute(_HELD.order_by(attempts.c.id)).all()
+            rows = conn.execute(HELD_ATTEMPTS.order_by(attempts.c.id)).all()
         out: dict[int, list[HeldAttempt]] = {}
         for row in rows:
             out.setdefault(row.worker_id, []).append(held_attempt(row))
