@@ -17,6 +17,7 @@ from thresher.controller.settings import ControllerSettings
 from thresher.controller.unit import UnitOfWork
 from thresher.core.clock import Clock
 from thresher.core.errors import Conflict, Forbidden, NotFound, StaleAttempt
+from thresher.core.model import Assignment
 from thresher.core.states import WorkerStatus
 from thresher.schemas import api
 from thresher.store.snapshot import HeldAttempt
@@ -224,8 +225,7 @@ class Agents:
             stop = self.store.workers.attempts_to_stop(worker_id)
         if body.finished:
             self.notifier.notify(soft=True)
-        poll = _HeldPoll(worker_id, (), (), 0.0, 0.0, [], stale)
-        return self._answer(poll, Dispatch(), stop=stop).model_copy(update={"nimby": None})
+        return self._answer(worker_id, [], stop=stop, stale=stale, nimby=False)
 
     # -- the long-poll --------------------------------------------------------------------------
 
@@ -291,14 +291,17 @@ class Agents:
 
     def _last_round(self, poll: _HeldPoll) -> _HeldPoll:
         """The worker went away or the server stops: answer with nothing more."""
-        return replace(poll, answer=self._answer(poll, Dispatch(), stop=[]))
+        return replace(poll, answer=self._answer(poll.worker_id, [], stop=[], stale=poll.stale))
 
     def _decide(self, poll: _HeldPoll, got: Dispatch) -> _HeldPoll:
         """Answer now (work, something to stop, the hold over), or how long to wait."""
         stop = sorted({h.id for h in poll.held if h.cancel_reason is not None} | set(got.preempted))
         now = self.clock.now()
         if got.assignments or stop or now >= poll.deadline:
-            return replace(poll, answer=self._answer(poll, got, stop=stop))
+            return replace(
+                poll,
+                answer=self._answer(poll.worker_id, got.assignments, stop=stop, stale=poll.stale),
+            )
         # A change the dispatch index has yet to see (a finish) wakes us when it is seen.
         pending = self.index.pending_in()
         wait = min(
@@ -345,16 +348,26 @@ class Agents:
             self.jobs.note_if_final(self.index.settled.pop())
         return got
 
-    def _answer(self, poll: _HeldPoll, got: Dispatch, *, stop: list[int]) -> api.PollOut:
-        nimby, _ = self.index.worker_state(poll.worker_id)
+    def _answer(
+        self,
+        worker_id: int,
+        assignments: Sequence[Assignment],
+        *,
+        stop: list[int],
+        stale: list[int],
+        nimby: bool = True,
+    ) -> api.PollOut:
+        """What the worker is told: its tasks, what to stop, what is stale; with `nimby`, the
+        NIMBY state set from the controller (a poll's answer; a report's does not say)."""
+        state, _ = self.index.worker_state(worker_id)
         return api.PollOut(
-            assignments=[assignment_out(a) for a in got.assignments],
+            assignments=[assignment_out(a) for a in assignments],
             stop=stop,
-            stale=poll.stale,
+            stale=stale,
             heartbeat_s=self.settings.heartbeat_s,
             lease_s=self.settings.lease_s,
-            enabled=self.index.worker_enabled(poll.worker_id),
-            nimby=nimby.value if nimby else None,
+            enabled=self.index.worker_enabled(worker_id),
+            nimby=state.value if nimby and state else None,
         )
 
 
