@@ -13,6 +13,7 @@ import uvicorn
 from fastapi import FastAPI
 
 from thresher.controller import errors
+from thresher.controller.audit import AuditTrail
 from thresher.controller.body_limit import BodyLimit
 from thresher.controller.farm import Farm
 from thresher.controller.notifier import Notifier
@@ -25,6 +26,7 @@ from thresher.controller.routes import (
     nimby,
     pools,
     renderacre,
+    security,
     tasks,
     templates,
     workers,
@@ -80,7 +82,8 @@ def create_app(
     app = FastAPI(
         title="Thresher",
         version=VERSION,
-        description="Render farm controller. Every route but /healthz needs a bearer token.",
+        description="Render farm controller. Every route but /healthz (and a worker's enrolment "
+        "by one-time code) needs a bearer token; docs/security.md says which roles may call which.",
         lifespan=lifespan,
     )
     errors.install(app)
@@ -100,6 +103,9 @@ def create_app(
     deadline.install(app)
     for scheduling in (limits, pools, nimby):
         app.include_router(scheduling.router)
+    app.include_router(security.router)  # accounts, tokens, enrolment codes, audit
+    app.include_router(security.enrol_router)
+    app.add_middleware(AuditTrail)  # every state-changing call, in the database
 
     @app.get("/healthz", tags=["health"])
     async def healthz() -> dict[str, str]:

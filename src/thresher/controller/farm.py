@@ -21,6 +21,7 @@ from thresher.controller.farm_thread import FarmThread
 from thresher.controller.jobs import Jobs
 from thresher.controller.notifier import Notifier
 from thresher.controller.scheduling import Scheduling
+from thresher.controller.sealing import SecretBox
 from thresher.controller.settings import ControllerSettings
 from thresher.controller.unit import UnitOfWork
 from thresher.controller.waiting import Waiting
@@ -57,7 +58,13 @@ class Farm:
             jobs=self.jobs,
             run=self.thread.run,
         )
-        self.access = Access(store, clock, self.unit)
+        self.access = Access(
+            store,
+            clock,
+            self.unit,
+            SecretBox.from_file(settings.secret_key_file or settings.data_dir / "secret.key"),
+            max_life_s=settings.max_token_life_s,
+        )
         self.waiting = Waiting(store, self.dispatch_index)
         self._store = store
 
@@ -67,6 +74,7 @@ class Farm:
         with self.unit.transaction():
             self._store.workers.refresh_all(now)
         self.engines.sync_builtins()
+        self.access.seal_stored_secrets()
 
     def close(self) -> None:
         """Let the use cases handed over finish, then stop the farm thread."""

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from thresher.controller.auth import Caller
 from thresher.controller.dispatch import DispatchIndex
 from thresher.controller.dispatch.index import IndexedWorker
+from thresher.controller.visibility import check_visible
 from thresher.core.dispatch import LaneView
 from thresher.core.lanes import free_capacity, lane_loads, worker_capacity
 from thresher.core.model import JobRecord
@@ -52,6 +53,7 @@ class Waiting:
 
     def why(self, caller: Caller, job_id: int) -> JobWait:
         job = self.store.jobs.get(job_id)
+        check_visible(self.store, caller, job_id, job.spec.owner)
         own = job.status_reason or _JOB_REASONS.get(job.status)
         if own is not None:
             return JobWait(job, own, [])

@@ -6,6 +6,7 @@ from typing import Annotated
 
 from fastapi import Depends, Path, Request
 
+from thresher.controller import policy
 from thresher.controller.auth import Caller
 from thresher.controller.errors import Unauthorized
 from thresher.controller.farm import Farm
@@ -18,18 +19,31 @@ async def get_farm(request: Request) -> Farm:
     return farm
 
 
-async def get_caller(request: Request) -> Caller:
+def bearer(request: Request) -> str:
+    """The bearer token of the request; Unauthorized without one."""
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise Unauthorized("this needs 'Authorization: Bearer <token>'")
+    return token.strip()
+
+
+async def authorize(request: Request, token: str) -> Caller:
+    """The caller `token` names, allowed by the route's policy entry (`controller/policy.py`).
+    Looked up on every request: a revoked or expired token fails at once, on every
+    controller. The caller is kept on the request for the audit trail."""
     farm = await get_farm(request)
-    caller = farm.access.known(token.strip())  # a token seen a moment ago: no store call
+    caller = await farm.call(farm.access.caller, token)
     if caller is None:
-        caller = await farm.call(farm.access.caller, token.strip())
-    if caller is None:
-        raise Unauthorized("the token is not known or was revoked")
+        raise Unauthorized("the token is not known, expired or was revoked")
+    request.state.caller = caller
+    route = request.scope.get("route")
+    policy.check(caller, request.method, getattr(route, "path", request.url.path))
     return caller
+
+
+async def get_caller(request: Request) -> Caller:
+    return await authorize(request, bearer(request))
 
 
 FarmDep = Annotated[Farm, Depends(get_farm)]
