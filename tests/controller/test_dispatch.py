@@ -18,7 +18,6 @@ from thresher.client import (
     AgentClient,
     Client,
     Conflict,
-    Forbidden,
     InvalidRequest,
     StaleAttempt,
     Unauthorized,
