@@ -127,11 +127,22 @@ class Server(uvicorn.Server):
         return True
 
 
-def server_config(app: FastAPI) -> uvicorn.Config:
+def server_config(app: FastAPI, settings: ControllerSettings | None = None) -> uvicorn.Config:
     """How every Thresher process serves the app. Held polls are cut after a second of graceful
-    shutdown: workers simply poll again, and a stopping controller need not wait out the hold."""
+    shutdown: workers simply poll again, and a stopping controller need not wait out the hold.
+    No access log: a request line may carry a secret (renderacre's old token-in-path URL).
+    With a certificate and key in `settings`, it serves https."""
+    tls = settings is not None and settings.tls_certfile is not None
     return uvicorn.Config(
-        app, log_level="warning", access_log=False, lifespan="on", timeout_graceful_shutdown=1
+        app,
+        log_level="warning",
+        access_log=False,
+        lifespan="on",
+        timeout_graceful_shutdown=1,
+        ssl_certfile=str(settings.tls_certfile) if tls and settings else None,
+        ssl_keyfile=str(settings.tls_keyfile)
+        if tls and settings and settings.tls_keyfile
+        else None,
     )
 
 

@@ -103,6 +103,13 @@ def issue_token(
     return token_id, token
 
 
+def private_dir(path: Path) -> None:
+    """Create the data directory (and parents) readable by its owner only (0700); an existing
+    one is made so: it holds the database, the admin token and the sealing key."""
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    os.chmod(path, 0o700)
+
+
 def write_private(path: Path, text: str) -> None:
     """Write `text` to a file only its owner may read (0600 from the start, no window)."""
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)

@@ -38,3 +38,6 @@ class ControllerSettings:
     enrol_code_ttl_s: float = 24 * 3600.0
     max_token_life_s: float = 0.0
     engine_check_timeout_s: float = 20.0
+    # TLS: the controller serves https with this certificate chain and key (PEM), else http.
+    tls_certfile: Path | None = None
+    tls_keyfile: Path | None = None
