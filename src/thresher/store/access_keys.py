@@ -8,7 +8,7 @@ import sqlalchemy as sa
 
 from thresher.store.base import Repository
 from thresher.store.records import TokenRecord
-from thresher.store.tables import access_keys, tokens
+from thresher.store.tables import access_keys, tokens, users
 
 
 class AccessKeys(Repository):
@@ -34,17 +34,24 @@ class AccessKeys(Repository):
                     tokens.c.id,
                     tokens.c.name,
                     tokens.c.role,
+                    users.c.groups,
                 )
-                .select_from(access_keys.join(tokens, tokens.c.id == access_keys.c.token_id))
+                .select_from(
+                    access_keys.join(tokens, tokens.c.id == access_keys.c.token_id).outerjoin(
+                        users, users.c.name == tokens.c.name
+                    )
+                )
                 .where(
                     access_keys.c.access_key_id == access_key_id,
                     tokens.c.revoked.is_(False),
                     sa.or_(tokens.c.expires_at.is_(None), tokens.c.expires_at > now),
+                    sa.or_(users.c.disabled.is_(None), users.c.disabled.is_(False)),
                 )
             ).first()
         if row is None:
             return None
-        return (row.sealed_secret or row.secret, TokenRecord(row.id, row.name, row.role))
+        record = TokenRecord(row.id, row.name, row.role, tuple(row.groups or ()))
+        return (row.sealed_secret or row.secret, record)
 
     def unsealed(self) -> list[tuple[str, str]]:
         """(key id, secret) of keys stored before secrets were sealed."""
