@@ -1,5 +1,5 @@
-"""The permission matrix: every route of the served OpenAPI document × every identity (admin,
-wrangler, artist, viewer, worker, enrolment, none, expired, revoked) × own and someone else's
+"""The permission matrix: every route of the served OpenAPI document by every identity (admin,
+wrangler, artist, viewer, worker, enrolment, none, expired, revoked) by own and someone else's
 object, against the policy EXPECTED writes down here, one entry per route.
 
 A route in the OpenAPI document without an entry here fails the test (and one in the server's
