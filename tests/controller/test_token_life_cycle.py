@@ -45,7 +45,8 @@ def test_a_token_is_shown_once_stored_hashed_listed_and_revoked_on_the_next_requ
     first = admin.create_token("alice", "artist").token
     with Client(served.url, first) as alice:
         made = alice.create_own_token("laptop")
-        assert made.token.startswith("thr_") and (made.name, made.role) == ("alice", "artist")
+        assert made.token.startswith("thr_")
+        assert (made.name, made.role) == ("alice", "artist")
         with Client(served.url, made.token) as laptop:
             assert laptop.me().name == "alice"
             listed = {t.id: t for t in alice.tokens()}
@@ -60,7 +61,8 @@ def test_a_token_is_shown_once_stored_hashed_listed_and_revoked_on_the_next_requ
 
     with served.store.engine.connect() as conn:
         stored = conn.execute(sa.select(tokens.c.token_hash)).scalars().all()
-    assert made.token not in stored and first not in stored
+    assert made.token not in stored
+    assert first not in stored
     assert all(len(h) == 64 for h in stored)  # SHA-256 hex
 
 
@@ -139,7 +141,8 @@ def test_an_enrolment_code_enrols_one_worker_once(
 
 async def _enrol_once(served: ServedController, admin: Client, clock: FakeClock) -> None:
     code = admin.create_enrol_code()
-    assert len(code.code) == 9 and code.code[4] == "-"
+    assert len(code.code) == 9
+    assert code.code[4] == "-"
 
     first = AgentClient(served.url, "", enrol_code=code.code.lower())  # typed any case
     try:
