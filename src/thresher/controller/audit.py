@@ -103,7 +103,7 @@ class AuditTrail:
         if farm is None:
             return
         caller = (scope.get("state") or {}).get("caller")
-        action, obj = object_of(scope, body if status < 300 else b"")
+        action, obj = object_of(scope, body if status == 201 else b"")  # what it created
         try:
             await farm.call(farm.access.record, caller, action=action, obj=obj, status=status)
         except Exception:  # the answer still goes out; the failure is logged, not the body
