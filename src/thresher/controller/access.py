@@ -14,10 +14,13 @@ from thresher.controller.auth import (
     PEOPLE,
     Caller,
     caller_for,
+    caller_of_hash,
     enrol_code_hash,
+    hash_secret,
     issue_token,
     role_named,
 )
+from thresher.controller.errors import Unauthorized
 from thresher.controller.sealing import SecretBox
 from thresher.controller.sigv4 import Authorization, SignatureError, SignedRequest, verify
 from thresher.controller.unit import UnitOfWork
@@ -30,6 +33,8 @@ from thresher.store.store import Store
 #: once and expiring; stored hashed.
 CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
 CODE_LENGTH = 8
+#: Tokens remembered (then forgotten all at once): a farm's workers and people.
+KNOWN_MAX = 20_000
 
 
 def new_enrol_code() -> str:
@@ -45,12 +50,43 @@ class Access:
     ) -> None:
         self.store, self.clock, self.unit, self.box = store, clock, unit, box
         self.max_life_s = max_life_s
+        self._known: dict[str, Caller] = {}  # token hash -> caller, confirmed on each use
 
     # -- who calls --------------------------------------------------------------------------------
+    #
+    # Every request's token is looked up in the database, so that a token revoked (or expired,
+    # or whose user was removed or changed role) is refused from the next request on, on every
+    # controller, even when it was changed by hand there. A token seen before is taken from
+    # `_known` on the event loop, and its lookup runs on the farm thread as the first step of
+    # the request's use case (`Farm.call`, `confirm`): one query, no extra hand-off.
+
+    def known(self, token: str) -> Caller | None:
+        """The caller of a token seen before (event loop, no store call): still to confirm."""
+        return self._known.get(hash_secret(token))
 
     def caller(self, token: str) -> Caller | None:
         """The caller a bearer token names now, or None (unknown, expired, revoked)."""
-        return caller_for(self.store, token, self.clock.now())
+        found = caller_for(self.store, token, self.clock.now())
+        if found is not None:
+            self._remember(found)
+        return found
+
+    def confirm(self, caller: Caller) -> Caller:
+        """`caller` as the database says now (a changed role, groups); Unauthorized when its
+        token no longer works."""
+        fresh = caller_of_hash(self.store, caller.token_hash, self.clock.now())
+        if fresh is None:
+            self._known.pop(caller.token_hash, None)
+            raise Unauthorized("the token is not known, expired or was revoked")
+        if fresh != caller:
+            self._remember(fresh)
+            return fresh
+        return caller
+
+    def _remember(self, caller: Caller) -> None:
+        if len(self._known) >= KNOWN_MAX:
+            self._known.clear()
+        self._known[caller.token_hash] = caller
 
     # -- tokens -----------------------------------------------------------------------------------
 

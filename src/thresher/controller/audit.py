@@ -105,6 +105,7 @@ class AuditTrail:
         caller = (scope.get("state") or {}).get("caller")
         action, obj = object_of(scope, body if status == 201 else b"")  # what it created
         try:
-            await farm.call(farm.access.record, caller, action=action, obj=obj, status=status)
+            # straight to the farm thread: the request's caller is not confirmed again here
+            await farm.thread.run(farm.access.record, caller, action=action, obj=obj, status=status)
         except Exception:  # the answer still goes out; the failure is logged, not the body
             log.exception("audit row for %s %s not written", action, obj)

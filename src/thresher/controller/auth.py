@@ -59,6 +59,9 @@ class Caller:
     name: str
     role: str
     groups: frozenset[str] = field(default_factory=frozenset)
+    #: The hash of the bearer token it came from ("" for an access key's), so the farm can
+    #: confirm it is still good (`Access.confirm`).
+    token_hash: str = field(default="", repr=False, compare=False)
 
     @property
     def is_admin(self) -> bool:
@@ -131,9 +134,14 @@ def ensure_admin_token(store: Store, clock: Clock, data_dir: Path) -> str | None
 
 def caller_for(store: Store, token: str, now: float) -> Caller | None:
     """The caller a bearer token names, looked up now: None when it is unknown, revoked,
-    expired, or its user is disabled. No cache, so a revocation counts on the next request on
-    every controller (one indexed read: docs/performance.md, "Auth")."""
-    record: TokenRecord | None = store.tokens.find(hash_secret(token), now=now)
+    expired, or its user is disabled."""
+    return caller_of_hash(store, hash_secret(token), now)
+
+
+def caller_of_hash(store: Store, token_hash: str, now: float) -> Caller | None:
+    record: TokenRecord | None = store.tokens.find(token_hash, now=now)
     if record is None:
         return None
-    return Caller(record.id, record.name, record.role, frozenset(record.groups))
+    return Caller(
+        record.id, record.name, record.role, frozenset(record.groups), token_hash=token_hash
+    )

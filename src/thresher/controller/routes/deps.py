@@ -9,7 +9,7 @@ from fastapi import Depends, Path, Request
 from thresher.controller import policy
 from thresher.controller.auth import Caller
 from thresher.controller.errors import Unauthorized
-from thresher.controller.farm import Farm
+from thresher.controller.farm import UNCONFIRMED, Farm, Unconfirmed
 
 
 # Both are coroutines so FastAPI calls them on the event loop: a plain function would be run
@@ -30,15 +30,20 @@ def bearer(request: Request) -> str:
 
 async def authorize(request: Request, token: str) -> Caller:
     """The caller `token` names, allowed by the route's policy entry (`controller/policy.py`).
-    Looked up on every request: a revoked or expired token fails at once, on every
+    Looked up in the database on every request (a token seen before: in the hand-off of the
+    route's use case, see `Farm.call`), so a revoked or expired token fails at once, on every
     controller. The caller is kept on the request for the audit trail."""
     farm = await get_farm(request)
-    caller = await farm.call(farm.access.caller, token)
+    route = getattr(request.scope.get("route"), "path", request.url.path)
+    caller = farm.access.known(token)
+    # a known token is looked up again in the hand-off of the route's use case
+    UNCONFIRMED.set(None if caller is None else Unconfirmed(caller, request.method, route))
+    if caller is None:
+        caller = await farm.call(farm.access.caller, token)
     if caller is None:
         raise Unauthorized("the token is not known, expired or was revoked")
     request.state.caller = caller
-    route = request.scope.get("route")
-    policy.check(caller, request.method, getattr(route, "path", request.url.path))
+    policy.check(caller, request.method, route)
     return caller
 
 
