@@ -27,8 +27,9 @@ def clock() -> FakeClock:
 
 
 @pytest.fixture
-def served(tmp_path: Path, clock: FakeClock) -> Iterator[ServedController]:
-    with serve_in_thread(ControllerSettings(data_dir=tmp_path / "data"), clock=clock) as s:
+def served(db_url: str, tmp_path: Path, clock: FakeClock) -> Iterator[ServedController]:
+    settings = ControllerSettings(data_dir=tmp_path / "data")
+    with serve_in_thread(settings, database_url=db_url, clock=clock) as s:
         yield s
 
 
@@ -99,11 +100,11 @@ def test_removing_a_user_or_changing_its_role_bites_on_the_next_request(
 
 
 def test_a_revocation_on_one_controller_bites_on_the_next_request_to_another(
-    tmp_path: Path,
+    db_url: str, tmp_path: Path
 ) -> None:
     """Two controllers over one database (as several controllers share one PostgreSQL)."""
     data = tmp_path / "data"
-    url = sqlite_url(data)
+    url = db_url if db_url.startswith("postgresql") else sqlite_url(data)
     data.mkdir(mode=0o700)
     with contextlib.ExitStack() as stack:
         one = stack.enter_context(

@@ -126,6 +126,10 @@ class Database:
             finally:
                 self._open.reset(token)
 
+    def in_transaction(self) -> bool:
+        """Whether this thread or task has a `transaction()` open."""
+        return self._open.get() is not None
+
     @contextlib.contextmanager
     def begin(self) -> Iterator[sa.Connection]:
         """A write transaction: the caller's open `transaction()`, else a new one."""
