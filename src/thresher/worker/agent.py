@@ -98,7 +98,10 @@ class Agent:
             config.token,
             enrol_code=config.enrol_code,
             ca_file=config.ca_file,
-            keep_token=self._keep_token if config.enrol_code else None,
+            # enrolled by code (now or before): the token it gets next is kept for next time
+            keep_token=self._keep_token
+            if config.enrol_code or config.token_file.exists()
+            else None,
         )
         self.clock: Clock = clock or SystemClock()
         self._jitter = jitter or random.Random().random
