@@ -88,9 +88,13 @@ def test_removing_a_user_or_changing_its_role_bites_on_the_next_request(
 ) -> None:
     admin.put_account("bob", role="artist")
     token = admin.create_token("bob", "artist").token
-    with Client(served.url, token) as bob:
+    dashboard = admin.create_token("bob", "viewer").token
+    with Client(served.url, token) as bob, Client(served.url, dashboard) as screen:
         bob.submit("mine", ["true"], paused=True)
-        admin.put_account("bob", role="viewer")
+        admin.put_account("bob", role="wrangler")  # his tokens of the old role follow...
+        assert bob.me().role == "wrangler"
+        assert screen.me().role == "viewer"  # ...one made lower on purpose stays so
+        admin.put_account("bob", role="viewer")  # and none keeps a role above his
         with pytest.raises(Forbidden):
             bob.submit("again", ["true"], paused=True)
         assert bob.me().role == "viewer"
