@@ -117,9 +117,8 @@ def test_secrets_stored_before_sealing_existed_are_sealed_at_start(tmp_path: Pat
             conn.execute(
                 access_keys.update().values(secret=made["secret_access_key"], sealed_secret=None)
             )
-    with serve_in_thread(settings) as again:
-        with again.store.engine.connect() as conn:
-            row = conn.execute(sa.select(access_keys)).one()
+    with serve_in_thread(settings) as again, again.store.engine.connect() as conn:
+        row = conn.execute(sa.select(access_keys)).one()
     assert row.secret == ""
     assert row.sealed_secret.startswith("gAAAAA")
 
