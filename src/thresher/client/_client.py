@@ -114,7 +114,14 @@ class Client(Session):
             params["status"] = list(status)
         if owner:
             params["owner"] = owner
-        return self._get(api.JobList, "/api/v1/jobs", **params).jobs
+        found: list[api.JobOut] = []
+        while len(found) < limit:  # a page may hold fewer: the controller bounds its bytes
+            page = self._get(api.JobList, "/api/v1/jobs", **{**params, "offset": offset})
+            found += page.jobs
+            if not page.more:
+                break
+            offset = page.next_offset
+        return found[:limit]
 
     def job(self, job_id: int) -> api.JobOut:
         return self._get(api.JobOut, f"/api/v1/jobs/{job_id}")

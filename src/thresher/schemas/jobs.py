@@ -247,6 +247,8 @@ class JobOut(BaseModel):
 
 class JobList(BaseModel):
     jobs: list[JobOut]
+    next_offset: int = Field(default=0, description="pass as `offset` for the next page")
+    more: bool = Field(default=False, description="more jobs follow this page")
 
 
 class PriorityIn(Strict):
@@ -320,6 +322,8 @@ class LogLine(BaseModel):
 
 class LogOut(BaseModel):
     lines: list[LogLine]
+    next_after: int = Field(default=0, description="pass as `after` for the next page")
+    more: bool = Field(default=False, description="more lines follow this page")
 
 
 class ReasonOut(BaseModel):
