@@ -35,6 +35,7 @@ from thresher.store.task_output import (
     MAX_LOG_BYTES_PER_TASK,
     MAX_OUTPUT_PATH,
     LogBudget,
+    log_page,
     storable,
 )
 
@@ -453,7 +454,9 @@ class Attempts(Repository):
         self, job_id: int, block_index: int, index: int, *, after_id: int = 0, limit: int = 10_000
     ) -> list[tuple[int, int, str, str]]:
         """(line id, attempt id, stream, text) of every attempt of the task, oldest first."""
-        return self.log_page(job_id, block_index, index, after_id=after_id, limit=limit)[0]
+        with self.db.connect() as conn:
+            block = self.db.block_row(conn, job_id, block_index)
+            return log_page(conn, block.id, index, after_id=after_id, limit=limit)[0]
 
     def log_page(
         self,
@@ -465,43 +468,9 @@ class Attempts(Repository):
         limit: int = 10_000,
         max_bytes: int = 1 << 30,
     ) -> tuple[list[tuple[int, int, str, str]], bool]:
-        """The task's lines after `after_id` as (line id, attempt id, stream, text), oldest
-        first: at most `limit` lines and `max_bytes` of text (one line at least, so a reader
-        paging on from the last id moves on); and whether more lines follow. Read in slices,
-        so a huge log never sits in memory whole."""
-        out: list[tuple[int, int, str, str]] = []
-        size = 0
+        """A page of the task's log (see `task_output.log_page`), and whether more follow."""
         with self.db.connect() as conn:
             block = self.db.block_row(conn, job_id, block_index)
-            while True:
-                want = min(limit + 1 - len(out), _LOG_SLICE)  # one more: are there more?
-                rows = conn.execute(
-                    _LOG_PAGE, {"block_id": block.id, "idx": index, "after": after_id, "n": want}
-                ).all()
-                for row in rows:
-                    size += len(row.text.encode("utf-8", "replace"))
-                    if len(out) == limit or (out and size > max_bytes):
-                        return out, True
-                    out.append((row.id, row.attempt_id, row.stream, row.text))
-                if len(rows) < want:
-                    return out, False
-                after_id = rows[-1].id
-
-
-#: Log lines read per statement while paging a task's log.
-_LOG_SLICE = 1000
-_LOG_PAGE = (
-    sa.select(log_lines.c.id, log_lines.c.attempt_id, log_lines.c.stream, log_lines.c.text)
-    .select_from(
-        log_lines.join(attempts, attempts.c.id == log_lines.c.attempt_id).join(
-            tasks, tasks.c.id == attempts.c.task_id
-        )
-    )
-    .where(
-        tasks.c.block_id == sa.bindparam("block_id"),
-        tasks.c.idx == sa.bindparam("idx"),
-        log_lines.c.id > sa.bindparam("after"),
-    )
-    .order_by(log_lines.c.id)
-    .limit(sa.bindparam("n"))
-)
+            return log_page(
+                conn, block.id, index, after_id=after_id, limit=limit, max_bytes=max_bytes
+            )
