@@ -60,6 +60,7 @@ def finish_report(fin: api.FinishIn) -> FinishReport:
         peak_rss_bytes=fin.peak_rss_bytes,
         duration_s=fin.duration_s,
         message=fin.message,
+        before_start=fin.before_start,
     )
 
 

@@ -24,7 +24,7 @@ from thresher.core.states import (
 )
 from thresher.store.base import Database, Repository, _task_update
 from thresher.store.chunking import note_finished_chunks
-from thresher.store.error_hosts import record_host_error
+from thresher.store.error_hosts import broken_definition, record_host_error
 from thresher.store.late import accept_late_success
 from thresher.store.limits import release_holds
 from thresher.store.records import (
@@ -327,6 +327,7 @@ class Attempts(Repository):
             peak_rss_bytes=report.peak_rss_bytes,
             duration_s=report.duration_s,
             message=report.message,
+            before_start=report.before_start,
         )
         return int(row.job_id)
 
@@ -351,6 +352,7 @@ class Attempts(Repository):
                 if row.cancel_reason == "preempted"
                 else AttemptStatus.CANCELED
             )
+        broken = status is AttemptStatus.FAILED and broken_definition(conn, row, values)
         ended = {"status": status.value, "ended_at": now, **values}
         conn.execute(
             _attempt_update(frozenset(ended)),
@@ -367,7 +369,7 @@ class Attempts(Repository):
         new, counted = task_after_attempt(
             status,
             failures=row.failures,
-            retries=row.retries,
+            retries=0 if broken else row.retries,
             job_canceled=row.canceled,
             cancel_reason=row.cancel_reason,
         )
