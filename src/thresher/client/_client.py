@@ -162,6 +162,10 @@ class Client(Session):
     def task(self, job_id: int, index: int, *, block: int = 0) -> api.TaskDetail:
         return self._get(api.TaskDetail, f"/api/v1/jobs/{job_id}/blocks/{block}/tasks/{index}")
 
+    def task_why(self, job_id: int, index: int, *, block: int = 0) -> api.TaskWhyOut:
+        """Why the task waits, or where it is."""
+        return self._get(api.TaskWhyOut, f"/api/v1/jobs/{job_id}/blocks/{block}/tasks/{index}/why")
+
     def attempts(self, job_id: int) -> list[api.AttemptOut]:
         """Every attempt of the job, oldest first."""
         return self._get(api.AttemptList, f"/api/v1/jobs/{job_id}/attempts").attempts

@@ -338,6 +338,17 @@ class BlockWaitOut(BaseModel):
     reasons: list[ReasonOut]
 
 
+class TaskWhyOut(BaseModel):
+    job_id: int
+    block: int
+    index: int
+    status: str
+    reasons: list[ReasonOut] = Field(
+        description="why the task is where it is, most specific first: its own state, the "
+        "upstream tasks it waits on, the host a retry avoids, then its block's reasons"
+    )
+
+
 class WhyOut(BaseModel):
     job_id: int
     status: str

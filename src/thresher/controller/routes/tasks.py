@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from thresher.controller.convert import attempt_out, task_out
+from thresher.controller.convert import attempt_out, task_out, task_why_out
 from thresher.controller.routes.deps import (
     MAX_ID,
     MAX_INDEX,
@@ -62,6 +62,14 @@ async def show_task(
     return api.TaskDetail(
         **task_out(task).model_dump(), attempts_detail=[attempt_out(a) for a in attempts]
     )
+
+
+@router.get("/blocks/{block}/tasks/{index}/why", response_model=api.TaskWhyOut)
+async def task_why(
+    job_id: JobIdPath, block: BlockPath, index: TaskIndexPath, farm: FarmDep, caller: CallerDep
+) -> api.TaskWhyOut:
+    """Why the task waits (or where it is): its own reasons first, then its block's."""
+    return task_why_out(await farm.call(farm.waiting.task_why, caller, job_id, block, index))
 
 
 @router.post("/blocks/{block}/tasks/{index}/retry", status_code=204)
