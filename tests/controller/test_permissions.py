@@ -73,6 +73,7 @@ EXPECTED: dict[str, Rule] = {
     "POST /api/v1/jobs/{job_id}/blocks/{block}/tasks/{index}/retry": job(SUBMIT),
     "POST /api/v1/jobs/{job_id}/blocks/{block}/tasks/{index}/skip": job(SUBMIT),
     "GET /api/v1/jobs/{job_id}/blocks/{block}/tasks/{index}/log": job(READ),
+    "GET /api/v1/jobs/{job_id}/blocks/{block}/tasks/{index}/why": job(READ),
     "GET /api/v1/jobs/{job_id}/error-hosts": job(READ),
     "DELETE /api/v1/jobs/{job_id}/error-hosts": job(SUBMIT),
     "POST /api/v1/templates/jobs": Rule(SUBMIT),

@@ -85,6 +85,7 @@ def create_app(
         description="Render farm controller. Every route but /healthz (and a worker's enrolment "
         "by one-time code) needs a bearer token; docs/security.md says which roles may call which.",
         lifespan=lifespan,
+        responses=errors.ERROR_RESPONSES,
     )
     errors.install(app)
     app.add_middleware(

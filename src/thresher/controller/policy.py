@@ -45,6 +45,7 @@ ROUTES: dict[str, frozenset[str]] = {
     "POST /api/v1/jobs/{job_id}/blocks/{block}/tasks/{index}/retry": SUBMIT,
     "POST /api/v1/jobs/{job_id}/blocks/{block}/tasks/{index}/skip": SUBMIT,
     "GET /api/v1/jobs/{job_id}/blocks/{block}/tasks/{index}/log": READ,
+    "GET /api/v1/jobs/{job_id}/blocks/{block}/tasks/{index}/why": READ,
     "GET /api/v1/jobs/{job_id}/error-hosts": READ,
     "DELETE /api/v1/jobs/{job_id}/error-hosts": SUBMIT,
     "POST /api/v1/templates/jobs": SUBMIT,
