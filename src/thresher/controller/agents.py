@@ -12,6 +12,7 @@ from thresher.controller.auth import Caller, issue_token
 from thresher.controller.convert import assignment_out, finish_report, registration
 from thresher.controller.dispatch import Dispatch, Dispatcher, DispatchIndex
 from thresher.controller.jobs import Jobs
+from thresher.controller.monitor import SampleKeeper
 from thresher.controller.scheduling import Scheduling
 from thresher.controller.settings import ControllerSettings
 from thresher.controller.unit import UnitOfWork
@@ -59,6 +60,7 @@ class Agents:
         # expired, even when writing its lease failed (the database away, its disk full).
         self._heard: dict[int, float] = {}
         self._flushed_at = 0.0
+        self.samples = SampleKeeper(store)  # resource samples polls carry (web monitor)
 
     # -- enrolment and identity -----------------------------------------------------------------
 
@@ -225,6 +227,8 @@ class Agents:
             stop = self.store.workers.attempts_to_stop(worker_id)
         if body.finished:
             self.notifier.notify(soft=True)
+        elif body.output:
+            self.notifier.touch()
         return self._answer(worker_id, [], stop=stop, stale=stale, nimby=False)
 
     # -- the long-poll --------------------------------------------------------------------------
@@ -264,8 +268,12 @@ class Agents:
             self.scheduling.note_local_nimby(worker_id, body.nimby)
             held, stale = self._reconcile(worker_id, body, stale, started)
             got = self._dispatch(worker_id, body.lanes, body.ahead_lanes, held)
+            if body.sample:
+                self.samples.record(worker_id, started, body.sample)
         if body.finished:
             self.notifier.notify(soft=True)
+        elif body.output or body.sample or got.assignments:
+            self.notifier.touch()
         poll = _HeldPoll(
             worker_id=worker_id,
             lanes=tuple(body.lanes),
@@ -287,6 +295,8 @@ class Agents:
             poll = replace(poll, held=self.store.snapshot.worker_held(poll.worker_id))
         with self.unit.transaction():
             got = self._dispatch(poll.worker_id, poll.lanes, poll.ahead_lanes, poll.held)
+        if got.assignments:
+            self.notifier.touch()
         return self._decide(poll, got)
 
     def _last_round(self, poll: _HeldPoll) -> _HeldPoll:

@@ -22,11 +22,13 @@ from thresher.controller.routes import (
     engines,
     jobs,
     limits,
+    monitor,
     nimby,
     pools,
     renderacre,
     tasks,
     templates,
+    web,
     workers,
 )
 from thresher.controller.settings import ControllerSettings
@@ -68,9 +70,11 @@ def create_app(
         app.state.farm = farm
         await farm.call(farm.start, clock.now())
         task = asyncio.create_task(_sweep_forever(farm)) if sweeper else None
+        farm.events.start(asyncio.get_running_loop())
         try:
             yield
         finally:
+            await farm.events.stop()
             if task is not None:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -100,6 +104,8 @@ def create_app(
     deadline.install(app)
     for scheduling in (limits, pools, nimby):
         app.include_router(scheduling.router)
+    app.include_router(monitor.router)  # the web monitor's reads, actions and events
+    web.install(app)  # its pages, under /
 
     @app.get("/healthz", tags=["health"])
     async def healthz() -> dict[str, str]:

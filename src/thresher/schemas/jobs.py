@@ -218,6 +218,9 @@ class BlockOut(BaseModel):
     host_filters: str = Field(
         default="", description="the block's own filters (OpenJD hostRequirements)"
     )
+    eta_s: float | None = Field(
+        default=None, description="seconds until its tasks are done at the present pace"
+    )
 
 
 class JobOut(BaseModel):
@@ -243,6 +246,9 @@ class JobOut(BaseModel):
     preempt: bool = False
     after_name: str | None = None
     after_global: bool = False
+    eta_s: float | None = Field(
+        default=None, description="seconds until the job is done at the present pace"
+    )
 
 
 class JobList(BaseModel):

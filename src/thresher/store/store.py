@@ -28,9 +28,11 @@ from thresher.store.engines import Engines
 from thresher.store.error_hosts import ErrorHosts
 from thresher.store.jobs import Jobs
 from thresher.store.limits import Limits
+from thresher.store.monitor import Monitor
 from thresher.store.records import FinishReport, TokenRecord, WorkerRegistration
 from thresher.store.scheduling import SchedulingSettings
 from thresher.store.snapshot import Snapshots
+from thresher.store.stats import Statistics
 from thresher.store.tasks import Tasks
 from thresher.store.tokens import Tokens
 from thresher.store.workers import Workers
@@ -63,6 +65,8 @@ class Store:
         self.scheduling = SchedulingSettings(self.db)
         self.snapshot = Snapshots(self.db)
         self.dispatch = DispatchClaims(self.db)
+        self.monitor = Monitor(self.db)  # resource samples, task runs, changes (web monitor)
+        self.stats = Statistics(self.db)
 
     @classmethod
     def open(cls, url: str) -> Self:

@@ -295,6 +295,7 @@ access_keys = sa.Table(
 # -- security (0003) ------------------------------------------------------------------
 
 # -- monitor (0004) -------------------------------------------------------------------
+# In tables_monitor.py (worker_samples), imported at the end of this module.
 
 # -- operations (0005) ----------------------------------------------------------------
 
@@ -303,3 +304,6 @@ access_keys = sa.Table(
 # -- submitters (0007) ----------------------------------------------------------------
 
 # -- cloud (0008) ---------------------------------------------------------------------
+
+# The areas' own table modules, imported last so their tables join `metadata`.
+from thresher.store import tables_monitor  # noqa: E402, F401

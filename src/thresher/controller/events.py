@@ -1,0 +1,227 @@
+"""Server-sent events for the web monitor and `thresher watch`: job, task, worker and log
+changes, pushed as they are committed.
+
+One look at the store per batch of changes serves every open stream: the hub hears of a
+change from the notifier (after each commit that may have made work, and from the workers'
+polls: output, claims, samples), waits at most `min_interval_s` so a burst becomes one
+look, asks the store what moved since its last look (`store.monitor.changes`), diffs the
+job and worker digests, and puts the events in each client's bounded queue. A client whose
+queue is full cannot keep up: it is dropped (its page reconnects and reloads). With no
+client open the hub looks at nothing."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import secrets
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from thresher.controller.auth import Caller
+from thresher.core.clock import Clock
+from thresher.store.monitor import Changes, Mark
+from thresher.store.store import Store
+
+log = logging.getLogger("thresher.controller.events")
+Event = tuple[str, dict[str, Any]]
+Run = Callable[..., Awaitable[Any]]
+
+
+@dataclass(eq=False)  # one per stream, kept in a set by identity
+class Client:
+    """One open stream. `job`: the job whose tasks and log lines it wants (others' it skips)."""
+
+    job: int | None
+    queue: asyncio.Queue[Event | None] = field(default_factory=lambda: asyncio.Queue(256))
+    dropped: bool = False
+
+    def wants(self, kind: str, data: dict[str, Any]) -> bool:
+        return kind in ("job", "worker") or data.get("job_id") == self.job
+
+
+class Tickets:
+    """Short-lived, one-use tickets for `EventSource` (which cannot send a header): a page
+    trades its token for one, so the long-lived token never goes in a URL."""
+
+    def __init__(self, ttl_s: float = 60.0) -> None:
+        self.ttl_s = ttl_s
+        self._tickets: dict[str, tuple[Caller, float]] = {}
+
+    def issue(self, caller: Caller) -> str:
+        now = time.monotonic()
+        self._tickets = {t: v for t, v in self._tickets.items() if v[1] > now}
+        ticket = secrets.token_urlsafe(24)
+        self._tickets[ticket] = (caller, now + self.ttl_s)
+        return ticket
+
+    def redeem(self, ticket: str) -> Caller | None:
+        found = self._tickets.pop(ticket, None)
+        if found is None or found[1] < time.monotonic():
+            return None
+        return found[0]
+
+
+class EventHub:
+    """Fans the farm's changes out to the open streams (see the module's docstring)."""
+
+    def __init__(
+        self, store: Store, clock: Clock, run: Run, *, min_interval_s: float = 0.1
+    ) -> None:
+        self.store, self.clock, self.run = store, clock, run
+        self.min_interval_s = min_interval_s
+        self.clients: set[Client] = set()
+        self.tickets = Tickets()
+        self.looks = 0  # how many times the store was asked (for tests and the benchmark)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._dirty = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._mark = Mark()
+        self._jobs: dict[int, tuple[Any, ...]] = {}
+        self._workers: dict[int, tuple[Any, ...]] = {}
+        self._sent_tasks: dict[tuple[int, int, int], str] = {}
+
+    def start(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._task = loop.create_task(self._forever())
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        for client in list(self.clients):
+            self._drop(client)
+
+    def poke(self, *_: object) -> None:
+        """Something changed (any thread): look soon, if anyone watches."""
+        if not self.clients or self._loop is None or self._loop.is_closed():
+            return
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is self._loop:
+            self._dirty.set()
+        else:
+            self._loop.call_soon_threadsafe(self._dirty.set)
+
+    async def open(self, job: int | None) -> Client:
+        """A new stream. The first one takes the baseline the next changes are diffed from."""
+        if not self.clients:
+            await self.run(self._baseline)
+        client = Client(job)
+        self.clients.add(client)
+        return client
+
+    def close(self, client: Client) -> None:
+        self.clients.discard(client)
+
+    def _drop(self, client: Client) -> None:
+        client.dropped = True
+        self.clients.discard(client)
+        with contextlib.suppress(asyncio.QueueFull):
+            client.queue.put_nowait(None)
+
+    def _baseline(self) -> None:
+        now = self.clock.now()
+        log_id, sample_id = self.store.monitor.last_ids()
+        self._mark = Mark(at=now, log_id=log_id, sample_id=sample_id)
+        changes, _ = self.store.monitor.changes(self._mark, now=now)
+        self._jobs, self._workers = changes.jobs, changes.workers
+        self._sent_tasks.clear()
+
+    async def _forever(self) -> None:
+        while True:
+            await self._dirty.wait()
+            await asyncio.sleep(self.min_interval_s)  # a burst of changes, one look
+            self._dirty.clear()
+            if not self.clients:
+                continue
+            try:
+                events = await self.run(self._look)
+            except Exception:  # the stream must outlive a failed look (database restarting)
+                log.exception("looking for changes failed")
+                continue
+            self._fan_out(events)
+
+    def _fan_out(self, events: list[Event]) -> None:
+        for client in list(self.clients):
+            for kind, data in events:
+                if not client.wants(kind, data):
+                    continue
+                try:
+                    client.queue.put_nowait((kind, data))
+                except asyncio.QueueFull:
+                    log.warning("an event stream could not keep up: dropped")
+                    self._drop(client)
+                    break
+
+    def _look(self) -> list[Event]:
+        """The events since the last look (on the farm thread)."""
+        self.looks += 1
+        now = self.clock.now()
+        # Look a second back: a transaction that stamped a task before the last look may have
+        # committed after it. What was sent already is not sent again.
+        changes, mark = self.store.monitor.changes(self._mark, now=now)
+        self._mark = Mark(at=now - 1.0, log_id=mark.log_id, sample_id=mark.sample_id)
+        return self._diff(changes)
+
+    def _diff(self, changes: Changes) -> list[Event]:
+        events: list[Event] = []
+        for job_id, digest in changes.jobs.items():
+            if self._jobs.get(job_id) != digest:
+                events.append(("job", {"job_id": job_id}))
+        for job_id in self._jobs.keys() - changes.jobs.keys():
+            events.append(("job", {"job_id": job_id, "gone": True}))
+        self._jobs = changes.jobs
+        for worker_id, digest in changes.workers.items():
+            sample = changes.samples.get(worker_id)
+            if self._workers.get(worker_id) != digest or sample is not None:
+                events.append(("worker", {"worker_id": worker_id, "sample": sample}))
+        self._workers = changes.workers
+        if len(self._sent_tasks) > 50_000:
+            self._sent_tasks.clear()
+        for job_id, block, index, status in changes.tasks:
+            if self._sent_tasks.get((job_id, block, index)) != status:
+                self._sent_tasks[(job_id, block, index)] = status
+                events.append(
+                    ("task", {"job_id": job_id, "block": block, "index": index, "status": status})
+                )
+        for job_id, block, index, attempt, last in changes.logs:
+            events.append(
+                (
+                    "log",
+                    {
+                        "job_id": job_id,
+                        "block": block,
+                        "index": index,
+                        "attempt_id": attempt,
+                        "last_line": last,
+                    },
+                )
+            )
+        return events
+
+
+async def stream(
+    hub: EventHub, client: Client, *, keepalive_s: float = 15.0
+) -> AsyncIterator[bytes]:
+    """The text/event-stream of one client, until it is dropped or goes away."""
+    try:
+        yield b"retry: 1000\nevent: hello\ndata: {}\n\n"
+        while True:
+            try:
+                item = await asyncio.wait_for(client.queue.get(), keepalive_s)
+            except TimeoutError:
+                yield b": keepalive\n\n"  # lets proxies and the browser see the stream alive
+                continue
+            if item is None:
+                return
+            kind, data = item
+            yield f"event: {kind}\ndata: {json.dumps(data)}\n\n".encode()
+    finally:
+        hub.close(client)
