@@ -38,7 +38,7 @@ def test_custom_meters_are_plugins_and_one_that_fails_is_left_out(tmp_path: Path
 def test_gpus_are_read_from_nvidia_smi(tmp_path: Path) -> None:
     smi = tmp_path / "nvidia-smi"
     smi.write_text("#!/bin/sh\necho '30, 1024, 8192'\necho '70, 2048, 8192'\n")
-    os.chmod(smi, 0o755)
+    os.chmod(smi, 0o700)
 
     sample = Meters(tmp_path, smi=str(smi)).read()
 
