@@ -223,7 +223,12 @@ def user_out(user: UserRecord) -> api.UserOut:
 
 def engine_out(record: EngineRecord) -> engine_schema.EngineOut:
     current = record.current
+    settings = current.settings if current else {}
+    colour = settings.get("colour")
     return engine_schema.EngineOut(
+        description=str(settings.get("description") or ""),
+        vendor=str(settings.get("vendor") or ""),
+        colour=colour if isinstance(colour, str) and len(colour) <= 40 else None,
         name=record.name,
         revision=current.revision if current else None,
         builtin=bool(current and current.builtin),

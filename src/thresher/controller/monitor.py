@@ -119,6 +119,10 @@ class Monitor:
             names = {w.id: w.name for w in self.store.workers.all()}
         return {names[w]: s for w, s in samples.items() if w in names}
 
+    def lanes(self, caller: Caller) -> list[dict[str, Any]]:
+        """What every lane of the farm runs now."""
+        return self.store.monitor.running_lanes()
+
     # -- statistics, stuck tasks, estimates -------------------------------------------------
 
     def stats(self, caller: Caller, *, since: float, until: float | None) -> Stats:

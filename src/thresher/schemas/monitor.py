@@ -56,6 +56,22 @@ class LatestSamples(BaseModel):
     samples: dict[str, dict[str, float]] = Field(description="worker name -> newest sample")
 
 
+class LaneRunOut(BaseModel):
+    worker: str
+    lane: int | None
+    job_id: int
+    job_name: str
+    block: int
+    index: int
+    engine: str
+    since: float
+    progress: float | None
+
+
+class LaneRunList(BaseModel):
+    lanes: list[LaneRunOut]
+
+
 class StatRowOut(BaseModel):
     key: str
     attempts: int

@@ -245,6 +245,27 @@ class Monitor(Repository):
             ).all()
         return [dict(r._mapping) for r in rows]
 
+    def running_lanes(self) -> list[dict[str, Any]]:
+        """What each lane runs now: worker, lane, job, block, task, engine, since when."""
+        with self.db.connect() as conn:
+            rows = conn.execute(
+                sa.select(
+                    workers.c.name.label("worker"),
+                    attempts.c.lane,
+                    attempts.c.job_id,
+                    jobs.c.name.label("job_name"),
+                    blocks.c.idx.label("block"),
+                    tasks.c.idx.label("index"),
+                    sa.func.coalesce(blocks.c.engine, jobs.c.kind).label("engine"),
+                    attempts.c.created_at.label("since"),
+                    attempts.c.progress,
+                )
+                .select_from(_attempt_join().join(workers, workers.c.id == attempts.c.worker_id))
+                .where(attempts.c.status == "running")
+                .order_by(workers.c.name, attempts.c.lane)
+            ).all()
+        return [dict(r._mapping) for r in rows]
+
     # -- changes, for the event stream ----------------------------------------------------------
 
     def changes(self, mark: Mark, *, now: float, recent_s: float = 600.0) -> tuple[Changes, Mark]:

@@ -100,6 +100,13 @@ async def latest(farm: FarmDep, caller: CallerDep) -> schema.LatestSamples:
     return schema.LatestSamples(samples=await farm.call(farm.monitor.latest, caller))
 
 
+@router.get("/lanes", response_model=schema.LaneRunList)
+async def lanes(farm: FarmDep, caller: CallerDep) -> schema.LaneRunList:
+    """What every lane of the farm runs now (the farm page's lanes)."""
+    rows = await farm.call(farm.monitor.lanes, caller)
+    return schema.LaneRunList(lanes=[schema.LaneRunOut(**r) for r in rows])
+
+
 def _rows(rows: list[StatRow]) -> list[schema.StatRowOut]:
     return [schema.StatRowOut(**r.as_dict()) for r in rows]
 
