@@ -106,23 +106,17 @@ def test_a_live_log_shows_a_line_as_it_is_written(farm: Farm, page: Any, shots: 
     row = page.locator(f"tr[data-job='{job.id}']")
     row.locator("button[data-action='cancel']").click()
     with farm.client() as client:
-        wait_until(
-            lambda: client.job(job.id).status == "canceled", timeout=30, what="job canceled"
-        )
+        wait_until(lambda: client.job(job.id).status == "canceled", timeout=30, what="job canceled")
     page.wait_for_function(
         f"document.querySelector(\"tr[data-job='{job.id}'] .state\")?.textContent === 'canceled'"
     )
     shot(page, shots, "jobs")
 
 
-def test_a_frame_range_selected_on_the_strip_is_retried(
-    farm: Farm, page: Any, shots: Path
-) -> None:
+def test_a_frame_range_selected_on_the_strip_is_retried(farm: Farm, page: Any, shots: Path) -> None:
     with farm.client() as client:
         job = client.submit("strip", ["true"], frames="1-20")
-        wait_until(
-            lambda: client.job(job.id).status == "succeeded", timeout=60, what="job done"
-        )
+        wait_until(lambda: client.job(job.id).status == "succeeded", timeout=60, what="job done")
     page.goto(f"{farm.url}/#/job/{job.id}")
     strip = page.locator("canvas.strip[data-block='0']")
     strip.wait_for()
@@ -143,8 +137,10 @@ def test_a_frame_range_selected_on_the_strip_is_retried(
 
     with farm.client() as client:
         wait_until(
-            lambda: [len(client.task(job.id, i).attempts_detail) for i in range(4, 11)]
-            == [1, 2, 2, 2, 2, 2, 1],
+            lambda: (
+                [len(client.task(job.id, i).attempts_detail) for i in range(4, 11)]
+                == [1, 2, 2, 2, 2, 2, 1]
+            ),
             timeout=60,
             what="tasks 5-9 run again",
         )
