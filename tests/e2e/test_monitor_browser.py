@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.e2e.conftest import Farm
 
+from tests.e2e.conftest import Farm
 from thresher.testing import wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser]
@@ -131,7 +131,7 @@ def test_a_frame_range_selected_on_the_strip_is_retried(farm: Farm, page: Any, s
     page.mouse.move(box["x"] + box["width"] * 0.49, y, steps=5)  # task 9
     page.mouse.up()
     page.wait_for_selector("#selection-0 button[data-range='retry']")
-    assert "tasks 5–9 (frames 6–10)" in (page.text_content("#selection-0") or "")
+    assert "tasks 5\u20139 (frames 6\u201310)" in (page.text_content("#selection-0") or "")
     shot(page, shots, "strip-selection")
     page.click("#selection-0 button[data-range='retry']")
 
