@@ -36,7 +36,7 @@ class Client:
     """One open stream. `job`: the job whose tasks and log lines it wants (others' it skips)."""
 
     job: int | None
-    queue: asyncio.Queue[Event | None] = field(default_factory=lambda: asyncio.Queue(256))
+    queue: asyncio.Queue[bytes | None] = field(default_factory=lambda: asyncio.Queue(256))
     dropped: bool = False
 
     def wants(self, kind: str, data: dict[str, Any]) -> bool:
@@ -149,12 +149,13 @@ class EventHub:
             self._fan_out(events)
 
     def _fan_out(self, events: list[Event]) -> None:
+        encoded = [(kind, data, encode(kind, data)) for kind, data in events]  # once for all
         for client in list(self.clients):
-            for kind, data in events:
+            for kind, data, message in encoded:
                 if not client.wants(kind, data):
                     continue
                 try:
-                    client.queue.put_nowait((kind, data))
+                    client.queue.put_nowait(message)
                 except asyncio.QueueFull:
                     log.warning("an event stream could not keep up: dropped")
                     self._drop(client)
@@ -167,14 +168,18 @@ class EventHub:
         # Look a second back: a transaction that stamped a task before the last look may have
         # committed after it. What was sent already is not sent again.
         changes, mark = self.store.monitor.changes(self._mark, now=now)
+        changed = [j for j, digest in changes.jobs.items() if self._jobs.get(j) != digest]
+        # Task moves only of the jobs that changed and that a stream follows: a move always
+        # changes its block's counters, so a job whose digest stayed has none.
+        followed = {c.job for c in list(self.clients) if c.job is not None}
+        moved = self.store.monitor.moved([j for j in changed if j in followed], self._mark.at)
         self._mark = Mark(at=now - 1.0, log_id=mark.log_id, sample_id=mark.sample_id)
-        return self._diff(changes)
+        return self._diff(changes, changed, moved)
 
-    def _diff(self, changes: Changes) -> list[Event]:
-        events: list[Event] = []
-        for job_id, digest in changes.jobs.items():
-            if self._jobs.get(job_id) != digest:
-                events.append(("job", {"job_id": job_id}))
+    def _diff(
+        self, changes: Changes, changed: list[int], moved: list[tuple[int, int, int, str]]
+    ) -> list[Event]:
+        events: list[Event] = [("job", {"job_id": job_id}) for job_id in changed]
         for job_id in self._jobs.keys() - changes.jobs.keys():
             events.append(("job", {"job_id": job_id, "gone": True}))
         self._jobs = changes.jobs
@@ -185,7 +190,7 @@ class EventHub:
         self._workers = changes.workers
         if len(self._sent_tasks) > 50_000:
             self._sent_tasks.clear()
-        for job_id, block, index, status in changes.tasks:
+        for job_id, block, index, status in moved:
             if self._sent_tasks.get((job_id, block, index)) != status:
                 self._sent_tasks[(job_id, block, index)] = status
                 events.append(
@@ -207,6 +212,11 @@ class EventHub:
         return events
 
 
+def encode(kind: str, data: dict[str, Any]) -> bytes:
+    """One server-sent event."""
+    return f"event: {kind}\ndata: {json.dumps(data)}\n\n".encode()
+
+
 async def stream(
     hub: EventHub, client: Client, *, keepalive_s: float = 15.0
 ) -> AsyncIterator[bytes]:
@@ -221,7 +231,6 @@ async def stream(
                 continue
             if item is None:
                 return
-            kind, data = item
-            yield f"event: {kind}\ndata: {json.dumps(data)}\n\n".encode()
+            yield item
     finally:
         hub.close(client)

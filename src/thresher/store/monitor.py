@@ -33,11 +33,10 @@ class Run:
 
 @dataclass(frozen=True)
 class Changes:
-    """What changed since a `Mark`: job digests, workers, task moves, new log lines."""
+    """What changed since a `Mark`: job digests, workers, new log lines, new samples."""
 
     jobs: dict[int, tuple[Any, ...]]
     workers: dict[int, tuple[Any, ...]]
-    tasks: list[tuple[int, int, int, str]]  # (job, block, index, status)
     logs: list[tuple[int, int, int, int, int]]  # (job, block, index, attempt, last line id)
     samples: dict[int, dict[str, float]]  # worker id -> its newest sample
 
@@ -270,8 +269,8 @@ class Monitor(Repository):
 
     def changes(self, mark: Mark, *, now: float, recent_s: float = 600.0) -> tuple[Changes, Mark]:
         """Digests of the jobs still going (or ended within `recent_s`), every worker's state,
-        task moves of the jobs changed since `mark.at` (at most 1000), new log lines grouped
-        by attempt, and new samples. The caller diffs the digests against the last ones."""
+        new log lines grouped by attempt, and new samples. The caller diffs the digests
+        against the last ones, and asks `moved` for the tasks of the jobs that changed."""
         with self.db.connect() as conn:
             jobs_now = _job_digests(conn, since=now - recent_s)
             workers_now = {
@@ -289,13 +288,6 @@ class Monitor(Repository):
                     )
                 ).all()
             }
-            moved = conn.execute(
-                sa.select(tasks.c.job_id, blocks.c.idx, tasks.c.idx, tasks.c.status)
-                .select_from(tasks.join(blocks, blocks.c.id == tasks.c.block_id))
-                .where(tasks.c.updated_at > mark.at)
-                .order_by(tasks.c.updated_at)
-                .limit(1000)
-            ).all()
             logs = _new_logs(conn, mark.log_id)
             samples = conn.execute(
                 sa.select(worker_samples.c.id, worker_samples.c.worker_id, worker_samples.c.sample)
@@ -311,11 +303,25 @@ class Monitor(Repository):
         changes = Changes(
             jobs=jobs_now,
             workers=workers_now,
-            tasks=[(int(a), int(b), int(c), str(d)) for a, b, c, d in moved],
             logs=logs,
             samples=newest,
         )
         return changes, next_mark
+
+    def moved(self, job_ids: Sequence[int], since: float) -> list[tuple[int, int, int, str]]:
+        """(job, block, index, status) of the tasks of `job_ids` that moved after `since`
+        (at most 1000, oldest first): found through the tasks' job index, not a scan."""
+        if not job_ids:
+            return []
+        with self.db.connect() as conn:
+            rows = conn.execute(
+                sa.select(tasks.c.job_id, blocks.c.idx, tasks.c.idx, tasks.c.status)
+                .select_from(tasks.join(blocks, blocks.c.id == tasks.c.block_id))
+                .where(tasks.c.job_id.in_(job_ids), tasks.c.updated_at > since)
+                .order_by(tasks.c.updated_at)
+                .limit(1000)
+            ).all()
+        return [(int(a), int(b), int(c), str(d)) for a, b, c, d in rows]
 
     def last_ids(self) -> tuple[int, int]:
         """(newest log line id, newest sample id): where a first look starts."""

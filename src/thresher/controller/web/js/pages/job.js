@@ -123,8 +123,9 @@ export async function render(main, [jobId]) {
   loadWhy();
   loadErrors();
   const dirtyBlocks = new Set();
-  const redrawRuns = throttle(() => { for (const b of dirtyBlocks) loadRuns(b); dirtyBlocks.clear(); }, 100);
-  const reloadJob = throttle(() => { loadJob(); loadWhy(); }, 250);
+  const redrawRuns = throttle(() => { for (const b of dirtyBlocks) loadRuns(b); dirtyBlocks.clear(); }, 250);
+  const reloadJob = throttle(loadJob, 250);
+  const reloadWhy = throttle(loadWhy, 1000);
   const reloadErrors = throttle(loadErrors, 2000);
   return {
     job: id,
@@ -139,6 +140,7 @@ export async function render(main, [jobId]) {
         for (const b of views.keys()) dirtyBlocks.add(b);
         redrawRuns();
         reloadJob();
+        reloadWhy();
       }
     },
   };

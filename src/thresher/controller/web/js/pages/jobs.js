@@ -102,7 +102,23 @@ export async function render(main, _params, query) {
     )));
   }
 
-  const reload = throttle(load, 250);
+  // A busy farm changes a few jobs at a time: fetch those, not the whole list again.
+  const changed = new Set();
+  const refresh = throttle(async () => {
+    const ids = [...changed];
+    changed.clear();
+    if (ids.some((id) => !jobs.some((j) => j.id === id)) || ids.length > 20) return load();
+    const fresh = await Promise.all(ids.map((id) => api("GET", `/api/v1/jobs/${id}`).catch(() => null)));
+    jobs = jobs.map((j) => fresh.find((f) => f && f.id === j.id) || j).filter((j) => !ids.includes(j.id) || fresh.some((f) => f && f.id === j.id));
+    draw();
+  }, 250);
   await load();
-  return { reload, onEvent(kind) { if (kind === "job") reload(); } };
+  return {
+    reload: load,
+    onEvent(kind, data) {
+      if (kind !== "job") return;
+      changed.add(data.job_id);
+      refresh();
+    },
+  };
 }
