@@ -78,10 +78,14 @@ def test_a_job_grid_fills_without_a_reload(farm: Farm, page: Any, shots: Path) -
     page.wait_for_selector("canvas.grid[data-tasks='24']")
     page.evaluate("window.__same_page = true")
     page.wait_for_function(
+        "Number(document.querySelector('canvas.grid')?.dataset.succeeded) >= 4", timeout=60_000
+    )
+    shot(page, shots, "job-running")
+    page.wait_for_function(
         "document.querySelector('canvas.grid')?.dataset.succeeded === '24'", timeout=60_000
     )
     assert page.evaluate("window.__same_page") is True  # filled by events, not a reload
-    assert page.text_content("#job-state") == "succeeded"
+    page.wait_for_function("document.querySelector('#job-state').textContent === 'succeeded'")
     shot(page, shots, "job")
 
 

@@ -13,10 +13,10 @@ function svg(tag, attrs, parent) {
  * `max`: the top of the scale (else the data's); `format`: how a value reads.
  */
 export function lineChart(series, { max = null, format = (v) => v.toFixed(0), title = "" } = {}) {
-  const W = 600, H = 160, L = 46, B = 18, T = 14;
+  const W = 600, H = 200, L = 86, B = 22, T = 22;
   const root = svg("svg", { viewBox: `0 0 ${W} ${H}`, class: "chart", role: "img", "aria-label": title });
   const all = series.flatMap((s) => s.points);
-  svg("text", { x: L, y: 10 }, root).textContent = title;
+  svg("text", { x: L, y: 15 }, root).textContent = title;
   if (!all.length) {
     svg("text", { x: W / 2, y: H / 2, "text-anchor": "middle" }, root).textContent = "no samples yet";
     return root;
@@ -31,29 +31,28 @@ export function lineChart(series, { max = null, format = (v) => v.toFixed(0), ti
   }
   svg("text", { x: L, y: H - 4 }, root).textContent = new Date(t0 * 1000).toLocaleTimeString();
   svg("text", { x: W - 4, y: H - 4, "text-anchor": "end" }, root).textContent = new Date(t1 * 1000).toLocaleTimeString();
-  let lx = L + 60;
+  let lx = L + 110;
   for (const s of series) {
     if (!s.points.length) continue;
     const d = s.points.map((p, i) => `${i ? "L" : "M"}${x(p[0]).toFixed(1)},${y(p[1]).toFixed(1)}`).join("");
     svg("path", { d, fill: "none", stroke: s.colour, "stroke-width": 1.5, "data-series": s.name }, root);
-    svg("text", { x: lx, y: 10, style: `fill:${s.colour}` }, root).textContent = s.name;
-    lx += 8 + 7 * s.name.length;
+    svg("text", { x: lx, y: 15, style: `fill:${s.colour}` }, root).textContent = s.name;
+    lx += 14 + 9 * s.name.length;
   }
   return root;
 }
 
 /** Horizontal bars: rows [{label, value, colour}], `format` for the value's text. */
 export function barChart(rows, { format = (v) => String(v), title = "" } = {}) {
-  const W = 600, row = 18, L = 140;
-  const H = 18 + row * Math.max(rows.length, 1);
-  const root = svg("svg", { viewBox: `0 0 ${W} ${H}`, class: "chart", style: `height:${H}px`, role: "img", "aria-label": title });
-  svg("text", { x: 0, y: 11 }, root).textContent = title;
-  const top = Math.max(...rows.map((r) => r.value), 1e-9);
+  const W = 600, row = 24, L = 150;
+  const H = 6 + row * Math.max(rows.length, 1);
+  const root = svg("svg", { viewBox: `0 0 ${W} ${H}`, class: "chart", role: "img", "aria-label": title });
+    const top = Math.max(...rows.map((r) => r.value), 1e-9);
   rows.forEach((r, i) => {
-    const yy = 16 + i * row;
-    svg("text", { x: L - 6, y: yy + 12, "text-anchor": "end" }, root).textContent = r.label;
+    const yy = 2 + i * row;
+    svg("text", { x: L - 6, y: yy + 16, "text-anchor": "end" }, root).textContent = r.label;
     svg("rect", { x: L, y: yy + 2, height: row - 5, width: Math.max(1, ((W - L - 80) * r.value) / top), fill: r.colour || "#3b82f6", rx: 2 }, root);
-    svg("text", { x: L + 6 + ((W - L - 80) * r.value) / top, y: yy + 12 }, root).textContent = format(r.value);
+    svg("text", { x: L + 6 + ((W - L - 80) * r.value) / top, y: yy + 16 }, root).textContent = format(r.value);
   });
   return root;
 }

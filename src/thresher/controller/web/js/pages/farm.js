@@ -45,8 +45,20 @@ export async function render(main) {
       return el("span", {
         class: "lane", style: run ? `border-left-color:${colourOf(run.engine, engines)}` : "",
         title: `lane ${lane.index}: runs ${lane.engines ? lane.engines.join(", ") : "anything"}`,
-      }, run ? el("a", { href: `#/task/${run.job_id}/${run.block}/${run.index}` }, what) : what);
+      }, run ? el("a", { href: `#/task/${run.job_id}/${run.block}/${run.index}` }, what) : what,
+      el("button", { class: "link", title: "what this lane runs", "data-lane": lane.index, onclick: () => laneEngines(w, lane) }, "⚙"));
     });
+  }
+
+  async function laneEngines(w, lane) {
+    const now = lane.engines ? lane.engines.join(", ") : "";
+    const answer = prompt(`Engines lane ${lane.index} of ${w.name} runs (comma-separated; empty: anything; "reset": the worker's own)`, now);
+    if (answer === null) return;
+    const path = `/api/v1/workers/${encodeURIComponent(w.name)}/lanes/${lane.index}`;
+    const names = answer.split(",").map((x) => x.trim()).filter(Boolean);
+    if (answer.trim() === "reset") await act("lane engines", "DELETE", path);
+    else await act("lane engines", "PUT", path, { engines: names.length ? names : null });
+    load();
   }
 
   function actions(w) {
