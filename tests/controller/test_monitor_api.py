@@ -87,7 +87,7 @@ def test_stats_match_the_attempt_history_they_summarise(serve: Serve) -> None:
         w = worker(served, "w1", lanes=4)
         got = w.poll().assignments
         clock.advance(60)
-        fins = [ended(a, duration_s=10.0 * (i + 1)) for i, a in enumerate(got[:3])]
+        fins = [ended(a, duration_s=10.0 * (i + 1), cpu_s=7.5) for i, a in enumerate(got[:3])]
         fins.append(ended(got[3], "failed", duration_s=5.0))
         w.poll(want=0, finished=fins)
 
@@ -95,6 +95,7 @@ def test_stats_match_the_attempt_history_they_summarise(serve: Serve) -> None:
         history = admin.attempts(job.id)
 
     ended_ok = [a for a in history if a.status == "succeeded"]
+    assert [a.cpu_s for a in ended_ok] == [7.5, 7.5, 7.5]  # each task's CPU time, as reported
     frames = sum(len(admin_frames) for admin_frames in _frames(job, ended_ok))
     (engine,) = stats.by_engine
     assert engine.key == "command"
@@ -103,6 +104,7 @@ def test_stats_match_the_attempt_history_they_summarise(serve: Serve) -> None:
     assert engine.frames == frames
     assert engine.render_hours == round(sum(a.duration_s or 0 for a in history) / 3600, 6)
     assert engine.failure_rate == 0.25
+    assert engine.cpu_hours == round(3 * 7.5 / 3600, 6)
     (host,) = stats.by_host
     assert (host.key, host.attempts) == ("w1", 4)
     (user,) = stats.by_user

@@ -1,13 +1,15 @@
 """A worker's resource meters read this machine for real; custom meters load from a plugins
 directory; GPUs are faked (no GPU here): a stand-in `nvidia-smi` script prints what the real
-one prints for two GPUs."""
+one prints for two GPUs. A task's CPU time comes from its `wait4` rusage."""
 
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 from thresher.worker.meters import Meters, load_plugins
+from thresher.worker.process import ProcessRunner
 
 
 def test_a_sample_holds_cpu_memory_disk_and_rates(tmp_path: Path) -> None:
@@ -45,3 +47,17 @@ def test_gpus_are_read_from_nvidia_smi(tmp_path: Path) -> None:
     assert sample["gpu_util"] == 50.0
     assert sample["gpu_mem_used"] == 3072 * 1024 * 1024
     assert sample["gpu_mem_total"] == 16384 * 1024 * 1024
+
+
+def test_a_task_cpu_time_is_measured() -> None:
+    """The child spins until its own CPU clock reads 0.3 s; `sleep` uses next to none."""
+    spin = "import time\nwhile time.process_time() < 0.3:\n    pass\n"
+    busy = ProcessRunner(
+        [sys.executable, "-c", spin], env={}, cwd=None, on_line=lambda s, t: None
+    ).run()
+    idle = ProcessRunner(["/bin/sleep", "0.2"], env={}, cwd=None, on_line=lambda s, t: None).run()
+
+    assert busy.cpu_s is not None
+    assert busy.cpu_s >= 0.3
+    assert idle.cpu_s is not None
+    assert idle.cpu_s < 0.1

@@ -196,6 +196,13 @@ class Agents:
         results = self.store.attempts.finish_many(
             [finish_report(fin) for fin in finished], now=self.clock.now()
         )
+        self.store.monitor.record_cpu(
+            [
+                (fin.attempt_id, fin.cpu_s)
+                for fin, result in zip(finished, results, strict=True)
+                if fin.cpu_s is not None and not isinstance(result, StaleAttempt)
+            ]
+        )
         for fin, result in zip(finished, results, strict=True):
             if isinstance(result, StaleAttempt):
                 stale.append(fin.attempt_id)

@@ -147,6 +147,7 @@ def attempt_out(a: AttemptRecord) -> api.AttemptOut:
         engine_revision=a.engine_revision,
         outputs=list(a.outputs),
         status_message=a.status_message,
+        cpu_s=a.cpu_s,
     )
 
 

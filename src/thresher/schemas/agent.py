@@ -74,6 +74,7 @@ class FinishIn(Strict):
     exit_code: int | None = Field(default=None, ge=-MAX_INT32 - 1, le=MAX_INT32)
     peak_rss_bytes: int | None = Field(default=None, ge=0, le=MAX_INT64)
     duration_s: float | None = Field(default=None, ge=0, le=1e10)
+    cpu_s: float | None = Field(default=None, ge=0, le=1e12, description="the task's CPU time")
     message: str | None = Field(default=None, max_length=MAX_TEXT)
 
 

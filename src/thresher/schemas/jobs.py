@@ -307,6 +307,7 @@ class AttemptOut(BaseModel):
     engine_revision: int | None = None
     outputs: list[str] = Field(default_factory=list)
     status_message: str | None = Field(default=None, description="the task's latest status")
+    cpu_s: float | None = Field(default=None, description="CPU time (user + system) it used")
 
 
 class TaskDetail(TaskOut):

@@ -80,6 +80,7 @@ class StatRowOut(BaseModel):
     failure_rate: float
     frames: int
     render_hours: float
+    cpu_hours: float = Field(description="CPU time the tasks reported (user + system)")
 
 
 class QueueWaitOut(BaseModel):

@@ -21,8 +21,9 @@ _ENDED = ("succeeded", "failed", "timed_out", "canceled", "lost", "preempted")
 @dataclass
 class StatRow:
     """One group's figures. `frames`: frames of succeeded attempts; `render_s`: the run time
-    of every ended attempt; `failure_rate`: failed (or timed out) attempts over attempts that
-    ran to an outcome of their own (succeeded, failed, timed out)."""
+    of every ended attempt; `cpu_s`: the CPU time its tasks reported; `failure_rate`: failed
+    (or timed out) attempts over attempts that ran to an outcome of their own (succeeded,
+    failed, timed out)."""
 
     key: str
     attempts: int = 0
@@ -30,6 +31,7 @@ class StatRow:
     failed: int = 0
     frames: int = 0
     render_s: float = 0.0
+    cpu_s: float = 0.0
 
     @property
     def failure_rate(self) -> float:
@@ -45,6 +47,7 @@ class StatRow:
             "failure_rate": round(self.failure_rate, 6),
             "frames": self.frames,
             "render_hours": round(self.render_s / 3600.0, 6),
+            "cpu_hours": round(self.cpu_s / 3600.0, 6),
         }
 
 
@@ -95,6 +98,7 @@ class Statistics(Repository):
                 attempts.c.status,
                 sa.func.count().label("n"),
                 sa.func.sum(run_s).label("run_s"),
+                sa.func.sum(sa.func.coalesce(attempts.c.cpu_s, 0.0)).label("cpu_s"),
             )
             .select_from(
                 attempts.join(tasks, tasks.c.id == attempts.c.task_id)
@@ -118,6 +122,7 @@ class Statistics(Repository):
             row = groups.setdefault(name, StatRow(name))
             row.attempts += r.n
             row.render_s += float(r.run_s or 0.0)
+            row.cpu_s += float(r.cpu_s or 0.0)
             if r.status == "succeeded":
                 row.succeeded += r.n
                 row.frames += r.n * sizes[int(r.block_id)][int(r.last)]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from thresher.store.tables import ID, metadata
+from thresher.store.tables import ID, attempts, metadata
 
 # One row per sample of a worker's resources: raw samples (`step_s` 0) for the last hour, then
 # averages over a minute (60) for a day, then over ten minutes (600) for a month (see
@@ -20,3 +20,6 @@ worker_samples = sa.Table(
     sa.Index("ix_worker_samples_worker_step_at", "worker_id", "step_s", "at"),
     sqlite_autoincrement=True,
 )
+
+# A task's CPU time (user + system, from its `wait4` rusage), as its worker reported it.
+attempts.append_column(sa.Column("cpu_s", sa.Float, nullable=True))

@@ -1,4 +1,4 @@
-"""monitor: workers' resource samples
+"""monitor: workers' resource samples, attempts' CPU time
 
 Revision ID: 0004
 Revises: 0003
@@ -35,8 +35,10 @@ def upgrade() -> None:
         ["worker_id", "step_s", "at"],
         unique=False,
     )
+    op.add_column("attempts", sa.Column("cpu_s", sa.Float(), nullable=True))
 
 
 def downgrade() -> None:
+    op.drop_column("attempts", "cpu_s")
     op.drop_index("ix_worker_samples_worker_step_at", table_name="worker_samples")
     op.drop_table("worker_samples")

@@ -25,12 +25,13 @@ export async function render(main, [jobId, block, index]) {
       el("div", { class: "toolbar" }, el("span", { class: "dim" }, `frames ${task.frames.join(", ")} · ${task.attempts} attempts · ${task.failures} failures`), go("retry"), go("skip")),
     );
     attemptsBox.replaceChildren(el("h2", {}, "Attempts"), el("table", { id: "attempts" },
-      el("thead", {}, el("tr", {}, ["#", "worker", "state", "started", "ended", "ran", "exit", "peak memory", "message"].map((h) => el("th", {}, h)))),
+      el("thead", {}, el("tr", {}, ["#", "worker", "state", "started", "ended", "ran", "CPU", "exit", "peak memory", "message"].map((h) => el("th", {}, h)))),
       el("tbody", {}, task.attempts_detail.map((a) => el("tr", {},
         el("td", {}, a.id), el("td", {}, el("a", { href: `#/worker/${encodeURIComponent(a.worker)}` }, a.worker)),
         el("td", {}, el("span", { class: `state ${a.status}` }, a.status)),
         el("td", {}, when(a.created_at)), el("td", {}, when(a.ended_at)),
         el("td", { class: "num" }, duration(a.duration_s ?? (a.ended_at ? a.ended_at - a.created_at : Date.now() / 1000 - a.created_at))),
+        el("td", { class: "num" }, duration(a.cpu_s)),
         el("td", { class: "num" }, a.exit_code ?? "–"), el("td", { class: "num" }, bytes(a.peak_rss_bytes)),
         el("td", { class: "dim" }, a.message || a.status_message || ""))))));
     const chosen = which.value;
