@@ -50,13 +50,14 @@ def stats(
         return
     out = stdout()
     for key, title in GROUPS:
-        rows = table(title, "frames", "render h", "attempts", "failed", "failure rate")
+        rows = table(title, "frames", "render h", "CPU h", "attempts", "failed", "failure rate")
         for r in found[key]:
             add_row(
                 rows,
                 r["key"],
                 str(r["frames"]),
                 f"{r['render_hours']:.2f}",
+                f"{r['cpu_hours']:.2f}",
                 str(r["attempts"]),
                 str(r["failed"]),
                 f"{100 * r['failure_rate']:.1f}%",

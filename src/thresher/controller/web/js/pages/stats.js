@@ -11,8 +11,8 @@ export async function render(main) {
   const engines = Object.fromEntries((await api("GET", "/api/v1/engines")).engines.map((e) => [e.name, e]));
 
   function table(rows) {
-    return el("table", {}, el("thead", {}, el("tr", {}, ["", "frames", "render h", "attempts", "failed", "failure rate"].map((h) => el("th", { class: h ? "num" : "" }, h)))),
-      el("tbody", {}, rows.map((r) => el("tr", {}, el("td", {}, r.key), el("td", { class: "num" }, r.frames), el("td", { class: "num" }, r.render_hours.toFixed(2)),
+    return el("table", {}, el("thead", {}, el("tr", {}, ["", "frames", "render h", "CPU h", "attempts", "failed", "failure rate"].map((h) => el("th", { class: h ? "num" : "" }, h)))),
+      el("tbody", {}, rows.map((r) => el("tr", {}, el("td", {}, r.key), el("td", { class: "num" }, r.frames), el("td", { class: "num" }, r.render_hours.toFixed(2)), el("td", { class: "num" }, r.cpu_hours.toFixed(2)),
         el("td", { class: "num" }, r.attempts), el("td", { class: "num" }, r.failed), el("td", { class: "num" }, `${(100 * r.failure_rate).toFixed(1)}%`)))));
   }
 
