@@ -76,6 +76,12 @@ class FinishIn(Strict):
     duration_s: float | None = Field(default=None, ge=0, le=1e10)
     cpu_s: float | None = Field(default=None, ge=0, le=1e12, description="the task's CPU time")
     message: str | None = Field(default=None, max_length=MAX_TEXT)
+    before_start: bool = Field(
+        default=False,
+        description="the task's process never started: its executable or working directory "
+        "missing, its engine failing before it (a definition that fails so on two hosts fails "
+        "the task without retries, blaming no host)",
+    )
 
 
 class RunningIn(Strict):
