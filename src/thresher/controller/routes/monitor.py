@@ -170,7 +170,7 @@ async def ticket(farm: FarmDep, caller: CallerDep) -> schema.TicketOut:
     return schema.TicketOut(ticket=farm.events.tickets.issue(caller), expires_in_s=60.0)
 
 
-@router.get("/events/stream", response_class=StreamingResponse)
+@router.get("/events/stream", response_class=StreamingResponse, include_in_schema=False)
 async def events(
     request: Request,
     ticket: Annotated[str | None, Query(max_length=100)] = None,

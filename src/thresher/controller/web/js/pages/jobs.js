@@ -60,7 +60,15 @@ export async function render(main, _params, query) {
     const q = new URLSearchParams({ limit: "1000" });
     if (view.status && view.status !== "paused") q.set("status", view.status);
     if (view.owner) q.set("owner", view.owner);
-    jobs = (await api("GET", `/api/v1/jobs?${q}`)).jobs;
+    const found = [];
+    for (let offset = 0; found.length < 5000;) { // pages bounded in bytes; the newest 5,000 jobs
+      q.set("offset", offset);
+      const page = await api("GET", `/api/v1/jobs?${q}`);
+      found.push(...page.jobs);
+      if (!page.more) break;
+      offset = page.next_offset;
+    }
+    jobs = found;
     draw();
   }
 

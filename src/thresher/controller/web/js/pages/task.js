@@ -41,11 +41,11 @@ export async function render(main, [jobId, block, index]) {
 
   async function loadLog() {
     for (;;) {
-      const got = (await api("GET", `${base}/log?after=${lastId}&limit=10000`)).lines;
-      if (!got.length) break;
-      lines.push(...got);
-      lastId = got[got.length - 1].id;
-      if (got.length < 10000) break;
+      const page = await api("GET", `${base}/log?after=${lastId}&limit=10000`);
+      lines.push(...page.lines);
+      if (page.lines.length) lastId = page.lines[page.lines.length - 1].id;
+      if (page.next_after > lastId) lastId = page.next_after;
+      if (!page.more) break;
     }
     if (lines.length > 200000) lines = lines.slice(-200000); // the page keeps the newest
     drawLog();
