@@ -4,7 +4,7 @@ workers' resource samples (kept and read), statistics, stuck tasks and estimates
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -13,7 +13,8 @@ from thresher.controller.jobs import Jobs
 from thresher.controller.unit import UnitOfWork
 from thresher.core.clock import Clock
 from thresher.core.errors import InvalidInput
-from thresher.core.eta import Estimate, job_estimates
+from thresher.core.eta import Estimate, job_estimates, task_eta
+from thresher.core.model import AttemptRecord, TaskRecord
 from thresher.core.states import TaskStatus
 from thresher.store.monitor import Run
 from thresher.store.stats import DIMENSIONS, QueueWait, StatRow
@@ -152,6 +153,17 @@ class Monitor:
             usual = self.store.monitor.usual_runtimes(since=self.clock.now() - 30 * 86400.0)
             self._usual = (time.monotonic(), usual)
         return usual
+
+    def task_eta(self, task: TaskRecord, attempts: Sequence[AttemptRecord]) -> float | None:
+        """One task's estimate (see `core.eta.task_eta`), from its block's (or a similar
+        block's) run time and its running attempt."""
+        job = self.store.jobs.get(task.job_id)
+        _, blocks = job_estimates(job, history_s=self.usual_runtimes())
+        per_task = blocks[task.block_index].per_task_s if task.block_index < len(blocks) else None
+        running = [a for a in attempts if a.status.value == "running"]
+        elapsed = self.clock.now() - running[-1].created_at if running else None
+        progress = running[-1].progress if running else None
+        return task_eta(task.status.value, per_task, elapsed_s=elapsed, progress=progress)
 
     def estimate(self, caller: Caller, job_id: int) -> tuple[Estimate, list[Estimate]]:
         """The job's and each block's estimate, with what its running tasks have run so far

@@ -314,6 +314,11 @@ class AttemptOut(BaseModel):
 
 class TaskDetail(TaskOut):
     attempts_detail: list[AttemptOut]
+    eta_s: float | None = Field(
+        default=None,
+        description="seconds until it is done once it runs: what is left of a running one, "
+        "a whole run for one not started, 0 for one that ended",
+    )
 
 
 class AttemptList(BaseModel):

@@ -22,7 +22,7 @@ export async function render(main, [jobId, block, index]) {
     const go = (what) => el("button", { onclick: async () => { await act(`${what} task ${i}`, "POST", `${base}/${what}`); loadTask(); } }, what);
     head.replaceChildren(
       el("h1", {}, el("a", { href: `#/job/${id}` }, `job ${id}`), ` › block ${b} › task ${i} `, el("span", { class: `state ${task.status}`, id: "task-state" }, task.status)),
-      el("div", { class: "toolbar" }, el("span", { class: "dim" }, `frames ${task.frames.join(", ")} · ${task.attempts} attempts · ${task.failures} failures`), go("retry"), go("skip")),
+      el("div", { class: "toolbar" }, el("span", { class: "dim" }, `frames ${task.frames.join(", ")} · ${task.attempts} attempts · ${task.failures} failures · ETA ${task.status === "running" ? duration(task.eta_s) : task.eta_s === 0 ? "done" : `${duration(task.eta_s)} once it runs`}`), go("retry"), go("skip")),
     );
     attemptsBox.replaceChildren(el("h2", {}, "Attempts"), el("table", { id: "attempts" },
       el("thead", {}, el("tr", {}, ["#", "worker", "state", "started", "ended", "ran", "CPU", "exit", "peak memory", "message"].map((h) => el("th", {}, h)))),
