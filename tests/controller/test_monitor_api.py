@@ -135,14 +135,14 @@ def test_eta_is_within_20_percent_on_a_job_of_known_task_durations(serve: Serve)
 
         eta = admin.eta(job.id)
         shown = admin.job(job.id)
-        running = admin.task(job.id, running[0].index)
+        one_running = admin.task(job.id, running[0].index)
         waiting = admin.task(job.id, 19)
 
     truth = 6 + 14 * 10 / 2  # what is left of the running pair, then 7 rounds of two
     assert eta.eta_s is not None
     assert abs(eta.eta_s - truth) <= 0.2 * truth
     assert shown.eta_s is not None
-    assert running.eta_s == 6.0  # 4 s run of its block's 10
+    assert one_running.eta_s == 6.0  # 4 s run of its block's 10
     assert waiting.eta_s == 10.0  # a whole run, once it runs
     assert abs(shown.eta_s - truth) <= 0.2 * truth
 
