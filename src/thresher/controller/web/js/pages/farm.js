@@ -6,7 +6,7 @@ function state(w) {
   if (w.status !== "online") return w.status;
   if (w.sick_since) return "sick";
   if (w.nimby || w.local_nimby) return "nimby";
-  if (!w.enabled) return "paused";
+  if (!w.enabled) return "drained";
   return "online";
 }
 
