@@ -100,6 +100,8 @@ class EventHub:
         """Something changed (any thread): look soon, if anyone watches."""
         if not self.clients or self._loop is None or self._loop.is_closed():
             return
+        if self._dirty.is_set():  # a look is due already (saves waking the loop again)
+            return
         try:
             running = asyncio.get_running_loop()
         except RuntimeError:
@@ -121,10 +123,12 @@ class EventHub:
         self.clients.discard(client)
 
     def _drop(self, client: Client) -> None:
+        """End a client's stream: what it has not read is dropped, then the end is queued."""
         client.dropped = True
         self.clients.discard(client)
-        with contextlib.suppress(asyncio.QueueFull):
-            client.queue.put_nowait(None)
+        while not client.queue.empty():
+            client.queue.get_nowait()
+        client.queue.put_nowait(None)
 
     def _baseline(self) -> None:
         now = self.clock.now()
