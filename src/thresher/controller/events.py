@@ -235,6 +235,15 @@ async def stream(
                 continue
             if item is None:
                 return
-            yield item
+            # What else is queued goes in the same write: a look that moved many tasks costs
+            # one send per client, not one per event.
+            chunk = [item]
+            while not client.queue.empty():
+                more = client.queue.get_nowait()
+                if more is None:
+                    yield b"".join(chunk)
+                    return
+                chunk.append(more)
+            yield b"".join(chunk)
     finally:
         hub.close(client)
