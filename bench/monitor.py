@@ -46,9 +46,9 @@ CHROMIUM = "/usr/bin/chromium"
 
 class Streams:
     """`n` open pages, emulated: each holds an event stream and fetches what the page fetches
-    when its events come (at most every 250 ms, as the pages throttle): half are jobs pages
-    (the jobs that changed), half, given `follow`, the page of that job (the job, its
-    estimate, its block's task runs). `arrivals[job_id]`: when the streams heard of a job."""
+    when its events come (`_refresh`): half are jobs pages, half, given `follow`, the page of
+    that job (its task runs come in events). `arrivals[job_id]`: when the streams heard of a
+    job."""
 
     def __init__(self, url: str, token: str, n: int, follow: int | None) -> None:
         self.url, self.token, self.n, self.follow = url, token, n, follow
@@ -116,20 +116,18 @@ class Streams:
     async def _refresh(
         self, http: httpx.AsyncClient, job_page: bool, changed: set[int], dirty: asyncio.Event
     ) -> None:
+        """What the pages fetch on events: a job's page its finer estimate (the job and
+        `/eta`) at most every 5 s; the jobs page nothing (events carry each job's state)."""
         while True:
             await dirty.wait()
             dirty.clear()
-            ids = list(changed)
             changed.clear()
-            if job_page:
-                paths = [f"/api/v1/jobs/{self.follow}", f"/api/v1/jobs/{self.follow}/eta"]
-                paths.append(f"/api/v1/jobs/{self.follow}/blocks/0/runs")
-            else:
-                paths = [f"/api/v1/jobs/{j}" for j in ids]
-            for path in paths:
+            if not job_page:
+                continue
+            for path in (f"/api/v1/jobs/{self.follow}", f"/api/v1/jobs/{self.follow}/eta"):
                 await http.get(path)
                 self.fetches += 1
-            await asyncio.sleep(0.25)
+            await asyncio.sleep(5.0)
 
 
 def cpu_s(pid: int) -> float:

@@ -50,6 +50,10 @@ class Listener:
             k == kind and all(d.get(f) == v for f, v in fields.items()) for k, d in self.seen
         )
 
+    def carried(self, kind: str, check: Any) -> bool:
+        self.saw(kind)
+        return any(k == kind and check(d) for k, d in self.seen)
+
     def sampled(self, cpu: float) -> bool:
         self.saw("worker")
         return any(k == "worker" and (d["sample"] or {}).get("cpu") == cpu for k, d in self.seen)
@@ -104,6 +108,15 @@ def test_a_submission_a_claim_output_and_a_sample_reach_an_open_stream(
         timeout=10,
         what="the claimed task's move",
     )
+    wait_until(
+        lambda: following.carried("runs", lambda d: d["runs"][0]["status"] == "running"),
+        timeout=10,
+        what="the block's task runs, the claimed task running",
+    )
+    assert everything.carried(
+        "job", lambda d: d["job_id"] == job.id and d["job"]["counts"]["running"] == 1
+    )  # the job's state comes in the event: pages need not ask
+    assert not everything.saw("runs")  # nor does a stream not following the job get its runs
     w.output(a, [("stdout", "rendering frame 1")])
     wait_until(
         lambda: following.saw("log", job_id=job.id, index=a.index),

@@ -184,3 +184,12 @@ def test_samples_are_kept_and_folded_into_averages_with_age(serve: Serve) -> Non
 
     assert [(p.step_s, p.values["cpu"]) for p in points] == [(60, 20.0), (0, 50.0)]
     assert latest["w1"]["cpu"] == 50.0
+
+
+def test_engines_carry_a_description_vendor_and_colour(admin: Client) -> None:
+    engines = {e.name: e for e in admin.engines()}
+
+    assert engines["blender"].vendor == "Blender Foundation"
+    assert engines["blender"].colour == "#e87d0d"
+    assert engines["povray"].description
+    assert all(e.colour for e in engines.values())

@@ -1,13 +1,16 @@
-"""Server-sent events for the web monitor and `thresher watch`: job, task, worker and log
-changes, pushed as they are committed.
+"""Server-sent events for the web monitor: job, task, worker and log changes, pushed as they
+are committed.
 
 One look at the store per batch of changes serves every open stream: the hub hears of a
 change from the notifier (after each commit that may have made work, and from the workers'
-polls: output, claims, samples), waits at most `min_interval_s` so a burst becomes one
-look, asks the store what moved since its last look (`store.monitor.changes`), diffs the
-job and worker digests, and puts the events in each client's bounded queue. A client whose
-queue is full cannot keep up: it is dropped (its page reconnects and reloads). With no
-client open the hub looks at nothing."""
+polls: output, claims, samples); it looks at once when it has not looked for `min_interval_s`,
+else when that much has passed since its last look (so a busy farm costs at most a few looks a
+second, and a quiet one answers at once). A look asks the store what moved since the last one
+(`store.monitor.changes`), diffs the job and worker digests, computes once what the events
+carry (a changed job's summary, a followed block's task runs: `event_data`), and puts each
+event, encoded once, in every interested client's bounded queue. A client whose queue is full
+cannot keep up: it is dropped (its page reconnects and reloads). With no client open the hub
+looks at nothing."""
 
 from __future__ import annotations
 
@@ -22,7 +25,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from thresher.controller.auth import Caller
+from thresher.controller.event_data import block_runs, job_summary
 from thresher.core.clock import Clock
+from thresher.core.errors import NotFound
 from thresher.store.monitor import Changes, Mark
 from thresher.store.store import Store
 
@@ -40,6 +45,8 @@ class Client:
     dropped: bool = False
 
     def wants(self, kind: str, data: dict[str, Any]) -> bool:
+        """Job and worker events go to every stream; task, runs and log events to those
+        following their job."""
         return kind in ("job", "worker") or data.get("job_id") == self.job
 
 
@@ -69,7 +76,7 @@ class EventHub:
     """Fans the farm's changes out to the open streams (see the module's docstring)."""
 
     def __init__(
-        self, store: Store, clock: Clock, run: Run, *, min_interval_s: float = 0.1
+        self, store: Store, clock: Clock, run: Run, *, min_interval_s: float = 0.25
     ) -> None:
         self.store, self.clock, self.run = store, clock, run
         self.min_interval_s = min_interval_s
@@ -139,10 +146,14 @@ class EventHub:
         self._sent_tasks.clear()
 
     async def _forever(self) -> None:
+        last = -self.min_interval_s
         while True:
             await self._dirty.wait()
-            await asyncio.sleep(self.min_interval_s)  # a burst of changes, one look
+            wait = last + self.min_interval_s - time.monotonic()
+            if wait > 0:  # looked a moment ago: what comes meanwhile goes in the next look
+                await asyncio.sleep(wait)
             self._dirty.clear()
+            last = time.monotonic()
             if not self.clients:
                 continue
             try:
@@ -178,19 +189,43 @@ class EventHub:
         followed = {c.job for c in list(self.clients) if c.job is not None}
         moved = self.store.monitor.moved([j for j in changed if j in followed], self._mark.at)
         self._mark = Mark(at=now - 1.0, log_id=mark.log_id, sample_id=mark.sample_id)
-        return self._diff(changes, changed, moved)
+        events = self._job_events(changed)
+        events += self._runs_events(moved, truncated=len(moved) >= 1000, jobs=events)
+        return events + self._diff(changes, moved)
 
-    def _diff(
-        self, changes: Changes, changed: list[int], moved: list[tuple[int, int, int, str]]
+    def _job_events(self, changed: list[int]) -> list[Event]:
+        """A `job` event per changed job, with its summary (none when it was deleted)."""
+        events: list[Event] = []
+        for job_id in changed:
+            try:
+                summary: dict[str, Any] | None = job_summary(self.store.jobs.get(job_id))
+            except NotFound:
+                summary = None
+            events.append(("job", {"job_id": job_id, "job": summary}))
+        return events
+
+    def _runs_events(
+        self, moved: list[tuple[int, int, int, str]], *, truncated: bool, jobs: list[Event]
     ) -> list[Event]:
-        events: list[Event] = [("job", {"job_id": job_id}) for job_id in changed]
+        """A `runs` event per block of a followed job whose tasks moved: its task grid."""
+        blocks = {(job_id, block) for job_id, block, _, _ in moved}
+        if truncated:  # more moved than were read: every block of those jobs
+            for _, data in jobs:
+                if data["job"] is not None and any(j == data["job_id"] for j, _ in blocks):
+                    blocks |= {(data["job_id"], b["index"]) for b in data["job"]["blocks"]}
+        return [("runs", block_runs(self.store, j, b)) for j, b in sorted(blocks)]
+
+    def _diff(self, changes: Changes, moved: list[tuple[int, int, int, str]]) -> list[Event]:
+        events: list[Event] = []
         for job_id in self._jobs.keys() - changes.jobs.keys():
             events.append(("job", {"job_id": job_id, "gone": True}))
         self._jobs = changes.jobs
         for worker_id, digest in changes.workers.items():
             sample = changes.samples.get(worker_id)
-            if self._workers.get(worker_id) != digest or sample is not None:
-                events.append(("worker", {"worker_id": worker_id, "sample": sample}))
+            moved_on = self._workers.get(worker_id) != digest
+            if moved_on or sample is not None:
+                data = {"worker_id": worker_id, "sample": sample, "state_changed": moved_on}
+                events.append(("worker", data))
         self._workers = changes.workers
         if len(self._sent_tasks) > 50_000:
             self._sent_tasks.clear()

@@ -7,6 +7,7 @@ const TOKEN_KEY = "thresher.token";
 let current = null; // the page shown: { onEvent, close }
 let stream = null; // the EventSource
 let streamJob = null; // the job whose tasks and log lines the stream carries
+let held = []; // events that came while a page was being drawn
 
 export function token() {
   return sessionStorage.getItem(TOKEN_KEY) || localStorage.getItem(TOKEN_KEY);
@@ -69,10 +70,19 @@ export async function follow(job) {
   const source = new EventSource(`/api/v1/events/stream?${q}`);
   stream = source;
   const live = document.getElementById("live");
-  for (const kind of ["hello", "job", "task", "worker", "log"]) {
+  for (const kind of ["hello", "job", "runs", "task", "worker", "log"]) {
     source.addEventListener(kind, (ev) => {
-      if (kind === "hello") { live.classList.add("on"); document.body.dataset.live = "1"; }
-      if (current && current.onEvent) current.onEvent(kind, JSON.parse(ev.data));
+      if (kind === "hello") {
+        live.classList.add("on");
+        document.body.dataset.live = "1";
+        // What changed between the page's first reads and the stream's start came as no
+        // event: read once more, now that every later change will.
+        if (current && current.reload) current.reload();
+        return;
+      }
+      const data = JSON.parse(ev.data);
+      if (!current) held.push([kind, data]); // a page is being drawn: it gets them after
+      else if (current.onEvent) current.onEvent(kind, data);
     });
   }
   source.onerror = () => {
@@ -82,7 +92,7 @@ export async function follow(job) {
     source.close();
     if (stream === source) {
       stream = null;
-      setTimeout(() => { if (!stream && token()) { follow(streamJob); if (current && current.reload) current.reload(); } }, 1000);
+      setTimeout(() => { if (!stream && token()) follow(streamJob); }, 1000); // reloads at hello
     }
   };
 }
@@ -107,6 +117,7 @@ async function route() {
   const main = document.getElementById("main");
   if (current && current.close) current.close();
   current = null;
+  held = [];
   main.replaceChildren();
   if (!found) {
     main.append(el("p", {}, "No such page."));
@@ -116,8 +127,10 @@ async function route() {
   for (const a of document.querySelectorAll("[data-nav]")) a.classList.toggle("active", a.dataset.nav === name || (name === "job" && a.dataset.nav === "jobs"));
   const page = await import(`./pages/${name}.js`);
   const params = match.slice(1).map(decodeURIComponent);
-  current = (await page.render(main, params, query)) || {};
-  follow(current.job ?? null);
+  const shown = (await page.render(main, params, query)) || {};
+  current = shown;
+  for (const [kind, data] of held.splice(0)) if (shown.onEvent) shown.onEvent(kind, data);
+  follow(shown.job ?? null);
 }
 
 function askToken() {

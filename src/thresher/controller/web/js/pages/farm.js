@@ -1,6 +1,6 @@
 // The farm: workers with their lanes, state, site, pools, live CPU and memory, and actions.
 import { api, act } from "../app.js";
-import { el, bytes, colourOf, duration, throttle } from "../dom.js";
+import { el, bytes, coalesce, colourOf, duration, throttle } from "../dom.js";
 
 function state(w) {
   if (w.status !== "online") return w.status;
@@ -26,16 +26,16 @@ export async function render(main) {
   let workers = [], samples = {}, lanes = [], engines = {};
 
   async function load() {
-    const [w, s, l, e] = await Promise.all([
+    const [w, s, l] = await Promise.all([
       api("GET", "/api/v1/workers"),
       api("GET", "/api/v1/samples/latest"),
       api("GET", "/api/v1/lanes"),
-      api("GET", "/api/v1/engines"),
     ]);
     workers = w.workers; samples = s.samples; lanes = l.lanes;
-    engines = Object.fromEntries(e.engines.map((x) => [x.name, x]));
     draw();
   }
+  async function loadWorkers() { workers = (await api("GET", "/api/v1/workers")).workers; draw(); }
+  async function loadLanes() { lanes = (await api("GET", "/api/v1/lanes")).lanes; draw(); }
 
   function laneCells(w) {
     const running = lanes.filter((l) => l.worker === w.name);
@@ -87,16 +87,19 @@ export async function render(main) {
     }));
   }
 
-  const reload = throttle(load, 300);
+  engines = Object.fromEntries((await api("GET", "/api/v1/engines")).engines.map((x) => [x.name, x]));
   await load();
+  const redraw = coalesce(draw);
+  const reloadWorkers = throttle(loadWorkers, 500);
+  const reloadLanes = throttle(loadLanes, 500);
   return {
-    reload,
+    reload: load,
     onEvent(kind, data) {
-      if (kind === "worker" && data.sample) {
+      if (kind === "worker") {
         const w = workers.find((x) => x.id === data.worker_id);
-        if (w) samples[w.name] = data.sample;
-        reload();
-      } else if (kind === "worker" || kind === "job") reload();
+        if (w && data.sample) { samples[w.name] = data.sample; redraw(); } // carried: no fetch
+        if (!w || data.state_changed) reloadWorkers(); // its state changed, or a new worker
+      } else if (kind === "job") reloadLanes(); // tasks started or ended somewhere
     },
   };
 }

@@ -1,7 +1,7 @@
 // One job: blocks, a task grid and frame strip per block (from runs), range actions,
 // dependencies, why it waits, errors and error hosts. Live: task and job events redraw it.
 import { api, act } from "../app.js";
-import { el, colourOf, duration, progress, STATES, throttle, when } from "../dom.js";
+import { el, coalesce, colourOf, duration, progress, STATES, throttle, when } from "../dom.js";
 import { frameStrip, taskGrid } from "./grid.js";
 
 export async function render(main, [jobId]) {
@@ -122,25 +122,33 @@ export async function render(main, [jobId]) {
   await loadJob();
   loadWhy();
   loadErrors();
-  const dirtyBlocks = new Set();
-  const redrawRuns = throttle(() => { for (const b of dirtyBlocks) loadRuns(b); dirtyBlocks.clear(); }, 250);
-  const reloadJob = throttle(loadJob, 250);
-  const reloadWhy = throttle(loadWhy, 1000);
+  // Events carry the job's state and its blocks' task runs: the page draws them as they come
+  // and asks only for what they do not carry (the finer estimate, why it waits, errors).
+  const redraw = coalesce(() => { drawHead(); drawBlocks(); });
+  const reloadEta = throttle(loadJob, 5000); // the finer estimate (elapsed, farm history)
+  const reloadWhy = throttle(loadWhy, 2000);
   const reloadErrors = throttle(loadErrors, 2000);
+  const fetchRuns = throttle(() => { for (const b of views.keys()) loadRuns(b); }, 500);
+  function merge(summary) {
+    const was = job.status;
+    if (summary.status !== was || !["running", "succeeded"].includes(summary.status)) reloadWhy();
+    for (const k of ["status", "status_reason", "paused", "priority", "finished_at", "counts", "eta_s"]) job[k] = summary[k];
+    for (const b of summary.blocks) Object.assign(job.blocks[b.index], b);
+    redraw();
+  }
   return {
     job: id,
     reload() { loadJob(); for (const b of views.keys()) loadRuns(b); },
     onEvent(kind, data) {
       if (data.job_id !== id) return;
-      if (kind === "task") {
-        dirtyBlocks.add(data.block);
-        redrawRuns();
+      if (kind === "runs") {
+        const v = views.get(data.block);
+        if (v && data.runs) { v.data = data; v.grid.draw(data); v.strip.draw(data); } else fetchRuns();
+      } else if (kind === "task") {
         if (data.status === "failed" || data.status === "queued") reloadErrors();
-      } else if (kind === "job") {
-        for (const b of views.keys()) dirtyBlocks.add(b);
-        redrawRuns();
-        reloadJob();
-        reloadWhy();
+      } else if (kind === "job" && data.job) {
+        merge(data.job);
+        reloadEta();
       }
     },
   };

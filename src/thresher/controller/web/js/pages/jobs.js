@@ -1,7 +1,7 @@
 // Jobs: filter and sort (owner, state, name, priority, site), a per-state progress bar,
 // submit time, elapsed, ETA; the view lives in the URL (#/jobs?owner=ana&status=running&sort=-priority).
 import { api, act } from "../app.js";
-import { el, duration, progress, throttle, when } from "../dom.js";
+import { el, coalesce, duration, progress, throttle, when } from "../dom.js";
 
 const COLUMNS = [
   ["id", "id", (j) => j.id], ["name", "name", (j) => j.name], ["owner", "owner", (j) => j.owner],
@@ -121,12 +121,20 @@ export async function render(main, _params, query) {
     draw();
   }, 250);
   await load();
+  const redraw = coalesce(draw);
+  const LIVE = ["status", "status_reason", "paused", "priority", "finished_at", "counts", "eta_s"];
   return {
     reload: load,
     onEvent(kind, data) {
-      if (kind !== "job") return;
-      changed.add(data.job_id);
-      refresh();
+      if (kind !== "job" || data.job === undefined) return; // undefined: it left the live set
+      const shown = jobs.find((j) => j.id === data.job_id);
+      if (shown && data.job) { // the event carries the job's state: nothing to fetch
+        for (const k of LIVE) shown[k] = data.job[k];
+        redraw();
+      } else {
+        changed.add(data.job_id); // a new job, or one deleted
+        refresh();
+      }
     },
   };
 }
