@@ -23,12 +23,14 @@ from thresher.controller.routes import (
     engines,
     jobs,
     limits,
+    monitor,
     nimby,
     pools,
     renderacre,
     security,
     tasks,
     templates,
+    web,
     workers,
 )
 from thresher.controller.settings import ControllerSettings
@@ -70,9 +72,11 @@ def create_app(
         app.state.farm = farm
         await farm.call(farm.start, clock.now())
         task = asyncio.create_task(_sweep_forever(farm)) if sweeper else None
+        farm.events.start(asyncio.get_running_loop())
         try:
             yield
         finally:
+            await farm.events.stop()
             if task is not None:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -107,6 +111,8 @@ def create_app(
     app.include_router(security.router)  # accounts, tokens, enrolment codes, audit
     app.include_router(security.enrol_router)
     app.add_middleware(AuditTrail)  # every state-changing call, in the database
+    app.include_router(monitor.router)  # the web monitor's reads, actions and events
+    web.install(app)  # its pages, under /
 
     @app.get("/healthz", tags=["health"])
     async def healthz() -> dict[str, str]:
