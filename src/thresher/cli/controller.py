@@ -19,6 +19,7 @@ from thresher.controller.app import Server, create_app, listen_socket, server_co
 from thresher.controller.auth import ensure_admin_token
 from thresher.controller.settings import ControllerSettings
 from thresher.core.clock import SystemClock
+from thresher.store.cluster import exclusive
 from thresher.store.db import sqlite_url
 from thresher.store.store import Store
 
@@ -66,7 +67,8 @@ def serve_controller(
     store = Store.open(settings.database_url or sqlite_url(settings.data_dir))
     try:
         clock = SystemClock()
-        written = ensure_admin_token(store, clock, settings.data_dir)
+        with exclusive(store.engine, "startup"):  # controllers started together: one token
+            written = ensure_admin_token(store, clock, settings.data_dir)
         if written and say is not None:
             say(f"admin token written to {written}")
         sock = listen_socket(host, port)

@@ -39,9 +39,14 @@ VERSION = version("thresher")
 
 
 async def _sweep_forever(farm: Farm) -> None:
+    """Expire silent workers, on the one controller holding the sweep lease (on PostgreSQL,
+    where several may share the database); the others write the leases they heard."""
     while True:
         await asyncio.sleep(farm.settings.sweep_every_s)
         try:
+            if not await asyncio.to_thread(farm.sweep_lease.held):
+                await farm.call(farm.agents.flush_heartbeats)
+                continue
             expired = await farm.call(farm.agents.sweep)
         except Exception:  # the sweeper must outlive a failed round (database restarting...)
             log.exception("sweep failed")

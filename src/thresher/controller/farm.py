@@ -20,11 +20,13 @@ from thresher.controller.engines import EngineRegistry
 from thresher.controller.farm_thread import FarmThread
 from thresher.controller.jobs import Jobs
 from thresher.controller.notifier import Notifier
+from thresher.controller.peers import Peers
 from thresher.controller.scheduling import Scheduling
 from thresher.controller.settings import ControllerSettings
 from thresher.controller.unit import UnitOfWork
 from thresher.controller.waiting import Waiting
 from thresher.core.clock import Clock
+from thresher.store.cluster import SingletonLease, exclusive
 from thresher.store.store import Store
 
 
@@ -59,17 +61,26 @@ class Farm:
         )
         self.access = Access(store, clock, self.unit)
         self.waiting = Waiting(store, self.dispatch_index)
+        # Several controllers on one PostgreSQL: changes announced to the others, and the
+        # sweep of silent workers done by one of them at a time (see controller/peers.py).
+        self.peers = Peers(store, notifier, self.dispatch_index, self.thread)
+        self.sweep_lease = SingletonLease(store.engine, "sweep")
         self._store = store
 
     def start(self, now: float) -> None:
         """At start: workers attached before a restart get one lease to come back; built-in
-        engines become revision 0 of their names."""
-        with self.unit.transaction():
-            self._store.workers.refresh_all(now)
-        self.engines.sync_builtins()
+        engines become revision 0 of their names. One controller at a time, so controllers
+        started together on one PostgreSQL do not race to write the same rows."""
+        with exclusive(self._store.engine, "startup"):
+            with self.unit.transaction():
+                self._store.workers.refresh_all(now)
+            self.engines.sync_builtins()
+        self.peers.start()
 
     def close(self) -> None:
         """Let the use cases handed over finish, then stop the farm thread."""
+        self.peers.close()
+        self.sweep_lease.release()
         self.thread.close()
 
     def _changed(self, soft: bool) -> None:

@@ -12,7 +12,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from thresher.core.chunk_plan import ADAPTIVE_CHUNK, ChunkPlan, PlannedLayout
-from thresher.core.errors import NotFound, Unavailable
+from thresher.core.errors import Contended, NotFound, Unavailable
 from thresher.core.frames import FrameSet, TaskLayout
 from thresher.core.model import Counts
 from thresher.core.states import AttemptStatus, TaskStatus, check_move
@@ -71,6 +71,10 @@ def _counter_update(old: TaskStatus, new: TaskStatus) -> sa.Update | None:
     return blocks.update().where(blocks.c.id == sa.bindparam("block_id")).values(**changes)
 
 
+#: PostgreSQL's deadlock_detected and serialization_failure: the transaction may run again.
+CONTENTION_STATES = frozenset({"40P01", "40001"})
+
+
 @contextlib.contextmanager
 def unavailable_translated() -> Iterator[None]:
     """The database's own errors of being away (the server down or restarting, a dropped
@@ -80,6 +84,10 @@ def unavailable_translated() -> Iterator[None]:
     try:
         yield
     except (sa.exc.OperationalError, sa.exc.InterfaceError) as exc:
+        if getattr(exc.orig, "sqlstate", None) in CONTENTION_STATES:
+            raise Contended(
+                f"the database rolled back a conflict: {_first_line(exc.orig)}"
+            ) from exc
         raise Unavailable(f"the database is unavailable: {_first_line(exc.orig)}") from exc
     except sa.exc.DBAPIError as exc:
         if not exc.connection_invalidated:

@@ -1,0 +1,82 @@
+"""Active-active controllers on one PostgreSQL: each tells the others of its changes.
+
+A change this controller commits reaches its own held polls through the `Notifier`; `Peers`
+listens to that notifier too and announces the change to the other controllers (one NOTIFY,
+sent right after the commit, see `thresher.store.cluster.PeerChannel`). A change another
+controller announced is taken in on the farm thread: the dispatch index is rebuilt (at once for
+a submission, an edit, a cancel; within `index_min_age_s` for a finish) and the held polls here
+are woken, so a worker polling this controller gets a job submitted on another within
+milliseconds. On SQLite there are no peers and nothing of this runs."""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import uuid
+
+from thresher.controller.dispatch import DispatchIndex
+from thresher.controller.farm_thread import FarmThread
+from thresher.controller.notifier import Notifier
+from thresher.store.cluster import PeerChannel, is_postgres
+from thresher.store.store import Store
+
+log = logging.getLogger("thresher.controller.peers")
+
+
+def controller_ident() -> str:
+    """This controller process's name among its peers: host, pid and a random part."""
+    return f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+
+
+class Peers:
+    """The bridge between this controller's notifier and the other controllers."""
+
+    def __init__(
+        self,
+        store: Store,
+        notifier: Notifier,
+        index: DispatchIndex,
+        thread: FarmThread,
+        *,
+        ident: str | None = None,
+    ) -> None:
+        self.ident = ident or controller_ident()
+        self.notifier, self.index, self.thread = notifier, index, thread
+        self._relaying = False  # set on the farm thread while a peer's change is taken in
+        self.remote_wakes = 0  # peers' changes taken in (read by tests and /metrics)
+        self.channel: PeerChannel | None = None
+        if is_postgres(store.engine):
+            self.channel = PeerChannel(store.engine, self.ident, self._heard)
+
+    def start(self) -> None:
+        if self.channel is None:
+            return
+        self.notifier.listeners.append(self._announce)
+        self.channel.start()
+
+    def close(self) -> None:
+        if self.channel is not None:
+            self.channel.close()
+
+    def _announce(self, soft: bool) -> None:
+        """A change committed here (called by the notifier on the committing thread)."""
+        if self._relaying or self.notifier.closing or self.channel is None:
+            return
+        self.channel.announce(soft=soft)
+
+    def _heard(self, soft: bool) -> None:
+        """A peer's change (on the listening thread): taken in on the farm thread."""
+        try:
+            self.thread.post(lambda: self._take_in(soft))
+        except RuntimeError:  # the farm thread has stopped: the controller is going down
+            pass
+
+    def _take_in(self, soft: bool) -> None:
+        self.remote_wakes += 1
+        self.index.invalidate(at_once=not soft)
+        self._relaying = True
+        try:
+            self.notifier.notify(soft=True)  # wakes held polls; the index was told above
+        finally:
+            self._relaying = False
