@@ -10,6 +10,7 @@ milliseconds. On SQLite there are no peers and nothing of this runs."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import socket
@@ -67,10 +68,9 @@ class Peers:
 
     def _heard(self, soft: bool) -> None:
         """A peer's change (on the listening thread): taken in on the farm thread."""
-        try:
+        # RuntimeError: the farm thread has stopped, the controller is going down.
+        with contextlib.suppress(RuntimeError):
             self.thread.post(lambda: self._take_in(soft))
-        except RuntimeError:  # the farm thread has stopped: the controller is going down
-            pass
 
     def _take_in(self, soft: bool) -> None:
         self.remote_wakes += 1
