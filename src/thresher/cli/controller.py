@@ -17,6 +17,7 @@ import typer
 from thresher.cli.common import stderr, stdout
 from thresher.controller.app import Server, create_app, listen_socket, server_config
 from thresher.controller.auth import ensure_admin_token
+from thresher.controller.observe import configure_logging
 from thresher.controller.settings import ControllerSettings
 from thresher.core.clock import SystemClock
 from thresher.store.cluster import exclusive
@@ -133,11 +134,32 @@ def controller(
         float,
         typer.Option("--lease", min=0.1, help="Seconds of silence before a worker is offline."),
     ] = 15.0,
+    log_format: Annotated[
+        str,
+        typer.Option(
+            "--log-format",
+            envvar="THRESHER_LOG_FORMAT",
+            help="text, or json: one JSON object a line, with the request id.",
+        ),
+    ] = "text",
+    log_level: Annotated[
+        str,
+        typer.Option(
+            "--log-level",
+            envvar="THRESHER_LOG_LEVEL",
+            help="warning, info (a line per request) or debug.",
+        ),
+    ] = "warning",
 ) -> None:
     """Run the controller: the REST API, the scheduler and the sweeper of silent workers."""
     if lease <= heartbeat:
         raise typer.BadParameter("must be longer than --heartbeat", param_hint="--lease")
-    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s: %(message)s")
+    if log_format not in ("text", "json"):
+        raise typer.BadParameter("must be text or json", param_hint="--log-format")
+    level = logging.getLevelNamesMapping().get(log_level.upper())
+    if level is None:
+        raise typer.BadParameter("must be debug, info, warning or error", param_hint="--log-level")
+    configure_logging(json_lines=log_format == "json", level=level)
     settings = ControllerSettings(
         data_dir=data_dir, database_url=database_url, heartbeat_s=heartbeat, lease_s=lease
     )

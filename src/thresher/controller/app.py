@@ -16,6 +16,7 @@ from thresher.controller import errors
 from thresher.controller.body_limit import BodyLimit
 from thresher.controller.farm import Farm
 from thresher.controller.notifier import Notifier
+from thresher.controller.observe import Observe
 from thresher.controller.routes import (
     agent,
     deadline,
@@ -23,6 +24,7 @@ from thresher.controller.routes import (
     jobs,
     limits,
     nimby,
+    ops,
     pools,
     renderacre,
     tasks,
@@ -105,6 +107,8 @@ def create_app(
     deadline.install(app)
     for scheduling in (limits, pools, nimby):
         app.include_router(scheduling.router)
+    app.include_router(ops.router)  # /metrics
+    app.add_middleware(Observe)  # request ids and request metrics (outermost)
 
     @app.get("/healthz", tags=["health"])
     async def healthz() -> dict[str, str]:

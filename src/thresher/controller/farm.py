@@ -15,12 +15,13 @@ from __future__ import annotations
 from thresher.controller.access import Access
 from thresher.controller.agents import Agents
 from thresher.controller.compile.policy import SubmitPolicy
-from thresher.controller.dispatch import Dispatcher, DispatchIndex
+from thresher.controller.dispatch import DispatchIndex
 from thresher.controller.engines import EngineRegistry
 from thresher.controller.farm_thread import FarmThread
 from thresher.controller.jobs import Jobs
+from thresher.controller.metrics import FarmMetrics, TimedDispatcher
 from thresher.controller.notifier import Notifier
-from thresher.controller.peers import Peers
+from thresher.controller.peers import Peers, controller_ident
 from thresher.controller.scheduling import Scheduling
 from thresher.controller.settings import ControllerSettings
 from thresher.controller.unit import UnitOfWork
@@ -38,6 +39,10 @@ class Farm:
     ) -> None:
         self.settings = settings
         self.notifier = notifier
+        ident = controller_ident()
+        self.metrics = FarmMetrics(ident)
+        self.metrics.watch(store)
+        store.db.observe_transaction = self.metrics.transactions.observe
         self.thread = FarmThread()
         self.call = self.thread.run  # `await farm.call(farm.jobs.submit, caller, body)`
         self.dispatch_index = DispatchIndex(store, clock, settings)
@@ -54,7 +59,7 @@ class Farm:
             settings,
             unit=self.unit,
             index=self.dispatch_index,
-            dispatcher=Dispatcher(store, clock, self.dispatch_index),
+            dispatcher=TimedDispatcher(store, clock, self.dispatch_index, self.metrics),
             scheduling=self.scheduling,
             jobs=self.jobs,
             run=self.thread.run,
@@ -63,7 +68,15 @@ class Farm:
         self.waiting = Waiting(store, self.dispatch_index)
         # Several controllers on one PostgreSQL: changes announced to the others, and the
         # sweep of silent workers done by one of them at a time (see controller/peers.py).
-        self.peers = Peers(store, notifier, self.dispatch_index, self.thread)
+        self.agents.log_bytes = self.metrics.log_bytes.inc
+        self.peers = Peers(
+            store,
+            notifier,
+            self.dispatch_index,
+            self.thread,
+            ident=ident,
+            heard=self.metrics.peer_changes.inc,
+        )
         self.sweep_lease = SingletonLease(store.engine, "sweep")
         self._store = store
 

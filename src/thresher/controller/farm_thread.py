@@ -9,6 +9,7 @@ query, a server restarting)."""
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import functools
 import logging
 import random
@@ -54,7 +55,9 @@ class FarmThread:
         """`fn(*args, **kwargs)` on the farm thread; its result or its exception."""
         loop = asyncio.get_running_loop()
         call = functools.partial(fn, *args, **kwargs)
-        return await loop.run_in_executor(self._executor, retrying, call)
+        # In a copy of the caller's context: the request id reaches the use case's log lines.
+        context = contextvars.copy_context()
+        return await loop.run_in_executor(self._executor, context.run, retrying, call)
 
     def post(self, fn: Callable[[], object]) -> None:
         """Run `fn()` on the farm thread, after what was handed over before; nobody waits."""

@@ -15,6 +15,7 @@ import logging
 import os
 import socket
 import uuid
+from collections.abc import Callable
 
 from thresher.controller.dispatch import DispatchIndex
 from thresher.controller.farm_thread import FarmThread
@@ -41,11 +42,12 @@ class Peers:
         thread: FarmThread,
         *,
         ident: str | None = None,
+        heard: Callable[[], None] | None = None,
     ) -> None:
         self.ident = ident or controller_ident()
         self.notifier, self.index, self.thread = notifier, index, thread
         self._relaying = False  # set on the farm thread while a peer's change is taken in
-        self.remote_wakes = 0  # peers' changes taken in (read by tests and /metrics)
+        self._count = heard  # told of each peer's change taken in (the metrics)
         self.channel: PeerChannel | None = None
         if is_postgres(store.engine):
             self.channel = PeerChannel(store.engine, self.ident, self._heard)
@@ -73,7 +75,8 @@ class Peers:
             self.thread.post(lambda: self._take_in(soft))
 
     def _take_in(self, soft: bool) -> None:
-        self.remote_wakes += 1
+        if self._count is not None:
+            self._count()
         self.index.invalidate(at_once=not soft)
         self._relaying = True
         try:

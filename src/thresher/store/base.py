@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import contextlib
 import functools
-from collections.abc import Iterator, Sequence
+import time
+from collections.abc import Callable, Iterator, Sequence
 from contextvars import ContextVar
 from typing import Any
 
@@ -111,6 +112,8 @@ class Database:
         self._open: ContextVar[sa.Connection | None] = ContextVar(
             f"thresher-store-{id(self)}", default=None
         )
+        # Called with each transaction's seconds from BEGIN to its end (the metrics).
+        self.observe_transaction: Callable[[float], None] | None = None
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[sa.Connection]:
@@ -127,12 +130,17 @@ class Database:
         if open_conn is not None:
             yield open_conn
             return
-        with self.engine.begin() as conn:
-            token = self._open.set(conn)
-            try:
-                yield conn
-            finally:
-                self._open.reset(token)
+        started = time.perf_counter()
+        try:
+            with self.engine.begin() as conn:
+                token = self._open.set(conn)
+                try:
+                    yield conn
+                finally:
+                    self._open.reset(token)
+        finally:
+            if self.observe_transaction is not None:
+                self.observe_transaction(time.perf_counter() - started)
 
     @contextlib.contextmanager
     def begin(self) -> Iterator[sa.Connection]:

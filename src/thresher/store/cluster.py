@@ -22,10 +22,12 @@ import threading
 import time
 import zlib
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import psycopg
 import sqlalchemy as sa
+
+if TYPE_CHECKING:  # psycopg is installed with the `postgres` extra: imported only there
+    import psycopg
 
 log = logging.getLogger("thresher.store.cluster")
 
@@ -59,7 +61,15 @@ def conninfo(engine: sa.Engine) -> str:
     return url.render_as_string(hide_password=False)
 
 
+def _pg_error() -> type[Exception]:
+    import psycopg
+
+    return psycopg.Error
+
+
 def _connect(engine: sa.Engine) -> psycopg.Connection[Any]:
+    import psycopg
+
     return psycopg.connect(conninfo(engine), autocommit=True, connect_timeout=5, **_KEEPALIVE)
 
 
@@ -97,7 +107,7 @@ class SingletonLease:
         with self._lock:
             try:
                 return self._check()
-            except psycopg.Error as exc:
+            except _pg_error() as exc:
                 if self._held:
                     log.warning("lost the %s lease: %s", self.name, exc)
                 self._drop()
@@ -119,7 +129,7 @@ class SingletonLease:
     def _drop(self) -> None:
         self._held = False
         if self._conn is not None:
-            with contextlib.suppress(psycopg.Error):
+            with contextlib.suppress(_pg_error()):
                 self._conn.close()
         self._conn = None
 
@@ -194,7 +204,7 @@ class PeerChannel:
                 payload = f"{self.ident}:{'s' if soft else 'h'}"
                 conn.execute("SELECT pg_notify(%s, %s)", (CHANNEL, payload))
                 self.sent += 1
-            except psycopg.Error as exc:  # peers rebuild from the database within seconds
+            except _pg_error() as exc:  # peers rebuild from the database within seconds
                 log.warning("could not tell the other controllers of a change: %s", exc)
                 conn = None
                 time.sleep(RECONNECT_S)
@@ -207,7 +217,7 @@ class PeerChannel:
         while not self._closing:
             try:
                 self._listen_once()
-            except psycopg.Error as exc:
+            except _pg_error() as exc:
                 if self._closing:
                     break
                 log.warning("listening for other controllers failed: %s", exc)

@@ -26,6 +26,7 @@ from thresher.store.db import create_engine, migrate
 from thresher.store.dispatch import ClaimCandidate, ClaimOutcome, DispatchClaims, Refused
 from thresher.store.engines import Engines
 from thresher.store.error_hosts import ErrorHosts
+from thresher.store.farm_state import FarmState
 from thresher.store.jobs import Jobs
 from thresher.store.limits import Limits
 from thresher.store.records import FinishReport, TokenRecord, WorkerRegistration
@@ -63,6 +64,7 @@ class Store:
         self.scheduling = SchedulingSettings(self.db)
         self.snapshot = Snapshots(self.db)
         self.dispatch = DispatchClaims(self.db)
+        self.farm_state = FarmState(self.db)  # counts by state, for /metrics
 
     @classmethod
     def open(cls, url: str) -> Self:
