@@ -12,7 +12,9 @@ from thresher.client import Client
 from thresher.testing import ServedController
 
 
-def scrape(served: ServedController, token: str) -> dict[str, dict[tuple[tuple[str, str], ...], float]]:
+def scrape(
+    served: ServedController, token: str
+) -> dict[str, dict[tuple[tuple[str, str], ...], float]]:
     answer = httpx.get(
         served.url + "/metrics", headers={"Authorization": f"Bearer {token}"}, timeout=10
     )
@@ -53,7 +55,10 @@ def test_metrics_parse_and_agree_with_the_api(served: ServedController, admin: C
     running = admin.submit("runs", ["true"], frames="1-5")
     admin.submit("paused", ["true"], frames="1-3", paused=True)
     first = worker.poll(wait_s=0, lanes=[0])
-    (claimed,) = first["assignments"]  # type: ignore[misc]
+    assignments = first["assignments"]
+    assert isinstance(assignments, list)
+    assert len(assignments) == 1
+    claimed: dict[str, object] = assignments[0]
     line = {"attempt_id": claimed["attempt_id"], "token": claimed["token"]}
     worker.poll(
         wait_s=0,

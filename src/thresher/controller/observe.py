@@ -69,7 +69,7 @@ def configure_logging(*, json_lines: bool, level: int = logging.WARNING) -> None
 def request_id_of(scope: Scope) -> str:
     for name, value in scope.get("headers", ()):
         if name == b"x-request-id":
-            given = value.decode("latin-1")
+            given = bytes(value).decode("latin-1")
             if _SANE_ID.match(given):
                 return given
             break
