@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
+import re
 from collections import Counter
 
 import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
+from tests.conftest import REPO
 
 from thresher.client import Client
 from thresher.testing import ServedController
@@ -117,3 +120,17 @@ def test_the_client_sends_one_request_id_per_session(served: ServedController) -
         client.jobs()
         client.workers()
     assert seen == ["session-7", "session-7"]
+
+
+def test_the_grafana_dashboard_queries_metrics_that_exist(served: ServedController) -> None:
+    dashboard = json.loads((REPO / "deploy" / "grafana" / "thresher.json").read_text())
+    queried = {
+        name
+        for panel in dashboard["panels"]
+        for target in panel["targets"]
+        for name in re.findall(r"\bthresher_[a-z_]+", target["expr"])
+    }
+    scrape(served, served.admin_token)  # a request, so the request histogram has a sample
+    got = scrape(served, served.admin_token)
+    assert queried
+    assert queried <= set(got), queried - set(got)
