@@ -14,6 +14,7 @@ import contextlib
 import logging
 import os
 import socket
+import threading
 import uuid
 from collections.abc import Callable
 
@@ -48,6 +49,10 @@ class Peers:
         self.notifier, self.index, self.thread = notifier, index, thread
         self._relaying = False  # set on the farm thread while a peer's change is taken in
         self._count = heard  # told of each peer's change taken in (the metrics)
+        # A peer's change heard and not yet taken in (None: none; else whether it is soft):
+        # changes heard meanwhile join it, so the farm thread takes in one per round.
+        self._waiting: bool | None = None
+        self._lock = threading.Lock()
         self.channel: PeerChannel | None = None
         if is_postgres(store.engine):
             self.channel = PeerChannel(store.engine, self.ident, self._heard)
@@ -70,11 +75,18 @@ class Peers:
 
     def _heard(self, soft: bool) -> None:
         """A peer's change (on the listening thread): taken in on the farm thread."""
+        with self._lock:
+            if self._waiting is not None:
+                self._waiting = self._waiting and soft
+                return
+            self._waiting = soft
         # RuntimeError: the farm thread has stopped, the controller is going down.
         with contextlib.suppress(RuntimeError):
-            self.thread.post(lambda: self._take_in(soft))
+            self.thread.post(self._take_in)
 
-    def _take_in(self, soft: bool) -> None:
+    def _take_in(self) -> None:
+        with self._lock:
+            soft, self._waiting = bool(self._waiting), None
         if self._count is not None:
             self._count()
         self.index.invalidate(at_once=not soft)

@@ -33,6 +33,8 @@ log = logging.getLogger("thresher.store.cluster")
 
 #: The LISTEN/NOTIFY channel controllers announce their changes on.
 CHANNEL = "thresher_changes"
+#: How long a soft change (a finish) waits to share its NOTIFY with the next ones.
+SOFT_DELAY_S = 0.02
 #: How long a broken listening or lease connection waits before it is opened again.
 RECONNECT_S = 0.5
 
@@ -192,9 +194,13 @@ class PeerChannel:
     # -- sending --------------------------------------------------------------------------------
 
     def _next(self) -> bool | None:
+        """What to send next (None: closing). A soft change (a finish) waits up to
+        `SOFT_DELAY_S` for others to share its NOTIFY (peers take finishes in that lazily
+        anyway); a hard one goes at once and takes the soft ones waiting with it."""
         with self._cond:
-            while self._pending is None and not self._closing:
-                self._cond.wait()
+            self._cond.wait_for(lambda: self._pending is not None or self._closing)
+            if self._pending:
+                self._cond.wait_for(lambda: self._pending is False or self._closing, SOFT_DELAY_S)
             soft, self._pending = self._pending, None
             return soft
 
