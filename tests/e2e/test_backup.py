@@ -64,7 +64,7 @@ def test_backup_restore_into_a_fresh_controller_mid_job(
         job = client.submit("backed up", ["sleep", "0.1"], frames=f"1-{TASKS}")
     wait_until(lambda: succeeded(farm, job.id) >= TASKS // 3, timeout=60, what="a third done")
     backup = tmp_path / "farm.backup"
-    db_args = ["--database-url", farm.db_url] if spare_database else []
+    db_args = ["--database-url", farm.db_url] if spare_database and farm.db_url else []
     thresher("backup", str(backup), "--data-dir", str(farm.data_dir), *db_args)
     assert backup.stat().st_size > 0
     with farm.client() as client:
