@@ -158,6 +158,7 @@ class PeerChannel:
         self.heard = 0
         self.listening = threading.Event()  # set while the listening connection is up
         self._listen_conn: psycopg.Connection[Any] | None = None
+        self._missed = False  # the listening connection broke: notifications may be lost
         self._threads = [
             threading.Thread(target=self._send_loop, name="thresher-notify-send", daemon=True),
             threading.Thread(target=self._listen_loop, name="thresher-notify-listen", daemon=True),
@@ -232,10 +233,10 @@ class PeerChannel:
             except _pg_error() as exc:
                 if self.closing:
                     break
-                log.warning("listening for other controllers failed: %s", exc)
+                if self.listening.is_set():
+                    log.warning("listening for other controllers failed: %s", exc)
                 self.listening.clear()
-                # What was missed meanwhile: treat it as a change (the index rebuilds).
-                self.on_peer(False)
+                self._missed = True
                 time.sleep(RECONNECT_S)
 
     def _listen_once(self) -> None:
@@ -243,6 +244,9 @@ class PeerChannel:
             self._listen_conn = conn
             conn.execute(f"LISTEN {CHANNEL}")
             self.listening.set()
+            if self._missed:  # what peers did meanwhile was not heard: take it as a change
+                self._missed = False
+                self.on_peer(False)
             while not self._closing:
                 for note in conn.notifies(timeout=1.0):
                     self._heard(note.payload)
