@@ -87,7 +87,8 @@ def test_one_controller_holds_a_lease_and_another_takes_it_when_it_goes(
         assert not b.held()
         assert a.held()  # still held on the next round
         a.release()  # its connection gone, as when its process is killed
-        assert b.held()
+        # PostgreSQL frees the lock once the server side of the connection has ended.
+        wait_until(b.held, timeout=10, what="the lease taken over")
         assert not a.held()
     finally:
         a.release()
@@ -146,3 +147,33 @@ def test_controllers_upgrading_an_empty_database_at_once_all_succeed(db_url: str
     finally:
         for e in engines:
             e.dispose()
+
+
+@PG_ONLY
+def test_a_listener_whose_connection_is_cut_comes_back_and_counts_it_a_change(
+    engine: sa.Engine,
+) -> None:
+    heard: list[bool] = []
+    channel = PeerChannel(engine, "a", heard.append)
+    channel.start()
+    try:
+        wait_until(channel.listening.is_set, timeout=10, what="listening")
+        with engine.connect() as conn:  # as a server restart or a network cut would
+            conn.execute(
+                sa.text(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE query LIKE 'LISTEN%' AND datname = current_database() "
+                    "AND pid <> pg_backend_pid()"
+                )
+            )
+        wait_until(lambda: heard == [False], timeout=10, what="the missed changes taken as one")
+        wait_until(channel.listening.is_set, timeout=10, what="listening again")
+        other = PeerChannel(engine, "b", lambda soft: None)
+        other.start()
+        try:
+            other.announce(soft=True)
+            wait_until(lambda: heard == [False, True], timeout=10, what="heard after it")
+        finally:
+            other.close()
+    finally:
+        channel.close()
