@@ -4,9 +4,9 @@ A change this controller commits reaches its own held polls through the `Notifie
 listens to that notifier too and announces the change to the other controllers (one NOTIFY,
 sent right after the commit, see `thresher.store.cluster.PeerChannel`). A change another
 controller announced is taken in on the farm thread: the dispatch index is rebuilt (at once for
-a submission, an edit, a cancel; within `index_min_age_s` for a finish) and the held polls here
-are woken, so a worker polling this controller gets a job submitted on another within
-milliseconds. On SQLite there are no peers and nothing of this runs."""
+a submission, an edit, a cancel; within `index_min_age_s` for a finish while polls wait here
+for work) and the held polls here are woken, so a worker polling this controller gets a job
+submitted on another within milliseconds. On SQLite there are no peers and nothing of this runs."""
 
 from __future__ import annotations
 
@@ -89,6 +89,11 @@ class Peers:
             soft, self._waiting = bool(self._waiting), None
         if self._count is not None:
             self._count()
+        if soft and not self.notifier.waiting:
+            # A finish elsewhere, and no poll here waits for work: polls being answered find
+            # their work anyway, and the index takes the finish in at its next rebuild (within
+            # `index_max_age_s`), without a rebuild for every peer's finish on a busy farm.
+            return
         self.index.invalidate(at_once=not soft)
         self._relaying = True
         try:
