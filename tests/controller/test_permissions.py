@@ -128,6 +128,7 @@ EXPECTED: dict[str, Rule] = {
     "POST /api/v1/admin/tokens": Rule(ADMIN),
     "POST /api/v1/admin/access-keys": Rule(ADMIN),
     "GET /api/v1/audit": Rule(WRANGLE),
+    "GET /metrics": Rule(WRANGLE),
     # the web monitor
     "GET /api/v1/jobs/{job_id}/blocks/{block}/runs": job(READ),
     "POST /api/v1/jobs/{job_id}/blocks/{block}/range": job(SUBMIT),

@@ -105,6 +105,15 @@ COMMANDS = {
     "engines": Entry("engines", "Engines: the scripts that run applications."),
     "limits": Entry("limits", "Limits (licenses) and their usage."),
     "users": Entry("security", "Users: accounts (role, groups), priority and caps."),
+    "db": Entry("ops", "The database schema."),
+    "backup": Entry(
+        "ops",
+        "Back up the farm's database while the controller runs: SQLite's online backup, or "
+        "pg_dump for PostgreSQL (printed instead of run where pg_dump is not installed).",
+    ),
+    "restore": Entry(
+        "ops", "Restore a backup as the farm's database; no controller may run on it meanwhile."
+    ),
     "access-key": Entry(
         "access_keys", "AWS-style key pairs for the Deadline Cloud compatible routes."
     ),

@@ -62,6 +62,7 @@ class Agents:
         self._heard: dict[int, float] = {}
         self._flushed_at = 0.0
         self.samples = SampleKeeper(store)  # resource samples polls carry (web monitor)
+        self.log_bytes: Callable[[int], None] | None = None  # told of output taken in
 
     # -- enrolment and identity -----------------------------------------------------------------
 
@@ -235,6 +236,8 @@ class Agents:
         return stale
 
     def _record_output(self, batch: api.OutputBatch) -> None:
+        if self.log_bytes is not None and batch.lines:
+            self.log_bytes(sum(len(text) for _, text in batch.lines))
         self.store.attempts.record_output(
             batch.attempt_id,
             batch.token,

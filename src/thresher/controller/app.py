@@ -17,6 +17,7 @@ from thresher.controller.audit import AuditTrail
 from thresher.controller.body_limit import BodyLimit
 from thresher.controller.farm import Farm
 from thresher.controller.notifier import Notifier
+from thresher.controller.observe import Observe
 from thresher.controller.routes import (
     agent,
     deadline,
@@ -25,6 +26,7 @@ from thresher.controller.routes import (
     limits,
     monitor,
     nimby,
+    ops,
     pools,
     renderacre,
     security,
@@ -43,9 +45,14 @@ VERSION = version("thresher")
 
 
 async def _sweep_forever(farm: Farm) -> None:
+    """Expire silent workers, on the one controller holding the sweep lease (on PostgreSQL,
+    where several may share the database); the others write the leases they heard."""
     while True:
         await asyncio.sleep(farm.settings.sweep_every_s)
         try:
+            if not await asyncio.to_thread(farm.sweep_lease.held):
+                await farm.call(farm.agents.flush_heartbeats)
+                continue
             expired = await farm.call(farm.agents.sweep)
         except Exception:  # the sweeper must outlive a failed round (database restarting...)
             log.exception("sweep failed")
@@ -113,6 +120,8 @@ def create_app(
     app.add_middleware(AuditTrail)  # every state-changing call, in the database
     app.include_router(monitor.router)  # the web monitor's reads, actions and events
     web.install(app)  # its pages, under /
+    app.include_router(ops.router)  # /metrics
+    app.add_middleware(Observe)  # request ids and request metrics (outermost)
 
     @app.get("/healthz", tags=["health"])
     async def healthz() -> dict[str, str]:

@@ -100,6 +100,8 @@ ROUTES: dict[str, frozenset[str]] = {
     "POST /api/v1/admin/tokens": ADMINS,
     "POST /api/v1/admin/access-keys": ADMINS,
     "GET /api/v1/audit": WRANGLE,
+    # operations: Prometheus scrapes with a wrangler's (or an admin's) token
+    "GET /metrics": WRANGLE,
     # the web monitor (a job's task runs and ETA follow the job's visibility)
     "GET /api/v1/jobs/{job_id}/blocks/{block}/runs": READ,
     "POST /api/v1/jobs/{job_id}/blocks/{block}/range": SUBMIT,

@@ -26,6 +26,7 @@ from thresher.store.db import create_engine, migrate
 from thresher.store.dispatch import ClaimCandidate, ClaimOutcome, DispatchClaims, Refused
 from thresher.store.engines import Engines
 from thresher.store.error_hosts import ErrorHosts
+from thresher.store.farm_state import FarmState
 from thresher.store.jobs import Jobs
 from thresher.store.limits import Limits
 from thresher.store.monitor import Monitor
@@ -71,6 +72,7 @@ class Store:
         self.audit = Audit(self.db)
         self.monitor = Monitor(self.db)  # resource samples, task runs, changes (web monitor)
         self.stats = Statistics(self.db)
+        self.farm_state = FarmState(self.db)  # counts by state, for /metrics
 
     @classmethod
     def open(cls, url: str) -> Self:
