@@ -17,8 +17,10 @@ import typer
 from thresher.cli.common import stderr, stdout
 from thresher.controller.app import Server, create_app, listen_socket, server_config
 from thresher.controller.auth import ensure_admin_token, private_dir
+from thresher.controller.observe import configure_logging
 from thresher.controller.settings import ControllerSettings
 from thresher.core.clock import SystemClock
+from thresher.store.cluster import exclusive
 from thresher.store.db import sqlite_url
 from thresher.store.store import Store
 
@@ -66,7 +68,8 @@ def serve_controller(
     store = Store.open(settings.database_url or sqlite_url(settings.data_dir))
     try:
         clock = SystemClock()
-        written = ensure_admin_token(store, clock, settings.data_dir)
+        with exclusive(store.engine, "startup"):  # controllers started together: one token
+            written = ensure_admin_token(store, clock, settings.data_dir)
         if written and say is not None:
             say(f"admin token written to {written}")
         sock = listen_socket(host, port)
@@ -163,13 +166,34 @@ def controller(
             help="the certificate's private key (PEM)",
         ),
     ] = None,
+    log_format: Annotated[
+        str,
+        typer.Option(
+            "--log-format",
+            envvar="THRESHER_LOG_FORMAT",
+            help="text, or json: one JSON object a line, with the request id.",
+        ),
+    ] = "text",
+    log_level: Annotated[
+        str,
+        typer.Option(
+            "--log-level",
+            envvar="THRESHER_LOG_LEVEL",
+            help="warning, info (a line per request) or debug.",
+        ),
+    ] = "warning",
 ) -> None:
     """Run the controller: the REST API, the scheduler and the sweeper of silent workers."""
     if lease <= heartbeat:
         raise typer.BadParameter("must be longer than --heartbeat", param_hint="--lease")
     if (tls_cert is None) != (tls_key is None):
         raise typer.BadParameter("--tls-cert and --tls-key go together", param_hint="--tls-key")
-    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s: %(message)s")
+    if log_format not in ("text", "json"):
+        raise typer.BadParameter("must be text or json", param_hint="--log-format")
+    level = logging.getLevelNamesMapping().get(log_level.upper())
+    if level is None:
+        raise typer.BadParameter("must be debug, info, warning or error", param_hint="--log-level")
+    configure_logging(json_lines=log_format == "json", level=level)
     settings = ControllerSettings(
         data_dir=data_dir,
         database_url=database_url,

@@ -69,6 +69,11 @@ COMMANDS = {
     "watch": Entry(
         "jobs", "Show a job's progress until it ends; exit 0 when it succeeded, 1 otherwise."
     ),
+    "stats": Entry(
+        "stats",
+        "Farm statistics: frames and render hours by engine, user, site, host and day; "
+        "failure rates; queue waits by user.",
+    ),
     "tasks": Entry("tasks", "List a page of a job's tasks, waiting ones included."),
     "log": Entry("tasks", "Print a task's output, every attempt's lines in order."),
     "pools": Entry(
@@ -100,6 +105,15 @@ COMMANDS = {
     "engines": Entry("engines", "Engines: the scripts that run applications."),
     "limits": Entry("limits", "Limits (licenses) and their usage."),
     "users": Entry("security", "Users: accounts (role, groups), priority and caps."),
+    "db": Entry("ops", "The database schema."),
+    "backup": Entry(
+        "ops",
+        "Back up the farm's database while the controller runs: SQLite's online backup, or "
+        "pg_dump for PostgreSQL (printed instead of run where pg_dump is not installed).",
+    ),
+    "restore": Entry(
+        "ops", "Restore a backup as the farm's database; no controller may run on it meanwhile."
+    ),
     "access-key": Entry(
         "access_keys", "AWS-style key pairs for the Deadline Cloud compatible routes."
     ),

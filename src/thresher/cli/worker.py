@@ -125,7 +125,8 @@ def _default_work_dir(name: str) -> Path:
 
 def worker(
     controller: Annotated[
-        str | None, typer.Option(envvar="THRESHER_URL", help="controller URL")
+        str | None,
+        typer.Option(envvar="THRESHER_URL", help="controller URL; several comma-separated"),
     ] = None,
     token: Annotated[
         str | None, typer.Option(envvar="THRESHER_TOKEN", help="enrolment token")

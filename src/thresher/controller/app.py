@@ -17,18 +17,22 @@ from thresher.controller.audit import AuditTrail
 from thresher.controller.body_limit import BodyLimit
 from thresher.controller.farm import Farm
 from thresher.controller.notifier import Notifier
+from thresher.controller.observe import Observe
 from thresher.controller.routes import (
     agent,
     deadline,
     engines,
     jobs,
     limits,
+    monitor,
     nimby,
+    ops,
     pools,
     renderacre,
     security,
     tasks,
     templates,
+    web,
     workers,
 )
 from thresher.controller.settings import ControllerSettings
@@ -41,9 +45,14 @@ VERSION = version("thresher")
 
 
 async def _sweep_forever(farm: Farm) -> None:
+    """Expire silent workers, on the one controller holding the sweep lease (on PostgreSQL,
+    where several may share the database); the others write the leases they heard."""
     while True:
         await asyncio.sleep(farm.settings.sweep_every_s)
         try:
+            if not await asyncio.to_thread(farm.sweep_lease.held):
+                await farm.call(farm.agents.flush_heartbeats)
+                continue
             expired = await farm.call(farm.agents.sweep)
         except Exception:  # the sweeper must outlive a failed round (database restarting...)
             log.exception("sweep failed")
@@ -70,9 +79,11 @@ def create_app(
         app.state.farm = farm
         await farm.call(farm.start, clock.now())
         task = asyncio.create_task(_sweep_forever(farm)) if sweeper else None
+        farm.events.start(asyncio.get_running_loop())
         try:
             yield
         finally:
+            await farm.events.stop()
             if task is not None:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -107,6 +118,10 @@ def create_app(
     app.include_router(security.router)  # accounts, tokens, enrolment codes, audit
     app.include_router(security.enrol_router)
     app.add_middleware(AuditTrail)  # every state-changing call, in the database
+    app.include_router(monitor.router)  # the web monitor's reads, actions and events
+    web.install(app)  # its pages, under /
+    app.include_router(ops.router)  # /metrics
+    app.add_middleware(Observe)  # request ids and request metrics (outermost)
 
     @app.get("/healthz", tags=["health"])
     async def healthz() -> dict[str, str]:

@@ -350,6 +350,7 @@ audit = sa.Table(
 )
 
 # -- monitor (0004) -------------------------------------------------------------------
+# In tables_monitor.py (worker_samples), imported at the end of this module.
 
 # -- operations (0005) ----------------------------------------------------------------
 
@@ -358,3 +359,6 @@ audit = sa.Table(
 # -- submitters (0007) ----------------------------------------------------------------
 
 # -- cloud (0008) ---------------------------------------------------------------------
+
+# The areas' own table modules, imported last so their tables join `metadata`.
+from thresher.store import tables_monitor  # noqa: E402, F401
