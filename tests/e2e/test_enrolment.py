@@ -44,6 +44,8 @@ def test_a_worker_enrols_with_a_code_and_re_attaches_with_its_own_token(
 
         wait_until(online, timeout=30, what="node1 online")
         kept = farm.work_dir("node1") / "worker-token"
+        # online from the controller's commit; the file is written once the answer arrives
+        wait_until(kept.exists, timeout=30, what="the worker's token kept")
         assert stat.S_IMODE(os.stat(kept).st_mode) == 0o600
         job = admin.submit("by code", ["true"], frames="1-3")
         wait_until(lambda: admin.job(job.id).status == "succeeded", timeout=30, what="job done")
