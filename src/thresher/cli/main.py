@@ -87,6 +87,8 @@ COMMANDS = {
     "engines": Entry("engines", "Engines: the scripts that run applications."),
     "limits": Entry("limits", "Limits (licenses) and their usage."),
     "users": Entry("limits", "Users' priority and caps."),
+    "sites": Entry("sites", "Sites: the places the farm spans."),
+    "volumes": Entry("sites", "Volumes: storage roots per site and OS."),
     "access-key": Entry(
         "access_keys", "AWS-style key pairs for the Deadline Cloud compatible routes."
     ),

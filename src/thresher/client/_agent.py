@@ -87,6 +87,16 @@ class AgentClient:
         raise_for(response)
         return engines.EngineSourceOut.model_validate(response.json())
 
+    async def volumes(self) -> api.VolumeList:
+        """Every volume with its roots per site and OS (share paths resolve with them)."""
+        headers = {"Authorization": f"Bearer {self.token}"}
+        try:
+            response = await self._http.get("/api/v1/volumes", headers=headers)
+        except httpx.HTTPError as exc:
+            raise translate(exc) from exc
+        raise_for(response)
+        return api.VolumeList.model_validate(response.json())
+
     async def register(self, body: api.RegisterIn) -> api.RegisterOut:
         """Enrol with the current (enrolment) token; afterwards the worker's own token is used."""
         response = await self._post("/api/v1/agent/register", body.model_dump())

@@ -25,6 +25,7 @@ from thresher.controller.routes import (
     nimby,
     pools,
     renderacre,
+    sites,
     tasks,
     templates,
     workers,
@@ -100,6 +101,7 @@ def create_app(
     deadline.install(app)
     for scheduling in (limits, pools, nimby):
         app.include_router(scheduling.router)
+    app.include_router(sites.router)  # sites, volumes, jobs' sync per site
 
     @app.get("/healthz", tags=["health"])
     async def healthz() -> dict[str, str]:

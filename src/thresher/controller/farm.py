@@ -22,6 +22,7 @@ from thresher.controller.jobs import Jobs
 from thresher.controller.notifier import Notifier
 from thresher.controller.scheduling import Scheduling
 from thresher.controller.settings import ControllerSettings
+from thresher.controller.sites import Sites
 from thresher.controller.unit import UnitOfWork
 from thresher.controller.waiting import Waiting
 from thresher.core.clock import Clock
@@ -59,6 +60,7 @@ class Farm:
         )
         self.access = Access(store, clock, self.unit)
         self.waiting = Waiting(store, self.dispatch_index)
+        self.sites = Sites(store, clock, self.unit)  # sites, volumes, jobs' sync per site
         self._store = store
 
     def start(self, now: float) -> None:

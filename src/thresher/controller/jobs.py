@@ -10,11 +10,13 @@ from thresher.controller.auth import Caller
 from thresher.controller.compile import compile_job, compile_template
 from thresher.controller.compile.policy import SubmitPolicy
 from thresher.controller.engines import EngineRegistry
+from thresher.controller.sites import submission_fields
 from thresher.controller.unit import UnitOfWork
 from thresher.core.clock import Clock
-from thresher.core.errors import Forbidden, InvalidInput, NotFound
+from thresher.core.errors import Forbidden, InvalidInput, NotFound, ProblemCollector
 from thresher.core.model import AttemptRecord, JobRecord, JobSpec, TaskRecord
 from thresher.core.states import JobStatus, TaskStatus
+from thresher.core.volumes import check_refs
 from thresher.engines import Engine
 from thresher.schemas import api
 from thresher.schemas import openjd as openjd_schema
@@ -80,14 +82,21 @@ class Jobs:
         """Compile and store a command or engine job (accsyn's shape included)."""
         caller.require("admin", "user")
         with self.unit.change():
-            return self._create(
-                compile_job(body, owner=caller.name, lookup=self.lookup, policy=self.policy)
-            )
+            problems = ProblemCollector()  # share paths and the rest, reported together
+            with problems.check():
+                check_refs(submission_fields(body), self.store.sites.volumes())
+            spec: JobSpec | None = None
+            with problems.check():
+                spec = compile_job(body, owner=caller.name, lookup=self.lookup, policy=self.policy)
+            problems.raise_found()
+            assert spec is not None
+            return self._create(spec)
 
     def submit_template(self, caller: Caller, body: openjd_schema.TemplateJobIn) -> JobRecord:
         """Compile and store an OpenJD template job; a TemplateError lists every problem."""
         caller.require("admin", "user")
         with self.unit.change():
+            check_refs({"parameters": body.parameters}, self.store.sites.volumes())
             return self._create(
                 compile_template(body, owner=caller.name, lookup=self.lookup, policy=self.policy)
             )

@@ -154,6 +154,33 @@ if TYPE_CHECKING:
     from thresher.schemas.jobs import (
         WhyOut as WhyOut,
     )
+    from thresher.schemas.sites import (
+        JobSiteIn as JobSiteIn,
+    )
+    from thresher.schemas.sites import (
+        JobSiteList as JobSiteList,
+    )
+    from thresher.schemas.sites import (
+        JobSiteOut as JobSiteOut,
+    )
+    from thresher.schemas.sites import (
+        SiteIn as SiteIn,
+    )
+    from thresher.schemas.sites import (
+        SiteList as SiteList,
+    )
+    from thresher.schemas.sites import (
+        SiteOut as SiteOut,
+    )
+    from thresher.schemas.sites import (
+        VolumeIn as VolumeIn,
+    )
+    from thresher.schemas.sites import (
+        VolumeList as VolumeList,
+    )
+    from thresher.schemas.sites import (
+        VolumeOut as VolumeOut,
+    )
 
 #: Where each name is defined.
 _MODULES = {
@@ -204,6 +231,15 @@ _MODULES = {
     "WhyOut": "jobs",
     "WorkerList": "farm",
     "WorkerOut": "farm",
+    "JobSiteIn": "sites",
+    "JobSiteList": "sites",
+    "JobSiteOut": "sites",
+    "SiteIn": "sites",
+    "SiteList": "sites",
+    "SiteOut": "sites",
+    "VolumeIn": "sites",
+    "VolumeList": "sites",
+    "VolumeOut": "sites",
 }
 
 __all__ = sorted(_MODULES)

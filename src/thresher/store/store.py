@@ -2,7 +2,8 @@
 
 `store.jobs`, `store.tasks`, `store.attempts`, `store.workers`, `store.tokens`,
 `store.access_keys`, `store.engines`, `store.limits`, `store.error_hosts`, `store.scheduling`
-(the settings people set), `store.snapshot` (what dispatch decides from) and `store.dispatch`
+(the settings people set), `store.sites` (sites, volumes, jobs' sync per site),
+`store.snapshot` (what dispatch decides from) and `store.dispatch`
 (the atomic claim). Methods have intent names and are short transactions; each joins the
 caller's open `transaction()`, so a use case of several calls commits once or not at all.
 Counters on the block move in the same transaction as the task row they describe, so the
@@ -30,6 +31,7 @@ from thresher.store.jobs import Jobs
 from thresher.store.limits import Limits
 from thresher.store.records import FinishReport, TokenRecord, WorkerRegistration
 from thresher.store.scheduling import SchedulingSettings
+from thresher.store.sites import Sites
 from thresher.store.snapshot import Snapshots
 from thresher.store.tasks import Tasks
 from thresher.store.tokens import Tokens
@@ -63,6 +65,7 @@ class Store:
         self.scheduling = SchedulingSettings(self.db)
         self.snapshot = Snapshots(self.db)
         self.dispatch = DispatchClaims(self.db)
+        self.sites = Sites(self.db)
 
     @classmethod
     def open(cls, url: str) -> Self:

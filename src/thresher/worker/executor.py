@@ -15,9 +15,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
+from thresher.core.volumes import VolumeError
 from thresher.schemas import api
 from thresher.worker.attempts import Failed, Held, finish_report, run_command, run_process
 from thresher.worker.engines import EngineTaskError, WorkerEngines
@@ -27,6 +29,7 @@ from thresher.worker.outbox import Outbox
 from thresher.worker.poll_policy import LaneLoad, closed, closing, ended, given, topped_up
 from thresher.worker.process import GroupGuard, ProcessResult
 from thresher.worker.tasks import CommandBuilder
+from thresher.worker.volumes import ShareResolver, needs_shares
 
 __all__ = ["Executor"]
 
@@ -47,6 +50,7 @@ class Executor:
         grace_s: float = 10.0,
         openjd_idle_s: float = 5.0,
         path_mapping_rules: Sequence[Mapping[str, str]] = (),
+        shares: ShareResolver | None = None,
     ) -> None:
         self.held: dict[int, Held] = {}  # by attempt id, until its finish is acknowledged
         self.loads = [LaneLoad() for _ in range(lanes)]
@@ -64,6 +68,7 @@ class Executor:
         self._idle_timers: dict[int, asyncio.TimerHandle] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._guard: GroupGuard | None = None
+        self._shares = shares  # share=NAME/... paths resolved to this site's roots
 
     def start(self, loop: asyncio.AbstractEventLoop, *, guard: GroupGuard | None = None) -> None:
         """Start the lanes' threads; `guard` is told of every task's process group."""
@@ -175,14 +180,39 @@ class Executor:
         held.lane = lane
         self.loads[lane] = given(self.loads[lane])
         self._idle.clear()
+        if self._shares is not None and needs_shares(held.assignment):
+            self._spawn(self._resolve_shares(held, lane, self._shares))
+        else:
+            self._hand(held, lane)
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _resolve_shares(self, held: Held, lane: int, shares: ShareResolver) -> None:
+        """Resolve the attempt's share paths, then run it; a path that escapes its volume
+        root (or names a volume without a root here) fails the task."""
+        a = held.assignment
+        try:
+            held.assignment = await shares.resolve(a)
+        except Exception as exc:  # VolumeError, or the controller away: the task fails
+            reason = exc.message if isinstance(exc, VolumeError) else f"{type(exc).__name__}: {exc}"
+            failed = Failed(f"cannot resolve its share paths: {reason}")
+            self.on_lane_done([Done(lane, a.attempt_id, value=failed)])
+            return
+        if not held.stop.is_set():
+            self._hand(held, lane)
+        else:
+            self.on_lane_done([Done(lane, a.attempt_id, value=None)])
+
+    def _hand(self, held: Held, lane: int) -> None:
         a = held.assignment
         if a.kind == "openjd":
             held.cancel = lambda: self.openjd.cancel(lane)
             self._threads.hand(lane, a.attempt_id, lambda: self.openjd.run(lane, a, held.stop))
         elif a.kind == "engine":
-            task = asyncio.create_task(self._prepare_engine(held, lane))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            self._spawn(self._prepare_engine(held, lane))
         else:
             commands, outbox, grace_s, guard = (
                 self._commands,
