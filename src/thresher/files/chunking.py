@@ -1,0 +1,98 @@
+"""Content-defined chunks and BLAKE3 hashes, computed in one streaming read of a file.
+
+Chunk boundaries come from FastCDC (the `fastcdc` package's compiled gear-hash scan): they
+depend on the bytes around them only, so an insertion moves the boundaries of the chunk it
+falls in and no other, and a file that changed in one place shares all other chunks with its
+last version. Files are read in windows of `WINDOW` bytes: memory stays bounded whatever the
+file's size, and the chunks are exactly those of the whole file at once (a boundary is found
+within `MAX_CHUNK` bytes of the last, and the window always holds that much past it).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+import blake3
+from fastcdc import fastcdc
+
+MIN_CHUNK = 256 * 1024
+AVG_CHUNK = 1024 * 1024
+MAX_CHUNK = 4 * 1024 * 1024
+#: Bytes read at once: several chunks, and always MAX_CHUNK past a boundary.
+WINDOW = 16 * 1024 * 1024
+HASH_BYTES = 32
+
+
+def chunk_hash(data: bytes | memoryview) -> str:
+    """The BLAKE3 hash of `data`, as 64 hex digits."""
+    return blake3.blake3(data).hexdigest()
+
+
+@dataclass(frozen=True)
+class Chunk:
+    hash: str
+    size: int
+
+
+@dataclass(frozen=True)
+class FileDigest:
+    """A file's size, whole-file hash and chunks, in order."""
+
+    size: int
+    hash: str
+    chunks: tuple[Chunk, ...]
+
+
+def iter_chunks(stream: BinaryIO, *, window: int = WINDOW) -> Iterator[tuple[memoryview, Chunk]]:
+    """Each chunk of the stream with its bytes (a view that stays valid)."""
+    buffer = b""
+    eof = False
+    while not eof or buffer:
+        parts = [buffer]
+        have = len(buffer)
+        while not eof and have < window:
+            block = stream.read(window - have)
+            if not block:
+                eof = True
+            else:
+                parts.append(block)
+                have += len(block)
+        buffer = b"".join(parts) if len(parts) > 1 else buffer
+        if not buffer:
+            return
+        view = memoryview(buffer)
+        used = 0
+        for cut in fastcdc(view, MIN_CHUNK, AVG_CHUNK, MAX_CHUNK):
+            if not eof and cut.offset + MAX_CHUNK > len(buffer):
+                break  # its end may lie past the window: cut it once more is read
+            data = view[cut.offset : cut.offset + cut.length]
+            yield data, Chunk(chunk_hash(data), cut.length)
+            used = cut.offset + cut.length
+        buffer = buffer[used:]
+
+
+def digest_stream(
+    stream: BinaryIO, *, on_chunk: Callable[[memoryview, Chunk], None] | None = None
+) -> FileDigest:
+    """The stream's digest; `on_chunk` sees every chunk's bytes as they are read (one read
+    for hashing, chunking and sending)."""
+    whole = blake3.blake3()
+    chunks: list[Chunk] = []
+    size = 0
+    for data, chunk in iter_chunks(stream):
+        whole.update(data)
+        chunks.append(chunk)
+        size += chunk.size
+        if on_chunk is not None:
+            on_chunk(data, chunk)
+    return FileDigest(size=size, hash=whole.hexdigest(), chunks=tuple(chunks))
+
+
+def digest_file(
+    path: Path, *, on_chunk: Callable[[memoryview, Chunk], None] | None = None
+) -> FileDigest:
+    with path.open("rb") as stream:
+        return digest_stream(stream, on_chunk=on_chunk)
