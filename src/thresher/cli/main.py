@@ -88,6 +88,9 @@ COMMANDS = {
     "limits": Entry("limits", "Limits (licenses) and their usage."),
     "users": Entry("limits", "Users' priority and caps."),
     "sites": Entry("sites", "Sites: the places the farm spans."),
+    "files": Entry(
+        "files", "Run a site's file service: its chunk store, and transfers with other sites'."
+    ),
     "volumes": Entry("sites", "Volumes: storage roots per site and OS."),
     "access-key": Entry(
         "access_keys", "AWS-style key pairs for the Deadline Cloud compatible routes."

@@ -12,7 +12,7 @@ from typing import Any
 from thresher.controller.auth import Caller
 from thresher.controller.unit import UnitOfWork
 from thresher.core.clock import Clock
-from thresher.core.errors import InvalidInput
+from thresher.core.errors import Conflict, InvalidInput
 from thresher.core.volumes import ShareRef, Volume, check_name, check_refs
 from thresher.schemas import api
 from thresher.store.sites import SETTINGS, JobSiteRecord, SiteRecord
@@ -20,6 +20,8 @@ from thresher.store.store import Store
 
 #: Who may change sites and volumes.
 EDITORS = ("admin", "wrangler")
+#: A sync whose runner said nothing for this long may be taken over by another worker.
+SYNC_STALE_S = 60.0
 
 
 class Sites:
@@ -51,8 +53,14 @@ class Sites:
             raise InvalidInput(
                 "file_service_url must be http(s)://host:port", field="file_service_url"
             )
+        token = body.file_service_token
+        if token is None:  # kept unless given
+            token = next(
+                (s.file_service_token for s in self.store.sites.sites() if s.name == name), None
+            )
         record = SiteRecord(
             name=name,
+            file_service_token=token,
             description=body.description,
             main=body.main,
             file_service_url=url,
@@ -122,6 +130,43 @@ class Sites:
             changes = {k: getattr(body, k) for k in SETTINGS if getattr(body, k) is not None}
             self.store.sites.set_job_site(job_id, site, changes, now=self.clock.now())
             return self.store.sites.job_sites(job_id)
+
+    # -- workers: the sites' file services, and a job's sync at their site --------------------
+
+    def agent_sites(self, caller: Caller) -> list[SiteRecord]:
+        """Sites with their file services' tokens (workers and admins only)."""
+        caller.require("worker", "admin")
+        return self.store.sites.sites()
+
+    def claim_sync(self, caller: Caller, job_id: int, site: str) -> tuple[bool, JobSiteRecord]:
+        """Whether the calling worker runs the job's download sync at `site` now, and the
+        job's settings there."""
+        caller.require("worker", "admin")
+        check_name(site, what="site", field_name="site")
+        with self.unit.change(soft=True):
+            self.store.jobs.get(job_id)
+            run = self.store.sites.claim_sync(
+                job_id, site, caller.name, now=self.clock.now(), stale_s=SYNC_STALE_S
+            )
+            row = next(r for r in self.store.sites.job_sites(job_id) if r.site == site)
+            return run, row
+
+    def report_sync(
+        self, caller: Caller, job_id: int, site: str, body: api.SyncReportIn
+    ) -> JobSiteRecord:
+        caller.require("worker", "admin")
+        changes = {
+            "sync_state": body.state,
+            "bytes_done": body.bytes_done,
+            "bytes_total": body.bytes_total,
+            "message": body.message,
+        }
+        with self.unit.change(soft=True):
+            if not self.store.sites.report_sync(
+                job_id, site, caller.name, changes, now=self.clock.now()
+            ):
+                raise Conflict(f"the sync of job {job_id} at {site} is not this worker's")
+            return next(r for r in self.store.sites.job_sites(job_id) if r.site == site)
 
 
 def submission_fields(body: api.JobIn) -> dict[str, Any]:

@@ -53,6 +53,9 @@ class HashesIn(_Body):
 class CheckinIn(_Body):
     volume: str = Field(max_length=100)
     path: str = Field(default="", max_length=4096)
+    paths: list[Annotated[str, Field(max_length=4096)]] | None = Field(
+        default=None, max_length=100_000, description="these files (or folders) only"
+    )
     name: Name
 
 
@@ -170,7 +173,14 @@ async def get_manifest(name: Name, service: ServiceDep) -> Response:
 @router.post("/checkin")
 async def checkin(body: CheckinIn, service: ServiceDep) -> dict[str, Any]:
     folder = service.folder(body.volume, body.path)
-    manifest = await asyncio.to_thread(_checkin, service, folder, body.name)
+    try:
+        rels = [safe_rel(p) for p in body.paths] if body.paths is not None else None
+    except ManifestError as exc:
+        raise HTTPException(422, {"message": str(exc), "field": "paths"}) from None
+    try:
+        manifest = await asyncio.to_thread(_checkin, service, folder, body.name, rels)
+    except FileNotFoundError as exc:
+        raise HTTPException(404, f"{exc.filename} is not at site {service.site}") from None
     return {"hash": manifest.hash, "files": len(manifest.files), "bytes": manifest.total_bytes}
 
 
@@ -202,9 +212,18 @@ def _cache_path(service: FileService, folder: Path) -> Path:
     return service.store.root / "digests" / f"{chunk_hash(str(folder).encode())[:32]}.json"
 
 
-def _checkin(service: FileService, folder: Path, name: str) -> Manifest:
+def _checkin(service: FileService, folder: Path, name: str, rels: list[str] | None) -> Manifest:
     cache = DigestCache(_cache_path(service, folder))
-    manifest = upload_local(folder, list_files(folder), cache=cache)
+    if rels is None:
+        files = list_files(folder)
+    else:
+        files = []
+        for rel in rels:
+            if (folder / rel).is_dir():
+                files.extend(f"{rel}/{f}" for f in list_files(folder / rel))
+            else:
+                files.append(rel)
+    manifest = upload_local(folder, files, cache=cache)
     service.store.add_sources(name, folder, manifest)
     service.store.put_manifest(name, manifest)
     return manifest

@@ -155,6 +155,12 @@ if TYPE_CHECKING:
         WhyOut as WhyOut,
     )
     from thresher.schemas.sites import (
+        AgentSiteList as AgentSiteList,
+    )
+    from thresher.schemas.sites import (
+        AgentSiteOut as AgentSiteOut,
+    )
+    from thresher.schemas.sites import (
         JobSiteIn as JobSiteIn,
     )
     from thresher.schemas.sites import (
@@ -171,6 +177,12 @@ if TYPE_CHECKING:
     )
     from thresher.schemas.sites import (
         SiteOut as SiteOut,
+    )
+    from thresher.schemas.sites import (
+        SyncClaimOut as SyncClaimOut,
+    )
+    from thresher.schemas.sites import (
+        SyncReportIn as SyncReportIn,
     )
     from thresher.schemas.sites import (
         VolumeIn as VolumeIn,
@@ -231,6 +243,10 @@ _MODULES = {
     "WhyOut": "jobs",
     "WorkerList": "farm",
     "WorkerOut": "farm",
+    "AgentSiteList": "sites",
+    "AgentSiteOut": "sites",
+    "SyncClaimOut": "sites",
+    "SyncReportIn": "sites",
     "JobSiteIn": "sites",
     "JobSiteList": "sites",
     "JobSiteOut": "sites",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field, StringConstraints
 
@@ -23,6 +23,9 @@ class SiteIn(Strict):
     )
     bandwidth_bps: Bps | None = Field(default=None, description="cap on this site's transfers")
     parallel_streams: int = Field(default=4, ge=1, le=64)
+    file_service_token: Annotated[str, StringConstraints(max_length=500)] | None = Field(
+        default=None, description="the token its file service takes (kept if left out; never shown)"
+    )
 
 
 class SiteOut(BaseModel):
@@ -85,3 +88,34 @@ class JobSiteOut(BaseModel):
 class JobSiteList(BaseModel):
     job_id: int
     sites: list[JobSiteOut]
+
+
+class AgentSiteOut(BaseModel):
+    """A site as workers see it: with its file service's token, to move files."""
+
+    name: str
+    main: bool
+    file_service_url: str | None
+    file_service_token: str | None
+    bandwidth_bps: int | None
+    parallel_streams: int
+
+
+class AgentSiteList(BaseModel):
+    sites: list[AgentSiteOut]
+
+
+class SyncReportIn(Strict):
+    """A worker's word on a job's sync at its site."""
+
+    state: Literal["running", "done", "failed"]
+    bytes_done: int = Field(default=0, ge=0, le=MAX_INT64)
+    bytes_total: int = Field(default=0, ge=0, le=MAX_INT64)
+    message: Annotated[str, StringConstraints(max_length=1000)] | None = None
+
+
+class SyncClaimOut(BaseModel):
+    """Whether the asking worker runs the sync (`run`), and the job's settings there."""
+
+    run: bool
+    site: JobSiteOut

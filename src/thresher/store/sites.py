@@ -29,6 +29,7 @@ class SiteRecord:
     bandwidth_bps: int | None
     parallel_streams: int
     updated_at: float
+    file_service_token: str | None = None  # never shown to people; workers present it
 
 
 @dataclass(frozen=True)
@@ -46,6 +47,7 @@ class JobSiteRecord:
     bytes_done: int = 0
     bytes_total: int = 0
     message: str | None = None
+    claimed_by: str | None = None
     updated_at: float = 0.0
 
 
@@ -61,6 +63,7 @@ def _site(row: Any) -> SiteRecord:
         bandwidth_bps=row.bandwidth_bps,
         parallel_streams=row.parallel_streams,
         updated_at=row.updated_at,
+        file_service_token=row.file_service_token,
     )
 
 
@@ -154,6 +157,46 @@ class Sites(Repository):
             base = JobSiteRecord(job_id=job_id, site=site)
             row = {k: getattr(base, k) for k in JobSiteRecord.__dataclass_fields__}
             conn.execute(job_sites.insert().values({**row, **values}))
+
+    def claim_sync(
+        self, job_id: int, site: str, worker: str, *, now: float, stale_s: float
+    ) -> bool:
+        """Whether `worker` runs the job's sync at `site` now: yes when nobody ran it, it
+        failed, or its runner went silent for `stale_s`; no while another runs it or once it
+        is done. Atomic: of two workers asking at once, one is told yes."""
+        where = (job_sites.c.job_id == job_id) & (job_sites.c.site == site)
+        with self.db.begin() as conn:
+            if conn.execute(sa.select(job_sites.c.job_id).where(where)).first() is None:
+                base = JobSiteRecord(job_id=job_id, site=site, updated_at=now)
+                conn.execute(
+                    job_sites.insert().values(
+                        {k: getattr(base, k) for k in JobSiteRecord.__dataclass_fields__}
+                    )
+                )
+            free = job_sites.c.sync_state.in_(("none", "pending", "failed")) | (
+                (job_sites.c.sync_state == "running") & (job_sites.c.updated_at < now - stale_s)
+            )
+            taken = conn.execute(
+                job_sites.update()
+                .where(where & free)
+                .values(sync_state="running", claimed_by=worker, updated_at=now, message=None)
+            ).rowcount
+            return bool(taken)
+
+    def report_sync(
+        self, job_id: int, site: str, worker: str, changes: Mapping[str, Any], *, now: float
+    ) -> bool:
+        """The runner's word on the sync (False: it is not this worker's any more)."""
+        where = (
+            (job_sites.c.job_id == job_id)
+            & (job_sites.c.site == site)
+            & (job_sites.c.claimed_by == worker)
+        )
+        with self.db.begin() as conn:
+            done = conn.execute(
+                job_sites.update().where(where).values(**changes, updated_at=now)
+            ).rowcount
+            return bool(done)
 
     def delete_job(self, job_id: int) -> None:
         with self.db.begin() as conn:

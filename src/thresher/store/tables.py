@@ -309,6 +309,7 @@ sites = sa.Table(
     sa.Column("description", sa.String(300), nullable=False),
     sa.Column("main", sa.Boolean, nullable=False),
     sa.Column("file_service_url", sa.String(500), nullable=True),
+    sa.Column("file_service_token", sa.String(500), nullable=True),  # its peers present it
     sa.Column("bandwidth_bps", sa.BigInteger, nullable=True),  # a cap on its transfers
     sa.Column("parallel_streams", sa.Integer, nullable=False),
     sa.Column("updated_at", sa.Float, nullable=False),
@@ -340,6 +341,7 @@ job_sites = sa.Table(
     sa.Column("bytes_done", sa.BigInteger, nullable=False),
     sa.Column("bytes_total", sa.BigInteger, nullable=False),
     sa.Column("message", sa.String(1000), nullable=True),
+    sa.Column("claimed_by", sa.String(200), nullable=True),  # the worker running the sync
     sa.Column("updated_at", sa.Float, nullable=False),
 )
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import time
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,7 @@ from thresher.worker.openjd_lane import OpenJDLanes, OpenJDResult
 from thresher.worker.outbox import Outbox
 from thresher.worker.poll_policy import LaneLoad, closed, closing, ended, given, topped_up
 from thresher.worker.process import GroupGuard, ProcessResult
+from thresher.worker.sync import SiteSync
 from thresher.worker.tasks import CommandBuilder
 from thresher.worker.volumes import ShareResolver, needs_shares
 
@@ -51,6 +53,7 @@ class Executor:
         openjd_idle_s: float = 5.0,
         path_mapping_rules: Sequence[Mapping[str, str]] = (),
         shares: ShareResolver | None = None,
+        sync: SiteSync | None = None,
     ) -> None:
         self.held: dict[int, Held] = {}  # by attempt id, until its finish is acknowledged
         self.loads = [LaneLoad() for _ in range(lanes)]
@@ -69,6 +72,7 @@ class Executor:
         self._tasks: set[asyncio.Task[None]] = set()
         self._guard: GroupGuard | None = None
         self._shares = shares  # share=NAME/... paths resolved to this site's roots
+        self._sync = sync  # away from the main site: inputs synced first, outputs sent back
 
     def start(self, loop: asyncio.AbstractEventLoop, *, guard: GroupGuard | None = None) -> None:
         """Start the lanes' threads; `guard` is told of every task's process group."""
@@ -201,6 +205,14 @@ class Executor:
             failed = Failed(f"cannot resolve its share paths: {reason}")
             self.on_lane_done([Done(lane, a.attempt_id, value=failed)])
             return
+        if self._sync is not None:
+            try:
+                if await self._sync.before(a, self._say(a)):
+                    held.upload = (a, time.time())
+            except Exception as exc:  # the sync failed: so does the task, saying why
+                failed = Failed(f"the download sync failed: {type(exc).__name__}: {exc}")
+                self.on_lane_done([Done(lane, a.attempt_id, value=failed)])
+                return
         if not held.stop.is_set():
             self._hand(held, lane)
         else:
@@ -284,4 +296,29 @@ class Executor:
         if held is None or held.stale:
             self.held.pop(attempt_id, None)
             return
-        self._outbox.add_finish(finish_report(held, result, failure=failure, openjd=openjd))
+        report = finish_report(held, result, failure=failure, openjd=openjd)
+        if held.upload is not None and report.status == "succeeded":
+            self._spawn(self._send_back(held, report))  # finished once its outputs are back
+            return
+        self._outbox.add_finish(report)
+
+    def _say(self, a: api.AssignmentOut) -> Callable[[str], None]:
+        return lambda text: self._outbox.add_line(a.attempt_id, a.token, "system", text)
+
+    async def _send_back(self, held: Held, report: api.FinishIn) -> None:
+        """Send the task's outputs to the main site, then report it (failed if they could
+        not go)."""
+        assert held.upload is not None
+        assert self._sync is not None
+        assert self._shares is not None
+        given, started = held.upload
+        try:
+            volumes = await self._shares.volumes()
+            await self._sync.after(given, volumes, started, self._say(given))
+        except Exception as exc:
+            message = f"its outputs could not go back to the main site: {exc}"
+            self._say(given)(f"[sync] {message}")
+            report = report.model_copy(update={"status": "failed", "message": message})
+        if not held.stale:
+            self._outbox.add_finish(report)
+        self._on_finish()

@@ -30,25 +30,23 @@ def volume_out(volume: Volume) -> api.VolumeOut:
     return api.VolumeOut(name=volume.name, description=volume.description, roots=roots)
 
 
-def job_sites_out(job_id: int, rows: list[JobSiteRecord]) -> api.JobSiteList:
-    return api.JobSiteList(
-        job_id=job_id,
-        sites=[
-            api.JobSiteOut(
-                site=r.site,
-                download=r.download,
-                upload=r.upload,
-                speed_limit_bps=r.speed_limit_bps,
-                parallel_files=r.parallel_files,
-                clear_output=r.clear_output,
-                sync_state=r.sync_state,
-                bytes_done=r.bytes_done,
-                bytes_total=r.bytes_total,
-                message=r.message,
-            )
-            for r in rows
-        ],
+def job_site_out(r: JobSiteRecord) -> api.JobSiteOut:
+    return api.JobSiteOut(
+        site=r.site,
+        download=r.download,
+        upload=r.upload,
+        speed_limit_bps=r.speed_limit_bps,
+        parallel_files=r.parallel_files,
+        clear_output=r.clear_output,
+        sync_state=r.sync_state,
+        bytes_done=r.bytes_done,
+        bytes_total=r.bytes_total,
+        message=r.message,
     )
+
+
+def job_sites_out(job_id: int, rows: list[JobSiteRecord]) -> api.JobSiteList:
+    return api.JobSiteList(job_id=job_id, sites=[job_site_out(r) for r in rows])
 
 
 @router.get("/sites", response_model=api.SiteList)
@@ -113,3 +111,39 @@ async def set_job_site(
     return job_sites_out(
         job_id, await farm.call(farm.sites.set_job_site, caller, job_id, site, body)
     )
+
+
+@router.get("/agent/sites", response_model=api.AgentSiteList)
+async def agent_sites(farm: FarmDep, caller: CallerDep) -> api.AgentSiteList:
+    """Sites with their file services' tokens (workers, admins)."""
+    found = await farm.call(farm.sites.agent_sites, caller)
+    return api.AgentSiteList(
+        sites=[
+            api.AgentSiteOut(
+                name=s.name,
+                main=s.main,
+                file_service_url=s.file_service_url,
+                file_service_token=s.file_service_token,
+                bandwidth_bps=s.bandwidth_bps,
+                parallel_streams=s.parallel_streams,
+            )
+            for s in found
+        ]
+    )
+
+
+@router.post("/agent/sync/{job_id}/{site}", response_model=api.SyncClaimOut)
+async def claim_sync(
+    job_id: JobIdPath, site: str, farm: FarmDep, caller: CallerDep
+) -> api.SyncClaimOut:
+    """Whether the calling worker runs the job's download sync at `site` now (one does)."""
+    run, row = await farm.call(farm.sites.claim_sync, caller, job_id, site)
+    return api.SyncClaimOut(run=run, site=job_site_out(row))
+
+
+@router.put("/agent/sync/{job_id}/{site}", response_model=api.JobSiteOut)
+async def report_sync(
+    job_id: JobIdPath, site: str, body: api.SyncReportIn, farm: FarmDep, caller: CallerDep
+) -> api.JobSiteOut:
+    """The running worker's word on the sync: progress, done or failed."""
+    return job_site_out(await farm.call(farm.sites.report_sync, caller, job_id, site, body))

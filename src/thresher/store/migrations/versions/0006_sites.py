@@ -24,6 +24,7 @@ def upgrade() -> None:
         sa.Column("description", sa.String(300), nullable=False),
         sa.Column("main", sa.Boolean, nullable=False),
         sa.Column("file_service_url", sa.String(500), nullable=True),
+        sa.Column("file_service_token", sa.String(500), nullable=True),
         sa.Column("bandwidth_bps", sa.BigInteger, nullable=True),
         sa.Column("parallel_streams", sa.Integer, nullable=False),
         sa.Column("updated_at", sa.Float, nullable=False),
@@ -48,6 +49,7 @@ def upgrade() -> None:
         sa.Column("bytes_done", sa.BigInteger, nullable=False),
         sa.Column("bytes_total", sa.BigInteger, nullable=False),
         sa.Column("message", sa.String(1000), nullable=True),
+        sa.Column("claimed_by", sa.String(200), nullable=True),
         sa.Column("updated_at", sa.Float, nullable=False),
     )
 
