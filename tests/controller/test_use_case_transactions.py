@@ -186,6 +186,8 @@ USE_CASES: dict[str, Callable[[Farm, dict[str, Any]], object]] = {
     "stop a worker": lambda f, s: f.scheduling.set_nimby(ADMIN, "w1", Nimby.STOPPED),
     "set a limit": lambda f, s: f.scheduling.set_limit(ADMIN, "katana", api.LimitIn(max_total=1)),
     "access key": lambda f, s: f.access.create_access_key(ADMIN, "deadline", "user"),
+    "main site": lambda f, s: f.sites.set_site(ADMIN, "sthlm", api.SiteIn(main=True)),
+    "claim a sync": lambda f, s: f.sites.claim_sync(ADMIN, s["job"], "sthlm"),
 }
 
 

@@ -212,6 +212,7 @@ class Jobs:
             self.store.jobs.request_stop_running(job_id, "canceled")
             waiting = self.store.jobs.waiting_on(job_id)
             self.store.jobs.delete(job_id)
+            self.store.sites.delete_job(job_id)  # its sync per site
             for other in waiting:
                 self._stamp_if_final(other)
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import hmac
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -75,13 +75,22 @@ class FileService:
     """What the routes act on: the store, the volumes' roots at this site, the token."""
 
     def __init__(
-        self, store: ChunkStore, *, token: str, site: str, roots: Mapping[str, Path]
+        self,
+        store: ChunkStore,
+        *,
+        token: str,
+        site: str,
+        roots: Mapping[str, Path] | Callable[[str], Path | None],
     ) -> None:
-        self.store, self.token, self.site, self.roots = store, token, site, dict(roots)
+        """`roots`: each volume's root at this site, or a function answering it (the embedded
+        service asks the farm's store, so volumes set later are found)."""
+        self.store, self.token, self.site = store, token, site
+        self._roots = roots if callable(roots) else dict(roots).get
         self.bps: int | None = None  # this site's cap, applied to the pulls it runs
 
     def folder(self, volume: str, path: str) -> Path:
-        root = self.roots.get(volume)
+        """A folder of a volume here (blocking: the roots may be read from a database)."""
+        root = self._roots(volume)
         if root is None:
             raise HTTPException(422, f"volume {volume!r} has no root at site {self.site!r}")
         if not path:
@@ -172,7 +181,7 @@ async def get_manifest(name: Name, service: ServiceDep) -> Response:
 
 @router.post("/checkin")
 async def checkin(body: CheckinIn, service: ServiceDep) -> dict[str, Any]:
-    folder = service.folder(body.volume, body.path)
+    folder = await asyncio.to_thread(service.folder, body.volume, body.path)
     try:
         rels = [safe_rel(p) for p in body.paths] if body.paths is not None else None
     except ManifestError as exc:
@@ -186,7 +195,7 @@ async def checkin(body: CheckinIn, service: ServiceDep) -> dict[str, Any]:
 
 @router.post("/pull")
 async def pull(body: PullIn, service: ServiceDep) -> dict[str, Any]:
-    folder = service.folder(body.volume, body.path)
+    folder = await asyncio.to_thread(service.folder, body.volume, body.path)
     caps = [x for x in (body.bps, service.bps) if x]
     async with Peer(body.source_url, body.source_token) as peer:
         try:
