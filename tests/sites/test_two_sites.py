@@ -7,6 +7,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -151,3 +154,79 @@ def test_a_povray_job_renders_at_both_sites_and_every_frame_comes_home(
     assert "hq" not in sites  # the main site holds the inputs: no sync there
     assert logs.count("[sync] download sync of job") == 1
     assert (two_sites.roots["sthlm"] / "inc" / "ball.inc").is_file()
+
+
+def _thresher(*args: str, env: dict[str, str]) -> subprocess.Popen[str]:
+    argv = [sys.executable, "-c", "from thresher.cli.main import main; main()", *args]
+    return subprocess.Popen(
+        argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+
+
+def test_a_roaming_submitter_uploads_its_files_and_downloads_every_frame(
+    two_sites: TwoSites,
+) -> None:
+    require("povray")
+    laptop = two_sites.tmp / "laptop"  # no shared storage: its own files only
+    (laptop / "inc").mkdir(parents=True)
+    (laptop / "inc" / "ball.inc").write_text("#declare BallColor = rgb <0, 1, 0>;\n")
+    scene = (EXAMPLES / "orbit.pov").read_text()
+    scene = scene.replace(
+        '#include "colors.inc"', '#include "colors.inc"\n#include "inc/ball.inc"'
+    ).replace("color Red", "color BallColor")
+    (laptop / "scene.pov").write_text(scene)
+    env = {
+        **os.environ,
+        "THRESHER_URL": two_sites.controller.url,
+        "THRESHER_TOKEN": two_sites.controller.admin_token,
+    }
+    submit = _thresher(
+        "submit",
+        "--engine",
+        "povray",
+        "--input",
+        str(laptop / "scene.pov"),
+        "--parse-deps",
+        "--upload-deps",
+        "--range",
+        "1-3",
+        "--bucket",
+        "1",
+        "--param",
+        "width=32",
+        "--param",
+        "height=18",
+        "--output",
+        str(laptop / "frames" / "orbit.png"),
+        env=env,
+    )
+    out, err = submit.communicate(timeout=60)
+    assert submit.returncode == 0, err
+    job_id = int(out.strip())
+    assert f"thresher download {job_id}" in err
+    follow = _thresher(
+        "download", str(job_id), "--follow", "--dest", str(laptop / "frames"), env=env
+    )
+    with Client(two_sites.controller.url, two_sites.controller.admin_token) as client:
+        run_agents(
+            [two_sites.agent("hq")],
+            lambda: client.job(job_id).status in ("succeeded", "failed"),
+            timeout=120,
+        )
+        status = client.job(job_id).status
+        job = client.job(job_id)
+    _, follow_err = follow.communicate(timeout=60)
+    assert status == "succeeded"
+    assert follow.returncode == 0, follow_err
+    assert job.payload["input"].startswith("share=proj/uploads/")
+    assert sorted(p.name for p in (laptop / "frames").iterdir() if not p.name.startswith(".")) == [
+        "orbit1.png",
+        "orbit2.png",
+        "orbit3.png",
+    ]
+    # the laptop's frames are the main site's, byte for byte
+    out_dir = two_sites.roots["hq"] / job.payload["output"].removeprefix("share=proj/")
+    for n in (1, 2, 3):
+        assert (laptop / "frames" / f"orbit{n}.png").read_bytes() == (
+            out_dir.parent / f"orbit{n}.png"
+        ).read_bytes()

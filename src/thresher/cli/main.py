@@ -88,6 +88,10 @@ COMMANDS = {
     "limits": Entry("limits", "Limits (licenses) and their usage."),
     "users": Entry("limits", "Users' priority and caps."),
     "sites": Entry("sites", "Sites: the places the farm spans."),
+    "download": Entry(
+        "download",
+        "Fetch a job's outputs into a folder here; --follow fetches them as tasks finish.",
+    ),
     "files": Entry(
         "files", "Run a site's file service: its chunk store, and transfers with other sites'."
     ),

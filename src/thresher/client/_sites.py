@@ -53,3 +53,7 @@ class SitesCalls(Session):
         return api.JobSiteList.model_validate(
             self._call("PUT", f"/api/v1/jobs/{job_id}/sites/{site}", json=body).json()
         )
+
+    def file_access(self) -> api.FileAccessOut:
+        """The main site's file service, to send files to and fetch outputs from."""
+        return api.FileAccessOut.model_validate(self._call("GET", "/api/v1/files/access").json())

@@ -12,7 +12,7 @@ from typing import Any
 from thresher.controller.auth import Caller
 from thresher.controller.unit import UnitOfWork
 from thresher.core.clock import Clock
-from thresher.core.errors import Conflict, InvalidInput
+from thresher.core.errors import Conflict, InvalidInput, NotFound
 from thresher.core.volumes import ShareRef, Volume, check_name, check_refs
 from thresher.schemas import api
 from thresher.store.sites import SETTINGS, JobSiteRecord, SiteRecord
@@ -130,6 +130,21 @@ class Sites:
             changes = {k: getattr(body, k) for k in SETTINGS if getattr(body, k) is not None}
             self.store.sites.set_job_site(job_id, site, changes, now=self.clock.now())
             return self.store.sites.job_sites(job_id)
+
+    def file_access(self, caller: Caller) -> tuple[SiteRecord, dict[str, str]]:
+        """The main site's file service and the volumes' roots there (people who submit)."""
+        caller.require("admin", "wrangler", "user")
+        sites = self.store.sites.sites()
+        main = next((s for s in sites if s.main), None)
+        if main is None or not main.file_service_url:
+            raise NotFound("the main site has no file service", field="site")
+        roots = {}
+        for volume in self.store.sites.volumes().values():
+            by_os = volume.roots.get(main.name) or {}
+            root = by_os.get("linux") or by_os.get("*") or next(iter(by_os.values()), None)
+            if root:
+                roots[volume.name] = root
+        return main, roots
 
     # -- workers: the sites' file services, and a job's sync at their site --------------------
 

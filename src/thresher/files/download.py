@@ -17,17 +17,17 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
-from typing import Literal
+from typing import Literal, Protocol
 
 import blake3
 
 from thresher.files.chunking import Chunk, FileDigest, chunk_hash, digest_file
 from thresher.files.manifest import FileEntry, Manifest
-from thresher.files.peer import Peer, PeerError
+from thresher.files.peer import PeerError
 from thresher.files.stats import TransferStats
-from thresher.files.store import write_atomic
+from thresher.files.store import ChunkStore, write_atomic
 from thresher.files.throttle import Throttle
 from thresher.files.upload import DigestCache
 
@@ -41,11 +41,30 @@ class TransferError(Exception):
     """A file could not be brought over whole (after retries)."""
 
 
+class ChunkSource(Protocol):
+    """Where chunks come from: a peer file service, or this site's own store."""
+
+    def read_chunks(self, digests: Sequence[str]) -> AsyncIterator[tuple[str, bytes]]: ...
+
+
+class LocalSource:
+    """This site's own chunk store as a source (a checkout of a manifest it holds)."""
+
+    def __init__(self, store: ChunkStore) -> None:
+        self.store = store
+
+    async def read_chunks(self, digests: Sequence[str]) -> AsyncIterator[tuple[str, bytes]]:
+        for digest in digests:
+            data = await asyncio.to_thread(self.store.get, digest)
+            if data is not None:
+                yield digest, data
+
+
 class _Fetcher:
-    """Verified chunk fetches from one peer, with a shared cap and counters."""
+    """Verified chunk fetches from one source, with a shared cap and counters."""
 
     def __init__(
-        self, peer: Peer, throttle: Throttle, stats: TransferStats, cache: DigestCache
+        self, peer: ChunkSource, throttle: Throttle, stats: TransferStats, cache: DigestCache
     ) -> None:
         self.peer, self.throttle, self.stats, self.cache = peer, throttle, stats, cache
 
@@ -103,8 +122,10 @@ def _decide(
         known = fetcher.cache.get(entry.path, st) or digest_file(target)
         if known.hash == entry.hash:
             fetcher.written(dest, target, entry)
+            fetcher.stats.files_skipped += 1
             return None
     if existing == "skip":
+        fetcher.stats.files_kept += 1
         return None
     return _copy_name(target) if existing == "copy" else target
 
@@ -112,7 +133,7 @@ def _decide(
 async def download(
     manifest: Manifest,
     dest: Path,
-    peer: Peer,
+    peer: ChunkSource,
     *,
     streams: int = 4,
     parallel_files: int = 4,
@@ -152,7 +173,7 @@ async def _small(
             target = _target(dest, entry)
             where = _decide(target, entry, existing, fetcher, dest)
             if where is None:
-                fetcher.stats.files_skipped += 1
+                pass
             else:
                 fetcher.stats.files_copied += where != target
                 todo.append((entry, where))
@@ -193,7 +214,6 @@ async def _large(
     target = await asyncio.to_thread(_target, dest, entry)
     where = await asyncio.to_thread(_decide, target, entry, existing, fetcher, dest)
     if where is None:
-        fetcher.stats.files_skipped += 1
         return
     fetcher.stats.files_copied += where != target
     part = where.with_name(f".{where.name}.thresher-part")

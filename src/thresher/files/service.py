@@ -31,7 +31,7 @@ from fastapi.responses import Response, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from thresher.files.chunking import chunk_hash
-from thresher.files.download import TransferError, download
+from thresher.files.download import LocalSource, TransferError, download
 from thresher.files.frames import FrameError, decode, encode
 from thresher.files.manifest import Manifest, ManifestError, safe_rel
 from thresher.files.peer import Peer, PeerError
@@ -57,6 +57,13 @@ class CheckinIn(_Body):
         default=None, max_length=100_000, description="these files (or folders) only"
     )
     name: Name
+
+
+class CheckoutIn(_Body):
+    manifest: Name
+    volume: str = Field(max_length=100)
+    path: str = Field(default="", max_length=4096)
+    existing: Literal["overwrite", "skip", "copy"] = "overwrite"
 
 
 class PullIn(_Body):
@@ -214,6 +221,26 @@ async def pull(body: PullIn, service: ServiceDep) -> dict[str, Any]:
             )
         except (PeerError, TransferError) as exc:
             raise HTTPException(502, str(exc)) from None
+    return {"hash": manifest.hash, **stats.as_dict()}
+
+
+@router.post("/checkout")
+async def checkout(body: CheckoutIn, service: ServiceDep) -> dict[str, Any]:
+    """Write a manifest this store holds (an upload) into a folder of a volume here."""
+    folder = await asyncio.to_thread(service.folder, body.volume, body.path)
+    manifest = await asyncio.to_thread(service.store.get_manifest, body.manifest)
+    if manifest is None:
+        raise HTTPException(404, f"no manifest {body.manifest!r}")
+    try:
+        stats = await download(
+            manifest,
+            folder,
+            LocalSource(service.store),
+            existing=body.existing,
+            cache=DigestCache(_cache_path(service, folder)),
+        )
+    except TransferError as exc:
+        raise HTTPException(409, str(exc)) from None
     return {"hash": manifest.hash, **stats.as_dict()}
 
 

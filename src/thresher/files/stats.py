@@ -12,7 +12,8 @@ class TransferStats:
     bytes_total: int = 0  # of the files the manifest lists
     bytes_moved: int = 0  # chunk bytes that crossed the wire
     bytes_reused: int = 0  # chunk bytes taken from what was already there
-    files_skipped: int = 0  # already there, unchanged (or kept: --existing skip)
+    files_skipped: int = 0  # already there, unchanged
+    files_kept: int = 0  # there with other content, left as it was (existing: skip)
     files_copied: int = 0  # written beside a different file of the same name (copy)
     files_resumed: int = 0
     chunks_refetched: int = 0  # came corrupted and were asked for again

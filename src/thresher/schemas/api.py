@@ -161,6 +161,9 @@ if TYPE_CHECKING:
         AgentSiteOut as AgentSiteOut,
     )
     from thresher.schemas.sites import (
+        FileAccessOut as FileAccessOut,
+    )
+    from thresher.schemas.sites import (
         JobSiteIn as JobSiteIn,
     )
     from thresher.schemas.sites import (
@@ -243,6 +246,7 @@ _MODULES = {
     "WhyOut": "jobs",
     "WorkerList": "farm",
     "WorkerOut": "farm",
+    "FileAccessOut": "sites",
     "AgentSiteList": "sites",
     "AgentSiteOut": "sites",
     "SyncClaimOut": "sites",

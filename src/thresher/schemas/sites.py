@@ -119,3 +119,13 @@ class SyncClaimOut(BaseModel):
 
     run: bool
     site: JobSiteOut
+
+
+class FileAccessOut(BaseModel):
+    """The main site's file service, for a submitter without shared storage to send its files
+    to and fetch its outputs from."""
+
+    site: str
+    url: str
+    token: str
+    volumes: dict[str, str] = Field(description="each volume's root there (by volume name)")

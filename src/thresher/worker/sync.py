@@ -213,7 +213,7 @@ class SiteSync:
         if root is None:
             raise SyncError(f"volume {ref.volume!r} has no root at {self.site}")
         written = await asyncio.to_thread(_written_since, Path(join_root(root, ref.rel)), started)
-        paths = []
+        paths: list[str] = []
         for path in written:
             share = to_share(str(path), volumes, site=self.site, os_name=self.os_name)
             if share is not None:

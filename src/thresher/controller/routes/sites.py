@@ -113,6 +113,19 @@ async def set_job_site(
     )
 
 
+@router.get("/files/access", response_model=api.FileAccessOut)
+async def file_access(farm: FarmDep, caller: CallerDep) -> api.FileAccessOut:
+    """The main site's file service (URL and token) and the volumes' roots there: where a
+    submitter without shared storage sends its files and fetches its outputs."""
+    main, roots = await farm.call(farm.sites.file_access, caller)
+    return api.FileAccessOut(
+        site=main.name,
+        url=main.file_service_url or "",
+        token=main.file_service_token or "",
+        volumes=roots,
+    )
+
+
 @router.get("/agent/sites", response_model=api.AgentSiteList)
 async def agent_sites(farm: FarmDep, caller: CallerDep) -> api.AgentSiteList:
     """Sites with their file services' tokens (workers, admins)."""
