@@ -11,7 +11,7 @@ from typing import Annotated
 
 import typer
 
-from thresher.files.server import listen, server
+from thresher.files.server import keep_heap_small, listen, server
 from thresher.files.service import FileService
 from thresher.files.store import ChunkStore
 
@@ -69,6 +69,7 @@ def files(
         roots=parse_volumes(volume or []),
     )
     service.bps = bandwidth
+    keep_heap_small()
     sock = listen(host, port)
     typer.echo(f"thresher files for site {site} on http://{host}:{sock.getsockname()[1]}")
     asyncio.run(server(service).serve(sockets=[sock]))

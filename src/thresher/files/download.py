@@ -44,7 +44,9 @@ class TransferError(Exception):
 class ChunkSource(Protocol):
     """Where chunks come from: a peer file service, or this site's own store."""
 
-    def read_chunks(self, digests: Sequence[str]) -> AsyncIterator[tuple[str, bytes]]: ...
+    def read_chunks(
+        self, digests: Sequence[str]
+    ) -> AsyncIterator[tuple[str, bytes | memoryview]]: ...
 
 
 class LocalSource:
@@ -53,7 +55,9 @@ class LocalSource:
     def __init__(self, store: ChunkStore) -> None:
         self.store = store
 
-    async def read_chunks(self, digests: Sequence[str]) -> AsyncIterator[tuple[str, bytes]]:
+    async def read_chunks(
+        self, digests: Sequence[str]
+    ) -> AsyncIterator[tuple[str, bytes | memoryview]]:
         for digest in digests:
             data = await asyncio.to_thread(self.store.get, digest)
             if data is not None:
@@ -73,9 +77,9 @@ class _Fetcher:
         rel = where.relative_to(dest).as_posix()
         self.cache.put(rel, where.stat(), FileDigest(entry.size, entry.hash, entry.chunks))
 
-    async def fetch(self, digests: Sequence[str]) -> dict[str, bytes]:
+    async def fetch(self, digests: Sequence[str]) -> dict[str, bytes | memoryview]:
         """The chunks' bytes by hash, each verified; a wrong one is asked for again."""
-        got: dict[str, bytes] = {}
+        got: dict[str, bytes | memoryview] = {}
         wanted = list(dict.fromkeys(digests))
         for attempt in range(TRIES):
             await self.throttle.take(0)
@@ -199,7 +203,10 @@ async def _small(
 
 
 def _write_small(
-    batch: list[tuple[FileEntry, Path]], got: dict[str, bytes], fetcher: _Fetcher, dest: Path
+    batch: list[tuple[FileEntry, Path]],
+    got: dict[str, bytes | memoryview],
+    fetcher: _Fetcher,
+    dest: Path,
 ) -> None:
     for entry, where in batch:
         data = got[entry.chunks[0].hash] if entry.chunks else b""
@@ -220,25 +227,27 @@ async def _large(
     checkpoint = where.with_name(f".{where.name}.thresher-part.json")
     start, offset = await asyncio.to_thread(_resume_point, entry, part, checkpoint)
     fetcher.stats.files_resumed += start > 0
-    reuse = await asyncio.to_thread(_old_chunks, where) if where.exists() else {}
+    reuse = await asyncio.to_thread(_old_chunks, where, fetcher.cache, dest)
     runs = _runs(entry.chunks[start:], reuse)
     hasher = await asyncio.to_thread(_hash_prefix, part, offset)
     gate = asyncio.Semaphore(streams)
 
-    async def get(run: list[Chunk]) -> dict[str, bytes]:
+    async def get(run: list[Chunk]) -> dict[str, bytes | memoryview]:
         async with gate:
             remote = [c.hash for c in run if c.hash not in reuse]
             return await fetcher.fetch(remote) if remote else {}
 
-    pending = [asyncio.create_task(get(r)) for r in runs[:streams]]
+    # The batches in flight, by index; a batch is dropped once written, so memory holds at most
+    # `streams` batches whatever the file's size.
+    pending = {i: asyncio.create_task(get(r)) for i, r in enumerate(runs[:streams])}
     done = start
     try:
         with part.open("r+b" if start else "wb") as out:
             out.seek(offset)
             for i, run in enumerate(runs):
-                got = await pending[i]
+                got = await pending.pop(i)
                 if i + streams < len(runs):
-                    pending.append(asyncio.create_task(get(runs[i + streams])))
+                    pending[i + streams] = asyncio.create_task(get(runs[i + streams]))
                 pieces = await asyncio.to_thread(_pieces, run, got, reuse, where)
                 fetcher.stats.bytes_reused += sum(
                     len(p) for c, p in zip(run, pieces, strict=True) if c.hash in reuse
@@ -248,7 +257,7 @@ async def _large(
                 offset += sum(c.size for c in run)
                 await asyncio.to_thread(_checkpoint, checkpoint, entry, done, offset, out)
     finally:
-        for task in pending:
+        for task in pending.values():
             task.cancel()
     if hasher.hexdigest() != entry.hash:
         part.unlink(missing_ok=True)
@@ -288,11 +297,17 @@ def _hash_prefix(part: Path, offset: int) -> blake3.blake3:
     return hasher
 
 
-def _old_chunks(path: Path) -> dict[str, tuple[int, int]]:
-    """Chunks of the file there now: hash -> (offset, size)."""
+def _old_chunks(path: Path, cache: DigestCache, dest: Path) -> dict[str, tuple[int, int]]:
+    """Chunks of the file there now (from the digest cache if it knows the file as it is):
+    hash -> (offset, size). Each is checked again when it is read."""
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        return {}
+    known = cache.get(path.relative_to(dest).as_posix(), st) if path.is_relative_to(dest) else None
     found: dict[str, tuple[int, int]] = {}
     offset = 0
-    for c in digest_file(path).chunks:
+    for c in (known or digest_file(path)).chunks:
         found.setdefault(c.hash, (offset, c.size))
         offset += c.size
     return found
@@ -312,9 +327,12 @@ def _runs(chunks: Sequence[Chunk], reuse: dict[str, tuple[int, int]]) -> list[li
 
 
 def _pieces(
-    run: list[Chunk], got: dict[str, bytes], reuse: dict[str, tuple[int, int]], old: Path
-) -> list[bytes]:
-    pieces = []
+    run: list[Chunk],
+    got: dict[str, bytes | memoryview],
+    reuse: dict[str, tuple[int, int]],
+    old: Path,
+) -> list[bytes | memoryview]:
+    pieces: list[bytes | memoryview] = []
     for c in run:
         if c.hash in got:
             pieces.append(got[c.hash])
@@ -329,7 +347,7 @@ def _pieces(
     return pieces
 
 
-def _append(out: object, pieces: list[bytes], hasher: blake3.blake3) -> None:
+def _append(out: object, pieces: list[bytes | memoryview], hasher: blake3.blake3) -> None:
     assert hasattr(out, "write")
     for data in pieces:
         out.write(data)

@@ -24,24 +24,32 @@ def encode(chunks: Iterable[tuple[str, bytes | memoryview]]) -> Iterator[bytes |
         yield data
 
 
-async def decode(stream: AsyncIterator[bytes]) -> AsyncIterator[tuple[str, bytes]]:
-    """(hash, bytes) of each chunk of a framed byte stream."""
-    buffer = bytearray()
+async def decode(stream: AsyncIterator[bytes]) -> AsyncIterator[tuple[str, memoryview]]:
+    """(hash, bytes) of each chunk of a framed byte stream. Pieces are gathered until a whole
+    frame is there and joined once; the chunks are views into that (no copy per chunk)."""
+    pending: list[bytes] = []
+    have = 0
     need = HEADER
     digest: str | None = None
     async for piece in stream:
-        buffer += piece
-        while len(buffer) >= need:
+        pending.append(piece)
+        have += len(piece)
+        if have < need:
+            continue
+        data = memoryview(b"".join(pending) if len(pending) > 1 else pending[0])
+        offset = 0
+        while have - offset >= need:
             if digest is None:
-                digest = bytes(buffer[:HASH_BYTES]).hex()
-                need = int.from_bytes(buffer[HASH_BYTES:HEADER], "big")
+                digest = data[offset : offset + HASH_BYTES].hex()
+                need = int.from_bytes(data[offset + HASH_BYTES : offset + HEADER], "big")
                 if need > MAX_CHUNK:
                     raise FrameError(f"a chunk of {need} bytes is over {MAX_CHUNK}")
-                del buffer[:HEADER]
+                offset += HEADER
             else:
-                data = bytes(buffer[:need])
-                del buffer[:need]
-                yield digest, data
+                yield digest, data[offset : offset + need]
+                offset += need
                 digest, need = None, HEADER
-    if buffer or digest is not None:
+        pending = [bytes(data[offset:])] if offset < have else []
+        have -= offset
+    if have or digest is not None:
         raise FrameError("the batch was cut short")

@@ -67,7 +67,9 @@ class Peer:
         answer = await self._json("POST", "/chunks", content=body)
         return int(answer["stored_bytes"])
 
-    async def read_chunks(self, digests: Sequence[str]) -> AsyncIterator[tuple[str, bytes]]:
+    async def read_chunks(
+        self, digests: Sequence[str]
+    ) -> AsyncIterator[tuple[str, bytes | memoryview]]:
         """The chunks asked for, in order, as the service sends them (not checked here)."""
         request = self._http.build_request(
             "POST", PREFIX + "/chunks/read", json={"hashes": list(digests)}

