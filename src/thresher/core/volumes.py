@@ -194,3 +194,18 @@ def to_share(path: str, volumes: Mapping[str, Volume], *, site: str, os_name: st
         if norm.startswith(base + "/"):
             return f"share={volume.name}/{normalise_rel(norm[len(base) + 1 :])}"
     return None
+
+
+def input_refs(payload: Mapping[str, Any]) -> list[ShareRef]:
+    """The share paths a job reads (its input, inputs and dependencies): what a site needs
+    before it runs the job's tasks."""
+    texts = [
+        payload.get("input"),
+        *(payload.get("inputs") or ()),
+        *(payload.get("dependencies") or ()),
+    ]
+    refs: list[ShareRef] = []
+    for text in texts:
+        if isinstance(text, str):
+            refs.extend(r for r in find_refs(text) if r.rel)
+    return list(dict.fromkeys(refs))

@@ -27,7 +27,15 @@ from typing import Any, Protocol
 
 import httpx
 
-from thresher.core.volumes import ShareRef, Volume, VolumeError, find_refs, join_root, to_share
+from thresher.core.volumes import (
+    ShareRef,
+    Volume,
+    VolumeError,
+    find_refs,
+    input_refs,
+    join_root,
+    to_share,
+)
 from thresher.schemas import api
 
 #: Seconds between looks at a sync another worker of the site runs.
@@ -48,20 +56,6 @@ class SyncApi(Protocol):
     async def report_sync(
         self, job_id: int, site: str, body: api.SyncReportIn
     ) -> api.JobSiteOut: ...
-
-
-def input_refs(payload: dict[str, Any]) -> list[ShareRef]:
-    """The share paths a job reads: its input(s) and dependencies."""
-    texts = [
-        payload.get("input"),
-        *(payload.get("inputs") or ()),
-        *(payload.get("dependencies") or ()),
-    ]
-    refs: list[ShareRef] = []
-    for text in texts:
-        if isinstance(text, str):
-            refs.extend(r for r in find_refs(text) if r.rel)
-    return list(dict.fromkeys(refs))
 
 
 async def _files_call(site: api.AgentSiteOut, path: str, body: dict[str, Any]) -> Any:
