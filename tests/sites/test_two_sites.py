@@ -82,6 +82,8 @@ def two_sites(tmp_path: Path) -> Iterator[TwoSites]:
                     main=site == "hq",
                     file_service_url=urls[site],
                     file_service_token=TOKENS[site],
+                    # a fast link: once hq's lane is busy, sthlm's sync pays off at once
+                    bandwidth_bps=None if site == "hq" else 10**10,
                 )
             admin.set_volume("proj", {s: {"linux": str(r)} for s, r in roots.items()})
         yield TwoSites(controller, roots, urls, tmp_path)
@@ -116,6 +118,9 @@ def test_a_povray_job_renders_at_both_sites_and_every_frame_comes_home(
         '#include "colors.inc"', '#include "colors.inc"\n#include "inc/ball.inc"'
     ).replace("color Red", "color BallColor")
     (hq / "scene.pov").write_text(scene)
+    stale = two_sites.roots["sthlm"] / "out" / "orbit9.png"  # from an older run at sthlm
+    stale.parent.mkdir()
+    stale.write_bytes(b"old")
     with Client(two_sites.controller.url, two_sites.controller.admin_token) as client:
         job = client.submit_job(
             api.JobIn.model_validate(
@@ -129,6 +134,7 @@ def test_a_povray_job_renders_at_both_sites_and_every_frame_comes_home(
                     "chunk": 1,
                     "parameters": {"width": 32, "height": 18},
                     "paused": True,
+                    "sites": {"sthlm": {"clear_output": True, "parallel_files": 2}},
                 }
             )
         )
@@ -151,6 +157,8 @@ def test_a_povray_job_renders_at_both_sites_and_every_frame_comes_home(
     assert workers == {"hq-1", "sthlm-1"}  # it rendered at both sites
     assert sorted(p.name for p in (hq / "out").iterdir()) == [f"orbit{n}.png" for n in range(1, 7)]
     assert sites["sthlm"].sync_state == "done"
+    assert sites["sthlm"].parallel_files == 2  # as set at submit
+    assert not stale.exists()  # cleared before the site's first task
     assert "hq" not in sites  # the main site holds the inputs: no sync there
     assert logs.count("[sync] download sync of job") == 1
     assert (two_sites.roots["sthlm"] / "inc" / "ball.inc").is_file()

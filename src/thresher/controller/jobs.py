@@ -90,7 +90,11 @@ class Jobs:
                 spec = compile_job(body, owner=caller.name, lookup=self.lookup, policy=self.policy)
             problems.raise_found()
             assert spec is not None
-            return self._create(spec)
+            job = self._create(spec)
+            for site, settings in (body.sites or {}).items():
+                changes = settings.model_dump(exclude_none=True)
+                self.store.sites.set_job_site(job.id, site, changes, now=self.clock.now())
+            return job
 
     def submit_template(self, caller: Caller, body: openjd_schema.TemplateJobIn) -> JobRecord:
         """Compile and store an OpenJD template job; a TemplateError lists every problem."""

@@ -207,7 +207,7 @@ class Executor:
             return
         if self._sync is not None:
             try:
-                if await self._sync.before(a, self._say(a)):
+                if await self._sync.before(a, self._say(a), await shares.volumes()):
                     held.upload = (a, time.time())
             except Exception as exc:  # the sync failed: so does the task, saying why
                 failed = Failed(f"the download sync failed: {type(exc).__name__}: {exc}")

@@ -120,7 +120,12 @@ class SiteSync:
         sites = await self.sites()
         return next((s for s in sites.values() if s.main), sites.get("hq"))
 
-    async def before(self, a: api.AssignmentOut, say: Callable[[str], None]) -> bool:
+    async def before(
+        self,
+        a: api.AssignmentOut,
+        say: Callable[[str], None],
+        volumes: dict[str, Volume] | None = None,
+    ) -> bool:
         """Make sure the job's inputs are at this site (run or wait for its download sync);
         whether this task's outputs are to go back to the main site."""
         main = await self.main_site()
@@ -136,6 +141,9 @@ class SiteSync:
             if not claim.site.download or claim.site.sync_state == "done":
                 break
             if claim.run:
+                if claim.site.clear_output and volumes is not None:
+                    cleared = await asyncio.to_thread(self._clear_output, a, volumes)
+                    say(f"[sync] cleared the output folder: {cleared} files removed")
                 await self._download(a, refs, main, claim.site, say)
                 break
             if time.monotonic() - started > WAIT_MAX_S:
@@ -143,6 +151,24 @@ class SiteSync:
             await asyncio.sleep(WAIT_STEP_S)
         self._done.add(a.job_id)
         return self._uploads(a.job_id)
+
+    def _clear_output(self, a: api.AssignmentOut, volumes: dict[str, Volume]) -> int:
+        """Remove the files of the job's output folder at this site (its first task here)."""
+        output = a.payload.get("output")
+        refs = find_refs(output) if isinstance(output, str) else []
+        volume = volumes.get(refs[0].volume) if refs else None
+        root = volume.root_for(self.site, self.os_name) if volume else None
+        if not refs or root is None or not refs[0].rel:
+            return 0
+        target = Path(join_root(root, refs[0].rel))
+        folder = target if target.is_dir() else target.parent
+        removed = 0
+        if folder.is_dir() and os.path.realpath(folder).startswith(os.path.realpath(root)):
+            for entry in os.scandir(folder):
+                if entry.is_file(follow_symlinks=False):
+                    os.unlink(entry.path)
+                    removed += 1
+        return removed
 
     def _uploads(self, job_id: int) -> bool:
         settings = self._settings.get(job_id)
