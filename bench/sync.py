@@ -108,8 +108,15 @@ def call(url: str, path: str, body: dict[str, Any]) -> dict[str, Any]:
     return answer
 
 
+WATCH: dict[str, psutil.Process] = {}
+PEAKS: list[Peak] = []
+
+
 def ours(a_url: str, b_url: str, name: str) -> tuple[float, int]:
     """Seconds and bytes moved to bring A's folder to B (checkin at A, pull at B)."""
+    rss = ", ".join(f"{n} {p.memory_info().rss >> 20} MiB" for n, p in WATCH.items())
+    peaks = ", ".join(f"{n} {v >> 20} MiB" for n, v in PEAKS[0].peak.items()) if PEAKS else ""
+    log(f"{name}: rss {rss}; peaks so far {peaks}")
     started = time.perf_counter()
     call(a_url, "/checkin", {"volume": "proj", "name": name})
     answer = call(
@@ -256,11 +263,13 @@ def main() -> dict[str, Any]:
             procs["controller"] = stack.enter_context(
                 process(controller_argv, f"http://127.0.0.1:{ports[2]}", env)
             )
+            WATCH.update(procs)
             busy = wait_quiet(args.quiet_wait)
             runs = []
             cpu_before = procs["controller"].cpu_times()
             started = time.perf_counter()
             with Peak({k: v for k, v in procs.items()}) as peak:
+                PEAKS.append(peak)
                 for i in range(args.runs):
                     log(f"run {i + 1} of {args.runs}")
                     runs.append(one_run(a, b, rs, urls, args, i))

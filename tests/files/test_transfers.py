@@ -146,11 +146,7 @@ class _Flipped(httpx.AsyncByteStream):
 
 
 def _peer(url: str, transport: httpx.AsyncBaseTransport) -> Peer:
-    peer = Peer(url, TOKEN)
-    peer._http = httpx.AsyncClient(
-        base_url=url, headers={"Authorization": f"Bearer {TOKEN}"}, transport=transport
-    )
-    return peer
+    return Peer(url, TOKEN, transport=transport)
 
 
 def test_a_corrupted_chunk_is_fetched_again_and_a_cut_transfer_resumes(

@@ -4,10 +4,12 @@ For each file: one already there and unchanged is left alone; otherwise the file
 ``.<name>.thresher-part`` beside it, from the chunks of its old version that are still right
 (found by cutting the old file into chunks: a small edit moves a small part) and chunks fetched
 from the service in batches, `streams` batches in flight. Every chunk fetched is verified
-(BLAKE3) and asked for again if it came wrong; the whole file's hash is checked before the part
-file is renamed over the target. A checkpoint (``.<name>.thresher-part.json``, rewritten after
-each batch) lets an interrupted transfer go on from its last whole batch. Small files (one
-chunk) are fetched many per request and each written to a temporary name and renamed.
+(BLAKE3) and asked for again if it came wrong; the file's size, and its hash as that of its
+chunks' hashes (`chunking.file_hash`), are checked before the part file is renamed over the
+target. A checkpoint (``.<name>.thresher-part.json``, rewritten after each batch) lets an
+interrupted transfer go on from its last whole batch: its chunks were verified before they
+were written. Small files (one chunk) are fetched many per request and each written to a
+temporary name and renamed.
 
 An existing file that differs is overwritten, skipped or kept beside a copy (``existing``).
 """
@@ -21,9 +23,7 @@ from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Literal, Protocol
 
-import blake3
-
-from thresher.files.chunking import Chunk, FileDigest, chunk_hash, digest_file
+from thresher.files.chunking import Chunk, FileDigest, chunk_hash, digest_file, file_hash
 from thresher.files.manifest import FileEntry, Manifest
 from thresher.files.peer import PeerError
 from thresher.files.stats import TransferStats
@@ -229,7 +229,6 @@ async def _large(
     fetcher.stats.files_resumed += start > 0
     reuse = await asyncio.to_thread(_old_chunks, where, fetcher.cache, dest)
     runs = _runs(entry.chunks[start:], reuse)
-    hasher = await asyncio.to_thread(_hash_prefix, part, offset)
     gate = asyncio.Semaphore(streams)
 
     async def get(run: list[Chunk]) -> dict[str, bytes | memoryview]:
@@ -252,17 +251,17 @@ async def _large(
                 fetcher.stats.bytes_reused += sum(
                     len(p) for c, p in zip(run, pieces, strict=True) if c.hash in reuse
                 )
-                await asyncio.to_thread(_append, out, pieces, hasher)
+                await asyncio.to_thread(_append, out, pieces)
                 done += len(run)
                 offset += sum(c.size for c in run)
                 await asyncio.to_thread(_checkpoint, checkpoint, entry, done, offset, out)
     finally:
         for task in pending.values():
             task.cancel()
-    if hasher.hexdigest() != entry.hash:
+    if part.stat().st_size != entry.size or file_hash(entry.chunks) != entry.hash:
         part.unlink(missing_ok=True)
         checkpoint.unlink(missing_ok=True)
-        raise TransferError(f"{entry.path}: the file came out different from its hash")
+        raise TransferError(f"{entry.path}: the file came out different from its manifest")
     os.chmod(part, entry.mode)
     os.replace(part, where)
     checkpoint.unlink(missing_ok=True)
@@ -283,20 +282,6 @@ def _resume_point(entry: FileEntry, part: Path, checkpoint: Path) -> tuple[int, 
     return done, offset
 
 
-def _hash_prefix(part: Path, offset: int) -> blake3.blake3:
-    hasher = blake3.blake3()
-    if offset:
-        with part.open("rb") as f:
-            left = offset
-            while left:
-                block = f.read(min(left, 8 * 1024 * 1024))
-                if not block:
-                    raise TransferError(f"{part}: shorter than its checkpoint")
-                hasher.update(block)
-                left -= len(block)
-    return hasher
-
-
 def _old_chunks(path: Path, cache: DigestCache, dest: Path) -> dict[str, tuple[int, int]]:
     """Chunks of the file there now (from the digest cache if it knows the file as it is):
     hash -> (offset, size). Each is checked again when it is read."""
@@ -314,7 +299,7 @@ def _old_chunks(path: Path, cache: DigestCache, dest: Path) -> dict[str, tuple[i
 
 
 def _runs(chunks: Sequence[Chunk], reuse: dict[str, tuple[int, int]]) -> list[list[Chunk]]:
-    """The chunks in batches of at most BATCH_BYTES."""
+    """The chunks in batches of at most BATCH_BYTES (each batch is held in memory whole)."""
     runs: list[list[Chunk]] = [[]]
     size = 0
     for c in chunks:
@@ -322,7 +307,7 @@ def _runs(chunks: Sequence[Chunk], reuse: dict[str, tuple[int, int]]) -> list[li
             runs.append([])
             size = 0
         runs[-1].append(c)
-        size += c.size if c.hash not in reuse else 0
+        size += c.size  # reused chunks are read into memory too: they count
     return [r for r in runs if r]
 
 
@@ -347,11 +332,10 @@ def _pieces(
     return pieces
 
 
-def _append(out: object, pieces: list[bytes | memoryview], hasher: blake3.blake3) -> None:
+def _append(out: object, pieces: list[bytes | memoryview]) -> None:
     assert hasattr(out, "write")
     for data in pieces:
         out.write(data)
-        hasher.update(data)
 
 
 def _checkpoint(checkpoint: Path, entry: FileEntry, done: int, offset: int, out: object) -> None:

@@ -12,6 +12,7 @@ import httpx
 
 from thresher.files.frames import decode, encode
 from thresher.files.manifest import Manifest
+from thresher.files.raw import RawError, RawReader
 
 PREFIX = "/files/v1"
 
@@ -23,16 +24,30 @@ class PeerError(Exception):
 class Peer:
     """One file service, with its token."""
 
-    def __init__(self, url: str, token: str, *, timeout: float = 120.0) -> None:
+    def __init__(
+        self,
+        url: str,
+        token: str,
+        *,
+        timeout: float = 120.0,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        """`transport`: httpx's, for every call (tests fake the network with it); without
+        one, chunk batches of an ``http://`` service are read on plain streams (`raw`)."""
         self.url = url.rstrip("/")
         self._http = httpx.AsyncClient(
             base_url=self.url,
             timeout=timeout,
             headers={"Authorization": f"Bearer {token}"},
             limits=httpx.Limits(max_connections=64, max_keepalive_connections=64),
+            transport=transport,
         )
+        plain = transport is None and self.url.startswith("http://")
+        self._raw = RawReader(self.url, token, timeout=timeout) if plain else None
 
     async def aclose(self) -> None:
+        if self._raw is not None:
+            await self._raw.aclose()
         await self._http.aclose()
 
     async def __aenter__(self) -> Peer:
@@ -71,6 +86,13 @@ class Peer:
         self, digests: Sequence[str]
     ) -> AsyncIterator[tuple[str, bytes | memoryview]]:
         """The chunks asked for, in order, as the service sends them (not checked here)."""
+        if self._raw is not None:
+            try:
+                async for item in self._raw.read(digests):
+                    yield item
+            except (OSError, TimeoutError, RawError) as exc:
+                raise PeerError(f"{self.url}: {type(exc).__name__}: {exc}") from exc
+            return
         request = self._http.build_request(
             "POST", PREFIX + "/chunks/read", json={"hashes": list(digests)}
         )
