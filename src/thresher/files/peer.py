@@ -88,8 +88,8 @@ class Peer:
         """The chunks asked for, in order, as the service sends them (not checked here)."""
         if self._raw is not None:
             try:
-                async for item in self._raw.read(digests):
-                    yield item
+                async for digest, data in self._raw.read(digests):
+                    yield digest, data
             except (OSError, TimeoutError, RawError) as exc:
                 raise PeerError(f"{self.url}: {type(exc).__name__}: {exc}") from exc
             return
@@ -104,8 +104,8 @@ class Peer:
             if not response.is_success:
                 await response.aread()
                 raise PeerError(f"{self.url}: {response.status_code} {response.text[:500]}")
-            async for item in decode(response.aiter_raw()):
-                yield item
+            async for digest, view in decode(response.aiter_raw()):
+                yield digest, view
         except httpx.HTTPError as exc:
             raise PeerError(f"{self.url}: {type(exc).__name__}: {exc}") from exc
         finally:

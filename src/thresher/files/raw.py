@@ -15,8 +15,8 @@ import json
 from collections.abc import AsyncIterator, Sequence
 from urllib.parse import urlsplit
 
-from thresher.files.chunking import MAX_CHUNK
-from thresher.files.frames import HASH_BYTES, HEADER
+from thresher.files.chunking import HASH_BYTES, MAX_CHUNK
+from thresher.files.frames import HEADER
 
 LIMIT = 4 * 1024 * 1024
 
