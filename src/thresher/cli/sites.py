@@ -4,6 +4,7 @@ a farm spans and the storage roots a share path resolves to there."""
 # Annotations here are values, not strings (no `from __future__ import annotations`): see
 # thresher.cli.main on why.
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -63,6 +64,10 @@ def set_site(
         int | None, typer.Option("--bandwidth", min=1, help="Cap on its transfers, bytes/s.")
     ] = None,
     streams: Annotated[int, typer.Option("--streams", min=1, max=64, help="Parallel streams.")] = 4,
+    token_file: Annotated[
+        Path | None,
+        typer.Option("--token-file", help="A file holding its file service's token."),
+    ] = None,
     description: Annotated[str, typer.Option("--description", help="What it is.")] = "",
     as_json: JsonOption = False,
     url: UrlOption = DEFAULT_URL,
@@ -77,6 +82,7 @@ def set_site(
             bandwidth_bps=bandwidth,
             parallel_streams=streams,
             description=description,
+            file_service_token=token_file.read_text().strip() if token_file else None,
         )
     if as_json:
         print_json(site)
