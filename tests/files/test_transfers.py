@@ -97,11 +97,21 @@ def test_a_folder_arrives_whole_and_only_changed_chunks_move_again(
     assert edited["bytes_reused"] >= len(big) - 3 * 4 * AVG_CHUNK
 
 
-def test_escaping_paths_are_refused_by_the_service(sites: tuple[Site, Site]) -> None:
+def test_escaping_paths_are_refused_by_the_service(
+    sites: tuple[Site, Site], tmp_path: Path
+) -> None:
     a, _ = sites
+    (tmp_path / "secret.txt").write_text("secret")
+    (a.root / "link.txt").symlink_to(tmp_path / "secret.txt")
+    (a.root / "ok.txt").write_text("ok")
     with pytest.raises(httpx.HTTPStatusError) as refused:
         a.call("/checkin", {"volume": "proj", "path": "../x", "name": "n"})
+    with pytest.raises(httpx.HTTPStatusError) as linked:
+        a.call("/checkin", {"volume": "proj", "paths": ["link.txt"], "name": "n"})
+    whole = a.call("/checkin", {"volume": "proj", "name": "all"})
     assert refused.value.response.status_code == 422
+    assert linked.value.response.status_code == 422
+    assert whole["files"] == 1  # ok.txt; the link out of the root is left out
 
 
 class _Flaky(httpx.AsyncBaseTransport):

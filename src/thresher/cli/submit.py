@@ -255,18 +255,8 @@ def submit(
         if bucket is not None:
             payload["settings"] = {"task_bucketsize": bucket}
         payload["dependencies"] = dependencies(input_path, dep or [], parse=parse_deps)
-        with connect(url, token) as client:
-            local_output = None
-            if upload_deps:
-                payload, local_output = uploaded(client, payload, volume=volume)
-            job = client.create_job({k: v for k, v in payload.items() if v is not None})
-        _print_id(job.id, as_json)
-        if local_output is not None:
-            typer.echo(
-                f"fetch its outputs with: thresher download {job.id} --follow "
-                f"--dest {local_output}",
-                err=True,
-            )
+        roaming = volume if upload_deps else None
+        _submit_engine(payload, url, token, as_json, upload=upload_deps, volume=roaming)
         return
     if not command:
         fail("give a command after `--`, or --engine for an engine job")
@@ -299,6 +289,28 @@ def submit(
             **scheduling,
         )
     _print_id(job.id, as_json)
+
+
+def _submit_engine(
+    payload: dict[str, Any],
+    url: str,
+    token: str | None,
+    as_json: bool,
+    *,
+    upload: bool,
+    volume: str | None,
+) -> None:
+    with connect(url, token) as client:
+        local_output = None
+        if upload:
+            payload, local_output = uploaded(client, payload, volume=volume)
+        job = client.create_job({k: v for k, v in payload.items() if v is not None})
+    _print_id(job.id, as_json)
+    if local_output is not None:
+        typer.echo(
+            f"fetch its outputs with: thresher download {job.id} --follow --dest {local_output}",
+            err=True,
+        )
 
 
 def dependencies(input_path: str | None, deps: list[str], *, parse: bool) -> list[str]:

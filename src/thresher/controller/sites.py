@@ -43,7 +43,7 @@ class Sites:
         return [(declared[n], counts.get(n, 0)) for n in sorted(declared)]
 
     def site(self, name: str) -> SiteRecord:
-        return self.store.sites.site(name)
+        return self.store.sites.site(check_name(name, what="site"))
 
     def set_site(self, caller: Caller, name: str, body: api.SiteIn) -> SiteRecord:
         caller.require(*EDITORS)
@@ -74,6 +74,7 @@ class Sites:
 
     def delete_site(self, caller: Caller, name: str) -> None:
         caller.require(*EDITORS)
+        check_name(name, what="site")
         with self.unit.change():
             self.store.sites.delete_site(name)
 
@@ -87,7 +88,7 @@ class Sites:
         return self.store.sites.volumes()
 
     def volume(self, name: str) -> Volume:
-        return self.store.sites.volume(name)
+        return self.store.sites.volume(check_name(name, what="volume"))
 
     def set_volume(self, caller: Caller, name: str, body: api.VolumeIn) -> Volume:
         caller.require(*EDITORS)
@@ -105,6 +106,7 @@ class Sites:
 
     def delete_volume(self, caller: Caller, name: str) -> None:
         caller.require(*EDITORS)
+        check_name(name, what="volume")
         with self.unit.change():
             self.store.sites.delete_volume(name)
 
@@ -170,6 +172,7 @@ class Sites:
         self, caller: Caller, job_id: int, site: str, body: api.SyncReportIn
     ) -> JobSiteRecord:
         caller.require("worker", "admin")
+        check_name(site, what="site", field_name="site")
         changes = {
             "sync_state": body.state,
             "bytes_done": body.bytes_done,

@@ -209,6 +209,8 @@ async def checkin(body: CheckinIn, service: ServiceDep) -> dict[str, Any]:
         manifest = await asyncio.to_thread(_checkin, service, folder, body.name, rels)
     except FileNotFoundError as exc:
         raise HTTPException(404, f"{exc.filename} is not at site {service.site}") from None
+    except ManifestError as exc:
+        raise HTTPException(422, {"message": str(exc), "field": "paths"}) from None
     return {"hash": manifest.hash, "files": len(manifest.files), "bytes": manifest.total_bytes}
 
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from thresher.files.chunking import Chunk, FileDigest, digest_file, digest_stream
-from thresher.files.manifest import FileEntry, Manifest, safe_rel
+from thresher.files.manifest import FileEntry, Manifest, ManifestError, safe_rel
 from thresher.files.peer import Peer
 from thresher.files.stats import TransferStats
 from thresher.files.store import write_atomic
@@ -191,12 +191,15 @@ def list_files(root: Path) -> list[str]:
     """Every regular file under `root`, relative, ``/``-separated, sorted; links are not
     followed out of it."""
     found: list[str] = []
+    real_root = os.path.realpath(root)
     for base, dirs, files in os.walk(root):
         dirs[:] = sorted(d for d in dirs if not d.startswith(".thresher"))
         for f in files:
             full = Path(base) / f
             if f.endswith((".thresher-part", ".thresher-part.json")) or not full.is_file():
                 continue
+            if not os.path.realpath(full).startswith(real_root + os.sep):
+                continue  # a link out of the root is never served
             found.append(full.relative_to(root).as_posix())
     return sorted(found)
 
@@ -205,8 +208,11 @@ def upload_local(root: Path, paths: Iterable[str], *, cache: DigestCache) -> Man
     """The manifest of files under `root`, each read once unless the cache knows it (a
     checkin: the files stay where they are and are served from there)."""
     entries = []
+    real_root = os.path.realpath(root)
     for rel in paths:
         path = root / safe_rel(rel)
+        if not os.path.realpath(path).startswith(real_root + os.sep):
+            raise ManifestError(f"{rel} leads out of {root} (a symbolic link): not served")
         st = path.stat()
         digest = cache.get(rel, st)
         if digest is None:
