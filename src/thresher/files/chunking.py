@@ -100,4 +100,12 @@ def digest_file(
     path: Path, *, on_chunk: Callable[[memoryview, Chunk], None] | None = None
 ) -> FileDigest:
     with path.open("rb") as stream:
+        head = stream.read(MIN_CHUNK + 1)
+        if len(head) <= MIN_CHUNK:  # one chunk: no cutting (most files of a big folder)
+            chunk = Chunk(chunk_hash(head), len(head))
+            chunks = (chunk,) if head else ()
+            if on_chunk is not None and head:
+                on_chunk(memoryview(head), chunk)
+            return FileDigest(size=len(head), hash=file_hash(chunks), chunks=chunks)
+        stream.seek(0)
         return digest_stream(stream, on_chunk=on_chunk)

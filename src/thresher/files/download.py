@@ -82,12 +82,15 @@ class _Fetcher:
         got: dict[str, bytes | memoryview] = {}
         wanted = list(dict.fromkeys(digests))
         for attempt in range(TRIES):
-            await self.throttle.take(0)
-            async for digest, data in self.peer.read_chunks(wanted):
-                await self.throttle.take(len(data))
-                self.stats.bytes_moved += len(data)
-                if digest in wanted and chunk_hash(data) == digest:
-                    got[digest] = data
+            try:
+                async for digest, data in self.peer.read_chunks(wanted):
+                    await self.throttle.take(len(data))
+                    self.stats.bytes_moved += len(data)
+                    if digest in wanted and chunk_hash(data) == digest:
+                        got[digest] = data
+            except PeerError:
+                if attempt == TRIES - 1:
+                    raise  # what came before the break is kept: ask for the rest again
             wanted = [d for d in wanted if d not in got]
             if not wanted:
                 return got

@@ -44,26 +44,44 @@ class RawReader:
                 await writer.wait_closed()
         self._idle.clear()
 
-    async def _connect(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    async def _connect(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter, bool]:
+        """A connection, and whether it was kept from an earlier batch (the service may have
+        closed it since: its keep-alive is short)."""
         if self._idle:
-            return self._idle.pop()
-        return await asyncio.wait_for(
+            return (*self._idle.pop(), True)
+        reader, writer = await asyncio.wait_for(
             asyncio.open_connection(self.host, self.port, limit=LIMIT), self.timeout
         )
+        return reader, writer, False
+
+    async def _ask(
+        self, digests: Sequence[str]
+    ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter, int, bool]:
+        """Send the request and read the answer's head: on a kept connection the service
+        closed, once more on a new one."""
+        body = json.dumps({"hashes": list(digests)}).encode()
+        head = (
+            f"POST {self.base}/files/v1/chunks/read HTTP/1.1\r\nHost: {self.host}\r\n"
+            f"Authorization: Bearer {self.token}\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n"
+        ).encode()
+        while True:
+            reader, writer, kept = await self._connect()
+            try:
+                writer.write(head + body)
+                await writer.drain()
+                length, keep = await self._headers(reader)
+                return reader, writer, length, keep
+            except (OSError, asyncio.IncompleteReadError) as exc:
+                writer.close()
+                if not kept:
+                    raise RawError(f"no answer: {type(exc).__name__}: {exc}") from exc
 
     async def read(self, digests: Sequence[str]) -> AsyncIterator[tuple[str, bytes]]:
         """(hash, bytes) of each chunk the service sends back, in order."""
-        reader, writer = await self._connect()
+        reader, writer, length, keep = await self._ask(digests)
         done = False
         try:
-            body = json.dumps({"hashes": list(digests)}).encode()
-            head = (
-                f"POST {self.base}/files/v1/chunks/read HTTP/1.1\r\nHost: {self.host}\r\n"
-                f"Authorization: Bearer {self.token}\r\nContent-Type: application/json\r\n"
-                f"Content-Length: {len(body)}\r\n\r\n"
-            )
-            writer.write(head.encode() + body)
-            length, keep = await self._headers(reader)
             while length > 0:
                 frame = await asyncio.wait_for(reader.readexactly(HEADER), self.timeout)
                 digest = frame[:HASH_BYTES].hex()
