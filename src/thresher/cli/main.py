@@ -89,8 +89,7 @@ COMMANDS = {
     "users": Entry("limits", "Users' priority and caps."),
     "sites": Entry("sites", "Sites: the places the farm spans."),
     "download": Entry(
-        "download",
-        "Fetch a job's outputs into a folder here; --follow fetches them as tasks finish.",
+        "download", "Fetch a job's outputs here; --follow fetches them as tasks finish."
     ),
     "files": Entry(
         "files", "Run a site's file service: its chunk store, and transfers with other sites'."
