@@ -26,7 +26,7 @@ WINDOW = 16 * 1024 * 1024
 HASH_BYTES = 32
 
 
-def chunk_hash(data: bytes | memoryview) -> str:
+def chunk_hash(data: bytes | bytearray | memoryview) -> str:
     """The BLAKE3 hash of `data`, as 64 hex digits."""
     return blake3.blake3(data).hexdigest()
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import secrets
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Literal, Protocol
@@ -46,7 +47,7 @@ class ChunkSource(Protocol):
 
     def read_chunks(
         self, digests: Sequence[str]
-    ) -> AsyncIterator[tuple[str, bytes | memoryview]]: ...
+    ) -> AsyncIterator[tuple[str, bytes | bytearray | memoryview]]: ...
 
 
 class LocalSource:
@@ -57,7 +58,7 @@ class LocalSource:
 
     async def read_chunks(
         self, digests: Sequence[str]
-    ) -> AsyncIterator[tuple[str, bytes | memoryview]]:
+    ) -> AsyncIterator[tuple[str, bytes | bytearray | memoryview]]:
         for digest in digests:
             data = await asyncio.to_thread(self.store.get, digest)
             if data is not None:
@@ -71,15 +72,19 @@ class _Fetcher:
         self, peer: ChunkSource, throttle: Throttle, stats: TransferStats, cache: DigestCache
     ) -> None:
         self.peer, self.throttle, self.stats, self.cache = peer, throttle, stats, cache
+        self.folders: set[Path] = set()  # checked to lie inside the destination, and made
 
-    def written(self, dest: Path, where: Path, entry: FileEntry) -> None:
+    def written(
+        self, dest: Path, where: Path, entry: FileEntry, st: os.stat_result | None = None
+    ) -> None:
         """Remember a file written (or found) with the entry's content."""
         rel = where.relative_to(dest).as_posix()
-        self.cache.put(rel, where.stat(), FileDigest(entry.size, entry.hash, entry.chunks))
+        digest = FileDigest(entry.size, entry.hash, entry.chunks)
+        self.cache.put(rel, st or where.stat(), digest)
 
-    async def fetch(self, digests: Sequence[str]) -> dict[str, bytes | memoryview]:
+    async def fetch(self, digests: Sequence[str]) -> dict[str, bytes | bytearray | memoryview]:
         """The chunks' bytes by hash, each verified; a wrong one is asked for again."""
-        got: dict[str, bytes | memoryview] = {}
+        got: dict[str, bytes | bytearray | memoryview] = {}
         wanted = list(dict.fromkeys(digests))
         for attempt in range(TRIES):
             try:
@@ -99,14 +104,36 @@ class _Fetcher:
         raise TransferError(f"{len(wanted)} chunks never came right (first {wanted[0][:12]})")
 
 
-def _target(dest: Path, entry: FileEntry) -> Path:
+def _target(dest: Path, entry: FileEntry, folders: set[Path]) -> Path:
+    """Where the entry goes; its folder is checked to lie inside `dest` (links followed) and
+    made, once per folder of a transfer."""
     target = dest / entry.path
+    if target.parent in folders:
+        return target
     real_dest = os.path.realpath(dest)
     real_parent = os.path.realpath(target.parent)
     if real_parent != real_dest and not real_parent.startswith(real_dest + os.sep):
         raise TransferError(f"{entry.path}: its folder leads out of {dest}")
     target.parent.mkdir(parents=True, exist_ok=True)
+    folders.add(target.parent)
     return target
+
+
+def _write_new(where: Path, data: bytes | bytearray | memoryview, mode: int) -> os.stat_result:
+    """Write a whole file to a temporary name beside it, then rename it over `where`; its
+    status as written."""
+    tmp = where.with_name(f".{where.name}.{secrets.token_hex(4)}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+        os.fchmod(fd, mode)
+        st = os.fstat(fd)
+    finally:
+        os.close(fd)
+    os.replace(tmp, where)
+    return st
 
 
 def _copy_name(target: Path) -> Path:
@@ -177,7 +204,7 @@ async def _small(
     def plan() -> list[tuple[FileEntry, Path]]:
         todo = []
         for entry in entries:
-            target = _target(dest, entry)
+            target = _target(dest, entry, fetcher.folders)
             where = _decide(target, entry, existing, fetcher, dest)
             if where is None:
                 pass
@@ -207,21 +234,19 @@ async def _small(
 
 def _write_small(
     batch: list[tuple[FileEntry, Path]],
-    got: dict[str, bytes | memoryview],
+    got: dict[str, bytes | bytearray | memoryview],
     fetcher: _Fetcher,
     dest: Path,
 ) -> None:
     for entry, where in batch:
         data = got[entry.chunks[0].hash] if entry.chunks else b""
-        write_atomic(where, data)
-        os.chmod(where, entry.mode)
-        fetcher.written(dest, where, entry)
+        fetcher.written(dest, where, entry, _write_new(where, data, entry.mode))
 
 
 async def _large(
     entry: FileEntry, dest: Path, fetcher: _Fetcher, *, streams: int, existing: Existing
 ) -> None:
-    target = await asyncio.to_thread(_target, dest, entry)
+    target = await asyncio.to_thread(_target, dest, entry, fetcher.folders)
     where = await asyncio.to_thread(_decide, target, entry, existing, fetcher, dest)
     if where is None:
         return
@@ -234,7 +259,7 @@ async def _large(
     runs = _runs(entry.chunks[start:], reuse)
     gate = asyncio.Semaphore(streams)
 
-    async def get(run: list[Chunk]) -> dict[str, bytes | memoryview]:
+    async def get(run: list[Chunk]) -> dict[str, bytes | bytearray | memoryview]:
         async with gate:
             remote = [c.hash for c in run if c.hash not in reuse]
             return await fetcher.fetch(remote) if remote else {}
@@ -316,11 +341,11 @@ def _runs(chunks: Sequence[Chunk], reuse: dict[str, tuple[int, int]]) -> list[li
 
 def _pieces(
     run: list[Chunk],
-    got: dict[str, bytes | memoryview],
+    got: dict[str, bytes | bytearray | memoryview],
     reuse: dict[str, tuple[int, int]],
     old: Path,
-) -> list[bytes | memoryview]:
-    pieces: list[bytes | memoryview] = []
+) -> list[bytes | bytearray | memoryview]:
+    pieces: list[bytes | bytearray | memoryview] = []
     for c in run:
         if c.hash in got:
             pieces.append(got[c.hash])
@@ -335,7 +360,7 @@ def _pieces(
     return pieces
 
 
-def _append(out: object, pieces: list[bytes | memoryview]) -> None:
+def _append(out: object, pieces: list[bytes | bytearray | memoryview]) -> None:
     assert hasattr(out, "write")
     for data in pieces:
         out.write(data)

@@ -84,7 +84,7 @@ class Peer:
 
     async def read_chunks(
         self, digests: Sequence[str]
-    ) -> AsyncIterator[tuple[str, bytes | memoryview]]:
+    ) -> AsyncIterator[tuple[str, bytes | bytearray | memoryview]]:
         """The chunks asked for, in order, as the service sends them (not checked here)."""
         if self._raw is not None:
             try:

@@ -26,7 +26,7 @@ class BadChunk(ValueError):
     """Bytes whose hash is not the one they were sent as."""
 
 
-def write_atomic(path: Path, data: bytes | memoryview) -> None:
+def write_atomic(path: Path, data: bytes | bytearray | memoryview) -> None:
     """Write `data` to a temporary name next to `path`, then rename it over `path`."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
@@ -91,7 +91,7 @@ class ChunkStore:
                 found.append(None)
         return found
 
-    def put(self, digest: str, data: bytes | memoryview) -> bool:
+    def put(self, digest: str, data: bytes | bytearray | memoryview) -> bool:
         """Keep a chunk after checking its hash; False when it was there already."""
         target = self.path(digest)
         if chunk_hash(data) != digest:
