@@ -18,7 +18,7 @@ import uvicorn
 
 from thresher.cli.files import files_token
 from thresher.controller.app import Server, create_app, listen_socket, server_config
-from thresher.controller.auth import ensure_admin_token
+from thresher.controller.auth import ensure_admin_token, private_dir
 from thresher.controller.settings import ControllerSettings
 from thresher.core.clock import SystemClock
 from thresher.engines.platforms import normalize_os
@@ -53,7 +53,7 @@ async def run_farm(
 ) -> None:
     """Serve the controller, run `workers` local agents, and stop all on SIGINT/SIGTERM (or
     when `stop` is set)."""
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    private_dir(settings.data_dir)
     store = Store.open(settings.database_url or sqlite_url(settings.data_dir))
     clock = SystemClock()
     written = ensure_admin_token(store, clock, settings.data_dir)

@@ -9,8 +9,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from thresher.controller.auth import Caller
+from thresher.controller.auth import ADMIN, ARTIST, WORKER, WRANGLER, Caller
 from thresher.controller.unit import UnitOfWork
+from thresher.controller.visibility import check_may_change, check_visible
 from thresher.core.clock import Clock
 from thresher.core.errors import Conflict, InvalidInput, NotFound
 from thresher.core.volumes import ShareRef, Volume, check_name, check_refs
@@ -19,7 +20,7 @@ from thresher.store.sites import SETTINGS, JobSiteRecord, SiteRecord
 from thresher.store.store import Store
 
 #: Who may change sites and volumes.
-EDITORS = ("admin", "wrangler")
+EDITORS = (ADMIN, WRANGLER)
 #: A sync whose runner said nothing for this long may be taken over by another worker.
 SYNC_STALE_S = 60.0
 
@@ -116,8 +117,9 @@ class Sites:
 
     # -- a job's sync per site -----------------------------------------------------------------
 
-    def job_sites(self, job_id: int) -> list[JobSiteRecord]:
-        self.store.jobs.get(job_id)  # a 404 for a job that is not there
+    def job_sites(self, caller: Caller, job_id: int) -> list[JobSiteRecord]:
+        job = self.store.jobs.get(job_id)  # a 404 for a job that is not there
+        check_visible(self.store, caller, job_id, job.spec.owner)
         return self.store.sites.job_sites(job_id)
 
     def set_job_site(
@@ -127,15 +129,14 @@ class Sites:
         check_name(site, what="site", field_name="site")
         with self.unit.change():
             job = self.store.jobs.get(job_id)
-            if caller.role not in EDITORS and caller.name != job.spec.owner:
-                caller.require(*EDITORS)
+            check_may_change(self.store, caller, job_id, job.spec.owner)
             changes = {k: getattr(body, k) for k in SETTINGS if getattr(body, k) is not None}
             self.store.sites.set_job_site(job_id, site, changes, now=self.clock.now())
             return self.store.sites.job_sites(job_id)
 
     def file_access(self, caller: Caller) -> tuple[SiteRecord, dict[str, str]]:
         """The main site's file service and the volumes' roots there (people who submit)."""
-        caller.require("admin", "wrangler", "user")
+        caller.require(ADMIN, WRANGLER, ARTIST)
         sites = self.store.sites.sites()
         main = next((s for s in sites if s.main), None)
         if main is None or not main.file_service_url:
@@ -152,13 +153,13 @@ class Sites:
 
     def agent_sites(self, caller: Caller) -> list[SiteRecord]:
         """Sites with their file services' tokens (workers and admins only)."""
-        caller.require("worker", "admin")
+        caller.require(WORKER, ADMIN)
         return self.store.sites.sites()
 
     def claim_sync(self, caller: Caller, job_id: int, site: str) -> tuple[bool, JobSiteRecord]:
         """Whether the calling worker runs the job's download sync at `site` now, and the
         job's settings there."""
-        caller.require("worker", "admin")
+        caller.require(WORKER, ADMIN)
         check_name(site, what="site", field_name="site")
         with self.unit.change(soft=True):
             self.store.jobs.get(job_id)
@@ -171,7 +172,7 @@ class Sites:
     def report_sync(
         self, caller: Caller, job_id: int, site: str, body: api.SyncReportIn
     ) -> JobSiteRecord:
-        caller.require("worker", "admin")
+        caller.require(WORKER, ADMIN)
         check_name(site, what="site", field_name="site")
         changes = {
             "sync_state": body.state,

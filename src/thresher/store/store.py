@@ -31,6 +31,7 @@ from thresher.store.jobs import Jobs
 from thresher.store.limits import Limits
 from thresher.store.records import FinishReport, TokenRecord, WorkerRegistration
 from thresher.store.scheduling import SchedulingSettings
+from thresher.store.security import Audit, EnrolCodes, Users
 from thresher.store.sites import Sites
 from thresher.store.snapshot import Snapshots
 from thresher.store.tasks import Tasks
@@ -66,6 +67,9 @@ class Store:
         self.snapshot = Snapshots(self.db)
         self.dispatch = DispatchClaims(self.db)
         self.sites = Sites(self.db)
+        self.users = Users(self.db)  # people: role and groups (security)
+        self.enrol_codes = EnrolCodes(self.db)
+        self.audit = Audit(self.db)
 
     @classmethod
     def open(cls, url: str) -> Self:

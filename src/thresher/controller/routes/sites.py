@@ -100,7 +100,7 @@ async def delete_volume(name: str, farm: FarmDep, caller: CallerDep) -> None:
 @router.get("/jobs/{job_id}/sites", response_model=api.JobSiteList)
 async def job_sites(job_id: JobIdPath, farm: FarmDep, caller: CallerDep) -> api.JobSiteList:
     """The job's sync at each site: settings and where it stands."""
-    return job_sites_out(job_id, await farm.call(farm.sites.job_sites, job_id))
+    return job_sites_out(job_id, await farm.call(farm.sites.job_sites, caller, job_id))
 
 
 @router.put("/jobs/{job_id}/sites/{site}", response_model=api.JobSiteList)
