@@ -8,6 +8,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel
 
 from thresher.client._security import SecurityCalls
+from thresher.client._sites import SitesCalls
 from thresher.schemas import api
 from thresher.schemas import engines as eng
 from thresher.schemas import monitor as mon
@@ -16,7 +17,7 @@ from thresher.schemas import openjd as ojd
 M = TypeVar("M", bound=BaseModel)
 
 
-class Client(SecurityCalls):
+class Client(SecurityCalls, SitesCalls):
     """A connection to a Thresher controller, answering typed results (`thresher.schemas.api`).
 
     >>> client = Client("http://127.0.0.1:8420", token)        # doctest: +SKIP

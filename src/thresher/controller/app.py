@@ -30,6 +30,7 @@ from thresher.controller.routes import (
     pools,
     renderacre,
     security,
+    sites,
     tasks,
     templates,
     web,
@@ -115,6 +116,7 @@ def create_app(
     deadline.install(app)
     for scheduling in (limits, pools, nimby):
         app.include_router(scheduling.router)
+    app.include_router(sites.router)  # sites, volumes, jobs' sync per site
     app.include_router(security.router)  # accounts, tokens, enrolment codes, audit
     app.include_router(security.enrol_router)
     app.add_middleware(AuditTrail)  # every state-changing call, in the database

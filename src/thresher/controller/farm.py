@@ -34,6 +34,7 @@ from thresher.controller.peers import Peers, controller_ident
 from thresher.controller.scheduling import Scheduling
 from thresher.controller.sealing import SecretBox
 from thresher.controller.settings import ControllerSettings
+from thresher.controller.sites import Sites
 from thresher.controller.unit import UnitOfWork
 from thresher.controller.waiting import Waiting
 from thresher.core.clock import Clock
@@ -113,6 +114,7 @@ class Farm:
             heard=self.metrics.peer_changes.inc,
         )
         self.sweep_lease = SingletonLease(store.engine, "sweep")
+        self.sites = Sites(store, clock, self.unit)  # sites, volumes, jobs' sync per site
         self._store = store
 
     async def call(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:

@@ -24,6 +24,7 @@ from thresher.schemas.base import (
     Strict,
     Text,
 )
+from thresher.schemas.sites import JobSiteIn, SiteName
 
 # -- jobs ----------------------------------------------------------------------------------------
 
@@ -148,6 +149,12 @@ class JobIn(Strict):
         description="engine parameters: arguments, input_conversion, mapped_share_paths, ...",
     )
     settings: EngineJobSettings | None = None
+    sites: dict[SiteName, JobSiteIn] | None = Field(
+        default=None,
+        max_length=1000,
+        description="sync settings per site: download, upload, speed limit, parallel files, "
+        "clear the output folder first (editable later: PUT /jobs/{id}/sites/{site})",
+    )
     filters: Text | None = Field(
         default=None, description="which workers may run it: ram:>32g,os:linux"
     )

@@ -356,6 +356,51 @@ audit = sa.Table(
 
 # -- sites (0006) ---------------------------------------------------------------------
 
+# Places the farm spans: each worker names its site; a site may run a file service (its URL
+# and the token its peers use are given by whoever set it up). `main`: where outputs go back.
+sites = sa.Table(
+    "sites",
+    metadata,
+    sa.Column("name", sa.String(100), primary_key=True),
+    sa.Column("description", sa.String(300), nullable=False),
+    sa.Column("main", sa.Boolean, nullable=False),
+    sa.Column("file_service_url", sa.String(500), nullable=True),
+    sa.Column("file_service_token", sa.String(500), nullable=True),  # its peers present it
+    sa.Column("bandwidth_bps", sa.BigInteger, nullable=True),  # a cap on its transfers
+    sa.Column("parallel_streams", sa.Integer, nullable=False),
+    sa.Column("updated_at", sa.Float, nullable=False),
+)
+
+# Named storage roots (shares): `roots` is {site: {os: root path}}; paths are written
+# share=NAME/rel/path and resolved on each worker to its site's root.
+volumes = sa.Table(
+    "volumes",
+    metadata,
+    sa.Column("name", sa.String(100), primary_key=True),
+    sa.Column("description", sa.String(300), nullable=False),
+    sa.Column("roots", sa.JSON, nullable=False),
+    sa.Column("updated_at", sa.Float, nullable=False),
+)
+
+# A job's sync at one site: settings given at submit (editable later) and where it stands.
+job_sites = sa.Table(
+    "job_sites",
+    metadata,
+    sa.Column("job_id", ID, primary_key=True),
+    sa.Column("site", sa.String(100), primary_key=True),
+    sa.Column("download", sa.Boolean, nullable=False),
+    sa.Column("upload", sa.Boolean, nullable=False),
+    sa.Column("speed_limit_bps", sa.BigInteger, nullable=True),
+    sa.Column("parallel_files", sa.Integer, nullable=False),
+    sa.Column("clear_output", sa.Boolean, nullable=False),
+    sa.Column("sync_state", sa.String(20), nullable=False),  # none|pending|running|done|failed
+    sa.Column("bytes_done", sa.BigInteger, nullable=False),
+    sa.Column("bytes_total", sa.BigInteger, nullable=False),
+    sa.Column("message", sa.String(1000), nullable=True),
+    sa.Column("claimed_by", sa.String(200), nullable=True),  # the worker running the sync
+    sa.Column("updated_at", sa.Float, nullable=False),
+)
+
 # -- submitters (0007) ----------------------------------------------------------------
 
 # -- cloud (0008) ---------------------------------------------------------------------

@@ -32,6 +32,8 @@ from thresher.worker.nimby import State as NimbyState
 from thresher.worker.nimby import nimby_path, read_nimby
 from thresher.worker.outbox import Outbox
 from thresher.worker.poll_policy import Ask, PollPolicy, retry_after
+from thresher.worker.sync import SiteSync
+from thresher.worker.volumes import ShareResolver
 
 log = logging.getLogger("thresher.worker")
 
@@ -116,6 +118,8 @@ class Agent:
             grace_s=config.grace_s,
             openjd_idle_s=config.openjd_idle_s,
             path_mapping_rules=config.path_mapping_rules,
+            shares=ShareResolver(self.client, site=config.facts.site, os_name=config.facts.os),
+            sync=SiteSync(self.client, site=config.facts.site, os_name=config.facts.os),
         )
         self._flush_timer: asyncio.TimerHandle | None = None
         # Output reaches the controller in the order it was written: a report and a poll that

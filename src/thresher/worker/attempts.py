@@ -30,6 +30,9 @@ class Held:
     engine_run: EngineRun | None = None  # engine jobs: reads the output, decides the outcome
     lane: int | None = None  # the lane it was given to, until it ends there
     cancel: Callable[[], None] | None = None  # OpenJD tasks: the session's own cancel
+    # Away from the main site: the assignment as given and when it started, for its outputs
+    # to go back there once it succeeded (worker/sync.py).
+    upload: tuple[api.AssignmentOut, float] | None = None
 
 
 @dataclass(frozen=True)
