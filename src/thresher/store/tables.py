@@ -303,3 +303,6 @@ access_keys = sa.Table(
 # -- submitters (0007) ----------------------------------------------------------------
 
 # -- cloud (0008) ---------------------------------------------------------------------
+
+# GPU lanes: lane -> the GPU device ids it owns ({"0": [0], "1": [1]}); NULL: no GPU lanes.
+workers.append_column(sa.Column("lane_gpus", sa.JSON, nullable=True))

@@ -17,7 +17,7 @@ import logging
 import random
 from collections import Counter
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from thresher.client import AgentClient, ThresherError
@@ -26,6 +26,7 @@ from thresher.schemas import api
 from thresher.worker.engines import WorkerEngines
 from thresher.worker.executor import Executor
 from thresher.worker.guardian import Guardian
+from thresher.worker.launch import ContainerSettings, Launcher
 from thresher.worker.nimby import State as NimbyState
 from thresher.worker.nimby import nimby_path, read_nimby
 from thresher.worker.outbox import Outbox
@@ -55,6 +56,8 @@ class AgentConfig:
     # A guardian process kills the tasks' process groups if this worker is killed outright
     # (see worker/guardian.py).
     guardian: bool = True
+    # Jobs that name a container image run in it (see worker/launch.py).
+    containers: ContainerSettings = field(default_factory=ContainerSettings)
 
     @property
     def poll_policy(self) -> PollPolicy:
@@ -96,6 +99,10 @@ class Agent:
             grace_s=config.grace_s,
             openjd_idle_s=config.openjd_idle_s,
             path_mapping_rules=config.path_mapping_rules,
+            launcher=Launcher(
+                lane_gpus={k: tuple(v) for k, v in config.facts.lane_gpus.items()},
+                containers=config.containers,
+            ),
         )
         self._flush_timer: asyncio.TimerHandle | None = None
         # Output reaches the controller in the order it was written: a report and a poll that

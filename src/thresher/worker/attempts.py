@@ -30,6 +30,7 @@ class Held:
     engine_run: EngineRun | None = None  # engine jobs: reads the output, decides the outcome
     lane: int | None = None  # the lane it was given to, until it ends there
     cancel: Callable[[], None] | None = None  # OpenJD tasks: the session's own cancel
+    launch: Callable[[Command], Command] | None = None  # its lane's GPUs, its job's container
 
 
 @dataclass(frozen=True)
@@ -74,6 +75,8 @@ def run_process(
     its engine's parser). None: stopped before it started."""
     a = held.assignment
     attempt_id, token, add_line = a.attempt_id, a.token, outbox.add_line
+    if held.launch is not None:
+        command = held.launch(command)
     engine_run = held.engine_run
     if engine_run is None:
 

@@ -1,10 +1,13 @@
-"""cloud: tables and columns the cloud work adds (empty until that work lands)
+"""cloud: GPU lanes (workers.lane_gpus)
 
 Revision ID: 0008
 Revises: 0007
 """
 
 from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
 
 revision = "0008"
 down_revision = "0007"
@@ -13,8 +16,10 @@ depends_on = None
 
 
 def upgrade() -> None:
-    pass
+    with op.batch_alter_table("workers") as batch:
+        batch.add_column(sa.Column("lane_gpus", sa.JSON(), nullable=True))
 
 
 def downgrade() -> None:
-    pass
+    with op.batch_alter_table("workers") as batch:
+        batch.drop_column("lane_gpus")
