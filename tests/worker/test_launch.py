@@ -65,11 +65,13 @@ def test_a_container_task_is_wrapped_in_podman_run(tmp_path: Path) -> None:
     assert f"{cwd}:{cwd}:rw" in volumes
     assert "/lib:/lib:ro" in volumes
     assert f"--user={os.getuid()}:{os.getgid()}" in argv
-    assert ["--device=nvidia.com/gpu=0", "--device=nvidia.com/gpu=1"] == [
-        a for a in argv if a.startswith("--device")
+    assert [a for a in argv if a.startswith("--device")] == [
+        "--device=nvidia.com/gpu=0",
+        "--device=nvidia.com/gpu=1",
     ]
     envs = [argv[i + 1] for i, a in enumerate(argv) if a == "--env"]
-    assert "JOB_VAR=1" in envs and "CUDA_VISIBLE_DEVICES=0,1" in envs
+    assert "JOB_VAR=1" in envs
+    assert "CUDA_VISIBLE_DEVICES=0,1" in envs
     assert not any(e.startswith("PATH=") for e in envs)  # the worker's PATH stays outside
     assert out.env["CONTAINERS_CONF"] == "/etc/c.conf"
 
