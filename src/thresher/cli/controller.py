@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 import socket
 import threading
@@ -17,7 +18,7 @@ import typer
 from thresher.cli.common import stderr, stdout
 from thresher.controller.app import Server, create_app, listen_socket, server_config
 from thresher.controller.auth import ensure_admin_token
-from thresher.controller.settings import ControllerSettings
+from thresher.controller.settings import ControllerSettings, SmtpSettings
 from thresher.core.clock import SystemClock
 from thresher.store.db import sqlite_url
 from thresher.store.store import Store
@@ -131,13 +132,33 @@ def controller(
         float,
         typer.Option("--lease", min=0.1, help="Seconds of silence before a worker is offline."),
     ] = 15.0,
+    smtp_host: Annotated[
+        str | None, typer.Option(help="SMTP server of e-mail notifications (none: no e-mail)")
+    ] = None,
+    smtp_port: Annotated[int, typer.Option(min=1, max=65535)] = 25,
+    smtp_from: Annotated[str, typer.Option(help="their From address")] = "thresher@localhost",
+    smtp_starttls: Annotated[bool, typer.Option("--smtp-starttls")] = False,
+    smtp_user: Annotated[
+        str | None, typer.Option(help="SMTP login (password: $THRESHER_SMTP_PASSWORD)")
+    ] = None,
 ) -> None:
     """Run the controller: the REST API, the scheduler and the sweeper of silent workers."""
     if lease <= heartbeat:
         raise typer.BadParameter("must be longer than --heartbeat", param_hint="--lease")
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s: %(message)s")
     settings = ControllerSettings(
-        data_dir=data_dir, database_url=database_url, heartbeat_s=heartbeat, lease_s=lease
+        data_dir=data_dir,
+        database_url=database_url,
+        heartbeat_s=heartbeat,
+        lease_s=lease,
+        smtp=SmtpSettings(
+            host=smtp_host,
+            port=smtp_port,
+            sender=smtp_from,
+            starttls=smtp_starttls,
+            user=smtp_user,
+            password=os.environ.get("THRESHER_SMTP_PASSWORD"),
+        ),
     )
     out = stdout()
 

@@ -7,7 +7,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel
 
-from thresher.client._session import Session
+from thresher.client._events import EventsMixin
 from thresher.schemas import api
 from thresher.schemas import engines as eng
 from thresher.schemas import openjd as ojd
@@ -15,7 +15,7 @@ from thresher.schemas import openjd as ojd
 M = TypeVar("M", bound=BaseModel)
 
 
-class Client(Session):
+class Client(EventsMixin):
     """A connection to a Thresher controller, answering typed results (`thresher.schemas.api`).
 
     >>> client = Client("http://127.0.0.1:8420", token)        # doctest: +SKIP

@@ -11,6 +11,7 @@ from typing import Any, Protocol, TypeVar
 from thresher.controller.auth import Caller, issue_token
 from thresher.controller.convert import assignment_out, finish_report, registration
 from thresher.controller.dispatch import Dispatch, Dispatcher, DispatchIndex
+from thresher.controller.events import workers_lost
 from thresher.controller.jobs import Jobs
 from thresher.controller.scheduling import Scheduling
 from thresher.controller.settings import ControllerSettings
@@ -163,6 +164,7 @@ class Agents:
             self.flush_heartbeats()
             heard = [w for w, at in self._heard.items() if now - at < lease_s]
             expired = self.store.workers.expire(now=now, lease_s=lease_s, keep=heard)
+            workers_lost(self.store, expired, now=now)
         if expired:
             self.notifier.notify()
         return expired
@@ -197,7 +199,10 @@ class Agents:
         for fin, result in zip(finished, results, strict=True):
             if isinstance(result, StaleAttempt):
                 stale.append(fin.attempt_id)
-            elif result is not None and self.index.finished(
+                continue
+            if fin.status in ("failed", "timed_out"):
+                self.store.events.emit_task_failed(fin.attempt_id, now=self.clock.now())
+            if result is not None and self.index.finished(
                 fin.attempt_id, fin.status, fin.duration_s
             ):
                 # Only a failure can make tasks never run (a success turned into a failure by

@@ -16,10 +16,12 @@ from thresher.controller import errors
 from thresher.controller.body_limit import BodyLimit
 from thresher.controller.farm import Farm
 from thresher.controller.notifier import Notifier
+from thresher.controller.notify import Sender
 from thresher.controller.routes import (
     agent,
     deadline,
     engines,
+    events,
     jobs,
     limits,
     nimby,
@@ -68,13 +70,15 @@ def create_app(
         app.state.farm = farm
         await farm.call(farm.start, clock.now())
         task = asyncio.create_task(_sweep_forever(farm)) if sweeper else None
+        sender = asyncio.create_task(Sender(clock, smtp=settings.smtp).run(farm))
         try:
             yield
         finally:
-            if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+            for running in (task, sender):
+                if running is not None:
+                    running.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await running
             farm.close()
 
     app = FastAPI(
@@ -98,6 +102,7 @@ def create_app(
     app.include_router(deadline.router)  # Deadline Cloud's CreateJob & co
     app.include_router(deadline.admin_router)
     deadline.install(app)
+    app.include_router(events.router)  # events and subscriptions (webhooks, e-mail)
     for scheduling in (limits, pools, nimby):
         app.include_router(scheduling.router)
 

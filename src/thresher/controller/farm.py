@@ -17,6 +17,7 @@ from thresher.controller.agents import Agents
 from thresher.controller.compile.policy import SubmitPolicy
 from thresher.controller.dispatch import Dispatcher, DispatchIndex
 from thresher.controller.engines import EngineRegistry
+from thresher.controller.events import Subscriptions
 from thresher.controller.farm_thread import FarmThread
 from thresher.controller.jobs import Jobs
 from thresher.controller.notifier import Notifier
@@ -60,6 +61,8 @@ class Farm:
         self.access = Access(store, clock, self.unit)
         self.waiting = Waiting(store, self.dispatch_index)
         self._store = store
+        self.store = store  # the event sender reads and records its deliveries directly
+        self.subscriptions = Subscriptions(store, clock)
 
     def start(self, now: float) -> None:
         """At start: workers attached before a restart get one lease to come back; built-in

@@ -2,8 +2,18 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+
+
+@dataclass(frozen=True)
+class SmtpSettings:
+    host: str | None = None  # None: e-mail subscriptions wait (and retry) until one is set
+    port: int = 25
+    sender: str = "thresher@localhost"
+    starttls: bool = False
+    user: str | None = None
+    password: str | None = None
 
 
 @dataclass(frozen=True)
@@ -31,3 +41,5 @@ class ControllerSettings:
     max_agent_request_bytes: int = 256 * 2**20
     max_blocks_per_job: int = 1000  # blocks of one job (OpenJD: steps of one template)
     max_log_bytes_per_task: int = 64 * 2**20  # log bytes stored per task, past it one marker line
+    # E-mail notifications: the SMTP server that sends them (see docs/cloud.md).
+    smtp: SmtpSettings = field(default_factory=SmtpSettings)

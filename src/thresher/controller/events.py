@@ -1,0 +1,131 @@
+"""Events of the farm, written in the transaction of the change they tell of (the outbox), and
+the use cases people call to subscribe to them (see `core.events` and docs/cloud.md).
+
+The use cases that change state call :func:`job_event` and :func:`workers_lost` inside their
+own transaction; `notify.Sender` delivers the events afterwards, off the farm thread.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Sequence
+
+from thresher.controller.auth import Caller
+from thresher.core.clock import Clock
+from thresher.core.errors import Forbidden, InvalidInput
+from thresher.core.events import EventKind
+from thresher.core.model import JobRecord
+from thresher.core.states import JobStatus
+from thresher.schemas import cloud
+from thresher.store.events import EventRecord, SubscriptionRecord
+from thresher.store.store import Store
+
+__all__ = ["Subscriptions", "final_kind", "job_event", "workers_lost"]
+
+_FINAL = {
+    JobStatus.SUCCEEDED: EventKind.JOB_SUCCEEDED,
+    JobStatus.FAILED: EventKind.JOB_FAILED,
+    JobStatus.CANCELED: EventKind.JOB_CANCELED,
+}
+
+
+def final_kind(status: JobStatus) -> EventKind:
+    return _FINAL[status]
+
+
+def job_event(store: Store, job: JobRecord, kind: EventKind, *, now: float) -> None:
+    """Record `kind` for `job` (in the caller's transaction)."""
+    counts = job.counts
+    store.events.emit(
+        kind,
+        now=now,
+        job_id=job.id,
+        owner=job.spec.owner,
+        data={
+            "job": job.spec.name,
+            "status": job.status.value,
+            "tasks": {
+                "succeeded": counts.succeeded,
+                "failed": counts.failed,
+                "total": counts.total,
+            },
+        },
+    )
+
+
+def workers_lost(store: Store, worker_ids: Sequence[int], *, now: float) -> None:
+    """`worker.lost` for each worker gone silent (in the caller's transaction)."""
+    for worker_id in worker_ids:
+        worker = store.workers.get(worker_id)
+        store.events.emit(
+            EventKind.WORKER_LOST,
+            now=now,
+            worker=worker.name,
+            data={"worker": worker.name, "hostname": worker.hostname, "site": worker.site},
+        )
+
+
+class Subscriptions:
+    """People's subscriptions (their own; admins' may cover every user) and recent events."""
+
+    def __init__(self, store: Store, clock: Clock) -> None:
+        self.store = store
+        self.clock = clock
+
+    def subscribe(self, caller: Caller, body: cloud.SubscriptionIn) -> SubscriptionRecord:
+        """A new subscription; its secret is in the answer this once."""
+        _person(caller)
+        if body.all_users and not caller.is_admin:
+            raise Forbidden("only admins may subscribe to every user's events (all_users)")
+        if body.job_id is not None:
+            job = self.store.jobs.get(body.job_id)
+            if job.spec.owner != caller.name and not caller.is_admin:
+                raise Forbidden(f"job {body.job_id} is not yours")
+        unknown = sorted(set(body.events) - {k.value for k in EventKind} - {"*"})
+        if unknown:
+            raise InvalidInput(f"unknown event kind {unknown[0]!r}", field="events")
+        with self.store.transaction():
+            return self.store.events.subscribe(
+                owner=caller.name,
+                channel=body.channel,
+                target=body.target,
+                kinds=tuple(dict.fromkeys(body.events)),
+                job_id=body.job_id,
+                all_users=body.all_users,
+                min_failures=body.min_failures,
+                secret="whsec_" + secrets.token_urlsafe(32),
+                now=self.clock.now(),
+            )
+
+    def list(self, caller: Caller) -> list[SubscriptionRecord]:
+        _person(caller)
+        return self.store.events.subscriptions(owner=None if caller.is_admin else caller.name)
+
+    def get(self, caller: Caller, sub_id: int) -> SubscriptionRecord:
+        _person(caller)
+        sub = self.store.events.subscription(sub_id)
+        if sub.owner != caller.name and not caller.is_admin:
+            raise Forbidden(f"subscription {sub_id} is not yours")
+        return sub
+
+    def deliveries(self, caller: Caller, sub_id: int) -> list[tuple[int, str, int, str | None]]:
+        self.get(caller, sub_id)
+        return self.store.events.deliveries_of(sub_id)
+
+    def unsubscribe(self, caller: Caller, sub_id: int) -> None:
+        self.get(caller, sub_id)
+        self.store.events.unsubscribe(sub_id)
+
+    def recent(
+        self, caller: Caller, *, after: int, job_id: int | None, limit: int
+    ) -> list[EventRecord]:
+        """Events after id `after`: every one for admins, else those of the caller's jobs."""
+        _person(caller)
+        owner = None if caller.is_admin else caller.name
+        return self.store.events.recent(after=after, owner=owner, job_id=job_id, limit=limit)
+
+
+def _person(caller: Caller) -> None:
+    """Events are people's: a worker's or an enrolment token has none."""
+    if caller.role in ("worker", "enrol"):
+        raise Forbidden(f"a {caller.role} token has no events or subscriptions")
