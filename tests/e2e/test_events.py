@@ -4,11 +4,16 @@ controller and a worker that are real processes; every webhook's signature is ve
 from __future__ import annotations
 
 import json
+import socket
 import threading
 import time
 from collections.abc import Iterator
+from email.message import EmailMessage
+from email.parser import BytesParser
+from email.policy import default
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -105,3 +110,45 @@ def test_a_webhook_hears_every_event_of_a_job_once_signed(
     failed = json.loads(by_id[1][1])
     assert failed["data"]["failures"] == 1
     assert failed["data"]["exit_code"] == 3
+
+
+class Mailbox:
+    """An aiosmtpd handler keeping the messages it receives."""
+
+    def __init__(self) -> None:
+        self.messages: list[EmailMessage] = []
+
+    async def handle_DATA(self, server: object, session: object, envelope: Any) -> str:
+        parsed = BytesParser(policy=default).parsebytes(envelope.content)
+        assert isinstance(parsed, EmailMessage)
+        self.messages.append(parsed)
+        return "250 OK"
+
+
+def test_an_email_subscription_gets_a_signed_mail_through_smtp(sqlite_farm: Farm) -> None:
+    smtpd = pytest.importorskip("aiosmtpd.controller")
+    mailbox = Mailbox()
+    with socket.socket() as probe:  # a free port (aiosmtpd cannot be given 0)
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = smtpd.Controller(mailbox, hostname="127.0.0.1", port=port)
+    server.start()
+    try:
+        farm = sqlite_farm
+        farm.controller(args=["--smtp-host", "127.0.0.1", "--smtp-port", str(port)])
+        farm.worker("w1")
+        with farm.client() as client:
+            sub = client.subscribe("email", "wrangler@studio.example", events=["job.succeeded"])
+            assert sub.secret is not None
+            job = client.submit("mailed", ["true"], frames="1-2")
+            wait_until(lambda: mailbox.messages, timeout=60, what="a mail")
+    finally:
+        server.stop()
+    (mail,) = mailbox.messages
+    assert mail["To"] == "wrangler@studio.example"
+    assert mail["Subject"] == f"[thresher] job.succeeded: mailed (job {job.id})"
+    (attachment,) = list(mail.iter_attachments())
+    body = attachment.get_payload(decode=True)
+    assert isinstance(body, bytes)
+    assert verify(sub.secret, str(mail["Thresher-Signature"]), body, now=time.time())
+    assert json.loads(body)["kind"] == "job.succeeded"

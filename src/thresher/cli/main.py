@@ -87,6 +87,10 @@ COMMANDS = {
     "engines": Entry("engines", "Engines: the scripts that run applications."),
     "limits": Entry("limits", "Limits (licenses) and their usage."),
     "users": Entry("limits", "Users' priority and caps."),
+    "events": Entry(
+        "events", "Recent events: your jobs' (an admin's: every job's and the workers')."
+    ),
+    "subscriptions": Entry("events", "Webhooks and e-mail on events."),
     "access-key": Entry(
         "access_keys", "AWS-style key pairs for the Deadline Cloud compatible routes."
     ),

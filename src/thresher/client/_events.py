@@ -21,15 +21,15 @@ class EventsMixin(Session):
     ) -> cloud.SubscriptionOut:
         """Subscribe a webhook URL or an e-mail address; the answer's `secret` (shown this
         once) is the key of its `Thresher-Signature` headers."""
-        body = cloud.SubscriptionIn(
-            channel="webhook" if channel == "webhook" else "email",
-            target=target,
-            events=list(events),
-            job_id=job_id,
-            all_users=all_users,
-            min_failures=min_failures,
-        )
-        answer = self._call("POST", "/api/v1/subscriptions", json=body.model_dump())
+        body = {
+            "channel": channel,
+            "target": target,
+            "events": list(events),
+            "job_id": job_id,
+            "all_users": all_users,
+            "min_failures": min_failures,
+        }
+        answer = self._call("POST", "/api/v1/subscriptions", json=body)
         return cloud.SubscriptionOut.model_validate(answer.json())
 
     def subscriptions(self) -> list[cloud.SubscriptionOut]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field, StringConstraints, model_validator
+from pydantic import BaseModel, Field, StringConstraints, ValidationInfo, field_validator
 
 from thresher.schemas.base import MAX_INT64, Strict
 
@@ -28,15 +28,15 @@ class SubscriptionIn(Strict):
         default=1, ge=1, le=1000, description="task.failed: from this many failures of a task"
     )
 
-    @model_validator(mode="after")
-    def _target_fits_channel(self) -> SubscriptionIn:
-        if self.channel == "webhook" and not self.target.startswith(("http://", "https://")):
-            raise ValueError("target: a webhook's target is an http:// or https:// URL")
-        if self.channel == "email" and (
-            "@" not in self.target or any(c in self.target for c in " \r\n,;<>")
-        ):
-            raise ValueError("target: an e-mail subscription's target is one address")
-        return self
+    @field_validator("target")
+    @classmethod
+    def _target_fits_channel(cls, target: str, info: ValidationInfo) -> str:
+        channel = info.data.get("channel")
+        if channel == "webhook" and not target.startswith(("http://", "https://")):
+            raise ValueError("a webhook's target is an http:// or https:// URL")
+        if channel == "email" and ("@" not in target or any(c in target for c in " \r\n,;<>")):
+            raise ValueError("an e-mail subscription's target is one address")
+        return target
 
 
 class SubscriptionOut(BaseModel):
