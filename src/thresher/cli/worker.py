@@ -172,6 +172,13 @@ def worker(
     container_runtime: Annotated[
         str | None, typer.Option(help="the OCI runtime podman uses (e.g. runc)")
     ] = None,
+    container_mount: Annotated[
+        list[str] | None,
+        typer.Option(
+            metavar="PATH[:ro|rw]",
+            help="a folder every container sees at the same path (repeat; default ro)",
+        ),
+    ] = None,
     containers_conf: Annotated[
         Path | None,
         typer.Option(exists=True, dir_okay=False, help="a containers.conf for podman"),
@@ -249,7 +256,9 @@ def worker(
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="--attr") from None
     facts = with_gpu_lanes(facts, _setting(lane_gpus, file, "lane_gpus", None), attr or [])
-    containers = container_settings(container_engine, container_runtime, containers_conf)
+    containers = container_settings(
+        container_engine, container_runtime, containers_conf, container_mount or []
+    )
     facts = with_containers(facts, containers)
     given_dir = _setting(work_dir, file, "work_dir", None)
     work = Path(str(given_dir)) if given_dir is not None else _default_work_dir(str(worker_name))

@@ -9,7 +9,7 @@ import typer
 
 from thresher.schemas import api
 from thresher.worker.gpus import detect_gpu_ids, parse_lane_gpus
-from thresher.worker.launch import ContainerSettings, find_container_engine
+from thresher.worker.launch import ContainerSettings, Mount, find_container_engine
 
 __all__ = ["container_settings", "with_containers", "with_gpu_lanes"]
 
@@ -32,16 +32,31 @@ def with_gpu_lanes(facts: api.RegisterIn, text: object, attrs: Sequence[str]) ->
     )
 
 
-def container_settings(engine: str, runtime: str | None, conf: Path | None) -> ContainerSettings:
-    """How this worker runs the tasks of jobs that name a container image."""
+def container_settings(
+    engine: str, runtime: str | None, conf: Path | None, mounts: Sequence[str] = ()
+) -> ContainerSettings:
+    """How this worker runs the tasks of jobs that name a container image; `mounts` are
+    `PATH[:ro|rw]` folders every container sees (read-only unless `:rw`)."""
     if engine == "none":
         return ContainerSettings()
     program = find_container_engine(engine)
     if program is None and engine != "auto":
         raise typer.BadParameter(f"{engine!r} is not on PATH", param_hint="--container-engine")
     return ContainerSettings(
-        program=program, runtime=runtime, conf=str(conf.resolve()) if conf else None
+        program=program,
+        runtime=runtime,
+        conf=str(conf.resolve()) if conf else None,
+        mounts=tuple(_mount(m) for m in mounts),
     )
+
+
+def _mount(text: str) -> Mount:
+    path, _, access = text.rpartition(":") if text.endswith((":ro", ":rw")) else (text, "", "ro")
+    if not Path(path).is_absolute():
+        raise typer.BadParameter(
+            f"{path!r} is not an absolute path", param_hint="--container-mount"
+        )
+    return Mount(str(Path(path)), "rw" if access == "rw" else "ro")
 
 
 def with_containers(facts: api.RegisterIn, settings: ContainerSettings) -> api.RegisterIn:

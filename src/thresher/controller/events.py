@@ -97,7 +97,7 @@ class Subscriptions:
                 now=self.clock.now(),
             )
 
-    def list(self, caller: Caller) -> list[SubscriptionRecord]:
+    def all(self, caller: Caller) -> list[SubscriptionRecord]:
         _person(caller)
         return self.store.events.subscriptions(owner=None if caller.is_admin else caller.name)
 

@@ -116,6 +116,9 @@ if TYPE_CHECKING:
         BlockWaitOut as BlockWaitOut,
     )
     from thresher.schemas.jobs import (
+        ContainerIn as ContainerIn,
+    )
+    from thresher.schemas.jobs import (
         Counts as Counts,
     )
     from thresher.schemas.jobs import (
@@ -164,6 +167,7 @@ _MODULES = {
     "BlockIn": "jobs",
     "BlockOut": "jobs",
     "BlockWaitOut": "jobs",
+    "ContainerIn": "jobs",
     "Counts": "jobs",
     "EngineJobSettings": "jobs",
     "ErrorHostList": "farm",

@@ -56,7 +56,7 @@ async def subscribe(
 @router.get("/subscriptions", response_model=cloud.SubscriptionList)
 async def list_subscriptions(farm: FarmDep, caller: CallerDep) -> cloud.SubscriptionList:
     """The caller's subscriptions (an admin's: everyone's)."""
-    subs = await farm.call(farm.subscriptions.list, caller)
+    subs = await farm.call(farm.subscriptions.all, caller)
     return cloud.SubscriptionList(subscriptions=[subscription_out(s) for s in subs])
 
 
