@@ -91,6 +91,10 @@ COMMANDS = {
         "events", "Recent events: your jobs' (an admin's: every job's and the workers')."
     ),
     "subscriptions": Entry("events", "Webhooks and e-mail on events."),
+    "autoscale": Entry(
+        "autoscale",
+        "Start and retire the workers of one group from the tasks waiting for its kind of worker.",
+    ),
     "access-key": Entry(
         "access_keys", "AWS-style key pairs for the Deadline Cloud compatible routes."
     ),

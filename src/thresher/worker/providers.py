@@ -1,0 +1,269 @@
+"""Where an autoscaler's workers come from: local processes, any cloud's command line, or
+Kubernetes pods. A provider only starts and stops workers by name; deciding is
+`core.autoscale`'s, watching the farm `worker.autoscaler`'s.
+
+Every worker started gets the controller's URL and the enrolment credential in its environment
+(`THRESHER_URL`, `THRESHER_TOKEN`), never on a command line that `ps` shows; a Kubernetes pod
+reads the credential from a Secret.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import signal
+import subprocess
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+__all__ = [
+    "CommandProvider",
+    "KubernetesProvider",
+    "LocalProvider",
+    "Provider",
+    "WorkerTemplate",
+    "pod_manifest",
+]
+
+log = logging.getLogger("thresher.autoscale")
+
+DEFAULT_SECRET = "thresher-enrol"  # noqa: S105 (the Secret's name, not a secret)
+
+
+@dataclass(frozen=True)
+class WorkerTemplate:
+    """What every worker of a group is started with."""
+
+    controller_url: str
+    pools: tuple[str, ...] = ()
+    site: str = "hq"
+    lanes: int = 1
+    labels: Mapping[str, str] = field(default_factory=dict)
+    lane_engines: Mapping[int, tuple[str, ...]] = field(default_factory=dict)
+
+    def worker_args(self, name: str) -> list[str]:
+        """`thresher worker` options for a worker named `name` (URL and token go by env)."""
+        args = ["--name", name, "--lanes", str(self.lanes), "--site", self.site]
+        for pool in self.pools:
+            args += ["--pool", pool]
+        for key, value in sorted(self.labels.items()):
+            args += ["--label", f"{key}={value}"]
+        for lane, engines in sorted(self.lane_engines.items()):
+            args += ["--lane-engines", f"{lane}={','.join(engines)}"]
+        return args
+
+
+class Provider(Protocol):
+    def start(self, names: Sequence[str], *, token: str) -> None:
+        """Start one worker per name, enrolling with `token`."""
+        ...
+
+    def stop(self, name: str) -> None:
+        """Stop the worker (after the autoscaler drained it), or forget one that never came."""
+        ...
+
+
+class LocalProvider:
+    """`thresher worker` processes on this machine (a workstation farm, and the tests)."""
+
+    def __init__(self, template: WorkerTemplate, *, work_root: Path, grace_s: float = 10.0) -> None:
+        self.template = template
+        self.work_root = work_root
+        self.grace_s = grace_s
+        self.procs: dict[str, subprocess.Popen[bytes]] = {}
+        self._exe = str(Path(sys.executable).with_name("thresher"))
+
+    def start(self, names: Sequence[str], *, token: str) -> None:
+        env = {**os.environ, "THRESHER_URL": self.template.controller_url, "THRESHER_TOKEN": token}
+        for name in names:
+            work = self.work_root / name
+            work.mkdir(parents=True, exist_ok=True)
+            argv = [self._exe, "worker", *self.template.worker_args(name), "--work-dir", str(work)]
+            with (work / "worker.log").open("ab") as out:
+                self.procs[name] = subprocess.Popen(
+                    argv, env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+                )
+            log.info("started worker %s (pid %s)", name, self.procs[name].pid)
+
+    def stop(self, name: str) -> None:
+        proc = self.procs.pop(name, None)
+        if proc is None or proc.poll() is not None:
+            return
+        proc.send_signal(signal.SIGTERM)  # the worker says goodbye; its tasks get the grace
+        try:
+            proc.wait(timeout=self.grace_s + 10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
+
+    def kill(self, name: str) -> None:
+        """SIGKILL, as a cloud reclaiming a spot instance would (tests)."""
+        proc = self.procs.get(name)
+        if proc is not None and proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=10)
+
+    def stop_all(self) -> None:
+        for name in list(self.procs):
+            self.stop(name)
+
+
+def _expand(argv: Sequence[str], values: Mapping[str, str]) -> list[str]:
+    out = []
+    for arg in argv:
+        for key, value in values.items():
+            arg = arg.replace("{" + key + "}", value)
+        out.append(arg)
+    return out
+
+
+class CommandProvider:
+    """Any cloud through its command line: `start` and `stop` are argv templates (never a
+    shell string) with `{count}`, `{names}` (comma-separated), `{pool}` and `{worker}`; the
+    command gets THRESHER_URL, THRESHER_TOKEN and THRESHER_WORKER_NAMES in its environment
+    (a cloud-init script passes them to `thresher worker`)."""
+
+    def __init__(
+        self,
+        template: WorkerTemplate,
+        *,
+        start: Sequence[str],
+        stop: Sequence[str],
+        timeout_s: float = 300.0,
+    ) -> None:
+        if not start or not stop:
+            raise ValueError("the start and stop commands must name a program")
+        self.template = template
+        self.start_argv = list(start)
+        self.stop_argv = list(stop)
+        self.timeout_s = timeout_s
+
+    def start(self, names: Sequence[str], *, token: str) -> None:
+        values = {
+            "count": str(len(names)),
+            "names": ",".join(names),
+            "pool": ",".join(self.template.pools),
+        }
+        env = {
+            **os.environ,
+            "THRESHER_URL": self.template.controller_url,
+            "THRESHER_TOKEN": token,
+            "THRESHER_WORKER_NAMES": ",".join(names),
+        }
+        self._run(_expand(self.start_argv, values), env)
+
+    def stop(self, name: str) -> None:
+        values = {"worker": name, "pool": ",".join(self.template.pools)}
+        self._run(_expand(self.stop_argv, values), dict(os.environ))
+
+    def _run(self, argv: list[str], env: dict[str, str]) -> None:
+        done = subprocess.run(
+            argv, env=env, capture_output=True, text=True, timeout=self.timeout_s, check=False
+        )
+        if done.returncode != 0:
+            raise RuntimeError(f"{argv[0]} exited {done.returncode}: {done.stderr.strip()[-500:]}")
+
+
+def pod_manifest(
+    name: str,
+    template: WorkerTemplate,
+    *,
+    image: str,
+    namespace: str = "default",
+    token_secret: str = DEFAULT_SECRET,
+    gpus: int = 0,
+) -> dict[str, Any]:
+    """A Kubernetes Pod running one `thresher worker`: the enrolment token comes from a Secret
+    (key `token`), never from the manifest."""
+    resources: dict[str, Any] = {}
+    if gpus:
+        resources = {"limits": {"nvidia.com/gpu": gpus}}
+    pool_label = template.pools[0] if template.pools else "any"
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "name": name,
+            "namespace": namespace,
+            "labels": {"app.kubernetes.io/name": "thresher-worker", "thresher/pool": pool_label},
+        },
+        "spec": {
+            "restartPolicy": "Never",
+            "terminationGracePeriodSeconds": 60,
+            "containers": [
+                {
+                    "name": "worker",
+                    "image": image,
+                    "args": ["worker", *template.worker_args(name)],
+                    "env": [
+                        {"name": "THRESHER_URL", "value": template.controller_url},
+                        {
+                            "name": "THRESHER_TOKEN",
+                            "valueFrom": {"secretKeyRef": {"name": token_secret, "key": "token"}},
+                        },
+                    ],
+                    "resources": resources,
+                }
+            ],
+        },
+    }
+
+
+class KubernetesProvider:
+    """One Pod per worker, applied and deleted with `kubectl` (its argv prefix is given, so a
+    context or a kubeconfig can be named). The token must already be in the Secret."""
+
+    def __init__(
+        self,
+        template: WorkerTemplate,
+        *,
+        image: str,
+        kubectl: Sequence[str] = ("kubectl",),
+        namespace: str = "default",
+        token_secret: str = DEFAULT_SECRET,
+        gpus: int = 0,
+    ) -> None:
+        if shutil.which(kubectl[0]) is None and not Path(kubectl[0]).exists():
+            raise ValueError(f"{kubectl[0]} is not on PATH")
+        self.template = template
+        self.image = image
+        self.kubectl = list(kubectl)
+        self.namespace = namespace
+        self.token_secret = token_secret
+        self.gpus = gpus
+
+    def start(self, names: Sequence[str], *, token: str) -> None:
+        del token  # the pods read it from the Secret
+        items = [
+            pod_manifest(
+                n,
+                self.template,
+                image=self.image,
+                namespace=self.namespace,
+                token_secret=self.token_secret,
+                gpus=self.gpus,
+            )
+            for n in names
+        ]
+        manifest = json.dumps({"apiVersion": "v1", "kind": "List", "items": items})
+        self._run(["apply", "-f", "-"], manifest)
+
+    def stop(self, name: str) -> None:
+        self._run(["delete", "pod", name, "-n", self.namespace, "--ignore-not-found"], None)
+
+    def _run(self, args: list[str], stdin: str | None) -> None:
+        done = subprocess.run(
+            [*self.kubectl, *args],
+            input=stdin,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        if done.returncode != 0:
+            raise RuntimeError(f"kubectl {args[0]} exited {done.returncode}: {done.stderr[-500:]}")
