@@ -159,7 +159,10 @@ class CommandProvider:
 
     def stop(self, name: str) -> None:
         values = {"worker": name, "pool": ",".join(self.template.pools)}
-        self._run(_expand(self.stop_argv, values), dict(os.environ))
+        env = {k: v for k, v in os.environ.items() if k != "THRESHER_TOKEN"}
+        self._run(
+            _expand(self.stop_argv, values), {**env, "THRESHER_URL": self.template.controller_url}
+        )
 
     def _run(self, argv: list[str], env: dict[str, str]) -> None:
         done = subprocess.run(
