@@ -50,7 +50,7 @@ def test_a_pod_reads_its_token_from_a_secret_and_runs_the_worker() -> None:
     pod = pod_manifest("gpu-1", TEMPLATE, image="studio/thresher:1", gpus=1)
     (container,) = pod["spec"]["containers"]
     assert container["args"][:3] == ["worker", "--name", "gpu-1"]
-    assert ["--pool", "gpu"] == container["args"][container["args"].index("--pool") :][:2]
+    assert container["args"][container["args"].index("--pool") :][:2] == ["--pool", "gpu"]
     token = next(e for e in container["env"] if e["name"] == "THRESHER_TOKEN")
     assert token == {
         "name": "THRESHER_TOKEN",
