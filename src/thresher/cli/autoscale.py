@@ -85,6 +85,7 @@ def autoscale(
     logging.basicConfig(
         level=logging.INFO if verbose else logging.WARNING, format="%(asctime)s %(message)s"
     )
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # a line per request otherwise
     from thresher.core.autoscale import ScaleConfig
     from thresher.core.clock import SystemClock
     from thresher.worker.autoscaler import Autoscaler, ClientFarm
