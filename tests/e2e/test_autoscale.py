@@ -46,6 +46,7 @@ def test_local_autoscaling_of_a_pool(sqlite_farm: Farm) -> None:
             return busy[0] if busy else None
 
         victim = wait_until(running_task, timeout=60, what="a task running on an autoscaled worker")
+        assert victim is not None
         psutil.Process(worker_pid(victim)).kill()  # a reclaimed machine: SIGKILL, no goodbye
         wait_until(
             lambda: running_task() is None and client.job(job.id).status == "succeeded",

@@ -8,6 +8,7 @@ over, as the controller does. A real run with local processes is tests/e2e/test_
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from thresher.core.autoscale import BlockDemand, ScaleConfig
@@ -94,7 +95,7 @@ class FakeProvider:
     started: list[str] = field(default_factory=list)
     stopped: list[str] = field(default_factory=list)
 
-    def start(self, names: list[str], *, token: str) -> None:
+    def start(self, names: Sequence[str], *, token: str) -> None:
         assert token == "thr_enrol_x"  # the enrolment credential reaches the new workers
         for name in names:
             self.started.append(name)
