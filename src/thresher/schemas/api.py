@@ -155,6 +155,9 @@ if TYPE_CHECKING:
         TaskPage as TaskPage,
     )
     from thresher.schemas.jobs import (
+        TaskWhyOut as TaskWhyOut,
+    )
+    from thresher.schemas.jobs import (
         WhyOut as WhyOut,
     )
 
@@ -169,6 +172,7 @@ _MODULES = {
     "BlockWaitOut": "jobs",
     "ContainerIn": "jobs",
     "Counts": "jobs",
+    "TaskWhyOut": "jobs",
     "EngineJobSettings": "jobs",
     "ErrorHostList": "farm",
     "ErrorHostOut": "farm",

@@ -35,9 +35,25 @@ from thresher.controller.sigv4 import SignatureError, SignedRequest, parse_autho
 from thresher.core.errors import InvalidInput, NotFound, ThresherDomainError
 from thresher.core.model import JobRecord
 from thresher.schemas import openjd as schema
+from thresher.schemas.base import Name, Strict
 
 API = "/deadline/2023-10-12"
-router = APIRouter(prefix=API + "/farms/{farmId}/queues/{queueId}", tags=["deadline"])
+
+
+class AwsErrorOut(BaseModel):
+    """The body of an AWS-style error; its code is in the `x-amzn-ErrorType` header."""
+
+    message: str
+
+
+#: Errors here are AWS-style, not Thresher's `ErrorOut`.
+AWS_ERRORS: dict[int | str, dict[str, Any]] = {
+    status: {"model": AwsErrorOut, "description": "AWS-style error (x-amzn-ErrorType)"}
+    for status in (400, 401, 403, 404, 409, 413, 422, 503)
+}
+router = APIRouter(
+    prefix=API + "/farms/{farmId}/queues/{queueId}", tags=["deadline"], responses=AWS_ERRORS
+)
 admin_router = APIRouter(prefix="/api/v1/admin", tags=["workers"])
 
 
@@ -64,8 +80,8 @@ def install(app: FastAPI) -> None:
 # -- access keys -----------------------------------------------------------------------------
 
 
-class AccessKeyIn(BaseModel):
-    name: str = Field(min_length=1, max_length=200)
+class AccessKeyIn(Strict):
+    name: Name
     role: str = Field("user", pattern="^(user|admin)$")
 
 

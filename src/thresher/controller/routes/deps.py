@@ -40,6 +40,10 @@ CallerDep = Annotated[Caller, Depends(get_caller)]
 #: a 422 naming it, never an overflow deep in the database driver.
 MAX_ID = 2**63 - 1
 MAX_INDEX = 2**31 - 1
-JobIdPath = Annotated[int, Path(ge=0, le=MAX_ID, description="job id")]
-BlockPath = Annotated[int, Path(ge=0, le=MAX_INDEX, description="block index in its job")]
-TaskIndexPath = Annotated[int, Path(ge=0, le=MAX_INDEX, description="task index in its block")]
+JobIdPath = Annotated[int, Path(ge=0, le=MAX_ID, description="job id", examples=[1])]
+BlockPath = Annotated[
+    int, Path(ge=0, le=MAX_INDEX, description="block index in its job", examples=[0])
+]
+TaskIndexPath = Annotated[
+    int, Path(ge=0, le=MAX_INDEX, description="task index in its block", examples=[0])
+]

@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from thresher.controller.convert import attempt_out, task_out
+from thresher.controller.convert import attempt_out, task_out, task_why_out
 from thresher.controller.routes.deps import (
     MAX_ID,
     MAX_INDEX,
@@ -19,6 +19,9 @@ from thresher.controller.routes.deps import (
 from thresher.schemas import api
 
 router = APIRouter(prefix="/api/v1/jobs/{job_id}", tags=["tasks"])
+
+#: The most text one log page may carry (a reader pages on with `after`).
+MAX_LOG_PAGE_BYTES = 16 << 20
 
 
 @router.get("/tasks", response_model=api.TaskPage)
@@ -61,6 +64,14 @@ async def show_task(
     )
 
 
+@router.get("/blocks/{block}/tasks/{index}/why", response_model=api.TaskWhyOut)
+async def task_why(
+    job_id: JobIdPath, block: BlockPath, index: TaskIndexPath, farm: FarmDep, caller: CallerDep
+) -> api.TaskWhyOut:
+    """Why the task waits (or where it is): its own reasons first, then its block's."""
+    return task_why_out(await farm.call(farm.waiting.task_why, caller, job_id, block, index))
+
+
 @router.post("/blocks/{block}/tasks/{index}/retry", status_code=204)
 async def retry_task(
     job_id: JobIdPath, block: BlockPath, index: TaskIndexPath, farm: FarmDep, caller: CallerDep
@@ -83,9 +94,18 @@ async def task_log(
     farm: FarmDep,
     caller: CallerDep,
     after: Annotated[int, Query(ge=0, le=MAX_ID, description="only lines after this line id")] = 0,
-    limit: Annotated[int, Query(ge=1, le=100_000)] = 10_000,
+    limit: Annotated[int, Query(ge=1, le=100_000, description="lines at most")] = 10_000,
+    max_bytes: Annotated[
+        int, Query(ge=1, le=MAX_LOG_PAGE_BYTES, description="text bytes at most (one line always)")
+    ] = 1 << 20,
 ) -> api.LogOut:
-    lines = await farm.call(farm.jobs.log, caller, job_id, block, index, after=after, limit=limit)
+    """A page of the task's output (every attempt), oldest first. Page on with `after` set to
+    `next_after` while `more` is true."""
+    lines, more = await farm.call(
+        farm.jobs.log, caller, job_id, block, index, after=after, limit=limit, max_bytes=max_bytes
+    )
     return api.LogOut(
-        lines=[api.LogLine(id=i, attempt_id=a, stream=s, text=t) for i, a, s, t in lines]
+        lines=[api.LogLine(id=i, attempt_id=a, stream=s, text=t) for i, a, s, t in lines],
+        next_after=lines[-1][0] if lines else after,
+        more=more,
     )

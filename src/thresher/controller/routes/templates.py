@@ -41,7 +41,9 @@ def refused(exc: InvalidInput) -> JSONResponse:
     body = template_error_body(exc)
     if body is None:
         raise exc
-    return JSONResponse(body.model_dump(), status_code=422)
+    return JSONResponse(
+        body.model_dump(exclude={"errors": {"__all__": {"field"}}}), status_code=422
+    )
 
 
 @router.post("/jobs", status_code=201, response_model=api.JobOut, responses=_REFUSED)
