@@ -70,9 +70,8 @@ def receiver() -> Iterator[Receiver]:
 
 
 def test_a_webhook_hears_every_event_of_a_job_once_signed(
-    sqlite_farm: Farm, receiver: Receiver, tmp_path: Path
+    farm: Farm, receiver: Receiver, tmp_path: Path
 ) -> None:
-    farm = sqlite_farm
     farm.controller()
     farm.worker("w1")
     marker = tmp_path / "failed-once"
