@@ -11,7 +11,7 @@ from typing import Any, Protocol, TypeVar
 from thresher.controller.auth import Caller, issue_token
 from thresher.controller.convert import assignment_out, finish_report, registration
 from thresher.controller.dispatch import Dispatch, Dispatcher, DispatchIndex
-from thresher.controller.events import workers_lost
+from thresher.controller.events import workers_lost, workers_sick
 from thresher.controller.jobs import Jobs
 from thresher.controller.scheduling import Scheduling
 from thresher.controller.settings import ControllerSettings
@@ -165,6 +165,8 @@ class Agents:
             heard = [w for w, at in self._heard.items() if now - at < lease_s]
             expired = self.store.workers.expire(now=now, lease_s=lease_s, keep=heard)
             workers_lost(self.store, expired, now=now)
+            sick, self.index.newly_sick = self.index.newly_sick, []
+            workers_sick(self.store, sick, now=now)
         if expired:
             self.notifier.notify()
         return expired

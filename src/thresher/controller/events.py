@@ -65,6 +65,17 @@ def workers_lost(store: Store, worker_ids: Sequence[int], *, now: float) -> None
         )
 
 
+def workers_sick(store: Store, found: Sequence[tuple[str, float]], *, now: float) -> None:
+    """`worker.sick` for each worker found sick (once per time it became sick, also across
+    controller restarts; in the caller's transaction)."""
+    for name, since in found:
+        if store.events.has_worker_event(EventKind.WORKER_SICK, name, after=since):
+            continue
+        store.events.emit(
+            EventKind.WORKER_SICK, now=now, worker=name, data={"worker": name, "since": since}
+        )
+
+
 class Subscriptions:
     """People's subscriptions (their own; admins' may cover every user) and recent events."""
 

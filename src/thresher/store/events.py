@@ -129,6 +129,22 @@ class Events(Repository):
             },
         )
 
+    def has_worker_event(self, kind: EventKind, worker: str, *, after: float) -> bool:
+        """Whether `kind` was recorded for `worker` at or after `after`."""
+        with self.db.begin() as conn:
+            return (
+                conn.scalar(
+                    sa.select(events.c.id)
+                    .where(
+                        events.c.kind == kind.value,
+                        events.c.worker == worker,
+                        events.c.created_at >= after,
+                    )
+                    .limit(1)
+                )
+                is not None
+            )
+
     # -- subscriptions --------------------------------------------------------------------------
 
     def subscribe(
