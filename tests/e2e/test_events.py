@@ -151,3 +151,20 @@ def test_an_email_subscription_gets_a_signed_mail_through_smtp(sqlite_farm: Farm
     assert isinstance(body, bytes)
     assert verify(sub.secret, str(mail["Thresher-Signature"]), body, now=time.time())
     assert json.loads(body)["kind"] == "job.succeeded"
+
+
+def test_a_worker_short_of_disk_is_one_disk_low_event(sqlite_farm: Farm) -> None:
+    farm = sqlite_farm
+    farm.controller(args=["--disk-low-gb", "1000000"])  # a petabyte: every disk here is low
+    farm.worker("w1")
+    with farm.client() as client:
+        found = wait_until(
+            lambda: [e for e in client.events() if e.kind == "worker.disk_low"],
+            timeout=30,
+            what="a worker.disk_low event",
+        )
+        job = client.submit("more-polls", ["true"], frames="1-3")
+        wait_until(lambda: client.job(job.id).status == "succeeded", timeout=60, what="job")
+        again = [e for e in client.events(limit=1000) if e.kind == "worker.disk_low"]
+    assert [e.worker for e in again] == ["w1"]
+    assert found[0].data["free_bytes"] > 0

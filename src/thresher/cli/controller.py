@@ -132,6 +132,9 @@ def controller(
         float,
         typer.Option("--lease", min=0.1, help="Seconds of silence before a worker is offline."),
     ] = 15.0,
+    disk_low_gb: Annotated[
+        float, typer.Option(min=0, help="a worker with less free disk is worker.disk_low")
+    ] = 2.0,
     smtp_host: Annotated[
         str | None, typer.Option(help="SMTP server of e-mail notifications (none: no e-mail)")
     ] = None,
@@ -151,6 +154,7 @@ def controller(
         database_url=database_url,
         heartbeat_s=heartbeat,
         lease_s=lease,
+        disk_low_bytes=int(disk_low_gb * 2**30),
         smtp=SmtpSettings(
             host=smtp_host,
             port=smtp_port,

@@ -11,7 +11,7 @@ from typing import Any, Protocol, TypeVar
 from thresher.controller.auth import Caller, issue_token
 from thresher.controller.convert import assignment_out, finish_report, registration
 from thresher.controller.dispatch import Dispatch, Dispatcher, DispatchIndex
-from thresher.controller.events import workers_lost, workers_sick
+from thresher.controller.events import DiskWatch, workers_lost, workers_sick
 from thresher.controller.jobs import Jobs
 from thresher.controller.scheduling import Scheduling
 from thresher.controller.settings import ControllerSettings
@@ -60,6 +60,7 @@ class Agents:
         # expired, even when writing its lease failed (the database away, its disk full).
         self._heard: dict[int, float] = {}
         self._flushed_at = 0.0
+        self.disk = DiskWatch(store, settings.disk_low_bytes)  # worker.disk_low events
 
     # -- enrolment and identity -----------------------------------------------------------------
 
@@ -269,6 +270,7 @@ class Agents:
             self.heartbeat(worker_id, started)
             stale = self._report(body.output, body.finished)
             self.scheduling.note_local_nimby(worker_id, body.nimby)
+            self.disk.seen(worker_id, body.disk_free_bytes, now=started)
             held, stale = self._reconcile(worker_id, body, stale, started)
             got = self._dispatch(worker_id, body.lanes, body.ahead_lanes, held)
         if body.finished:

@@ -76,6 +76,32 @@ def workers_sick(store: Store, found: Sequence[tuple[str, float]], *, now: float
         )
 
 
+class DiskWatch:
+    """`worker.disk_low` once when a worker's free space falls under the threshold, again only
+    after it rose above 1.2 x the threshold (remembered per controller process)."""
+
+    def __init__(self, store: Store, threshold_bytes: int) -> None:
+        self.store = store
+        self.threshold = threshold_bytes
+        self._low: set[int] = set()
+
+    def seen(self, worker_id: int, free: int | None, *, now: float) -> None:
+        """A poll's report (in the poll's transaction)."""
+        if free is None:
+            return
+        if free >= self.threshold * 1.2:
+            self._low.discard(worker_id)
+        elif free < self.threshold and worker_id not in self._low:
+            self._low.add(worker_id)
+            worker = self.store.workers.get(worker_id)
+            self.store.events.emit(
+                EventKind.WORKER_DISK_LOW,
+                now=now,
+                worker=worker.name,
+                data={"worker": worker.name, "free_bytes": free, "threshold": self.threshold},
+            )
+
+
 class Subscriptions:
     """People's subscriptions (their own; admins' may cover every user) and recent events."""
 

@@ -41,5 +41,7 @@ class ControllerSettings:
     max_agent_request_bytes: int = 256 * 2**20
     max_blocks_per_job: int = 1000  # blocks of one job (OpenJD: steps of one template)
     max_log_bytes_per_task: int = 64 * 2**20  # log bytes stored per task, past it one marker line
+    # A worker reporting less free space where its tasks run is `worker.disk_low` (an event).
+    disk_low_bytes: int = 2 * 2**30
     # E-mail notifications: the SMTP server that sends them (see docs/cloud.md).
     smtp: SmtpSettings = field(default_factory=SmtpSettings)

@@ -2,9 +2,10 @@
 
 Event kinds: `job.submitted`, `job.succeeded`, `job.failed`, `job.canceled`, `task.failed` (an
 attempt failed; its `failures` count how often that task has), `worker.lost` (silent past its
-lease) and `worker.sick`. A subscription names the kinds it wants (or `*`), is its owner's
-(their jobs' events; an admin may take every user's with `all_users`) or one job's, and for
-`task.failed` the number of failures from which it wants to hear (`min_failures`).
+lease), `worker.sick` and `worker.disk_low`. A subscription names the kinds it wants (or `*`),
+is its owner's (their jobs' events; an admin may take every user's with `all_users`) or one
+job's, and for `task.failed` the number of failures from which it wants to hear
+(`min_failures`).
 
 Webhooks are signed: header `Thresher-Signature: t=<unix time>,v1=<hex>` where the hex is
 HMAC-SHA256 of ``f"{t}.{body}"`` with the subscription's secret (the scheme Stripe uses), so a
@@ -36,9 +37,10 @@ class EventKind(StrEnum):
     TASK_FAILED = "task.failed"
     WORKER_LOST = "worker.lost"
     WORKER_SICK = "worker.sick"
+    WORKER_DISK_LOW = "worker.disk_low"
 
 
-WORKER_KINDS = frozenset({EventKind.WORKER_LOST, EventKind.WORKER_SICK})
+WORKER_KINDS = frozenset({EventKind.WORKER_LOST, EventKind.WORKER_SICK, EventKind.WORKER_DISK_LOW})
 
 
 @dataclass(frozen=True)

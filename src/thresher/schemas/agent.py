@@ -111,6 +111,9 @@ class PollIn(Strict):
     nimby: Literal["paused", "stopped"] | None = Field(
         default=None, description="NIMBY set on the worker's machine"
     )
+    disk_free_bytes: int | None = Field(
+        default=None, ge=0, le=MAX_INT64, description="free space where its tasks run"
+    )
 
 
 class AssignmentOut(BaseModel):

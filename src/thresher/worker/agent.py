@@ -26,7 +26,7 @@ from thresher.schemas import api
 from thresher.worker.engines import WorkerEngines
 from thresher.worker.executor import Executor
 from thresher.worker.guardian import Guardian
-from thresher.worker.launch import ContainerSettings, Launcher
+from thresher.worker.launch import ContainerSettings, Launcher, disk_free
 from thresher.worker.nimby import State as NimbyState
 from thresher.worker.nimby import nimby_path, read_nimby
 from thresher.worker.outbox import Outbox
@@ -294,6 +294,7 @@ class Agent:
             lanes=list(ask.lanes),
             ahead_lanes=list(ask.ahead_lanes),
             nimby=self.nimby,
+            disk_free_bytes=disk_free(self.config.work_dir),
             wait_s=wait_s,
             running=self.executor.running(),
             output=output,

@@ -22,7 +22,14 @@ from thresher.schemas import api
 from thresher.worker.gpus import LaneGpus, gpu_env
 from thresher.worker.tasks import Command
 
-__all__ = ["ContainerSettings", "Launcher", "Mount", "find_container_engine", "task_mounts"]
+__all__ = [
+    "ContainerSettings",
+    "Launcher",
+    "Mount",
+    "disk_free",
+    "find_container_engine",
+    "task_mounts",
+]
 
 Access = Literal["ro", "rw"]
 
@@ -186,3 +193,11 @@ def _task_env(env: Mapping[str, str], base: Mapping[str, str]) -> dict[str, str]
     """The task's own variables (the job's, Thresher's, the lane's GPUs): not the worker's,
     whose PATH and HOME mean nothing inside the image."""
     return {k: v for k, v in env.items() if base.get(k) != v and k != "PWD"}
+
+
+def disk_free(path: Path) -> int | None:
+    """Free bytes on the file system of `path` (a poll carries it: `worker.disk_low` events)."""
+    try:
+        return shutil.disk_usage(path).free
+    except OSError:
+        return None
