@@ -165,3 +165,28 @@ def test_no_task_is_lost_when_the_provider_kills_a_worker() -> None:
     assert farm.done == 100
     assert len(provider.started) == 6  # the lost worker was replaced
     assert farm.most_alive <= 5
+
+
+def test_a_group_serves_the_blocks_its_machines_fit() -> None:
+    """The group's machine facts (RAM here) decide which blocks count as its demand."""
+    clock = FakeClock()
+    farm = SimFarm(clock)
+
+    def started(ram_bytes: int) -> int:
+        view = FarmView(farm)
+        view.blocks = lambda: [BlockDemand(waiting=5, filters="ram:>32g")]
+        provider = FakeProvider(farm, "A")
+        template = WorkerTemplate(controller_url="http://farm", ram_bytes=ram_bytes)
+        Autoscaler(
+            group=f"big{ram_bytes}",
+            config=ScaleConfig(max_workers=2),
+            template=template,
+            provider=provider,
+            farm=view,
+            clock=clock,
+            token="thr_enrol_x",
+        ).step()
+        return len(provider.started)
+
+    assert started(64 * 2**30) == 2
+    assert started(16 * 2**30) == 0

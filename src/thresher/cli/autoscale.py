@@ -29,6 +29,15 @@ def _argv(text: str | None, option: str) -> list[str]:
     return argv
 
 
+def _size(text: str) -> int:
+    from thresher.worker.facts import parse_size
+
+    try:
+        return parse_size(text)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--ram") from None
+
+
 def _pairs(values: list[str], option: str) -> dict[str, str]:
     out = {}
     for value in values:
@@ -54,6 +63,9 @@ def autoscale(
     site: Annotated[str, typer.Option(help="site of its workers")] = "hq",
     label: Annotated[list[str] | None, typer.Option(metavar="KEY=VALUE")] = None,
     lanes: Annotated[int, typer.Option(min=1, max=256)] = 1,
+    cores: Annotated[int, typer.Option(min=1, help="its machines' cores (for filters)")] = 1,
+    ram: Annotated[str, typer.Option(help="its machines' RAM, e.g. 64GB (for filters)")] = "0",
+    gpus: Annotated[int, typer.Option(min=0, help="its machines' GPUs (for filters)")] = 0,
     engines: Annotated[
         str | None, typer.Option(help="engines its workers run, comma-separated (default: any)")
     ] = None,
@@ -97,6 +109,9 @@ def autoscale(
         site=site,
         lanes=lanes,
         labels=_pairs(label or [], "--label"),
+        cores=cores,
+        ram_bytes=_size(ram),
+        gpus=gpus,
     )
     config = ScaleConfig(
         min_workers=min_workers,

@@ -67,11 +67,13 @@ class Client(EventsMixin):
         preview_every: int | None = None,
         errors_to_avoid: int | None = None,
         forgive_s: float | None = None,
+        image: str | None = None,
     ) -> api.JobOut:
         """Submit a command job; `command` is an argv template with {start} {end} {frame}
-        {frames} placeholders. The scheduling options are described in docs/scheduling.md:
-        `filters` such as ``ram:>32GB,pool:@lighting``, `limits` (license names) each task
-        holds, caps, `after_name` (a glob over your job names; `after_global`: everyone's)."""
+        {frames} placeholders; with `image`, its tasks run in that container image. The
+        scheduling options are described in docs/scheduling.md: `filters` such as
+        ``ram:>32GB,pool:@lighting``, `limits` (license names) each task holds, caps,
+        `after_name` (a glob over your job names; `after_global`: everyone's)."""
         return self.submit_job(
             api.JobIn(
                 filters=filters,
@@ -98,6 +100,7 @@ class Client(EventsMixin):
                 priority_frames=priority_frames,
                 max_runtime_s=max_runtime_s,
                 paused=paused,
+                container=None if image is None else api.ContainerIn(image=image),
             )
         )
 

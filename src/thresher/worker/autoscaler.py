@@ -91,13 +91,15 @@ class Autoscaler:
 
     def facts(self) -> WorkerFacts:
         """What filters see of a worker of this group."""
+        t = self.template
         return WorkerFacts.create(
             f"{self.group}-new",
-            self.template.site,
-            os="linux",
-            cores=1,
-            ram_bytes=0,
-            pools=self.template.pools,
+            t.site,
+            os=t.os,
+            cores=t.cores,
+            ram_bytes=t.ram_bytes,
+            gpus=t.gpus,
+            pools=t.pools,
             labels=dict(self.template.labels),
         )
 

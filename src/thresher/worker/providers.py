@@ -45,6 +45,12 @@ class WorkerTemplate:
     lanes: int = 1
     labels: Mapping[str, str] = field(default_factory=dict)
     lane_engines: Mapping[int, tuple[str, ...]] = field(default_factory=dict)
+    # The machine a provider starts, as filters see it (`ram:>32g`, `cores:>=8`, `gpu:>0`):
+    # its workers detect their own facts; these only decide which blocks it could serve.
+    cores: int = 1
+    ram_bytes: int = 0
+    gpus: int = 0
+    os: str = "linux"
 
     def worker_args(self, name: str) -> list[str]:
         """`thresher worker` options for a worker named `name` (URL and token go by env)."""
