@@ -70,7 +70,9 @@ def create_app(
         app.state.farm = farm
         await farm.call(farm.start, clock.now())
         task = asyncio.create_task(_sweep_forever(farm)) if sweeper else None
-        sender = asyncio.create_task(Sender(clock, smtp=settings.smtp).run(farm))
+        deliveries = Sender(clock, smtp=settings.smtp)  # events to webhooks and e-mail
+        notifier.listeners.append(deliveries.changed)
+        sender = asyncio.create_task(deliveries.run(farm))
         try:
             yield
         finally:

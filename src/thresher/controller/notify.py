@@ -60,22 +60,35 @@ class Sender:
         *,
         smtp: SmtpSettings | None = None,
         every_s: float = 0.2,
+        idle_every_s: float = 1.0,
         timeout_s: float = 10.0,
         backoff_base_s: float = 1.0,
     ) -> None:
         self.clock = clock
         self.smtp = smtp or SmtpSettings()
         self.every_s = every_s
+        self.idle_every_s = idle_every_s
+        # Set (from any thread) when a change was committed: the next round looks at once,
+        # else every `idle_every_s` (retries fall due, other controllers' events).
+        self._changed = True
         self.backoff_base_s = backoff_base_s
         self._http = httpx.Client(timeout=timeout_s, follow_redirects=False)
 
+    def changed(self, soft: bool = False) -> None:
+        """A notifier listener: something was committed (cheap; any thread)."""
+        self._changed = True
+
     async def run(self, farm: Farm) -> None:
+        last = -float("inf")
         try:
             while True:
-                try:
-                    await self.round(farm)
-                except Exception:  # the sender outlives a failed round (database restarting)
-                    log.exception("event delivery round failed")
+                now = asyncio.get_running_loop().time()
+                if self._changed or now - last >= self.idle_every_s:
+                    self._changed, last = False, now
+                    try:
+                        await self.round(farm)
+                    except Exception:  # the sender outlives a failed round (database away)
+                        log.exception("event delivery round failed")
                 await asyncio.sleep(self.every_s)
         finally:
             self._http.close()
