@@ -3,11 +3,16 @@ and who may see and subscribe to what. Workers are played by the test (`Sim`).""
 
 from __future__ import annotations
 
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
 import pytest
+from tests.controller.conftest import Serve
 from tests.controller.test_scheduling import Sim, job, user_client
 
 from thresher.client import Client, Forbidden
-from thresher.testing import ServedController, wait_until
+from thresher.core.events import MAX_TRIES, backoff_s
+from thresher.testing import FakeClock, ServedController, wait_until
 
 
 def test_a_worker_turning_sick_is_one_event(served: ServedController, admin: Client) -> None:
@@ -54,3 +59,53 @@ def test_subscriptions_are_their_owners(served: ServedController, admin: Client)
     assert bob.subscriptions() == []
     alice.close()
     bob.close()
+
+
+class Refusing:
+    """A webhook receiver on 127.0.0.1 that answers every delivery with 500."""
+
+    def __init__(self) -> None:
+        self.tries = 0
+
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                self.rfile.read(int(self.headers["Content-Length"]))
+                outer.tries += 1
+                self.send_response(500)
+                self.end_headers()
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+
+def test_a_failing_delivery_is_retried_with_backoff_then_given_up(serve: Serve) -> None:
+    clock = FakeClock()
+    served = serve(clock=clock)
+    receiver = Refusing()
+    try:
+        with Client(served.url, served.admin_token) as admin:
+            sub = admin.subscribe("webhook", receiver.url, events=["job.submitted"])
+            admin.submit("first", ["true"], paused=True)
+
+            def first(tries: int) -> bool:
+                found = admin.subscription(sub.id).deliveries
+                return bool(found) and found[0].tries == tries
+
+            wait_until(lambda: first(1), timeout=30, what="the first try")
+            admin.submit("second", ["true"], paused=True)  # a round, before the backoff ends
+            wait_until(lambda: receiver.tries >= 2, timeout=30, what="the second job's try")
+            assert first(1)  # not tried again within its backoff (1 s)
+            for n in range(2, MAX_TRIES + 1):
+                clock.advance(backoff_s(n - 1))
+                wait_until(lambda n=n: first(n), timeout=30, what=f"try {n}")
+            (d, *_) = admin.subscription(sub.id).deliveries
+            assert (d.status, d.last_error) == ("failed", "HTTP 500")
+    finally:
+        receiver.server.shutdown()
+        receiver.server.server_close()
