@@ -113,3 +113,30 @@ def test_a_failure_inside_the_container_fails_the_task(
         )
         (attempt,) = client.attempts(job.id)
     assert attempt.exit_code == 7
+
+
+def test_a_canceled_container_task_leaves_no_container(
+    sqlite_farm: Farm, podman_conf: Path
+) -> None:
+    farm = sqlite_farm
+    farm.controller()
+    container_worker(farm, podman_conf)
+    env = {**os.environ, "CONTAINERS_CONF": str(podman_conf)}
+
+    def containers() -> list[str]:
+        listed = subprocess.run(
+            ["podman", "ps", "--all", "--format", "{{.Names}}"],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=60,
+        )
+        return [n for n in listed.stdout.split() if n.startswith("thresher-")]
+
+    with farm.client() as client:
+        job = client.submit("long", ["sleep", "600"], image=IMAGE)
+        wait_until(lambda: containers(), timeout=60, what="the task's container")
+        client.cancel(job.id)
+        wait_until(lambda: client.job(job.id).status == "canceled", timeout=60, what="canceled")
+    wait_until(lambda: not containers(), timeout=60, what="the container gone")

@@ -10,6 +10,7 @@ import pytest
 
 from thresher.schemas import api
 from thresher.worker.launch import ContainerSettings, Launcher, Mount, task_mounts
+from thresher.worker.process import ProcessResult
 from thresher.worker.tasks import Command
 
 
@@ -97,3 +98,30 @@ def test_a_container_job_on_a_worker_without_podman_fails_clearly(tmp_path: Path
 def test_mounts_nest_into_their_parent_with_the_same_access(tmp_path: Path) -> None:
     mounts = task_mounts(str(tmp_path), inputs=[str(tmp_path / "a.txt")], outputs=[])
     assert mounts[0] == Mount(str(tmp_path), "rw")
+
+
+def _result(**fields: object) -> ProcessResult:
+    base: dict[str, object] = {
+        "exit_code": None,
+        "signal": None,
+        "peak_rss_bytes": None,
+        "duration_s": 1.0,
+        "canceled": False,
+        "timed_out": False,
+        "error": None,
+    }
+    return ProcessResult(**{**base, **fields})  # type: ignore[arg-type]
+
+
+def test_a_killed_container_is_removed_and_a_finished_one_left_to_rm(tmp_path: Path) -> None:
+    calls = tmp_path / "calls"
+    podman = tmp_path / "podman"  # stands in for podman: records what it is asked
+    podman.write_text(f'#!/bin/sh\necho "$@" >> {calls}\n')
+    podman.chmod(0o755)
+    launcher = Launcher(containers=ContainerSettings(program=str(podman)), base_env={})
+    boxed = _assignment({"container": {"image": "img"}})
+    launcher.cleanup(boxed, _result(exit_code=3))  # podman exited: --rm did it
+    launcher.cleanup(_assignment({}), _result(signal=9))  # no container
+    assert not calls.exists()
+    launcher.cleanup(boxed, _result(signal=9, canceled=True))
+    assert calls.read_text() == f"rm --force --time 0 thresher-7-{os.getpid()}\n"

@@ -31,6 +31,7 @@ class Held:
     lane: int | None = None  # the lane it was given to, until it ends there
     cancel: Callable[[], None] | None = None  # OpenJD tasks: the session's own cancel
     launch: Callable[[Command], Command] | None = None  # its lane's GPUs, its job's container
+    cleanup: Callable[[ProcessResult | None], None] | None = None  # after its process ended
 
 
 @dataclass(frozen=True)
@@ -111,7 +112,10 @@ def run_process(
         if held.stop.is_set():  # a cancel that came before the spawn was a no-op: repeat it
             runner.cancel()
 
-    return runner.run(on_spawn=spawned)
+    result = runner.run(on_spawn=spawned)
+    if held.cleanup is not None:
+        held.cleanup(result)
+    return result
 
 
 def finish_report(

@@ -177,6 +177,7 @@ class Executor:
             timer.cancel()
         held.lane = lane
         held.launch = lambda command: self._launch(held, command)
+        held.cleanup = lambda result: self.launcher.cleanup(held.assignment, result)
         self.loads[lane] = given(self.loads[lane])
         self._idle.clear()
         a = held.assignment

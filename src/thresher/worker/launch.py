@@ -11,8 +11,10 @@ the worker's), and the lane's GPUs passed through.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import subprocess
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -20,6 +22,7 @@ from typing import Literal
 
 from thresher.schemas import api
 from thresher.worker.gpus import LaneGpus, gpu_env
+from thresher.worker.process import ProcessResult
 from thresher.worker.tasks import Command
 
 __all__ = [
@@ -108,6 +111,30 @@ class Launcher:
         mounts = task_mounts(command.cwd, inputs=inputs, outputs=outputs)
         return self._wrapped(a, command, image, [*self.containers.mounts, *mounts])
 
+    def cleanup(self, a: api.AssignmentOut, result: ProcessResult | None) -> None:
+        """In the lane's thread, after the task's process ended: a container whose podman was
+        killed (SIGKILL after the grace, a timeout) would run on; remove it."""
+        program = self.containers.program
+        if program is None or container_image(a) is None:
+            return
+        if (
+            result is not None
+            and result.signal is None
+            and not (result.canceled or result.timed_out)
+        ):
+            return  # podman exited by itself: --rm removed the container
+        env = dict(self.base_env)
+        if self.containers.conf:
+            env["CONTAINERS_CONF"] = self.containers.conf
+        with contextlib.suppress(OSError, subprocess.SubprocessError):
+            subprocess.run(
+                [program, "rm", "--force", "--time", "0", container_name(a)],
+                env=env,
+                capture_output=True,
+                timeout=60,
+                check=False,
+            )
+
     def _wrapped(
         self, a: api.AssignmentOut, command: Command, image: str, mounts: Sequence[Mount]
     ) -> Command:
@@ -117,7 +144,9 @@ class Launcher:
         if settings.kind == "podman" and settings.runtime:
             argv += ["--runtime", settings.runtime]
         argv += ["run", "--rm", "--init", f"--pull={settings.pull}", "--network=host"]
-        argv += [f"--name=thresher-{a.attempt_id}-{os.getpid()}"]
+        argv += [f"--name={container_name(a)}"]
+        if settings.kind == "podman" and hasattr(os, "getuid") and os.getuid() != 0:
+            argv += ["--userns=keep-id"]  # rootless: the worker's user is the task's
         argv += [f"--user={os.getuid()}:{os.getgid()}"] if hasattr(os, "getuid") else []
         for mount in _merged(mounts):
             argv += ["--volume", f"{mount.path}:{mount.path}:{mount.access}"]
@@ -130,6 +159,11 @@ class Launcher:
         if settings.conf:
             env["CONTAINERS_CONF"] = settings.conf
         return Command(argv=argv, env=env, cwd=command.cwd)
+
+
+def container_name(a: api.AssignmentOut) -> str:
+    """The container of an attempt on this worker (process): unique, and found again."""
+    return f"thresher-{a.attempt_id}-{os.getpid()}"
 
 
 def container_image(a: api.AssignmentOut) -> str | None:
