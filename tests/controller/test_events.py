@@ -3,6 +3,7 @@ and who may see and subscribe to what. Workers are played by the test (`Sim`).""
 
 from __future__ import annotations
 
+import functools
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -103,7 +104,7 @@ def test_a_failing_delivery_is_retried_with_backoff_then_given_up(serve: Serve) 
             assert first(1)  # not tried again within its backoff (1 s)
             for n in range(2, MAX_TRIES + 1):
                 clock.advance(backoff_s(n - 1))
-                wait_until(lambda n=n: first(n), timeout=30, what=f"try {n}")
+                wait_until(functools.partial(first, n), timeout=30, what=f"try {n}")
             (d, *_) = admin.subscription(sub.id).deliveries
             assert (d.status, d.last_error) == ("failed", "HTTP 500")
     finally:
