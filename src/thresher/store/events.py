@@ -204,16 +204,24 @@ class Events(Repository):
 
     def fan_out(self, *, now: float, limit: int = 500) -> int:
         """New events become deliveries to the subscriptions that match them; returns how many
-        events were fanned out."""
+        events were fanned out. Each event is claimed first (a conditional update), so two
+        controllers on one database never fan one out twice."""
         with self.db.begin() as conn:
-            rows = conn.execute(
-                events.select()
+            ids = conn.scalars(
+                sa.select(events.c.id)
                 .where(events.c.fanned_out.is_(False))
                 .order_by(events.c.id)
                 .limit(limit)
             ).all()
-            if not rows:
+            if not ids:
                 return 0
+            claimed = conn.scalars(
+                events.update()
+                .where(events.c.id.in_(ids), events.c.fanned_out.is_(False))
+                .values(fanned_out=True)
+                .returning(events.c.id)
+            ).all()
+            rows = conn.execute(events.select().where(events.c.id.in_(claimed))).all()
             subs = [_subscription(r) for r in conn.execute(subscriptions.select())]
             new = [
                 {"event_id": e.id, "subscription_id": s.id, "status": "pending", "next_at": now}
@@ -223,13 +231,13 @@ class Events(Repository):
             ]
             if new:
                 conn.execute(deliveries.insert(), new)
-            conn.execute(
-                events.update().where(events.c.id.in_([e.id for e in rows])).values(fanned_out=True)
-            )
         return len(rows)
 
-    def due(self, *, now: float, limit: int = 100) -> list[Delivery]:
-        """Pending deliveries whose time has come, oldest event first."""
+    def due(self, *, now: float, limit: int = 100, lease_s: float = 120.0) -> list[Delivery]:
+        """Pending deliveries whose time has come, oldest event first, each claimed for
+        `lease_s` (its next try is put off by that much until `delivered`, `retry` or `give_up`
+        records the outcome): two senders never send one delivery at once, and one a crashed
+        sender held is tried again after the lease."""
         query = (
             sa.select(deliveries.c.id, deliveries.c.tries, *events.c, *subscriptions.c)
             .select_from(
@@ -241,19 +249,33 @@ class Events(Repository):
             .order_by(deliveries.c.event_id, deliveries.c.id)
             .limit(limit)
         )
-        with self.db.connect() as conn:
+        with self.db.begin() as conn:
             rows = conn.execute(query).all()
+            if not rows:
+                return []
+            claimed = set(
+                conn.scalars(
+                    deliveries.update()
+                    .where(
+                        deliveries.c.id.in_([r._mapping[deliveries.c.id] for r in rows]),
+                        deliveries.c.status == "pending",
+                        deliveries.c.next_at <= now,
+                    )
+                    .values(next_at=now + lease_s)
+                    .returning(deliveries.c.id)
+                ).all()
+            )
         out = []
         for r in rows:
             values = r._mapping
-            event = _event_of(values, events)
-            sub = _subscription_of(values)
+            if values[deliveries.c.id] not in claimed:
+                continue
             out.append(
                 Delivery(
                     id=values[deliveries.c.id],
                     tries=values[deliveries.c.tries],
-                    event=event,
-                    subscription=sub,
+                    event=_event_of(values, events),
+                    subscription=_subscription_of(values),
                 )
             )
         return out
