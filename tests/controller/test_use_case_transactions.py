@@ -31,7 +31,7 @@ from thresher.store.tables import metadata
 from thresher.testing import FakeClock
 
 ADMIN = Caller(token_id=0, name="admin", role="admin")
-ALICE = Caller(token_id=0, name="alice", role="user")
+ALICE = Caller(token_id=0, name="alice", role="artist")
 
 
 class InjectedFault(Exception):

@@ -8,6 +8,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel
 
 from thresher.client._events import EventsMixin
+from thresher.client._security import SecurityCalls
 from thresher.schemas import api
 from thresher.schemas import engines as eng
 from thresher.schemas import openjd as ojd
@@ -15,7 +16,7 @@ from thresher.schemas import openjd as ojd
 M = TypeVar("M", bound=BaseModel)
 
 
-class Client(EventsMixin):
+class Client(EventsMixin, SecurityCalls):
     """A connection to a Thresher controller, answering typed results (`thresher.schemas.api`).
 
     >>> client = Client("http://127.0.0.1:8420", token)        # doctest: +SKIP
@@ -197,8 +198,17 @@ class Client(EventsMixin):
     def disable_worker(self, name: str) -> api.WorkerOut:
         return self._post(api.WorkerOut, f"/api/v1/workers/{name}/disable")
 
-    def create_token(self, name: str, role: str = "user") -> api.TokenOut:
-        return self._post(api.TokenOut, "/api/v1/admin/tokens", {"name": name, "role": role})
+    def create_token(
+        self,
+        name: str,
+        role: str = "artist",
+        *,
+        label: str | None = None,
+        expires_in_s: float | None = None,
+    ) -> api.TokenOut:
+        """Admins: a token for anyone (`name`), of any role but worker; shown this once."""
+        body = {"name": name, "role": role, "label": label, "expires_in_s": expires_in_s}
+        return self._post(api.TokenOut, "/api/v1/admin/tokens", body)
 
     # -- scheduling: workers' lanes and NIMBY, limits, users, pools, error hosts -----------------
 
@@ -375,7 +385,7 @@ class Client(EventsMixin):
         body = self._template_body(template, parameters, env_templates, fields)
         return self._post(ojd.TemplateCheckOut, "/api/v1/templates/check", body)
 
-    def create_access_key(self, name: str, role: str = "user") -> dict[str, str]:
+    def create_access_key(self, name: str, role: str = "artist") -> dict[str, str]:
         """Admins: an AWS-style key pair (``access_key_id``, ``secret_access_key``) for the
         Deadline Cloud compatible routes, acting as a new token of ``role``."""
         body = {"name": name, "role": role}

@@ -10,7 +10,8 @@ from __future__ import annotations
 import secrets
 from collections.abc import Sequence
 
-from thresher.controller.auth import Caller
+from thresher.controller.auth import PEOPLE, Caller
+from thresher.controller.visibility import check_visible, visible_owners
 from thresher.core.clock import Clock
 from thresher.core.errors import Forbidden, InvalidInput
 from thresher.core.events import EventKind
@@ -112,12 +113,14 @@ class Subscriptions:
     def subscribe(self, caller: Caller, body: cloud.SubscriptionIn) -> SubscriptionRecord:
         """A new subscription; its secret is in the answer this once."""
         _person(caller)
-        if body.all_users and not caller.is_admin:
-            raise Forbidden("only admins may subscribe to every user's events (all_users)")
-        if body.job_id is not None:
+        if body.all_users and not caller.sees_every_job:
+            raise Forbidden(
+                "only wranglers and admins may subscribe to every user's events (all_users)",
+                field="all_users",
+            )
+        if body.job_id is not None:  # a job the caller sees (its own, its groups', any)
             job = self.store.jobs.get(body.job_id)
-            if job.spec.owner != caller.name and not caller.is_admin:
-                raise Forbidden(f"job {body.job_id} is not yours")
+            check_visible(self.store, caller, body.job_id, job.spec.owner)
         unknown = sorted(set(body.events) - {k.value for k in EventKind} - {"*"})
         if unknown:
             raise InvalidInput(f"unknown event kind {unknown[0]!r}", field="events")
@@ -136,12 +139,13 @@ class Subscriptions:
 
     def all(self, caller: Caller) -> list[SubscriptionRecord]:
         _person(caller)
-        return self.store.events.subscriptions(owner=None if caller.is_admin else caller.name)
+        owner = None if caller.sees_every_job else caller.name
+        return self.store.events.subscriptions(owner=owner)
 
     def get(self, caller: Caller, sub_id: int) -> SubscriptionRecord:
         _person(caller)
         sub = self.store.events.subscription(sub_id)
-        if sub.owner != caller.name and not caller.is_admin:
+        if sub.owner != caller.name and not caller.sees_every_job:
             raise Forbidden(f"subscription {sub_id} is not yours")
         return sub
 
@@ -156,13 +160,14 @@ class Subscriptions:
     def recent(
         self, caller: Caller, *, after: int, job_id: int | None, limit: int
     ) -> list[EventRecord]:
-        """Events after id `after`: every one for admins, else those of the caller's jobs."""
+        """Events after id `after`: every one for wranglers and admins, else those of the jobs
+        the caller sees (its own and its groups')."""
         _person(caller)
-        owner = None if caller.is_admin else caller.name
-        return self.store.events.recent(after=after, owner=owner, job_id=job_id, limit=limit)
+        owners = visible_owners(self.store, caller)
+        return self.store.events.recent(after=after, owners=owners, job_id=job_id, limit=limit)
 
 
 def _person(caller: Caller) -> None:
     """Events are people's: a worker's or an enrolment token has none."""
-    if caller.role in ("worker", "enrol"):
+    if caller.role not in PEOPLE:
         raise Forbidden(f"a {caller.role} token has no events or subscriptions")

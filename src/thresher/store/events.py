@@ -8,7 +8,7 @@ the farm itself); the sender takes `due` deliveries and records each try.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -314,14 +314,14 @@ class Events(Repository):
         self,
         *,
         after: int = 0,
-        owner: str | None = None,
+        owners: Collection[str] | None = None,
         job_id: int | None = None,
         limit: int = 100,
     ) -> list[EventRecord]:
-        """Events after id `after`, oldest first: every event, or those of `owner`'s jobs."""
+        """Events after id `after`, oldest first: every event, or those of `owners`' jobs."""
         query = events.select().where(events.c.id > after).order_by(events.c.id).limit(limit)
-        if owner is not None:
-            query = query.where(events.c.owner == owner)
+        if owners is not None:
+            query = query.where(events.c.owner.in_(sorted(owners)))
         if job_id is not None:
             query = query.where(events.c.job_id == job_id)
         with self.db.connect() as conn:

@@ -31,6 +31,7 @@ from thresher.store.jobs import Jobs
 from thresher.store.limits import Limits
 from thresher.store.records import FinishReport, TokenRecord, WorkerRegistration
 from thresher.store.scheduling import SchedulingSettings
+from thresher.store.security import Audit, EnrolCodes, Users
 from thresher.store.snapshot import Snapshots
 from thresher.store.tasks import Tasks
 from thresher.store.tokens import Tokens
@@ -65,6 +66,9 @@ class Store:
         self.scheduling = SchedulingSettings(self.db)
         self.snapshot = Snapshots(self.db)
         self.dispatch = DispatchClaims(self.db)
+        self.users = Users(self.db)  # people: role and groups (security)
+        self.enrol_codes = EnrolCodes(self.db)
+        self.audit = Audit(self.db)
 
     @classmethod
     def open(cls, url: str) -> Self:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import random
 from collections import Counter
 from collections.abc import Awaitable, Callable
@@ -58,6 +59,15 @@ class AgentConfig:
     guardian: bool = True
     # Jobs that name a container image run in it (see worker/launch.py).
     containers: ContainerSettings = field(default_factory=ContainerSettings)
+    # Security: a one-time enrolment code (instead of an enrolment token), the CA file that
+    # signed an https controller's certificate (None: the system's).
+    enrol_code: str | None = None
+    ca_file: str | None = None
+
+    @property
+    def token_file(self) -> Path:
+        """Where the worker keeps its own token (0600) after enrolling with a code."""
+        return self.work_dir / "worker-token"
 
     @property
     def poll_policy(self) -> PollPolicy:
@@ -86,7 +96,13 @@ class Agent:
     ) -> None:
         self.config = config
         self.policy = config.poll_policy
-        self.client = client or AgentClient(config.controller_url, config.token)
+        self.client = client or AgentClient(
+            config.controller_url,
+            config.token,
+            enrol_code=config.enrol_code,
+            ca_file=config.ca_file,
+            keep_token=self._keep_token if config.enrol_code else None,
+        )
         self.clock: Clock = clock or SystemClock()
         self._jitter = jitter or random.Random().random
         self.outbox = Outbox()
@@ -200,6 +216,13 @@ class Agent:
             log.warning("%s failed: %s; retrying in %.1fs (%s)", what, exc, delay, again)
         else:  # a fault of the worker's own: with its traceback
             log.error("%s failed; retrying in %.1fs (%s)", what, delay, again, exc_info=exc)
+
+    def _keep_token(self, token: str) -> None:
+        """Keep the token a code bought (0600), so a restart re-attaches with it."""
+        path = self.config.token_file
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(token + "\n")
 
     async def _register(self, stop: asyncio.Event) -> None:
         failures = 0
