@@ -128,6 +128,13 @@ EXPECTED: dict[str, Rule] = {
     "POST /api/v1/admin/tokens": Rule(ADMIN),
     "POST /api/v1/admin/access-keys": Rule(ADMIN),
     "GET /api/v1/audit": Rule(WRANGLE),
+    # events and subscriptions: people; whose subscription it is, the use case checks (a
+    # subscription that is not there answers 404 to everyone who may call the route)
+    "POST /api/v1/subscriptions": Rule(READ),
+    "GET /api/v1/subscriptions": Rule(READ),
+    "GET /api/v1/subscriptions/{sub_id}": Rule(READ),
+    "DELETE /api/v1/subscriptions/{sub_id}": Rule(READ),
+    "GET /api/v1/events": Rule(READ),
     # submitters' compatible routes (renderacre: Basic auth or the old token-in-path; Deadline
     # Cloud: SigV4 with each person's access key, the others with bearer tokens)
     "POST /renderacre/v1/jobs": Rule(SUBMIT),
@@ -157,6 +164,7 @@ BODIES: dict[str, Any] = {
     "POST /api/v1/tokens": {"label": "matrix"},
     "POST /api/v1/admin/tokens": {"name": "made", "role": "viewer"},
     "POST /api/v1/admin/access-keys": {"name": "made", "role": "viewer"},
+    "POST /api/v1/subscriptions": {"channel": "email", "target": "td@studio.example"},
 }
 #: Calls that change the caller itself run last (the worker says goodbye, then re-enrols).
 LAST = ("POST /api/v1/agent/goodbye", "POST /api/v1/agent/register")
@@ -257,6 +265,7 @@ def _params(
         "environmentId": "env-1",
         "jobId": f"job-{job_id:032x}",
         "token": farm.tokens[identity] or "none",
+        "sub_id": 999_999,  # none: the route's policy is what is checked here
     }
     if "/workers/" in route:
         values["name"] = "w1"
