@@ -1,6 +1,7 @@
 """End to end: `thresher autoscale` with the local-process provider starts real `thresher
-worker` processes for a pool's backlog, loses none of its tasks when one of its workers is
-killed, and retires its workers once they are idle."""
+worker` processes for a pool's backlog (each enrolling with a one-time code of its own), loses
+none of its tasks when one of its workers is killed, and retires its workers once they are
+idle."""
 
 from __future__ import annotations
 
@@ -61,3 +62,7 @@ def test_local_autoscaling_of_a_pool(sqlite_farm: Farm) -> None:
     assert {a.status for a in attempts} <= {"succeeded", "lost"}
     assert sum(a.status == "succeeded" for a in attempts) == 8
     assert "starting rnd-" in scaler.text()
+    started = list((farm.tmp / "autoscaled").iterdir())
+    assert len(started) >= 3  # two, and one for the killed one
+    # Each enrolled with its own one-time code, and kept the token it was given for it.
+    assert all((work / "worker-token").exists() for work in started)

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from thresher.core.autoscale import BlockDemand, ScaleConfig
 from thresher.testing import FakeClock
 from thresher.worker.autoscaler import Autoscaler, WorkerSeen
-from thresher.worker.providers import WorkerTemplate
+from thresher.worker.providers import TOKEN, Credential, WorkerTemplate
 
 START_S = 30.0  # the provider's start time: from asking to the worker being online
 TASK_S = 10.0
@@ -77,12 +77,16 @@ class SimFarm:
     def drain(self, name: str) -> None:
         self.workers[name].paused = True
 
+    def enrol_code(self) -> str:
+        raise AssertionError("these groups enrol with a token")
+
 
 class FarmView:
     def __init__(self, farm: SimFarm) -> None:
         self.farm = farm
         self.blocks = farm.blocks
         self.drain = farm.drain
+        self.enrol_code = farm.enrol_code
 
     def workers(self, prefix: str) -> list[WorkerSeen]:
         return self.farm.workers_of(prefix)
@@ -95,8 +99,9 @@ class FakeProvider:
     started: list[str] = field(default_factory=list)
     stopped: list[str] = field(default_factory=list)
 
-    def start(self, names: Sequence[str], *, token: str) -> None:
-        assert token == "thr_enrol_x"  # the enrolment credential reaches the new workers
+    def start(self, names: Sequence[str], *, credentials: Sequence[Credential]) -> None:
+        # the enrolment credential reaches each new worker
+        assert credentials == [Credential(TOKEN, "thr_enrol_x")] * len(names)
         for name in names:
             self.started.append(name)
             self.farm.workers[name] = SimWorker(self.pool, self.farm.clock.now() + START_S)

@@ -52,11 +52,14 @@ def autoscale(
     group: Annotated[str, typer.Option(help="the group's name; its workers are GROUP-xxxxxx")],
     controller: Annotated[str, typer.Option(envvar="THRESHER_URL", help="controller URL")],
     token: Annotated[
-        str | None, typer.Option(envvar="THRESHER_TOKEN", help="a token that may pause workers")
+        str | None, typer.Option(envvar="THRESHER_TOKEN", help="a wrangler's token: pauses, enrols")
     ] = None,
     enrol_token: Annotated[
         str | None,
-        typer.Option(envvar="THRESHER_ENROL_TOKEN", help="what new workers enrol with"),
+        typer.Option(
+            envvar="THRESHER_ENROL_TOKEN",
+            help="an enrolment token for new workers (default: a one-time code each)",
+        ),
     ] = None,
     provider: Annotated[str, typer.Option(help="local, command or kubernetes")] = "local",
     pool: Annotated[list[str] | None, typer.Option(help="pool of its workers (repeat)")] = None,
@@ -133,7 +136,7 @@ def autoscale(
             provider=chosen,
             farm=ClientFarm(client),
             clock=SystemClock(),
-            token=enrol_token or token or "",
+            token=enrol_token,
             engines=frozenset(e.strip() for e in engines.split(",")) if engines else None,
         )
         typer.echo(f"thresher autoscale {group}: {provider} provider, {controller}", err=True)

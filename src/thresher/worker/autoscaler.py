@@ -28,12 +28,12 @@ from thresher.core.autoscale import (
 )
 from thresher.core.clock import Clock
 from thresher.core.filters import WorkerFacts
-from thresher.worker.providers import Provider, WorkerTemplate
+from thresher.worker.providers import CODE, TOKEN, Credential, Provider, WorkerTemplate
 
 if TYPE_CHECKING:
     from thresher.client import Client
 
-__all__ = ["Autoscaler", "ClientFarm", "FarmView", "WorkerSeen", "enrolment_token"]
+__all__ = ["Autoscaler", "ClientFarm", "FarmView", "WorkerSeen", "enrolment"]
 
 log = logging.getLogger("thresher.autoscale")
 
@@ -55,11 +55,15 @@ class FarmView(Protocol):
 
     def drain(self, name: str) -> None: ...
 
+    def enrol_code(self) -> str: ...
 
-def enrolment_token(configured: str) -> str:
-    """The credential a new worker enrols with: the enrolment token given to the autoscaler.
-    (One place, so one-time enrolment codes can replace it.)"""
-    return configured
+
+def enrolment(farm: FarmView, token: str | None, count: int) -> list[Credential]:
+    """What each of `count` new workers enrols with: the enrolment `token` given to the
+    autoscaler, else a one-time code of its own from the controller."""
+    if token:
+        return [Credential(TOKEN, token)] * count
+    return [Credential(CODE, farm.enrol_code()) for _ in range(count)]
 
 
 @dataclass
@@ -80,7 +84,7 @@ class Autoscaler:
     provider: Provider
     farm: FarmView
     clock: Clock
-    token: str
+    token: str | None  # an enrolment token; None: a one-time code per worker
     engines: frozenset[str] | None = None
     start_timeout_s: float = 600.0
     name_suffix: Callable[[], str] = field(default=lambda: secrets.token_hex(3))
@@ -169,7 +173,8 @@ class Autoscaler:
                 self.tracked[name] = _Tracked(started_at=now)
                 self.starts.append(now)
             self.starts = [t for t in self.starts if now - t < 60.0]
-            self.provider.start(names, token=enrolment_token(self.token))
+            credentials = enrolment(self.farm, self.token, len(names))
+            self.provider.start(names, credentials=credentials)
 
     def _view(self, name: str, t: _Tracked) -> GroupWorker:
         return GroupWorker(
@@ -186,7 +191,8 @@ class Autoscaler:
 
 
 class ClientFarm:
-    """The farm as the autoscaler sees it, through the people's API (an admin token)."""
+    """The farm as the autoscaler sees it, through the people's API (a wrangler's token: it
+    pauses workers and makes enrolment codes)."""
 
     def __init__(self, client: Client) -> None:
         self.client = client
@@ -222,3 +228,6 @@ class ClientFarm:
 
     def drain(self, name: str) -> None:
         self.client.pause_worker(name)
+
+    def enrol_code(self) -> str:
+        return self.client.create_enrol_code(ttl_s=3600).code

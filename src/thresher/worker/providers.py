@@ -2,9 +2,10 @@
 Kubernetes pods. A provider only starts and stops workers by name; deciding is
 `core.autoscale`'s, watching the farm `worker.autoscaler`'s.
 
-Every worker started gets the controller's URL and the enrolment credential in its environment
-(`THRESHER_URL`, `THRESHER_TOKEN`), never on a command line that `ps` shows; a Kubernetes pod
-reads the credential from a Secret.
+Every worker started gets the controller's URL and its enrolment credential in its environment
+(`THRESHER_URL`, and `THRESHER_ENROL_CODE`: a one-time code of its own, or `THRESHER_TOKEN`: an
+enrolment token), never on a command line that `ps` shows; a Kubernetes pod reads an enrolment
+token from a Secret.
 """
 
 from __future__ import annotations
@@ -22,7 +23,10 @@ from pathlib import Path
 from typing import Any, Protocol
 
 __all__ = [
+    "CODE",
+    "TOKEN",
     "CommandProvider",
+    "Credential",
     "KubernetesProvider",
     "LocalProvider",
     "Provider",
@@ -33,6 +37,18 @@ __all__ = [
 log = logging.getLogger("thresher.autoscale")
 
 DEFAULT_SECRET = "thresher-enrol"  # noqa: S105 (the Secret's name, not a secret)
+
+
+TOKEN = "THRESHER_TOKEN"  # noqa: S105 (the variable's name)
+CODE = "THRESHER_ENROL_CODE"
+
+
+@dataclass(frozen=True)
+class Credential:
+    """What one new worker enrols with, as the variable `thresher worker` reads it from."""
+
+    variable: str  # TOKEN or CODE
+    value: str = field(repr=False)
 
 
 @dataclass(frozen=True)
@@ -65,8 +81,8 @@ class WorkerTemplate:
 
 
 class Provider(Protocol):
-    def start(self, names: Sequence[str], *, token: str) -> None:
-        """Start one worker per name, enrolling with `token`."""
+    def start(self, names: Sequence[str], *, credentials: Sequence[Credential]) -> None:
+        """Start one worker per name, each enrolling with its credential."""
         ...
 
     def stop(self, name: str) -> None:
@@ -84,9 +100,14 @@ class LocalProvider:
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
         self._exe = str(Path(sys.executable).with_name("thresher"))
 
-    def start(self, names: Sequence[str], *, token: str) -> None:
-        env = {**os.environ, "THRESHER_URL": self.template.controller_url, "THRESHER_TOKEN": token}
-        for name in names:
+    def start(self, names: Sequence[str], *, credentials: Sequence[Credential]) -> None:
+        base = {k: v for k, v in os.environ.items() if k not in (TOKEN, CODE)}
+        for name, credential in zip(names, credentials, strict=True):
+            env = {
+                **base,
+                "THRESHER_URL": self.template.controller_url,
+                credential.variable: credential.value,
+            }
             work = self.work_root / name
             work.mkdir(parents=True, exist_ok=True)
             argv = [self._exe, "worker", *self.template.worker_args(name), "--work-dir", str(work)]
@@ -131,8 +152,9 @@ def _expand(argv: Sequence[str], values: Mapping[str, str]) -> list[str]:
 class CommandProvider:
     """Any cloud through its command line: `start` and `stop` are argv templates (never a
     shell string) with `{count}`, `{names}` (comma-separated), `{pool}` and `{worker}`; the
-    command gets THRESHER_URL, THRESHER_TOKEN and THRESHER_WORKER_NAMES in its environment
-    (a cloud-init script passes them to `thresher worker`)."""
+    command gets THRESHER_URL, THRESHER_WORKER_NAMES and the credentials in its environment:
+    THRESHER_ENROL_CODES (one-time codes, comma-separated, one per name in order) or
+    THRESHER_TOKEN (an enrolment token), for a start-up script to pass to `thresher worker`."""
 
     def __init__(
         self,
@@ -149,18 +171,20 @@ class CommandProvider:
         self.stop_argv = list(stop)
         self.timeout_s = timeout_s
 
-    def start(self, names: Sequence[str], *, token: str) -> None:
+    def start(self, names: Sequence[str], *, credentials: Sequence[Credential]) -> None:
         values = {
             "count": str(len(names)),
             "names": ",".join(names),
             "pool": ",".join(self.template.pools),
         }
-        env = {
-            **os.environ,
-            "THRESHER_URL": self.template.controller_url,
-            "THRESHER_TOKEN": token,
-            "THRESHER_WORKER_NAMES": ",".join(names),
-        }
+        env = {k: v for k, v in os.environ.items() if k not in (TOKEN, CODE)}
+        env.update(THRESHER_URL=self.template.controller_url)
+        env["THRESHER_WORKER_NAMES"] = ",".join(names)
+        codes = [c.value for c in credentials if c.variable == CODE]
+        if codes:
+            env["THRESHER_ENROL_CODES"] = ",".join(codes)
+        else:
+            env[TOKEN] = credentials[0].value if credentials else ""
         self._run(_expand(self.start_argv, values), env)
 
     def stop(self, name: str) -> None:
@@ -186,9 +210,10 @@ def pod_manifest(
     namespace: str = "default",
     token_secret: str = DEFAULT_SECRET,
     gpus: int = 0,
+    code: str | None = None,
 ) -> dict[str, Any]:
-    """A Kubernetes Pod running one `thresher worker`: the enrolment token comes from a Secret
-    (key `token`), never from the manifest."""
+    """A Kubernetes Pod running one `thresher worker`: it enrols with its one-time `code`, or
+    with the enrolment token of a Secret (key `token`), which the manifest never holds."""
     resources: dict[str, Any] = {}
     if gpus:
         resources = {"limits": {"nvidia.com/gpu": gpus}}
@@ -211,8 +236,10 @@ def pod_manifest(
                     "args": ["worker", *template.worker_args(name)],
                     "env": [
                         {"name": "THRESHER_URL", "value": template.controller_url},
-                        {
-                            "name": "THRESHER_TOKEN",
+                        {"name": CODE, "value": code}
+                        if code
+                        else {
+                            "name": TOKEN,
                             "valueFrom": {"secretKeyRef": {"name": token_secret, "key": "token"}},
                         },
                     ],
@@ -246,8 +273,7 @@ class KubernetesProvider:
         self.token_secret = token_secret
         self.gpus = gpus
 
-    def start(self, names: Sequence[str], *, token: str) -> None:
-        del token  # the pods read it from the Secret
+    def start(self, names: Sequence[str], *, credentials: Sequence[Credential]) -> None:
         items = [
             pod_manifest(
                 n,
@@ -256,8 +282,9 @@ class KubernetesProvider:
                 namespace=self.namespace,
                 token_secret=self.token_secret,
                 gpus=self.gpus,
+                code=c.value if c.variable == CODE else None,  # a token: from the Secret
             )
-            for n in names
+            for n, c in zip(names, credentials, strict=True)
         ]
         manifest = json.dumps({"apiVersion": "v1", "kind": "List", "items": items})
         self._run(["apply", "-f", "-"], manifest)
