@@ -110,3 +110,11 @@ def test_a_failing_delivery_is_retried_with_backoff_then_given_up(serve: Serve) 
     finally:
         receiver.server.shutdown()
         receiver.server.server_close()
+
+
+def test_a_subscriptions_secret_is_sealed_at_rest(served: ServedController, admin: Client) -> None:
+    made = admin.subscribe("webhook", "http://127.0.0.1:9/x")
+    assert made.secret is not None
+    (stored,) = served.store.events.subscriptions()
+    assert stored.secret != made.secret
+    assert made.secret not in stored.secret

@@ -7,10 +7,12 @@ own transaction; `notify.Sender` delivers the events afterwards, off the farm th
 
 from __future__ import annotations
 
+import dataclasses
 import secrets
 from collections.abc import Sequence
 
 from thresher.controller.auth import PEOPLE, Caller
+from thresher.controller.sealing import SecretBox
 from thresher.controller.visibility import check_visible, visible_owners
 from thresher.core.clock import Clock
 from thresher.core.errors import Forbidden, InvalidInput
@@ -106,12 +108,13 @@ class DiskWatch:
 class Subscriptions:
     """People's subscriptions (their own; admins' may cover every user) and recent events."""
 
-    def __init__(self, store: Store, clock: Clock) -> None:
+    def __init__(self, store: Store, clock: Clock, box: SecretBox) -> None:
         self.store = store
         self.clock = clock
+        self.box = box  # subscriptions' secrets are sealed at rest (the sender opens them)
 
     def subscribe(self, caller: Caller, body: cloud.SubscriptionIn) -> SubscriptionRecord:
-        """A new subscription; its secret is in the answer this once."""
+        """A new subscription; its secret is in the answer this once (stored sealed)."""
         _person(caller)
         if body.all_users and not caller.sees_every_job:
             raise Forbidden(
@@ -124,8 +127,9 @@ class Subscriptions:
         unknown = sorted(set(body.events) - {k.value for k in EventKind} - {"*"})
         if unknown:
             raise InvalidInput(f"unknown event kind {unknown[0]!r}", field="events")
+        secret = "whsec_" + secrets.token_urlsafe(32)
         with self.store.transaction():
-            return self.store.events.subscribe(
+            made = self.store.events.subscribe(
                 owner=caller.name,
                 channel=body.channel,
                 target=body.target,
@@ -133,9 +137,10 @@ class Subscriptions:
                 job_id=body.job_id,
                 all_users=body.all_users,
                 min_failures=body.min_failures,
-                secret="whsec_" + secrets.token_urlsafe(32),
+                secret=self.box.seal(secret),
                 now=self.clock.now(),
             )
+        return dataclasses.replace(made, secret=secret)
 
     def all(self, caller: Caller) -> list[SubscriptionRecord]:
         _person(caller)

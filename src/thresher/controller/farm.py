@@ -92,7 +92,7 @@ class Farm:
         self.waiting = Waiting(store, self.dispatch_index)
         self._store = store
         self.store = store  # the event sender reads and records its deliveries directly
-        self.subscriptions = Subscriptions(store, clock)
+        self.subscriptions = Subscriptions(store, clock, self.access.box)
 
     async def call(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
         """`await farm.call(farm.jobs.submit, caller, body)`: run a use case on the farm thread.

@@ -99,7 +99,8 @@ class Sender:
         await farm.call(events.fan_out, now=self.clock.now())
         due = await farm.call(events.due, now=self.clock.now())
         for delivery in due:
-            error = await asyncio.to_thread(self.send, delivery)
+            secret = farm.access.box.open(delivery.subscription.secret)
+            error = await asyncio.to_thread(self.send, delivery, secret)
             now = self.clock.now()
             if error is None:
                 await farm.call(events.delivered, delivery.id, now=now)
@@ -111,10 +112,11 @@ class Sender:
                 await farm.call(events.retry, delivery.id, next_at=now + wait, error=error)
         return len(due)
 
-    def send(self, d: Delivery) -> str | None:
-        """In a thread: one try; None when it was delivered, else why not."""
+    def send(self, d: Delivery, secret: str) -> str | None:
+        """In a thread: one try, signed with the subscription's `secret`; None when it was
+        delivered, else why not."""
         body = event_body(d)
-        signature = signature_header(d.subscription.secret, int(self.clock.now()), body)
+        signature = signature_header(secret, int(self.clock.now()), body)
         try:
             if d.subscription.channel == "webhook":
                 return self._post(d, body, signature)

@@ -390,7 +390,7 @@ subscriptions = sa.Table(
     sa.Column("job_id", ID, nullable=True),  # only this job's events
     sa.Column("all_users", sa.Boolean, nullable=False, default=False, server_default=sa.false()),
     sa.Column("min_failures", sa.Integer, nullable=False, default=1, server_default="1"),
-    sa.Column("secret", sa.String(100), nullable=False),  # HMAC key, shown once at creation
+    sa.Column("secret", sa.String(400), nullable=False),  # HMAC key, sealed; shown once
     sa.Column("created_at", sa.Float, nullable=False),
     sqlite_autoincrement=True,
 )

@@ -45,7 +45,7 @@ def upgrade() -> None:
         sa.Column("job_id", ID, nullable=True),
         sa.Column("all_users", sa.Boolean(), server_default=sa.false(), nullable=False),
         sa.Column("min_failures", sa.Integer(), server_default="1", nullable=False),
-        sa.Column("secret", sa.String(length=100), nullable=False),
+        sa.Column("secret", sa.String(length=400), nullable=False),
         sa.Column("created_at", sa.Float(), nullable=False),
         sa.PrimaryKeyConstraint("id"),
         sqlite_autoincrement=True,
