@@ -1,13 +1,23 @@
 #!/usr/bin/env bash
-# Build the container image the container tests (and the container benchmark) run tasks in:
-# a root file system holding busybox (static), tarred and `podman import`ed. No registry is
-# needed (none may be reachable). Prints the image's name.
+# Build the container images the container tests (and the container benchmark) run tasks in,
+# without a registry (none may be reachable): a root file system, tarred and `podman import`ed.
 #
-# Usage: scripts/container-image.sh [NAME]     (default: localhost/thresher-busybox:test)
+# Usage: scripts/container-image.sh [--povray] [NAME]
+#   default       busybox (static) alone              NAME: localhost/thresher-busybox:test
+#   --povray      POV-Ray with its libraries, include files and configuration, and busybox
+#                                                     NAME: localhost/thresher-povray:test
+# Prints the image's name; an image of that name already there is kept.
 # Environment: CONTAINERS_CONF, as the worker gets it (podman reads it here too).
 set -euo pipefail
 
-name=${1:-localhost/thresher-busybox:test}
+povray=false
+if [[ ${1:-} == --povray ]]; then
+    povray=true
+    shift
+fi
+default=localhost/thresher-busybox:test
+$povray && default=localhost/thresher-povray:test
+name=${1:-$default}
 busybox=$(command -v busybox || true)
 if [[ -z $busybox ]] || ! command -v podman >/dev/null; then
     echo "container-image: needs podman and busybox (scripts/install-system-deps.sh --containers)" >&2
@@ -19,11 +29,26 @@ if podman image exists "$name"; then
 fi
 root=$(mktemp -d)
 trap 'rm -rf "$root"' EXIT
-mkdir -p "$root/rootfs/bin" "$root/rootfs/tmp" "$root/rootfs/etc"
-cp "$busybox" "$root/rootfs/bin/busybox"
-for applet in sh echo cat ls env id sleep true false touch mkdir printenv wc test; do
-    ln -s busybox "$root/rootfs/bin/$applet"
+rootfs=$root/rootfs
+mkdir -p "$rootfs/bin" "$rootfs/tmp" "$rootfs/etc"
+cp "$busybox" "$rootfs/bin/busybox"
+for applet in sh echo cat ls env id sleep true false touch mkdir printenv wc test readlink; do
+    ln -s busybox "$rootfs/bin/$applet"
 done
-tar -C "$root/rootfs" -cf "$root/rootfs.tar" .
+if $povray; then
+    exe=$(command -v povray || true)
+    if [[ -z $exe ]]; then
+        echo "container-image: --povray needs povray (scripts/install-system-deps.sh --renderers)" >&2
+        exit 1
+    fi
+    # The binary and every library it loads, at the same paths.
+    for file in "$exe" $(ldd "$exe" | grep -o '/[^ ]*'); do
+        cp -L --parents "$file" "$rootfs/"
+    done
+    mkdir -p "$rootfs/usr/share"
+    cp -r /etc/povray "$rootfs/etc/"
+    cp -r /usr/share/povray-3.7 "$rootfs/usr/share/"
+fi
+tar -C "$rootfs" -cf "$root/rootfs.tar" .
 podman import --quiet "$root/rootfs.tar" "$name" >/dev/null
 echo "$name"

@@ -140,3 +140,52 @@ def test_a_canceled_container_task_leaves_no_container(
         client.cancel(job.id)
         wait_until(lambda: client.job(job.id).status == "canceled", timeout=60, what="canceled")
     wait_until(lambda: not containers(), timeout=60, what="the container gone")
+
+
+SCENE = """#include "colors.inc"
+camera { location <0, 2, -3> look_at <0, 1, 2> }
+sphere { <0, 1, 2>, 2 texture { pigment { color Yellow } } }
+light_source { <2, 4, -3> color White }
+"""
+
+
+def test_a_povray_engine_job_renders_in_its_container(
+    sqlite_farm: Farm, podman_conf: Path, tmp_path: Path
+) -> None:
+    """The engine's input folder is mounted read-only, its output folder writable."""
+    if shutil.which("povray") is None:
+        pytest.skip("povray is not installed: scripts/install-system-deps.sh --renderers")
+    env = {**os.environ, "CONTAINERS_CONF": str(podman_conf)}
+    image = subprocess.run(
+        ["bash", str(ROOT / "scripts" / "container-image.sh"), "--povray"],
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    ).stdout.strip()
+    farm = sqlite_farm
+    farm.controller()
+    container_worker(farm, podman_conf)
+    scene = tmp_path / "scene" / "ball.pov"
+    scene.parent.mkdir()
+    scene.write_text(SCENE)
+    with farm.client() as client:
+        job = client.submit_engine(
+            "povray",
+            input=str(scene),
+            range="1-2",
+            output=str(tmp_path / "out" / "ball.png"),
+            parameters={"width": 32, "height": 24},
+            container={"image": image},
+            retries=0,
+        )
+        wait_until(
+            lambda: client.job(job.id).status in ("succeeded", "failed"),
+            timeout=180,
+            what="the render ended",
+        )
+        log = [line.text for line in client.log(job.id, 0)]
+        assert client.job(job.id).status == "succeeded", log
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["ball1.png", "ball2.png"]
+    assert sorted(p.name for p in scene.parent.iterdir()) == ["ball.pov"]  # read-only: untouched
