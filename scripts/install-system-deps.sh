@@ -5,7 +5,8 @@
 #   --renderers  blender, povray (with its include files), ffmpeg/ffprobe
 #   --postgres   PostgreSQL server binaries (initdb, pg_ctl)
 #   --browser    chromium
-#   --containers podman, runc and busybox-static (container tasks; see scripts/container-image.sh)
+#   --containers podman, runc, catatonit and busybox-static (container tasks;
+#                see scripts/container-image.sh)
 #   --all        all of the above (the default when no option is given)
 #
 # Silent when nothing is missing. As root it installs with apt-get (Debian); otherwise it prints the
@@ -71,6 +72,8 @@ missing_packages() {
         have podman || echo podman
         have runc || echo runc
         [[ -x /bin/busybox || -x /usr/bin/busybox ]] || echo busybox-static
+        # `podman run --init` needs an init (a Recommends of podman, left out here otherwise).
+        [[ -x /usr/libexec/podman/catatonit || -x /usr/bin/catatonit ]] || echo catatonit
     fi
 }
 
