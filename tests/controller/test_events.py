@@ -1,120 +1,161 @@
-"""Events recorded by the controller's use cases (SQLite and PostgreSQL): the worker events,
-and who may see and subscribe to what. Workers are played by the test (`Sim`)."""
+"""The event stream (server-sent events) on a served controller: a ticket opens it once, a
+submission, a claim, a task's output and a worker's sample arrive as events, and a client
+that cannot keep up is dropped."""
 
 from __future__ import annotations
 
-import functools
+import asyncio
+import json
+import queue
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import Iterator
+from typing import Any
 
+import httpx
 import pytest
-from tests.controller.conftest import Serve
-from tests.controller.test_scheduling import Sim, job, user_client
+from tests.controller.test_dispatch import worker
 
-from thresher.client import Client, Forbidden, NotFound
-from thresher.core.events import MAX_TRIES, backoff_s
-from thresher.testing import FakeClock, ServedController, wait_until
+from thresher.client import Client
+from thresher.controller.events import Client as StreamClient
+from thresher.controller.events import EventHub
+from thresher.testing import ServedController, wait_until
 
 
-def test_a_worker_turning_sick_is_one_event(served: ServedController, admin: Client) -> None:
-    bad, good = Sim(served, "bad"), Sim(served, "good")
-    alice, bob = user_client(served, admin, "alice"), user_client(served, admin, "bob")
-    for owner, name in ((alice, "a1"), (alice, "a2"), (bob, "b1")):
-        job(owner, name)
-        (a,) = bad.take()
-        bad.end(a, status="failed")
-        (b,) = good.take()
-        good.end(b)
-    assert admin.worker("bad").sick_since is not None
+class Listener:
+    """Reads a stream on a thread; the events it got so far are in `events`."""
+
+    def __init__(self, url: str) -> None:
+        self.events: queue.Queue[tuple[str, dict[str, Any]]] = queue.Queue()
+        self.seen: list[tuple[str, dict[str, Any]]] = []
+        self._client = httpx.Client(timeout=httpx.Timeout(5.0, read=None))
+        self._response = self._client.send(self._client.build_request("GET", url), stream=True)
+        self.status = self._response.status_code
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        kind = ""
+        try:
+            for line in self._response.iter_lines():
+                if line.startswith("event: "):
+                    kind = line[7:]
+                elif line.startswith("data: "):
+                    self.events.put((kind, json.loads(line[6:])))
+        except httpx.HTTPError:
+            pass
+
+    def saw(self, kind: str, **fields: Any) -> bool:
+        while not self.events.empty():
+            self.seen.append(self.events.get_nowait())
+        return any(
+            k == kind and all(d.get(f) == v for f, v in fields.items()) for k, d in self.seen
+        )
+
+    def carried(self, kind: str, check: Any) -> bool:
+        self.saw(kind)
+        return any(k == kind and check(d) for k, d in self.seen)
+
+    def sampled(self, cpu: float) -> bool:
+        self.saw("worker")
+        return any(k == "worker" and (d["sample"] or {}).get("cpu") == cpu for k, d in self.seen)
+
+    def close(self) -> None:
+        self._response.close()
+        self._client.close()
+
+
+@pytest.fixture
+def listen(served: ServedController, admin: Client) -> Iterator[Any]:
+    opened: list[Listener] = []
+
+    def open_(job: int | None = None, token: str | None = None) -> Listener:
+        headers = {"Authorization": f"Bearer {token or served.admin_token}"}
+        ticket = httpx.post(f"{served.url}/api/v1/events/ticket", headers=headers).json()["ticket"]
+        url = f"{served.url}/api/v1/events/stream?ticket={ticket}"
+        listener = Listener(url + (f"&job={job}" if job is not None else ""))
+        opened.append(listener)
+        return listener
+
+    yield open_
+    for listener in opened:
+        listener.close()
+
+
+def test_a_ticket_opens_the_stream_once(served: ServedController, admin: Client) -> None:
+    headers = {"Authorization": f"Bearer {served.admin_token}"}
+    ticket = httpx.post(f"{served.url}/api/v1/events/ticket", headers=headers).json()["ticket"]
+    url = f"{served.url}/api/v1/events/stream"
+    with httpx.stream("GET", url, params={"ticket": ticket}) as first:
+        assert first.status_code == 200
+        assert first.headers["content-type"].startswith("text/event-stream")
+    assert httpx.get(url, params={"ticket": ticket}).status_code == 401
+    assert httpx.get(url).status_code == 401
+
+
+def test_a_submission_a_claim_output_and_a_sample_reach_an_open_stream(
+    served: ServedController, admin: Client, listen: Any
+) -> None:
+    everything = listen()
+    wait_until(lambda: everything.saw("hello"), timeout=10, what="the stream opened")
+    job = admin.submit("watched", ["true"], frames="1-4")
+    wait_until(lambda: everything.saw("job", job_id=job.id), timeout=10, what="a job event")
+    following = listen(job.id)
+    wait_until(lambda: following.saw("hello"), timeout=10, what="the job's stream opened")
+
+    w = worker(served, "w1")
+    (a,) = w.poll().assignments
     wait_until(
-        lambda: [e for e in admin.events() if e.kind == "worker.sick"],
-        timeout=30,
-        what="a worker.sick event",
+        lambda: following.saw("task", job_id=job.id, index=a.index, status="running"),
+        timeout=10,
+        what="the claimed task's move",
     )
-    job(bob, "b2")  # the index is rebuilt, and the sweeper runs again
-    assert good.take()
-    sick = [e for e in admin.events(limit=1000) if e.kind == "worker.sick"]
-    assert [e.worker for e in sick] == ["bad"]
-    # Alice sees her jobs' events, not the workers' nor Bob's.
-    seen = {(e.kind, e.owner) for e in alice.events(limit=1000)}
-    assert seen == {
-        ("job.submitted", "alice"),
-        ("task.failed", "alice"),
-        ("job.succeeded", "alice"),
-    }
-    alice.close()
-    bob.close()
+    wait_until(
+        lambda: following.carried("runs", lambda d: d["runs"][0]["status"] == "running"),
+        timeout=10,
+        what="the block's task runs, the claimed task running",
+    )
+    assert everything.carried(
+        "job", lambda d: d["job_id"] == job.id and d["job"]["counts"]["running"] == 1
+    )  # the job's state comes in the event: pages need not ask
+    assert not everything.saw("runs")  # nor does a stream not following the job get its runs
+    w.output(a, [("stdout", "rendering frame 1")])
+    wait_until(
+        lambda: following.saw("log", job_id=job.id, index=a.index),
+        timeout=10,
+        what="the task's new log line",
+    )
+    assert not everything.saw("log")  # a stream not following the job gets no log lines
+    w.sample({"cpu": 42.0})
+    wait_until(lambda: everything.sampled(42.0), timeout=10, what="the worker's sample")
 
 
-def test_subscriptions_are_their_owners(served: ServedController, admin: Client) -> None:
-    alice, bob = user_client(served, admin, "alice"), user_client(served, admin, "bob")
-    bobs_job = job(bob, "b1")
-    with pytest.raises(NotFound):  # a job alice cannot see is not there for her
-        alice.subscribe("webhook", "http://127.0.0.1:9/x", job_id=bobs_job)
-    with pytest.raises(Forbidden, match="admins"):
-        alice.subscribe("webhook", "http://127.0.0.1:9/x", all_users=True)
-    mine = alice.subscribe("email", "alice@studio.example")
-    with pytest.raises(Forbidden):
-        bob.unsubscribe(mine.id)
-    assert [s.id for s in admin.subscriptions()] == [mine.id]
-    assert bob.subscriptions() == []
-    alice.close()
-    bob.close()
+def test_a_client_that_cannot_keep_up_is_dropped() -> None:
+    async def scenario() -> tuple[bool, int]:
+        hub = EventHub.__new__(EventHub)
+        hub.clients = set()
+        slow = StreamClient(job=None, queue=asyncio.Queue(2))
+        fast = StreamClient(job=None, queue=asyncio.Queue(100))
+        hub.clients.update({slow, fast})
+        hub._fan_out([("job", {"job_id": i}) for i in range(5)])
+        ended = slow.queue.get_nowait() is None  # its stream ends: the page reconnects
+        return slow.dropped and ended and slow not in hub.clients, fast.queue.qsize()
+
+    dropped, delivered = asyncio.run(scenario())
+    assert dropped
+    assert delivered == 5
 
 
-class Refusing:
-    """A webhook receiver on 127.0.0.1 that answers every delivery with 500."""
-
-    def __init__(self) -> None:
-        self.tries = 0
-
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                self.rfile.read(int(self.headers["Content-Length"]))
-                outer.tries += 1
-                self.send_response(500)
-                self.end_headers()
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-
-def test_a_failing_delivery_is_retried_with_backoff_then_given_up(serve: Serve) -> None:
-    clock = FakeClock()
-    served = serve(clock=clock)
-    receiver = Refusing()
-    try:
-        with Client(served.url, served.admin_token) as admin:
-            sub = admin.subscribe("webhook", receiver.url, events=["job.submitted"])
-            admin.submit("first", ["true"], paused=True)
-
-            def first(tries: int) -> bool:
-                found = admin.subscription(sub.id).deliveries
-                return bool(found) and found[0].tries == tries
-
-            wait_until(lambda: first(1), timeout=30, what="the first try")
-            admin.submit("second", ["true"], paused=True)  # a round, before the backoff ends
-            wait_until(lambda: receiver.tries >= 2, timeout=30, what="the second job's try")
-            assert first(1)  # not tried again within its backoff (1 s)
-            for n in range(2, MAX_TRIES + 1):
-                clock.advance(backoff_s(n - 1))
-                wait_until(functools.partial(first, n), timeout=30, what=f"try {n}")
-            (d, *_) = admin.subscription(sub.id).deliveries
-            assert (d.status, d.last_error) == ("failed", "HTTP 500")
-    finally:
-        receiver.server.shutdown()
-        receiver.server.server_close()
-
-
-def test_a_subscriptions_secret_is_sealed_at_rest(served: ServedController, admin: Client) -> None:
-    made = admin.subscribe("webhook", "http://127.0.0.1:9/x")
-    assert made.secret is not None
-    (stored,) = served.store.events.subscriptions()
-    assert stored.secret != made.secret
-    assert made.secret not in stored.secret
+def test_a_stream_carries_only_the_jobs_its_caller_may_see(
+    served: ServedController, admin: Client, listen: Any
+) -> None:
+    """Read isolation holds for the stream as for the API: alice's stream gets her job's
+    events, not bob's; following bob's job is refused as if it did not exist."""
+    tokens = {name: admin.create_token(name, "artist").token for name in ("alice", "bob")}
+    alices = listen(token=tokens["alice"])
+    wait_until(lambda: alices.saw("hello"), timeout=10, what="alice's stream opened")
+    with Client(served.url, tokens["bob"]) as bob, Client(served.url, tokens["alice"]) as alice:
+        hidden = bob.submit("bob's", ["true"])
+        shown = alice.submit("alice's", ["true"])
+    wait_until(lambda: alices.saw("job", job_id=shown.id), timeout=10, what="alice's job event")
+    assert not alices.saw("job", job_id=hidden.id)
+    bobs_job = listen(hidden.id, token=tokens["alice"])
+    assert bobs_job.status == 404

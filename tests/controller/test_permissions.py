@@ -128,6 +128,16 @@ EXPECTED: dict[str, Rule] = {
     "POST /api/v1/admin/tokens": Rule(ADMIN),
     "POST /api/v1/admin/access-keys": Rule(ADMIN),
     "GET /api/v1/audit": Rule(WRANGLE),
+    # the web monitor
+    "GET /api/v1/jobs/{job_id}/blocks/{block}/runs": job(READ),
+    "POST /api/v1/jobs/{job_id}/blocks/{block}/range": job(SUBMIT),
+    "GET /api/v1/jobs/{job_id}/eta": job(READ),
+    "GET /api/v1/workers/{name}/samples": Rule(READ),
+    "GET /api/v1/samples/latest": Rule(READ),
+    "GET /api/v1/lanes": Rule(READ),
+    "GET /api/v1/stats": Rule(READ),
+    "GET /api/v1/stuck": Rule(WRANGLE),
+    "POST /api/v1/events/ticket": Rule(READ),
     # events and subscriptions: people; whose subscription it is, the use case checks (a
     # subscription that is not there answers 404 to everyone who may call the route)
     "POST /api/v1/subscriptions": Rule(READ),
@@ -164,6 +174,7 @@ BODIES: dict[str, Any] = {
     "POST /api/v1/tokens": {"label": "matrix"},
     "POST /api/v1/admin/tokens": {"name": "made", "role": "viewer"},
     "POST /api/v1/admin/access-keys": {"name": "made", "role": "viewer"},
+    "POST /api/v1/jobs/{job_id}/blocks/{block}/range": {"first": 0, "last": 0, "action": "skip"},
     "POST /api/v1/subscriptions": {"channel": "email", "target": "td@studio.example"},
 }
 #: Calls that change the caller itself run last (the worker says goodbye, then re-enrols).

@@ -69,6 +69,11 @@ COMMANDS = {
     "watch": Entry(
         "jobs", "Show a job's progress until it ends; exit 0 when it succeeded, 1 otherwise."
     ),
+    "stats": Entry(
+        "stats",
+        "Farm statistics: frames and render hours by engine, user, site, host and day; "
+        "failure rates; queue waits by user.",
+    ),
     "tasks": Entry("tasks", "List a page of a job's tasks, waiting ones included."),
     "log": Entry("tasks", "Print a task's output, every attempt's lines in order."),
     "pools": Entry(

@@ -11,6 +11,7 @@ from thresher.client._events import EventsMixin
 from thresher.client._security import SecurityCalls
 from thresher.schemas import api
 from thresher.schemas import engines as eng
+from thresher.schemas import monitor as mon
 from thresher.schemas import openjd as ojd
 
 M = TypeVar("M", bound=BaseModel)
@@ -29,6 +30,26 @@ class Client(EventsMixin, SecurityCalls):
 
     def _post(self, model: type[M], path: str, body: Any = None) -> M:
         return model.model_validate(self._call("POST", path, json=body).json())
+
+    # -- the monitor's reads (statistics, estimates, task runs, resources) ---------------------
+
+    def stats(self, *, since: float = 0.0, until: float | None = None) -> mon.StatsOut:
+        return self._get(mon.StatsOut, "/api/v1/stats", since=since, until=until)
+
+    def eta(self, job_id: int) -> mon.EtaOut:
+        return self._get(mon.EtaOut, f"/api/v1/jobs/{job_id}/eta")
+
+    def runs(self, job_id: int, *, block: int = 0) -> mon.BlockRunsOut:
+        return self._get(mon.BlockRunsOut, f"/api/v1/jobs/{job_id}/blocks/{block}/runs")
+
+    def act_on_range(
+        self, job_id: int, first: int, last: int, action: str, *, block: int = 0
+    ) -> mon.RangeOut:
+        body = {"first": first, "last": last, "action": action}
+        return self._post(mon.RangeOut, f"/api/v1/jobs/{job_id}/blocks/{block}/range", body)
+
+    def samples(self, worker: str, *, since: float = 0.0) -> mon.SampleHistory:
+        return self._get(mon.SampleHistory, f"/api/v1/workers/{worker}/samples", since=since)
 
     # -- health ---------------------------------------------------------------------------------
 

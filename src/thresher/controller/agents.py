@@ -11,8 +11,9 @@ from typing import Any, Protocol, TypeVar
 from thresher.controller.auth import Caller, enrol_code_hash, issue_token
 from thresher.controller.convert import assignment_out, finish_report, registration
 from thresher.controller.dispatch import Dispatch, Dispatcher, DispatchIndex
-from thresher.controller.events import DiskWatch, workers_lost, workers_sick
 from thresher.controller.jobs import Jobs
+from thresher.controller.monitor import SampleKeeper
+from thresher.controller.notifications import DiskWatch, workers_lost, workers_sick
 from thresher.controller.scheduling import Scheduling
 from thresher.controller.settings import ControllerSettings
 from thresher.controller.unit import UnitOfWork
@@ -61,6 +62,7 @@ class Agents:
         # expired, even when writing its lease failed (the database away, its disk full).
         self._heard: dict[int, float] = {}
         self._flushed_at = 0.0
+        self.samples = SampleKeeper(store)  # resource samples polls carry (web monitor)
         self.disk = DiskWatch(store, settings.disk_low_bytes)  # worker.disk_low events
 
     # -- enrolment and identity -----------------------------------------------------------------
@@ -219,6 +221,13 @@ class Agents:
         results = self.store.attempts.finish_many(
             [finish_report(fin) for fin in finished], now=self.clock.now()
         )
+        self.store.monitor.record_cpu(
+            [
+                (fin.attempt_id, fin.cpu_s)
+                for fin, result in zip(finished, results, strict=True)
+                if fin.cpu_s is not None and not isinstance(result, StaleAttempt)
+            ]
+        )
         for fin, result in zip(finished, results, strict=True):
             if isinstance(result, StaleAttempt):
                 stale.append(fin.attempt_id)
@@ -253,6 +262,8 @@ class Agents:
             stop = self.store.workers.attempts_to_stop(worker_id)
         if body.finished:
             self.notifier.notify(soft=True)
+        elif body.output:
+            self.notifier.touch()
         return self._answer(worker_id, [], stop=stop, stale=stale, nimby=False)
 
     # -- the long-poll --------------------------------------------------------------------------
@@ -291,11 +302,15 @@ class Agents:
             self.heartbeat(worker_id, started)
             stale = self._report(body.output, body.finished)
             self.scheduling.note_local_nimby(worker_id, body.nimby)
-            self.disk.seen(worker_id, body.disk_free_bytes, now=started)
+            self.disk.seen(worker_id, body.sample, now=started)
             held, stale = self._reconcile(worker_id, body, stale, started)
             got = self._dispatch(worker_id, body.lanes, body.ahead_lanes, held)
+            if body.sample:
+                self.samples.record(worker_id, started, body.sample)
         if body.finished:
             self.notifier.notify(soft=True)
+        elif body.output or body.sample or got.assignments:
+            self.notifier.touch()
         poll = _HeldPoll(
             worker_id=worker_id,
             lanes=tuple(body.lanes),
@@ -340,6 +355,8 @@ class Agents:
             poll = replace(poll, held=self.store.snapshot.worker_held(poll.worker_id))
         with self.unit.transaction():
             got = self._dispatch(poll.worker_id, poll.lanes, poll.ahead_lanes, poll.held)
+        if got.assignments:
+            self.notifier.touch()
         return self._decide(poll, got)
 
     def _last_round(self, poll: _HeldPoll) -> _HeldPoll:

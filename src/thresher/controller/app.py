@@ -22,15 +22,17 @@ from thresher.controller.routes import (
     agent,
     deadline,
     engines,
-    events,
     jobs,
     limits,
+    monitor,
     nimby,
     pools,
     renderacre,
     security,
+    subscriptions,
     tasks,
     templates,
+    web,
     workers,
 )
 from thresher.controller.settings import ControllerSettings
@@ -72,12 +74,14 @@ def create_app(
         app.state.farm = farm
         await farm.call(farm.start, clock.now())
         task = asyncio.create_task(_sweep_forever(farm)) if sweeper else None
-        deliveries = Sender(clock, smtp=settings.smtp)  # events to webhooks and e-mail
+        farm.events.start(asyncio.get_running_loop())
+        deliveries = Sender(clock, smtp=settings.smtp)  # farm events to webhooks and e-mail
         notifier.listeners.append(deliveries.changed)
         sender = asyncio.create_task(deliveries.run(farm))
         try:
             yield
         finally:
+            await farm.events.stop()
             for running in (task, sender):
                 if running is not None:
                     running.cancel()
@@ -108,12 +112,14 @@ def create_app(
     app.include_router(deadline.router)  # Deadline Cloud's CreateJob & co
     app.include_router(deadline.admin_router)
     deadline.install(app)
-    app.include_router(events.router)  # events and subscriptions (webhooks, e-mail)
+    app.include_router(subscriptions.router)  # farm events, subscriptions (webhooks, e-mail)
     for scheduling in (limits, pools, nimby):
         app.include_router(scheduling.router)
     app.include_router(security.router)  # accounts, tokens, enrolment codes, audit
     app.include_router(security.enrol_router)
     app.add_middleware(AuditTrail)  # every state-changing call, in the database
+    app.include_router(monitor.router)  # the web monitor's reads, actions and events
+    web.install(app)  # its pages, under /
 
     @app.get("/healthz", tags=["health"])
     async def healthz() -> dict[str, str]:

@@ -24,9 +24,11 @@ from thresher.controller.auth import Caller
 from thresher.controller.compile.policy import SubmitPolicy
 from thresher.controller.dispatch import Dispatcher, DispatchIndex
 from thresher.controller.engines import EngineRegistry
-from thresher.controller.events import Subscriptions
+from thresher.controller.events import EventHub
 from thresher.controller.farm_thread import FarmThread
 from thresher.controller.jobs import Jobs
+from thresher.controller.monitor import Monitor
+from thresher.controller.notifications import Subscriptions
 from thresher.controller.notifier import Notifier
 from thresher.controller.scheduling import Scheduling
 from thresher.controller.sealing import SecretBox
@@ -90,6 +92,9 @@ class Farm:
             max_life_s=settings.max_token_life_s,
         )
         self.waiting = Waiting(store, self.dispatch_index)
+        self.monitor = Monitor(store, clock, self.unit, self.jobs)  # the web monitor's reads
+        self.events = EventHub(store, clock, self.thread.run)  # server-sent events
+        notifier.observers.append(self.events.poke)
         self._store = store
         self.store = store  # the event sender reads and records its deliveries directly
         self.subscriptions = Subscriptions(store, clock, self.access.box)

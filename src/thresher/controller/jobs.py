@@ -10,7 +10,7 @@ from thresher.controller.auth import ADMIN, ARTIST, WRANGLER, Caller
 from thresher.controller.compile import compile_job, compile_template
 from thresher.controller.compile.policy import SubmitPolicy
 from thresher.controller.engines import EngineRegistry
-from thresher.controller.events import final_kind, job_event
+from thresher.controller.notifications import final_kind, job_event
 from thresher.controller.unit import UnitOfWork
 from thresher.controller.visibility import (
     check_may_change,

@@ -350,6 +350,7 @@ audit = sa.Table(
 )
 
 # -- monitor (0004) -------------------------------------------------------------------
+# In tables_monitor.py (worker_samples), imported at the end of this module.
 
 # -- operations (0005) ----------------------------------------------------------------
 
@@ -358,6 +359,9 @@ audit = sa.Table(
 # -- submitters (0007) ----------------------------------------------------------------
 
 # -- cloud (0008) ---------------------------------------------------------------------
+
+# The areas' own table modules, imported last so their tables join `metadata`.
+from thresher.store import tables_monitor  # noqa: E402, F401
 
 # GPU lanes: lane -> the GPU device ids it owns ({"0": [0], "1": [1]}); NULL: no GPU lanes.
 workers.append_column(sa.Column("lane_gpus", sa.JSON, nullable=True))

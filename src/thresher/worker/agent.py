@@ -27,7 +27,8 @@ from thresher.schemas import api
 from thresher.worker.engines import WorkerEngines
 from thresher.worker.executor import Executor
 from thresher.worker.guardian import Guardian
-from thresher.worker.launch import ContainerSettings, Launcher, disk_free
+from thresher.worker.launch import ContainerSettings, Launcher
+from thresher.worker.meters import Meters
 from thresher.worker.nimby import State as NimbyState
 from thresher.worker.nimby import nimby_path, read_nimby
 from thresher.worker.outbox import Outbox
@@ -68,6 +69,9 @@ class AgentConfig:
     def token_file(self) -> Path:
         """Where the worker keeps its own token (0600) after enrolling with a code."""
         return self.work_dir / "worker-token"
+
+    # Resource samples for the monitor (see worker/meters.py): how often one is read; 0: never.
+    sample_every_s: float = 5.0
 
     @property
     def poll_policy(self) -> PollPolicy:
@@ -137,6 +141,8 @@ class Agent:
         # Requests sent and finishes they carried, logged at the end (requests per task are
         # what short tasks cost the controller and this worker most).
         self.sent: Counter[str] = Counter()
+        self._sample: dict[str, float] | None = None  # read, not yet sent with a poll
+        self._meters: Meters | None = None
 
     # -- lifecycle ------------------------------------------------------------------------------
 
@@ -157,10 +163,12 @@ class Agent:
         reporting = asyncio.Event()
         flusher = asyncio.create_task(self._forever("report", self._flush_round, reporting))
         watcher = asyncio.create_task(self._forever("NIMBY watch", self._nimby_round, stop))
+        sampler = asyncio.create_task(self._forever("sample", self._sample_round, stop))
         try:
             await self._forever("poll", self._poll_round, stop)
         finally:
             watcher.cancel()
+            sampler.cancel()
             try:
                 await self.executor.close()  # what ran has ended and its finish is in the outbox
             finally:
@@ -186,6 +194,17 @@ class Agent:
     async def _nimby_round(self, stop: asyncio.Event) -> None:
         await _wait(stop, 0.5)
         self.check_nimby()
+
+    async def _sample_round(self, stop: asyncio.Event) -> None:
+        """Read the meters (in a thread: nvidia-smi and plugins may take a while); the next
+        poll carries the newest reading."""
+        if self.config.sample_every_s <= 0:
+            await stop.wait()
+            return
+        if self._meters is None:
+            self._meters = await asyncio.to_thread(Meters.for_worker, self.config.work_dir)
+        self._sample = await asyncio.to_thread(self._meters.read)
+        await _wait(stop, self.config.sample_every_s)
 
     async def _forever(
         self,
@@ -317,12 +336,13 @@ class Agent:
             lanes=list(ask.lanes),
             ahead_lanes=list(ask.ahead_lanes),
             nimby=self.nimby,
-            disk_free_bytes=disk_free(self.config.work_dir),
             wait_s=wait_s,
             running=self.executor.running(),
             output=output,
             finished=finished,
+            sample=self._sample,
         )
+        self._sample = None
         try:
             answer = await self._send_poll(body, stop)
         except BaseException:

@@ -29,7 +29,6 @@ __all__ = [
     "ContainerSettings",
     "Launcher",
     "Mount",
-    "disk_free",
     "find_container_engine",
     "task_mounts",
 ]
@@ -227,11 +226,3 @@ def _task_env(env: Mapping[str, str], base: Mapping[str, str]) -> dict[str, str]
     """The task's own variables (the job's, Thresher's, the lane's GPUs): not the worker's,
     whose PATH and HOME mean nothing inside the image."""
     return {k: v for k, v in env.items() if base.get(k) != v and k != "PWD"}
-
-
-def disk_free(path: Path) -> int | None:
-    """Free bytes on the file system of `path` (a poll carries it: `worker.disk_low` events)."""
-    try:
-        return shutil.disk_usage(path).free
-    except OSError:
-        return None
