@@ -128,6 +128,12 @@ ROUTES: dict[str, frozenset[str]] = {
     "GET /api/v1/stuck": WRANGLE,
     "POST /api/v1/events/ticket": READ,
     "GET /api/v1/events/stream": READ,
+    # events and subscriptions (webhooks, e-mail): the use cases check whose they are
+    "POST /api/v1/subscriptions": READ,
+    "GET /api/v1/subscriptions": READ,
+    "GET /api/v1/subscriptions/{sub_id}": READ,
+    "DELETE /api/v1/subscriptions/{sub_id}": READ,
+    "GET /api/v1/events": READ,
     # submitters' compatible routes
     "POST /renderacre/v1/jobs": SUBMIT,
     "POST /renderacre/{token}/v1/jobs": SUBMIT,

@@ -27,6 +27,7 @@ from thresher.store.db import create_engine, migrate
 from thresher.store.dispatch import ClaimCandidate, ClaimOutcome, DispatchClaims, Refused
 from thresher.store.engines import Engines
 from thresher.store.error_hosts import ErrorHosts
+from thresher.store.events import Events
 from thresher.store.farm_state import FarmState
 from thresher.store.jobs import Jobs
 from thresher.store.limits import Limits
@@ -64,6 +65,7 @@ class Store:
         self.tokens = Tokens(self.db)
         self.access_keys = AccessKeys(self.db)
         self.engines = Engines(self.db)
+        self.events = Events(self.db)  # events (the outbox), subscriptions, deliveries
         self.limits = Limits(self.db)
         self.error_hosts = ErrorHosts(self.db)
         self.scheduling = SchedulingSettings(self.db)
