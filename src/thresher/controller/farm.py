@@ -29,11 +29,13 @@ from thresher.controller.farm_thread import FarmThread
 from thresher.controller.jobs import Jobs
 from thresher.controller.metrics import FarmMetrics, TimedDispatcher
 from thresher.controller.monitor import Monitor
+from thresher.controller.notifications import Subscriptions
 from thresher.controller.notifier import Notifier
 from thresher.controller.peers import Peers, controller_ident
 from thresher.controller.scheduling import Scheduling
 from thresher.controller.sealing import SecretBox
 from thresher.controller.settings import ControllerSettings
+from thresher.controller.sites import Sites
 from thresher.controller.unit import UnitOfWork
 from thresher.controller.waiting import Waiting
 from thresher.core.clock import Clock
@@ -113,7 +115,10 @@ class Farm:
             heard=self.metrics.peer_changes.inc,
         )
         self.sweep_lease = SingletonLease(store.engine, "sweep")
+        self.sites = Sites(store, clock, self.unit)  # sites, volumes, jobs' sync per site
         self._store = store
+        self.store = store  # the event sender reads and records its deliveries directly
+        self.subscriptions = Subscriptions(store, clock, self.access.box)
 
     async def call(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
         """`await farm.call(farm.jobs.submit, caller, body)`: run a use case on the farm thread.
