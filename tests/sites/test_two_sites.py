@@ -267,11 +267,12 @@ def test_a_changed_dependency_is_all_a_second_sync_moves(two_sites: TwoSites) ->
             job = client.submit_job(api.JobIn.model_validate({**body, "name": f"j{n}"}))
             # no lane at hq: sthlm takes the job, and syncs it first
             sthlm = two_sites.agent("sthlm")
-            run_agents(
-                [sthlm],
-                lambda j=job.id: client.job(j).status in ("succeeded", "failed"),
-                timeout=90,
-            )
+            job_id = job.id
+
+            def ended(job_id: int = job_id) -> bool:
+                return client.job(job_id).status in ("succeeded", "failed")
+
+            run_agents([sthlm], ended, timeout=90)
             (row,) = client.job_sites(job.id).sites
             moved.append(row.message)
     new = len((hq / "inc" / "ball.inc").read_bytes())
