@@ -6,7 +6,7 @@ job's inputs and dependencies (its share paths under ``input``, ``inputs`` and
 (``POST /api/v1/agent/sync/{job}/{site}``: the controller lets one through); it asks the main
 site's file service to check those files in, then its own site's file service to pull them
 from there, and reports progress and the end (``PUT``), which people see as the job's sync at
-that site (``thresher job-sites``, ``GET /api/v1/jobs/{id}/sites``). The site's other tasks of
+that site (``thresher sites job JOB``, ``GET /api/v1/jobs/{id}/sites``). The site's other tasks of
 the job wait for it. After each task that succeeded, the files it wrote in its output folder
 go back the same way: this site's file service checks them in, the main site's pulls them.
 
