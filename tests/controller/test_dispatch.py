@@ -106,6 +106,11 @@ class SimWorker:
         if a.attempt_id in answer.stale:
             raise StaleAttempt(409, "stale_attempt", f"attempt {a.attempt_id} is stale", "token")
 
+    def sample(self, values: dict[str, float]) -> None:
+        """A poll that asks for nothing and carries a resource sample."""
+        body = api.PollIn(wait_s=0, sample=values)
+        self._call(lambda c: c.poll(body))
+
     def output(self, a: api.AssignmentOut, lines: list[Line]) -> None:
         body = api.OutputBatch(attempt_id=a.attempt_id, token=a.token, lines=lines)
         answer = self._call(lambda c: c.report(api.ReportIn(output=[body])))

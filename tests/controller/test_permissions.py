@@ -143,6 +143,24 @@ EXPECTED: dict[str, Rule] = {
     "POST /api/v1/admin/tokens": Rule(ADMIN),
     "POST /api/v1/admin/access-keys": Rule(ADMIN),
     "GET /api/v1/audit": Rule(WRANGLE),
+    "GET /metrics": Rule(WRANGLE),
+    # the web monitor
+    "GET /api/v1/jobs/{job_id}/blocks/{block}/runs": job(READ),
+    "POST /api/v1/jobs/{job_id}/blocks/{block}/range": job(SUBMIT),
+    "GET /api/v1/jobs/{job_id}/eta": job(READ),
+    "GET /api/v1/workers/{name}/samples": Rule(READ),
+    "GET /api/v1/samples/latest": Rule(READ),
+    "GET /api/v1/lanes": Rule(READ),
+    "GET /api/v1/stats": Rule(READ),
+    "GET /api/v1/stuck": Rule(WRANGLE),
+    "POST /api/v1/events/ticket": Rule(READ),
+    # events and subscriptions: people; whose subscription it is, the use case checks (a
+    # subscription that is not there answers 404 to everyone who may call the route)
+    "POST /api/v1/subscriptions": Rule(READ),
+    "GET /api/v1/subscriptions": Rule(READ),
+    "GET /api/v1/subscriptions/{sub_id}": Rule(READ),
+    "DELETE /api/v1/subscriptions/{sub_id}": Rule(READ),
+    "GET /api/v1/events": Rule(READ),
     # submitters' compatible routes (renderacre: Basic auth or the old token-in-path; Deadline
     # Cloud: SigV4 with each person's access key, the others with bearer tokens)
     "POST /renderacre/v1/jobs": Rule(SUBMIT),
@@ -176,6 +194,8 @@ BODIES: dict[str, Any] = {
     "POST /api/v1/tokens": {"label": "matrix"},
     "POST /api/v1/admin/tokens": {"name": "made", "role": "viewer"},
     "POST /api/v1/admin/access-keys": {"name": "made", "role": "viewer"},
+    "POST /api/v1/jobs/{job_id}/blocks/{block}/range": {"first": 0, "last": 0, "action": "skip"},
+    "POST /api/v1/subscriptions": {"channel": "email", "target": "td@studio.example"},
 }
 #: Calls that change the caller itself run last (the worker says goodbye, then re-enrols).
 LAST = ("POST /api/v1/agent/goodbye", "POST /api/v1/agent/register")
@@ -276,6 +296,7 @@ def _params(
         "environmentId": "env-1",
         "jobId": f"job-{job_id:032x}",
         "token": farm.tokens[identity] or "none",
+        "sub_id": 999_999,  # none: the route's policy is what is checked here
     }
     if "/workers/" in route:
         values["name"] = "w1"

@@ -135,6 +135,9 @@ def submit(
     cwd: Annotated[
         str | None, typer.Option("--cwd", help="Working directory on the worker.")
     ] = None,
+    image: Annotated[
+        str | None, typer.Option("--image", help="Run the tasks in this container image.")
+    ] = None,
     priority_frames: Annotated[
         str | None,
         typer.Option("--priority-frames", metavar="F", help="Frames to render first."),
@@ -250,6 +253,7 @@ def submit(
             "priority_frames": priority_frames,
             "max_runtime_s": max_runtime,
             "paused": paused,
+            "container": {"image": image} if image else None,
             **scheduling,
         }
         if bucket is not None:
@@ -286,6 +290,7 @@ def submit(
             priority_frames=priority_frames,
             max_runtime_s=max_runtime,
             paused=paused,
+            image=image,
             **scheduling,
         )
     _print_id(job.id, as_json)

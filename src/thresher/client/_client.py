@@ -7,16 +7,18 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel
 
+from thresher.client._events import EventsMixin
 from thresher.client._security import SecurityCalls
 from thresher.client._sites import SitesCalls
 from thresher.schemas import api
 from thresher.schemas import engines as eng
+from thresher.schemas import monitor as mon
 from thresher.schemas import openjd as ojd
 
 M = TypeVar("M", bound=BaseModel)
 
 
-class Client(SecurityCalls, SitesCalls):
+class Client(EventsMixin, SecurityCalls, SitesCalls):
     """A connection to a Thresher controller, answering typed results (`thresher.schemas.api`).
 
     >>> client = Client("http://127.0.0.1:8420", token)        # doctest: +SKIP
@@ -29,6 +31,26 @@ class Client(SecurityCalls, SitesCalls):
 
     def _post(self, model: type[M], path: str, body: Any = None) -> M:
         return model.model_validate(self._call("POST", path, json=body).json())
+
+    # -- the monitor's reads (statistics, estimates, task runs, resources) ---------------------
+
+    def stats(self, *, since: float = 0.0, until: float | None = None) -> mon.StatsOut:
+        return self._get(mon.StatsOut, "/api/v1/stats", since=since, until=until)
+
+    def eta(self, job_id: int) -> mon.EtaOut:
+        return self._get(mon.EtaOut, f"/api/v1/jobs/{job_id}/eta")
+
+    def runs(self, job_id: int, *, block: int = 0) -> mon.BlockRunsOut:
+        return self._get(mon.BlockRunsOut, f"/api/v1/jobs/{job_id}/blocks/{block}/runs")
+
+    def act_on_range(
+        self, job_id: int, first: int, last: int, action: str, *, block: int = 0
+    ) -> mon.RangeOut:
+        body = {"first": first, "last": last, "action": action}
+        return self._post(mon.RangeOut, f"/api/v1/jobs/{job_id}/blocks/{block}/range", body)
+
+    def samples(self, worker: str, *, since: float = 0.0) -> mon.SampleHistory:
+        return self._get(mon.SampleHistory, f"/api/v1/workers/{worker}/samples", since=since)
 
     # -- health ---------------------------------------------------------------------------------
 
@@ -68,11 +90,13 @@ class Client(SecurityCalls, SitesCalls):
         preview_every: int | None = None,
         errors_to_avoid: int | None = None,
         forgive_s: float | None = None,
+        image: str | None = None,
     ) -> api.JobOut:
         """Submit a command job; `command` is an argv template with {start} {end} {frame}
-        {frames} placeholders. The scheduling options are described in docs/scheduling.md:
-        `filters` such as ``ram:>32GB,pool:@lighting``, `limits` (license names) each task
-        holds, caps, `after_name` (a glob over your job names; `after_global`: everyone's)."""
+        {frames} placeholders; with `image`, its tasks run in that container image. The
+        scheduling options are described in docs/scheduling.md: `filters` such as
+        ``ram:>32GB,pool:@lighting``, `limits` (license names) each task holds, caps,
+        `after_name` (a glob over your job names; `after_global`: everyone's)."""
         return self.submit_job(
             api.JobIn(
                 filters=filters,
@@ -99,6 +123,7 @@ class Client(SecurityCalls, SitesCalls):
                 priority_frames=priority_frames,
                 max_runtime_s=max_runtime_s,
                 paused=paused,
+                container=None if image is None else api.ContainerIn(image=image),
             )
         )
 

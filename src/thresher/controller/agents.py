@@ -12,6 +12,8 @@ from thresher.controller.auth import Caller, enrol_code_hash, issue_token
 from thresher.controller.convert import assignment_out, finish_report, registration
 from thresher.controller.dispatch import Dispatch, Dispatcher, DispatchIndex
 from thresher.controller.jobs import Jobs
+from thresher.controller.monitor import SampleKeeper
+from thresher.controller.notifications import DiskWatch, workers_lost, workers_sick
 from thresher.controller.scheduling import Scheduling
 from thresher.controller.settings import ControllerSettings
 from thresher.controller.unit import UnitOfWork
@@ -60,6 +62,9 @@ class Agents:
         # expired, even when writing its lease failed (the database away, its disk full).
         self._heard: dict[int, float] = {}
         self._flushed_at = 0.0
+        self.samples = SampleKeeper(store)  # resource samples polls carry (web monitor)
+        self.log_bytes: Callable[[int], None] | None = None  # told of output taken in
+        self.disk = DiskWatch(store, settings.disk_low_bytes)  # worker.disk_low events
 
     # -- enrolment and identity -----------------------------------------------------------------
 
@@ -183,6 +188,9 @@ class Agents:
             self.flush_heartbeats()
             heard = [w for w, at in self._heard.items() if now - at < lease_s]
             expired = self.store.workers.expire(now=now, lease_s=lease_s, keep=heard)
+            workers_lost(self.store, expired, now=now)
+            sick, self.index.newly_sick = self.index.newly_sick, []
+            workers_sick(self.store, sick, now=now)
         if expired:
             self.notifier.notify()
         return expired
@@ -214,10 +222,20 @@ class Agents:
         results = self.store.attempts.finish_many(
             [finish_report(fin) for fin in finished], now=self.clock.now()
         )
+        self.store.monitor.record_cpu(
+            [
+                (fin.attempt_id, fin.cpu_s)
+                for fin, result in zip(finished, results, strict=True)
+                if fin.cpu_s is not None and not isinstance(result, StaleAttempt)
+            ]
+        )
         for fin, result in zip(finished, results, strict=True):
             if isinstance(result, StaleAttempt):
                 stale.append(fin.attempt_id)
-            elif result is not None and self.index.finished(
+                continue
+            if fin.status in ("failed", "timed_out"):
+                self.store.events.emit_task_failed(fin.attempt_id, now=self.clock.now())
+            if result is not None and self.index.finished(
                 fin.attempt_id, fin.status, fin.duration_s
             ):
                 # Only a failure can make tasks never run (a success turned into a failure by
@@ -226,6 +244,8 @@ class Agents:
         return stale
 
     def _record_output(self, batch: api.OutputBatch) -> None:
+        if self.log_bytes is not None and batch.lines:
+            self.log_bytes(sum(len(text) for _, text in batch.lines))
         self.store.attempts.record_output(
             batch.attempt_id,
             batch.token,
@@ -245,6 +265,8 @@ class Agents:
             stop = self.store.workers.attempts_to_stop(worker_id)
         if body.finished:
             self.notifier.notify(soft=True)
+        elif body.output:
+            self.notifier.touch()
         return self._answer(worker_id, [], stop=stop, stale=stale, nimby=False)
 
     # -- the long-poll --------------------------------------------------------------------------
@@ -283,10 +305,15 @@ class Agents:
             self.heartbeat(worker_id, started)
             stale = self._report(body.output, body.finished)
             self.scheduling.note_local_nimby(worker_id, body.nimby)
+            self.disk.seen(worker_id, body.sample, now=started)
             held, stale = self._reconcile(worker_id, body, stale, started)
             got = self._dispatch(worker_id, body.lanes, body.ahead_lanes, held)
+            if body.sample:
+                self.samples.record(worker_id, started, body.sample)
         if body.finished:
             self.notifier.notify(soft=True)
+        elif body.output or body.sample or got.assignments:
+            self.notifier.touch()
         poll = _HeldPoll(
             worker_id=worker_id,
             lanes=tuple(body.lanes),
@@ -331,6 +358,8 @@ class Agents:
             poll = replace(poll, held=self.store.snapshot.worker_held(poll.worker_id))
         with self.unit.transaction():
             got = self._dispatch(poll.worker_id, poll.lanes, poll.ahead_lanes, poll.held)
+        if got.assignments:
+            self.notifier.touch()
         return self._decide(poll, got)
 
     def _last_round(self, poll: _HeldPoll) -> _HeldPoll:

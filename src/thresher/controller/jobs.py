@@ -10,6 +10,7 @@ from thresher.controller.auth import ADMIN, ARTIST, WRANGLER, Caller
 from thresher.controller.compile import compile_job, compile_template
 from thresher.controller.compile.policy import SubmitPolicy
 from thresher.controller.engines import EngineRegistry
+from thresher.controller.notifications import final_kind, job_event
 from thresher.controller.sites import submission_fields
 from thresher.controller.unit import UnitOfWork
 from thresher.controller.visibility import (
@@ -20,6 +21,7 @@ from thresher.controller.visibility import (
 )
 from thresher.core.clock import Clock
 from thresher.core.errors import InvalidInput, NotFound, ProblemCollector
+from thresher.core.events import EventKind
 from thresher.core.model import AttemptRecord, JobRecord, JobSpec, TaskRecord
 from thresher.core.states import JobStatus, TaskStatus
 from thresher.core.volumes import check_refs
@@ -116,7 +118,9 @@ class Jobs:
 
     def _create(self, caller: Caller, spec: JobSpec) -> JobRecord:
         check_submission(caller, spec)
-        return self.store.jobs.get(self.store.jobs.create(spec, now=self.clock.now()))
+        job = self.store.jobs.get(self.store.jobs.create(spec, now=self.clock.now()))
+        job_event(self.store, job, EventKind.JOB_SUBMITTED, now=self.clock.now())
+        return job
 
     def get(self, caller: Caller, job_id: int) -> JobRecord:
         """The job, if the caller may see it (else NotFound, as if there were none)."""
@@ -288,5 +292,6 @@ class Jobs:
         self._stamp_if_final(job_id)
 
     def _stamp_if_final(self, job_id: int) -> None:
-        if self.store.jobs.get(job_id).status in FINAL_JOB:
-            self.store.jobs.mark_finished(job_id, self.clock.now())
+        job = self.store.jobs.get(job_id)
+        if job.status in FINAL_JOB and self.store.jobs.mark_finished(job_id, self.clock.now()):
+            job_event(self.store, job, final_kind(job.status), now=self.clock.now())

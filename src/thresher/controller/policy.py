@@ -115,6 +115,25 @@ ROUTES: dict[str, frozenset[str]] = {
     "POST /api/v1/admin/tokens": ADMINS,
     "POST /api/v1/admin/access-keys": ADMINS,
     "GET /api/v1/audit": WRANGLE,
+    # operations: Prometheus scrapes with a wrangler's (or an admin's) token
+    "GET /metrics": WRANGLE,
+    # the web monitor (a job's task runs and ETA follow the job's visibility)
+    "GET /api/v1/jobs/{job_id}/blocks/{block}/runs": READ,
+    "POST /api/v1/jobs/{job_id}/blocks/{block}/range": SUBMIT,
+    "GET /api/v1/jobs/{job_id}/eta": READ,
+    "GET /api/v1/workers/{name}/samples": READ,
+    "GET /api/v1/samples/latest": READ,
+    "GET /api/v1/lanes": READ,
+    "GET /api/v1/stats": READ,
+    "GET /api/v1/stuck": WRANGLE,
+    "POST /api/v1/events/ticket": READ,
+    "GET /api/v1/events/stream": READ,
+    # events and subscriptions (webhooks, e-mail): the use cases check whose they are
+    "POST /api/v1/subscriptions": READ,
+    "GET /api/v1/subscriptions": READ,
+    "GET /api/v1/subscriptions/{sub_id}": READ,
+    "DELETE /api/v1/subscriptions/{sub_id}": READ,
+    "GET /api/v1/events": READ,
     # submitters' compatible routes
     "POST /renderacre/v1/jobs": SUBMIT,
     "POST /renderacre/{token}/v1/jobs": SUBMIT,

@@ -174,6 +174,7 @@ class AttemptRecord:
     engine_revision: int | None = None  # engine jobs: the engine revision it ran (0: built in)
     outputs: tuple[str, ...] = ()  # engine jobs: files the engine reported writing
     status_message: str | None = None  # the last status the task reported (OpenJD)
+    cpu_s: float | None = None  # CPU time (user + system) the task used, when reported
 
 
 @dataclass(frozen=True)
@@ -202,6 +203,7 @@ class WorkerRecord:
     nimby: str | None = None  # paused | stopped, from the controller
     local_nimby: str | None = None  # paused | stopped, from the worker's machine
     sick_since: float | None = None
+    lane_gpus: Mapping[int, tuple[int, ...]] = field(default_factory=dict)  # GPU ids per lane
 
 
 @dataclass(frozen=True)

@@ -116,6 +116,9 @@ if TYPE_CHECKING:
         BlockWaitOut as BlockWaitOut,
     )
     from thresher.schemas.jobs import (
+        ContainerIn as ContainerIn,
+    )
+    from thresher.schemas.jobs import (
         Counts as Counts,
     )
     from thresher.schemas.jobs import (
@@ -209,6 +212,7 @@ _MODULES = {
     "BlockIn": "jobs",
     "BlockOut": "jobs",
     "BlockWaitOut": "jobs",
+    "ContainerIn": "jobs",
     "Counts": "jobs",
     "TaskWhyOut": "jobs",
     "EngineJobSettings": "jobs",

@@ -97,6 +97,17 @@ class EngineJobSettings(Strict):
     )
 
 
+class ContainerIn(Strict):
+    """The container image a job's tasks run in (podman or docker on the worker)."""
+
+    image: str = Field(
+        min_length=1,
+        max_length=255,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9._/:@-]*$",
+        description="an image name the workers can run or pull: localhost/povray:3.7",
+    )
+
+
 class JobIn(Strict):
     name: Name
     priority: int = Field(50, ge=0, le=100)
@@ -122,6 +133,9 @@ class JobIn(Strict):
         default=None, description="the tasks' working directory: an absolute path"
     )
     paused: bool = False
+    container: ContainerIn | None = Field(
+        default=None, description="run the tasks in this container image (see docs/cloud.md)"
+    )
     # -- engine jobs (kind "engine", implied by `engine`), in accsyn's payload shape; see
     # docs/engines.md. `range` and `settings.task_bucketsize` may also be given as `frames`
     # and `chunk`.
@@ -225,6 +239,9 @@ class BlockOut(BaseModel):
     host_filters: str = Field(
         default="", description="the block's own filters (OpenJD hostRequirements)"
     )
+    eta_s: float | None = Field(
+        default=None, description="seconds until its tasks are done at the present pace"
+    )
 
 
 class JobOut(BaseModel):
@@ -250,6 +267,9 @@ class JobOut(BaseModel):
     preempt: bool = False
     after_name: str | None = None
     after_global: bool = False
+    eta_s: float | None = Field(
+        default=None, description="seconds until the job is done at the present pace"
+    )
 
 
 class JobList(BaseModel):
@@ -310,10 +330,16 @@ class AttemptOut(BaseModel):
     engine_revision: int | None = None
     outputs: list[str] = Field(default_factory=list)
     status_message: str | None = Field(default=None, description="the task's latest status")
+    cpu_s: float | None = Field(default=None, description="CPU time (user + system) it used")
 
 
 class TaskDetail(TaskOut):
     attempts_detail: list[AttemptOut]
+    eta_s: float | None = Field(
+        default=None,
+        description="seconds until it is done once it runs: what is left of a running one, "
+        "a whole run for one not started, 0 for one that ended",
+    )
 
 
 class AttemptList(BaseModel):

@@ -27,13 +27,17 @@ from thresher.store.db import create_engine, migrate
 from thresher.store.dispatch import ClaimCandidate, ClaimOutcome, DispatchClaims, Refused
 from thresher.store.engines import Engines
 from thresher.store.error_hosts import ErrorHosts
+from thresher.store.events import Events
+from thresher.store.farm_state import FarmState
 from thresher.store.jobs import Jobs
 from thresher.store.limits import Limits
+from thresher.store.monitor import Monitor
 from thresher.store.records import FinishReport, TokenRecord, WorkerRegistration
 from thresher.store.scheduling import SchedulingSettings
 from thresher.store.security import Audit, EnrolCodes, Users
 from thresher.store.sites import Sites
 from thresher.store.snapshot import Snapshots
+from thresher.store.stats import Statistics
 from thresher.store.tasks import Tasks
 from thresher.store.tokens import Tokens
 from thresher.store.workers import Workers
@@ -61,6 +65,7 @@ class Store:
         self.tokens = Tokens(self.db)
         self.access_keys = AccessKeys(self.db)
         self.engines = Engines(self.db)
+        self.events = Events(self.db)  # events (the outbox), subscriptions, deliveries
         self.limits = Limits(self.db)
         self.error_hosts = ErrorHosts(self.db)
         self.scheduling = SchedulingSettings(self.db)
@@ -70,6 +75,9 @@ class Store:
         self.users = Users(self.db)  # people: role and groups (security)
         self.enrol_codes = EnrolCodes(self.db)
         self.audit = Audit(self.db)
+        self.monitor = Monitor(self.db)  # resource samples, task runs, changes (web monitor)
+        self.stats = Statistics(self.db)
+        self.farm_state = FarmState(self.db)  # counts by state, for /metrics
 
     @classmethod
     def open(cls, url: str) -> Self:

@@ -350,6 +350,7 @@ audit = sa.Table(
 )
 
 # -- monitor (0004) -------------------------------------------------------------------
+# In tables_monitor.py (worker_samples), imported at the end of this module.
 
 # -- operations (0005) ----------------------------------------------------------------
 
@@ -403,3 +404,62 @@ job_sites = sa.Table(
 # -- submitters (0007) ----------------------------------------------------------------
 
 # -- cloud (0008) ---------------------------------------------------------------------
+
+# The areas' own table modules, imported last so their tables join `metadata`.
+from thresher.store import tables_monitor  # noqa: E402, F401
+
+# GPU lanes: lane -> the GPU device ids it owns ({"0": [0], "1": [1]}); NULL: no GPU lanes.
+workers.append_column(sa.Column("lane_gpus", sa.JSON, nullable=True))
+
+# Events and notifications. An event is written in the transaction of the change it tells of
+# (the outbox), then fanned out to the matching subscriptions as deliveries, which a background
+# sender delivers and retries.
+events = sa.Table(
+    "events",
+    metadata,
+    sa.Column("id", ID, primary_key=True),
+    sa.Column("kind", sa.String(40), nullable=False),
+    sa.Column("job_id", ID, nullable=True),
+    sa.Column("owner", sa.String(200), nullable=True),
+    sa.Column("worker", sa.String(200), nullable=True),
+    sa.Column("data", sa.JSON, nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("fanned_out", sa.Boolean, nullable=False, default=False, server_default=sa.false()),
+    sa.Index("ix_events_fanned_out", "fanned_out"),
+    sqlite_autoincrement=True,
+)
+subscriptions = sa.Table(
+    "subscriptions",
+    metadata,
+    sa.Column("id", ID, primary_key=True),
+    sa.Column("owner", sa.String(200), nullable=False),
+    sa.Column("channel", sa.String(20), nullable=False),  # webhook | email
+    sa.Column("target", sa.String(2000), nullable=False),  # URL or e-mail address
+    sa.Column("kinds", sa.JSON, nullable=False),  # event kinds, or ["*"]
+    sa.Column("job_id", ID, nullable=True),  # only this job's events
+    sa.Column("all_users", sa.Boolean, nullable=False, default=False, server_default=sa.false()),
+    sa.Column("min_failures", sa.Integer, nullable=False, default=1, server_default="1"),
+    sa.Column("secret", sa.String(400), nullable=False),  # HMAC key, sealed; shown once
+    sa.Column("created_at", sa.Float, nullable=False),
+    sqlite_autoincrement=True,
+)
+deliveries = sa.Table(
+    "deliveries",
+    metadata,
+    sa.Column("id", ID, primary_key=True),
+    sa.Column("event_id", ID, sa.ForeignKey("events.id", ondelete="CASCADE"), nullable=False),
+    sa.Column(
+        "subscription_id",
+        ID,
+        sa.ForeignKey("subscriptions.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    sa.Column("status", sa.String(20), nullable=False),  # pending | delivered | failed
+    sa.Column("tries", sa.Integer, nullable=False, default=0, server_default="0"),
+    sa.Column("next_at", sa.Float, nullable=False),
+    sa.Column("last_error", sa.Text, nullable=True),
+    sa.Column("delivered_at", sa.Float, nullable=True),
+    sa.UniqueConstraint("event_id", "subscription_id", name="uq_deliveries_event_subscription"),
+    sa.Index("ix_deliveries_status_next_at", "status", "next_at"),
+    sqlite_autoincrement=True,
+)

@@ -18,7 +18,7 @@ import os
 import random
 from collections import Counter
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from thresher.client import AgentClient, ThresherError
@@ -27,6 +27,8 @@ from thresher.schemas import api
 from thresher.worker.engines import WorkerEngines
 from thresher.worker.executor import Executor
 from thresher.worker.guardian import Guardian
+from thresher.worker.launch import ContainerSettings, Launcher
+from thresher.worker.meters import Meters
 from thresher.worker.nimby import State as NimbyState
 from thresher.worker.nimby import nimby_path, read_nimby
 from thresher.worker.outbox import Outbox
@@ -58,6 +60,8 @@ class AgentConfig:
     # A guardian process kills the tasks' process groups if this worker is killed outright
     # (see worker/guardian.py).
     guardian: bool = True
+    # Jobs that name a container image run in it (see worker/launch.py).
+    containers: ContainerSettings = field(default_factory=ContainerSettings)
     # Security: a one-time enrolment code (instead of an enrolment token), the CA file that
     # signed an https controller's certificate (None: the system's).
     enrol_code: str | None = None
@@ -67,6 +71,9 @@ class AgentConfig:
     def token_file(self) -> Path:
         """Where the worker keeps its own token (0600) after enrolling with a code."""
         return self.work_dir / "worker-token"
+
+    # Resource samples for the monitor (see worker/meters.py): how often one is read; 0: never.
+    sample_every_s: float = 5.0
 
     @property
     def poll_policy(self) -> PollPolicy:
@@ -116,6 +123,10 @@ class Agent:
             path_mapping_rules=config.path_mapping_rules,
             shares=ShareResolver(self.client, site=config.facts.site, os_name=config.facts.os),
             sync=SiteSync(self.client, site=config.facts.site, os_name=config.facts.os),
+            launcher=Launcher(
+                lane_gpus={k: tuple(v) for k, v in config.facts.lane_gpus.items()},
+                containers=config.containers,
+            ),
         )
         self._flush_timer: asyncio.TimerHandle | None = None
         # Output reaches the controller in the order it was written: a report and a poll that
@@ -134,6 +145,8 @@ class Agent:
         # Requests sent and finishes they carried, logged at the end (requests per task are
         # what short tasks cost the controller and this worker most).
         self.sent: Counter[str] = Counter()
+        self._sample: dict[str, float] | None = None  # read, not yet sent with a poll
+        self._meters: Meters | None = None
 
     # -- lifecycle ------------------------------------------------------------------------------
 
@@ -154,10 +167,12 @@ class Agent:
         reporting = asyncio.Event()
         flusher = asyncio.create_task(self._forever("report", self._flush_round, reporting))
         watcher = asyncio.create_task(self._forever("NIMBY watch", self._nimby_round, stop))
+        sampler = asyncio.create_task(self._forever("sample", self._sample_round, stop))
         try:
             await self._forever("poll", self._poll_round, stop)
         finally:
             watcher.cancel()
+            sampler.cancel()
             try:
                 await self.executor.close()  # what ran has ended and its finish is in the outbox
             finally:
@@ -183,6 +198,17 @@ class Agent:
     async def _nimby_round(self, stop: asyncio.Event) -> None:
         await _wait(stop, 0.5)
         self.check_nimby()
+
+    async def _sample_round(self, stop: asyncio.Event) -> None:
+        """Read the meters (in a thread: nvidia-smi and plugins may take a while); the next
+        poll carries the newest reading."""
+        if self.config.sample_every_s <= 0:
+            await stop.wait()
+            return
+        if self._meters is None:
+            self._meters = await asyncio.to_thread(Meters.for_worker, self.config.work_dir)
+        self._sample = await asyncio.to_thread(self._meters.read)
+        await _wait(stop, self.config.sample_every_s)
 
     async def _forever(
         self,
@@ -318,7 +344,9 @@ class Agent:
             running=self.executor.running(),
             output=output,
             finished=finished,
+            sample=self._sample,
         )
+        self._sample = None
         try:
             answer = await self._send_poll(body, stop)
         except BaseException:

@@ -25,12 +25,13 @@ from thresher.schemas import api
 from thresher.worker.attempts import Failed, Held, finish_report, run_command, run_process
 from thresher.worker.engines import EngineTaskError, WorkerEngines
 from thresher.worker.lanes import Done, LaneThreads
+from thresher.worker.launch import Launcher
 from thresher.worker.openjd_lane import OpenJDLanes, OpenJDResult
 from thresher.worker.outbox import Outbox
 from thresher.worker.poll_policy import LaneLoad, closed, closing, ended, given, topped_up
 from thresher.worker.process import GroupGuard, ProcessResult
 from thresher.worker.sync import SiteSync
-from thresher.worker.tasks import CommandBuilder
+from thresher.worker.tasks import Command, CommandBuilder
 from thresher.worker.volumes import ShareResolver, needs_shares
 
 __all__ = ["Executor"]
@@ -54,6 +55,7 @@ class Executor:
         path_mapping_rules: Sequence[Mapping[str, str]] = (),
         shares: ShareResolver | None = None,
         sync: SiteSync | None = None,
+        launcher: Launcher | None = None,
     ) -> None:
         self.held: dict[int, Held] = {}  # by attempt id, until its finish is acknowledged
         self.loads = [LaneLoad() for _ in range(lanes)]
@@ -73,6 +75,7 @@ class Executor:
         self._guard: GroupGuard | None = None
         self._shares = shares  # share=NAME/... paths resolved to this site's roots
         self._sync = sync  # away from the main site: inputs synced first, outputs sent back
+        self.launcher = launcher or Launcher()
 
     def start(self, loop: asyncio.AbstractEventLoop, *, guard: GroupGuard | None = None) -> None:
         """Start the lanes' threads; `guard` is told of every task's process group."""
@@ -182,6 +185,8 @@ class Executor:
         if timer is not None:
             timer.cancel()
         held.lane = lane
+        held.launch = lambda command: self._launch(held, command)
+        held.cleanup = lambda result: self.launcher.cleanup(held.assignment, result)
         self.loads[lane] = given(self.loads[lane])
         self._idle.clear()
         if self._shares is not None and needs_shares(held.assignment):
@@ -243,7 +248,9 @@ class Executor:
     async def _prepare_engine(self, held: Held, lane: int) -> None:
         a = held.assignment
         try:
-            held.engine_run = await self._engines.start(a, self._outbox, work_dir=self._work_dir)
+            held.engine_run = await self._engines.start(
+                a, self._outbox, work_dir=self._work_dir, gpu_ids=self.launcher.gpus(lane)
+            )
         except EngineTaskError as exc:  # engine code failed: that task fails, with its traceback
             failed = Failed(exc.message, tuple(exc.details.rstrip().splitlines()))
             self.on_lane_done([Done(lane, a.attempt_id, value=failed)])
@@ -263,6 +270,16 @@ class Executor:
             a.attempt_id,
             lambda: run_process(held, command, outbox=outbox, grace_s=grace_s, guard=guard),
         )
+
+    def _launch(self, held: Held, command: Command) -> Command:
+        """In the lane's thread: the command with its lane's GPUs, in its job's container."""
+        run = held.engine_run
+        if run is None:
+            return self.launcher.command(held.assignment, command)
+        task = run.prepared.task
+        inputs = [p for p in (task.input, *task.inputs) if p]
+        outputs = [task.output] if task.output else []
+        return self.launcher.command(held.assignment, command, inputs=inputs, outputs=outputs)
 
     def _lane_ended(self, lane: int) -> None:
         self.loads[lane] = ended(self.loads[lane])

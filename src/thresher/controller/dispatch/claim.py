@@ -24,6 +24,7 @@ from thresher.core.ahead import tasks_ahead
 from thresher.core.clock import Clock
 from thresher.core.dispatch import LaneView, RunningView, preemptions, rank
 from thresher.core.filters import dedicated_rank
+from thresher.core.gpu_lanes import lane_facts
 from thresher.core.lanes import free_capacity, lane_loads, worker_capacity
 from thresher.core.model import Assignment
 from thresher.store.snapshot import HeldAttempt
@@ -54,7 +55,7 @@ class _Worker:
         return LaneView(
             worker_id=self.entry.snap.id,
             hostname=self.entry.snap.hostname,
-            facts=self.entry.facts,
+            facts=lane_facts(self.entry.facts, self.entry.snap.lane_gpus, lane),
             lane=lane,
             engines=self.entry.engines.get(lane),
             free_capacity=free_capacity(self.total, self.loads, lane),
