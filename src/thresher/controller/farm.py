@@ -22,6 +22,7 @@ from thresher.controller.jobs import Jobs
 from thresher.controller.notifier import Notifier
 from thresher.controller.scheduling import Scheduling
 from thresher.controller.settings import ControllerSettings
+from thresher.controller.submitters import Submitters
 from thresher.controller.unit import UnitOfWork
 from thresher.controller.waiting import Waiting
 from thresher.core.clock import Clock
@@ -58,6 +59,8 @@ class Farm:
             run=self.thread.run,
         )
         self.access = Access(store, clock, self.unit)
+        self.submitters = Submitters(store, clock, self.unit, self.jobs)
+        self.jobs.on_failures = self.submitters.check_failed_cap
         self.waiting = Waiting(store, self.dispatch_index)
         self._store = store
 

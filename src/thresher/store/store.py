@@ -31,6 +31,7 @@ from thresher.store.limits import Limits
 from thresher.store.records import FinishReport, TokenRecord, WorkerRegistration
 from thresher.store.scheduling import SchedulingSettings
 from thresher.store.snapshot import Snapshots
+from thresher.store.submitters import Submitters
 from thresher.store.tasks import Tasks
 from thresher.store.tokens import Tokens
 from thresher.store.workers import Workers
@@ -63,6 +64,7 @@ class Store:
         self.scheduling = SchedulingSettings(self.db)
         self.snapshot = Snapshots(self.db)
         self.dispatch = DispatchClaims(self.db)
+        self.submitters = Submitters(self.db)  # queue environments, job extras, sessions
 
     @classmethod
     def open(cls, url: str) -> Self:
