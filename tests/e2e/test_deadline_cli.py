@@ -50,7 +50,9 @@ steps:
     - {name: N, type: INT, range: "1-2"}
   script:
     actions:
-      onRun: {command: bash, args: ["-c", "echo 'broken {{Task.Param.N}}'; exit $(({{Task.Param.N}} * 3 - 3))"]}
+      onRun:
+        command: bash
+        args: ["-c", "echo 'broken {{Task.Param.N}}'; exit $(({{Task.Param.N}} * 3 - 3))"]
 """
 SLEEP = """
 specificationVersion: jobtemplate-2023-09
