@@ -19,6 +19,7 @@ from thresher.cli.common import (
     fail,
     print_json,
 )
+from thresher.cli.task_file import task_file_job
 
 
 def parse_env(pairs: list[str]) -> dict[str, str]:
@@ -192,11 +193,23 @@ def submit(
         float | None,
         typer.Option("--forgive", metavar="S", help="Seconds until an avoided host is forgiven."),
     ] = None,
+    task_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--task-file",
+            metavar="FILE",
+            help="A job whose tasks are FILE's lines, each its own arguments after CMD (if "
+            "any); '-' reads stdin.",
+        ),
+    ] = None,
+    as_files: Annotated[
+        bool, typer.Option("--lines-are-files", help="--task-file: each line is one argument.")
+    ] = False,
     as_json: JsonOption = False,
     url: UrlOption = DEFAULT_URL,
     token: TokenOption = None,
 ) -> None:
-    """Submit a command job or an engine job and print its id."""
+    """Submit a command job, a task-file job or an engine job and print its id."""
     variables = parse_env(env or [])
     scheduling: dict[str, Any] = {
         "filters": filters,
@@ -242,20 +255,18 @@ def submit(
             job = client.create_job({k: v for k, v in payload.items() if v is not None})
         _print_id(job.id, as_json)
         return
+    if task_file is not None:
+        common = {"priority": priority, "retries": retries, "after": after or [], "cwd": cwd}
+        common |= {"env": variables, "max_runtime_s": max_runtime, "paused": paused}
+        fields = common | scheduling
+        return _print_id(
+            task_file_job(task_file, command, name, as_files, fields, url, token), as_json
+        )
     if not command:
-        fail("give a command after `--`, or --engine for an engine job")
+        fail("give a command after `--`, --task-file, or --engine for an engine job")
     if name is None:
         fail("a command job needs --name")
-    _refuse_engine_options(
-        {
-            "--input": input_path,
-            "--range": frame_range,
-            "--output": output,
-            "--bucket": bucket,
-            "--param": param,
-            "--arg": arg,
-        }
-    )
+    _refuse_engine_options(input_path, frame_range, output, bucket, param, arg)
     with connect(url, token) as client:
         job = client.submit(
             name,
@@ -275,8 +286,9 @@ def submit(
     _print_id(job.id, as_json)
 
 
-def _refuse_engine_options(given: dict[str, object]) -> None:
-    misplaced = [flag for flag, value in given.items() if value is not None]
+def _refuse_engine_options(*values: object) -> None:
+    flags = ("--input", "--range", "--output", "--bucket", "--param", "--arg")
+    misplaced = [flag for flag, value in zip(flags, values, strict=True) if value is not None]
     if misplaced:
         fail(f"{', '.join(misplaced)} need --engine")
 

@@ -25,6 +25,7 @@ from thresher.controller.routes import (
     nimby,
     pools,
     renderacre,
+    submitters,
     tasks,
     templates,
     workers,
@@ -98,6 +99,7 @@ def create_app(
     app.include_router(deadline.router)  # Deadline Cloud's CreateJob & co
     app.include_router(deadline.admin_router)
     deadline.install(app)
+    app.include_router(submitters.router)  # find, job updates, task-file jobs
     for scheduling in (limits, pools, nimby):
         app.include_router(scheduling.router)
 

@@ -18,6 +18,7 @@ from thresher.controller.compile.policy import SubmitPolicy
 from thresher.controller.dispatch import Dispatcher, DispatchIndex
 from thresher.controller.engines import EngineRegistry
 from thresher.controller.farm_thread import FarmThread
+from thresher.controller.find import Finder
 from thresher.controller.jobs import Jobs
 from thresher.controller.notifier import Notifier
 from thresher.controller.scheduling import Scheduling
@@ -61,6 +62,7 @@ class Farm:
         self.access = Access(store, clock, self.unit)
         self.submitters = Submitters(store, clock, self.unit, self.jobs)
         self.jobs.on_failures = self.submitters.check_failed_cap
+        self.finder = Finder(store, self.unit)
         self.waiting = Waiting(store, self.dispatch_index)
         self._store = store
 

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from thresher.controller.auth import Caller
 from thresher.controller.jobs import Jobs
+from thresher.controller.task_files import compile_task_file
 from thresher.controller.unit import UnitOfWork
 from thresher.core.clock import Clock
 from thresher.core.errors import InvalidInput
@@ -18,6 +19,7 @@ from thresher.core.model import AttemptRecord, JobRecord
 from thresher.core.states import TaskStatus
 from thresher.openjd.template import load_environment_template
 from thresher.schemas import openjd as openjd_schema
+from thresher.schemas.submitters import TaskFileJobIn
 from thresher.store.store import Store
 from thresher.store.submitters import JobExtras, QueueEnvironment, TaskRuns
 
@@ -155,6 +157,17 @@ class Submitters:
                     JobExtras(max_failed_tasks or None, description, self.clock.now(), caller.name),
                 )
             return job
+
+    # -- task-file jobs ----------------------------------------------------------------------
+
+    def submit_task_file(self, caller: Caller, body: TaskFileJobIn) -> JobRecord:
+        """A job whose tasks are the entries of a list, each its own argv."""
+        caller.require("admin", "user")
+        with self.unit.change():
+            spec = compile_task_file(
+                body, owner=caller.name, lookup=self.jobs.lookup, policy=self.jobs.policy
+            )
+            return self.jobs._create(spec)
 
     # -- queue environments ---------------------------------------------------------------------
 
