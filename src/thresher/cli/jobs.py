@@ -6,7 +6,7 @@
 
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.markup import escape
@@ -56,8 +56,14 @@ def jobs(
     params = {"status": status or None, "owner": owner, "limit": limit}
     # JSON as the controller answers it, without the response models: `thresher jobs` is the
     # command people run most, and pydantic would double its start time (docs/performance.md).
+    found: list[dict[str, Any]] = []
     with session(url, token) as client:
-        found = client.get_json("/api/v1/jobs", **params)["jobs"]
+        while len(found) < limit:  # a page may hold fewer: the controller bounds its bytes
+            rest = {"limit": limit - len(found), "offset": len(found)}
+            page = client.get_json("/api/v1/jobs", **{**params, **rest})
+            found += page["jobs"]
+            if not page.get("more"):
+                break
     if as_json:
         print_json(found)
         return

@@ -114,7 +114,14 @@ class Client(AccsynCalls):
             params["status"] = list(status)
         if owner:
             params["owner"] = owner
-        return self._get(api.JobList, "/api/v1/jobs", **params).jobs
+        found: list[api.JobOut] = []
+        while len(found) < limit:  # a page may hold fewer: the controller bounds its bytes
+            page = self._get(api.JobList, "/api/v1/jobs", **{**params, "offset": offset})
+            found += page.jobs
+            if not page.more:
+                break
+            offset = page.next_offset
+        return found[:limit]
 
     def job(self, job_id: int) -> api.JobOut:
         return self._get(api.JobOut, f"/api/v1/jobs/{job_id}")
@@ -151,6 +158,10 @@ class Client(AccsynCalls):
 
     def task(self, job_id: int, index: int, *, block: int = 0) -> api.TaskDetail:
         return self._get(api.TaskDetail, f"/api/v1/jobs/{job_id}/blocks/{block}/tasks/{index}")
+
+    def task_why(self, job_id: int, index: int, *, block: int = 0) -> api.TaskWhyOut:
+        """Why the task waits, or where it is."""
+        return self._get(api.TaskWhyOut, f"/api/v1/jobs/{job_id}/blocks/{block}/tasks/{index}/why")
 
     def attempts(self, job_id: int) -> list[api.AttemptOut]:
         """Every attempt of the job, oldest first."""

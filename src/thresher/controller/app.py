@@ -83,6 +83,7 @@ def create_app(
         version=VERSION,
         description="Render farm controller. Every route but /healthz needs a bearer token.",
         lifespan=lifespan,
+        responses=errors.ERROR_RESPONSES,
     )
     errors.install(app)
     app.add_middleware(

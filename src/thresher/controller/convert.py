@@ -11,7 +11,7 @@ import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
-from thresher.controller.waiting import JobWait
+from thresher.controller.waiting import JobWait, TaskWait
 from thresher.core.model import (
     Assignment,
     AttemptRecord,
@@ -60,6 +60,7 @@ def finish_report(fin: api.FinishIn) -> FinishReport:
         peak_rss_bytes=fin.peak_rss_bytes,
         duration_s=fin.duration_s,
         message=fin.message,
+        before_start=fin.before_start,
     )
 
 
@@ -252,6 +253,17 @@ def engine_detail_out(
             )
             for r in revisions
         ],
+    )
+
+
+def task_why_out(wait: TaskWait) -> api.TaskWhyOut:
+    task = wait.task
+    return api.TaskWhyOut(
+        job_id=task.job_id,
+        block=task.block_index,
+        index=task.index,
+        status=task.status.value,
+        reasons=[api.ReasonOut(text=r.text, workers=r.workers) for r in wait.reasons],
     )
 
 

@@ -143,12 +143,23 @@ class Jobs:
             return self.store.attempts.of_job(job_id)
 
     def log(
-        self, caller: Caller, job_id: int, block: int, index: int, *, after: int, limit: int
-    ) -> list[tuple[int, int, str, str]]:
-        """(line id, attempt id, stream, text) of the task's output after line `after`."""
+        self,
+        caller: Caller,
+        job_id: int,
+        block: int,
+        index: int,
+        *,
+        after: int,
+        limit: int,
+        max_bytes: int,
+    ) -> tuple[list[tuple[int, int, str, str]], bool]:
+        """(line id, attempt id, stream, text) of the task's output after line `after`: at most
+        `limit` lines and `max_bytes` of text; and whether more follow."""
         with self.unit.transaction():
             self.store.tasks.get(job_id, block, index)
-            return self.store.attempts.task_log(job_id, block, index, after_id=after, limit=limit)
+            return self.store.attempts.log_page(
+                job_id, block, index, after_id=after, limit=limit, max_bytes=max_bytes
+            )
 
     # -- actions --------------------------------------------------------------------------------
 

@@ -74,6 +74,12 @@ class FinishIn(Strict):
     peak_rss_bytes: int | None = Field(default=None, ge=0, le=MAX_INT64)
     duration_s: float | None = Field(default=None, ge=0, le=1e10)
     message: str | None = Field(default=None, max_length=MAX_TEXT)
+    before_start: bool = Field(
+        default=False,
+        description="the task's process never started: its executable or working directory "
+        "missing, its engine failing before it (a definition that fails so on two hosts fails "
+        "the task without retries, blaming no host)",
+    )
 
 
 class RunningIn(Strict):

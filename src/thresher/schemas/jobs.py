@@ -255,6 +255,8 @@ class JobOut(BaseModel):
 
 class JobList(BaseModel):
     jobs: list[JobOut]
+    next_offset: int = Field(default=0, description="pass as `offset` for the next page")
+    more: bool = Field(default=False, description="more jobs follow this page")
 
 
 class PriorityIn(Strict):
@@ -328,6 +330,8 @@ class LogLine(BaseModel):
 
 class LogOut(BaseModel):
     lines: list[LogLine]
+    next_after: int = Field(default=0, description="pass as `after` for the next page")
+    more: bool = Field(default=False, description="more lines follow this page")
 
 
 class ReasonOut(BaseModel):
@@ -340,6 +344,17 @@ class BlockWaitOut(BaseModel):
     name: str
     waiting_tasks: int = Field(description="tasks of the block that may still be dispatched")
     reasons: list[ReasonOut]
+
+
+class TaskWhyOut(BaseModel):
+    job_id: int
+    block: int
+    index: int
+    status: str
+    reasons: list[ReasonOut] = Field(
+        description="why the task is where it is, most specific first: its own state, the "
+        "upstream tasks it waits on, the host a retry avoids, then its block's reasons"
+    )
 
 
 class WhyOut(BaseModel):

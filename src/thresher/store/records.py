@@ -35,6 +35,7 @@ class FinishReport:
     peak_rss_bytes: int | None = None
     duration_s: float | None = None
     message: str | None = None
+    before_start: bool = False  # the process never started (see FinishIn.before_start)
 
 
 @dataclass(frozen=True)

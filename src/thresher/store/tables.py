@@ -180,6 +180,9 @@ attempts = sa.Table(
     sa.Column("outputs", sa.JSON, nullable=True),
     # OpenJD: the last status message a task reported (`openjd_status:`).
     sa.Column("status_message", sa.Text, nullable=True),
+    # The task's process never started (its executable or working directory missing, its engine
+    # failing before it): on a second host too, the task's definition is broken (migration 0002).
+    sa.Column("before_start", sa.Boolean, server_default=sa.false(), nullable=False),
     sa.Index("ix_attempts_task", "task_id"),
     sa.Index("ix_attempts_worker_status", "worker_id", "status"),
     sqlite_autoincrement=True,

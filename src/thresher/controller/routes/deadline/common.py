@@ -10,6 +10,7 @@ from typing import Annotated, Any, NoReturn
 
 from fastapi import Depends, Request
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 
 from thresher.controller.auth import Caller
 from thresher.controller.farm import Farm
@@ -24,6 +25,19 @@ FARM_ID = "farm-" + "0" * 31 + "1"
 QUEUE_ID = "queue-" + "0" * 31 + "1"
 FLEET_ID = "fleet-" + "0" * 31 + "1"
 MAX_RESULTS = 100
+
+
+class AwsErrorOut(BaseModel):
+    """The body of an AWS-style error; its code is in the `x-amzn-ErrorType` header."""
+
+    message: str
+
+
+#: Errors here are AWS-style, not Thresher's `ErrorOut`.
+AWS_ERRORS: dict[int | str, dict[str, Any]] = {
+    status: {"model": AwsErrorOut, "description": "AWS-style error (x-amzn-ErrorType)"}
+    for status in (400, 401, 403, 404, 409, 413, 422, 501, 503)
+}
 
 
 class DeadlineError(Exception):

@@ -11,6 +11,7 @@ from pydantic import BaseModel, Field
 
 from thresher.controller.routes.deadline.common import (
     API,
+    AWS_ERRORS,
     FARM_ID,
     FLEET_ID,
     QUEUE_ID,
@@ -25,9 +26,10 @@ from thresher.controller.routes.deadline.common import (
 from thresher.controller.routes.deps import CallerDep, FarmDep
 from thresher.core.errors import ThresherDomainError
 from thresher.core.states import WorkerStatus
+from thresher.schemas.base import Name, Strict
 from thresher.store.submitters import QueueEnvironment
 
-router = APIRouter(prefix=API + "/farms", tags=["deadline"])
+router = APIRouter(prefix=API + "/farms", tags=["deadline"], responses=AWS_ERRORS)
 admin_router = APIRouter(prefix="/api/v1/admin", tags=["workers"])
 _CREATED = {"createdAt": iso(0), "createdBy": "thresher"}
 
@@ -216,8 +218,8 @@ async def delete_queue_environment(
 # -- Thresher's own admin routes -----------------------------------------------------------------
 
 
-class AccessKeyIn(BaseModel):
-    name: str = Field(min_length=1, max_length=200)
+class AccessKeyIn(Strict):
+    name: Name
     role: str = Field("user", pattern="^(user|admin)$")
 
 
@@ -237,8 +239,8 @@ async def create_access_key(body: AccessKeyIn, farm: FarmDep, caller: CallerDep)
     )
 
 
-class QueueEnvironmentIn(BaseModel):
-    name: str = Field(min_length=1, max_length=200)
+class QueueEnvironmentIn(Strict):
+    name: Name
     priority: int = Field(50, ge=0, le=10_000, description="lower is entered first")
     template: str = Field(min_length=1, max_length=1_000_000, description="environment-2023-09")
 

@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse
 from thresher.controller.routes.deadline import search
 from thresher.controller.routes.deadline.common import (
     API,
+    AWS_ERRORS,
     DeadlineError,
     SignedCaller,
     compact,
@@ -31,7 +32,7 @@ from thresher.core.states import JobStatus
 from thresher.schemas import openjd as schema
 from thresher.store.submitters import JobExtras
 
-router = APIRouter(prefix=API + "/farms/{farmId}", tags=["deadline"])
+router = APIRouter(prefix=API + "/farms/{farmId}", tags=["deadline"], responses=AWS_ERRORS)
 #: SearchJobs reads at most this many of the newest jobs.
 SEARCH_SCAN = 10_000
 

@@ -12,6 +12,7 @@ from fastapi import APIRouter, Request
 
 from thresher.controller.routes.deadline.common import (
     API,
+    AWS_ERRORS,
     FLEET_ID,
     DeadlineError,
     SignedCaller,
@@ -37,8 +38,12 @@ from thresher.core.errors import NotFound
 from thresher.core.model import AttemptRecord
 from thresher.core.states import AttemptStatus
 
-router = APIRouter(prefix=API + "/farms/{farmId}/queues/{queueId}/jobs/{jobId}", tags=["deadline"])
-logs_router = APIRouter(prefix="/deadline-logs", tags=["deadline"])
+router = APIRouter(
+    prefix=API + "/farms/{farmId}/queues/{queueId}/jobs/{jobId}",
+    tags=["deadline"],
+    responses=AWS_ERRORS,
+)
+logs_router = APIRouter(prefix="/deadline-logs", tags=["deadline"], responses=AWS_ERRORS)
 MAX_LOG_EVENTS = 10_000
 
 _ACTION_STATUS = {

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Request
 
 from thresher.controller.routes.deadline.common import (
     API,
+    AWS_ERRORS,
     SignedCaller,
     action_id_out,
     compact,
@@ -31,7 +32,11 @@ from thresher.core.model import BlockRecord, JobRecord, TaskRecord, derive_job_s
 from thresher.core.states import JobStatus, TaskStatus
 from thresher.store.submitters import TaskRuns
 
-router = APIRouter(prefix=API + "/farms/{farmId}/queues/{queueId}/jobs/{jobId}", tags=["deadline"])
+router = APIRouter(
+    prefix=API + "/farms/{farmId}/queues/{queueId}/jobs/{jobId}",
+    tags=["deadline"],
+    responses=AWS_ERRORS,
+)
 
 _TASK_STATUS = {
     TaskStatus.RUNNING: "RUNNING",
