@@ -25,6 +25,8 @@ FARM_ID = "farm-" + "0" * 31 + "1"
 QUEUE_ID = "queue-" + "0" * 31 + "1"
 FLEET_ID = "fleet-" + "0" * 31 + "1"
 MAX_RESULTS = 100
+_MAX_ID = 2**63 - 1  # ids are 64-bit columns: a larger one names nothing
+_MAX_INDEX = 2**31 - 1
 
 
 class AwsErrorOut(BaseModel):
@@ -134,9 +136,15 @@ def job_id_out(job_id: int) -> str:
     return f"job-{job_id:032x}"
 
 
+def _bounded(value: int, kind: str, text: str, limit: int = _MAX_ID) -> int:
+    if value > limit:
+        raise not_found(kind, text)
+    return value
+
+
 def job_id_in(text: str) -> int:
     if re.fullmatch(r"job-[0-9a-f]{32}", text):
-        return int(text[4:], 16)
+        return _bounded(int(text[4:], 16), "job", text)
     raise not_found("job", text)
 
 
@@ -147,7 +155,7 @@ def step_id_out(job_id: int, block: int) -> str:
 def step_id_in(job_id: int, text: str) -> int:
     """The block index a step id names within job `job_id`."""
     if re.fullmatch(r"step-[0-9a-f]{32}", text) and int(text[5:29], 16) == job_id:
-        return int(text[29:], 16)
+        return _bounded(int(text[29:], 16), "step", text, _MAX_INDEX)
     raise not_found("step", text)
 
 
@@ -158,7 +166,7 @@ def task_id_out(job_id: int, block: int, index: int) -> str:
 def task_id_in(job_id: int, block: int, text: str) -> int:
     match = re.fullmatch(r"task-([0-9a-f]{24})([0-9a-f]{8})-(0|[1-9][0-9]{0,9})", text)
     if match and (int(match[1], 16), int(match[2], 16)) == (job_id, block):
-        return int(match[3])
+        return _bounded(int(match[3]), "task", text, _MAX_INDEX)
     raise not_found("task", text)
 
 
@@ -168,7 +176,7 @@ def session_id_out(attempt_id: int) -> str:
 
 def session_id_in(text: str) -> int:
     if re.fullmatch(r"session-[0-9a-f]{32}", text):
-        return int(text[8:], 16)
+        return _bounded(int(text[8:], 16), "session", text)
     raise not_found("session", text)
 
 
@@ -178,7 +186,7 @@ def action_id_out(attempt_id: int) -> str:
 
 def action_id_in(text: str) -> int:
     if re.fullmatch(r"sessionaction-[0-9a-f]{32}-0", text):
-        return int(text[14:46], 16)
+        return _bounded(int(text[14:46], 16), "session-action", text)
     raise not_found("session-action", text)
 
 

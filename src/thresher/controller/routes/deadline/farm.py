@@ -4,6 +4,7 @@ issue access keys and keep the queue environments."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -23,12 +24,14 @@ from thresher.controller.routes.deadline.common import (
     translated,
     validation,
 )
-from thresher.controller.routes.deps import CallerDep, FarmDep
+from thresher.controller.routes.deps import CallerDep, FarmDep, JobIdPath
 from thresher.core.errors import ThresherDomainError
 from thresher.core.states import WorkerStatus
 from thresher.schemas.base import Name, Strict
 from thresher.store.submitters import QueueEnvironment
 
+#: A queue environment's id in Thresher's own routes (a 64-bit row id, as a job's).
+EnvIdPath = JobIdPath
 router = APIRouter(prefix=API + "/farms", tags=["deadline"], responses=AWS_ERRORS)
 admin_router = APIRouter(prefix="/api/v1/admin", tags=["workers"])
 _CREATED = {"createdAt": iso(0), "createdBy": "thresher"}
@@ -136,11 +139,8 @@ def _env_id(env_id: int) -> str:
 
 
 def _env_id_in(text: str) -> int:
-    if text.startswith("queueenv-") and len(text) == 41:
-        try:
-            return int(text[9:], 16)
-        except ValueError:
-            pass
+    if re.fullmatch(r"queueenv-[0-9a-f]{32}", text) and int(text[9:], 16) < 2**63:
+        return int(text[9:], 16)
     raise not_found("queue-environment", text)
 
 
@@ -285,5 +285,5 @@ async def admin_add_environment(
 
 
 @admin_router.delete("/queue-environments/{env_id}", status_code=204)
-async def admin_delete_environment(env_id: int, farm: FarmDep, caller: CallerDep) -> None:
+async def admin_delete_environment(env_id: EnvIdPath, farm: FarmDep, caller: CallerDep) -> None:
     await farm.call(farm.submitters.delete_environment, caller, env_id)
