@@ -10,7 +10,7 @@ import httpx
 import pytest
 from tests.controller.test_dispatch import worker
 
-from thresher.client import Client, Forbidden, InvalidRequest
+from thresher.client import Client, Conflict, Forbidden, InvalidRequest
 from thresher.schemas import api
 from thresher.schemas import engines as eng
 from thresher.testing import ServedController
@@ -145,7 +145,8 @@ def test_update_changes_a_job_on_the_fly(admin: Client, artist: Client) -> None:
     ("change", "field", "message"),
     [
         ({"filters": "ram:lots"}, "filters", "ram:lots"),
-        ({"range": "1-20"}, "range", "fixed when it is submitted"),
+        ({"range": "1-"}, "range", "is not a frame range"),
+        ({"priority_frames": "1"}, "range", "give both"),
         ({"priority": 101}, "priority", ""),
         ({"state": "exploded"}, "state", ""),
         ({"colour": "red"}, "colour", ""),
@@ -161,6 +162,37 @@ def test_a_bad_update_is_a_422_naming_the_field_and_changes_nothing(
     assert field in str(info.value.field)
     assert message in info.value.message
     assert admin.job(job.id).priority == 40  # nothing changed
+
+
+def test_a_range_changes_until_the_first_task_goes_out(
+    served: ServedController, admin: Client
+) -> None:
+    job = admin.submit("shot", ["echo", "{start}-{end}"], frames="1-10", chunk=5, paused=True)
+    changed = admin.update("job", job.id, {"range": "1-100", "priority_frames": "50"})
+    assert (changed.counts.total, changed.blocks[0].frames) == (20, "1-100")
+    assert changed.blocks[0].priority_frames == "50"
+    admin.update("job", job.id, {"state": "queued"})
+    w = worker(served, "w1")
+    [first] = w.poll().assignments
+    assert first.frames == [46, 47, 48, 49, 50]  # the new layout, priority frames first
+    with pytest.raises(Conflict) as info:
+        admin.update("job", job.id, {"range": "1-200"})
+    assert info.value.field == "range"
+    assert admin.job(job.id).counts.total == 20
+
+
+def test_an_engine_jobs_range_changes_in_its_payload_too(admin: Client) -> None:
+    job = admin.create(
+        "job", {"engine": "povray", "input": "/s/a.pov", "range": "1-48", "paused": True}
+    )
+    changed = admin.update("job", job.id, {"range": "10-20"})
+    assert (changed.payload["range"], changed.payload["job_range"]) == ("10-20", [10, 20])
+    tasks = admin.find(f"task where job={job.id}")
+    assert tasks[0].frames[0] == 10
+    assert tasks[-1].frames[-1] == 20
+    listed = admin.create("job", {"name": "list", "tasks": [["a"]], "paused": True})
+    with pytest.raises(InvalidRequest, match="task-file job's tasks are not frames"):
+        admin.update("job", listed.id, {"range": "1-5"})
 
 
 def test_only_its_owner_or_an_admin_updates_or_deletes_a_job(admin: Client, artist: Client) -> None:

@@ -12,9 +12,11 @@ from thresher.controller.auth import Caller
 from thresher.controller.jobs import Jobs
 from thresher.controller.task_files import compile_task_file
 from thresher.controller.unit import UnitOfWork
+from thresher.core.chunk_plan import ADAPTIVE_CHUNK
 from thresher.core.clock import Clock
 from thresher.core.errors import InvalidInput
 from thresher.core.filters import parse_filters
+from thresher.core.frames import FrameSet, TaskLayout
 from thresher.core.model import AttemptRecord, JobRecord
 from thresher.core.states import TaskStatus
 from thresher.openjd.template import load_environment_template
@@ -42,6 +44,9 @@ class JobChange:
     max_failed_tasks: int | None = None
     description: str | None = None
     state: str | None = None  # one of STATES
+    range: str | None = None  # new frames of block `block`, before any of its tasks went out
+    priority_frames: str | None = None  # with `range`
+    block: int = 0
 
     def columns(self) -> dict[str, object]:
         out: dict[str, object] = {}
@@ -79,8 +84,49 @@ class Submitters:
                 self.store.submitters.set_retries(job_id, change.retries)
             if change.max_failed_tasks is not None or change.description is not None:
                 self._set_extras(caller, job, change)
+            if change.range is not None:
+                self._set_range(job, change)
             self._set_state(job_id, change.state)
             return self.store.jobs.get(job_id)
+
+    def _set_range(self, job: JobRecord, change: JobChange) -> None:
+        """New frames for a block no task of which went out: its tasks counted again."""
+        assert change.range is not None
+        if job.spec.kind == "openjd" or "task_lines" in job.spec.payload:
+            raise InvalidInput(
+                f"a {'task-file' if job.spec.kind != 'openjd' else 'OpenJD'} job's tasks are "
+                "not frames: its range cannot change",
+                field="range",
+            )
+        if not 0 <= change.block < len(job.blocks):
+            raise InvalidInput(f"the job has no block {change.block}", field="block")
+        block = job.blocks[change.block]
+        if block.spec.chunk == ADAPTIVE_CHUNK:
+            raise InvalidInput("a block of adaptive chunks keeps its range", field="range")
+        frames = FrameSet.parse(change.range, field="range")
+        priority = change.priority_frames
+        if priority is None:
+            priority = block.spec.priority_frames
+        layout = TaskLayout(
+            frames,
+            block.spec.chunk,
+            priority_frames=FrameSet.parse(priority, field="priority_frames") if priority else None,
+        )
+        payload = None
+        if job.spec.kind == "engine":
+            payload = {
+                **job.spec.payload,
+                "range": frames.spec,
+                "job_range": [frames.first, frames.last],
+            }
+        self.store.submitters.set_block_frames(
+            job.id,
+            change.block,
+            frames=frames.spec,
+            priority_frames=priority or None,
+            task_count=layout.task_count,
+            payload=payload,
+        )
 
     def _set_extras(self, caller: Caller, job: JobRecord, change: JobChange) -> None:
         old = self.store.submitters.extras([job.id]).get(job.id, JobExtras())

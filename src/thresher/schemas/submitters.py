@@ -51,8 +51,12 @@ class JobPatch(Strict):
         description="paused; queued (resumed); canceled; retry (failed and canceled tasks again)",
     )
     range: Text | None = Field(
-        default=None, description="refused: a job's frames are fixed when it is submitted"
+        default=None,
+        description="new frames of `block` (an engine job's range), while none of its tasks "
+        "went out (else 409); command and engine jobs",
     )
+    priority_frames: Text | None = Field(default=None, description="with `range`")
+    block: int = Field(default=0, ge=0, le=10_000, description="the block `range` is for")
 
 
 class TaskFileJobIn(Strict):

@@ -161,6 +161,37 @@ class Submitters(Repository):
             ):
                 raise NotFound(f"job {job_id} does not exist", field="job_id")
 
+    def set_block_frames(
+        self,
+        job_id: int,
+        block_index: int,
+        *,
+        frames: str,
+        priority_frames: str | None,
+        task_count: int,
+        payload: Any | None,
+    ) -> None:
+        """A block's frames, before any of its tasks went out (else Conflict naming `range`);
+        `payload`, when given, replaces the job's (an engine job's range lives there too)."""
+        with self.db.begin() as conn:
+            block = self.db.block_row(conn, job_id, block_index)
+            started = conn.execute(
+                sa.select(sa.func.count()).select_from(tasks).where(tasks.c.block_id == block.id)
+            ).scalar_one()
+            if block.cursor or started:
+                raise Conflict(
+                    "the block's tasks have started: its range can no longer change",
+                    field="range",
+                )
+            conn.execute(
+                blocks.update()
+                .where(blocks.c.id == block.id)
+                .values(frames=frames, priority_frames=priority_frames, task_count=task_count)
+            )
+            if payload is not None:
+                conn.execute(jobs.update().where(jobs.c.id == job_id).values(payload=payload))
+        self.db.forget_layouts()  # layouts are kept per block, as if blocks never changed
+
     def set_retries(self, job_id: int, retries: int) -> None:
         """Every block of the job retries a failed task `retries` times."""
         with self.db.begin() as conn:

@@ -57,12 +57,8 @@ async def update_job(
     job_id: JobIdPath, body: JobPatch, farm: FarmDep, caller: CallerDep
 ) -> api.JobOut:
     """Change a job on the fly: what the body names, in one transaction."""
-    if body.range is not None:
-        raise InvalidInput(
-            "a job's frame range is fixed when it is submitted (its tasks are counted from "
-            "it); submit another job for other frames",
-            field="range",
-        )
+    if body.priority_frames is not None and body.range is None:
+        raise InvalidInput("priority_frames change with the range: give both", field="range")
     change = JobChange(
         priority=body.priority,
         name=body.name,
@@ -73,6 +69,9 @@ async def update_job(
         max_failed_tasks=body.max_failed_tasks,
         description=body.description,
         state=body.state,
+        range=body.range,
+        priority_frames=body.priority_frames,
+        block=body.block,
     )
     return job_out(await farm.call(farm.submitters.update_job, caller, job_id, change))
 
