@@ -167,13 +167,17 @@ class SubmitterWindow(QWidget):
         self.dependencies.setPlaceholderText("one per row: /proj/tex/a.exr or share=proj/tex/b.exr")
         self.dependencies.setMaximumHeight(60)
         self.upload_dependencies = QCheckBox("upload dependencies")
+        add_files = QPushButton("Add files…")
+        add_files.clicked.connect(self._add_dependencies)
         form.addRow("Dependencies", self.dependencies)
-        form.addRow("", self.upload_dependencies)
+        form.addRow("", _row(self.upload_dependencies, add_files))
         self.output = QLineEdit()
         self.output.setPlaceholderText("the output folder, file or pattern")
         self.clear_output = QCheckBox("clear output")
         self.download_output = QCheckBox("download output on finished tasks")
-        form.addRow("Output", self.output)
+        pick_output = QPushButton("Browse…")
+        pick_output.clicked.connect(self._browse_output)
+        form.addRow("Output", _row(self.output, pick_output))
         form.addRow("", _row(self.clear_output, self.download_output))
         self.arguments = QLineEdit()
         self.arguments.setPlaceholderText("extra application arguments")
@@ -356,6 +360,16 @@ class SubmitterWindow(QWidget):
         self.status.setText(f"submitted job {job.id}: {job.name}")
         if self.settings_file is not None:
             pl.save_settings(self.settings_file, self.form())
+
+    def _add_dependencies(self) -> None:
+        paths, _ = QFileDialog.getOpenFileNames(self, "Dependencies")
+        rows = [*pl.lines(self.dependencies.toPlainText()), *map(str, paths)]
+        self.dependencies.setPlainText("\n".join(pl.dependency_rows(rows)))
+
+    def _browse_output(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Output folder")
+        if folder:
+            self.output.setText(str(folder) + "/")
 
     def _browse_dialog(self) -> str:
         path, _ = QFileDialog.getOpenFileName(self, "Scene")
