@@ -311,3 +311,47 @@ def signed(deadline: Deadline, method: str, path: str, body: Any = None) -> http
     )
     headers = json.loads(done.stdout)
     return httpx.request(method, url, headers=headers, content=text.encode(), timeout=30)
+
+
+def boto(deadline: Deadline, script: str) -> Any:
+    """Run `script` with a boto3 `deadline` client (`client`) in the CLI's virtualenv; it
+    prints one JSON document."""
+    python = str(Path(cli()).with_name("python"))
+    prelude = (
+        "import json, boto3, datetime\n"
+        "client = boto3.Session().client('deadline')\n"
+        f"FARM, QUEUE = {FARM_ID!r}, {QUEUE_ID!r}\n"
+    )
+    done = subprocess.run(
+        [python, "-c", prelude + script],
+        env=deadline.env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
+def test_sessions_statistics_sum_up_run_times_by_job_and_user(
+    deadline: Deadline, tmp_path: Path
+) -> None:
+    ref = deadline.submit(tmp_path / "stats", ECHO)
+    wait_final(deadline.farm, [thresher_id(ref)], timeout=60)
+    found = boto(
+        deadline,
+        "now = datetime.datetime.now(datetime.timezone.utc)\n"
+        "started = client.start_sessions_statistics_aggregation(farmId=FARM,\n"
+        "    resourceIds={'queueIds': [QUEUE]}, startTime=now - datetime.timedelta(hours=1),\n"
+        "    endTime=now + datetime.timedelta(minutes=1), groupBy=['JOB_ID', 'USER_ID'],\n"
+        "    statistics=['SUM', 'MAX'])\n"
+        "got = client.get_sessions_statistics_aggregation(farmId=FARM,\n"
+        "    aggregationId=started['aggregationId'])\n"
+        "print(json.dumps(got, default=str))\n",
+    )
+    assert found["status"] == "COMPLETED"
+    [mine] = [s for s in found["statistics"] if s["jobId"] == ref]
+    assert (mine["userId"], mine["jobName"], mine["count"]) == ("artist", "Echoes", 3)
+    assert set(mine["runtimeInSeconds"]) == {"sum", "max"}
+    assert 0 < mine["runtimeInSeconds"]["max"] <= mine["runtimeInSeconds"]["sum"]

@@ -263,6 +263,12 @@ class Submitters:
     def attempt(self, caller: Caller, job_id: int, attempt_id: int) -> AttemptRecord:
         return self.store.submitters.attempt(job_id, attempt_id)
 
+    def runtimes(
+        self, caller: Caller, start: float, end: float
+    ) -> list[tuple[int, str, str, int, float, float, float]]:
+        """Run times of the attempts started in [start, end), summed up by job."""
+        return self.store.submitters.runtimes(start, end)
+
     def attempt_by_id(self, caller: Caller, attempt_id: int) -> AttemptRecord:
         return self.store.submitters.attempt(None, attempt_id)
 

@@ -268,3 +268,30 @@ class Submitters(Repository):
         with self.db.connect() as conn:
             rows = conn.execute(query.order_by(log_lines.c.id.desc()).limit(limit)).all()
         return [(r.id, r.stream, r.text) for r in reversed(rows)]
+
+    def runtimes(
+        self, start: float, end: float
+    ) -> list[tuple[int, str, str, int, float, float, float]]:
+        """(job id, name, owner, count, min, max, sum of run seconds) of the attempts that
+        ended with a run time and started in [start, end), by job."""
+        duration = attempts.c.duration_s
+        with self.db.connect() as conn:
+            rows = conn.execute(
+                sa.select(
+                    jobs.c.id,
+                    jobs.c.name,
+                    jobs.c.owner,
+                    sa.func.count(),
+                    sa.func.min(duration),
+                    sa.func.max(duration),
+                    sa.func.sum(duration),
+                )
+                .select_from(attempts.join(jobs, jobs.c.id == attempts.c.job_id))
+                .where(
+                    attempts.c.created_at >= start,
+                    attempts.c.created_at < end,
+                    duration.is_not(None),
+                )
+                .group_by(jobs.c.id, jobs.c.name, jobs.c.owner)
+            ).all()
+        return [(r[0], r[1], r[2], int(r[3]), float(r[4]), float(r[5]), float(r[6])) for r in rows]

@@ -12,8 +12,9 @@ ListQueues, GetQueue, ListFleets, GetFleet, ListQueueFleetAssociations, and the 
 environments: List, Get, Create, Delete), `jobs` (CreateJob, GetJob, ListJobs, SearchJobs,
 UpdateJob), `steps` (ListSteps, GetStep, ListTasks, GetTask, UpdateTask), `sessions`
 (ListSessions, GetSession, ListSessionActions, GetSessionAction, and CloudWatch Logs'
-GetLogEvents). Any other operation of the service model is refused (a 501
-`UnknownOperationException`) naming it. See docs/deadline.md.
+GetLogEvents), `statistics` (Start and GetSessionsStatisticsAggregation). Any other operation
+of the service model is refused (a 501 `UnknownOperationException`) naming it. See
+docs/deadline.md.
 
 Errors are AWS-style: the `x-amzn-ErrorType` header and a JSON body with `message` (a refused
 template is a ValidationException listing every issue, with its location, in `fieldList`).
@@ -26,7 +27,7 @@ from typing import Any
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from thresher.controller.routes.deadline import farm, jobs, sessions, steps
+from thresher.controller.routes.deadline import farm, jobs, sessions, statistics, steps
 from thresher.controller.routes.deadline.common import (
     DeadlineError,
     SignedCaller,
@@ -48,7 +49,7 @@ __all__ = [
 ]
 
 router = APIRouter()
-for module in (farm, jobs, steps, sessions):
+for module in (farm, jobs, steps, sessions, statistics):
     router.include_router(module.router)
 router.include_router(sessions.logs_router)
 admin_router = farm.admin_router
