@@ -47,7 +47,7 @@ environment:
   name: Venv
   variables: {VENV: /opt/venv}
 """
-ALICE = Caller(token_id=0, name="alice", role="user")
+ALICE = Caller(token_id=0, name="alice", role="artist")
 
 
 class InjectedFault(Exception):
@@ -216,7 +216,19 @@ USE_CASES: dict[str, Callable[[Farm, dict[str, Any]], object]] = {
     "queue environment": lambda f, s: f.submitters.add_environment(
         ADMIN, name="venv", priority=1, template=QUEUE_ENV
     ),
+    "skip a range": lambda f, s: f.monitor.act_on_range(
+        ALICE, s["job"], 0, first=0, last=3, action="skip"
+    ),
+    "a poll with a sample": lambda f, s: sampled(f, s["worker"]),
 }
+
+
+def sampled(farm: Farm, worker: Caller) -> api.PollOut:
+    async def connected() -> bool:
+        return False
+
+    body = api.PollIn(sample={"cpu": 12.5}, lanes=[1])
+    return asyncio.run(farm.agents.poll(worker, body, disconnected=connected))
 
 
 @pytest.mark.parametrize("name", list(USE_CASES))

@@ -23,6 +23,7 @@ from thresher.cli.common import (
     stdout,
     table,
 )
+from thresher.cli.durations import duration_text, eta_text
 
 if TYPE_CHECKING:
     from thresher.client import Client
@@ -67,7 +68,7 @@ def jobs(
     if as_json:
         print_json(found)
         return
-    rows = table("id", "name", "owner", "priority", "status", "done", "running", "failed")
+    rows = table("id", "name", "owner", "priority", "status", "done", "running", "failed", "ETA")
     for job in found:
         counts = job["counts"]
         add_row(
@@ -80,6 +81,7 @@ def jobs(
             f"{counts['succeeded'] + counts['skipped']}/{counts['total']}",
             str(counts["running"]),
             str(counts["failed"]),
+            eta_text(job, job.get("eta_s")),
         )
     stdout().print(rows)
 
@@ -246,6 +248,8 @@ def _follow(client: "Client", job_id: int, *, every: float) -> "api.JobOut":
         while True:
             c = job.counts
             status = f"{job.status}, {c.running} running, {c.failed} failed"
+            if job.status not in FINAL:
+                status += f", ETA {duration_text(job.eta_s)}"
             progress.update(bar, completed=done(job), total=c.total, status=status)
             if job.status in FINAL:
                 return job

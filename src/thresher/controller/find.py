@@ -15,6 +15,7 @@ from thresher.controller.auth import Caller
 from thresher.controller.engines import QUERY_FIELDS as ENGINE_FIELDS
 from thresher.controller.engines import SETTING_FIELDS, query_record
 from thresher.controller.unit import UnitOfWork
+from thresher.controller.visibility import check_visible, visible_owners
 from thresher.core.errors import InvalidInput
 from thresher.core.model import JobRecord, TaskRecord, WorkerRecord
 from thresher.core.query import Condition, Query, check_fields, parse_query
@@ -172,23 +173,29 @@ class Finder:
         }
         check_fields(query.conditions, known[query.entity], field="q")
         with self.unit.transaction():
-            candidates, partial = self._candidates(query)
+            candidates, partial = self._candidates(caller, query)
             matched = [r for r, fields in candidates if query.matches(fields)]
         return Found(query.entity, matched[offset : offset + limit], len(matched), offset, partial)
 
-    def _candidates(self, query: Query) -> tuple[list[tuple[Any, dict[str, Any]]], bool]:
+    def _candidates(
+        self, caller: Caller, query: Query
+    ) -> tuple[list[tuple[Any, dict[str, Any]]], bool]:
         if query.entity == "job":
-            jobs = self.store.jobs.page(limit=SCAN_JOBS + 1)
+            owners = visible_owners(self.store, caller)
+            jobs = self.store.jobs.page(owners=owners, limit=SCAN_JOBS + 1)
             return [(j, job_fields(j)) for j in jobs[:SCAN_JOBS]], len(jobs) > SCAN_JOBS
         if query.entity == "worker":
             return [(w, worker_fields(w)) for w in self.store.workers.all()], False
         if query.entity == "engine":
             return [(e, query_record(e)) for e in self.store.engines.all()], False
-        tasks = list(self._tasks(query, _job_of(query)))
+        tasks = list(self._tasks(caller, query, _job_of(query)))
         return tasks[:SCAN_TASKS], len(tasks) > SCAN_TASKS
 
-    def _tasks(self, query: Query, job_id: int) -> Iterator[tuple[TaskRecord, dict[str, Any]]]:
+    def _tasks(
+        self, caller: Caller, query: Query, job_id: int
+    ) -> Iterator[tuple[TaskRecord, dict[str, Any]]]:
         job = self.store.jobs.get(job_id)
+        check_visible(self.store, caller, job_id, job.spec.owner)
         blocks = [b.index for b in job.blocks if _may_hold(query.conditions, "block", b.index)]
         seen = 0
         for block in blocks:

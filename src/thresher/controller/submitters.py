@@ -5,13 +5,15 @@ an attempt's log). Each is one transaction through the unit of work."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from thresher.controller.auth import Caller
-from thresher.controller.jobs import Jobs
+from thresher.controller.jobs import SUBMITTERS, Jobs
 from thresher.controller.task_files import compile_task_file
 from thresher.controller.unit import UnitOfWork
+from thresher.controller.visibility import check_submission, visible_owners
 from thresher.core.chunk_plan import ADAPTIVE_CHUNK
 from thresher.core.clock import Clock
 from thresher.core.errors import InvalidInput
@@ -77,6 +79,10 @@ class Submitters:
         columns = change.columns()  # a bad filter is refused before anything changes
         with self.unit.change():
             job = self.jobs._own(caller, job_id)
+            if "filters" in columns:  # a dedicated pool takes others' machines: wranglers
+                check_submission(
+                    caller, dataclasses.replace(job.spec, filters=str(columns["filters"]))
+                )
             self.store.submitters.update_job(job_id, **columns)
             if change.priority is not None:
                 self.store.jobs.set_priority(job_id, change.priority)
@@ -192,7 +198,7 @@ class Submitters:
     ) -> JobRecord:
         """Submit a template with the farm's queue environments entered before its own, and
         keep its failed-task cap and description."""
-        caller.require("admin", "user")
+        caller.require(*SUBMITTERS)
         with self.unit.change():
             queue_envs = [e.template for e in self.store.submitters.environments()]
             body = body.model_copy(update={"environments": [*queue_envs, *body.environments]})
@@ -208,12 +214,12 @@ class Submitters:
 
     def submit_task_file(self, caller: Caller, body: TaskFileJobIn) -> JobRecord:
         """A job whose tasks are the entries of a list, each its own argv."""
-        caller.require("admin", "user")
+        caller.require(*SUBMITTERS)
         with self.unit.change():
             spec = compile_task_file(
                 body, owner=caller.name, lookup=self.jobs.lookup, policy=self.jobs.policy
             )
-            return self.jobs._create(spec)
+            return self.jobs._create(caller, spec)
 
     # -- queue environments ---------------------------------------------------------------------
 
@@ -251,26 +257,38 @@ class Submitters:
     def task_runs(
         self, caller: Caller, job_id: int, block: int, indexes: Sequence[int]
     ) -> dict[int, TaskRuns]:
-        return self.store.submitters.task_runs(job_id, block, indexes)
+        with self.unit.transaction():
+            self.jobs.get(caller, job_id)
+            return self.store.submitters.task_runs(job_id, block, indexes)
 
     def job_attempts(
         self, caller: Caller, job_id: int, *, offset: int, limit: int
     ) -> list[AttemptRecord]:
         with self.unit.transaction():
-            self.store.jobs.get(job_id)
+            self.jobs.get(caller, job_id)
             return self.store.submitters.job_attempts(job_id, offset=offset, limit=limit)
 
     def attempt(self, caller: Caller, job_id: int, attempt_id: int) -> AttemptRecord:
-        return self.store.submitters.attempt(job_id, attempt_id)
+        with self.unit.transaction():
+            self.jobs.get(caller, job_id)
+            return self.store.submitters.attempt(job_id, attempt_id)
 
     def runtimes(
         self, caller: Caller, start: float, end: float
     ) -> list[tuple[int, str, str, int, float, float, float]]:
-        """Run times of the attempts started in [start, end), summed up by job."""
-        return self.store.submitters.runtimes(start, end)
+        """Run times of the attempts started in [start, end), summed up by job (the jobs the
+        caller may see)."""
+        with self.unit.transaction():
+            owners = visible_owners(self.store, caller)
+            found = self.store.submitters.runtimes(start, end)
+        return [row for row in found if owners is None or row[2] in owners]
 
     def attempt_by_id(self, caller: Caller, attempt_id: int) -> AttemptRecord:
-        return self.store.submitters.attempt(None, attempt_id)
+        """An attempt of a job the caller may see (else NotFound)."""
+        with self.unit.transaction():
+            attempt = self.store.submitters.attempt(None, attempt_id)
+            self.jobs.get(caller, attempt.job_id)
+            return attempt
 
     def attempt_log(
         self, caller: Caller, attempt_id: int, *, before_id: int | None, limit: int

@@ -226,6 +226,9 @@ class BlockOut(BaseModel):
     host_filters: str = Field(
         default="", description="the block's own filters (OpenJD hostRequirements)"
     )
+    eta_s: float | None = Field(
+        default=None, description="seconds until its tasks are done at the present pace"
+    )
 
 
 class JobOut(BaseModel):
@@ -251,6 +254,9 @@ class JobOut(BaseModel):
     preempt: bool = False
     after_name: str | None = None
     after_global: bool = False
+    eta_s: float | None = Field(
+        default=None, description="seconds until the job is done at the present pace"
+    )
 
 
 class JobList(BaseModel):
@@ -311,10 +317,16 @@ class AttemptOut(BaseModel):
     engine_revision: int | None = None
     outputs: list[str] = Field(default_factory=list)
     status_message: str | None = Field(default=None, description="the task's latest status")
+    cpu_s: float | None = Field(default=None, description="CPU time (user + system) it used")
 
 
 class TaskDetail(TaskOut):
     attempts_detail: list[AttemptOut]
+    eta_s: float | None = Field(
+        default=None,
+        description="seconds until it is done once it runs: what is left of a running one, "
+        "a whole run for one not started, 0 for one that ended",
+    )
 
 
 class AttemptList(BaseModel):

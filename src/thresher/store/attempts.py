@@ -437,6 +437,7 @@ class Attempts(Repository):
             engine_revision=r.engine_revision,
             outputs=tuple(r.outputs or ()),
             status_message=r.status_message,
+            cpu_s=r.cpu_s,
         )
 
     def of_task(self, job_id: int, block_index: int, index: int) -> list[AttemptRecord]:

@@ -43,3 +43,40 @@ class TokenRecord:
     id: int
     name: str
     role: str
+    groups: tuple[str, ...] = ()  # the groups of the user the token is named after
+
+
+@dataclass(frozen=True)
+class TokenInfo:
+    """A token as listed (never its secret)."""
+
+    id: int
+    name: str
+    role: str
+    label: str | None
+    created_by: str | None
+    created_at: float
+    expires_at: float | None
+    revoked: bool
+
+
+@dataclass(frozen=True)
+class UserAccount:
+    """A person: a name, a role, groups."""
+
+    name: str
+    role: str
+    groups: tuple[str, ...]
+    created_at: float
+    disabled: bool
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    id: int
+    at: float
+    actor: str
+    role: str
+    action: str
+    object: str
+    status: int

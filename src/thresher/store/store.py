@@ -28,9 +28,12 @@ from thresher.store.engines import Engines
 from thresher.store.error_hosts import ErrorHosts
 from thresher.store.jobs import Jobs
 from thresher.store.limits import Limits
+from thresher.store.monitor import Monitor
 from thresher.store.records import FinishReport, TokenRecord, WorkerRegistration
 from thresher.store.scheduling import SchedulingSettings
+from thresher.store.security import Audit, EnrolCodes, Users
 from thresher.store.snapshot import Snapshots
+from thresher.store.stats import Statistics
 from thresher.store.submitters import Submitters
 from thresher.store.tasks import Tasks
 from thresher.store.tokens import Tokens
@@ -65,6 +68,11 @@ class Store:
         self.snapshot = Snapshots(self.db)
         self.dispatch = DispatchClaims(self.db)
         self.submitters = Submitters(self.db)  # queue environments, job extras, sessions
+        self.users = Users(self.db)  # people: role and groups (security)
+        self.enrol_codes = EnrolCodes(self.db)
+        self.audit = Audit(self.db)
+        self.monitor = Monitor(self.db)  # resource samples, task runs, changes (web monitor)
+        self.stats = Statistics(self.db)
 
     @classmethod
     def open(cls, url: str) -> Self:

@@ -137,6 +137,7 @@ def finish_report(
         status=status,
         exit_code=exit_code,
         peak_rss_bytes=result.peak_rss_bytes if result else None,
+        cpu_s=result.cpu_s if result else None,
         duration_s=duration_s,
         message=text,
         before_start=failure.definition if failure else bool(result and result.error),

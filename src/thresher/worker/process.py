@@ -130,6 +130,7 @@ class ProcessRunner:
         self._pidfd = -1
         self._exit_seen = False  # only where there is no pidfd: the waiter says so
         self._reaped_status: tuple[int, int | None] | None = None  # (status, peak RSS) reaped early
+        self._cpu_s: float | None = None  # the reaped child's CPU time (user + system)
         self._watcher: threading.Thread | None = None  # start(): the thread that watches
         self._waiter: threading.Thread | None = None  # only without pidfd: waits for the exit
         self._started_at = 0.0
@@ -359,6 +360,7 @@ class ProcessRunner:
             try:
                 _, status, usage = os.wait4(proc.pid, 0)
                 peak_rss = task_peak_rss(usage)
+                self._cpu_s = usage.ru_utime + usage.ru_stime
             except ChildProcessError:
                 status = None  # reaped elsewhere (SIGCHLD ignored in this process)
         # Popen must not reap the pid again (it may belong to someone else by then).
@@ -436,6 +438,7 @@ class ProcessRunner:
             signal=sig,
             peak_rss_bytes=peak_rss,
             duration_s=duration,
+            cpu_s=self._cpu_s,
             canceled=self._stop_reason == "canceled",
             timed_out=self._stop_reason == "timed_out",
             error=error,

@@ -61,8 +61,11 @@ async def show_task(
     job_id: JobIdPath, block: BlockPath, index: TaskIndexPath, farm: FarmDep, caller: CallerDep
 ) -> api.TaskDetail:
     task, attempts = await farm.call(farm.jobs.task, caller, job_id, block, index)
+    eta_s = await farm.call(farm.monitor.task_eta, task, attempts)
     return api.TaskDetail(
-        **task_out(task).model_dump(), attempts_detail=[attempt_out(a) for a in attempts]
+        **task_out(task).model_dump(),
+        attempts_detail=[attempt_out(a) for a in attempts],
+        eta_s=eta_s,
     )
 
 

@@ -61,7 +61,7 @@ async def check(
     body: schema.TemplateJobIn, caller: CallerDep
 ) -> schema.TemplateCheckOut | JSONResponse:
     """Validate a template with parameter values; say which blocks and tasks it would make."""
-    caller.require("admin", "user")
+    caller.require("admin", "wrangler", "artist")
     try:
         plan = plan_template(body)
     except InvalidInput as exc:

@@ -12,6 +12,7 @@ from fastapi import Depends, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
+from thresher.controller import policy
 from thresher.controller.auth import Caller
 from thresher.controller.farm import Farm
 from thresher.controller.routes.deps import get_farm
@@ -121,9 +122,16 @@ async def signed_caller(request: Request, farm: Annotated[Farm, Depends(get_farm
             headers={k.lower(): v for k, v in request.headers.items()},
             body=await request.body(),
         )
-        return await farm.call(farm.access.signed_caller, signed, auth)
+        caller: Caller = await farm.call(farm.access.signed_caller, signed, auth)
     except SignatureError as exc:
         raise DeadlineError(403, exc.code, exc.message) from None
+    request.state.caller = caller  # for the audit trail
+    route = request.scope.get("route")
+    try:
+        policy.check(caller, request.method, getattr(route, "path", request.url.path))
+    except Forbidden as exc:
+        raise DeadlineError(403, "AccessDeniedException", exc.message) from None
+    return caller
 
 
 SignedCaller = Annotated[Caller, Depends(signed_caller)]

@@ -220,7 +220,7 @@ async def delete_queue_environment(
 
 class AccessKeyIn(Strict):
     name: Name
-    role: str = Field("user", pattern="^(user|admin)$")
+    role: str = Field("artist", pattern="^(user|admin|wrangler|artist|viewer)$")
 
 
 class AccessKeyOut(BaseModel):
