@@ -14,6 +14,11 @@ from thresher.store.monitor import TIERS
 from thresher.testing import FakeClock, ServedController
 
 
+#: The fake clock jumps further than a lease: the sweeper (a real-time loop reading the fake
+#: clock) must not take the test's worker offline meanwhile.
+LONG_LEASE_S = 1e6
+
+
 def _http(served: ServedController, admin: Client) -> httpx.Client:
     return httpx.Client(
         base_url=served.url, headers={"Authorization": f"Bearer {served.admin_token}"}
@@ -81,7 +86,7 @@ def test_a_range_past_the_bound_is_refused_naming_the_field(
 
 def test_stats_match_the_attempt_history_they_summarise(serve: Serve) -> None:
     clock = FakeClock()
-    served = serve(clock=clock)
+    served = serve(clock=clock, lease_s=LONG_LEASE_S)
     with Client(served.url, served.admin_token) as admin:
         job = admin.submit("stats", ["true"], frames="1-10", chunk=3)  # tasks of 3,3,3,1
         w = worker(served, "w1", lanes=4)
@@ -123,7 +128,7 @@ def _frames(job: api.JobOut, attempts: list[api.AttemptOut]) -> list[list[int]]:
 def test_eta_is_within_20_percent_on_a_job_of_known_task_durations(serve: Serve) -> None:
     """Twenty tasks of 10 s each on two lanes: after the first four, the rest takes 80 s."""
     clock = FakeClock()
-    served = serve(clock=clock)
+    served = serve(clock=clock, lease_s=LONG_LEASE_S)
     with Client(served.url, served.admin_token) as admin:
         job = admin.submit("timed", ["true"], frames="1-20")
         w = worker(served, "w1", lanes=2)
@@ -149,7 +154,7 @@ def test_eta_is_within_20_percent_on_a_job_of_known_task_durations(serve: Serve)
 
 def test_a_task_running_far_past_its_block_usual_time_is_stuck(serve: Serve) -> None:
     clock = FakeClock()
-    served = serve(clock=clock)
+    served = serve(clock=clock, lease_s=LONG_LEASE_S)
     with Client(served.url, served.admin_token) as admin:
         job = admin.submit("slow", ["true"], frames="1-3")
         w = worker(served, "w1", lanes=2)
@@ -168,7 +173,7 @@ def test_a_task_running_far_past_its_block_usual_time_is_stuck(serve: Serve) -> 
 
 def test_samples_are_kept_and_folded_into_averages_with_age(serve: Serve) -> None:
     clock = FakeClock()
-    served = serve(clock=clock)
+    served = serve(clock=clock, lease_s=LONG_LEASE_S)
     w = worker(served, "w1")
     start = clock.now()
     for i in range(3):
