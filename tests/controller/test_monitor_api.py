@@ -13,7 +13,6 @@ from thresher.schemas import api
 from thresher.store.monitor import TIERS
 from thresher.testing import FakeClock, ServedController
 
-
 #: The fake clock jumps further than a lease: the sweeper (a real-time loop reading the fake
 #: clock) must not take the test's worker offline meanwhile.
 LONG_LEASE_S = 1e6
@@ -30,7 +29,7 @@ def test_runs_of_a_100000_task_block_are_a_few_runs_with_their_frames(
 ) -> None:
     job = admin.submit("big", ["true"], frames="1-100000")
     w = worker(served, "w1", lanes=3)
-    a, b, c = w.poll().assignments
+    a, b, _running = w.poll().assignments
     w.poll(want=0, finished=[ended(a), ended(b, "failed", exit_code=3)])
 
     runs = admin.runs(job.id)
@@ -44,7 +43,6 @@ def test_runs_of_a_100000_task_block_are_a_few_runs_with_their_frames(
         ("waiting", 3, 99_999),
     ]
     assert runs.runs[-1].last_frames == [100_000]
-    del c
 
 
 def test_a_range_is_skipped_then_retried_in_one_call_each(
@@ -160,7 +158,7 @@ def test_a_task_running_far_past_its_block_usual_time_is_stuck(serve: Serve) -> 
         w = worker(served, "w1", lanes=2)
         a, b = w.poll().assignments
         clock.advance(10)
-        (c,) = w.poll(want=1, finished=[ended(a, duration_s=10.0)]).assignments
+        assert len(w.poll(want=1, finished=[ended(a, duration_s=10.0)]).assignments) == 1
         clock.advance(25)  # b ran 35 s where its block's tasks take 10 (c: 25 s)
         stuck = (
             _http(served, admin).get("/api/v1/stuck", params={"factor": 3, "silent_s": 3600}).json()
@@ -168,7 +166,6 @@ def test_a_task_running_far_past_its_block_usual_time_is_stuck(serve: Serve) -> 
 
     assert [(t["job_id"], t["index"]) for t in stuck["tasks"]] == [(job.id, b.index)]
     assert "usual" in stuck["tasks"][0]["why"]
-    del c
 
 
 def test_samples_are_kept_and_folded_into_averages_with_age(serve: Serve) -> None:
