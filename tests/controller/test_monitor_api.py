@@ -180,11 +180,14 @@ def test_samples_are_kept_and_folded_into_averages_with_age(serve: Serve) -> Non
         raw = admin.samples("w1").points
         assert [(p.step_s, p.values["cpu"]) for p in raw] == [(0, 10.0), (0, 20.0), (0, 30.0)]
         clock.advance(TIERS[0][1] + 120)  # an hour later they are folded into minutes
-        w.sample({"cpu": 50.0})
+        w.sample({"cpu": 45.0})
+        clock.advance(5)
+        # an idle worker, its poll held, sends its sample on its own
+        assert w._call(lambda c: c.sample({"cpu": 50.0})) is True
         points = admin.samples("w1", since=start - 60).points
         latest = _http(served, admin).get("/api/v1/samples/latest").json()["samples"]
 
-    assert [(p.step_s, p.values["cpu"]) for p in points] == [(60, 20.0), (0, 50.0)]
+    assert [(p.step_s, p.values["cpu"]) for p in points] == [(60, 20.0), (0, 45.0), (0, 50.0)]
     assert latest["w1"]["cpu"] == 50.0
 
 

@@ -20,7 +20,7 @@ from thresher.controller.engines import EngineRegistry
 from thresher.controller.events import EventHub
 from thresher.controller.farm_thread import FarmThread
 from thresher.controller.jobs import Jobs
-from thresher.controller.monitor import Monitor
+from thresher.controller.monitor import IdleSamples, Monitor
 from thresher.controller.notifier import Notifier
 from thresher.controller.scheduling import Scheduling
 from thresher.controller.settings import ControllerSettings
@@ -62,6 +62,7 @@ class Farm:
         self.access = Access(store, clock, self.unit)
         self.waiting = Waiting(store, self.dispatch_index)
         self.monitor = Monitor(store, clock, self.unit, self.jobs)  # the web monitor's reads
+        self.idle_samples = IdleSamples(self.agents, self.unit)
         self.events = EventHub(store, clock, self.thread.run)  # server-sent events
         notifier.observers.append(self.events.poke)
         self._store = store
