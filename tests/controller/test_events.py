@@ -67,8 +67,8 @@ class Listener:
 def listen(served: ServedController, admin: Client) -> Iterator[Any]:
     opened: list[Listener] = []
 
-    def open_(job: int | None = None) -> Listener:
-        headers = {"Authorization": f"Bearer {served.admin_token}"}
+    def open_(job: int | None = None, token: str | None = None) -> Listener:
+        headers = {"Authorization": f"Bearer {token or served.admin_token}"}
         ticket = httpx.post(f"{served.url}/api/v1/events/ticket", headers=headers).json()["ticket"]
         url = f"{served.url}/api/v1/events/stream?ticket={ticket}"
         listener = Listener(url + (f"&job={job}" if job is not None else ""))
@@ -142,3 +142,20 @@ def test_a_client_that_cannot_keep_up_is_dropped() -> None:
     dropped, delivered = asyncio.run(scenario())
     assert dropped
     assert delivered == 5
+
+
+def test_a_stream_carries_only_the_jobs_its_caller_may_see(
+    served: ServedController, admin: Client, listen: Any
+) -> None:
+    """Read isolation holds for the stream as for the API: alice's stream gets her job's
+    events, not bob's; following bob's job is refused as if it did not exist."""
+    tokens = {name: admin.create_token(name, "artist").token for name in ("alice", "bob")}
+    alices = listen(token=tokens["alice"])
+    wait_until(lambda: alices.saw("hello"), timeout=10, what="alice's stream opened")
+    with Client(served.url, tokens["bob"]) as bob, Client(served.url, tokens["alice"]) as alice:
+        hidden = bob.submit("bob's", ["true"])
+        shown = alice.submit("alice's", ["true"])
+    wait_until(lambda: alices.saw("job", job_id=shown.id), timeout=10, what="alice's job event")
+    assert not alices.saw("job", job_id=hidden.id)
+    bobs_job = listen(hidden.id, token=tokens["alice"])
+    assert bobs_job.status == 404

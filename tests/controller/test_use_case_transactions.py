@@ -31,7 +31,7 @@ from thresher.store.tables import metadata
 from thresher.testing import FakeClock
 
 ADMIN = Caller(token_id=0, name="admin", role="admin")
-ALICE = Caller(token_id=0, name="alice", role="user")
+ALICE = Caller(token_id=0, name="alice", role="artist")
 
 
 class InjectedFault(Exception):
@@ -190,6 +190,8 @@ USE_CASES: dict[str, Callable[[Farm, dict[str, Any]], object]] = {
         ALICE, s["job"], 0, first=0, last=3, action="skip"
     ),
     "a poll with a sample": lambda f, s: sampled(f, s["worker"]),
+    "main site": lambda f, s: f.sites.set_site(ADMIN, "sthlm", api.SiteIn(main=True)),
+    "claim a sync": lambda f, s: f.sites.claim_sync(ADMIN, s["job"], "sthlm"),
 }
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 import socket
 import threading
@@ -16,9 +17,11 @@ import typer
 
 from thresher.cli.common import stderr, stdout
 from thresher.controller.app import Server, create_app, listen_socket, server_config
-from thresher.controller.auth import ensure_admin_token
-from thresher.controller.settings import ControllerSettings
+from thresher.controller.auth import ensure_admin_token, private_dir
+from thresher.controller.observe import configure_logging
+from thresher.controller.settings import ControllerSettings, SmtpSettings
 from thresher.core.clock import SystemClock
+from thresher.store.cluster import exclusive
 from thresher.store.db import sqlite_url
 from thresher.store.store import Store
 
@@ -62,16 +65,19 @@ def serve_controller(
     it too, and this returns once the server is down. Raises OSError when the address cannot
     be bound and RuntimeError when the app fails to start.
     """
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    private_dir(settings.data_dir)
     store = Store.open(settings.database_url or sqlite_url(settings.data_dir))
     try:
         clock = SystemClock()
-        written = ensure_admin_token(store, clock, settings.data_dir)
+        with exclusive(store.engine, "startup"):  # controllers started together: one token
+            written = ensure_admin_token(store, clock, settings.data_dir)
         if written and say is not None:
             say(f"admin token written to {written}")
         sock = listen_socket(host, port)
-        url = _url(host, sock.getsockname()[1])
-        server = _Server(server_config(create_app(settings, store=store, clock=clock)))
+        scheme = "https" if settings.tls_certfile else "http"
+        url = _url(host, sock.getsockname()[1], scheme=scheme)
+        app = create_app(settings, store=store, clock=clock)
+        server = _Server(server_config(app, settings))
         try:
             asyncio.run(_serve(server, sock, url=url, ready=ready, stop=stop))
         except SystemExit:
@@ -106,8 +112,8 @@ async def _serve(
     serving.result()
 
 
-def _url(host: str, port: int) -> str:
-    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+def _url(host: str, port: int, *, scheme: str = "http") -> str:
+    return f"{scheme}://[{host}]:{port}" if ":" in host else f"{scheme}://{host}:{port}"
 
 
 def controller(
@@ -131,13 +137,82 @@ def controller(
         float,
         typer.Option("--lease", min=0.1, help="Seconds of silence before a worker is offline."),
     ] = 15.0,
+    disk_low_gb: Annotated[
+        float, typer.Option(min=0, help="a worker with less free disk is worker.disk_low")
+    ] = 2.0,
+    smtp_host: Annotated[
+        str | None, typer.Option(help="SMTP server of e-mail notifications (none: no e-mail)")
+    ] = None,
+    smtp_port: Annotated[int, typer.Option(min=1, max=65535)] = 25,
+    smtp_from: Annotated[str, typer.Option(help="their From address")] = "thresher@localhost",
+    smtp_starttls: Annotated[bool, typer.Option("--smtp-starttls")] = False,
+    smtp_user: Annotated[
+        str | None, typer.Option(help="SMTP login (password: $THRESHER_SMTP_PASSWORD)")
+    ] = None,
+    tls_cert: Annotated[
+        Path | None,
+        typer.Option(
+            "--tls-cert",
+            envvar="THRESHER_TLS_CERT",
+            exists=True,
+            dir_okay=False,
+            help="serve https with this certificate (PEM chain); needs --tls-key",
+        ),
+    ] = None,
+    tls_key: Annotated[
+        Path | None,
+        typer.Option(
+            "--tls-key",
+            envvar="THRESHER_TLS_KEY",
+            exists=True,
+            dir_okay=False,
+            help="the certificate's private key (PEM)",
+        ),
+    ] = None,
+    log_format: Annotated[
+        str,
+        typer.Option(
+            "--log-format",
+            envvar="THRESHER_LOG_FORMAT",
+            help="text, or json: one JSON object a line, with the request id.",
+        ),
+    ] = "text",
+    log_level: Annotated[
+        str,
+        typer.Option(
+            "--log-level",
+            envvar="THRESHER_LOG_LEVEL",
+            help="warning, info (a line per request) or debug.",
+        ),
+    ] = "warning",
 ) -> None:
     """Run the controller: the REST API, the scheduler and the sweeper of silent workers."""
     if lease <= heartbeat:
         raise typer.BadParameter("must be longer than --heartbeat", param_hint="--lease")
-    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s: %(message)s")
+    if (tls_cert is None) != (tls_key is None):
+        raise typer.BadParameter("--tls-cert and --tls-key go together", param_hint="--tls-key")
+    if log_format not in ("text", "json"):
+        raise typer.BadParameter("must be text or json", param_hint="--log-format")
+    level = logging.getLevelNamesMapping().get(log_level.upper())
+    if level is None:
+        raise typer.BadParameter("must be debug, info, warning or error", param_hint="--log-level")
+    configure_logging(json_lines=log_format == "json", level=level)
     settings = ControllerSettings(
-        data_dir=data_dir, database_url=database_url, heartbeat_s=heartbeat, lease_s=lease
+        data_dir=data_dir,
+        database_url=database_url,
+        heartbeat_s=heartbeat,
+        lease_s=lease,
+        disk_low_bytes=int(disk_low_gb * 2**30),
+        smtp=SmtpSettings(
+            host=smtp_host,
+            port=smtp_port,
+            sender=smtp_from,
+            starttls=smtp_starttls,
+            user=smtp_user,
+            password=os.environ.get("THRESHER_SMTP_PASSWORD"),
+        ),
+        tls_certfile=tls_cert,
+        tls_keyfile=tls_key,
     )
     out = stdout()
 

@@ -7,7 +7,9 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel
 
-from thresher.client._session import Session
+from thresher.client._events import EventsMixin
+from thresher.client._security import SecurityCalls
+from thresher.client._sites import SitesCalls
 from thresher.schemas import api
 from thresher.schemas import engines as eng
 from thresher.schemas import monitor as mon
@@ -16,7 +18,7 @@ from thresher.schemas import openjd as ojd
 M = TypeVar("M", bound=BaseModel)
 
 
-class Client(Session):
+class Client(EventsMixin, SecurityCalls, SitesCalls):
     """A connection to a Thresher controller, answering typed results (`thresher.schemas.api`).
 
     >>> client = Client("http://127.0.0.1:8420", token)        # doctest: +SKIP
@@ -88,11 +90,13 @@ class Client(Session):
         preview_every: int | None = None,
         errors_to_avoid: int | None = None,
         forgive_s: float | None = None,
+        image: str | None = None,
     ) -> api.JobOut:
         """Submit a command job; `command` is an argv template with {start} {end} {frame}
-        {frames} placeholders. The scheduling options are described in docs/scheduling.md:
-        `filters` such as ``ram:>32GB,pool:@lighting``, `limits` (license names) each task
-        holds, caps, `after_name` (a glob over your job names; `after_global`: everyone's)."""
+        {frames} placeholders; with `image`, its tasks run in that container image. The
+        scheduling options are described in docs/scheduling.md: `filters` such as
+        ``ram:>32GB,pool:@lighting``, `limits` (license names) each task holds, caps,
+        `after_name` (a glob over your job names; `after_global`: everyone's)."""
         return self.submit_job(
             api.JobIn(
                 filters=filters,
@@ -119,6 +123,7 @@ class Client(Session):
                 priority_frames=priority_frames,
                 max_runtime_s=max_runtime_s,
                 paused=paused,
+                container=None if image is None else api.ContainerIn(image=image),
             )
         )
 
@@ -215,8 +220,17 @@ class Client(Session):
     def disable_worker(self, name: str) -> api.WorkerOut:
         return self._post(api.WorkerOut, f"/api/v1/workers/{name}/disable")
 
-    def create_token(self, name: str, role: str = "user") -> api.TokenOut:
-        return self._post(api.TokenOut, "/api/v1/admin/tokens", {"name": name, "role": role})
+    def create_token(
+        self,
+        name: str,
+        role: str = "artist",
+        *,
+        label: str | None = None,
+        expires_in_s: float | None = None,
+    ) -> api.TokenOut:
+        """Admins: a token for anyone (`name`), of any role but worker; shown this once."""
+        body = {"name": name, "role": role, "label": label, "expires_in_s": expires_in_s}
+        return self._post(api.TokenOut, "/api/v1/admin/tokens", body)
 
     # -- scheduling: workers' lanes and NIMBY, limits, users, pools, error hosts -----------------
 
@@ -393,7 +407,7 @@ class Client(Session):
         body = self._template_body(template, parameters, env_templates, fields)
         return self._post(ojd.TemplateCheckOut, "/api/v1/templates/check", body)
 
-    def create_access_key(self, name: str, role: str = "user") -> dict[str, str]:
+    def create_access_key(self, name: str, role: str = "artist") -> dict[str, str]:
         """Admins: an AWS-style key pair (``access_key_id``, ``secret_access_key``) for the
         Deadline Cloud compatible routes, acting as a new token of ``role``."""
         body = {"name": name, "role": role}

@@ -13,9 +13,12 @@ import uvicorn
 from fastapi import FastAPI
 
 from thresher.controller import errors
+from thresher.controller.audit import AuditTrail
 from thresher.controller.body_limit import BodyLimit
 from thresher.controller.farm import Farm
 from thresher.controller.notifier import Notifier
+from thresher.controller.notify import Sender
+from thresher.controller.observe import Observe
 from thresher.controller.routes import (
     agent,
     deadline,
@@ -24,8 +27,12 @@ from thresher.controller.routes import (
     limits,
     monitor,
     nimby,
+    ops,
     pools,
     renderacre,
+    security,
+    sites,
+    subscriptions,
     tasks,
     templates,
     web,
@@ -41,9 +48,14 @@ VERSION = version("thresher")
 
 
 async def _sweep_forever(farm: Farm) -> None:
+    """Expire silent workers, on the one controller holding the sweep lease (on PostgreSQL,
+    where several may share the database); the others write the leases they heard."""
     while True:
         await asyncio.sleep(farm.settings.sweep_every_s)
         try:
+            if not await asyncio.to_thread(farm.sweep_lease.held):
+                await farm.call(farm.agents.flush_heartbeats)
+                continue
             expired = await farm.call(farm.agents.sweep)
         except Exception:  # the sweeper must outlive a failed round (database restarting...)
             log.exception("sweep failed")
@@ -71,20 +83,25 @@ def create_app(
         await farm.call(farm.start, clock.now())
         task = asyncio.create_task(_sweep_forever(farm)) if sweeper else None
         farm.events.start(asyncio.get_running_loop())
+        deliveries = Sender(clock, smtp=settings.smtp)  # farm events to webhooks and e-mail
+        notifier.listeners.append(deliveries.changed)
+        sender = asyncio.create_task(deliveries.run(farm))
         try:
             yield
         finally:
             await farm.events.stop()
-            if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+            for running in (task, sender):
+                if running is not None:
+                    running.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await running
             farm.close()
 
     app = FastAPI(
         title="Thresher",
         version=VERSION,
-        description="Render farm controller. Every route but /healthz needs a bearer token.",
+        description="Render farm controller. Every route but /healthz (and a worker's enrolment "
+        "by one-time code) needs a bearer token; docs/security.md says which roles may call which.",
         lifespan=lifespan,
         responses=errors.ERROR_RESPONSES,
     )
@@ -103,10 +120,17 @@ def create_app(
     app.include_router(deadline.router)  # Deadline Cloud's CreateJob & co
     app.include_router(deadline.admin_router)
     deadline.install(app)
+    app.include_router(subscriptions.router)  # farm events, subscriptions (webhooks, e-mail)
     for scheduling in (limits, pools, nimby):
         app.include_router(scheduling.router)
+    app.include_router(sites.router)  # sites, volumes, jobs' sync per site
+    app.include_router(security.router)  # accounts, tokens, enrolment codes, audit
+    app.include_router(security.enrol_router)
+    app.add_middleware(AuditTrail)  # every state-changing call, in the database
     app.include_router(monitor.router)  # the web monitor's reads, actions and events
     web.install(app)  # its pages, under /
+    app.include_router(ops.router)  # /metrics
+    app.add_middleware(Observe)  # request ids and request metrics (outermost)
 
     @app.get("/healthz", tags=["health"])
     async def healthz() -> dict[str, str]:
@@ -128,11 +152,22 @@ class Server(uvicorn.Server):
         return True
 
 
-def server_config(app: FastAPI) -> uvicorn.Config:
+def server_config(app: FastAPI, settings: ControllerSettings | None = None) -> uvicorn.Config:
     """How every Thresher process serves the app. Held polls are cut after a second of graceful
-    shutdown: workers simply poll again, and a stopping controller need not wait out the hold."""
+    shutdown: workers simply poll again, and a stopping controller need not wait out the hold.
+    No access log: a request line may carry a secret (renderacre's old token-in-path URL).
+    With a certificate and key in `settings`, it serves https."""
+    tls = settings is not None and settings.tls_certfile is not None
     return uvicorn.Config(
-        app, log_level="warning", access_log=False, lifespan="on", timeout_graceful_shutdown=1
+        app,
+        log_level="warning",
+        access_log=False,
+        lifespan="on",
+        timeout_graceful_shutdown=1,
+        ssl_certfile=str(settings.tls_certfile) if tls and settings else None,
+        ssl_keyfile=str(settings.tls_keyfile)
+        if tls and settings and settings.tls_keyfile
+        else None,
     )
 
 

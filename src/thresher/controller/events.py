@@ -24,8 +24,9 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from thresher.controller.auth import Caller
+from thresher.controller.auth import ANY_JOB, Caller
 from thresher.controller.event_data import block_runs, job_summary
+from thresher.controller.visibility import check_visible, may_see
 from thresher.core.clock import Clock
 from thresher.core.errors import NotFound
 from thresher.store.monitor import Changes, Mark
@@ -41,13 +42,24 @@ class Client:
     """One open stream. `job`: the job whose tasks and log lines it wants (others' it skips)."""
 
     job: int | None
+    caller: Caller | None = None  # None: sees every job (tests, the benchmark)
     queue: asyncio.Queue[bytes | None] = field(default_factory=lambda: asyncio.Queue(256))
     dropped: bool = False
+    visible: set[int] = field(default_factory=set)  # jobs it may see, of those that changed
 
     def wants(self, kind: str, data: dict[str, Any]) -> bool:
-        """Job and worker events go to every stream; task, runs and log events to those
+        """Worker events go to every stream; job events to those that may see the job (its
+        owner, the owner's groups, wranglers, admins); task, runs and log events to those
         following their job."""
-        return kind in ("job", "worker") or data.get("job_id") == self.job
+        if kind == "worker":
+            return True
+        if self.sees_all or data.get("job_id") in self.visible:
+            return kind == "job" or data.get("job_id") == self.job
+        return False
+
+    @property
+    def sees_all(self) -> bool:
+        return self.caller is None or self.caller.role in ANY_JOB
 
 
 class Tickets:
@@ -118,11 +130,16 @@ class EventHub:
         else:
             self._loop.call_soon_threadsafe(self._dirty.set)
 
-    async def open(self, job: int | None) -> Client:
-        """A new stream. The first one takes the baseline the next changes are diffed from."""
+    async def open(self, job: int | None, caller: Caller | None = None) -> Client:
+        """A new stream. The first one takes the baseline the next changes are diffed from.
+        A stream that follows a job the caller may not see is refused (404)."""
+        if job is not None and caller is not None:
+            await self.run(self._check_visible, caller, job)
         if not self.clients:
             await self.run(self._baseline)
-        client = Client(job)
+        client = Client(job, caller)
+        if job is not None:
+            client.visible.add(job)
         self.clients.add(client)
         return client
 
@@ -193,15 +210,30 @@ class EventHub:
         events += self._runs_events(moved, truncated=len(moved) >= 1000, jobs=events)
         return events + self._diff(changes, moved)
 
+    def _check_visible(self, caller: Caller, job_id: int) -> None:
+        check_visible(self.store, caller, job_id, self.store.jobs.get(job_id).spec.owner)
+
     def _job_events(self, changed: list[int]) -> list[Event]:
-        """A `job` event per changed job, with its summary (none when it was deleted)."""
+        """A `job` event per changed job, with its summary (none when it was deleted); each
+        stream learns which of them its caller may see (a deleted one: those that saw it)."""
         events: list[Event] = []
+        owners: dict[int, str] = {}
         for job_id in changed:
             try:
-                summary: dict[str, Any] | None = job_summary(self.store.jobs.get(job_id))
+                job = self.store.jobs.get(job_id)
             except NotFound:
-                summary = None
-            events.append(("job", {"job_id": job_id, "job": summary}))
+                events.append(("job", {"job_id": job_id, "job": None}))
+                continue
+            owners[job_id] = job.spec.owner
+            events.append(("job", {"job_id": job_id, "job": job_summary(job)}))
+        for client in list(self.clients):
+            if client.sees_all or client.caller is None:
+                continue
+            for job_id, owner in owners.items():
+                if may_see(self.store, client.caller, owner):
+                    client.visible.add(job_id)
+                else:
+                    client.visible.discard(job_id)
         return events
 
     def _runs_events(

@@ -6,20 +6,32 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from thresher.controller.auth import Caller
+from thresher.controller.auth import ADMIN, ARTIST, WRANGLER, Caller
 from thresher.controller.compile import compile_job, compile_template
 from thresher.controller.compile.policy import SubmitPolicy
 from thresher.controller.engines import EngineRegistry
+from thresher.controller.notifications import final_kind, job_event
+from thresher.controller.sites import submission_fields
 from thresher.controller.unit import UnitOfWork
+from thresher.controller.visibility import (
+    check_may_change,
+    check_submission,
+    check_visible,
+    visible_owners,
+)
 from thresher.core.clock import Clock
-from thresher.core.errors import Forbidden, InvalidInput, NotFound
+from thresher.core.errors import InvalidInput, NotFound, ProblemCollector
+from thresher.core.events import EventKind
 from thresher.core.model import AttemptRecord, JobRecord, JobSpec, TaskRecord
 from thresher.core.states import JobStatus, TaskStatus
+from thresher.core.volumes import check_refs
 from thresher.engines import Engine
 from thresher.schemas import api
 from thresher.schemas import openjd as openjd_schema
 from thresher.store.store import Store
 
+#: Who submits and acts on jobs (an artist: its own).
+SUBMITTERS = (ADMIN, WRANGLER, ARTIST)
 FINAL_JOB = frozenset({JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELED})
 
 
@@ -78,25 +90,46 @@ class Jobs:
 
     def submit(self, caller: Caller, body: api.JobIn) -> JobRecord:
         """Compile and store a command or engine job (accsyn's shape included)."""
-        caller.require("admin", "user")
+        caller.require(*SUBMITTERS)
         with self.unit.change():
-            return self._create(
-                compile_job(body, owner=caller.name, lookup=self.lookup, policy=self.policy)
-            )
+            problems = ProblemCollector()  # share paths and the rest, reported together
+            with problems.check():
+                check_refs(submission_fields(body), self.store.sites.volumes())
+            spec: JobSpec | None = None
+            with problems.check():
+                spec = compile_job(body, owner=caller.name, lookup=self.lookup, policy=self.policy)
+            problems.raise_found()
+            assert spec is not None
+            job = self._create(caller, spec)
+            for site, settings in (body.sites or {}).items():
+                changes = settings.model_dump(exclude_none=True)
+                self.store.sites.set_job_site(job.id, site, changes, now=self.clock.now())
+            return job
 
     def submit_template(self, caller: Caller, body: openjd_schema.TemplateJobIn) -> JobRecord:
         """Compile and store an OpenJD template job; a TemplateError lists every problem."""
-        caller.require("admin", "user")
+        caller.require(*SUBMITTERS)
         with self.unit.change():
+            check_refs({"parameters": body.parameters}, self.store.sites.volumes())
             return self._create(
-                compile_template(body, owner=caller.name, lookup=self.lookup, policy=self.policy)
+                caller,
+                compile_template(body, owner=caller.name, lookup=self.lookup, policy=self.policy),
             )
 
-    def _create(self, spec: JobSpec) -> JobRecord:
-        return self.store.jobs.get(self.store.jobs.create(spec, now=self.clock.now()))
+    def _create(self, caller: Caller, spec: JobSpec) -> JobRecord:
+        check_submission(caller, spec)
+        job = self.store.jobs.get(self.store.jobs.create(spec, now=self.clock.now()))
+        job_event(self.store, job, EventKind.JOB_SUBMITTED, now=self.clock.now())
+        return job
 
     def get(self, caller: Caller, job_id: int) -> JobRecord:
-        return self.store.jobs.get(job_id)
+        """The job, if the caller may see it (else NotFound, as if there were none)."""
+        job = self.store.jobs.get(job_id)
+        check_visible(self.store, caller, job_id, job.spec.owner)
+        return job
+
+    def _visible(self, caller: Caller, job_id: int) -> None:
+        self.get(caller, job_id)
 
     def list_jobs(
         self,
@@ -117,12 +150,19 @@ class Jobs:
                 raise InvalidInput(
                     f"unknown status {name!r}; one of {known}", field="status"
                 ) from None
-        return self.store.jobs.page(owner=owner, statuses=wanted, limit=limit, offset=offset)
+        return self.store.jobs.page(
+            owner=owner,
+            owners=visible_owners(self.store, caller),
+            statuses=wanted,
+            limit=limit,
+            offset=offset,
+        )
 
     def tasks(
         self, caller: Caller, job_id: int, *, block: int, offset: int, limit: int
     ) -> tuple[int, list[TaskRecord]]:
         """(total, page) of one block's tasks, waiting ones synthesised."""
+        self._visible(caller, job_id)
         return self.store.tasks.page(job_id, block_index=block, offset=offset, limit=limit)
 
     def task(
@@ -130,13 +170,14 @@ class Jobs:
     ) -> tuple[TaskRecord, list[AttemptRecord]]:
         """One task with every attempt it had."""
         with self.unit.transaction():
+            self._visible(caller, job_id)
             task = self.store.tasks.get(job_id, block, index)
             return task, self.store.attempts.of_task(job_id, block, index)
 
     def attempts(self, caller: Caller, job_id: int) -> list[AttemptRecord]:
         """Every attempt of the job, oldest first: the job's history."""
         with self.unit.transaction():
-            self.store.jobs.get(job_id)
+            self._visible(caller, job_id)
             return self.store.attempts.of_job(job_id)
 
     def log(
@@ -153,6 +194,7 @@ class Jobs:
         """(line id, attempt id, stream, text) of the task's output after line `after`: at most
         `limit` lines and `max_bytes` of text; and whether more follow."""
         with self.unit.transaction():
+            self._visible(caller, job_id)
             self.store.tasks.get(job_id, block, index)
             return self.store.attempts.log_page(
                 job_id, block, index, after_id=after, limit=limit, max_bytes=max_bytes
@@ -161,10 +203,9 @@ class Jobs:
     # -- actions --------------------------------------------------------------------------------
 
     def _own(self, caller: Caller, job_id: int) -> JobRecord:
-        caller.require("admin", "user")
+        caller.require(*SUBMITTERS)
         job = self.store.jobs.get(job_id)
-        if not caller.is_admin and job.spec.owner != caller.name:
-            raise Forbidden(f"job {job_id} belongs to {job.spec.owner}", field="job_id")
+        check_may_change(self.store, caller, job_id, job.spec.owner)
         return job
 
     def pause(self, caller: Caller, job_id: int) -> Acted:
@@ -214,6 +255,7 @@ class Jobs:
             self.store.jobs.request_stop_running(job_id, "canceled")
             waiting = self.store.jobs.waiting_on(job_id)
             self.store.jobs.delete(job_id)
+            self.store.sites.delete_job(job_id)  # its sync per site
             for other in waiting:
                 self._stamp_if_final(other)
 
@@ -250,5 +292,6 @@ class Jobs:
         self._stamp_if_final(job_id)
 
     def _stamp_if_final(self, job_id: int) -> None:
-        if self.store.jobs.get(job_id).status in FINAL_JOB:
-            self.store.jobs.mark_finished(job_id, self.clock.now())
+        job = self.store.jobs.get(job_id)
+        if job.status in FINAL_JOB and self.store.jobs.mark_finished(job_id, self.clock.now()):
+            job_event(self.store, job, final_kind(job.status), now=self.clock.now())

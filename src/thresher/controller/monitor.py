@@ -11,10 +11,11 @@ from typing import TYPE_CHECKING, Any
 from thresher.controller.auth import Caller
 from thresher.controller.jobs import Jobs
 from thresher.controller.unit import UnitOfWork
+from thresher.controller.visibility import check_visible
 from thresher.core.clock import Clock
 from thresher.core.errors import InvalidInput
 from thresher.core.eta import Estimate, job_estimates, task_eta
-from thresher.core.model import AttemptRecord, TaskRecord
+from thresher.core.model import AttemptRecord, JobRecord, TaskRecord
 from thresher.core.states import TaskStatus
 from thresher.store.monitor import Run
 from thresher.store.stats import DIMENSIONS, QueueWait, StatRow
@@ -84,10 +85,17 @@ class Monitor:
     ) -> tuple[int, list[Run], dict[int, list[int]]]:
         """(task count, runs, the frames of each run's first and last task) of one block."""
         with self.unit.transaction():
+            self._visible(caller, job_id)
             total, runs = self.store.monitor.runs(job_id, block)
             ends = {i for run in runs for i in (run.first, run.last)}
             frames = self.store.monitor.task_frames(job_id, block, sorted(ends))
         return total, runs, frames
+
+    def _visible(self, caller: Caller, job_id: int) -> JobRecord:
+        """The job, when the caller may see it (else 404, as if it did not exist)."""
+        job = self.store.jobs.get(job_id)
+        check_visible(self.store, caller, job_id, job.spec.owner)
+        return job
 
     def act_on_range(
         self, caller: Caller, job_id: int, block: int, *, first: int, last: int, action: str
@@ -185,7 +193,7 @@ class Monitor:
         """The job's and each block's estimate, with what its running tasks have run so far
         and the farm's history for blocks nothing of the job measured."""
         with self.unit.transaction():
-            job = self.store.jobs.get(job_id)
+            job = self._visible(caller, job_id)
             elapsed = self.store.monitor.running_elapsed(job_id, self.clock.now())
             usual = self.usual_runtimes()
         return job_estimates(job, history_s=usual, running_elapsed=elapsed)

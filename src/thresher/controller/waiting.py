@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from thresher.controller.auth import Caller
 from thresher.controller.dispatch import DispatchIndex
 from thresher.controller.dispatch.index import IndexedWorker
+from thresher.controller.visibility import check_visible
 from thresher.core.deps import upstream_tasks
 from thresher.core.dispatch import LaneView
 from thresher.core.frames import TaskLayout
@@ -73,6 +74,7 @@ class Waiting:
     def task_why(self, caller: Caller, job_id: int, block: int, index: int) -> TaskWait:
         """Why one task is where it is: its own state, the upstream tasks it waits on (frame
         by frame), the host a retry avoids, then its block's reasons."""
+        check_visible(self.store, caller, job_id, self.store.jobs.get(job_id).spec.owner)
         task = self.store.tasks.get(job_id, block, index)
         if task.status not in (TaskStatus.WAITING, TaskStatus.QUEUED):
             return TaskWait(task, [Reason(_task_state(task))])
@@ -112,6 +114,7 @@ class Waiting:
 
     def why(self, caller: Caller, job_id: int) -> JobWait:
         job = self.store.jobs.get(job_id)
+        check_visible(self.store, caller, job_id, job.spec.owner)
         own = job.status_reason or _JOB_REASONS.get(job.status)
         if own is not None:
             return JobWait(job, own, [])

@@ -24,6 +24,7 @@ class WorkerRegistration:
     gpus: int = 0
     capacity: int | None = None  # None: 1000 per lane
     lane_engines: Mapping[int, tuple[str, ...]] | None = None  # lanes not named run anything
+    lane_gpus: Mapping[int, tuple[int, ...]] | None = None  # lane -> GPU device ids it owns
 
 
 @dataclass(frozen=True)
@@ -43,3 +44,40 @@ class TokenRecord:
     id: int
     name: str
     role: str
+    groups: tuple[str, ...] = ()  # the groups of the user the token is named after
+
+
+@dataclass(frozen=True)
+class TokenInfo:
+    """A token as listed (never its secret)."""
+
+    id: int
+    name: str
+    role: str
+    label: str | None
+    created_by: str | None
+    created_at: float
+    expires_at: float | None
+    revoked: bool
+
+
+@dataclass(frozen=True)
+class UserAccount:
+    """A person: a name, a role, groups."""
+
+    name: str
+    role: str
+    groups: tuple[str, ...]
+    created_at: float
+    disabled: bool
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    id: int
+    at: float
+    actor: str
+    role: str
+    action: str
+    object: str
+    status: int

@@ -297,6 +297,58 @@ access_keys = sa.Table(
 
 # -- security (0003) ------------------------------------------------------------------
 
+# A token's life cycle: what it is for (`label`), who made it and until when it works (NULL:
+# no expiry). The base `role` column holds admin | wrangler | artist | viewer | enrol | worker.
+tokens.append_column(sa.Column("label", sa.String(200), nullable=True))
+tokens.append_column(sa.Column("created_by", sa.String(200), nullable=True))
+tokens.append_column(sa.Column("expires_at", sa.Float, nullable=True))
+
+# Access-key secrets sealed with a key kept outside the database (controller/sealing.py); the
+# base `secret` column is left empty once a key's secret is sealed.
+access_keys.append_column(sa.Column("sealed_secret", sa.Text, nullable=True))
+
+# People: a name (what jobs are owned by and tokens are named), a role and groups (a job is
+# visible to its owner's groups). A disabled user's tokens stop working.
+users = sa.Table(
+    "users",
+    metadata,
+    sa.Column("name", sa.String(200), primary_key=True),
+    sa.Column("role", sa.String(20), nullable=False),
+    sa.Column("groups", sa.JSON, nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("disabled", sa.Boolean, nullable=False, default=False),
+)
+
+# One-time worker enrolment codes, stored hashed: used once (then `used_at`), expiring,
+# revocable.
+enrol_codes = sa.Table(
+    "enrol_codes",
+    metadata,
+    sa.Column("id", ID, primary_key=True),
+    sa.Column("code_hash", sa.String(64), nullable=False, unique=True),
+    sa.Column("created_by", sa.String(200), nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("expires_at", sa.Float, nullable=False),
+    sa.Column("used_at", sa.Float, nullable=True),
+    sa.Column("used_by", sa.String(200), nullable=True),
+    sa.Column("revoked", sa.Boolean, nullable=False, default=False),
+    sqlite_autoincrement=True,
+)
+
+# Who did what to which object and when: one row per state-changing call.
+audit = sa.Table(
+    "audit",
+    metadata,
+    sa.Column("id", ID, primary_key=True),
+    sa.Column("at", sa.Float, nullable=False, index=True),
+    sa.Column("actor", sa.String(200), nullable=False, index=True),
+    sa.Column("role", sa.String(20), nullable=False),
+    sa.Column("action", sa.String(200), nullable=False),
+    sa.Column("object", sa.String(300), nullable=False),
+    sa.Column("status", sa.Integer, nullable=False),
+    sqlite_autoincrement=True,
+)
+
 # -- monitor (0004) -------------------------------------------------------------------
 # In tables_monitor.py (worker_samples), imported at the end of this module.
 
@@ -304,9 +356,110 @@ access_keys = sa.Table(
 
 # -- sites (0006) ---------------------------------------------------------------------
 
+# Places the farm spans: each worker names its site; a site may run a file service (its URL
+# and the token its peers use are given by whoever set it up). `main`: where outputs go back.
+sites = sa.Table(
+    "sites",
+    metadata,
+    sa.Column("name", sa.String(100), primary_key=True),
+    sa.Column("description", sa.String(300), nullable=False),
+    sa.Column("main", sa.Boolean, nullable=False),
+    sa.Column("file_service_url", sa.String(500), nullable=True),
+    sa.Column("file_service_token", sa.String(500), nullable=True),  # its peers present it
+    sa.Column("bandwidth_bps", sa.BigInteger, nullable=True),  # a cap on its transfers
+    sa.Column("parallel_streams", sa.Integer, nullable=False),
+    sa.Column("updated_at", sa.Float, nullable=False),
+)
+
+# Named storage roots (shares): `roots` is {site: {os: root path}}; paths are written
+# share=NAME/rel/path and resolved on each worker to its site's root.
+volumes = sa.Table(
+    "volumes",
+    metadata,
+    sa.Column("name", sa.String(100), primary_key=True),
+    sa.Column("description", sa.String(300), nullable=False),
+    sa.Column("roots", sa.JSON, nullable=False),
+    sa.Column("updated_at", sa.Float, nullable=False),
+)
+
+# A job's sync at one site: settings given at submit (editable later) and where it stands.
+job_sites = sa.Table(
+    "job_sites",
+    metadata,
+    sa.Column("job_id", ID, primary_key=True),
+    sa.Column("site", sa.String(100), primary_key=True),
+    sa.Column("download", sa.Boolean, nullable=False),
+    sa.Column("upload", sa.Boolean, nullable=False),
+    sa.Column("speed_limit_bps", sa.BigInteger, nullable=True),
+    sa.Column("parallel_files", sa.Integer, nullable=False),
+    sa.Column("clear_output", sa.Boolean, nullable=False),
+    sa.Column("sync_state", sa.String(20), nullable=False),  # none|pending|running|done|failed
+    sa.Column("bytes_done", sa.BigInteger, nullable=False),
+    sa.Column("bytes_total", sa.BigInteger, nullable=False),
+    sa.Column("message", sa.String(1000), nullable=True),
+    sa.Column("claimed_by", sa.String(200), nullable=True),  # the worker running the sync
+    sa.Column("updated_at", sa.Float, nullable=False),
+)
+
 # -- submitters (0007) ----------------------------------------------------------------
 
 # -- cloud (0008) ---------------------------------------------------------------------
 
 # The areas' own table modules, imported last so their tables join `metadata`.
 from thresher.store import tables_monitor  # noqa: E402, F401
+
+# GPU lanes: lane -> the GPU device ids it owns ({"0": [0], "1": [1]}); NULL: no GPU lanes.
+workers.append_column(sa.Column("lane_gpus", sa.JSON, nullable=True))
+
+# Events and notifications. An event is written in the transaction of the change it tells of
+# (the outbox), then fanned out to the matching subscriptions as deliveries, which a background
+# sender delivers and retries.
+events = sa.Table(
+    "events",
+    metadata,
+    sa.Column("id", ID, primary_key=True),
+    sa.Column("kind", sa.String(40), nullable=False),
+    sa.Column("job_id", ID, nullable=True),
+    sa.Column("owner", sa.String(200), nullable=True),
+    sa.Column("worker", sa.String(200), nullable=True),
+    sa.Column("data", sa.JSON, nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("fanned_out", sa.Boolean, nullable=False, default=False, server_default=sa.false()),
+    sa.Index("ix_events_fanned_out", "fanned_out"),
+    sqlite_autoincrement=True,
+)
+subscriptions = sa.Table(
+    "subscriptions",
+    metadata,
+    sa.Column("id", ID, primary_key=True),
+    sa.Column("owner", sa.String(200), nullable=False),
+    sa.Column("channel", sa.String(20), nullable=False),  # webhook | email
+    sa.Column("target", sa.String(2000), nullable=False),  # URL or e-mail address
+    sa.Column("kinds", sa.JSON, nullable=False),  # event kinds, or ["*"]
+    sa.Column("job_id", ID, nullable=True),  # only this job's events
+    sa.Column("all_users", sa.Boolean, nullable=False, default=False, server_default=sa.false()),
+    sa.Column("min_failures", sa.Integer, nullable=False, default=1, server_default="1"),
+    sa.Column("secret", sa.String(400), nullable=False),  # HMAC key, sealed; shown once
+    sa.Column("created_at", sa.Float, nullable=False),
+    sqlite_autoincrement=True,
+)
+deliveries = sa.Table(
+    "deliveries",
+    metadata,
+    sa.Column("id", ID, primary_key=True),
+    sa.Column("event_id", ID, sa.ForeignKey("events.id", ondelete="CASCADE"), nullable=False),
+    sa.Column(
+        "subscription_id",
+        ID,
+        sa.ForeignKey("subscriptions.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    sa.Column("status", sa.String(20), nullable=False),  # pending | delivered | failed
+    sa.Column("tries", sa.Integer, nullable=False, default=0, server_default="0"),
+    sa.Column("next_at", sa.Float, nullable=False),
+    sa.Column("last_error", sa.Text, nullable=True),
+    sa.Column("delivered_at", sa.Float, nullable=True),
+    sa.UniqueConstraint("event_id", "subscription_id", name="uq_deliveries_event_subscription"),
+    sa.Index("ix_deliveries_status_next_at", "status", "next_at"),
+    sqlite_autoincrement=True,
+)

@@ -14,10 +14,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import random
 from collections import Counter
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from thresher.client import AgentClient, ThresherError
@@ -26,11 +27,14 @@ from thresher.schemas import api
 from thresher.worker.engines import WorkerEngines
 from thresher.worker.executor import Executor
 from thresher.worker.guardian import Guardian
+from thresher.worker.launch import ContainerSettings, Launcher
 from thresher.worker.meters import Meters
 from thresher.worker.nimby import State as NimbyState
 from thresher.worker.nimby import nimby_path, read_nimby
 from thresher.worker.outbox import Outbox
 from thresher.worker.poll_policy import Ask, PollPolicy, retry_after
+from thresher.worker.sync import SiteSync
+from thresher.worker.volumes import ShareResolver
 
 log = logging.getLogger("thresher.worker")
 
@@ -56,6 +60,18 @@ class AgentConfig:
     # A guardian process kills the tasks' process groups if this worker is killed outright
     # (see worker/guardian.py).
     guardian: bool = True
+    # Jobs that name a container image run in it (see worker/launch.py).
+    containers: ContainerSettings = field(default_factory=ContainerSettings)
+    # Security: a one-time enrolment code (instead of an enrolment token), the CA file that
+    # signed an https controller's certificate (None: the system's).
+    enrol_code: str | None = None
+    ca_file: str | None = None
+
+    @property
+    def token_file(self) -> Path:
+        """Where the worker keeps its own token (0600) after enrolling with a code."""
+        return self.work_dir / "worker-token"
+
     # Resource samples for the monitor (see worker/meters.py): how often one is read; 0: never.
     sample_every_s: float = 5.0
 
@@ -86,7 +102,13 @@ class Agent:
     ) -> None:
         self.config = config
         self.policy = config.poll_policy
-        self.client = client or AgentClient(config.controller_url, config.token)
+        self.client = client or AgentClient(
+            config.controller_url,
+            config.token,
+            enrol_code=config.enrol_code,
+            ca_file=config.ca_file,
+            keep_token=self._keep_token if config.enrol_code else None,
+        )
         self.clock: Clock = clock or SystemClock()
         self._jitter = jitter or random.Random().random
         self.outbox = Outbox()
@@ -99,6 +121,12 @@ class Agent:
             grace_s=config.grace_s,
             openjd_idle_s=config.openjd_idle_s,
             path_mapping_rules=config.path_mapping_rules,
+            shares=ShareResolver(self.client, site=config.facts.site, os_name=config.facts.os),
+            sync=SiteSync(self.client, site=config.facts.site, os_name=config.facts.os),
+            launcher=Launcher(
+                lane_gpus={k: tuple(v) for k, v in config.facts.lane_gpus.items()},
+                containers=config.containers,
+            ),
         )
         self._flush_timer: asyncio.TimerHandle | None = None
         # Output reaches the controller in the order it was written: a report and a poll that
@@ -222,6 +250,13 @@ class Agent:
             log.warning("%s failed: %s; retrying in %.1fs (%s)", what, exc, delay, again)
         else:  # a fault of the worker's own: with its traceback
             log.error("%s failed; retrying in %.1fs (%s)", what, delay, again, exc_info=exc)
+
+    def _keep_token(self, token: str) -> None:
+        """Keep the token a code bought (0600), so a restart re-attaches with it."""
+        path = self.config.token_file
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(token + "\n")
 
     async def _register(self, stop: asyncio.Event) -> None:
         failures = 0

@@ -46,6 +46,7 @@ from typing import Literal, Protocol
 
 from thresher.worker.lines import MAX_LINE_BYTES, TRUNCATED_SUFFIX, LineSplitter
 from thresher.worker.process_result import ProcessResult, spawn_error, task_peak_rss
+from thresher.worker.task_memory import TaskMemory, peak_of
 
 __all__ = [
     "MAX_LINE_BYTES",
@@ -253,6 +254,7 @@ class ProcessRunner:
             if fd >= 0:
                 poller.register(fd, select.POLLIN)
         open_pipes = set(self._pipes)
+        self._memory = TaskMemory(proc.pid)
         status: int | None = None
         peak_rss: int | None = None
         duration = 0.0
@@ -273,7 +275,7 @@ class ProcessRunner:
             for fd in open_pipes:
                 self._deliver(self._pipes[fd], splitters[fd].flush())
             self._close_fds()
-            self._finish(status, peak_rss, duration)
+            self._finish(status, peak_of(self._memory.peak, peak_rss), duration)
 
     def _read_until_exit(
         self, poller: select.poll, open_pipes: set[int], splitters: dict[int, LineSplitter]
@@ -288,7 +290,11 @@ class ProcessRunner:
             if runtime_deadline is not None and now >= runtime_deadline:
                 runtime_deadline = None
                 self._stop("timed_out")
-            timeout_ms = _poll_timeout_ms(runtime_deadline, now)
+            if self._memory.due_in(now) == 0:
+                self._memory.sample(now)
+            sample_at = now + self._memory.due_in(now)
+            deadline = sample_at if runtime_deadline is None else min(sample_at, runtime_deadline)
+            timeout_ms = _poll_timeout_ms(deadline, now)
             if self._pidfd < 0:  # pragma: no cover - only without pidfd
                 timeout_ms = min(timeout_ms or _NO_PIDFD_POLL_MS, _NO_PIDFD_POLL_MS)
             if self._take_events(poller.poll(timeout_ms), poller, open_pipes, splitters):

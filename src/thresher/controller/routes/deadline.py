@@ -26,13 +26,14 @@ from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
+from thresher.controller import policy
 from thresher.controller.auth import Caller
 from thresher.controller.compile.openjd import KIND as OPENJD_KIND
 from thresher.controller.farm import Farm
 from thresher.controller.routes.deps import CallerDep, FarmDep, get_farm
 from thresher.controller.routes.templates import template_error_body
 from thresher.controller.sigv4 import SignatureError, SignedRequest, parse_authorization
-from thresher.core.errors import InvalidInput, NotFound, ThresherDomainError
+from thresher.core.errors import Forbidden, InvalidInput, NotFound, ThresherDomainError
 from thresher.core.model import JobRecord
 from thresher.schemas import openjd as schema
 from thresher.schemas.base import Name, Strict
@@ -82,7 +83,7 @@ def install(app: FastAPI) -> None:
 
 class AccessKeyIn(Strict):
     name: Name
-    role: str = Field("user", pattern="^(user|admin)$")
+    role: str = Field("artist", pattern="^(user|admin|wrangler|artist|viewer)$")
 
 
 class AccessKeyOut(BaseModel):
@@ -115,9 +116,16 @@ async def signed_caller(request: Request, farm: Annotated[Farm, Depends(get_farm
             headers={k.lower(): v for k, v in request.headers.items()},
             body=await request.body(),
         )
-        return await farm.call(farm.access.signed_caller, signed, auth)
+        caller = await farm.call(farm.access.signed_caller, signed, auth)
     except SignatureError as exc:
         raise DeadlineError(403, exc.code, exc.message) from None
+    request.state.caller = caller  # for the audit trail
+    route = request.scope.get("route")
+    try:
+        policy.check(caller, request.method, getattr(route, "path", request.url.path))
+    except Forbidden as exc:
+        raise DeadlineError(403, "AccessDeniedException", exc.message) from None
+    return caller
 
 
 SignedCaller = Annotated[Caller, Depends(signed_caller)]

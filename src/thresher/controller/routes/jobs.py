@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
@@ -13,15 +14,18 @@ from thresher.controller.routes.deps import (
     CallerDep,
     FarmDep,
     JobIdPath,
+    json_answer,
 )
+from thresher.core.model import JobRecord
 from thresher.schemas import api
 
 router = APIRouter(prefix="/api/v1/jobs", tags=["jobs"])
 
 
 @router.post("", status_code=201, response_model=api.JobOut)
-async def submit(body: api.JobIn, farm: FarmDep, caller: CallerDep) -> api.JobOut:
-    return job_out(await farm.call(farm.jobs.submit, caller, body))
+async def submit(body: api.JobIn, farm: FarmDep, caller: CallerDep) -> Response:
+    job = await farm.call(farm.jobs.submit, caller, body)
+    return await json_answer(lambda: job_out(job), status_code=201)
 
 
 #: The most JSON one page of jobs may carry.
@@ -50,6 +54,12 @@ async def list_jobs(
         limit=limit + 1,  # one more: are there more?
         offset=offset,
     )
+    body = await asyncio.to_thread(_page_json, jobs, limit, offset, max_bytes)
+    return Response(body, media_type="application/json")
+
+
+def _page_json(jobs: list[JobRecord], limit: int, offset: int, max_bytes: int) -> str:
+    """The page's JSON: jobs while they fit `max_bytes` (one at least), and where to go on."""
     pieces: list[str] = []
     size = 0
     for job in jobs[:limit]:
@@ -61,12 +71,13 @@ async def list_jobs(
     more = len(jobs) > len(pieces)
     tail = f'"next_offset":{offset + len(pieces)},"more":{"true" if more else "false"}'
     body = f'{{"jobs":[{",".join(pieces)}],{tail}}}'
-    return Response(body, media_type="application/json")
+    return body
 
 
 @router.get("/{job_id}", response_model=api.JobOut)
-async def show(job_id: JobIdPath, farm: FarmDep, caller: CallerDep) -> api.JobOut:
-    return job_out(await farm.call(farm.jobs.get, caller, job_id))
+async def show(job_id: JobIdPath, farm: FarmDep, caller: CallerDep) -> Response:
+    job = await farm.call(farm.jobs.get, caller, job_id)
+    return await json_answer(lambda: job_out(job))
 
 
 @router.get("/{job_id}/why", response_model=api.WhyOut)

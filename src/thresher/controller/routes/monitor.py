@@ -188,11 +188,12 @@ async def events(
     token or by a `ticket` from POST /events/ticket."""
     farm = await get_farm(request)
     if ticket is not None:
-        if farm.events.tickets.redeem(ticket) is None:
+        caller = farm.events.tickets.redeem(ticket)
+        if caller is None:
             raise Unauthorized("the ticket is not known, was used, or expired")
     else:
-        await get_caller(request)
-    client = await farm.events.open(job)
+        caller = await get_caller(request)
+    client = await farm.events.open(job, caller)
     return StreamingResponse(
         stream(farm.events, client),
         media_type="text/event-stream",

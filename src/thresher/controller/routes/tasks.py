@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Response
 
 from thresher.controller.convert import attempt_out, task_out, task_why_out
 from thresher.controller.routes.deps import (
@@ -15,6 +15,7 @@ from thresher.controller.routes.deps import (
     FarmDep,
     JobIdPath,
     TaskIndexPath,
+    json_answer,
 )
 from thresher.schemas import api
 
@@ -32,26 +33,27 @@ async def list_tasks(
     block: Annotated[int, Query(ge=0, le=MAX_INDEX)] = 0,
     offset: Annotated[int, Query(ge=0, le=MAX_INDEX)] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-) -> api.TaskPage:
+) -> Response:
     total, page = await farm.call(
         farm.jobs.tasks, caller, job_id, block=block, offset=offset, limit=limit
     )
-    return api.TaskPage(
-        job_id=job_id,
-        block=block,
-        total=total,
-        offset=offset,
-        limit=limit,
-        tasks=[task_out(t) for t in page],
+    return await json_answer(
+        lambda: api.TaskPage(
+            job_id=job_id,
+            block=block,
+            total=total,
+            offset=offset,
+            limit=limit,
+            tasks=[task_out(t) for t in page],
+        )
     )
 
 
 @router.get("/attempts", response_model=api.AttemptList)
-async def list_attempts(job_id: JobIdPath, farm: FarmDep, caller: CallerDep) -> api.AttemptList:
+async def list_attempts(job_id: JobIdPath, farm: FarmDep, caller: CallerDep) -> Response:
     """Every attempt of the job, oldest first: the job's history."""
-    return api.AttemptList(
-        attempts=[attempt_out(a) for a in await farm.call(farm.jobs.attempts, caller, job_id)]
-    )
+    found = await farm.call(farm.jobs.attempts, caller, job_id)
+    return await json_answer(lambda: api.AttemptList(attempts=[attempt_out(a) for a in found]))
 
 
 @router.get("/blocks/{block}/tasks/{index}", response_model=api.TaskDetail)
@@ -101,14 +103,16 @@ async def task_log(
     max_bytes: Annotated[
         int, Query(ge=1, le=MAX_LOG_PAGE_BYTES, description="text bytes at most (one line always)")
     ] = 1 << 20,
-) -> api.LogOut:
+) -> Response:
     """A page of the task's output (every attempt), oldest first. Page on with `after` set to
     `next_after` while `more` is true."""
     lines, more = await farm.call(
         farm.jobs.log, caller, job_id, block, index, after=after, limit=limit, max_bytes=max_bytes
     )
-    return api.LogOut(
-        lines=[api.LogLine(id=i, attempt_id=a, stream=s, text=t) for i, a, s, t in lines],
-        next_after=lines[-1][0] if lines else after,
-        more=more,
+    return await json_answer(
+        lambda: api.LogOut(
+            lines=[api.LogLine(id=i, attempt_id=a, stream=s, text=t) for i, a, s, t in lines],
+            next_after=lines[-1][0] if lines else after,
+            more=more,
+        )
     )
