@@ -48,7 +48,12 @@ COMMANDS = {
     "farm": Entry(
         "farm", "Run an embedded farm: controller on SQLite plus local workers. Ctrl-C stops all."
     ),
-    "submit": Entry("submit", "Submit a command job or an engine job and print its id."),
+    "submit": Entry(
+        "submit", "Submit a command job, a task-file job or an engine job and print its id."
+    ),
+    "submitter": Entry(
+        "submitter", "Open the desktop submitter: drop a scene, check the form, submit."
+    ),
     "submit-template": Entry(
         "templates", "Submit an OpenJD job template with parameter values and print the job's id."
     ),

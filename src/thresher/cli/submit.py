@@ -19,6 +19,7 @@ from thresher.cli.common import (
     fail,
     print_json,
 )
+from thresher.cli.task_file import task_file_job
 
 
 def parse_env(pairs: list[str]) -> dict[str, str]:
@@ -211,11 +212,23 @@ def submit(
     volume: Annotated[
         str | None, typer.Option("--volume", help="--upload-deps: the volume to send them to.")
     ] = None,
+    task_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--task-file",
+            metavar="FILE",
+            help="A job whose tasks are FILE's lines, each its own arguments after CMD (if "
+            "any); '-' reads stdin.",
+        ),
+    ] = None,
+    as_files: Annotated[
+        bool, typer.Option("--lines-are-files", help="--task-file: each line is one argument.")
+    ] = False,
     as_json: JsonOption = False,
     url: UrlOption = DEFAULT_URL,
     token: TokenOption = None,
 ) -> None:
-    """Submit a command job or an engine job and print its id."""
+    """Submit a command job, a task-file job or an engine job and print its id."""
     variables = parse_env(env or [])
     scheduling: dict[str, Any] = {
         "filters": filters,
@@ -231,10 +244,11 @@ def submit(
         "errors_to_avoid": errors_to_avoid,
         "forgive_s": forgive,
     }
+    common = {"priority": priority, "retries": retries, "after": after or [], "cwd": cwd}
+    common |= {"env": variables, "max_runtime_s": max_runtime, "paused": paused, **scheduling}
     if engine is not None:
         if command:
             fail("an engine job takes no command after `--`")
-        parameters = engine_parameters(param or [], arg or [])
         payload: dict[str, Any] = {
             "engine": engine,
             "name": name,
@@ -243,18 +257,11 @@ def submit(
             "frames": frames,
             "output": absolute(output),
             "chunk": chunk,
-            "parameters": parameters,
+            "parameters": engine_parameters(param or [], arg or []),
             "filters": filters,
-            "priority": priority,
-            "retries": retries,
-            "after": after or [],
-            "env": variables,
-            "cwd": cwd,
             "priority_frames": priority_frames,
-            "max_runtime_s": max_runtime,
-            "paused": paused,
             "container": {"image": image} if image else None,
-            **scheduling,
+            **common,
         }
         if bucket is not None:
             payload["settings"] = {"task_bucketsize": bucket}
@@ -262,8 +269,11 @@ def submit(
         roaming = volume if upload_deps else None
         _submit_engine(payload, url, token, as_json, upload=upload_deps, volume=roaming)
         return
+    if task_file is not None:
+        job_id = task_file_job(task_file, command, name, as_files, common, url, token)
+        return _print_id(job_id, as_json)
     if not command:
-        fail("give a command after `--`, or --engine for an engine job")
+        fail("give a command after `--`, --task-file, or --engine for an engine job")
     if name is None:
         fail("a command job needs --name")
     _refuse_engine_options(

@@ -7,6 +7,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel
 
+from thresher.client._accsyn import AccsynCalls
 from thresher.client._events import EventsMixin
 from thresher.client._security import SecurityCalls
 from thresher.client._sites import SitesCalls
@@ -18,7 +19,7 @@ from thresher.schemas import openjd as ojd
 M = TypeVar("M", bound=BaseModel)
 
 
-class Client(EventsMixin, SecurityCalls, SitesCalls):
+class Client(AccsynCalls, EventsMixin, SecurityCalls, SitesCalls):
     """A connection to a Thresher controller, answering typed results (`thresher.schemas.api`).
 
     >>> client = Client("http://127.0.0.1:8420", token)        # doctest: +SKIP
@@ -172,9 +173,6 @@ class Client(EventsMixin, SecurityCalls, SitesCalls):
         body = {"priority": priority}
         response = self._call("PUT", f"/api/v1/jobs/{job_id}/priority", json=body)
         return api.ActionOut.model_validate(response.json())
-
-    def delete(self, job_id: int) -> None:
-        self._call("DELETE", f"/api/v1/jobs/{job_id}")
 
     # -- tasks ----------------------------------------------------------------------------------
 
@@ -427,44 +425,3 @@ class Client(EventsMixin, SecurityCalls, SitesCalls):
             "environments": [e if isinstance(e, str) else dict(e) for e in env_templates],
             **{k: v for k, v in fields.items() if v is not None},
         }
-
-    # -- accsyn-style calls ---------------------------------------------------------------------
-
-    def create(self, entity: str, data: Mapping[str, Any]) -> Any:
-        """Create something from a plain payload, as accsyn's API does.
-
-        - ``create("job", {...})``: a job; an ``engine`` field makes it an engine job in
-          accsyn's shape (``input``, ``range``, ``output``, ``settings.task_bucketsize``,
-          ``parameters``, ``envs``, ``filters``, ``dependencies``); ``code`` may stand for
-          ``name``, which defaults to ``"<engine>: <input file name>"``. Returns the job.
-        - ``create("engine", {"name": ..., "source": ...})``: publish an engine (admins).
-        """
-        kind = entity.strip().lower()
-        if kind == "job":
-            return self.create_job(data)
-        if kind == "engine":
-            return self.publish_engine(str(data.get("name", "")), str(data.get("source", "")))
-        raise ValueError(f"create() makes a 'job' or an 'engine', not {entity!r}")
-
-    def create_job(self, data: Mapping[str, Any]) -> api.JobOut:
-        """A job from a plain payload (see :meth:`create`)."""
-        body = dict(data)
-        if "code" in body and "name" not in body:
-            body["name"] = body.pop("code")
-        if "name" not in body and body.get("engine"):
-            stem = str(body.get("input") or "").replace("\\", "/").rsplit("/", 1)[-1]
-            body["name"] = f"{body['engine']}: {stem}" if stem else str(body["engine"])
-        return self._post(api.JobOut, "/api/v1/jobs", body)
-
-    def find(self, query: str) -> list[eng.EngineOut]:
-        """Find things with a tiny query language: ``engine where type=compute and
-        enabled=true`` (conditions ``FIELD OP VALUE`` joined by ``and``; OP one of ``=``
-        ``!=`` ``<`` ``<=`` ``>`` ``>=`` ``~`` (contains); see docs/engines.md)."""
-        entity, _, rest = query.strip().partition(" ")
-        if entity.lower() not in ("engine", "engines"):
-            raise ValueError(f"find() looks up engines ('engine where ...'), not {entity!r}")
-        rest = rest.strip()
-        keyword, _, where = rest.partition(" ")
-        if rest and keyword.lower() != "where":
-            raise ValueError(f"expected 'where' after {entity!r}, got {keyword!r}")
-        return self.engines(where=where.strip() or None)

@@ -32,6 +32,7 @@ from thresher.controller.routes import (
     renderacre,
     security,
     sites,
+    submitters,
     subscriptions,
     tasks,
     templates,
@@ -121,6 +122,7 @@ def create_app(
     app.include_router(deadline.admin_router)
     deadline.install(app)
     app.include_router(subscriptions.router)  # farm events, subscriptions (webhooks, e-mail)
+    app.include_router(submitters.router)  # find, job updates, task-file jobs
     for scheduling in (limits, pools, nimby):
         app.include_router(scheduling.router)
     app.include_router(sites.router)  # sites, volumes, jobs' sync per site

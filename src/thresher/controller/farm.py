@@ -26,6 +26,7 @@ from thresher.controller.dispatch import DispatchIndex
 from thresher.controller.engines import EngineRegistry
 from thresher.controller.events import EventHub
 from thresher.controller.farm_thread import FarmThread
+from thresher.controller.find import Finder
 from thresher.controller.jobs import Jobs
 from thresher.controller.metrics import FarmMetrics, TimedDispatcher
 from thresher.controller.monitor import IdleSamples, Monitor
@@ -36,6 +37,7 @@ from thresher.controller.scheduling import Scheduling
 from thresher.controller.sealing import SecretBox
 from thresher.controller.settings import ControllerSettings
 from thresher.controller.sites import Sites
+from thresher.controller.submitters import Submitters
 from thresher.controller.unit import UnitOfWork
 from thresher.controller.waiting import Waiting
 from thresher.core.clock import Clock
@@ -99,6 +101,9 @@ class Farm:
             SecretBox.from_file(settings.secret_key_file or settings.data_dir / "secret.key"),
             max_life_s=settings.max_token_life_s,
         )
+        self.submitters = Submitters(store, clock, self.unit, self.jobs)
+        self.jobs.on_failures = self.submitters.check_failed_cap
+        self.finder = Finder(store, self.unit)
         self.waiting = Waiting(store, self.dispatch_index)
         self.monitor = Monitor(store, clock, self.unit, self.jobs)  # the web monitor's reads
         self.idle_samples = IdleSamples(self.agents, self.unit)

@@ -3,7 +3,7 @@ priority, delete, retry or skip one task. Each is one transaction (`UnitOfWork`)
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from thresher.controller.auth import ADMIN, ARTIST, WRANGLER, Caller
@@ -85,6 +85,9 @@ class Jobs:
         self.store, self.clock, self.unit = store, clock, unit
         self.lookup = StoreLookup(store, engines)
         self.policy = policy
+        # Told of a job whose tasks may have failed for good (the failed-task cap, see
+        # controller/submitters.py), in the transaction of the failure.
+        self.on_failures: Callable[[int], None] | None = None
 
     # -- submit and read ------------------------------------------------------------------------
 
@@ -287,6 +290,8 @@ class Jobs:
         `mark=False`: nothing failed (a worker's successes), so nothing new can be marked."""
         if mark or restore:
             self.store.tasks.mark_never_run(job_id, now=self.clock.now(), restore=restore)
+        if mark and self.on_failures is not None:
+            self.on_failures(job_id)
         if self.store.snapshot.job_unsettled(job_id):  # tasks still run or wait: cheap, and common
             return
         self._stamp_if_final(job_id)

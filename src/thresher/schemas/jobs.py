@@ -95,6 +95,14 @@ class EngineJobSettings(Strict):
     split_mode: Literal["buckets", "single"] | None = Field(
         default=None, description="buckets of task_bucketsize items, or a single task"
     )
+    # Kept with the job for the file service to act on (sites: upload, clear, download).
+    clear_output: bool | None = Field(default=None, description="empty the output first")
+    download_output: bool | None = Field(
+        default=None, description="bring finished tasks' outputs back to the submitter"
+    )
+    upload_dependencies: bool | None = Field(
+        default=None, description="send the dependencies to the sites that run the job"
+    )
 
 
 class ContainerIn(Strict):

@@ -38,6 +38,7 @@ from thresher.store.security import Audit, EnrolCodes, Users
 from thresher.store.sites import Sites
 from thresher.store.snapshot import Snapshots
 from thresher.store.stats import Statistics
+from thresher.store.submitters import Submitters
 from thresher.store.tasks import Tasks
 from thresher.store.tokens import Tokens
 from thresher.store.workers import Workers
@@ -72,6 +73,7 @@ class Store:
         self.snapshot = Snapshots(self.db)
         self.dispatch = DispatchClaims(self.db)
         self.sites = Sites(self.db)
+        self.submitters = Submitters(self.db)  # queue environments, job extras, sessions
         self.users = Users(self.db)  # people: role and groups (security)
         self.enrol_codes = EnrolCodes(self.db)
         self.audit = Audit(self.db)

@@ -403,6 +403,35 @@ job_sites = sa.Table(
 
 # -- submitters (0007) ----------------------------------------------------------------
 
+# Queue environments: OpenJD environment templates (a Conda or venv environment, say) the
+# farm applies to every job the Deadline Cloud routes submit, entered in `priority` order
+# (lowest first) before the job's own.
+queue_environments = sa.Table(
+    "queue_environments",
+    metadata,
+    sa.Column("id", ID, primary_key=True),
+    sa.Column("name", sa.String(200), nullable=False, unique=True),
+    sa.Column("priority", sa.Integer, nullable=False),
+    sa.Column("template_type", sa.String(4), nullable=False),  # JSON | YAML
+    sa.Column("template", sa.Text, nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("created_by", sa.String(200), nullable=False),
+    sa.Column("updated_at", sa.Float, nullable=True),
+    sqlite_autoincrement=True,
+)
+
+# What a Deadline Cloud job says of itself beyond Thresher's job: its failed-task cap (the job
+# is canceled once that many tasks failed for good) and its description.
+job_extras = sa.Table(
+    "job_extras",
+    metadata,
+    sa.Column("job_id", ID, sa.ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("max_failed_tasks", sa.Integer, nullable=True),
+    sa.Column("description", sa.Text, nullable=True),
+    sa.Column("updated_at", sa.Float, nullable=True),
+    sa.Column("updated_by", sa.String(200), nullable=True),
+)
+
 # -- cloud (0008) ---------------------------------------------------------------------
 
 # The areas' own table modules, imported last so their tables join `metadata`.
