@@ -100,6 +100,7 @@ EXPECTED: dict[str, Rule] = {
     "POST /api/v1/agent/goodbye": Rule(WORKER),
     "POST /api/v1/agent/poll": Rule(WORKER),
     "POST /api/v1/agent/report": Rule(WORKER),
+    "POST /api/v1/agent/sample": Rule(WORKER),
     "GET /api/v1/agent/engines/{name}/{revision}": Rule(frozenset({"worker", "admin"})),
     # engines: reading for people, changing for admins
     "GET /api/v1/engines": Rule(READ),
@@ -219,6 +220,7 @@ BODIES: dict[str, Any] = {
     "POST /api/v1/agent/enrol": {**register_body("by-code"), "code": "NOPE-NOPE"},
     "POST /api/v1/agent/poll": {"wait_s": 0},
     "POST /api/v1/agent/report": {},
+    "POST /api/v1/agent/sample": {"sample": {"cpu": 1.0}},
     "POST /api/v1/engines/{name}/revisions": {"source": "this is not python ("},
     "POST /api/v1/engines/{name}/rollback": {"revision": 0},
     "PUT /api/v1/limits/{name}": {"max_total": 2},

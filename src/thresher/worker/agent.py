@@ -150,6 +150,7 @@ class Agent:
         self.sent: Counter[str] = Counter()
         self._sample: dict[str, float] | None = None  # read, not yet sent with a poll
         self._meters: Meters | None = None
+        self._idle_samples = True  # the controller takes samples on their own (idle worker)
 
     # -- lifecycle ------------------------------------------------------------------------------
 
@@ -180,7 +181,7 @@ class Agent:
                 await self.executor.close()  # what ran has ended and its finish is in the outbox
             finally:
                 reporting.set()
-                for task in (flusher, watcher):
+                for task in (flusher, watcher, sampler):
                     task.cancel()
                     with contextlib.suppress(asyncio.CancelledError):
                         await task
@@ -204,14 +205,24 @@ class Agent:
 
     async def _sample_round(self, stop: asyncio.Event) -> None:
         """Read the meters (in a thread: nvidia-smi and plugins may take a while); the next
-        poll carries the newest reading."""
+        poll carries the newest reading, or, while a poll is held, a request of its own."""
         if self.config.sample_every_s <= 0:
             await stop.wait()
             return
         if self._meters is None:
             self._meters = await asyncio.to_thread(Meters.for_worker, self.config.work_dir)
         self._sample = await asyncio.to_thread(self._meters.read)
+        if self._poll_held.is_set() and self._idle_samples:  # idle: no poll goes for a while
+            await self._send_sample()
         await _wait(stop, self.config.sample_every_s)
+
+    async def _send_sample(self) -> None:
+        sample, self._sample = self._sample, None
+        if sample is None:
+            return
+        self.sent["samples"] += 1
+        if not await self.client.sample(sample):  # an older controller: polls carry them
+            self._idle_samples = False
 
     async def _forever(
         self,
