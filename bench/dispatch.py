@@ -160,7 +160,7 @@ async def _connection_loop(
 
 
 async def _client(
-    url: str,
+    urls: list[str],
     token: str,
     names: list[str],
     *,
@@ -172,7 +172,7 @@ async def _client(
     stats = Stats()
     registering = asyncio.Semaphore(20)
     limits = httpx.Limits(max_connections=20)
-    async with httpx.AsyncClient(base_url=url, limits=limits, timeout=60.0) as http:
+    async with httpx.AsyncClient(base_url=urls[0], limits=limits, timeout=60.0) as http:
 
         async def one(name: str) -> str:
             async with registering:
@@ -180,8 +180,12 @@ async def _client(
 
         tokens = await asyncio.gather(*(one(n) for n in names))
     # A registered worker polls at once (as the agent does; a silent one would lose its lease).
-    host, port = url.removeprefix("http://").rsplit(":", 1)
-    conns = [_Connection(host, int(port)) for _ in range(connections)]
+    # With several controllers the connections are spread over them in turn.
+    where = [u.removeprefix("http://").rsplit(":", 1) for u in urls]
+    conns = [
+        _Connection(where[i % len(where)][0], int(where[i % len(where)][1]))
+        for i in range(connections)
+    ]
 
     async def measure_cpu() -> None:
         await asyncio.sleep(max(0.0, window[0] - time.time()))
@@ -202,13 +206,13 @@ async def _client(
 
 
 def _client_process(
-    url: str,
+    urls: list[str],
     token: str,
     names: list[str],
     options: dict[str, Any],
     out: Any,
 ) -> None:
-    stats = asyncio.run(_client(url, token, names, **options))
+    stats = asyncio.run(_client(urls, token, names, **options))
     out.put(stats)
 
 
@@ -250,10 +254,15 @@ def run_one(
     # A long lease: a thousand simulated workers share a few processes and connections, so one
     # may wait its turn on the client side longer than a real machine ever would.
     extra = ["--heartbeat", "5", "--lease", str(args.lease)]
-    with (
-        c.controller(tmp / f"data-{db}-{ahead}", db_url, extra=extra) as ctl,
-        ctl.client(timeout=120) as client,
-    ):
+    with contextlib.ExitStack() as stack:
+        # Several controllers share one PostgreSQL database (and one data directory, for the
+        # admin token); the simulated workers' connections are spread over them.
+        ctls = [
+            stack.enter_context(c.controller(tmp / f"data-{db}-{ahead}", db_url, extra=extra))
+            for _ in range(args.controllers)
+        ]
+        ctl = ctls[0]
+        client = stack.enter_context(ctl.client(timeout=120))
         c.log(f"{db}: submitting {args.tasks} tasks")
         job = client.submit("bench-dispatch", ["true"], frames=f"1-{args.tasks}", chunk=1)
         names = [f"sim-{i:04d}" for i in range(args.workers)]
@@ -271,16 +280,19 @@ def run_one(
         ctx = mp.get_context("spawn")
         results = ctx.Queue()
         procs = [
-            ctx.Process(target=_client_process, args=(ctl.url, ctl.token, chunk, options, results))
+            ctx.Process(
+                target=_client_process,
+                args=([x.url for x in ctls], ctl.token, chunk, options, results),
+            )
             for chunk in per_proc
         ]
         for p in procs:
             p.start()
         time.sleep(max(0.0, window[0] - time.time()))
         with c.py_spy({f"controller-{db}": ctl.pid}, args.profile):
-            cpu0 = c.cpu_seconds(ctl.pid)
+            cpu0 = sum(c.cpu_seconds(x.pid) for x in ctls)
             time.sleep(max(0.0, window[1] - time.time()))
-            cpu1 = c.cpu_seconds(ctl.pid)
+            cpu1 = sum(c.cpu_seconds(x.pid) for x in ctls)
         stats = [results.get(timeout=300) for _ in procs]
         for p in procs:
             p.join(timeout=30)
@@ -290,6 +302,7 @@ def run_one(
     latencies = [x for s in stats for x in s.latencies]
     assignments = sum(s.assignments for s in stats)
     result = {
+        "controllers": args.controllers,
         "assignments_per_s": round(assignments / args.seconds, 1),
         "goal_per_s": GOALS[db],
         "polls": len(latencies),
@@ -321,6 +334,12 @@ def main() -> None:
         help="short tasks a worker holds ahead on its lane; a comma list runs each",
     )
     parser.add_argument("--connections", type=int, default=100, help="HTTP connections in all")
+    parser.add_argument(
+        "--controllers",
+        type=int,
+        default=1,
+        help="controllers sharing one PostgreSQL database (more than 1: PostgreSQL only)",
+    )
     parser.add_argument("--client-procs", type=int, default=1, help="load generator processes")
     parser.add_argument("--register-s", type=float, default=30.0, help="time to register all")
     parser.add_argument("--warmup", type=float, default=5.0)
@@ -337,6 +356,8 @@ def main() -> None:
     )
     c.add_common_options(parser)
     args = parser.parse_args()
+    if args.controllers > 1 and args.db == "sqlite":
+        parser.error("--controllers above 1 needs PostgreSQL (--db postgresql)")
 
     busy_before = c.wait_quiet(args.quiet_wait)
     runs: dict[str, Any] = {}
@@ -359,6 +380,7 @@ def main() -> None:
             "lanes_per_worker": 1,
             "ahead": args.ahead,
             "connections": args.connections,
+            "controllers": args.controllers,
             "latency": "from sending a poll on a connection to reading its answer",
             "client_procs": args.client_procs,
             "window_s": args.seconds,

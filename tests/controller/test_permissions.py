@@ -117,6 +117,21 @@ EXPECTED: dict[str, Rule] = {
     "GET /api/v1/users": Rule(READ),
     "PUT /api/v1/users/{name}": Rule(WRANGLE),
     "GET /api/v1/pools": Rule(READ),
+    # sites, volumes, a job's sync per site
+    "GET /api/v1/sites": Rule(READ),
+    "GET /api/v1/sites/{name}": Rule(READ),
+    "PUT /api/v1/sites/{name}": Rule(WRANGLE),
+    "DELETE /api/v1/sites/{name}": Rule(WRANGLE),
+    "GET /api/v1/volumes": Rule(READ | WORKER),
+    "GET /api/v1/volumes/{name}": Rule(READ),
+    "PUT /api/v1/volumes/{name}": Rule(WRANGLE),
+    "DELETE /api/v1/volumes/{name}": Rule(WRANGLE),
+    "GET /api/v1/jobs/{job_id}/sites": job(READ),
+    "PUT /api/v1/jobs/{job_id}/sites/{site}": job(SUBMIT),
+    "GET /api/v1/files/access": Rule(SUBMIT),
+    "GET /api/v1/agent/sites": Rule(frozenset({"worker", "admin"})),
+    "POST /api/v1/agent/sync/{job_id}/{site}": Rule(frozenset({"worker", "admin"})),
+    "PUT /api/v1/agent/sync/{job_id}/{site}": Rule(frozenset({"worker", "admin"})),
     # people, tokens, access keys, audit
     "GET /api/v1/accounts": Rule(WRANGLE),
     "GET /api/v1/accounts/me": Rule(READ),
@@ -128,6 +143,7 @@ EXPECTED: dict[str, Rule] = {
     "POST /api/v1/admin/tokens": Rule(ADMIN),
     "POST /api/v1/admin/access-keys": Rule(ADMIN),
     "GET /api/v1/audit": Rule(WRANGLE),
+    "GET /metrics": Rule(WRANGLE),
     # the web monitor
     "GET /api/v1/jobs/{job_id}/blocks/{block}/runs": job(READ),
     "POST /api/v1/jobs/{job_id}/blocks/{block}/range": job(SUBMIT),
@@ -138,6 +154,13 @@ EXPECTED: dict[str, Rule] = {
     "GET /api/v1/stats": Rule(READ),
     "GET /api/v1/stuck": Rule(WRANGLE),
     "POST /api/v1/events/ticket": Rule(READ),
+    # events and subscriptions: people; whose subscription it is, the use case checks (a
+    # subscription that is not there answers 404 to everyone who may call the route)
+    "POST /api/v1/subscriptions": Rule(READ),
+    "GET /api/v1/subscriptions": Rule(READ),
+    "GET /api/v1/subscriptions/{sub_id}": Rule(READ),
+    "DELETE /api/v1/subscriptions/{sub_id}": Rule(READ),
+    "GET /api/v1/events": Rule(READ),
     # submitters' compatible routes (renderacre: Basic auth or the old token-in-path; Deadline
     # Cloud: SigV4 with each person's access key, the others with bearer tokens)
     "POST /renderacre/v1/jobs": Rule(SUBMIT),
@@ -200,6 +223,10 @@ BODIES: dict[str, Any] = {
     "POST /api/v1/engines/{name}/rollback": {"revision": 0},
     "PUT /api/v1/limits/{name}": {"max_total": 2},
     "PUT /api/v1/users/{name}": {"priority": 10},
+    "PUT /api/v1/sites/{name}": {"description": "matrix"},
+    "PUT /api/v1/volumes/{name}": {"roots": {"hq": {"linux": "/mnt/matrix"}}},
+    "PUT /api/v1/jobs/{job_id}/sites/{site}": {"download": False},
+    "PUT /api/v1/agent/sync/{job_id}/{site}": {"state": "done"},
     "PUT /api/v1/accounts/{name}": {"role": "viewer", "groups": ["g"]},
     "POST /api/v1/tokens": {"label": "matrix"},
     "POST /api/v1/admin/tokens": {"name": "made", "role": "viewer"},
@@ -214,6 +241,7 @@ BODIES: dict[str, Any] = {
         "targetRunStatus": "SUCCEEDED"
     },
     "POST /deadline/2023-10-12/farms/{farmId}/search/jobs": {"itemOffset": 0},
+    "POST /api/v1/subscriptions": {"channel": "email", "target": "td@studio.example"},
 }
 #: Calls that change the caller itself run last (the worker says goodbye, then re-enrols).
 LAST = ("POST /api/v1/agent/goodbye", "POST /api/v1/agent/register")
@@ -320,6 +348,7 @@ def _params(
         "fleetId": "fleet-" + "0" * 31 + "1",
         "env_id": 1_000_000,
         "token": farm.tokens[identity] or "none",
+        "sub_id": 999_999,  # none: the route's policy is what is checked here
     }
     if "/workers/" in route:
         values["name"] = "w1"
@@ -333,6 +362,11 @@ def _params(
         values["name"] = farm.unique("someone")
         if route.startswith("DELETE"):
             farm.admin.put_account(values["name"], role="artist")
+    if "/sites/{name}" in route:
+        values["name"] = "matrix-site"
+    elif "/volumes/{name}" in route:
+        values["name"] = "matrix-volume"
+    values["site"] = "sthlm"
     if "{token_id}" in route:  # a fresh token, the caller's own or bob's
         owner = NAMES.get(identity, "alice") if own else "bob"
         values["token_id"] = farm.admin.create_token(owner, "viewer").id

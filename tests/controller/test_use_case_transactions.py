@@ -220,6 +220,8 @@ USE_CASES: dict[str, Callable[[Farm, dict[str, Any]], object]] = {
         ALICE, s["job"], 0, first=0, last=3, action="skip"
     ),
     "a poll with a sample": lambda f, s: sampled(f, s["worker"]),
+    "main site": lambda f, s: f.sites.set_site(ADMIN, "sthlm", api.SiteIn(main=True)),
+    "claim a sync": lambda f, s: f.sites.claim_sync(ADMIN, s["job"], "sthlm"),
 }
 
 

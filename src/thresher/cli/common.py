@@ -32,7 +32,11 @@ EXIT_UNREACHABLE = 3
 UrlOption = Annotated[
     str,
     typer.Option(
-        "--url", envvar="THRESHER_URL", help="Controller URL.", show_default=True, metavar="URL"
+        "--url",
+        envvar="THRESHER_URL",
+        help="Controller URL; several, comma-separated, are tried in turn.",
+        show_default=True,
+        metavar="URL",
     ),
 ]
 TokenOption = Annotated[

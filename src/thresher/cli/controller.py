@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 import socket
 import threading
@@ -17,8 +18,10 @@ import typer
 from thresher.cli.common import stderr, stdout
 from thresher.controller.app import Server, create_app, listen_socket, server_config
 from thresher.controller.auth import ensure_admin_token, private_dir
-from thresher.controller.settings import ControllerSettings
+from thresher.controller.observe import configure_logging
+from thresher.controller.settings import ControllerSettings, SmtpSettings
 from thresher.core.clock import SystemClock
+from thresher.store.cluster import exclusive
 from thresher.store.db import sqlite_url
 from thresher.store.store import Store
 
@@ -66,7 +69,8 @@ def serve_controller(
     store = Store.open(settings.database_url or sqlite_url(settings.data_dir))
     try:
         clock = SystemClock()
-        written = ensure_admin_token(store, clock, settings.data_dir)
+        with exclusive(store.engine, "startup"):  # controllers started together: one token
+            written = ensure_admin_token(store, clock, settings.data_dir)
         if written and say is not None:
             say(f"admin token written to {written}")
         sock = listen_socket(host, port)
@@ -133,6 +137,18 @@ def controller(
         float,
         typer.Option("--lease", min=0.1, help="Seconds of silence before a worker is offline."),
     ] = 15.0,
+    disk_low_gb: Annotated[
+        float, typer.Option(min=0, help="a worker with less free disk is worker.disk_low")
+    ] = 2.0,
+    smtp_host: Annotated[
+        str | None, typer.Option(help="SMTP server of e-mail notifications (none: no e-mail)")
+    ] = None,
+    smtp_port: Annotated[int, typer.Option(min=1, max=65535)] = 25,
+    smtp_from: Annotated[str, typer.Option(help="their From address")] = "thresher@localhost",
+    smtp_starttls: Annotated[bool, typer.Option("--smtp-starttls")] = False,
+    smtp_user: Annotated[
+        str | None, typer.Option(help="SMTP login (password: $THRESHER_SMTP_PASSWORD)")
+    ] = None,
     tls_cert: Annotated[
         Path | None,
         typer.Option(
@@ -153,18 +169,48 @@ def controller(
             help="the certificate's private key (PEM)",
         ),
     ] = None,
+    log_format: Annotated[
+        str,
+        typer.Option(
+            "--log-format",
+            envvar="THRESHER_LOG_FORMAT",
+            help="text, or json: one JSON object a line, with the request id.",
+        ),
+    ] = "text",
+    log_level: Annotated[
+        str,
+        typer.Option(
+            "--log-level",
+            envvar="THRESHER_LOG_LEVEL",
+            help="warning, info (a line per request) or debug.",
+        ),
+    ] = "warning",
 ) -> None:
     """Run the controller: the REST API, the scheduler and the sweeper of silent workers."""
     if lease <= heartbeat:
         raise typer.BadParameter("must be longer than --heartbeat", param_hint="--lease")
     if (tls_cert is None) != (tls_key is None):
         raise typer.BadParameter("--tls-cert and --tls-key go together", param_hint="--tls-key")
-    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s: %(message)s")
+    if log_format not in ("text", "json"):
+        raise typer.BadParameter("must be text or json", param_hint="--log-format")
+    level = logging.getLevelNamesMapping().get(log_level.upper())
+    if level is None:
+        raise typer.BadParameter("must be debug, info, warning or error", param_hint="--log-level")
+    configure_logging(json_lines=log_format == "json", level=level)
     settings = ControllerSettings(
         data_dir=data_dir,
         database_url=database_url,
         heartbeat_s=heartbeat,
         lease_s=lease,
+        disk_low_bytes=int(disk_low_gb * 2**30),
+        smtp=SmtpSettings(
+            host=smtp_host,
+            port=smtp_port,
+            sender=smtp_from,
+            starttls=smtp_starttls,
+            user=smtp_user,
+            password=os.environ.get("THRESHER_SMTP_PASSWORD"),
+        ),
         tls_certfile=tls_cert,
         tls_keyfile=tls_key,
     )

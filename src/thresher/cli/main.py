@@ -110,6 +110,31 @@ COMMANDS = {
     "engines": Entry("engines", "Engines: the scripts that run applications."),
     "limits": Entry("limits", "Limits (licenses) and their usage."),
     "users": Entry("security", "Users: accounts (role, groups), priority and caps."),
+    "db": Entry("ops", "The database schema."),
+    "backup": Entry(
+        "ops",
+        "Back up the farm's database while the controller runs: SQLite's online backup, or "
+        "pg_dump for PostgreSQL (printed instead of run where pg_dump is not installed).",
+    ),
+    "restore": Entry(
+        "ops", "Restore a backup as the farm's database; no controller may run on it meanwhile."
+    ),
+    "sites": Entry("sites", "Sites: the places the farm spans."),
+    "download": Entry(
+        "download", "Fetch a job's outputs here; --follow fetches them as tasks finish."
+    ),
+    "files": Entry(
+        "files", "Run a site's file service: its chunk store, and transfers with other sites'."
+    ),
+    "volumes": Entry("sites", "Volumes: storage roots per site and OS."),
+    "events": Entry(
+        "events", "Recent events: your jobs' (an admin's: every job's and the workers')."
+    ),
+    "subscriptions": Entry("events", "Webhooks and e-mail on events."),
+    "autoscale": Entry(
+        "autoscale",
+        "Start and retire the workers of one group from the tasks waiting for its kind of worker.",
+    ),
     "access-key": Entry(
         "access_keys", "AWS-style key pairs for the Deadline Cloud compatible routes."
     ),

@@ -136,6 +136,9 @@ def submit(
     cwd: Annotated[
         str | None, typer.Option("--cwd", help="Working directory on the worker.")
     ] = None,
+    image: Annotated[
+        str | None, typer.Option("--image", help="Run the tasks in this container image.")
+    ] = None,
     priority_frames: Annotated[
         str | None,
         typer.Option("--priority-frames", metavar="F", help="Frames to render first."),
@@ -193,6 +196,22 @@ def submit(
         float | None,
         typer.Option("--forgive", metavar="S", help="Seconds until an avoided host is forgiven."),
     ] = None,
+    dep: Annotated[
+        list[str] | None,
+        typer.Option("--dep", metavar="PATH", help="Engine job: a file it needs; repeatable."),
+    ] = None,
+    parse_deps: Annotated[
+        bool, typer.Option("--parse-deps", help="Add the files the input references.")
+    ] = False,
+    upload_deps: Annotated[
+        bool,
+        typer.Option(
+            "--upload-deps", help="No shared storage here: send the input and deps to the farm."
+        ),
+    ] = False,
+    volume: Annotated[
+        str | None, typer.Option("--volume", help="--upload-deps: the volume to send them to.")
+    ] = None,
     task_file: Annotated[
         Path | None,
         typer.Option(
@@ -247,13 +266,14 @@ def submit(
             "priority_frames": priority_frames,
             "max_runtime_s": max_runtime,
             "paused": paused,
+            "container": {"image": image} if image else None,
             **scheduling,
         }
         if bucket is not None:
             payload["settings"] = {"task_bucketsize": bucket}
-        with connect(url, token) as client:
-            job = client.create_job({k: v for k, v in payload.items() if v is not None})
-        _print_id(job.id, as_json)
+        payload["dependencies"] = dependencies(input_path, dep or [], parse=parse_deps)
+        roaming = volume if upload_deps else None
+        _submit_engine(payload, url, token, as_json, upload=upload_deps, volume=roaming)
         return
     if task_file is not None:
         common = {"priority": priority, "retries": retries, "after": after or [], "cwd": cwd}
@@ -281,9 +301,54 @@ def submit(
             priority_frames=priority_frames,
             max_runtime_s=max_runtime,
             paused=paused,
+            image=image,
             **scheduling,
         )
     _print_id(job.id, as_json)
+
+
+def _submit_engine(
+    payload: dict[str, Any],
+    url: str,
+    token: str | None,
+    as_json: bool,
+    *,
+    upload: bool,
+    volume: str | None,
+) -> None:
+    with connect(url, token) as client:
+        local_output = None
+        if upload:
+            payload, local_output = uploaded(client, payload, volume=volume)
+        job = client.create_job({k: v for k, v in payload.items() if v is not None})
+    _print_id(job.id, as_json)
+    if local_output is not None:
+        typer.echo(
+            f"fetch its outputs with: thresher download {job.id} --follow --dest {local_output}",
+            err=True,
+        )
+
+
+def dependencies(input_path: str | None, deps: list[str], *, parse: bool) -> list[str]:
+    """The --dep files, and with --parse-deps those the input references."""
+    found = [p for p in (absolute(d) for d in deps) if p]
+    if parse and input_path and not input_path.startswith("share="):
+        from thresher.engines.references import references
+
+        found += [str(p) for p in references(Path(input_path))]
+    return list(dict.fromkeys(found))
+
+
+def uploaded(client: Any, payload: dict[str, Any], *, volume: str | None) -> tuple[Any, Any]:
+    """--upload-deps: the payload once its local files are at the main site."""
+    import getpass
+
+    from thresher.cli.roaming import RoamingError, upload_deps
+
+    try:
+        return upload_deps(client, payload, owner=getpass.getuser(), volume=volume)
+    except RoamingError as exc:
+        fail(str(exc))
 
 
 def _refuse_engine_options(*values: object) -> None:

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+import logging
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
@@ -11,19 +12,24 @@ import httpx
 from pydantic import BaseModel
 
 from thresher.client._errors import NotFound, TransportError, error_for, raise_for, translate
-from thresher.client._session import tls_verification
+from thresher.client._session import controller_urls, tls_verification
 from thresher.client._wire import WireClient, WireError, lean_target
 from thresher.schemas import api, engines
 
 M = TypeVar("M", bound=BaseModel)
+R = TypeVar("R")
+log = logging.getLogger("thresher.client")
 
 
 class AgentClient:
-    """What a worker says to the controller. Polls may be held open for `wait_s` seconds."""
+    """What a worker says to the controller. Polls may be held open for `wait_s` seconds.
+
+    `url` names one controller or several (a list, or separated by commas) serving one farm:
+    a call that cannot reach the current one goes on to the next at once, and stays there."""
 
     def __init__(
         self,
-        url: str,
+        url: str | Sequence[str],
         token: str,
         *,
         timeout: float = 30.0,
@@ -32,24 +38,31 @@ class AgentClient:
         ca_file: str | None = None,
         keep_token: Callable[[str], None] | None = None,
     ) -> None:
-        self.url = url.rstrip("/")
+        self.urls = controller_urls(url)
+        self._at = 0
         self._timeout = timeout
-        self._http = httpx.AsyncClient(
-            base_url=self.url,
-            timeout=timeout,
-            transport=transport,
-            verify=tls_verification(self.url, ca_file=ca_file),
-        )
+        self._transport = transport
+        self._ca_file = ca_file
         self.token = token
         # A one-time enrolment code: spent by the first registration, which gets the worker
         # its own token (handed to `keep_token`, so a restarted worker re-attaches with it).
         self.enrol_code = enrol_code
         self._keep_token = keep_token
+        self._connect(self.urls[0])
+
+    def _connect(self, url: str) -> None:
+        self.url = url
+        self._http = httpx.AsyncClient(
+            base_url=url,
+            timeout=self._timeout,
+            transport=self._transport,
+            verify=tls_verification(url, ca_file=self._ca_file),
+        )
         # Polls and reports, many per second with short tasks, go on a lean HTTP/1.1 client
         # where the URL allows it (plain http, no proxy) and no transport was given.
-        target = lean_target(self.url) if transport is None else None
+        target = lean_target(url) if self._transport is None else None
         self._wire = (
-            WireClient(*target, base_path=urlsplit(self.url).path) if target is not None else None
+            WireClient(*target, base_path=urlsplit(url).path) if target is not None else None
         )
 
     async def aclose(self) -> None:
@@ -57,10 +70,36 @@ class AgentClient:
             await self._wire.aclose()
         await self._http.aclose()
 
+    async def _failing_over(self, call: Callable[[], Awaitable[R]]) -> R:
+        """`call()`, on the next controller and the next after a transport error, until each
+        was tried once. The calls are safe to send again: a poll or report is reconciled with
+        what the controller holds, a finish already taken in is answered as stale."""
+        tried = 1
+        while True:
+            at = self._at
+            try:
+                return await call()
+            except TransportError as exc:
+                if tried >= len(self.urls):
+                    raise
+                tried += 1
+                if at != self._at:  # a call beside this one moved on already
+                    continue
+                failed, old_http, old_wire = self.url, self._http, self._wire
+                self._at = (self._at + 1) % len(self.urls)
+                self._connect(self.urls[self._at])
+                if old_wire is not None:
+                    await old_wire.aclose()
+                await old_http.aclose()
+                log.warning("controller %s failed (%s): trying %s", failed, exc, self.url)
+
     async def _call(self, model: type[M], path: str, body: BaseModel, *, timeout: float) -> M:
         """POST a model's JSON and read the answer's: the lean path for the hot calls."""
+        return await self._failing_over(lambda: self._call_here(model, path, body, timeout=timeout))
+
+    async def _call_here(self, model: type[M], path: str, body: BaseModel, *, timeout: float) -> M:
         if self._wire is None:
-            response = await self._post(path, body.model_dump(mode="json"), timeout=timeout)
+            response = await self._post_here(path, body.model_dump(mode="json"), timeout=timeout)
             return model.model_validate_json(response.content)
         try:
             answer = await self._wire.post(
@@ -79,6 +118,11 @@ class AgentClient:
         return model.model_validate_json(answer.content)
 
     async def _post(self, path: str, body: Any, *, timeout: float | None = None) -> httpx.Response:
+        return await self._failing_over(lambda: self._post_here(path, body, timeout=timeout))
+
+    async def _post_here(
+        self, path: str, body: Any, *, timeout: float | None = None
+    ) -> httpx.Response:
         headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
         try:
             response = await self._http.post(
@@ -91,6 +135,9 @@ class AgentClient:
 
     async def engine_source(self, name: str, revision: int) -> engines.EngineSourceOut:
         """The source of one engine revision (the worker caches it by its hash)."""
+        return await self._failing_over(lambda: self._engine_source_here(name, revision))
+
+    async def _engine_source_here(self, name: str, revision: int) -> engines.EngineSourceOut:
         headers = {"Authorization": f"Bearer {self.token}"}
         try:
             response = await self._http.get(
@@ -100,6 +147,34 @@ class AgentClient:
             raise translate(exc) from exc
         raise_for(response)
         return engines.EngineSourceOut.model_validate(response.json())
+
+    async def _request(self, method: str, path: str, body: Any = None) -> Any:
+        headers = {"Authorization": f"Bearer {self.token}"}
+        try:
+            response = await self._http.request(method, path, json=body, headers=headers)
+        except httpx.HTTPError as exc:
+            raise translate(exc) from exc
+        raise_for(response)
+        return response.json()
+
+    async def volumes(self) -> api.VolumeList:
+        """Every volume with its roots per site and OS (share paths resolve with them)."""
+        return api.VolumeList.model_validate(await self._request("GET", "/api/v1/volumes"))
+
+    async def sites(self) -> api.AgentSiteList:
+        """Sites with their file services (and the tokens they take)."""
+        return api.AgentSiteList.model_validate(await self._request("GET", "/api/v1/agent/sites"))
+
+    async def claim_sync(self, job_id: int, site: str) -> api.SyncClaimOut:
+        """Whether this worker runs the job's download sync at `site` now."""
+        found = await self._request("POST", f"/api/v1/agent/sync/{job_id}/{site}")
+        return api.SyncClaimOut.model_validate(found)
+
+    async def report_sync(self, job_id: int, site: str, body: api.SyncReportIn) -> api.JobSiteOut:
+        found = await self._request(
+            "PUT", f"/api/v1/agent/sync/{job_id}/{site}", body.model_dump(mode="json")
+        )
+        return api.JobSiteOut.model_validate(found)
 
     async def register(self, body: api.RegisterIn) -> api.RegisterOut:
         """Enrol with the one-time code, else the current (enrolment or own) token; afterwards

@@ -8,7 +8,9 @@ from typing import Any, TypeVar
 from pydantic import BaseModel
 
 from thresher.client._accsyn import AccsynCalls
+from thresher.client._events import EventsMixin
 from thresher.client._security import SecurityCalls
+from thresher.client._sites import SitesCalls
 from thresher.schemas import api
 from thresher.schemas import engines as eng
 from thresher.schemas import monitor as mon
@@ -17,7 +19,7 @@ from thresher.schemas import openjd as ojd
 M = TypeVar("M", bound=BaseModel)
 
 
-class Client(AccsynCalls, SecurityCalls):
+class Client(AccsynCalls, EventsMixin, SecurityCalls, SitesCalls):
     """A connection to a Thresher controller, answering typed results (`thresher.schemas.api`).
 
     >>> client = Client("http://127.0.0.1:8420", token)        # doctest: +SKIP
@@ -89,11 +91,13 @@ class Client(AccsynCalls, SecurityCalls):
         preview_every: int | None = None,
         errors_to_avoid: int | None = None,
         forgive_s: float | None = None,
+        image: str | None = None,
     ) -> api.JobOut:
         """Submit a command job; `command` is an argv template with {start} {end} {frame}
-        {frames} placeholders. The scheduling options are described in docs/scheduling.md:
-        `filters` such as ``ram:>32GB,pool:@lighting``, `limits` (license names) each task
-        holds, caps, `after_name` (a glob over your job names; `after_global`: everyone's)."""
+        {frames} placeholders; with `image`, its tasks run in that container image. The
+        scheduling options are described in docs/scheduling.md: `filters` such as
+        ``ram:>32GB,pool:@lighting``, `limits` (license names) each task holds, caps,
+        `after_name` (a glob over your job names; `after_global`: everyone's)."""
         return self.submit_job(
             api.JobIn(
                 filters=filters,
@@ -120,6 +124,7 @@ class Client(AccsynCalls, SecurityCalls):
                 priority_frames=priority_frames,
                 max_runtime_s=max_runtime_s,
                 paused=paused,
+                container=None if image is None else api.ContainerIn(image=image),
             )
         )
 

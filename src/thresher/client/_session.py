@@ -6,6 +6,8 @@ such as `thresher jobs`, reads JSON through a `Session` and starts faster for it
 from __future__ import annotations
 
 import ssl
+import uuid
+from collections.abc import Sequence
 from typing import Any, Self
 from urllib.parse import urlsplit
 
@@ -29,27 +31,71 @@ def tls_verification(url: str, *, ca_file: str | None = None) -> ssl.SSLContext 
     return True
 
 
+def controller_urls(url: str | Sequence[str]) -> list[str]:
+    """The controller URLs a client was given: a list, or one text with URLs separated by
+    commas (``THRESHER_URL=http://a:8420,http://b:8420``); each without its trailing slash."""
+    given = url.split(",") if isinstance(url, str) else list(url)
+    urls = [u.strip().rstrip("/") for u in given if u.strip()]
+    if not urls:
+        raise ValueError("no controller URL given")
+    return urls
+
+
+def new_request_id() -> str:
+    """An id for one request, sent as X-Request-Id and logged by the controller."""
+    return uuid.uuid4().hex[:16]
+
+
+#: Errors after which a request was surely never handled: any request moves on to the next
+#: controller after one of these; other transport errors move on only for reads.
+_NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout)
+
+
 class Session:
     """A connection to a Thresher controller that answers JSON values."""
 
     def __init__(
         self,
-        url: str,
+        url: str | Sequence[str],
         token: str | None,
         *,
         timeout: float = 30.0,
         transport: httpx.BaseTransport | None = None,
         ca_file: str | None = None,
+        request_id: str | None = None,
     ) -> None:
-        headers = {"Authorization": f"Bearer {token}"} if token else {}
-        self.url = url.rstrip("/")
-        self._http = httpx.Client(
-            base_url=self.url,
-            headers=headers,
-            timeout=timeout,
-            transport=transport,
-            verify=tls_verification(self.url, ca_file=ca_file),
+        """`url`: one controller, or several (a list, or separated by commas) behind which one
+        farm's controllers serve the same database; a request that cannot reach one goes on to
+        the next. `request_id` is sent with every request (X-Request-Id), so the controller's
+        log lines of one command can be found together."""
+        self.urls = controller_urls(url)
+        self._headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self._headers["X-Request-Id"] = request_id or new_request_id()
+        self._timeout, self._transport, self._ca_file = timeout, transport, ca_file
+        self._at = 0
+        self.url = self.urls[0]
+        self._http = self._open(self.url)
+
+    def _open(self, url: str) -> httpx.Client:
+        return httpx.Client(
+            base_url=url,
+            headers=self._headers,
+            timeout=self._timeout,
+            transport=self._transport,
+            verify=tls_verification(url, ca_file=self._ca_file),
         )
+
+    def _move_on(self, exc: httpx.HTTPError, method: str, tried: int) -> bool:
+        """After a transport error: switch to the next controller and say whether to send the
+        request there (there is one not yet tried, and the request was never handled or is
+        a read)."""
+        if tried >= len(self.urls) or not (isinstance(exc, _NOT_SENT) or method == "GET"):
+            return False
+        self._http.close()
+        self._at = (self._at + 1) % len(self.urls)
+        self.url = self.urls[self._at]
+        self._http = self._open(self.url)
+        return True
 
     def close(self) -> None:
         self._http.close()
@@ -61,12 +107,17 @@ class Session:
         self.close()
 
     def _call(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
-        try:
-            response = self._http.request(method, path, **kwargs)
-        except httpx.HTTPError as exc:
-            raise translate(exc) from exc
-        raise_for(response)
-        return response
+        tried = 1
+        while True:
+            try:
+                response = self._http.request(method, path, **kwargs)
+            except httpx.HTTPError as exc:
+                if self._move_on(exc, method, tried):
+                    tried += 1
+                    continue
+                raise translate(exc) from exc
+            raise_for(response)
+            return response
 
     def get_json(self, path: str, **params: Any) -> Any:
         """The JSON the controller answers to `GET path` (None-valued params left out)."""

@@ -17,6 +17,8 @@ from thresher.controller.audit import AuditTrail
 from thresher.controller.body_limit import BodyLimit
 from thresher.controller.farm import Farm
 from thresher.controller.notifier import Notifier
+from thresher.controller.notify import Sender
+from thresher.controller.observe import Observe
 from thresher.controller.routes import (
     agent,
     deadline,
@@ -25,10 +27,13 @@ from thresher.controller.routes import (
     limits,
     monitor,
     nimby,
+    ops,
     pools,
     renderacre,
     security,
+    sites,
     submitters,
+    subscriptions,
     tasks,
     templates,
     web,
@@ -44,9 +49,14 @@ VERSION = version("thresher")
 
 
 async def _sweep_forever(farm: Farm) -> None:
+    """Expire silent workers, on the one controller holding the sweep lease (on PostgreSQL,
+    where several may share the database); the others write the leases they heard."""
     while True:
         await asyncio.sleep(farm.settings.sweep_every_s)
         try:
+            if not await asyncio.to_thread(farm.sweep_lease.held):
+                await farm.call(farm.agents.flush_heartbeats)
+                continue
             expired = await farm.call(farm.agents.sweep)
         except Exception:  # the sweeper must outlive a failed round (database restarting...)
             log.exception("sweep failed")
@@ -74,14 +84,18 @@ def create_app(
         await farm.call(farm.start, clock.now())
         task = asyncio.create_task(_sweep_forever(farm)) if sweeper else None
         farm.events.start(asyncio.get_running_loop())
+        deliveries = Sender(clock, smtp=settings.smtp)  # farm events to webhooks and e-mail
+        notifier.listeners.append(deliveries.changed)
+        sender = asyncio.create_task(deliveries.run(farm))
         try:
             yield
         finally:
             await farm.events.stop()
-            if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+            for running in (task, sender):
+                if running is not None:
+                    running.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await running
             farm.close()
 
     app = FastAPI(
@@ -107,14 +121,18 @@ def create_app(
     app.include_router(deadline.router)  # Deadline Cloud's CreateJob & co
     app.include_router(deadline.admin_router)
     deadline.install(app)
+    app.include_router(subscriptions.router)  # farm events, subscriptions (webhooks, e-mail)
     app.include_router(submitters.router)  # find, job updates, task-file jobs
     for scheduling in (limits, pools, nimby):
         app.include_router(scheduling.router)
+    app.include_router(sites.router)  # sites, volumes, jobs' sync per site
     app.include_router(security.router)  # accounts, tokens, enrolment codes, audit
     app.include_router(security.enrol_router)
     app.add_middleware(AuditTrail)  # every state-changing call, in the database
     app.include_router(monitor.router)  # the web monitor's reads, actions and events
     web.install(app)  # its pages, under /
+    app.include_router(ops.router)  # /metrics
+    app.add_middleware(Observe)  # request ids and request metrics (outermost)
 
     @app.get("/healthz", tags=["health"])
     async def healthz() -> dict[str, str]:

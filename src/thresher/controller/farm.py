@@ -22,21 +22,26 @@ from thresher.controller.access import Access
 from thresher.controller.agents import Agents
 from thresher.controller.auth import Caller
 from thresher.controller.compile.policy import SubmitPolicy
-from thresher.controller.dispatch import Dispatcher, DispatchIndex
+from thresher.controller.dispatch import DispatchIndex
 from thresher.controller.engines import EngineRegistry
 from thresher.controller.events import EventHub
 from thresher.controller.farm_thread import FarmThread
 from thresher.controller.find import Finder
 from thresher.controller.jobs import Jobs
+from thresher.controller.metrics import FarmMetrics, TimedDispatcher
 from thresher.controller.monitor import Monitor
+from thresher.controller.notifications import Subscriptions
 from thresher.controller.notifier import Notifier
+from thresher.controller.peers import Peers, controller_ident
 from thresher.controller.scheduling import Scheduling
 from thresher.controller.sealing import SecretBox
 from thresher.controller.settings import ControllerSettings
+from thresher.controller.sites import Sites
 from thresher.controller.submitters import Submitters
 from thresher.controller.unit import UnitOfWork
 from thresher.controller.waiting import Waiting
 from thresher.core.clock import Clock
+from thresher.store.cluster import SingletonLease, exclusive
 from thresher.store.store import Store
 
 P = ParamSpec("P")
@@ -65,6 +70,10 @@ class Farm:
     ) -> None:
         self.settings = settings
         self.notifier = notifier
+        ident = controller_ident()
+        self.metrics = FarmMetrics(ident)
+        self.metrics.watch(store)
+        store.db.observe_transaction = self.metrics.transactions.observe
         self.thread = FarmThread()
         self.dispatch_index = DispatchIndex(store, clock, settings)
         # A submission or an edit changes what may run where at once; a worker's report
@@ -80,7 +89,7 @@ class Farm:
             settings,
             unit=self.unit,
             index=self.dispatch_index,
-            dispatcher=Dispatcher(store, clock, self.dispatch_index),
+            dispatcher=TimedDispatcher(store, clock, self.dispatch_index, self.metrics),
             scheduling=self.scheduling,
             jobs=self.jobs,
             run=self.call,
@@ -99,7 +108,22 @@ class Farm:
         self.monitor = Monitor(store, clock, self.unit, self.jobs)  # the web monitor's reads
         self.events = EventHub(store, clock, self.thread.run)  # server-sent events
         notifier.observers.append(self.events.poke)
+        # Several controllers on one PostgreSQL: changes announced to the others, and the
+        # sweep of silent workers done by one of them at a time (see controller/peers.py).
+        self.agents.log_bytes = self.metrics.log_bytes.inc
+        self.peers = Peers(
+            store,
+            notifier,
+            self.dispatch_index,
+            self.thread,
+            ident=ident,
+            heard=self.metrics.peer_changes.inc,
+        )
+        self.sweep_lease = SingletonLease(store.engine, "sweep")
+        self.sites = Sites(store, clock, self.unit)  # sites, volumes, jobs' sync per site
         self._store = store
+        self.store = store  # the event sender reads and records its deliveries directly
+        self.subscriptions = Subscriptions(store, clock, self.access.box)
 
     async def call(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
         """`await farm.call(farm.jobs.submit, caller, body)`: run a use case on the farm thread.
@@ -128,14 +152,19 @@ class Farm:
 
     def start(self, now: float) -> None:
         """At start: workers attached before a restart get one lease to come back; built-in
-        engines become revision 0 of their names."""
-        with self.unit.transaction():
-            self._store.workers.refresh_all(now)
-        self.engines.sync_builtins()
-        self.access.seal_stored_secrets()
+        engines become revision 0 of their names. One controller at a time, so controllers
+        started together on one PostgreSQL do not race to write the same rows."""
+        with exclusive(self._store.engine, "startup"):
+            with self.unit.transaction():
+                self._store.workers.refresh_all(now)
+            self.engines.sync_builtins()
+            self.access.seal_stored_secrets()
+        self.peers.start()
 
     def close(self) -> None:
         """Let the use cases handed over finish, then stop the farm thread."""
+        self.peers.close()
+        self.sweep_lease.release()
         self.thread.close()
 
     def _changed(self, soft: bool) -> None:

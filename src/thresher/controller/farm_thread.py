@@ -9,13 +9,40 @@ query, a server restarting)."""
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import functools
+import logging
+import random
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import ParamSpec, TypeVar
 
+from thresher.core.errors import Contended
+
 P = ParamSpec("P")
 T = TypeVar("T")
+log = logging.getLogger("thresher.controller")
+
+#: How often a use case the database rolled back for a conflict (a deadlock between two
+#: controllers' polls, a serialisation failure) runs again before the caller gets a 503.
+CONTENDED_TRIES = 5
+
+
+def retrying(fn: Callable[[], T], *, tries: int = CONTENDED_TRIES) -> T:
+    """`fn()`, run again after a short random pause when the database rolled it back for a
+    conflict with another transaction (`Contended`). A use case is one transaction, so a
+    rolled-back run left nothing behind; the pause grows with each try and is random, so the
+    two sides of a deadlock do not meet again."""
+    for attempt in range(1, tries + 1):
+        try:
+            return fn()
+        except Contended:
+            if attempt == tries:
+                raise
+            log.info("a transaction was rolled back for a conflict; try %d of %d", attempt, tries)
+            time.sleep(random.uniform(0.001, 0.005) * 2 ** (attempt - 1))
+    raise AssertionError("unreachable")
 
 
 class FarmThread:
@@ -27,7 +54,14 @@ class FarmThread:
     async def run(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
         """`fn(*args, **kwargs)` on the farm thread; its result or its exception."""
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, functools.partial(fn, *args, **kwargs))
+        call = functools.partial(fn, *args, **kwargs)
+        # In a copy of the caller's context: the request id reaches the use case's log lines.
+        context = contextvars.copy_context()
+        return await loop.run_in_executor(self._executor, context.run, retrying, call)
+
+    def post(self, fn: Callable[[], object]) -> None:
+        """Run `fn()` on the farm thread, after what was handed over before; nobody waits."""
+        self._executor.submit(fn)
 
     def close(self) -> None:
         """Finish what was handed over, then stop the thread."""

@@ -25,6 +25,7 @@ class Notifier:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread: int | None = None
         self._wake_scheduled = False  # a wake handed to the loop that has not run yet
+        self.waiting = 0  # waiters in `wait()` now (held polls with nothing to do)
 
     def bind(self, loop: asyncio.AbstractEventLoop) -> None:
         """The loop the waiters run on (the server's); called from that loop."""
@@ -65,8 +66,11 @@ class Notifier:
         """True if notified after generation `since`, False on timeout."""
         if self.generation != since or self.closing:
             return True
+        self.waiting += 1
         try:
             await asyncio.wait_for(self._event.wait(), timeout)
         except TimeoutError:
             return False
+        finally:
+            self.waiting -= 1
         return True

@@ -92,6 +92,21 @@ ROUTES: dict[str, frozenset[str]] = {
     "GET /api/v1/users": READ,
     "PUT /api/v1/users/{name}": WRANGLE,
     "GET /api/v1/pools": READ,
+    # sites, volumes, a job's sync per site (docs/sites.md)
+    "GET /api/v1/sites": READ,
+    "GET /api/v1/sites/{name}": READ,
+    "PUT /api/v1/sites/{name}": WRANGLE,
+    "DELETE /api/v1/sites/{name}": WRANGLE,
+    "GET /api/v1/volumes": READ | WORKERS,  # workers resolve share paths with them
+    "GET /api/v1/volumes/{name}": READ,
+    "PUT /api/v1/volumes/{name}": WRANGLE,
+    "DELETE /api/v1/volumes/{name}": WRANGLE,
+    "GET /api/v1/jobs/{job_id}/sites": READ,
+    "PUT /api/v1/jobs/{job_id}/sites/{site}": SUBMIT,
+    "GET /api/v1/files/access": SUBMIT,  # the main site's file service, for --upload-deps
+    "GET /api/v1/agent/sites": frozenset({WORKER, ADMIN}),
+    "POST /api/v1/agent/sync/{job_id}/{site}": frozenset({WORKER, ADMIN}),
+    "PUT /api/v1/agent/sync/{job_id}/{site}": frozenset({WORKER, ADMIN}),
     # people, tokens, access keys, audit
     "GET /api/v1/accounts": WRANGLE,
     "GET /api/v1/accounts/me": PEOPLE,
@@ -103,6 +118,8 @@ ROUTES: dict[str, frozenset[str]] = {
     "POST /api/v1/admin/tokens": ADMINS,
     "POST /api/v1/admin/access-keys": ADMINS,
     "GET /api/v1/audit": WRANGLE,
+    # operations: Prometheus scrapes with a wrangler's (or an admin's) token
+    "GET /metrics": WRANGLE,
     # the web monitor (a job's task runs and ETA follow the job's visibility)
     "GET /api/v1/jobs/{job_id}/blocks/{block}/runs": READ,
     "POST /api/v1/jobs/{job_id}/blocks/{block}/range": SUBMIT,
@@ -114,6 +131,12 @@ ROUTES: dict[str, frozenset[str]] = {
     "GET /api/v1/stuck": WRANGLE,
     "POST /api/v1/events/ticket": READ,
     "GET /api/v1/events/stream": READ,
+    # events and subscriptions (webhooks, e-mail): the use cases check whose they are
+    "POST /api/v1/subscriptions": READ,
+    "GET /api/v1/subscriptions": READ,
+    "GET /api/v1/subscriptions/{sub_id}": READ,
+    "DELETE /api/v1/subscriptions/{sub_id}": READ,
+    "GET /api/v1/events": READ,
     # submitters' compatible routes
     "POST /renderacre/v1/jobs": SUBMIT,
     "POST /renderacre/{token}/v1/jobs": SUBMIT,

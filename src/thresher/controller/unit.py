@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from thresher.controller.dispatch import DispatchIndex
 from thresher.controller.notifier import Notifier
 from thresher.core.clock import Clock
-from thresher.core.errors import Unavailable
+from thresher.core.errors import Contended, Unavailable
 from thresher.store.store import Store
 
 
@@ -34,6 +34,9 @@ class UnitOfWork:
         try:
             with self.store.transaction():
                 yield
+        except Contended:  # another transaction's conflict: the database is there
+            self.index.rolled_back()
+            raise
         except Unavailable:
             self.unavailable_at = self.clock.now()
             self.index.rolled_back()

@@ -8,6 +8,7 @@ ThresherDomainError
  │    └── StaleAttempt   an event or finish carried a fencing token that is no longer current
  ├── Forbidden           the caller may not do this (403)
  └── Unavailable         the database cannot be reached or written now (503): try again
+      └── Contended      a deadlock or serialisation failure: the transaction may run again
 """
 
 from __future__ import annotations
@@ -87,3 +88,8 @@ class Unavailable(ThresherDomainError):
     """The database cannot be reached or written right now (down, restarting, disk full)."""
 
     code = "unavailable"
+
+
+class Contended(Unavailable):
+    """The database rolled the transaction back for a conflict with another one (a deadlock,
+    a serialisation failure): running the same use case again may well succeed."""

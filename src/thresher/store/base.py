@@ -5,14 +5,15 @@ from __future__ import annotations
 
 import contextlib
 import functools
-from collections.abc import Iterator, Sequence
+import time
+from collections.abc import Callable, Iterator, Sequence
 from contextvars import ContextVar
 from typing import Any
 
 import sqlalchemy as sa
 
 from thresher.core.chunk_plan import ADAPTIVE_CHUNK, ChunkPlan, PlannedLayout
-from thresher.core.errors import NotFound, Unavailable
+from thresher.core.errors import Contended, NotFound, Unavailable
 from thresher.core.frames import FrameSet, TaskLayout
 from thresher.core.model import Counts
 from thresher.core.states import AttemptStatus, TaskStatus, check_move
@@ -71,6 +72,10 @@ def _counter_update(old: TaskStatus, new: TaskStatus) -> sa.Update | None:
     return blocks.update().where(blocks.c.id == sa.bindparam("block_id")).values(**changes)
 
 
+#: PostgreSQL's deadlock_detected and serialization_failure: the transaction may run again.
+CONTENTION_STATES = frozenset({"40P01", "40001"})
+
+
 @contextlib.contextmanager
 def unavailable_translated() -> Iterator[None]:
     """The database's own errors of being away (the server down or restarting, a dropped
@@ -80,6 +85,10 @@ def unavailable_translated() -> Iterator[None]:
     try:
         yield
     except (sa.exc.OperationalError, sa.exc.InterfaceError) as exc:
+        if getattr(exc.orig, "sqlstate", None) in CONTENTION_STATES:
+            raise Contended(
+                f"the database rolled back a conflict: {_first_line(exc.orig)}"
+            ) from exc
         raise Unavailable(f"the database is unavailable: {_first_line(exc.orig)}") from exc
     except sa.exc.DBAPIError as exc:
         if not exc.connection_invalidated:
@@ -103,6 +112,8 @@ class Database:
         self._open: ContextVar[sa.Connection | None] = ContextVar(
             f"thresher-store-{id(self)}", default=None
         )
+        # Called with each transaction's seconds from BEGIN to its end (the metrics).
+        self.observe_transaction: Callable[[float], None] | None = None
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[sa.Connection]:
@@ -119,12 +130,17 @@ class Database:
         if open_conn is not None:
             yield open_conn
             return
-        with self.engine.begin() as conn:
-            token = self._open.set(conn)
-            try:
-                yield conn
-            finally:
-                self._open.reset(token)
+        started = time.perf_counter()
+        try:
+            with self.engine.begin() as conn:
+                token = self._open.set(conn)
+                try:
+                    yield conn
+                finally:
+                    self._open.reset(token)
+        finally:
+            if self.observe_transaction is not None:
+                self.observe_transaction(time.perf_counter() - started)
 
     @contextlib.contextmanager
     def begin(self) -> Iterator[sa.Connection]:

@@ -122,10 +122,19 @@ def create_engine(url: str) -> sa.Engine:
     return engine
 
 
-def migrate(engine: sa.Engine) -> None:
-    """Bring the schema up to the newest Alembic revision."""
+#: The advisory lock key schema upgrades take on PostgreSQL (CRC-32 of "thresher:migrate").
+MIGRATION_LOCK = 0x7468_7273
+
+
+def migrate(engine: sa.Engine, revision: str = "head") -> None:
+    """Bring the schema up to the newest Alembic revision (or `revision`). On PostgreSQL under
+    an advisory lock held to the end of the upgrade's transaction, so that controllers started
+    at the same moment on one database upgrade it one after another (the first does it all,
+    the others find it done); SQLite's own write lock does the same there."""
     config = Config()
     config.set_main_option("script_location", "thresher.store:migrations")
     with engine.begin() as conn:
+        if engine.dialect.name == "postgresql":
+            conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": MIGRATION_LOCK})
         config.attributes["connection"] = conn
-        command.upgrade(config, "head")
+        command.upgrade(config, revision)
