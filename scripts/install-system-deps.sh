@@ -37,8 +37,8 @@ for arg in "$@"; do
         --containers) want_containers=true ;;
         --desktop) want_desktop=true ;;
         --all)
-            want_renderers=true want_postgres=true want_browser=true want_sync=true
-            want_containers=true want_desktop=true
+            want_renderers=true want_postgres=true want_browser=true
+            want_sync=true want_containers=true want_desktop=true
             ;;
         -h | --help) usage ;;
         *)

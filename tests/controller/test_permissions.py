@@ -232,6 +232,7 @@ BODIES: dict[str, Any] = {
     "POST /api/v1/admin/tokens": {"name": "made", "role": "viewer"},
     "POST /api/v1/admin/access-keys": {"name": "made", "role": "viewer"},
     "POST /api/v1/jobs/{job_id}/blocks/{block}/range": {"first": 0, "last": 0, "action": "skip"},
+    "POST /api/v1/subscriptions": {"channel": "email", "target": "td@studio.example"},
     "PATCH /api/v1/jobs/{job_id}": {"priority": 20},
     "POST /api/v1/jobs/task-file": {"name": "t", "tasks": [["true"]], "paused": True},
     "POST /api/v1/admin/queue-environments": {"name": "matrix", "template": QUEUE_ENV},
@@ -241,7 +242,6 @@ BODIES: dict[str, Any] = {
         "targetRunStatus": "SUCCEEDED"
     },
     "POST /deadline/2023-10-12/farms/{farmId}/search/jobs": {"itemOffset": 0},
-    "POST /api/v1/subscriptions": {"channel": "email", "target": "td@studio.example"},
 }
 #: Calls that change the caller itself run last (the worker says goodbye, then re-enrols).
 LAST = ("POST /api/v1/agent/goodbye", "POST /api/v1/agent/register")

@@ -238,3 +238,43 @@ def test_a_roaming_submitter_uploads_its_files_and_downloads_every_frame(
         assert (laptop / "frames" / f"orbit{n}.png").read_bytes() == (
             out_dir.parent / f"orbit{n}.png"
         ).read_bytes()
+
+
+def test_a_changed_dependency_is_all_a_second_sync_moves(two_sites: TwoSites) -> None:
+    require("povray")
+    hq = two_sites.roots["hq"]
+    (hq / "inc").mkdir()
+    (hq / "inc" / "ball.inc").write_text("#declare BallColor = rgb <1, 0, 0>;\n")
+    (hq / "tex.bin").write_bytes(bytes(range(256)) * 4096)  # 1 MiB the scene does not use
+    scene = (EXAMPLES / "orbit.pov").read_text()
+    scene = scene.replace(
+        '#include "colors.inc"', '#include "colors.inc"\n#include "inc/ball.inc"'
+    ).replace("color Red", "color BallColor")
+    (hq / "scene.pov").write_text(scene)
+    body = {
+        "engine": "povray",
+        "input": "share=proj/scene.pov",
+        "dependencies": ["share=proj/inc/ball.inc", "share=proj/tex.bin"],
+        "output": "share=proj/out/orbit.png",
+        "range": "1-4",
+        "chunk": 1,
+        "parameters": {"width": 16, "height": 9},
+    }
+    moved = []
+    with Client(two_sites.controller.url, two_sites.controller.admin_token) as client:
+        for n, color in enumerate(("<1, 0, 0>", "<0, 0, 1>")):
+            (hq / "inc" / "ball.inc").write_text(f"#declare BallColor = rgb {color};\n")
+            job = client.submit_job(api.JobIn.model_validate({**body, "name": f"j{n}"}))
+            # no lane at hq: sthlm takes the job, and syncs it first
+            sthlm = two_sites.agent("sthlm")
+            job_id = job.id
+
+            def ended(job_id: int = job_id) -> bool:
+                return client.job(job_id).status in ("succeeded", "failed")
+
+            run_agents([sthlm], ended, timeout=90)
+            (row,) = client.job_sites(job.id).sites
+            moved.append(row.message)
+    new = len((hq / "inc" / "ball.inc").read_bytes())
+    assert moved[0] is not None
+    assert moved[1] == f"{new} bytes moved"  # the scene and tex.bin were there already

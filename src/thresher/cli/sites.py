@@ -164,11 +164,69 @@ def delete_volume(
     typer.echo(f"volume {name}: deleted")
 
 
+def job_sites(
+    job_id: Annotated[int, typer.Argument(metavar="JOB", help="Job id.")],
+    site: Annotated[
+        str | None, typer.Option("--site", help="Change the job's settings at this site.")
+    ] = None,
+    download: Annotated[
+        bool | None, typer.Option("--download/--no-download", help="Sync inputs there first.")
+    ] = None,
+    upload: Annotated[
+        bool | None, typer.Option("--upload/--no-upload", help="Send outputs back after tasks.")
+    ] = None,
+    speed_limit: Annotated[
+        int | None, typer.Option("--speed-limit", min=1, help="Bytes per second at most.")
+    ] = None,
+    parallel_files: Annotated[
+        int | None, typer.Option("--parallel-files", min=1, max=64, help="Files at once.")
+    ] = None,
+    clear_output: Annotated[
+        bool | None,
+        typer.Option("--clear-output/--keep-output", help="Empty the output folder first."),
+    ] = None,
+    as_json: JsonOption = False,
+    url: UrlOption = DEFAULT_URL,
+    token: TokenOption = None,
+) -> None:
+    """A job's sync at each site (settings, state, bytes); --site changes its settings there."""
+    settings = {
+        "download": download,
+        "upload": upload,
+        "speed_limit_bps": speed_limit,
+        "parallel_files": parallel_files,
+        "clear_output": clear_output,
+    }
+    with connect(url, token) as client:
+        if site is not None:
+            found = client.set_job_site(job_id, site, **settings)
+        else:
+            found = client.job_sites(job_id)
+    if as_json:
+        print_json(found)
+        return
+    rows = table("site", "sync", "bytes", "download", "upload", "limit B/s", "files", "message")
+    for r in found.sites:
+        add_row(
+            rows,
+            r.site,
+            r.sync_state,
+            f"{r.bytes_done}/{r.bytes_total}",
+            "yes" if r.download else "no",
+            "yes" if r.upload else "no",
+            str(r.speed_limit_bps or "-"),
+            str(r.parallel_files),
+            r.message or "",
+        )
+    stdout().print(rows)
+
+
 def register(app: typer.Typer) -> None:
     sites_app = typer.Typer(name="sites", help="Sites: the places the farm spans.")
     sites_app.callback(invoke_without_command=True)(list_sites)
     sites_app.command("set")(set_site)
     sites_app.command("delete")(delete_site)
+    sites_app.command("job")(job_sites)
     app.add_typer(sites_app)
     volumes_app = typer.Typer(name="volumes", help="Volumes: storage roots per site and OS.")
     volumes_app.callback(invoke_without_command=True)(list_volumes)

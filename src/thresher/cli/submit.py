@@ -244,10 +244,11 @@ def submit(
         "errors_to_avoid": errors_to_avoid,
         "forgive_s": forgive,
     }
+    common = {"priority": priority, "retries": retries, "after": after or [], "cwd": cwd}
+    common |= {"env": variables, "max_runtime_s": max_runtime, "paused": paused, **scheduling}
     if engine is not None:
         if command:
             fail("an engine job takes no command after `--`")
-        parameters = engine_parameters(param or [], arg or [])
         payload: dict[str, Any] = {
             "engine": engine,
             "name": name,
@@ -256,18 +257,11 @@ def submit(
             "frames": frames,
             "output": absolute(output),
             "chunk": chunk,
-            "parameters": parameters,
+            "parameters": engine_parameters(param or [], arg or []),
             "filters": filters,
-            "priority": priority,
-            "retries": retries,
-            "after": after or [],
-            "env": variables,
-            "cwd": cwd,
             "priority_frames": priority_frames,
-            "max_runtime_s": max_runtime,
-            "paused": paused,
             "container": {"image": image} if image else None,
-            **scheduling,
+            **common,
         }
         if bucket is not None:
             payload["settings"] = {"task_bucketsize": bucket}
@@ -276,17 +270,22 @@ def submit(
         _submit_engine(payload, url, token, as_json, upload=upload_deps, volume=roaming)
         return
     if task_file is not None:
-        common = {"priority": priority, "retries": retries, "after": after or [], "cwd": cwd}
-        common |= {"env": variables, "max_runtime_s": max_runtime, "paused": paused}
-        fields = common | scheduling
-        return _print_id(
-            task_file_job(task_file, command, name, as_files, fields, url, token), as_json
-        )
+        job_id = task_file_job(task_file, command, name, as_files, common, url, token)
+        return _print_id(job_id, as_json)
     if not command:
         fail("give a command after `--`, --task-file, or --engine for an engine job")
     if name is None:
         fail("a command job needs --name")
-    _refuse_engine_options(input_path, frame_range, output, bucket, param, arg)
+    _refuse_engine_options(
+        {
+            "--input": input_path,
+            "--range": frame_range,
+            "--output": output,
+            "--bucket": bucket,
+            "--param": param,
+            "--arg": arg,
+        }
+    )
     with connect(url, token) as client:
         job = client.submit(
             name,
@@ -351,9 +350,8 @@ def uploaded(client: Any, payload: dict[str, Any], *, volume: str | None) -> tup
         fail(str(exc))
 
 
-def _refuse_engine_options(*values: object) -> None:
-    flags = ("--input", "--range", "--output", "--bucket", "--param", "--arg")
-    misplaced = [flag for flag, value in zip(flags, values, strict=True) if value is not None]
+def _refuse_engine_options(given: dict[str, object]) -> None:
+    misplaced = [flag for flag, value in given.items() if value is not None]
     if misplaced:
         fail(f"{', '.join(misplaced)} need --engine")
 

@@ -87,21 +87,30 @@ class _Fetcher:
         got: dict[str, bytes | bytearray | memoryview] = {}
         wanted = list(dict.fromkeys(digests))
         for attempt in range(TRIES):
+            came: list[tuple[str, bytes | bytearray | memoryview]] = []
             try:
                 async for digest, data in self.peer.read_chunks(wanted):
                     await self.throttle.take(len(data))
                     self.stats.bytes_moved += len(data)
-                    if digest in wanted and chunk_hash(data) == digest:
-                        got[digest] = data
+                    came.append((digest, data))
             except PeerError:
                 if attempt == TRIES - 1:
                     raise  # what came before the break is kept: ask for the rest again
+            # Hashed off the event loop, so other streams' reads go on meanwhile.
+            got.update(await asyncio.to_thread(_verified, came, set(wanted)))
             wanted = [d for d in wanted if d not in got]
             if not wanted:
                 return got
             if attempt < TRIES - 1:
                 self.stats.chunks_refetched += len(wanted)
         raise TransferError(f"{len(wanted)} chunks never came right (first {wanted[0][:12]})")
+
+
+def _verified(
+    came: list[tuple[str, bytes | bytearray | memoryview]], wanted: set[str]
+) -> dict[str, bytes | bytearray | memoryview]:
+    """The chunks that are what they were asked for as."""
+    return {d: data for d, data in came if d in wanted and chunk_hash(data) == d}
 
 
 def _target(dest: Path, entry: FileEntry, folders: set[Path]) -> Path:

@@ -6,7 +6,7 @@ job's inputs and dependencies (its share paths under ``input``, ``inputs`` and
 (``POST /api/v1/agent/sync/{job}/{site}``: the controller lets one through); it asks the main
 site's file service to check those files in, then its own site's file service to pull them
 from there, and reports progress and the end (``PUT``), which people see as the job's sync at
-that site (``thresher job-sites``, ``GET /api/v1/jobs/{id}/sites``). The site's other tasks of
+that site (``thresher sites job JOB``, ``GET /api/v1/jobs/{id}/sites``). The site's other tasks of
 the job wait for it. After each task that succeeded, the files it wrote in its output folder
 go back the same way: this site's file service checks them in, the main site's pulls them.
 
@@ -21,7 +21,7 @@ import asyncio
 import contextlib
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -82,10 +82,13 @@ async def move(
     paths: list[str],
     name: str,
     settings: api.JobSiteOut | None = None,
+    checked: Callable[[int], Awaitable[None]] | None = None,
 ) -> dict[str, Any]:
-    """Check `paths` of `volume` in at `source` as manifest `name`, and have `target` pull
-    them: the bytes go from one file service to the other."""
-    await _files_call(source, "/checkin", {"volume": volume, "paths": paths, "name": name})
+    """Check `paths` of `volume` in at `source` as manifest `name` (`checked` hears its size),
+    and have `target` pull them: the bytes go from one file service to the other."""
+    found = await _files_call(source, "/checkin", {"volume": volume, "paths": paths, "name": name})
+    if checked is not None:
+        await checked(int(found.get("bytes", 0)))
     caps = [x for x in (settings and settings.speed_limit_bps, target.bandwidth_bps) if x]
     body: dict[str, Any] = {
         "source_url": source.file_service_url,
@@ -190,11 +193,21 @@ class SiteSync:
             by_volume.setdefault(ref.volume, []).append(ref.rel)
         say(f"[sync] download sync of job {a.job_id} to site {self.site}: {len(refs)} paths")
         moved = total = 0
+
+        async def checked(size: int) -> None:  # shown while the bytes move
+            await self._report(a.job_id, "running", total, total + size, "moving")
+
         try:
             for volume, paths in sorted(by_volume.items()):
                 name = f"job-{a.job_id}-{volume}-inputs"
                 answer = await move(
-                    main, here, volume=volume, paths=paths, name=name, settings=settings
+                    main,
+                    here,
+                    volume=volume,
+                    paths=paths,
+                    name=name,
+                    settings=settings,
+                    checked=checked,
                 )
                 moved += int(answer.get("bytes_moved", 0))
                 total += int(answer.get("bytes_total", 0))
