@@ -163,3 +163,32 @@ def test_a_stream_carries_only_the_jobs_its_caller_may_see(
     assert not alices.saw("job", job_id=hidden.id)
     bobs_job = listen(hidden.id, token=tokens["alice"])
     assert bobs_job.status == 404
+
+
+def test_a_job_waiting_on_another_hears_when_that_one_ends(
+    served: ServedController, admin: Client, listen: Any
+) -> None:
+    """Its own counters do not move when the job it waits on succeeds, yet its state does
+    (waiting -> queued): the stream says so."""
+    stream = listen()
+    wait_until(lambda: stream.saw("hello"), timeout=10, what="the stream opened")
+    first = admin.submit("first", ["true"])
+    second = admin.submit("second", ["true"], after=[first.id])
+    wait_until(
+        lambda: stream.carried(
+            "job", lambda d: d["job_id"] == second.id and d["job"]["status"] == "waiting"
+        ),
+        timeout=10,
+        what="the second job waiting",
+    )
+    w = worker(served, "w1")
+    (a,) = w.poll().assignments
+    assert a.job_id == first.id
+    w.finish(a)
+    wait_until(
+        lambda: stream.carried(
+            "job", lambda d: d["job_id"] == second.id and d["job"]["status"] == "queued"
+        ),
+        timeout=10,
+        what="the second job queued once the first succeeded",
+    )

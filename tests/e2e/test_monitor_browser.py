@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from tests.e2e.conftest import Farm
@@ -87,6 +88,19 @@ def test_a_job_grid_fills_without_a_reload(farm: Farm, page: Any, shots: Path) -
     assert page.evaluate("window.__same_page") is True  # filled by events, not a reload
     page.wait_for_function("document.querySelector('#job-state').textContent === 'succeeded'")
     shot(page, shots, "job")
+
+
+def test_a_jobs_sync_at_each_site_is_shown(farm: Farm, page: Any, shots: Path) -> None:
+    body = {"name": "two sites", "command": ["true"], "paused": True}
+    answer = httpx.post(
+        f"{farm.url}/api/v1/jobs",
+        json={**body, "sites": {"remote": {"download": True}}},
+        headers={"Authorization": f"Bearer {farm.token}"},
+    )
+    assert answer.status_code == 201, answer.text
+    page.goto(f"{farm.url}/#/job/{answer.json()['id']}")
+    page.wait_for_selector("#sites tr[data-site='remote']")
+    assert "download" in page.inner_text("#sites tr[data-site='remote']")
 
 
 def test_a_live_log_shows_a_line_as_it_is_written(farm: Farm, page: Any, shots: Path) -> None:

@@ -218,10 +218,20 @@ class EventHub:
         stream learns which of them its caller may see (a deleted one: those that saw it)."""
         events: list[Event] = []
         owners: dict[int, str] = {}
-        for job_id in changed:
+        todo, seen = list(changed), set(changed)
+        while todo:
+            job_id = todo.pop(0)
             try:
                 job = self.store.jobs.get(job_id)
             except NotFound:
+                job = None
+            if job is None or job.finished_at is not None:
+                # The jobs waiting on it change state too (waiting -> queued, or never run),
+                # though their own counters did not move.
+                later = [j for j in self.store.jobs.waiting_on(job_id) if j not in seen]
+                todo += later
+                seen.update(later)
+            if job is None:
                 events.append(("job", {"job_id": job_id, "job": None}))
                 continue
             owners[job_id] = job.spec.owner

@@ -1,7 +1,8 @@
 // One job: blocks, a task grid and frame strip per block (from runs), range actions,
-// dependencies, why it waits, errors and error hosts. Live: task and job events redraw it.
+// dependencies, why it waits, errors and error hosts, its sync at each site. Live: task and
+// job events redraw it.
 import { api, act } from "../app.js";
-import { el, coalesce, colourOf, duration, progress, STATES, throttle, when } from "../dom.js";
+import { el, bytes, coalesce, colourOf, duration, progress, STATES, throttle, when } from "../dom.js";
 import { frameStrip, taskGrid } from "./grid.js";
 
 export async function render(main, [jobId]) {
@@ -10,7 +11,8 @@ export async function render(main, [jobId]) {
   const blocksBox = el("div");
   const why = el("div", { class: "panel", id: "why" });
   const errors = el("div", { class: "panel", id: "errors" });
-  main.append(head, blocksBox, el("div", { class: "cols" }, why, errors));
+  const sites = el("div", { class: "panel", id: "sites" });
+  main.append(head, blocksBox, el("div", { class: "cols" }, why, errors), sites);
   let job = null, engines = {};
   const views = new Map(); // block index -> { grid, strip, data }
 
@@ -101,6 +103,17 @@ export async function render(main, [jobId]) {
     why.replaceChildren(el("h2", {}, "Why it waits"), ...(lines.length ? lines : [el("p", { class: "dim" }, "Nothing holds it.")]));
   }
 
+  async function loadSites() {
+    // The job's sync at each site (sites.md): shown only where the job has any.
+    const s = await api("GET", `/api/v1/jobs/${id}/sites`);
+    if (!s.sites.length) { sites.replaceChildren(); return; }
+    sites.replaceChildren(el("h2", {}, "Sync per site"), el("table", {}, el("tbody", {}, s.sites.map((x) => el("tr", { "data-site": x.site },
+      el("td", {}, x.site), el("td", { class: `state ${x.sync_state}` }, x.sync_state),
+      el("td", {}, `${bytes(x.bytes_done)} / ${bytes(x.bytes_total)}`),
+      el("td", { class: "dim" }, [x.download ? "download" : "", x.upload ? "upload" : ""].filter(Boolean).join(", ")),
+      el("td", { class: "dim" }, x.message || ""))))));
+  }
+
   async function loadErrors() {
     const [hosts, attempts] = await Promise.all([
       api("GET", `/api/v1/jobs/${id}/error-hosts`),
@@ -122,11 +135,12 @@ export async function render(main, [jobId]) {
   await loadJob();
   loadWhy();
   loadErrors();
+  loadSites();
   // Events carry the job's state and its blocks' task runs: the page draws them as they come
   // and asks only for what they do not carry (the finer estimate, why it waits, errors).
   const redraw = coalesce(() => { drawHead(); drawBlocks(); });
   const reloadEta = throttle(loadJob, 15000); // the finer estimate (elapsed, farm history)
-  const reloadWhy = throttle(loadWhy, 2000);
+  const reloadWhy = throttle(() => { loadWhy(); loadSites(); }, 2000);
   const reloadErrors = throttle(loadErrors, 2000);
   const fetchRuns = throttle(() => { for (const b of views.keys()) loadRuns(b); }, 500);
   function merge(summary) {
