@@ -62,6 +62,8 @@ def cli(controller: RunningController, monkeypatch: pytest.MonkeyPatch) -> Invok
     test controller; pass token=None to leave the token out, or url=... to aim elsewhere."""
     monkeypatch.delenv("THRESHER_URL", raising=False)
     monkeypatch.delenv("THRESHER_TOKEN", raising=False)
+    # `thresher login` writes here, never to the real user's configuration
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(controller.data_dir.parent / "config"))
     runner = CliRunner()
 
     def invoke(

@@ -25,7 +25,9 @@ def test_a_missing_token_is_a_clear_error(cli: Invoke) -> None:
     result = cli("jobs", token=None)
 
     assert result.exit_code == 2
-    assert result.stderr.strip() == "error: no token: set THRESHER_TOKEN or pass --token"
+    assert result.stderr.strip() == (
+        "error: no token: run `thresher login`, set THRESHER_TOKEN or pass --token"
+    )
 
 
 def test_the_token_option_overrides_the_environment(cli: Invoke) -> None:

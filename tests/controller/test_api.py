@@ -277,10 +277,11 @@ def test_users_act_only_on_their_own_jobs(served: ServedController, admin: Clien
             "retry task": lambda: bob.retry_task(job.id, 0),
             "skip task": lambda: bob.skip_task(job.id, 0),
         }
+        # bob shares no group with alice: her job is invisible to him, as if it did not exist
         for action, call in refusals.items():
-            with pytest.raises(Forbidden) as info:
+            with pytest.raises(NotFound) as info:
                 call()
-            assert (info.value.status, info.value.code) == (403, "forbidden"), action
+            assert (info.value.status, info.value.code) == (404, "not_found"), action
 
         after = alice.job(job.id)
         assert (after.status, after.priority, after.counts.skipped) == ("queued", 50, 0)

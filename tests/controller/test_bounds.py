@@ -262,3 +262,30 @@ def test_matching_reads_each_character_of_a_name_once() -> None:
     assert glob.matches(name) is False
     assert CountingName.reads == 10_000
     assert NameGlob.parse("*a*a*a*a*a*a*a*a*a*a").matches("a" * 10_000) is True
+
+
+def test_job_listings_are_pages_bounded_in_bytes(admin: Client, api: httpx.Client) -> None:
+    """A page never carries more than `max_bytes` (one job at least); `more` and `next_offset`
+    lead through every job exactly once."""
+    big_env = {f"V{i}": "x" * 1000 for i in range(50)}  # about 50 KB of JSON per job
+    ids = [admin.submit(f"j{i}", ["true"], env=big_env).id for i in range(12)]
+
+    seen: list[int] = []
+    offset, pages = 0, 0
+    while True:
+        response = api.get("/api/v1/jobs", params={"offset": offset, "max_bytes": 120_000})
+        assert response.status_code == 200
+        assert len(response.content) <= 120_000 + 200  # the page's own few bytes around the jobs
+        page = response.json()
+        seen += [job["id"] for job in page["jobs"]]
+        pages += 1
+        if not page["more"]:
+            break
+        offset = page["next_offset"]
+    assert seen == ids[::-1]  # newest first, each once
+    assert pages == 6  # two jobs of about 52 KB fit 120,000 bytes
+
+    assert [j.id for j in admin.jobs(limit=5)] == ids[::-1][:5]  # the client pages for itself
+    tiny = api.get("/api/v1/jobs", params={"max_bytes": 1}).json()
+    assert (len(tiny["jobs"]), tiny["more"]) == (1, True)  # one at least: a reader moves on
+    assert refused(api.get("/api/v1/jobs", params={"max_bytes": 2**40}))["field"] == "max_bytes"

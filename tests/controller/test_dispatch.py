@@ -14,7 +14,14 @@ from typing import Any, Literal, TypeVar
 
 import pytest
 
-from thresher.client import AgentClient, Client, Conflict, Forbidden, InvalidRequest, StaleAttempt
+from thresher.client import (
+    AgentClient,
+    Client,
+    Conflict,
+    InvalidRequest,
+    StaleAttempt,
+    Unauthorized,
+)
 from thresher.schemas import api
 from thresher.testing import FakeClock, ServedController, wait_until
 
@@ -98,6 +105,11 @@ class SimWorker:
         self.running.pop(a.attempt_id, None)
         if a.attempt_id in answer.stale:
             raise StaleAttempt(409, "stale_attempt", f"attempt {a.attempt_id} is stale", "token")
+
+    def sample(self, values: dict[str, float]) -> None:
+        """A poll that asks for nothing and carries a resource sample."""
+        body = api.PollIn(wait_s=0, sample=values)
+        self._call(lambda c: c.poll(body))
 
     def output(self, a: api.AssignmentOut, lines: list[Line]) -> None:
         body = api.OutputBatch(attempt_id=a.attempt_id, token=a.token, lines=lines)
@@ -239,8 +251,8 @@ def test_a_restarted_worker_re_attaches_with_its_own_token_and_loses_its_old_att
     assert attempt_statuses(admin, job.id, 0) == [("w1", "lost")]
     with pytest.raises(StaleAttempt):
         after.finish(old, "failed")  # the old process's attempt is over
-    with pytest.raises(Forbidden):
-        before.poll()  # the old process's token is no longer enrolled
+    with pytest.raises(Unauthorized):
+        before.poll()  # the old process's token was revoked: refused on its next request
     (new,) = after.poll().assignments
     assert (new.index, new.attempt_id != old.attempt_id) == (0, True)
     after.finish(new)

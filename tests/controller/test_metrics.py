@@ -91,11 +91,14 @@ def test_metrics_parse_and_agree_with_the_api(served: ServedController, admin: C
     assert got["thresher_dispatch_seconds_count"][()] >= 2
 
 
-def test_metrics_need_an_admin_token(served: ServedController, admin: Client) -> None:
-    user = admin.create_token("someone", role="user").token
+def test_metrics_need_a_wrangler_token(served: ServedController, admin: Client) -> None:
+    user = admin.create_token("someone", role="artist").token
     assert httpx.get(served.url + "/metrics").status_code == 401
     answer = httpx.get(served.url + "/metrics", headers={"Authorization": f"Bearer {user}"})
     assert answer.status_code == 403
+    wrangler = admin.create_token("ops", role="wrangler").token
+    scraped = httpx.get(served.url + "/metrics", headers={"Authorization": f"Bearer {wrangler}"})
+    assert scraped.status_code == 200
 
 
 @pytest.mark.parametrize("given", ["cli-1234abcd", None])

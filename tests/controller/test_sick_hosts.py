@@ -106,3 +106,35 @@ def test_a_worker_sick_before_others_tried_the_blocks_is_cleared_by_their_failur
         job(admin, "fine")
         assert len(x.take()) == 1
         alice.close()
+
+
+def test_a_task_that_cannot_start_on_two_hosts_fails_at_once_blaming_no_host(
+    served: ServedController, admin: Client
+) -> None:
+    """An executable missing everywhere: the first failure before start is retried; a second
+    host failing it before start too shows the definition broken, so the task fails at once,
+    whatever its retries, and the job ends failed. Failing after starting is retried as usual."""
+    x, y = Sim(served, "x"), Sim(served, "y")
+    missing = {"exit_code": None, "message": "executable not found: 'blendr'", "before_start": True}
+    broken = job(admin, "typo", retries=10)
+
+    (a,) = x.take()
+    x.end(a, status="failed", **missing)
+    assert admin.job(broken).status != "failed"  # one host's word: retried
+    (c,) = y.take()
+    y.end(c, status="failed", **missing)
+
+    assert admin.job(broken).status == "failed"
+    assert (x.take(), y.take()) == ([], [])  # 10 retries, but not retried
+    attempts = admin.attempts(broken)
+    assert len(attempts) == 2
+    assert "broken definition" in (attempts[-1].message or "")
+    assert [admin.worker(w).sick_since for w in ("x", "y")] == [None, None]
+
+    started = job(admin, "crashes", retries=1)
+    (d,) = x.take()
+    x.end(d, status="failed")  # it ran and failed: not a definition problem
+    (e,) = y.take()
+    assert e.job_id == started  # retried
+    y.end(e)
+    assert admin.job(started).status == "succeeded"

@@ -7,11 +7,12 @@ from __future__ import annotations
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
 import pytest
+from tests.controller.test_scheduling import Sim
 
 from thresher.controller.auth import Caller
 from thresher.controller.farm import Farm
@@ -156,3 +157,78 @@ def test_a_worker_that_says_goodbye_is_offline_and_its_task_requeued(
         )
         attempts = http.get(f"/api/v1/jobs/{job_id}/attempts").json()["attempts"]
         assert [a["status"] for a in attempts] == ["lost"]
+
+
+def answers_healthz_throughout(served: ServedController, action: Callable[[], object]) -> int:
+    """Run `action` (heavy requests) in a thread and ask `/healthz` again and again, each with a
+    1 s timeout, until it ends; returns how many times /healthz answered meanwhile."""
+    done = threading.Event()
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            action()
+        except BaseException as exc:  # handed to the test thread
+            errors.append(exc)
+        finally:
+            done.set()
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    answered = 0
+    with httpx.Client(base_url=served.url, timeout=1.0) as http:
+        while not done.is_set():
+            assert http.get("/healthz").status_code == 200  # a stall past 1 s raises here
+            answered += 1
+    thread.join()
+    assert not errors, errors
+    return answered
+
+
+def test_healthz_answers_during_big_submissions_listings_and_log_reads(
+    sqlite_served: ServedController,
+) -> None:
+    """The heavy requests a careless user makes (a job of 1,000 blocks, the listing of jobs that
+    size, a task's log of 200,000 lines read to its end) hold the farm thread or the database,
+    never the event loop."""
+    served = sqlite_served
+    headers = {"Authorization": f"Bearer {served.admin_token}"}
+    blocks = [{"name": f"b{i}", "frames": "1-10", "command": ["true"]} for i in range(1000)]
+    http = httpx.Client(base_url=served.url, headers=headers, timeout=120)
+
+    def submit_many() -> None:
+        for n in range(3):
+            response = http.post("/api/v1/jobs", json={"name": f"huge{n}", "blocks": blocks})
+            assert response.status_code == 201, response.text
+
+    def list_all() -> None:
+        page = http.get("/api/v1/jobs", params={"limit": 1000, "max_bytes": 64 << 20}).json()
+        assert len(page["jobs"]) == 3
+
+    with http:
+        assert answers_healthz_throughout(served, submit_many) > 0
+        assert answers_healthz_throughout(served, list_all) > 0
+        (task,) = Sim(served, "w").take()
+        lines = 200_000
+        for start in range(0, lines, 10_000):
+            served.store.attempts.record_output(
+                task.attempt_id,
+                task.token,
+                lines=[("stdout", f"line {n} " + "x" * 80) for n in range(start, start + 10_000)],
+                progress=None,
+                outputs=[],
+                status_message=None,
+            )
+        log = f"/api/v1/jobs/{task.job_id}/blocks/{task.block}/tasks/{task.index}/log"
+
+        def read_log() -> None:
+            after, read = 0, 0
+            while True:
+                page = http.get(log, params={"after": after, "limit": 100_000}).json()
+                read += len(page["lines"])
+                if not page["more"]:
+                    break
+                after = page["next_after"]
+            assert read == lines
+
+        assert answers_healthz_throughout(served, read_log) > 0

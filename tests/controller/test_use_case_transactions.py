@@ -31,7 +31,7 @@ from thresher.store.tables import metadata
 from thresher.testing import FakeClock
 
 ADMIN = Caller(token_id=0, name="admin", role="admin")
-ALICE = Caller(token_id=0, name="alice", role="user")
+ALICE = Caller(token_id=0, name="alice", role="artist")
 
 
 class InjectedFault(Exception):
@@ -186,7 +186,19 @@ USE_CASES: dict[str, Callable[[Farm, dict[str, Any]], object]] = {
     "stop a worker": lambda f, s: f.scheduling.set_nimby(ADMIN, "w1", Nimby.STOPPED),
     "set a limit": lambda f, s: f.scheduling.set_limit(ADMIN, "katana", api.LimitIn(max_total=1)),
     "access key": lambda f, s: f.access.create_access_key(ADMIN, "deadline", "user"),
+    "skip a range": lambda f, s: f.monitor.act_on_range(
+        ALICE, s["job"], 0, first=0, last=3, action="skip"
+    ),
+    "a poll with a sample": lambda f, s: sampled(f, s["worker"]),
 }
+
+
+def sampled(farm: Farm, worker: Caller) -> api.PollOut:
+    async def connected() -> bool:
+        return False
+
+    body = api.PollIn(sample={"cpu": 12.5}, lanes=[1])
+    return asyncio.run(farm.agents.poll(worker, body, disconnected=connected))
 
 
 @pytest.mark.parametrize("name", list(USE_CASES))

@@ -8,6 +8,7 @@ import httpx
 from tests.controller.test_scheduling import GB, Sim, job
 
 from thresher.client import Client
+from thresher.schemas import api
 from thresher.testing import ServedController
 
 
@@ -90,3 +91,33 @@ def test_a_block_waiting_on_another_block_says_which(
     assert by_name["render"] == [
         {"text": "a free lane will take it at the worker's next poll", "workers": 1}
     ]
+
+
+def test_a_task_says_what_it_waits_on_its_own_and_through_its_block(
+    served: ServedController, admin: Client
+) -> None:
+    """Task level: the upstream tasks a frame-by-frame task waits on, the host a retry avoids,
+    then its block's reasons; a running or finished task says where it is."""
+    sim = Sim(served, "w", lanes=2)
+    staged = admin.submit_job(
+        api.JobIn(
+            name="staged",
+            command=["true"],
+            blocks=[
+                api.BlockIn(name="render", frames="1-2", retries=2),
+                api.BlockIn(name="comp", frames="1-2", after_frames=["render"]),
+            ],
+        )
+    )
+    first, second = sim.take()
+    sim.end(first, status="failed")
+
+    def task_reasons(block: int, index: int) -> list[str]:
+        return [r.text for r in admin.task_why(staged.id, index, block=block).reasons]
+
+    assert task_reasons(1, 0)[0] == "waits on block render: task(s) 0 not done"
+    assert task_reasons(1, 1)[0] != task_reasons(1, 0)[0]  # frame 2's render task is running
+    assert task_reasons(0, 0)[0] == "failed 1 time(s); a retry avoids w"
+    assert task_reasons(0, 1) == ["it runs on w"]
+    sim.end(second)
+    assert task_reasons(0, 1) == ["the task succeeded"]

@@ -19,7 +19,7 @@ from thresher.testing import wait_until
 
 pytestmark = pytest.mark.e2e
 
-TASKS = 60
+TASKS = 200  # about 10 s of work on two workers: the backup lands well inside it
 
 
 def thresher(*args: str) -> str:

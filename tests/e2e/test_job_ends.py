@@ -11,6 +11,7 @@ import pytest
 
 from tests.e2e.conftest import THRESHER, Farm
 from thresher.schemas import api
+from thresher.testing import wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -55,3 +56,26 @@ def test_a_failed_first_block_ends_the_job_and_watch_returns(farm: Farm) -> None
         (0, 0, "failed"),
         (0, 1, "failed"),
     ]
+
+
+def test_an_executable_missing_everywhere_fails_its_job_after_two_hosts(farm: Farm) -> None:
+    """Real workers: the spawn fails before the process starts on one host, then on another, and
+    the task fails there and then, though it had retries left; neither host is sick."""
+    farm.controller()
+    farm.worker("w1")
+    farm.worker("w2")
+    with farm.client() as client:
+        job = client.submit("typo", ["thresher-no-such-program-blendr"], retries=8)
+        wait_until(
+            lambda: client.job(job.id).finished_at is not None, timeout=30, what="the job ended"
+        )
+        done = client.job(job.id)
+        attempts = client.attempts(job.id)
+        workers = client.workers()
+
+    assert done.status == "failed"
+    assert len(attempts) == 2
+    assert {a.worker for a in attempts} == {"w1", "w2"}
+    assert "executable not found" in (attempts[-1].message or "")
+    assert "broken definition" in (attempts[-1].message or "")
+    assert [w.sick_since for w in workers] == [None, None]

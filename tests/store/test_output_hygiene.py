@@ -172,3 +172,37 @@ def test_deleting_a_job_gives_its_log_space_back_on_sqlite(
         assert after < before + 50
     finally:
         store.close()
+
+
+def test_a_log_is_read_in_pages_bounded_by_lines_and_bytes(store: Store, clock: FakeClock) -> None:
+    job_id, got = running(store, clock)
+    texts = [f"{i:04d} " + "x" * 2000 for i in range(2500)]  # about 5 MB over three slices
+    for start in range(0, len(texts), 500):
+        store.attempts.record_output(
+            got.attempt_id,
+            got.token,
+            lines=[("stdout", t) for t in texts[start : start + 500]],
+            progress=None,
+            outputs=[],
+            status_message=None,
+        )
+
+    seen: list[str] = []
+    after, pages = 0, 0
+    while True:
+        page, more = store.attempts.log_page(job_id, 0, 0, after_id=after, max_bytes=100_000)
+        assert sum(len(t.encode()) for *_, t in page) <= 100_000
+        seen += [t for *_, t in page]
+        pages += 1
+        if not more:
+            break
+        after = page[-1][0]
+    assert seen == texts  # every line once, in order, whatever the page boundaries
+    assert pages == 52  # 49 lines of 2,005 bytes fit 100,000: 2,500 lines take 52 pages
+
+    page, more = store.attempts.log_page(job_id, 0, 0, limit=2500)
+    assert (len(page), more) == (2500, False)  # exactly the rest: no next page
+    page, more = store.attempts.log_page(job_id, 0, 0, limit=2499)
+    assert (len(page), more) == (2499, True)
+    page, more = store.attempts.log_page(job_id, 0, 0, max_bytes=1)
+    assert (len(page), more) == (1, True)  # one line at least, so a reader always moves on

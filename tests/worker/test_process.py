@@ -319,6 +319,34 @@ def test_peak_rss_of_true_is_not_the_workers() -> None:
     assert result.peak_rss_bytes is None or result.peak_rss_bytes < own // 4
 
 
+def test_peak_rss_of_a_task_below_the_workers_own_is_sampled(tmp_path: Path) -> None:
+    """Below the worker's own peak the reaped figure says nothing: the task's processes are
+    sampled while it runs instead. The task (a shell and the python it starts) holds 64 MiB
+    until the test has seen a sample of it, then ends."""
+    size = 64 * MiB
+    fifo = tmp_path / "release"
+    os.mkfifo(fifo)
+    code = (
+        f"b = bytearray({size}); b[::4096] = b'x' * len(b[::4096]); "
+        f"print('held', flush=True); open({str(fifo)!r}).read()"
+    )
+    lines = Lines()
+    task = runner(["sh", "-c", f'"{sys.executable}" -c "$0"; true', code], lines)
+    task.start()
+    lines.wait_for("stdout")
+    wait_until(
+        lambda: (task._memory.peak or 0) > size, timeout=DEADLINE_S, what="a sample of 64 MiB"
+    )
+    with open(fifo, "w"):
+        pass
+    result = task.wait(timeout=DEADLINE_S)
+
+    assert result is not None
+    assert result.succeeded
+    assert result.peak_rss_bytes is not None
+    assert size < result.peak_rss_bytes < size + 60 * MiB  # python's own few MiB besides
+
+
 def test_a_task_sees_its_working_directory_in_pwd(tmp_path: Path) -> None:
     lines = Lines()
     env = {"PATH": os.environ["PATH"], "PWD": os.getcwd()}  # the worker's, as inherited

@@ -10,6 +10,7 @@ Client errors leave the CLI as one red line on stderr and an exit status:
 
 import contextlib
 import json
+import os
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
@@ -72,27 +73,40 @@ def reporting(url: str) -> Iterator[None]:
         fail(str(exc))
 
 
+def credentials(url: str, token: str | None) -> tuple[str, str, str | None]:
+    """(url, token, CA file) to use: the options, else what `thresher login` stored."""
+    ca_file = os.environ.get("THRESHER_CA_FILE") or None
+    if token:
+        return url, token, ca_file
+    from thresher.cli import credentials as stored
+
+    login = stored.load()
+    if login is None:
+        fail("no token: run `thresher login`, set THRESHER_TOKEN or pass --token")
+    if url == DEFAULT_URL and not os.environ.get("THRESHER_URL"):
+        url = login.url
+    return url, login.token, ca_file or login.ca_file
+
+
 @contextlib.contextmanager
 def session(url: str, token: str | None) -> "Iterator[Session]":
     """A JSON-only session for `url` (no response models): for commands that print what the
     controller answers, so they need not import pydantic to start."""
-    if not token:
-        fail("no token: set THRESHER_TOKEN or pass --token")
+    url, token, ca_file = credentials(url, token)
     from thresher.client import Session
 
-    with reporting(url), Session(url, token) as client:
+    with reporting(url), Session(url, token, ca_file=ca_file) as client:
         yield client
 
 
 @contextlib.contextmanager
 def connect(url: str, token: str | None) -> "Iterator[Client]":
     """A Client for `url`; errors inside the block are reported as `reporting` does."""
-    if not token:
-        fail("no token: set THRESHER_TOKEN or pass --token")
+    url, token, ca_file = credentials(url, token)
     # Imported here: the client's response models (pydantic) are not needed for `--help`.
     from thresher.client import Client
 
-    with reporting(url), Client(url, token) as client:
+    with reporting(url), Client(url, token, ca_file=ca_file) as client:
         yield client
 
 

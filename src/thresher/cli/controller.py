@@ -16,7 +16,7 @@ import typer
 
 from thresher.cli.common import stderr, stdout
 from thresher.controller.app import Server, create_app, listen_socket, server_config
-from thresher.controller.auth import ensure_admin_token
+from thresher.controller.auth import ensure_admin_token, private_dir
 from thresher.controller.observe import configure_logging
 from thresher.controller.settings import ControllerSettings
 from thresher.core.clock import SystemClock
@@ -64,7 +64,7 @@ def serve_controller(
     it too, and this returns once the server is down. Raises OSError when the address cannot
     be bound and RuntimeError when the app fails to start.
     """
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    private_dir(settings.data_dir)
     store = Store.open(settings.database_url or sqlite_url(settings.data_dir))
     try:
         clock = SystemClock()
@@ -73,8 +73,10 @@ def serve_controller(
         if written and say is not None:
             say(f"admin token written to {written}")
         sock = listen_socket(host, port)
-        url = _url(host, sock.getsockname()[1])
-        server = _Server(server_config(create_app(settings, store=store, clock=clock)))
+        scheme = "https" if settings.tls_certfile else "http"
+        url = _url(host, sock.getsockname()[1], scheme=scheme)
+        app = create_app(settings, store=store, clock=clock)
+        server = _Server(server_config(app, settings))
         try:
             asyncio.run(_serve(server, sock, url=url, ready=ready, stop=stop))
         except SystemExit:
@@ -109,8 +111,8 @@ async def _serve(
     serving.result()
 
 
-def _url(host: str, port: int) -> str:
-    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+def _url(host: str, port: int, *, scheme: str = "http") -> str:
+    return f"{scheme}://[{host}]:{port}" if ":" in host else f"{scheme}://{host}:{port}"
 
 
 def controller(
@@ -134,6 +136,26 @@ def controller(
         float,
         typer.Option("--lease", min=0.1, help="Seconds of silence before a worker is offline."),
     ] = 15.0,
+    tls_cert: Annotated[
+        Path | None,
+        typer.Option(
+            "--tls-cert",
+            envvar="THRESHER_TLS_CERT",
+            exists=True,
+            dir_okay=False,
+            help="serve https with this certificate (PEM chain); needs --tls-key",
+        ),
+    ] = None,
+    tls_key: Annotated[
+        Path | None,
+        typer.Option(
+            "--tls-key",
+            envvar="THRESHER_TLS_KEY",
+            exists=True,
+            dir_okay=False,
+            help="the certificate's private key (PEM)",
+        ),
+    ] = None,
     log_format: Annotated[
         str,
         typer.Option(
@@ -154,6 +176,8 @@ def controller(
     """Run the controller: the REST API, the scheduler and the sweeper of silent workers."""
     if lease <= heartbeat:
         raise typer.BadParameter("must be longer than --heartbeat", param_hint="--lease")
+    if (tls_cert is None) != (tls_key is None):
+        raise typer.BadParameter("--tls-cert and --tls-key go together", param_hint="--tls-key")
     if log_format not in ("text", "json"):
         raise typer.BadParameter("must be text or json", param_hint="--log-format")
     level = logging.getLevelNamesMapping().get(log_level.upper())
@@ -161,7 +185,12 @@ def controller(
         raise typer.BadParameter("must be debug, info, warning or error", param_hint="--log-level")
     configure_logging(json_lines=log_format == "json", level=level)
     settings = ControllerSettings(
-        data_dir=data_dir, database_url=database_url, heartbeat_s=heartbeat, lease_s=lease
+        data_dir=data_dir,
+        database_url=database_url,
+        heartbeat_s=heartbeat,
+        lease_s=lease,
+        tls_certfile=tls_cert,
+        tls_keyfile=tls_key,
     )
     out = stdout()
 

@@ -13,7 +13,7 @@ from typing import Annotated
 import typer
 
 from thresher.controller.app import Server, create_app, listen_socket, server_config
-from thresher.controller.auth import ensure_admin_token
+from thresher.controller.auth import ensure_admin_token, private_dir
 from thresher.controller.settings import ControllerSettings
 from thresher.core.clock import SystemClock
 from thresher.store.db import sqlite_url
@@ -42,7 +42,7 @@ async def run_farm(
 ) -> None:
     """Serve the controller, run `workers` local agents, and stop all on SIGINT/SIGTERM (or
     when `stop` is set)."""
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    private_dir(settings.data_dir)
     store = Store.open(settings.database_url or sqlite_url(settings.data_dir))
     clock = SystemClock()
     written = ensure_admin_token(store, clock, settings.data_dir)

@@ -6,7 +6,7 @@
 
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.markup import escape
@@ -23,6 +23,7 @@ from thresher.cli.common import (
     stdout,
     table,
 )
+from thresher.cli.durations import duration_text, eta_text
 
 if TYPE_CHECKING:
     from thresher.client import Client
@@ -56,12 +57,18 @@ def jobs(
     params = {"status": status or None, "owner": owner, "limit": limit}
     # JSON as the controller answers it, without the response models: `thresher jobs` is the
     # command people run most, and pydantic would double its start time (docs/performance.md).
+    found: list[dict[str, Any]] = []
     with session(url, token) as client:
-        found = client.get_json("/api/v1/jobs", **params)["jobs"]
+        while len(found) < limit:  # a page may hold fewer: the controller bounds its bytes
+            rest = {"limit": limit - len(found), "offset": len(found)}
+            page = client.get_json("/api/v1/jobs", **{**params, **rest})
+            found += page["jobs"]
+            if not page.get("more"):
+                break
     if as_json:
         print_json(found)
         return
-    rows = table("id", "name", "owner", "priority", "status", "done", "running", "failed")
+    rows = table("id", "name", "owner", "priority", "status", "done", "running", "failed", "ETA")
     for job in found:
         counts = job["counts"]
         add_row(
@@ -74,6 +81,7 @@ def jobs(
             f"{counts['succeeded'] + counts['skipped']}/{counts['total']}",
             str(counts["running"]),
             str(counts["failed"]),
+            eta_text(job, job.get("eta_s")),
         )
     stdout().print(rows)
 
@@ -240,6 +248,8 @@ def _follow(client: "Client", job_id: int, *, every: float) -> "api.JobOut":
         while True:
             c = job.counts
             status = f"{job.status}, {c.running} running, {c.failed} failed"
+            if job.status not in FINAL:
+                status += f", ETA {duration_text(job.eta_s)}"
             progress.update(bar, completed=done(job), total=c.total, status=status)
             if job.status in FINAL:
                 return job

@@ -144,7 +144,3 @@ def register(app: typer.Typer) -> None:
     limits_app.command("set")(set_limit)
     limits_app.command("delete")(delete_limit)
     app.add_typer(limits_app)
-    users_app = typer.Typer(name="users", help="Users' priority and caps.")
-    users_app.callback(invoke_without_command=True)(list_users)
-    users_app.command("set")(set_user)
-    app.add_typer(users_app)

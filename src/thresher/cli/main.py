@@ -69,6 +69,11 @@ COMMANDS = {
     "watch": Entry(
         "jobs", "Show a job's progress until it ends; exit 0 when it succeeded, 1 otherwise."
     ),
+    "stats": Entry(
+        "stats",
+        "Farm statistics: frames and render hours by engine, user, site, host and day; "
+        "failure rates; queue waits by user.",
+    ),
     "tasks": Entry("tasks", "List a page of a job's tasks, waiting ones included."),
     "log": Entry("tasks", "Print a task's output, every attempt's lines in order."),
     "pools": Entry(
@@ -83,10 +88,23 @@ COMMANDS = {
     "job": Entry("jobs", "One job."),
     "task": Entry("tasks", "One task."),
     "workers": Entry("workers", "Workers."),
-    "token": Entry("workers", "Bearer tokens."),
+    "token": Entry("security", "Bearer tokens."),
+    "login": Entry(
+        "security",
+        "Store a controller URL and token (asked for, hidden, when not given) for later "
+        "commands, in a file only you can read (0600); checks the token first.",
+    ),
+    "logout": Entry(
+        "security",
+        "Forget the stored token (it still works until revoked: `thresher token revoke`).",
+    ),
+    "whoami": Entry("security", "Who your token names: user, role, groups."),
+    "audit": Entry(
+        "security", "Who did what to which object and when, newest first (wranglers, admins)."
+    ),
     "engines": Entry("engines", "Engines: the scripts that run applications."),
     "limits": Entry("limits", "Limits (licenses) and their usage."),
-    "users": Entry("limits", "Users' priority and caps."),
+    "users": Entry("security", "Users: accounts (role, groups), priority and caps."),
     "db": Entry("ops", "The database schema."),
     "backup": Entry(
         "ops",

@@ -149,6 +149,8 @@ def show_task(
     """Show a task and its attempts."""
     with connect(url, token) as client:
         detail = client.task(task.job, task.index, block=task.block)
+        waiting = detail.status in ("waiting", "queued")
+        why = client.task_why(task.job, task.index, block=task.block) if waiting else None
     if as_json:
         print_json(detail)
         return
@@ -156,6 +158,9 @@ def show_task(
     out.print(
         f"[bold]task {task}[/] frames {frames_text(detail.frames)}: {detail.status}", soft_wrap=True
     )
+    for reason in why.reasons if why else []:
+        count = f" ({reason.workers} workers)" if reason.workers else ""
+        out.print(f"  waits: {reason.text}{count}", soft_wrap=True, markup=False)
     rows = table("attempt", "worker", "status", "exit", "duration", "peak RAM", "message")
     for attempt in detail.attempts_detail:
         add_row(

@@ -131,6 +131,22 @@ def worker(
     token: Annotated[
         str | None, typer.Option(envvar="THRESHER_TOKEN", help="enrolment token")
     ] = None,
+    code: Annotated[
+        str | None,
+        typer.Option(
+            envvar="THRESHER_ENROL_CODE",
+            help="one-time enrolment code (`thresher workers enrol-code`) instead of a token",
+        ),
+    ] = None,
+    ca_file: Annotated[
+        Path | None,
+        typer.Option(
+            envvar="THRESHER_CA_FILE",
+            exists=True,
+            dir_okay=False,
+            help="CA certificate an https controller's certificate is checked against",
+        ),
+    ] = None,
     name: Annotated[str | None, typer.Option(help="unique worker name")] = None,
     lanes: Annotated[
         int | None, typer.Option(min=1, max=256, help="tasks run at once  [default: 1]")
@@ -206,6 +222,8 @@ def worker(
     url = _setting(controller, file, "controller", None)
     enrol = _setting(token, file, "token", None)
     worker_name = _setting(name, file, "name", None)
+    if enrol is None and code:
+        enrol = ""  # the code buys the token
     for value, option in ((url, "--controller"), (enrol, "--token"), (worker_name, "--name")):
         if value is None:
             raise typer.BadParameter("missing (give it here or in --config)", param_hint=option)
@@ -234,9 +252,14 @@ def worker(
     work = Path(str(given_dir)) if given_dir is not None else _default_work_dir(str(worker_name))
     work = work.resolve()
     work.mkdir(parents=True, exist_ok=True)
+    kept = work / "worker-token"
+    if code and kept.exists():  # enrolled with a code before: re-attach with its own token
+        enrol, code = kept.read_text().strip(), None
     agent_config = AgentConfig(
         controller_url=str(url),
         token=str(enrol),
+        enrol_code=code or None,
+        ca_file=str(ca_file) if ca_file else None,
         facts=facts,
         work_dir=work,
         ahead_per_lane=int(str(_setting(ahead, file, "ahead", 1))),

@@ -1,11 +1,11 @@
-"""Worker and token commands: `workers [show|enable|disable|lane|pause|stop|resume|sick|heal]`,
-`token create`."""
+"""Worker commands: `workers [show|enable|disable|lane|pause|stop|resume|sick|heal]` (and the
+enrolment codes of `thresher.cli.security`)."""
 
 # Annotations here are values, not strings (no `from __future__ import annotations`): see
 # thresher.cli.main on why.
 
 import datetime as dt
-from typing import TYPE_CHECKING, Annotated, Literal
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
@@ -264,25 +264,6 @@ def disable(name: WorkerName, url: UrlOption = DEFAULT_URL, token: TokenOption =
     typer.echo(f"worker {worker.name}: disabled")
 
 
-def create_token(
-    name: Annotated[str, typer.Argument(metavar="NAME", help="Who or what the token is for.")],
-    role: Annotated[
-        Literal["user", "admin", "enrol"],
-        typer.Option("--role", help="user: submit and manage jobs; enrol: register workers."),
-    ] = "user",
-    as_json: JsonOption = False,
-    url: UrlOption = DEFAULT_URL,
-    token: TokenOption = None,
-) -> None:
-    """Create a token (admins only) and print it; it is shown this once."""
-    with connect(url, token) as client:
-        created = client.create_token(name, role)
-    if as_json:
-        print_json(created)
-    else:
-        typer.echo(created.token)
-
-
 def register(app: typer.Typer) -> None:
     workers_app = typer.Typer(name="workers", help="Workers.")
     workers_app.callback(invoke_without_command=True)(list_workers)
@@ -291,7 +272,7 @@ def register(app: typer.Typer) -> None:
     workers_app.command("disable")(disable)
     for command in (lane, pools, pause, stop, resume, sick, heal):
         workers_app.command(command.__name__)(command)
+    from thresher.cli.security import register_workers
+
+    register_workers(workers_app)
     app.add_typer(workers_app)
-    token_app = typer.Typer(name="token", help="Bearer tokens.", no_args_is_help=True)
-    token_app.command("create")(create_token)
-    app.add_typer(token_app)

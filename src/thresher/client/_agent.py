@@ -12,7 +12,7 @@ import httpx
 from pydantic import BaseModel
 
 from thresher.client._errors import NotFound, TransportError, error_for, raise_for, translate
-from thresher.client._session import controller_urls
+from thresher.client._session import controller_urls, tls_verification
 from thresher.client._wire import WireClient, WireError, lean_target
 from thresher.schemas import api, engines
 
@@ -34,18 +34,29 @@ class AgentClient:
         *,
         timeout: float = 30.0,
         transport: httpx.AsyncBaseTransport | None = None,
+        enrol_code: str | None = None,
+        ca_file: str | None = None,
+        keep_token: Callable[[str], None] | None = None,
     ) -> None:
         self.urls = controller_urls(url)
         self._at = 0
         self._timeout = timeout
         self._transport = transport
+        self._ca_file = ca_file
         self.token = token
+        # A one-time enrolment code: spent by the first registration, which gets the worker
+        # its own token (handed to `keep_token`, so a restarted worker re-attaches with it).
+        self.enrol_code = enrol_code
+        self._keep_token = keep_token
         self._connect(self.urls[0])
 
     def _connect(self, url: str) -> None:
         self.url = url
         self._http = httpx.AsyncClient(
-            base_url=url, timeout=self._timeout, transport=self._transport
+            base_url=url,
+            timeout=self._timeout,
+            transport=self._transport,
+            verify=tls_verification(url, ca_file=self._ca_file),
         )
         # Polls and reports, many per second with short tasks, go on a lean HTTP/1.1 client
         # where the URL allows it (plain http, no proxy) and no transport was given.
@@ -112,7 +123,7 @@ class AgentClient:
     async def _post_here(
         self, path: str, body: Any, *, timeout: float | None = None
     ) -> httpx.Response:
-        headers = {"Authorization": f"Bearer {self.token}"}
+        headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
         try:
             response = await self._http.post(
                 path, json=body, headers=headers, timeout=timeout or self._timeout
@@ -138,10 +149,19 @@ class AgentClient:
         return engines.EngineSourceOut.model_validate(response.json())
 
     async def register(self, body: api.RegisterIn) -> api.RegisterOut:
-        """Enrol with the current (enrolment) token; afterwards the worker's own token is used."""
-        response = await self._post("/api/v1/agent/register", body.model_dump())
+        """Enrol with the one-time code, else the current (enrolment or own) token; afterwards
+        the worker's own token is used."""
+        if self.enrol_code is not None:
+            response = await self._post(
+                "/api/v1/agent/enrol", {**body.model_dump(), "code": self.enrol_code}
+            )
+            self.enrol_code = None  # spent, whatever happens next
+        else:
+            response = await self._post("/api/v1/agent/register", body.model_dump())
         out = api.RegisterOut.model_validate(response.json())
         self.token = out.token
+        if self._keep_token is not None:
+            self._keep_token(out.token)
         return out
 
     async def poll(self, body: api.PollIn) -> api.PollOut:

@@ -7,15 +7,16 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel
 
-from thresher.client._session import Session
+from thresher.client._security import SecurityCalls
 from thresher.schemas import api
 from thresher.schemas import engines as eng
+from thresher.schemas import monitor as mon
 from thresher.schemas import openjd as ojd
 
 M = TypeVar("M", bound=BaseModel)
 
 
-class Client(Session):
+class Client(SecurityCalls):
     """A connection to a Thresher controller, answering typed results (`thresher.schemas.api`).
 
     >>> client = Client("http://127.0.0.1:8420", token)        # doctest: +SKIP
@@ -28,6 +29,26 @@ class Client(Session):
 
     def _post(self, model: type[M], path: str, body: Any = None) -> M:
         return model.model_validate(self._call("POST", path, json=body).json())
+
+    # -- the monitor's reads (statistics, estimates, task runs, resources) ---------------------
+
+    def stats(self, *, since: float = 0.0, until: float | None = None) -> mon.StatsOut:
+        return self._get(mon.StatsOut, "/api/v1/stats", since=since, until=until)
+
+    def eta(self, job_id: int) -> mon.EtaOut:
+        return self._get(mon.EtaOut, f"/api/v1/jobs/{job_id}/eta")
+
+    def runs(self, job_id: int, *, block: int = 0) -> mon.BlockRunsOut:
+        return self._get(mon.BlockRunsOut, f"/api/v1/jobs/{job_id}/blocks/{block}/runs")
+
+    def act_on_range(
+        self, job_id: int, first: int, last: int, action: str, *, block: int = 0
+    ) -> mon.RangeOut:
+        body = {"first": first, "last": last, "action": action}
+        return self._post(mon.RangeOut, f"/api/v1/jobs/{job_id}/blocks/{block}/range", body)
+
+    def samples(self, worker: str, *, since: float = 0.0) -> mon.SampleHistory:
+        return self._get(mon.SampleHistory, f"/api/v1/workers/{worker}/samples", since=since)
 
     # -- health ---------------------------------------------------------------------------------
 
@@ -114,7 +135,14 @@ class Client(Session):
             params["status"] = list(status)
         if owner:
             params["owner"] = owner
-        return self._get(api.JobList, "/api/v1/jobs", **params).jobs
+        found: list[api.JobOut] = []
+        while len(found) < limit:  # a page may hold fewer: the controller bounds its bytes
+            page = self._get(api.JobList, "/api/v1/jobs", **{**params, "offset": offset})
+            found += page.jobs
+            if not page.more:
+                break
+            offset = page.next_offset
+        return found[:limit]
 
     def job(self, job_id: int) -> api.JobOut:
         return self._get(api.JobOut, f"/api/v1/jobs/{job_id}")
@@ -155,6 +183,10 @@ class Client(Session):
     def task(self, job_id: int, index: int, *, block: int = 0) -> api.TaskDetail:
         return self._get(api.TaskDetail, f"/api/v1/jobs/{job_id}/blocks/{block}/tasks/{index}")
 
+    def task_why(self, job_id: int, index: int, *, block: int = 0) -> api.TaskWhyOut:
+        """Why the task waits, or where it is."""
+        return self._get(api.TaskWhyOut, f"/api/v1/jobs/{job_id}/blocks/{block}/tasks/{index}/why")
+
     def attempts(self, job_id: int) -> list[api.AttemptOut]:
         """Every attempt of the job, oldest first."""
         return self._get(api.AttemptList, f"/api/v1/jobs/{job_id}/attempts").attempts
@@ -183,8 +215,17 @@ class Client(Session):
     def disable_worker(self, name: str) -> api.WorkerOut:
         return self._post(api.WorkerOut, f"/api/v1/workers/{name}/disable")
 
-    def create_token(self, name: str, role: str = "user") -> api.TokenOut:
-        return self._post(api.TokenOut, "/api/v1/admin/tokens", {"name": name, "role": role})
+    def create_token(
+        self,
+        name: str,
+        role: str = "artist",
+        *,
+        label: str | None = None,
+        expires_in_s: float | None = None,
+    ) -> api.TokenOut:
+        """Admins: a token for anyone (`name`), of any role but worker; shown this once."""
+        body = {"name": name, "role": role, "label": label, "expires_in_s": expires_in_s}
+        return self._post(api.TokenOut, "/api/v1/admin/tokens", body)
 
     # -- scheduling: workers' lanes and NIMBY, limits, users, pools, error hosts -----------------
 
@@ -361,7 +402,7 @@ class Client(Session):
         body = self._template_body(template, parameters, env_templates, fields)
         return self._post(ojd.TemplateCheckOut, "/api/v1/templates/check", body)
 
-    def create_access_key(self, name: str, role: str = "user") -> dict[str, str]:
+    def create_access_key(self, name: str, role: str = "artist") -> dict[str, str]:
         """Admins: an AWS-style key pair (``access_key_id``, ``secret_access_key``) for the
         Deadline Cloud compatible routes, acting as a new token of ``role``."""
         body = {"name": name, "role": role}

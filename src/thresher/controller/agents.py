@@ -8,10 +8,11 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Protocol, TypeVar
 
-from thresher.controller.auth import Caller, issue_token
+from thresher.controller.auth import Caller, enrol_code_hash, issue_token
 from thresher.controller.convert import assignment_out, finish_report, registration
 from thresher.controller.dispatch import Dispatch, Dispatcher, DispatchIndex
 from thresher.controller.jobs import Jobs
+from thresher.controller.monitor import SampleKeeper
 from thresher.controller.scheduling import Scheduling
 from thresher.controller.settings import ControllerSettings
 from thresher.controller.unit import UnitOfWork
@@ -54,11 +55,13 @@ class Agents:
         self.notifier = unit.notifier
         self.run = run  # runs a round of a held poll on the farm thread
         self._worker_ids: dict[int, int] = {}  # worker token id -> worker id
+        self._lanes: dict[int, int] = {}  # worker id -> lanes it enrolled with
         self._seen: dict[int, float] = {}  # worker id -> last poll, not yet written
         # worker id -> last heard, written or not: a worker heard within its lease is never
         # expired, even when writing its lease failed (the database away, its disk full).
         self._heard: dict[int, float] = {}
         self._flushed_at = 0.0
+        self.samples = SampleKeeper(store)  # resource samples polls carry (web monitor)
         self.log_bytes: Callable[[int], None] | None = None  # told of output taken in
 
     # -- enrolment and identity -----------------------------------------------------------------
@@ -69,17 +72,36 @@ class Agents:
         tasks; the worker itself, restarted, re-attaches with its own token (what its old
         process ran is lost and requeued) and gets a new token for the new process."""
         caller.require("enrol", "admin", "worker")
+        return self._enrol(caller, body)
+
+    def enrol_with_code(self, code: str, body: api.RegisterIn) -> api.RegisterOut:
+        """Enrol a worker with a one-time code (`thresher workers enrol-code`): the code is
+        spent in the same transaction that gives the worker its token, so a second use (or
+        a race for it) is refused."""
+        return self._enrol(None, body, code=code)
+
+    def _enrol(
+        self, caller: Caller | None, body: api.RegisterIn, *, code: str | None = None
+    ) -> api.RegisterOut:
         with self.unit.change():
+            if code is not None:
+                self.use_code(code, worker=body.name)
             self._check_name_free(caller, body.name)
             token_id, token = issue_token(
-                self.store, self.clock, name=f"worker:{body.name}", role="worker"
+                self.store,
+                self.clock,
+                name=f"worker:{body.name}",
+                role="worker",
+                label="enrolled by code" if code else None,
+                created_by=caller.name if caller else None,
             )
             worker_id = self.store.workers.register(
                 registration(body), token_id=token_id, now=self.clock.now()
             )
-            if caller.role == "worker":
+            if caller is not None and caller.role == "worker":
                 self.store.tokens.revoke(caller.token_id)
         self._worker_ids.clear()  # the worker's old token no longer names it
+        self._lanes.pop(worker_id, None)  # it may have enrolled again with other lanes
         return api.RegisterOut(
             worker_id=worker_id,
             token=token,
@@ -87,9 +109,9 @@ class Agents:
             lease_s=self.settings.lease_s,
         )
 
-    def _check_name_free(self, caller: Caller, name: str) -> None:
+    def _check_name_free(self, caller: Caller | None, name: str) -> None:
         """Refuse a name in use by a live worker, unless that worker is the caller."""
-        if caller.role == "worker":
+        if caller is not None and caller.role == "worker":
             if self.store.workers.for_token(caller.token_id) != self._worker_id_of(name):
                 raise Forbidden(f"a worker token can only re-attach its own worker, not {name!r}")
             return
@@ -195,6 +217,13 @@ class Agents:
         results = self.store.attempts.finish_many(
             [finish_report(fin) for fin in finished], now=self.clock.now()
         )
+        self.store.monitor.record_cpu(
+            [
+                (fin.attempt_id, fin.cpu_s)
+                for fin, result in zip(finished, results, strict=True)
+                if fin.cpu_s is not None and not isinstance(result, StaleAttempt)
+            ]
+        )
         for fin, result in zip(finished, results, strict=True):
             if isinstance(result, StaleAttempt):
                 stale.append(fin.attempt_id)
@@ -228,6 +257,8 @@ class Agents:
             stop = self.store.workers.attempts_to_stop(worker_id)
         if body.finished:
             self.notifier.notify(soft=True)
+        elif body.output:
+            self.notifier.touch()
         return self._answer(worker_id, [], stop=stop, stale=stale, nimby=False)
 
     # -- the long-poll --------------------------------------------------------------------------
@@ -260,6 +291,7 @@ class Agents:
         per poll, and a failure midway leaves nothing half-written (the worker sends it all
         again)."""
         worker_id = self.worker_of(caller)
+        self._check_lanes(worker_id, body)
         started = self.clock.now()
         with self.unit.transaction():
             self.heartbeat(worker_id, started)
@@ -267,8 +299,12 @@ class Agents:
             self.scheduling.note_local_nimby(worker_id, body.nimby)
             held, stale = self._reconcile(worker_id, body, stale, started)
             got = self._dispatch(worker_id, body.lanes, body.ahead_lanes, held)
+            if body.sample:
+                self.samples.record(worker_id, started, body.sample)
         if body.finished:
             self.notifier.notify(soft=True)
+        elif body.output or body.sample or got.assignments:
+            self.notifier.touch()
         poll = _HeldPoll(
             worker_id=worker_id,
             lanes=tuple(body.lanes),
@@ -280,6 +316,29 @@ class Agents:
         )
         return self._decide(poll, got)
 
+    def _check_lanes(self, worker_id: int, body: api.PollIn) -> None:
+        """A worker claims for its own lanes only (those it enrolled with)."""
+        asked = max((*body.lanes, *body.ahead_lanes), default=-1)
+        if asked < 0:
+            return
+        lanes = self.lanes_of(worker_id)
+        if asked >= lanes:
+            raise Forbidden(
+                f"lane {asked} is not one of this worker's {lanes} lanes", field="lanes"
+            )
+
+    def use_code(self, code: str, *, worker: str) -> None:
+        """Spend a one-time enrolment code (in the caller's transaction); Conflict if it
+        is unknown, expired, revoked or used."""
+        self.store.enrol_codes.use(enrol_code_hash(code), by=worker, now=self.clock.now())
+
+    def lanes_of(self, worker_id: int) -> int:
+        """How many lanes the worker enrolled with (kept: polls need no lookup)."""
+        lanes = self._lanes.get(worker_id)
+        if lanes is None:
+            lanes = self._lanes[worker_id] = self.store.workers.get(worker_id).lanes
+        return lanes
+
     def _next_round(self, poll: _HeldPoll, *, woke: bool) -> _HeldPoll:
         """After a wake-up or a timeout: refresh the lease when due, claim again."""
         now = self.clock.now()
@@ -290,6 +349,8 @@ class Agents:
             poll = replace(poll, held=self.store.snapshot.worker_held(poll.worker_id))
         with self.unit.transaction():
             got = self._dispatch(poll.worker_id, poll.lanes, poll.ahead_lanes, poll.held)
+        if got.assignments:
+            self.notifier.touch()
         return self._decide(poll, got)
 
     def _last_round(self, poll: _HeldPoll) -> _HeldPoll:

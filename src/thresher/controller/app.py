@@ -13,6 +13,7 @@ import uvicorn
 from fastapi import FastAPI
 
 from thresher.controller import errors
+from thresher.controller.audit import AuditTrail
 from thresher.controller.body_limit import BodyLimit
 from thresher.controller.farm import Farm
 from thresher.controller.notifier import Notifier
@@ -23,12 +24,15 @@ from thresher.controller.routes import (
     engines,
     jobs,
     limits,
+    monitor,
     nimby,
     ops,
     pools,
     renderacre,
+    security,
     tasks,
     templates,
+    web,
     workers,
 )
 from thresher.controller.settings import ControllerSettings
@@ -75,9 +79,11 @@ def create_app(
         app.state.farm = farm
         await farm.call(farm.start, clock.now())
         task = asyncio.create_task(_sweep_forever(farm)) if sweeper else None
+        farm.events.start(asyncio.get_running_loop())
         try:
             yield
         finally:
+            await farm.events.stop()
             if task is not None:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -87,8 +93,10 @@ def create_app(
     app = FastAPI(
         title="Thresher",
         version=VERSION,
-        description="Render farm controller. Every route but /healthz needs a bearer token.",
+        description="Render farm controller. Every route but /healthz (and a worker's enrolment "
+        "by one-time code) needs a bearer token; docs/security.md says which roles may call which.",
         lifespan=lifespan,
+        responses=errors.ERROR_RESPONSES,
     )
     errors.install(app)
     app.add_middleware(
@@ -107,6 +115,11 @@ def create_app(
     deadline.install(app)
     for scheduling in (limits, pools, nimby):
         app.include_router(scheduling.router)
+    app.include_router(security.router)  # accounts, tokens, enrolment codes, audit
+    app.include_router(security.enrol_router)
+    app.add_middleware(AuditTrail)  # every state-changing call, in the database
+    app.include_router(monitor.router)  # the web monitor's reads, actions and events
+    web.install(app)  # its pages, under /
     app.include_router(ops.router)  # /metrics
     app.add_middleware(Observe)  # request ids and request metrics (outermost)
 
@@ -130,11 +143,22 @@ class Server(uvicorn.Server):
         return True
 
 
-def server_config(app: FastAPI) -> uvicorn.Config:
+def server_config(app: FastAPI, settings: ControllerSettings | None = None) -> uvicorn.Config:
     """How every Thresher process serves the app. Held polls are cut after a second of graceful
-    shutdown: workers simply poll again, and a stopping controller need not wait out the hold."""
+    shutdown: workers simply poll again, and a stopping controller need not wait out the hold.
+    No access log: a request line may carry a secret (renderacre's old token-in-path URL).
+    With a certificate and key in `settings`, it serves https."""
+    tls = settings is not None and settings.tls_certfile is not None
     return uvicorn.Config(
-        app, log_level="warning", access_log=False, lifespan="on", timeout_graceful_shutdown=1
+        app,
+        log_level="warning",
+        access_log=False,
+        lifespan="on",
+        timeout_graceful_shutdown=1,
+        ssl_certfile=str(settings.tls_certfile) if tls and settings else None,
+        ssl_keyfile=str(settings.tls_keyfile)
+        if tls and settings and settings.tls_keyfile
+        else None,
     )
 
 

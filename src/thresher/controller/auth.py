@@ -1,23 +1,52 @@
-"""Bearer tokens: stored as SHA-256 hashes, shown once when created."""
+"""Who is calling: roles, the caller of a bearer token, tokens issued (stored as SHA-256
+hashes, shown once).
+
+Roles (docs/security.md): people are `admin` (everything), `wrangler` (any job, workers,
+pools, limits, preemption and dedicated pools), `artist` (own jobs) and `viewer` (read only);
+machines hold `worker` tokens (one per enrolled worker: the agent routes, its own tasks) and
+`enrol` tokens (enrolment only). The old role `user` is `artist` (migration 0003)."""
 
 from __future__ import annotations
 
 import hashlib
 import os
 import secrets
-import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from thresher.core.clock import Clock
-from thresher.core.errors import Forbidden
+from thresher.core.errors import Forbidden, InvalidInput
 from thresher.store.store import Store, TokenRecord
 
-ROLES = ("admin", "user", "enrol", "worker")
+ADMIN, WRANGLER, ARTIST, VIEWER = "admin", "wrangler", "artist", "viewer"
+WORKER, ENROL = "worker", "enrol"
+#: People's roles, least to most powerful: a person may give a token at most their own role.
+PEOPLE = (VIEWER, ARTIST, WRANGLER, ADMIN)
+ROLES = (*PEOPLE, ENROL, WORKER)
+#: Older names still accepted when a token is asked for.
+ALIASES = {"user": ARTIST}
+#: Who may see and act on any job (the others: their own, and see their groups').
+ANY_JOB = frozenset({ADMIN, WRANGLER})
 
 
-def hash_token(token: str) -> str:
+def role_named(role: str, *, field_name: str = "role") -> str:
+    """`role` as stored (aliases resolved); InvalidInput naming the field if unknown."""
+    role = ALIASES.get(role, role)
+    if role not in ROLES:
+        raise InvalidInput(f"unknown role {role!r}; one of {', '.join(ROLES)}", field=field_name)
+    return role
+
+
+def hash_secret(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
+
+
+hash_token = hash_secret
+
+
+def enrol_code_hash(code: str) -> str:
+    """The stored hash of a one-time enrolment code, however it was typed (case, dashes)."""
+    return hash_secret(code.strip().upper().replace("-", "").replace(" ", ""))
 
 
 def new_token(prefix: str) -> str:
@@ -29,70 +58,90 @@ class Caller:
     token_id: int
     name: str
     role: str
+    groups: frozenset[str] = field(default_factory=frozenset)
+    #: The hash of the bearer token it came from ("" for an access key's), so the farm can
+    #: confirm it is still good (`Access.confirm`).
+    token_hash: str = field(default="", repr=False, compare=False)
 
     @property
     def is_admin(self) -> bool:
-        return self.role == "admin"
+        return self.role == ADMIN
+
+    @property
+    def sees_every_job(self) -> bool:
+        return self.role in ANY_JOB
 
     def require(self, *roles: str) -> None:
         if self.role not in roles:
             raise Forbidden(f"this needs a token with role {' or '.join(roles)}, not {self.role}")
 
+    def may_give(self, role: str) -> bool:
+        """Whether this caller may issue a token of `role` for itself: at most its own."""
+        if self.role not in PEOPLE or role not in PEOPLE:
+            return self.is_admin
+        return PEOPLE.index(role) <= PEOPLE.index(self.role)
 
-def issue_token(store: Store, clock: Clock, *, name: str, role: str) -> tuple[int, str]:
+
+def issue_token(
+    store: Store,
+    clock: Clock,
+    *,
+    name: str,
+    role: str,
+    label: str | None = None,
+    created_by: str | None = None,
+    expires_at: float | None = None,
+) -> tuple[int, str]:
+    """A new token (in the caller's transaction): (id, the secret, which is never stored)."""
     token = new_token(role)
-    token_id = store.tokens.add(name=name, role=role, token_hash=hash_token(token), now=clock.now())
+    token_id = store.tokens.add(
+        name=name,
+        role=role,
+        token_hash=hash_secret(token),
+        now=clock.now(),
+        label=label,
+        created_by=created_by,
+        expires_at=expires_at,
+    )
     return token_id, token
 
 
-def ensure_admin_token(store: Store, clock: Clock, data_dir: Path) -> str | None:
-    """On first start (no admin token yet) create one and write it to <data-dir>/admin-token
-    with mode 600. Returns the file's path as text when it was created."""
-    if store.tokens.count("admin"):
-        return None
-    _, token = issue_token(store, clock, name="admin", role="admin")
-    path = data_dir / "admin-token"
+def private_dir(path: Path) -> None:
+    """Create the data directory (and parents) readable by its owner only (0700); an existing
+    one is made so: it holds the database, the admin token and the sealing key."""
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    os.chmod(path, 0o700)
+
+
+def write_private(path: Path, text: str) -> None:
+    """Write `text` to a file only its owner may read (0600 from the start, no window)."""
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as fh:
-        fh.write(token + "\n")
+        fh.write(text)
     os.chmod(path, 0o600)
+
+
+def ensure_admin_token(store: Store, clock: Clock, data_dir: Path) -> str | None:
+    """On first start (no working admin token yet) create one and write it to
+    <data-dir>/admin-token with mode 600. Returns the file's path as text when it was created."""
+    if store.tokens.count(ADMIN):
+        return None
+    _, token = issue_token(store, clock, name="admin", role=ADMIN, label="first admin token")
+    path = data_dir / "admin-token"
+    write_private(path, token + "\n")
     return str(path)
 
 
-class KnownCallers:
-    """Tokens recently found valid, so that a worker's every poll does not look its token up
-    again (a round trip to the database each). Only known tokens are kept, for `ttl_s`
-    seconds; an unknown one is always looked up.
+def caller_for(store: Store, token: str, now: float) -> Caller | None:
+    """The caller a bearer token names, looked up now: None when it is unknown, revoked,
+    expired, or its user is disabled."""
+    return caller_of_hash(store, hash_secret(token), now)
 
-    The time to live is longer than a held poll (20 s): an idle worker polls about that
-    often, and with a shorter one each of its polls looked its token up (a thousand workers
-    polling every few seconds missed the 5 s it used to be on every poll). Tokens are only
-    revoked in the database so far; a token revoked there works here for up to `ttl_s`."""
 
-    def __init__(self, store: Store, *, ttl_s: float = 60.0, size: int = 20_000) -> None:
-        self.store, self.ttl_s, self.size = store, ttl_s, size
-        self._known: dict[str, tuple[Caller, float]] = {}
-
-    def cached(self, token: str) -> Caller | None:
-        """The caller of a token found valid less than `ttl_s` ago; None otherwise."""
-        found = self._known.get(token)
-        if found is not None and found[1] > time.monotonic():
-            return found[0]
+def caller_of_hash(store: Store, token_hash: str, now: float) -> Caller | None:
+    record: TokenRecord | None = store.tokens.find(token_hash, now=now)
+    if record is None:
         return None
-
-    def caller(self, token: str) -> Caller | None:
-        found = self.cached(token)
-        if found is not None:
-            return found
-        now = time.monotonic()
-        caller = caller_for(self.store, token)
-        if caller is not None:
-            if len(self._known) >= self.size:
-                self._known.clear()
-            self._known[token] = (caller, now + self.ttl_s)
-        return caller
-
-
-def caller_for(store: Store, token: str) -> Caller | None:
-    record: TokenRecord | None = store.tokens.find(hash_token(token))
-    return Caller(record.id, record.name, record.role) if record else None
+    return Caller(
+        record.id, record.name, record.role, frozenset(record.groups), token_hash=token_hash
+    )

@@ -11,7 +11,8 @@ import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
-from thresher.controller.waiting import JobWait
+from thresher.controller.waiting import JobWait, TaskWait
+from thresher.core.eta import job_estimates
 from thresher.core.model import (
     Assignment,
     AttemptRecord,
@@ -60,6 +61,7 @@ def finish_report(fin: api.FinishIn) -> FinishReport:
         peak_rss_bytes=fin.peak_rss_bytes,
         duration_s=fin.duration_s,
         message=fin.message,
+        before_start=fin.before_start,
     )
 
 
@@ -87,16 +89,19 @@ def counts_out(c: Counts) -> api.Counts:
     return api.Counts(**c.as_dict())
 
 
-def block_out(b: BlockRecord) -> api.BlockOut:
+def block_out(b: BlockRecord, eta_s: float | None = None) -> api.BlockOut:
     return api.BlockOut(
         index=b.index,
         counts=counts_out(b.counts),
         mean_runtime_s=b.mean_runtime_s,
+        eta_s=eta_s,
         **fields_of(b.spec),
     )
 
 
 def job_out(j: JobRecord) -> api.JobOut:
+    """The job as shown, with estimates from its blocks' run times (see `core.eta`)."""
+    estimate, blocks = job_estimates(j)
     return api.JobOut(
         id=j.id,
         status=j.status.value,
@@ -104,7 +109,8 @@ def job_out(j: JobRecord) -> api.JobOut:
         created_at=j.created_at,
         finished_at=j.finished_at,
         counts=counts_out(j.counts),
-        blocks=[block_out(b) for b in j.blocks],
+        blocks=[block_out(b, e.eta_s) for b, e in zip(j.blocks, blocks, strict=True)],
+        eta_s=estimate.eta_s,
         **fields_of(j.spec, leave_out=("blocks",)),
     )
 
@@ -142,6 +148,7 @@ def attempt_out(a: AttemptRecord) -> api.AttemptOut:
         engine_revision=a.engine_revision,
         outputs=list(a.outputs),
         status_message=a.status_message,
+        cpu_s=a.cpu_s,
     )
 
 
@@ -218,7 +225,12 @@ def user_out(user: UserRecord) -> api.UserOut:
 
 def engine_out(record: EngineRecord) -> engine_schema.EngineOut:
     current = record.current
+    settings = current.settings if current else {}
+    colour = settings.get("colour")
     return engine_schema.EngineOut(
+        description=str(settings.get("description") or ""),
+        vendor=str(settings.get("vendor") or ""),
+        colour=colour if isinstance(colour, str) and len(colour) <= 40 else None,
         name=record.name,
         revision=current.revision if current else None,
         builtin=bool(current and current.builtin),
@@ -252,6 +264,17 @@ def engine_detail_out(
             )
             for r in revisions
         ],
+    )
+
+
+def task_why_out(wait: TaskWait) -> api.TaskWhyOut:
+    task = wait.task
+    return api.TaskWhyOut(
+        job_id=task.job_id,
+        block=task.block_index,
+        index=task.index,
+        status=task.status.value,
+        reasons=[api.ReasonOut(text=r.text, workers=r.workers) for r in wait.reasons],
     )
 
 

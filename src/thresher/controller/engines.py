@@ -4,8 +4,10 @@ Built-in engines are revision 0 of their name, written into the registry at star
 (:meth:`EngineRegistry.sync_builtins`); publishing under a name adds revision 1, 2, ... and
 makes it current, overriding the built-in one. Rolling back points the name at an older
 revision (0 included) without adding one, so a revision number always means one source.
-Publishing runs the script once, here, to check it: a script that does not compile, raises
-while loading or defines no valid ``Engine`` class is refused with the Python error.
+Publishing through the API checks the script in a process of its own with a time limit
+(:mod:`thresher.controller.engine_check`): a script that does not compile, raises while
+loading, defines no valid ``Engine`` class or loads too slowly is refused with the Python
+error, and none of its code runs in the controller then.
 
 Engine classes are kept in memory by source hash: the controller loads each source once and
 uses it to check engine jobs' parameters at submit (:mod:`thresher.controller.engine_jobs`).
@@ -103,6 +105,13 @@ class EngineRegistry:
         self.store.engines.sync_builtins(found, now=self.clock.now())
 
     # -- people ---------------------------------------------------------------------------------
+
+    def publish_checked(self, caller: Caller, name: str, described: EngineSource) -> EngineRecord:
+        """Admins: store a source checked in its own process (`engine_check`) as the next
+        revision of ``name`` and make it current. Nothing of the script runs here."""
+        caller.require("admin")
+        self.store.engines.publish(name, described, by=caller.name, now=self.clock.now())
+        return self.store.engines.get(name)
 
     def publish(self, caller: Caller, name: str, source: str) -> EngineRecord:
         """Admins only: check ``source`` by loading it, store it as the next revision of

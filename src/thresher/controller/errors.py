@@ -20,8 +20,25 @@ from thresher.core.errors import (
     ThresherDomainError,
     Unavailable,
 )
+from thresher.schemas.base import ErrorOut
 
 log = logging.getLogger("thresher.controller")
+
+#: Documented on every route (OpenAPI): each status a route may answer with an error, and its
+#: body. A route documents its own when it answers another shape (the Deadline routes).
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    status: {"model": ErrorOut, "description": text}
+    for status, text in (
+        (400, "the request cannot be served as sent"),
+        (401, "no token, or one that is not known, expired or revoked"),
+        (403, "the token's role or owner may not do this"),
+        (404, "no such object"),
+        (409, "the object's state does not allow this now"),
+        (413, "the request body is too large"),
+        (422, "a field is invalid: `field` names it, `errors` lists every problem"),
+        (503, "the database cannot be reached now: retry after Retry-After seconds"),
+    )
+}
 
 _STATUS: list[tuple[type[ThresherDomainError], int]] = [
     (InvalidInput, 422),
@@ -69,8 +86,11 @@ def install(app: FastAPI) -> None:
         errors = exc.errors()
         first = errors[0] if errors else {"loc": (), "msg": "invalid request"}
         field = _field(tuple(first.get("loc", ())))
-        message = "; ".join(f"{_field(tuple(e.get('loc', ())))}: {e.get('msg')}" for e in errors)
-        return error_response(422, "invalid", message, field)
+        listed = [
+            {"field": _field(tuple(e.get("loc", ()))), "message": e.get("msg")} for e in errors
+        ]
+        message = "; ".join(f"{p['field']}: {p['message']}" for p in listed)
+        return error_response(422, "invalid", message, field, errors=listed)
 
     @app.exception_handler(Unauthorized)
     async def unauthorized(_: Request, exc: Unauthorized) -> JSONResponse:

@@ -12,23 +12,50 @@ state and `core` decides.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from contextvars import ContextVar
+from dataclasses import dataclass
+from typing import Any, ParamSpec, TypeVar
+
+from thresher.controller import policy
 from thresher.controller.access import Access
 from thresher.controller.agents import Agents
+from thresher.controller.auth import Caller
 from thresher.controller.compile.policy import SubmitPolicy
 from thresher.controller.dispatch import DispatchIndex
 from thresher.controller.engines import EngineRegistry
+from thresher.controller.events import EventHub
 from thresher.controller.farm_thread import FarmThread
 from thresher.controller.jobs import Jobs
 from thresher.controller.metrics import FarmMetrics, TimedDispatcher
+from thresher.controller.monitor import Monitor
 from thresher.controller.notifier import Notifier
 from thresher.controller.peers import Peers, controller_ident
 from thresher.controller.scheduling import Scheduling
+from thresher.controller.sealing import SecretBox
 from thresher.controller.settings import ControllerSettings
 from thresher.controller.unit import UnitOfWork
 from thresher.controller.waiting import Waiting
 from thresher.core.clock import Clock
 from thresher.store.cluster import SingletonLease, exclusive
 from thresher.store.store import Store
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Unconfirmed:
+    """A request's caller taken from the known tokens, and the route it was allowed for."""
+
+    caller: Caller
+    method: str
+    route: str
+
+
+#: The caller of the request being served when it came from the known tokens: confirmed by
+#: the request's first `Farm.call` (set by `routes.deps.authorize`).
+UNCONFIRMED: ContextVar[Unconfirmed | None] = ContextVar("thresher_unconfirmed", default=None)
 
 
 class Farm:
@@ -44,7 +71,6 @@ class Farm:
         self.metrics.watch(store)
         store.db.observe_transaction = self.metrics.transactions.observe
         self.thread = FarmThread()
-        self.call = self.thread.run  # `await farm.call(farm.jobs.submit, caller, body)`
         self.dispatch_index = DispatchIndex(store, clock, settings)
         # A submission or an edit changes what may run where at once; a worker's report
         # (soft) reaches the index through the finish itself.
@@ -62,10 +88,19 @@ class Farm:
             dispatcher=TimedDispatcher(store, clock, self.dispatch_index, self.metrics),
             scheduling=self.scheduling,
             jobs=self.jobs,
-            run=self.thread.run,
+            run=self.call,
         )
-        self.access = Access(store, clock, self.unit)
+        self.access = Access(
+            store,
+            clock,
+            self.unit,
+            SecretBox.from_file(settings.secret_key_file or settings.data_dir / "secret.key"),
+            max_life_s=settings.max_token_life_s,
+        )
         self.waiting = Waiting(store, self.dispatch_index)
+        self.monitor = Monitor(store, clock, self.unit, self.jobs)  # the web monitor's reads
+        self.events = EventHub(store, clock, self.thread.run)  # server-sent events
+        notifier.observers.append(self.events.poke)
         # Several controllers on one PostgreSQL: changes announced to the others, and the
         # sweep of silent workers done by one of them at a time (see controller/peers.py).
         self.agents.log_bytes = self.metrics.log_bytes.inc
@@ -80,6 +115,31 @@ class Farm:
         self.sweep_lease = SingletonLease(store.engine, "sweep")
         self._store = store
 
+    async def call(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
+        """`await farm.call(farm.jobs.submit, caller, body)`: run a use case on the farm thread.
+        A caller taken from the known tokens for this request (`UNCONFIRMED`) is confirmed
+        there first, in the same hand-off (a revoked token: Unauthorized, nothing runs)."""
+        pending = UNCONFIRMED.get()
+        if pending is None:
+            return await self.thread.run(fn, *args, **kwargs)
+        UNCONFIRMED.set(None)
+        return await self.thread.run(self._confirmed, pending, fn, args, kwargs)
+
+    def _confirmed(
+        self,
+        pending: Unconfirmed,
+        fn: Callable[..., T],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+    ) -> T:
+        fresh = self.access.confirm(pending.caller)
+        if fresh is not pending.caller:  # its role or groups changed: they count now
+            policy.check(fresh, pending.method, pending.route)
+            old = pending.caller
+            args = tuple(fresh if a is old else a for a in args)
+            kwargs = {k: fresh if v is old else v for k, v in kwargs.items()}
+        return fn(*args, **kwargs)
+
     def start(self, now: float) -> None:
         """At start: workers attached before a restart get one lease to come back; built-in
         engines become revision 0 of their names. One controller at a time, so controllers
@@ -88,6 +148,7 @@ class Farm:
             with self.unit.transaction():
                 self._store.workers.refresh_all(now)
             self.engines.sync_builtins()
+            self.access.seal_stored_secrets()
         self.peers.start()
 
     def close(self) -> None:

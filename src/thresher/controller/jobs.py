@@ -6,13 +6,19 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from thresher.controller.auth import Caller
+from thresher.controller.auth import ADMIN, ARTIST, WRANGLER, Caller
 from thresher.controller.compile import compile_job, compile_template
 from thresher.controller.compile.policy import SubmitPolicy
 from thresher.controller.engines import EngineRegistry
 from thresher.controller.unit import UnitOfWork
+from thresher.controller.visibility import (
+    check_may_change,
+    check_submission,
+    check_visible,
+    visible_owners,
+)
 from thresher.core.clock import Clock
-from thresher.core.errors import Forbidden, InvalidInput, NotFound
+from thresher.core.errors import InvalidInput, NotFound
 from thresher.core.model import AttemptRecord, JobRecord, JobSpec, TaskRecord
 from thresher.core.states import JobStatus, TaskStatus
 from thresher.engines import Engine
@@ -20,6 +26,8 @@ from thresher.schemas import api
 from thresher.schemas import openjd as openjd_schema
 from thresher.store.store import Store
 
+#: Who submits and acts on jobs (an artist: its own).
+SUBMITTERS = (ADMIN, WRANGLER, ARTIST)
 FINAL_JOB = frozenset({JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELED})
 
 
@@ -78,25 +86,33 @@ class Jobs:
 
     def submit(self, caller: Caller, body: api.JobIn) -> JobRecord:
         """Compile and store a command or engine job (accsyn's shape included)."""
-        caller.require("admin", "user")
+        caller.require(*SUBMITTERS)
         with self.unit.change():
             return self._create(
-                compile_job(body, owner=caller.name, lookup=self.lookup, policy=self.policy)
+                caller, compile_job(body, owner=caller.name, lookup=self.lookup, policy=self.policy)
             )
 
     def submit_template(self, caller: Caller, body: openjd_schema.TemplateJobIn) -> JobRecord:
         """Compile and store an OpenJD template job; a TemplateError lists every problem."""
-        caller.require("admin", "user")
+        caller.require(*SUBMITTERS)
         with self.unit.change():
             return self._create(
-                compile_template(body, owner=caller.name, lookup=self.lookup, policy=self.policy)
+                caller,
+                compile_template(body, owner=caller.name, lookup=self.lookup, policy=self.policy),
             )
 
-    def _create(self, spec: JobSpec) -> JobRecord:
+    def _create(self, caller: Caller, spec: JobSpec) -> JobRecord:
+        check_submission(caller, spec)
         return self.store.jobs.get(self.store.jobs.create(spec, now=self.clock.now()))
 
     def get(self, caller: Caller, job_id: int) -> JobRecord:
-        return self.store.jobs.get(job_id)
+        """The job, if the caller may see it (else NotFound, as if there were none)."""
+        job = self.store.jobs.get(job_id)
+        check_visible(self.store, caller, job_id, job.spec.owner)
+        return job
+
+    def _visible(self, caller: Caller, job_id: int) -> None:
+        self.get(caller, job_id)
 
     def list_jobs(
         self,
@@ -117,12 +133,19 @@ class Jobs:
                 raise InvalidInput(
                     f"unknown status {name!r}; one of {known}", field="status"
                 ) from None
-        return self.store.jobs.page(owner=owner, statuses=wanted, limit=limit, offset=offset)
+        return self.store.jobs.page(
+            owner=owner,
+            owners=visible_owners(self.store, caller),
+            statuses=wanted,
+            limit=limit,
+            offset=offset,
+        )
 
     def tasks(
         self, caller: Caller, job_id: int, *, block: int, offset: int, limit: int
     ) -> tuple[int, list[TaskRecord]]:
         """(total, page) of one block's tasks, waiting ones synthesised."""
+        self._visible(caller, job_id)
         return self.store.tasks.page(job_id, block_index=block, offset=offset, limit=limit)
 
     def task(
@@ -130,30 +153,42 @@ class Jobs:
     ) -> tuple[TaskRecord, list[AttemptRecord]]:
         """One task with every attempt it had."""
         with self.unit.transaction():
+            self._visible(caller, job_id)
             task = self.store.tasks.get(job_id, block, index)
             return task, self.store.attempts.of_task(job_id, block, index)
 
     def attempts(self, caller: Caller, job_id: int) -> list[AttemptRecord]:
         """Every attempt of the job, oldest first: the job's history."""
         with self.unit.transaction():
-            self.store.jobs.get(job_id)
+            self._visible(caller, job_id)
             return self.store.attempts.of_job(job_id)
 
     def log(
-        self, caller: Caller, job_id: int, block: int, index: int, *, after: int, limit: int
-    ) -> list[tuple[int, int, str, str]]:
-        """(line id, attempt id, stream, text) of the task's output after line `after`."""
+        self,
+        caller: Caller,
+        job_id: int,
+        block: int,
+        index: int,
+        *,
+        after: int,
+        limit: int,
+        max_bytes: int,
+    ) -> tuple[list[tuple[int, int, str, str]], bool]:
+        """(line id, attempt id, stream, text) of the task's output after line `after`: at most
+        `limit` lines and `max_bytes` of text; and whether more follow."""
         with self.unit.transaction():
+            self._visible(caller, job_id)
             self.store.tasks.get(job_id, block, index)
-            return self.store.attempts.task_log(job_id, block, index, after_id=after, limit=limit)
+            return self.store.attempts.log_page(
+                job_id, block, index, after_id=after, limit=limit, max_bytes=max_bytes
+            )
 
     # -- actions --------------------------------------------------------------------------------
 
     def _own(self, caller: Caller, job_id: int) -> JobRecord:
-        caller.require("admin", "user")
+        caller.require(*SUBMITTERS)
         job = self.store.jobs.get(job_id)
-        if not caller.is_admin and job.spec.owner != caller.name:
-            raise Forbidden(f"job {job_id} belongs to {job.spec.owner}", field="job_id")
+        check_may_change(self.store, caller, job_id, job.spec.owner)
         return job
 
     def pause(self, caller: Caller, job_id: int) -> Acted:

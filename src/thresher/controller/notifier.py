@@ -20,6 +20,8 @@ class Notifier:
         self.closing = False  # the server is shutting down: held polls answer now
         # Called with `soft` on every notify: the dispatch index listens (see DispatchIndex).
         self.listeners: list[Callable[[bool], None]] = []
+        # Called on every notify and every touch: the monitor's event hub listens.
+        self.observers: list[Callable[[], None]] = []
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread: int | None = None
         self._wake_scheduled = False  # a wake handed to the loop that has not run yet
@@ -34,6 +36,7 @@ class Notifier:
         later; anything else (a submission, an edit) counts at the very next decision."""
         for listener in self.listeners:
             listener(soft)
+        self.touch()
         if self._loop is None or threading.get_ident() == self._loop_thread:
             self._wake()
         elif not self._wake_scheduled and not self._loop.is_closed():
@@ -41,6 +44,12 @@ class Notifier:
             # (waking the loop through its self-pipe costs a system call each).
             self._wake_scheduled = True
             self._loop.call_soon_threadsafe(self._wake)
+
+    def touch(self) -> None:
+        """Something people watch changed that makes no work (output, a claim, a sample):
+        tell the observers only; held polls sleep on."""
+        for observer in self.observers:
+            observer()
 
     def _wake(self) -> None:
         self._wake_scheduled = False

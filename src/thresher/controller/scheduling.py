@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from thresher.controller.auth import Caller
+from thresher.controller.auth import ANY_JOB, Caller
 from thresher.controller.compile.jobs import LIMIT_NAME
 from thresher.controller.dispatch import DispatchIndex, block_policy
 from thresher.controller.unit import UnitOfWork
+from thresher.controller.visibility import check_may_change, check_visible
 from thresher.core.clock import Clock
 from thresher.core.error_hosts import avoided_until, block_error_count
 from thresher.core.errors import InvalidInput
@@ -54,7 +55,7 @@ class Scheduling:
     # -- limits -------------------------------------------------------------------------------
 
     def set_limit(self, caller: Caller, name: str, body: api.LimitIn) -> LimitRecord:
-        caller.require("admin")
+        caller.require(*ANY_JOB)
         if not LIMIT_NAME.fullmatch(name):
             raise InvalidInput(f"bad limit name {name!r}: letters, digits, _ . -", field="name")
         with self.unit.change():
@@ -68,7 +69,7 @@ class Scheduling:
             return self.store.limits.get(name)
 
     def delete_limit(self, caller: Caller, name: str) -> None:
-        caller.require("admin")
+        caller.require(*ANY_JOB)
         with self.unit.change():
             self.store.limits.delete(name)
 
@@ -82,7 +83,7 @@ class Scheduling:
     # -- users --------------------------------------------------------------------------------
 
     def set_user(self, caller: Caller, name: str, body: api.UserIn) -> UserRecord:
-        caller.require("admin")
+        caller.require(*ANY_JOB)
         with self.unit.change():
             self.store.scheduling.set_user(
                 name, priority=body.priority, max_running=body.max_running
@@ -98,7 +99,7 @@ class Scheduling:
         self, caller: Caller, name: str, lane: int, engines: list[str] | None, *, reset: bool
     ) -> WorkerRecord:
         """Change what a lane runs from the controller; it counts at the worker's next poll."""
-        caller.require("admin")
+        caller.require(*ANY_JOB)
         worker = self._worker(name)
         if engines is not None and not all(e.strip() for e in engines):
             raise InvalidInput("an engine name is empty", field="engines")
@@ -109,7 +110,7 @@ class Scheduling:
 
     def set_pools(self, caller: Caller, name: str, pools: list[str] | None) -> WorkerRecord:
         """Put a worker in these pools (None: the ones it declared); counts at once."""
-        caller.require("admin")
+        caller.require(*ANY_JOB)
         worker = self._worker(name)
         with self.unit.change():
             self.store.workers.set_pools(
@@ -120,7 +121,7 @@ class Scheduling:
     def set_nimby(self, caller: Caller, name: str, state: Nimby | None) -> WorkerRecord:
         """Pause (finish what runs, take nothing new), stop (also give back what runs) or
         resume a worker from the controller."""
-        caller.require("admin")
+        caller.require(*ANY_JOB)
         worker = self._worker(name)
         with self.unit.change():
             self.store.scheduling.set_nimby(worker.id, state)
@@ -142,7 +143,7 @@ class Scheduling:
         self.dispatch_index.invalidate()
 
     def clear_sick(self, caller: Caller, name: str) -> WorkerRecord:
-        caller.require("admin")
+        caller.require(*ANY_JOB)
         worker = self._worker(name)
         with self.unit.change():
             self.store.error_hosts.clear_sick(worker.id, now=self.clock.now())
@@ -150,7 +151,7 @@ class Scheduling:
 
     def set_worker_enabled(self, caller: Caller, name: str, enabled: bool) -> WorkerRecord:
         """A disabled worker takes no new task; what it runs goes on."""
-        caller.require("admin")
+        caller.require(*ANY_JOB)
         worker = self._worker(name)
         with self.unit.change():
             self.store.workers.set_enabled(worker.id, enabled)
@@ -168,9 +169,10 @@ class Scheduling:
 
     # -- error hosts ----------------------------------------------------------------------------
 
-    def error_hosts(self, job_id: int) -> list[ErrorHostRecord]:
+    def error_hosts(self, caller: Caller, job_id: int) -> list[ErrorHostRecord]:
         """The hosts each block of the job has errors from, with what still counts."""
         job = self.store.jobs.get(job_id)
+        check_visible(self.store, caller, job_id, job.spec.owner)
         now = self.clock.now()
         names = {w.id: w.name for w in self.store.workers.all()}
         by_key: dict[tuple[int, int], list[float]] = {}
@@ -201,8 +203,7 @@ class Scheduling:
         self, caller: Caller, job_id: int, *, block: int | None, worker: str | None
     ) -> int:
         job = self.store.jobs.get(job_id)
-        if not caller.is_admin and job.spec.owner != caller.name:
-            caller.require("admin")
+        check_may_change(self.store, caller, job_id, job.spec.owner)
         worker_id = self._worker(worker).id if worker else None
         with self.unit.change():
             return self.store.error_hosts.reset(job_id, block_index=block, worker_id=worker_id)

@@ -31,3 +31,13 @@ class ControllerSettings:
     max_agent_request_bytes: int = 256 * 2**20
     max_blocks_per_job: int = 1000  # blocks of one job (OpenJD: steps of one template)
     max_log_bytes_per_task: int = 64 * 2**20  # log bytes stored per task, past it one marker line
+    # Security (docs/security.md): the key sealing access-key secrets (None: <data_dir>/secret.key),
+    # how long a one-time enrolment code lasts, the longest life a token may be given (0: no cap),
+    # how long an engine's validation may run in its own process.
+    secret_key_file: Path | None = None
+    enrol_code_ttl_s: float = 24 * 3600.0
+    max_token_life_s: float = 0.0
+    engine_check_timeout_s: float = 20.0
+    # TLS: the controller serves https with this certificate chain and key (PEM), else http.
+    tls_certfile: Path | None = None
+    tls_keyfile: Path | None = None

@@ -174,6 +174,7 @@ class AttemptRecord:
     engine_revision: int | None = None  # engine jobs: the engine revision it ran (0: built in)
     outputs: tuple[str, ...] = ()  # engine jobs: files the engine reported writing
     status_message: str | None = None  # the last status the task reported (OpenJD)
+    cpu_s: float | None = None  # CPU time (user + system) the task used, when reported
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,7 @@ from typing import Annotated, Any, ClassVar, Literal
 from pydantic import BaseModel, Field, StringConstraints
 
 from thresher.schemas.base import MAX_INT32, MAX_INT64, MAX_TEXT, Strict
+from thresher.schemas.monitor import MAX_METERS, Sample
 
 AttemptId = Annotated[int, Field(ge=1, le=MAX_INT64)]
 Token = Annotated[str, StringConstraints(max_length=100)]
@@ -73,7 +74,14 @@ class FinishIn(Strict):
     exit_code: int | None = Field(default=None, ge=-MAX_INT32 - 1, le=MAX_INT32)
     peak_rss_bytes: int | None = Field(default=None, ge=0, le=MAX_INT64)
     duration_s: float | None = Field(default=None, ge=0, le=1e10)
+    cpu_s: float | None = Field(default=None, ge=0, le=1e12, description="the task's CPU time")
     message: str | None = Field(default=None, max_length=MAX_TEXT)
+    before_start: bool = Field(
+        default=False,
+        description="the task's process never started: its executable or working directory "
+        "missing, its engine failing before it (a definition that fails so on two hosts fails "
+        "the task without retries, blaming no host)",
+    )
 
 
 class RunningIn(Strict):
@@ -101,6 +109,11 @@ class PollIn(Strict):
     )
     nimby: Literal["paused", "stopped"] | None = Field(
         default=None, description="NIMBY set on the worker's machine"
+    )
+    sample: Sample | None = Field(
+        default=None,
+        max_length=MAX_METERS,
+        description="the worker's resources now (meter -> value), kept for the monitor",
     )
 
 

@@ -152,6 +152,9 @@ if TYPE_CHECKING:
         TaskPage as TaskPage,
     )
     from thresher.schemas.jobs import (
+        TaskWhyOut as TaskWhyOut,
+    )
+    from thresher.schemas.jobs import (
         WhyOut as WhyOut,
     )
 
@@ -165,6 +168,7 @@ _MODULES = {
     "BlockOut": "jobs",
     "BlockWaitOut": "jobs",
     "Counts": "jobs",
+    "TaskWhyOut": "jobs",
     "EngineJobSettings": "jobs",
     "ErrorHostList": "farm",
     "ErrorHostOut": "farm",

@@ -124,3 +124,21 @@ class Strict(BaseModel):
         if info.field_name not in cls.nul_allowed:
             refuse_nul(value)
         return value
+
+
+class ProblemOut(BaseModel):
+    """One problem of a request refused for several."""
+
+    field: str | None = Field(default=None, description="the request field at fault")
+    message: str
+
+
+class ErrorOut(BaseModel):
+    """Every error the controller answers (4xx, 5xx) has this body."""
+
+    error: str = Field(description="a short code: invalid, not_found, conflict, forbidden, ...")
+    message: str = Field(description="what went wrong, for a person")
+    field: str | None = Field(default=None, description="the request field at fault, if one")
+    errors: list[ProblemOut] = Field(
+        default_factory=list, description="every problem, when several were found at once"
+    )

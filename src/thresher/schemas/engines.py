@@ -25,6 +25,9 @@ class EngineOut(BaseModel):
     published_by: str | None
     published_at: float | None
     updated_at: float
+    description: str = Field(default="", description="SETTINGS['description']")
+    vendor: str = Field(default="", description="SETTINGS['vendor']")
+    colour: str | None = Field(default=None, description="SETTINGS['colour']: CSS colour")
 
 
 class EngineList(BaseModel):

@@ -58,7 +58,12 @@ class WorkerList(BaseModel):
 
 class TokenIn(Strict):
     name: str = Field(min_length=1, max_length=200)
-    role: Literal["user", "admin", "enrol"] = "user"
+    # "user" is the old name of "artist" (docs/security.md)
+    role: Literal["admin", "wrangler", "artist", "viewer", "enrol", "user"] = "artist"
+    label: str | None = Field(default=None, max_length=200)
+    expires_in_s: float | None = Field(
+        default=None, gt=0, le=10 * 365 * 86400, description="seconds it works; none: no expiry"
+    )
 
 
 class TokenOut(BaseModel):

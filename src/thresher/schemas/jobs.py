@@ -218,6 +218,9 @@ class BlockOut(BaseModel):
     host_filters: str = Field(
         default="", description="the block's own filters (OpenJD hostRequirements)"
     )
+    eta_s: float | None = Field(
+        default=None, description="seconds until its tasks are done at the present pace"
+    )
 
 
 class JobOut(BaseModel):
@@ -243,10 +246,15 @@ class JobOut(BaseModel):
     preempt: bool = False
     after_name: str | None = None
     after_global: bool = False
+    eta_s: float | None = Field(
+        default=None, description="seconds until the job is done at the present pace"
+    )
 
 
 class JobList(BaseModel):
     jobs: list[JobOut]
+    next_offset: int = Field(default=0, description="pass as `offset` for the next page")
+    more: bool = Field(default=False, description="more jobs follow this page")
 
 
 class PriorityIn(Strict):
@@ -301,10 +309,16 @@ class AttemptOut(BaseModel):
     engine_revision: int | None = None
     outputs: list[str] = Field(default_factory=list)
     status_message: str | None = Field(default=None, description="the task's latest status")
+    cpu_s: float | None = Field(default=None, description="CPU time (user + system) it used")
 
 
 class TaskDetail(TaskOut):
     attempts_detail: list[AttemptOut]
+    eta_s: float | None = Field(
+        default=None,
+        description="seconds until it is done once it runs: what is left of a running one, "
+        "a whole run for one not started, 0 for one that ended",
+    )
 
 
 class AttemptList(BaseModel):
@@ -320,6 +334,8 @@ class LogLine(BaseModel):
 
 class LogOut(BaseModel):
     lines: list[LogLine]
+    next_after: int = Field(default=0, description="pass as `after` for the next page")
+    more: bool = Field(default=False, description="more lines follow this page")
 
 
 class ReasonOut(BaseModel):
@@ -332,6 +348,17 @@ class BlockWaitOut(BaseModel):
     name: str
     waiting_tasks: int = Field(description="tasks of the block that may still be dispatched")
     reasons: list[ReasonOut]
+
+
+class TaskWhyOut(BaseModel):
+    job_id: int
+    block: int
+    index: int
+    status: str
+    reasons: list[ReasonOut] = Field(
+        description="why the task is where it is, most specific first: its own state, the "
+        "upstream tasks it waits on, the host a retry avoids, then its block's reasons"
+    )
 
 
 class WhyOut(BaseModel):

@@ -66,15 +66,24 @@ class TemplateJobIn(Strict):
 
 
 class TemplateIssueOut(BaseModel):
-    location: str = Field(description="where, in the library's notation; empty: the document")
+    location: str = Field(
+        default="", description="where, in the library's notation; empty: the document"
+    )
+    field: str | None = Field(
+        default=None, description="the request field, for a problem outside the template"
+    )
     message: str
 
 
 class TemplateErrorBody(BaseModel):
+    """A refused template lists the library's issues; a request refused before the template is
+    read (a NUL byte in `env`, a name too long) has the usual error body, with `errors` empty or
+    listing fields."""
+
     error: str = "invalid_template"
     message: str
     field: str | None = "template"
-    errors: list[TemplateIssueOut]
+    errors: list[TemplateIssueOut] = Field(default_factory=list)
 
 
 class StepSummary(BaseModel):

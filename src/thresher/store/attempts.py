@@ -24,7 +24,7 @@ from thresher.core.states import (
 )
 from thresher.store.base import Database, Repository, _task_update
 from thresher.store.chunking import note_finished_chunks
-from thresher.store.error_hosts import record_host_error
+from thresher.store.error_hosts import broken_definition, record_host_error
 from thresher.store.late import accept_late_success
 from thresher.store.limits import release_holds
 from thresher.store.records import (
@@ -35,6 +35,7 @@ from thresher.store.task_output import (
     MAX_LOG_BYTES_PER_TASK,
     MAX_OUTPUT_PATH,
     LogBudget,
+    log_page,
     storable,
 )
 
@@ -326,6 +327,7 @@ class Attempts(Repository):
             peak_rss_bytes=report.peak_rss_bytes,
             duration_s=report.duration_s,
             message=report.message,
+            before_start=report.before_start,
         )
         return int(row.job_id)
 
@@ -350,6 +352,7 @@ class Attempts(Repository):
                 if row.cancel_reason == "preempted"
                 else AttemptStatus.CANCELED
             )
+        broken = status is AttemptStatus.FAILED and broken_definition(conn, row, values)
         ended = {"status": status.value, "ended_at": now, **values}
         conn.execute(
             _attempt_update(frozenset(ended)),
@@ -366,7 +369,7 @@ class Attempts(Repository):
         new, counted = task_after_attempt(
             status,
             failures=row.failures,
-            retries=row.retries,
+            retries=0 if broken else row.retries,
             job_canceled=row.canceled,
             cancel_reason=row.cancel_reason,
         )
@@ -434,6 +437,7 @@ class Attempts(Repository):
             engine_revision=r.engine_revision,
             outputs=tuple(r.outputs or ()),
             status_message=r.status_message,
+            cpu_s=r.cpu_s,
         )
 
     def of_task(self, job_id: int, block_index: int, index: int) -> list[AttemptRecord]:
@@ -455,19 +459,21 @@ class Attempts(Repository):
         """(line id, attempt id, stream, text) of every attempt of the task, oldest first."""
         with self.db.connect() as conn:
             block = self.db.block_row(conn, job_id, block_index)
-            rows = conn.execute(
-                sa.select(
-                    log_lines.c.id, log_lines.c.attempt_id, log_lines.c.stream, log_lines.c.text
-                )
-                .select_from(
-                    log_lines.join(attempts, attempts.c.id == log_lines.c.attempt_id).join(
-                        tasks, tasks.c.id == attempts.c.task_id
-                    )
-                )
-                .where(
-                    tasks.c.block_id == block.id, tasks.c.idx == index, log_lines.c.id > after_id
-                )
-                .order_by(log_lines.c.id)
-                .limit(limit)
-            ).all()
-        return [(r.id, r.attempt_id, r.stream, r.text) for r in rows]
+            return log_page(conn, block.id, index, after_id=after_id, limit=limit)[0]
+
+    def log_page(
+        self,
+        job_id: int,
+        block_index: int,
+        index: int,
+        *,
+        after_id: int = 0,
+        limit: int = 10_000,
+        max_bytes: int = 1 << 30,
+    ) -> tuple[list[tuple[int, int, str, str]], bool]:
+        """A page of the task's log (see `task_output.log_page`), and whether more follow."""
+        with self.db.connect() as conn:
+            block = self.db.block_row(conn, job_id, block_index)
+            return log_page(
+                conn, block.id, index, after_id=after_id, limit=limit, max_bytes=max_bytes
+            )

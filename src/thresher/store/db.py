@@ -6,6 +6,7 @@ so the file shrinks; on PostgreSQL autovacuum makes the space reusable by the sa
 from __future__ import annotations
 
 import logging
+import os
 import sqlite3
 import time
 from pathlib import Path
@@ -92,9 +93,22 @@ def _ping_if_idle(dbapi_conn: Any, record: Any, _proxy: Any) -> None:
         raise sa.exc.DisconnectionError(f"pooled connection is gone: {exc}") from exc
 
 
+def _private_sqlite_file(url: str) -> None:
+    """The database file readable by its owner only (0600), created so before SQLite opens
+    it; SQLite gives its -wal and -shm files the database file's mode."""
+    database = sa.engine.make_url(url).database
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return
+    path = Path(database)
+    if path.parent.is_dir():
+        os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
+        os.chmod(path, 0o600)
+
+
 def create_engine(url: str) -> sa.Engine:
     """An engine for `url` with the settings Thresher relies on."""
     if url.startswith("sqlite"):
+        _private_sqlite_file(url)
         engine = sa.create_engine(url, connect_args={"check_same_thread": False})
         sa.event.listen(engine, "connect", _sqlite_pragmas)
         sa.event.listen(engine, "after_execute", _note_deleted_logs)

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 import sqlalchemy as sa
 
 from thresher.core.errors import NotFound
 from thresher.store.base import Repository
-from thresher.store.tables import blocks, host_errors, workers
+from thresher.store.tables import attempts, blocks, host_errors, tasks, workers
 
 
 @dataclass(frozen=True)
@@ -31,6 +32,33 @@ def record_host_error(
     conn.execute(
         host_errors.insert().values(worker_id=worker_id, job_id=job_id, block_id=block_id, at=now)
     )
+
+
+def broken_definition(conn: sa.Connection, row: Any, values: dict[str, Any]) -> bool:
+    """Whether a failed attempt (its `_ENDING` row, the values it ends with) shows its task's
+    definition broken: its process never started, and another host's attempt at the same block
+    failed before starting too (an executable missing everywhere, an engine that cannot prepare
+    the task). Notes it in the attempt's message when so; the task then fails without retries."""
+    if not values.get("before_start"):
+        return False
+    elsewhere = conn.scalar(
+        sa.select(attempts.c.id)
+        .join(tasks, tasks.c.id == attempts.c.task_id)
+        .where(
+            tasks.c.block_id == row.block_id,
+            attempts.c.before_start.is_(True),
+            attempts.c.worker_id != row.worker_id,
+        )
+        .limit(1)
+    )
+    if elsewhere is None:
+        return False
+    said = values.get("message") or "failed before its process started"
+    values["message"] = (
+        f"{said} [broken definition: it failed before starting on another host too; "
+        "not retried, no host blamed]"
+    )
+    return True
 
 
 class ErrorHosts(Repository):

@@ -4,7 +4,7 @@ never run (they wait on a task failed for good) marked as such."""
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from typing import Any
 
 import sqlalchemy as sa
@@ -184,15 +184,19 @@ class Jobs(Repository):
         self,
         *,
         owner: str | None = None,
+        owners: Collection[str] | None = None,
         statuses: Iterable[JobStatus] = (),
         limit: int = 100,
         offset: int = 0,
     ) -> list[JobRecord]:
-        """Newest first. Status is derived, so a status filter is applied after the counts."""
+        """Newest first; `owners` (None: anyone) bounds what the caller may see. Status is
+        derived, so a status filter is applied after the counts."""
         wanted = set(statuses)
         query = sa.select(jobs).order_by(jobs.c.id.desc())
         if owner:
             query = query.where(jobs.c.owner == owner)
+        if owners is not None:
+            query = query.where(jobs.c.owner.in_(sorted(owners)))
         out: list[JobRecord] = []
         skipped = 0
         with self.db.connect() as conn:

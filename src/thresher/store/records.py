@@ -35,6 +35,7 @@ class FinishReport:
     peak_rss_bytes: int | None = None
     duration_s: float | None = None
     message: str | None = None
+    before_start: bool = False  # the process never started (see FinishIn.before_start)
 
 
 @dataclass(frozen=True)
@@ -42,3 +43,40 @@ class TokenRecord:
     id: int
     name: str
     role: str
+    groups: tuple[str, ...] = ()  # the groups of the user the token is named after
+
+
+@dataclass(frozen=True)
+class TokenInfo:
+    """A token as listed (never its secret)."""
+
+    id: int
+    name: str
+    role: str
+    label: str | None
+    created_by: str | None
+    created_at: float
+    expires_at: float | None
+    revoked: bool
+
+
+@dataclass(frozen=True)
+class UserAccount:
+    """A person: a name, a role, groups."""
+
+    name: str
+    role: str
+    groups: tuple[str, ...]
+    created_at: float
+    disabled: bool
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    id: int
+    at: float
+    actor: str
+    role: str
+    action: str
+    object: str
+    status: int

@@ -29,9 +29,12 @@ from thresher.store.error_hosts import ErrorHosts
 from thresher.store.farm_state import FarmState
 from thresher.store.jobs import Jobs
 from thresher.store.limits import Limits
+from thresher.store.monitor import Monitor
 from thresher.store.records import FinishReport, TokenRecord, WorkerRegistration
 from thresher.store.scheduling import SchedulingSettings
+from thresher.store.security import Audit, EnrolCodes, Users
 from thresher.store.snapshot import Snapshots
+from thresher.store.stats import Statistics
 from thresher.store.tasks import Tasks
 from thresher.store.tokens import Tokens
 from thresher.store.workers import Workers
@@ -64,6 +67,11 @@ class Store:
         self.scheduling = SchedulingSettings(self.db)
         self.snapshot = Snapshots(self.db)
         self.dispatch = DispatchClaims(self.db)
+        self.users = Users(self.db)  # people: role and groups (security)
+        self.enrol_codes = EnrolCodes(self.db)
+        self.audit = Audit(self.db)
+        self.monitor = Monitor(self.db)  # resource samples, task runs, changes (web monitor)
+        self.stats = Statistics(self.db)
         self.farm_state = FarmState(self.db)  # counts by state, for /metrics
 
     @classmethod

@@ -180,6 +180,9 @@ attempts = sa.Table(
     sa.Column("outputs", sa.JSON, nullable=True),
     # OpenJD: the last status message a task reported (`openjd_status:`).
     sa.Column("status_message", sa.Text, nullable=True),
+    # The task's process never started (its executable or working directory missing, its engine
+    # failing before it): on a second host too, the task's definition is broken (migration 0002).
+    sa.Column("before_start", sa.Boolean, server_default=sa.false(), nullable=False),
     sa.Index("ix_attempts_task", "task_id"),
     sa.Index("ix_attempts_worker_status", "worker_id", "status"),
     sqlite_autoincrement=True,
@@ -294,7 +297,60 @@ access_keys = sa.Table(
 
 # -- security (0003) ------------------------------------------------------------------
 
+# A token's life cycle: what it is for (`label`), who made it and until when it works (NULL:
+# no expiry). The base `role` column holds admin | wrangler | artist | viewer | enrol | worker.
+tokens.append_column(sa.Column("label", sa.String(200), nullable=True))
+tokens.append_column(sa.Column("created_by", sa.String(200), nullable=True))
+tokens.append_column(sa.Column("expires_at", sa.Float, nullable=True))
+
+# Access-key secrets sealed with a key kept outside the database (controller/sealing.py); the
+# base `secret` column is left empty once a key's secret is sealed.
+access_keys.append_column(sa.Column("sealed_secret", sa.Text, nullable=True))
+
+# People: a name (what jobs are owned by and tokens are named), a role and groups (a job is
+# visible to its owner's groups). A disabled user's tokens stop working.
+users = sa.Table(
+    "users",
+    metadata,
+    sa.Column("name", sa.String(200), primary_key=True),
+    sa.Column("role", sa.String(20), nullable=False),
+    sa.Column("groups", sa.JSON, nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("disabled", sa.Boolean, nullable=False, default=False),
+)
+
+# One-time worker enrolment codes, stored hashed: used once (then `used_at`), expiring,
+# revocable.
+enrol_codes = sa.Table(
+    "enrol_codes",
+    metadata,
+    sa.Column("id", ID, primary_key=True),
+    sa.Column("code_hash", sa.String(64), nullable=False, unique=True),
+    sa.Column("created_by", sa.String(200), nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("expires_at", sa.Float, nullable=False),
+    sa.Column("used_at", sa.Float, nullable=True),
+    sa.Column("used_by", sa.String(200), nullable=True),
+    sa.Column("revoked", sa.Boolean, nullable=False, default=False),
+    sqlite_autoincrement=True,
+)
+
+# Who did what to which object and when: one row per state-changing call.
+audit = sa.Table(
+    "audit",
+    metadata,
+    sa.Column("id", ID, primary_key=True),
+    sa.Column("at", sa.Float, nullable=False, index=True),
+    sa.Column("actor", sa.String(200), nullable=False, index=True),
+    sa.Column("role", sa.String(20), nullable=False),
+    sa.Column("action", sa.String(200), nullable=False),
+    sa.Column("object", sa.String(300), nullable=False),
+    sa.Column("status", sa.Integer, nullable=False),
+    sqlite_autoincrement=True,
+)
+
 # -- monitor (0004) -------------------------------------------------------------------
+# In tables_monitor.py (worker_samples), imported at the end of this module.
 
 # -- operations (0005) ----------------------------------------------------------------
 
@@ -303,3 +359,6 @@ access_keys = sa.Table(
 # -- submitters (0007) ----------------------------------------------------------------
 
 # -- cloud (0008) ---------------------------------------------------------------------
+
+# The areas' own table modules, imported last so their tables join `metadata`.
+from thresher.store import tables_monitor  # noqa: E402, F401

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 import sqlalchemy as sa
 
-from thresher.store.tables import attempts, log_lines
+from thresher.store.tables import attempts, log_lines, tasks
 
 REPLACEMENT = "\ufffd"
 #: The default of `ControllerSettings.max_log_bytes_per_task`.
@@ -162,3 +162,52 @@ def _read_tally(conn: sa.Connection, task_id: int) -> _Tally:
         tally.dropped_lines = int(counts.group(1)) if counts else 1
         tally.dropped_bytes = int(counts.group(2)) if counts else 0
     return tally
+
+
+def log_page(
+    conn: sa.Connection,
+    block_id: int,
+    index: int,
+    *,
+    after_id: int = 0,
+    limit: int = 10_000,
+    max_bytes: int = 1 << 30,
+) -> tuple[list[tuple[int, int, str, str]], bool]:
+    """Task `index` of block `block_id`: its lines after `after_id` as (line id, attempt id,
+    stream, text), oldest first, at most `limit` lines and `max_bytes` of text (one line at
+    least, so a reader paging on from the last id moves on); and whether more lines follow.
+    Read in slices, so a huge log never sits in memory whole."""
+    out: list[tuple[int, int, str, str]] = []
+    size = 0
+    while True:
+        want = min(limit + 1 - len(out), _LOG_SLICE)  # one more: are there more?
+        rows = conn.execute(
+            _LOG_PAGE, {"block_id": block_id, "idx": index, "after": after_id, "n": want}
+        ).all()
+        for row in rows:
+            size += len(row.text.encode("utf-8", "replace"))
+            if len(out) == limit or (out and size > max_bytes):
+                return out, True
+            out.append((row.id, row.attempt_id, row.stream, row.text))
+        if len(rows) < want:
+            return out, False
+        after_id = rows[-1].id
+
+
+#: Log lines read per statement while paging a task's log.
+_LOG_SLICE = 1000
+_LOG_PAGE = (
+    sa.select(log_lines.c.id, log_lines.c.attempt_id, log_lines.c.stream, log_lines.c.text)
+    .select_from(
+        log_lines.join(attempts, attempts.c.id == log_lines.c.attempt_id).join(
+            tasks, tasks.c.id == attempts.c.task_id
+        )
+    )
+    .where(
+        tasks.c.block_id == sa.bindparam("block_id"),
+        tasks.c.idx == sa.bindparam("idx"),
+        log_lines.c.id > sa.bindparam("after"),
+    )
+    .order_by(log_lines.c.id)
+    .limit(sa.bindparam("n"))
+)

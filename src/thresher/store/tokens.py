@@ -1,43 +1,121 @@
-"""Bearer tokens, stored as hashes."""
+"""Bearer tokens, stored as hashes, with a label, an expiry and a revoked flag."""
 
 from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
 
 import sqlalchemy as sa
 
 from thresher.store.base import Repository
-from thresher.store.records import (
-    TokenRecord,
-)
-from thresher.store.tables import tokens
+from thresher.store.records import TokenInfo, TokenRecord
+from thresher.store.tables import tokens, users
 
 # Built once: every request looks its token up, and building a statement costs more than
-# running it.
-_FIND = sa.select(tokens.c.id, tokens.c.name, tokens.c.role).where(
-    tokens.c.token_hash == sa.bindparam("token_hash"), tokens.c.revoked.is_(False)
+# running it. A token works while it is not revoked, not expired, and its user (if it has an
+# account) is not disabled; the user's groups come along.
+_FIND = (
+    sa.select(tokens.c.id, tokens.c.name, tokens.c.role, users.c.groups)
+    .select_from(tokens.outerjoin(users, users.c.name == tokens.c.name))
+    .where(
+        tokens.c.token_hash == sa.bindparam("token_hash"),
+        tokens.c.revoked.is_(False),
+        sa.or_(tokens.c.expires_at.is_(None), tokens.c.expires_at > sa.bindparam("now")),
+        sa.or_(users.c.disabled.is_(None), users.c.disabled.is_(False)),
+    )
 )
+
+
+def _info(row: Any) -> TokenInfo:
+    return TokenInfo(
+        id=row.id,
+        name=row.name,
+        role=row.role,
+        label=row.label,
+        created_by=row.created_by,
+        created_at=row.created_at,
+        expires_at=row.expires_at,
+        revoked=bool(row.revoked),
+    )
 
 
 class Tokens(Repository):
-    def add(self, *, name: str, role: str, token_hash: str, now: float) -> int:
+    def add(
+        self,
+        *,
+        name: str,
+        role: str,
+        token_hash: str,
+        now: float,
+        label: str | None = None,
+        created_by: str | None = None,
+        expires_at: float | None = None,
+    ) -> int:
         with self.db.begin() as conn:
             result = conn.execute(
                 tokens.insert().values(
-                    name=name, role=role, token_hash=token_hash, created_at=now, revoked=False
+                    name=name,
+                    role=role,
+                    token_hash=token_hash,
+                    created_at=now,
+                    revoked=False,
+                    label=label,
+                    created_by=created_by,
+                    expires_at=expires_at,
                 )
             )
             return int(result.inserted_primary_key[0])  # type: ignore[index]
 
-    def find(self, token_hash: str) -> TokenRecord | None:
+    def find(self, token_hash: str, *, now: float) -> TokenRecord | None:
+        """The token with this hash if it works now (not revoked, not expired)."""
         with self.db.connect() as conn:
-            row = conn.execute(_FIND, {"token_hash": token_hash}).first()
-        return TokenRecord(row.id, row.name, row.role) if row else None
+            row = conn.execute(_FIND, {"token_hash": token_hash, "now": now}).first()
+        if row is None:
+            return None
+        return TokenRecord(row.id, row.name, row.role, tuple(row.groups or ()))
+
+    def get(self, token_id: int) -> TokenInfo | None:
+        with self.db.connect() as conn:
+            row = conn.execute(sa.select(tokens).where(tokens.c.id == token_id)).first()
+        return _info(row) if row else None
+
+    def listed(self, *, name: str | None = None, revoked: bool = False) -> list[TokenInfo]:
+        """Tokens (of `name`, else all), oldest first; revoked ones only with `revoked`."""
+        query = sa.select(tokens).order_by(tokens.c.id)
+        if name is not None:
+            query = query.where(tokens.c.name == name)
+        if not revoked:
+            query = query.where(tokens.c.revoked.is_(False))
+        with self.db.connect() as conn:
+            return [_info(row) for row in conn.execute(query)]
 
     def revoke(self, token_id: int) -> None:
         """The token no longer works (a worker's old token when it re-attached)."""
         with self.db.begin() as conn:
             conn.execute(tokens.update().where(tokens.c.id == token_id).values(revoked=True))
 
+    def revoke_named(self, name: str) -> int:
+        """Revoke every token named `name` (a user removed); how many."""
+        with self.db.begin() as conn:
+            result = conn.execute(
+                tokens.update()
+                .where(tokens.c.name == name, tokens.c.revoked.is_(False))
+                .values(revoked=True)
+            )
+            return int(result.rowcount)
+
+    def set_role_of(self, name: str, role: str, *, roles: Sequence[str]) -> None:
+        """The tokens named `name` whose role is one of `roles` get `role` (a user's new role)."""
+        with self.db.begin() as conn:
+            conn.execute(
+                tokens.update()
+                .where(tokens.c.name == name, tokens.c.role.in_(list(roles)))
+                .values(role=role)
+            )
+
     def count(self, role: str) -> int:
         with self.db.connect() as conn:
-            n = conn.scalar(sa.select(sa.func.count()).where(tokens.c.role == role))
+            n = conn.scalar(
+                sa.select(sa.func.count()).where(tokens.c.role == role, tokens.c.revoked.is_(False))
+            )
         return int(n or 0)

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from thresher.controller.app import Server, create_app, listen_socket, server_config
-from thresher.controller.auth import ensure_admin_token
+from thresher.controller.auth import ensure_admin_token, private_dir
 from thresher.controller.settings import ControllerSettings
 from thresher.core.clock import Clock, SystemClock
 from thresher.store.db import sqlite_url
@@ -40,14 +40,14 @@ def serve_in_thread(
     startup_timeout_s: float = 20.0,
 ) -> Iterator[ServedController]:
     """A controller on a free port; stopped and its store closed when the block ends."""
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    private_dir(settings.data_dir)
     store = Store.open(database_url or settings.database_url or sqlite_url(settings.data_dir))
     clock = clock or SystemClock()
     ensure_admin_token(store, clock, settings.data_dir)
     token = (Path(settings.data_dir) / "admin-token").read_text().strip()
     sock = listen_socket("127.0.0.1", 0)
     port = sock.getsockname()[1]
-    server = _QuietServer(server_config(create_app(settings, store=store, clock=clock)))
+    server = _QuietServer(server_config(create_app(settings, store=store, clock=clock), settings))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     deadline = time.monotonic() + startup_timeout_s
@@ -56,7 +56,8 @@ def serve_in_thread(
             raise RuntimeError("the controller did not start")
         time.sleep(0.01)
     try:
-        yield ServedController(f"http://127.0.0.1:{port}", token, store, settings)
+        scheme = "https" if settings.tls_certfile else "http"
+        yield ServedController(f"{scheme}://127.0.0.1:{port}", token, store, settings)
     finally:
         server.should_exit = True
         thread.join(timeout=30)

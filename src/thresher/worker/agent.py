@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import random
 from collections import Counter
 from collections.abc import Awaitable, Callable
@@ -26,6 +27,7 @@ from thresher.schemas import api
 from thresher.worker.engines import WorkerEngines
 from thresher.worker.executor import Executor
 from thresher.worker.guardian import Guardian
+from thresher.worker.meters import Meters
 from thresher.worker.nimby import State as NimbyState
 from thresher.worker.nimby import nimby_path, read_nimby
 from thresher.worker.outbox import Outbox
@@ -55,6 +57,18 @@ class AgentConfig:
     # A guardian process kills the tasks' process groups if this worker is killed outright
     # (see worker/guardian.py).
     guardian: bool = True
+    # Security: a one-time enrolment code (instead of an enrolment token), the CA file that
+    # signed an https controller's certificate (None: the system's).
+    enrol_code: str | None = None
+    ca_file: str | None = None
+
+    @property
+    def token_file(self) -> Path:
+        """Where the worker keeps its own token (0600) after enrolling with a code."""
+        return self.work_dir / "worker-token"
+
+    # Resource samples for the monitor (see worker/meters.py): how often one is read; 0: never.
+    sample_every_s: float = 5.0
 
     @property
     def poll_policy(self) -> PollPolicy:
@@ -83,7 +97,13 @@ class Agent:
     ) -> None:
         self.config = config
         self.policy = config.poll_policy
-        self.client = client or AgentClient(config.controller_url, config.token)
+        self.client = client or AgentClient(
+            config.controller_url,
+            config.token,
+            enrol_code=config.enrol_code,
+            ca_file=config.ca_file,
+            keep_token=self._keep_token if config.enrol_code else None,
+        )
         self.clock: Clock = clock or SystemClock()
         self._jitter = jitter or random.Random().random
         self.outbox = Outbox()
@@ -114,6 +134,8 @@ class Agent:
         # Requests sent and finishes they carried, logged at the end (requests per task are
         # what short tasks cost the controller and this worker most).
         self.sent: Counter[str] = Counter()
+        self._sample: dict[str, float] | None = None  # read, not yet sent with a poll
+        self._meters: Meters | None = None
 
     # -- lifecycle ------------------------------------------------------------------------------
 
@@ -134,10 +156,12 @@ class Agent:
         reporting = asyncio.Event()
         flusher = asyncio.create_task(self._forever("report", self._flush_round, reporting))
         watcher = asyncio.create_task(self._forever("NIMBY watch", self._nimby_round, stop))
+        sampler = asyncio.create_task(self._forever("sample", self._sample_round, stop))
         try:
             await self._forever("poll", self._poll_round, stop)
         finally:
             watcher.cancel()
+            sampler.cancel()
             try:
                 await self.executor.close()  # what ran has ended and its finish is in the outbox
             finally:
@@ -163,6 +187,17 @@ class Agent:
     async def _nimby_round(self, stop: asyncio.Event) -> None:
         await _wait(stop, 0.5)
         self.check_nimby()
+
+    async def _sample_round(self, stop: asyncio.Event) -> None:
+        """Read the meters (in a thread: nvidia-smi and plugins may take a while); the next
+        poll carries the newest reading."""
+        if self.config.sample_every_s <= 0:
+            await stop.wait()
+            return
+        if self._meters is None:
+            self._meters = await asyncio.to_thread(Meters.for_worker, self.config.work_dir)
+        self._sample = await asyncio.to_thread(self._meters.read)
+        await _wait(stop, self.config.sample_every_s)
 
     async def _forever(
         self,
@@ -193,6 +228,13 @@ class Agent:
             log.warning("%s failed: %s; retrying in %.1fs (%s)", what, exc, delay, again)
         else:  # a fault of the worker's own: with its traceback
             log.error("%s failed; retrying in %.1fs (%s)", what, delay, again, exc_info=exc)
+
+    def _keep_token(self, token: str) -> None:
+        """Keep the token a code bought (0600), so a restart re-attaches with it."""
+        path = self.config.token_file
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(token + "\n")
 
     async def _register(self, stop: asyncio.Event) -> None:
         failures = 0
@@ -291,7 +333,9 @@ class Agent:
             running=self.executor.running(),
             output=output,
             finished=finished,
+            sample=self._sample,
         )
+        self._sample = None
         try:
             answer = await self._send_poll(body, stop)
         except BaseException:

@@ -34,10 +34,12 @@ class Held:
 
 @dataclass(frozen=True)
 class Failed:
-    """A task that failed before its process ran; ``details`` go to its log first."""
+    """A task that failed before its process ran; ``details`` go to its log first. `definition`:
+    the task's own definition is at fault (its engine, its command), not this worker."""
 
     message: str
     details: tuple[str, ...] = ()
+    definition: bool = True
 
 
 def run_command(
@@ -113,7 +115,7 @@ def finish_report(
     held: Held,
     result: ProcessResult | None,
     *,
-    failure: str | None = None,
+    failure: Failed | None = None,
     openjd: OpenJDResult | None = None,
 ) -> api.FinishIn:
     """How the attempt ended, as the controller hears it: from its process's result (None: it
@@ -123,7 +125,7 @@ def finish_report(
     if held.engine_run is not None:
         status, text = held.engine_run.outcome(status, text)
     if failure is not None:
-        status, text = "failed", failure
+        status, text = "failed", failure.message
     exit_code = result.exit_code if result else None
     duration_s = result.duration_s if result else None
     if openjd is not None:
@@ -135,6 +137,8 @@ def finish_report(
         status=status,
         exit_code=exit_code,
         peak_rss_bytes=result.peak_rss_bytes if result else None,
+        cpu_s=result.cpu_s if result else None,
         duration_s=duration_s,
         message=text,
+        before_start=failure.definition if failure else bool(result and result.error),
     )

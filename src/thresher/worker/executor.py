@@ -143,7 +143,7 @@ class Executor:
             assert isinstance(done.key, int)
             value = done.value
             if done.error is not None:
-                value = Failed(f"the worker failed to run it: {done.error}")
+                value = Failed(f"the worker failed to run it: {done.error}", definition=False)
             if isinstance(value, OpenJDResult):
                 self._finished(done.key, None, openjd=value)
             elif isinstance(value, Failed):
@@ -152,7 +152,7 @@ class Executor:
                     a = held.assignment
                     for row in (*value.details, value.message):
                         self._outbox.add_line(a.attempt_id, a.token, "system", row)
-                self._finished(done.key, None, failure=value.message)
+                self._finished(done.key, None, failure=value)
             else:
                 assert value is None or isinstance(value, ProcessResult)
                 self._finished(done.key, value)
@@ -163,7 +163,7 @@ class Executor:
     def _refuse(self, held: Held, message: str) -> None:
         a = held.assignment
         self._outbox.add_line(a.attempt_id, a.token, "system", message)
-        self._finished(a.attempt_id, None, failure=message)
+        self._finished(a.attempt_id, None, failure=Failed(message, definition=False))
         self._on_finish()
 
     def _give(self, held: Held, lane: int) -> None:
@@ -243,7 +243,7 @@ class Executor:
         attempt_id: int,
         result: ProcessResult | None,
         *,
-        failure: str | None = None,
+        failure: Failed | None = None,
         openjd: OpenJDResult | None = None,
     ) -> None:
         """An attempt ended (or was dropped before it started): queue its finish report."""

@@ -46,6 +46,7 @@ from typing import Literal, Protocol
 
 from thresher.worker.lines import MAX_LINE_BYTES, TRUNCATED_SUFFIX, LineSplitter
 from thresher.worker.process_result import ProcessResult, spawn_error, task_peak_rss
+from thresher.worker.task_memory import TaskMemory, peak_of
 
 __all__ = [
     "MAX_LINE_BYTES",
@@ -129,6 +130,7 @@ class ProcessRunner:
         self._pidfd = -1
         self._exit_seen = False  # only where there is no pidfd: the waiter says so
         self._reaped_status: tuple[int, int | None] | None = None  # (status, peak RSS) reaped early
+        self._cpu_s: float | None = None  # the reaped child's CPU time (user + system)
         self._watcher: threading.Thread | None = None  # start(): the thread that watches
         self._waiter: threading.Thread | None = None  # only without pidfd: waits for the exit
         self._started_at = 0.0
@@ -252,6 +254,7 @@ class ProcessRunner:
             if fd >= 0:
                 poller.register(fd, select.POLLIN)
         open_pipes = set(self._pipes)
+        self._memory = TaskMemory(proc.pid)
         status: int | None = None
         peak_rss: int | None = None
         duration = 0.0
@@ -272,7 +275,7 @@ class ProcessRunner:
             for fd in open_pipes:
                 self._deliver(self._pipes[fd], splitters[fd].flush())
             self._close_fds()
-            self._finish(status, peak_rss, duration)
+            self._finish(status, peak_of(self._memory.peak, peak_rss), duration)
 
     def _read_until_exit(
         self, poller: select.poll, open_pipes: set[int], splitters: dict[int, LineSplitter]
@@ -287,7 +290,11 @@ class ProcessRunner:
             if runtime_deadline is not None and now >= runtime_deadline:
                 runtime_deadline = None
                 self._stop("timed_out")
-            timeout_ms = _poll_timeout_ms(runtime_deadline, now)
+            if self._memory.due_in(now) == 0:
+                self._memory.sample(now)
+            sample_at = now + self._memory.due_in(now)
+            deadline = sample_at if runtime_deadline is None else min(sample_at, runtime_deadline)
+            timeout_ms = _poll_timeout_ms(deadline, now)
             if self._pidfd < 0:  # pragma: no cover - only without pidfd
                 timeout_ms = min(timeout_ms or _NO_PIDFD_POLL_MS, _NO_PIDFD_POLL_MS)
             if self._take_events(poller.poll(timeout_ms), poller, open_pipes, splitters):
@@ -353,6 +360,7 @@ class ProcessRunner:
             try:
                 _, status, usage = os.wait4(proc.pid, 0)
                 peak_rss = task_peak_rss(usage)
+                self._cpu_s = usage.ru_utime + usage.ru_stime
             except ChildProcessError:
                 status = None  # reaped elsewhere (SIGCHLD ignored in this process)
         # Popen must not reap the pid again (it may belong to someone else by then).
@@ -430,6 +438,7 @@ class ProcessRunner:
             signal=sig,
             peak_rss_bytes=peak_rss,
             duration_s=duration,
+            cpu_s=self._cpu_s,
             canceled=self._stop_reason == "canceled",
             timed_out=self._stop_reason == "timed_out",
             error=error,

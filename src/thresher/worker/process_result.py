@@ -30,6 +30,8 @@ class ProcessResult:
     """The process was stopped because ``max_runtime_s`` passed."""
     error: str | None
     """Why the process could not be run at all, e.g. ``executable not found: 'blendr'``."""
+    cpu_s: float | None = None
+    """CPU time (user and system) of the direct child and the children it waited for."""
 
     @property
     def succeeded(self) -> bool:

@@ -26,18 +26,35 @@ from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
+from thresher.controller import policy
 from thresher.controller.auth import Caller
 from thresher.controller.compile.openjd import KIND as OPENJD_KIND
 from thresher.controller.farm import Farm
 from thresher.controller.routes.deps import CallerDep, FarmDep, get_farm
 from thresher.controller.routes.templates import template_error_body
 from thresher.controller.sigv4 import SignatureError, SignedRequest, parse_authorization
-from thresher.core.errors import InvalidInput, NotFound, ThresherDomainError
+from thresher.core.errors import Forbidden, InvalidInput, NotFound, ThresherDomainError
 from thresher.core.model import JobRecord
 from thresher.schemas import openjd as schema
+from thresher.schemas.base import Name, Strict
 
 API = "/deadline/2023-10-12"
-router = APIRouter(prefix=API + "/farms/{farmId}/queues/{queueId}", tags=["deadline"])
+
+
+class AwsErrorOut(BaseModel):
+    """The body of an AWS-style error; its code is in the `x-amzn-ErrorType` header."""
+
+    message: str
+
+
+#: Errors here are AWS-style, not Thresher's `ErrorOut`.
+AWS_ERRORS: dict[int | str, dict[str, Any]] = {
+    status: {"model": AwsErrorOut, "description": "AWS-style error (x-amzn-ErrorType)"}
+    for status in (400, 401, 403, 404, 409, 413, 422, 503)
+}
+router = APIRouter(
+    prefix=API + "/farms/{farmId}/queues/{queueId}", tags=["deadline"], responses=AWS_ERRORS
+)
 admin_router = APIRouter(prefix="/api/v1/admin", tags=["workers"])
 
 
@@ -64,9 +81,9 @@ def install(app: FastAPI) -> None:
 # -- access keys -----------------------------------------------------------------------------
 
 
-class AccessKeyIn(BaseModel):
-    name: str = Field(min_length=1, max_length=200)
-    role: str = Field("user", pattern="^(user|admin)$")
+class AccessKeyIn(Strict):
+    name: Name
+    role: str = Field("artist", pattern="^(user|admin|wrangler|artist|viewer)$")
 
 
 class AccessKeyOut(BaseModel):
@@ -99,9 +116,16 @@ async def signed_caller(request: Request, farm: Annotated[Farm, Depends(get_farm
             headers={k.lower(): v for k, v in request.headers.items()},
             body=await request.body(),
         )
-        return await farm.call(farm.access.signed_caller, signed, auth)
+        caller = await farm.call(farm.access.signed_caller, signed, auth)
     except SignatureError as exc:
         raise DeadlineError(403, exc.code, exc.message) from None
+    request.state.caller = caller  # for the audit trail
+    route = request.scope.get("route")
+    try:
+        policy.check(caller, request.method, getattr(route, "path", request.url.path))
+    except Forbidden as exc:
+        raise DeadlineError(403, "AccessDeniedException", exc.message) from None
+    return caller
 
 
 SignedCaller = Annotated[Caller, Depends(signed_caller)]

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Callable
 from typing import Annotated
 
-from fastapi import Depends, Path, Request
+from fastapi import Depends, Path, Request, Response
+from pydantic import BaseModel
 
+from thresher.controller import policy
 from thresher.controller.auth import Caller
 from thresher.controller.errors import Unauthorized
-from thresher.controller.farm import Farm
+from thresher.controller.farm import UNCONFIRMED, Farm, Unconfirmed
 
 
 # Both are coroutines so FastAPI calls them on the event loop: a plain function would be run
@@ -18,18 +22,44 @@ async def get_farm(request: Request) -> Farm:
     return farm
 
 
-async def get_caller(request: Request) -> Caller:
+def bearer(request: Request) -> str:
+    """The bearer token of the request; Unauthorized without one."""
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise Unauthorized("this needs 'Authorization: Bearer <token>'")
+    return token.strip()
+
+
+async def authorize(request: Request, token: str) -> Caller:
+    """The caller `token` names, allowed by the route's policy entry (`controller/policy.py`).
+    Looked up in the database on every request (a token seen before: in the hand-off of the
+    route's use case, see `Farm.call`), so a revoked or expired token fails at once, on every
+    controller. The caller is kept on the request for the audit trail."""
     farm = await get_farm(request)
-    caller = farm.access.known(token.strip())  # a token seen a moment ago: no store call
+    route = getattr(request.scope.get("route"), "path", request.url.path)
+    caller = farm.access.known(token)
+    # a known token is looked up again in the hand-off of the route's use case
+    UNCONFIRMED.set(None if caller is None else Unconfirmed(caller, request.method, route))
     if caller is None:
-        caller = await farm.call(farm.access.caller, token.strip())
+        caller = await farm.call(farm.access.caller, token)
     if caller is None:
-        raise Unauthorized("the token is not known or was revoked")
+        raise Unauthorized("the token is not known, expired or was revoked")
+    request.state.caller = caller
+    policy.check(caller, request.method, route)
     return caller
+
+
+async def get_caller(request: Request) -> Caller:
+    return await authorize(request, bearer(request))
+
+
+async def json_answer(build: Callable[[], BaseModel], status_code: int = 200) -> Response:
+    """The JSON of the model `build` makes, built and serialised in a worker thread: a big
+    answer (a job of 1,000 blocks is 400 KB) never holds the event loop, so `/healthz` and
+    held polls go on answering. The route keeps its `response_model` for the documentation."""
+    body = await asyncio.to_thread(lambda: build().model_dump_json())
+    return Response(body, status_code=status_code, media_type="application/json")
 
 
 FarmDep = Annotated[Farm, Depends(get_farm)]
@@ -40,6 +70,10 @@ CallerDep = Annotated[Caller, Depends(get_caller)]
 #: a 422 naming it, never an overflow deep in the database driver.
 MAX_ID = 2**63 - 1
 MAX_INDEX = 2**31 - 1
-JobIdPath = Annotated[int, Path(ge=0, le=MAX_ID, description="job id")]
-BlockPath = Annotated[int, Path(ge=0, le=MAX_INDEX, description="block index in its job")]
-TaskIndexPath = Annotated[int, Path(ge=0, le=MAX_INDEX, description="task index in its block")]
+JobIdPath = Annotated[int, Path(ge=0, le=MAX_ID, description="job id", examples=[1])]
+BlockPath = Annotated[
+    int, Path(ge=0, le=MAX_INDEX, description="block index in its job", examples=[0])
+]
+TaskIndexPath = Annotated[
+    int, Path(ge=0, le=MAX_INDEX, description="task index in its block", examples=[0])
+]

@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query
 
 from thresher.controller.convert import engine_detail_out, engine_out
+from thresher.controller.engine_check import check_engine_source
 from thresher.controller.routes.deps import MAX_INDEX, CallerDep, FarmDep
 from thresher.schemas import engines as schema
 
@@ -62,8 +63,13 @@ async def revision_source(
 async def publish(
     name: EngineName, body: schema.EnginePublishIn, farm: FarmDep, caller: CallerDep
 ) -> schema.EngineDetail:
-    """Admins: publish ``source`` as the next revision of ``name`` and make it current."""
-    await farm.call(farm.engines.publish, caller, name, body.source)
+    """Admins: publish ``source`` as the next revision of ``name`` and make it current. The
+    script is checked in a separate process with a time limit, never in the controller."""
+    caller.require("admin")  # before anything runs
+    described = await check_engine_source(
+        name, body.source, timeout_s=farm.settings.engine_check_timeout_s
+    )
+    await farm.call(farm.engines.publish_checked, caller, name, described)
     return await _detail(farm, caller, name)
 
 

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Response
 
 from thresher.controller.convert import job_out, why_out
 from thresher.controller.jobs import Acted
@@ -13,15 +14,22 @@ from thresher.controller.routes.deps import (
     CallerDep,
     FarmDep,
     JobIdPath,
+    json_answer,
 )
+from thresher.core.model import JobRecord
 from thresher.schemas import api
 
 router = APIRouter(prefix="/api/v1/jobs", tags=["jobs"])
 
 
 @router.post("", status_code=201, response_model=api.JobOut)
-async def submit(body: api.JobIn, farm: FarmDep, caller: CallerDep) -> api.JobOut:
-    return job_out(await farm.call(farm.jobs.submit, caller, body))
+async def submit(body: api.JobIn, farm: FarmDep, caller: CallerDep) -> Response:
+    job = await farm.call(farm.jobs.submit, caller, body)
+    return await json_answer(lambda: job_out(job), status_code=201)
+
+
+#: The most JSON one page of jobs may carry.
+MAX_PAGE_BYTES = 64 << 20
 
 
 @router.get("", response_model=api.JobList)
@@ -32,16 +40,44 @@ async def list_jobs(
     owner: str | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     offset: Annotated[int, Query(ge=0, le=MAX_INDEX)] = 0,
-) -> api.JobList:
+    max_bytes: Annotated[
+        int, Query(ge=1, le=MAX_PAGE_BYTES, description="response bytes at most (one job always)")
+    ] = 4 << 20,
+) -> Response:
+    """Newest first, a page at a time: at most `limit` jobs and about `max_bytes` of JSON.
+    Page on with `offset` set to `next_offset` while `more` is true."""
     jobs = await farm.call(
-        farm.jobs.list_jobs, caller, owner=owner, statuses=status or (), limit=limit, offset=offset
+        farm.jobs.list_jobs,
+        caller,
+        owner=owner,
+        statuses=status or (),
+        limit=limit + 1,  # one more: are there more?
+        offset=offset,
     )
-    return api.JobList(jobs=[job_out(j) for j in jobs])
+    body = await asyncio.to_thread(_page_json, jobs, limit, offset, max_bytes)
+    return Response(body, media_type="application/json")
+
+
+def _page_json(jobs: list[JobRecord], limit: int, offset: int, max_bytes: int) -> str:
+    """The page's JSON: jobs while they fit `max_bytes` (one at least), and where to go on."""
+    pieces: list[str] = []
+    size = 0
+    for job in jobs[:limit]:
+        piece = job_out(job).model_dump_json()
+        size += len(piece) + 1
+        if pieces and size > max_bytes:
+            break
+        pieces.append(piece)
+    more = len(jobs) > len(pieces)
+    tail = f'"next_offset":{offset + len(pieces)},"more":{"true" if more else "false"}'
+    body = f'{{"jobs":[{",".join(pieces)}],{tail}}}'
+    return body
 
 
 @router.get("/{job_id}", response_model=api.JobOut)
-async def show(job_id: JobIdPath, farm: FarmDep, caller: CallerDep) -> api.JobOut:
-    return job_out(await farm.call(farm.jobs.get, caller, job_id))
+async def show(job_id: JobIdPath, farm: FarmDep, caller: CallerDep) -> Response:
+    job = await farm.call(farm.jobs.get, caller, job_id)
+    return await json_answer(lambda: job_out(job))
 
 
 @router.get("/{job_id}/why", response_model=api.WhyOut)

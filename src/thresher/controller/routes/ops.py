@@ -13,7 +13,7 @@ router = APIRouter(tags=["operations"])
 
 #: Roles whose tokens may read /metrics (a Prometheus server is given an admin's token, or
 #: one of a `metrics` role where the farm has one).
-METRICS_ROLES = ("admin", "metrics")
+METRICS_ROLES = ("admin", "wrangler")
 
 
 def _allowed(caller: Caller) -> None:

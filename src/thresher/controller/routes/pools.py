@@ -26,7 +26,7 @@ async def list_pools(farm: FarmDep, caller: CallerDep) -> api.PoolList:
 @router.get("/jobs/{job_id}/error-hosts", response_model=api.ErrorHostList)
 async def error_hosts(job_id: JobIdPath, farm: FarmDep, caller: CallerDep) -> api.ErrorHostList:
     """The hosts the job's blocks had errors from, and which of them they avoid now."""
-    found = await farm.call(farm.scheduling.error_hosts, job_id)
+    found = await farm.call(farm.scheduling.error_hosts, caller, job_id)
     return api.ErrorHostList(
         job_id=job_id,
         hosts=[

@@ -1,8 +1,12 @@
-"""A renderacre-compatible submission route: `POST /renderacre/{token}/v1/jobs`.
+"""A renderacre-compatible submission route: `POST /renderacre/v1/jobs`.
 
 renderacre's Python client (`renderacre.submit_job(url, job_json)`) posts its job JSON to
-`{url}/v1/jobs` and sends no headers, so the token travels in the URL: point the client at
-`http://controller:8420/renderacre/<token>`. Two job shapes arrive:
+`{url}/v1/jobs`. It sends no headers of its own, but it turns a URL's user information into
+an `Authorization: Basic` header, so the token goes there, not into the path:
+`http://thresher:<token>@controller:8420/renderacre` (any user name; the password is the
+token). A `Bearer` header works too. The old form, `/renderacre/<token>/v1/jobs`, still works
+but puts the token in the request line, where proxies and access logs keep it
+(docs/security.md says how to keep it out of them). Two job shapes arrive:
 
 - an OpenJD job (`renderacre.openjd_job(name, template_yaml, parameters_json)`): `openjd`
   carries the template, its parameter values, path mapping rules and template folder; it is
@@ -20,20 +24,23 @@ error is JSON `{"error": code, "message": text, "errors": [...]}`.
 
 from __future__ import annotations
 
+import base64
 from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from thresher.controller.auth import Caller
+from thresher.controller.errors import Unauthorized
 from thresher.controller.farm import Farm
+from thresher.controller.routes.deps import authorize
 from thresher.controller.routes.templates import template_error_body
-from thresher.core.errors import InvalidInput, ThresherDomainError
+from thresher.core.errors import Forbidden, InvalidInput, ThresherDomainError
 from thresher.core.model import JobRecord
 from thresher.schemas import api
 from thresher.schemas import openjd as schema
 
-router = APIRouter(prefix="/renderacre/{token}", tags=["renderacre"])
+router = APIRouter(prefix="/renderacre", tags=["renderacre"])
 
 _STATUS = {"invalid": 422, "invalid_template": 422, "not_found": 404, "forbidden": 403}
 
@@ -42,12 +49,45 @@ def _error(status: int, code: str, message: str, **extra: Any) -> JSONResponse:
     return JSONResponse({"error": code, "message": message, **extra}, status_code=status)
 
 
+def header_token(request: Request) -> str | None:
+    """The token of an `Authorization: Basic` (its password) or `Bearer` header, or None."""
+    scheme, _, value = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() == "bearer":
+        return value.strip() or None
+    if scheme.lower() == "basic":
+        try:
+            decoded = base64.b64decode(value.strip(), validate=True).decode()
+        except (ValueError, UnicodeDecodeError):
+            return None
+        return decoded.partition(":")[2] or None
+    return None
+
+
 @router.post("/v1/jobs", status_code=201)
-async def submit(token: str, request: Request) -> JSONResponse:
+async def submit(request: Request) -> JSONResponse:
+    """Submit a renderacre job; the token in the URL's user information (Basic) or Bearer."""
+    token = header_token(request)
+    if token is None:
+        return _error(
+            401, "unauthorized", "this needs the token as the URL's password or a Bearer header"
+        )
+    return await _submit_as(request, token)
+
+
+@router.post("/{token}/v1/jobs", status_code=201, deprecated=True)
+async def submit_token_in_path(token: str, request: Request) -> JSONResponse:
+    """The old form, token in the path (it lands in access logs): use /renderacre/v1/jobs."""
+    return await _submit_as(request, token)
+
+
+async def _submit_as(request: Request, token: str) -> JSONResponse:
+    try:
+        caller = await authorize(request, token)
+    except Unauthorized:
+        return _error(401, "unauthorized", "the token is not known, expired or was revoked")
+    except Forbidden as exc:
+        return _error(403, "forbidden", exc.message)
     farm = request.app.state.farm
-    caller = await farm.call(farm.access.caller_uncached, token)
-    if caller is None:
-        return _error(401, "unauthorized", "the token in the URL is not known or was revoked")
     try:
         body = await request.json()
     except ValueError:

@@ -9,11 +9,11 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 
 from thresher.controller.compile import plan_template, template_summary
 from thresher.controller.convert import job_out
-from thresher.controller.routes.deps import CallerDep, FarmDep
+from thresher.controller.routes.deps import CallerDep, FarmDep, json_answer
 from thresher.core.errors import InvalidInput
 from thresher.openjd import TemplateError
 from thresher.schemas import api
@@ -41,18 +41,19 @@ def refused(exc: InvalidInput) -> JSONResponse:
     body = template_error_body(exc)
     if body is None:
         raise exc
-    return JSONResponse(body.model_dump(), status_code=422)
+    return JSONResponse(
+        body.model_dump(exclude={"errors": {"__all__": {"field"}}}), status_code=422
+    )
 
 
 @router.post("/jobs", status_code=201, response_model=api.JobOut, responses=_REFUSED)
-async def submit(
-    body: schema.TemplateJobIn, farm: FarmDep, caller: CallerDep
-) -> api.JobOut | JSONResponse:
+async def submit(body: schema.TemplateJobIn, farm: FarmDep, caller: CallerDep) -> Response:
     """Submit a jobtemplate-2023-09 template with parameter values as a job."""
     try:
-        return job_out(await farm.call(farm.jobs.submit_template, caller, body))
+        job = await farm.call(farm.jobs.submit_template, caller, body)
     except InvalidInput as exc:
         return refused(exc)
+    return await json_answer(lambda: job_out(job), status_code=201)
 
 
 @router.post("/check", response_model=schema.TemplateCheckOut, responses=_REFUSED)
@@ -60,7 +61,7 @@ async def check(
     body: schema.TemplateJobIn, caller: CallerDep
 ) -> schema.TemplateCheckOut | JSONResponse:
     """Validate a template with parameter values; say which blocks and tasks it would make."""
-    caller.require("admin", "user")
+    caller.require("admin", "wrangler", "artist")
     try:
         plan = plan_template(body)
     except InvalidInput as exc:

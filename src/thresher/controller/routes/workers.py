@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
+from thresher.controller.auth import role_named
 from thresher.controller.convert import worker_out
 from thresher.controller.routes.deps import CallerDep, FarmDep
 from thresher.schemas import api
@@ -33,5 +34,13 @@ async def disable(name: str, farm: FarmDep, caller: CallerDep) -> api.WorkerOut:
 
 @router.post("/admin/tokens", status_code=201, response_model=api.TokenOut)
 async def create_token(body: api.TokenIn, farm: FarmDep, caller: CallerDep) -> api.TokenOut:
-    token_id, token = await farm.call(farm.access.create_token, caller, body.name, body.role)
-    return api.TokenOut(id=token_id, name=body.name, role=body.role, token=token)
+    """A token for anyone, of any role but worker (admins); shown this once."""
+    token_id, token = await farm.call(
+        farm.access.create_token,
+        caller,
+        body.name,
+        body.role,
+        label=body.label,
+        expires_in_s=body.expires_in_s,
+    )
+    return api.TokenOut(id=token_id, name=body.name, role=role_named(body.role), token=token)

@@ -45,6 +45,9 @@ _BOOKKEEPING = ("Fra:", "Time:", "Remaining:", "Mem:")
 
 class Engine(BaseEngine):
     SETTINGS: ClassVar[dict[str, Any]] = {
+        "description": "Blender: 3D rendering with Cycles and Eevee",
+        "vendor": "Blender Foundation",
+        "colour": "#e87d0d",
         "items": "frames",
         "type": "render",
         "filename_extensions": [".blend"],

@@ -27,6 +27,9 @@ from thresher.engines.task import EngineTask
 
 class Engine(BaseEngine):
     SETTINGS: ClassVar[dict[str, Any]] = {
+        "description": "Any command line",
+        "vendor": "Thresher",
+        "colour": "#7f8c8d",
         "items": "frames",
         "type": "compute",
         "default_range": None,

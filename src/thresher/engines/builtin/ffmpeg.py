@@ -39,6 +39,9 @@ _ERROR = re.compile(
 
 class Engine(BaseEngine):
     SETTINGS: ClassVar[dict[str, Any]] = {
+        "description": "FFmpeg: transcoding and encoding",
+        "vendor": "FFmpeg",
+        "colour": "#2e8b57",
         "items": "frames",
         "type": "transcode",
         "filename_extensions": [".png", ".exr", ".jpg", ".jpeg", ".tif", ".tiff", ".dpx"],

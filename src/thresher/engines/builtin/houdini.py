@@ -82,6 +82,9 @@ _WARNING = re.compile(r"^(?:Warning|WARNING)\b")
 
 class Engine(BaseEngine):
     SETTINGS: ClassVar[dict[str, Any]] = {
+        "description": "Houdini: procedural rendering and simulation",
+        "vendor": "SideFX",
+        "colour": "#ff4713",
         "items": "frames",
         "type": "render",
         "filename_extensions": [".hip", ".hiplc", ".hipnc"],

@@ -35,6 +35,9 @@ _WARNING = re.compile(r"\bWARNING\b")
 
 class Engine(BaseEngine):
     SETTINGS: ClassVar[dict[str, Any]] = {
+        "description": "Arnold's kick renderer",
+        "vendor": "Autodesk",
+        "colour": "#8e44ad",
         "items": "frames",
         "type": "render",
         "filename_extensions": [".ass"],

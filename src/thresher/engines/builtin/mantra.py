@@ -37,6 +37,9 @@ _WARNING = re.compile(r"(?i)(?:^|[\s:])warning\b")
 
 class Engine(BaseEngine):
     SETTINGS: ClassVar[dict[str, Any]] = {
+        "description": "Houdini's Mantra renderer",
+        "vendor": "SideFX",
+        "colour": "#d35400",
         "items": "frames",
         "type": "render",
         "filename_extensions": [".ifd"],

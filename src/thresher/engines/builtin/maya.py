@@ -38,6 +38,9 @@ _WARNING = re.compile(r"^(?://\s*)?Warning:|\bWARNING\s*\|")
 
 class Engine(BaseEngine):
     SETTINGS: ClassVar[dict[str, Any]] = {
+        "description": "Maya batch rendering",
+        "vendor": "Autodesk",
+        "colour": "#16a085",
         "items": "frames",
         "type": "render",
         "filename_extensions": [".ma", ".mb"],

@@ -33,6 +33,9 @@ _WARNING = re.compile(r"(?:^|\s|:)(?:WARNING|Warning)\s*:\s*(.*)")
 
 class Engine(BaseEngine):
     SETTINGS: ClassVar[dict[str, Any]] = {
+        "description": "Nuke compositing",
+        "vendor": "Foundry",
+        "colour": "#f1c40f",
         "items": "frames",
         "type": "render",
         "filename_extensions": [".nk"],

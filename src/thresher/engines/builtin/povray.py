@@ -57,6 +57,9 @@ _FATAL = re.compile(r"^(Fatal error.*|Render failed.*|Cannot .*|Error:.*)$")
 
 class Engine(BaseEngine):
     SETTINGS: ClassVar[dict[str, Any]] = {
+        "description": "POV-Ray ray tracer",
+        "vendor": "Persistence of Vision Raytracer",
+        "colour": "#2980b9",
         "items": "frames",
         "type": "render",
         "filename_extensions": [".pov"],

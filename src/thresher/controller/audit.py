@@ -1,0 +1,111 @@
+"""The audit trail: one row per state-changing call (POST, PUT, PATCH, DELETE), written to
+the database (so every controller on one PostgreSQL adds to the same trail) before the answer
+leaves: who (the token's name and role, `-` when no token was accepted), what (the route),
+to which object (the path with its values, and the id a creation answered with) and how it
+ended (the HTTP status, refusals included).
+
+The row is its own transaction, committed right after the action's: a controller dying
+between the two loses that row (the action is in the database, its audit row is not). The
+workers' polls and reports are not recorded (their work is: attempts and their outcomes)."""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+log = logging.getLogger("thresher.controller.audit")
+
+CHANGING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+#: Worker traffic, many times a second on a busy farm: not audited.
+UNAUDITED = frozenset({"/api/v1/agent/poll", "/api/v1/agent/report"})
+#: Path values never written to the trail (a token in renderacre's old URL).
+SECRET_PARAMS = frozenset({"token"})
+_MAX_BUFFER = 64 * 1024
+
+
+def object_of(scope: Scope, body: bytes) -> tuple[str, str]:
+    """(action, object) of a finished request: the route template, the path with its values
+    (secrets masked) and the id the answer named."""
+    route = scope.get("route")
+    template = getattr(route, "path", None) or "(no route)"
+    params = {
+        k: ("***" if k in SECRET_PARAMS else str(v))
+        for k, v in (scope.get("path_params") or {}).items()
+    }
+    try:
+        obj = template.format(**params) if params else template
+    except (KeyError, IndexError, ValueError):
+        obj = template
+    created = _answered_id(body)
+    if created is not None:
+        obj = f"{obj} -> {created}"
+    return f"{scope['method']} {template}", obj
+
+
+def _answered_id(body: bytes) -> Any:
+    if not body or len(body) > _MAX_BUFFER or not body.startswith(b"{"):
+        return None
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return None
+    for key in ("id", "job_id", "jobId", "worker_id", "accessKeyId"):
+        if isinstance(data, dict) and isinstance(data.get(key), int | str):
+            return data[key]
+    return None
+
+
+class AuditTrail:
+    """ASGI middleware writing the audit row of each state-changing call before its answer
+    goes out (the answer is held until then)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] not in CHANGING or scope["path"] in UNAUDITED:
+            await self.app(scope, receive, send)
+            return
+        held: list[Message] = []
+        size = 0
+        recorded = False
+
+        async def record_then(messages: list[Message]) -> None:
+            nonlocal recorded
+            if not recorded:
+                recorded = True
+                body = b"".join(m.get("body", b"") for m in messages[1:])
+                await self._record(scope, messages[0]["status"], body)
+            for m in messages:
+                await send(m)
+
+        async def holding_send(message: Message) -> None:
+            nonlocal size
+            if recorded:
+                await send(message)
+                return
+            held.append(message)
+            size += len(message.get("body", b""))
+            if message["type"] == "http.response.body" and (
+                not message.get("more_body") or size > _MAX_BUFFER
+            ):
+                await record_then(held[:])
+                held.clear()
+
+        await self.app(scope, receive, holding_send)
+
+    async def _record(self, scope: Scope, status: int, body: bytes) -> None:
+        app = scope.get("app")
+        farm = getattr(getattr(app, "state", None), "farm", None)
+        if farm is None:
+            return
+        caller = (scope.get("state") or {}).get("caller")
+        action, obj = object_of(scope, body if status == 201 else b"")  # what it created
+        try:
+            # straight to the farm thread: the request's caller is not confirmed again here
+            await farm.thread.run(farm.access.record, caller, action=action, obj=obj, status=status)
+        except Exception:  # the answer still goes out; the failure is logged, not the body
+            log.exception("audit row for %s %s not written", action, obj)

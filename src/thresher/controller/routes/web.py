@@ -1,0 +1,24 @@
+"""The web monitor's pages: static files shipped inside the package (HTML, JavaScript modules,
+CSS; no build step), served under `/` and `/ui/`. They hold no farm data: the page signs in
+with a token and reads everything through the authorised API, like the CLI."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import FastAPI
+from fastapi.responses import FileResponse
+from fastapi.staticfiles import StaticFiles
+
+#: Where the assets are: `thresher/controller/web/` (package data).
+ASSETS = Path(__file__).resolve().parent.parent / "web"
+
+
+def install(app: FastAPI) -> None:
+    """`/` answers the monitor's page; `/ui/...` its scripts, styles and icons."""
+
+    @app.get("/", include_in_schema=False)
+    async def index() -> FileResponse:
+        return FileResponse(ASSETS / "index.html", headers={"Cache-Control": "no-cache"})
+
+    app.mount("/ui", StaticFiles(directory=ASSETS), name="ui")
