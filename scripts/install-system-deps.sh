@@ -1,10 +1,15 @@
 #!/usr/bin/env bash
 # Install the system packages Thresher's tests and demo need, and only those that are missing.
 #
-# Usage: scripts/install-system-deps.sh [--renderers] [--postgres] [--browser] [--all]
+# Usage: scripts/install-system-deps.sh [--renderers] [--postgres] [--browser] [--sync]
+#                                        [--containers] [--desktop] [--all]
 #   --renderers  blender, povray (with its include files), ffmpeg/ffprobe
 #   --postgres   PostgreSQL server binaries (initdb, pg_ctl)
 #   --browser    chromium
+#   --sync       rsync (the yardstick of bench/sync.py)
+#   --containers podman, runc, catatonit and busybox-static (container tasks;
+#                see scripts/container-image.sh)
+#   --desktop    Xvfb and the X libraries Qt's xcb platform loads (the desktop submitter's tests)
 #   --all        all of the above (the default when no option is given)
 #
 # Silent when nothing is missing. As root it installs with apt-get (Debian); otherwise it prints the
@@ -19,13 +24,22 @@ usage() {
 want_renderers=false
 want_postgres=false
 want_browser=false
+want_sync=false
+want_containers=false
+want_desktop=false
 [[ $# -eq 0 ]] && set -- --all
 for arg in "$@"; do
     case "$arg" in
         --renderers) want_renderers=true ;;
         --postgres) want_postgres=true ;;
         --browser) want_browser=true ;;
-        --all) want_renderers=true want_postgres=true want_browser=true ;;
+        --sync) want_sync=true ;;
+        --containers) want_containers=true ;;
+        --desktop) want_desktop=true ;;
+        --all)
+            want_renderers=true want_postgres=true want_browser=true
+            want_sync=true want_containers=true want_desktop=true
+            ;;
         -h | --help) usage ;;
         *)
             echo "install-system-deps: unknown option: $arg" >&2
@@ -63,6 +77,24 @@ missing_packages() {
     fi
     if $want_browser; then
         { have chromium || have chromium-browser; } || echo chromium
+    fi
+    if $want_sync; then
+        have rsync || echo rsync
+    fi
+    if $want_containers; then
+        have podman || echo podman
+        have runc || echo runc
+        [[ -x /bin/busybox || -x /usr/bin/busybox ]] || echo busybox-static
+        # `podman run --init` needs an init (a Recommends of podman, left out here otherwise).
+        [[ -x /usr/libexec/podman/catatonit || -x /usr/bin/catatonit ]] || echo catatonit
+    fi
+    if $want_desktop; then
+        have Xvfb || echo xvfb
+        local lib
+        for lib in libxcb-icccm4 libxcb-keysyms1 libxcb-cursor0 libxkbcommon-x11-0 \
+            libxcb-image0 libxcb-render-util0 libxcb-shape0 libxcb-randr0 libxcb-xkb1; do
+            dpkg -s "$lib" >/dev/null 2>&1 || echo "$lib"
+        done
     fi
 }
 

@@ -211,12 +211,7 @@ def test_find_uses_the_query_grammar_over_engine_fields(admin: Client) -> None:
 def test_a_bad_query_is_a_422_naming_it(admin: Client, where: str, message: str) -> None:
     with pytest.raises(InvalidRequest) as info:
         admin.find(f"engine where {where}")
-    assert (info.value.field, message in info.value.message) == ("where", True)
-
-
-def test_find_knows_engines_only(admin: Client) -> None:
-    with pytest.raises(ValueError, match="looks up engines"):
-        admin.find("worker where os=linux")
+    assert (info.value.field, message in info.value.message) == ("q", True)
 
 
 # -- engine jobs ---------------------------------------------------------------------------------

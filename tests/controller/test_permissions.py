@@ -117,6 +117,21 @@ EXPECTED: dict[str, Rule] = {
     "GET /api/v1/users": Rule(READ),
     "PUT /api/v1/users/{name}": Rule(WRANGLE),
     "GET /api/v1/pools": Rule(READ),
+    # sites, volumes, a job's sync per site
+    "GET /api/v1/sites": Rule(READ),
+    "GET /api/v1/sites/{name}": Rule(READ),
+    "PUT /api/v1/sites/{name}": Rule(WRANGLE),
+    "DELETE /api/v1/sites/{name}": Rule(WRANGLE),
+    "GET /api/v1/volumes": Rule(READ | WORKER),
+    "GET /api/v1/volumes/{name}": Rule(READ),
+    "PUT /api/v1/volumes/{name}": Rule(WRANGLE),
+    "DELETE /api/v1/volumes/{name}": Rule(WRANGLE),
+    "GET /api/v1/jobs/{job_id}/sites": job(READ),
+    "PUT /api/v1/jobs/{job_id}/sites/{site}": job(SUBMIT),
+    "GET /api/v1/files/access": Rule(SUBMIT),
+    "GET /api/v1/agent/sites": Rule(frozenset({"worker", "admin"})),
+    "POST /api/v1/agent/sync/{job_id}/{site}": Rule(frozenset({"worker", "admin"})),
+    "PUT /api/v1/agent/sync/{job_id}/{site}": Rule(frozenset({"worker", "admin"})),
     # people, tokens, access keys, audit
     "GET /api/v1/accounts": Rule(WRANGLE),
     "GET /api/v1/accounts/me": Rule(READ),
@@ -139,6 +154,13 @@ EXPECTED: dict[str, Rule] = {
     "GET /api/v1/stats": Rule(READ),
     "GET /api/v1/stuck": Rule(WRANGLE),
     "POST /api/v1/events/ticket": Rule(READ),
+    # events and subscriptions: people; whose subscription it is, the use case checks (a
+    # subscription that is not there answers 404 to everyone who may call the route)
+    "POST /api/v1/subscriptions": Rule(READ),
+    "GET /api/v1/subscriptions": Rule(READ),
+    "GET /api/v1/subscriptions/{sub_id}": Rule(READ),
+    "DELETE /api/v1/subscriptions/{sub_id}": Rule(READ),
+    "GET /api/v1/events": Rule(READ),
     # submitters' compatible routes (renderacre: Basic auth or the old token-in-path; Deadline
     # Cloud: SigV4 with each person's access key, the others with bearer tokens)
     "POST /renderacre/v1/jobs": Rule(SUBMIT),
@@ -148,7 +170,44 @@ EXPECTED: dict[str, Rule] = {
     f"GET {DEADLINE}/environments/{{environmentId}}": Rule(READ),
     f"POST {DEADLINE}/jobs": Rule(SUBMIT),
     f"GET {DEADLINE}/jobs/{{jobId}}": job(READ),
+    # the rest of Deadline Cloud's API (docs/deadline.md); a session is an attempt, which a
+    # job of the matrix does not have: those routes answer 404 past the checks
+    "GET /deadline/2023-10-12/farms": Rule(READ),
+    "GET /deadline/2023-10-12/farms/{farmId}": Rule(READ),
+    "GET /deadline/2023-10-12/farms/{farmId}/queues": Rule(READ),
+    "GET /deadline/2023-10-12/farms/{farmId}/fleets": Rule(READ),
+    "GET /deadline/2023-10-12/farms/{farmId}/fleets/{fleetId}": Rule(READ),
+    "GET /deadline/2023-10-12/farms/{farmId}/queue-fleet-associations": Rule(READ),
+    "POST /deadline/2023-10-12/farms/{farmId}/search/jobs": Rule(READ),
+    "POST /deadline/2023-10-12/farms/{farmId}/sessions-statistics-aggregation": Rule(READ),
+    "GET /deadline/2023-10-12/farms/{farmId}/sessions-statistics-aggregation": Rule(READ),
+    "POST /deadline-logs": Rule(READ),
+    "POST /deadline-logs/": Rule(READ),
+    f"POST {DEADLINE}/environments": Rule(ADMIN),
+    f"DELETE {DEADLINE}/environments/{{environmentId}}": Rule(ADMIN),
+    f"GET {DEADLINE}/jobs": Rule(READ),
+    f"PATCH {DEADLINE}/jobs/{{jobId}}": job(SUBMIT),
+    f"GET {DEADLINE}/jobs/{{jobId}}/steps": job(READ),
+    f"GET {DEADLINE}/jobs/{{jobId}}/steps/{{stepId}}": job(READ),
+    f"GET {DEADLINE}/jobs/{{jobId}}/steps/{{stepId}}/tasks": job(READ),
+    f"GET {DEADLINE}/jobs/{{jobId}}/steps/{{stepId}}/tasks/{{taskId}}": job(READ),
+    f"PATCH {DEADLINE}/jobs/{{jobId}}/steps/{{stepId}}/tasks/{{taskId}}": job(SUBMIT),
+    f"GET {DEADLINE}/jobs/{{jobId}}/sessions": job(READ),
+    f"GET {DEADLINE}/jobs/{{jobId}}/sessions/{{sessionId}}": Rule(READ),
+    f"GET {DEADLINE}/jobs/{{jobId}}/session-actions": job(READ),
+    f"GET {DEADLINE}/jobs/{{jobId}}/session-actions/{{sessionActionId}}": Rule(READ),
+    # the submitters' own routes: find, a job changed on the fly, task-file jobs
+    "GET /api/v1/find": Rule(READ),
+    "PATCH /api/v1/jobs/{job_id}": job(SUBMIT),
+    "POST /api/v1/jobs/task-file": Rule(SUBMIT),
+    "GET /api/v1/admin/queue-environments": Rule(READ),
+    "POST /api/v1/admin/queue-environments": Rule(ADMIN),
+    "DELETE /api/v1/admin/queue-environments/{env_id}": Rule(ADMIN),
 }
+QUEUE_ENV = (
+    "specificationVersion: environment-2023-09\n"
+    "environment: {name: MatrixEnv, variables: {A: '1'}}\n"
+)
 
 #: Bodies that pass validation, so that an allowed call reaches the checks on its object.
 BODIES: dict[str, Any] = {
@@ -164,11 +223,25 @@ BODIES: dict[str, Any] = {
     "POST /api/v1/engines/{name}/rollback": {"revision": 0},
     "PUT /api/v1/limits/{name}": {"max_total": 2},
     "PUT /api/v1/users/{name}": {"priority": 10},
+    "PUT /api/v1/sites/{name}": {"description": "matrix"},
+    "PUT /api/v1/volumes/{name}": {"roots": {"hq": {"linux": "/mnt/matrix"}}},
+    "PUT /api/v1/jobs/{job_id}/sites/{site}": {"download": False},
+    "PUT /api/v1/agent/sync/{job_id}/{site}": {"state": "done"},
     "PUT /api/v1/accounts/{name}": {"role": "viewer", "groups": ["g"]},
     "POST /api/v1/tokens": {"label": "matrix"},
     "POST /api/v1/admin/tokens": {"name": "made", "role": "viewer"},
     "POST /api/v1/admin/access-keys": {"name": "made", "role": "viewer"},
     "POST /api/v1/jobs/{job_id}/blocks/{block}/range": {"first": 0, "last": 0, "action": "skip"},
+    "POST /api/v1/subscriptions": {"channel": "email", "target": "td@studio.example"},
+    "PATCH /api/v1/jobs/{job_id}": {"priority": 20},
+    "POST /api/v1/jobs/task-file": {"name": "t", "tasks": [["true"]], "paused": True},
+    "POST /api/v1/admin/queue-environments": {"name": "matrix", "template": QUEUE_ENV},
+    f"POST {DEADLINE}/environments": {"priority": 1, "template": QUEUE_ENV},
+    f"PATCH {DEADLINE}/jobs/{{jobId}}": {"priority": 20},
+    f"PATCH {DEADLINE}/jobs/{{jobId}}/steps/{{stepId}}/tasks/{{taskId}}": {
+        "targetRunStatus": "SUCCEEDED"
+    },
+    "POST /deadline/2023-10-12/farms/{farmId}/search/jobs": {"itemOffset": 0},
 }
 #: Calls that change the caller itself run last (the worker says goodbye, then re-enrols).
 LAST = ("POST /api/v1/agent/goodbye", "POST /api/v1/agent/register")
@@ -244,7 +317,7 @@ def _call(
         job_id = farm.submit_template_as(owner if own else "bob")
     path = template.format(**_params(farm, route, identity, own=own, job_id=job_id))
     body = BODIES.get(route)
-    if template.startswith("/deadline/") and identity in farm.access_keys:
+    if template.startswith("/deadline") and identity in farm.access_keys:
         raw = b"" if body is None else __import__("json").dumps(body).encode()
         headers = farm.signed_headers(identity, method, path, raw)
         return farm.http.request(method, path, content=raw, headers=headers).status_code
@@ -268,7 +341,14 @@ def _params(
         "queueId": "queue-1",
         "environmentId": "env-1",
         "jobId": f"job-{job_id:032x}",
+        "stepId": f"step-{job_id:024x}{0:08x}",
+        "taskId": f"task-{job_id:024x}{0:08x}-0",
+        "sessionId": f"session-{job_id:032x}",
+        "sessionActionId": f"sessionaction-{job_id:032x}-0",
+        "fleetId": "fleet-" + "0" * 31 + "1",
+        "env_id": 1_000_000,
         "token": farm.tokens[identity] or "none",
+        "sub_id": 999_999,  # none: the route's policy is what is checked here
     }
     if "/workers/" in route:
         values["name"] = "w1"
@@ -282,6 +362,11 @@ def _params(
         values["name"] = farm.unique("someone")
         if route.startswith("DELETE"):
             farm.admin.put_account(values["name"], role="artist")
+    if "/sites/{name}" in route:
+        values["name"] = "matrix-site"
+    elif "/volumes/{name}" in route:
+        values["name"] = "matrix-volume"
+    values["site"] = "sthlm"
     if "{token_id}" in route:  # a fresh token, the caller's own or bob's
         owner = NAMES.get(identity, "alice") if own else "bob"
         values["token_id"] = farm.admin.create_token(owner, "viewer").id
@@ -308,7 +393,7 @@ def test_a_token_in_use_is_refused_by_every_route_from_the_request_after_its_rev
     let_through = []
     for route in served_routes(farm):
         method, template = route.split(" ", 1)
-        if route in policy.OPEN or template.startswith("/deadline/") or "{token}" in template:
+        if route in policy.OPEN or template.startswith("/deadline") or "{token}" in template:
             continue  # no bearer token there: open, SigV4, or the token in the path
         path = template.format(**_params(farm, route, "admin", own=True, job_id=job_id))
         answer = farm.http.request(method, path, json=BODIES.get(route), headers=headers)

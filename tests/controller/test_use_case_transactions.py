@@ -23,14 +23,30 @@ from thresher.controller.auth import Caller
 from thresher.controller.farm import Farm
 from thresher.controller.notifier import Notifier
 from thresher.controller.settings import ControllerSettings
+from thresher.controller.submitters import JobChange
 from thresher.core.lanes import Nimby
 from thresher.schemas import api
+from thresher.schemas.openjd import TemplateJobIn
+from thresher.schemas.submitters import TaskFileJobIn
 from thresher.store.base import Repository
 from thresher.store.store import Store
 from thresher.store.tables import metadata
 from thresher.testing import FakeClock
 
 ADMIN = Caller(token_id=0, name="admin", role="admin")
+DEADLINE_TEMPLATE = """
+specificationVersion: jobtemplate-2023-09
+name: T
+steps:
+- name: S
+  script: {actions: {onRun: {command: "true"}}}
+"""
+QUEUE_ENV = """
+specificationVersion: environment-2023-09
+environment:
+  name: Venv
+  variables: {VENV: /opt/venv}
+"""
 ALICE = Caller(token_id=0, name="alice", role="artist")
 
 
@@ -186,10 +202,26 @@ USE_CASES: dict[str, Callable[[Farm, dict[str, Any]], object]] = {
     "stop a worker": lambda f, s: f.scheduling.set_nimby(ADMIN, "w1", Nimby.STOPPED),
     "set a limit": lambda f, s: f.scheduling.set_limit(ADMIN, "katana", api.LimitIn(max_total=1)),
     "access key": lambda f, s: f.access.create_access_key(ADMIN, "deadline", "user"),
+    "update a job": lambda f, s: f.submitters.update_job(
+        ALICE,
+        s["job"],
+        JobChange(priority=80, filters="ram:>1g", retries=1, max_failed_tasks=2, state="paused"),
+    ),
+    "task-file job": lambda f, s: f.submitters.submit_task_file(
+        ALICE, TaskFileJobIn(name="list", tasks=[["echo", "a"], ["echo", "b"]])
+    ),
+    "deadline job": lambda f, s: f.submitters.submit_deadline(
+        ALICE, TemplateJobIn(template=DEADLINE_TEMPLATE), max_failed_tasks=3, description="d"
+    ),
+    "queue environment": lambda f, s: f.submitters.add_environment(
+        ADMIN, name="venv", priority=1, template=QUEUE_ENV
+    ),
     "skip a range": lambda f, s: f.monitor.act_on_range(
         ALICE, s["job"], 0, first=0, last=3, action="skip"
     ),
     "a poll with a sample": lambda f, s: sampled(f, s["worker"]),
+    "main site": lambda f, s: f.sites.set_site(ADMIN, "sthlm", api.SiteIn(main=True)),
+    "claim a sync": lambda f, s: f.sites.claim_sync(ADMIN, s["job"], "sthlm"),
 }
 
 

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
 
 from thresher.core.errors import InvalidInput
-from thresher.core.query import Condition, Query, parse_where
+from thresher.core.query import Condition, Query, parse_query, parse_where
 
 ENGINE: dict[str, Any] = {
     "name": "Blender",
@@ -79,3 +80,38 @@ def test_a_where_clause_alone_names_its_own_field() -> None:
         parse_where("type")
     assert info.value.field == "where"
     assert parse_where("") == ()
+
+
+@pytest.mark.parametrize(
+    ("text", "entity", "conditions"),
+    [
+        ("job where status=running", "job", (Condition("status", "=", "running"),)),
+        ("jobs", "job", ()),
+        ("TASK where job=12 and status!=done", "task", None),
+        ("workers where site=hq", "worker", (Condition("site", "=", "hq"),)),
+    ],
+)
+def test_a_query_is_an_entity_and_its_conditions(
+    text: str, entity: str, conditions: tuple[Condition, ...] | None
+) -> None:
+    query = parse_query(text, entities=("job", "task", "worker", "engine"))
+    assert query.entity == entity
+    if conditions is not None:
+        assert query.conditions == conditions
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("", "starts with what to find"),
+        ("shots where a=b", "starts with what to find (job, task), not 'shots'"),
+        ("job status=running", "expected 'where' after 'job'"),
+        ("job where", "'where' needs at least one condition"),
+        ("job where status", "expected FIELD OP VALUE"),
+        ("job where " + "a=b and " * 300 + "a=b", "longer than 2000"),
+    ],
+)
+def test_a_malformed_query_is_refused_naming_q(text: str, message: str) -> None:
+    with pytest.raises(InvalidInput, match=re.escape(message)) as info:
+        parse_query(text, entities=("job", "task"))
+    assert info.value.field == "q"

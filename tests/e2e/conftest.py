@@ -76,8 +76,11 @@ class Farm:
         self.procs.append(proc)
         return proc
 
-    def controller(self, *, heartbeat: float = 0.5, lease: float = 3.0) -> Proc:
+    def controller(
+        self, *, heartbeat: float = 0.5, lease: float = 3.0, args: Sequence[str] = ()
+    ) -> Proc:
         argv = [THRESHER, "controller", "--data-dir", str(self.data_dir), "--host", "127.0.0.1"]
+        argv += list(args)
         argv += ["--port", str(self.port), "--heartbeat", str(heartbeat), "--lease", str(lease)]
         if self.db_url and not self.db_url.startswith("sqlite"):
             argv += ["--database-url", self.db_url]

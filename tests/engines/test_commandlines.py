@@ -53,6 +53,14 @@ def steps_of(argv: tuple[str, ...]) -> list[tuple[int | None, list[str]]]:
             {"frames": (1,), "input": "/s.blend", "parameters": {"renderer": "workbench"}},
             "blender -b /s.blend --python-exit-code 1 -E BLENDER_WORKBENCH -s 1 -e 1 -a",
         ),
+        (  # a GPU lane: Cycles on its GPUs unless the job says otherwise
+            {"frames": (1,), "input": "/s.blend", "gpu_ids": (1,)},
+            "blender -b /s.blend --python-exit-code 1 -s 1 -e 1 -a -- --cycles-device CUDA",
+        ),
+        (
+            {"frames": (1,), "input": "/s.blend", "gpu_ids": (1,), "parameters": {"device": "cpu"}},
+            "blender -b /s.blend --python-exit-code 1 -s 1 -e 1 -a -- --cycles-device CPU",
+        ),
         (
             {"frames": (1, 3, 5), "input": "/s.blend"},
             "blender -b /s.blend --python-exit-code 1 -s 1 -e 5 -j 2 -a",

@@ -6,13 +6,13 @@ import inspect
 
 from pydantic import BaseModel
 
-from thresher.schemas import agent, api, farm, jobs
+from thresher.schemas import agent, api, farm, jobs, sites
 
 
 def test_every_model_is_in_the_api_namespace() -> None:
     defined = {
         name
-        for module in (jobs, agent, farm)
+        for module in (jobs, agent, farm, sites)
         for name, value in inspect.getmembers(module, inspect.isclass)
         if issubclass(value, BaseModel) and value.__module__ == module.__name__
     }

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 import socket
 import threading
@@ -18,7 +19,7 @@ from thresher.cli.common import stderr, stdout
 from thresher.controller.app import Server, create_app, listen_socket, server_config
 from thresher.controller.auth import ensure_admin_token, private_dir
 from thresher.controller.observe import configure_logging
-from thresher.controller.settings import ControllerSettings
+from thresher.controller.settings import ControllerSettings, SmtpSettings
 from thresher.core.clock import SystemClock
 from thresher.store.cluster import exclusive
 from thresher.store.db import sqlite_url
@@ -136,6 +137,18 @@ def controller(
         float,
         typer.Option("--lease", min=0.1, help="Seconds of silence before a worker is offline."),
     ] = 15.0,
+    disk_low_gb: Annotated[
+        float, typer.Option(min=0, help="a worker with less free disk is worker.disk_low")
+    ] = 2.0,
+    smtp_host: Annotated[
+        str | None, typer.Option(help="SMTP server of e-mail notifications (none: no e-mail)")
+    ] = None,
+    smtp_port: Annotated[int, typer.Option(min=1, max=65535)] = 25,
+    smtp_from: Annotated[str, typer.Option(help="their From address")] = "thresher@localhost",
+    smtp_starttls: Annotated[bool, typer.Option("--smtp-starttls")] = False,
+    smtp_user: Annotated[
+        str | None, typer.Option(help="SMTP login (password: $THRESHER_SMTP_PASSWORD)")
+    ] = None,
     tls_cert: Annotated[
         Path | None,
         typer.Option(
@@ -189,6 +202,15 @@ def controller(
         database_url=database_url,
         heartbeat_s=heartbeat,
         lease_s=lease,
+        disk_low_bytes=int(disk_low_gb * 2**30),
+        smtp=SmtpSettings(
+            host=smtp_host,
+            port=smtp_port,
+            sender=smtp_from,
+            starttls=smtp_starttls,
+            user=smtp_user,
+            password=os.environ.get("THRESHER_SMTP_PASSWORD"),
+        ),
         tls_certfile=tls_cert,
         tls_keyfile=tls_key,
     )

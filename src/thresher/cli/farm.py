@@ -4,19 +4,29 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import platform
 import signal
+import socket
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated
 
 import typer
+import uvicorn
 
+from thresher.cli.files import files_token
 from thresher.controller.app import Server, create_app, listen_socket, server_config
 from thresher.controller.auth import ensure_admin_token, private_dir
 from thresher.controller.settings import ControllerSettings
 from thresher.core.clock import SystemClock
+from thresher.engines.platforms import normalize_os
+from thresher.files.server import listen, server
+from thresher.files.service import FileService
+from thresher.files.store import ChunkStore
 from thresher.store.db import sqlite_url
+from thresher.store.sites import SiteRecord
 from thresher.store.store import Store
 from thresher.worker.agent import Agent, AgentConfig
 from thresher.worker.facts import detect
@@ -37,6 +47,7 @@ async def run_farm(
     port: int,
     workers: int,
     lanes: int,
+    files_port: int = 0,
     announce: bool = True,
     stop: asyncio.Event | None = None,
 ) -> None:
@@ -50,12 +61,14 @@ async def run_farm(
     sock = listen_socket(host, port)
     url = f"http://{host}:{sock.getsockname()[1]}"
     server = _EmbeddedServer(server_config(create_app(settings, store=store, clock=clock)))
+    files_server, files_sock = embedded_files(settings.data_dir, store, host=host, port=files_port)
     stop = stop or asyncio.Event()
     if threading.current_thread() is threading.main_thread():
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
     serving = asyncio.create_task(server.serve(sockets=[sock]))
+    files_serving = asyncio.create_task(files_server.serve(sockets=[files_sock]))
     while not server.started:
         if serving.done():
             serving.result()
@@ -64,6 +77,8 @@ async def run_farm(
         if written:
             typer.echo(f"admin token written to {written}")
         typer.echo(f"thresher farm listening on {url}")
+        files_url = f"http://{host}:{files_sock.getsockname()[1]}"
+        typer.echo(f"  main site file service on {files_url}")
         typer.echo(
             f"  export THRESHER_URL={url} THRESHER_TOKEN=$(cat {settings.data_dir}/admin-token)"
         )
@@ -80,8 +95,37 @@ async def run_farm(
     await stop.wait()
     await asyncio.gather(*agents, return_exceptions=True)
     server.should_exit = True
+    files_server.should_exit = True
     await serving
+    await files_serving
     store.close()
+
+
+def embedded_files(
+    data_dir: Path, store: Store, *, host: str, port: int
+) -> tuple[uvicorn.Server, socket.socket]:
+    """The main site's file service, served in the farm's process: its chunk store under
+    DATA_DIR/files, the volumes' roots at the main site read from the farm's store. The main
+    site is declared with it unless a site is already the main one."""
+    root = data_dir / "files"
+    token = files_token(root, None)
+    sock = listen(host, port)
+    url = f"http://{host}:{sock.getsockname()[1]}"
+    sites = store.sites.sites()
+    main = next((s for s in sites if s.main), None)
+    site = main.name if main else "hq"
+    if main is None or main.file_service_url is None:
+        record = SiteRecord(site, "main site", True, url, None, 4, time.time(), token)
+        store.sites.set_site(record)
+    os_name = normalize_os(platform.system())
+
+    def volume_root(volume: str) -> Path | None:
+        found = store.sites.volumes().get(volume)
+        root = found.root_for(site, os_name) if found else None
+        return Path(root) if root else None
+
+    service = FileService(ChunkStore(root / "store"), token=token, site=site, roots=volume_root)
+    return server(service), sock
 
 
 def farm(
@@ -94,10 +138,17 @@ def farm(
     lanes: Annotated[int, typer.Option(min=1, help="lanes per worker")] = 1,
     heartbeat: Annotated[float, typer.Option(help="seconds between heartbeats")] = 5.0,
     lease: Annotated[float, typer.Option(help="seconds of silence before a worker is lost")] = 15.0,
+    files_port: Annotated[
+        int, typer.Option(help="the main site's file service (0: a free port)")
+    ] = 8421,
 ) -> None:
     """Run an embedded farm: controller on SQLite plus local workers. Ctrl-C stops all."""
     settings = ControllerSettings(data_dir=data_dir.resolve(), heartbeat_s=heartbeat, lease_s=lease)
-    asyncio.run(run_farm(settings, host=host, port=port, workers=workers, lanes=lanes))
+    asyncio.run(
+        run_farm(
+            settings, host=host, port=port, workers=workers, lanes=lanes, files_port=files_port
+        )
+    )
     typer.echo("farm stopped")
 
 

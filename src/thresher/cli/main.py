@@ -48,7 +48,12 @@ COMMANDS = {
     "farm": Entry(
         "farm", "Run an embedded farm: controller on SQLite plus local workers. Ctrl-C stops all."
     ),
-    "submit": Entry("submit", "Submit a command job or an engine job and print its id."),
+    "submit": Entry(
+        "submit", "Submit a command job, a task-file job or an engine job and print its id."
+    ),
+    "submitter": Entry(
+        "submitter", "Open the desktop submitter: drop a scene, check the form, submit."
+    ),
     "submit-template": Entry(
         "templates", "Submit an OpenJD job template with parameter values and print the job's id."
     ),
@@ -113,6 +118,22 @@ COMMANDS = {
     ),
     "restore": Entry(
         "ops", "Restore a backup as the farm's database; no controller may run on it meanwhile."
+    ),
+    "sites": Entry("sites", "Sites: the places the farm spans."),
+    "download": Entry(
+        "download", "Fetch a job's outputs here; --follow fetches them as tasks finish."
+    ),
+    "files": Entry(
+        "files", "Run a site's file service: its chunk store, and transfers with other sites'."
+    ),
+    "volumes": Entry("sites", "Volumes: storage roots per site and OS."),
+    "events": Entry(
+        "events", "Recent events: your jobs' (an admin's: every job's and the workers')."
+    ),
+    "subscriptions": Entry("events", "Webhooks and e-mail on events."),
+    "autoscale": Entry(
+        "autoscale",
+        "Start and retire the workers of one group from the tasks waiting for its kind of worker.",
     ),
     "access-key": Entry(
         "access_keys", "AWS-style key pairs for the Deadline Cloud compatible routes."

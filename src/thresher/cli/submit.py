@@ -19,6 +19,7 @@ from thresher.cli.common import (
     fail,
     print_json,
 )
+from thresher.cli.task_file import task_file_job
 
 
 def parse_env(pairs: list[str]) -> dict[str, str]:
@@ -135,6 +136,9 @@ def submit(
     cwd: Annotated[
         str | None, typer.Option("--cwd", help="Working directory on the worker.")
     ] = None,
+    image: Annotated[
+        str | None, typer.Option("--image", help="Run the tasks in this container image.")
+    ] = None,
     priority_frames: Annotated[
         str | None,
         typer.Option("--priority-frames", metavar="F", help="Frames to render first."),
@@ -192,11 +196,39 @@ def submit(
         float | None,
         typer.Option("--forgive", metavar="S", help="Seconds until an avoided host is forgiven."),
     ] = None,
+    dep: Annotated[
+        list[str] | None,
+        typer.Option("--dep", metavar="PATH", help="Engine job: a file it needs; repeatable."),
+    ] = None,
+    parse_deps: Annotated[
+        bool, typer.Option("--parse-deps", help="Add the files the input references.")
+    ] = False,
+    upload_deps: Annotated[
+        bool,
+        typer.Option(
+            "--upload-deps", help="No shared storage here: send the input and deps to the farm."
+        ),
+    ] = False,
+    volume: Annotated[
+        str | None, typer.Option("--volume", help="--upload-deps: the volume to send them to.")
+    ] = None,
+    task_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--task-file",
+            metavar="FILE",
+            help="A job whose tasks are FILE's lines, each its own arguments after CMD (if "
+            "any); '-' reads stdin.",
+        ),
+    ] = None,
+    as_files: Annotated[
+        bool, typer.Option("--lines-are-files", help="--task-file: each line is one argument.")
+    ] = False,
     as_json: JsonOption = False,
     url: UrlOption = DEFAULT_URL,
     token: TokenOption = None,
 ) -> None:
-    """Submit a command job or an engine job and print its id."""
+    """Submit a command job, a task-file job or an engine job and print its id."""
     variables = parse_env(env or [])
     scheduling: dict[str, Any] = {
         "filters": filters,
@@ -212,10 +244,11 @@ def submit(
         "errors_to_avoid": errors_to_avoid,
         "forgive_s": forgive,
     }
+    common = {"priority": priority, "retries": retries, "after": after or [], "cwd": cwd}
+    common |= {"env": variables, "max_runtime_s": max_runtime, "paused": paused, **scheduling}
     if engine is not None:
         if command:
             fail("an engine job takes no command after `--`")
-        parameters = engine_parameters(param or [], arg or [])
         payload: dict[str, Any] = {
             "engine": engine,
             "name": name,
@@ -224,26 +257,23 @@ def submit(
             "frames": frames,
             "output": absolute(output),
             "chunk": chunk,
-            "parameters": parameters,
+            "parameters": engine_parameters(param or [], arg or []),
             "filters": filters,
-            "priority": priority,
-            "retries": retries,
-            "after": after or [],
-            "env": variables,
-            "cwd": cwd,
             "priority_frames": priority_frames,
-            "max_runtime_s": max_runtime,
-            "paused": paused,
-            **scheduling,
+            "container": {"image": image} if image else None,
+            **common,
         }
         if bucket is not None:
             payload["settings"] = {"task_bucketsize": bucket}
-        with connect(url, token) as client:
-            job = client.create_job({k: v for k, v in payload.items() if v is not None})
-        _print_id(job.id, as_json)
+        payload["dependencies"] = dependencies(input_path, dep or [], parse=parse_deps)
+        roaming = volume if upload_deps else None
+        _submit_engine(payload, url, token, as_json, upload=upload_deps, volume=roaming)
         return
+    if task_file is not None:
+        job_id = task_file_job(task_file, command, name, as_files, common, url, token)
+        return _print_id(job_id, as_json)
     if not command:
-        fail("give a command after `--`, or --engine for an engine job")
+        fail("give a command after `--`, --task-file, or --engine for an engine job")
     if name is None:
         fail("a command job needs --name")
     _refuse_engine_options(
@@ -270,9 +300,54 @@ def submit(
             priority_frames=priority_frames,
             max_runtime_s=max_runtime,
             paused=paused,
+            image=image,
             **scheduling,
         )
     _print_id(job.id, as_json)
+
+
+def _submit_engine(
+    payload: dict[str, Any],
+    url: str,
+    token: str | None,
+    as_json: bool,
+    *,
+    upload: bool,
+    volume: str | None,
+) -> None:
+    with connect(url, token) as client:
+        local_output = None
+        if upload:
+            payload, local_output = uploaded(client, payload, volume=volume)
+        job = client.create_job({k: v for k, v in payload.items() if v is not None})
+    _print_id(job.id, as_json)
+    if local_output is not None:
+        typer.echo(
+            f"fetch its outputs with: thresher download {job.id} --follow --dest {local_output}",
+            err=True,
+        )
+
+
+def dependencies(input_path: str | None, deps: list[str], *, parse: bool) -> list[str]:
+    """The --dep files, and with --parse-deps those the input references."""
+    found = [p for p in (absolute(d) for d in deps) if p]
+    if parse and input_path and not input_path.startswith("share="):
+        from thresher.engines.references import references
+
+        found += [str(p) for p in references(Path(input_path))]
+    return list(dict.fromkeys(found))
+
+
+def uploaded(client: Any, payload: dict[str, Any], *, volume: str | None) -> tuple[Any, Any]:
+    """--upload-deps: the payload once its local files are at the main site."""
+    import getpass
+
+    from thresher.cli.roaming import RoamingError, upload_deps
+
+    try:
+        return upload_deps(client, payload, owner=getpass.getuser(), volume=volume)
+    except RoamingError as exc:
+        fail(str(exc))
 
 
 def _refuse_engine_options(given: dict[str, object]) -> None:

@@ -19,6 +19,7 @@ from typing import Annotated
 
 import typer
 
+from thresher.cli.worker_cloud import container_settings, with_containers, with_gpu_lanes
 from thresher.worker.agent import Agent, AgentConfig
 from thresher.worker.config import (
     ConfigError,
@@ -174,6 +175,31 @@ def worker(
             help="what a lane runs: engine names or job kinds (repeat; other lanes: anything)",
         ),
     ] = None,
+    lane_gpus: Annotated[
+        str | None,
+        typer.Option(
+            metavar="LANE=GPU[+GPU],...|auto",
+            help="GPU device ids each lane owns (0=0,1=1); auto: one detected GPU per lane",
+        ),
+    ] = None,
+    container_engine: Annotated[
+        str,
+        typer.Option(help="podman, docker, a path, auto (podman, else docker) or none"),
+    ] = "auto",
+    container_runtime: Annotated[
+        str | None, typer.Option(help="the OCI runtime podman uses (e.g. runc)")
+    ] = None,
+    container_mount: Annotated[
+        list[str] | None,
+        typer.Option(
+            metavar="PATH[:ro|rw]",
+            help="a folder every container sees at the same path (repeat; default ro)",
+        ),
+    ] = None,
+    containers_conf: Annotated[
+        Path | None,
+        typer.Option(exists=True, dir_okay=False, help="a containers.conf for podman"),
+    ] = None,
     config: Annotated[
         Path | None,
         typer.Option(exists=True, dir_okay=False, help="TOML file with any of these options"),
@@ -248,6 +274,11 @@ def worker(
         )
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="--attr") from None
+    facts = with_gpu_lanes(facts, _setting(lane_gpus, file, "lane_gpus", None), attr or [])
+    containers = container_settings(
+        container_engine, container_runtime, containers_conf, container_mount or []
+    )
+    facts = with_containers(facts, containers)
     given_dir = _setting(work_dir, file, "work_dir", None)
     work = Path(str(given_dir)) if given_dir is not None else _default_work_dir(str(worker_name))
     work = work.resolve()
@@ -266,6 +297,7 @@ def worker(
         grace_s=float(str(_setting(grace, file, "grace", 10.0))),
         path_mapping_rules=read_path_mapping(path_mapping),
         openjd_idle_s=openjd_idle,
+        containers=containers,
     )
     typer.echo(f"thresher worker {worker_name} with {lane_count} lane(s) polling {url}", err=True)
     asyncio.run(run_agents([agent_config]))

@@ -116,6 +116,7 @@ def _describe(worker: "api.WorkerOut") -> None:
         **{
             f"lane {lane.index}": ("anything" if lane.engines is None else ", ".join(lane.engines))
             + (" (set from the controller)" if lane.overridden else "")
+            + (f"; GPUs {', '.join(str(g) for g in lane.gpus)}" if lane.gpus else "")
             for lane in worker.lanes_detail
         },
         **{f"attribute {k}": v for k, v in sorted(worker.attributes.items())},

@@ -148,6 +148,34 @@ class AgentClient:
         raise_for(response)
         return engines.EngineSourceOut.model_validate(response.json())
 
+    async def _request(self, method: str, path: str, body: Any = None) -> Any:
+        headers = {"Authorization": f"Bearer {self.token}"}
+        try:
+            response = await self._http.request(method, path, json=body, headers=headers)
+        except httpx.HTTPError as exc:
+            raise translate(exc) from exc
+        raise_for(response)
+        return response.json()
+
+    async def volumes(self) -> api.VolumeList:
+        """Every volume with its roots per site and OS (share paths resolve with them)."""
+        return api.VolumeList.model_validate(await self._request("GET", "/api/v1/volumes"))
+
+    async def sites(self) -> api.AgentSiteList:
+        """Sites with their file services (and the tokens they take)."""
+        return api.AgentSiteList.model_validate(await self._request("GET", "/api/v1/agent/sites"))
+
+    async def claim_sync(self, job_id: int, site: str) -> api.SyncClaimOut:
+        """Whether this worker runs the job's download sync at `site` now."""
+        found = await self._request("POST", f"/api/v1/agent/sync/{job_id}/{site}")
+        return api.SyncClaimOut.model_validate(found)
+
+    async def report_sync(self, job_id: int, site: str, body: api.SyncReportIn) -> api.JobSiteOut:
+        found = await self._request(
+            "PUT", f"/api/v1/agent/sync/{job_id}/{site}", body.model_dump(mode="json")
+        )
+        return api.JobSiteOut.model_validate(found)
+
     async def register(self, body: api.RegisterIn) -> api.RegisterOut:
         """Enrol with the one-time code, else the current (enrolment or own) token; afterwards
         the worker's own token is used."""

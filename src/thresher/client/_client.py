@@ -7,7 +7,10 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel
 
+from thresher.client._accsyn import AccsynCalls
+from thresher.client._events import EventsMixin
 from thresher.client._security import SecurityCalls
+from thresher.client._sites import SitesCalls
 from thresher.schemas import api
 from thresher.schemas import engines as eng
 from thresher.schemas import monitor as mon
@@ -16,7 +19,7 @@ from thresher.schemas import openjd as ojd
 M = TypeVar("M", bound=BaseModel)
 
 
-class Client(SecurityCalls):
+class Client(AccsynCalls, EventsMixin, SecurityCalls, SitesCalls):
     """A connection to a Thresher controller, answering typed results (`thresher.schemas.api`).
 
     >>> client = Client("http://127.0.0.1:8420", token)        # doctest: +SKIP
@@ -88,11 +91,13 @@ class Client(SecurityCalls):
         preview_every: int | None = None,
         errors_to_avoid: int | None = None,
         forgive_s: float | None = None,
+        image: str | None = None,
     ) -> api.JobOut:
         """Submit a command job; `command` is an argv template with {start} {end} {frame}
-        {frames} placeholders. The scheduling options are described in docs/scheduling.md:
-        `filters` such as ``ram:>32GB,pool:@lighting``, `limits` (license names) each task
-        holds, caps, `after_name` (a glob over your job names; `after_global`: everyone's)."""
+        {frames} placeholders; with `image`, its tasks run in that container image. The
+        scheduling options are described in docs/scheduling.md: `filters` such as
+        ``ram:>32GB,pool:@lighting``, `limits` (license names) each task holds, caps,
+        `after_name` (a glob over your job names; `after_global`: everyone's)."""
         return self.submit_job(
             api.JobIn(
                 filters=filters,
@@ -119,6 +124,7 @@ class Client(SecurityCalls):
                 priority_frames=priority_frames,
                 max_runtime_s=max_runtime_s,
                 paused=paused,
+                container=None if image is None else api.ContainerIn(image=image),
             )
         )
 
@@ -167,9 +173,6 @@ class Client(SecurityCalls):
         body = {"priority": priority}
         response = self._call("PUT", f"/api/v1/jobs/{job_id}/priority", json=body)
         return api.ActionOut.model_validate(response.json())
-
-    def delete(self, job_id: int) -> None:
-        self._call("DELETE", f"/api/v1/jobs/{job_id}")
 
     # -- tasks ----------------------------------------------------------------------------------
 
@@ -422,44 +425,3 @@ class Client(SecurityCalls):
             "environments": [e if isinstance(e, str) else dict(e) for e in env_templates],
             **{k: v for k, v in fields.items() if v is not None},
         }
-
-    # -- accsyn-style calls ---------------------------------------------------------------------
-
-    def create(self, entity: str, data: Mapping[str, Any]) -> Any:
-        """Create something from a plain payload, as accsyn's API does.
-
-        - ``create("job", {...})``: a job; an ``engine`` field makes it an engine job in
-          accsyn's shape (``input``, ``range``, ``output``, ``settings.task_bucketsize``,
-          ``parameters``, ``envs``, ``filters``, ``dependencies``); ``code`` may stand for
-          ``name``, which defaults to ``"<engine>: <input file name>"``. Returns the job.
-        - ``create("engine", {"name": ..., "source": ...})``: publish an engine (admins).
-        """
-        kind = entity.strip().lower()
-        if kind == "job":
-            return self.create_job(data)
-        if kind == "engine":
-            return self.publish_engine(str(data.get("name", "")), str(data.get("source", "")))
-        raise ValueError(f"create() makes a 'job' or an 'engine', not {entity!r}")
-
-    def create_job(self, data: Mapping[str, Any]) -> api.JobOut:
-        """A job from a plain payload (see :meth:`create`)."""
-        body = dict(data)
-        if "code" in body and "name" not in body:
-            body["name"] = body.pop("code")
-        if "name" not in body and body.get("engine"):
-            stem = str(body.get("input") or "").replace("\\", "/").rsplit("/", 1)[-1]
-            body["name"] = f"{body['engine']}: {stem}" if stem else str(body["engine"])
-        return self._post(api.JobOut, "/api/v1/jobs", body)
-
-    def find(self, query: str) -> list[eng.EngineOut]:
-        """Find things with a tiny query language: ``engine where type=compute and
-        enabled=true`` (conditions ``FIELD OP VALUE`` joined by ``and``; OP one of ``=``
-        ``!=`` ``<`` ``<=`` ``>`` ``>=`` ``~`` (contains); see docs/engines.md)."""
-        entity, _, rest = query.strip().partition(" ")
-        if entity.lower() not in ("engine", "engines"):
-            raise ValueError(f"find() looks up engines ('engine where ...'), not {entity!r}")
-        rest = rest.strip()
-        keyword, _, where = rest.partition(" ")
-        if rest and keyword.lower() != "where":
-            raise ValueError(f"expected 'where' after {entity!r}, got {keyword!r}")
-        return self.engines(where=where.strip() or None)

@@ -13,6 +13,7 @@ from thresher.controller.convert import assignment_out, finish_report, registrat
 from thresher.controller.dispatch import Dispatch, Dispatcher, DispatchIndex
 from thresher.controller.jobs import Jobs
 from thresher.controller.monitor import SampleKeeper
+from thresher.controller.notifications import DiskWatch, workers_lost, workers_sick
 from thresher.controller.scheduling import Scheduling
 from thresher.controller.settings import ControllerSettings
 from thresher.controller.unit import UnitOfWork
@@ -63,6 +64,7 @@ class Agents:
         self._flushed_at = 0.0
         self.samples = SampleKeeper(store)  # resource samples polls carry (web monitor)
         self.log_bytes: Callable[[int], None] | None = None  # told of output taken in
+        self.disk = DiskWatch(store, settings.disk_low_bytes)  # worker.disk_low events
 
     # -- enrolment and identity -----------------------------------------------------------------
 
@@ -186,6 +188,9 @@ class Agents:
             self.flush_heartbeats()
             heard = [w for w, at in self._heard.items() if now - at < lease_s]
             expired = self.store.workers.expire(now=now, lease_s=lease_s, keep=heard)
+            workers_lost(self.store, expired, now=now)
+            sick, self.index.newly_sick = self.index.newly_sick, []
+            workers_sick(self.store, sick, now=now)
         if expired:
             self.notifier.notify()
         return expired
@@ -227,7 +232,10 @@ class Agents:
         for fin, result in zip(finished, results, strict=True):
             if isinstance(result, StaleAttempt):
                 stale.append(fin.attempt_id)
-            elif result is not None and self.index.finished(
+                continue
+            if fin.status in ("failed", "timed_out"):
+                self.store.events.emit_task_failed(fin.attempt_id, now=self.clock.now())
+            if result is not None and self.index.finished(
                 fin.attempt_id, fin.status, fin.duration_s
             ):
                 # Only a failure can make tasks never run (a success turned into a failure by
@@ -297,6 +305,7 @@ class Agents:
             self.heartbeat(worker_id, started)
             stale = self._report(body.output, body.finished)
             self.scheduling.note_local_nimby(worker_id, body.nimby)
+            self.disk.seen(worker_id, body.sample, now=started)
             held, stale = self._reconcile(worker_id, body, stale, started)
             got = self._dispatch(worker_id, body.lanes, body.ahead_lanes, held)
             if body.sample:

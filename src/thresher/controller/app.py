@@ -17,6 +17,7 @@ from thresher.controller.audit import AuditTrail
 from thresher.controller.body_limit import BodyLimit
 from thresher.controller.farm import Farm
 from thresher.controller.notifier import Notifier
+from thresher.controller.notify import Sender
 from thresher.controller.observe import Observe
 from thresher.controller.routes import (
     agent,
@@ -30,6 +31,9 @@ from thresher.controller.routes import (
     pools,
     renderacre,
     security,
+    sites,
+    submitters,
+    subscriptions,
     tasks,
     templates,
     web,
@@ -80,14 +84,18 @@ def create_app(
         await farm.call(farm.start, clock.now())
         task = asyncio.create_task(_sweep_forever(farm)) if sweeper else None
         farm.events.start(asyncio.get_running_loop())
+        deliveries = Sender(clock, smtp=settings.smtp)  # farm events to webhooks and e-mail
+        notifier.listeners.append(deliveries.changed)
+        sender = asyncio.create_task(deliveries.run(farm))
         try:
             yield
         finally:
             await farm.events.stop()
-            if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+            for running in (task, sender):
+                if running is not None:
+                    running.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await running
             farm.close()
 
     app = FastAPI(
@@ -113,8 +121,11 @@ def create_app(
     app.include_router(deadline.router)  # Deadline Cloud's CreateJob & co
     app.include_router(deadline.admin_router)
     deadline.install(app)
+    app.include_router(subscriptions.router)  # farm events, subscriptions (webhooks, e-mail)
+    app.include_router(submitters.router)  # find, job updates, task-file jobs
     for scheduling in (limits, pools, nimby):
         app.include_router(scheduling.router)
+    app.include_router(sites.router)  # sites, volumes, jobs' sync per site
     app.include_router(security.router)  # accounts, tokens, enrolment codes, audit
     app.include_router(security.enrol_router)
     app.add_middleware(AuditTrail)  # every state-changing call, in the database

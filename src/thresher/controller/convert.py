@@ -79,6 +79,7 @@ def registration(body: api.RegisterIn) -> WorkerRegistration:
         gpus=body.gpus,
         capacity=body.capacity,
         lane_engines={k: tuple(v) for k, v in body.lane_engines.items()},
+        lane_gpus={k: tuple(v) for k, v in body.lane_gpus.items()},
     )
 
 
@@ -196,6 +197,7 @@ def worker_out(w: WorkerRecord) -> api.WorkerOut:
                 index=lane,
                 engines=None if engines is None else list(engines),
                 overridden=lane in w.lane_overrides,
+                gpus=list(w.lane_gpus.get(lane, ())),
             )
             for lane, engines in sorted(w.lane_engines.items())
         ],

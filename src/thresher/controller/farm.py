@@ -26,14 +26,18 @@ from thresher.controller.dispatch import DispatchIndex
 from thresher.controller.engines import EngineRegistry
 from thresher.controller.events import EventHub
 from thresher.controller.farm_thread import FarmThread
+from thresher.controller.find import Finder
 from thresher.controller.jobs import Jobs
 from thresher.controller.metrics import FarmMetrics, TimedDispatcher
 from thresher.controller.monitor import Monitor
+from thresher.controller.notifications import Subscriptions
 from thresher.controller.notifier import Notifier
 from thresher.controller.peers import Peers, controller_ident
 from thresher.controller.scheduling import Scheduling
 from thresher.controller.sealing import SecretBox
 from thresher.controller.settings import ControllerSettings
+from thresher.controller.sites import Sites
+from thresher.controller.submitters import Submitters
 from thresher.controller.unit import UnitOfWork
 from thresher.controller.waiting import Waiting
 from thresher.core.clock import Clock
@@ -97,6 +101,9 @@ class Farm:
             SecretBox.from_file(settings.secret_key_file or settings.data_dir / "secret.key"),
             max_life_s=settings.max_token_life_s,
         )
+        self.submitters = Submitters(store, clock, self.unit, self.jobs)
+        self.jobs.on_failures = self.submitters.check_failed_cap
+        self.finder = Finder(store, self.unit)
         self.waiting = Waiting(store, self.dispatch_index)
         self.monitor = Monitor(store, clock, self.unit, self.jobs)  # the web monitor's reads
         self.events = EventHub(store, clock, self.thread.run)  # server-sent events
@@ -113,7 +120,10 @@ class Farm:
             heard=self.metrics.peer_changes.inc,
         )
         self.sweep_lease = SingletonLease(store.engine, "sweep")
+        self.sites = Sites(store, clock, self.unit)  # sites, volumes, jobs' sync per site
         self._store = store
+        self.store = store  # the event sender reads and records its deliveries directly
+        self.subscriptions = Subscriptions(store, clock, self.access.box)
 
     async def call(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
         """`await farm.call(farm.jobs.submit, caller, body)`: run a use case on the farm thread.

@@ -3,13 +3,15 @@ priority, delete, retry or skip one task. Each is one transaction (`UnitOfWork`)
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from thresher.controller.auth import ADMIN, ARTIST, WRANGLER, Caller
 from thresher.controller.compile import compile_job, compile_template
 from thresher.controller.compile.policy import SubmitPolicy
 from thresher.controller.engines import EngineRegistry
+from thresher.controller.notifications import final_kind, job_event
+from thresher.controller.sites import submission_fields
 from thresher.controller.unit import UnitOfWork
 from thresher.controller.visibility import (
     check_may_change,
@@ -18,9 +20,11 @@ from thresher.controller.visibility import (
     visible_owners,
 )
 from thresher.core.clock import Clock
-from thresher.core.errors import InvalidInput, NotFound
+from thresher.core.errors import InvalidInput, NotFound, ProblemCollector
+from thresher.core.events import EventKind
 from thresher.core.model import AttemptRecord, JobRecord, JobSpec, TaskRecord
 from thresher.core.states import JobStatus, TaskStatus
+from thresher.core.volumes import check_refs
 from thresher.engines import Engine
 from thresher.schemas import api
 from thresher.schemas import openjd as openjd_schema
@@ -81,6 +85,9 @@ class Jobs:
         self.store, self.clock, self.unit = store, clock, unit
         self.lookup = StoreLookup(store, engines)
         self.policy = policy
+        # Told of a job whose tasks may have failed for good (the failed-task cap, see
+        # controller/submitters.py), in the transaction of the failure.
+        self.on_failures: Callable[[int], None] | None = None
 
     # -- submit and read ------------------------------------------------------------------------
 
@@ -88,14 +95,25 @@ class Jobs:
         """Compile and store a command or engine job (accsyn's shape included)."""
         caller.require(*SUBMITTERS)
         with self.unit.change():
-            return self._create(
-                caller, compile_job(body, owner=caller.name, lookup=self.lookup, policy=self.policy)
-            )
+            problems = ProblemCollector()  # share paths and the rest, reported together
+            with problems.check():
+                check_refs(submission_fields(body), self.store.sites.volumes())
+            spec: JobSpec | None = None
+            with problems.check():
+                spec = compile_job(body, owner=caller.name, lookup=self.lookup, policy=self.policy)
+            problems.raise_found()
+            assert spec is not None
+            job = self._create(caller, spec)
+            for site, settings in (body.sites or {}).items():
+                changes = settings.model_dump(exclude_none=True)
+                self.store.sites.set_job_site(job.id, site, changes, now=self.clock.now())
+            return job
 
     def submit_template(self, caller: Caller, body: openjd_schema.TemplateJobIn) -> JobRecord:
         """Compile and store an OpenJD template job; a TemplateError lists every problem."""
         caller.require(*SUBMITTERS)
         with self.unit.change():
+            check_refs({"parameters": body.parameters}, self.store.sites.volumes())
             return self._create(
                 caller,
                 compile_template(body, owner=caller.name, lookup=self.lookup, policy=self.policy),
@@ -103,7 +121,9 @@ class Jobs:
 
     def _create(self, caller: Caller, spec: JobSpec) -> JobRecord:
         check_submission(caller, spec)
-        return self.store.jobs.get(self.store.jobs.create(spec, now=self.clock.now()))
+        job = self.store.jobs.get(self.store.jobs.create(spec, now=self.clock.now()))
+        job_event(self.store, job, EventKind.JOB_SUBMITTED, now=self.clock.now())
+        return job
 
     def get(self, caller: Caller, job_id: int) -> JobRecord:
         """The job, if the caller may see it (else NotFound, as if there were none)."""
@@ -238,6 +258,7 @@ class Jobs:
             self.store.jobs.request_stop_running(job_id, "canceled")
             waiting = self.store.jobs.waiting_on(job_id)
             self.store.jobs.delete(job_id)
+            self.store.sites.delete_job(job_id)  # its sync per site
             for other in waiting:
                 self._stamp_if_final(other)
 
@@ -269,10 +290,13 @@ class Jobs:
         `mark=False`: nothing failed (a worker's successes), so nothing new can be marked."""
         if mark or restore:
             self.store.tasks.mark_never_run(job_id, now=self.clock.now(), restore=restore)
+        if mark and self.on_failures is not None:
+            self.on_failures(job_id)
         if self.store.snapshot.job_unsettled(job_id):  # tasks still run or wait: cheap, and common
             return
         self._stamp_if_final(job_id)
 
     def _stamp_if_final(self, job_id: int) -> None:
-        if self.store.jobs.get(job_id).status in FINAL_JOB:
-            self.store.jobs.mark_finished(job_id, self.clock.now())
+        job = self.store.jobs.get(job_id)
+        if job.status in FINAL_JOB and self.store.jobs.mark_finished(job_id, self.clock.now()):
+            job_event(self.store, job, final_kind(job.status), now=self.clock.now())

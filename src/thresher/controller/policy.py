@@ -27,6 +27,9 @@ ENROLMENT = frozenset({ENROL, WORKER, ADMIN})
 #: Every person with a token (their own tokens).
 PEOPLE = READ
 
+_QUEUE = "/deadline/2023-10-12/farms/{farmId}/queues/{queueId}"
+_JOB = _QUEUE + "/jobs/{jobId}"
+
 ROUTES: dict[str, frozenset[str]] = {
     # jobs and tasks
     "POST /api/v1/jobs": SUBMIT,
@@ -89,6 +92,21 @@ ROUTES: dict[str, frozenset[str]] = {
     "GET /api/v1/users": READ,
     "PUT /api/v1/users/{name}": WRANGLE,
     "GET /api/v1/pools": READ,
+    # sites, volumes, a job's sync per site (docs/sites.md)
+    "GET /api/v1/sites": READ,
+    "GET /api/v1/sites/{name}": READ,
+    "PUT /api/v1/sites/{name}": WRANGLE,
+    "DELETE /api/v1/sites/{name}": WRANGLE,
+    "GET /api/v1/volumes": READ | WORKERS,  # workers resolve share paths with them
+    "GET /api/v1/volumes/{name}": READ,
+    "PUT /api/v1/volumes/{name}": WRANGLE,
+    "DELETE /api/v1/volumes/{name}": WRANGLE,
+    "GET /api/v1/jobs/{job_id}/sites": READ,
+    "PUT /api/v1/jobs/{job_id}/sites/{site}": SUBMIT,
+    "GET /api/v1/files/access": SUBMIT,  # the main site's file service, for --upload-deps
+    "GET /api/v1/agent/sites": frozenset({WORKER, ADMIN}),
+    "POST /api/v1/agent/sync/{job_id}/{site}": frozenset({WORKER, ADMIN}),
+    "PUT /api/v1/agent/sync/{job_id}/{site}": frozenset({WORKER, ADMIN}),
     # people, tokens, access keys, audit
     "GET /api/v1/accounts": WRANGLE,
     "GET /api/v1/accounts/me": PEOPLE,
@@ -113,6 +131,12 @@ ROUTES: dict[str, frozenset[str]] = {
     "GET /api/v1/stuck": WRANGLE,
     "POST /api/v1/events/ticket": READ,
     "GET /api/v1/events/stream": READ,
+    # events and subscriptions (webhooks, e-mail): the use cases check whose they are
+    "POST /api/v1/subscriptions": READ,
+    "GET /api/v1/subscriptions": READ,
+    "GET /api/v1/subscriptions/{sub_id}": READ,
+    "DELETE /api/v1/subscriptions/{sub_id}": READ,
+    "GET /api/v1/events": READ,
     # submitters' compatible routes
     "POST /renderacre/v1/jobs": SUBMIT,
     "POST /renderacre/{token}/v1/jobs": SUBMIT,
@@ -121,6 +145,42 @@ ROUTES: dict[str, frozenset[str]] = {
     "GET /deadline/2023-10-12/farms/{farmId}/queues/{queueId}/environments/{environmentId}": READ,
     "POST /deadline/2023-10-12/farms/{farmId}/queues/{queueId}/jobs": SUBMIT,
     "GET /deadline/2023-10-12/farms/{farmId}/queues/{queueId}/jobs/{jobId}": READ,
+    "GET /deadline/2023-10-12/farms": READ,
+    "GET /deadline/2023-10-12/farms/{farmId}": READ,
+    "GET /deadline/2023-10-12/farms/{farmId}/queues": READ,
+    "GET /deadline/2023-10-12/farms/{farmId}/fleets": READ,
+    "GET /deadline/2023-10-12/farms/{farmId}/fleets/{fleetId}": READ,
+    "GET /deadline/2023-10-12/farms/{farmId}/queue-fleet-associations": READ,
+    "POST /deadline/2023-10-12/farms/{farmId}/queues/{queueId}/environments": ADMINS,
+    "DELETE " + _QUEUE + "/environments/{environmentId}": ADMINS,
+    "GET /deadline/2023-10-12/farms/{farmId}/queues/{queueId}/jobs": READ,
+    "POST /deadline/2023-10-12/farms/{farmId}/search/jobs": READ,
+    "PATCH /deadline/2023-10-12/farms/{farmId}/queues/{queueId}/jobs/{jobId}": SUBMIT,
+    "GET /deadline/2023-10-12/farms/{farmId}/queues/{queueId}/jobs/{jobId}/steps": READ,
+    "GET /deadline/2023-10-12/farms/{farmId}/queues/{queueId}/jobs/{jobId}/steps/{stepId}": READ,
+    "GET " + _JOB + "/steps/{stepId}/tasks": READ,
+    "GET " + _JOB + "/steps/{stepId}/tasks/{taskId}": READ,
+    "PATCH " + _JOB + "/steps/{stepId}/tasks/{taskId}": SUBMIT,
+    "GET /deadline/2023-10-12/farms/{farmId}/queues/{queueId}/jobs/{jobId}/sessions": READ,
+    "GET " + _JOB + "/sessions/{sessionId}": READ,
+    "GET /deadline/2023-10-12/farms/{farmId}/queues/{queueId}/jobs/{jobId}/session-actions": READ,
+    "GET " + _JOB + "/session-actions/{sessionActionId}": READ,
+    "POST /deadline/2023-10-12/farms/{farmId}/sessions-statistics-aggregation": READ,
+    "GET /deadline/2023-10-12/farms/{farmId}/sessions-statistics-aggregation": READ,
+    "POST /deadline-logs/": READ,
+    "POST /deadline-logs": READ,
+    "GET /deadline/{path:path}": READ,  # refused naming the operation
+    "POST /deadline/{path:path}": READ,  # refused naming the operation
+    "PUT /deadline/{path:path}": READ,  # refused naming the operation
+    "PATCH /deadline/{path:path}": READ,  # refused naming the operation
+    "DELETE /deadline/{path:path}": READ,  # refused naming the operation
+    # the submitters' own routes
+    "GET /api/v1/find": READ,
+    "PATCH /api/v1/jobs/{job_id}": SUBMIT,
+    "POST /api/v1/jobs/task-file": SUBMIT,
+    "GET /api/v1/admin/queue-environments": READ,
+    "POST /api/v1/admin/queue-environments": ADMINS,
+    "DELETE /api/v1/admin/queue-environments/{env_id}": ADMINS,
 }
 
 #: Routes anyone may call without a token.

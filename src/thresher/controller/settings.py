@@ -2,8 +2,18 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+
+
+@dataclass(frozen=True)
+class SmtpSettings:
+    host: str | None = None  # None: e-mail subscriptions wait (and retry) until one is set
+    port: int = 25
+    sender: str = "thresher@localhost"
+    starttls: bool = False
+    user: str | None = None
+    password: str | None = None
 
 
 @dataclass(frozen=True)
@@ -41,3 +51,7 @@ class ControllerSettings:
     # TLS: the controller serves https with this certificate chain and key (PEM), else http.
     tls_certfile: Path | None = None
     tls_keyfile: Path | None = None
+    # A worker reporting less free space where its tasks run is `worker.disk_low` (an event).
+    disk_low_bytes: int = 2 * 2**30
+    # E-mail notifications: the SMTP server that sends them (see docs/cloud.md).
+    smtp: SmtpSettings = field(default_factory=SmtpSettings)

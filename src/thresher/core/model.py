@@ -203,6 +203,7 @@ class WorkerRecord:
     nimby: str | None = None  # paused | stopped, from the controller
     local_nimby: str | None = None  # paused | stopped, from the worker's machine
     sick_since: float | None = None
+    lane_gpus: Mapping[int, tuple[int, ...]] = field(default_factory=dict)  # GPU ids per lane
 
 
 @dataclass(frozen=True)

@@ -98,6 +98,32 @@ def parse_where(text: str, *, field: str = "where") -> tuple[Condition, ...]:
     return tuple(conditions)
 
 
+def parse_query(
+    text: str, *, entities: Sequence[str], field: str = "q", max_length: int = 2000
+) -> Query:
+    """A whole query (``job where status=running``): the entity, one of ``entities`` (a
+    plural names it too: ``jobs``), then an optional where clause."""
+    if len(text) > max_length:
+        raise InvalidInput(f"the query is longer than {max_length} characters", field=field)
+    head, _, rest = text.strip().partition(" ")
+    entity = head.lower()
+    if entity not in entities and entity.endswith("s") and entity[:-1] in entities:
+        entity = entity[:-1]
+    if entity not in entities:
+        shown = head or "nothing"
+        raise InvalidInput(
+            f"a query starts with what to find ({', '.join(entities)}), not {shown!r}",
+            field=field,
+        )
+    rest = rest.strip()
+    keyword, _, where = rest.partition(" ")
+    if rest and keyword.lower() != "where":
+        raise InvalidInput(f"expected 'where' after {head!r}, got {keyword!r}", field=field)
+    if rest and not where.strip():
+        raise InvalidInput("'where' needs at least one condition", field=field)
+    return Query(entity, parse_where(where, field=field))
+
+
 def check_fields(conditions: Sequence[Condition], known: Sequence[str], *, field: str) -> None:
     """Refuse conditions on fields the entity does not have, naming the known ones."""
     for condition in conditions:

@@ -41,6 +41,9 @@ class RegisterIn(Strict):
         max_length=1024,
         description="lane -> engines or job kinds it runs (others: any)",
     )
+    lane_gpus: dict[
+        Lane, Annotated[list[Annotated[int, Field(ge=0, le=1023)]], Field(max_length=64)]
+    ] = Field(default_factory=dict, max_length=1024, description="lane -> GPU device ids it owns")
 
 
 class RegisterOut(BaseModel):

@@ -116,6 +116,9 @@ if TYPE_CHECKING:
         BlockWaitOut as BlockWaitOut,
     )
     from thresher.schemas.jobs import (
+        ContainerIn as ContainerIn,
+    )
+    from thresher.schemas.jobs import (
         Counts as Counts,
     )
     from thresher.schemas.jobs import (
@@ -157,6 +160,48 @@ if TYPE_CHECKING:
     from thresher.schemas.jobs import (
         WhyOut as WhyOut,
     )
+    from thresher.schemas.sites import (
+        AgentSiteList as AgentSiteList,
+    )
+    from thresher.schemas.sites import (
+        AgentSiteOut as AgentSiteOut,
+    )
+    from thresher.schemas.sites import (
+        FileAccessOut as FileAccessOut,
+    )
+    from thresher.schemas.sites import (
+        JobSiteIn as JobSiteIn,
+    )
+    from thresher.schemas.sites import (
+        JobSiteList as JobSiteList,
+    )
+    from thresher.schemas.sites import (
+        JobSiteOut as JobSiteOut,
+    )
+    from thresher.schemas.sites import (
+        SiteIn as SiteIn,
+    )
+    from thresher.schemas.sites import (
+        SiteList as SiteList,
+    )
+    from thresher.schemas.sites import (
+        SiteOut as SiteOut,
+    )
+    from thresher.schemas.sites import (
+        SyncClaimOut as SyncClaimOut,
+    )
+    from thresher.schemas.sites import (
+        SyncReportIn as SyncReportIn,
+    )
+    from thresher.schemas.sites import (
+        VolumeIn as VolumeIn,
+    )
+    from thresher.schemas.sites import (
+        VolumeList as VolumeList,
+    )
+    from thresher.schemas.sites import (
+        VolumeOut as VolumeOut,
+    )
 
 #: Where each name is defined.
 _MODULES = {
@@ -167,6 +212,7 @@ _MODULES = {
     "BlockIn": "jobs",
     "BlockOut": "jobs",
     "BlockWaitOut": "jobs",
+    "ContainerIn": "jobs",
     "Counts": "jobs",
     "TaskWhyOut": "jobs",
     "EngineJobSettings": "jobs",
@@ -208,6 +254,20 @@ _MODULES = {
     "WhyOut": "jobs",
     "WorkerList": "farm",
     "WorkerOut": "farm",
+    "FileAccessOut": "sites",
+    "AgentSiteList": "sites",
+    "AgentSiteOut": "sites",
+    "SyncClaimOut": "sites",
+    "SyncReportIn": "sites",
+    "JobSiteIn": "sites",
+    "JobSiteList": "sites",
+    "JobSiteOut": "sites",
+    "SiteIn": "sites",
+    "SiteList": "sites",
+    "SiteOut": "sites",
+    "VolumeIn": "sites",
+    "VolumeList": "sites",
+    "VolumeOut": "sites",
 }
 
 __all__ = sorted(_MODULES)

@@ -47,6 +47,7 @@ class LaneOut(BaseModel):
     overridden: bool = Field(
         default=False, description="set from the controller, not by the worker"
     )
+    gpus: list[int] = Field(default_factory=list, description="GPU device ids the lane owns")
 
 
 class WorkerList(BaseModel):

@@ -24,6 +24,7 @@ from thresher.schemas.base import (
     Strict,
     Text,
 )
+from thresher.schemas.sites import JobSiteIn, SiteName
 
 # -- jobs ----------------------------------------------------------------------------------------
 
@@ -94,6 +95,25 @@ class EngineJobSettings(Strict):
     split_mode: Literal["buckets", "single"] | None = Field(
         default=None, description="buckets of task_bucketsize items, or a single task"
     )
+    # Kept with the job for the file service to act on (sites: upload, clear, download).
+    clear_output: bool | None = Field(default=None, description="empty the output first")
+    download_output: bool | None = Field(
+        default=None, description="bring finished tasks' outputs back to the submitter"
+    )
+    upload_dependencies: bool | None = Field(
+        default=None, description="send the dependencies to the sites that run the job"
+    )
+
+
+class ContainerIn(Strict):
+    """The container image a job's tasks run in (podman or docker on the worker)."""
+
+    image: str = Field(
+        min_length=1,
+        max_length=255,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9._/:@-]*$",
+        description="an image name the workers can run or pull: localhost/povray:3.7",
+    )
 
 
 class JobIn(Strict):
@@ -121,6 +141,9 @@ class JobIn(Strict):
         default=None, description="the tasks' working directory: an absolute path"
     )
     paused: bool = False
+    container: ContainerIn | None = Field(
+        default=None, description="run the tasks in this container image (see docs/cloud.md)"
+    )
     # -- engine jobs (kind "engine", implied by `engine`), in accsyn's payload shape; see
     # docs/engines.md. `range` and `settings.task_bucketsize` may also be given as `frames`
     # and `chunk`.
@@ -148,6 +171,12 @@ class JobIn(Strict):
         description="engine parameters: arguments, input_conversion, mapped_share_paths, ...",
     )
     settings: EngineJobSettings | None = None
+    sites: dict[SiteName, JobSiteIn] | None = Field(
+        default=None,
+        max_length=1000,
+        description="sync settings per site: download, upload, speed limit, parallel files, "
+        "clear the output folder first (editable later: PUT /jobs/{id}/sites/{site})",
+    )
     filters: Text | None = Field(
         default=None, description="which workers may run it: ram:>32g,os:linux"
     )

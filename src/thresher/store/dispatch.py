@@ -23,6 +23,7 @@ import sqlalchemy as sa
 from thresher.core.model import Assignment
 from thresher.core.ordering import caps_allow
 from thresher.core.states import AttemptStatus
+from thresher.core.task_files import task_payload
 from thresher.store.base import Database, Repository
 from thresher.store.cursor import (
     Taken,
@@ -184,7 +185,7 @@ class DispatchClaims(Repository):
                 task_index=index,
                 frames=tuple(layout.task_frames(index)),
                 kind=static.kind,
-                payload=static.payload,
+                payload=task_payload(static.payload, b.index, index),  # task-file jobs
                 env=static.env,
                 cwd=static.cwd,
                 max_runtime_s=static.max_runtime_s,

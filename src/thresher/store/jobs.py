@@ -328,10 +328,14 @@ class Jobs(Repository):
                 raise NotFound(f"job {job_id} does not exist", field="job_id")
         self.db.forget_layouts()
 
-    def mark_finished(self, job_id: int, now: float) -> None:
+    def mark_finished(self, job_id: int, now: float) -> bool:
+        """Stamp the job's finish time; False if it was stamped already."""
         with self.db.begin() as conn:
-            conn.execute(
-                jobs.update()
-                .where(jobs.c.id == job_id, jobs.c.finished_at.is_(None))
-                .values(finished_at=now)
+            return (
+                conn.execute(
+                    jobs.update()
+                    .where(jobs.c.id == job_id, jobs.c.finished_at.is_(None))
+                    .values(finished_at=now)
+                ).rowcount
+                > 0
             )

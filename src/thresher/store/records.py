@@ -24,6 +24,7 @@ class WorkerRegistration:
     gpus: int = 0
     capacity: int | None = None  # None: 1000 per lane
     lane_engines: Mapping[int, tuple[str, ...]] | None = None  # lanes not named run anything
+    lane_gpus: Mapping[int, tuple[int, ...]] | None = None  # lane -> GPU device ids it owns
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from thresher.core.gpu_lanes import gpu_lanes
 from thresher.core.lanes import lane_keys
 from thresher.core.states import AttemptStatus
 from thresher.store.base import Database, Repository
@@ -113,6 +114,7 @@ class SnapWorker:
     enabled: bool
     online: bool
     sick_cleared_at: float | None
+    lane_gpus: Mapping[int, tuple[int, ...]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -236,7 +238,7 @@ def held_attempt(r: Any) -> HeldAttempt:
     )
 
 
-_JSON_TEXT = ("pools", "attributes", "lane_engines", "lane_overrides")
+_JSON_TEXT = ("pools", "attributes", "lane_engines", "lane_overrides", "lane_gpus")
 # Workers as the snapshot reads them: the JSON columns as their text, decoded only when a row
 # changed since the last snapshot (a thousand workers' JSON would dominate the rebuild).
 _WORKER_COLUMNS = [
@@ -382,7 +384,7 @@ class Snapshots(Repository):
 
     @staticmethod
     def _decode_worker(r: Any) -> SnapWorker:
-        pools, labels, declared, overrides = (
+        pools, labels, declared, overrides, gpus = (
             json.loads(getattr(r, n)) if getattr(r, n) else None for n in _JSON_TEXT
         )
         return SnapWorker(
@@ -405,6 +407,7 @@ class Snapshots(Repository):
             enabled=r.enabled,
             online=r.status == "online",
             sick_cleared_at=r.sick_cleared_at,
+            lane_gpus=gpu_lanes(gpus),
         )
 
     def job_unsettled(self, job_id: int) -> bool:

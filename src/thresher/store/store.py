@@ -2,7 +2,8 @@
 
 `store.jobs`, `store.tasks`, `store.attempts`, `store.workers`, `store.tokens`,
 `store.access_keys`, `store.engines`, `store.limits`, `store.error_hosts`, `store.scheduling`
-(the settings people set), `store.snapshot` (what dispatch decides from) and `store.dispatch`
+(the settings people set), `store.sites` (sites, volumes, jobs' sync per site),
+`store.snapshot` (what dispatch decides from) and `store.dispatch`
 (the atomic claim). Methods have intent names and are short transactions; each joins the
 caller's open `transaction()`, so a use case of several calls commits once or not at all.
 Counters on the block move in the same transaction as the task row they describe, so the
@@ -26,6 +27,7 @@ from thresher.store.db import create_engine, migrate
 from thresher.store.dispatch import ClaimCandidate, ClaimOutcome, DispatchClaims, Refused
 from thresher.store.engines import Engines
 from thresher.store.error_hosts import ErrorHosts
+from thresher.store.events import Events
 from thresher.store.farm_state import FarmState
 from thresher.store.jobs import Jobs
 from thresher.store.limits import Limits
@@ -33,8 +35,10 @@ from thresher.store.monitor import Monitor
 from thresher.store.records import FinishReport, TokenRecord, WorkerRegistration
 from thresher.store.scheduling import SchedulingSettings
 from thresher.store.security import Audit, EnrolCodes, Users
+from thresher.store.sites import Sites
 from thresher.store.snapshot import Snapshots
 from thresher.store.stats import Statistics
+from thresher.store.submitters import Submitters
 from thresher.store.tasks import Tasks
 from thresher.store.tokens import Tokens
 from thresher.store.workers import Workers
@@ -62,11 +66,14 @@ class Store:
         self.tokens = Tokens(self.db)
         self.access_keys = AccessKeys(self.db)
         self.engines = Engines(self.db)
+        self.events = Events(self.db)  # events (the outbox), subscriptions, deliveries
         self.limits = Limits(self.db)
         self.error_hosts = ErrorHosts(self.db)
         self.scheduling = SchedulingSettings(self.db)
         self.snapshot = Snapshots(self.db)
         self.dispatch = DispatchClaims(self.db)
+        self.sites = Sites(self.db)
+        self.submitters = Submitters(self.db)  # queue environments, job extras, sessions
         self.users = Users(self.db)  # people: role and groups (security)
         self.enrol_codes = EnrolCodes(self.db)
         self.audit = Audit(self.db)

@@ -356,9 +356,139 @@ audit = sa.Table(
 
 # -- sites (0006) ---------------------------------------------------------------------
 
+# Places the farm spans: each worker names its site; a site may run a file service (its URL
+# and the token its peers use are given by whoever set it up). `main`: where outputs go back.
+sites = sa.Table(
+    "sites",
+    metadata,
+    sa.Column("name", sa.String(100), primary_key=True),
+    sa.Column("description", sa.String(300), nullable=False),
+    sa.Column("main", sa.Boolean, nullable=False),
+    sa.Column("file_service_url", sa.String(500), nullable=True),
+    sa.Column("file_service_token", sa.String(500), nullable=True),  # its peers present it
+    sa.Column("bandwidth_bps", sa.BigInteger, nullable=True),  # a cap on its transfers
+    sa.Column("parallel_streams", sa.Integer, nullable=False),
+    sa.Column("updated_at", sa.Float, nullable=False),
+)
+
+# Named storage roots (shares): `roots` is {site: {os: root path}}; paths are written
+# share=NAME/rel/path and resolved on each worker to its site's root.
+volumes = sa.Table(
+    "volumes",
+    metadata,
+    sa.Column("name", sa.String(100), primary_key=True),
+    sa.Column("description", sa.String(300), nullable=False),
+    sa.Column("roots", sa.JSON, nullable=False),
+    sa.Column("updated_at", sa.Float, nullable=False),
+)
+
+# A job's sync at one site: settings given at submit (editable later) and where it stands.
+job_sites = sa.Table(
+    "job_sites",
+    metadata,
+    sa.Column("job_id", ID, primary_key=True),
+    sa.Column("site", sa.String(100), primary_key=True),
+    sa.Column("download", sa.Boolean, nullable=False),
+    sa.Column("upload", sa.Boolean, nullable=False),
+    sa.Column("speed_limit_bps", sa.BigInteger, nullable=True),
+    sa.Column("parallel_files", sa.Integer, nullable=False),
+    sa.Column("clear_output", sa.Boolean, nullable=False),
+    sa.Column("sync_state", sa.String(20), nullable=False),  # none|pending|running|done|failed
+    sa.Column("bytes_done", sa.BigInteger, nullable=False),
+    sa.Column("bytes_total", sa.BigInteger, nullable=False),
+    sa.Column("message", sa.String(1000), nullable=True),
+    sa.Column("claimed_by", sa.String(200), nullable=True),  # the worker running the sync
+    sa.Column("updated_at", sa.Float, nullable=False),
+)
+
 # -- submitters (0007) ----------------------------------------------------------------
+
+# Queue environments: OpenJD environment templates (a Conda or venv environment, say) the
+# farm applies to every job the Deadline Cloud routes submit, entered in `priority` order
+# (lowest first) before the job's own.
+queue_environments = sa.Table(
+    "queue_environments",
+    metadata,
+    sa.Column("id", ID, primary_key=True),
+    sa.Column("name", sa.String(200), nullable=False, unique=True),
+    sa.Column("priority", sa.Integer, nullable=False),
+    sa.Column("template_type", sa.String(4), nullable=False),  # JSON | YAML
+    sa.Column("template", sa.Text, nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("created_by", sa.String(200), nullable=False),
+    sa.Column("updated_at", sa.Float, nullable=True),
+    sqlite_autoincrement=True,
+)
+
+# What a Deadline Cloud job says of itself beyond Thresher's job: its failed-task cap (the job
+# is canceled once that many tasks failed for good) and its description.
+job_extras = sa.Table(
+    "job_extras",
+    metadata,
+    sa.Column("job_id", ID, sa.ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("max_failed_tasks", sa.Integer, nullable=True),
+    sa.Column("description", sa.Text, nullable=True),
+    sa.Column("updated_at", sa.Float, nullable=True),
+    sa.Column("updated_by", sa.String(200), nullable=True),
+)
 
 # -- cloud (0008) ---------------------------------------------------------------------
 
 # The areas' own table modules, imported last so their tables join `metadata`.
 from thresher.store import tables_monitor  # noqa: E402, F401
+
+# GPU lanes: lane -> the GPU device ids it owns ({"0": [0], "1": [1]}); NULL: no GPU lanes.
+workers.append_column(sa.Column("lane_gpus", sa.JSON, nullable=True))
+
+# Events and notifications. An event is written in the transaction of the change it tells of
+# (the outbox), then fanned out to the matching subscriptions as deliveries, which a background
+# sender delivers and retries.
+events = sa.Table(
+    "events",
+    metadata,
+    sa.Column("id", ID, primary_key=True),
+    sa.Column("kind", sa.String(40), nullable=False),
+    sa.Column("job_id", ID, nullable=True),
+    sa.Column("owner", sa.String(200), nullable=True),
+    sa.Column("worker", sa.String(200), nullable=True),
+    sa.Column("data", sa.JSON, nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("fanned_out", sa.Boolean, nullable=False, default=False, server_default=sa.false()),
+    sa.Index("ix_events_fanned_out", "fanned_out"),
+    sqlite_autoincrement=True,
+)
+subscriptions = sa.Table(
+    "subscriptions",
+    metadata,
+    sa.Column("id", ID, primary_key=True),
+    sa.Column("owner", sa.String(200), nullable=False),
+    sa.Column("channel", sa.String(20), nullable=False),  # webhook | email
+    sa.Column("target", sa.String(2000), nullable=False),  # URL or e-mail address
+    sa.Column("kinds", sa.JSON, nullable=False),  # event kinds, or ["*"]
+    sa.Column("job_id", ID, nullable=True),  # only this job's events
+    sa.Column("all_users", sa.Boolean, nullable=False, default=False, server_default=sa.false()),
+    sa.Column("min_failures", sa.Integer, nullable=False, default=1, server_default="1"),
+    sa.Column("secret", sa.String(400), nullable=False),  # HMAC key, sealed; shown once
+    sa.Column("created_at", sa.Float, nullable=False),
+    sqlite_autoincrement=True,
+)
+deliveries = sa.Table(
+    "deliveries",
+    metadata,
+    sa.Column("id", ID, primary_key=True),
+    sa.Column("event_id", ID, sa.ForeignKey("events.id", ondelete="CASCADE"), nullable=False),
+    sa.Column(
+        "subscription_id",
+        ID,
+        sa.ForeignKey("subscriptions.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    sa.Column("status", sa.String(20), nullable=False),  # pending | delivered | failed
+    sa.Column("tries", sa.Integer, nullable=False, default=0, server_default="0"),
+    sa.Column("next_at", sa.Float, nullable=False),
+    sa.Column("last_error", sa.Text, nullable=True),
+    sa.Column("delivered_at", sa.Float, nullable=True),
+    sa.UniqueConstraint("event_id", "subscription_id", name="uq_deliveries_event_subscription"),
+    sa.Index("ix_deliveries_status_next_at", "status", "next_at"),
+    sqlite_autoincrement=True,
+)

@@ -8,6 +8,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from thresher.core.errors import NotFound
+from thresher.core.gpu_lanes import gpu_lanes
 from thresher.core.lanes import effective_engines, lane_keys, lane_loads, worker_capacity
 from thresher.core.model import (
     WorkerRecord,
@@ -44,6 +45,7 @@ class Workers(Repository):
             "gpus": facts.gpus,
             "capacity": facts.capacity,
             "lane_engines": {str(k): list(v) for k, v in (facts.lane_engines or {}).items()},
+            "lane_gpus": {str(k): list(v) for k, v in (facts.lane_gpus or {}).items()} or None,
             "status": WorkerStatus.ONLINE.value,
             "last_seen": now,
         }
@@ -195,6 +197,7 @@ class Workers(Repository):
             pools_declared=None if r.pools_declared is None else tuple(r.pools_declared),
             nimby=r.nimby,
             local_nimby=r.local_nimby,
+            lane_gpus=gpu_lanes(r.lane_gpus),
         )
 
     def expire(self, *, now: float, lease_s: float, keep: Collection[int] = ()) -> list[int]:

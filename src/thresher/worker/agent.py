@@ -18,7 +18,7 @@ import os
 import random
 from collections import Counter
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from thresher.client import AgentClient, ThresherError
@@ -27,11 +27,14 @@ from thresher.schemas import api
 from thresher.worker.engines import WorkerEngines
 from thresher.worker.executor import Executor
 from thresher.worker.guardian import Guardian
+from thresher.worker.launch import ContainerSettings, Launcher
 from thresher.worker.meters import Meters
 from thresher.worker.nimby import State as NimbyState
 from thresher.worker.nimby import nimby_path, read_nimby
 from thresher.worker.outbox import Outbox
 from thresher.worker.poll_policy import Ask, PollPolicy, retry_after
+from thresher.worker.sync import SiteSync
+from thresher.worker.volumes import ShareResolver
 
 log = logging.getLogger("thresher.worker")
 
@@ -57,6 +60,8 @@ class AgentConfig:
     # A guardian process kills the tasks' process groups if this worker is killed outright
     # (see worker/guardian.py).
     guardian: bool = True
+    # Jobs that name a container image run in it (see worker/launch.py).
+    containers: ContainerSettings = field(default_factory=ContainerSettings)
     # Security: a one-time enrolment code (instead of an enrolment token), the CA file that
     # signed an https controller's certificate (None: the system's).
     enrol_code: str | None = None
@@ -116,6 +121,12 @@ class Agent:
             grace_s=config.grace_s,
             openjd_idle_s=config.openjd_idle_s,
             path_mapping_rules=config.path_mapping_rules,
+            shares=ShareResolver(self.client, site=config.facts.site, os_name=config.facts.os),
+            sync=SiteSync(self.client, site=config.facts.site, os_name=config.facts.os),
+            launcher=Launcher(
+                lane_gpus={k: tuple(v) for k, v in config.facts.lane_gpus.items()},
+                containers=config.containers,
+            ),
         )
         self._flush_timer: asyncio.TimerHandle | None = None
         # Output reaches the controller in the order it was written: a report and a poll that

@@ -30,6 +30,11 @@ class Held:
     engine_run: EngineRun | None = None  # engine jobs: reads the output, decides the outcome
     lane: int | None = None  # the lane it was given to, until it ends there
     cancel: Callable[[], None] | None = None  # OpenJD tasks: the session's own cancel
+    # Away from the main site: the assignment as given and when it started, for its outputs
+    # to go back there once it succeeded (worker/sync.py).
+    upload: tuple[api.AssignmentOut, float] | None = None
+    launch: Callable[[Command], Command] | None = None  # its lane's GPUs, its job's container
+    cleanup: Callable[[ProcessResult | None], None] | None = None  # after its process ended
 
 
 @dataclass(frozen=True)
@@ -76,6 +81,8 @@ def run_process(
     its engine's parser). None: stopped before it started."""
     a = held.assignment
     attempt_id, token, add_line = a.attempt_id, a.token, outbox.add_line
+    if held.launch is not None:
+        command = held.launch(command)
     engine_run = held.engine_run
     if engine_run is None:
 
@@ -108,7 +115,10 @@ def run_process(
         if held.stop.is_set():  # a cancel that came before the spawn was a no-op: repeat it
             runner.cancel()
 
-    return runner.run(on_spawn=spawned)
+    result = runner.run(on_spawn=spawned)
+    if held.cleanup is not None:
+        held.cleanup(result)
+    return result
 
 
 def finish_report(

@@ -42,6 +42,7 @@ _SCALARS: dict[str, type] = {
     "work_dir": str,
     "ahead": int,
     "grace": float,
+    "lane_gpus": str,
 }
 
 

@@ -143,10 +143,14 @@ class WorkerEngines:
         log.info("fetched engine %s revision %s (%s)", name, revision, digest[:12])
         return fetched.source
 
-    async def start(self, a: api.AssignmentOut, outbox: Outbox, *, work_dir: Path) -> EngineRun:
-        """The engine run of an engine job's attempt, prepared and ready to start; raises
-        :class:`EngineTaskError`."""
-        engine, prepared = await self.prepare(a, work_dir=work_dir, base_env=dict(os.environ))
+    async def start(
+        self, a: api.AssignmentOut, outbox: Outbox, *, work_dir: Path, gpu_ids: tuple[int, ...] = ()
+    ) -> EngineRun:
+        """The engine run of an engine job's attempt, prepared and ready to start (`gpu_ids`:
+        its lane's GPUs); raises :class:`EngineTaskError`."""
+        engine, prepared = await self.prepare(
+            a, work_dir=work_dir, base_env=dict(os.environ), gpu_ids=gpu_ids
+        )
         run = EngineRun(
             name=a.engine or "",
             engine=engine,
@@ -157,7 +161,12 @@ class WorkerEngines:
         return run
 
     async def prepare(
-        self, a: api.AssignmentOut, *, work_dir: Path, base_env: Mapping[str, str]
+        self,
+        a: api.AssignmentOut,
+        *,
+        work_dir: Path,
+        base_env: Mapping[str, str],
+        gpu_ids: tuple[int, ...] = (),
     ) -> tuple[Engine, PreparedCommand]:
         """The engine instance for this attempt and its prepared command."""
         name = a.engine or str(a.payload.get("engine") or "")
@@ -165,7 +174,7 @@ class WorkerEngines:
         env = {**base_env, **a.env, **task_variables(a)}
 
         def run_prepare() -> tuple[Engine, PreparedCommand]:
-            task = engine_task(a, work_dir=work_dir)
+            task = engine_task(a, work_dir=work_dir, gpu_ids=gpu_ids)
             engine = engine_class()
             return engine, engine.prepare(task, base_env=env)
 
@@ -189,7 +198,9 @@ def task_variables(a: api.AssignmentOut) -> dict[str, str]:
     }
 
 
-def engine_task(a: api.AssignmentOut, *, work_dir: Path) -> EngineTask:
+def engine_task(
+    a: api.AssignmentOut, *, work_dir: Path, gpu_ids: tuple[int, ...] = ()
+) -> EngineTask:
     """The :class:`EngineTask` of an engine job's assignment; its work directory (the job's
     ``cwd``, else one per task under ``work_dir``) is created."""
     payload = a.payload
@@ -208,6 +219,7 @@ def engine_task(a: api.AssignmentOut, *, work_dir: Path) -> EngineTask:
         block=str(a.block),
         job_range=(int(span[0]), int(span[1])) if span else None,
         lane=a.lane or 0,
+        gpu_ids=gpu_ids,
     )
 
 

@@ -15,18 +15,24 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-from collections.abc import Callable, Mapping, Sequence
+import time
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
+from thresher.core.volumes import VolumeError
 from thresher.schemas import api
 from thresher.worker.attempts import Failed, Held, finish_report, run_command, run_process
 from thresher.worker.engines import EngineTaskError, WorkerEngines
 from thresher.worker.lanes import Done, LaneThreads
+from thresher.worker.launch import Launcher
 from thresher.worker.openjd_lane import OpenJDLanes, OpenJDResult
 from thresher.worker.outbox import Outbox
 from thresher.worker.poll_policy import LaneLoad, closed, closing, ended, given, topped_up
 from thresher.worker.process import GroupGuard, ProcessResult
-from thresher.worker.tasks import CommandBuilder
+from thresher.worker.sync import SiteSync
+from thresher.worker.tasks import Command, CommandBuilder
+from thresher.worker.volumes import ShareResolver, needs_shares
 
 __all__ = ["Executor"]
 
@@ -47,6 +53,9 @@ class Executor:
         grace_s: float = 10.0,
         openjd_idle_s: float = 5.0,
         path_mapping_rules: Sequence[Mapping[str, str]] = (),
+        shares: ShareResolver | None = None,
+        sync: SiteSync | None = None,
+        launcher: Launcher | None = None,
     ) -> None:
         self.held: dict[int, Held] = {}  # by attempt id, until its finish is acknowledged
         self.loads = [LaneLoad() for _ in range(lanes)]
@@ -64,6 +73,9 @@ class Executor:
         self._idle_timers: dict[int, asyncio.TimerHandle] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._guard: GroupGuard | None = None
+        self._shares = shares  # share=NAME/... paths resolved to this site's roots
+        self._sync = sync  # away from the main site: inputs synced first, outputs sent back
+        self.launcher = launcher or Launcher()
 
     def start(self, loop: asyncio.AbstractEventLoop, *, guard: GroupGuard | None = None) -> None:
         """Start the lanes' threads; `guard` is told of every task's process group."""
@@ -173,16 +185,51 @@ class Executor:
         if timer is not None:
             timer.cancel()
         held.lane = lane
+        held.launch = lambda command: self._launch(held, command)
+        held.cleanup = lambda result: self.launcher.cleanup(held.assignment, result)
         self.loads[lane] = given(self.loads[lane])
         self._idle.clear()
+        if self._shares is not None and needs_shares(held.assignment):
+            self._spawn(self._resolve_shares(held, lane, self._shares))
+        else:
+            self._hand(held, lane)
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _resolve_shares(self, held: Held, lane: int, shares: ShareResolver) -> None:
+        """Resolve the attempt's share paths, then run it; a path that escapes its volume
+        root (or names a volume without a root here) fails the task."""
+        a = held.assignment
+        try:
+            held.assignment = await shares.resolve(a)
+        except Exception as exc:  # VolumeError, or the controller away: the task fails
+            reason = exc.message if isinstance(exc, VolumeError) else f"{type(exc).__name__}: {exc}"
+            failed = Failed(f"cannot resolve its share paths: {reason}")
+            self.on_lane_done([Done(lane, a.attempt_id, value=failed)])
+            return
+        if self._sync is not None:
+            try:
+                if await self._sync.before(a, self._say(a), await shares.volumes()):
+                    held.upload = (a, time.time())
+            except Exception as exc:  # the sync failed: so does the task, saying why
+                failed = Failed(f"the download sync failed: {type(exc).__name__}: {exc}")
+                self.on_lane_done([Done(lane, a.attempt_id, value=failed)])
+                return
+        if not held.stop.is_set():
+            self._hand(held, lane)
+        else:
+            self.on_lane_done([Done(lane, a.attempt_id, value=None)])
+
+    def _hand(self, held: Held, lane: int) -> None:
         a = held.assignment
         if a.kind == "openjd":
             held.cancel = lambda: self.openjd.cancel(lane)
             self._threads.hand(lane, a.attempt_id, lambda: self.openjd.run(lane, a, held.stop))
         elif a.kind == "engine":
-            task = asyncio.create_task(self._prepare_engine(held, lane))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            self._spawn(self._prepare_engine(held, lane))
         else:
             commands, outbox, grace_s, guard = (
                 self._commands,
@@ -201,7 +248,9 @@ class Executor:
     async def _prepare_engine(self, held: Held, lane: int) -> None:
         a = held.assignment
         try:
-            held.engine_run = await self._engines.start(a, self._outbox, work_dir=self._work_dir)
+            held.engine_run = await self._engines.start(
+                a, self._outbox, work_dir=self._work_dir, gpu_ids=self.launcher.gpus(lane)
+            )
         except EngineTaskError as exc:  # engine code failed: that task fails, with its traceback
             failed = Failed(exc.message, tuple(exc.details.rstrip().splitlines()))
             self.on_lane_done([Done(lane, a.attempt_id, value=failed)])
@@ -221,6 +270,16 @@ class Executor:
             a.attempt_id,
             lambda: run_process(held, command, outbox=outbox, grace_s=grace_s, guard=guard),
         )
+
+    def _launch(self, held: Held, command: Command) -> Command:
+        """In the lane's thread: the command with its lane's GPUs, in its job's container."""
+        run = held.engine_run
+        if run is None:
+            return self.launcher.command(held.assignment, command)
+        task = run.prepared.task
+        inputs = [p for p in (task.input, *task.inputs) if p]
+        outputs = [task.output] if task.output else []
+        return self.launcher.command(held.assignment, command, inputs=inputs, outputs=outputs)
 
     def _lane_ended(self, lane: int) -> None:
         self.loads[lane] = ended(self.loads[lane])
@@ -254,4 +313,29 @@ class Executor:
         if held is None or held.stale:
             self.held.pop(attempt_id, None)
             return
-        self._outbox.add_finish(finish_report(held, result, failure=failure, openjd=openjd))
+        report = finish_report(held, result, failure=failure, openjd=openjd)
+        if held.upload is not None and report.status == "succeeded":
+            self._spawn(self._send_back(held, report))  # finished once its outputs are back
+            return
+        self._outbox.add_finish(report)
+
+    def _say(self, a: api.AssignmentOut) -> Callable[[str], None]:
+        return lambda text: self._outbox.add_line(a.attempt_id, a.token, "system", text)
+
+    async def _send_back(self, held: Held, report: api.FinishIn) -> None:
+        """Send the task's outputs to the main site, then report it (failed if they could
+        not go)."""
+        assert held.upload is not None
+        assert self._sync is not None
+        assert self._shares is not None
+        given, started = held.upload
+        try:
+            volumes = await self._shares.volumes()
+            await self._sync.after(given, volumes, started, self._say(given))
+        except Exception as exc:
+            message = f"its outputs could not go back to the main site: {exc}"
+            self._say(given)(f"[sync] {message}")
+            report = report.model_copy(update={"status": "failed", "message": message})
+        if not held.stale:
+            self._outbox.add_finish(report)
+        self._on_finish()

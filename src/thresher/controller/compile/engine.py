@@ -74,11 +74,17 @@ def compile_engine(lookup: Lookup, job: api.JobIn) -> EngineJob:
         "job_range": [frames.first, frames.last],
         "parameters": parameters,
         "dependencies": list(job.dependencies),
-        "settings": {"task_bucketsize": chunk},
+        "settings": {"task_bucketsize": chunk, **_flags(job)},
     }
     return EngineJob(
         frames_spec=frames_spec, frames=frames, chunk=chunk, engine=job.engine, payload=payload
     )
+
+
+def _flags(job: api.JobIn) -> dict[str, bool]:
+    """The settings kept for the file service: clear_output, download_output, ..."""
+    given = job.settings.model_dump(exclude_none=True) if job.settings else {}
+    return {k: v for k, v in given.items() if isinstance(v, bool)}
 
 
 def _merge_parameters(

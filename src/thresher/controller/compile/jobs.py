@@ -72,7 +72,7 @@ def compile_job(
         after=tuple(dict.fromkeys(after)),
         env=dict(job.env),
         cwd=job.cwd,
-        payload=engine_job.payload if engine_job else {"commands": commands},
+        payload=with_container(engine_job.payload if engine_job else {"commands": commands}, job),
         paused=job.paused,
         filters=filters,
         max_running=job.max_running,
@@ -221,3 +221,10 @@ def _limits_exist(blocks: list[BlockSpec], job: api.JobIn, lookup: Lookup) -> No
                 f"{missing[0]} --max N)",
                 field=f"blocks[{index}].limits" if job.blocks else "limits",
             )
+
+
+def with_container(payload: dict[str, Any], job: api.JobIn) -> dict[str, Any]:
+    """The payload workers read, naming the job's container image if it has one."""
+    if job.container is None:
+        return payload
+    return {**payload, "container": {"image": job.container.image}}

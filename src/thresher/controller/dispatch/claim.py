@@ -13,11 +13,18 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from thresher.controller.dispatch.index import DispatchIndex, IndexedWorker, IndexState
+from thresher.controller.dispatch.index import (
+    DispatchIndex,
+    IndexedBlock,
+    IndexedWorker,
+    IndexState,
+)
+from thresher.controller.dispatch.locality import Locality
 from thresher.core.ahead import tasks_ahead
 from thresher.core.clock import Clock
 from thresher.core.dispatch import LaneView, RunningView, preemptions, rank
 from thresher.core.filters import dedicated_rank
+from thresher.core.gpu_lanes import lane_facts
 from thresher.core.lanes import free_capacity, lane_loads, worker_capacity
 from thresher.core.model import Assignment
 from thresher.store.snapshot import HeldAttempt
@@ -48,7 +55,7 @@ class _Worker:
         return LaneView(
             worker_id=self.entry.snap.id,
             hostname=self.entry.snap.hostname,
-            facts=self.entry.facts,
+            facts=lane_facts(self.entry.facts, self.entry.snap.lane_gpus, lane),
             lane=lane,
             engines=self.entry.engines.get(lane),
             free_capacity=free_capacity(self.total, self.loads, lane),
@@ -63,6 +70,7 @@ class Dispatcher:
         self.store = store
         self.clock = clock
         self.index = index
+        self.locality = Locality(store)  # site-aware: where each job's data is
 
     def dispatch(
         self,
@@ -119,6 +127,10 @@ class Dispatcher:
             worker.here.update(a.job_id for a in got)
             if not ahead and more and len(got) == 1:  # the task was long: try short ones
                 plan.append((lane, True, more))
+        site = entry.snap.site
+        self.locality.note_poll(
+            worker_id, site, free=len(unserved), lanes=entry.snap.lanes, now=self.clock.now()
+        )
         return Dispatch(out, self._preempt(state, worker, unserved, held))
 
     def _claim_for(
@@ -146,6 +158,7 @@ class Dispatcher:
                 and b.view.block_id not in tried
                 and b.view.runnable > 0
                 and (b.short or not ahead)
+                and self._near_data(worker, b)
             ]
             ranked = rank(view, pool, state.farm_view())
             if not ranked:
@@ -176,6 +189,17 @@ class Dispatcher:
                     block.exhausted = True
             else:
                 self.index.invalidate(at_once=False)  # our counts were behind the store's
+
+    def _near_data(self, worker: _Worker, block: IndexedBlock) -> bool:
+        """Site-aware dispatch: a worker at a site lacking the job's data leaves its tasks to
+        lanes where the data is, while that is expected to be quicker (`core.locality`)."""
+        return self.locality.allows(
+            worker.entry.snap.site,
+            block.view.job_id,
+            mean_runtime_s=block.mean_runtime_s,
+            remaining=block.view.runnable,
+            now=self.clock.now(),
+        )
 
     def _preempt(
         self,

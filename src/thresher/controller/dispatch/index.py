@@ -138,6 +138,8 @@ class DispatchIndex:
         # they are final; finishes seen by another controller (or tasks requeued in a block that
         # can never run) end up here.
         self.settled: set[int] = set()
+        # Workers found sick by a build, (worker name, since when), for the sweeper's events.
+        self.newly_sick: list[tuple[str, float]] = []
 
     # -- freshness ---------------------------------------------------------------------------
 
@@ -277,6 +279,8 @@ class DispatchIndex:
         if known is not None and known.snap is w and not failures and known.sick_since is None:
             return known  # the same row as last time, and nothing that could make it sick
         sick = sick_since(failures, now, controller_policy(self.settings), w.sick_cleared_at)
+        if sick is not None and (known is None or known.sick_since is None):
+            self.newly_sick.append((w.name, sick))
         nimby = Nimby.stricter(w.nimby, w.local_nimby)
         unavailable = None
         if not w.enabled:

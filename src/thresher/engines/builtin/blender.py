@@ -9,7 +9,8 @@ A chunk whose frames are not one evenly stepped run is rendered with ``-f 1,5,9`
 ``renderer`` (``cycles``, ``eevee``, ``workbench`` or a Blender engine id such as
 ``BLENDER_EEVEE``; default: the scene's), ``format`` (``PNG``, ``OPEN_EXR``, ...; default: the
 scene's), ``threads``, ``device`` (Cycles device: ``CPU``, ``CUDA``, ``OPTIX``, ``HIP``,
-``METAL``, ``ONEAPI``), and ``arguments``: those after a ``--`` go to Blender's Python side at
+``METAL``, ``ONEAPI``; on a lane that owns GPUs, unset means ``gpu_device``, default ``CUDA``),
+and ``arguments``: those after a ``--`` go to Blender's Python side at
 the very end. The task's ``output`` is Blender's ``-o`` path (``#`` marks the frame number); a
 folder gets ``<scene>_####`` inside it, to which Blender adds the format's extension.
 Cancel with SIGTERM: Blender ignores SIGINT until its current samples end.
@@ -61,6 +62,7 @@ class Engine(BaseEngine):
         "format": None,
         "threads": None,
         "device": None,
+        "gpu_device": "CUDA",
     }
     OUTPUT_NAME: ClassVar[str | None] = "{stem}_####"
 
@@ -93,6 +95,8 @@ class Engine(BaseEngine):
         argv += before
         argv += _frame_flags(task.frames)
         device = self.parameter(task, "device")
+        if device is None and task.gpu_ids:  # a GPU lane: Cycles renders on its GPUs
+            device = self.parameter(task, "gpu_device")
         if device is not None:
             after = ["--cycles-device", str(device).upper(), *after]
         if after:

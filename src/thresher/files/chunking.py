@@ -1,0 +1,111 @@
+"""Content-defined chunks and BLAKE3 hashes, computed in one streaming read of a file.
+
+Chunk boundaries come from FastCDC (the `fastcdc` package's compiled gear-hash scan): they
+depend on the bytes around them only, so an insertion moves the boundaries of the chunk it
+falls in and no other, and a file that changed in one place shares all other chunks with its
+last version. Files are read in windows of `WINDOW` bytes: memory stays bounded whatever the
+file's size, and the chunks are exactly those of the whole file at once (a boundary is found
+within `MAX_CHUNK` bytes of the last, and the window always holds that much past it).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+import blake3
+from fastcdc import fastcdc
+
+MIN_CHUNK = 256 * 1024
+AVG_CHUNK = 1024 * 1024
+MAX_CHUNK = 4 * 1024 * 1024
+#: Bytes read at once: several chunks, and always MAX_CHUNK past a boundary.
+WINDOW = 16 * 1024 * 1024
+HASH_BYTES = 32
+
+
+def chunk_hash(data: bytes | bytearray | memoryview) -> str:
+    """The BLAKE3 hash of `data`, as 64 hex digits."""
+    return blake3.blake3(data).hexdigest()
+
+
+def file_hash(chunks: Sequence[Chunk]) -> str:
+    """A file's hash from its chunks' (see `FileDigest`)."""
+    return blake3.blake3(b"".join(bytes.fromhex(c.hash) for c in chunks)).hexdigest()
+
+
+@dataclass(frozen=True)
+class Chunk:
+    hash: str
+    size: int
+
+
+@dataclass(frozen=True)
+class FileDigest:
+    """A file's size, hash and chunks, in order. The file's hash is the BLAKE3 hash of its
+    chunks' hashes in order (`file_hash`): as strong as a hash of the bytes (each chunk hash
+    is), and checked from the chunks alone, so no transfer reads a file twice to verify it."""
+
+    size: int
+    hash: str
+    chunks: tuple[Chunk, ...]
+
+
+def iter_chunks(stream: BinaryIO, *, window: int = WINDOW) -> Iterator[tuple[memoryview, Chunk]]:
+    """Each chunk of the stream with its bytes (a view that stays valid)."""
+    buffer = b""
+    eof = False
+    while not eof or buffer:
+        parts = [buffer]
+        have = len(buffer)
+        while not eof and have < window:
+            block = stream.read(window - have)
+            if not block:
+                eof = True
+            else:
+                parts.append(block)
+                have += len(block)
+        buffer = b"".join(parts) if len(parts) > 1 else buffer
+        if not buffer:
+            return
+        view = memoryview(buffer)
+        used = 0
+        for cut in fastcdc(view, MIN_CHUNK, AVG_CHUNK, MAX_CHUNK):
+            if not eof and cut.offset + MAX_CHUNK > len(buffer):
+                break  # its end may lie past the window: cut it once more is read
+            data = view[cut.offset : cut.offset + cut.length]
+            yield data, Chunk(chunk_hash(data), cut.length)
+            used = cut.offset + cut.length
+        buffer = buffer[used:]
+
+
+def digest_stream(
+    stream: BinaryIO, *, on_chunk: Callable[[memoryview, Chunk], None] | None = None
+) -> FileDigest:
+    """The stream's digest; `on_chunk` sees every chunk's bytes as they are read (one read
+    for hashing, chunking and sending)."""
+    chunks: list[Chunk] = []
+    size = 0
+    for data, chunk in iter_chunks(stream):
+        chunks.append(chunk)
+        size += chunk.size
+        if on_chunk is not None:
+            on_chunk(data, chunk)
+    return FileDigest(size=size, hash=file_hash(chunks), chunks=tuple(chunks))
+
+
+def digest_file(
+    path: Path, *, on_chunk: Callable[[memoryview, Chunk], None] | None = None
+) -> FileDigest:
+    with path.open("rb") as stream:
+        head = stream.read(MIN_CHUNK + 1)
+        if len(head) <= MIN_CHUNK:  # one chunk: no cutting (most files of a big folder)
+            chunk = Chunk(chunk_hash(head), len(head))
+            chunks = (chunk,) if head else ()
+            if on_chunk is not None and head:
+                on_chunk(memoryview(head), chunk)
+            return FileDigest(size=len(head), hash=file_hash(chunks), chunks=chunks)
+        stream.seek(0)
+        return digest_stream(stream, on_chunk=on_chunk)

@@ -1,0 +1,382 @@
+"""Download: a manifest's files from a file service into a folder, verified and resumable.
+
+For each file: one already there and unchanged is left alone; otherwise the file is rebuilt in
+``.<name>.thresher-part`` beside it, from the chunks of its old version that are still right
+(found by cutting the old file into chunks: a small edit moves a small part) and chunks fetched
+from the service in batches, `streams` batches in flight. Every chunk fetched is verified
+(BLAKE3) and asked for again if it came wrong; the file's size, and its hash as that of its
+chunks' hashes (`chunking.file_hash`), are checked before the part file is renamed over the
+target. A checkpoint (``.<name>.thresher-part.json``, rewritten after each batch) lets an
+interrupted transfer go on from its last whole batch: its chunks were verified before they
+were written. Small files (one chunk) are fetched many per request and each written to a
+temporary name and renamed.
+
+An existing file that differs is overwritten, skipped or kept beside a copy (``existing``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import secrets
+from collections.abc import AsyncIterator, Sequence
+from pathlib import Path
+from typing import Literal, Protocol
+
+from thresher.files.chunking import Chunk, FileDigest, chunk_hash, digest_file, file_hash
+from thresher.files.manifest import FileEntry, Manifest
+from thresher.files.peer import PeerError
+from thresher.files.stats import TransferStats
+from thresher.files.store import ChunkStore, write_atomic
+from thresher.files.throttle import Throttle
+from thresher.files.upload import DigestCache
+
+Existing = Literal["overwrite", "skip", "copy"]
+BATCH_BYTES = 4 * 1024 * 1024
+BATCH_CHUNKS = 512
+TRIES = 3
+
+
+class TransferError(Exception):
+    """A file could not be brought over whole (after retries)."""
+
+
+class ChunkSource(Protocol):
+    """Where chunks come from: a peer file service, or this site's own store."""
+
+    def read_chunks(
+        self, digests: Sequence[str]
+    ) -> AsyncIterator[tuple[str, bytes | bytearray | memoryview]]: ...
+
+
+class LocalSource:
+    """This site's own chunk store as a source (a checkout of a manifest it holds)."""
+
+    def __init__(self, store: ChunkStore) -> None:
+        self.store = store
+
+    async def read_chunks(
+        self, digests: Sequence[str]
+    ) -> AsyncIterator[tuple[str, bytes | bytearray | memoryview]]:
+        for digest in digests:
+            data = await asyncio.to_thread(self.store.get, digest)
+            if data is not None:
+                yield digest, data
+
+
+class _Fetcher:
+    """Verified chunk fetches from one source, with a shared cap and counters."""
+
+    def __init__(
+        self, peer: ChunkSource, throttle: Throttle, stats: TransferStats, cache: DigestCache
+    ) -> None:
+        self.peer, self.throttle, self.stats, self.cache = peer, throttle, stats, cache
+        self.folders: set[Path] = set()  # checked to lie inside the destination, and made
+
+    def written(
+        self, dest: Path, where: Path, entry: FileEntry, st: os.stat_result | None = None
+    ) -> None:
+        """Remember a file written (or found) with the entry's content."""
+        rel = where.relative_to(dest).as_posix()
+        digest = FileDigest(entry.size, entry.hash, entry.chunks)
+        self.cache.put(rel, st or where.stat(), digest)
+
+    async def fetch(self, digests: Sequence[str]) -> dict[str, bytes | bytearray | memoryview]:
+        """The chunks' bytes by hash, each verified; a wrong one is asked for again."""
+        got: dict[str, bytes | bytearray | memoryview] = {}
+        wanted = list(dict.fromkeys(digests))
+        for attempt in range(TRIES):
+            came: list[tuple[str, bytes | bytearray | memoryview]] = []
+            try:
+                async for digest, data in self.peer.read_chunks(wanted):
+                    await self.throttle.take(len(data))
+                    self.stats.bytes_moved += len(data)
+                    came.append((digest, data))
+            except PeerError:
+                if attempt == TRIES - 1:
+                    raise  # what came before the break is kept: ask for the rest again
+            # Hashed off the event loop, so other streams' reads go on meanwhile.
+            got.update(await asyncio.to_thread(_verified, came, set(wanted)))
+            wanted = [d for d in wanted if d not in got]
+            if not wanted:
+                return got
+            if attempt < TRIES - 1:
+                self.stats.chunks_refetched += len(wanted)
+        raise TransferError(f"{len(wanted)} chunks never came right (first {wanted[0][:12]})")
+
+
+def _verified(
+    came: list[tuple[str, bytes | bytearray | memoryview]], wanted: set[str]
+) -> dict[str, bytes | bytearray | memoryview]:
+    """The chunks that are what they were asked for as."""
+    return {d: data for d, data in came if d in wanted and chunk_hash(data) == d}
+
+
+def _target(dest: Path, entry: FileEntry, folders: set[Path]) -> Path:
+    """Where the entry goes; its folder is checked to lie inside `dest` (links followed) and
+    made, once per folder of a transfer."""
+    target = dest / entry.path
+    if target.parent in folders:
+        return target
+    real_dest = os.path.realpath(dest)
+    real_parent = os.path.realpath(target.parent)
+    if real_parent != real_dest and not real_parent.startswith(real_dest + os.sep):
+        raise TransferError(f"{entry.path}: its folder leads out of {dest}")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    folders.add(target.parent)
+    return target
+
+
+def _write_new(where: Path, data: bytes | bytearray | memoryview, mode: int) -> os.stat_result:
+    """Write a whole file to a temporary name beside it, then rename it over `where`; its
+    status as written."""
+    tmp = where.with_name(f".{where.name}.{secrets.token_hex(4)}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+        os.fchmod(fd, mode)
+        st = os.fstat(fd)
+    finally:
+        os.close(fd)
+    os.replace(tmp, where)
+    return st
+
+
+def _copy_name(target: Path) -> Path:
+    for n in range(1, 10_000):
+        candidate = target.with_name(f"{target.stem} ({n}){target.suffix}")
+        if not candidate.exists():
+            return candidate
+    raise TransferError(f"{target}: no free name for a copy")
+
+
+def _decide(
+    target: Path, entry: FileEntry, existing: Existing, fetcher: _Fetcher, dest: Path
+) -> Path | None:
+    """Where to write the entry (None: it is there already, or kept as it is)."""
+    try:
+        st = target.stat()
+    except FileNotFoundError:
+        return target
+    if st.st_size == entry.size:
+        known = fetcher.cache.get(entry.path, st) or digest_file(target)
+        if known.hash == entry.hash:
+            fetcher.written(dest, target, entry)
+            fetcher.stats.files_skipped += 1
+            return None
+    if existing == "skip":
+        fetcher.stats.files_kept += 1
+        return None
+    return _copy_name(target) if existing == "copy" else target
+
+
+async def download(
+    manifest: Manifest,
+    dest: Path,
+    peer: ChunkSource,
+    *,
+    streams: int = 4,
+    parallel_files: int = 4,
+    bps: int | None = None,
+    existing: Existing = "overwrite",
+    cache: DigestCache | None = None,
+) -> TransferStats:
+    """Bring `manifest`'s files from `peer` into `dest`; what it did. `cache` remembers the
+    digests of the files written (and of those found unchanged), so that the next transfer
+    into `dest` need not read them again."""
+    stats = TransferStats(files=len(manifest.files), bytes_total=manifest.total_bytes)
+    fetcher = _Fetcher(peer, Throttle(bps), stats, cache or DigestCache(None))
+    dest.mkdir(parents=True, exist_ok=True)
+    small = [f for f in manifest.files if len(f.chunks) <= 1]
+    large = [f for f in manifest.files if len(f.chunks) > 1]
+    gate = asyncio.Semaphore(parallel_files)
+
+    async def one(entry: FileEntry) -> None:
+        async with gate:
+            await _large(entry, dest, fetcher, streams=streams, existing=existing)
+
+    try:
+        await asyncio.gather(_small(small, dest, fetcher, streams, existing), *map(one, large))
+    finally:
+        await asyncio.to_thread(fetcher.cache.save)
+    return stats
+
+
+async def _small(
+    entries: list[FileEntry], dest: Path, fetcher: _Fetcher, streams: int, existing: Existing
+) -> None:
+    """Files of one chunk (or none), many per request, `streams` requests at once."""
+
+    def plan() -> list[tuple[FileEntry, Path]]:
+        todo = []
+        for entry in entries:
+            target = _target(dest, entry, fetcher.folders)
+            where = _decide(target, entry, existing, fetcher, dest)
+            if where is None:
+                pass
+            else:
+                fetcher.stats.files_copied += where != target
+                todo.append((entry, where))
+        return todo
+
+    todo = await asyncio.to_thread(plan)
+    batches: list[list[tuple[FileEntry, Path]]] = [[]]
+    size = 0
+    for entry, where in todo:
+        if size >= BATCH_BYTES or len(batches[-1]) >= BATCH_CHUNKS:
+            batches.append([])
+            size = 0
+        batches[-1].append((entry, where))
+        size += entry.size
+    gate = asyncio.Semaphore(streams)
+
+    async def run(batch: list[tuple[FileEntry, Path]]) -> None:
+        async with gate:
+            got = await fetcher.fetch([e.chunks[0].hash for e, _ in batch if e.chunks])
+            await asyncio.to_thread(_write_small, batch, got, fetcher, dest)
+
+    await asyncio.gather(*(run(b) for b in batches if b))
+
+
+def _write_small(
+    batch: list[tuple[FileEntry, Path]],
+    got: dict[str, bytes | bytearray | memoryview],
+    fetcher: _Fetcher,
+    dest: Path,
+) -> None:
+    for entry, where in batch:
+        data = got[entry.chunks[0].hash] if entry.chunks else b""
+        fetcher.written(dest, where, entry, _write_new(where, data, entry.mode))
+
+
+async def _large(
+    entry: FileEntry, dest: Path, fetcher: _Fetcher, *, streams: int, existing: Existing
+) -> None:
+    target = await asyncio.to_thread(_target, dest, entry, fetcher.folders)
+    where = await asyncio.to_thread(_decide, target, entry, existing, fetcher, dest)
+    if where is None:
+        return
+    fetcher.stats.files_copied += where != target
+    part = where.with_name(f".{where.name}.thresher-part")
+    checkpoint = where.with_name(f".{where.name}.thresher-part.json")
+    start, offset = await asyncio.to_thread(_resume_point, entry, part, checkpoint)
+    fetcher.stats.files_resumed += start > 0
+    reuse = await asyncio.to_thread(_old_chunks, where, fetcher.cache, dest)
+    runs = _runs(entry.chunks[start:], reuse)
+    gate = asyncio.Semaphore(streams)
+
+    async def get(run: list[Chunk]) -> dict[str, bytes | bytearray | memoryview]:
+        async with gate:
+            remote = [c.hash for c in run if c.hash not in reuse]
+            return await fetcher.fetch(remote) if remote else {}
+
+    # The batches in flight, by index; a batch is dropped once written, so memory holds at most
+    # `streams` batches whatever the file's size.
+    pending = {i: asyncio.create_task(get(r)) for i, r in enumerate(runs[:streams])}
+    done = start
+    try:
+        with part.open("r+b" if start else "wb") as out:
+            out.seek(offset)
+            for i, run in enumerate(runs):
+                got = await pending.pop(i)
+                if i + streams < len(runs):
+                    pending[i + streams] = asyncio.create_task(get(runs[i + streams]))
+                pieces = await asyncio.to_thread(_pieces, run, got, reuse, where)
+                fetcher.stats.bytes_reused += sum(
+                    len(p) for c, p in zip(run, pieces, strict=True) if c.hash in reuse
+                )
+                await asyncio.to_thread(_append, out, pieces)
+                done += len(run)
+                offset += sum(c.size for c in run)
+                await asyncio.to_thread(_checkpoint, checkpoint, entry, done, offset, out)
+    finally:
+        for task in pending.values():
+            task.cancel()
+    if part.stat().st_size != entry.size or file_hash(entry.chunks) != entry.hash:
+        part.unlink(missing_ok=True)
+        checkpoint.unlink(missing_ok=True)
+        raise TransferError(f"{entry.path}: the file came out different from its manifest")
+    os.chmod(part, entry.mode)
+    os.replace(part, where)
+    checkpoint.unlink(missing_ok=True)
+    fetcher.written(dest, where, entry)
+
+
+def _resume_point(entry: FileEntry, part: Path, checkpoint: Path) -> tuple[int, int]:
+    """(chunks done, bytes done) of an interrupted transfer of this very file, else (0, 0)."""
+    try:
+        saved = json.loads(checkpoint.read_text())
+    except (OSError, ValueError):
+        return 0, 0
+    done, offset = int(saved.get("chunks", 0)), int(saved.get("offset", 0))
+    if saved.get("hash") != entry.hash or not part.is_file() or part.stat().st_size < offset:
+        return 0, 0
+    if sum(c.size for c in entry.chunks[:done]) != offset:
+        return 0, 0
+    return done, offset
+
+
+def _old_chunks(path: Path, cache: DigestCache, dest: Path) -> dict[str, tuple[int, int]]:
+    """Chunks of the file there now (from the digest cache if it knows the file as it is):
+    hash -> (offset, size). Each is checked again when it is read."""
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        return {}
+    known = cache.get(path.relative_to(dest).as_posix(), st) if path.is_relative_to(dest) else None
+    found: dict[str, tuple[int, int]] = {}
+    offset = 0
+    for c in (known or digest_file(path)).chunks:
+        found.setdefault(c.hash, (offset, c.size))
+        offset += c.size
+    return found
+
+
+def _runs(chunks: Sequence[Chunk], reuse: dict[str, tuple[int, int]]) -> list[list[Chunk]]:
+    """The chunks in batches of at most BATCH_BYTES (each batch is held in memory whole)."""
+    runs: list[list[Chunk]] = [[]]
+    size = 0
+    for c in chunks:
+        if runs[-1] and (size + c.size > BATCH_BYTES or len(runs[-1]) >= BATCH_CHUNKS):
+            runs.append([])
+            size = 0
+        runs[-1].append(c)
+        size += c.size  # reused chunks are read into memory too: they count
+    return [r for r in runs if r]
+
+
+def _pieces(
+    run: list[Chunk],
+    got: dict[str, bytes | bytearray | memoryview],
+    reuse: dict[str, tuple[int, int]],
+    old: Path,
+) -> list[bytes | bytearray | memoryview]:
+    pieces: list[bytes | bytearray | memoryview] = []
+    for c in run:
+        if c.hash in got:
+            pieces.append(got[c.hash])
+            continue
+        offset, size = reuse[c.hash]
+        with old.open("rb") as f:
+            f.seek(offset)
+            data = f.read(size)
+        if chunk_hash(data) != c.hash:
+            raise PeerError(f"{old}: changed while it was read")
+        pieces.append(data)
+    return pieces
+
+
+def _append(out: object, pieces: list[bytes | bytearray | memoryview]) -> None:
+    assert hasattr(out, "write")
+    for data in pieces:
+        out.write(data)
+
+
+def _checkpoint(checkpoint: Path, entry: FileEntry, done: int, offset: int, out: object) -> None:
+    assert hasattr(out, "flush")
+    out.flush()
+    state = {"hash": entry.hash, "chunks": done, "offset": offset}
+    write_atomic(checkpoint, json.dumps(state).encode())

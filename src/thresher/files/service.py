@@ -1,0 +1,279 @@
+"""A site's file service: its chunk store over HTTP, and transfers with its peers.
+
+Every route but ``/healthz`` needs ``Authorization: Bearer <token>`` (the service's token,
+compared in constant time). Under ``/files/v1``:
+
+- ``POST /missing`` ``{"hashes": [...]}``: which of these chunks the store lacks.
+- ``POST /chunks``: a framed batch of chunks (`thresher.files.frames`), each verified before
+  it is kept; a wrong one is a 422 naming it and nothing after it is read.
+- ``POST /chunks/read`` ``{"hashes": [...]}``: those chunks, framed, streamed in order (one
+  that is not here, or no longer right, is left out: the reader asks again or elsewhere).
+- ``PUT|GET /manifests/{name}``: a manifest's canonical JSON.
+- ``POST /checkin`` ``{"volume", "path", "name"}``: the files under a folder of a volume
+  (this site's root for it) become manifest `name`, served from where they lie.
+- ``POST /pull`` ``{"source_url", "source_token", "manifest", "volume", "path", ...}``: bring
+  a manifest's files from a peer file service into a folder of a volume here (verified,
+  resumable); answers what moved.
+
+Data goes between file services directly; whoever calls ``/pull`` only says what to move.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+from collections.abc import AsyncIterator, Callable, Mapping
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request
+from fastapi.responses import Response, StreamingResponse
+from pydantic import BaseModel, ConfigDict, Field
+
+from thresher.files.chunking import chunk_hash
+from thresher.files.download import LocalSource, TransferError, download
+from thresher.files.frames import HEADER, FrameError, decode, frame
+from thresher.files.manifest import Manifest, ManifestError, safe_rel
+from thresher.files.peer import Peer, PeerError
+from thresher.files.store import MANIFEST_NAME, BadChunk, ChunkStore
+from thresher.files.upload import DigestCache, list_files, upload_local
+
+MAX_HASHES = 100_000
+Name = Annotated[str, Field(pattern=MANIFEST_NAME.pattern)]
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class HashesIn(_Body):
+    hashes: list[Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]] = Field(max_length=MAX_HASHES)
+
+
+class CheckinIn(_Body):
+    volume: str = Field(max_length=100)
+    path: str = Field(default="", max_length=4096)
+    paths: list[Annotated[str, Field(max_length=4096)]] | None = Field(
+        default=None, max_length=100_000, description="these files (or folders) only"
+    )
+    name: Name
+
+
+class CheckoutIn(_Body):
+    manifest: Name
+    volume: str = Field(max_length=100)
+    path: str = Field(default="", max_length=4096)
+    existing: Literal["overwrite", "skip", "copy"] = "overwrite"
+
+
+class PullIn(_Body):
+    source_url: str = Field(max_length=500, pattern=r"^https?://")
+    source_token: str = Field(max_length=500)
+    manifest: Name
+    volume: str = Field(max_length=100)
+    path: str = Field(default="", max_length=4096)
+    streams: int = Field(default=4, ge=1, le=64)
+    parallel_files: int = Field(default=4, ge=1, le=64)
+    bps: int | None = Field(default=None, ge=1)
+    existing: Literal["overwrite", "skip", "copy"] = "overwrite"
+
+
+class FileService:
+    """What the routes act on: the store, the volumes' roots at this site, the token."""
+
+    def __init__(
+        self,
+        store: ChunkStore,
+        *,
+        token: str,
+        site: str,
+        roots: Mapping[str, Path] | Callable[[str], Path | None],
+    ) -> None:
+        """`roots`: each volume's root at this site, or a function answering it (the embedded
+        service asks the farm's store, so volumes set later are found)."""
+        self.store, self.token, self.site = store, token, site
+        self._roots = roots if callable(roots) else dict(roots).get
+        self.bps: int | None = None  # this site's cap, applied to the pulls it runs
+
+    def folder(self, volume: str, path: str) -> Path:
+        """A folder of a volume here (blocking: the roots may be read from a database)."""
+        root = self._roots(volume)
+        if root is None:
+            raise HTTPException(422, f"volume {volume!r} has no root at site {self.site!r}")
+        if not path:
+            return root
+        try:
+            return root / safe_rel(path)
+        except ManifestError as exc:
+            raise HTTPException(422, {"message": str(exc), "field": "path"}) from None
+
+
+async def _service(request: Request) -> FileService:
+    service: FileService = request.app.state.files
+    return service
+
+
+async def _authorised(request: Request) -> None:
+    service = await _service(request)
+    scheme, _, given = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip(), service.token):
+        raise HTTPException(401, "this needs 'Authorization: Bearer <file service token>'")
+
+
+ServiceDep = Annotated[FileService, Depends(_service)]
+router = APIRouter(prefix="/files/v1", dependencies=[Depends(_authorised)])
+
+
+def create_files_app(service: FileService) -> FastAPI:
+    """The file service's ASGI app over `service`."""
+    app = FastAPI(title="Thresher file service", docs_url=None, redoc_url=None)
+    app.state.files = service
+    app.include_router(router)
+
+    @app.get("/healthz")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok", "site": service.site}
+
+    return app
+
+
+@router.post("/missing")
+async def missing(body: HashesIn, service: ServiceDep) -> dict[str, list[str]]:
+    return {"missing": await asyncio.to_thread(service.store.missing, body.hashes)}
+
+
+@router.post("/chunks")
+async def put_chunks(request: Request, service: ServiceDep) -> dict[str, int]:
+    stored = n = 0
+    try:
+        async for digest, data in decode(request.stream()):
+            if await asyncio.to_thread(service.store.put, digest, data):
+                stored += len(data)
+            n += 1
+    except (BadChunk, FrameError) as exc:
+        raise HTTPException(422, {"message": str(exc), "field": f"chunks[{n}]"}) from None
+    return {"chunks": n, "stored_bytes": stored}
+
+
+@router.post("/chunks/read")
+async def read_chunks(body: HashesIn, service: ServiceDep) -> StreamingResponse:
+    """The chunks here of those asked for, framed, with the batch's length said first. A chunk
+    that turns out wrong when it is read (corrupted on disk, its source file changed) is sent
+    as zeros of its size: the reader's check fails, and it asks again or elsewhere."""
+    sizes = await asyncio.to_thread(service.store.sizes, body.hashes)
+    present = [(d, n) for d, n in zip(body.hashes, sizes, strict=True) if n is not None]
+
+    async def frames() -> AsyncIterator[bytes | memoryview]:
+        for digest, size in present:
+            data = await asyncio.to_thread(service.store.get, digest)
+            if data is None or len(data) != size:
+                data = bytes(size)
+            yield frame(digest, data)
+            yield data
+
+    length = sum(HEADER + n for _, n in present)
+    return StreamingResponse(
+        frames(),
+        media_type="application/octet-stream",
+        headers={"Content-Length": str(length)},
+    )
+
+
+@router.put("/manifests/{name}")
+async def put_manifest(name: Name, request: Request, service: ServiceDep) -> dict[str, str]:
+    body = await request.body()
+    try:
+        manifest = Manifest.from_json(body)
+    except ManifestError as exc:
+        raise HTTPException(422, {"message": str(exc), "field": "manifest"}) from None
+    await asyncio.to_thread(service.store.put_manifest, name, manifest)
+    return {"hash": manifest.hash}
+
+
+@router.get("/manifests/{name}")
+async def get_manifest(name: Name, service: ServiceDep) -> Response:
+    manifest = await asyncio.to_thread(service.store.get_manifest, name)
+    if manifest is None:
+        raise HTTPException(404, f"no manifest {name!r}")
+    return Response(manifest.to_json(), media_type="application/json")
+
+
+@router.post("/checkin")
+async def checkin(body: CheckinIn, service: ServiceDep) -> dict[str, Any]:
+    folder = await asyncio.to_thread(service.folder, body.volume, body.path)
+    try:
+        rels = [safe_rel(p) for p in body.paths] if body.paths is not None else None
+    except ManifestError as exc:
+        raise HTTPException(422, {"message": str(exc), "field": "paths"}) from None
+    try:
+        manifest = await asyncio.to_thread(_checkin, service, folder, body.name, rels)
+    except FileNotFoundError as exc:
+        raise HTTPException(404, f"{exc.filename} is not at site {service.site}") from None
+    except ManifestError as exc:
+        raise HTTPException(422, {"message": str(exc), "field": "paths"}) from None
+    return {"hash": manifest.hash, "files": len(manifest.files), "bytes": manifest.total_bytes}
+
+
+@router.post("/pull")
+async def pull(body: PullIn, service: ServiceDep) -> dict[str, Any]:
+    folder = await asyncio.to_thread(service.folder, body.volume, body.path)
+    caps = [x for x in (body.bps, service.bps) if x]
+    async with Peer(body.source_url, body.source_token) as peer:
+        try:
+            manifest = await peer.manifest(body.manifest)
+            if manifest is None:
+                raise HTTPException(404, f"{body.source_url} has no manifest {body.manifest!r}")
+            stats = await download(
+                manifest,
+                folder,
+                peer,
+                streams=body.streams,
+                parallel_files=body.parallel_files,
+                bps=min(caps) if caps else None,
+                existing=body.existing,
+                cache=DigestCache(_cache_path(service, folder)),
+            )
+        except (PeerError, TransferError) as exc:
+            raise HTTPException(502, str(exc)) from None
+    return {"hash": manifest.hash, **stats.as_dict()}
+
+
+@router.post("/checkout")
+async def checkout(body: CheckoutIn, service: ServiceDep) -> dict[str, Any]:
+    """Write a manifest this store holds (an upload) into a folder of a volume here."""
+    folder = await asyncio.to_thread(service.folder, body.volume, body.path)
+    manifest = await asyncio.to_thread(service.store.get_manifest, body.manifest)
+    if manifest is None:
+        raise HTTPException(404, f"no manifest {body.manifest!r}")
+    try:
+        stats = await download(
+            manifest,
+            folder,
+            LocalSource(service.store),
+            existing=body.existing,
+            cache=DigestCache(_cache_path(service, folder)),
+        )
+    except TransferError as exc:
+        raise HTTPException(409, str(exc)) from None
+    return {"hash": manifest.hash, **stats.as_dict()}
+
+
+def _cache_path(service: FileService, folder: Path) -> Path:
+    return service.store.root / "digests" / f"{chunk_hash(str(folder).encode())[:32]}.json"
+
+
+def _checkin(service: FileService, folder: Path, name: str, rels: list[str] | None) -> Manifest:
+    cache = DigestCache(_cache_path(service, folder))
+    if rels is None:
+        files = list_files(folder)
+    else:
+        files = []
+        for rel in rels:
+            if (folder / rel).is_dir():
+                files.extend(f"{rel}/{f}" for f in list_files(folder / rel))
+            else:
+                files.append(rel)
+    manifest = upload_local(folder, files, cache=cache)
+    service.store.add_sources(name, folder, manifest)
+    service.store.put_manifest(name, manifest)
+    return manifest

@@ -1,0 +1,131 @@
+"""A site's content-addressed store on disk: chunks by BLAKE3 hash, manifests by name.
+
+``<root>/chunks/ab/abcdef...`` holds the chunk whose hash is ``abcdef...``; a chunk is verified
+(its hash recomputed) before it is kept, written to a temporary name and renamed, so a reader
+never sees half a chunk and a corrupted one is never stored. ``<root>/manifests/<name>.json``
+holds a manifest's canonical text.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import secrets
+from collections.abc import Iterable
+from pathlib import Path
+
+from thresher.files.chunking import chunk_hash
+from thresher.files.manifest import Manifest
+
+HASH = re.compile(r"^[0-9a-f]{64}$")
+MANIFEST_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,200}$")
+
+
+class BadChunk(ValueError):
+    """Bytes whose hash is not the one they were sent as."""
+
+
+def write_atomic(path: Path, data: bytes | bytearray | memoryview) -> None:
+    """Write `data` to a temporary name next to `path`, then rename it over `path`."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+    with tmp.open("wb") as out:
+        out.write(data)
+    os.replace(tmp, path)
+
+
+class ChunkStore:
+    """Chunks and manifests under `root`, and chunks of files checked in where they lie.
+
+    A checked-in file is not copied: its chunks are served from the file itself (path, offset,
+    size); a file changed since serves other bytes, which its reader's check refuses."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        (root / "chunks").mkdir(parents=True, exist_ok=True)
+        (root / "manifests").mkdir(parents=True, exist_ok=True)
+        (root / "sources").mkdir(parents=True, exist_ok=True)
+        self._sources: dict[str, tuple[str, int, int]] = {}
+        for saved in sorted((root / "sources").glob("*.json")):
+            self._sources.update(
+                {
+                    h: (str(p), int(o), int(n))
+                    for h, (p, o, n) in json.loads(saved.read_text()).items()
+                }
+            )
+
+    def add_sources(self, name: str, base: Path, manifest: Manifest) -> None:
+        """Serve the manifest's chunks from its files under `base` (a checkin)."""
+        found: dict[str, tuple[str, int, int]] = {}
+        for f in manifest.files:
+            offset = 0
+            for c in f.chunks:
+                found.setdefault(c.hash, (str(base / f.path), offset, c.size))
+                offset += c.size
+        self._sources.update(found)
+        write_atomic(self.root / "sources" / f"{name}.json", json.dumps(found).encode())
+
+    def path(self, digest: str) -> Path:
+        if not HASH.match(digest):
+            raise BadChunk(f"{digest!r} is not a BLAKE3 hash (64 hex digits)")
+        return self.root / "chunks" / digest[:2] / digest
+
+    def has(self, digest: str) -> bool:
+        return digest in self._sources or self.path(digest).is_file()
+
+    def missing(self, digests: Iterable[str]) -> list[str]:
+        return [d for d in dict.fromkeys(digests) if not self.has(d)]
+
+    def sizes(self, digests: Iterable[str]) -> list[int | None]:
+        """Each chunk's size here (None: not here)."""
+        found: list[int | None] = []
+        for digest in digests:
+            source = self._sources.get(digest)
+            if source is not None:
+                found.append(source[2])
+                continue
+            try:
+                found.append(self.path(digest).stat().st_size)
+            except FileNotFoundError:
+                found.append(None)
+        return found
+
+    def put(self, digest: str, data: bytes | bytearray | memoryview) -> bool:
+        """Keep a chunk after checking its hash; False when it was there already."""
+        target = self.path(digest)
+        if chunk_hash(data) != digest:
+            raise BadChunk(f"chunk {digest[:12]}: its bytes hash to something else")
+        if target.is_file():
+            return False
+        write_atomic(target, data)
+        return True
+
+    def get(self, digest: str) -> bytes | None:
+        """A chunk's bytes (None: not here). Not checked here: every reader checks what it
+        receives, and asks again (or elsewhere) for a chunk that came wrong."""
+        path = self.path(digest)
+        try:
+            return path.read_bytes()
+        except FileNotFoundError:
+            pass
+        source = self._sources.get(digest)
+        if source is None:
+            return None
+        try:
+            with open(source[0], "rb") as f:
+                f.seek(source[1])
+                return f.read(source[2])
+        except OSError:
+            return None
+
+    def put_manifest(self, name: str, manifest: Manifest) -> None:
+        if not MANIFEST_NAME.match(name):
+            raise ValueError(f"bad manifest name {name!r}")
+        write_atomic(self.root / "manifests" / f"{name}.json", manifest.to_json())
+
+    def get_manifest(self, name: str) -> Manifest | None:
+        if not MANIFEST_NAME.match(name):
+            raise ValueError(f"bad manifest name {name!r}")
+        path = self.root / "manifests" / f"{name}.json"
+        return Manifest.from_json(path.read_bytes()) if path.is_file() else None

@@ -1,0 +1,208 @@
+"""Transfers between two file services on this machine (each its own folder and port): what
+moves is verified, only changed chunks move again, an interrupted file resumes, a chunk that
+comes corrupted is asked for again, nothing moves when nothing changed."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import random
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from thresher.files.chunking import AVG_CHUNK
+from thresher.files.download import download
+from thresher.files.peer import Peer
+from thresher.files.server import serve_in_thread
+from thresher.files.service import FileService
+from thresher.files.store import ChunkStore
+from thresher.files.upload import upload
+
+TOKEN = "files-token"
+
+
+@dataclass
+class Site:
+    url: str
+    root: Path  # the volume "proj" at this site
+    service: FileService
+
+    def call(self, path: str, body: dict[str, Any]) -> Any:
+        headers = {"Authorization": f"Bearer {TOKEN}"}
+        response = httpx.post(f"{self.url}/files/v1{path}", json=body, headers=headers, timeout=60)
+        response.raise_for_status()
+        return response.json()
+
+    def pull_from(self, other: Site, manifest: str, **extra: Any) -> dict[str, Any]:
+        body = {
+            "source_url": other.url,
+            "source_token": TOKEN,
+            "manifest": manifest,
+            "volume": "proj",
+            **extra,
+        }
+        answer: dict[str, Any] = self.call("/pull", body)
+        return answer
+
+
+@pytest.fixture
+def sites(tmp_path: Path) -> Iterator[tuple[Site, Site]]:
+    with contextlib.ExitStack() as stack:
+        found = []
+        for name in ("a", "b"):
+            root = tmp_path / f"{name}-proj"
+            root.mkdir()
+            service = FileService(
+                ChunkStore(tmp_path / f"{name}-store"), token=TOKEN, site=name, roots={"proj": root}
+            )
+            url = stack.enter_context(serve_in_thread(service))
+            found.append(Site(url, root, service))
+        yield found[0], found[1]
+
+
+def _random(size: int, seed: int) -> bytes:
+    return random.Random(seed).randbytes(size)
+
+
+def test_a_folder_arrives_whole_and_only_changed_chunks_move_again(
+    sites: tuple[Site, Site],
+) -> None:
+    a, b = sites
+    big = _random(12 * AVG_CHUNK, 1)
+    (a.root / "scene").mkdir()
+    (a.root / "scene" / "big.bin").write_bytes(big)
+    for i in range(50):
+        (a.root / "scene" / f"tex{i}.txt").write_text(f"texture {i}\n")
+    a.call("/checkin", {"volume": "proj", "name": "job-1-inputs"})
+
+    first = b.pull_from(a, "job-1-inputs")
+    again = b.pull_from(a, "job-1-inputs")
+    changed = big[: 6 * AVG_CHUNK] + b"inserted" * 128 + big[6 * AVG_CHUNK :]
+    (a.root / "scene" / "big.bin").write_bytes(changed)
+    a.call("/checkin", {"volume": "proj", "name": "job-1-inputs"})
+    edited = b.pull_from(a, "job-1-inputs")
+
+    assert (b.root / "scene" / "big.bin").read_bytes() == changed
+    assert (b.root / "scene" / "tex49.txt").read_text() == "texture 49\n"
+    assert first["bytes_moved"] == len(big) + sum(len(f"texture {i}\n") for i in range(50))
+    assert again["bytes_moved"] == 0
+    assert again["files_skipped"] == 51
+    assert 0 < edited["bytes_moved"] <= 3 * 4 * AVG_CHUNK  # one or two chunks, never the file
+    assert edited["bytes_reused"] >= len(big) - 3 * 4 * AVG_CHUNK
+
+
+def test_escaping_paths_are_refused_by_the_service(
+    sites: tuple[Site, Site], tmp_path: Path
+) -> None:
+    a, _ = sites
+    (tmp_path / "secret.txt").write_text("secret")
+    (a.root / "link.txt").symlink_to(tmp_path / "secret.txt")
+    (a.root / "ok.txt").write_text("ok")
+    with pytest.raises(httpx.HTTPStatusError) as refused:
+        a.call("/checkin", {"volume": "proj", "path": "../x", "name": "n"})
+    with pytest.raises(httpx.HTTPStatusError) as linked:
+        a.call("/checkin", {"volume": "proj", "paths": ["link.txt"], "name": "n"})
+    whole = a.call("/checkin", {"volume": "proj", "name": "all"})
+    assert refused.value.response.status_code == 422
+    assert linked.value.response.status_code == 422
+    assert whole["files"] == 1  # ok.txt; the link out of the root is left out
+
+
+class _Flaky(httpx.AsyncBaseTransport):
+    """The network edge, faked: flips a byte in the first chunk read, or cuts the connection
+    after `cut_after` chunk reads (what a killed transfer looks like to the receiver)."""
+
+    def __init__(self, *, corrupt: bool = False, cut_after: int | None = None) -> None:
+        self.inner = httpx.AsyncHTTPTransport()
+        self.corrupt, self.cut_after, self.reads = corrupt, cut_after, 0
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        first = False
+        if request.url.path.endswith("/chunks/read"):
+            self.reads += 1
+            first = self.reads == 1
+            if self.cut_after is not None and self.reads > self.cut_after:
+                raise httpx.ReadError("connection cut", request=request)
+        response = await self.inner.handle_async_request(request)
+        if self.corrupt and first:
+            return httpx.Response(
+                response.status_code, headers=response.headers, stream=_Flipped(response)
+            )
+        return response
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
+class _Flipped(httpx.AsyncByteStream):
+    def __init__(self, response: httpx.Response) -> None:
+        self.response, self.done = response, False
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        async for piece in self.response.stream:  # type: ignore[union-attr]
+            if not self.done and len(piece) > 100:
+                piece = piece[:90] + bytes([piece[90] ^ 0xFF]) + piece[91:]
+                self.done = True
+            yield piece
+
+    async def aclose(self) -> None:
+        await self.response.aclose()
+
+
+def _peer(url: str, transport: httpx.AsyncBaseTransport) -> Peer:
+    return Peer(url, TOKEN, transport=transport)
+
+
+def test_a_corrupted_chunk_is_fetched_again_and_a_cut_transfer_resumes(
+    sites: tuple[Site, Site], tmp_path: Path
+) -> None:
+    a, _ = sites
+    data = _random(40 * AVG_CHUNK, 2)
+    (a.root / "big.bin").write_bytes(data)
+    a.call("/checkin", {"volume": "proj", "name": "m"})
+    dest = tmp_path / "dest"
+
+    async def run() -> tuple[Any, Any, Any]:
+        async with _peer(a.url, _Flaky(corrupt=True)) as peer:
+            manifest = await peer.manifest("m")
+            assert manifest is not None
+            healed = await download(manifest, tmp_path / "healed", peer)
+        async with _peer(a.url, _Flaky(cut_after=2)) as peer:
+            with pytest.raises(Exception, match="connection cut"):
+                await download(manifest, dest, peer, streams=1)
+        async with Peer(a.url, TOKEN) as peer:
+            resumed = await download(manifest, dest, peer, streams=1)
+        return manifest, healed, resumed
+
+    _, healed, resumed = asyncio.run(run())
+    assert (tmp_path / "healed" / "big.bin").read_bytes() == data
+    assert healed.chunks_refetched == 1
+    assert (dest / "big.bin").read_bytes() == data
+    assert resumed.files_resumed == 1
+    assert resumed.bytes_moved < len(data) - AVG_CHUNK  # what came before the cut stayed
+    assert not [p for p in os.listdir(dest) if "thresher-part" in p]
+
+
+def test_upload_sends_only_what_the_service_lacks(sites: tuple[Site, Site], tmp_path: Path) -> None:
+    a, _ = sites
+    src = tmp_path / "local"
+    src.mkdir()
+    (src / "a.bin").write_bytes(_random(5 * AVG_CHUNK, 3))
+    (src / "b.txt").write_text("b\n")
+
+    async def run() -> tuple[Any, Any]:
+        async with Peer(a.url, TOKEN) as peer:
+            _, first = await upload(src, ["a.bin", "b.txt"], peer, name="up")
+            _, second = await upload(src, ["a.bin", "b.txt"], peer, name="up")
+        return first, second
+
+    first, second = asyncio.run(run())
+    assert first.bytes_moved == 5 * AVG_CHUNK + 2
+    assert second.bytes_moved == 0
+    assert a.service.store.get_manifest("up") is not None

@@ -1,0 +1,280 @@
+"""Two sites on one machine, end to end: a controller, a file service per site (each its own
+folder as the volume's root, its own port) and a worker at each. A POV-Ray job whose scene and
+include are on the main site renders partly at each site; the remote site's download sync runs
+once, before its first task; every frame ends in the main site's output folder."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tests.engines.support import EXAMPLES, require
+from thresher.client import Client
+from thresher.controller.settings import ControllerSettings
+from thresher.files.server import serve_in_thread as serve_files
+from thresher.files.service import FileService
+from thresher.files.store import ChunkStore
+from thresher.schemas import api
+from thresher.testing import ServedController, serve_in_thread
+from thresher.worker.agent import Agent, AgentConfig
+
+pytestmark = [pytest.mark.e2e, pytest.mark.renderers]
+
+TOKENS = {"hq": "hq-files-token", "sthlm": "sthlm-files-token"}
+
+
+@dataclass
+class TwoSites:
+    controller: ServedController
+    roots: dict[str, Path]
+    urls: dict[str, str]
+    tmp: Path
+
+    def agent(self, site: str) -> Agent:
+        facts = api.RegisterIn(
+            name=f"{site}-1",
+            hostname=f"{site}-1",
+            os="linux",
+            cores=2,
+            ram_bytes=1 << 30,
+            site=site,
+            lanes=1,
+        )
+        config = AgentConfig(
+            controller_url=self.controller.url,
+            token=self.controller.admin_token,
+            facts=facts,
+            work_dir=self.tmp / f"work-{site}",
+        )
+        return Agent(config)
+
+
+@pytest.fixture
+def two_sites(tmp_path: Path) -> Iterator[TwoSites]:
+    with contextlib.ExitStack() as stack:
+        controller = stack.enter_context(
+            serve_in_thread(ControllerSettings(data_dir=tmp_path / "data"))
+        )
+        roots, urls = {}, {}
+        for site in ("hq", "sthlm"):
+            roots[site] = tmp_path / f"{site}-proj"
+            roots[site].mkdir()
+            service = FileService(
+                ChunkStore(tmp_path / f"{site}-store"),
+                token=TOKENS[site],
+                site=site,
+                roots={"proj": roots[site]},
+            )
+            urls[site] = stack.enter_context(serve_files(service))
+        with Client(controller.url, controller.admin_token) as admin:
+            for site in ("hq", "sthlm"):
+                admin.set_site(
+                    site,
+                    main=site == "hq",
+                    file_service_url=urls[site],
+                    file_service_token=TOKENS[site],
+                    # a fast link: once hq's lane is busy, sthlm's sync pays off at once
+                    bandwidth_bps=None if site == "hq" else 10**10,
+                )
+            admin.set_volume("proj", {s: {"linux": str(r)} for s, r in roots.items()})
+        yield TwoSites(controller, roots, urls, tmp_path)
+
+
+def run_agents(agents: list[Agent], until: Callable[[], bool], *, timeout: float) -> None:
+    async def run() -> None:
+        stop = asyncio.Event()
+        running = [asyncio.create_task(a.run(stop)) for a in agents]
+        started = time.monotonic()
+        try:
+            while not await asyncio.to_thread(until):
+                await asyncio.wait(running, timeout=0.05)
+                assert not any(t.done() for t in running), "an agent stopped"
+                assert time.monotonic() - started < timeout, "timed out"
+        finally:
+            stop.set()
+            await asyncio.gather(*running)
+
+    asyncio.run(run())
+
+
+def test_a_povray_job_renders_at_both_sites_and_every_frame_comes_home(
+    two_sites: TwoSites,
+) -> None:
+    require("povray")
+    hq = two_sites.roots["hq"]
+    (hq / "inc").mkdir()
+    (hq / "inc" / "ball.inc").write_text("#declare BallColor = rgb <1, 0.5, 0>;\n")
+    scene = (EXAMPLES / "orbit.pov").read_text()
+    scene = scene.replace(
+        '#include "colors.inc"', '#include "colors.inc"\n#include "inc/ball.inc"'
+    ).replace("color Red", "color BallColor")
+    (hq / "scene.pov").write_text(scene)
+    stale = two_sites.roots["sthlm"] / "out" / "orbit9.png"  # from an older run at sthlm
+    stale.parent.mkdir()
+    stale.write_bytes(b"old")
+    with Client(two_sites.controller.url, two_sites.controller.admin_token) as client:
+        job = client.submit_job(
+            api.JobIn.model_validate(
+                {
+                    "name": "orbit",
+                    "engine": "povray",
+                    "input": "share=proj/scene.pov",
+                    "dependencies": ["share=proj/inc/ball.inc"],
+                    "output": "share=proj/out/orbit.png",
+                    "range": "1-6",
+                    "chunk": 1,
+                    "parameters": {"width": 32, "height": 18},
+                    "paused": True,
+                    "sites": {"sthlm": {"clear_output": True, "parallel_files": 2}},
+                }
+            )
+        )
+        agents = [two_sites.agent("hq"), two_sites.agent("sthlm")]
+
+        def progress() -> bool:
+            if client.job(job.id).status == "paused" and len(client.workers()) == 2:
+                client.resume(job.id)
+            return client.job(job.id).status in ("succeeded", "failed")
+
+        run_agents(agents, progress, timeout=120)
+        status = client.job(job.id).status
+        attempts = client.attempts(job.id)
+        sites = {s.site: s for s in client.job_sites(job.id).sites}
+        logs = "\n".join(
+            line.text for i in {a.index for a in attempts} for line in client.log(job.id, i)
+        )
+    assert status == "succeeded", logs
+    workers = {a.worker for a in attempts}
+    assert workers == {"hq-1", "sthlm-1"}  # it rendered at both sites
+    assert sorted(p.name for p in (hq / "out").iterdir()) == [f"orbit{n}.png" for n in range(1, 7)]
+    assert sites["sthlm"].sync_state == "done"
+    assert sites["sthlm"].parallel_files == 2  # as set at submit
+    assert not stale.exists()  # cleared before the site's first task
+    assert "hq" not in sites  # the main site holds the inputs: no sync there
+    assert logs.count("[sync] download sync of job") == 1
+    assert (two_sites.roots["sthlm"] / "inc" / "ball.inc").is_file()
+
+
+def _thresher(*args: str, env: dict[str, str]) -> subprocess.Popen[str]:
+    argv = [sys.executable, "-c", "from thresher.cli.main import main; main()", *args]
+    return subprocess.Popen(
+        argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+
+
+def test_a_roaming_submitter_uploads_its_files_and_downloads_every_frame(
+    two_sites: TwoSites,
+) -> None:
+    require("povray")
+    laptop = two_sites.tmp / "laptop"  # no shared storage: its own files only
+    (laptop / "inc").mkdir(parents=True)
+    (laptop / "inc" / "ball.inc").write_text("#declare BallColor = rgb <0, 1, 0>;\n")
+    scene = (EXAMPLES / "orbit.pov").read_text()
+    scene = scene.replace(
+        '#include "colors.inc"', '#include "colors.inc"\n#include "inc/ball.inc"'
+    ).replace("color Red", "color BallColor")
+    (laptop / "scene.pov").write_text(scene)
+    env = {
+        **os.environ,
+        "THRESHER_URL": two_sites.controller.url,
+        "THRESHER_TOKEN": two_sites.controller.admin_token,
+    }
+    submit = _thresher(
+        "submit",
+        "--engine",
+        "povray",
+        "--input",
+        str(laptop / "scene.pov"),
+        "--parse-deps",
+        "--upload-deps",
+        "--range",
+        "1-3",
+        "--bucket",
+        "1",
+        "--param",
+        "width=32",
+        "--param",
+        "height=18",
+        "--output",
+        str(laptop / "frames" / "orbit.png"),
+        env=env,
+    )
+    out, err = submit.communicate(timeout=60)
+    assert submit.returncode == 0, err
+    job_id = int(out.strip())
+    assert f"thresher download {job_id}" in err
+    follow = _thresher(
+        "download", str(job_id), "--follow", "--dest", str(laptop / "frames"), env=env
+    )
+    with Client(two_sites.controller.url, two_sites.controller.admin_token) as client:
+        run_agents(
+            [two_sites.agent("hq")],
+            lambda: client.job(job_id).status in ("succeeded", "failed"),
+            timeout=120,
+        )
+        status = client.job(job_id).status
+        job = client.job(job_id)
+    _, follow_err = follow.communicate(timeout=60)
+    assert status == "succeeded"
+    assert follow.returncode == 0, follow_err
+    assert job.payload["input"].startswith("share=proj/uploads/")
+    assert sorted(p.name for p in (laptop / "frames").iterdir() if not p.name.startswith(".")) == [
+        "orbit1.png",
+        "orbit2.png",
+        "orbit3.png",
+    ]
+    # the laptop's frames are the main site's, byte for byte
+    out_dir = two_sites.roots["hq"] / job.payload["output"].removeprefix("share=proj/")
+    for n in (1, 2, 3):
+        assert (laptop / "frames" / f"orbit{n}.png").read_bytes() == (
+            out_dir.parent / f"orbit{n}.png"
+        ).read_bytes()
+
+
+def test_a_changed_dependency_is_all_a_second_sync_moves(two_sites: TwoSites) -> None:
+    require("povray")
+    hq = two_sites.roots["hq"]
+    (hq / "inc").mkdir()
+    (hq / "inc" / "ball.inc").write_text("#declare BallColor = rgb <1, 0, 0>;\n")
+    (hq / "tex.bin").write_bytes(bytes(range(256)) * 4096)  # 1 MiB the scene does not use
+    scene = (EXAMPLES / "orbit.pov").read_text()
+    scene = scene.replace(
+        '#include "colors.inc"', '#include "colors.inc"\n#include "inc/ball.inc"'
+    ).replace("color Red", "color BallColor")
+    (hq / "scene.pov").write_text(scene)
+    body = {
+        "engine": "povray",
+        "input": "share=proj/scene.pov",
+        "dependencies": ["share=proj/inc/ball.inc", "share=proj/tex.bin"],
+        "output": "share=proj/out/orbit.png",
+        "range": "1-4",
+        "chunk": 1,
+        "parameters": {"width": 16, "height": 9},
+    }
+    moved = []
+    with Client(two_sites.controller.url, two_sites.controller.admin_token) as client:
+        for n, color in enumerate(("<1, 0, 0>", "<0, 0, 1>")):
+            (hq / "inc" / "ball.inc").write_text(f"#declare BallColor = rgb {color};\n")
+            job = client.submit_job(api.JobIn.model_validate({**body, "name": f"j{n}"}))
+            # no lane at hq: sthlm takes the job, and syncs it first
+            sthlm = two_sites.agent("sthlm")
+            job_id = job.id
+
+            def ended(job_id: int = job_id) -> bool:
+                return client.job(job_id).status in ("succeeded", "failed")
+
+            run_agents([sthlm], ended, timeout=90)
+            (row,) = client.job_sites(job.id).sites
+            moved.append(row.message)
+    new = len((hq / "inc" / "ball.inc").read_bytes())
+    assert moved[0] is not None
+    assert moved[1] == f"{new} bytes moved"  # the scene and tex.bin were there already
