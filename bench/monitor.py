@@ -116,18 +116,21 @@ class Streams:
     async def _refresh(
         self, http: httpx.AsyncClient, job_page: bool, changed: set[int], dirty: asyncio.Event
     ) -> None:
-        """What the pages fetch on events: a job's page its finer estimate (the job and
-        `/eta`) at most every 5 s; the jobs page nothing (events carry each job's state)."""
+        """What the pages fetch on events once open: a job's page its finer estimate (the job
+        and `/eta`) at most every 15 s; the jobs page nothing (events carry each job's
+        state)."""
+        last = time.monotonic()  # the page has just read everything
         while True:
             await dirty.wait()
             dirty.clear()
             changed.clear()
             if not job_page:
                 continue
+            await asyncio.sleep(max(0.0, last + 15.0 - time.monotonic()))
             for path in (f"/api/v1/jobs/{self.follow}", f"/api/v1/jobs/{self.follow}/eta"):
                 await http.get(path)
                 self.fetches += 1
-            await asyncio.sleep(5.0)
+            last = time.monotonic()
 
 
 def cpu_s(pid: int) -> float:
@@ -193,7 +196,7 @@ def busy_round(client: Any, pid: int, job_id: int) -> tuple[float, float]:
 def main() -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clients", type=int, default=50)
-    parser.add_argument("--tasks", type=int, default=1000, help="tasks of the busy job")
+    parser.add_argument("--tasks", type=int, default=2000, help="tasks of the busy job")
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--loads", type=int, default=5)
     parser.add_argument("--changes", type=int, default=20)

@@ -68,7 +68,7 @@ def test_stats_match_the_attempt_history(cli: Invoke, controller: RunningControl
 def test_jobs_shows_the_eta(cli: Invoke, controller: RunningController) -> None:
     """Four tasks of 10 s on one lane, one done and one running: 2 x 10 s + half of one."""
     with Client(controller.url, controller.token) as client:
-        job = client.submit("timed", ["true"], frames="1-4")
+        client.submit("timed", ["true"], frames="1-4")
         w = SimWorker(controller.url, controller.token, "w1", lanes=1).register()
         (a,) = w.poll().assignments
         w.poll(finished=[ended(a, duration_s=10.0)])
@@ -80,4 +80,3 @@ def test_jobs_shows_the_eta(cli: Invoke, controller: RunningController) -> None:
     assert "ETA" in listed.output
     assert "25s" in listed.output
     assert as_json[0]["eta_s"] == 25.0
-    del job

@@ -119,6 +119,7 @@ def test_a_dropped_pov_sequence_is_submitted_as_the_json_view_shows(
     recording = Recording()
     settings = tmp_path / "config" / "submitter.json"
     with Client(served.url, served.admin_token, transport=recording) as client:
+        client.set_volume("proj", {"hq": {"*": str(tmp_path / "proj")}})  # for share=proj/...
         window = SubmitterWindow(client, settings_file=settings)
         window.resize(760, 980)
         window.show()

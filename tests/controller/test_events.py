@@ -113,9 +113,13 @@ def test_a_submission_a_claim_output_and_a_sample_reach_an_open_stream(
         timeout=10,
         what="the block's task runs, the claimed task running",
     )
-    assert everything.carried(
-        "job", lambda d: d["job_id"] == job.id and d["job"]["counts"]["running"] == 1
-    )  # the job's state comes in the event: pages need not ask
+    wait_until(  # the job's state comes in the event: pages need not ask
+        lambda: everything.carried(
+            "job", lambda d: d["job_id"] == job.id and d["job"]["counts"]["running"] == 1
+        ),
+        timeout=10,
+        what="the job's event with its running task",
+    )
     assert not everything.saw("runs")  # nor does a stream not following the job get its runs
     w.output(a, [("stdout", "rendering frame 1")])
     wait_until(

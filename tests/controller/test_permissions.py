@@ -100,6 +100,7 @@ EXPECTED: dict[str, Rule] = {
     "POST /api/v1/agent/goodbye": Rule(WORKER),
     "POST /api/v1/agent/poll": Rule(WORKER),
     "POST /api/v1/agent/report": Rule(WORKER),
+    "POST /api/v1/agent/sample": Rule(WORKER),
     "GET /api/v1/agent/engines/{name}/{revision}": Rule(frozenset({"worker", "admin"})),
     # engines: reading for people, changing for admins
     "GET /api/v1/engines": Rule(READ),
@@ -219,6 +220,7 @@ BODIES: dict[str, Any] = {
     "POST /api/v1/agent/enrol": {**register_body("by-code"), "code": "NOPE-NOPE"},
     "POST /api/v1/agent/poll": {"wait_s": 0},
     "POST /api/v1/agent/report": {},
+    "POST /api/v1/agent/sample": {"sample": {"cpu": 1.0}},
     "POST /api/v1/engines/{name}/revisions": {"source": "this is not python ("},
     "POST /api/v1/engines/{name}/rollback": {"revision": 0},
     "PUT /api/v1/limits/{name}": {"max_total": 2},
@@ -380,21 +382,18 @@ def _params(
 def test_a_token_in_use_is_refused_by_every_route_from_the_request_after_its_revocation(
     farm: SecurityFarm,
 ) -> None:
-    """The token was used (the controller knows it) before it is revoked: no route may let
-    the next request through on what it remembered."""
-    made = farm.admin.create_token("root2", "admin")
-    headers = {"authorization": f"Bearer {made.token}"}
-    assert farm.http.get("/api/v1/accounts/me", headers=headers).status_code == 200
-    assert farm.http.get("/api/v1/accounts/me", headers=headers).status_code == 200
-
-    farm.admin.revoke_token(made.id)
-
+    """For each route, a fresh token is used (so the controller knows it), revoked, and sent
+    to the route: no route may let it through on what the controller remembered."""
     job_id = farm.submit_as("alice")
     let_through = []
     for route in served_routes(farm):
         method, template = route.split(" ", 1)
         if route in policy.OPEN or template.startswith("/deadline") or "{token}" in template:
             continue  # no bearer token there: open, SigV4, or the token in the path
+        made = farm.admin.create_token("root2", "admin")
+        headers = {"authorization": f"Bearer {made.token}"}
+        assert farm.http.get("/api/v1/accounts/me", headers=headers).status_code == 200
+        farm.admin.revoke_token(made.id)
         path = template.format(**_params(farm, route, "admin", own=True, job_id=job_id))
         answer = farm.http.request(method, path, json=BODIES.get(route), headers=headers)
         if answer.status_code != 401:

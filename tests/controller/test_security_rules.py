@@ -109,6 +109,20 @@ def test_access_key_secrets_are_sealed_and_the_data_is_private(
         assert stat.S_IMODE(os.stat(path).st_mode) == mode, path
 
 
+def test_secrets_stored_before_sealing_existed_are_sealed_at_start(tmp_path: Path) -> None:
+    settings = ControllerSettings(data_dir=tmp_path / "data")
+    with serve_in_thread(settings) as first, Client(first.url, first.admin_token) as admin:
+        made = admin.create_access_key("old", "artist")
+        with first.store.engine.begin() as conn:  # as an earlier release stored it
+            conn.execute(
+                access_keys.update().values(secret=made["secret_access_key"], sealed_secret=None)
+            )
+    with serve_in_thread(settings) as again, again.store.engine.connect() as conn:
+        row = conn.execute(sa.select(access_keys)).one()
+    assert row.secret == ""
+    assert row.sealed_secret.startswith("gAAAAA")
+
+
 def test_every_state_changing_call_is_audited_with_who_what_and_which(
     served: ServedController, admin: Client
 ) -> None:

@@ -27,8 +27,9 @@ def clock() -> FakeClock:
 
 
 @pytest.fixture
-def served(tmp_path: Path, clock: FakeClock) -> Iterator[ServedController]:
-    with serve_in_thread(ControllerSettings(data_dir=tmp_path / "data"), clock=clock) as s:
+def served(db_url: str, tmp_path: Path, clock: FakeClock) -> Iterator[ServedController]:
+    settings = ControllerSettings(data_dir=tmp_path / "data")
+    with serve_in_thread(settings, database_url=db_url, clock=clock) as s:
         yield s
 
 
@@ -87,9 +88,13 @@ def test_removing_a_user_or_changing_its_role_bites_on_the_next_request(
 ) -> None:
     admin.put_account("bob", role="artist")
     token = admin.create_token("bob", "artist").token
-    with Client(served.url, token) as bob:
+    dashboard = admin.create_token("bob", "viewer").token
+    with Client(served.url, token) as bob, Client(served.url, dashboard) as screen:
         bob.submit("mine", ["true"], paused=True)
-        admin.put_account("bob", role="viewer")
+        admin.put_account("bob", role="wrangler")  # his tokens of the old role follow...
+        assert bob.me().role == "wrangler"
+        assert screen.me().role == "viewer"  # ...one made lower on purpose stays so
+        admin.put_account("bob", role="viewer")  # and none keeps a role above his
         with pytest.raises(Forbidden):
             bob.submit("again", ["true"], paused=True)
         assert bob.me().role == "viewer"
@@ -99,11 +104,11 @@ def test_removing_a_user_or_changing_its_role_bites_on_the_next_request(
 
 
 def test_a_revocation_on_one_controller_bites_on_the_next_request_to_another(
-    tmp_path: Path,
+    db_url: str, tmp_path: Path
 ) -> None:
     """Two controllers over one database (as several controllers share one PostgreSQL)."""
     data = tmp_path / "data"
-    url = sqlite_url(data)
+    url = db_url if db_url.startswith("postgresql") else sqlite_url(data)
     data.mkdir(mode=0o700)
     with contextlib.ExitStack() as stack:
         one = stack.enter_context(

@@ -15,7 +15,9 @@ app = typer.Typer(help="AWS-style key pairs for the Deadline Cloud compatible ro
 @app.command("create")
 def create(
     name: Annotated[str, typer.Argument(metavar="NAME", help="Who the key is for.")],
-    role: Annotated[str, typer.Option("--role", help="user or admin")] = "user",
+    role: Annotated[
+        str, typer.Option("--role", help="artist, viewer, wrangler or admin (user: artist)")
+    ] = "artist",
     as_json: JsonOption = False,
     url: UrlOption = DEFAULT_URL,
     token: TokenOption = None,

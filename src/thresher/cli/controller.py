@@ -159,6 +159,16 @@ def controller(
             help="serve https with this certificate (PEM chain); needs --tls-key",
         ),
     ] = None,
+    secret_key_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--secret-key-file",
+            envvar="THRESHER_SECRET_KEY_FILE",
+            dir_okay=False,
+            help="key sealing access-key secrets (created 0600 if missing); controllers "
+            "sharing a database share it  [default: DATA_DIR/secret.key]",
+        ),
+    ] = None,
     tls_key: Annotated[
         Path | None,
         typer.Option(
@@ -213,6 +223,7 @@ def controller(
         ),
         tls_certfile=tls_cert,
         tls_keyfile=tls_key,
+        secret_key_file=secret_key_file,
     )
     out = stdout()
 

@@ -200,6 +200,15 @@ class AgentClient:
     async def report(self, body: api.ReportIn) -> api.PollOut:
         return await self._call(api.PollOut, "/api/v1/agent/report", body, timeout=self._timeout)
 
+    async def sample(self, values: dict[str, float]) -> bool:
+        """An idle worker's resource sample (its poll held). False when the controller knows
+        no such route (an older one answers 404)."""
+        try:
+            await self._post("/api/v1/agent/sample", {"sample": values})
+        except NotFound:
+            return False
+        return True
+
     async def goodbye(self) -> bool:
         """Say this worker is going away: the controller takes it offline and requeues what it
         held at once, rather than when its lease ends. False when the controller knows no

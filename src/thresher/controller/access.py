@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import secrets
 import string
+from dataclasses import replace
 from datetime import UTC, datetime
 
 from thresher.controller.auth import (
@@ -169,15 +170,19 @@ class Access:
     def put_account(
         self, caller: Caller, name: str, *, role: str, groups: list[str]
     ) -> UserAccount:
-        """Admins: create a user or change its role and groups. The user's existing people
-        tokens take the new role at once (the next request)."""
+        """Admins: create a user or change its role and groups. From the next request on, the
+        user's tokens of its old role take the new one, and none keeps a role above it (a
+        viewer token made for a dashboard stays a viewer token)."""
         caller.require(ADMIN)
         role = role_named(role)
         if role not in PEOPLE:
             raise InvalidInput(f"a user's role is one of {', '.join(PEOPLE)}", field="role")
+        above = PEOPLE[PEOPLE.index(role) + 1 :]
         with self.unit.transaction():
+            before = self.store.users.get(name)
             self.store.users.put(name, role=role, groups=sorted(set(groups)), now=self.clock.now())
-            self.store.tokens.set_role_of(name, role, roles=PEOPLE)
+            followers = (before.role,) if before is not None else ()
+            self.store.tokens.set_role_of(name, role, roles=(*followers, *above))
             found = self.store.users.get(name)
         assert found is not None
         return found
@@ -195,10 +200,11 @@ class Access:
         return self.store.users.all()
 
     def me(self, caller: Caller) -> UserAccount:
+        """The caller's account, with the role of the token it called with."""
         found = self.store.users.get(caller.name)
         if found is None:  # a token issued without an account: its role, no groups
             return UserAccount(caller.name, caller.role, (), 0.0, False)
-        return found
+        return replace(found, role=caller.role)
 
     # -- enrolment codes --------------------------------------------------------------------------
 

@@ -15,6 +15,7 @@ from fastapi import FastAPI
 from thresher.controller import errors
 from thresher.controller.audit import AuditTrail
 from thresher.controller.body_limit import BodyLimit
+from thresher.controller.confirm import ConfirmCaller
 from thresher.controller.farm import Farm
 from thresher.controller.notifier import Notifier
 from thresher.controller.notify import Sender
@@ -128,6 +129,7 @@ def create_app(
     app.include_router(sites.router)  # sites, volumes, jobs' sync per site
     app.include_router(security.router)  # accounts, tokens, enrolment codes, audit
     app.include_router(security.enrol_router)
+    app.add_middleware(ConfirmCaller)  # a known token not confirmed by a use case: here
     app.add_middleware(AuditTrail)  # every state-changing call, in the database
     app.include_router(monitor.router)  # the web monitor's reads, actions and events
     web.install(app)  # its pages, under /

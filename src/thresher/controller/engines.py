@@ -113,21 +113,6 @@ class EngineRegistry:
         self.store.engines.publish(name, described, by=caller.name, now=self.clock.now())
         return self.store.engines.get(name)
 
-    def publish(self, caller: Caller, name: str, source: str) -> EngineRecord:
-        """Admins only: check ``source`` by loading it, store it as the next revision of
-        ``name`` and make it current."""
-        caller.require("admin")
-        try:
-            engine_class = load_engine_source(name, source)
-        except EngineLoadError as exc:
-            details = f"\n{exc.details.rstrip()}" if exc.details else ""
-            field = "name" if exc.message.startswith("bad engine name") else "source"
-            raise InvalidInput(exc.message + details, field=field) from None
-        described = describe(engine_class, name=name, source=source)
-        self.store.engines.publish(name, described, by=caller.name, now=self.clock.now())
-        self._remember(described.source_hash, engine_class)
-        return self.store.engines.get(name)
-
     def list_engines(self, caller: Caller, *, where: str | None = None) -> list[EngineRecord]:
         """Every engine, or those matching a where clause (see :mod:`thresher.core.query`)."""
         conditions: tuple[Condition, ...] = ()

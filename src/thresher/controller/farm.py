@@ -29,7 +29,7 @@ from thresher.controller.farm_thread import FarmThread
 from thresher.controller.find import Finder
 from thresher.controller.jobs import Jobs
 from thresher.controller.metrics import FarmMetrics, TimedDispatcher
-from thresher.controller.monitor import Monitor
+from thresher.controller.monitor import IdleSamples, Monitor
 from thresher.controller.notifications import Subscriptions
 from thresher.controller.notifier import Notifier
 from thresher.controller.peers import Peers, controller_ident
@@ -106,6 +106,7 @@ class Farm:
         self.finder = Finder(store, self.unit)
         self.waiting = Waiting(store, self.dispatch_index)
         self.monitor = Monitor(store, clock, self.unit, self.jobs)  # the web monitor's reads
+        self.idle_samples = IdleSamples(self.agents, self.unit)
         self.events = EventHub(store, clock, self.thread.run)  # server-sent events
         notifier.observers.append(self.events.poke)
         # Several controllers on one PostgreSQL: changes announced to the others, and the

@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from thresher.controller.auth import Caller
 from thresher.controller.jobs import Jobs
@@ -20,6 +20,9 @@ from thresher.core.states import TaskStatus
 from thresher.store.monitor import Run
 from thresher.store.stats import DIMENSIONS, QueueWait, StatRow
 from thresher.store.store import Store
+
+if TYPE_CHECKING:  # agents.py keeps its samples with a SampleKeeper of this module
+    from thresher.controller.agents import Agents
 
 #: At most this many tasks per range action (a 422 naming `last` beyond).
 MAX_RANGE = 10_000
@@ -55,6 +58,19 @@ class SampleKeeper:
         if now - self._compacted.get(worker_id, 0.0) >= self.compact_every_s:
             self._compacted[worker_id] = now
             self.store.monitor.compact(worker_id, now)
+
+
+class IdleSamples:
+    """Samples a worker sends on their own while its poll is held (an idle worker)."""
+
+    def __init__(self, agents: Agents, unit: UnitOfWork) -> None:
+        self.agents, self.unit = agents, unit
+
+    def record(self, caller: Caller, sample: Mapping[str, float]) -> None:
+        worker_id = self.agents.worker_of(caller)
+        with self.unit.transaction():
+            self.agents.samples.record(worker_id, self.agents.clock.now(), sample)
+        self.unit.notifier.touch()
 
 
 class Monitor:

@@ -75,6 +75,7 @@ ROUTES: dict[str, frozenset[str]] = {
     "POST /api/v1/agent/goodbye": WORKERS,
     "POST /api/v1/agent/poll": WORKERS,
     "POST /api/v1/agent/report": WORKERS,
+    "POST /api/v1/agent/sample": WORKERS,  # an idle worker's resource sample (web monitor)
     "GET /api/v1/agent/engines/{name}/{revision}": frozenset({WORKER, ADMIN}),
     # engines
     "GET /api/v1/engines": READ,

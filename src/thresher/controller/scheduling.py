@@ -13,7 +13,7 @@ from thresher.controller.auth import ANY_JOB, Caller
 from thresher.controller.compile.jobs import LIMIT_NAME
 from thresher.controller.dispatch import DispatchIndex, block_policy
 from thresher.controller.unit import UnitOfWork
-from thresher.controller.visibility import check_may_change, check_visible
+from thresher.controller.visibility import check_may_change, check_visible, visible_owners
 from thresher.core.clock import Clock
 from thresher.core.error_hosts import avoided_until, block_error_count
 from thresher.core.errors import InvalidInput
@@ -210,14 +210,16 @@ class Scheduling:
 
     # -- pools ----------------------------------------------------------------------------------
 
-    def pools(self) -> list[api.PoolOut]:
-        """Every pool a worker is in or an unfinished job names, with both sides."""
+    def pools(self, caller: Caller) -> list[api.PoolOut]:
+        """Every pool a worker is in or an unfinished job names, with both sides (the jobs:
+        those the caller may see)."""
+        owners = visible_owners(self.store, caller)
         members: dict[str, list[str]] = {}
         for w in self.store.workers.all():
             for pool in w.pools:
                 members.setdefault(pool, []).append(w.name)
         jobs: dict[str, dict[str, list[int]]] = {}
-        for job in self.store.jobs.page(statuses=_ACTIVE, limit=10_000):
+        for job in self.store.jobs.page(statuses=_ACTIVE, owners=owners, limit=10_000):
             for clause in _pool_clauses(job):
                 for pool in clause.pools:
                     jobs.setdefault(pool, {}).setdefault(str(clause.mode), []).append(job.id)

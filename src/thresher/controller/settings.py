@@ -47,7 +47,7 @@ class ControllerSettings:
     secret_key_file: Path | None = None
     enrol_code_ttl_s: float = 24 * 3600.0
     max_token_life_s: float = 0.0
-    engine_check_timeout_s: float = 20.0
+    engine_check_timeout_s: float = 10.0
     # TLS: the controller serves https with this certificate chain and key (PEM), else http.
     tls_certfile: Path | None = None
     tls_keyfile: Path | None = None

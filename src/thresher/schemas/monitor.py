@@ -15,6 +15,12 @@ Sample = dict[MeterName, Annotated[float, Field(ge=-1e18, le=1e18)]]
 MAX_METERS = 64
 
 
+class SampleIn(Strict):
+    """An idle worker's resources (its poll held, nothing else to send)."""
+
+    sample: Sample = Field(max_length=MAX_METERS)
+
+
 class RunOut(BaseModel):
     status: str
     first: int = Field(description="first task index of the run")

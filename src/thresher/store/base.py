@@ -142,6 +142,10 @@ class Database:
             if self.observe_transaction is not None:
                 self.observe_transaction(time.perf_counter() - started)
 
+    def in_transaction(self) -> bool:
+        """Whether this thread or task has a `transaction()` open."""
+        return self._open.get() is not None
+
     @contextlib.contextmanager
     def begin(self) -> Iterator[sa.Connection]:
         """A write transaction: the caller's open `transaction()`, else a new one."""

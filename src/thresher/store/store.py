@@ -89,6 +89,7 @@ class Store:
         return cls(engine)
 
     def close(self) -> None:
+        self.tokens.close()
         self.db.engine.dispose()
 
     @property

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
+import threading
 from collections.abc import Sequence
 from typing import Any
 
 import sqlalchemy as sa
 
-from thresher.store.base import Repository
+from thresher.core.errors import Unavailable
+from thresher.store.base import Database, Repository
 from thresher.store.records import TokenInfo, TokenRecord
 from thresher.store.tables import tokens, users
 
@@ -26,6 +30,55 @@ _FIND = (
 )
 
 
+class HeldRead:
+    """One read statement run on a database connection of its own, held open (autocommit,
+    so every run sees what was committed last): every request looks its token up, and
+    taking a pooled connection and giving it back costs about twice the query itself
+    (docs/performance.md, "Auth"). Used from one thread at a time (the farm thread); a
+    broken connection is replaced once, then the failure is `Unavailable`."""
+
+    def __init__(self, engine: sa.Engine, statement: sa.Select[Any]) -> None:
+        compiled = statement.compile(dialect=engine.dialect)
+        self.engine, self.sql = engine, str(compiled)
+        self.names = compiled.positiontup if compiled.positional else None
+        self._conn: Any = None
+        self._lock = threading.Lock()
+
+    def first(self, values: dict[str, Any]) -> Any:
+        params = tuple(values[n] for n in self.names) if self.names is not None else values
+        with self._lock:
+            for attempt in (1, 2):
+                try:
+                    return self._run(params)
+                except self.engine.dialect.loaded_dbapi.Error as exc:
+                    self._close()
+                    if attempt == 2:
+                        raise Unavailable(f"the database is unavailable: {exc}") from exc
+        return None  # not reached
+
+    def _run(self, params: Any) -> Any:
+        if self._conn is None:
+            self._conn = self.engine.raw_connection()
+            if self.engine.dialect.name == "postgresql":
+                self._conn.driver_connection.autocommit = True
+        cursor = self._conn.cursor()
+        try:
+            cursor.execute(self.sql, params)
+            return cursor.fetchone()
+        finally:
+            cursor.close()
+
+    def _close(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            with contextlib.suppress(Exception):
+                conn.invalidate()
+
+    def close(self) -> None:
+        with self._lock:
+            self._close()
+
+
 def _info(row: Any) -> TokenInfo:
     return TokenInfo(
         id=row.id,
@@ -40,6 +93,13 @@ def _info(row: Any) -> TokenInfo:
 
 
 class Tokens(Repository):
+    def __init__(self, db: Database) -> None:
+        super().__init__(db)
+        self._find = HeldRead(db.engine, _FIND)
+
+    def close(self) -> None:
+        self._find.close()
+
     def add(
         self,
         *,
@@ -68,11 +128,19 @@ class Tokens(Repository):
 
     def find(self, token_hash: str, *, now: float) -> TokenRecord | None:
         """The token with this hash if it works now (not revoked, not expired)."""
-        with self.db.connect() as conn:
-            row = conn.execute(_FIND, {"token_hash": token_hash, "now": now}).first()
+        values = {"token_hash": token_hash, "now": now}
+        if self.db.in_transaction():
+            with self.db.connect() as conn:
+                found = conn.execute(_FIND, values).first()
+            row = None if found is None else tuple(found)
+        else:
+            row = self._find.first(values)
         if row is None:
             return None
-        return TokenRecord(row.id, row.name, row.role, tuple(row.groups or ()))
+        token_id, name, role, groups = row
+        if isinstance(groups, str):  # the raw SQLite driver answers JSON as text
+            groups = json.loads(groups)
+        return TokenRecord(token_id, name, role, tuple(groups or ()))
 
     def get(self, token_id: int) -> TokenInfo | None:
         with self.db.connect() as conn:

@@ -14,75 +14,29 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import random
 from collections import Counter
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
-from pathlib import Path
+from functools import partial
 
 from thresher.client import AgentClient, ThresherError
 from thresher.core.clock import Clock, SystemClock
 from thresher.schemas import api
+from thresher.worker.agent_config import AgentConfig as AgentConfig
+from thresher.worker.agent_config import keep_token
 from thresher.worker.engines import WorkerEngines
 from thresher.worker.executor import Executor
 from thresher.worker.guardian import Guardian
-from thresher.worker.launch import ContainerSettings, Launcher
+from thresher.worker.launch import Launcher
 from thresher.worker.meters import Meters
 from thresher.worker.nimby import State as NimbyState
 from thresher.worker.nimby import nimby_path, read_nimby
 from thresher.worker.outbox import Outbox
-from thresher.worker.poll_policy import Ask, PollPolicy, retry_after
+from thresher.worker.poll_policy import Ask, retry_after
 from thresher.worker.sync import SiteSync
 from thresher.worker.volumes import ShareResolver
 
 log = logging.getLogger("thresher.worker")
-
-
-@dataclass(frozen=True)
-class AgentConfig:
-    """A worker's settings. `ahead_per_lane`, `hold_s`, `flush_every_s` and `report_after_s`
-    are its polling rules (see `PollPolicy`)."""
-
-    controller_url: str
-    token: str
-    facts: api.RegisterIn
-    work_dir: Path
-    ahead_per_lane: int = 1
-    grace_s: float = 10.0
-    hold_s: float = 20.0
-    flush_every_s: float = 0.25
-    report_after_s: float = 0.05
-    # OpenJD jobs: the worker's path mapping rules (pathmapping-1.0 rules), and how long a lane
-    # keeps an idle job's session open for that job's next task.
-    path_mapping_rules: tuple[dict[str, str], ...] = ()
-    openjd_idle_s: float = 5.0
-    # A guardian process kills the tasks' process groups if this worker is killed outright
-    # (see worker/guardian.py).
-    guardian: bool = True
-    # Jobs that name a container image run in it (see worker/launch.py).
-    containers: ContainerSettings = field(default_factory=ContainerSettings)
-    # Security: a one-time enrolment code (instead of an enrolment token), the CA file that
-    # signed an https controller's certificate (None: the system's).
-    enrol_code: str | None = None
-    ca_file: str | None = None
-
-    @property
-    def token_file(self) -> Path:
-        """Where the worker keeps its own token (0600) after enrolling with a code."""
-        return self.work_dir / "worker-token"
-
-    # Resource samples for the monitor (see worker/meters.py): how often one is read; 0: never.
-    sample_every_s: float = 5.0
-
-    @property
-    def poll_policy(self) -> PollPolicy:
-        return PollPolicy(
-            ahead_per_lane=self.ahead_per_lane,
-            hold_s=self.hold_s,
-            flush_every_s=self.flush_every_s,
-            report_after_s=self.report_after_s,
-        )
 
 
 class Agent:
@@ -107,7 +61,10 @@ class Agent:
             config.token,
             enrol_code=config.enrol_code,
             ca_file=config.ca_file,
-            keep_token=self._keep_token if config.enrol_code else None,
+            # enrolled by code (now or before): the token it gets next is kept for next time
+            keep_token=partial(keep_token, config.token_file)
+            if config.enrol_code or config.token_file.exists()
+            else None,
         )
         self.clock: Clock = clock or SystemClock()
         self._jitter = jitter or random.Random().random
@@ -147,6 +104,7 @@ class Agent:
         self.sent: Counter[str] = Counter()
         self._sample: dict[str, float] | None = None  # read, not yet sent with a poll
         self._meters: Meters | None = None
+        self._idle_samples = True  # the controller takes samples on their own (idle worker)
 
     # -- lifecycle ------------------------------------------------------------------------------
 
@@ -177,7 +135,7 @@ class Agent:
                 await self.executor.close()  # what ran has ended and its finish is in the outbox
             finally:
                 reporting.set()
-                for task in (flusher, watcher):
+                for task in (flusher, watcher, sampler):
                     task.cancel()
                     with contextlib.suppress(asyncio.CancelledError):
                         await task
@@ -201,14 +159,24 @@ class Agent:
 
     async def _sample_round(self, stop: asyncio.Event) -> None:
         """Read the meters (in a thread: nvidia-smi and plugins may take a while); the next
-        poll carries the newest reading."""
+        poll carries the newest reading, or, while a poll is held, a request of its own."""
         if self.config.sample_every_s <= 0:
             await stop.wait()
             return
         if self._meters is None:
             self._meters = await asyncio.to_thread(Meters.for_worker, self.config.work_dir)
         self._sample = await asyncio.to_thread(self._meters.read)
+        if self._poll_held.is_set() and self._idle_samples:  # idle: no poll goes for a while
+            await self._send_sample()
         await _wait(stop, self.config.sample_every_s)
+
+    async def _send_sample(self) -> None:
+        sample, self._sample = self._sample, None
+        if sample is None:
+            return
+        self.sent["samples"] += 1
+        if not await self.client.sample(sample):  # an older controller: polls carry them
+            self._idle_samples = False
 
     async def _forever(
         self,
@@ -239,13 +207,6 @@ class Agent:
             log.warning("%s failed: %s; retrying in %.1fs (%s)", what, exc, delay, again)
         else:  # a fault of the worker's own: with its traceback
             log.error("%s failed; retrying in %.1fs (%s)", what, delay, again, exc_info=exc)
-
-    def _keep_token(self, token: str) -> None:
-        """Keep the token a code bought (0600), so a restart re-attaches with it."""
-        path = self.config.token_file
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as fh:
-            fh.write(token + "\n")
 
     async def _register(self, stop: asyncio.Event) -> None:
         failures = 0

@@ -163,6 +163,13 @@ async def stuck(
     )
 
 
+@router.post("/agent/sample", status_code=204, tags=["agent"])
+async def idle_sample(body: schema.SampleIn, farm: FarmDep, caller: CallerDep) -> None:
+    """Workers: a resource sample sent on its own while the worker's poll is held (an idle
+    worker; a busy one's polls carry theirs)."""
+    await farm.call(farm.idle_samples.record, caller, body.sample)
+
+
 @router.post("/events/ticket", response_model=schema.TicketOut)
 async def ticket(farm: FarmDep, caller: CallerDep) -> schema.TicketOut:
     """A one-use ticket (60 s) to open the event stream from a browser's EventSource, which

@@ -20,7 +20,7 @@ router = APIRouter(prefix="/api/v1", tags=["pools", "errors"])
 @router.get("/pools", response_model=api.PoolList)
 async def list_pools(farm: FarmDep, caller: CallerDep) -> api.PoolList:
     """Every pool a worker is in or an unfinished job names, with its workers and jobs."""
-    return api.PoolList(pools=await farm.call(farm.scheduling.pools))
+    return api.PoolList(pools=await farm.call(farm.scheduling.pools, caller))
 
 
 @router.get("/jobs/{job_id}/error-hosts", response_model=api.ErrorHostList)

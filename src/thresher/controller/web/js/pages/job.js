@@ -125,7 +125,7 @@ export async function render(main, [jobId]) {
   // Events carry the job's state and its blocks' task runs: the page draws them as they come
   // and asks only for what they do not carry (the finer estimate, why it waits, errors).
   const redraw = coalesce(() => { drawHead(); drawBlocks(); });
-  const reloadEta = throttle(loadJob, 5000); // the finer estimate (elapsed, farm history)
+  const reloadEta = throttle(loadJob, 15000); // the finer estimate (elapsed, farm history)
   const reloadWhy = throttle(loadWhy, 2000);
   const reloadErrors = throttle(loadErrors, 2000);
   const fetchRuns = throttle(() => { for (const b of views.keys()) loadRuns(b); }, 500);
