@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 
 from thresher.controller.farm_thread import retrying
+from thresher.controller.sealing import SecretBox
 from thresher.core.errors import Contended
 from thresher.store.base import unavailable_translated
 from thresher.store.cluster import PeerChannel, SingletonLease
@@ -177,3 +179,25 @@ def test_a_listener_whose_connection_is_cut_comes_back_and_counts_it_a_change(
             other.close()
     finally:
         channel.close()
+
+
+def test_controllers_creating_the_sealing_key_at_once_all_read_one_whole_key(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "secret.key"
+    barrier = threading.Barrier(8)
+    boxes: list[SecretBox] = []
+
+    def open_box() -> None:
+        barrier.wait(timeout=10)
+        boxes.append(SecretBox.from_file(path))
+
+    threads = [threading.Thread(target=open_box) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=30)
+    assert len(boxes) == 8  # none read a half-written (empty) key file
+    sealed = boxes[0].seal("s3cret")
+    assert {box.open(sealed) for box in boxes} == {"s3cret"}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["secret.key"]

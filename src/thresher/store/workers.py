@@ -135,8 +135,9 @@ class Workers(Repository):
             raise NotFound(f"worker {worker_id} does not exist", field="worker")
         return found[0]
 
-    def _workers(self, worker_id: int | None) -> list[WorkerRecord]:
-        """All workers, or the one with `worker_id`, with their running attempt counts."""
+    def _workers(self, worker_id: int | None, *, name: str | None = None) -> list[WorkerRecord]:
+        """All workers, or the one with `worker_id` (or `name`), with their running attempt
+        counts."""
         running_q = sa.select(
             attempts.c.worker_id, attempts.c.lane, attempts.c.capacity, attempts.c.id
         ).where(attempts.c.status == AttemptStatus.RUNNING.value)
@@ -144,6 +145,10 @@ class Workers(Repository):
         if worker_id is not None:
             running_q = running_q.where(attempts.c.worker_id == worker_id)
             rows_q = rows_q.where(workers.c.id == worker_id)
+        elif name is not None:
+            one = sa.select(workers.c.id).where(workers.c.name == name).scalar_subquery()
+            running_q = running_q.where(attempts.c.worker_id == one)
+            rows_q = rows_q.where(workers.c.name == name)
         with self.db.connect() as conn:
             held: dict[int, list[tuple[int | None, int | None, int]]] = {}
             for row in conn.execute(running_q).all():
@@ -152,10 +157,14 @@ class Workers(Repository):
         return [self._worker_record(r, held.get(r.id, [])) for r in rows]
 
     def find(self, name_or_id: str) -> WorkerRecord:
-        for worker in self.all():
-            if worker.name == name_or_id or str(worker.id) == name_or_id:
-                return worker
-        raise NotFound(f"worker {name_or_id!r} does not exist", field="worker")
+        """The worker of that name, else of that id. Reads one worker, not all: enrolment
+        looks its name up, and a farm of thousands enrols them one by one."""
+        found = self._workers(None, name=name_or_id)
+        if not found and name_or_id.isdigit() and int(name_or_id) < 2**63:
+            found = self._workers(int(name_or_id))
+        if not found:
+            raise NotFound(f"worker {name_or_id!r} does not exist", field="worker")
+        return found[0]
 
     @staticmethod
     def _worker_record(r: Any, held: list[tuple[int | None, int | None, int]]) -> WorkerRecord:

@@ -1,4 +1,4 @@
-"""Operations: `/metrics` in the Prometheus text format (a bearer token of an admin)."""
+"""Operations: `/metrics` in the Prometheus text format (a wrangler's or an admin's token)."""
 
 from __future__ import annotations
 
@@ -11,8 +11,7 @@ from thresher.controller.routes.deps import CallerDep, FarmDep
 
 router = APIRouter(tags=["operations"])
 
-#: Roles whose tokens may read /metrics (a Prometheus server is given an admin's token, or
-#: one of a `metrics` role where the farm has one).
+#: Roles whose tokens may read /metrics (give a Prometheus server a wrangler's token).
 METRICS_ROLES = ("admin", "wrangler")
 
 
