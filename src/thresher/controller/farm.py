@@ -80,6 +80,7 @@ class Farm:
         # (soft) reaches the index through the finish itself.
         notifier.listeners.append(self._changed)
         self.unit = UnitOfWork(store, self.dispatch_index, notifier, clock)
+        self.thread.on_unavailable = self.unit.note_unavailable
         self.engines = EngineRegistry(store, clock)
         self.jobs = Jobs(store, clock, self.unit, self.engines, SubmitPolicy.of(settings))
         self.scheduling = Scheduling(store, clock, self.dispatch_index, self.unit)

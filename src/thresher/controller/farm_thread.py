@@ -18,7 +18,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import ParamSpec, TypeVar
 
-from thresher.core.errors import Contended
+from thresher.core.errors import Contended, Unavailable
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -50,6 +50,17 @@ class FarmThread:
 
     def __init__(self) -> None:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="thresher-farm")
+        # Told (on this thread) whenever a call found the database unavailable, wherever in the
+        # call that was: a token's look-up before the use case as much as the use case itself.
+        self.on_unavailable: Callable[[], None] | None = None
+
+    def _noting(self, call: Callable[[], T]) -> T:
+        try:
+            return retrying(call)
+        except Unavailable:
+            if self.on_unavailable is not None:
+                self.on_unavailable()
+            raise
 
     async def run(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
         """`fn(*args, **kwargs)` on the farm thread; its result or its exception."""
@@ -57,7 +68,7 @@ class FarmThread:
         call = functools.partial(fn, *args, **kwargs)
         # In a copy of the caller's context: the request id reaches the use case's log lines.
         context = contextvars.copy_context()
-        return await loop.run_in_executor(self._executor, context.run, retrying, call)
+        return await loop.run_in_executor(self._executor, context.run, self._noting, call)
 
     def post(self, fn: Callable[[], object]) -> None:
         """Run `fn()` on the farm thread, after what was handed over before; nobody waits."""

@@ -26,6 +26,11 @@ class UnitOfWork:
         # then, so no lease may run out for it until a lease after the store is back.
         self.unavailable_at: float | None = None
 
+    def note_unavailable(self) -> None:
+        """The store could not be reached now: no worker's lease runs out for it (see
+        `Agents.sweep`). Called by any store access that found it so, in a use case or not."""
+        self.unavailable_at = self.clock.now()
+
     @contextlib.contextmanager
     def transaction(self) -> Iterator[None]:
         """Every store call inside commits together, or none does (see `Store.transaction`).
@@ -38,7 +43,7 @@ class UnitOfWork:
             self.index.rolled_back()
             raise
         except Unavailable:
-            self.unavailable_at = self.clock.now()
+            self.note_unavailable()
             self.index.rolled_back()
             raise
         except BaseException:
