@@ -68,8 +68,10 @@ class IdleSamples:
 
     def record(self, caller: Caller, sample: Mapping[str, float]) -> None:
         worker_id = self.agents.worker_of(caller)
+        now = self.agents.clock.now()
         with self.unit.transaction():
-            self.agents.samples.record(worker_id, self.agents.clock.now(), sample)
+            self.agents.samples.record(worker_id, now, sample)
+            self.agents.disk.seen(worker_id, sample, now=now)  # as a poll's sample is
         self.unit.notifier.touch()
 
 
