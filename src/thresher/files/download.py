@@ -92,7 +92,9 @@ class _Fetcher:
                 async for digest, data in self.peer.read_chunks(wanted):
                     await self.throttle.take(len(data))
                     self.stats.bytes_moved += len(data)
-                    came.append((digest, data))
+                    # A view may be of the reader's own buffer, which the next frame fills:
+                    # kept as bytes until it is hashed below.
+                    came.append((digest, bytes(data) if isinstance(data, memoryview) else data))
             except PeerError:
                 if attempt == TRIES - 1:
                     raise  # what came before the break is kept: ask for the rest again
