@@ -218,24 +218,26 @@ class EventHub:
         stream learns which of them its caller may see (a deleted one: those that saw it)."""
         events: list[Event] = []
         owners: dict[int, str] = {}
-        todo, seen = list(changed), set(changed)
-        while todo:
-            job_id = todo.pop(0)
-            try:
-                job = self.store.jobs.get(job_id)
-            except NotFound:
-                job = None
-            if job is None or job.finished_at is not None:
-                # The jobs waiting on it change state too (waiting -> queued, or never run),
-                # though their own counters did not move.
-                later = [j for j in self.store.jobs.waiting_on(job_id) if j not in seen]
-                todo += later
-                seen.update(later)
-            if job is None:
-                events.append(("job", {"job_id": job_id, "job": None}))
-                continue
-            owners[job_id] = job.spec.owner
-            events.append(("job", {"job_id": job_id, "job": job_summary(job)}))
+        wave, seen = list(changed), set(changed)
+        while wave:
+            ended = []
+            for job_id in wave:
+                try:
+                    job = self.store.jobs.get(job_id)
+                except NotFound:
+                    ended.append(job_id)
+                    events.append(("job", {"job_id": job_id, "job": None}))
+                    continue
+                if job.finished_at is not None:
+                    ended.append(job_id)
+                owners[job_id] = job.spec.owner
+                events.append(("job", {"job_id": job_id, "job": job_summary(job)}))
+            # The jobs waiting on those that ended change state too (waiting -> queued, or
+            # never run), though their own counters did not move: one read for the wave.
+            wave = (
+                [j for j in self.store.jobs.waiting_on_any(ended) if j not in seen] if ended else []
+            )
+            seen.update(wave)
         for client in list(self.clients):
             if client.sees_all or client.caller is None:
                 continue

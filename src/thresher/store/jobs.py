@@ -309,13 +309,19 @@ class Jobs(Repository):
 
     def waiting_on(self, job_id: int) -> list[int]:
         """The unfinished jobs that wait on job `job_id` (`after`), oldest first."""
+        return self.waiting_on_any([job_id])
+
+    def waiting_on_any(self, job_ids: Iterable[int]) -> list[int]:
+        """The unfinished jobs that wait on any of `job_ids`, oldest first: one read, however
+        many jobs ended."""
+        ended = set(job_ids)
         with self.db.connect() as conn:
             rows = conn.execute(
                 sa.select(jobs.c.id, jobs.c.after)
-                .where(jobs.c.finished_at.is_(None), jobs.c.id != job_id)
+                .where(jobs.c.finished_at.is_(None))
                 .order_by(jobs.c.id)
             ).all()
-        return [r.id for r in rows if job_id in (r.after or ())]
+        return [r.id for r in rows if r.id not in ended and ended.intersection(r.after or ())]
 
     def delete(self, job_id: int) -> None:
         with self.db.begin() as conn:
