@@ -47,7 +47,7 @@ def test_the_farm_thread_answers_every_call_in_order() -> None:
 
         try:
             calls = [farm.run(work, i) for i in range(50)]
-            answers = await asyncio.gather(*calls, return_exceptions=True)
+            answers: list[object] = list(await asyncio.gather(*calls, return_exceptions=True))
         finally:
             farm.close()
         assert ran == list(range(50))
