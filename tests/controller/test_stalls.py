@@ -25,6 +25,8 @@ from thresher.schemas import api
 from thresher.store.store import Store
 from thresher.testing import FakeClock, ServedController, serve_in_thread, wait_until
 
+pytestmark = pytest.mark.alone  # /healthz within 1 s: not beside the rest of the suite
+
 ADMIN = Caller(token_id=0, name="admin", role="admin")
 
 
