@@ -68,7 +68,23 @@ _DATA_KEY = re.compile(rf"^{DATA}(?P<hash>[0-9a-f]{{32}})(\.{HASH_ALG})?$")
 _XML = '<?xml version="1.0" encoding="UTF-8"?>\n'
 _NS = "http://s3.amazonaws.com/doc/2006-03-01/"
 
-router = APIRouter(prefix="/deadline-s3", tags=["deadline"])
+_TEXT = {"schema": {"type": "string"}}
+#: Errors here are S3's: XML, `<Error><Code>...</Code><Message>...</Message></Error>`.
+S3_ERRORS: dict[int | str, dict[str, Any]] = {
+    status: {"description": "S3-style error (XML)", "content": {"application/xml": _TEXT}}
+    for status in (400, 403, 404, 416, 501, 503)
+}
+router = APIRouter(prefix="/deadline-s3", tags=["deadline"], responses=S3_ERRORS)
+
+
+class XmlResponse(Response):
+    media_type = "application/xml"
+
+
+_OBJECT: dict[int | str, dict[str, Any]] = {
+    200: {"content": {"application/octet-stream": _TEXT, "application/json": _TEXT}},
+    206: {"description": "a byte range", "content": {"application/octet-stream": _TEXT}},
+}
 
 
 class S3Error(Exception):
@@ -162,7 +178,7 @@ def _manifest_key(prefix: str, job_id: int, number: int, root: str) -> str:
 # -- ListObjectsV2 ----------------------------------------------------------------------------
 
 
-@router.get("/{bucket}")
+@router.get("/{bucket}", response_class=XmlResponse)
 async def list_objects(
     bucket: str, request: Request, farm: FarmDep, caller: QueueCaller
 ) -> Response:
@@ -200,7 +216,7 @@ async def list_objects(
         f"{'<EncodingType>url</EncodingType>' if encode else ''}"
         f"<IsTruncated>false</IsTruncated>{items}</ListBucketResult>"
     )
-    return Response(body.encode(), media_type="application/xml")
+    return XmlResponse(body.encode())
 
 
 # -- GetObject, HeadObject ----------------------------------------------------------------------
@@ -282,8 +298,10 @@ async def _get_or_head(
         headers["content-range"] = f"bytes {start}-{end}/{size}"
     if head:
         return Response(status_code=status, headers=headers)
-    if isinstance(body, bytes):
-        return Response(body[start : end + 1], status_code=status, headers=headers)
+    if isinstance(body, bytes):  # a manifest
+        part_of = body[start : end + 1]
+        kind = "application/json" if status == 200 else "application/octet-stream"
+        return Response(part_of, status_code=status, headers=headers, media_type=kind)
     return StreamingResponse(
         _file_part(body, start, end),
         status_code=status,
@@ -292,7 +310,7 @@ async def _get_or_head(
     )
 
 
-@router.get("/{bucket}/{key:path}")
+@router.get("/{bucket}/{key:path}", responses=_OBJECT)
 async def get_object(
     bucket: str, key: str, request: Request, farm: FarmDep, caller: QueueCaller
 ) -> Response:
@@ -311,7 +329,7 @@ async def head_object(
 # -- PutObject ----------------------------------------------------------------------------------
 
 
-@router.put("/{bucket}/{key:path}")
+@router.put("/{bucket}/{key:path}", response_class=XmlResponse)
 async def put_object(bucket: str, key: str, request: Request, caller: QueueCaller) -> Response:
     """PutObject (bundle submit's attachments): checked, then dropped."""
     _bucket(bucket)
@@ -334,7 +352,7 @@ async def put_object(bucket: str, key: str, request: Request, caller: QueueCalle
     else:
         raise S3Error(403, "AccessDenied", f"Thresher takes only input manifests and data: {key}")
     etag = hashlib.md5(body, usedforsecurity=False).hexdigest()
-    return Response(status_code=200, headers={"etag": f'"{etag}"'})
+    return XmlResponse(status_code=200, headers={"etag": f'"{etag}"'})
 
 
 def install(app: FastAPI) -> None:
