@@ -14,11 +14,12 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 import threading
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, BinaryIO
 
 import xxhash
 
@@ -31,18 +32,22 @@ MANIFEST_VERSION = "2023-03-03"
 MAX_FILES = 10_000
 #: Hashes remembered at most (the oldest forgotten first).
 INDEX_MAX = 200_000
+#: Places remembered per hash (the same bytes written by many jobs: the latest ones).
+PLACES_MAX = 64
 _CHUNK = 1 << 20
 
 
 @dataclass(frozen=True)
 class OutputFile:
     path: str
-    """Where it is, absolute."""
+    """Where it is, absolute (no symlink on the way: it was found walking a resolved root)."""
     rel: str
     """Its path under its root, `/`-separated."""
     size: int
     mtime_ns: int
     hash: str
+    ident: tuple[int, int] = (0, 0)
+    """(device, inode) of the file hashed: the file served must be that one."""
 
 
 @dataclass(frozen=True)
@@ -110,7 +115,7 @@ class OutputIndex:
     def __init__(self, limit: int = INDEX_MAX) -> None:
         self._lock = threading.Lock()
         self._limit = limit
-        self._hashes: OrderedDict[tuple[str, int, int], str] = OrderedDict()
+        self._hashes: OrderedDict[tuple[str, int, int, int], str] = OrderedDict()
         self._seen: OrderedDict[str, dict[str, tuple[int, OutputFile]]] = OrderedDict()
 
     def scan(self, job_id: int, dirs: Iterable[str], roots: list[str]) -> list[OutputRoot]:
@@ -128,11 +133,8 @@ class OutputIndex:
                     if budget <= 0:
                         break
                     path = os.path.join(folder, name)
-                    st = os.lstat(path)
-                    if not os.path.isfile(path) or os.path.islink(path):
-                        continue
                     rel = os.path.relpath(path, real).replace(os.sep, "/")
-                    done = self._file(job_id, path, rel, st.st_size, st.st_mtime_ns)
+                    done = self._file(job_id, path, rel)
                     if done is not None:
                         files.append(done)
                         budget -= 1
@@ -140,20 +142,31 @@ class OutputIndex:
                 out.append(OutputRoot(wanted, tuple(files)))
         return out
 
-    def _file(self, job_id: int, path: str, rel: str, size: int, mtime: int) -> OutputFile | None:
-        key = (path, size, mtime)
-        with self._lock:
-            known = self._hashes.get(key)
-        if known is None:
-            try:
-                known = hash_file(path)
-            except OSError:
-                return None
-        found = OutputFile(path, rel, size, mtime, known)
+    def _file(self, job_id: int, path: str, rel: str) -> OutputFile | None:
+        """The file at `path` hashed (a symlink, or anything but a regular file: None)."""
+        try:
+            stream = open_plain(path)
+        except OSError:
+            return None
+        with stream:
+            st = os.fstat(stream.fileno())
+            key = (path, st.st_size, st.st_mtime_ns, st.st_ino)
+            with self._lock:
+                known = self._hashes.get(key)
+            if known is None:
+                hasher = xxhash.xxh3_128()
+                while chunk := stream.read(_CHUNK):
+                    hasher.update(chunk)
+                known = hasher.hexdigest()
+        found = OutputFile(path, rel, st.st_size, st.st_mtime_ns, known, (st.st_dev, st.st_ino))
         with self._lock:
             self._hashes[key] = known
             self._hashes.move_to_end(key)
-            self._seen.setdefault(known, {})[path] = (job_id, found)
+            places = self._seen.setdefault(known, {})
+            places.pop(path, None)
+            places[path] = (job_id, found)
+            while len(places) > PLACES_MAX:  # the same content in many places: the latest
+                del places[next(iter(places))]
             self._seen.move_to_end(known)
             while len(self._hashes) > self._limit:
                 self._hashes.popitem(last=False)
@@ -162,26 +175,35 @@ class OutputIndex:
         return found
 
     def where(self, hash_: str) -> list[tuple[int, OutputFile]]:
-        """The (job id, file) pairs last seen with `hash_` and unchanged since."""
+        """The (job id, file) pairs last seen with `hash_`; `open_unchanged` checks them."""
         with self._lock:
-            seen = list((self._seen.get(hash_) or {}).values())
-        fresh = []
-        for job_id, file in seen:
-            try:
-                st = os.lstat(file.path)
-            except OSError:
-                continue
-            if (st.st_size, st.st_mtime_ns) == (file.size, file.mtime_ns):
-                fresh.append((job_id, file))
-        return fresh
+            return list((self._seen.get(hash_) or {}).values())
 
 
-def hash_file(path: str) -> str:
-    hasher = xxhash.xxh3_128()
-    with open(path, "rb") as stream:
-        while chunk := stream.read(_CHUNK):
-            hasher.update(chunk)
-    return hasher.hexdigest()
+def open_plain(path: str) -> BinaryIO:
+    """`path` opened for reading: a regular file, not through a symlink at its end."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0))
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise OSError(f"{path} is not a regular file")
+    return os.fdopen(fd, "rb")
+
+
+def open_unchanged(file: OutputFile) -> BinaryIO | None:
+    """`file` opened, if it is still the very file hashed (same inode, size and mtime)."""
+    try:
+        stream = open_plain(file.path)
+    except OSError:
+        return None
+    st = os.fstat(stream.fileno())
+    if ((st.st_dev, st.st_ino), st.st_size, st.st_mtime_ns) != (
+        file.ident,
+        file.size,
+        file.mtime_ns,
+    ):
+        stream.close()
+        return None
+    return stream
 
 
 def hash_data(data: bytes) -> str:

@@ -19,10 +19,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, BinaryIO
 from urllib.parse import quote
 from xml.sax.saxutils import escape
 
@@ -45,6 +44,7 @@ from thresher.controller.routes.deadline.outputs import (
     OutputIndex,
     OutputRoot,
     hash_data,
+    open_unchanged,
     output_dirs,
     served_roots,
 )
@@ -224,8 +224,8 @@ async def list_objects(
 
 async def _object(
     request: Request, farm: Farm, caller: Caller, key: str
-) -> tuple[bytes | str, int, dict[str, str]]:
-    """(the bytes, or the path of the file; its mtime in ns; extra headers) of `key`."""
+) -> tuple[bytes | BinaryIO, int, int, dict[str, str]]:
+    """(the bytes, or the file opened; its size; its mtime in ns; extra headers) of `key`."""
     data = _DATA_KEY.match(key)
     if data is not None:
         for job_id, file in _index(request).where(data["hash"]):
@@ -233,7 +233,9 @@ async def _object(
                 await farm.call(farm.jobs.get, caller, job_id)
             except NotFound:
                 continue
-            return file.path, file.mtime_ns, {}
+            stream = await anyio.to_thread.run_sync(open_unchanged, file)
+            if stream is not None:
+                return stream, file.size, file.mtime_ns, {}
         raise S3Error(404, "NoSuchKey", f"no output file of a job you may see has hash {key}")
     match = _JOB_PREFIX.match(key)
     if match is not None:
@@ -242,7 +244,8 @@ async def _object(
         for number, root in enumerate(found):
             if _manifest_key(prefix, job_id, number, root.root) == key:
                 meta = {"x-amz-meta-asset-root-json": json.dumps(root.root)}
-                return root.manifest(), root.modified_ns, meta
+                manifest = root.manifest()
+                return manifest, len(manifest), root.modified_ns, meta
     raise S3Error(404, "NoSuchKey", f"no object {key}")
 
 
@@ -262,9 +265,9 @@ def _range(header: str | None, size: int) -> tuple[int, int] | None:
     return start, end
 
 
-def _file_part(path: str, start: int, end: int) -> Any:
+def _file_part(stream: BinaryIO, start: int, end: int) -> Any:
     def chunks() -> Any:
-        with open(path, "rb") as stream:
+        with stream:
             stream.seek(start)
             left = end - start + 1
             while left > 0:
@@ -281,9 +284,13 @@ async def _get_or_head(
     bucket: str, key: str, request: Request, farm: Farm, caller: Caller, head: bool
 ) -> Response:
     _bucket(bucket)
-    body, mtime_ns, headers = await _object(request, farm, caller, key)
-    size = len(body) if isinstance(body, bytes) else os.path.getsize(body)
-    part = _range(request.headers.get("range"), size)
+    body, size, mtime_ns, headers = await _object(request, farm, caller, key)
+    try:
+        part = _range(request.headers.get("range"), size)
+    except S3Error:
+        if not isinstance(body, bytes):
+            body.close()
+        raise
     start, end = part if part else (0, size - 1)
     headers = {
         **headers,
@@ -297,6 +304,8 @@ async def _get_or_head(
         status = 206
         headers["content-range"] = f"bytes {start}-{end}/{size}"
     if head:
+        if not isinstance(body, bytes):
+            body.close()
         return Response(status_code=status, headers=headers)
     if isinstance(body, bytes):  # a manifest
         part_of = body[start : end + 1]
