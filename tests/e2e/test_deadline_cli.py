@@ -366,6 +366,7 @@ specificationVersion: jobtemplate-2023-09
 name: Writes
 parameterDefinitions:
 - {name: OutDir, type: PATH, objectType: DIRECTORY, dataFlow: OUT}
+- {name: Plate, type: PATH, objectType: FILE, dataFlow: IN}
 steps:
 - name: Write
   parameterSpace:
@@ -380,7 +381,8 @@ steps:
         - >-
           mkdir -p '{{Param.OutDir}}/frames' &&
           echo 'frame {{Task.Param.N}}' > '{{Param.OutDir}}/frames/f{{Task.Param.N}}.txt' &&
-          head -c 300000 /dev/urandom > '{{Param.OutDir}}/blob{{Task.Param.N}}.bin'
+          head -c 300000 /dev/urandom > '{{Param.OutDir}}/blob{{Task.Param.N}}.bin' &&
+          cp '{{Param.Plate}}' '{{Param.OutDir}}/plate.txt'
 """
 
 
@@ -390,7 +392,12 @@ def test_download_output_brings_the_jobs_files_and_only_to_those_who_may_see_the
     out = tmp_path / "share" / "out"
     with deadline.farm.client() as client:
         client.set_volume("dl", {"hq": {"*": str(tmp_path / "share")}})
-    ref = deadline.submit(tmp_path / "writes", WRITES, "-p", f"OutDir={out}")
+    (tmp_path / "share").mkdir()
+    plate = tmp_path / "share" / "plate.txt"  # an input: bundle submit uploads it (dropped)
+    plate.write_text("a plate\n")
+    ref = deadline.submit(
+        tmp_path / "writes", WRITES, "-p", f"OutDir={out}", "-p", f"Plate={plate}"
+    )
     waited = deadline.ok("job", "wait", "--job-id", ref, "--max-poll-interval", "1")
     assert "SUCCEEDED" in waited
 
@@ -403,7 +410,10 @@ def test_download_output_brings_the_jobs_files_and_only_to_those_who_may_see_the
     assert (
         got
         == wrote
-        == sorted(Path(p) for p in ["blob1.bin", "blob2.bin", "frames/f1.txt", "frames/f2.txt"])
+        == sorted(
+            Path(p)
+            for p in ["blob1.bin", "blob2.bin", "frames/f1.txt", "frames/f2.txt", "plate.txt"]
+        )
     )
     assert all((fresh / p).read_bytes() == (out / p).read_bytes() for p in wrote)
 

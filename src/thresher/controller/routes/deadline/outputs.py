@@ -96,7 +96,7 @@ def output_dirs(job: JobRecord) -> list[str]:
     outputs = refs.get("outputs") if isinstance(refs, dict) else None
     if isinstance(outputs, dict):
         found += [d for d in outputs.get("directories") or [] if isinstance(d, str) and d]
-    return list(dict.fromkeys(found))
+    return list(dict.fromkeys(os.path.normpath(d) for d in found))
 
 
 def served_roots(volumes: Mapping[str, Volume], site: str, os_name: str) -> list[str]:
