@@ -437,10 +437,11 @@ def test_download_output_brings_the_jobs_files_and_only_to_those_who_may_see_the
         f"data = 'attachments/Data/{blob_hash}.xxh128'\n"
         "print(json.dumps({'data': status(s3.get_object, Key=data),\n"
         f"    'list': status(s3.list_objects_v2, Prefix={job_prefix!r}),\n"
-        "    'plain': status(plain.get_object, Key=data)}))\n"
+        "    'plain': status(plain.get_object, Key=data),\n"
+        "    'multipart': status(s3.create_multipart_upload, Key='attachments/Data/x')}))\n"
     )
-    assert boto(bob, script) == {"data": 404, "list": 404, "plain": 403}
-    assert boto(deadline, script) == {"data": 200, "list": 200, "plain": 403}
+    assert boto(bob, script) == {"data": 404, "list": 404, "plain": 403, "multipart": 501}
+    assert boto(deadline, script) == {"data": 200, "list": 200, "plain": 403, "multipart": 501}
 
 
 def xxh128(data: bytes) -> str:

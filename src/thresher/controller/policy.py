@@ -178,6 +178,9 @@ ROUTES: dict[str, frozenset[str]] = {
     "GET /deadline-s3/{bucket}/{key}": READ,
     "HEAD /deadline-s3/{bucket}/{key}": READ,
     "PUT /deadline-s3/{bucket}/{key}": SUBMIT,
+    "POST /deadline-s3/{path}": READ,  # refused naming the operation
+    "DELETE /deadline-s3/{path}": READ,  # refused naming the operation
+    "PATCH /deadline-s3/{path}": READ,  # refused naming the operation
     "GET /deadline/{path}": READ,  # refused naming the operation
     "POST /deadline/{path}": READ,  # refused naming the operation
     "PUT /deadline/{path}": READ,  # refused naming the operation

@@ -364,6 +364,23 @@ async def put_object(bucket: str, key: str, request: Request, caller: QueueCalle
     return XmlResponse(status_code=200, headers={"etag": f'"{etag}"'})
 
 
+@router.api_route("/{path:path}", methods=["POST", "DELETE", "PATCH"], include_in_schema=False)
+async def unimplemented(path: str, request: Request, caller: QueueCaller) -> Response:
+    """Any other S3 operation: refused, naming it where it is one the CLI might call."""
+    query = request.query_params
+    name = {
+        ("POST", True): "CreateMultipartUpload",
+        ("POST", False): "CompleteMultipartUpload" if "uploadId" in query else "PostObject",
+        ("DELETE", False): "AbortMultipartUpload" if "uploadId" in query else "DeleteObject",
+    }.get((request.method, "uploads" in query), f"{request.method} /{path}")
+    raise S3Error(
+        501,
+        "NotImplemented",
+        f"Thresher does not implement the S3 operation {name}: it takes files up to "
+        f"{MAX_PUT // 2**20} MiB in one PutObject (see docs/deadline.md)",
+    )
+
+
 def install(app: FastAPI) -> None:
     """Answer this router's errors the S3 way (XML)."""
 
