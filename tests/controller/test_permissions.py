@@ -178,6 +178,8 @@ EXPECTED: dict[str, Rule] = {
     "GET /deadline-s3/{bucket}": Rule(READ),
     "GET /deadline-s3/{bucket}/{key}": Rule(READ),
     "PUT /deadline-s3/{bucket}/{key}": Rule(SUBMIT),
+    "POST /deadline-s3/{bucket}/{key}": Rule(SUBMIT),
+    "DELETE /deadline-s3/{bucket}/{key}": Rule(SUBMIT),
     # the rest of Deadline Cloud's API (docs/deadline.md); a session is an attempt, which a
     # job of the matrix does not have: those routes answer 404 past the checks
     "GET /deadline/2023-10-12/farms": Rule(READ),

@@ -178,6 +178,8 @@ ROUTES: dict[str, frozenset[str]] = {
     "GET /deadline-s3/{bucket}/{key}": READ,
     "HEAD /deadline-s3/{bucket}/{key}": READ,
     "PUT /deadline-s3/{bucket}/{key}": SUBMIT,
+    "POST /deadline-s3/{bucket}/{key}": SUBMIT,  # multipart upload (checked, dropped)
+    "DELETE /deadline-s3/{bucket}/{key}": SUBMIT,  # its abort
     "POST /deadline-s3/{path}": READ,  # refused naming the operation
     "DELETE /deadline-s3/{path}": READ,  # refused naming the operation
     "PATCH /deadline-s3/{path}": READ,  # refused naming the operation

@@ -10,8 +10,7 @@ GetQueue names bucket `thresher` and root prefix `attachments`; point boto3's S3
   output directory of the job (404 for a job the caller may not see, as Thresher's routes).
 - GetObject and HeadObject of that manifest (its asset root in `x-amz-meta-asset-root-json`)
   and of `attachments/Data/{xxh128}.xxh128`, a file listed before for a job the caller may see.
-- PutObject of an input manifest or a data object (`bundle submit`): checked (a manifest that
-  decodes, data whose hash is its name), then dropped: the job reads its inputs where they are.
+- PutObject and the multipart upload (`bundle submit`'s attachments): s3_uploads.py.
 Anything else is a 501 naming the operation.
 """
 
@@ -43,7 +42,6 @@ from thresher.controller.routes.deadline.outputs import (
     HASH_ALG,
     OutputIndex,
     OutputRoot,
-    hash_data,
     open_unchanged,
     output_dirs,
     served_roots,
@@ -58,8 +56,6 @@ ROOT_PREFIX = "attachments"
 SETTINGS = {"s3BucketName": BUCKET, "rootPrefix": ROOT_PREFIX}
 MANIFESTS = f"{ROOT_PREFIX}/Manifests/"
 DATA = f"{ROOT_PREFIX}/Data/"
-#: Largest manifest or data object PutObject takes (bigger uploads are refused, naming it).
-MAX_PUT = 64 * 2**20
 _JOB_PREFIX = re.compile(
     rf"^{MANIFESTS}(?P<farm>farm-[0-9a-f]{{32}})/(?P<queue>queue-[0-9a-f]{{32}})/"
     rf"(?P<job>job-[0-9a-f]{{32}})/(?P<rest>.*)$"
@@ -335,49 +331,17 @@ async def head_object(
     return await _get_or_head(bucket, key, request, farm, caller, head=True)
 
 
-# -- PutObject ----------------------------------------------------------------------------------
-
-
-@router.put("/{bucket}/{key:path}", response_class=XmlResponse)
-async def put_object(bucket: str, key: str, request: Request, caller: QueueCaller) -> Response:
-    """PutObject (bundle submit's attachments): checked, then dropped."""
-    _bucket(bucket)
-    if request.query_params:
-        raise S3Error(501, "NotImplemented", "Thresher takes PutObject only (no multipart upload)")
-    body = await request.body()
-    if len(body) > MAX_PUT:
-        raise S3Error(400, "EntityTooLarge", f"body: at most {MAX_PUT} bytes")
-    data = _DATA_KEY.match(key)
-    if data is not None:
-        if hash_data(body) != data["hash"]:
-            raise S3Error(400, "BadDigest", f"the body's {HASH_ALG} hash is not {data['hash']}")
-    elif key.startswith(MANIFESTS) and "/Inputs/" in key:
-        try:
-            document = json.loads(body)
-        except ValueError:
-            document = None
-        if not isinstance(document, dict) or "manifestVersion" not in document:
-            raise S3Error(400, "InvalidArgument", "an input manifest must be one")
-    else:
-        raise S3Error(403, "AccessDenied", f"Thresher takes only input manifests and data: {key}")
-    etag = hashlib.md5(body, usedforsecurity=False).hexdigest()
-    return XmlResponse(status_code=200, headers={"etag": f'"{etag}"'})
-
-
 @router.api_route("/{path:path}", methods=["POST", "DELETE", "PATCH"], include_in_schema=False)
 async def unimplemented(path: str, request: Request, caller: QueueCaller) -> Response:
     """Any other S3 operation: refused, naming it where it is one the CLI might call."""
     query = request.query_params
-    name = {
-        ("POST", True): "CreateMultipartUpload",
-        ("POST", False): "CompleteMultipartUpload" if "uploadId" in query else "PostObject",
-        ("DELETE", False): "AbortMultipartUpload" if "uploadId" in query else "DeleteObject",
-    }.get((request.method, "uploads" in query), f"{request.method} /{path}")
+    name = {"POST": "PostObject", "DELETE": "DeleteObject"}.get(request.method, request.method)
+    if "delete" in query:
+        name = "DeleteObjects"
     raise S3Error(
         501,
         "NotImplemented",
-        f"Thresher does not implement the S3 operation {name}: it takes files up to "
-        f"{MAX_PUT // 2**20} MiB in one PutObject (see docs/deadline.md)",
+        f"Thresher does not implement the S3 operation {name} (see docs/deadline.md)",
     )
 
 
