@@ -59,7 +59,12 @@ class Executor:
     ) -> None:
         self.held: dict[int, Held] = {}  # by attempt id, until its finish is acknowledged
         self.loads = [LaneLoad() for _ in range(lanes)]
-        self.openjd = OpenJDLanes(work_dir, outbox, path_mapping_rules=path_mapping_rules)
+        self.openjd = OpenJDLanes(
+            work_dir,
+            outbox,
+            path_mapping_rules=path_mapping_rules,
+            lane_env=launcher.lane_env if launcher is not None else None,
+        )
         self._work_dir = work_dir
         self._outbox = outbox
         self._engines = engines

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -23,6 +24,7 @@ from thresher.controller.routes.deadline.common import (
     translated,
     validation,
 )
+from thresher.controller.routes.deadline.outputs import output_dirs
 from thresher.controller.routes.deps import FarmDep
 from thresher.controller.routes.templates import template_error_body
 from thresher.controller.submitters import JobChange
@@ -114,8 +116,25 @@ def job_out(job: JobRecord, *, started: float | None, extras: JobExtras) -> dict
             "maxFailedTasksCount": extras.max_failed_tasks,
             "maxWorkerCount": job.spec.max_running if job.spec.max_running else -1,
             "description": extras.description,
+            "attachments": _attachments(job),
         }
     )
+
+
+def _attachments(job: JobRecord) -> dict[str, Any] | None:
+    """The job's output directories as job attachment roots (what download-output reads)."""
+    dirs = output_dirs(job)
+    if not dirs:
+        return None
+    manifests = [
+        {
+            "rootPath": d,
+            "rootPathFormat": "windows" if re.match(r"^([A-Za-z]:|\\\\)", d) else "posix",
+            "outputRelativeDirectories": ["."],
+        }
+        for d in dirs
+    ]
+    return {"manifests": manifests, "fileSystem": "COPIED"}
 
 
 async def jobs_out(farm: Any, jobs: list[JobRecord]) -> list[dict[str, Any]]:
@@ -149,9 +168,35 @@ def _submission(body: dict[str, Any]) -> schema.TemplateJobIn:
             priority=body.get("priority", 50),
             retries=body.get("maxRetriesPerTask", 3),
             paused=body.get("targetTaskRunStatus") == "SUSPENDED",
+            asset_references=_asset_references(body.get("attachments")),
         )
     except ValueError as exc:  # pydantic's refusal: a priority or a retry count out of range
         raise validation(f"the job is malformed: {exc}", "body") from None
+
+
+#: Job attachment roots a CreateJob may carry, and output directories per root.
+_MAX_ROOTS = 64
+_MAX_PATH = 4096
+
+
+def _asset_references(attachments: Any) -> dict[str, Any] | None:
+    """CreateJob's `attachments`: the output directories it names, kept with the job (the
+    files themselves are read where they are; routes/deadline/outputs.py)."""
+    if attachments is None:
+        return None
+    manifests = attachments.get("manifests") if isinstance(attachments, dict) else None
+    if not isinstance(manifests, list) or len(manifests) > _MAX_ROOTS:
+        raise validation(f"attachments.manifests: a list of at most {_MAX_ROOTS}", "attachments")
+    outputs: list[str] = []
+    for manifest in manifests:
+        root = manifest.get("rootPath") if isinstance(manifest, dict) else None
+        relative = manifest.get("outputRelativeDirectories") or [] if root else []
+        if not isinstance(root, str) or not isinstance(relative, list):
+            raise validation("attachments.manifests: each needs its rootPath", "attachments")
+        for rel in relative[:_MAX_ROOTS]:
+            if isinstance(rel, str) and len(root) + len(rel) < _MAX_PATH:
+                outputs.append(root if rel in ("", ".") else f"{root.rstrip('/')}/{rel}")
+    return {"assetReferences": {"outputs": {"directories": outputs}}}
 
 
 def _template_refusal(exc: InvalidInput) -> DeadlineError:
