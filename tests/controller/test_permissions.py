@@ -29,6 +29,7 @@ from tests.controller.security_farm import (
 )
 
 from thresher.controller import policy
+from thresher.controller.routes.deadline.storage import profile_id
 
 READ = frozenset({"admin", "wrangler", "artist", "viewer"})
 SUBMIT = frozenset({"admin", "wrangler", "artist"})
@@ -188,6 +189,11 @@ EXPECTED: dict[str, Rule] = {
     "GET /deadline/2023-10-12/farms/{farmId}/fleets": Rule(READ),
     "GET /deadline/2023-10-12/farms/{farmId}/fleets/{fleetId}": Rule(READ),
     "GET /deadline/2023-10-12/farms/{farmId}/queue-fleet-associations": Rule(READ),
+    "GET /deadline/2023-10-12/farms/{farmId}/storage-profiles": Rule(READ),
+    "GET /deadline/2023-10-12/farms/{farmId}/storage-profiles/{storageProfileId}": Rule(READ),
+    "GET /deadline/2023-10-12/farms/{farmId}/queues/{queueId}/storage-profiles": Rule(READ),
+    "GET /deadline/2023-10-12/farms/{farmId}/queues/{queueId}"
+    "/storage-profiles/{storageProfileId}": Rule(READ),
     "POST /deadline/2023-10-12/farms/{farmId}/search/jobs": Rule(READ),
     "POST /deadline/2023-10-12/farms/{farmId}/sessions-statistics-aggregation": Rule(READ),
     "GET /deadline/2023-10-12/farms/{farmId}/sessions-statistics-aggregation": Rule(READ),
@@ -358,6 +364,7 @@ def _params(
         "sessionId": f"session-{job_id:032x}",
         "sessionActionId": f"sessionaction-{job_id:032x}-0",
         "fleetId": "fleet-" + "0" * 31 + "1",
+        "storageProfileId": profile_id("hq", "LINUX"),  # the main site's, always there
         "env_id": 1_000_000,
         "token": farm.tokens[identity] or "none",
         "sub_id": 999_999,  # none: the route's policy is what is checked here

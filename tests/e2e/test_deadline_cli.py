@@ -386,6 +386,18 @@ steps:
 """
 
 
+def uploads(farm: Farm) -> int:
+    """PutObject and multipart upload requests the attachments endpoint answered so far."""
+    text = httpx.get(f"{farm.url}/metrics", headers={"Authorization": f"Bearer {farm.token}"}).text
+    return sum(
+        int(float(line.rsplit(" ", 1)[1]))
+        for line in text.splitlines()
+        if line.startswith("thresher_request_seconds_count{")
+        and 'route="/deadline-s3/' in line
+        and ('method="PUT"' in line or 'method="POST"' in line)
+    )
+
+
 def test_download_output_brings_the_jobs_files_and_only_to_those_who_may_see_them(
     deadline: Deadline, tmp_path: Path
 ) -> None:
@@ -393,19 +405,57 @@ def test_download_output_brings_the_jobs_files_and_only_to_those_who_may_see_the
     with deadline.farm.client() as client:
         client.set_volume("dl", {"hq": {"*": str(tmp_path / "share")}})
     (tmp_path / "share").mkdir()
-    # an input: bundle submit uploads it (checked, dropped), in parts as it is over 8 MiB; the
+    # the main site's Linux storage profile, set as the documentation says, in a home of its own
+    script = (
+        "found = client.list_storage_profiles_for_queue(farmId=FARM, queueId=QUEUE)\n"
+        "def code(call, **kw):\n"
+        "    try:\n"
+        "        call(farmId=FARM, queueId=QUEUE, **kw)\n"
+        "    except Exception as exc:\n"
+        "        return exc.response['Error']['Code']\n"
+        "none = 'sp-' + '0' * 32\n"
+        "print(json.dumps({'profiles': found['storageProfiles'],\n"
+        "    'get': code(client.get_storage_profile_for_queue, storageProfileId=none),\n"
+        "    'create': code(client.create_job, template='{}', templateType='JSON',\n"
+        "        priority=50, storageProfileId=none)}))\n"
+    )
+    answers = boto(deadline, script)
+    assert (answers["get"], answers["create"]) == (
+        "ResourceNotFoundException",
+        "ValidationException",
+    )
+    hq = next(p for p in answers["profiles"] if p["displayName"] == "hq linux")
+    profile = hq["storageProfileId"]
+    user = Deadline(deadline.farm, tmp_path / "home", deadline.key)
+    user.home.mkdir()
+    for setting, value in (("defaults.farm_id", FARM_ID), ("settings.storage_profile_id", profile)):
+        assert user("config", "set", setting, value, ids=0).returncode == 0
+    # an input under the volume root: bundle submit uploads nothing (the root is SHARED); the
     # job copies it out, so download-output fetches it in byte ranges
     plate = tmp_path / "share" / "plate.txt"
     plate.write_bytes(os.urandom(9 * 2**20 + 7))
-    ref = deadline.submit(
-        tmp_path / "writes", WRITES, "-p", f"OutDir={out}", "-p", f"Plate={plate}"
+    before = uploads(deadline.farm)
+    ref = user.submit(tmp_path / "writes", WRITES, "-p", f"OutDir={out}", "-p", f"Plate={plate}")
+    assert uploads(deadline.farm) == before
+    script = (
+        f"job = client.get_job(farmId=FARM, queueId=QUEUE, jobId={ref!r})\n"
+        "print(json.dumps(job.get('storageProfileId')))"
     )
-    waited = deadline.ok("job", "wait", "--job-id", ref, "--max-poll-interval", "1")
+    assert boto(deadline, script) == profile
+    # an input outside every root is uploaded as before (checked, dropped): in parts, over 8 MiB
+    elsewhere = tmp_path / "elsewhere.bin"
+    elsewhere.write_bytes(os.urandom(9 * 2**20 + 7))
+    user.submit(tmp_path / "writes2", WRITES, "-p", f"OutDir={out}2", "-p", f"Plate={elsewhere}")
+    assert uploads(deadline.farm) >= before + 4  # manifest, create, 2 parts, complete
+    waited = user.ok("job", "wait", "--job-id", ref, "--max-poll-interval", "1")
     assert "SUCCEEDED" in waited
 
+    # bundle submit --yes left settings.auto_accept on in this home: asked again, the folder
+    # is chosen (the job's and local storage profile are one, so no path is mapped)
+    assert user("config", "set", "settings.auto_accept", "false", ids=0).returncode == 0
     fresh = tmp_path / "fresh"
     confirm = json.dumps({"messageType": "pathconfirm", "value": [str(fresh)]}) + "\n"
-    done = deadline("job", "download-output", "--job-id", ref, "--output", "json", stdin=confirm)
+    done = user("job", "download-output", "--job-id", ref, "--output", "json", stdin=confirm)
     assert done.returncode == 0, done.stdout + done.stderr
     wrote = sorted(p.relative_to(out) for p in out.rglob("*") if p.is_file())
     got = sorted(p.relative_to(fresh) for p in fresh.rglob("*") if p.is_file())

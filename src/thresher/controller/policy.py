@@ -154,6 +154,11 @@ ROUTES: dict[str, frozenset[str]] = {
     "GET /deadline/2023-10-12/farms/{farmId}/fleets": READ,
     "GET /deadline/2023-10-12/farms/{farmId}/fleets/{fleetId}": READ,
     "GET /deadline/2023-10-12/farms/{farmId}/queue-fleet-associations": READ,
+    "GET /deadline/2023-10-12/farms/{farmId}/storage-profiles": READ,
+    "GET /deadline/2023-10-12/farms/{farmId}/storage-profiles/{storageProfileId}": READ,
+    "GET /deadline/2023-10-12/farms/{farmId}/queues/{queueId}/storage-profiles": READ,
+    "GET /deadline/2023-10-12/farms/{farmId}/queues/{queueId}"
+    "/storage-profiles/{storageProfileId}": READ,
     "POST /deadline/2023-10-12/farms/{farmId}/queues/{queueId}/environments": ADMINS,
     "DELETE " + _QUEUE + "/environments/{environmentId}": ADMINS,
     "GET /deadline/2023-10-12/farms/{farmId}/queues/{queueId}/jobs": READ,

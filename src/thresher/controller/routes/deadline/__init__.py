@@ -12,7 +12,8 @@ ListQueues, GetQueue, ListFleets, GetFleet, ListQueueFleetAssociations, and the 
 environments: List, Get, Create, Delete), `jobs` (CreateJob, GetJob, ListJobs, SearchJobs,
 UpdateJob), `steps` (ListSteps, GetStep, ListTasks, GetTask, UpdateTask), `sessions`
 (ListSessions, GetSession, ListSessionActions, GetSessionAction, and CloudWatch Logs'
-GetLogEvents), `statistics` (Start and GetSessionsStatisticsAggregation), `s3` and `s3_uploads`
+GetLogEvents), `statistics` (Start and GetSessionsStatisticsAggregation), `storage`
+(ListStorageProfiles, GetStorageProfile and their ForQueue forms), `s3` and `s3_uploads`
 (the job attachments endpoint under /deadline-s3, used with AssumeQueueRoleForUser's queue
 credentials, in `farm`). Any other operation
 of the service model is refused (a 501 `UnknownOperationException`) naming it. See
@@ -37,6 +38,7 @@ from thresher.controller.routes.deadline import (
     sessions,
     statistics,
     steps,
+    storage,
 )
 from thresher.controller.routes.deadline.common import (
     DeadlineError,
@@ -59,7 +61,7 @@ __all__ = [
 ]
 
 router = APIRouter()
-for module in (farm, jobs, steps, sessions, statistics):
+for module in (farm, jobs, steps, sessions, statistics, storage):
     router.include_router(module.router)
 router.include_router(sessions.logs_router)
 router.include_router(s3_uploads.router)  # before s3's catch-all

@@ -10,7 +10,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field
 
-from thresher.controller.routes.deadline import s3
+from thresher.controller.routes.deadline import s3, storage
 from thresher.controller.routes.deadline.common import (
     API,
     AWS_ERRORS,
@@ -78,8 +78,13 @@ async def list_queues(farmId: str, caller: SignedCaller) -> Any:
 
 
 @router.get("/{farmId}/queues/{queueId}")
-async def get_queue(farmId: str, queueId: str, caller: SignedCaller) -> Any:
-    return {**_queue(farmId, queueId), "jobAttachmentSettings": s3.SETTINGS}
+async def get_queue(farmId: str, queueId: str, farm: FarmDep, caller: SignedCaller) -> Any:
+    profiles = [p["storageProfileId"] for p in await storage.all_profiles(farm)]
+    return {
+        **_queue(farmId, queueId),
+        "jobAttachmentSettings": s3.SETTINGS,
+        "allowedStorageProfileIds": profiles,
+    }
 
 
 @router.get("/{farmId}/queues/{queueId}/user-roles")
