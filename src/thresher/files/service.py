@@ -39,6 +39,8 @@ from thresher.files.store import MANIFEST_NAME, BadChunk, ChunkStore
 from thresher.files.upload import DigestCache, list_files, upload_local
 
 MAX_HASHES = 100_000
+#: Bytes of chunks read from disk per hand-off to a thread when serving a batch.
+READ_GROUP = 4 * 1024 * 1024
 Name = Annotated[str, Field(pattern=MANIFEST_NAME.pattern)]
 
 
@@ -163,13 +165,26 @@ async def read_chunks(body: HashesIn, service: ServiceDep) -> StreamingResponse:
     sizes = await asyncio.to_thread(service.store.sizes, body.hashes)
     present = [(d, n) for d, n in zip(body.hashes, sizes, strict=True) if n is not None]
 
+    def read(group: list[tuple[str, int]]) -> list[bytes]:
+        out = []
+        for digest, size in group:
+            data = service.store.get(digest)
+            out.append(data if data is not None and len(data) == size else bytes(size))
+        return out
+
     async def frames() -> AsyncIterator[bytes | memoryview]:
-        for digest, size in present:
-            data = await asyncio.to_thread(service.store.get, digest)
-            if data is None or len(data) != size:
-                data = bytes(size)
-            yield frame(digest, data)
-            yield data
+        # Read in groups of about READ_GROUP bytes, one hand-off to a thread per group.
+        start = 0
+        while start < len(present):
+            end, size = start, 0
+            while end < len(present) and (end == start or size + present[end][1] <= READ_GROUP):
+                size += present[end][1]
+                end += 1
+            group = present[start:end]
+            for (digest, _), data in zip(group, await asyncio.to_thread(read, group), strict=True):
+                yield frame(digest, data)
+                yield data
+            start = end
 
     length = sum(HEADER + n for _, n in present)
     return StreamingResponse(
