@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from tests.engines.support import EXAMPLES, require
-from thresher.client import Client
+from thresher.client import APIError, Client
 from thresher.controller.settings import ControllerSettings
 from thresher.files.server import serve_in_thread as serve_files
 from thresher.files.service import FileService
@@ -278,3 +278,40 @@ def test_a_changed_dependency_is_all_a_second_sync_moves(two_sites: TwoSites) ->
     new = len((hq / "inc" / "ball.inc").read_bytes())
     assert moved[0] is not None
     assert moved[1] == f"{new} bytes moved"  # the scene and tex.bin were there already
+
+
+def test_outputs_go_back_to_the_site_the_job_names(two_sites: TwoSites) -> None:
+    require("povray")
+    hq = two_sites.roots["hq"]
+    (hq / "scene.pov").write_text((EXAMPLES / "orbit.pov").read_text())
+    body = {
+        "name": "to-sthlm",
+        "engine": "povray",
+        "input": "share=proj/scene.pov",
+        "output": "share=proj/out/orbit.png",
+        "range": "1-2",
+        "chunk": 1,
+        "parameters": {"width": 16, "height": 9},
+    }
+    with Client(two_sites.controller.url, two_sites.controller.admin_token) as client:
+        with pytest.raises(APIError) as refused:  # a site nobody declared
+            client.submit_job(api.JobIn.model_validate({**body, "settings": {"output_site": "x"}}))
+        assert refused.value.status == 422
+        assert refused.value.field == "settings.output_site"
+        # rendered at the main site, its outputs go to the submitter's site (sthlm)
+        job = client.submit_job(
+            api.JobIn.model_validate({**body, "settings": {"output_site": "sthlm"}})
+        )
+        run_agents(
+            [two_sites.agent("hq")],
+            lambda: client.job(job.id).status in ("succeeded", "failed"),
+            timeout=60,
+        )
+        status = client.job(job.id).status
+        indexes = {a.index for a in client.attempts(job.id)}
+        logs = "\n".join(line.text for i in indexes for line in client.log(job.id, i))
+    assert status == "succeeded", logs
+    for n in (1, 2):
+        frame = f"out/orbit{n}.png"
+        assert (two_sites.roots["sthlm"] / frame).read_bytes() == (hq / frame).read_bytes()
+    assert logs.count(" outputs back to sthlm: ") == 2  # once per task
