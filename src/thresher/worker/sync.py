@@ -204,7 +204,7 @@ class SiteSync:
         for ref in refs:
             by_volume.setdefault(ref.volume, []).append(ref.rel)
         say(f"[sync] download sync of job {a.job_id} to site {self.site}: {len(refs)} paths")
-        moved = total = 0
+        moved = total = refetched = resumed = 0
 
         async def checked(size: int) -> None:  # shown while the bytes move
             await self._report(a.job_id, "running", total, total + size, "moving")
@@ -223,11 +223,18 @@ class SiteSync:
                 )
                 moved += int(answer.get("bytes_moved", 0))
                 total += int(answer.get("bytes_total", 0))
+                refetched += int(answer.get("chunks_refetched", 0))
+                resumed += int(answer.get("files_resumed", 0))
         except SyncError as exc:
             await self._report(a.job_id, "failed", moved, total, str(exc))
             raise
+        said = f"{moved} bytes moved"
+        if refetched:  # came corrupted, were asked for again
+            said += f", {refetched} chunks fetched again"
+        if resumed:  # an earlier try was cut: went on from its checkpoint
+            said += f", {resumed} files resumed"
         say(f"[sync] done: {moved} of {total} bytes moved")
-        await self._report(a.job_id, "done", total, total, f"{moved} bytes moved")
+        await self._report(a.job_id, "done", total, total, said)
 
     async def _report(self, job_id: int, state: str, done: int, total: int, message: str) -> None:
         body = api.SyncReportIn.model_validate(
