@@ -17,6 +17,7 @@ An existing file that differs is overwritten, skipped or kept beside a copy (``e
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import os
 import secrets
@@ -130,11 +131,21 @@ def _target(dest: Path, entry: FileEntry, folders: set[Path]) -> Path:
     return target
 
 
+#: Temporary names: this process's random prefix and a count (no random bytes per file).
+_TMP_PREFIX = secrets.token_hex(4)
+_tmp_numbers = itertools.count()
+
+
 def _write_new(where: Path, data: bytes | bytearray | memoryview, mode: int) -> os.stat_result:
     """Write a whole file to a temporary name beside it, then rename it over `where`; its
     status as written."""
-    tmp = where.with_name(f".{where.name}.{secrets.token_hex(4)}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+    while True:
+        tmp = where.with_name(f".{where.name}.{_TMP_PREFIX}{next(_tmp_numbers)}.tmp")
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+            break
+        except FileExistsError:
+            continue
     try:
         view = memoryview(data)
         while view:
