@@ -149,6 +149,33 @@ def test_every_state_changing_call_is_audited_with_who_what_and_which(
     alice.close()
 
 
+def test_a_change_is_committed_with_its_audit_row_even_if_its_answer_is_not_recorded(
+    served: ServedController, admin: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The row is written in the change's own transaction; only its status waits for the
+    answer. Writing the status failing (as a controller dying there would) leaves status 0."""
+
+    def lost(row_id: int, *, obj: str, status: int) -> None:
+        raise RuntimeError("the controller died before the answer was recorded")
+
+    monkeypatch.setattr(served.store.audit, "settle", lost)
+    job = admin.submit("audited", ["true"], paused=True)
+    admin.set_priority(job.id, 60)
+    with pytest.raises(NotFound):
+        admin.cancel(job.id + 1000)  # no change: written whole, as before
+    monkeypatch.undo()
+
+    seen = {(e.action, e.object, e.status) for e in admin.audit(actor="admin", limit=1000)}
+    assert ("POST /api/v1/jobs", "/api/v1/jobs", 0) in seen
+    assert ("PUT /api/v1/jobs/{job_id}/priority", f"/api/v1/jobs/{job.id}/priority", 0) in seen
+    assert (
+        "POST /api/v1/jobs/{job_id}/cancel",
+        f"/api/v1/jobs/{job.id + 1000}/cancel",
+        404,
+    ) in seen
+    assert admin.job(job.id).priority == 60
+
+
 SLOW_ENGINE = """
 import time
 time.sleep(60)

@@ -106,7 +106,7 @@ def test_the_block_limit_is_the_farms_setting() -> None:
 class _EmptyFarm:
     """A farm with no jobs, limits or engines: what compiling a plain command job looks up."""
 
-    def engine_class(self, name: str) -> Any:
+    def engine(self, name: str) -> Any:
         raise InvalidInput(f"unknown engine {name!r}", field="engine")
 
     def missing_jobs(self, ids: Any) -> list[int]:

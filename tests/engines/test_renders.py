@@ -315,7 +315,8 @@ def test_povray_reads_a_remapped_include_through_input_conversion(tmp_path: Path
     # AND without conversion POV-Ray cannot find the submitter's path: a clean failure
     unconverted, image = render("never")
     assert unconverted.returncode != 0
-    assert any("ball.inc" in str(e) for e in unconverted.values(EventKind.ERROR))
+    errors = unconverted.values(EventKind.ERROR)
+    assert any("ball.inc" in str(e) for e in errors), (errors, unconverted.stderr[-2000:])
     assert not image.exists()
 
 

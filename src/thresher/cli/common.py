@@ -11,8 +11,8 @@ Client errors leave the CLI as one red line on stderr and an exit status:
 import contextlib
 import json
 import os
-from collections.abc import Iterator, Sequence
-from typing import TYPE_CHECKING, Annotated, Any, NoReturn
+from collections.abc import Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar
 
 import typer
 from rich import box
@@ -21,6 +21,8 @@ from rich.table import Table
 from rich.text import Text
 
 from thresher.client import ThresherError, TransportError
+
+T = TypeVar("T")
 
 if TYPE_CHECKING:
     from thresher.client import Client, Session
@@ -138,6 +140,19 @@ def table(*headers: str, caption: str | None = None) -> Table:
 def add_row(rows: Table, *cells: str) -> None:
     """Add cells as plain text: names from the farm must not be read as Rich markup."""
     rows.add_row(*(Text(cell) for cell in cells))
+
+
+def listing(
+    found: Sequence[T], as_json: bool, headers: Sequence[str], cells: Callable[[T], Sequence[str]]
+) -> None:
+    """A listing: `found` as JSON, or a table of `headers` with the `cells` of each item."""
+    if as_json:
+        print_json(found)
+        return
+    rows = table(*headers)
+    for item in found:
+        add_row(rows, *cells(item))
+    stdout().print(rows)
 
 
 def join(items: Sequence[str]) -> str:

@@ -18,6 +18,7 @@ from thresher.cli.common import (
     add_row,
     connect,
     fail,
+    listing,
     print_json,
     stdout,
     table,
@@ -44,21 +45,19 @@ def _revision(engine: "schema.EngineOut") -> str:
 def _list(where: str | None, as_json: bool, url: str, token: str | None) -> None:
     with connect(url, token) as client:
         found = client.engines(where=where)
-    if as_json:
-        print_json(found)
-        return
-    rows = table("name", "revision", "latest", "enabled", "type", "extensions")
-    for engine in found:
-        add_row(
-            rows,
+    listing(
+        found,
+        as_json,
+        ("name", "revision", "latest", "enabled", "type", "extensions"),
+        lambda engine: (
             engine.name,
             _revision(engine),
             str(engine.latest_revision),
             "yes" if engine.enabled else "no",
             engine.type or "-",
             " ".join(engine.settings.get("filename_extensions") or []) or "-",
-        )
-    stdout().print(rows)
+        ),
+    )
 
 
 def list_root(

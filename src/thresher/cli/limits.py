@@ -12,11 +12,9 @@ from thresher.cli.common import (
     JsonOption,
     TokenOption,
     UrlOption,
-    add_row,
     connect,
+    listing,
     print_json,
-    stdout,
-    table,
 )
 
 if TYPE_CHECKING:
@@ -44,21 +42,19 @@ def list_limits(
         return
     with connect(url, token) as client:
         found = client.limits()
-    if as_json:
-        print_json(found)
-        return
-    rows = table("name", "in use", "max", "per host", "max hosts", "held by")
-    for limit in found:
-        add_row(
-            rows,
+    listing(
+        found,
+        as_json,
+        ("name", "in use", "max", "per host", "max hosts", "held by"),
+        lambda limit: (
             limit.name,
             str(limit.in_use),
             _most(limit.max_total),
             _most(limit.max_per_host),
             _most(limit.max_hosts),
             _hosts(limit),
-        )
-    stdout().print(rows)
+        ),
+    )
 
 
 def set_limit(
@@ -108,13 +104,12 @@ def list_users(
         return
     with connect(url, token) as client:
         found = client.users()
-    if as_json:
-        print_json(found)
-        return
-    rows = table("name", "priority", "max running", "running")
-    for user in found:
-        add_row(rows, user.name, str(user.priority), _most(user.max_running), str(user.running))
-    stdout().print(rows)
+    listing(
+        found,
+        as_json,
+        ("name", "priority", "max running", "running"),
+        lambda user: (user.name, str(user.priority), _most(user.max_running), str(user.running)),
+    )
 
 
 def set_user(

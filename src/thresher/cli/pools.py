@@ -16,6 +16,7 @@ from thresher.cli.common import (
     add_row,
     connect,
     join,
+    listing,
     print_json,
     stdout,
     table,
@@ -72,20 +73,18 @@ def error_hosts(
                 typer.echo(f"job {job}: {forgotten} error(s) forgotten")
             return
         found = client.error_hosts(job)
-    if as_json:
-        print_json(found)
-        return
-    rows = table("block", "worker", "errors", "avoided until", "last error")
-    for host in found:
-        add_row(
-            rows,
+    listing(
+        found,
+        as_json,
+        ("block", "worker", "errors", "avoided until", "last error"),
+        lambda host: (
             str(host.block),
             host.worker,
             str(host.errors),
             _when(host.avoided_until) if host.avoided else "not avoided",
             _when(host.last_error_at),
-        )
-    stdout().print(rows)
+        ),
+    )
 
 
 def register(app: typer.Typer) -> None:

@@ -15,13 +15,11 @@ from thresher.cli.common import (
     JsonOption,
     TokenOption,
     UrlOption,
-    add_row,
     connect,
     join,
+    listing,
     print_json,
     reporting,
-    stdout,
-    table,
 )
 from thresher.cli.limits import list_users, set_user
 
@@ -130,13 +128,11 @@ def list_tokens(
     """List your tokens (never their secrets)."""
     with connect(url, token) as client:
         found = client.tokens(everyone=everyone, revoked=revoked)
-    if as_json:
-        print_json(found)
-        return
-    rows = table("id", "name", "role", "label", "created", "expires", "revoked")
-    for t in found:
-        add_row(
-            rows,
+    listing(
+        found,
+        as_json,
+        ("id", "name", "role", "label", "created", "expires", "revoked"),
+        lambda t: (
             str(t.id),
             t.name,
             t.role,
@@ -144,8 +140,8 @@ def list_tokens(
             when(t.created_at),
             when(t.expires_at),
             "yes" if t.revoked else "",
-        )
-    stdout().print(rows)
+        ),
+    )
 
 
 def revoke_token(
@@ -204,13 +200,12 @@ def list_accounts(
     """List users with their role and groups (wranglers, admins)."""
     with connect(url, token) as client:
         found = client.accounts()
-    if as_json:
-        print_json(found)
-        return
-    rows = table("name", "role", "groups", "disabled")
-    for a in found:
-        add_row(rows, a.name, a.role, join(a.groups), "yes" if a.disabled else "")
-    stdout().print(rows)
+    listing(
+        found,
+        as_json,
+        ("name", "role", "groups", "disabled"),
+        lambda a: (a.name, a.role, join(a.groups), "yes" if a.disabled else ""),
+    )
 
 
 def whoami(
@@ -250,13 +245,11 @@ def enrol_codes(
     """List enrolment codes (never the codes themselves)."""
     with connect(url, token) as client:
         found = client.enrol_codes()
-    if as_json:
-        print_json(found)
-        return
-    rows = table("id", "by", "created", "expires", "used", "by worker", "revoked")
-    for c in found:
-        add_row(
-            rows,
+    listing(
+        found,
+        as_json,
+        ("id", "by", "created", "expires", "used", "by worker", "revoked"),
+        lambda c: (
             str(c.id),
             c.created_by,
             when(c.created_at),
@@ -264,8 +257,8 @@ def enrol_codes(
             when(c.used_at),
             c.used_by or "-",
             "yes" if c.revoked else "",
-        )
-    stdout().print(rows)
+        ),
+    )
 
 
 def revoke_enrol_code(
@@ -293,13 +286,12 @@ def audit(
     """Who did what to which object and when, newest first (wranglers, admins)."""
     with connect(url, token) as client:
         found = client.audit(actor=actor, contains=contains, limit=limit)
-    if as_json:
-        print_json(found)
-        return
-    rows = table("when", "who", "role", "action", "object", "status")
-    for e in found:
-        add_row(rows, when(e.at), e.actor, e.role, e.action, e.object, str(e.status))
-    stdout().print(rows)
+    listing(
+        found,
+        as_json,
+        ("when", "who", "role", "action", "object", "status"),
+        lambda e: (when(e.at), e.actor, e.role, e.action, e.object, str(e.status)),
+    )
 
 
 def register(app: typer.Typer) -> None:

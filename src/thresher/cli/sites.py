@@ -16,6 +16,7 @@ from thresher.cli.common import (
     UrlOption,
     add_row,
     connect,
+    listing,
     print_json,
     stdout,
     table,
@@ -36,13 +37,11 @@ def list_sites(
         return
     with connect(url, token) as client:
         found = client.sites()
-    if as_json:
-        print_json(found)
-        return
-    rows = table("name", "main", "workers", "file service", "cap B/s", "streams", "description")
-    for s in found:
-        add_row(
-            rows,
+    listing(
+        found,
+        as_json,
+        ("name", "main", "workers", "file service", "cap B/s", "streams", "description"),
+        lambda s: (
             s.name,
             "yes" if s.main else "",
             str(s.workers),
@@ -50,8 +49,8 @@ def list_sites(
             str(s.bandwidth_bps or "-"),
             str(s.parallel_streams),
             s.description,
-        )
-    stdout().print(rows)
+        ),
+    )
 
 
 def set_site(

@@ -18,6 +18,7 @@ from thresher.cli.common import (
     add_row,
     connect,
     join,
+    listing,
     print_json,
     stdout,
     table,
@@ -44,25 +45,23 @@ def list_workers(
         return
     with connect(url, token) as client:
         found = client.workers()
-    if as_json:
-        print_json(found)
-        return
-    rows = table(
-        "name",
-        "status",
-        "state",
-        "enabled",
-        "hostname",
-        "site",
-        "pools",
-        "lanes",
-        "running",
-        "cores",
-        "RAM",
-    )
-    for worker in found:
-        add_row(
-            rows,
+    listing(
+        found,
+        as_json,
+        (
+            "name",
+            "status",
+            "state",
+            "enabled",
+            "hostname",
+            "site",
+            "pools",
+            "lanes",
+            "running",
+            "cores",
+            "RAM",
+        ),
+        lambda worker: (
             worker.name,
             worker.status,
             _state(worker),
@@ -74,8 +73,8 @@ def list_workers(
             str(worker.running),
             str(worker.cores),
             gib(worker.ram_bytes),
-        )
-    stdout().print(rows)
+        ),
+    )
 
 
 def show(

@@ -286,6 +286,10 @@ class Access:
             status=status,
         )
 
+    def settle(self, row_id: int, *, obj: str, status: int) -> None:
+        """The answer of a call whose row its change wrote: status and what it created."""
+        self.store.audit.settle(row_id, obj=obj, status=status)
+
     def audit(
         self,
         caller: Caller,

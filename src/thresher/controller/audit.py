@@ -1,12 +1,16 @@
 """The audit trail: one row per state-changing call (POST, PUT, PATCH, DELETE), written to
-the database (so every controller on one PostgreSQL adds to the same trail) before the answer
-leaves: who (the token's name and role, `-` when no token was accepted), what (the route),
-to which object (the path with its values, and the id a creation answered with) and how it
-ended (the HTTP status, refusals included).
+the database (so every controller on one PostgreSQL adds to the same trail): who (the token's
+name and role, `-` when no token was accepted), what (the route), to which object (the path
+with its values, and the id a creation answered with) and how it ended (the HTTP status,
+refusals included).
 
-The row is its own transaction, committed right after the action's: a controller dying
-between the two loses that row (the action is in the database, its audit row is not). The
-workers' polls and reports are not recorded (their work is: attempts and their outcomes)."""
+A call that changes state writes its row in the transaction of its first change
+(`UnitOfWork.change`, through the `AUDIT_NOTE` set here), so a change is never committed
+without its row; the status (0 until then) and the id a creation answered with are written to
+it before the answer leaves. A controller dying between the two leaves the row with status 0:
+the change was made, its answer may not have reached the caller. A call that changed nothing
+(a refusal, an error) gets its row before its answer leaves. The workers' polls and reports
+are not recorded (their work is: attempts and their outcomes)."""
 
 from __future__ import annotations
 
@@ -15,6 +19,8 @@ import logging
 from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from thresher.controller.unit import AUDIT_NOTE, AuditNote
 
 log = logging.getLogger("thresher.controller.audit")
 
@@ -45,6 +51,12 @@ def object_of(scope: Scope, body: bytes) -> tuple[str, str]:
     return f"{scope['method']} {template}", obj
 
 
+def _who(scope: Scope) -> tuple[str, str]:
+    """The caller's (name, role) once the call's token was accepted; ("-", "-") before."""
+    caller = (scope.get("state") or {}).get("caller")
+    return (caller.name, caller.role) if caller is not None else ("-", "-")
+
+
 def _answered_id(body: bytes) -> Any:
     if not body or len(body) > _MAX_BUFFER or not body.startswith(b"{"):
         return None
@@ -72,13 +84,16 @@ class AuditTrail:
         held: list[Message] = []
         size = 0
         recorded = False
+        note = AuditNote(describe=lambda: _who(scope) + object_of(scope, b""))
+        note_token = AUDIT_NOTE.set(note)
 
         async def record_then(messages: list[Message]) -> None:
             nonlocal recorded
             if not recorded:
                 recorded = True
+                note.serving = False
                 body = b"".join(m.get("body", b"") for m in messages[1:])
-                await self._record(scope, messages[0]["status"], body)
+                await self._record(scope, note, messages[0]["status"], body)
             for m in messages:
                 await send(m)
 
@@ -95,9 +110,13 @@ class AuditTrail:
                 await record_then(held[:])
                 held.clear()
 
-        await self.app(scope, receive, holding_send)
+        try:
+            await self.app(scope, receive, holding_send)
+        finally:
+            note.serving = False
+            AUDIT_NOTE.reset(note_token)
 
-    async def _record(self, scope: Scope, status: int, body: bytes) -> None:
+    async def _record(self, scope: Scope, note: AuditNote, status: int, body: bytes) -> None:
         app = scope.get("app")
         farm = getattr(getattr(app, "state", None), "farm", None)
         if farm is None:
@@ -106,6 +125,11 @@ class AuditTrail:
         action, obj = object_of(scope, body if status == 201 else b"")  # what it created
         try:
             # straight to the farm thread: the request's caller is not confirmed again here
-            await farm.thread.run(farm.access.record, caller, action=action, obj=obj, status=status)
+            if note.row_id is not None:
+                await farm.thread.run(farm.access.settle, note.row_id, obj=obj, status=status)
+            else:
+                await farm.thread.run(
+                    farm.access.record, caller, action=action, obj=obj, status=status
+                )
         except Exception:  # the answer still goes out; the failure is logged, not the body
             log.exception("audit row for %s %s not written", action, obj)

@@ -9,26 +9,31 @@ Publishing through the API checks the script in a process of its own with a time
 loading, defines no valid ``Engine`` class or loads too slowly is refused with the Python
 error, and none of its code runs in the controller then.
 
-Engine classes are kept in memory by source hash: the controller loads each source once and
-uses it to check engine jobs' parameters at submit (:mod:`thresher.controller.engine_jobs`).
+Checking an engine job at submit (:mod:`thresher.controller.compile.engine`) reads the
+engine's SETTINGS from the registry and asks the engine to merge the job's parameters: a
+built-in engine (Thresher's own code) in process, a published revision in the engine host, a
+process of its own (:mod:`thresher.controller.engine_host`). A published engine's code never
+runs in the controller.
 """
 
 from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from thresher.controller.auth import Caller
+from thresher.controller.compile.lookup import EngineRules
+from thresher.controller.engine_host import EngineHost
 from thresher.core.clock import Clock
 from thresher.core.errors import InvalidInput, NotFound
 from thresher.core.query import Condition, Query, check_fields, parse_where
 from thresher.engines import (
     Engine,
-    EngineLoadError,
     builtin_engines,
     load_builtin,
-    load_engine_source,
     source_hash,
 )
 from thresher.store.engines import EngineRecord, EngineRevisionRecord, EngineSource
@@ -84,13 +89,31 @@ def query_record(record: EngineRecord) -> dict[str, Any]:
     }
 
 
+@dataclass(frozen=True)
+class HostedEngine:
+    """A published revision: its SETTINGS as the registry stored them when it was checked,
+    its parameters merged by the engine host."""
+
+    name: str
+    source: str
+    stored_settings: Mapping[str, Any]
+    host: EngineHost
+
+    def settings(self) -> dict[str, Any]:
+        return dict(self.stored_settings)
+
+    def merge_parameters(self, parameters: Mapping[str, Any] | None) -> dict[str, Any]:
+        return self.host.merge_parameters(self.name, self.source, parameters or {})
+
+
 class EngineRegistry:
     """Engine use cases over one store; one instance per controller process."""
 
-    def __init__(self, store: Store, clock: Clock) -> None:
+    def __init__(self, store: Store, clock: Clock, *, host: EngineHost) -> None:
         self.store = store
         self.clock = clock
-        self._classes: dict[str, type[Engine]] = {}
+        self.host = host
+        self._builtins: dict[str, type[Engine]] = {}  # by source hash
         self._lock = threading.Lock()
 
     # -- start ----------------------------------------------------------------------------------
@@ -101,7 +124,8 @@ class EngineRegistry:
         for name, source in builtin_engines().items():
             engine_class = load_builtin(name)
             found[name] = describe(engine_class, name=name, source=source)
-            self._remember(found[name].source_hash, engine_class)
+            with self._lock:
+                self._builtins[found[name].source_hash] = engine_class
         self.store.engines.sync_builtins(found, now=self.clock.now())
 
     # -- people ---------------------------------------------------------------------------------
@@ -156,29 +180,17 @@ class EngineRegistry:
         record, source = self.store.engines.source(name, revision)
         return source, record.source_hash
 
-    # -- engine classes -------------------------------------------------------------------------
+    # -- checking jobs ------------------------------------------------------------------------
 
-    def engine_class(self, record: EngineRecord) -> type[Engine]:
-        """The class of ``record``'s current revision, loaded once per source hash."""
+    def rules(self, record: EngineRecord) -> EngineRules:
+        """What checks a job for ``record``'s current revision: the built-in class itself
+        when the revision is a built-in's source, else the engine host."""
         current = record.current
         if current is None:
             raise NotFound(f"engine {record.name!r} has no current revision", field="engine")
         with self._lock:
-            known = self._classes.get(current.source_hash)
-        if known is not None:
-            return known
+            builtin = self._builtins.get(current.source_hash)
+        if builtin is not None:
+            return builtin
         _, source = self.store.engines.source(record.name, current.revision)
-        try:
-            engine_class = load_engine_source(record.name, source)
-        except EngineLoadError as exc:  # a stored source always loaded once; say so if not now
-            raise InvalidInput(
-                f"engine {record.name!r} revision {current.revision} no longer loads: "
-                f"{exc.message}",
-                field="engine",
-            ) from None
-        self._remember(current.source_hash, engine_class)
-        return engine_class
-
-    def _remember(self, digest: str, engine_class: type[Engine]) -> None:
-        with self._lock:
-            self._classes[digest] = engine_class
+        return HostedEngine(record.name, source, current.settings, self.host)

@@ -23,6 +23,7 @@ from thresher.controller.agents import Agents
 from thresher.controller.auth import Caller
 from thresher.controller.compile.policy import SubmitPolicy
 from thresher.controller.dispatch import DispatchIndex
+from thresher.controller.engine_host import EngineHost
 from thresher.controller.engines import EngineRegistry
 from thresher.controller.events import EventHub
 from thresher.controller.farm_thread import FarmThread
@@ -81,7 +82,8 @@ class Farm:
         notifier.listeners.append(self._changed)
         self.unit = UnitOfWork(store, self.dispatch_index, notifier, clock)
         self.thread.on_unavailable = self.unit.note_unavailable
-        self.engines = EngineRegistry(store, clock)
+        self.engine_host = EngineHost(timeout_s=settings.engine_check_timeout_s)
+        self.engines = EngineRegistry(store, clock, host=self.engine_host)
         self.jobs = Jobs(store, clock, self.unit, self.engines, SubmitPolicy.of(settings))
         self.scheduling = Scheduling(store, clock, self.dispatch_index, self.unit)
         self.agents = Agents(
@@ -168,6 +170,7 @@ class Farm:
         self.peers.close()
         self.sweep_lease.release()
         self.thread.close()
+        self.engine_host.close()
 
     def _changed(self, soft: bool) -> None:
         if not soft:

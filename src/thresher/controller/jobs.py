@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from thresher.controller.auth import ADMIN, ARTIST, WRANGLER, Caller
 from thresher.controller.compile import compile_job, compile_template
+from thresher.controller.compile.lookup import EngineRules
 from thresher.controller.compile.policy import SubmitPolicy
 from thresher.controller.engines import EngineRegistry
 from thresher.controller.notifications import final_kind, job_event
@@ -25,7 +26,6 @@ from thresher.core.events import EventKind
 from thresher.core.model import AttemptRecord, JobRecord, JobSpec, TaskRecord
 from thresher.core.states import JobStatus, TaskStatus
 from thresher.core.volumes import check_refs
-from thresher.engines import Engine
 from thresher.schemas import api
 from thresher.schemas import openjd as openjd_schema
 from thresher.store.store import Store
@@ -49,7 +49,7 @@ class StoreLookup:
     def __init__(self, store: Store, engines: EngineRegistry) -> None:
         self.store, self.engines = store, engines
 
-    def engine_class(self, name: str) -> type[Engine]:
+    def engine(self, name: str) -> EngineRules:
         try:
             record = self.store.engines.get(name)
         except NotFound:
@@ -59,7 +59,7 @@ class StoreLookup:
             ) from None
         if not record.enabled:
             raise InvalidInput(f"engine {name!r} is disabled", field="engine")
-        return self.engines.engine_class(record)
+        return self.engines.rules(record)
 
     def missing_jobs(self, ids: Iterable[int]) -> list[int]:
         return self.store.jobs.missing(ids)

@@ -3,13 +3,33 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextvars import ContextVar
+from dataclasses import dataclass
 
 from thresher.controller.dispatch import DispatchIndex
 from thresher.controller.notifier import Notifier
 from thresher.core.clock import Clock
 from thresher.core.errors import Contended, Unavailable
 from thresher.store.store import Store
+
+
+@dataclass
+class AuditNote:
+    """The audit row of the call being served (see `controller.audit`): the first change the
+    call commits writes it in that change's own transaction, so no change is ever committed
+    without its row; the answer's status (0 until then) is written to it once known."""
+
+    #: (actor, role, action, object) of the call, read when the row is written.
+    describe: Callable[[], tuple[str, str, str, str]]
+    row_id: int | None = None
+    #: False once the answer went out: a change made later (a background task of the call)
+    #: writes no row of the call's.
+    serving: bool = True
+
+
+#: The note of the call served in this context, if it is audited.
+AUDIT_NOTE: ContextVar[AuditNote | None] = ContextVar("thresher-audit-note", default=None)
 
 
 class UnitOfWork:
@@ -56,4 +76,14 @@ class UnitOfWork:
         committed (never before: a poll woken early would read the state from before)."""
         with self.transaction():
             yield
+            self._write_audit_row()
         self.notifier.notify(soft=soft)
+
+    def _write_audit_row(self) -> None:
+        note = AUDIT_NOTE.get()
+        if note is None or note.row_id is not None or not note.serving:
+            return
+        actor, role, action, obj = note.describe()
+        note.row_id = self.store.audit.record(
+            at=self.clock.now(), actor=actor, role=role, action=action, obj=obj, status=0
+        )

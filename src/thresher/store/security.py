@@ -123,17 +123,29 @@ class EnrolCodes(Repository):
 class Audit(Repository):
     def record(
         self, *, at: float, actor: str, role: str, action: str, obj: str, status: int
-    ) -> None:
+    ) -> int:
+        """A new row, in the caller's open transaction if there is one; its id."""
+        with self.db.begin() as conn:
+            return int(
+                conn.execute(
+                    audit.insert()
+                    .values(
+                        at=at,
+                        actor=actor[:200],
+                        role=role[:20],
+                        action=action[:200],
+                        object=obj[:300],
+                        status=status,
+                    )
+                    .returning(audit.c.id)
+                ).scalar_one()
+            )
+
+    def settle(self, row_id: int, *, obj: str, status: int) -> None:
+        """The answer of a row written with its action: its status and what it created."""
         with self.db.begin() as conn:
             conn.execute(
-                audit.insert().values(
-                    at=at,
-                    actor=actor[:200],
-                    role=role[:20],
-                    action=action[:200],
-                    object=obj[:300],
-                    status=status,
-                )
+                audit.update().where(audit.c.id == row_id).values(object=obj[:300], status=status)
             )
 
     def query(

@@ -9,7 +9,8 @@ engine's ``merge_parameters`` refuses (``parameters.<name>``), an ``output`` of 
 engine cannot write (its ``SETTINGS["output_kinds"]``: POV-Ray numbers its files itself, so a
 ``####`` pattern is refused), and placeholders the engine could not expand in the parameters it
 reads as argv templates (its ``SETTINGS["templated_parameters"]``: the command engine's
-``command`` and ``arguments``). Nothing of the engine runs here but ``merge_parameters``.
+``command`` and ``arguments``). Nothing of the engine runs here but ``merge_parameters``, and
+that of a published engine runs in the engine host, not in the controller.
 """
 
 from __future__ import annotations
@@ -18,11 +19,11 @@ from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import Any
 
-from thresher.controller.compile.lookup import Lookup
+from thresher.controller.compile.lookup import EngineRules, Lookup
 from thresher.core import placeholders
 from thresher.core.errors import InvalidInput, ProblemCollector
 from thresher.core.frames import FrameSet
-from thresher.engines import Engine, EngineConfigError, EngineTask, split_arguments
+from thresher.engines import EngineConfigError, EngineTask, split_arguments
 from thresher.engines.output import output_kind
 from thresher.engines.placeholders import task_values
 from thresher.schemas import api
@@ -48,8 +49,8 @@ def compile_engine(lookup: Lookup, job: api.JobIn) -> EngineJob:
         raise InvalidInput("an engine job takes no command; the engine builds it", field="command")
     if job.blocks is not None:
         raise InvalidInput("an engine job has one block; give no 'blocks'", field="blocks")
-    engine_class = lookup.engine_class(job.engine)
-    settings = engine_class.settings()
+    engine = lookup.engine(job.engine)
+    settings = engine.settings()
     problems = ProblemCollector()  # the fields below are checked independently
     frames_spec, frames, chunk = "", FrameSet(()), 0
     with problems.check():
@@ -62,7 +63,7 @@ def compile_engine(lookup: Lookup, job: api.JobIn) -> EngineJob:
         _output_fits(job, settings)
     parameters = dict(job.parameters)
     with problems.check():
-        merged = _merge_parameters(engine_class, job, parameters)
+        merged = _merge_parameters(engine, job, parameters)
         _templates_expand(merged, settings)
     problems.raise_found()
     payload: dict[str, Any] = {
@@ -92,7 +93,7 @@ def _flags(job: api.JobIn) -> dict[str, bool | str]:
 
 
 def _merge_parameters(
-    engine_class: type[Engine], job: api.JobIn, parameters: dict[str, Any]
+    engine: EngineRules, job: api.JobIn, parameters: dict[str, Any]
 ) -> dict[str, Any]:
     """The parameters merged over the engine's defaults, as the engine checks them."""
     if job.envs is not None:
@@ -100,7 +101,7 @@ def _merge_parameters(
             raise InvalidInput("give 'envs' at the top or in parameters, not both", field="envs")
         parameters["envs"] = job.envs
     try:
-        return engine_class.merge_parameters(parameters)
+        return engine.merge_parameters(parameters)
     except EngineConfigError as exc:
         field = f"parameters.{exc.parameter}" if exc.parameter else "parameters"
         raise InvalidInput(exc.message, field=field) from None

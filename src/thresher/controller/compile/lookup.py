@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from typing import Protocol
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, Protocol
 
-from thresher.engines import Engine
+
+class EngineRules(Protocol):
+    """What checking an engine job asks of its engine (a built-in `Engine` class is one)."""
+
+    def settings(self) -> dict[str, Any]: ...
+
+    def merge_parameters(self, parameters: Mapping[str, Any] | None) -> dict[str, Any]: ...
 
 
 class Lookup(Protocol):
     """The farm's state a submission is checked against (read in the submit's transaction)."""
 
-    def engine_class(self, name: str) -> type[Engine]:
-        """The current class of an enabled engine; InvalidInput naming `engine` if none."""
+    def engine(self, name: str) -> EngineRules:
+        """What checks a job for an enabled engine; InvalidInput naming `engine` if none."""
         ...
 
     def missing_jobs(self, ids: Iterable[int]) -> list[int]:
