@@ -328,7 +328,7 @@ class Executor:
         return lambda text: self._outbox.add_line(a.attempt_id, a.token, "system", text)
 
     async def _send_back(self, held: Held, report: api.FinishIn) -> None:
-        """Send the task's outputs to the main site, then report it (failed if they could
+        """Send the task's outputs to the output site, then report it (failed if they could
         not go)."""
         assert held.upload is not None
         assert self._sync is not None
@@ -338,7 +338,7 @@ class Executor:
             volumes = await self._shares.volumes()
             await self._sync.after(given, volumes, started, self._say(given))
         except Exception as exc:
-            message = f"its outputs could not go back to the main site: {exc}"
+            message = f"its outputs could not go back to the output site: {exc}"
             self._say(given)(f"[sync] {message}")
             report = report.model_copy(update={"status": "failed", "message": message})
         if not held.stale:
