@@ -110,6 +110,8 @@ def call(url: str, path: str, body: dict[str, Any]) -> dict[str, Any]:
 
 WATCH: dict[str, psutil.Process] = {}
 PEAKS: list[Peak] = []
+#: Seconds of each case's checkin at A (the rest of "ours" is B's pull), by case.
+CHECKIN_S: dict[str, list[float]] = {}
 
 
 def ours(a_url: str, b_url: str, name: str) -> tuple[float, int]:
@@ -119,6 +121,7 @@ def ours(a_url: str, b_url: str, name: str) -> tuple[float, int]:
     log(f"{name}: rss {rss}; peaks so far {peaks}")
     started = time.perf_counter()
     call(a_url, "/checkin", {"volume": "proj", "name": name})
+    CHECKIN_S.setdefault(name.rsplit("-", 1)[0], []).append(time.perf_counter() - started)
     answer = call(
         b_url,
         "/pull",
@@ -289,6 +292,14 @@ def main() -> dict[str, Any]:
             "ratio": round(statistics.median(ours_s) / statistics.median(rsync_s), 2),
             "bytes_moved": int(statistics.median([r[case]["bytes"] for r in runs])),
         }
+    for case, prefix in (
+        ("big", "big"),
+        ("changed_1pct", "edit"),
+        ("inserted_1kb", "insert"),
+        ("no_change", "same"),
+        ("small_files", "small"),
+    ):
+        cases[case]["of_which_checkin_s"] = spread(CHECKIN_S[prefix])
     for case in ("changed_1pct", "inserted_1kb"):
         cases[case]["moved_pct_of_file"] = round(100 * cases[case]["bytes_moved"] / size, 2)
     return {

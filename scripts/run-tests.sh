@@ -4,8 +4,9 @@
 # Usage: scripts/run-tests.sh [pytest args...]
 #
 # Starts a PostgreSQL cluster in a temporary directory (always stopped on exit), exports
-# THRESHER_TEST_PG_URL and THRESHER_OPENJD_CLI, runs .venv/bin/pytest with the given arguments and
-# exits with pytest's status. "No tests collected" (status 5) counts as a failure.
+# THRESHER_TEST_PG_URL and THRESHER_OPENJD_CLI, runs .venv/bin/pytest with the given arguments
+# (none: the whole suite, in two parts, see the end) and exits with pytest's status. "No tests
+# collected" (status 5) counts as a failure.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -49,9 +50,24 @@ fi
 # Tests that start `thresher` as a subprocess find the development install first.
 export PATH="$PWD/.venv/bin:$PATH"
 
-status=0
-.venv/bin/pytest "$@" || status=$?
-if [[ $status -eq 5 ]]; then
-    echo "run-tests: pytest collected no tests; treating that as a failure" >&2
+run() {
+    local status=0
+    .venv/bin/pytest "$@" || status=$?
+    if [[ $status -eq 5 ]]; then
+        echo "run-tests: pytest collected no tests; treating that as a failure" >&2
+    fi
+    return "$status"
+}
+
+if [[ $# -gt 0 ]]; then  # what the caller chose, as given
+    run "$@"
+    exit
 fi
+# The whole suite: first everything that is not timing-sensitive, on both cores (two pytest
+# workers, each test file on one of them, so a file's fixtures are made once); then the fault
+# tests and the tests marked `alone` (a deadline of a second or a few under load), by
+# themselves, so the other half of the suite cannot slow them into a false failure.
+status=0
+run -n 2 --dist loadfile -m "not (faults or alone)" || status=$?
+run -m "faults or alone" || status=$?
 exit "$status"

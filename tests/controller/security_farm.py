@@ -86,13 +86,26 @@ class SecurityFarm:
         with self.client(self.token_of(user)) as c:
             return c.submit_template(TEMPLATE, paused=True).id
 
-    def signed_headers(self, identity: str, method: str, path: str, body: bytes) -> dict[str, str]:
-        """SigV4 headers for `identity`'s access key (people only)."""
+    def signed_headers(
+        self,
+        identity: str,
+        method: str,
+        path: str,
+        body: bytes,
+        *,
+        queue_key: dict[str, str] | None = None,
+    ) -> dict[str, str]:
+        """SigV4 headers for `identity`'s access key (people only), or for the queue
+        credentials AssumeQueueRoleForUser gave (`queue_key`, signed for S3)."""
         key_id, secret = self.access_keys[identity]
+        service, extra = "deadline", {}
+        if queue_key is not None:
+            key_id, secret = queue_key["accessKeyId"], queue_key["secretAccessKey"]
+            service, extra = "s3", {"x-amz-security-token": queue_key["sessionToken"]}
         now = datetime.fromtimestamp(self.clock.now(), UTC)
         amz_date = now.strftime("%Y%m%dT%H%M%SZ")
         headers = {"host": self.url.split("://", 1)[1], "x-amz-date": amz_date}
-        credential = f"{key_id}/{amz_date[:8]}/{REGION}/deadline/aws4_request"
+        credential = f"{key_id}/{amz_date[:8]}/{REGION}/{service}/aws4_request"
         unsigned = parse_authorization(
             f"AWS4-HMAC-SHA256 Credential={credential}, SignedHeaders=host;x-amz-date, "
             f"Signature={'0' * 64}"
@@ -100,11 +113,21 @@ class SecurityFarm:
         request = SignedRequest(method, path, "", headers, body)
         sig = signature(request, unsigned, secret, amz_date)
         return {
+            **extra,
             "x-amz-date": amz_date,
             "x-amz-content-sha256": hashlib.sha256(body).hexdigest(),
             "authorization": f"AWS4-HMAC-SHA256 Credential={credential}, "
             f"SignedHeaders=host;x-amz-date, Signature={sig}",
         }
+
+    def queue_key(self, identity: str) -> dict[str, str]:
+        """Queue credentials for `identity` (AssumeQueueRoleForUser)."""
+        path = "/deadline/2023-10-12/farms/farm-1/queues/queue-1/user-roles"
+        headers = self.signed_headers(identity, "GET", path, b"")
+        answer = self.http.get(path, headers=headers)
+        assert answer.status_code == 200, answer.text
+        credentials: dict[str, str] = answer.json()["credentials"]
+        return credentials
 
     def bearer(self, identity: str) -> dict[str, str]:
         token = self.tokens[identity]

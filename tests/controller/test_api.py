@@ -86,8 +86,10 @@ def test_healthz_is_open_and_the_openapi_document_lists_the_routes(
     assert body["status"] == "ok"
     assert body["database"] == served.store.dialect
 
-    response = httpx.get(
-        f"{served.url}/openapi.json", headers={"Authorization": f"Bearer {served.admin_token}"}
+    response = httpx.get(  # built on first request, in a thread: seconds on a busy machine
+        f"{served.url}/openapi.json",
+        headers={"Authorization": f"Bearer {served.admin_token}"},
+        timeout=60,
     )
     assert response.status_code == 200
     doc = response.json()

@@ -29,7 +29,7 @@ pytestmark = pytest.mark.fuzz
 
 #: (requests at least, examples per operation, state machine runs) by database; many
 #: operations have fewer distinct inputs than their examples. Each run is up to `STEPS` calls.
-BUDGET = {"sqlite": (5000, 80, 60), "postgresql": (1200, 10, 8)}
+BUDGET = {"sqlite": (5000, 45, 60), "postgresql": (1200, 10, 8)}
 STEPS = 12
 
 _CHECKED = {

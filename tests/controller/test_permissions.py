@@ -29,6 +29,7 @@ from tests.controller.security_farm import (
 )
 
 from thresher.controller import policy
+from thresher.controller.routes.deadline.storage import profile_id
 
 READ = frozenset({"admin", "wrangler", "artist", "viewer"})
 SUBMIT = frozenset({"admin", "wrangler", "artist"})
@@ -54,6 +55,7 @@ def job(roles: frozenset[str]) -> Rule:
 
 
 DEADLINE = "/deadline/2023-10-12/farms/{farmId}/queues/{queueId}"
+EMPTY_XXH128 = "99aa06d3014798d86001c324468d497f"
 EXPECTED: dict[str, Rule] = {
     "GET /healthz": Rule(EVERYONE),
     # jobs and tasks: artists their own, viewers what their groups share, wranglers any
@@ -171,6 +173,14 @@ EXPECTED: dict[str, Rule] = {
     f"GET {DEADLINE}/environments/{{environmentId}}": Rule(READ),
     f"POST {DEADLINE}/jobs": Rule(SUBMIT),
     f"GET {DEADLINE}/jobs/{{jobId}}": job(READ),
+    # job attachments: queue credentials (AssumeQueueRoleForUser) act as their person, on the
+    # attachments endpoint only; which job's files they read, visibility decides
+    f"GET {DEADLINE}/user-roles": Rule(READ),
+    "GET /deadline-s3/{bucket}": Rule(READ),
+    "GET /deadline-s3/{bucket}/{key}": Rule(READ),
+    "PUT /deadline-s3/{bucket}/{key}": Rule(SUBMIT),
+    "POST /deadline-s3/{bucket}/{key}": Rule(SUBMIT),
+    "DELETE /deadline-s3/{bucket}/{key}": Rule(SUBMIT),
     # the rest of Deadline Cloud's API (docs/deadline.md); a session is an attempt, which a
     # job of the matrix does not have: those routes answer 404 past the checks
     "GET /deadline/2023-10-12/farms": Rule(READ),
@@ -179,6 +189,11 @@ EXPECTED: dict[str, Rule] = {
     "GET /deadline/2023-10-12/farms/{farmId}/fleets": Rule(READ),
     "GET /deadline/2023-10-12/farms/{farmId}/fleets/{fleetId}": Rule(READ),
     "GET /deadline/2023-10-12/farms/{farmId}/queue-fleet-associations": Rule(READ),
+    "GET /deadline/2023-10-12/farms/{farmId}/storage-profiles": Rule(READ),
+    "GET /deadline/2023-10-12/farms/{farmId}/storage-profiles/{storageProfileId}": Rule(READ),
+    "GET /deadline/2023-10-12/farms/{farmId}/queues/{queueId}/storage-profiles": Rule(READ),
+    "GET /deadline/2023-10-12/farms/{farmId}/queues/{queueId}"
+    "/storage-profiles/{storageProfileId}": Rule(READ),
     "POST /deadline/2023-10-12/farms/{farmId}/search/jobs": Rule(READ),
     "POST /deadline/2023-10-12/farms/{farmId}/sessions-statistics-aggregation": Rule(READ),
     "GET /deadline/2023-10-12/farms/{farmId}/sessions-statistics-aggregation": Rule(READ),
@@ -321,7 +336,8 @@ def _call(
     body = BODIES.get(route)
     if template.startswith("/deadline") and identity in farm.access_keys:
         raw = b"" if body is None else __import__("json").dumps(body).encode()
-        headers = farm.signed_headers(identity, method, path, raw)
+        queue_key = farm.queue_key(identity) if template.startswith("/deadline-s3") else None
+        headers = farm.signed_headers(identity, method, path, raw, queue_key=queue_key)
         return farm.http.request(method, path, content=raw, headers=headers).status_code
     headers = farm.basic(identity) if route == "POST /renderacre/v1/jobs" else farm.bearer(identity)
     if route == "POST /renderacre/{token}/v1/jobs":
@@ -348,9 +364,12 @@ def _params(
         "sessionId": f"session-{job_id:032x}",
         "sessionActionId": f"sessionaction-{job_id:032x}-0",
         "fleetId": "fleet-" + "0" * 31 + "1",
+        "storageProfileId": profile_id("hq", "LINUX"),  # the main site's, always there
         "env_id": 1_000_000,
         "token": farm.tokens[identity] or "none",
         "sub_id": 999_999,  # none: the route's policy is what is checked here
+        "bucket": "thresher",
+        "key": f"attachments/Data/{EMPTY_XXH128}.xxh128",  # an empty body's: PutObject takes it
     }
     if "/workers/" in route:
         values["name"] = "w1"

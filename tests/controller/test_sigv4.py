@@ -100,3 +100,46 @@ def test_a_missing_date_is_incomplete() -> None:
     with pytest.raises(SignatureError) as refused:
         verify(undated, parse_authorization(VANILLA_AUTH), SECRET, now=THEN)
     assert refused.value.code == "IncompleteSignatureException"
+
+
+# AWS's documented S3 example (GET Object with a Range): S3 signs the path as sent, encoded once.
+S3_SECRET = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
+S3_GET = SignedRequest(
+    "GET",
+    "/test.txt",
+    "",
+    {
+        "host": "examplebucket.s3.amazonaws.com",
+        "range": "bytes=0-9",
+        "x-amz-content-sha256": "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
+        "x-amz-date": "20130524T000000Z",
+    },
+    b"",
+)
+S3_AUTH = (
+    "AWS4-HMAC-SHA256 Credential=AKIAIOSFODNN7EXAMPLE/20130524/us-east-1/s3/aws4_request, "
+    "SignedHeaders=host;range;x-amz-content-sha256;x-amz-date, "
+    "Signature=f0e8bdb87c964420e857bd35b5d6ed310bd44f0170aba48dd91039c6036bdb41"
+)
+
+
+def test_the_published_s3_example_verifies() -> None:
+    verify(S3_GET, parse_authorization(S3_AUTH), S3_SECRET, now=datetime(2013, 5, 24, tzinfo=UTC))
+
+
+def test_s3_keeps_the_path_as_sent_and_may_leave_the_body_unsigned() -> None:
+    now = datetime(2013, 5, 24, tzinfo=UTC)
+    request = replace(
+        S3_GET,
+        raw_path="/thresher/attachments/a%20b.txt",
+        headers={**S3_GET.headers, "x-amz-content-sha256": "UNSIGNED-PAYLOAD"},
+        body=b"anything",
+    )
+    auth = parse_authorization(S3_AUTH)
+    signed = replace(auth, signature=signature(request, auth, S3_SECRET, "20130524T000000Z"))
+    verify(request, signed, S3_SECRET, now=now)
+    # another service signs the body always: UNSIGNED-PAYLOAD is no hash of it
+    other = replace(signed, service="deadline")
+    other = replace(other, signature=signature(request, other, S3_SECRET, "20130524T000000Z"))
+    with pytest.raises(SignatureError):
+        verify(request, other, S3_SECRET, now=now)

@@ -9,9 +9,11 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
+from fastapi import FastAPI
 from tests.controller.test_scheduling import Sim
 
 from thresher.controller.auth import Caller
@@ -22,6 +24,8 @@ from thresher.core.errors import Unavailable
 from thresher.schemas import api
 from thresher.store.store import Store
 from thresher.testing import FakeClock, ServedController, serve_in_thread, wait_until
+
+pytestmark = pytest.mark.alone  # /healthz within 1 s: not beside the rest of the suite
 
 ADMIN = Caller(token_id=0, name="admin", role="admin")
 
@@ -63,6 +67,27 @@ def test_healthz_answers_while_a_store_call_waits_on_a_lock(
     submitter.join(timeout=30)
     assert len(answers) == 1
     assert answers[0].status_code == 201, answers[0].text
+
+
+def test_the_openapi_document_is_built_off_the_event_loop(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Describing every route is a second or more of CPU on a busy machine: it is built in a
+    worker thread, never on the thread that runs the event loop (and answers `/healthz`)."""
+    builders: list[str] = []
+    describe = FastAPI.openapi
+
+    def recorded(app: FastAPI) -> dict[str, Any]:
+        builders.append(threading.current_thread().name)
+        return describe(app)
+
+    monkeypatch.setattr(FastAPI, "openapi", recorded)
+    with serve_in_thread(ControllerSettings(data_dir=tmp_path / "data")) as served:
+        document = httpx.get(f"{served.url}/openapi.json", timeout=60)
+    assert document.status_code == 200
+    assert "/api/v1/jobs" in document.json()["paths"]
+    assert builders  # and none of them the thread that runs the served event loop:
+    assert "thresher-served-controller" not in builders
 
 
 @pytest.fixture

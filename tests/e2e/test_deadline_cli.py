@@ -85,6 +85,7 @@ class Deadline:
             "HOME": str(self.home),
             "AWS_ENDPOINT_URL_DEADLINE": f"{self.farm.url}/deadline",
             "AWS_ENDPOINT_URL_CLOUDWATCH_LOGS": f"{self.farm.url}/deadline-logs",
+            "AWS_ENDPOINT_URL_S3": f"{self.farm.url}/deadline-s3",
             "AWS_DISABLE_HOST_PREFIX_INJECTION": "true",
             "AWS_ACCESS_KEY_ID": self.key["access_key_id"],
             "AWS_SECRET_ACCESS_KEY": self.key["secret_access_key"],
@@ -92,12 +93,15 @@ class Deadline:
             "DEADLINE_CLOUD_TELEMETRY_OPT_OUT": "true",
         }
 
-    def __call__(self, *args: str, ids: int = 2) -> subprocess.CompletedProcess[str]:
+    def __call__(
+        self, *args: str, ids: int = 2, stdin: str | None = None
+    ) -> subprocess.CompletedProcess[str]:
         """Run `deadline ARGS` with the farm id (ids >= 1) and the queue id (ids == 2)."""
         ids_given = ["--farm-id", FARM_ID, "--queue-id", QUEUE_ID][: ids * 2]
         return subprocess.run(
             [cli(), *args, *ids_given],
             env=self.env(),
+            input=stdin,
             capture_output=True,
             text=True,
             timeout=120,
@@ -355,3 +359,143 @@ def test_sessions_statistics_sum_up_run_times_by_job_and_user(
     assert (mine["userId"], mine["jobName"], mine["count"]) == ("artist", "Echoes", 3)
     assert set(mine["runtimeInSeconds"]) == {"sum", "max"}
     assert 0 < mine["runtimeInSeconds"]["max"] <= mine["runtimeInSeconds"]["sum"]
+
+
+WRITES = """
+specificationVersion: jobtemplate-2023-09
+name: Writes
+parameterDefinitions:
+- {name: OutDir, type: PATH, objectType: DIRECTORY, dataFlow: OUT}
+- {name: Plate, type: PATH, objectType: FILE, dataFlow: IN}
+steps:
+- name: Write
+  parameterSpace:
+    taskParameterDefinitions:
+    - {name: N, type: INT, range: "1-2"}
+  script:
+    actions:
+      onRun:
+        command: bash
+        args:
+        - -c
+        - >-
+          mkdir -p '{{Param.OutDir}}/frames' &&
+          echo 'frame {{Task.Param.N}}' > '{{Param.OutDir}}/frames/f{{Task.Param.N}}.txt' &&
+          head -c 300000 /dev/urandom > '{{Param.OutDir}}/blob{{Task.Param.N}}.bin' &&
+          cp '{{Param.Plate}}' '{{Param.OutDir}}/plate.txt'
+"""
+
+
+def uploads(farm: Farm) -> int:
+    """PutObject and multipart upload requests the attachments endpoint answered so far."""
+    text = httpx.get(f"{farm.url}/metrics", headers={"Authorization": f"Bearer {farm.token}"}).text
+    return sum(
+        int(float(line.rsplit(" ", 1)[1]))
+        for line in text.splitlines()
+        if line.startswith("thresher_request_seconds_count{")
+        and 'route="/deadline-s3/' in line
+        and ('method="PUT"' in line or 'method="POST"' in line)
+    )
+
+
+def test_download_output_brings_the_jobs_files_and_only_to_those_who_may_see_them(
+    deadline: Deadline, tmp_path: Path
+) -> None:
+    out = tmp_path / "share" / "out"
+    with deadline.farm.client() as client:
+        client.set_volume("dl", {"hq": {"*": str(tmp_path / "share")}})
+    (tmp_path / "share").mkdir()
+    # the main site's Linux storage profile, set as the documentation says, in a home of its own
+    script = (
+        "found = client.list_storage_profiles_for_queue(farmId=FARM, queueId=QUEUE)\n"
+        "def code(call, **kw):\n"
+        "    try:\n"
+        "        call(farmId=FARM, queueId=QUEUE, **kw)\n"
+        "    except Exception as exc:\n"
+        "        return exc.response['Error']['Code']\n"
+        "none = 'sp-' + '0' * 32\n"
+        "print(json.dumps({'profiles': found['storageProfiles'],\n"
+        "    'get': code(client.get_storage_profile_for_queue, storageProfileId=none),\n"
+        "    'create': code(client.create_job, template='{}', templateType='JSON',\n"
+        "        priority=50, storageProfileId=none)}))\n"
+    )
+    answers = boto(deadline, script)
+    assert (answers["get"], answers["create"]) == (
+        "ResourceNotFoundException",
+        "ValidationException",
+    )
+    hq = next(p for p in answers["profiles"] if p["displayName"] == "hq linux")
+    profile = hq["storageProfileId"]
+    user = Deadline(deadline.farm, tmp_path / "home", deadline.key)
+    user.home.mkdir()
+    for setting, value in (("defaults.farm_id", FARM_ID), ("settings.storage_profile_id", profile)):
+        assert user("config", "set", setting, value, ids=0).returncode == 0
+    # an input under the volume root: bundle submit uploads nothing (the root is SHARED); the
+    # job copies it out, so download-output fetches it in byte ranges
+    plate = tmp_path / "share" / "plate.txt"
+    plate.write_bytes(os.urandom(9 * 2**20 + 7))
+    before = uploads(deadline.farm)
+    ref = user.submit(tmp_path / "writes", WRITES, "-p", f"OutDir={out}", "-p", f"Plate={plate}")
+    assert uploads(deadline.farm) == before
+    script = (
+        f"job = client.get_job(farmId=FARM, queueId=QUEUE, jobId={ref!r})\n"
+        "print(json.dumps(job.get('storageProfileId')))"
+    )
+    assert boto(deadline, script) == profile
+    # an input outside every root is uploaded as before (checked, dropped): in parts, over 8 MiB
+    elsewhere = tmp_path / "elsewhere.bin"
+    elsewhere.write_bytes(os.urandom(9 * 2**20 + 7))
+    user.submit(tmp_path / "writes2", WRITES, "-p", f"OutDir={out}2", "-p", f"Plate={elsewhere}")
+    assert uploads(deadline.farm) >= before + 4  # manifest, create, 2 parts, complete
+    waited = user.ok("job", "wait", "--job-id", ref, "--max-poll-interval", "1")
+    assert "SUCCEEDED" in waited
+
+    # bundle submit --yes left settings.auto_accept on in this home: asked again, the folder
+    # is chosen (the job's and local storage profile are one, so no path is mapped)
+    assert user("config", "set", "settings.auto_accept", "false", ids=0).returncode == 0
+    fresh = tmp_path / "fresh"
+    confirm = json.dumps({"messageType": "pathconfirm", "value": [str(fresh)]}) + "\n"
+    done = user("job", "download-output", "--job-id", ref, "--output", "json", stdin=confirm)
+    assert done.returncode == 0, done.stdout + done.stderr
+    wrote = sorted(p.relative_to(out) for p in out.rglob("*") if p.is_file())
+    got = sorted(p.relative_to(fresh) for p in fresh.rglob("*") if p.is_file())
+    assert (
+        got
+        == wrote
+        == sorted(
+            Path(p)
+            for p in ["blob1.bin", "blob2.bin", "frames/f1.txt", "frames/f2.txt", "plate.txt"]
+        )
+    )
+    assert all((fresh / p).read_bytes() == (out / p).read_bytes() for p in wrote)
+
+    # bob (another artist, no group shared) gets queue credentials too, but they read nothing
+    # of this job; an access key itself reads nothing there
+    with deadline.farm.client() as client:
+        bob = Deadline(deadline.farm, deadline.home, client.create_access_key("bob"))
+    blob_hash = xxh128((out / "blob1.bin").read_bytes())
+    job_prefix = f"attachments/Manifests/{FARM_ID}/{QUEUE_ID}/{ref}/"
+    script = (
+        "from deadline.client import api\n"
+        "session = api.get_queue_user_boto3_session(client, farm_id=FARM, queue_id=QUEUE)\n"
+        "s3 = session.client('s3')\n"
+        "plain = boto3.Session().client('s3')\n"
+        "def status(call, **kw):\n"
+        "    try:\n"
+        "        call(Bucket='thresher', **kw)\n"
+        "        return 200\n"
+        "    except Exception as exc:\n"
+        "        return exc.response['ResponseMetadata']['HTTPStatusCode']\n"
+        f"data = 'attachments/Data/{blob_hash}.xxh128'\n"
+        "print(json.dumps({'data': status(s3.get_object, Key=data),\n"
+        f"    'list': status(s3.list_objects_v2, Prefix={job_prefix!r}),\n"
+        "    'plain': status(plain.get_object, Key=data),\n"
+        "    'abort': status(s3.abort_multipart_upload, Key=data, UploadId='u')}))\n"
+    )
+    assert boto(bob, script) == {"data": 404, "list": 404, "plain": 403, "abort": 200}
+    assert boto(deadline, script) == {"data": 200, "list": 200, "plain": 403, "abort": 200}
+
+
+def xxh128(data: bytes) -> str:
+    xxhash = pytest.importorskip("xxhash")
+    return str(xxhash.xxh3_128_hexdigest(data))

@@ -45,6 +45,45 @@ def test_each_gpu_lane_sees_its_own_cuda_visible_devices(sqlite_farm: Farm, tmp_
     # A lane that owns no GPU is hidden the others' (an empty list), never given them all.
     assert seen == {"lane=0 cuda=[0]", "lane=1 cuda=[1]", "lane=2 cuda=[]"}
 
+    # An OpenJD job's sessions get their lane's variables too (one session per lane).
+    openjd_gate = tmp_path / "openjd-gate"
+    openjd_gate.mkdir()
+    template = {
+        "specificationVersion": "jobtemplate-2023-09",
+        "name": "gpus-openjd",
+        "steps": [
+            {
+                "name": "See",
+                "parameterSpace": {
+                    "taskParameterDefinitions": [{"name": "N", "type": "INT", "range": "1-3"}]
+                },
+                "script": {
+                    "actions": {
+                        "onRun": {
+                            "command": "sh",
+                            "args": [
+                                "-c",
+                                _BARRIER.replace("$GATE", str(openjd_gate)).replace(
+                                    "$THRESHER_TASK", "{{Task.Param.N}}"
+                                ),
+                            ],
+                        }
+                    }
+                },
+            }
+        ],
+    }
+    with farm.client() as client:
+        job = client.submit_template(template)
+        wait_until(
+            lambda: client.job(job.id).status == "succeeded", timeout=60, what="the job done"
+        )
+        seen = set()
+        for index in range(3):
+            lines = [line.text for line in client.log(job.id, index) if line.stream == "stdout"]
+            seen.update(line for line in lines if line.startswith("lane="))
+    assert seen == {"lane=0 cuda=[0]", "lane=1 cuda=[1]", "lane=2 cuda=[]"}
+
 
 def test_a_gpu_job_runs_only_on_gpu_lanes(sqlite_farm: Farm) -> None:
     farm = sqlite_farm

@@ -19,6 +19,7 @@ import pytest
 from thresher.files.chunking import AVG_CHUNK
 from thresher.files.download import download
 from thresher.files.peer import Peer
+from thresher.files.scope import issue
 from thresher.files.server import serve_in_thread
 from thresher.files.service import FileService
 from thresher.files.store import ChunkStore
@@ -206,3 +207,54 @@ def test_upload_sends_only_what_the_service_lacks(sites: tuple[Site, Site], tmp_
     assert first.bytes_moved == 5 * AVG_CHUNK + 2
     assert second.bytes_moved == 0
     assert a.service.store.get_manifest("up") is not None
+
+
+def test_a_token_scoped_to_one_job_opens_that_jobs_files_only(sites: tuple[Site, Site]) -> None:
+    a, b = sites
+    for job in (1, 2):
+        (a.root / f"out{job}").mkdir()
+        (a.root / f"out{job}" / "frame.exr").write_bytes(_random(1000, job))
+        a.call("/checkin", {"volume": "proj", "path": f"out{job}", "name": f"job-{job}-outputs"})
+    token = issue(TOKEN, names="job-1-", folders=[("proj", "out1")])
+    stale = issue(TOKEN, names="job-1-", folders=[("proj", "out1")], lifetime_s=-1)
+    forged = issue("another service's token", names="job-2-", folders=[("proj", "out2")])
+    hashes = {
+        job: a.service.store.get_manifest(f"job-{job}-outputs").files[0].chunks[0].hash  # type: ignore[union-attr]
+        for job in (1, 2)
+    }
+
+    def ask(method: str, path: str, given: str, body: dict[str, Any] | None = None) -> int:
+        headers = {"Authorization": f"Bearer {given}"}
+        url = f"{a.url}/files/v1{path}"
+        return httpx.request(method, url, json=body, headers=headers, timeout=30).status_code
+
+    mine = [
+        ask("GET", "/manifests/job-1-outputs", token),
+        ask("POST", "/chunks/read", token, {"hashes": [hashes[1]]}),
+        ask("POST", "/checkin", token, {"volume": "proj", "path": "out1", "name": "job-1-x"}),
+    ]
+    theirs = [
+        ask("GET", "/manifests/job-2-outputs", token),
+        ask("POST", "/chunks/read", token, {"hashes": [hashes[1], hashes[2]]}),
+        ask("POST", "/checkin", token, {"volume": "proj", "path": "out2", "name": "job-1-y"}),
+        ask("POST", "/checkin", token, {"volume": "proj", "path": "out1", "name": "job-2-y"}),
+        ask(
+            "POST",
+            "/pull",
+            token,
+            {
+                "source_url": b.url,
+                "source_token": TOKEN,
+                "manifest": "job-1-outputs",
+                "volume": "proj",
+            },
+        ),
+    ]
+    refused = [
+        ask("GET", "/manifests/job-1-outputs", stale),
+        ask("GET", "/manifests/job-2-outputs", forged),
+        ask("GET", "/manifests/job-1-outputs", token[:-1] + ("1" if token[-1] == "0" else "0")),
+    ]
+    assert mine == [200, 200, 200]
+    assert theirs == [403, 403, 403, 403, 403]
+    assert refused == [401, 401, 401]

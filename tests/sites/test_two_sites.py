@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import random
 import subprocess
 import sys
 import time
@@ -18,8 +19,9 @@ from pathlib import Path
 import pytest
 
 from tests.engines.support import EXAMPLES, require
-from thresher.client import Client
+from thresher.client import APIError, Client
 from thresher.controller.settings import ControllerSettings
+from thresher.files.chunking import Chunk, digest_file
 from thresher.files.server import serve_in_thread as serve_files
 from thresher.files.service import FileService
 from thresher.files.store import ChunkStore
@@ -38,6 +40,7 @@ class TwoSites:
     roots: dict[str, Path]
     urls: dict[str, str]
     tmp: Path
+    services: dict[str, FileService]
 
     def agent(self, site: str) -> Agent:
         facts = api.RegisterIn(
@@ -64,7 +67,7 @@ def two_sites(tmp_path: Path) -> Iterator[TwoSites]:
         controller = stack.enter_context(
             serve_in_thread(ControllerSettings(data_dir=tmp_path / "data"))
         )
-        roots, urls = {}, {}
+        roots, urls, services = {}, {}, {}
         for site in ("hq", "sthlm"):
             roots[site] = tmp_path / f"{site}-proj"
             roots[site].mkdir()
@@ -75,6 +78,7 @@ def two_sites(tmp_path: Path) -> Iterator[TwoSites]:
                 roots={"proj": roots[site]},
             )
             urls[site] = stack.enter_context(serve_files(service))
+            services[site] = service
         with Client(controller.url, controller.admin_token) as admin:
             for site in ("hq", "sthlm"):
                 admin.set_site(
@@ -86,7 +90,7 @@ def two_sites(tmp_path: Path) -> Iterator[TwoSites]:
                     bandwidth_bps=None if site == "hq" else 10**10,
                 )
             admin.set_volume("proj", {s: {"linux": str(r)} for s, r in roots.items()})
-        yield TwoSites(controller, roots, urls, tmp_path)
+        yield TwoSites(controller, roots, urls, tmp_path, services)
 
 
 def run_agents(agents: list[Agent], until: Callable[[], bool], *, timeout: float) -> None:
@@ -240,12 +244,38 @@ def test_a_roaming_submitter_uploads_its_files_and_downloads_every_frame(
         ).read_bytes()
 
 
+def _faults_at(service: FileService, chunks: tuple[Chunk, ...]) -> list[str]:
+    """Make `service` serve the last of `chunks` wrongly: its first 3 reads break off the
+    batch (a transfer killed in the middle of the file: the pull gives up after 3 tries), the
+    4th sends it corrupted (one byte flipped), the rest right. What was done, in order."""
+    store = service.store
+    real_get = store.get
+    last = chunks[-1].hash
+    done: list[str] = []
+
+    def get(digest: str) -> bytes | None:
+        data = real_get(digest)
+        if digest != last or data is None or len(done) >= 4:
+            return data
+        done.append("cut" if len(done) < 3 else "corrupted")
+        if done[-1] == "cut":
+            raise OSError("the transfer was killed")
+        return bytes([data[0] ^ 0xFF]) + data[1:]
+
+    store.get = get  # type: ignore[method-assign]
+    return done
+
+
 def test_a_changed_dependency_is_all_a_second_sync_moves(two_sites: TwoSites) -> None:
+    """Also: the first sync is killed in the middle of a file and the task's next try resumes
+    it (byte for byte), and a chunk that comes corrupted is detected and fetched again."""
     require("povray")
     hq = two_sites.roots["hq"]
     (hq / "inc").mkdir()
     (hq / "inc" / "ball.inc").write_text("#declare BallColor = rgb <1, 0, 0>;\n")
-    (hq / "tex.bin").write_bytes(bytes(range(256)) * 4096)  # 1 MiB the scene does not use
+    tex = random.Random(7).randbytes(6 * 2**20)  # 6 MiB the scene does not use: many chunks
+    (hq / "tex.bin").write_bytes(tex)
+    faults = _faults_at(two_sites.services["hq"], digest_file(hq / "tex.bin").chunks)
     scene = (EXAMPLES / "orbit.pov").read_text()
     scene = scene.replace(
         '#include "colors.inc"', '#include "colors.inc"\n#include "inc/ball.inc"'
@@ -276,5 +306,47 @@ def test_a_changed_dependency_is_all_a_second_sync_moves(two_sites: TwoSites) ->
             (row,) = client.job_sites(job.id).sites
             moved.append(row.message)
     new = len((hq / "inc" / "ball.inc").read_bytes())
+    assert faults == ["cut", "cut", "cut", "corrupted"]
+    # the second try went on from the first's checkpoint: less than all of tex.bin moved
     assert moved[0] is not None
+    assert moved[0].endswith("1 chunks fetched again, 1 files resumed")
+    assert int(moved[0].split(" ")[0]) < len(tex)
+    assert (two_sites.roots["sthlm"] / "tex.bin").read_bytes() == tex
     assert moved[1] == f"{new} bytes moved"  # the scene and tex.bin were there already
+
+
+def test_outputs_go_back_to_the_site_the_job_names(two_sites: TwoSites) -> None:
+    require("povray")
+    hq = two_sites.roots["hq"]
+    (hq / "scene.pov").write_text((EXAMPLES / "orbit.pov").read_text())
+    body = {
+        "name": "to-sthlm",
+        "engine": "povray",
+        "input": "share=proj/scene.pov",
+        "output": "share=proj/out/orbit.png",
+        "range": "1-2",
+        "chunk": 1,
+        "parameters": {"width": 16, "height": 9},
+    }
+    with Client(two_sites.controller.url, two_sites.controller.admin_token) as client:
+        with pytest.raises(APIError) as refused:  # a site nobody declared
+            client.submit_job(api.JobIn.model_validate({**body, "settings": {"output_site": "x"}}))
+        assert refused.value.status == 422
+        assert refused.value.field == "settings.output_site"
+        # rendered at the main site, its outputs go to the submitter's site (sthlm)
+        job = client.submit_job(
+            api.JobIn.model_validate({**body, "settings": {"output_site": "sthlm"}})
+        )
+        run_agents(
+            [two_sites.agent("hq")],
+            lambda: client.job(job.id).status in ("succeeded", "failed"),
+            timeout=60,
+        )
+        status = client.job(job.id).status
+        indexes = {a.index for a in client.attempts(job.id)}
+        logs = "\n".join(line.text for i in indexes for line in client.log(job.id, i))
+    assert status == "succeeded", logs
+    for n in (1, 2):
+        frame = f"out/orbit{n}.png"
+        assert (two_sites.roots["sthlm"] / frame).read_bytes() == (hq / frame).read_bytes()
+    assert logs.count(" outputs back to sthlm: ") == 2  # once per task

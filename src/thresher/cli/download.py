@@ -15,7 +15,7 @@ import typer
 
 from thresher.cli.common import DEFAULT_URL, TokenOption, UrlOption, connect, fail
 from thresher.core.volumes import find_refs
-from thresher.files.download import Existing, download
+from thresher.files.download import Existing, TransferError, download
 from thresher.files.peer import Peer
 from thresher.files.stats import TransferStats
 from thresher.files.upload import DigestCache
@@ -79,13 +79,22 @@ def download_command(
             volume, folder = output_folder(job.payload.get("output"))
         except ValueError as exc:
             fail(str(exc))
-        access = client.file_access()
+        access = client.file_access(job_id)
         total = TransferStats()
         while True:
             status = client.job(job_id).status
-            stats = fetch_once(
-                access, volume, folder, dest, existing=mode, name=f"job-{job_id}-outputs"
-            )
+            try:
+                stats = fetch_once(
+                    access, volume, folder, dest, existing=mode, name=f"job-{job_id}-outputs"
+                )
+            except TransferError as exc:
+                if status in FINAL:
+                    raise
+                # A task was still writing a file when the pass checked the folder in: the
+                # file changed under it. The next pass (the file whole by then) fetches it.
+                typer.echo(f"will try again: {exc}", err=True)
+                time.sleep(FOLLOW_EVERY_S)
+                continue
             total.bytes_moved += stats.bytes_moved
             total.files_kept = stats.files_kept
             written = stats.files - stats.files_skipped - stats.files_kept

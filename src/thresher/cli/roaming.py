@@ -68,7 +68,8 @@ def upload_deps(
         return payload, None
     base = Path(os.path.commonpath([str(f.parent) for f in files]))
     rels = {f: f.relative_to(base).as_posix() for f in files}
-    folder = f"uploads/{owner}-{int(time.time())}-{secrets.token_hex(3)}"
+    # the folder the farm lets this caller upload to (its token opens that only)
+    folder = f"{access.upload_folder}{int(time.time())}-{secrets.token_hex(3)}"
     name = folder.replace("/", "-")
 
     async def send() -> None:

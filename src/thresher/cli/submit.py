@@ -212,6 +212,15 @@ def submit(
     volume: Annotated[
         str | None, typer.Option("--volume", help="--upload-deps: the volume to send them to.")
     ] = None,
+    output_site: Annotated[
+        str | None,
+        typer.Option(
+            "--output-site",
+            metavar="SITE",
+            help="Engine job: the site each task's outputs go back to (default: the main "
+            "site), such as the submitter's.",
+        ),
+    ] = None,
     task_file: Annotated[
         Path | None,
         typer.Option(
@@ -263,8 +272,9 @@ def submit(
             "container": {"image": image} if image else None,
             **common,
         }
-        if bucket is not None:
-            payload["settings"] = {"task_bucketsize": bucket}
+        settings: dict[str, Any] = {"task_bucketsize": bucket, "output_site": output_site}
+        if any(v is not None for v in settings.values()):
+            payload["settings"] = {k: v for k, v in settings.items() if v is not None}
         payload["dependencies"] = dependencies(input_path, dep or [], parse=parse_deps)
         roaming = volume if upload_deps else None
         _submit_engine(payload, url, token, as_json, upload=upload_deps, volume=roaming)
@@ -282,6 +292,7 @@ def submit(
             "--range": frame_range,
             "--output": output,
             "--bucket": bucket,
+            "--output-site": output_site,
             "--param": param,
             "--arg": arg,
         }

@@ -54,6 +54,9 @@ class SitesCalls(Session):
             self._call("PUT", f"/api/v1/jobs/{job_id}/sites/{site}", json=body).json()
         )
 
-    def file_access(self) -> api.FileAccessOut:
-        """The main site's file service, to send files to and fetch outputs from."""
-        return api.FileAccessOut.model_validate(self._call("GET", "/api/v1/files/access").json())
+    def file_access(self, job_id: int | None = None) -> api.FileAccessOut:
+        """The main site's file service, to send files to (a token for this caller's
+        uploads) or fetch a job's outputs from (`job_id`: a token for that job's files)."""
+        params = {"job": job_id} if job_id is not None else None
+        answer = self._call("GET", "/api/v1/files/access", params=params)
+        return api.FileAccessOut.model_validate(answer.json())

@@ -4,11 +4,13 @@ keys (secrets sealed at rest) and the audit trail."""
 
 from __future__ import annotations
 
+import hmac
 import secrets
 import string
 from dataclasses import replace
 from datetime import UTC, datetime
 
+from thresher.controller import queue_keys
 from thresher.controller.auth import (
     ADMIN,
     ANY_JOB,
@@ -262,16 +264,51 @@ class Access:
 
     def signed_caller(self, signed: SignedRequest, auth: Authorization) -> Caller:
         """The caller whose access key signed the request (SigV4); SignatureError if none."""
-        found = self.store.access_keys.find(auth.access_key_id, now=self.clock.now())
+        caller, secret = self._access_key(auth.access_key_id)
+        verify(signed, auth, secret, now=datetime.fromtimestamp(self.clock.now(), UTC))
+        return caller
+
+    def _access_key(self, key_id: str) -> tuple[Caller, str]:
+        found = self.store.access_keys.find(key_id, now=self.clock.now())
         if found is None:
             raise SignatureError(
                 "UnrecognizedClientException",
                 "The security token included in the request is invalid.",
             )
         sealed, token = found
-        secret = self.box.open(sealed)
-        verify(signed, auth, secret, now=datetime.fromtimestamp(self.clock.now(), UTC))
-        return Caller(token.id, token.name, token.role, frozenset(token.groups))
+        caller = Caller(token.id, token.name, token.role, frozenset(token.groups))
+        return caller, self.box.open(sealed)
+
+    def queue_credentials(self, auth: Authorization) -> dict[str, object]:
+        """AssumeQueueRoleForUser: credentials made from the access key that signed the
+        (already verified) request, reading job attachments only (controller/queue_keys.py)."""
+        _, secret = self._access_key(auth.access_key_id)
+        key = queue_keys.make(auth.access_key_id, now=self.clock.now())
+        return {
+            "accessKeyId": key.key_id,
+            "secretAccessKey": queue_keys.secret_of(secret, key),
+            "sessionToken": queue_keys.session_token_of(secret, key),
+            "expiration": key.expiry,
+        }
+
+    def queue_caller(self, signed: SignedRequest, auth: Authorization) -> Caller:
+        """The person whose queue credentials signed the request (the job attachments
+        endpoint); SignatureError for any other key, an expired one or a bad signature."""
+        key = queue_keys.parse(auth.access_key_id)
+        if key is None:
+            raise SignatureError(
+                "InvalidAccessKeyId",
+                "only the credentials AssumeQueueRoleForUser gives may read job attachments",
+            )
+        if key.expiry < self.clock.now():
+            raise SignatureError("ExpiredToken", "the queue credentials have expired")
+        caller, secret = self._access_key(key.access_key_id)
+        token = signed.headers.get("x-amz-security-token", "")
+        if not hmac.compare_digest(token, queue_keys.session_token_of(secret, key)):
+            raise SignatureError("InvalidToken", "the session token is not this key's")
+        now = datetime.fromtimestamp(self.clock.now(), UTC)
+        verify(signed, auth, queue_keys.secret_of(secret, key), now=now)
+        return caller
 
     # -- audit ------------------------------------------------------------------------------------
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import socket
 from collections.abc import AsyncIterator
@@ -11,6 +12,8 @@ from importlib.metadata import version
 
 import uvicorn
 from fastapi import FastAPI
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse, Response
 
 from thresher.controller import errors
 from thresher.controller.audit import AuditTrail
@@ -106,6 +109,9 @@ def create_app(
         "by one-time code) needs a bearer token; docs/security.md says which roles may call which.",
         lifespan=lifespan,
         responses=errors.ERROR_RESPONSES,
+        openapi_url=None,  # served by `_serve_openapi`, off the event loop
+        docs_url=None,
+        redoc_url=None,
     )
     errors.install(app)
     app.add_middleware(
@@ -133,6 +139,7 @@ def create_app(
     app.add_middleware(AuditTrail)  # every state-changing call, in the database
     app.include_router(monitor.router)  # the web monitor's reads, actions and events
     web.install(app)  # its pages, under /
+    _serve_openapi(app)
     app.include_router(ops.router)  # /metrics
     app.add_middleware(Observe)  # request ids and request metrics (outermost)
 
@@ -201,3 +208,20 @@ def listen_socket(host: str, port: int) -> socket.socket:
         sock.close()
         raise OSError(exc.errno, f"cannot listen on {host}:{port}: {exc.strerror}") from exc
     return sock
+
+
+def _serve_openapi(app: FastAPI) -> None:
+    """`/openapi.json` and `/docs`, open like FastAPI's own. Describing every route takes a
+    second or more of CPU (several on a busy machine): the document is built, once, in a
+    worker thread, so the event loop goes on serving polls and `/healthz` meanwhile."""
+
+    def document() -> bytes:
+        return json.dumps(app.openapi(), separators=(",", ":")).encode()
+
+    @app.get("/openapi.json", include_in_schema=False)
+    async def openapi_document() -> Response:
+        return Response(await asyncio.to_thread(document), media_type="application/json")
+
+    @app.get("/docs", include_in_schema=False)
+    async def swagger_ui() -> HTMLResponse:
+        return get_swagger_ui_html(openapi_url="/openapi.json", title="Thresher API")

@@ -98,6 +98,8 @@ class Jobs:
             problems = ProblemCollector()  # share paths and the rest, reported together
             with problems.check():
                 check_refs(submission_fields(body), self.store.sites.volumes())
+            with problems.check():
+                self._check_output_site(body)
             spec: JobSpec | None = None
             with problems.check():
                 spec = compile_job(body, owner=caller.name, lookup=self.lookup, policy=self.policy)
@@ -108,6 +110,15 @@ class Jobs:
                 changes = settings.model_dump(exclude_none=True)
                 self.store.sites.set_job_site(job.id, site, changes, now=self.clock.now())
             return job
+
+    def _check_output_site(self, body: api.JobIn) -> None:
+        """The site outputs go back to, where the job names one, is a declared site."""
+        chosen = body.settings.output_site if body.settings else None
+        if chosen is not None and chosen not in {s.name for s in self.store.sites.sites()}:
+            raise InvalidInput(
+                f"site {chosen!r} is not declared (thresher sites set)",
+                field="settings.output_site",
+            )
 
     def submit_template(self, caller: Caller, body: openjd_schema.TemplateJobIn) -> JobRecord:
         """Compile and store an OpenJD template job; a TemplateError lists every problem."""

@@ -8,6 +8,7 @@ the object; this table says only who may try. Adding a route: docs/security.md."
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 
 from thresher.controller.auth import ADMIN, ARTIST, ENROL, VIEWER, WORKER, WRANGLER, Caller
@@ -27,6 +28,7 @@ ENROLMENT = frozenset({ENROL, WORKER, ADMIN})
 #: Every person with a token (their own tokens).
 PEOPLE = READ
 
+_CONVERTER = re.compile(r"\{(\w+):\w+\}")
 _QUEUE = "/deadline/2023-10-12/farms/{farmId}/queues/{queueId}"
 _JOB = _QUEUE + "/jobs/{jobId}"
 
@@ -152,6 +154,11 @@ ROUTES: dict[str, frozenset[str]] = {
     "GET /deadline/2023-10-12/farms/{farmId}/fleets": READ,
     "GET /deadline/2023-10-12/farms/{farmId}/fleets/{fleetId}": READ,
     "GET /deadline/2023-10-12/farms/{farmId}/queue-fleet-associations": READ,
+    "GET /deadline/2023-10-12/farms/{farmId}/storage-profiles": READ,
+    "GET /deadline/2023-10-12/farms/{farmId}/storage-profiles/{storageProfileId}": READ,
+    "GET /deadline/2023-10-12/farms/{farmId}/queues/{queueId}/storage-profiles": READ,
+    "GET /deadline/2023-10-12/farms/{farmId}/queues/{queueId}"
+    "/storage-profiles/{storageProfileId}": READ,
     "POST /deadline/2023-10-12/farms/{farmId}/queues/{queueId}/environments": ADMINS,
     "DELETE " + _QUEUE + "/environments/{environmentId}": ADMINS,
     "GET /deadline/2023-10-12/farms/{farmId}/queues/{queueId}/jobs": READ,
@@ -170,11 +177,22 @@ ROUTES: dict[str, frozenset[str]] = {
     "GET /deadline/2023-10-12/farms/{farmId}/sessions-statistics-aggregation": READ,
     "POST /deadline-logs/": READ,
     "POST /deadline-logs": READ,
-    "GET /deadline/{path:path}": READ,  # refused naming the operation
-    "POST /deadline/{path:path}": READ,  # refused naming the operation
-    "PUT /deadline/{path:path}": READ,  # refused naming the operation
-    "PATCH /deadline/{path:path}": READ,  # refused naming the operation
-    "DELETE /deadline/{path:path}": READ,  # refused naming the operation
+    "GET /deadline/2023-10-12/farms/{farmId}/queues/{queueId}/user-roles": READ,
+    # job attachments (queue credentials only): jobs' outputs, as visibility allows
+    "GET /deadline-s3/{bucket}": READ,
+    "GET /deadline-s3/{bucket}/{key}": READ,
+    "HEAD /deadline-s3/{bucket}/{key}": READ,
+    "PUT /deadline-s3/{bucket}/{key}": SUBMIT,
+    "POST /deadline-s3/{bucket}/{key}": SUBMIT,  # multipart upload (checked, dropped)
+    "DELETE /deadline-s3/{bucket}/{key}": SUBMIT,  # its abort
+    "POST /deadline-s3/{path}": READ,  # refused naming the operation
+    "DELETE /deadline-s3/{path}": READ,  # refused naming the operation
+    "PATCH /deadline-s3/{path}": READ,  # refused naming the operation
+    "GET /deadline/{path}": READ,  # refused naming the operation
+    "POST /deadline/{path}": READ,  # refused naming the operation
+    "PUT /deadline/{path}": READ,  # refused naming the operation
+    "PATCH /deadline/{path}": READ,  # refused naming the operation
+    "DELETE /deadline/{path}": READ,  # refused naming the operation
     # the submitters' own routes
     "GET /api/v1/find": READ,
     "PATCH /api/v1/jobs/{job_id}": SUBMIT,
@@ -189,7 +207,9 @@ OPEN = frozenset({"GET /healthz", "POST /api/v1/agent/enrol"})
 
 
 def route_key(method: str, path: str) -> str:
-    return f"{method.upper()} {path}"
+    """`METHOD /path/{param}`, a converter left out (`{key:path}` is `{key}`, as in the
+    OpenAPI document)."""
+    return method.upper() + " " + _CONVERTER.sub(r"{\1}", path)
 
 
 def check(

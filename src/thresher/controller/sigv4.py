@@ -81,15 +81,24 @@ def parse_authorization(header: str | None) -> Authorization:
     return Authorization(parts[0], parts[1], parts[2], parts[3], headers, match["signature"])
 
 
-def canonical_request(request: SignedRequest, signed_headers: tuple[str, ...]) -> str:
+UNSIGNED_PAYLOAD = "UNSIGNED-PAYLOAD"
+
+
+def canonical_request(
+    request: SignedRequest, signed_headers: tuple[str, ...], *, service: str = ""
+) -> str:
     # botocore encodes the already-encoded path once more for every service but S3.
-    uri = quote(request.raw_path or "/", safe="/~")
+    uri = request.raw_path or "/"
+    if service != "s3":
+        uri = quote(uri, safe="/~")
     pairs = sorted(tuple(pair.partition("=")[::2]) for pair in request.raw_query.split("&") if pair)
     query = "&".join(f"{key}={value}" for key, value in pairs)
     headers = "".join(
         f"{name}:{' '.join(request.headers.get(name, '').split())}\n" for name in signed_headers
     )
     payload = hashlib.sha256(request.body).hexdigest()
+    if service == "s3" and request.headers.get("x-amz-content-sha256") == UNSIGNED_PAYLOAD:
+        payload = UNSIGNED_PAYLOAD  # S3 lets a client leave the body out of the signature
     return "\n".join(
         [request.method.upper(), uri, query, headers, ";".join(signed_headers), payload]
     )
@@ -104,7 +113,8 @@ def signing_key(secret: str, auth: Authorization) -> bytes:
 
 def signature(request: SignedRequest, auth: Authorization, secret: str, amz_date: str) -> str:
     """The signature the client must have made with `secret`."""
-    digest = hashlib.sha256(canonical_request(request, auth.signed_headers).encode()).hexdigest()
+    canonical = canonical_request(request, auth.signed_headers, service=auth.service)
+    digest = hashlib.sha256(canonical.encode()).hexdigest()
     to_sign = "\n".join([ALGORITHM, amz_date, auth.scope, digest])
     return hmac.new(signing_key(secret, auth), to_sign.encode(), hashlib.sha256).hexdigest()
 
@@ -128,7 +138,8 @@ def verify(request: SignedRequest, auth: Authorization, secret: str, *, now: dat
             f"Signature expired: {amz_date} is more than 15 minutes from the controller's time",
         )
     claimed = request.headers.get("x-amz-content-sha256")
-    if claimed and claimed != hashlib.sha256(request.body).hexdigest():
+    unsigned = auth.service == "s3" and claimed == UNSIGNED_PAYLOAD
+    if claimed and not unsigned and claimed != hashlib.sha256(request.body).hexdigest():
         raise SignatureError("InvalidSignatureException", "the body does not match its hash")
     expected = signature(request, auth, secret, amz_date)
     if not hmac.compare_digest(expected, auth.signature):

@@ -6,7 +6,9 @@ and wranglers change them. Each change is one transaction (`UnitOfWork.change`).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
+from pathlib import PurePosixPath
 from typing import Any
 
 from thresher.controller.auth import ADMIN, ARTIST, WORKER, WRANGLER, Caller
@@ -14,7 +16,8 @@ from thresher.controller.unit import UnitOfWork
 from thresher.controller.visibility import check_may_change, check_visible
 from thresher.core.clock import Clock
 from thresher.core.errors import Conflict, InvalidInput, NotFound
-from thresher.core.volumes import ShareRef, Volume, check_name, check_refs
+from thresher.core.volumes import ShareRef, Volume, check_name, check_refs, find_refs
+from thresher.files.scope import issue as scoped_token
 from thresher.schemas import api
 from thresher.store.sites import SETTINGS, JobSiteRecord, SiteRecord
 from thresher.store.store import Store
@@ -136,8 +139,14 @@ class Sites:
             self.store.sites.set_job_site(job_id, site, changes, now=self.clock.now())
             return self.store.sites.job_sites(job_id)
 
-    def file_access(self, caller: Caller) -> tuple[SiteRecord, dict[str, str]]:
-        """The main site's file service and the volumes' roots there (people who submit)."""
+    def file_access(
+        self, caller: Caller, job_id: int | None = None
+    ) -> tuple[SiteRecord, dict[str, str], str, str]:
+        """The main site's file service, the volumes' roots there (people who submit), a token
+        for it and the folder uploads go to. The token is never the service's own: without a
+        job it opens this caller's uploads only (manifests ``uploads-<caller>-...``, folders
+        ``uploads/<caller>-...``); with one, that job's manifests (``job-<id>-...``), the
+        chunks they list and its output folder (the job must be visible to the caller)."""
         caller.require(ADMIN, WRANGLER, ARTIST)
         sites = self.store.sites.sites()
         main = next((s for s in sites if s.main), None)
@@ -149,7 +158,24 @@ class Sites:
             root = by_os.get("linux") or by_os.get("*") or next(iter(by_os.values()), None)
             if root:
                 roots[volume.name] = root
-        return main, roots
+        who = re.sub(r"[^A-Za-z0-9_.-]", "_", caller.name)[:80]
+        uploads = f"uploads/{who}-"
+        if job_id is None:
+            names, folders = f"uploads-{who}-", [(v, uploads) for v in roots]
+        else:
+            job = self.store.jobs.get(job_id)
+            check_visible(self.store, caller, job_id, job.spec.owner)
+            output = job.spec.payload.get("output")
+            refs = find_refs(output) if isinstance(output, str) else []
+            if not refs:
+                raise InvalidInput(f"job {job_id}'s output is not a share path", field="job")
+            rel = PurePosixPath(refs[0].rel)
+            folder = str(rel.parent if rel.suffix else rel).removeprefix(".")
+            names, folders = f"job-{job_id}-", [(refs[0].volume, folder)]
+        token = scoped_token(
+            main.file_service_token or "", names=names, folders=folders, now=self.clock.now()
+        )
+        return main, roots, token, uploads
 
     # -- workers: the sites' file services, and a job's sync at their site --------------------
 

@@ -54,31 +54,34 @@ class FileDigest:
 
 
 def iter_chunks(stream: BinaryIO, *, window: int = WINDOW) -> Iterator[tuple[memoryview, Chunk]]:
-    """Each chunk of the stream with its bytes (a view that stays valid)."""
-    buffer = b""
+    """Each chunk of the stream with its bytes: a view into one buffer reused for the whole
+    stream, valid until the next chunk is asked for (copy it to keep it). The file is read
+    into that buffer (`readinto`, no new memory per window); what is left of a window after
+    its last whole chunk moves to the buffer's start before the next read."""
+    buffer = bytearray(window)
+    view = memoryview(buffer)
+    have = 0
     eof = False
-    while not eof or buffer:
-        parts = [buffer]
-        have = len(buffer)
+    while True:
         while not eof and have < window:
-            block = stream.read(window - have)
-            if not block:
+            read = stream.readinto(view[have:])  # type: ignore[attr-defined]
+            if not read:
                 eof = True
             else:
-                parts.append(block)
-                have += len(block)
-        buffer = b"".join(parts) if len(parts) > 1 else buffer
-        if not buffer:
+                have += read
+        if not have:
             return
-        view = memoryview(buffer)
         used = 0
-        for cut in fastcdc(view, MIN_CHUNK, AVG_CHUNK, MAX_CHUNK):
-            if not eof and cut.offset + MAX_CHUNK > len(buffer):
+        for cut in fastcdc(view[:have], MIN_CHUNK, AVG_CHUNK, MAX_CHUNK):
+            if not eof and cut.offset + MAX_CHUNK > have:
                 break  # its end may lie past the window: cut it once more is read
             data = view[cut.offset : cut.offset + cut.length]
             yield data, Chunk(chunk_hash(data), cut.length)
             used = cut.offset + cut.length
-        buffer = buffer[used:]
+        if eof and used == have:
+            return
+        view[: have - used] = bytes(view[used:have])
+        have -= used
 
 
 def digest_stream(

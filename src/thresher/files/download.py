@@ -17,12 +17,13 @@ An existing file that differs is overwritten, skipped or kept beside a copy (``e
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import os
 import secrets
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
-from typing import Literal, Protocol
+from typing import BinaryIO, Literal, Protocol
 
 from thresher.files.chunking import Chunk, FileDigest, chunk_hash, digest_file, file_hash
 from thresher.files.manifest import FileEntry, Manifest
@@ -130,11 +131,21 @@ def _target(dest: Path, entry: FileEntry, folders: set[Path]) -> Path:
     return target
 
 
+#: Temporary names: this process's random prefix and a count (no random bytes per file).
+_TMP_PREFIX = secrets.token_hex(4)
+_tmp_numbers = itertools.count()
+
+
 def _write_new(where: Path, data: bytes | bytearray | memoryview, mode: int) -> os.stat_result:
     """Write a whole file to a temporary name beside it, then rename it over `where`; its
     status as written."""
-    tmp = where.with_name(f".{where.name}.{secrets.token_hex(4)}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+    while True:
+        tmp = where.with_name(f".{where.name}.{_TMP_PREFIX}{next(_tmp_numbers)}.tmp")
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+            break
+        except FileExistsError:
+            continue
     try:
         view = memoryview(data)
         while view:
@@ -286,14 +297,11 @@ async def _large(
                 got = await pending.pop(i)
                 if i + streams < len(runs):
                     pending[i + streams] = asyncio.create_task(get(runs[i + streams]))
-                pieces = await asyncio.to_thread(_pieces, run, got, reuse, where)
-                fetcher.stats.bytes_reused += sum(
-                    len(p) for c, p in zip(run, pieces, strict=True) if c.hash in reuse
-                )
-                await asyncio.to_thread(_append, out, pieces)
                 done += len(run)
                 offset += sum(c.size for c in run)
-                await asyncio.to_thread(_checkpoint, checkpoint, entry, done, offset, out)
+                fetcher.stats.bytes_reused += await asyncio.to_thread(
+                    _write_run, run, got, reuse, where, out, (checkpoint, entry, done, offset)
+                )
     finally:
         for task in pending.values():
             task.cancel()
@@ -371,10 +379,21 @@ def _pieces(
     return pieces
 
 
-def _append(out: object, pieces: list[bytes | bytearray | memoryview]) -> None:
-    assert hasattr(out, "write")
+def _write_run(
+    run: list[Chunk],
+    got: dict[str, bytes | bytearray | memoryview],
+    reuse: dict[str, tuple[int, int]],
+    old: Path,
+    out: BinaryIO,
+    state: tuple[Path, FileEntry, int, int],
+) -> int:
+    """Append a batch's chunks to the part file and checkpoint it (one hand-off to a thread
+    per batch); the bytes taken from the old file."""
+    pieces = _pieces(run, got, reuse, old)
     for data in pieces:
         out.write(data)
+    _checkpoint(*state, out)
+    return sum(len(p) for c, p in zip(run, pieces, strict=True) if c.hash in reuse)
 
 
 def _checkpoint(checkpoint: Path, entry: FileEntry, done: int, offset: int, out: object) -> None:

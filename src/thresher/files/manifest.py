@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 from thresher.files.chunking import Chunk, FileDigest, chunk_hash
@@ -66,7 +67,11 @@ class Manifest:
         return {c.hash for f in self.files for c in f.chunks}
 
     def to_json(self) -> bytes:
-        """The canonical text: sorted keys, no blanks, ASCII."""
+        """The canonical text: sorted keys, no blanks, ASCII (made once per manifest)."""
+        return self._json
+
+    @cached_property
+    def _json(self) -> bytes:
         value = {
             "version": VERSION,
             "files": [
@@ -82,7 +87,7 @@ class Manifest:
         }
         return json.dumps(value, sort_keys=True, separators=(",", ":")).encode("ascii")
 
-    @property
+    @cached_property
     def hash(self) -> str:
         return chunk_hash(self.to_json())
 

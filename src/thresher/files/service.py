@@ -1,7 +1,9 @@
 """A site's file service: its chunk store over HTTP, and transfers with its peers.
 
-Every route but ``/healthz`` needs ``Authorization: Bearer <token>`` (the service's token,
-compared in constant time). Under ``/files/v1``:
+Every route but ``/healthz`` needs ``Authorization: Bearer <token>``: the service's token
+(compared in constant time), or a token scoped to one job's (or submitter's) manifests and
+folders, made from it by the controller (`thresher.files.scope`): with that, only those
+manifests, the chunks they list and those folders, and no pull. Under ``/files/v1``:
 
 - ``POST /missing`` ``{"hashes": [...]}``: which of these chunks the store lacks.
 - ``POST /chunks``: a framed batch of chunks (`thresher.files.frames`), each verified before
@@ -35,10 +37,14 @@ from thresher.files.download import LocalSource, TransferError, download
 from thresher.files.frames import HEADER, FrameError, decode, frame
 from thresher.files.manifest import Manifest, ManifestError, safe_rel
 from thresher.files.peer import Peer, PeerError
+from thresher.files.scope import Scope
+from thresher.files.scope import check as scope_of
 from thresher.files.store import MANIFEST_NAME, BadChunk, ChunkStore
 from thresher.files.upload import DigestCache, list_files, upload_local
 
 MAX_HASHES = 100_000
+#: Bytes of chunks read from disk per hand-off to a thread when serving a batch.
+READ_GROUP = 4 * 1024 * 1024
 Name = Annotated[str, Field(pattern=MANIFEST_NAME.pattern)]
 
 
@@ -113,15 +119,34 @@ async def _service(request: Request) -> FileService:
     return service
 
 
-async def _authorised(request: Request) -> None:
+async def _authorised(request: Request) -> Scope | None:
+    """The caller's scope (None: the service's own token, which opens everything)."""
     service = await _service(request)
     scheme, _, given = request.headers.get("authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip(), service.token):
+    given = given.strip()
+    if scheme.lower() == "bearer" and hmac.compare_digest(given, service.token):
+        return None
+    scope = scope_of(service.token, given) if scheme.lower() == "bearer" else None
+    if scope is None:
         raise HTTPException(401, "this needs 'Authorization: Bearer <file service token>'")
+    return scope
 
 
 ServiceDep = Annotated[FileService, Depends(_service)]
+ScopeDep = Annotated[Scope | None, Depends(_authorised)]
 router = APIRouter(prefix="/files/v1", dependencies=[Depends(_authorised)])
+
+
+def _may_name(scope: Scope | None, name: str) -> None:
+    if scope is not None and not scope.may_name(name):
+        raise HTTPException(403, {"message": f"this token is not for {name!r}", "field": "name"})
+
+
+def _may_folder(scope: Scope | None, volume: str, path: str) -> None:
+    if scope is not None and not scope.may_folder(volume, path):
+        raise HTTPException(
+            403, {"message": f"this token is not for {volume}/{path}", "field": "path"}
+        )
 
 
 def create_files_app(service: FileService) -> FastAPI:
@@ -156,20 +181,40 @@ async def put_chunks(request: Request, service: ServiceDep) -> dict[str, int]:
 
 
 @router.post("/chunks/read")
-async def read_chunks(body: HashesIn, service: ServiceDep) -> StreamingResponse:
+async def read_chunks(body: HashesIn, service: ServiceDep, scope: ScopeDep) -> StreamingResponse:
     """The chunks here of those asked for, framed, with the batch's length said first. A chunk
     that turns out wrong when it is read (corrupted on disk, its source file changed) is sent
-    as zeros of its size: the reader's check fails, and it asks again or elsewhere."""
+    as zeros of its size: the reader's check fails, and it asks again or elsewhere. A scoped
+    token reads only the chunks of its manifests."""
+    if scope is not None:
+        allowed = await asyncio.to_thread(service.store.manifest_chunks, scope.names)
+        if not allowed.issuperset(body.hashes):
+            raise HTTPException(
+                403, {"message": "chunks of other manifests than this token's", "field": "hashes"}
+            )
     sizes = await asyncio.to_thread(service.store.sizes, body.hashes)
     present = [(d, n) for d, n in zip(body.hashes, sizes, strict=True) if n is not None]
 
+    def read(group: list[tuple[str, int]]) -> list[bytes]:
+        out = []
+        for digest, size in group:
+            data = service.store.get(digest)
+            out.append(data if data is not None and len(data) == size else bytes(size))
+        return out
+
     async def frames() -> AsyncIterator[bytes | memoryview]:
-        for digest, size in present:
-            data = await asyncio.to_thread(service.store.get, digest)
-            if data is None or len(data) != size:
-                data = bytes(size)
-            yield frame(digest, data)
-            yield data
+        # Read in groups of about READ_GROUP bytes, one hand-off to a thread per group.
+        start = 0
+        while start < len(present):
+            end, size = start, 0
+            while end < len(present) and (end == start or size + present[end][1] <= READ_GROUP):
+                size += present[end][1]
+                end += 1
+            group = present[start:end]
+            for (digest, _), data in zip(group, await asyncio.to_thread(read, group), strict=True):
+                yield frame(digest, data)
+                yield data
+            start = end
 
     length = sum(HEADER + n for _, n in present)
     return StreamingResponse(
@@ -180,7 +225,10 @@ async def read_chunks(body: HashesIn, service: ServiceDep) -> StreamingResponse:
 
 
 @router.put("/manifests/{name}")
-async def put_manifest(name: Name, request: Request, service: ServiceDep) -> dict[str, str]:
+async def put_manifest(
+    name: Name, request: Request, service: ServiceDep, scope: ScopeDep
+) -> dict[str, str]:
+    _may_name(scope, name)
     body = await request.body()
     try:
         manifest = Manifest.from_json(body)
@@ -191,7 +239,8 @@ async def put_manifest(name: Name, request: Request, service: ServiceDep) -> dic
 
 
 @router.get("/manifests/{name}")
-async def get_manifest(name: Name, service: ServiceDep) -> Response:
+async def get_manifest(name: Name, service: ServiceDep, scope: ScopeDep) -> Response:
+    _may_name(scope, name)
     manifest = await asyncio.to_thread(service.store.get_manifest, name)
     if manifest is None:
         raise HTTPException(404, f"no manifest {name!r}")
@@ -199,7 +248,9 @@ async def get_manifest(name: Name, service: ServiceDep) -> Response:
 
 
 @router.post("/checkin")
-async def checkin(body: CheckinIn, service: ServiceDep) -> dict[str, Any]:
+async def checkin(body: CheckinIn, service: ServiceDep, scope: ScopeDep) -> dict[str, Any]:
+    _may_name(scope, body.name)
+    _may_folder(scope, body.volume, body.path)
     folder = await asyncio.to_thread(service.folder, body.volume, body.path)
     try:
         rels = [safe_rel(p) for p in body.paths] if body.paths is not None else None
@@ -215,7 +266,9 @@ async def checkin(body: CheckinIn, service: ServiceDep) -> dict[str, Any]:
 
 
 @router.post("/pull")
-async def pull(body: PullIn, service: ServiceDep) -> dict[str, Any]:
+async def pull(body: PullIn, service: ServiceDep, scope: ScopeDep) -> dict[str, Any]:
+    if scope is not None:
+        raise HTTPException(403, "a pull between sites needs the file service's own token")
     folder = await asyncio.to_thread(service.folder, body.volume, body.path)
     caps = [x for x in (body.bps, service.bps) if x]
     async with Peer(body.source_url, body.source_token) as peer:
@@ -239,8 +292,10 @@ async def pull(body: PullIn, service: ServiceDep) -> dict[str, Any]:
 
 
 @router.post("/checkout")
-async def checkout(body: CheckoutIn, service: ServiceDep) -> dict[str, Any]:
+async def checkout(body: CheckoutIn, service: ServiceDep, scope: ScopeDep) -> dict[str, Any]:
     """Write a manifest this store holds (an upload) into a folder of a volume here."""
+    _may_name(scope, body.manifest)
+    _may_folder(scope, body.volume, body.path)
     folder = await asyncio.to_thread(service.folder, body.volume, body.path)
     manifest = await asyncio.to_thread(service.store.get_manifest, body.manifest)
     if manifest is None:

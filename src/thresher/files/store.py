@@ -47,6 +47,7 @@ class ChunkStore:
         (root / "manifests").mkdir(parents=True, exist_ok=True)
         (root / "sources").mkdir(parents=True, exist_ok=True)
         self._sources: dict[str, tuple[str, int, int]] = {}
+        self._listed: dict[str, frozenset[str]] = {}  # the chunks of each manifest, by name
         for saved in sorted((root / "sources").glob("*.json")):
             self._sources.update(
                 {
@@ -119,10 +120,30 @@ class ChunkStore:
         except OSError:
             return None
 
+    def manifest_chunks(self, prefix: str) -> frozenset[str]:
+        """The chunks listed by the manifests whose names start with `prefix` (what a token
+        scoped to them may read). Each manifest is read once: later versions are put here
+        (`put_manifest`), which keeps their lists up to date."""
+        if not MANIFEST_NAME.match(prefix):
+            return frozenset()
+        found: set[str] = set()
+        for path in (self.root / "manifests").glob(f"{prefix}*.json"):
+            name = path.name.removesuffix(".json")
+            hashes = self._listed.get(name)
+            if hashes is None:
+                try:
+                    hashes = frozenset(Manifest.from_json(path.read_bytes()).chunk_hashes())
+                except FileNotFoundError:
+                    continue
+                self._listed.setdefault(name, hashes)
+            found |= hashes
+        return frozenset(found)
+
     def put_manifest(self, name: str, manifest: Manifest) -> None:
         if not MANIFEST_NAME.match(name):
             raise ValueError(f"bad manifest name {name!r}")
         write_atomic(self.root / "manifests" / f"{name}.json", manifest.to_json())
+        self._listed[name] = frozenset(manifest.chunk_hashes())
 
     def get_manifest(self, name: str) -> Manifest | None:
         if not MANIFEST_NAME.match(name):

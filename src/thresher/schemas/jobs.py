@@ -103,6 +103,11 @@ class EngineJobSettings(Strict):
     upload_dependencies: bool | None = Field(
         default=None, description="send the dependencies to the sites that run the job"
     )
+    output_site: SiteName | None = Field(
+        default=None,
+        description="the site each task's outputs go back to (default: the main site), "
+        "such as the submitter's",
+    )
 
 
 class ContainerIn(Strict):

@@ -127,5 +127,8 @@ class FileAccessOut(BaseModel):
 
     site: str
     url: str
-    token: str
+    token: str = Field(description="scoped: the caller's uploads, or one job's files")
     volumes: dict[str, str] = Field(description="each volume's root there (by volume name)")
+    upload_folder: str = Field(
+        default="uploads/", description="uploads go in folders whose paths start with this"
+    )

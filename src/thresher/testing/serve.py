@@ -48,7 +48,12 @@ def serve_in_thread(
     sock = listen_socket("127.0.0.1", 0)
     port = sock.getsockname()[1]
     server = _QuietServer(server_config(create_app(settings, store=store, clock=clock), settings))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread = threading.Thread(
+        target=server.run,
+        kwargs={"sockets": [sock]},
+        daemon=True,
+        name="thresher-served-controller",
+    )
     thread.start()
     deadline = time.monotonic() + startup_timeout_s
     while not server.started:

@@ -59,7 +59,12 @@ class Executor:
     ) -> None:
         self.held: dict[int, Held] = {}  # by attempt id, until its finish is acknowledged
         self.loads = [LaneLoad() for _ in range(lanes)]
-        self.openjd = OpenJDLanes(work_dir, outbox, path_mapping_rules=path_mapping_rules)
+        self.openjd = OpenJDLanes(
+            work_dir,
+            outbox,
+            path_mapping_rules=path_mapping_rules,
+            lane_env=launcher.lane_env if launcher is not None else None,
+        )
         self._work_dir = work_dir
         self._outbox = outbox
         self._engines = engines
@@ -323,7 +328,7 @@ class Executor:
         return lambda text: self._outbox.add_line(a.attempt_id, a.token, "system", text)
 
     async def _send_back(self, held: Held, report: api.FinishIn) -> None:
-        """Send the task's outputs to the main site, then report it (failed if they could
+        """Send the task's outputs to the output site, then report it (failed if they could
         not go)."""
         assert held.upload is not None
         assert self._sync is not None
@@ -333,7 +338,7 @@ class Executor:
             volumes = await self._shares.volumes()
             await self._sync.after(given, volumes, started, self._say(given))
         except Exception as exc:
-            message = f"its outputs could not go back to the main site: {exc}"
+            message = f"its outputs could not go back to the output site: {exc}"
             self._say(given)(f"[sync] {message}")
             report = report.model_copy(update={"status": "failed", "message": message})
         if not held.stale:

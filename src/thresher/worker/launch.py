@@ -84,6 +84,13 @@ class Launcher:
         """The GPU device ids `lane` owns."""
         return tuple(self.lane_gpus.get(lane if lane is not None else -1, ()))
 
+    def lane_env(self, lane: int | None) -> dict[str, str]:
+        """The variables a task on `lane` gets from it: its GPUs, its number."""
+        env = gpu_env(self.lane_gpus, lane)
+        if lane is not None:
+            env["THRESHER_LANE"] = str(lane)
+        return env
+
     def command(
         self,
         a: api.AssignmentOut,
@@ -95,10 +102,7 @@ class Launcher:
         """The command run for `a` on its lane; `inputs` and `outputs` are the files (or
         folders) its engine reads and writes, mounted into a container. Raises ValueError when
         the job names an image and this worker runs no containers."""
-        env = {**command.env, **gpu_env(self.lane_gpus, a.lane)}
-        if a.lane is not None:
-            env["THRESHER_LANE"] = str(a.lane)
-        command = replace(command, env=env)
+        command = replace(command, env={**command.env, **self.lane_env(a.lane)})
         image = container_image(a)
         if image is None:
             return command

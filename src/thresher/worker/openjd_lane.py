@@ -24,7 +24,7 @@ import hashlib
 import json
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -83,8 +83,10 @@ class OpenJDLanes:
         *,
         path_mapping_rules: Sequence[Mapping[str, str]] = (),
         env: Mapping[str, str] | None = None,
+        lane_env: Callable[[int], Mapping[str, str]] | None = None,
     ) -> None:
         self._work_dir = work_dir
+        self._lane_env = lane_env
         self._outbox = outbox
         self._rules = [dict(rule) for rule in path_mapping_rules]
         self._env = dict(env or {})
@@ -161,7 +163,9 @@ class OpenJDLanes:
             self._plans = PlanCache()
         plan = self._plans.get(stored, key=key)
         rules = [*(a.payload.get("path_mapping_rules") or ()), *self._rules]
-        env = {**self._env, **a.env, "THRESHER_JOB_ID": str(a.job_id)}
+        # the lane's own variables (its GPUs: CUDA_VISIBLE_DEVICES & co) as a command task gets
+        lane_env = self._lane_env(lane) if self._lane_env is not None else {}
+        env = {**self._env, **a.env, **lane_env, "THRESHER_JOB_ID": str(a.job_id)}
 
         def on_line(line: LogLine) -> None:
             current = session.attempt

@@ -8,7 +8,9 @@ site's file service to check those files in, then its own site's file service to
 from there, and reports progress and the end (``PUT``), which people see as the job's sync at
 that site (``thresher sites job JOB``, ``GET /api/v1/jobs/{id}/sites``). The site's other tasks of
 the job wait for it. After each task that succeeded, the files it wrote in its output folder
-go back the same way: this site's file service checks them in, the main site's pulls them.
+go back the same way: this site's file service checks them in, and the output site's pulls
+them: the main site's, or the site the job names (``settings.output_site``: the submitter's
+site, say; a worker at the main site then sends its outputs there too).
 
 The data moves between the two file services; this worker and the controller only say what
 moves where. The job's settings at the site (download, upload, speed limit, parallel files,
@@ -130,13 +132,13 @@ class SiteSync:
         volumes: dict[str, Volume] | None = None,
     ) -> bool:
         """Make sure the job's inputs are at this site (run or wait for its download sync);
-        whether this task's outputs are to go back to the main site."""
+        whether this task's outputs are to go back to another site (`output_site`)."""
         main = await self.main_site()
         if main is None or main.name == self.site:
-            return False
+            return await self._output_site(a) not in (None, self.site)
         refs = input_refs(a.payload)
         if a.job_id in self._done or not refs:
-            return self._uploads(a.job_id)
+            return self._uploads(a.job_id) and await self._output_site(a) != self.site
         started = time.monotonic()
         while True:
             claim = await self.client.claim_sync(a.job_id, self.site)
@@ -153,7 +155,7 @@ class SiteSync:
                 raise SyncError(f"the download sync of job {a.job_id} at {self.site} never ended")
             await asyncio.sleep(WAIT_STEP_S)
         self._done.add(a.job_id)
-        return self._uploads(a.job_id)
+        return self._uploads(a.job_id) and await self._output_site(a) != self.site
 
     def _clear_output(self, a: api.AssignmentOut, volumes: dict[str, Volume]) -> int:
         """Remove the files of the job's output folder at this site (its first task here)."""
@@ -172,6 +174,16 @@ class SiteSync:
                     os.unlink(entry.path)
                     removed += 1
         return removed
+
+    async def _output_site(self, a: api.AssignmentOut) -> str | None:
+        """Where the task's outputs go back to: the job's `output_site` (the submitter's
+        site, say), else the main site."""
+        settings = a.payload.get("settings")
+        chosen = settings.get("output_site") if isinstance(settings, dict) else None
+        if isinstance(chosen, str) and chosen:
+            return chosen
+        main = await self.main_site()
+        return main.name if main else None
 
     def _uploads(self, job_id: int) -> bool:
         settings = self._settings.get(job_id)
@@ -192,7 +204,7 @@ class SiteSync:
         for ref in refs:
             by_volume.setdefault(ref.volume, []).append(ref.rel)
         say(f"[sync] download sync of job {a.job_id} to site {self.site}: {len(refs)} paths")
-        moved = total = 0
+        moved = total = refetched = resumed = 0
 
         async def checked(size: int) -> None:  # shown while the bytes move
             await self._report(a.job_id, "running", total, total + size, "moving")
@@ -211,11 +223,18 @@ class SiteSync:
                 )
                 moved += int(answer.get("bytes_moved", 0))
                 total += int(answer.get("bytes_total", 0))
+                refetched += int(answer.get("chunks_refetched", 0))
+                resumed += int(answer.get("files_resumed", 0))
         except SyncError as exc:
             await self._report(a.job_id, "failed", moved, total, str(exc))
             raise
+        said = f"{moved} bytes moved"
+        if refetched:  # came corrupted, were asked for again
+            said += f", {refetched} chunks fetched again"
+        if resumed:  # an earlier try was cut: went on from its checkpoint
+            said += f", {resumed} files resumed"
         say(f"[sync] done: {moved} of {total} bytes moved")
-        await self._report(a.job_id, "done", total, total, f"{moved} bytes moved")
+        await self._report(a.job_id, "done", total, total, said)
 
     async def _report(self, job_id: int, state: str, done: int, total: int, message: str) -> None:
         body = api.SyncReportIn.model_validate(
@@ -231,12 +250,17 @@ class SiteSync:
         started: float,
         say: Callable[[str], None],
     ) -> None:
-        """Send what the task wrote in its output folder back to the main site."""
-        main = await self.main_site()
-        here = (await self.sites()).get(self.site)
+        """Send what the task wrote in its output folder back to the job's output site (the
+        main site unless the job names another)."""
+        sites = await self.sites()
+        name = await self._output_site(a)
+        target = sites.get(name) if name else None
+        here = sites.get(self.site)
         output = a.payload.get("output")
-        if main is None or here is None or not isinstance(output, str):
+        if name is None or name == self.site or here is None or not isinstance(output, str):
             return
+        if target is None:
+            raise SyncError(f"the job's output site {name!r} is not declared")
         refs = find_refs(output)
         if not refs:
             return
@@ -253,11 +277,9 @@ class SiteSync:
                 paths.extend(r.rel for r in find_refs(share) if r.volume == ref.volume)
         if not paths:
             return
-        name = f"job-{a.job_id}-task-{a.block}-{a.index}-{a.attempt_id}"
-        answer = await move(here, main, volume=ref.volume, paths=paths, name=name)
-        say(
-            f"[sync] {len(paths)} outputs back to {main.name}: {answer.get('bytes_moved', 0)} bytes"
-        )
+        manifest = f"job-{a.job_id}-task-{a.block}-{a.index}-{a.attempt_id}"
+        answer = await move(here, target, volume=ref.volume, paths=paths, name=manifest)
+        say(f"[sync] {len(paths)} outputs back to {name}: {answer.get('bytes_moved', 0)} bytes")
 
 
 def _written_since(output: Path, started: float) -> list[Path]:

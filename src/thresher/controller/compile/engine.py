@@ -82,10 +82,14 @@ def compile_engine(lookup: Lookup, job: api.JobIn) -> EngineJob:
     )
 
 
-def _flags(job: api.JobIn) -> dict[str, bool]:
-    """The settings kept for the file service: clear_output, download_output, ..."""
+def _flags(job: api.JobIn) -> dict[str, bool | str]:
+    """The settings kept for the file service: clear_output, download_output, ..., and
+    output_site (where the outputs go back to)."""
     given = job.settings.model_dump(exclude_none=True) if job.settings else {}
-    return {k: v for k, v in given.items() if isinstance(v, bool)}
+    kept: dict[str, bool | str] = {k: v for k, v in given.items() if isinstance(v, bool)}
+    if job.settings is not None and job.settings.output_site is not None:
+        kept["output_site"] = job.settings.output_site
+    return kept
 
 
 def _merge_parameters(

@@ -3,11 +3,14 @@ paths with the volumes), admins and wranglers change."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from typing import Annotated
+
+from fastapi import APIRouter, Query
 
 from thresher.controller.routes.deps import CallerDep, FarmDep, JobIdPath
 from thresher.core.volumes import Volume
 from thresher.schemas import api
+from thresher.schemas.base import MAX_INT64
 from thresher.store.sites import JobSiteRecord, SiteRecord
 
 router = APIRouter(prefix="/api/v1", tags=["sites"])
@@ -114,15 +117,21 @@ async def set_job_site(
 
 
 @router.get("/files/access", response_model=api.FileAccessOut)
-async def file_access(farm: FarmDep, caller: CallerDep) -> api.FileAccessOut:
-    """The main site's file service (URL and token) and the volumes' roots there: where a
-    submitter without shared storage sends its files and fetches its outputs."""
-    main, roots = await farm.call(farm.sites.file_access, caller)
+async def file_access(
+    farm: FarmDep,
+    caller: CallerDep,
+    job: Annotated[int | None, Query(ge=1, le=MAX_INT64, description="a job's files")] = None,
+) -> api.FileAccessOut:
+    """The main site's file service (URL and a token) and the volumes' roots there: where a
+    submitter without shared storage sends its files and fetches its outputs. The token opens
+    the caller's uploads, or with `job` that job's files only."""
+    main, roots, token, uploads = await farm.call(farm.sites.file_access, caller, job)
     return api.FileAccessOut(
         site=main.name,
         url=main.file_service_url or "",
-        token=main.file_service_token or "",
+        token=token,
         volumes=roots,
+        upload_folder=uploads,
     )
 
 

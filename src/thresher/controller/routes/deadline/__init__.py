@@ -12,7 +12,10 @@ ListQueues, GetQueue, ListFleets, GetFleet, ListQueueFleetAssociations, and the 
 environments: List, Get, Create, Delete), `jobs` (CreateJob, GetJob, ListJobs, SearchJobs,
 UpdateJob), `steps` (ListSteps, GetStep, ListTasks, GetTask, UpdateTask), `sessions`
 (ListSessions, GetSession, ListSessionActions, GetSessionAction, and CloudWatch Logs'
-GetLogEvents), `statistics` (Start and GetSessionsStatisticsAggregation). Any other operation
+GetLogEvents), `statistics` (Start and GetSessionsStatisticsAggregation), `storage`
+(ListStorageProfiles, GetStorageProfile and their ForQueue forms), `s3` and `s3_uploads`
+(the job attachments endpoint under /deadline-s3, used with AssumeQueueRoleForUser's queue
+credentials, in `farm`). Any other operation
 of the service model is refused (a 501 `UnknownOperationException`) naming it. See
 docs/deadline.md.
 
@@ -27,7 +30,16 @@ from typing import Any
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from thresher.controller.routes.deadline import farm, jobs, sessions, statistics, steps
+from thresher.controller.routes.deadline import (
+    farm,
+    jobs,
+    s3,
+    s3_uploads,
+    sessions,
+    statistics,
+    steps,
+    storage,
+)
 from thresher.controller.routes.deadline.common import (
     DeadlineError,
     SignedCaller,
@@ -49,9 +61,11 @@ __all__ = [
 ]
 
 router = APIRouter()
-for module in (farm, jobs, steps, sessions, statistics):
+for module in (farm, jobs, steps, sessions, statistics, storage):
     router.include_router(module.router)
 router.include_router(sessions.logs_router)
+router.include_router(s3_uploads.router)  # before s3's catch-all
+router.include_router(s3.router)
 admin_router = farm.admin_router
 
 _METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"]
@@ -85,3 +99,4 @@ def install(app: FastAPI) -> None:
         return exc.response()
 
     app.add_exception_handler(DeadlineError, deadline_error)
+    s3.install(app)

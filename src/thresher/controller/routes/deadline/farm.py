@@ -10,6 +10,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field
 
+from thresher.controller.routes.deadline import s3, storage
 from thresher.controller.routes.deadline.common import (
     API,
     AWS_ERRORS,
@@ -25,6 +26,7 @@ from thresher.controller.routes.deadline.common import (
     validation,
 )
 from thresher.controller.routes.deps import CallerDep, FarmDep, JobIdPath
+from thresher.controller.sigv4 import parse_authorization
 from thresher.core.errors import ThresherDomainError
 from thresher.core.states import WorkerStatus
 from thresher.schemas.base import Name, Strict
@@ -76,8 +78,24 @@ async def list_queues(farmId: str, caller: SignedCaller) -> Any:
 
 
 @router.get("/{farmId}/queues/{queueId}")
-async def get_queue(farmId: str, queueId: str, caller: SignedCaller) -> Any:
-    return _queue(farmId, queueId)
+async def get_queue(farmId: str, queueId: str, farm: FarmDep, caller: SignedCaller) -> Any:
+    profiles = [p["storageProfileId"] for p in await storage.all_profiles(farm)]
+    return {
+        **_queue(farmId, queueId),
+        "jobAttachmentSettings": s3.SETTINGS,
+        "allowedStorageProfileIds": profiles,
+    }
+
+
+@router.get("/{farmId}/queues/{queueId}/user-roles")
+async def assume_queue_role_for_user(
+    farmId: str, queueId: str, request: Request, farm: FarmDep, caller: SignedCaller
+) -> Any:
+    """AssumeQueueRoleForUser: credentials reading the job attachments of the caller's jobs
+    (and those their groups share) on the attachments endpoint only (routes/deadline/s3.py)."""
+    auth = parse_authorization(request.headers.get("authorization"))
+    credentials = await farm.call(farm.access.queue_credentials, auth)
+    return {"credentials": credentials}
 
 
 async def _fleet(farm: Any, farm_id: str) -> dict[str, Any]:

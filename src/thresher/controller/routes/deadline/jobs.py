@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-from thresher.controller.routes.deadline import search
+from thresher.controller.routes.deadline import search, storage
 from thresher.controller.routes.deadline.common import (
     API,
     AWS_ERRORS,
@@ -23,6 +24,7 @@ from thresher.controller.routes.deadline.common import (
     translated,
     validation,
 )
+from thresher.controller.routes.deadline.outputs import output_dirs
 from thresher.controller.routes.deps import FarmDep
 from thresher.controller.routes.templates import template_error_body
 from thresher.controller.submitters import JobChange
@@ -114,8 +116,33 @@ def job_out(job: JobRecord, *, started: float | None, extras: JobExtras) -> dict
             "maxFailedTasksCount": extras.max_failed_tasks,
             "maxWorkerCount": job.spec.max_running if job.spec.max_running else -1,
             "description": extras.description,
+            "attachments": _attachments(job),
+            "storageProfileId": storage_profile_of(job),
         }
     )
+
+
+def storage_profile_of(job: JobRecord) -> str | None:
+    """The storage profile the job was submitted with (CreateJob's, kept with the job)."""
+    refs = job.spec.payload.get("asset_references")
+    found = refs.get("storageProfileId") if isinstance(refs, dict) else None
+    return found if isinstance(found, str) else None
+
+
+def _attachments(job: JobRecord) -> dict[str, Any] | None:
+    """The job's output directories as job attachment roots (what download-output reads)."""
+    dirs = output_dirs(job)
+    if not dirs:
+        return None
+    manifests = [
+        {
+            "rootPath": d,
+            "rootPathFormat": "windows" if re.match(r"^([A-Za-z]:|\\\\)", d) else "posix",
+            "outputRelativeDirectories": ["."],
+        }
+        for d in dirs
+    ]
+    return {"manifests": manifests, "fileSystem": "COPIED"}
 
 
 async def jobs_out(farm: Any, jobs: list[JobRecord]) -> list[dict[str, Any]]:
@@ -138,7 +165,7 @@ async def one_job(farm: Any, caller: Any, job_ref: str) -> JobRecord:
 # -- CreateJob ---------------------------------------------------------------------------------
 
 
-def _submission(body: dict[str, Any]) -> schema.TemplateJobIn:
+def _submission(body: dict[str, Any], storage_profile: str | None) -> schema.TemplateJobIn:
     if not isinstance(body.get("template"), str):
         raise validation("a job needs its template (text)", "template")
     try:
@@ -149,9 +176,39 @@ def _submission(body: dict[str, Any]) -> schema.TemplateJobIn:
             priority=body.get("priority", 50),
             retries=body.get("maxRetriesPerTask", 3),
             paused=body.get("targetTaskRunStatus") == "SUSPENDED",
+            asset_references=_asset_references(body.get("attachments"), storage_profile),
         )
     except ValueError as exc:  # pydantic's refusal: a priority or a retry count out of range
         raise validation(f"the job is malformed: {exc}", "body") from None
+
+
+#: Job attachment roots a CreateJob may carry, and output directories per root.
+_MAX_ROOTS = 64
+_MAX_PATH = 4096
+
+
+def _asset_references(attachments: Any, storage_profile: str | None) -> dict[str, Any] | None:
+    """CreateJob's `attachments`: the output directories it names, kept with the job (the
+    files themselves are read where they are; routes/deadline/outputs.py), and its storage
+    profile."""
+    if attachments is None:
+        return None if storage_profile is None else {"storageProfileId": storage_profile}
+    manifests = attachments.get("manifests") if isinstance(attachments, dict) else None
+    if not isinstance(manifests, list) or len(manifests) > _MAX_ROOTS:
+        raise validation(f"attachments.manifests: a list of at most {_MAX_ROOTS}", "attachments")
+    outputs: list[str] = []
+    for manifest in manifests:
+        root = manifest.get("rootPath") if isinstance(manifest, dict) else None
+        relative = manifest.get("outputRelativeDirectories") or [] if root else []
+        if not isinstance(root, str) or not isinstance(relative, list):
+            raise validation("attachments.manifests: each needs its rootPath", "attachments")
+        for rel in relative[:_MAX_ROOTS]:
+            if isinstance(rel, str) and len(root) + len(rel) < _MAX_PATH:
+                outputs.append(root if rel in ("", ".") else f"{root.rstrip('/')}/{rel}")
+    refs: dict[str, Any] = {"assetReferences": {"outputs": {"directories": outputs}}}
+    if storage_profile is not None:
+        refs["storageProfileId"] = storage_profile
+    return refs
 
 
 def _template_refusal(exc: InvalidInput) -> DeadlineError:
@@ -184,7 +241,18 @@ async def create_job(
     farmId: str, queueId: str, request: Request, farm: FarmDep, caller: SignedCaller
 ) -> Any:
     body = await json_body(request)
-    submission = _submission(body)
+    profile = body.get("storageProfileId")
+    if profile is not None:
+        if not isinstance(profile, str):
+            raise validation("storageProfileId must be a storage profile's id", "storageProfileId")
+        try:
+            await storage.one_profile(farm, profile)
+        except DeadlineError:
+            raise validation(
+                f"storageProfileId: no storage profile {profile[:100]} is allowed in this queue",
+                "storageProfileId",
+            ) from None
+    submission = _submission(body, profile)
     max_failed = _optional_int(body, "maxFailedTasksCount", 0)
     max_workers = _optional_int(body, "maxWorkerCount", -1)
     description = body.get("descriptionOverride")
