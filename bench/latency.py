@@ -8,9 +8,10 @@ pause, so the worker is back in its held long-poll before the next submit. The t
 client, by one method for both systems:
 
 - submit to start: from the submit call to the time the task printed (its first action);
-- submit to seen done: from the submit call to the client seeing the job done (Thresher: the
-  job's status read every --poll-every seconds on a kept-alive connection; Dask: the future's
-  result arriving).
+- submit to seen done: from the submit call to the client seeing the job done (Thresher, by
+  default `--seen-by wait`: the client's `wait`, a long-poll the controller answers when the
+  job ends; `--seen-by poll`, the method before it: the job's status read every --poll-every
+  seconds on a kept-alive connection; Dask: the future's result arriving).
 
 Dask's task runs the same command with `subprocess.run` in a LocalCluster of one worker process
 with one thread. The controller's own record (job created_at to the attempt's created_at) is
@@ -85,6 +86,12 @@ def main() -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--jobs", type=int, default=50)
     parser.add_argument("--gap", type=float, default=0.2, help="seconds idle between jobs")
+    parser.add_argument(
+        "--seen-by",
+        choices=("wait", "poll"),
+        default="wait",
+        help="how the client learns of the end: the job's wait (pushed), or polling its status",
+    )
     parser.add_argument("--poll-every", type=float, default=0.001, help="job status poll, seconds")
     parser.add_argument("--timeout", type=float, default=60.0, help="per job")
     parser.add_argument("--no-dask", action="store_true", help="leave out the Dask yardstick")
@@ -112,9 +119,12 @@ def main() -> dict[str, Any]:
             t0, wall0 = time.perf_counter(), time.time()
             job = client.submit(f"bench-latency-{i}", FIRST_ACTION, frames="1", chunk=1)
             submit_rtt_ms.append((time.perf_counter() - t0) * 1000)
-            done = c.wait_job(
-                client, job.id, every_s=args.poll_every, timeout_s=args.timeout, pids=pids
-            )
+            if args.seen_by == "wait":
+                done = client.wait(job.id, timeout_s=args.timeout)
+            else:
+                done = c.wait_job(
+                    client, job.id, every_s=args.poll_every, timeout_s=args.timeout, pids=pids
+                )
             seen_done_ms.append((time.perf_counter() - t0) * 1000)
             if done.status != "succeeded":
                 raise SystemExit(f"job {job.id} ended {done.status}")
@@ -146,6 +156,7 @@ def main() -> dict[str, Any]:
         "dask": dask,
         "method": "client clock: submit call to the task's printed first action (start), and "
         "to the client seeing it done (done)",
+        "seen_by": args.seen_by,
         "submit_rtt_p50_ms": round(c.percentile(submit_rtt_ms, 50), 1),
         "start_to_finish_p50_ms": round(c.percentile(start_to_done_ms, 50), 1)
         if start_to_done_ms

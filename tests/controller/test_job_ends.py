@@ -1,14 +1,19 @@
 """Every job ends, over HTTP on a served controller (SQLite and PostgreSQL): a block that
 cannot succeed ends its job `failed` with what waited on it marked as never run, a retry brings
-it all back, and a job waiting on a deleted job fails saying so."""
+it all back, and a job waiting on a deleted job fails saying so; a wait for a job's end is
+answered by it."""
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
+import httpx
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
 from tests.controller.test_dispatch import ended, worker
 
-from thresher.client import Client
+from thresher.client import Client, InvalidRequest, NotFound
 from thresher.schemas import api
 from thresher.testing import FakeClock, ServedController, wait_until
 
@@ -142,3 +147,47 @@ def test_a_task_requeued_where_it_can_never_run_is_marked_by_dispatch(serve: Any
         done = admin.job(job.id)
         assert (done.status, done.counts.canceled) == ("failed", 1)
         assert task_statuses(admin, job.id, 1) == ["canceled"]
+
+
+# -- waiting for a job's end (GET /jobs/{id}/wait) --------------------------------------------
+
+
+def waits_held(served: ServedController) -> float:
+    text = httpx.get(
+        served.url + "/metrics", headers={"Authorization": f"Bearer {served.admin_token}"}
+    ).text
+    for family in text_string_to_metric_families(text):
+        for s in family.samples:
+            if s.name == "thresher_job_waits_in_flight":
+                return s.value
+    raise AssertionError("no thresher_job_waits_in_flight in the metrics")
+
+
+def test_a_wait_answers_when_the_job_ends_else_at_its_timeout(
+    served: ServedController, admin: Client
+) -> None:
+    """GIVEN a one-task job, WHEN a client waits for it: the wait times out returning the job
+    unfinished; a wait held while the task runs is answered by its finish, long before its
+    timeout; a bad timeout is refused naming the field; another artist's job is not found."""
+    job = admin.submit("one", ["true"], frames="1")
+    assert admin.wait(job.id, timeout_s=0.05).status == "queued"  # the job as it is
+
+    seen: list[api.JobOut] = []
+    with Client(served.url, served.admin_token) as other:
+        held = threading.Thread(target=lambda: seen.append(other.wait(job.id, timeout_s=60)))
+        held.start()
+        wait_until(lambda: waits_held(served) == 1, timeout=10, what="the wait held")
+        w = worker(served, "w1")
+        (task,) = w.poll().assignments
+        w.poll(want=0, finished=[ended(task)])
+        held.join(timeout=30)  # inside the 60 s hold: answered by the finish
+    assert not held.is_alive(), "the wait was not answered by the job's end"
+    assert [j.status for j in seen] == ["succeeded"]
+    assert waits_held(served) == 0
+
+    with pytest.raises(InvalidRequest) as bad:
+        admin.get_json(f"/api/v1/jobs/{job.id}/wait", timeout_s=61)
+    assert "timeout_s" in str(bad.value)
+    bob = admin.create_token("bob", "artist").token
+    with Client(served.url, bob) as as_bob, pytest.raises(NotFound):
+        as_bob.wait(job.id, timeout_s=0)

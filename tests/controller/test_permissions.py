@@ -64,6 +64,7 @@ EXPECTED: dict[str, Rule] = {
     "GET /api/v1/jobs/{job_id}": job(READ),
     "DELETE /api/v1/jobs/{job_id}": job(SUBMIT),
     "GET /api/v1/jobs/{job_id}/why": job(READ),
+    "GET /api/v1/jobs/{job_id}/wait": job(READ),
     "POST /api/v1/jobs/{job_id}/pause": job(SUBMIT),
     "POST /api/v1/jobs/{job_id}/resume": job(SUBMIT),
     "POST /api/v1/jobs/{job_id}/cancel": job(SUBMIT),
@@ -333,6 +334,8 @@ def _call(
     elif route.endswith("/jobs/{jobId}"):  # Deadline Cloud shows OpenJD jobs only
         job_id = farm.submit_template_as(owner if own else "bob")
     path = template.format(**_params(farm, route, identity, own=own, job_id=job_id))
+    if route == "GET /api/v1/jobs/{job_id}/wait":
+        path += "?timeout_s=0"  # the job as it is: no wait for its end
     body = BODIES.get(route)
     if template.startswith("/deadline") and identity in farm.access_keys:
         raw = b"" if body is None else __import__("json").dumps(body).encode()

@@ -1,6 +1,7 @@
 """Three `thresher controller` processes started at once on one empty PostgreSQL database: all
-come up; a poll held on one wakes for a submission on another (LISTEN/NOTIFY); logs are JSON
-lines carrying the request id the client sent."""
+come up; a poll held on one wakes for a submission on another (LISTEN/NOTIFY), and a client
+waiting on a third for the job's end hears of its finish; logs are JSON lines carrying the
+request id the client sent."""
 
 from __future__ import annotations
 
@@ -76,6 +77,38 @@ def test_a_poll_held_on_one_controller_wakes_for_a_submit_on_another(cluster: Cl
     assert not poll.is_alive(), "the poll on B was not woken by the submit on A"
     assert [a["job_id"] for a in answer["assignments"]] == [job["id"]]
     assert sample(cluster.metrics(1), "thresher_peer_changes_total") >= 1
+
+    # A client waiting on C for the job's end hears of its finish reported on B.
+    seen: dict[str, Any] = {}
+
+    def wait_on_c() -> None:
+        seen.update(
+            httpx.get(
+                cluster.url_of(2) + f"/api/v1/jobs/{job['id']}/wait",
+                params={"timeout_s": 30},
+                headers=admin,
+                timeout=60,
+            ).json()
+        )
+
+    waiting = threading.Thread(target=wait_on_c)
+    waiting.start()
+    wait_until(
+        lambda: sample(cluster.metrics(2), "thresher_job_waits_in_flight") == 1,
+        timeout=10,
+        what="the wait held on C",
+    )
+    (task,) = answer["assignments"]
+    finished = {"attempt_id": task["attempt_id"], "token": task["token"], "status": "succeeded"}
+    httpx.post(
+        b + "/api/v1/agent/poll",
+        headers=worker,
+        json={"wait_s": 0, "finished": [{**finished, "exit_code": 0}]},
+        timeout=30,
+    ).raise_for_status()
+    waiting.join(timeout=20)  # well inside the 30 s wait: woken by B's notification
+    assert not waiting.is_alive(), "the wait on C was not woken by the finish on B"
+    assert seen["status"] == "succeeded"
     # The submit's own log line on A, as JSON, with the request id the client sent.
     controller_a = cluster.controllers[0]
     assert controller_a is not None

@@ -4,7 +4,6 @@
 # Annotations here are values, not strings (no `from __future__ import annotations`): see
 # thresher.cli.main on why.
 
-import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -213,11 +212,14 @@ def delete(
 
 def watch(
     job_id: JobId,
-    every: Annotated[float, typer.Option("--every", min=0.1, help="Seconds between polls.")] = 0.5,
+    every: Annotated[
+        float, typer.Option("--every", min=0.1, help="Seconds between progress updates.")
+    ] = 0.5,
     url: UrlOption = DEFAULT_URL,
     token: TokenOption = None,
 ) -> None:
-    """Show a job's progress until it ends; exit 0 when it succeeded, 1 otherwise."""
+    """Show a job's progress until it ends (told the moment it does); exit 0 when it
+    succeeded, 1 otherwise."""
     with connect(url, token) as client:
         job = _follow(client, job_id, every=every)
     if job.status != "succeeded":
@@ -253,8 +255,7 @@ def _follow(client: "Client", job_id: int, *, every: float) -> "api.JobOut":
             progress.update(bar, completed=done(job), total=c.total, status=status)
             if job.status in FINAL:
                 return job
-            time.sleep(every)
-            job = client.job(job_id)
+            job = client.wait(job_id, timeout_s=every)  # at once when it ends
 
 
 def register(app: typer.Typer) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping, Sequence
 from typing import Any, TypeVar
 
@@ -17,6 +18,10 @@ from thresher.schemas import monitor as mon
 from thresher.schemas import openjd as ojd
 
 M = TypeVar("M", bound=BaseModel)
+#: A job's final states, as the API names them.
+FINAL = frozenset({"succeeded", "failed", "canceled"})
+#: The longest one wait request is held (the controller's limit is 60 s).
+WAIT_PIECE_S = 50.0
 
 
 class Client(AccsynCalls, EventsMixin, SecurityCalls, SitesCalls):
@@ -152,6 +157,24 @@ class Client(AccsynCalls, EventsMixin, SecurityCalls, SitesCalls):
 
     def job(self, job_id: int) -> api.JobOut:
         return self._get(api.JobOut, f"/api/v1/jobs/{job_id}")
+
+    def wait(self, job_id: int, *, timeout_s: float | None = None) -> api.JobOut:
+        """The job once it is final (succeeded, failed, canceled), or as it is when
+        `timeout_s` has passed (None: however long it takes). The controller answers the
+        moment the job ends (`GET /jobs/{id}/wait`, held up to `WAIT_PIECE_S` at a time)."""
+        deadline = None if timeout_s is None else time.monotonic() + timeout_s
+        while True:
+            left = WAIT_PIECE_S if deadline is None else deadline - time.monotonic()
+            piece = max(0.0, min(WAIT_PIECE_S, left))
+            data = self._call(
+                "GET",
+                f"/api/v1/jobs/{job_id}/wait",
+                params={"timeout_s": round(piece, 3)},
+                timeout=piece + self._timeout,  # the hold, then the usual time to answer
+            ).json()
+            job = api.JobOut.model_validate(data)
+            if job.status in FINAL or (deadline is not None and time.monotonic() >= deadline):
+                return job
 
     def why(self, job_id: int) -> api.WhyOut:
         """Why the job waits: what holds it, else each block's reasons over the workers."""

@@ -160,6 +160,7 @@ class Server(uvicorn.Server):
         farm = getattr(getattr(self.config.app, "state", None), "farm", None)
         if isinstance(farm, Farm) and not farm.notifier.closing:
             farm.notifier.close()
+            farm.job_ends.close()
         return True
 
 

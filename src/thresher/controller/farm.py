@@ -28,6 +28,7 @@ from thresher.controller.engines import EngineRegistry
 from thresher.controller.events import EventHub
 from thresher.controller.farm_thread import FarmThread
 from thresher.controller.find import Finder
+from thresher.controller.job_ends import JobEnds
 from thresher.controller.jobs import Jobs
 from thresher.controller.metrics import FarmMetrics, TimedDispatcher
 from thresher.controller.monitor import IdleSamples, Monitor
@@ -81,6 +82,8 @@ class Farm:
         # (soft) reaches the index through the finish itself.
         notifier.listeners.append(self._changed)
         self.unit = UnitOfWork(store, self.dispatch_index, notifier, clock)
+        self.job_ends = JobEnds()  # requests waiting for a job's end (GET /jobs/{id}/wait)
+        self.unit.on_ended = self.job_ends.ended
         self.thread.on_unavailable = self.unit.note_unavailable
         self.engine_host = EngineHost(timeout_s=settings.engine_check_timeout_s)
         self.engines = EngineRegistry(store, clock, host=self.engine_host)
@@ -122,6 +125,7 @@ class Farm:
             self.thread,
             ident=ident,
             heard=self.metrics.peer_changes.inc,
+            job_ends=self.job_ends,
         )
         self.sweep_lease = SingletonLease(store.engine, "sweep")
         self.sites = Sites(store, clock, self.unit)  # sites, volumes, jobs' sync per site

@@ -311,3 +311,4 @@ class Jobs:
         job = self.store.jobs.get(job_id)
         if job.status in FINAL_JOB and self.store.jobs.mark_finished(job_id, self.clock.now()):
             job_event(self.store, job, final_kind(job.status), now=self.clock.now())
+            self.unit.job_ended(job_id)

@@ -57,6 +57,11 @@ class FarmMetrics:
         self.polls_held = Gauge(
             "thresher_polls_in_flight", "Workers' polls being answered or held now", registry=r
         )
+        self.job_waits = Gauge(
+            "thresher_job_waits_in_flight",
+            "Requests waiting for a job's end now (GET /jobs/{id}/wait)",
+            registry=r,
+        )
         self.dispatch = Histogram(
             "thresher_dispatch_seconds",
             "Dispatch rounds: choosing and claiming tasks for one poll",

@@ -20,6 +20,7 @@ from collections.abc import Callable
 
 from thresher.controller.dispatch import DispatchIndex
 from thresher.controller.farm_thread import FarmThread
+from thresher.controller.job_ends import JobEnds
 from thresher.controller.notifier import Notifier
 from thresher.store.cluster import PeerChannel, is_postgres
 from thresher.store.store import Store
@@ -44,6 +45,7 @@ class Peers:
         *,
         ident: str | None = None,
         heard: Callable[[], None] | None = None,
+        job_ends: JobEnds | None = None,
     ) -> None:
         self.ident = ident or controller_ident()
         self.notifier, self.index, self.thread = notifier, index, thread
@@ -54,13 +56,16 @@ class Peers:
         self._waiting: bool | None = None
         self._lock = threading.Lock()
         self.channel: PeerChannel | None = None
+        self.job_ends = job_ends
         if is_postgres(store.engine):
-            self.channel = PeerChannel(store.engine, self.ident, self._heard)
+            self.channel = PeerChannel(store.engine, self.ident, self._heard, self._ended)
 
     def start(self) -> None:
         if self.channel is None:
             return
         self.notifier.listeners.append(self._announce)
+        if self.job_ends is not None:
+            self.job_ends.announce = self.channel.announce_ended
         self.channel.start()
 
     def close(self) -> None:
@@ -72,6 +77,11 @@ class Peers:
         if self._relaying or self.notifier.closing or self.channel is None:
             return
         self.channel.announce(soft=soft)
+
+    def _ended(self, job_ids: list[int] | None) -> None:
+        """Jobs a peer ended (on the listening thread): their waiters here read them again."""
+        if self.job_ends is not None:
+            self.job_ends.ended(job_ids, announce=False)
 
     def _heard(self, soft: bool) -> None:
         """A peer's change (on the listening thread): taken in on the farm thread."""

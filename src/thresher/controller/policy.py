@@ -39,6 +39,7 @@ ROUTES: dict[str, frozenset[str]] = {
     "GET /api/v1/jobs/{job_id}": READ,
     "DELETE /api/v1/jobs/{job_id}": SUBMIT,
     "GET /api/v1/jobs/{job_id}/why": READ,
+    "GET /api/v1/jobs/{job_id}/wait": READ,
     "POST /api/v1/jobs/{job_id}/pause": SUBMIT,
     "POST /api/v1/jobs/{job_id}/resume": SUBMIT,
     "POST /api/v1/jobs/{job_id}/cancel": SUBMIT,

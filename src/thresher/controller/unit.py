@@ -30,6 +30,8 @@ class AuditNote:
 
 #: The note of the call served in this context, if it is audited.
 AUDIT_NOTE: ContextVar[AuditNote | None] = ContextVar("thresher-audit-note", default=None)
+#: The jobs the open transaction made final, told to `on_ended` once it has committed.
+_ENDED: ContextVar[list[int] | None] = ContextVar("thresher-ended-jobs", default=None)
 
 
 class UnitOfWork:
@@ -45,6 +47,17 @@ class UnitOfWork:
         # When the store was last unavailable (None: never): the workers could not be heard
         # then, so no lease may run out for it until a lease after the store is back.
         self.unavailable_at: float | None = None
+        #: Told of the jobs that ended, after the commit that ended them (`JobEnds.ended`).
+        self.on_ended: Callable[[list[int]], None] | None = None
+
+    def job_ended(self, job_id: int) -> None:
+        """Job `job_id` became final in the open transaction: its waiters hear of it once
+        that commits (at once where no transaction of this unit is open)."""
+        pending = _ENDED.get()
+        if pending is not None:
+            pending.append(job_id)
+        elif self.on_ended is not None:
+            self.on_ended([job_id])
 
     def note_unavailable(self) -> None:
         """The store could not be reached now: no worker's lease runs out for it (see
@@ -56,9 +69,12 @@ class UnitOfWork:
         """Every store call inside commits together, or none does (see `Store.transaction`).
         On a failure the dispatch index, which counted the claims and finishes rolled back, is
         rebuilt from the store."""
+        outer = _ENDED.get() is None
+        token = _ENDED.set([]) if outer else None
         try:
             with self.store.transaction():
                 yield
+            ended = _ENDED.get() if outer else None
         except Contended:  # another transaction's conflict: the database is there
             self.index.rolled_back()
             raise
@@ -69,6 +85,11 @@ class UnitOfWork:
         except BaseException:
             self.index.rolled_back()
             raise
+        finally:
+            if token is not None:
+                _ENDED.reset(token)
+        if ended and self.on_ended is not None:
+            self.on_ended(ended)
 
     @contextlib.contextmanager
     def change(self, *, soft: bool = False) -> Iterator[None]:

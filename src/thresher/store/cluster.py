@@ -35,6 +35,9 @@ log = logging.getLogger("thresher.store.cluster")
 CHANNEL = "thresher_changes"
 #: How long a soft change (a finish) waits to share its NOTIFY with the next ones.
 SOFT_DELAY_S = 0.02
+#: The longest list of ended jobs' ids one NOTIFY carries (its payload is at most 8,000
+#: bytes); beyond, it says `*`: peers' waiters read their jobs again.
+MAX_ENDED_CHARS = 4000
 #: How long a broken listening or lease connection waits before it is opened again.
 RECONNECT_S = 0.5
 
@@ -149,9 +152,16 @@ class PeerChannel:
     NOTIFY (a hard change wins over soft ones). A listener thread calls `on_peer(soft)` for
     every notification another controller sent; its own are recognised by the sender's id."""
 
-    def __init__(self, engine: sa.Engine, ident: str, on_peer: Callable[[bool], None]) -> None:
-        self.engine, self.ident, self.on_peer = engine, ident, on_peer
+    def __init__(
+        self,
+        engine: sa.Engine,
+        ident: str,
+        on_peer: Callable[[bool], None],
+        on_ended: Callable[[list[int] | None], None] | None = None,
+    ) -> None:
+        self.engine, self.ident, self.on_peer, self.on_ended = engine, ident, on_peer, on_ended
         self._pending: bool | None = None  # None: nothing to send; else whether it is soft
+        self._ended: set[int] = set()  # jobs that ended here, not sent yet
         self._cond = threading.Condition()
         self._closing = False
         self.sent = 0
@@ -194,27 +204,46 @@ class PeerChannel:
 
     # -- sending --------------------------------------------------------------------------------
 
-    def _next(self) -> bool | None:
-        """What to send next (None: closing). A soft change (a finish) waits up to
-        `SOFT_DELAY_S` for others to share its NOTIFY (peers take finishes in that lazily
-        anyway); a hard one goes at once and takes the soft ones waiting with it."""
+    def announce_ended(self, job_ids: list[int]) -> None:
+        """Jobs that ended here: sent at once (those waiting for them on a peer wake), in the
+        NOTIFY of the change that ended them when it has not gone yet."""
         with self._cond:
-            self._cond.wait_for(lambda: self._pending is not None or self._closing)
-            if self._pending:
-                self._cond.wait_for(lambda: self._pending is False or self._closing, SOFT_DELAY_S)
+            self._ended.update(job_ids)
+            self._cond.notify()
+
+    def _next(self) -> tuple[str, str] | None:
+        """What to send next: (kind, ended jobs), or None when closing. A soft change (a
+        finish) waits up to `SOFT_DELAY_S` for others to share its NOTIFY (peers take
+        finishes in that lazily anyway); a hard one, or a job's end, goes at once and takes
+        what waits with it. Kind: "h" hard, "s" soft, "e" jobs ended and nothing else."""
+        with self._cond:
+            self._cond.wait_for(
+                lambda: self._pending is not None or bool(self._ended) or self._closing
+            )
+            if self._pending and not self._ended:
+                self._cond.wait_for(
+                    lambda: self._pending is False or bool(self._ended) or self._closing,
+                    SOFT_DELAY_S,
+                )
             soft, self._pending = self._pending, None
-            return soft
+            ended, self._ended = sorted(self._ended), set()
+        if soft is None and not ended:
+            return None
+        kind = "e" if soft is None else "s" if soft else "h"
+        text = ",".join(str(i) for i in ended)
+        return kind, ("*" if len(text) > MAX_ENDED_CHARS else text)
 
     def _send_loop(self) -> None:
         conn: psycopg.Connection[Any] | None = None
         while True:
-            soft = self._next()
-            if soft is None:
+            what = self._next()
+            if what is None:
                 break
+            kind, ended = what
             try:
                 if conn is None or conn.closed:
                     conn = _connect(self.engine)
-                payload = f"{self.ident}:{'s' if soft else 'h'}"
+                payload = f"{self.ident}:{kind}" + (f"|{ended}" if ended else "")
                 conn.execute("SELECT pg_notify(%s, %s)", (CHANNEL, payload))
                 self.sent += 1
             except _pg_error() as exc:  # peers rebuild from the database within seconds
@@ -247,17 +276,25 @@ class PeerChannel:
             if self._missed:  # what peers did meanwhile was not heard: take it as a change
                 self._missed = False
                 self.on_peer(False)
+                if self.on_ended is not None:
+                    self.on_ended(None)  # and any job may have ended
             while not self._closing:
                 for note in conn.notifies(timeout=1.0):
                     self._heard(note.payload)
             self.listening.clear()
 
     def _heard(self, payload: str) -> None:
-        ident, _, kind = payload.rpartition(":")
+        """A payload is `ident:kind`, then `|` and the ids of the jobs that ended (comma
+        separated; `*`: too many to list, any may have ended)."""
+        head, _, ended = payload.partition("|")
+        ident, _, kind = head.rpartition(":")
         if ident == self.ident:
             return
         self.heard += 1
         try:
-            self.on_peer(kind == "s")
+            if kind != "e":
+                self.on_peer(kind == "s")
+            if ended and self.on_ended is not None:
+                self.on_ended(None if ended == "*" else [int(i) for i in ended.split(",")])
         except Exception:
             log.exception("a peer's change could not be taken in")

@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response
 
 from thresher.controller.convert import job_out, why_out
+from thresher.controller.job_ends import MAX_WAIT_S, wait_for_end
 from thresher.controller.jobs import Acted
 from thresher.controller.routes.deps import (
     MAX_INDEX,
@@ -77,6 +78,22 @@ def _page_json(jobs: list[JobRecord], limit: int, offset: int, max_bytes: int) -
 @router.get("/{job_id}", response_model=api.JobOut)
 async def show(job_id: JobIdPath, farm: FarmDep, caller: CallerDep) -> Response:
     job = await farm.call(farm.jobs.get, caller, job_id)
+    return await json_answer(lambda: job_out(job))
+
+
+@router.get("/{job_id}/wait", response_model=api.JobOut)
+async def wait(
+    job_id: JobIdPath,
+    farm: FarmDep,
+    caller: CallerDep,
+    timeout_s: Annotated[
+        float, Query(ge=0, le=MAX_WAIT_S, description="seconds to wait at most")
+    ] = 30.0,
+) -> Response:
+    """The job as `GET /jobs/{id}` shows it, answered as soon as it is final (succeeded,
+    failed, canceled), else when `timeout_s` has passed (the job as it is then). Woken by the
+    commit that ends the job, on this controller or another on the same PostgreSQL."""
+    job = await wait_for_end(farm, caller, job_id, timeout_s)
     return await json_answer(lambda: job_out(job))
 
 
