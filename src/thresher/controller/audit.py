@@ -6,9 +6,11 @@ refusals included).
 
 A call that changes state writes its row in the transaction of its first change
 (`UnitOfWork.change`, through the `AUDIT_NOTE` set here), so a change is never committed
-without its row; the status (0 until then) and the id a creation answered with are written to
-it before the answer leaves. A controller dying between the two leaves the row with status 0:
-the change was made, its answer may not have reached the caller. A call that changed nothing
+without its row; the status (0 until then) and the id a creation answered with are handed to
+the farm thread as the answer leaves, and written there before any call handed over later (so
+a read of the trail made after the answer arrived sees them; the answer does not wait for the
+write). A controller dying between the two leaves the row with status 0: the change was made,
+its answer may not have reached the caller. A call that changed nothing
 (a refusal, an error) gets its row before its answer leaves. The workers' polls and reports
 are not recorded (their work is: attempts and their outcomes)."""
 
@@ -20,6 +22,7 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from thresher.controller.farm_thread import retrying
 from thresher.controller.unit import AUDIT_NOTE, AuditNote
 
 log = logging.getLogger("thresher.controller.audit")
@@ -126,10 +129,24 @@ class AuditTrail:
         try:
             # straight to the farm thread: the request's caller is not confirmed again here
             if note.row_id is not None:
-                await farm.thread.run(farm.access.settle, note.row_id, obj=obj, status=status)
+                # The row was committed with the change: its status is handed to the farm
+                # thread, which writes it before any call handed over after it (a read of the
+                # trail made once this answer arrived sees it), and the answer goes now,
+                # without waiting behind the use cases queued meanwhile (a held poll's claim).
+                row_id = note.row_id
+                farm.thread.post(lambda: _settle(farm, row_id, obj, status))
             else:
                 await farm.thread.run(
                     farm.access.record, caller, action=action, obj=obj, status=status
                 )
         except Exception:  # the answer still goes out; the failure is logged, not the body
             log.exception("audit row for %s %s not written", action, obj)
+
+
+def _settle(farm: Any, row_id: int, obj: str, status: int) -> None:
+    """On the farm thread: the status of a call whose row its change wrote (retried as a use
+    case is, when the database rolled it back for a conflict)."""
+    try:
+        retrying(lambda: farm.access.settle(row_id, obj=obj, status=status))
+    except Exception:
+        log.exception("audit status of row %s (%s) not written", row_id, obj)

@@ -26,7 +26,15 @@ router = APIRouter(prefix="/api/v1/jobs", tags=["jobs"])
 @router.post("", status_code=201, response_model=api.JobOut)
 async def submit(body: api.JobIn, farm: FarmDep, caller: CallerDep) -> Response:
     job = await farm.call(farm.jobs.submit, caller, body)
-    return await json_answer(lambda: job_out(job), status_code=201)
+    return await json_answer(lambda: job_out(job), status_code=201, small=_small(job))
+
+
+#: A job of at most this many blocks is answered without the hand-off to a thread.
+SMALL_JOB_BLOCKS = 8
+
+
+def _small(job: JobRecord) -> bool:
+    return len(job.blocks) <= SMALL_JOB_BLOCKS
 
 
 #: The most JSON one page of jobs may carry.
@@ -78,7 +86,7 @@ def _page_json(jobs: list[JobRecord], limit: int, offset: int, max_bytes: int) -
 @router.get("/{job_id}", response_model=api.JobOut)
 async def show(job_id: JobIdPath, farm: FarmDep, caller: CallerDep) -> Response:
     job = await farm.call(farm.jobs.get, caller, job_id)
-    return await json_answer(lambda: job_out(job))
+    return await json_answer(lambda: job_out(job), small=_small(job))
 
 
 @router.get("/{job_id}/wait", response_model=api.JobOut)
@@ -94,7 +102,7 @@ async def wait(
     failed, canceled), else when `timeout_s` has passed (the job as it is then). Woken by the
     commit that ends the job, on this controller or another on the same PostgreSQL."""
     job = await wait_for_end(farm, caller, job_id, timeout_s)
-    return await json_answer(lambda: job_out(job))
+    return await json_answer(lambda: job_out(job), small=_small(job))
 
 
 @router.get("/{job_id}/why", response_model=api.WhyOut)
