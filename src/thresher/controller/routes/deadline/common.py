@@ -111,17 +111,22 @@ def compact(out: dict[str, Any]) -> dict[str, Any]:
 # -- authentication --------------------------------------------------------------------------
 
 
+async def signed_request(request: Request) -> SignedRequest:
+    """What SigV4 signs of `request`: its method, path and query as sent, headers, body."""
+    return SignedRequest(
+        method=request.method,
+        raw_path=request.scope.get("raw_path", b"").decode("latin-1") or request.url.path,
+        raw_query=request.scope.get("query_string", b"").decode("latin-1"),
+        headers={k.lower(): v for k, v in request.headers.items()},
+        body=await request.body(),
+    )
+
+
 async def signed_caller(request: Request, farm: Annotated[Farm, Depends(get_farm)]) -> Caller:
     """The caller whose access key signed the request (SigV4), or an AWS-style 403."""
     try:
         auth = parse_authorization(request.headers.get("authorization"))
-        signed = SignedRequest(
-            method=request.method,
-            raw_path=request.scope.get("raw_path", b"").decode("latin-1") or request.url.path,
-            raw_query=request.scope.get("query_string", b"").decode("latin-1"),
-            headers={k.lower(): v for k, v in request.headers.items()},
-            body=await request.body(),
-        )
+        signed = await signed_request(request)
         caller: Caller = await farm.call(farm.access.signed_caller, signed, auth)
     except SignatureError as exc:
         raise DeadlineError(403, exc.code, exc.message) from None

@@ -36,6 +36,7 @@ from thresher.controller.routes.deadline.common import (
     QUEUE_ID,
     DeadlineError,
     job_id_in,
+    signed_request,
     step_id_out,
 )
 from thresher.controller.routes.deadline.outputs import (
@@ -47,7 +48,7 @@ from thresher.controller.routes.deadline.outputs import (
     served_roots,
 )
 from thresher.controller.routes.deps import get_farm
-from thresher.controller.sigv4 import SignatureError, SignedRequest, parse_authorization
+from thresher.controller.sigv4 import SignatureError, parse_authorization
 from thresher.core.errors import Forbidden, NotFound
 from thresher.engines.platforms import local_os
 
@@ -105,13 +106,7 @@ async def queue_caller(request: Request, farm: Annotated[Farm, Depends(get_farm)
         auth = parse_authorization(request.headers.get("authorization"))
         if auth.service != "s3":
             raise SignatureError("InvalidRequest", "sign requests here for the service 's3'")
-        signed = SignedRequest(
-            method=request.method,
-            raw_path=request.scope.get("raw_path", b"").decode("latin-1") or request.url.path,
-            raw_query=request.scope.get("query_string", b"").decode("latin-1"),
-            headers={k.lower(): v for k, v in request.headers.items()},
-            body=await request.body(),
-        )
+        signed = await signed_request(request)
         caller: Caller = await farm.call(farm.access.queue_caller, signed, auth)
     except SignatureError as exc:
         code = "SignatureDoesNotMatch" if exc.code == "InvalidSignatureException" else exc.code
