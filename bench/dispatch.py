@@ -31,6 +31,7 @@ import multiprocessing as mp
 import shutil
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -263,6 +264,9 @@ def run_one(
         ]
         ctl = ctls[0]
         client = stack.enter_context(ctl.client(timeout=120))
+        held = None
+        if args.hold_vacuum and db_url:
+            held = stack.enter_context(_vacuum_held_back(db_url))
         c.log(f"{db}: submitting {args.tasks} tasks")
         job = client.submit("bench-dispatch", ["true"], frames=f"1-{args.tasks}", chunk=1)
         names = [f"sim-{i:04d}" for i in range(args.workers)]
@@ -297,6 +301,8 @@ def run_one(
         for p in procs:
             p.join(timeout=30)
         remaining = client.job(job.id).counts
+        table_stats = _block_table_stats(db_url) if db_url else None
+        held_s = None if held is None else round(time.monotonic() - held, 1)
         if remaining.waiting + remaining.queued == 0:
             c.log(f"{db}: the queue ran dry before the window ended: raise --tasks")
     latencies = [x for s in stats for x in s.latencies]
@@ -319,8 +325,57 @@ def run_one(
         "assignments_per_poll": round(assignments / max(1, len(latencies)), 2),
         "queue_left": remaining.waiting + remaining.queued,
     }
+    if table_stats is not None:
+        result["blocks_table"] = table_stats
+    if held_s is not None:
+        result["vacuum_held_back_s"] = held_s
     c.log(f"{db}, ahead {ahead}: {result}")
     return result
+
+
+@contextlib.contextmanager
+def _vacuum_held_back(url: str) -> Iterator[float]:
+    """A REPEATABLE READ transaction on a connection of its own, open (its snapshot taken)
+    until the context ends: no row version deleted or updated after it began can be removed by
+    vacuum or pruned from its page meanwhile, as a long report or backup would hold it. Yields
+    when it began (monotonic)."""
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(url)
+    try:
+        with engine.connect() as conn:
+            conn = conn.execution_options(isolation_level="REPEATABLE READ")
+            with conn.begin():
+                conn.execute(sa.text("SELECT count(*) FROM blocks")).scalar()  # the snapshot
+                c.log("vacuum held back: a REPEATABLE READ transaction is open")
+                yield time.monotonic()
+    finally:
+        engine.dispose()
+
+
+def _block_table_stats(url: str) -> dict[str, Any]:
+    """How the blocks table (the hot cursor row) fared: updates, those that stayed HOT (no new
+    index entry), dead row versions, and its size with its indexes."""
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(url)
+    try:
+        with engine.connect() as conn:
+            row = conn.execute(
+                sa.text(
+                    "SELECT n_tup_upd, n_tup_hot_upd, n_dead_tup,"
+                    " pg_total_relation_size(relid) AS bytes FROM pg_stat_user_tables"
+                    " WHERE relname = 'blocks'"
+                )
+            ).one()
+    finally:
+        engine.dispose()
+    return {
+        "updates": row.n_tup_upd,
+        "hot_updates": row.n_tup_hot_upd,
+        "dead_rows": row.n_dead_tup,
+        "bytes_with_indexes": row.bytes,
+    }
 
 
 def main() -> None:
@@ -354,8 +409,17 @@ def main() -> None:
     parser.add_argument(
         "--profile", type=Path, metavar="DIR", help="py-spy the controller (see _profile_summary)"
     )
+    parser.add_argument(
+        "--hold-vacuum",
+        action="store_true",
+        help="PostgreSQL: hold back vacuum for the whole run (a REPEATABLE READ transaction "
+        "open on another connection from before registration to the window's end; "
+        "lengthen it with --warmup)",
+    )
     c.add_common_options(parser)
     args = parser.parse_args()
+    if args.hold_vacuum and args.db == "sqlite":
+        parser.error("--hold-vacuum needs PostgreSQL (--db postgresql)")
     if args.controllers > 1 and args.db == "sqlite":
         parser.error("--controllers above 1 needs PostgreSQL (--db postgresql)")
 

@@ -137,3 +137,28 @@ def test_the_grafana_dashboard_queries_metrics_that_exist(served: ServedControll
     got = scrape(served, served.admin_token)
     assert queried
     assert queried <= set(got), queried - set(got)
+
+
+def test_sync_bytes_agree_with_the_sync_reports(served: ServedController, admin: Client) -> None:
+    """What a job's sync runner reports moving counts once in `thresher_sync_bytes_total`,
+    as much as the API's job sites say is done (a report repeated adds nothing)."""
+    headers = {"Authorization": f"Bearer {served.admin_token}"}
+    put = httpx.put(f"{served.url}/api/v1/sites/sthlm", headers=headers, json={})
+    assert put.status_code == 200, put.text
+    job = admin.submit("synced", ["true"], frames="1")
+    worker = Worker(served, "w-sthlm")
+    sync = f"{served.url}/api/v1/agent/sync/{job.id}/sthlm"
+    claimed = httpx.post(sync, headers=worker.headers)
+    assert claimed.status_code == 200, claimed.text
+    assert claimed.json()["run"] is True
+    for done, state in ((1000, "running"), (1000, "running"), (4096, "done")):
+        report = {"state": state, "bytes_done": done, "bytes_total": 4096}
+        answer = httpx.put(sync, headers=worker.headers, json=report)
+        assert answer.status_code == 200, answer.text
+
+    got = scrape(served, served.admin_token)
+
+    sites = httpx.get(f"{served.url}/api/v1/jobs/{job.id}/sites", headers=headers).json()
+    done_in_api = sum(s["bytes_done"] for s in sites["sites"])
+    assert done_in_api == 4096
+    assert got["thresher_sync_bytes_total"][()] == done_in_api

@@ -16,7 +16,13 @@ from typing import Annotated
 import typer
 
 from thresher.cli.common import stderr, stdout
-from thresher.controller.app import Server, create_app, listen_socket, server_config
+from thresher.controller.app import (
+    Server,
+    create_app,
+    listen_socket,
+    new_event_loop,
+    server_config,
+)
 from thresher.controller.auth import ensure_admin_token, private_dir
 from thresher.controller.observe import configure_logging
 from thresher.controller.settings import ControllerSettings, SmtpSettings
@@ -79,7 +85,8 @@ def serve_controller(
         app = create_app(settings, store=store, clock=clock)
         server = _Server(server_config(app, settings))
         try:
-            asyncio.run(_serve(server, sock, url=url, ready=ready, stop=stop))
+            with asyncio.Runner(loop_factory=new_event_loop) as runner:
+                runner.run(_serve(server, sock, url=url, ready=ready, stop=stop))
         except SystemExit:
             # uvicorn exits the process when the app's startup fails; embedders want an error.
             if not server.started:

@@ -182,6 +182,17 @@ def server_config(app: FastAPI, settings: ControllerSettings | None = None) -> u
     )
 
 
+def new_event_loop() -> asyncio.AbstractEventLoop:
+    """The loop a controller serves on: uvloop's where it is installed (not on Windows), whose
+    wake-up from the farm thread and whose transports cost less per request than asyncio's;
+    else asyncio's."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.new_event_loop()
+    return uvloop.new_event_loop()
+
+
 def listen_socket(host: str, port: int) -> socket.socket:
     """A listening TCP socket for the server; port 0 picks a free one.
 

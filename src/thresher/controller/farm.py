@@ -125,6 +125,7 @@ class Farm:
         )
         self.sweep_lease = SingletonLease(store.engine, "sweep")
         self.sites = Sites(store, clock, self.unit)  # sites, volumes, jobs' sync per site
+        self.sites.sync_bytes = self.metrics.sync_bytes.inc
         self._store = store
         self.store = store  # the event sender reads and records its deliveries directly
         self.subscriptions = Subscriptions(store, clock, self.access.box)

@@ -12,10 +12,11 @@ import asyncio
 import contextvars
 import functools
 import logging
+import queue
 import random
+import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from typing import ParamSpec, TypeVar
 
 from thresher.core.errors import Contended, Unavailable
@@ -45,11 +46,53 @@ def retrying(fn: Callable[[], T], *, tries: int = CONTENDED_TRIES) -> T:
     raise AssertionError("unreachable")
 
 
+#: Under load the farm thread hands the answers of the calls it ran in a row back to the loop
+#: together, at most this long after the first of them was ready: one wake-up of the loop (a
+#: system call, and the GIL handed over) for several calls instead of one each.
+SETTLE_WITHIN_S = 0.002
+
+
+class _Call:
+    """A call handed to the farm thread: run in the caller's context, its outcome settled on
+    the caller's loop (`future`), or nobody waits (`future` None)."""
+
+    __slots__ = ("context", "error", "fn", "future", "value")
+
+    def __init__(
+        self,
+        fn: Callable[[], object],
+        context: contextvars.Context | None,
+        future: asyncio.Future[object] | None,
+    ) -> None:
+        self.fn, self.context, self.future = fn, context, future
+        self.value: object = None
+        self.error: BaseException | None = None
+
+
+def _settle(calls: list[_Call]) -> None:
+    """On the loop: the outcomes of calls the farm thread ran (a caller that gave up, e.g.
+    its request cancelled, finds its future cancelled and is skipped)."""
+    for call in calls:
+        future = call.future
+        if future is None or future.done():
+            continue
+        if call.error is not None:
+            future.set_exception(call.error)
+        else:
+            future.set_result(call.value)
+        call.error = None  # no reference cycle through the traceback
+
+
 class FarmThread:
-    """Runs use cases one at a time on a thread of their own."""
+    """Runs use cases one at a time on a thread of their own. Calls queued while one runs are
+    run next, and their answers go back to the loop together (`SETTLE_WITHIN_S`)."""
 
     def __init__(self) -> None:
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="thresher-farm")
+        self._queue: queue.SimpleQueue[_Call | None] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._serve, name="thresher-farm_0", daemon=True)
+        self._started = False
+        self._start_lock = threading.Lock()
+        self._closed = False
         # Told (on this thread) whenever a call found the database unavailable, wherever in the
         # call that was: a token's look-up before the use case as much as the use case itself.
         self.on_unavailable: Callable[[], None] | None = None
@@ -62,18 +105,73 @@ class FarmThread:
                 self.on_unavailable()
             raise
 
+    def _put(self, call: _Call) -> None:
+        if self._closed:
+            raise RuntimeError("the farm thread is closed")
+        if not self._started:
+            with self._start_lock:
+                if not self._started:
+                    self._thread.start()
+                    self._started = True
+        self._queue.put(call)
+
     async def run(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
         """`fn(*args, **kwargs)` on the farm thread; its result or its exception."""
-        loop = asyncio.get_running_loop()
-        call = functools.partial(fn, *args, **kwargs)
+        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
         # In a copy of the caller's context: the request id reaches the use case's log lines.
         context = contextvars.copy_context()
-        return await loop.run_in_executor(self._executor, context.run, self._noting, call)
+        self._put(_Call(functools.partial(fn, *args, **kwargs), context, future))  # type: ignore[arg-type]
+        return await future
 
     def post(self, fn: Callable[[], object]) -> None:
         """Run `fn()` on the farm thread, after what was handed over before; nobody waits."""
-        self._executor.submit(fn)
+        self._put(_Call(fn, None, None))
+
+    def _serve(self) -> None:
+        pending: dict[asyncio.AbstractEventLoop, list[_Call]] = {}
+        first_at = 0.0
+        while True:
+            try:
+                call = self._queue.get(block=not pending)
+            except queue.Empty:  # nothing more queued: answer what ran
+                self._hand_back(pending)
+                continue
+            if call is None:
+                self._hand_back(pending)
+                return
+            self._one(call)
+            if call.future is None:
+                continue
+            if not pending:
+                first_at = time.monotonic()
+            pending.setdefault(call.future.get_loop(), []).append(call)
+            if time.monotonic() - first_at >= SETTLE_WITHIN_S:
+                self._hand_back(pending)
+
+    def _one(self, call: _Call) -> None:
+        try:
+            if call.context is not None:
+                call.value = call.context.run(self._noting, call.fn)
+            else:
+                call.fn()
+        except BaseException as exc:  # handed to the caller, or logged when nobody waits
+            if call.future is None:
+                log.exception("a call posted to the farm thread failed")
+            else:
+                call.error = exc
+
+    @staticmethod
+    def _hand_back(pending: dict[asyncio.AbstractEventLoop, list[_Call]]) -> None:
+        for loop, calls in pending.items():
+            if not loop.is_closed():
+                loop.call_soon_threadsafe(_settle, calls)
+        pending.clear()
 
     def close(self) -> None:
         """Finish what was handed over, then stop the thread."""
-        self._executor.shutdown(wait=True)
+        if self._closed:
+            return
+        self._closed = True
+        if self._started:
+            self._queue.put(None)
+            self._thread.join()

@@ -75,6 +75,12 @@ class FarmMetrics:
         self.log_bytes = Counter(
             "thresher_log_bytes", "Bytes of task output taken in by this controller", registry=r
         )
+        self.sync_bytes = Counter(
+            "thresher_sync_bytes",
+            "Bytes the sites' file services moved for jobs' syncs, as their runners reported "
+            "them to this controller",
+            registry=r,
+        )
         self.peer_changes = Counter(
             "thresher_peer_changes",
             "Changes announced by other controllers and taken in here",

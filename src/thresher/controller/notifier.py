@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import threading
 from collections.abc import Callable
 
@@ -12,10 +13,20 @@ class Notifier:
 
     `notify()` may be called from the farm thread (where use cases commit) or from the event
     loop: the listeners (the dispatch index) hear of it at once, on the calling thread; the
-    waiters, which live on the loop, are woken on the loop."""
+    waiters, which live on the loop, are woken on the loop.
+
+    The generation moves on the calling thread; the loop is woken only while a poll waits.
+    A waiter counts itself in `waiting` before it compares the generation, and `notify` moves
+    the generation before it reads `waiting` (both under the GIL, in that order): either the
+    waiter sees the new generation, or `notify` sees the waiter and wakes the loop. Most
+    notifies under load come from the farm thread with no poll waiting, and then cost no
+    wake-up of the loop (a system call on its self-pipe, and the GIL handed back and forth)."""
 
     def __init__(self) -> None:
         self._event = asyncio.Event()
+        # Values from one counter, unique: a generation stored by either thread after a waiter
+        # read it differs from what the waiter read, whatever order the two stores land in.
+        self._generations = itertools.count(1)
         self.generation = 0
         self.closing = False  # the server is shutting down: held polls answer now
         # Called with `soft` on every notify: the dispatch index listens (see DispatchIndex).
@@ -37,8 +48,11 @@ class Notifier:
         for listener in self.listeners:
             listener(soft)
         self.touch()
+        self.generation = next(self._generations)
         if self._loop is None or threading.get_ident() == self._loop_thread:
             self._wake()
+        elif not self.waiting and not self.closing:
+            return  # no poll waits: the next one sees the new generation
         elif not self._wake_scheduled and not self._loop.is_closed():
             # One wake handed over at a time: the next one, if any, runs after this change
             # (waking the loop through its self-pipe costs a system call each).
@@ -53,7 +67,6 @@ class Notifier:
 
     def _wake(self) -> None:
         self._wake_scheduled = False
-        self.generation += 1
         event, self._event = self._event, asyncio.Event()
         event.set()
 
@@ -64,9 +77,10 @@ class Notifier:
 
     async def wait(self, since: int, timeout: float) -> bool:
         """True if notified after generation `since`, False on timeout."""
+        self.waiting += 1  # before the comparison: see the class's docstring
         if self.generation != since or self.closing:
+            self.waiting -= 1
             return True
-        self.waiting += 1
         try:
             await asyncio.wait_for(self._event.wait(), timeout)
         except TimeoutError:

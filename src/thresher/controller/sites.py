@@ -7,7 +7,7 @@ and wranglers change them. Each change is one transaction (`UnitOfWork.change`).
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import PurePosixPath
 from typing import Any
 
@@ -33,6 +33,8 @@ class Sites:
 
     def __init__(self, store: Store, clock: Clock, unit: UnitOfWork) -> None:
         self.store, self.clock, self.unit = store, clock, unit
+        # Told of the bytes a job's sync moved since its runner's last report (/metrics).
+        self.sync_bytes: Callable[[int], None] | None = None
 
     # -- sites ---------------------------------------------------------------------------------
 
@@ -207,11 +209,18 @@ class Sites:
             "message": body.message,
         }
         with self.unit.change(soft=True):
+            before = self._bytes_done(job_id, site)
             if not self.store.sites.report_sync(
                 job_id, site, caller.name, changes, now=self.clock.now()
             ):
                 raise Conflict(f"the sync of job {job_id} at {site} is not this worker's")
-            return next(r for r in self.store.sites.job_sites(job_id) if r.site == site)
+            row = next(r for r in self.store.sites.job_sites(job_id) if r.site == site)
+        if self.sync_bytes is not None and row.bytes_done > before:  # counted once committed
+            self.sync_bytes(row.bytes_done - before)
+        return row
+
+    def _bytes_done(self, job_id: int, site: str) -> int:
+        return next((r.bytes_done for r in self.store.sites.job_sites(job_id) if r.site == site), 0)
 
 
 def submission_fields(body: api.JobIn) -> dict[str, Any]:

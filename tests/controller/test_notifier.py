@@ -1,0 +1,58 @@
+"""The notifier: a notify from the farm thread reaches a waiter whenever it lands, and wakes
+the loop only while a poll waits; the farm thread runs calls in order and hands every answer
+back."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+
+from thresher.controller.farm_thread import FarmThread
+from thresher.controller.notifier import Notifier
+
+
+def test_a_notify_from_another_thread_reaches_a_waiter_before_and_during_its_wait() -> None:
+    async def scenario() -> None:
+        notifier = Notifier()
+        notifier.bind(asyncio.get_running_loop())
+        since = notifier.generation
+        # Nobody waits: no wake-up is handed to the loop, but the generation moves on.
+        thread = threading.Thread(target=notifier.notify, kwargs={"soft": True})
+        thread.start()
+        thread.join()
+        assert notifier.generation != since
+        assert await notifier.wait(since, timeout=30)  # answers at once
+        # A poll waits: a notify from the other thread wakes it.
+        since = notifier.generation
+        waiter = asyncio.ensure_future(notifier.wait(since, timeout=30))
+        while not notifier.waiting:
+            await asyncio.sleep(0)
+        threading.Thread(target=notifier.notify).start()
+        assert await waiter
+        assert notifier.waiting == 0
+
+    asyncio.run(scenario())
+
+
+def test_the_farm_thread_answers_every_call_in_order() -> None:
+    async def scenario() -> list[object]:
+        farm = FarmThread()
+        ran: list[int] = []
+
+        def work(i: int) -> int:
+            ran.append(i)
+            if i == 7:
+                raise ValueError("seven")
+            return i * 2
+
+        try:
+            calls = [farm.run(work, i) for i in range(50)]
+            answers: list[object] = list(await asyncio.gather(*calls, return_exceptions=True))
+        finally:
+            farm.close()
+        assert ran == list(range(50))
+        return answers
+
+    answers = asyncio.run(scenario())
+    assert [a for i, a in enumerate(answers) if i != 7] == [i * 2 for i in range(50) if i != 7]
+    assert isinstance(answers[7], ValueError)
