@@ -9,8 +9,8 @@ chunks' hashes (`chunking.file_hash`), are checked before the part file is renam
 target. A checkpoint (``.<name>.thresher-part.json``) lets an interrupted transfer go on from
 the batch it names: its chunks were verified before they were written. It is rewritten after
 the first batch, then once every CHECKPOINT_BYTES, and when the transfer stops on an error (a
-cut connection loses nothing; a killed process at most CHECKPOINT_BYTES). Small files (one chunk) are fetched many per request and each written to a
-temporary name and renamed.
+cut connection loses nothing; a killed process at most CHECKPOINT_BYTES). Small files (one
+chunk) are fetched many per request and each written to a temporary name and renamed.
 
 An existing file that differs is overwritten, skipped or kept beside a copy (``existing``).
 """
