@@ -79,7 +79,7 @@ def rows(served: ServedController, table: sa.Table) -> int:
 def test_healthz_is_open_and_the_openapi_document_lists_the_routes(
     served: ServedController,
 ) -> None:
-    response = httpx.get(f"{served.url}/healthz")
+    response = httpx.get(f"{served.url}/healthz", timeout=30)  # not a latency test (test_stalls)
 
     assert response.status_code == 200
     body = response.json()

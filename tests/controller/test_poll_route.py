@@ -76,7 +76,7 @@ def test_a_poll_answer_is_a_poll_out(http: httpx.Client) -> None:
 
 
 def test_the_openapi_document_describes_the_lean_routes(served: ServedController) -> None:
-    doc = httpx.get(f"{served.url}/openapi.json").json()
+    doc = httpx.get(f"{served.url}/openapi.json", timeout=60).json()
     for path, body in (("/api/v1/agent/poll", "PollIn"), ("/api/v1/agent/report", "ReportIn")):
         op = doc["paths"][path]["post"]
         schema = op["requestBody"]["content"]["application/json"]["schema"]

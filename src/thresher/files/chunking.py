@@ -11,6 +11,7 @@ within `MAX_CHUNK` bytes of the last, and the window always holds that much past
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -53,35 +54,65 @@ class FileDigest:
     chunks: tuple[Chunk, ...]
 
 
+def _cut_and_hash(
+    pool: ThreadPoolExecutor, view: memoryview, have: int, eof: bool
+) -> list[tuple[int, int, Future[str]]]:
+    """Each whole chunk of `view[:have]` (those whose end cannot lie past it; all of them at
+    the end of the stream), its hash started on `pool` as soon as it is cut (while its bytes
+    are still in the cache)."""
+    cuts: list[tuple[int, int, Future[str]]] = []
+    for cut in fastcdc(view[:have], MIN_CHUNK, AVG_CHUNK, MAX_CHUNK):
+        if not eof and cut.offset + MAX_CHUNK > have:
+            break  # its end may lie past the window: cut it once more is read
+        data = view[cut.offset : cut.offset + cut.length]
+        cuts.append((cut.offset, cut.length, pool.submit(chunk_hash, data)))
+    return cuts
+
+
 def iter_chunks(stream: BinaryIO, *, window: int = WINDOW) -> Iterator[tuple[memoryview, Chunk]]:
-    """Each chunk of the stream with its bytes: a view into one buffer reused for the whole
-    stream, valid until the next chunk is asked for (copy it to keep it). The file is read
-    into that buffer (`readinto`, no new memory per window); what is left of a window after
-    its last whole chunk moves to the buffer's start before the next read."""
-    buffer = bytearray(window)
-    view = memoryview(buffer)
+    """Each chunk of the stream with its bytes: a view into one of two buffers reused for the
+    whole stream, valid until the next chunk is asked for (copy it to keep it).
+
+    Windows are read into the two buffers in turn (`readinto`, no new memory per window); what
+    is left of a window after its last whole chunk is copied to the other buffer's start. A
+    window's chunks are hashed on a thread (BLAKE3 lets go of the GIL) while the next window is
+    read and cut (FastCDC's scan holds it): on two cores the hashing costs no wall time. A
+    buffer is read into again only once all chunks of its last window were handed out."""
+    buffers = (memoryview(bytearray(window)), memoryview(bytearray(window)))
+    pending: tuple[memoryview, list[tuple[int, int, Future[str]]]] | None = None
     have = 0
     eof = False
-    while True:
-        while not eof and have < window:
-            read = stream.readinto(view[have:])  # type: ignore[attr-defined]
-            if not read:
-                eof = True
-            else:
-                have += read
-        if not have:
-            return
-        used = 0
-        for cut in fastcdc(view[:have], MIN_CHUNK, AVG_CHUNK, MAX_CHUNK):
-            if not eof and cut.offset + MAX_CHUNK > have:
-                break  # its end may lie past the window: cut it once more is read
-            data = view[cut.offset : cut.offset + cut.length]
-            yield data, Chunk(chunk_hash(data), cut.length)
-            used = cut.offset + cut.length
-        if eof and used == have:
-            return
-        view[: have - used] = bytes(view[used:have])
-        have -= used
+    turn = 0
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="chunk-hash") as pool:
+        while True:
+            view = buffers[turn]
+            while not eof and have < window:
+                read = stream.readinto(view[have:])  # type: ignore[attr-defined]
+                if not read:
+                    eof = True
+                else:
+                    have += read
+            cuts = _cut_and_hash(pool, view, have, eof) if have else []
+            if pending is not None:
+                yield from _hand_out(*pending)
+                pending = None
+            used = cuts[-1][0] + cuts[-1][1] if cuts else 0
+            if cuts:
+                pending = (view, cuts)
+            if eof and used == have:
+                break
+            turn ^= 1
+            buffers[turn][: have - used] = view[used:have]
+            have -= used
+        if pending is not None:
+            yield from _hand_out(*pending)
+
+
+def _hand_out(
+    view: memoryview, cuts: list[tuple[int, int, Future[str]]]
+) -> Iterator[tuple[memoryview, Chunk]]:
+    for offset, length, digest in cuts:
+        yield view[offset : offset + length], Chunk(digest.result(), length)
 
 
 def digest_stream(

@@ -6,10 +6,11 @@ For each file: one already there and unchanged is left alone; otherwise the file
 from the service in batches, `streams` batches in flight. Every chunk fetched is verified
 (BLAKE3) and asked for again if it came wrong; the file's size, and its hash as that of its
 chunks' hashes (`chunking.file_hash`), are checked before the part file is renamed over the
-target. A checkpoint (``.<name>.thresher-part.json``, rewritten after each batch) lets an
-interrupted transfer go on from its last whole batch: its chunks were verified before they
-were written. Small files (one chunk) are fetched many per request and each written to a
-temporary name and renamed.
+target. A checkpoint (``.<name>.thresher-part.json``) lets an interrupted transfer go on from
+the batch it names: its chunks were verified before they were written. It is rewritten after
+the first batch, then once every CHECKPOINT_BYTES, and when the transfer stops on an error (a
+cut connection loses nothing; a killed process at most CHECKPOINT_BYTES). Small files (one
+chunk) are fetched many per request and each written to a temporary name and renamed.
 
 An existing file that differs is overwritten, skipped or kept beside a copy (``existing``).
 """
@@ -36,6 +37,9 @@ from thresher.files.upload import DigestCache
 Existing = Literal["overwrite", "skip", "copy"]
 BATCH_BYTES = 4 * 1024 * 1024
 BATCH_CHUNKS = 512
+#: Bytes written between two checkpoints of a large file (each is a small file renamed into
+#: place: after every 4 MiB batch they took a tenth of a 1 GiB pull's time).
+CHECKPOINT_BYTES = 64 * 1024 * 1024
 TRIES = 3
 
 
@@ -290,18 +294,30 @@ async def _large(
     # `streams` batches whatever the file's size.
     pending = {i: asyncio.create_task(get(r)) for i, r in enumerate(runs[:streams])}
     done = start
+    saved = -1  # the offset of the last checkpoint written (none yet)
     try:
         with part.open("r+b" if start else "wb") as out:
             out.seek(offset)
-            for i, run in enumerate(runs):
-                got = await pending.pop(i)
-                if i + streams < len(runs):
-                    pending[i + streams] = asyncio.create_task(get(runs[i + streams]))
-                done += len(run)
-                offset += sum(c.size for c in run)
-                fetcher.stats.bytes_reused += await asyncio.to_thread(
-                    _write_run, run, got, reuse, where, out, (checkpoint, entry, done, offset)
-                )
+            try:
+                for i, run in enumerate(runs):
+                    got = await pending.pop(i)
+                    if i + streams < len(runs):
+                        pending[i + streams] = asyncio.create_task(get(runs[i + streams]))
+                    size = sum(c.size for c in run)
+                    due = saved < 0 or offset + size - saved >= CHECKPOINT_BYTES
+                    state = (checkpoint, entry, done + len(run), offset + size) if due else None
+                    fetcher.stats.bytes_reused += await asyncio.to_thread(
+                        _write_run, run, got, reuse, where, out, state
+                    )
+                    done += len(run)
+                    offset += size
+                    saved = offset if due else saved
+            except BaseException:
+                # Stopped (a cut connection, a chunk that never came right): keep what was
+                # written whole, so the next try goes on from here.
+                if offset != saved and done > start:
+                    await asyncio.to_thread(_checkpoint, checkpoint, entry, done, offset, out)
+                raise
     finally:
         for task in pending.values():
             task.cancel()
@@ -385,14 +401,15 @@ def _write_run(
     reuse: dict[str, tuple[int, int]],
     old: Path,
     out: BinaryIO,
-    state: tuple[Path, FileEntry, int, int],
+    state: tuple[Path, FileEntry, int, int] | None,
 ) -> int:
-    """Append a batch's chunks to the part file and checkpoint it (one hand-off to a thread
-    per batch); the bytes taken from the old file."""
+    """Append a batch's chunks to the part file and checkpoint it when `state` says (one
+    hand-off to a thread per batch); the bytes taken from the old file."""
     pieces = _pieces(run, got, reuse, old)
     for data in pieces:
         out.write(data)
-    _checkpoint(*state, out)
+    if state is not None:
+        _checkpoint(*state, out)
     return sum(len(p) for c, p in zip(run, pieces, strict=True) if c.hash in reuse)
 
 
