@@ -218,8 +218,9 @@ def watch(
     url: UrlOption = DEFAULT_URL,
     token: TokenOption = None,
 ) -> None:
-    """Show a job's progress until it ends (told the moment it does); exit 0 when it
-    succeeded, 1 otherwise."""
+    """Show a job's progress until it ends; exit 0 when it succeeded, 1 otherwise.
+
+    The controller answers a held wait the moment the job ends (`GET /jobs/{id}/wait`)."""
     with connect(url, token) as client:
         job = _follow(client, job_id, every=every)
     if job.status != "succeeded":
