@@ -116,6 +116,26 @@ def test_the_wait_before_the_next_poll(
 
 
 @pytest.mark.parametrize(
+    ("lanes", "wait_s"),
+    [
+        pytest.param([L(1, 1)], 5.0, id="a job's one task: no poll for tasks ahead"),
+        pytest.param([L(1, 1), L()], 0.0, id="a lane still free: a held poll at once"),
+    ],
+)
+def test_an_answer_short_of_what_was_asked_asks_no_more_at_once(
+    lanes: list[LaneLoad], wait_s: float
+) -> None:
+    """The controller had no more for this worker: asking again at once for tasks ahead would
+    find nothing, and cost a request while the task starts."""
+    had_work = POLICY.next_poll_in(lanes, nimby=False, answer_had_work=True, heartbeat_s=5.0)
+    assert had_work == 0.0
+    got = POLICY.next_poll_in(
+        lanes, nimby=False, answer_had_work=True, answer_was_short=True, heartbeat_s=5.0
+    )
+    assert got == wait_s
+
+
+@pytest.mark.parametrize(
     ("lanes", "nimby", "due_in"),
     [
         pytest.param([L(16, 33)], False, 0.0, id="a poll is due anyway: they ride on it"),

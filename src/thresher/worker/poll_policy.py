@@ -150,11 +150,15 @@ class PollPolicy:
         nimby: bool,
         answer_had_work: bool,
         heartbeat_s: float,
+        answer_was_short: bool = False,
     ) -> float:
         """After an answer: 0 to poll again at once (work came and more is due, or a lane is
         free), else `heartbeat_s`, the longest to wait for a wake-up (a lane running low, or
-        finishes that waited `flush_every_s`)."""
-        if answer_had_work and self.refill_due(lanes, nimby=nimby):
+        finishes that waited `flush_every_s`). `answer_was_short`: it brought fewer tasks than
+        it asked for, so the controller had no more for this worker then (a job's last task,
+        or a new block's first before its run time is known): asking again at once for tasks
+        ahead would find nothing, and cost both sides a request while the task starts."""
+        if answer_had_work and not answer_was_short and self.refill_due(lanes, nimby=nimby):
             return 0.0
         if self.ask(lanes, nimby=nimby).lanes:
             return 0.0
