@@ -55,9 +55,17 @@ class LaneThreads:
     ``linger_s``."""
 
     def __init__(
-        self, lanes: int, *, on_done: Callable[[list[Done]], None], linger_s: float = 0.05
+        self,
+        lanes: int,
+        *,
+        on_done: Callable[[list[Done]], None],
+        linger_s: float = 0.05,
+        when_idle: Callable[[], None] | None = None,
     ) -> None:
         self._on_done = on_done
+        # Run by a lane's thread when it starts and when it has ended a piece and holds no
+        # other: preparation for what may come (off the path from a hand-over to its start).
+        self._when_idle = when_idle
         self._linger_s = linger_s
         self._lock = threading.Lock()
         self._queues: list[deque[_Piece]] = [deque() for _ in range(lanes)]
@@ -110,6 +118,7 @@ class LaneThreads:
 
     def _serve(self, lane: int) -> None:
         queue, ready = self._queues[lane], self._ready[lane]
+        self._idle()
         while True:
             with self._lock:
                 while not queue and not self._closing:
@@ -123,6 +132,15 @@ class LaneThreads:
                 log.exception("lane %s: work failed", lane)
                 done = Done(lane, piece.key, error=exc)
             self._finished(done)
+            if not queue:
+                self._idle()
+
+    def _idle(self) -> None:
+        if self._when_idle is not None:
+            try:
+                self._when_idle()
+            except Exception:
+                log.exception("a lane's preparation while idle failed")
 
     def _finished(self, done: Done) -> None:
         with self._lock:
