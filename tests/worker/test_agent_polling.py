@@ -1,9 +1,9 @@
 """The agent follows its polling rules (`worker.poll_policy`, tabled in test_poll_policy.py).
 
-A lane handed a batch of short tasks polls again at half of it; a free lane polls at once. The
-first tests drive the agent with answers and ends handed to it directly (its lanes' threads are
-never started, so nothing runs) and check what its next poll asks for and when the poll loop is
-woken; the last runs a real agent against a real controller.
+A lane handed a batch of short tasks polls again once it used a third; a free lane polls at
+once. The first tests drive the agent with answers and ends handed to it directly (its lanes'
+threads are never started, so nothing runs) and check what its next poll asks for and when the
+poll loop is woken; the last runs a real agent against a real controller.
 """
 
 from __future__ import annotations
@@ -90,15 +90,15 @@ def test_a_free_lane_polls_at_once(tmp_path: Path) -> None:
     assert a.ask() == Ask((0, 1), (0, 1))
 
 
-def test_a_lane_handed_a_batch_polls_again_at_half_of_it(tmp_path: Path) -> None:
+def test_a_lane_handed_a_batch_polls_again_once_it_used_a_third(tmp_path: Path) -> None:
     a = agent(tmp_path)
     a._apply(handed(0, 33))  # 1 to run and 32 short ones ahead, though it asked for 1
     a._apply(handed(1, 33))
-    end(a, 0, 16)
-    end(a, 1, 10)
-    assert not refill_due(a)  # 17 and 23 of 33 left: no poll yet
+    end(a, 0, 10)
+    end(a, 1, 5)
+    assert not refill_due(a)  # 23 and 28 of 33 left: no poll yet
     assert not a._wake.is_set()
-    end(a, 0, 1)  # lane 0 is down to half
+    end(a, 0, 1)  # lane 0 is down to two thirds
     assert a._wake.is_set()  # the poll loop is woken
     # The poll tops up every lane that used some of its batch, not only the one that ran low.
     assert a.ask() == Ask((), (0, 1))

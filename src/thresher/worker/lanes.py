@@ -7,7 +7,7 @@ batches: one wake-up of the loop for however many pieces ended since the last on
 
 A wake-up of the loop costs both threads CPU (a write to the loop's self-pipe, a turn on the
 GIL), so a lane that still holds much of what it was handed does not wake the loop for each piece
-it ends: the loop hears at once when a lane has used half of what it held when the loop last
+it ends: the loop hears at once when a lane has used a third of what it held when the loop last
 looked (the worker then asks for more), and otherwise within ``linger_s``.
 """
 
@@ -21,6 +21,8 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
+
+from thresher.worker.poll_policy import ran_low
 
 __all__ = ["Done", "LaneThreads"]
 
@@ -51,7 +53,7 @@ class LaneThreads:
     """One thread per lane. :meth:`hand` and :meth:`withdraw` may be called from any thread;
     ``on_done`` is called on the event loop given to :meth:`start`, with every :class:`Done`
     since its last call, in the order the pieces ended: at once when a lane is left with at most
-    half of the pieces it held when the loop last looked (or with none), else within
+    two thirds of the pieces it held when the loop last looked (or with none), else within
     ``linger_s``."""
 
     def __init__(
@@ -148,7 +150,7 @@ class LaneThreads:
             if self._wake == "now":
                 return  # the loop is on its way: it takes this one too
             mark, left = self._marks[done.lane], len(self._queues[done.lane])
-            now = mark <= _FEW or left <= mark // 2
+            now = mark <= _FEW or ran_low(left, mark)
             if not now and self._wake == "later":
                 return
             self._wake = "now" if now else "later"
