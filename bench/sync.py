@@ -110,8 +110,10 @@ def call(url: str, path: str, body: dict[str, Any]) -> dict[str, Any]:
 
 WATCH: dict[str, psutil.Process] = {}
 PEAKS: list[Peak] = []
-#: Seconds of each case's checkin at A (the rest of "ours" is B's pull), by case.
+#: Seconds of each case's checkin at A, by case (with the overlap, B's pull runs beside it).
 CHECKIN_S: dict[str, list[float]] = {}
+#: Whether B's pull follows A's checkin as it goes (--sequential: one after the other).
+OVERLAP = True
 
 
 def ours(a_url: str, b_url: str, name: str) -> tuple[float, int]:
@@ -120,6 +122,30 @@ def ours(a_url: str, b_url: str, name: str) -> tuple[float, int]:
     peaks = ", ".join(f"{n} {v >> 20} MiB" for n, v in PEAKS[0].peak.items()) if PEAKS else ""
     log(f"{name}: rss {rss}; peaks so far {peaks}")
     started = time.perf_counter()
+    if OVERLAP:
+        # Both at once: A answers once the files are listed, B's pull follows A's checkin.
+        run_id = call(a_url, "/checkin", {"volume": "proj", "name": name, "background": True})[
+            "run"
+        ]
+        answer = call(
+            b_url,
+            "/pull",
+            {
+                "source_url": a_url,
+                "source_token": TOKEN,
+                "manifest": name,
+                "follow": run_id,
+                "volume": "proj",
+            },
+        )
+        elapsed = time.perf_counter() - started
+        headers = {"Authorization": f"Bearer {TOKEN}"}
+        params: dict[str, str | int] = {"run": run_id, "files": 10**9, "wait": 0}
+        progress = httpx.get(
+            f"{a_url}/files/v1/checkins/{name}", params=params, headers=headers, timeout=60
+        ).json()
+        CHECKIN_S.setdefault(name.rsplit("-", 1)[0], []).append(float(progress["seconds"]))
+        return elapsed, int(answer["bytes_moved"])
     call(a_url, "/checkin", {"volume": "proj", "name": name})
     CHECKIN_S.setdefault(name.rsplit("-", 1)[0], []).append(time.perf_counter() - started)
     answer = call(
@@ -224,7 +250,12 @@ def main() -> dict[str, Any]:
     parser.add_argument("--files", type=int, default=10_000, help="how many 1 KiB files")
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--quiet-wait", type=float, default=60.0)
+    parser.add_argument(
+        "--sequential", action="store_true", help="pull after the checkin ended (no overlap)"
+    )
     args = parser.parse_args()
+    global OVERLAP
+    OVERLAP = not args.sequential
     tmp = Path(tempfile.mkdtemp(prefix="thresher-bench-sync-"))
     free = shutil.disk_usage(tmp).free
     if free < 4 * args.size_mb * 2**20:
@@ -308,6 +339,7 @@ def main() -> dict[str, Any]:
         "size_mb": args.size_mb,
         "files": args.files,
         "runs": args.runs,
+        "overlap": OVERLAP,
         "cases": cases,
         "memory_growth_mb": peak.growth_mb(),
         "controller_cpu_pct_of_a_core": round(100 * controller_cpu / wall, 2),

@@ -67,6 +67,11 @@ class ChunkStore:
         self._sources.update(found)
         write_atomic(self.root / "sources" / f"{name}.json", json.dumps(found).encode())
 
+    def add_source(self, digest: str, path: Path, offset: int, size: int) -> None:
+        """Serve one chunk from a file being checked in, as soon as it is hashed (kept on disk
+        by `add_sources` once the checkin ends)."""
+        self._sources.setdefault(digest, (str(path), offset, size))
+
     def path(self, digest: str) -> Path:
         if not HASH.match(digest):
             raise BadChunk(f"{digest!r} is not a BLAKE3 hash (64 hex digits)")
