@@ -34,7 +34,7 @@ from typing import Any
 
 import httpx
 import psutil
-from bench._common import log, machine, run, stamp, thresher_argv, wait_quiet
+from bench._common import log, machine, py_spy, run, stamp, thresher_argv, wait_quiet
 
 TOKEN = "bench-files-token"  # noqa: S105 (a throwaway token for local services)
 
@@ -213,7 +213,9 @@ def one_run(
     (a / "big").mkdir()
     write_big(a / "big" / "big.bin", size, seed=i)
     out: dict[str, Any] = {}
-    t_ours, moved = ours(a_url, b_url, f"big-{i}")
+    pids = {n: p.pid for n, p in WATCH.items() if n.startswith("files")}
+    with py_spy(pids, args.profile if i == 0 else None, rate=100):
+        t_ours, moved = ours(a_url, b_url, f"big-{i}")
     t_rsync = rsync(a / "big", rs / "big")
     out["big"] = {"ours_s": t_ours, "rsync_s": t_rsync, "bytes": moved}
     change_in_place(a / "big" / "big.bin", 0.01, seed=100 + i)
@@ -250,6 +252,9 @@ def main() -> dict[str, Any]:
     parser.add_argument("--files", type=int, default=10_000, help="how many 1 KiB files")
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--quiet-wait", type=float, default=60.0)
+    parser.add_argument(
+        "--profile", type=Path, help="sample both services (py-spy) in the first big case"
+    )
     parser.add_argument(
         "--sequential", action="store_true", help="pull after the checkin ended (no overlap)"
     )

@@ -30,8 +30,10 @@ from thresher.files.stats import TransferStats
 from thresher.files.throttle import Throttle
 from thresher.files.upload import DigestCache
 
-#: Chunks the source gathers before it answers (unless a file or the checkin ends first).
-WANT_CHUNKS = 8
+#: Chunks the source gathers before it answers (unless a file or the checkin ends first): few
+#: for the first answer (to start at once), then more (each answer costs both sides a request).
+FIRST_CHUNKS = 4
+WANT_CHUNKS = 32
 #: Seconds the source waits for news before it answers with none.
 WAIT_S = 20.0
 
@@ -129,7 +131,7 @@ async def follow(
                 run,
                 files=len(follower.entries),
                 chunks=follower.chunks,
-                want=WANT_CHUNKS,
+                want=WANT_CHUNKS if follower.entries or follower.chunks else FIRST_CHUNKS,
                 wait=WAIT_S,
             )
             follower.check()

@@ -16,6 +16,7 @@ import secrets
 import threading
 import time
 from collections import OrderedDict
+from pathlib import Path
 from typing import Any
 
 from thresher.files.chunking import Chunk
@@ -44,7 +45,10 @@ class Checkin:
         self.manifest: Manifest | None = None
         self.error: str | None = None
         self._lock = threading.Lock()
-        self._changed = asyncio.Event()  # replaced at each change (set: woken)
+        self._changed = asyncio.Event()  # replaced at each wake (set: woken)
+        # The count of chunks of the file being read at which a follower wants waking (None:
+        # nobody waits): a wake per answer, not per chunk.
+        self._wake_at: int | None = None
 
     # -- from the checkin's thread --------------------------------------------------------------
 
@@ -61,18 +65,31 @@ class Checkin:
             if self.current != (path, mode):
                 self.current, self.chunks = (path, mode), []
             self.chunks.append(chunk)
-        self._tell()
+            due = self._wake_at is not None and len(self.chunks) >= self._wake_at
+            if due:
+                self._wake_at = None
+        if due:
+            self._tell()
 
-    def file(self, entry: FileEntry) -> None:
+    def file(self, entry: FileEntry, path: Path | None = None) -> None:
+        """A file read whole (or known from the digest cache): its chunks are served from
+        `path` before followers hear of it."""
+        if self.store is not None and path is not None:
+            offset = 0
+            for c in entry.chunks:
+                self.store.add_source(c.hash, path, offset, c.size)
+                offset += c.size
         with self._lock:
             self.files.append(entry)
             self.current, self.chunks = None, []
+            self._wake_at = None
         self._tell()
 
     def finish(self, manifest: Manifest | None, error: str | None = None) -> None:
         with self._lock:
             self.manifest, self.error = manifest, error
             self.seconds = time.monotonic() - self.started
+            self._wake_at = None
         self._tell()
 
     def hashes(self) -> frozenset[str]:
@@ -83,9 +100,10 @@ class Checkin:
 
     # -- on the event loop ----------------------------------------------------------------------
 
-    def since(self, files: int, chunks: int) -> tuple[dict[str, Any], int]:
+    def since(self, files: int, chunks: int, want: int = 0) -> tuple[dict[str, Any], int]:
         """What came after `files` whole files and `chunks` chunks of the next (counted when it
-        is the same file still being read); how many chunks that is."""
+        is the same file still being read); how many chunks that is. Under `want` of them and
+        nothing else new: the checkin wakes its followers once there are."""
         with self._lock:
             whole = self.files[files : files + MAX_FILES]
             first = chunks if not whole else 0
@@ -106,6 +124,9 @@ class Checkin:
                 "count": len(self.manifest.files) if self.manifest is not None else None,
                 "seconds": self.seconds,
             }
+            if not whole and not over and more < want:
+                at = len(self.chunks) + want - more
+                self._wake_at = at if self._wake_at is None else min(self._wake_at, at)
         return answer, more + (1 if over else 0)
 
     async def wait(self, files: int, chunks: int, want: int, timeout: float) -> dict[str, Any]:
@@ -114,7 +135,7 @@ class Checkin:
         deadline = self.loop.time() + timeout
         while True:
             event = self._changed
-            answer, more = self.since(files, chunks)
+            answer, more = self.since(files, chunks, want)
             if more >= want or answer["files"] or answer["error"] or answer["hash"]:
                 return answer
             left = deadline - self.loop.time()

@@ -211,13 +211,6 @@ async def read_chunks(body: HashesIn, service: ServiceDep, scope: ScopeDep) -> S
     sizes = await asyncio.to_thread(service.store.sizes, body.hashes)
     present = [(d, n) for d, n in zip(body.hashes, sizes, strict=True) if n is not None]
 
-    def read(group: list[tuple[str, int]]) -> list[bytes]:
-        out = []
-        for digest, size in group:
-            data = service.store.get(digest)
-            out.append(data if data is not None and len(data) == size else bytes(size))
-        return out
-
     async def frames() -> AsyncIterator[bytes | memoryview]:
         # Read in groups of about READ_GROUP bytes, one hand-off to a thread per group.
         start = 0
@@ -227,7 +220,8 @@ async def read_chunks(body: HashesIn, service: ServiceDep, scope: ScopeDep) -> S
                 size += present[end][1]
                 end += 1
             group = present[start:end]
-            for (digest, _), data in zip(group, await asyncio.to_thread(read, group), strict=True):
+            got = await asyncio.to_thread(service.store.get_many, group)
+            for (digest, _), data in zip(group, got, strict=True):
                 yield frame(digest, data)
                 yield data
             start = end

@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from thresher.files.chunking import Chunk, FileDigest, digest_file, digest_stream
+from thresher.files.chunking import MIN_CHUNK, Chunk, FileDigest, digest_file, digest_stream
 from thresher.files.manifest import FileEntry, Manifest, ManifestError, safe_rel
 from thresher.files.peer import Peer
 from thresher.files.progress import Checkin
@@ -226,11 +226,12 @@ def upload_local(
         st = path.stat()
         digest = cache.get(rel, st)
         if digest is None:
-            digest = digest_file(path, on_chunk=_teller(progress, path, rel, st.st_mode))
+            told = _teller(progress, path, rel, st.st_mode) if st.st_size > MIN_CHUNK else None
+            digest = digest_file(path, on_chunk=told)
             cache.put(rel, st, digest)
         entry = FileEntry.of(rel, digest, mode=st.st_mode)
         if progress is not None:
-            progress.file(entry)
+            progress.file(entry, path)
         entries.append(entry)
     cache.save()
     return Manifest.of(entries)
