@@ -17,9 +17,10 @@ from typing import Any
 import httpx
 import pytest
 
+from thresher.files import follow as follow_module
 from thresher.files import progress
 from thresher.files.chunking import AVG_CHUNK
-from thresher.files.download import download
+from thresher.files.download import BATCH_BYTES, download
 from thresher.files.follow import follow
 from thresher.files.peer import Peer
 from thresher.files.scope import issue
@@ -270,7 +271,7 @@ def test_a_pull_follows_a_checkin_in_progress_and_heals_a_corrupted_chunk(
     half way until B's part file has grown), a chunk that comes corrupted is fetched again,
     and the file ends byte-identical, renamed once A's checkin gave its whole entry."""
     a, _ = sites
-    data = _random(24 * AVG_CHUNK, 5)
+    data = _random(40 * AVG_CHUNK, 5)
     (a.root / "big.bin").write_bytes(data)
     (a.root / "small.txt").write_text("small\n")
     release = threading.Event()
@@ -278,10 +279,11 @@ def test_a_pull_follows_a_checkin_in_progress_and_heals_a_corrupted_chunk(
 
     def held(self: progress.Checkin, path: str, mode: int, chunk: Any) -> None:
         told(self, path, mode, chunk)
-        if len(self.chunks) == 8:
-            release.wait(60)
+        if not release.is_set() and sum(c.size for c in self.chunks) >= 2 * BATCH_BYTES:
+            release.wait(60)  # held until B has written its first batch
 
     monkeypatch.setattr(progress.Checkin, "chunk", held)
+    monkeypatch.setattr(follow_module, "WANT_CHUNKS", 1)  # answers as soon as a chunk comes
     run = a.call("/checkin", {"volume": "proj", "name": "m", "background": True})["run"]
     dest = tmp_path / "dest"
     part = dest / ".big.bin.thresher-part"

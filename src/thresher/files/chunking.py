@@ -57,13 +57,14 @@ class FileDigest:
 def _cut_and_hash(
     pool: ThreadPoolExecutor, view: memoryview, have: int, eof: bool
 ) -> list[tuple[int, int, Future[str]]]:
-    """Each whole chunk of `view[:have]` (those whose end cannot lie past it; all of them at
-    the end of the stream), its hash started on `pool` as soon as it is cut (while its bytes
-    are still in the cache)."""
+    """Each whole chunk of `view[:have]`, its hash started on `pool` as soon as it is cut
+    (while its bytes are still in the cache). A boundary FastCDC finds before the window's end
+    depends on the bytes before it only, so every chunk is whole but the last, unless it has
+    MAX_CHUNK bytes or the stream ends there; the last is cut again with the next window."""
     cuts: list[tuple[int, int, Future[str]]] = []
     for cut in fastcdc(view[:have], MIN_CHUNK, AVG_CHUNK, MAX_CHUNK):
-        if not eof and cut.offset + MAX_CHUNK > have:
-            break  # its end may lie past the window: cut it once more is read
+        if not eof and cut.offset + cut.length == have and cut.length < MAX_CHUNK:
+            break  # cut short by the window's end: cut it once more is read
         data = view[cut.offset : cut.offset + cut.length]
         cuts.append((cut.offset, cut.length, pool.submit(chunk_hash, data)))
     return cuts

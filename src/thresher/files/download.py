@@ -36,7 +36,7 @@ from thresher.files.throttle import Throttle
 from thresher.files.upload import DigestCache
 
 Existing = Literal["overwrite", "skip", "copy"]
-BATCH_BYTES = 4 * 1024 * 1024
+BATCH_BYTES = 8 * 1024 * 1024
 BATCH_CHUNKS = 512
 #: Bytes written between two checkpoints of a large file (each is a small file renamed into
 #: place: after every 4 MiB batch they took a tenth of a 1 GiB pull's time).
@@ -88,8 +88,12 @@ class _Fetcher:
         digest = FileDigest(entry.size, entry.hash, entry.chunks)
         self.cache.put(rel, st or where.stat(), digest)
 
-    async def fetch(self, digests: Sequence[str]) -> dict[str, bytes | bytearray | memoryview]:
-        """The chunks' bytes by hash, each verified; a wrong one is asked for again."""
+    async def fetch(
+        self, digests: Sequence[str], *, verify: bool = True
+    ) -> dict[str, bytes | bytearray | memoryview]:
+        """The chunks' bytes by hash, each verified; a wrong one is asked for again. Unless
+        `verify` is False: then whoever writes them checks them (in the same hand-off to a
+        thread as the write), and asks for a wrong one again with `verify`."""
         got: dict[str, bytes | bytearray | memoryview] = {}
         wanted = list(dict.fromkeys(digests))
         for attempt in range(TRIES):
@@ -104,8 +108,11 @@ class _Fetcher:
             except PeerError:
                 if attempt == TRIES - 1:
                     raise  # what came before the break is kept: ask for the rest again
-            # Hashed off the event loop, so other streams' reads go on meanwhile.
-            got.update(await asyncio.to_thread(_verified, came, set(wanted)))
+            if verify:  # hashed off the event loop, so other streams' reads go on meanwhile
+                got.update(await asyncio.to_thread(_verified, came, set(wanted)))
+            else:
+                asked = set(wanted)
+                got.update((d, data) for d, data in came if d in asked)
             wanted = [d for d in wanted if d not in got]
             if not wanted:
                 return got
@@ -298,7 +305,7 @@ async def _large(
 
     async def get(run: list[Chunk]) -> _Got:
         remote = [c.hash for c in run if c.hash not in reuse]
-        return await fetcher.fetch(remote) if remote else {}
+        return await fetcher.fetch(remote, verify=False) if remote else {}
 
     async def produce() -> None:
         at = start
@@ -327,8 +334,8 @@ async def _large(
                     size = sum(c.size for c in run)
                     due = saved < 0 or offset + size - saved >= CHECKPOINT_BYTES
                     state = (checkpoint, file.chunks, done + len(run), offset + size)
-                    fetcher.stats.bytes_reused += await asyncio.to_thread(
-                        _write_run, run, got, reuse, where, out, state if due else None
+                    await _write_checked(
+                        fetcher, run, got, reuse, where, out, state if due else None
                     )
                     done += len(run)
                     offset += size
@@ -376,6 +383,26 @@ def _finish(
 
 
 _Got = dict[str, bytes | bytearray | memoryview]
+
+
+async def _write_checked(
+    fetcher: _Fetcher,
+    run: list[Chunk],
+    got: _Got,
+    reuse: dict[str, tuple[int, int]],
+    old: Path,
+    out: BinaryIO,
+    state: tuple[Path, list[Chunk], int, int] | None,
+) -> None:
+    """Check a batch's chunks and write it, in one hand-off to a thread; chunks that came
+    wrong are fetched again (checked as they come) and the batch written then."""
+    while True:
+        reused, wrong = await asyncio.to_thread(_write_run, run, got, reuse, old, out, state)
+        if not wrong:
+            fetcher.stats.bytes_reused += reused
+            return
+        fetcher.stats.chunks_refetched += len(wrong)
+        got = {**got, **await fetcher.fetch(wrong)}
 
 
 async def _next_run(file: Growing, at: int) -> list[Chunk]:
@@ -460,15 +487,19 @@ def _write_run(
     old: Path,
     out: BinaryIO,
     state: tuple[Path, list[Chunk], int, int] | None,
-) -> int:
-    """Append a batch's chunks to the part file and checkpoint it when `state` says (one
-    hand-off to a thread per batch); the bytes taken from the old file."""
+) -> tuple[int, list[str]]:
+    """Check the batch's fetched chunks, append its chunks to the part file and checkpoint it
+    when `state` says (one hand-off to a thread per batch); the bytes taken from the old file
+    and the chunks that came wrong (then nothing is written)."""
+    wrong = [d for d, data in got.items() if chunk_hash(data) != d]
+    if wrong:
+        return 0, wrong
     pieces = _pieces(run, got, reuse, old)
     for data in pieces:
         out.write(data)
     if state is not None:
         _checkpoint(*state, out)
-    return sum(len(p) for c, p in zip(run, pieces, strict=True) if c.hash in reuse)
+    return sum(len(p) for c, p in zip(run, pieces, strict=True) if c.hash in reuse), []
 
 
 def _checkpoint(
