@@ -23,8 +23,8 @@ from thresher.files.chunking import Chunk
 from thresher.files.manifest import FileEntry, Manifest
 from thresher.files.store import ChunkStore
 
-#: Finished checkins kept for a late follower (a bounded number).
-KEEP_FINISHED = 32
+#: Finished checkins kept for a late follower (each holds its files' entries: a few).
+KEEP_FINISHED = 4
 #: Most whole files in one answer.
 MAX_FILES = 10_000
 
