@@ -23,7 +23,7 @@ MIN_CHUNK = 256 * 1024
 AVG_CHUNK = 1024 * 1024
 MAX_CHUNK = 4 * 1024 * 1024
 #: Bytes read at once: several chunks, and always MAX_CHUNK past a boundary.
-WINDOW = 16 * 1024 * 1024
+WINDOW = 8 * 1024 * 1024
 HASH_BYTES = 32
 
 

@@ -36,7 +36,7 @@ from thresher.files.throttle import Throttle
 from thresher.files.upload import DigestCache
 
 Existing = Literal["overwrite", "skip", "copy"]
-BATCH_BYTES = 8 * 1024 * 1024
+BATCH_BYTES = 4 * 1024 * 1024
 BATCH_CHUNKS = 512
 #: Bytes written between two checkpoints of a large file (each is a small file renamed into
 #: place: after every 4 MiB batch they took a tenth of a 1 GiB pull's time).
