@@ -20,8 +20,9 @@ import pytest
 from thresher.files import follow as follow_module
 from thresher.files import progress
 from thresher.files.chunking import AVG_CHUNK
-from thresher.files.download import BATCH_BYTES, download
+from thresher.files.download import download
 from thresher.files.follow import follow
+from thresher.files.partfile import BATCH_BYTES
 from thresher.files.peer import Peer
 from thresher.files.scope import issue
 from thresher.files.server import serve_in_thread

@@ -19,28 +19,24 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import json
 import os
 import secrets
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import BinaryIO, Literal, Protocol
 
+from thresher.files import partfile
 from thresher.files.chunking import Chunk, FileDigest, chunk_hash, digest_file, file_hash
 from thresher.files.manifest import FileEntry, Manifest
+from thresher.files.partfile import BATCH_BYTES, BATCH_CHUNKS
 from thresher.files.peer import PeerError
 from thresher.files.progress import Growing
 from thresher.files.stats import TransferStats
-from thresher.files.store import ChunkStore, write_atomic
+from thresher.files.store import ChunkStore
 from thresher.files.throttle import Throttle
 from thresher.files.upload import DigestCache
 
 Existing = Literal["overwrite", "skip", "copy"]
-BATCH_BYTES = 4 * 1024 * 1024
-BATCH_CHUNKS = 512
-#: Bytes written between two checkpoints of a large file (each is a small file renamed into
-#: place: after every 4 MiB batch they took a tenth of a 1 GiB pull's time).
-CHECKPOINT_BYTES = 64 * 1024 * 1024
 TRIES = 3
 
 
@@ -295,7 +291,7 @@ async def _large(
         return
     part = where.with_name(f".{where.name}.thresher-part")
     checkpoint = where.with_name(f".{where.name}.thresher-part.json")
-    start, offset = await _resume_point(file, part, checkpoint)
+    start, offset = await partfile.resume_point(file, part, checkpoint)
     fetcher.stats.files_resumed += start > 0
     reuse = await asyncio.to_thread(_old_chunks, where, fetcher.cache, dest)
     # Batches fetched and not yet written: at most `streams`, whatever the file's size.
@@ -310,7 +306,7 @@ async def _large(
     async def produce() -> None:
         at = start
         try:
-            while run := await _next_run(file, at):
+            while run := await partfile.next_run(file, at):
                 await room.acquire()
                 fetched.put_nowait((run, asyncio.create_task(get(run))))
                 at += len(run)
@@ -332,7 +328,7 @@ async def _large(
                     got = await task
                     room.release()
                     size = sum(c.size for c in run)
-                    due = saved < 0 or offset + size - saved >= CHECKPOINT_BYTES
+                    due = saved < 0 or offset + size - saved >= partfile.CHECKPOINT_BYTES
                     state = (checkpoint, file.chunks, done + len(run), offset + size)
                     await _write_checked(
                         fetcher, run, got, reuse, where, out, state if due else None
@@ -344,7 +340,9 @@ async def _large(
                 # Stopped (a cut connection, a chunk that never came right): keep what was
                 # written whole, so the next try goes on from here.
                 if offset != saved and done > start:
-                    await asyncio.to_thread(_checkpoint, checkpoint, file.chunks, done, offset, out)
+                    await asyncio.to_thread(
+                        partfile.checkpoint, checkpoint, file.chunks, done, offset, out
+                    )
                 raise
     finally:
         producer.cancel()
@@ -397,50 +395,14 @@ async def _write_checked(
     """Check a batch's chunks and write it, in one hand-off to a thread; chunks that came
     wrong are fetched again (checked as they come) and the batch written then."""
     while True:
-        reused, wrong = await asyncio.to_thread(_write_run, run, got, reuse, old, out, state)
+        reused, wrong = await asyncio.to_thread(
+            partfile.write_run, run, got, reuse, old, out, state
+        )
         if not wrong:
             fetcher.stats.bytes_reused += reused
             return
         fetcher.stats.chunks_refetched += len(wrong)
         got = {**got, **await fetcher.fetch(wrong)}
-
-
-async def _next_run(file: Growing, at: int) -> list[Chunk]:
-    """The file's next batch from chunk `at` on: at most BATCH_BYTES (each batch is held in
-    memory whole; reused chunks are read into memory too, so they count), waiting for its
-    chunks while the file grows; empty at its end."""
-    while True:
-        run: list[Chunk] = []
-        size = 0
-        for c in file.chunks[at : at + BATCH_CHUNKS + 1]:
-            if run and (size + c.size > BATCH_BYTES or len(run) >= BATCH_CHUNKS):
-                return run
-            run.append(c)
-            size += c.size
-        if file.whole is not None:
-            return run
-        await file.beyond(at + len(run))
-
-
-async def _resume_point(file: Growing, part: Path, checkpoint: Path) -> tuple[int, int]:
-    """(chunks done, bytes done) of an interrupted transfer of a file that begins with the same
-    chunks (the checkpoint holds the hash of those), else (0, 0)."""
-    try:
-        saved = json.loads(await asyncio.to_thread(checkpoint.read_text))
-        done, offset = int(saved.get("chunks", 0)), int(saved.get("offset", 0))
-    except (OSError, ValueError, AttributeError):
-        return 0, 0
-    if done <= 0 or not await file.beyond(done - 1):
-        return 0, 0
-    chunks = file.chunks[:done]
-    if saved.get("prefix") != file_hash(chunks) or sum(c.size for c in chunks) != offset:
-        return 0, 0
-    try:
-        if (await asyncio.to_thread(part.stat)).st_size < offset:
-            return 0, 0
-    except FileNotFoundError:
-        return 0, 0
-    return done, offset
 
 
 def _old_chunks(path: Path, cache: DigestCache, dest: Path) -> dict[str, tuple[int, int]]:
@@ -457,57 +419,3 @@ def _old_chunks(path: Path, cache: DigestCache, dest: Path) -> dict[str, tuple[i
         found.setdefault(c.hash, (offset, c.size))
         offset += c.size
     return found
-
-
-def _pieces(
-    run: list[Chunk],
-    got: dict[str, bytes | bytearray | memoryview],
-    reuse: dict[str, tuple[int, int]],
-    old: Path,
-) -> list[bytes | bytearray | memoryview]:
-    pieces: list[bytes | bytearray | memoryview] = []
-    for c in run:
-        if c.hash in got:
-            pieces.append(got[c.hash])
-            continue
-        offset, size = reuse[c.hash]
-        with old.open("rb") as f:
-            f.seek(offset)
-            data = f.read(size)
-        if chunk_hash(data) != c.hash:
-            raise PeerError(f"{old}: changed while it was read")
-        pieces.append(data)
-    return pieces
-
-
-def _write_run(
-    run: list[Chunk],
-    got: dict[str, bytes | bytearray | memoryview],
-    reuse: dict[str, tuple[int, int]],
-    old: Path,
-    out: BinaryIO,
-    state: tuple[Path, list[Chunk], int, int] | None,
-) -> tuple[int, list[str]]:
-    """Check the batch's fetched chunks, append its chunks to the part file and checkpoint it
-    when `state` says (one hand-off to a thread per batch); the bytes taken from the old file
-    and the chunks that came wrong (then nothing is written)."""
-    wrong = [d for d, data in got.items() if chunk_hash(data) != d]
-    if wrong:
-        return 0, wrong
-    pieces = _pieces(run, got, reuse, old)
-    for data in pieces:
-        out.write(data)
-    if state is not None:
-        _checkpoint(*state, out)
-    return sum(len(p) for c, p in zip(run, pieces, strict=True) if c.hash in reuse), []
-
-
-def _checkpoint(
-    checkpoint: Path, chunks: Sequence[Chunk], done: int, offset: int, out: object
-) -> None:
-    """Say that the part file holds the first `done` chunks (`offset` bytes), verified; by the
-    hash of those chunks' hashes, so a file that begins the same way resumes from it."""
-    assert hasattr(out, "flush")
-    out.flush()
-    state = {"prefix": file_hash(chunks[:done]), "chunks": done, "offset": offset}
-    write_atomic(checkpoint, json.dumps(state).encode())

@@ -23,6 +23,7 @@ Data goes between file services directly; whoever calls ``/pull`` only says what
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hmac
 import threading
 from collections.abc import AsyncIterator, Callable, Mapping
@@ -274,7 +275,10 @@ async def checkin(body: CheckinIn, service: ServiceDep, scope: ScopeDep) -> dict
     progress = service.checkins.start(body.name, service.store)
     if body.background:
         thread = threading.Thread(
-            target=_checkin, args=(service, folder, body.name, files, progress), daemon=True
+            target=_in_background,
+            args=(service, folder, body.name, files, progress),
+            daemon=True,
+            name=f"checkin-{progress.run}",
         )
         thread.start()
         return {"run": progress.run, "files": len(files), "bytes": size}
@@ -392,6 +396,14 @@ def _listing(folder: Path, rels: list[str] | None, sized: bool) -> tuple[list[st
                 check_inside(folder, rel)
                 files.append(rel)
     return files, sum((folder / f).stat().st_size for f in files) if sized else 0
+
+
+def _in_background(
+    service: FileService, folder: Path, name: str, files: list[str], progress: Checkin
+) -> None:
+    """A background checkin: what went wrong is told to its followers (`progress.error`)."""
+    with contextlib.suppress(Exception):
+        _checkin(service, folder, name, files, progress)
 
 
 def _checkin(
