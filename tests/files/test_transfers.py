@@ -284,7 +284,7 @@ def test_a_pull_follows_a_checkin_in_progress_and_heals_a_corrupted_chunk(
             release.wait(60)  # held until B has written its first batch
 
     monkeypatch.setattr(progress.Checkin, "chunk", held)
-    monkeypatch.setattr(follow_module, "WANT_CHUNKS", 1)  # answers as soon as a chunk comes
+    monkeypatch.setattr(follow_module, "WANT_BYTES", 1)  # answers as soon as a chunk comes
     run = a.call("/checkin", {"volume": "proj", "name": "m", "background": True})["run"]
     dest = tmp_path / "dest"
     part = dest / ".big.bin.thresher-part"

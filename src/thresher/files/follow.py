@@ -30,10 +30,12 @@ from thresher.files.stats import TransferStats
 from thresher.files.throttle import Throttle
 from thresher.files.upload import DigestCache
 
-#: Chunks the source gathers before it answers (unless a file or the checkin ends first): few
-#: for the first answer (to start at once), then more (each answer costs both sides a request).
-FIRST_CHUNKS = 4
-WANT_CHUNKS = 32
+#: What the source gathers before it answers (unless a file of several chunks or the checkin
+#: ends first): little for the first answer (to start at once), then more (each answer costs
+#: both sides a request; a batch of small files is one request for their chunks).
+FIRST_BYTES = 4 * 1024 * 1024
+WANT_BYTES = 32 * 1024 * 1024
+WANT_FILES = 1000
 #: Seconds the source waits for news before it answers with none.
 WAIT_S = 20.0
 
@@ -131,7 +133,8 @@ async def follow(
                 run,
                 files=len(follower.entries),
                 chunks=follower.chunks,
-                want=WANT_CHUNKS if follower.entries or follower.chunks else FIRST_CHUNKS,
+                want_bytes=WANT_BYTES if follower.entries or follower.chunks else FIRST_BYTES,
+                want_files=WANT_FILES,
                 wait=WAIT_S,
             )
             follower.check()

@@ -127,15 +127,25 @@ class Peer:
         return Manifest.from_json(response.content)
 
     async def checkin_progress(
-        self, name: str, run: str, *, files: int, chunks: int, want: int, wait: float
+        self,
+        name: str,
+        run: str,
+        *,
+        files: int,
+        chunks: int,
+        want_bytes: int,
+        want_files: int,
+        wait: float,
     ) -> dict[str, Any]:
         """What checkin `run` found after `files` whole files and `chunks` chunks of the next
-        (`GET /checkins/{name}`), once there are `want` chunks or at most `wait` seconds."""
+        (`GET /checkins/{name}`), once that is `want_bytes` bytes or `want_files` whole files,
+        or after at most `wait` seconds."""
         params: dict[str, str | int | float] = {
             "run": run,
             "files": files,
             "chunks": chunks,
-            "want": want,
+            "want_bytes": want_bytes,
+            "want_files": want_files,
             "wait": wait,
         }
         try:

@@ -46,9 +46,10 @@ class Checkin:
         self.error: str | None = None
         self._lock = threading.Lock()
         self._changed = asyncio.Event()  # replaced at each wake (set: woken)
-        # The count of chunks of the file being read at which a follower wants waking (None:
-        # nobody waits): a wake per answer, not per chunk.
-        self._wake_at: int | None = None
+        self._found = 0  # bytes found so far: chunks told, and whole files told at once
+        # When a follower wants waking (None: nobody waits): once `_found` reaches the first,
+        # or the whole files their count the second; a wake per answer, not per chunk or file.
+        self._wake_at: tuple[int, int] | None = None
 
     # -- from the checkin's thread --------------------------------------------------------------
 
@@ -65,7 +66,8 @@ class Checkin:
             if self.current != (path, mode):
                 self.current, self.chunks = (path, mode), []
             self.chunks.append(chunk)
-            due = self._wake_at is not None and len(self.chunks) >= self._wake_at
+            self._found += chunk.size
+            due = self._wake_at is not None and self._found >= self._wake_at[0]
             if due:
                 self._wake_at = None
         if due:
@@ -80,10 +82,18 @@ class Checkin:
                 self.store.add_source(c.hash, path, offset, c.size)
                 offset += c.size
         with self._lock:
+            if self.current is None or self.current[0] != entry.path:
+                self._found += entry.size  # not told chunk by chunk
             self.files.append(entry)
             self.current, self.chunks = None, []
-            self._wake_at = None
-        self._tell()
+            wake = self._wake_at
+            due = wake is not None and (
+                len(entry.chunks) > 1 or self._found >= wake[0] or len(self.files) >= wake[1]
+            )
+            if due:
+                self._wake_at = None
+        if due:
+            self._tell()
 
     def finish(self, manifest: Manifest | None, error: str | None = None) -> None:
         with self._lock:
@@ -100,18 +110,20 @@ class Checkin:
 
     # -- on the event loop ----------------------------------------------------------------------
 
-    def since(self, files: int, chunks: int, want: int = 0) -> tuple[dict[str, Any], int]:
+    def since(
+        self, files: int, chunks: int, want_bytes: int = 0, want_files: int = 1
+    ) -> tuple[dict[str, Any], bool]:
         """What came after `files` whole files and `chunks` chunks of the next (counted when it
-        is the same file still being read); how many chunks that is. Under `want` of them and
-        nothing else new: the checkin wakes its followers once there are."""
+        is the same file still being read), and whether that is worth an answer: `want_bytes`
+        of chunks or `want_files` whole files, a file of several chunks whole (its follower
+        renames it), or the end. If not, the checkin wakes its followers once it is."""
         with self._lock:
             whole = self.files[files : files + MAX_FILES]
             first = chunks if not whole else 0
             current = None
-            more = len(whole) + max(0, len(self.chunks) - first)
+            new = self.chunks[first:] if files + len(whole) == len(self.files) else []
             if self.current is not None and files + len(whole) == len(self.files):
                 path, mode = self.current
-                new = self.chunks[first:]
                 current = {"path": path, "mode": mode, "chunks": [[c.hash, c.size] for c in new]}
             over = self.manifest is not None or self.error is not None
             answer = {
@@ -124,19 +136,31 @@ class Checkin:
                 "count": len(self.manifest.files) if self.manifest is not None else None,
                 "seconds": self.seconds,
             }
-            if not whole and not over and more < want:
-                at = len(self.chunks) + want - more
-                self._wake_at = at if self._wake_at is None else min(self._wake_at, at)
-        return answer, more + (1 if over else 0)
+            found = sum(f.size for f in whole) + sum(c.size for c in new)
+            ready = (
+                over
+                or found >= want_bytes
+                or len(whole) >= want_files
+                or any(len(f.chunks) > 1 for f in whole)
+            )
+            if not ready:
+                at = (
+                    self._found + want_bytes - found,
+                    len(self.files) + want_files - len(whole),
+                )
+                wake = self._wake_at
+                self._wake_at = at if wake is None else (min(wake[0], at[0]), min(wake[1], at[1]))
+        return answer, ready
 
-    async def wait(self, files: int, chunks: int, want: int, timeout: float) -> dict[str, Any]:
-        """`since`, once at least `want` chunks or a whole file came (or the checkin ended), or
-        after `timeout` seconds with what there is."""
+    async def wait(
+        self, files: int, chunks: int, want_bytes: int, want_files: int, timeout: float
+    ) -> dict[str, Any]:
+        """`since`, once it is worth an answer, or after `timeout` seconds with what there is."""
         deadline = self.loop.time() + timeout
         while True:
             event = self._changed
-            answer, more = self.since(files, chunks, want)
-            if more >= want or answer["files"] or answer["error"] or answer["hash"]:
+            answer, ready = self.since(files, chunks, want_bytes, want_files)
+            if ready:
                 return answer
             left = deadline - self.loop.time()
             if left <= 0:

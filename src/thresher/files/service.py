@@ -40,7 +40,7 @@ from thresher.files.follow import follow
 from thresher.files.frames import HEADER, FrameError, decode, frame
 from thresher.files.manifest import Manifest, ManifestError, safe_rel
 from thresher.files.peer import Peer, PeerError
-from thresher.files.progress import Checkin, Checkins
+from thresher.files.progress import MAX_FILES, Checkin, Checkins
 from thresher.files.scope import Scope
 from thresher.files.scope import check as scope_of
 from thresher.files.store import MANIFEST_NAME, BadChunk, ChunkStore
@@ -304,18 +304,19 @@ async def checkin_progress(
     run: Annotated[str, Query(pattern=r"^[0-9a-f]{16}$")],
     files: Annotated[int, Query(ge=0)] = 0,
     chunks: Annotated[int, Query(ge=0)] = 0,
-    want: Annotated[int, Query(ge=1, le=1024)] = 1,
+    want_bytes: Annotated[int, Query(ge=0, le=2**30)] = 0,
+    want_files: Annotated[int, Query(ge=1, le=MAX_FILES)] = 1,
     wait: Annotated[float, Query(ge=0, le=60)] = 20.0,
 ) -> dict[str, Any]:
     """What checkin `run` found after `files` whole files and `chunks` chunks of the file it
-    reads next, once there are `want` chunks (or a file or the checkin ended), else after
-    `wait` seconds: whole files, the chunks so far of the file being read, and at the end
-    `done` with the manifest's hash (or `error`)."""
+    reads next, once that is `want_bytes` bytes or `want_files` whole files (or a file of
+    several chunks whole, or the end), else after `wait` seconds: whole files, the chunks so
+    far of the file being read, and at the end `done` with the manifest's hash (or `error`)."""
     _may_name(scope, name)
     progress = service.checkins.get(run)
     if progress is None or progress.name != name:
         raise HTTPException(404, {"message": f"no checkin {run} of {name!r}", "field": "run"})
-    return await progress.wait(files, chunks, want, wait)
+    return await progress.wait(files, chunks, want_bytes, want_files, wait)
 
 
 @router.post("/pull")
