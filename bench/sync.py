@@ -22,6 +22,7 @@ import argparse
 import contextlib
 import os
 import random
+import resource
 import shutil
 import statistics
 import subprocess
@@ -114,10 +115,29 @@ PEAKS: list[Peak] = []
 CHECKIN_S: dict[str, list[float]] = {}
 #: Whether B's pull follows A's checkin as it goes (--sequential: one after the other).
 OVERLAP = True
+#: CPU seconds of each service and of rsync's processes, by case.
+CPU_S: dict[str, dict[str, list[float]]] = {}
+
+
+def cpu_s(proc: psutil.Process) -> float:
+    times = proc.cpu_times()
+    return float(times.user + times.system)
 
 
 def ours(a_url: str, b_url: str, name: str) -> tuple[float, int]:
-    """Seconds and bytes moved to bring A's folder to B (checkin at A, pull at B)."""
+    """Seconds and bytes moved to bring A's folder to B (checkin at A, pull at B); the CPU
+    seconds each service used go to CPU_S."""
+    before = {n: cpu_s(WATCH[n]) for n in ("files_a", "files_b")}
+    try:
+        return _ours(a_url, b_url, name)
+    finally:
+        for n, was in before.items():
+            CPU_S.setdefault(name.rsplit("-", 1)[0], {}).setdefault(n, []).append(
+                cpu_s(WATCH[n]) - was
+            )
+
+
+def _ours(a_url: str, b_url: str, name: str) -> tuple[float, int]:
     rss = ", ".join(f"{n} {p.memory_info().rss >> 20} MiB" for n, p in WATCH.items())
     peaks = ", ".join(f"{n} {v >> 20} MiB" for n, v in PEAKS[0].peak.items()) if PEAKS else ""
     log(f"{name}: rss {rss}; peaks so far {peaks}")
@@ -156,10 +176,15 @@ def ours(a_url: str, b_url: str, name: str) -> tuple[float, int]:
     return time.perf_counter() - started, int(answer["bytes_moved"])
 
 
-def rsync(src: Path, dest: Path) -> float:
+def rsync(src: Path, dest: Path, case: str) -> float:
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     subprocess.run(["rsync", "-a", f"{src}/", f"{dest}/"], check=True)
-    return time.perf_counter() - started
+    took = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    used = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+    CPU_S.setdefault(case, {}).setdefault("rsync", []).append(used)
+    return took
 
 
 def write_big(path: Path, size: int, seed: int) -> None:
@@ -216,24 +241,28 @@ def one_run(
     pids = {n: p.pid for n, p in WATCH.items() if n.startswith("files")}
     with py_spy(pids, args.profile if i == 0 else None, rate=100):
         t_ours, moved = ours(a_url, b_url, f"big-{i}")
-    t_rsync = rsync(a / "big", rs / "big")
+    t_rsync = rsync(a / "big", rs / "big", "big")
     out["big"] = {"ours_s": t_ours, "rsync_s": t_rsync, "bytes": moved}
     change_in_place(a / "big" / "big.bin", 0.01, seed=100 + i)
     t_ours, moved = ours(a_url, b_url, f"edit-{i}")
     out["changed_1pct"] = {
         "ours_s": t_ours,
-        "rsync_s": rsync(a / "big", rs / "big"),
+        "rsync_s": rsync(a / "big", rs / "big", "edit"),
         "bytes": moved,
     }
     insert_middle(a / "big" / "big.bin", random.Random(i).randbytes(1024))
     t_ours, moved = ours(a_url, b_url, f"insert-{i}")
     out["inserted_1kb"] = {
         "ours_s": t_ours,
-        "rsync_s": rsync(a / "big", rs / "big"),
+        "rsync_s": rsync(a / "big", rs / "big", "insert"),
         "bytes": moved,
     }
     t_ours, moved = ours(a_url, b_url, f"same-{i}")
-    out["no_change"] = {"ours_s": t_ours, "rsync_s": rsync(a / "big", rs / "big"), "bytes": moved}
+    out["no_change"] = {
+        "ours_s": t_ours,
+        "rsync_s": rsync(a / "big", rs / "big", "same"),
+        "bytes": moved,
+    }
     shutil.rmtree(a / "big")
     shutil.rmtree(b / "big", ignore_errors=True)
     small = a / "small"
@@ -242,7 +271,11 @@ def one_run(
     for n in range(args.files):
         (small / f"f{n:05d}.txt").write_bytes(rng.randbytes(1024))
     t_ours, moved = ours(a_url, b_url, f"small-{i}")
-    out["small_files"] = {"ours_s": t_ours, "rsync_s": rsync(small, rs / "small"), "bytes": moved}
+    out["small_files"] = {
+        "ours_s": t_ours,
+        "rsync_s": rsync(small, rs / "small", "small"),
+        "bytes": moved,
+    }
     return out
 
 
@@ -336,6 +369,7 @@ def main() -> dict[str, Any]:
         ("small_files", "small"),
     ):
         cases[case]["of_which_checkin_s"] = spread(CHECKIN_S[prefix])
+        cases[case]["cpu_s"] = {n: spread(v) for n, v in CPU_S[prefix].items()}
     for case in ("changed_1pct", "inserted_1kb"):
         cases[case]["moved_pct_of_file"] = round(100 * cases[case]["bytes_moved"] / size, 2)
     return {
