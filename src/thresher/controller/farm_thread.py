@@ -140,12 +140,12 @@ class FarmThread:
                 self._hand_back(pending)
                 return
             self._one(call)
-            if call.future is None:
-                continue
-            if not pending:
-                first_at = time.monotonic()
-            pending.setdefault(call.future.get_loop(), []).append(call)
-            if time.monotonic() - first_at >= SETTLE_WITHIN_S:
+            if call.future is not None:
+                if not pending:
+                    first_at = time.monotonic()
+                pending.setdefault(call.future.get_loop(), []).append(call)
+            # also after a posted call: a run of them must not hold back the answers ready
+            if pending and time.monotonic() - first_at >= SETTLE_WITHIN_S:
                 self._hand_back(pending)
 
     def _one(self, call: _Call) -> None:
