@@ -4,8 +4,9 @@ Chunk boundaries come from FastCDC (the `fastcdc` package's compiled gear-hash s
 depend on the bytes around them only, so an insertion moves the boundaries of the chunk it
 falls in and no other, and a file that changed in one place shares all other chunks with its
 last version. Files are read in windows of `WINDOW` bytes: memory stays bounded whatever the
-file's size, and the chunks are exactly those of the whole file at once (a boundary is found
-within `MAX_CHUNK` bytes of the last, and the window always holds that much past it).
+file's size, and the chunks are exactly those of the whole file at once (a boundary found
+before a window's end depends on the bytes before it only; the last piece of a window, cut
+short by its end, is cut again with the next; a window is larger than `MAX_CHUNK`).
 """
 
 from __future__ import annotations
