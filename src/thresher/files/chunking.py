@@ -23,7 +23,7 @@ from fastcdc import fastcdc
 MIN_CHUNK = 256 * 1024
 AVG_CHUNK = 1024 * 1024
 MAX_CHUNK = 4 * 1024 * 1024
-#: Bytes read at once: several chunks, and always MAX_CHUNK past a boundary.
+#: Bytes read at once: several chunks (more than MAX_CHUNK).
 WINDOW = 8 * 1024 * 1024
 HASH_BYTES = 32
 
