@@ -8,6 +8,7 @@ import asyncio
 import contextlib
 import os
 import random
+import threading
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,8 +17,12 @@ from typing import Any
 import httpx
 import pytest
 
+from thresher.files import follow as follow_module
+from thresher.files import progress
 from thresher.files.chunking import AVG_CHUNK
 from thresher.files.download import download
+from thresher.files.follow import follow
+from thresher.files.partfile import BATCH_BYTES
 from thresher.files.peer import Peer
 from thresher.files.scope import issue
 from thresher.files.server import serve_in_thread
@@ -258,3 +263,48 @@ def test_a_token_scoped_to_one_job_opens_that_jobs_files_only(sites: tuple[Site,
     assert mine == [200, 200, 200]
     assert theirs == [403, 403, 403, 403, 403]
     assert refused == [401, 401, 401]
+
+
+def test_a_pull_follows_a_checkin_in_progress_and_heals_a_corrupted_chunk(
+    sites: tuple[Site, Site], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """B writes the first chunks of a file while A is still reading it (A's checkin is held
+    half way until B's part file has grown), a chunk that comes corrupted is fetched again,
+    and the file ends byte-identical, renamed once A's checkin gave its whole entry."""
+    a, _ = sites
+    data = _random(40 * AVG_CHUNK, 5)
+    (a.root / "big.bin").write_bytes(data)
+    (a.root / "small.txt").write_text("small\n")
+    release = threading.Event()
+    told = progress.Checkin.chunk
+
+    def held(self: progress.Checkin, path: str, mode: int, chunk: Any) -> None:
+        told(self, path, mode, chunk)
+        if not release.is_set() and sum(c.size for c in self.chunks) >= 2 * BATCH_BYTES:
+            release.wait(60)  # held until B has written its first batch
+
+    monkeypatch.setattr(progress.Checkin, "chunk", held)
+    monkeypatch.setattr(follow_module, "WANT_BYTES", 1)  # answers as soon as a chunk comes
+    run = a.call("/checkin", {"volume": "proj", "name": "m", "background": True})["run"]
+    dest = tmp_path / "dest"
+    part = dest / ".big.bin.thresher-part"
+
+    async def pull() -> tuple[Any, Any]:
+        async with _peer(a.url, _Flaky(corrupt=True)) as peer:
+            task = asyncio.create_task(follow(peer, "m", run, dest, streams=2))
+            deadline = asyncio.get_running_loop().time() + 60
+            while not (part.is_file() and part.stat().st_size > 0) and not task.done():
+                assert asyncio.get_running_loop().time() < deadline
+                await asyncio.sleep(0.01)
+            held_then = a.service.checkins.get(run).seconds is None  # type: ignore[union-attr]
+            release.set()
+            return held_then, await task
+
+    held_then, (manifest, stats) = asyncio.run(pull())
+    assert held_then  # B had written part of the file while A's checkin was still reading it
+    assert (dest / "big.bin").read_bytes() == data
+    assert (dest / "small.txt").read_text() == "small\n"
+    assert manifest.hash == a.service.store.get_manifest("m").hash  # type: ignore[union-attr]
+    assert stats.chunks_refetched == 1
+    assert stats.bytes_total == len(data) + 6
+    assert not [p for p in os.listdir(dest) if "thresher-part" in p]
