@@ -29,6 +29,7 @@ from thresher.files.server import serve_in_thread
 from thresher.files.service import FileService
 from thresher.files.store import ChunkStore
 from thresher.files.upload import upload
+from thresher.testing import wait_until
 
 TOKEN = "files-token"
 
@@ -308,3 +309,31 @@ def test_a_pull_follows_a_checkin_in_progress_and_heals_a_corrupted_chunk(
     assert stats.chunks_refetched == 1
     assert stats.bytes_total == len(data) + 6
     assert not [p for p in os.listdir(dest) if "thresher-part" in p]
+
+
+def test_checkins_running_at_once_are_bounded(
+    sites: tuple[Site, Site], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A caller cannot start reading threads without end: past the service's limit a checkin
+    is a 429 naming the field, and one is accepted again once a running one ended."""
+    a, _ = sites
+    (a.root / "big.bin").write_bytes(_random(4 * AVG_CHUNK, 7))
+    release = threading.Event()
+    told = progress.Checkin.chunk
+
+    def held(self: progress.Checkin, path: str, mode: int, chunk: Any) -> None:
+        told(self, path, mode, chunk)
+        release.wait(60)
+
+    monkeypatch.setattr(progress.Checkin, "chunk", held)
+    a.service.checkins.max_running = 2
+    body = {"volume": "proj", "name": "m", "background": True}
+    runs = [a.call("/checkin", body)["run"] for _ in range(2)]
+    headers = {"Authorization": f"Bearer {TOKEN}"}
+    refused = httpx.post(f"{a.url}/files/v1/checkin", json=body, headers=headers, timeout=60)
+    assert refused.status_code == 429
+    assert refused.json()["detail"]["field"] == "name"
+    release.set()
+    wait_until(lambda: not a.service.checkins.running(), timeout=60, what="the checkins ended")
+    assert all(a.service.checkins.get(run).seconds is not None for run in runs)  # type: ignore[union-attr]
+    assert a.call("/checkin", body)["files"] == 1

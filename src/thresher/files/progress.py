@@ -25,6 +25,8 @@ from thresher.files.store import ChunkStore
 
 #: Finished checkins kept for a late follower (each holds its files' entries: a few).
 KEEP_FINISHED = 4
+#: At most this many checkins read at once on one service; one more is refused (429) until one ends.
+MAX_RUNNING = 8
 #: Most whole files in one answer.
 MAX_FILES = 10_000
 
@@ -182,8 +184,9 @@ def _entry(f: FileEntry) -> dict[str, Any]:
 class Checkins:
     """The checkins of one service: those running, and the last KEEP_FINISHED by run id."""
 
-    def __init__(self) -> None:
+    def __init__(self, max_running: int = MAX_RUNNING) -> None:
         self._runs: OrderedDict[str, Checkin] = OrderedDict()
+        self.max_running = max_running
 
     def start(self, name: str, store: ChunkStore | None = None) -> Checkin:
         checkin = Checkin(name, asyncio.get_running_loop(), store)

@@ -272,6 +272,9 @@ async def checkin(body: CheckinIn, service: ServiceDep, scope: ScopeDep) -> dict
         raise HTTPException(404, f"{exc.filename} is not at site {service.site}") from None
     except ManifestError as exc:
         raise HTTPException(422, {"message": str(exc), "field": "paths"}) from None
+    if len(service.checkins.running()) >= service.checkins.max_running:
+        message = f"{service.checkins.max_running} checkins are running here: try again later"
+        raise HTTPException(429, {"message": message, "field": "name"})
     progress = service.checkins.start(body.name, service.store)
     if body.background:
         thread = threading.Thread(
