@@ -7,15 +7,35 @@ so the PostgreSQL half of the suite always runs there.
 
 from __future__ import annotations
 
+import faulthandler
 import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
+import httpx
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
+
+
+@pytest.fixture(autouse=True)
+def _stacks_on_a_request_timeout(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A request of a test that times out prints where every thread of the test's process was
+    at that moment (in the failure's captured stderr): a controller served in process
+    (`serve_in_thread`) that did not answer shows what held it. Seen a few times under load."""
+    original = httpx.HTTPTransport.handle_request
+
+    def handle_request(self: httpx.HTTPTransport, request: httpx.Request) -> Any:
+        try:
+            return original(self, request)
+        except httpx.TimeoutException:
+            faulthandler.dump_traceback(all_threads=True)
+            raise
+
+    monkeypatch.setattr(httpx.HTTPTransport, "handle_request", handle_request)
 
 
 def _pg_url() -> str | None:
