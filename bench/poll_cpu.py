@@ -38,7 +38,7 @@ from thresher.store.db import sqlite_url
 from thresher.store.store import Store
 
 
-def _setup(data_dir: Path, url: str, workers: int, tasks: int) -> tuple[Farm, list[Any]]:
+def _setup(data_dir: Path, url: str, workers: int, tasks: int) -> tuple[Farm, list[Any], Any, int]:
     if url.startswith("postgresql"):  # an empty database: drop what an earlier run left
         engine = sa.create_engine(url)
         with engine.begin() as conn:
@@ -55,7 +55,7 @@ def _setup(data_dir: Path, url: str, workers: int, tasks: int) -> tuple[Farm, li
     farm.start(clock.now())
     admin = farm.access.caller(admin_token)
     assert admin is not None
-    farm.jobs.submit(
+    job = farm.jobs.submit(
         admin, api.JobIn(name="poll-cpu", command=["true"], frames=f"1-{tasks}", chunk=1)
     )
     callers = []
@@ -72,17 +72,33 @@ def _setup(data_dir: Path, url: str, workers: int, tasks: int) -> tuple[Farm, li
             ),
         )
         callers.append(farm.access.caller(out.token))
-    return farm, callers
+    return farm, callers, admin, job.id
 
 
-def _poll(farm: Farm, caller: Any, body: api.PollIn) -> Any:
-    pending = Unconfirmed(caller, "POST", "/api/v1/agent/poll")
-    return farm._confirmed(pending, farm.agents._first_round, (caller, body), {})
+def _polls(farm: Farm, callers: list[Any], bodies: list[api.PollIn], together: int) -> list[Any]:
+    """Each caller's poll (its token confirmed, its first round), `together` at a time as the
+    farm thread runs polls queued together (`Farm._first_rounds`)."""
+    out: list[Any] = []
+    for start in range(0, len(callers), together):
+        items = [
+            (Unconfirmed(c, "POST", "/api/v1/agent/poll"), c, b)
+            for c, b in zip(
+                callers[start : start + together], bodies[start : start + together], strict=True
+            )
+        ]
+        for outcome in farm._first_rounds(items):
+            if isinstance(outcome, BaseException):
+                raise outcome
+            out.append(outcome)
+    return out
 
 
-def _busy_round(farm: Farm, callers: list[Any], held: list[list[Any]]) -> tuple[float, float]:
+def _busy_round(
+    farm: Farm, callers: list[Any], held: list[list[Any]], together: int
+) -> tuple[float, float]:
     cpu0, wall0 = time.process_time(), time.perf_counter()
-    for i, caller in enumerate(callers):
+    bodies = []
+    for i in range(len(callers)):
         finished = [
             api.FinishIn(
                 attempt_id=a.attempt_id,
@@ -93,17 +109,17 @@ def _busy_round(farm: Farm, callers: list[Any], held: list[list[Any]]) -> tuple[
             )
             for a in held[i]
         ]
-        poll = _poll(farm, caller, api.PollIn(lanes=[0], wait_s=2.0, finished=finished))
+        bodies.append(api.PollIn(lanes=[0], wait_s=2.0, finished=finished))
+    for i, poll in enumerate(_polls(farm, callers, bodies, together)):
         held[i] = list(poll.answer.assignments) if poll.answer is not None else []
     n = len(callers)
     return (time.process_time() - cpu0) * 1000 / n, (time.perf_counter() - wall0) * 1000 / n
 
 
-def _idle_round(farm: Farm, callers: list[Any]) -> tuple[float, float]:
-    body = api.PollIn(wait_s=20.0)
+def _idle_round(farm: Farm, callers: list[Any], together: int) -> tuple[float, float]:
+    bodies = [api.PollIn(lanes=[0], wait_s=0.0)] * len(callers)  # as bench/heartbeat.py
     cpu0, wall0 = time.process_time(), time.perf_counter()
-    for caller in callers:
-        _poll(farm, caller, body)
+    _polls(farm, callers, bodies, together)
     n = len(callers)
     return (time.process_time() - cpu0) * 1000 / n, (time.perf_counter() - wall0) * 1000 / n
 
@@ -114,33 +130,47 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=50)
     parser.add_argument("--tasks", type=int, default=200_000)
     parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument(
+        "--together", type=int, default=1, help="polls run together (queued at once)"
+    )
     parser.add_argument("--profile", type=Path, help="cProfile of the busy polls to this file")
     parser.add_argument("--idle-profile", type=Path, help="cProfile of the idle polls")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         data_dir = Path(tmp)
         url = args.db_url or sqlite_url(data_dir)
-        farm, callers = _setup(data_dir, url, args.workers, args.tasks)
+        farm, callers, admin, job_id = _setup(data_dir, url, args.workers, args.tasks)
         held: list[list[Any]] = [[] for _ in callers]
-        _busy_round(farm, callers, held)  # warm up: caches, the dispatch index
+        _busy_round(farm, callers, held, args.together)  # warm up: caches, the dispatch index
         profile = cProfile.Profile() if args.profile else None
         busy = []
         for _ in range(args.rounds):
             if profile:
                 profile.enable()
-            busy.append(_busy_round(farm, callers, held))
+            busy.append(_busy_round(farm, callers, held, args.together))
             if profile:
                 profile.disable()
         if profile and args.profile:
             profile.dump_stats(str(args.profile))
-        _busy_round(farm, callers, held)  # what each holds is finished before idling
-        _idle_round(farm, callers)
+        # Idle: what each holds finished, the job canceled, so a poll finds nothing to run.
+        finishing = [
+            api.PollIn(
+                finished=[
+                    api.FinishIn(attempt_id=a.attempt_id, token=a.token, status="succeeded")
+                    for a in held[i]
+                ]
+            )
+            for i in range(len(callers))
+        ]
+        _polls(farm, callers, finishing, args.together)
+        farm.jobs.cancel(admin, job_id)
+        _idle_round(farm, callers, args.together)
         idle_profile = cProfile.Profile() if args.idle_profile else None
         idle = []
         for _ in range(args.rounds):
             if idle_profile:
                 idle_profile.enable()
-            idle.append(_idle_round(farm, callers))
+            idle.append(_idle_round(farm, callers, args.together))
             if idle_profile:
                 idle_profile.disable()
         if idle_profile and args.idle_profile:
@@ -151,6 +181,7 @@ def main() -> None:
         "bench": "poll_cpu",
         "db": "postgresql" if args.db_url else "sqlite",
         "workers": args.workers,
+        "together": args.together,
         "busy_cpu_ms": round(statistics.median(b[0] for b in busy), 3),
         "busy_cpu_ms_range": [round(min(b[0] for b in busy), 3), round(max(b[0] for b in busy), 3)],
         "busy_wall_ms": round(statistics.median(b[1] for b in busy), 3),
