@@ -12,7 +12,7 @@ state and `core` decides.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any, ParamSpec, TypeVar
@@ -168,7 +168,9 @@ class Farm:
         UNCONFIRMED.set(None)
         return await self.thread.run_together(self._first_rounds, (pending, caller, body))
 
-    def _first_rounds(self, items: list[tuple[Unconfirmed | None, Caller, Any]]) -> list[object]:
+    def _first_rounds(
+        self, items: Sequence[tuple[Unconfirmed | None, Caller, Any]]
+    ) -> list[object]:
         outcomes: list[object] = [None] * len(items)
         callers = [caller for _, caller, _ in items]
         confirming = [(i, pending) for i, (pending, _, _) in enumerate(items) if pending]
