@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any, Protocol, TypeVar
 
 from thresher.controller.auth import Caller, enrol_code_hash, issue_token
@@ -16,6 +16,7 @@ from thresher.controller.farm_thread import retrying
 from thresher.controller.jobs import Jobs
 from thresher.controller.monitor import SampleKeeper
 from thresher.controller.notifications import DiskWatch, workers_lost, workers_sick
+from thresher.controller.poll_state import FirstRound, HeldPoll
 from thresher.controller.scheduling import Scheduling
 from thresher.controller.settings import ControllerSettings
 from thresher.controller.unit import UnitOfWork
@@ -58,7 +59,7 @@ class Agents:
         self.notifier = unit.notifier
         self.run = run  # runs a round of a held poll on the farm thread
         # Runs a poll's first round on the farm thread, with polls queued beside it (`Farm`).
-        self.first_round: Callable[[Caller, api.PollIn], Awaitable[_HeldPoll]] = functools.partial(
+        self.first_round: Callable[[Caller, api.PollIn], Awaitable[HeldPoll]] = functools.partial(
             run, self._first_round
         )
         self._worker_ids: dict[int, int] = {}  # worker token id -> worker id
@@ -300,7 +301,7 @@ class Agents:
         assert held.answer is not None
         return held.answer
 
-    def _first_round(self, caller: Caller, body: api.PollIn) -> _HeldPoll:
+    def _first_round(self, caller: Caller, body: api.PollIn) -> HeldPoll:
         """The reports, the reconciliation and the first claim in one transaction: one commit
         per poll, and a failure midway leaves nothing half-written (the worker sends it all
         again)."""
@@ -310,7 +311,7 @@ class Agents:
 
     def first_rounds(
         self, polls: Sequence[tuple[Caller, api.PollIn]]
-    ) -> list[_HeldPoll | Exception]:
+    ) -> list[HeldPoll | Exception]:
         """The first rounds of several polls queued together on the farm thread, in one
         transaction: one commit for all, none answered before it. Each poll is still all or
         nothing: if any of them fails (or the commit does), nothing of the group was written,
@@ -319,7 +320,7 @@ class Agents:
         exception its caller gets."""
         if len(polls) == 1:  # an exception is its caller's (the farm thread retries conflicts)
             return [self._first_round(*polls[0])]
-        outcomes: list[_HeldPoll | Exception | None] = [None] * len(polls)
+        outcomes: list[HeldPoll | Exception | None] = [None] * len(polls)
         ready: list[tuple[int, int, api.PollIn]] = []
         for i, (caller, body) in enumerate(polls):
             try:
@@ -343,12 +344,12 @@ class Agents:
                 outcomes[i] = self._first_round_done(step)
         return [o if o is not None else RuntimeError("no outcome") for o in outcomes]
 
-    def _first_round_alone(self, worker_id: int, body: api.PollIn) -> _HeldPoll:
+    def _first_round_alone(self, worker_id: int, body: api.PollIn) -> HeldPoll:
         with self.unit.transaction():
             step = self._first_round_in(worker_id, body)
         return self._first_round_done(step)
 
-    def _first_round_in(self, worker_id: int, body: api.PollIn) -> _FirstRound:
+    def _first_round_in(self, worker_id: int, body: api.PollIn) -> FirstRound:
         """A poll's first round inside the caller's transaction."""
         started = self.clock.now()
         self.heartbeat(worker_id, started)
@@ -359,7 +360,7 @@ class Agents:
         got = self._dispatch(worker_id, body.lanes, body.ahead_lanes, held)
         if body.sample:
             self.samples.record(worker_id, started, body.sample)
-        poll = _HeldPoll(
+        poll = HeldPoll(
             worker_id=worker_id,
             lanes=tuple(body.lanes),
             ahead_lanes=tuple(body.ahead_lanes),
@@ -368,9 +369,9 @@ class Agents:
             held=held,
             stale=stale,
         )
-        return _FirstRound(poll, got, body)
+        return FirstRound(poll, got, body)
 
-    def _first_round_done(self, step: _FirstRound) -> _HeldPoll:
+    def _first_round_done(self, step: FirstRound) -> HeldPoll:
         """After the commit: held polls told of the finishes, the answer or the wait."""
         body = step.body
         if body.finished:
@@ -402,7 +403,7 @@ class Agents:
             lanes = self._lanes[worker_id] = self.store.workers.get(worker_id).lanes
         return lanes
 
-    def _next_round(self, poll: _HeldPoll, *, woke: bool) -> _HeldPoll:
+    def _next_round(self, poll: HeldPoll, *, woke: bool) -> HeldPoll:
         """After a wake-up or a timeout: refresh the lease when due, claim again."""
         now = self.clock.now()
         if now - poll.touched >= self.settings.heartbeat_s:
@@ -416,11 +417,11 @@ class Agents:
             self.notifier.touch()
         return self._decide(poll, got)
 
-    def _last_round(self, poll: _HeldPoll) -> _HeldPoll:
+    def _last_round(self, poll: HeldPoll) -> HeldPoll:
         """The worker went away or the server stops: answer with nothing more."""
         return replace(poll, answer=self._answer(poll.worker_id, [], stop=[], stale=poll.stale))
 
-    def _decide(self, poll: _HeldPoll, got: Dispatch) -> _HeldPoll:
+    def _decide(self, poll: HeldPoll, got: Dispatch) -> HeldPoll:
         """Answer now (work, something to stop, the hold over), or how long to wait."""
         stop = sorted({h.id for h in poll.held if h.cancel_reason is not None} | set(got.preempted))
         now = self.clock.now()
@@ -496,27 +497,3 @@ class Agents:
             enabled=self.index.worker_enabled(worker_id),
             nimby=state.value if nimby and state else None,
         )
-
-
-@dataclass(frozen=True)
-class _FirstRound:
-    """A poll's first round done in its transaction, not yet committed."""
-
-    poll: _HeldPoll
-    got: Dispatch
-    body: api.PollIn
-
-
-@dataclass(frozen=True)
-class _HeldPoll:
-    """Where a held poll stands between two rounds."""
-
-    worker_id: int
-    lanes: tuple[int, ...]
-    ahead_lanes: tuple[int, ...]
-    deadline: float
-    touched: float  # when the worker's lease was last refreshed by this poll
-    held: list[HeldAttempt]
-    stale: list[int]
-    wait_s: float = 0.0
-    answer: api.PollOut | None = None
