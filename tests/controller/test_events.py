@@ -5,6 +5,7 @@ that cannot keep up is dropped."""
 from __future__ import annotations
 
 import asyncio
+import faulthandler
 import json
 import queue
 import threading
@@ -69,7 +70,12 @@ def listen(served: ServedController, admin: Client) -> Iterator[Any]:
 
     def open_(job: int | None = None, token: str | None = None) -> Listener:
         headers = {"Authorization": f"Bearer {token or served.admin_token}"}
-        ticket = httpx.post(f"{served.url}/api/v1/events/ticket", headers=headers).json()["ticket"]
+        try:
+            answer = httpx.post(f"{served.url}/api/v1/events/ticket", headers=headers)
+        except httpx.TimeoutException:  # seen once under load: say where every thread was
+            faulthandler.dump_traceback(all_threads=True)
+            raise
+        ticket = answer.json()["ticket"]
         url = f"{served.url}/api/v1/events/stream?ticket={ticket}"
         listener = Listener(url + (f"&job={job}" if job is not None else ""))
         opened.append(listener)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 
 from thresher.controller.farm_thread import FarmThread
 from thresher.controller.notifier import Notifier
@@ -56,3 +57,32 @@ def test_the_farm_thread_answers_every_call_in_order() -> None:
     answers = asyncio.run(scenario())
     assert [a for i, a in enumerate(answers) if i != 7] == [i * 2 for i in range(50) if i != 7]
     assert isinstance(answers[7], ValueError)
+
+
+def test_an_answer_is_not_held_back_by_a_run_of_posted_calls() -> None:
+    """Posted calls (nobody waits for them) that keep the queue busy must not keep a ready
+    answer from its caller: it goes back within the settle time, not when the queue empties."""
+
+    async def scenario() -> bool:
+        farm = FarmThread()
+        answered, gave_up = threading.Event(), threading.Event()
+        deadline = time.monotonic() + 10
+
+        def again() -> None:  # each posts the next one until the answer arrived
+            if answered.is_set():
+                return
+            if time.monotonic() > deadline:
+                gave_up.set()
+                return
+            farm.post(again)
+
+        try:
+            farm.post(again)
+            farm.post(again)  # two in turn: the queue is never empty
+            assert await farm.run(lambda: 42) == 42
+            answered.set()
+        finally:
+            farm.close()
+        return gave_up.is_set()
+
+    assert not asyncio.run(scenario())

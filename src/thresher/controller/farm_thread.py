@@ -182,6 +182,7 @@ class FarmThread:
                 if not pending:
                     first_at = time.monotonic()
                 pending.setdefault(done.future.get_loop(), []).append(done)
+            # also after a posted call: a run of them must not hold back the answers ready
             if pending and time.monotonic() - first_at >= SETTLE_WITHIN_S:
                 self._hand_back(pending)
 
