@@ -90,3 +90,23 @@ def test_a_lost_connection_is_unavailable(store: Store) -> None:
         read_after_losing_the_connection()
     with store.transaction() as conn:  # the pool gives a live connection again
         assert _FIND.all(conn, {"since": 0.0}) == []
+
+
+def test_tokens_found_together_as_one_by_one(store: Store) -> None:
+    """`Tokens.find_many` (polls confirmed together) answers as `find` would for each hash,
+    past one statement's worth of hashes too: revoked and expired ones left out."""
+    for i in range(70):
+        store.tokens.add(
+            name=f"w{i}",
+            role="worker",
+            token_hash=f"h{i}",
+            now=1.0,
+            expires_at=5.0 if i % 7 == 3 else None,
+        )
+    revoked = store.tokens.find("h5", now=2.0)
+    assert revoked is not None
+    store.tokens.revoke(revoked.id)
+    hashes = [f"h{i}" for i in range(70)] + ["unknown", "h1"]
+    found = store.tokens.find_many(hashes, now=10.0)
+    assert found == {h: r for h in hashes if (r := store.tokens.find(h, now=10.0)) is not None}
+    assert len(found) == 70 - 1 - 10  # h5 revoked, ten expired
