@@ -23,6 +23,7 @@ reported too, as before. Prints one JSON line:
 from __future__ import annotations
 
 import argparse
+import itertools
 import statistics
 import sys
 import time
@@ -35,6 +36,14 @@ import _common as c
 
 #: The task: its first action prints the wall clock (bash's own, no other process).
 FIRST_ACTION = ["bash", "-c", "echo $EPOCHREALTIME"]
+
+
+#: The steps of one job, by the clocks of one machine (p50 of each in `split_p50_ms`): the
+#: submit call to the job's row (controller), to its attempt's row (the held poll's claim), to
+#: the task's first action (the worker reading the answer and spawning), to the process's end
+#: (by the duration the worker measured), to the finish stored (the worker noticing the exit and
+#: reporting it, the commit), to the client seeing the job done.
+SPLIT = ("submit", "claim", "spawn", "task", "report", "seen")
 
 
 def _ms(values: list[float], p: float) -> float | None:
@@ -103,6 +112,7 @@ def main() -> dict[str, Any]:
     start_to_done_ms: list[float] = []
     seen_start_ms: list[float] = []
     seen_done_ms: list[float] = []
+    split: dict[str, list[float]] = {k: [] for k in SPLIT}
     with (
         c.temp_dir(args.keep) as tmp,
         c.database(args, tmp) as (db_url, db),
@@ -134,6 +144,17 @@ def main() -> dict[str, Any]:
             latencies_ms.append((attempt.created_at - job.created_at) * 1000)
             if attempt.ended_at is not None:
                 start_to_done_ms.append((attempt.ended_at - attempt.created_at) * 1000)
+                marks = (
+                    wall0,
+                    job.created_at,
+                    attempt.created_at,
+                    float(printed[0]),
+                    float(printed[0]) + (attempt.duration_s or 0.0),
+                    attempt.ended_at,
+                    wall0 + seen_done_ms[-1] / 1000,
+                )
+                for key, (a, b) in zip(SPLIT, itertools.pairwise(marks), strict=True):
+                    split[key].append((b - a) * 1000)
             time.sleep(args.gap)
 
     dask = run_dask(args) if not args.no_dask else None
@@ -161,6 +182,7 @@ def main() -> dict[str, Any]:
         "start_to_finish_p50_ms": round(c.percentile(start_to_done_ms, 50), 1)
         if start_to_done_ms
         else None,
+        "split_p50_ms": {k: _ms(v, 50) for k, v in split.items()},
         "db": db,
         "cpu_busy_before_pct": busy_before,
         "topology": c.TOPOLOGY,

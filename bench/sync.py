@@ -22,6 +22,7 @@ import argparse
 import contextlib
 import os
 import random
+import resource
 import shutil
 import statistics
 import subprocess
@@ -34,7 +35,7 @@ from typing import Any
 
 import httpx
 import psutil
-from bench._common import log, machine, run, stamp, thresher_argv, wait_quiet
+from bench._common import log, machine, py_spy, run, stamp, thresher_argv, wait_quiet
 
 TOKEN = "bench-files-token"  # noqa: S105 (a throwaway token for local services)
 
@@ -110,16 +111,61 @@ def call(url: str, path: str, body: dict[str, Any]) -> dict[str, Any]:
 
 WATCH: dict[str, psutil.Process] = {}
 PEAKS: list[Peak] = []
-#: Seconds of each case's checkin at A (the rest of "ours" is B's pull), by case.
+#: Seconds of each case's checkin at A, by case (with the overlap, B's pull runs beside it).
 CHECKIN_S: dict[str, list[float]] = {}
+#: Whether B's pull follows A's checkin as it goes (--sequential: one after the other).
+OVERLAP = True
+#: CPU seconds of each service and of rsync's processes, by case.
+CPU_S: dict[str, dict[str, list[float]]] = {}
+
+
+def cpu_s(proc: psutil.Process) -> float:
+    times = proc.cpu_times()
+    return float(times.user + times.system)
 
 
 def ours(a_url: str, b_url: str, name: str) -> tuple[float, int]:
-    """Seconds and bytes moved to bring A's folder to B (checkin at A, pull at B)."""
+    """Seconds and bytes moved to bring A's folder to B (checkin at A, pull at B); the CPU
+    seconds each service used go to CPU_S."""
+    before = {n: cpu_s(WATCH[n]) for n in ("files_a", "files_b")}
+    try:
+        return _ours(a_url, b_url, name)
+    finally:
+        for n, was in before.items():
+            CPU_S.setdefault(name.rsplit("-", 1)[0], {}).setdefault(n, []).append(
+                cpu_s(WATCH[n]) - was
+            )
+
+
+def _ours(a_url: str, b_url: str, name: str) -> tuple[float, int]:
     rss = ", ".join(f"{n} {p.memory_info().rss >> 20} MiB" for n, p in WATCH.items())
     peaks = ", ".join(f"{n} {v >> 20} MiB" for n, v in PEAKS[0].peak.items()) if PEAKS else ""
     log(f"{name}: rss {rss}; peaks so far {peaks}")
     started = time.perf_counter()
+    if OVERLAP:
+        # Both at once: A answers once the files are listed, B's pull follows A's checkin.
+        run_id = call(a_url, "/checkin", {"volume": "proj", "name": name, "background": True})[
+            "run"
+        ]
+        answer = call(
+            b_url,
+            "/pull",
+            {
+                "source_url": a_url,
+                "source_token": TOKEN,
+                "manifest": name,
+                "follow": run_id,
+                "volume": "proj",
+            },
+        )
+        elapsed = time.perf_counter() - started
+        headers = {"Authorization": f"Bearer {TOKEN}"}
+        params: dict[str, str | int] = {"run": run_id, "files": 10**9, "wait": 0}
+        progress = httpx.get(
+            f"{a_url}/files/v1/checkins/{name}", params=params, headers=headers, timeout=60
+        ).json()
+        CHECKIN_S.setdefault(name.rsplit("-", 1)[0], []).append(float(progress["seconds"]))
+        return elapsed, int(answer["bytes_moved"])
     call(a_url, "/checkin", {"volume": "proj", "name": name})
     CHECKIN_S.setdefault(name.rsplit("-", 1)[0], []).append(time.perf_counter() - started)
     answer = call(
@@ -130,10 +176,15 @@ def ours(a_url: str, b_url: str, name: str) -> tuple[float, int]:
     return time.perf_counter() - started, int(answer["bytes_moved"])
 
 
-def rsync(src: Path, dest: Path) -> float:
+def rsync(src: Path, dest: Path, case: str) -> float:
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     subprocess.run(["rsync", "-a", f"{src}/", f"{dest}/"], check=True)
-    return time.perf_counter() - started
+    took = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    used = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+    CPU_S.setdefault(case, {}).setdefault("rsync", []).append(used)
+    return took
 
 
 def write_big(path: Path, size: int, seed: int) -> None:
@@ -187,25 +238,31 @@ def one_run(
     (a / "big").mkdir()
     write_big(a / "big" / "big.bin", size, seed=i)
     out: dict[str, Any] = {}
-    t_ours, moved = ours(a_url, b_url, f"big-{i}")
-    t_rsync = rsync(a / "big", rs / "big")
+    pids = {n: p.pid for n, p in WATCH.items() if n.startswith("files")}
+    with py_spy(pids, args.profile if i == 0 else None, rate=100):
+        t_ours, moved = ours(a_url, b_url, f"big-{i}")
+    t_rsync = rsync(a / "big", rs / "big", "big")
     out["big"] = {"ours_s": t_ours, "rsync_s": t_rsync, "bytes": moved}
     change_in_place(a / "big" / "big.bin", 0.01, seed=100 + i)
     t_ours, moved = ours(a_url, b_url, f"edit-{i}")
     out["changed_1pct"] = {
         "ours_s": t_ours,
-        "rsync_s": rsync(a / "big", rs / "big"),
+        "rsync_s": rsync(a / "big", rs / "big", "edit"),
         "bytes": moved,
     }
     insert_middle(a / "big" / "big.bin", random.Random(i).randbytes(1024))
     t_ours, moved = ours(a_url, b_url, f"insert-{i}")
     out["inserted_1kb"] = {
         "ours_s": t_ours,
-        "rsync_s": rsync(a / "big", rs / "big"),
+        "rsync_s": rsync(a / "big", rs / "big", "insert"),
         "bytes": moved,
     }
     t_ours, moved = ours(a_url, b_url, f"same-{i}")
-    out["no_change"] = {"ours_s": t_ours, "rsync_s": rsync(a / "big", rs / "big"), "bytes": moved}
+    out["no_change"] = {
+        "ours_s": t_ours,
+        "rsync_s": rsync(a / "big", rs / "big", "same"),
+        "bytes": moved,
+    }
     shutil.rmtree(a / "big")
     shutil.rmtree(b / "big", ignore_errors=True)
     small = a / "small"
@@ -214,7 +271,11 @@ def one_run(
     for n in range(args.files):
         (small / f"f{n:05d}.txt").write_bytes(rng.randbytes(1024))
     t_ours, moved = ours(a_url, b_url, f"small-{i}")
-    out["small_files"] = {"ours_s": t_ours, "rsync_s": rsync(small, rs / "small"), "bytes": moved}
+    out["small_files"] = {
+        "ours_s": t_ours,
+        "rsync_s": rsync(small, rs / "small", "small"),
+        "bytes": moved,
+    }
     return out
 
 
@@ -224,7 +285,15 @@ def main() -> dict[str, Any]:
     parser.add_argument("--files", type=int, default=10_000, help="how many 1 KiB files")
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--quiet-wait", type=float, default=60.0)
+    parser.add_argument(
+        "--profile", type=Path, help="sample both services (py-spy) in the first big case"
+    )
+    parser.add_argument(
+        "--sequential", action="store_true", help="pull after the checkin ended (no overlap)"
+    )
     args = parser.parse_args()
+    global OVERLAP
+    OVERLAP = not args.sequential
     tmp = Path(tempfile.mkdtemp(prefix="thresher-bench-sync-"))
     free = shutil.disk_usage(tmp).free
     if free < 4 * args.size_mb * 2**20:
@@ -300,6 +369,7 @@ def main() -> dict[str, Any]:
         ("small_files", "small"),
     ):
         cases[case]["of_which_checkin_s"] = spread(CHECKIN_S[prefix])
+        cases[case]["cpu_s"] = {n: spread(v) for n, v in CPU_S[prefix].items()}
     for case in ("changed_1pct", "inserted_1kb"):
         cases[case]["moved_pct_of_file"] = round(100 * cases[case]["bytes_moved"] / size, 2)
     return {
@@ -308,6 +378,7 @@ def main() -> dict[str, Any]:
         "size_mb": args.size_mb,
         "files": args.files,
         "runs": args.runs,
+        "overlap": OVERLAP,
         "cases": cases,
         "memory_growth_mb": peak.growth_mb(),
         "controller_cpu_pct_of_a_core": round(100 * controller_cpu / wall, 2),

@@ -8,6 +8,7 @@ import asyncio
 import contextlib
 import os
 import random
+import threading
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,14 +17,19 @@ from typing import Any
 import httpx
 import pytest
 
+from thresher.files import follow as follow_module
+from thresher.files import progress
 from thresher.files.chunking import AVG_CHUNK
 from thresher.files.download import download
+from thresher.files.follow import follow
+from thresher.files.partfile import BATCH_BYTES
 from thresher.files.peer import Peer
 from thresher.files.scope import issue
 from thresher.files.server import serve_in_thread
 from thresher.files.service import FileService
 from thresher.files.store import ChunkStore
 from thresher.files.upload import upload
+from thresher.testing import wait_until
 
 TOKEN = "files-token"
 
@@ -258,3 +264,76 @@ def test_a_token_scoped_to_one_job_opens_that_jobs_files_only(sites: tuple[Site,
     assert mine == [200, 200, 200]
     assert theirs == [403, 403, 403, 403, 403]
     assert refused == [401, 401, 401]
+
+
+def test_a_pull_follows_a_checkin_in_progress_and_heals_a_corrupted_chunk(
+    sites: tuple[Site, Site], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """B writes the first chunks of a file while A is still reading it (A's checkin is held
+    half way until B's part file has grown), a chunk that comes corrupted is fetched again,
+    and the file ends byte-identical, renamed once A's checkin gave its whole entry."""
+    a, _ = sites
+    data = _random(40 * AVG_CHUNK, 5)
+    (a.root / "big.bin").write_bytes(data)
+    (a.root / "small.txt").write_text("small\n")
+    release = threading.Event()
+    told = progress.Checkin.chunk
+
+    def held(self: progress.Checkin, path: str, mode: int, chunk: Any) -> None:
+        told(self, path, mode, chunk)
+        if not release.is_set() and sum(c.size for c in self.chunks) >= 2 * BATCH_BYTES:
+            release.wait(60)  # held until B has written its first batch
+
+    monkeypatch.setattr(progress.Checkin, "chunk", held)
+    monkeypatch.setattr(follow_module, "WANT_BYTES", 1)  # answers as soon as a chunk comes
+    run = a.call("/checkin", {"volume": "proj", "name": "m", "background": True})["run"]
+    dest = tmp_path / "dest"
+    part = dest / ".big.bin.thresher-part"
+
+    async def pull() -> tuple[Any, Any]:
+        async with _peer(a.url, _Flaky(corrupt=True)) as peer:
+            task = asyncio.create_task(follow(peer, "m", run, dest, streams=2))
+            deadline = asyncio.get_running_loop().time() + 60
+            while not (part.is_file() and part.stat().st_size > 0) and not task.done():
+                assert asyncio.get_running_loop().time() < deadline
+                await asyncio.sleep(0.01)
+            held_then = a.service.checkins.get(run).seconds is None  # type: ignore[union-attr]
+            release.set()
+            return held_then, await task
+
+    held_then, (manifest, stats) = asyncio.run(pull())
+    assert held_then  # B had written part of the file while A's checkin was still reading it
+    assert (dest / "big.bin").read_bytes() == data
+    assert (dest / "small.txt").read_text() == "small\n"
+    assert manifest.hash == a.service.store.get_manifest("m").hash  # type: ignore[union-attr]
+    assert stats.chunks_refetched == 1
+    assert stats.bytes_total == len(data) + 6
+    assert not [p for p in os.listdir(dest) if "thresher-part" in p]
+
+
+def test_checkins_running_at_once_are_bounded(
+    sites: tuple[Site, Site], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A caller cannot start reading threads without end: past the service's limit a checkin
+    is a 429 naming the field, and one is accepted again once a running one ended."""
+    a, _ = sites
+    (a.root / "big.bin").write_bytes(_random(4 * AVG_CHUNK, 7))
+    release = threading.Event()
+    told = progress.Checkin.chunk
+
+    def held(self: progress.Checkin, path: str, mode: int, chunk: Any) -> None:
+        told(self, path, mode, chunk)
+        release.wait(60)
+
+    monkeypatch.setattr(progress.Checkin, "chunk", held)
+    a.service.checkins.max_running = 2
+    body = {"volume": "proj", "name": "m", "background": True}
+    runs = [a.call("/checkin", body)["run"] for _ in range(2)]
+    headers = {"Authorization": f"Bearer {TOKEN}"}
+    refused = httpx.post(f"{a.url}/files/v1/checkin", json=body, headers=headers, timeout=60)
+    assert refused.status_code == 429
+    assert refused.json()["detail"]["field"] == "name"
+    release.set()
+    wait_until(lambda: not a.service.checkins.running(), timeout=60, what="the checkins ended")
+    assert all(a.service.checkins.get(run).seconds is not None for run in runs)  # type: ignore[union-attr]
+    assert a.call("/checkin", body)["files"] == 1

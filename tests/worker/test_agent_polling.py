@@ -1,9 +1,9 @@
 """The agent follows its polling rules (`worker.poll_policy`, tabled in test_poll_policy.py).
 
-A lane handed a batch of short tasks polls again at half of it; a free lane polls at once. The
-first tests drive the agent with answers and ends handed to it directly (its lanes' threads are
-never started, so nothing runs) and check what its next poll asks for and when the poll loop is
-woken; the last runs a real agent against a real controller.
+A lane handed a batch of short tasks polls again once it used a third; a free lane polls at
+once. The first tests drive the agent with answers and ends handed to it directly (its lanes'
+threads are never started, so nothing runs) and check what its next poll asks for and when the
+poll loop is woken; the last runs a real agent against a real controller.
 """
 
 from __future__ import annotations
@@ -90,15 +90,15 @@ def test_a_free_lane_polls_at_once(tmp_path: Path) -> None:
     assert a.ask() == Ask((0, 1), (0, 1))
 
 
-def test_a_lane_handed_a_batch_polls_again_at_half_of_it(tmp_path: Path) -> None:
+def test_a_lane_handed_a_batch_polls_again_once_it_used_a_third(tmp_path: Path) -> None:
     a = agent(tmp_path)
     a._apply(handed(0, 33))  # 1 to run and 32 short ones ahead, though it asked for 1
     a._apply(handed(1, 33))
-    end(a, 0, 16)
-    end(a, 1, 10)
-    assert not refill_due(a)  # 17 and 23 of 33 left: no poll yet
+    end(a, 0, 10)
+    end(a, 1, 5)
+    assert not refill_due(a)  # 23 and 28 of 33 left: no poll yet
     assert not a._wake.is_set()
-    end(a, 0, 1)  # lane 0 is down to half
+    end(a, 0, 1)  # lane 0 is down to two thirds
     assert a._wake.is_set()  # the poll loop is woken
     # The poll tops up every lane that used some of its batch, not only the one that ran low.
     assert a.ask() == Ask((), (0, 1))
@@ -198,3 +198,48 @@ def test_short_tasks_take_few_polls(db_url: str, tmp_path: Path) -> None:
     # One poll per task before tasks were held ahead in batches; now a poll brings up to 33
     # per lane. The bound leaves room for a slow machine (lanes running dry, index rebuilds).
     assert worker.sent["polls"] + worker.sent["reports"] <= tasks // 5
+
+
+class _Recording:
+    """An agent client that answers at once with nothing and records what was sent."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, api.PollIn | api.ReportIn]] = []
+
+    async def poll(self, body: api.PollIn) -> api.PollOut:
+        self.sent.append(("poll", body))
+        return handed(0, 0)
+
+    async def report(self, body: api.ReportIn) -> api.PollOut:
+        self.sent.append(("report", body))
+        return handed(0, 0)
+
+
+def test_a_finish_goes_in_a_report_before_the_held_poll(tmp_path: Path) -> None:
+    """GIVEN a lane gone idle with its finish and a line queued WHEN the worker polls for the
+    free lane THEN the line and the finish are reported first (committed without waiting for
+    the poll's claim), and the held poll carries neither and no longer names the attempt."""
+    recording = _Recording()
+    a = Agent(agent(tmp_path, lanes=1).config, client=recording)  # type: ignore[arg-type]
+
+    async def scenario() -> int:
+        a.outbox.bind(asyncio.get_running_loop())
+        a._apply(handed(0, 1))
+        (attempt_id,) = a.executor.held
+        a.outbox.add_line(attempt_id, "tok", "stdout", "done")
+        end(a, 0, 1)  # ended (as not started: `canceled`), its finish queued
+        await a._poll_round(asyncio.Event())
+        return attempt_id
+
+    attempt_id = asyncio.run(scenario())
+    (kind, report), (then, poll) = recording.sent
+    assert (kind, then) == ("report", "poll")
+    assert isinstance(report, api.ReportIn)
+    assert isinstance(poll, api.PollIn)
+    assert [f.attempt_id for f in report.finished] == [attempt_id]
+    assert [text for batch in report.output for _, text in batch.lines] == ["done"]
+    assert poll.wait_s > 0
+    assert poll.finished == []
+    assert poll.output == []
+    assert poll.running == []
+    assert a.executor.held == {}

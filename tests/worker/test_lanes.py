@@ -162,7 +162,7 @@ class CountingLoop:
             assert self._changed.wait_for(lambda: self._ran == self.sent, DEADLINE_S)
 
 
-def test_a_lane_holding_many_pieces_wakes_the_loop_when_half_are_used_not_for_each() -> None:
+def test_a_lane_holding_many_pieces_wakes_the_loop_when_a_third_is_used_not_for_each() -> None:
     async def scenario() -> None:
         batches: list[list[Done]] = []
         lanes = LaneThreads(1, on_done=batches.append, linger_s=DEADLINE_S)
@@ -179,10 +179,10 @@ def test_a_lane_holding_many_pieces_wakes_the_loop_when_half_are_used_not_for_ea
         lanes.close()
 
         assert [d.key for d in done] == ["first", *range(16)]
-        # The lane held 16 when the first ended: the loop hears when 8 are left, then at each
-        # halving of what was left when it looked, then for each of the last two; never at
-        # the linger (DEADLINE_S). A wake-up per piece would be 17.
-        assert loop.sent <= 8, loop.sent
+        # The lane held 16 when the first ended: the loop hears when 10 are left, then each
+        # time a third of what was left when it looked is used, then for each of the last two;
+        # never at the linger (DEADLINE_S). A wake-up per piece would be 17.
+        assert loop.sent <= 10, loop.sent
 
     asyncio.run(scenario())
 

@@ -67,10 +67,10 @@ def test_what_a_poll_asks_for(
         pytest.param(POLICY, [L(), L()], True, False, id="NIMBY"),
         pytest.param(POLICY, [L(2, 2), L(1, 1)], False, True, id="a lane's one ahead is missing"),
         pytest.param(POLICY, [L(2, 2), L(2, 2)], False, False, id="every lane holds its one"),
-        pytest.param(POLICY, [L(17, 33), L(23, 33)], False, False, id="batches above half"),
-        pytest.param(POLICY, [L(16, 33), L(23, 33)], False, True, id="a batch below half"),
-        pytest.param(POLICY, [L(16, 32), L(32, 32)], False, True, id="a batch at half exactly"),
-        pytest.param(POLICY, [L(17, 32), L(32, 32)], False, False, id="a batch one above half"),
+        pytest.param(POLICY, [L(23, 33), L(25, 33)], False, False, id="batches above 2/3"),
+        pytest.param(POLICY, [L(21, 33), L(25, 33)], False, True, id="a batch below 2/3"),
+        pytest.param(POLICY, [L(22, 33), L(33, 33)], False, True, id="a batch at 2/3 exactly"),
+        pytest.param(POLICY, [L(23, 33), L(33, 33)], False, False, id="a batch one above 2/3"),
         pytest.param(
             PollPolicy(ahead_per_lane=4), [L(4, 4)], False, False, id="ahead 4: 1 of 4 missing"
         ),
@@ -116,10 +116,30 @@ def test_the_wait_before_the_next_poll(
 
 
 @pytest.mark.parametrize(
+    ("lanes", "wait_s"),
+    [
+        pytest.param([L(1, 1)], 5.0, id="a job's one task: no poll for tasks ahead"),
+        pytest.param([L(1, 1), L()], 0.0, id="a lane still free: a held poll at once"),
+    ],
+)
+def test_an_answer_short_of_what_was_asked_asks_no_more_at_once(
+    lanes: list[LaneLoad], wait_s: float
+) -> None:
+    """The controller had no more for this worker: asking again at once for tasks ahead would
+    find nothing, and cost a request while the task starts."""
+    had_work = POLICY.next_poll_in(lanes, nimby=False, answer_had_work=True, heartbeat_s=5.0)
+    assert had_work == 0.0
+    got = POLICY.next_poll_in(
+        lanes, nimby=False, answer_had_work=True, answer_was_short=True, heartbeat_s=5.0
+    )
+    assert got == wait_s
+
+
+@pytest.mark.parametrize(
     ("lanes", "nimby", "due_in"),
     [
-        pytest.param([L(16, 33)], False, 0.0, id="a poll is due anyway: they ride on it"),
-        pytest.param([L(17, 33)], False, 0.25, id="lanes still full: flush_every_s"),
+        pytest.param([L(22, 33)], False, 0.0, id="a poll is due anyway: they ride on it"),
+        pytest.param([L(23, 33)], False, 0.25, id="lanes still full: flush_every_s"),
         pytest.param([L()], True, 0.25, id="NIMBY: flush_every_s"),
     ],
 )

@@ -72,3 +72,31 @@ def test_a_changed_job_environment_is_taken(tmp_path: Path) -> None:
     command = builder.build(assignment(env={"JOB_VAR": "y"}))
 
     assert command.env["JOB_VAR"] == "y"
+
+
+def test_a_new_jobs_work_dir_is_the_spare_made_ahead(tmp_path: Path) -> None:
+    """A spare directory made while a lane was idle becomes the next new job's own; once
+    used, the next new job's is made as before; closing removes an unused spare."""
+    builder = CommandBuilder(work_dir=tmp_path, base_env={})
+    builder.make_spare()
+    (spare,) = (tmp_path / "jobs").glob(".spare-*")
+
+    cwd = Path(builder.build(assignment()).cwd)
+    assert cwd == tmp_path / "jobs" / "7"
+    assert cwd.is_dir()
+    assert not spare.exists()
+
+    assert Path(builder.build(assignment(job_id=8)).cwd).is_dir()  # no spare: made
+    builder.make_spare()
+    builder.make_spare()  # one spare at most
+    assert len(list((tmp_path / "jobs").glob(".spare-*"))) == 1
+    builder.close()
+    assert sorted(p.name for p in (tmp_path / "jobs").iterdir()) == ["7", "8"]
+
+
+def test_a_spare_left_by_a_killed_worker_is_removed(tmp_path: Path) -> None:
+    (tmp_path / "jobs" / ".spare-1-1").mkdir(parents=True)
+    builder = CommandBuilder(work_dir=tmp_path, base_env={})
+    builder.make_spare()
+    assert [p.name for p in (tmp_path / "jobs").glob(".spare-*")] != [".spare-1-1"]
+    assert len(list((tmp_path / "jobs").glob(".spare-*"))) == 1

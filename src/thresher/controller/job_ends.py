@@ -6,7 +6,13 @@ unit of work, which tells `JobEnds.ended` once its transaction has committed; th
 that job, and only they, are woken on the loop and read the job again. Other controllers on
 one PostgreSQL hear of the end in their peers' NOTIFY (`controller/peers.py`), which carries
 the ids of the jobs that ended. Registering before the read means no end is missed: an end
-committed before the registration is in what the read sees, one after it wakes the waiter."""
+committed before the registration is in what the read sees, one after it wakes the waiter.
+
+The end of a job is told on the farm thread right after the commit that ended it; there the job
+is read once for all its waiters and handed to them with the wake-up, so a waiter answers
+without a second trip to the farm thread (which by then is often busy with the worker's next
+poll). Each waiter's own first read checked that its caller may see the job. An end heard from
+a peer (on the listening thread) only wakes the waiters, which read the job themselves."""
 
 from __future__ import annotations
 
@@ -27,38 +33,58 @@ if TYPE_CHECKING:  # farm.py builds a JobEnds: only the type is named here
 MAX_WAIT_S = 60.0
 
 
+class Waiter:
+    """One request waiting for a job's end: `event` is set when it may have ended; `job` is
+    the job as read right after the commit that ended it, when that was read for it."""
+
+    __slots__ = ("event", "job")
+
+    def __init__(self) -> None:
+        self.event = asyncio.Event()
+        self.job: JobRecord | None = None
+
+
 class JobEnds:
     """The requests waiting for jobs to end, by job id (they live on the event loop)."""
 
     def __init__(self) -> None:
-        self._waiters: dict[int, set[asyncio.Event]] = {}
+        self._waiters: dict[int, set[Waiter]] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread: int | None = None
         self.closing = False
         #: Told of the jobs that ended here, to tell the other controllers (set by `Peers`).
         self.announce: Callable[[list[int]], None] | None = None
+        #: Reads a job on the farm thread (its ident in `_read_thread`): learnt from the first
+        #: read of a wait (see `wait_for_end`), so `ended` on that thread can hand the job over.
+        self._read: Callable[[int], JobRecord] | None = None
+        self._read_thread: int | None = None
 
     def bind(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop, self._loop_thread = loop, threading.get_ident()
 
-    def watch(self, job_id: int) -> asyncio.Event:
-        """On the loop: an event set when job `job_id` may have ended."""
+    def watch(self, job_id: int) -> Waiter:
+        """On the loop: a waiter woken when job `job_id` may have ended."""
         if self._loop is None:
             self.bind(asyncio.get_running_loop())
-        event = asyncio.Event()
-        self._waiters.setdefault(job_id, set()).add(event)
-        return event
+        waiter = Waiter()
+        self._waiters.setdefault(job_id, set()).add(waiter)
+        return waiter
 
-    def unwatch(self, job_id: int, event: asyncio.Event) -> None:
+    def unwatch(self, job_id: int, waiter: Waiter) -> None:
         waiters = self._waiters.get(job_id)
         if waiters is not None:
-            waiters.discard(event)
+            waiters.discard(waiter)
             if not waiters:
                 del self._waiters[job_id]
 
+    def reads_with(self, read: Callable[[int], JobRecord]) -> None:
+        """On the farm thread: `read(job_id)` reads a job there (after a commit)."""
+        self._read, self._read_thread = read, threading.get_ident()
+
     def ended(self, job_ids: Iterable[int] | None, *, announce: bool = True) -> None:
         """Jobs ended (committed): wake their waiters. Any thread. `None`: any job may have
-        ended (a peer's list too long to send, notifications missed): every waiter reads again."""
+        ended (a peer's list too long to send, notifications missed): every waiter reads again.
+        On the farm thread, each waited-for job is read here once and handed to its waiters."""
         ids = None if job_ids is None else list(job_ids)
         if announce and self.announce is not None and ids:
             self.announce(ids)
@@ -70,15 +96,30 @@ class JobEnds:
         if loop is None or loop.is_closed():
             return
         if threading.get_ident() == self._loop_thread:
-            self._wake(ids)
+            self._wake(ids, {})
         else:
-            loop.call_soon_threadsafe(self._wake, ids)
+            loop.call_soon_threadsafe(self._wake, ids, self._read_ended(ids))
 
-    def _wake(self, ids: list[int] | None) -> None:
+    def _read_ended(self, ids: list[int] | None) -> dict[int, JobRecord]:
+        """On the farm thread, right after the commit: the waited-for jobs among `ids`."""
+        read = self._read
+        if ids is None or read is None or threading.get_ident() != self._read_thread:
+            return {}
+        found: dict[int, JobRecord] = {}
+        for job_id in ids:
+            if job_id in self._waiters:  # a waiter leaving meanwhile costs one read at most
+                with contextlib.suppress(Exception):  # gone, or the store away: it reads itself
+                    found[job_id] = read(job_id)
+        return found
+
+    def _wake(self, ids: list[int] | None, jobs: dict[int, JobRecord]) -> None:
         keys = list(self._waiters) if ids is None else ids
         for job_id in keys:
-            for event in self._waiters.get(job_id, ()):
-                event.set()
+            job = jobs.get(job_id)
+            for waiter in self._waiters.get(job_id, ()):
+                if job is not None:
+                    waiter.job = job
+                waiter.event.set()
 
     def close(self) -> None:
         """The server is stopping: every wait answers now."""
@@ -92,17 +133,29 @@ async def wait_for_end(farm: Farm, caller: Caller, job_id: int, timeout_s: float
     ends = farm.job_ends
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout_s
-    event = ends.watch(job_id)  # before the read: see the module's docstring
+    waiter = ends.watch(job_id)  # before the read: see the module's docstring
     farm.metrics.job_waits.inc()
+    read = farm.call(_first_read, farm, caller, job_id)
     try:
         while True:
-            event.clear()
-            job = await farm.call(farm.jobs.get, caller, job_id)
+            waiter.event.clear()
+            job = await read
             remaining = deadline - loop.time()
             if job.status in FINAL_JOB or remaining <= 0 or ends.closing:
                 return job
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(event.wait(), remaining)
+                await asyncio.wait_for(waiter.event.wait(), remaining)
+            handed, waiter.job = waiter.job, None
+            if handed is not None and handed.status in FINAL_JOB:
+                return handed  # read on the farm thread after the commit that ended it
+            read = farm.call(farm.jobs.get, caller, job_id)
     finally:
-        ends.unwatch(job_id, event)
+        ends.unwatch(job_id, waiter)
         farm.metrics.job_waits.dec()
+
+
+def _first_read(farm: Farm, caller: Caller, job_id: int) -> JobRecord:
+    """On the farm thread: the job, if the caller may see it; JobEnds learns to read there."""
+    job = farm.jobs.get(caller, job_id)
+    farm.job_ends.reads_with(farm.store.jobs.get)
+    return job

@@ -4,8 +4,9 @@ Chunk boundaries come from FastCDC (the `fastcdc` package's compiled gear-hash s
 depend on the bytes around them only, so an insertion moves the boundaries of the chunk it
 falls in and no other, and a file that changed in one place shares all other chunks with its
 last version. Files are read in windows of `WINDOW` bytes: memory stays bounded whatever the
-file's size, and the chunks are exactly those of the whole file at once (a boundary is found
-within `MAX_CHUNK` bytes of the last, and the window always holds that much past it).
+file's size, and the chunks are exactly those of the whole file at once (a boundary found
+before a window's end depends on the bytes before it only; the last piece of a window, cut
+short by its end, is cut again with the next; a window is larger than `MAX_CHUNK`).
 """
 
 from __future__ import annotations
@@ -22,8 +23,8 @@ from fastcdc import fastcdc
 MIN_CHUNK = 256 * 1024
 AVG_CHUNK = 1024 * 1024
 MAX_CHUNK = 4 * 1024 * 1024
-#: Bytes read at once: several chunks, and always MAX_CHUNK past a boundary.
-WINDOW = 16 * 1024 * 1024
+#: Bytes read at once: several chunks (more than MAX_CHUNK).
+WINDOW = 8 * 1024 * 1024
 HASH_BYTES = 32
 
 
@@ -57,13 +58,14 @@ class FileDigest:
 def _cut_and_hash(
     pool: ThreadPoolExecutor, view: memoryview, have: int, eof: bool
 ) -> list[tuple[int, int, Future[str]]]:
-    """Each whole chunk of `view[:have]` (those whose end cannot lie past it; all of them at
-    the end of the stream), its hash started on `pool` as soon as it is cut (while its bytes
-    are still in the cache)."""
+    """Each whole chunk of `view[:have]`, its hash started on `pool` as soon as it is cut
+    (while its bytes are still in the cache). A boundary FastCDC finds before the window's end
+    depends on the bytes before it only, so every chunk is whole but the last, unless it has
+    MAX_CHUNK bytes or the stream ends there; the last is cut again with the next window."""
     cuts: list[tuple[int, int, Future[str]]] = []
     for cut in fastcdc(view[:have], MIN_CHUNK, AVG_CHUNK, MAX_CHUNK):
-        if not eof and cut.offset + MAX_CHUNK > have:
-            break  # its end may lie past the window: cut it once more is read
+        if not eof and cut.offset + cut.length == have and cut.length < MAX_CHUNK:
+            break  # cut short by the window's end: cut it once more is read
         data = view[cut.offset : cut.offset + cut.length]
         cuts.append((cut.offset, cut.length, pool.submit(chunk_hash, data)))
     return cuts

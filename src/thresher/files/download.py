@@ -19,27 +19,24 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import json
 import os
 import secrets
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import BinaryIO, Literal, Protocol
 
+from thresher.files import partfile
 from thresher.files.chunking import Chunk, FileDigest, chunk_hash, digest_file, file_hash
 from thresher.files.manifest import FileEntry, Manifest
+from thresher.files.partfile import BATCH_BYTES, BATCH_CHUNKS
 from thresher.files.peer import PeerError
+from thresher.files.progress import Growing
 from thresher.files.stats import TransferStats
-from thresher.files.store import ChunkStore, write_atomic
+from thresher.files.store import ChunkStore
 from thresher.files.throttle import Throttle
 from thresher.files.upload import DigestCache
 
 Existing = Literal["overwrite", "skip", "copy"]
-BATCH_BYTES = 4 * 1024 * 1024
-BATCH_CHUNKS = 512
-#: Bytes written between two checkpoints of a large file (each is a small file renamed into
-#: place: after every 4 MiB batch they took a tenth of a 1 GiB pull's time).
-CHECKPOINT_BYTES = 64 * 1024 * 1024
 TRIES = 3
 
 
@@ -87,8 +84,12 @@ class _Fetcher:
         digest = FileDigest(entry.size, entry.hash, entry.chunks)
         self.cache.put(rel, st or where.stat(), digest)
 
-    async def fetch(self, digests: Sequence[str]) -> dict[str, bytes | bytearray | memoryview]:
-        """The chunks' bytes by hash, each verified; a wrong one is asked for again."""
+    async def fetch(
+        self, digests: Sequence[str], *, verify: bool = True
+    ) -> dict[str, bytes | bytearray | memoryview]:
+        """The chunks' bytes by hash, each verified; a wrong one is asked for again. Unless
+        `verify` is False: then whoever writes them checks them (in the same hand-off to a
+        thread as the write), and asks for a wrong one again with `verify`."""
         got: dict[str, bytes | bytearray | memoryview] = {}
         wanted = list(dict.fromkeys(digests))
         for attempt in range(TRIES):
@@ -103,8 +104,11 @@ class _Fetcher:
             except PeerError:
                 if attempt == TRIES - 1:
                     raise  # what came before the break is kept: ask for the rest again
-            # Hashed off the event loop, so other streams' reads go on meanwhile.
-            got.update(await asyncio.to_thread(_verified, came, set(wanted)))
+            if verify:  # hashed off the event loop, so other streams' reads go on meanwhile
+                got.update(await asyncio.to_thread(_verified, came, set(wanted)))
+            else:
+                asked = set(wanted)
+                got.update((d, data) for d, data in came if d in asked)
             wanted = [d for d in wanted if d not in got]
             if not wanted:
                 return got
@@ -120,7 +124,7 @@ def _verified(
     return {d: data for d, data in came if d in wanted and chunk_hash(data) == d}
 
 
-def _target(dest: Path, entry: FileEntry, folders: set[Path]) -> Path:
+def _target(dest: Path, entry: FileEntry | Growing, folders: set[Path]) -> Path:
     """Where the entry goes; its folder is checked to lie inside `dest` (links followed) and
     made, once per folder of a transfer."""
     target = dest / entry.path
@@ -213,7 +217,7 @@ async def download(
 
     async def one(entry: FileEntry) -> None:
         async with gate:
-            await _large(entry, dest, fetcher, streams=streams, existing=existing)
+            await _large(Growing.of(entry), dest, fetcher, streams=streams, existing=existing)
 
     try:
         await asyncio.gather(_small(small, dest, fetcher, streams, existing), *map(one, large))
@@ -223,9 +227,16 @@ async def download(
 
 
 async def _small(
-    entries: list[FileEntry], dest: Path, fetcher: _Fetcher, streams: int, existing: Existing
+    entries: list[FileEntry],
+    dest: Path,
+    fetcher: _Fetcher,
+    streams: int,
+    existing: Existing,
+    *,
+    gate: asyncio.Semaphore | None = None,
 ) -> None:
-    """Files of one chunk (or none), many per request, `streams` requests at once."""
+    """Files of one chunk (or none), many per request, `streams` requests at once (or as
+    many as `gate` lets through, shared with other calls)."""
 
     def plan() -> list[tuple[FileEntry, Path]]:
         todo = []
@@ -248,7 +259,7 @@ async def _small(
             size = 0
         batches[-1].append((entry, where))
         size += entry.size
-    gate = asyncio.Semaphore(streams)
+    gate = gate or asyncio.Semaphore(streams)
 
     async def run(batch: list[tuple[FileEntry, Path]]) -> None:
         async with gate:
@@ -270,44 +281,57 @@ def _write_small(
 
 
 async def _large(
-    entry: FileEntry, dest: Path, fetcher: _Fetcher, *, streams: int, existing: Existing
+    file: Growing, dest: Path, fetcher: _Fetcher, *, streams: int, existing: Existing
 ) -> None:
-    target = await asyncio.to_thread(_target, dest, entry, fetcher.folders)
-    where = await asyncio.to_thread(_decide, target, entry, existing, fetcher, dest)
+    """One file of several chunks, into its part file batch by batch, then renamed. `file` may
+    still be growing (its source is being checked in): batches are fetched as its chunks
+    become known, and the file is checked and renamed once it is whole."""
+    where = await _where(file, dest, fetcher, existing)
     if where is None:
         return
-    fetcher.stats.files_copied += where != target
     part = where.with_name(f".{where.name}.thresher-part")
     checkpoint = where.with_name(f".{where.name}.thresher-part.json")
-    start, offset = await asyncio.to_thread(_resume_point, entry, part, checkpoint)
+    start, offset = await partfile.resume_point(file, part, checkpoint)
     fetcher.stats.files_resumed += start > 0
     reuse = await asyncio.to_thread(_old_chunks, where, fetcher.cache, dest)
-    runs = _runs(entry.chunks[start:], reuse)
-    gate = asyncio.Semaphore(streams)
+    # Batches fetched and not yet written: at most `streams`, whatever the file's size.
+    room = asyncio.Semaphore(streams)
+    fetched: asyncio.Queue[tuple[list[Chunk], asyncio.Task[_Got]] | Exception | None]
+    fetched = asyncio.Queue()
 
-    async def get(run: list[Chunk]) -> dict[str, bytes | bytearray | memoryview]:
-        async with gate:
-            remote = [c.hash for c in run if c.hash not in reuse]
-            return await fetcher.fetch(remote) if remote else {}
+    async def get(run: list[Chunk]) -> _Got:
+        remote = [c.hash for c in run if c.hash not in reuse]
+        return await fetcher.fetch(remote, verify=False) if remote else {}
 
-    # The batches in flight, by index; a batch is dropped once written, so memory holds at most
-    # `streams` batches whatever the file's size.
-    pending = {i: asyncio.create_task(get(r)) for i, r in enumerate(runs[:streams])}
+    async def produce() -> None:
+        at = start
+        try:
+            while run := await partfile.next_run(file, at):
+                await room.acquire()
+                fetched.put_nowait((run, asyncio.create_task(get(run))))
+                at += len(run)
+            fetched.put_nowait(None)
+        except Exception as exc:  # the source's checkin failed
+            fetched.put_nowait(exc)
+
+    producer = asyncio.create_task(produce())
     done = start
     saved = -1  # the offset of the last checkpoint written (none yet)
     try:
         with part.open("r+b" if start else "wb") as out:
             out.seek(offset)
             try:
-                for i, run in enumerate(runs):
-                    got = await pending.pop(i)
-                    if i + streams < len(runs):
-                        pending[i + streams] = asyncio.create_task(get(runs[i + streams]))
+                while (item := await fetched.get()) is not None:
+                    if isinstance(item, Exception):
+                        raise item
+                    run, task = item
+                    got = await task
+                    room.release()
                     size = sum(c.size for c in run)
-                    due = saved < 0 or offset + size - saved >= CHECKPOINT_BYTES
-                    state = (checkpoint, entry, done + len(run), offset + size) if due else None
-                    fetcher.stats.bytes_reused += await asyncio.to_thread(
-                        _write_run, run, got, reuse, where, out, state
+                    due = saved < 0 or offset + size - saved >= partfile.CHECKPOINT_BYTES
+                    state = (checkpoint, file.chunks, done + len(run), offset + size)
+                    await _write_checked(
+                        fetcher, run, got, reuse, where, out, state if due else None
                     )
                     done += len(run)
                     offset += size
@@ -316,33 +340,69 @@ async def _large(
                 # Stopped (a cut connection, a chunk that never came right): keep what was
                 # written whole, so the next try goes on from here.
                 if offset != saved and done > start:
-                    await asyncio.to_thread(_checkpoint, checkpoint, entry, done, offset, out)
+                    await asyncio.to_thread(
+                        partfile.checkpoint, checkpoint, file.chunks, done, offset, out
+                    )
                 raise
     finally:
-        for task in pending.values():
-            task.cancel()
-    if part.stat().st_size != entry.size or file_hash(entry.chunks) != entry.hash:
+        producer.cancel()
+        while not fetched.empty():
+            left = fetched.get_nowait()
+            if isinstance(left, tuple):
+                left[1].cancel()
+    await asyncio.to_thread(_finish, file, part, checkpoint, where, fetcher, dest)
+
+
+async def _where(file: Growing, dest: Path, fetcher: _Fetcher, existing: Existing) -> Path | None:
+    """Where to write the file (None: nowhere, it is there already or kept as it is)."""
+    target = await asyncio.to_thread(_target, dest, file, fetcher.folders)
+    if file.whole is None and existing != "overwrite" and await asyncio.to_thread(target.exists):
+        await file.complete()  # whether to write it at all depends on its hash
+    if file.whole is None:
+        return target  # not there, or overwritten: rebuilt from what of it is still right
+    where = await asyncio.to_thread(_decide, target, file.whole, existing, fetcher, dest)
+    fetcher.stats.files_copied += where is not None and where != target
+    return where
+
+
+def _finish(
+    file: Growing, part: Path, checkpoint: Path, where: Path, fetcher: _Fetcher, dest: Path
+) -> None:
+    """Check the part file against the whole entry and rename it into place."""
+    entry = file.whole
+    if entry is None or part.stat().st_size != entry.size or file_hash(entry.chunks) != entry.hash:
         part.unlink(missing_ok=True)
         checkpoint.unlink(missing_ok=True)
-        raise TransferError(f"{entry.path}: the file came out different from its manifest")
+        raise TransferError(f"{file.path}: the file came out different from its manifest")
     os.chmod(part, entry.mode)
     os.replace(part, where)
     checkpoint.unlink(missing_ok=True)
     fetcher.written(dest, where, entry)
 
 
-def _resume_point(entry: FileEntry, part: Path, checkpoint: Path) -> tuple[int, int]:
-    """(chunks done, bytes done) of an interrupted transfer of this very file, else (0, 0)."""
-    try:
-        saved = json.loads(checkpoint.read_text())
-    except (OSError, ValueError):
-        return 0, 0
-    done, offset = int(saved.get("chunks", 0)), int(saved.get("offset", 0))
-    if saved.get("hash") != entry.hash or not part.is_file() or part.stat().st_size < offset:
-        return 0, 0
-    if sum(c.size for c in entry.chunks[:done]) != offset:
-        return 0, 0
-    return done, offset
+_Got = dict[str, bytes | bytearray | memoryview]
+
+
+async def _write_checked(
+    fetcher: _Fetcher,
+    run: list[Chunk],
+    got: _Got,
+    reuse: dict[str, tuple[int, int]],
+    old: Path,
+    out: BinaryIO,
+    state: tuple[Path, list[Chunk], int, int] | None,
+) -> None:
+    """Check a batch's chunks and write it, in one hand-off to a thread; chunks that came
+    wrong are fetched again (checked as they come) and the batch written then."""
+    while True:
+        reused, wrong = await asyncio.to_thread(
+            partfile.write_run, run, got, reuse, old, out, state
+        )
+        if not wrong:
+            fetcher.stats.bytes_reused += reused
+            return
+        fetcher.stats.chunks_refetched += len(wrong)
+        got = {**got, **await fetcher.fetch(wrong)}
 
 
 def _old_chunks(path: Path, cache: DigestCache, dest: Path) -> dict[str, tuple[int, int]]:
@@ -359,62 +419,3 @@ def _old_chunks(path: Path, cache: DigestCache, dest: Path) -> dict[str, tuple[i
         found.setdefault(c.hash, (offset, c.size))
         offset += c.size
     return found
-
-
-def _runs(chunks: Sequence[Chunk], reuse: dict[str, tuple[int, int]]) -> list[list[Chunk]]:
-    """The chunks in batches of at most BATCH_BYTES (each batch is held in memory whole)."""
-    runs: list[list[Chunk]] = [[]]
-    size = 0
-    for c in chunks:
-        if runs[-1] and (size + c.size > BATCH_BYTES or len(runs[-1]) >= BATCH_CHUNKS):
-            runs.append([])
-            size = 0
-        runs[-1].append(c)
-        size += c.size  # reused chunks are read into memory too: they count
-    return [r for r in runs if r]
-
-
-def _pieces(
-    run: list[Chunk],
-    got: dict[str, bytes | bytearray | memoryview],
-    reuse: dict[str, tuple[int, int]],
-    old: Path,
-) -> list[bytes | bytearray | memoryview]:
-    pieces: list[bytes | bytearray | memoryview] = []
-    for c in run:
-        if c.hash in got:
-            pieces.append(got[c.hash])
-            continue
-        offset, size = reuse[c.hash]
-        with old.open("rb") as f:
-            f.seek(offset)
-            data = f.read(size)
-        if chunk_hash(data) != c.hash:
-            raise PeerError(f"{old}: changed while it was read")
-        pieces.append(data)
-    return pieces
-
-
-def _write_run(
-    run: list[Chunk],
-    got: dict[str, bytes | bytearray | memoryview],
-    reuse: dict[str, tuple[int, int]],
-    old: Path,
-    out: BinaryIO,
-    state: tuple[Path, FileEntry, int, int] | None,
-) -> int:
-    """Append a batch's chunks to the part file and checkpoint it when `state` says (one
-    hand-off to a thread per batch); the bytes taken from the old file."""
-    pieces = _pieces(run, got, reuse, old)
-    for data in pieces:
-        out.write(data)
-    if state is not None:
-        _checkpoint(*state, out)
-    return sum(len(p) for c, p in zip(run, pieces, strict=True) if c.hash in reuse)
-
-
-def _checkpoint(checkpoint: Path, entry: FileEntry, done: int, offset: int, out: object) -> None:
-    assert hasattr(out, "flush")
-    out.flush()
-    state = {"hash": entry.hash, "chunks": done, "offset": offset}
-    write_atomic(checkpoint, json.dumps(state).encode())

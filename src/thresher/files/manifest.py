@@ -97,12 +97,13 @@ class Manifest:
             value = json.loads(text)
             if value.get("version") != VERSION:
                 raise ManifestError(f"manifest version {value.get('version')!r} is not {VERSION}")
-            return cls.of(_entry(f) for f in value["files"])
+            return cls.of(entry_of(f) for f in value["files"])
         except (KeyError, TypeError, AttributeError, json.JSONDecodeError) as exc:
             raise ManifestError(f"malformed manifest: {exc}") from None
 
 
-def _entry(f: dict[str, Any]) -> FileEntry:
+def entry_of(f: dict[str, Any]) -> FileEntry:
+    """A file's entry from its JSON (checked as a manifest's are)."""
     chunks = tuple(Chunk(str(h), int(s)) for h, s in f["chunks"])
     size, digest = int(f["size"]), str(f["hash"])
     if sum(c.size for c in chunks) != size or size < 0:

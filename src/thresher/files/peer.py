@@ -126,6 +126,39 @@ class Peer:
             raise PeerError(f"{self.url}: {response.status_code} {response.text[:500]}")
         return Manifest.from_json(response.content)
 
+    async def checkin_progress(
+        self,
+        name: str,
+        run: str,
+        *,
+        files: int,
+        chunks: int,
+        want_bytes: int,
+        want_files: int,
+        wait: float,
+    ) -> dict[str, Any]:
+        """What checkin `run` found after `files` whole files and `chunks` chunks of the next
+        (`GET /checkins/{name}`), once that is `want_bytes` bytes or `want_files` whole files,
+        or after at most `wait` seconds."""
+        params: dict[str, str | int | float] = {
+            "run": run,
+            "files": files,
+            "chunks": chunks,
+            "want_bytes": want_bytes,
+            "want_files": want_files,
+            "wait": wait,
+        }
+        try:
+            response = await self._http.get(
+                f"{PREFIX}/checkins/{name}", params=params, timeout=wait + 60
+            )
+        except httpx.HTTPError as exc:
+            raise PeerError(f"{self.url}: {type(exc).__name__}: {exc}") from exc
+        if not response.is_success:
+            raise PeerError(f"{self.url}: {response.status_code} {response.text[:500]}")
+        answer: dict[str, Any] = response.json()
+        return answer
+
     async def call(self, path: str, body: dict[str, Any]) -> Any:
         """Any other JSON call (checkin, pull)."""
         return await self._json("POST", path, json=body)

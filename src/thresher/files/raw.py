@@ -37,23 +37,26 @@ class _Conn:
 
     async def exactly(self, n: int, timeout: float) -> bytearray:
         """The next `n` bytes: small reads (frame heads, small files' chunks) are served from
-        a buffer refilled 256 KiB at a time, large ones read straight into their own."""
+        a buffer refilled 256 KiB at a time, large ones read straight into their own. One
+        timeout for the whole read (`asyncio.timeout`: no task per receive, as `wait_for`
+        makes)."""
         loop = asyncio.get_running_loop()
-        while n < SMALL and len(self.extra) < n:
-            more = await asyncio.wait_for(loop.sock_recv(self.sock, 4 * SMALL), timeout)
-            if not more:
-                raise RawError("the connection ended in the middle of a batch")
-            self.extra += more
-        out = bytearray(n)
-        view = memoryview(out)
-        got = min(len(self.extra), n)
-        view[:got] = self.extra[:got]
-        self.extra = self.extra[got:]
-        while got < n:
-            read = await asyncio.wait_for(loop.sock_recv_into(self.sock, view[got:]), timeout)
-            if not read:
-                raise RawError("the connection ended in the middle of a batch")
-            got += read
+        async with asyncio.timeout(timeout):
+            while n < SMALL and len(self.extra) < n:
+                more = await loop.sock_recv(self.sock, 4 * SMALL)
+                if not more:
+                    raise RawError("the connection ended in the middle of a batch")
+                self.extra += more
+            out = bytearray(n)
+            view = memoryview(out)
+            got = min(len(self.extra), n)
+            view[:got] = self.extra[:got]
+            self.extra = self.extra[got:]
+            while got < n:
+                read = await loop.sock_recv_into(self.sock, view[got:])
+                if not read:
+                    raise RawError("the connection ended in the middle of a batch")
+                got += read
         return out
 
     async def head(self, timeout: float) -> bytes:

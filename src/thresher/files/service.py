@@ -23,24 +23,28 @@ Data goes between file services directly; whoever calls ``/pull`` only says what
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hmac
+import threading
 from collections.abc import AsyncIterator, Callable, Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request
 from fastapi.responses import Response, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from thresher.files.chunking import chunk_hash
 from thresher.files.download import LocalSource, TransferError, download
+from thresher.files.follow import follow
 from thresher.files.frames import HEADER, FrameError, decode, frame
 from thresher.files.manifest import Manifest, ManifestError, safe_rel
 from thresher.files.peer import Peer, PeerError
+from thresher.files.progress import MAX_FILES, Checkin, Checkins
 from thresher.files.scope import Scope
 from thresher.files.scope import check as scope_of
 from thresher.files.store import MANIFEST_NAME, BadChunk, ChunkStore
-from thresher.files.upload import DigestCache, list_files, upload_local
+from thresher.files.upload import DigestCache, check_inside, list_files, upload_local
 
 MAX_HASHES = 100_000
 #: Bytes of chunks read from disk per hand-off to a thread when serving a batch.
@@ -63,6 +67,10 @@ class CheckinIn(_Body):
         default=None, max_length=100_000, description="these files (or folders) only"
     )
     name: Name
+    background: bool = Field(
+        default=False,
+        description="answer once the files are listed; a pull may follow the checkin (its run)",
+    )
 
 
 class CheckoutIn(_Body):
@@ -82,6 +90,11 @@ class PullIn(_Body):
     parallel_files: int = Field(default=4, ge=1, le=64)
     bps: int | None = Field(default=None, ge=1)
     existing: Literal["overwrite", "skip", "copy"] = "overwrite"
+    follow: str | None = Field(
+        default=None,
+        pattern=r"^[0-9a-f]{16}$",
+        description="the run of a checkin in progress at the source: its files come as it goes",
+    )
 
 
 class FileService:
@@ -100,6 +113,7 @@ class FileService:
         self.store, self.token, self.site = store, token, site
         self._roots = roots if callable(roots) else dict(roots).get
         self.bps: int | None = None  # this site's cap, applied to the pulls it runs
+        self.checkins = Checkins()  # running and recent, for pulls that follow them
 
     def folder(self, volume: str, path: str) -> Path:
         """A folder of a volume here (blocking: the roots may be read from a database)."""
@@ -188,19 +202,15 @@ async def read_chunks(body: HashesIn, service: ServiceDep, scope: ScopeDep) -> S
     token reads only the chunks of its manifests."""
     if scope is not None:
         allowed = await asyncio.to_thread(service.store.manifest_chunks, scope.names)
+        for running in service.checkins.running():
+            if scope.may_name(running.name):
+                allowed |= running.hashes()
         if not allowed.issuperset(body.hashes):
             raise HTTPException(
                 403, {"message": "chunks of other manifests than this token's", "field": "hashes"}
             )
     sizes = await asyncio.to_thread(service.store.sizes, body.hashes)
     present = [(d, n) for d, n in zip(body.hashes, sizes, strict=True) if n is not None]
-
-    def read(group: list[tuple[str, int]]) -> list[bytes]:
-        out = []
-        for digest, size in group:
-            data = service.store.get(digest)
-            out.append(data if data is not None and len(data) == size else bytes(size))
-        return out
 
     async def frames() -> AsyncIterator[bytes | memoryview]:
         # Read in groups of about READ_GROUP bytes, one hand-off to a thread per group.
@@ -211,7 +221,8 @@ async def read_chunks(body: HashesIn, service: ServiceDep, scope: ScopeDep) -> S
                 size += present[end][1]
                 end += 1
             group = present[start:end]
-            for (digest, _), data in zip(group, await asyncio.to_thread(read, group), strict=True):
+            got = await asyncio.to_thread(service.store.get_many, group)
+            for (digest, _), data in zip(group, got, strict=True):
                 yield frame(digest, data)
                 yield data
             start = end
@@ -249,20 +260,66 @@ async def get_manifest(name: Name, service: ServiceDep, scope: ScopeDep) -> Resp
 
 @router.post("/checkin")
 async def checkin(body: CheckinIn, service: ServiceDep, scope: ScopeDep) -> dict[str, Any]:
+    """Check the files in; with `background`, answer their count and bytes once they are
+    listed, and go on reading them (a pull follows with the answer's `run`)."""
     _may_name(scope, body.name)
     _may_folder(scope, body.volume, body.path)
     folder = await asyncio.to_thread(service.folder, body.volume, body.path)
     try:
         rels = [safe_rel(p) for p in body.paths] if body.paths is not None else None
-    except ManifestError as exc:
-        raise HTTPException(422, {"message": str(exc), "field": "paths"}) from None
-    try:
-        manifest = await asyncio.to_thread(_checkin, service, folder, body.name, rels)
+        files, size = await asyncio.to_thread(_listing, folder, rels, body.background)
     except FileNotFoundError as exc:
         raise HTTPException(404, f"{exc.filename} is not at site {service.site}") from None
     except ManifestError as exc:
         raise HTTPException(422, {"message": str(exc), "field": "paths"}) from None
-    return {"hash": manifest.hash, "files": len(manifest.files), "bytes": manifest.total_bytes}
+    if len(service.checkins.running()) >= service.checkins.max_running:
+        message = f"{service.checkins.max_running} checkins are running here: try again later"
+        raise HTTPException(429, {"message": message, "field": "name"})
+    progress = service.checkins.start(body.name, service.store)
+    if body.background:
+        thread = threading.Thread(
+            target=_in_background,
+            args=(service, folder, body.name, files, progress),
+            daemon=True,
+            name=f"checkin-{progress.run}",
+        )
+        thread.start()
+        return {"run": progress.run, "files": len(files), "bytes": size}
+    try:
+        manifest = await asyncio.to_thread(_checkin, service, folder, body.name, files, progress)
+    except FileNotFoundError as exc:
+        raise HTTPException(404, f"{exc.filename} is not at site {service.site}") from None
+    except ManifestError as exc:
+        raise HTTPException(422, {"message": str(exc), "field": "paths"}) from None
+    return {
+        "run": progress.run,
+        "hash": manifest.hash,
+        "files": len(manifest.files),
+        "bytes": manifest.total_bytes,
+    }
+
+
+@router.get("/checkins/{name}")
+async def checkin_progress(
+    name: Name,
+    service: ServiceDep,
+    scope: ScopeDep,
+    run: Annotated[str, Query(pattern=r"^[0-9a-f]{16}$")],
+    files: Annotated[int, Query(ge=0)] = 0,
+    chunks: Annotated[int, Query(ge=0)] = 0,
+    want_bytes: Annotated[int, Query(ge=0, le=2**30)] = 0,
+    want_files: Annotated[int, Query(ge=1, le=MAX_FILES)] = 1,
+    wait: Annotated[float, Query(ge=0, le=60)] = 20.0,
+) -> dict[str, Any]:
+    """What checkin `run` found after `files` whole files and `chunks` chunks of the file it
+    reads next, once that is `want_bytes` bytes or `want_files` whole files (or a file of
+    several chunks whole, or the end), else after `wait` seconds: whole files, the chunks so
+    far of the file being read, and at the end `done` with the manifest's hash (or `error`)."""
+    _may_name(scope, name)
+    progress = service.checkins.get(run)
+    if progress is None or progress.name != name:
+        raise HTTPException(404, {"message": f"no checkin {run} of {name!r}", "field": "run"})
+    return await progress.wait(files, chunks, want_bytes, want_files, wait)
 
 
 @router.post("/pull")
@@ -273,6 +330,19 @@ async def pull(body: PullIn, service: ServiceDep, scope: ScopeDep) -> dict[str, 
     caps = [x for x in (body.bps, service.bps) if x]
     async with Peer(body.source_url, body.source_token) as peer:
         try:
+            if body.follow is not None:
+                followed, stats = await follow(
+                    peer,
+                    body.manifest,
+                    body.follow,
+                    folder,
+                    streams=body.streams,
+                    parallel_files=body.parallel_files,
+                    bps=min(caps) if caps else None,
+                    existing=body.existing,
+                    cache=DigestCache(_cache_path(service, folder)),
+                )
+                return {"hash": followed.hash, **stats.as_dict()}
             manifest = await peer.manifest(body.manifest)
             if manifest is None:
                 raise HTTPException(404, f"{body.source_url} has no manifest {body.manifest!r}")
@@ -317,8 +387,8 @@ def _cache_path(service: FileService, folder: Path) -> Path:
     return service.store.root / "digests" / f"{chunk_hash(str(folder).encode())[:32]}.json"
 
 
-def _checkin(service: FileService, folder: Path, name: str, rels: list[str] | None) -> Manifest:
-    cache = DigestCache(_cache_path(service, folder))
+def _listing(folder: Path, rels: list[str] | None, sized: bool) -> tuple[list[str], int]:
+    """The files a checkin reads, and their bytes when `sized` (0 otherwise)."""
     if rels is None:
         files = list_files(folder)
     else:
@@ -327,8 +397,32 @@ def _checkin(service: FileService, folder: Path, name: str, rels: list[str] | No
             if (folder / rel).is_dir():
                 files.extend(f"{rel}/{f}" for f in list_files(folder / rel))
             else:
+                check_inside(folder, rel)
                 files.append(rel)
-    manifest = upload_local(folder, files, cache=cache)
-    service.store.add_sources(name, folder, manifest)
-    service.store.put_manifest(name, manifest)
+    return files, sum((folder / f).stat().st_size for f in files) if sized else 0
+
+
+def _in_background(
+    service: FileService, folder: Path, name: str, files: list[str], progress: Checkin
+) -> None:
+    """A background checkin: what went wrong is told to its followers (`progress.error`)."""
+    with contextlib.suppress(Exception):
+        _checkin(service, folder, name, files, progress)
+
+
+def _checkin(
+    service: FileService, folder: Path, name: str, files: list[str], progress: Checkin
+) -> Manifest:
+    """Read the files (those the digest cache knows are not read), serve their chunks from
+    where they lie, keep their manifest; `progress` tells followers as it goes."""
+    try:
+        manifest = upload_local(
+            folder, files, cache=DigestCache(_cache_path(service, folder)), progress=progress
+        )
+        service.store.add_sources(name, folder, manifest)
+        service.store.put_manifest(name, manifest)
+    except Exception as exc:
+        progress.finish(None, f"{type(exc).__name__}: {exc}")
+        raise
+    progress.finish(manifest)
     return manifest

@@ -67,6 +67,11 @@ class ChunkStore:
         self._sources.update(found)
         write_atomic(self.root / "sources" / f"{name}.json", json.dumps(found).encode())
 
+    def add_source(self, digest: str, path: Path, offset: int, size: int) -> None:
+        """Serve one chunk from a file being checked in, as soon as it is hashed (kept on disk
+        by `add_sources` once the checkin ends)."""
+        self._sources.setdefault(digest, (str(path), offset, size))
+
     def path(self, digest: str) -> Path:
         if not HASH.match(digest):
             raise BadChunk(f"{digest!r} is not a BLAKE3 hash (64 hex digits)")
@@ -119,6 +124,44 @@ class ChunkStore:
                 return f.read(source[2])
         except OSError:
             return None
+
+    def get_many(self, wanted: list[tuple[str, int]]) -> list[bytes | memoryview]:
+        """The bytes of chunks of known sizes, in order; one that is not here (or not of its
+        size) as zeros of its size. Chunks that lie one after the other in a checked-in file are
+        read with one `pread` (a file's chunks are asked for in order)."""
+        out: list[bytes | memoryview] = []
+        i = 0
+        while i < len(wanted):
+            digest, size = wanted[i]
+            source = self._sources.get(digest)
+            j = i + 1
+            if source is not None and not self.path(digest).is_file():
+                path, start, _ = source
+                end = start + size
+                while j < len(wanted):
+                    nxt = self._sources.get(wanted[j][0])
+                    if nxt is None or nxt[0] != path or nxt[1] != end:
+                        break
+                    end += wanted[j][1]
+                    j += 1
+                try:
+                    fd = os.open(path, os.O_RDONLY)
+                    try:
+                        data = memoryview(os.pread(fd, end - start, start))
+                    finally:
+                        os.close(fd)
+                except OSError:
+                    data = memoryview(b"")
+                at = 0
+                for _, n in wanted[i:j]:
+                    piece = data[at : at + n]
+                    out.append(piece if len(piece) == n else bytes(n))
+                    at += n
+            else:
+                got = self.get(digest)
+                out.append(got if got is not None and len(got) == size else bytes(size))
+            i = j
+        return out
 
     def manifest_chunks(self, prefix: str) -> frozenset[str]:
         """The chunks listed by the manifests whose names start with `prefix` (what a token

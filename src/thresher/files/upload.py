@@ -19,9 +19,10 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from thresher.files.chunking import Chunk, FileDigest, digest_file, digest_stream
+from thresher.files.chunking import MIN_CHUNK, Chunk, FileDigest, digest_file, digest_stream
 from thresher.files.manifest import FileEntry, Manifest, ManifestError, safe_rel
 from thresher.files.peer import Peer
+from thresher.files.progress import Checkin
 from thresher.files.stats import TransferStats
 from thresher.files.store import write_atomic
 from thresher.files.throttle import Throttle
@@ -204,20 +205,52 @@ def list_files(root: Path) -> list[str]:
     return sorted(found)
 
 
-def upload_local(root: Path, paths: Iterable[str], *, cache: DigestCache) -> Manifest:
+def check_inside(root: Path, rel: str, real_root: str | None = None) -> Path:
+    """`root / rel`, if it lies inside `root` once links are followed (ManifestError if not)."""
+    path = root / safe_rel(rel)
+    if not os.path.realpath(path).startswith((real_root or os.path.realpath(root)) + os.sep):
+        raise ManifestError(f"{rel} leads out of {root} (a symbolic link): not served")
+    return path
+
+
+def upload_local(
+    root: Path, paths: Iterable[str], *, cache: DigestCache, progress: Checkin | None = None
+) -> Manifest:
     """The manifest of files under `root`, each read once unless the cache knows it (a
-    checkin: the files stay where they are and are served from there)."""
+    checkin: the files stay where they are and are served from there). `progress` hears of
+    each chunk as soon as it is hashed and of each file when it is whole (others follow it)."""
     entries = []
     real_root = os.path.realpath(root)
     for rel in paths:
-        path = root / safe_rel(rel)
-        if not os.path.realpath(path).startswith(real_root + os.sep):
-            raise ManifestError(f"{rel} leads out of {root} (a symbolic link): not served")
+        path = check_inside(root, rel, real_root)
         st = path.stat()
         digest = cache.get(rel, st)
         if digest is None:
-            digest = digest_file(path)
+            told = _teller(progress, path, rel, st.st_mode) if st.st_size > MIN_CHUNK else None
+            digest = digest_file(path, on_chunk=told)
             cache.put(rel, st, digest)
-        entries.append(FileEntry.of(rel, digest, mode=st.st_mode))
+        entry = FileEntry.of(rel, digest, mode=st.st_mode)
+        if progress is not None:
+            progress.file(entry, path)
+        entries.append(entry)
     cache.save()
     return Manifest.of(entries)
+
+
+def _teller(
+    progress: Checkin | None, path: Path, rel: str, mode: int
+) -> Callable[[memoryview, Chunk], None] | None:
+    """What tells `progress` of each chunk of the file (and has the store serve it)."""
+    if progress is None:
+        return None
+    offset = 0
+    mode &= 0o777
+
+    def told(data: memoryview, chunk: Chunk) -> None:
+        nonlocal offset
+        if progress.store is not None:
+            progress.store.add_source(chunk.hash, path, offset, chunk.size)
+        offset += chunk.size
+        progress.chunk(rel, mode, chunk)
+
+    return told

@@ -255,23 +255,24 @@ class Agent:
 
     async def _poll_round(self, stop: asyncio.Event) -> None:
         """One poll, its answer applied, and the wait until the next one is due. A poll that
-        will be held sends the lines first in a report (so the reports sent during the hold,
-        of later lines, cannot overtake them); one that comes back at once carries them."""
+        comes back at once carries the lines and finishes. One that will be held sends them
+        first in a report: the lines, so that the reports sent during the hold, of later lines,
+        cannot overtake them; the finishes, so that they are committed (and a job they end is
+        seen done) without waiting for the poll's claim, which on an idle farm may find
+        nothing; the poll then names what is still held."""
         ask = self.ask()
         wait_s = self.policy.hold(ask)
         answer: api.PollOut | None = None
         async with self._send_lock:
             output, finished = self.outbox.drain()
-            if wait_s > 0 and output:
-                try:
-                    await self._report(output, [])
-                except BaseException:
-                    self.outbox.put_back([], finished)
-                    raise
+            if wait_s > 0 and (output or finished):
+                await self._report(output, finished)  # put back if it was not taken
             elif wait_s == 0:
                 answer = await self._polled(ask, 0.0, output, finished, stop)
         if wait_s > 0:
-            answer = await self._polled(ask, wait_s, [], finished, stop)
+            ask = self.ask()  # the report's answer may have stopped attempts
+            answer = await self._polled(ask, self.policy.hold(ask), [], [], stop)
+            finished = []
         if answer is None:  # stopping, or NIMBY changed here: tell the controller at once
             return
         self.outbox.set_reachable(True)
@@ -281,6 +282,7 @@ class Agent:
             self.executor.loads,
             nimby=self.nimby is not None,
             answer_had_work=self._work_came,
+            answer_was_short=len(answer.assignments) < len(ask.lanes) + len(ask.ahead_lanes),
             heartbeat_s=self.heartbeat_s,
         )
         if wait > 0:

@@ -71,8 +71,10 @@ class Executor:
         self._on_finish = on_finish
         self._grace_s = grace_s
         self._openjd_idle_s = openjd_idle_s
-        self._threads = LaneThreads(lanes, on_done=self.on_lane_done)
         self._commands = CommandBuilder(work_dir=work_dir, base_env=os.environ)
+        self._threads = LaneThreads(
+            lanes, on_done=self.on_lane_done, when_idle=self._commands.make_spare
+        )
         self._idle = asyncio.Event()  # set while no lane has an attempt
         self._idle.set()
         self._idle_timers: dict[int, asyncio.TimerHandle] = {}
@@ -149,6 +151,7 @@ class Executor:
         for timer in self._idle_timers.values():
             timer.cancel()
         await asyncio.to_thread(self._threads.close)
+        self._commands.close()
         await asyncio.to_thread(self.openjd.close_all)
 
     def on_lane_done(self, batch: list[Done]) -> None:

@@ -7,7 +7,7 @@ batches: one wake-up of the loop for however many pieces ended since the last on
 
 A wake-up of the loop costs both threads CPU (a write to the loop's self-pipe, a turn on the
 GIL), so a lane that still holds much of what it was handed does not wake the loop for each piece
-it ends: the loop hears at once when a lane has used half of what it held when the loop last
+it ends: the loop hears at once when a lane has used a third of what it held when the loop last
 looked (the worker then asks for more), and otherwise within ``linger_s``.
 """
 
@@ -21,6 +21,8 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
+
+from thresher.worker.poll_policy import ran_low
 
 __all__ = ["Done", "LaneThreads"]
 
@@ -51,13 +53,21 @@ class LaneThreads:
     """One thread per lane. :meth:`hand` and :meth:`withdraw` may be called from any thread;
     ``on_done`` is called on the event loop given to :meth:`start`, with every :class:`Done`
     since its last call, in the order the pieces ended: at once when a lane is left with at most
-    half of the pieces it held when the loop last looked (or with none), else within
+    two thirds of the pieces it held when the loop last looked (or with none), else within
     ``linger_s``."""
 
     def __init__(
-        self, lanes: int, *, on_done: Callable[[list[Done]], None], linger_s: float = 0.05
+        self,
+        lanes: int,
+        *,
+        on_done: Callable[[list[Done]], None],
+        linger_s: float = 0.05,
+        when_idle: Callable[[], None] | None = None,
     ) -> None:
         self._on_done = on_done
+        # Run by a lane's thread when it starts and when it has ended a piece and holds no
+        # other: preparation for what may come (off the path from a hand-over to its start).
+        self._when_idle = when_idle
         self._linger_s = linger_s
         self._lock = threading.Lock()
         self._queues: list[deque[_Piece]] = [deque() for _ in range(lanes)]
@@ -110,6 +120,7 @@ class LaneThreads:
 
     def _serve(self, lane: int) -> None:
         queue, ready = self._queues[lane], self._ready[lane]
+        self._idle()
         while True:
             with self._lock:
                 while not queue and not self._closing:
@@ -123,6 +134,15 @@ class LaneThreads:
                 log.exception("lane %s: work failed", lane)
                 done = Done(lane, piece.key, error=exc)
             self._finished(done)
+            if not queue:
+                self._idle()
+
+    def _idle(self) -> None:
+        if self._when_idle is not None:
+            try:
+                self._when_idle()
+            except Exception:
+                log.exception("a lane's preparation while idle failed")
 
     def _finished(self, done: Done) -> None:
         with self._lock:
@@ -130,7 +150,7 @@ class LaneThreads:
             if self._wake == "now":
                 return  # the loop is on its way: it takes this one too
             mark, left = self._marks[done.lane], len(self._queues[done.lane])
-            now = mark <= _FEW or left <= mark // 2
+            now = mark <= _FEW or ran_low(left, mark)
             if not now and self._wake == "later":
                 return
             self._wake = "now" if now else "later"

@@ -87,15 +87,19 @@ async def move(
     checked: Callable[[int], Awaitable[None]] | None = None,
 ) -> dict[str, Any]:
     """Check `paths` of `volume` in at `source` as manifest `name` (`checked` hears its size),
-    and have `target` pull them: the bytes go from one file service to the other."""
-    found = await _files_call(source, "/checkin", {"volume": volume, "paths": paths, "name": name})
+    and have `target` pull them: the bytes go from one file service to the other. The pull
+    follows the checkin as it goes (its files, and each file's chunks as they are hashed), so
+    the two overlap: `source` answers once the files are listed."""
+    body: dict[str, Any] = {"volume": volume, "paths": paths, "name": name, "background": True}
+    found = await _files_call(source, "/checkin", body)
     if checked is not None:
         await checked(int(found.get("bytes", 0)))
     caps = [x for x in (settings and settings.speed_limit_bps, target.bandwidth_bps) if x]
-    body: dict[str, Any] = {
+    body = {
         "source_url": source.file_service_url,
         "source_token": source.file_service_token or "",
         "manifest": name,
+        "follow": found["run"],
         "volume": volume,
         "streams": target.parallel_streams,
         "parallel_files": settings.parallel_files if settings else 4,

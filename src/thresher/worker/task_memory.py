@@ -3,10 +3,13 @@
 The kernel's figure for a reaped child (`wait4`'s `ru_maxrss`) starts at the memory of the
 process it was forked from: the worker's, so a task that prints one line reported the worker's
 93 MiB. That figure is used only when it is above the worker's own peak (`task_peak_rss`).
-Otherwise the task's processes are read from /proc every `SAMPLE_EVERY_S` while it runs: the
-peak of their summed resident memory (shared pages count in each process), and its main
-process's own high-water mark (`VmHWM`, which starts afresh at exec). A task that ends before
-the first sample has no peak (None): too short to matter.
+Otherwise the task's processes are read from /proc every `SAMPLE_EVERY_S` while it runs, the
+first `FIRST_SAMPLE_S` after its spawn: the peak of their summed resident memory (shared pages
+count in each process), and its main process's own high-water mark (`VmHWM`, which starts afresh
+at exec). A task that ends before the first sample has no peak (None): too short to matter.
+A sample walks every process of the machine for the task's descendants (a few milliseconds of
+the lane's thread on a busy machine), so none is taken at the spawn: then it would only delay
+a short task's start and the sight of its end, and measure a process that has just exec'd.
 """
 
 from __future__ import annotations
@@ -18,19 +21,23 @@ import psutil
 
 #: Seconds between two samples of a task's memory.
 SAMPLE_EVERY_S = 0.5
+#: Seconds from the spawn to the first sample.
+FIRST_SAMPLE_S = 0.1
 
 
 class TaskMemory:
     """The peak memory of the process `pid` and its descendants, from samples."""
 
-    def __init__(self, pid: int, *, every_s: float = SAMPLE_EVERY_S) -> None:
+    def __init__(
+        self, pid: int, *, every_s: float = SAMPLE_EVERY_S, first_s: float = FIRST_SAMPLE_S
+    ) -> None:
         self.every_s = every_s
         self.peak: int | None = None
-        self.next_at = time.monotonic()  # the first sample at once: the task has exec'd
-        try:
-            self._main: psutil.Process | None = psutil.Process(pid)
-        except psutil.Error:
-            self._main = None
+        self.next_at = time.monotonic() + first_s
+        self._pid = pid
+        # Made at the first sample (reading /proc): the pid is still the task's then, as its
+        # parent has not reaped it.
+        self._main: psutil.Process | None = None
 
     def due_in(self, now: float) -> float:
         """Seconds until the next sample is due (0: now)."""
@@ -41,7 +48,10 @@ class TaskMemory:
         self.next_at = now + self.every_s
         main = self._main
         if main is None:
-            return
+            try:
+                main = self._main = psutil.Process(self._pid)
+            except psutil.Error:  # the task ended meanwhile
+                return
         try:
             processes = [main, *main.children(recursive=True)]
             high_water = _own_high_water(main.pid)
