@@ -12,9 +12,11 @@ from pathlib import Path
 import pytest
 
 from thresher.controller.auth import Caller
-from thresher.controller.farm import Farm
+from thresher.controller.errors import Unauthorized
+from thresher.controller.farm import Farm, Unconfirmed
 from thresher.controller.notifier import Notifier
 from thresher.controller.settings import ControllerSettings
+from thresher.core.errors import Forbidden
 from thresher.schemas import api
 from thresher.store.store import Store
 from thresher.testing import FakeClock
@@ -82,3 +84,93 @@ def test_a_poll_that_fails_after_its_finish_writes_nothing(
     assert again.stale == []
     counts = store.jobs.get(job.id).counts
     assert (counts.succeeded, counts.running) == (1, 1)
+
+
+def _workers(farm: Farm, n: int) -> list[Caller]:
+    out = []
+    for i in range(n):
+        body = api.RegisterIn(
+            name=f"g{i}", hostname=f"g{i}", os="linux", cores=2, ram_bytes=1 << 30, lanes=1
+        )
+        caller = farm.access.caller(farm.agents.register(ADMIN, body).token)
+        assert caller is not None
+        out.append(caller)
+    return out
+
+
+def _together(farm: Farm, polls: list[tuple[Caller, api.PollIn]]) -> list[object]:
+    """Polls queued together on the farm thread: each confirmed, then their first rounds."""
+    items = [(Unconfirmed(c, "POST", "/api/v1/agent/poll"), c, body) for c, body in polls]
+    return [
+        o if isinstance(o, BaseException) else o.answer  # type: ignore[attr-defined]
+        for o in farm._first_rounds(items)
+    ]
+
+
+def test_polls_together_each_get_their_own_outcome(farm: tuple[Farm, Store]) -> None:
+    """A revoked token and a foreign lane are refused to their own polls only."""
+    farm_, store = farm
+    job = farm_.jobs.submit(ADMIN, api.JobIn(name="job", frames="1-9", command=["true"]))
+    ok, revoked, foreign, ok2 = _workers(farm_, 4)
+    store.tokens.revoke(revoked.token_id)
+    out = _together(
+        farm_,
+        [
+            (ok, api.PollIn(lanes=[0])),
+            (revoked, api.PollIn(lanes=[0])),
+            (foreign, api.PollIn(lanes=[3])),
+            (ok2, api.PollIn(lanes=[0])),
+        ],
+    )
+    assert isinstance(out[1], Unauthorized)
+    assert isinstance(out[2], Forbidden)
+    first, second = out[0], out[3]
+    assert isinstance(first, api.PollOut)
+    assert isinstance(second, api.PollOut)
+    assert len(first.assignments) == len(second.assignments) == 1
+    assert store.jobs.get(job.id).counts.running == 2
+    # Finishes reported together count once each, and each gets its next task.
+    out = _together(farm_, [(ok, _finishing(first)), (ok2, _finishing(second))])
+    assert all(isinstance(o, api.PollOut) and len(o.assignments) == 1 for o in out)
+    counts = store.jobs.get(job.id).counts
+    assert (counts.succeeded, counts.running) == (2, 2)
+
+
+def test_a_failing_poll_leaves_the_others_of_its_group_written(
+    farm: tuple[Farm, Store], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One poll's claim fails inside the group's transaction: the group is rolled back and each
+    poll runs again alone; the failing one's finish stays unwritten, the others' count."""
+    farm_, store = farm
+    job = farm_.jobs.submit(ADMIN, api.JobIn(name="job", frames="1-9", command=["true"]))
+    a, b, c = _workers(farm_, 3)
+    got = _together(farm_, [(w, api.PollIn(lanes=[0])) for w in (a, b, c)])
+    assert all(isinstance(o, api.PollOut) for o in got)
+    broken_for = farm_.agents.worker_of(b)
+    claim = store.dispatch.claim
+
+    def broken(*args: object, **kwargs: object) -> object:
+        if kwargs.get("worker_id") == broken_for:
+            raise ConnectionError("the database went away")
+        return claim(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(store.dispatch, "claim", broken)
+    out = _together(
+        farm_,
+        [(w, _finishing(o)) for w, o in zip((a, b, c), got, strict=True)],  # type: ignore[arg-type]
+    )
+    assert isinstance(out[1], ConnectionError)
+    assert isinstance(out[0], api.PollOut)
+    assert isinstance(out[2], api.PollOut)
+    counts = store.jobs.get(job.id).counts
+    assert (counts.succeeded, counts.running) == (2, 3)  # b's finish rolled back with its claim
+
+
+def _finishing(answer: api.PollOut) -> api.PollIn:
+    return api.PollIn(
+        lanes=[0],
+        finished=[
+            api.FinishIn(attempt_id=a.attempt_id, token=a.token, status="succeeded", exit_code=0)
+            for a in answer.assignments
+        ],
+    )

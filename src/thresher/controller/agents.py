@@ -4,16 +4,19 @@ workers gone silent."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any, Protocol, TypeVar
 
 from thresher.controller.auth import Caller, enrol_code_hash, issue_token
 from thresher.controller.convert import assignment_out, finish_report, registration
 from thresher.controller.dispatch import Dispatch, Dispatcher, DispatchIndex
+from thresher.controller.farm_thread import retrying
 from thresher.controller.jobs import Jobs
 from thresher.controller.monitor import SampleKeeper
 from thresher.controller.notifications import DiskWatch, workers_lost, workers_sick
+from thresher.controller.poll_state import FirstRound, HeldPoll
 from thresher.controller.scheduling import Scheduling
 from thresher.controller.settings import ControllerSettings
 from thresher.controller.unit import UnitOfWork
@@ -55,6 +58,10 @@ class Agents:
         self.index, self.dispatcher = index, dispatcher
         self.notifier = unit.notifier
         self.run = run  # runs a round of a held poll on the farm thread
+        # Runs a poll's first round on the farm thread, with polls queued beside it (`Farm`).
+        self.first_round: Callable[[Caller, api.PollIn], Awaitable[HeldPoll]] = functools.partial(
+            run, self._first_round
+        )
         self._worker_ids: dict[int, int] = {}  # worker token id -> worker id
         self._lanes: dict[int, int] = {}  # worker id -> lanes it enrolled with
         self._seen: dict[int, float] = {}  # worker id -> last poll, not yet written
@@ -283,7 +290,7 @@ class Agents:
         it waits. The store work of each round runs on the farm thread; the wait, on the loop."""
         # Read before the first round: a change committed after this wakes the wait below.
         generation = self.notifier.generation
-        held = await self.run(self._first_round, caller, body)
+        held = await self.first_round(caller, body)
         while held.answer is None:
             if self.notifier.closing or await disconnected():
                 held = await self.run(self._last_round, held)
@@ -294,27 +301,66 @@ class Agents:
         assert held.answer is not None
         return held.answer
 
-    def _first_round(self, caller: Caller, body: api.PollIn) -> _HeldPoll:
+    def _first_round(self, caller: Caller, body: api.PollIn) -> HeldPoll:
         """The reports, the reconciliation and the first claim in one transaction: one commit
         per poll, and a failure midway leaves nothing half-written (the worker sends it all
         again)."""
         worker_id = self.worker_of(caller)
         self._check_lanes(worker_id, body)
-        started = self.clock.now()
+        return self._first_round_alone(worker_id, body)
+
+    def first_rounds(
+        self, polls: Sequence[tuple[Caller, api.PollIn]]
+    ) -> list[HeldPoll | Exception]:
+        """The first rounds of several polls queued together on the farm thread, in one
+        transaction: one commit for all, none answered before it. Each poll is still all or
+        nothing: if any of them fails (or the commit does), nothing of the group was written,
+        and each runs again alone in a transaction of its own (`_first_round`), so one
+        worker's bad poll costs the others only the time. A poll's outcome is its round or the
+        exception its caller gets."""
+        if len(polls) == 1:  # an exception is its caller's (the farm thread retries conflicts)
+            return [self._first_round(*polls[0])]
+        outcomes: list[HeldPoll | Exception | None] = [None] * len(polls)
+        ready: list[tuple[int, int, api.PollIn]] = []
+        for i, (caller, body) in enumerate(polls):
+            try:
+                worker_id = self.worker_of(caller)
+                self._check_lanes(worker_id, body)
+            except Exception as exc:
+                outcomes[i] = exc
+                continue
+            ready.append((i, worker_id, body))
+        try:
+            with self.unit.transaction():
+                steps = [(i, self._first_round_in(w, body)) for i, w, body in ready]
+        except Exception:
+            for i, w, body in ready:
+                try:
+                    outcomes[i] = retrying(functools.partial(self._first_round_alone, w, body))
+                except Exception as exc:
+                    outcomes[i] = exc
+        else:
+            for i, step in steps:
+                outcomes[i] = self._first_round_done(step)
+        return [o if o is not None else RuntimeError("no outcome") for o in outcomes]
+
+    def _first_round_alone(self, worker_id: int, body: api.PollIn) -> HeldPoll:
         with self.unit.transaction():
-            self.heartbeat(worker_id, started)
-            stale = self._report(body.output, body.finished)
-            self.scheduling.note_local_nimby(worker_id, body.nimby)
-            self.disk.seen(worker_id, body.sample, now=started)
-            held, stale = self._reconcile(worker_id, body, stale, started)
-            got = self._dispatch(worker_id, body.lanes, body.ahead_lanes, held)
-            if body.sample:
-                self.samples.record(worker_id, started, body.sample)
-        if body.finished:
-            self.notifier.notify(soft=True)
-        elif body.output or body.sample or got.assignments:
-            self.notifier.touch()
-        poll = _HeldPoll(
+            step = self._first_round_in(worker_id, body)
+        return self._first_round_done(step)
+
+    def _first_round_in(self, worker_id: int, body: api.PollIn) -> FirstRound:
+        """A poll's first round inside the caller's transaction."""
+        started = self.clock.now()
+        self.heartbeat(worker_id, started)
+        stale = self._report(body.output, body.finished)
+        self.scheduling.note_local_nimby(worker_id, body.nimby)
+        self.disk.seen(worker_id, body.sample, now=started)
+        held, stale = self._reconcile(worker_id, body, stale, started)
+        got = self._dispatch(worker_id, body.lanes, body.ahead_lanes, held)
+        if body.sample:
+            self.samples.record(worker_id, started, body.sample)
+        poll = HeldPoll(
             worker_id=worker_id,
             lanes=tuple(body.lanes),
             ahead_lanes=tuple(body.ahead_lanes),
@@ -323,7 +369,16 @@ class Agents:
             held=held,
             stale=stale,
         )
-        return self._decide(poll, got)
+        return FirstRound(poll, got, body)
+
+    def _first_round_done(self, step: FirstRound) -> HeldPoll:
+        """After the commit: held polls told of the finishes, the answer or the wait."""
+        body = step.body
+        if body.finished:
+            self.notifier.notify(soft=True)
+        elif body.output or body.sample or step.got.assignments:
+            self.notifier.touch()
+        return self._decide(step.poll, step.got)
 
     def _check_lanes(self, worker_id: int, body: api.PollIn) -> None:
         """A worker claims for its own lanes only (those it enrolled with)."""
@@ -348,7 +403,7 @@ class Agents:
             lanes = self._lanes[worker_id] = self.store.workers.get(worker_id).lanes
         return lanes
 
-    def _next_round(self, poll: _HeldPoll, *, woke: bool) -> _HeldPoll:
+    def _next_round(self, poll: HeldPoll, *, woke: bool) -> HeldPoll:
         """After a wake-up or a timeout: refresh the lease when due, claim again."""
         now = self.clock.now()
         if now - poll.touched >= self.settings.heartbeat_s:
@@ -362,11 +417,11 @@ class Agents:
             self.notifier.touch()
         return self._decide(poll, got)
 
-    def _last_round(self, poll: _HeldPoll) -> _HeldPoll:
+    def _last_round(self, poll: HeldPoll) -> HeldPoll:
         """The worker went away or the server stops: answer with nothing more."""
         return replace(poll, answer=self._answer(poll.worker_id, [], stop=[], stale=poll.stale))
 
-    def _decide(self, poll: _HeldPoll, got: Dispatch) -> _HeldPoll:
+    def _decide(self, poll: HeldPoll, got: Dispatch) -> HeldPoll:
         """Answer now (work, something to stop, the hold over), or how long to wait."""
         stop = sorted({h.id for h in poll.held if h.cancel_reason is not None} | set(got.preempted))
         now = self.clock.now()
@@ -442,18 +497,3 @@ class Agents:
             enabled=self.index.worker_enabled(worker_id),
             nimby=state.value if nimby and state else None,
         )
-
-
-@dataclass(frozen=True)
-class _HeldPoll:
-    """Where a held poll stands between two rounds."""
-
-    worker_id: int
-    lanes: tuple[int, ...]
-    ahead_lanes: tuple[int, ...]
-    deadline: float
-    touched: float  # when the worker's lease was last refreshed by this poll
-    held: list[HeldAttempt]
-    stale: list[int]
-    wait_s: float = 0.0
-    answer: api.PollOut | None = None

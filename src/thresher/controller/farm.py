@@ -12,7 +12,7 @@ state and `core` decides.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any, ParamSpec, TypeVar
@@ -100,6 +100,7 @@ class Farm:
             jobs=self.jobs,
             run=self.call,
         )
+        self.agents.first_round = self._first_round
         self.access = Access(
             store,
             clock,
@@ -158,6 +159,37 @@ class Farm:
             args = tuple(fresh if a is old else a for a in args)
             kwargs = {k: fresh if v is old else v for k, v in kwargs.items()}
         return fn(*args, **kwargs)
+
+    async def _first_round(self, caller: Caller, body: Any) -> Any:
+        """A worker poll's first round on the farm thread, together with the polls queued
+        beside it (`Agents.first_rounds`): their tokens confirmed in one read, their rounds in
+        one transaction. A revoked token is refused as `call` refuses it."""
+        pending = UNCONFIRMED.get()
+        UNCONFIRMED.set(None)
+        return await self.thread.run_together(self._first_rounds, (pending, caller, body))
+
+    def _first_rounds(
+        self, items: Sequence[tuple[Unconfirmed | None, Caller, Any]]
+    ) -> list[object]:
+        outcomes: list[object] = [None] * len(items)
+        callers = [caller for _, caller, _ in items]
+        confirming = [(i, pending) for i, (pending, _, _) in enumerate(items) if pending]
+        if confirming:
+            fresh = self.access.confirm_many([pending.caller for _, pending in confirming])
+            for (i, pending), got in zip(confirming, fresh, strict=True):
+                if isinstance(got, Exception):
+                    outcomes[i] = got
+                elif got is not pending.caller:  # its role or groups changed: they count now
+                    try:
+                        policy.check(got, pending.method, pending.route)
+                        callers[i] = got
+                    except Exception as exc:
+                        outcomes[i] = exc
+        polls = [i for i in range(len(items)) if outcomes[i] is None]
+        rounds = self.agents.first_rounds([(callers[i], items[i][2]) for i in polls])
+        for i, outcome in zip(polls, rounds, strict=True):
+            outcomes[i] = outcome
+        return outcomes
 
     def start(self, now: float) -> None:
         """At start: workers attached before a restart get one lease to come back; built-in

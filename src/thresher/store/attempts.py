@@ -27,6 +27,7 @@ from thresher.store.chunking import note_finished_chunks
 from thresher.store.error_hosts import broken_definition, record_host_error
 from thresher.store.late import accept_late_success
 from thresher.store.limits import release_holds
+from thresher.store.prepared import Prepared
 from thresher.store.records import (
     FinishReport,
 )
@@ -73,6 +74,12 @@ _ENDING_MANY = (
     .select_from(_ENDING_FROM)
     .where(attempts.c.id.in_(sa.bindparam("ids", expanding=True)))
 )
+# One finish (the poll of a worker that holds nothing ahead reports one): on the cursor.
+_ENDING_ONE = Prepared(
+    sa.select(attempts.c.id, attempts.c.token, attempts.c.status, *_ENDING_COLUMNS)
+    .select_from(_ENDING_FROM)
+    .where(attempts.c.id == sa.bindparam("attempt_id"))
+)
 _SUCCEED_ATTEMPT = (
     attempts.update()
     .where(attempts.c.id == sa.bindparam("attempt_id"))
@@ -95,6 +102,9 @@ _SUCCEED_BLOCK = (
         runtime_n=blocks.c.runtime_n + sa.bindparam("timed"),
     )
 )
+_SUCCEED_ATTEMPT_P = Prepared(_SUCCEED_ATTEMPT)
+_SUCCEED_BLOCK_P = Prepared(_SUCCEED_BLOCK)
+_SUCCEED_TASK_P = Prepared(_task_update(frozenset({"status", "updated_at"})))
 _ADD_RUNTIME = (
     blocks.update()
     .where(blocks.c.id == sa.bindparam("block_id"))
@@ -250,7 +260,11 @@ class Attempts(Repository):
         }
         if not wanted:
             return []
-        rows = conn.execute(_ENDING_MANY, {"ids": list(wanted)}).all()
+        if len(wanted) == 1:
+            (only,) = wanted
+            rows = _ENDING_ONE.all(conn, {"attempt_id": only})
+        else:
+            rows = conn.execute(_ENDING_MANY, {"ids": list(wanted)}).all()
         plain = []
         for row in rows:
             report = wanted[row.id]
@@ -269,8 +283,8 @@ class Attempts(Repository):
         self, conn: sa.Connection, plain: list[tuple[FinishReport, Any]], now: float
     ) -> None:
         """Write plain successes, as `_end_attempt` would one by one."""
-        conn.execute(
-            _SUCCEED_ATTEMPT,
+        _SUCCEED_ATTEMPT_P.run(
+            conn,
             [
                 {
                     "attempt_id": report.attempt_id,
@@ -283,8 +297,8 @@ class Attempts(Repository):
                 for report, _ in plain
             ],
         )
-        conn.execute(
-            _task_update(frozenset({"status", "updated_at"})),
+        _SUCCEED_TASK_P.run(
+            conn,
             [
                 {
                     "task_id": row.task_id,
@@ -299,8 +313,8 @@ class Attempts(Repository):
             per_block.setdefault(row.block_id, []).append(report.duration_s)
         for block_id, durations in per_block.items():
             timed = [d for d in durations if d is not None]
-            conn.execute(
-                _SUCCEED_BLOCK,
+            _SUCCEED_BLOCK_P.run(
+                conn,
                 {
                     "block_id": block_id,
                     "n": len(durations),

@@ -20,6 +20,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from thresher.core.deps import task_ready
 from thresher.core.frames import TaskLayout
 from thresher.core.states import TaskStatus
+from thresher.store.prepared import Prepared
 from thresher.store.snapshot import SnapBlock
 from thresher.store.tables import blocks, tasks
 
@@ -30,7 +31,7 @@ _DONE = (TaskStatus.SUCCEEDED.value, TaskStatus.SKIPPED.value)
 # Statements built once: building a statement costs several times more than running it
 # (SQLAlchemy memoises its cache key on the object).
 _BLOCK = blocks.c.id == sa.bindparam("block_id")
-_MOVE_CURSOR = (
+_MOVE_CURSOR = Prepared(
     blocks.update()
     .where(_BLOCK, blocks.c.cursor + sa.bindparam("k") <= blocks.c.task_count)
     .values(
@@ -39,8 +40,20 @@ _MOVE_CURSOR = (
     )
     .returning(blocks.c.cursor)
 )
-_UNCOUNT_RUNNING = (
+_UNCOUNT_RUNNING = Prepared(
     blocks.update().where(_BLOCK).values(n_running=blocks.c.n_running - sa.bindparam("k"))
+)
+
+
+_TASK_COLUMNS = (
+    "block_id",
+    "job_id",
+    "idx",
+    "status",
+    "failures",
+    "attempts",
+    "last_worker_id",
+    "updated_at",
 )
 
 
@@ -53,6 +66,11 @@ def _insert_tasks(dialect: str) -> Any:
 
 
 _INSERT_TASKS = {name: _insert_tasks(name) for name in ("postgresql", "sqlite")}
+# One task (a claim without tasks held ahead), on the cursor.
+_INSERT_TASK = {
+    name: Prepared(insert.values({c: sa.bindparam(c) for c in _TASK_COLUMNS}))
+    for name, insert in _INSERT_TASKS.items()
+}
 
 Taken = tuple[int, int]
 """A task taken: its row id and its index in the block."""
@@ -122,7 +140,7 @@ def take_next(
     while True:
         # Moving the cursor and counting the task as running in one UPDATE: the row lock
         # serialises claimers of the block, and each sees the position it moved past.
-        moved = conn.execute(_MOVE_CURSOR, {"block_id": b.block_id, "k": 1}).first()
+        moved = _MOVE_CURSOR.first(conn, {"block_id": b.block_id, "k": 1})
         if moved is None:
             return None
         index = layout.task_at(moved.cursor - 1)
@@ -131,14 +149,14 @@ def take_next(
             return task_id, index
         # Touched before dispatch (skipped, queued by a retry, or taken out of order by a
         # frame-by-frame claim): not the cursor's to run.
-        conn.execute(_UNCOUNT_RUNNING, {"block_id": b.block_id, "k": 1})
+        _UNCOUNT_RUNNING.run(conn, {"block_id": b.block_id, "k": 1})
 
 
 def take_next_many(
     conn: sa.Connection, b: SnapBlock, layout: TaskLayout, *, worker_id: int, now: float, k: int
 ) -> list[Taken]:
     """Up to `k` more tasks under the cursor with one cursor move and one insert."""
-    moved = conn.execute(_MOVE_CURSOR, {"block_id": b.block_id, "k": k}).first()
+    moved = _MOVE_CURSOR.first(conn, {"block_id": b.block_id, "k": k})
     if moved is None:  # fewer than k left: one at a time
         out = []
         for _ in range(k):
@@ -150,7 +168,7 @@ def take_next_many(
     indices = [layout.task_at(p) for p in range(moved.cursor - k, moved.cursor)]
     by_index = _insert_running(conn, b, indices, worker_id, now)
     if len(by_index) < k:  # some were touched before dispatch: not the cursor's to run
-        conn.execute(_UNCOUNT_RUNNING, {"block_id": b.block_id, "k": k - len(by_index)})
+        _UNCOUNT_RUNNING.run(conn, {"block_id": b.block_id, "k": k - len(by_index)})
     return [(by_index[i], i) for i in indices if i in by_index]
 
 
@@ -225,7 +243,7 @@ def take_ready(
             return None  # another claim moved the cursor; the next poll looks again
         task_id = _insert_running(conn, b, [index], worker_id, now).get(index)
         if task_id is None:
-            conn.execute(_UNCOUNT_RUNNING, {"block_id": b.block_id, "k": 1})
+            _UNCOUNT_RUNNING.run(conn, {"block_id": b.block_id, "k": 1})
             return None
         return task_id, index
     return None
@@ -236,22 +254,24 @@ def _insert_running(
 ) -> dict[int, int]:
     """Insert the tasks' rows as running: task index -> row id of those inserted (a task that
     has a row already, skipped or retried before dispatch or taken out of order, is left out)."""
-    rows = conn.execute(
-        _INSERT_TASKS["postgresql" if conn.dialect.name == "postgresql" else "sqlite"],
-        [
-            {
-                "block_id": b.block_id,
-                "job_id": b.job_id,
-                "idx": index,
-                "status": TaskStatus.RUNNING.value,
-                "failures": 0,
-                "attempts": 1,
-                "last_worker_id": worker_id,
-                "updated_at": now,
-            }
-            for index in indices
-        ],
-    ).all()
+    dialect = "postgresql" if conn.dialect.name == "postgresql" else "sqlite"
+    values = [
+        {
+            "block_id": b.block_id,
+            "job_id": b.job_id,
+            "idx": index,
+            "status": TaskStatus.RUNNING.value,
+            "failures": 0,
+            "attempts": 1,
+            "last_worker_id": worker_id,
+            "updated_at": now,
+        }
+        for index in indices
+    ]
+    if len(values) == 1:
+        rows = _INSERT_TASK[dialect].all(conn, values[0])
+    else:
+        rows = conn.execute(_INSERT_TASKS[dialect], values).all()
     return {int(r.idx): int(r.id) for r in rows}
 
 

@@ -35,11 +35,32 @@ from thresher.store.cursor import (
 )
 from thresher.store.engines import EngineStamp, stamp_engine
 from thresher.store.limits import lock_and_check, take_holds
+from thresher.store.prepared import Prepared
 from thresher.store.snapshot import SnapBlock
 from thresher.store.tables import attempts, blocks, jobs, user_settings, workers
 
 # Built once: building a statement costs several times more than running it.
 _INSERT_ATTEMPTS = attempts.insert().returning(attempts.c.id, sort_by_parameter_order=True)
+# One attempt (a claim without tasks held ahead), on the cursor.
+_INSERT_ATTEMPT = Prepared(
+    attempts.insert()
+    .values(
+        {
+            c: sa.bindparam(c)
+            for c in (
+                "task_id",
+                "job_id",
+                "worker_id",
+                "token",
+                "status",
+                "created_at",
+                "lane",
+                "capacity",
+            )
+        }
+    )
+    .returning(attempts.c.id)
+)
 
 
 class Refused(StrEnum):
@@ -133,22 +154,23 @@ class DispatchClaims(Repository):
             if not taken:
                 return ClaimOutcome(None, Refused.NO_TASK)
             tokens = [secrets.token_hex(16) for _ in taken]
-            rows = conn.execute(
-                _INSERT_ATTEMPTS,
-                [
-                    {
-                        "task_id": task_id,
-                        "job_id": b.job_id,
-                        "worker_id": worker_id,
-                        "token": token,
-                        "status": AttemptStatus.RUNNING.value,
-                        "created_at": now,
-                        "lane": lane,
-                        "capacity": b.capacity,
-                    }
-                    for (task_id, _), token in zip(taken, tokens, strict=True)
-                ],
-            ).all()
+            values = [
+                {
+                    "task_id": task_id,
+                    "job_id": b.job_id,
+                    "worker_id": worker_id,
+                    "token": token,
+                    "status": AttemptStatus.RUNNING.value,
+                    "created_at": now,
+                    "lane": lane,
+                    "capacity": b.capacity,
+                }
+                for (task_id, _), token in zip(taken, tokens, strict=True)
+            ]
+            if len(values) == 1:
+                rows = _INSERT_ATTEMPT.all(conn, values[0])
+            else:
+                rows = conn.execute(_INSERT_ATTEMPTS, values).all()
             attempt_ids = [int(r.id) for r in rows]
             take_holds(conn, b.limits, attempt_id=attempt_ids[0], hostname=str(hostname))
             static = self._job_static(conn, b)

@@ -24,6 +24,7 @@ from thresher.store.base import Database, Repository
 from thresher.store.error_hosts import HostError
 from thresher.store.jobs import dependency_state
 from thresher.store.limits import LimitRecord, limit_usage
+from thresher.store.prepared import Prepared
 from thresher.store.scheduling import UserRecord
 from thresher.store.tables import (
     attempts,
@@ -172,8 +173,8 @@ _RUNNING = (
     .where(attempts.c.status == AttemptStatus.RUNNING.value)
     .group_by(attempts.c.job_id, jobs.c.owner)
 )
-_HELD_BY = HELD_ATTEMPTS.where(attempts.c.worker_id == sa.bindparam("worker_id")).order_by(
-    attempts.c.id
+_HELD_BY = Prepared(  # every poll reads it: on the cursor
+    HELD_ATTEMPTS.where(attempts.c.worker_id == sa.bindparam("worker_id")).order_by(attempts.c.id)
 )
 _LEFT = blocks.c.task_count - (
     blocks.c.n_succeeded + blocks.c.n_skipped + blocks.c.n_failed + blocks.c.n_canceled
@@ -419,5 +420,5 @@ class Snapshots(Repository):
     def worker_held(self, worker_id: int) -> list[HeldAttempt]:
         """The worker's running attempts (started or held ahead), oldest first."""
         with self.db.connect(self._reads) as conn:
-            rows = conn.execute(_HELD_BY, {"worker_id": worker_id}).all()
+            rows = _HELD_BY.all(conn, {"worker_id": worker_id})
         return [held_attempt(r) for r in rows]

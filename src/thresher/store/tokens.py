@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import threading
 from collections.abc import Sequence
@@ -30,41 +31,38 @@ _FIND = (
 )
 
 
-class HeldRead:
-    """One read statement run on a database connection of its own, held open (autocommit,
-    so every run sees what was committed last): every request looks its token up, and
-    taking a pooled connection and giving it back costs about twice the query itself
-    (docs/performance.md, "Auth"). Used from one thread at a time (the farm thread); a
-    broken connection is replaced once, then the failure is `Unavailable`."""
+class HeldConnection:
+    """A database connection of its own, held open (autocommit, so every read sees what was
+    committed last), for reads every request makes: taking a pooled connection and giving it
+    back costs about twice the query itself (docs/performance.md, "Auth"). Used from one
+    thread at a time (the farm thread); a broken connection is replaced once, then the
+    failure is `Unavailable`."""
 
-    def __init__(self, engine: sa.Engine, statement: sa.Select[Any]) -> None:
-        compiled = statement.compile(dialect=engine.dialect)
-        self.engine, self.sql = engine, str(compiled)
-        self.names = compiled.positiontup if compiled.positional else None
+    def __init__(self, engine: sa.Engine) -> None:
+        self.engine = engine
         self._conn: Any = None
         self._lock = threading.Lock()
 
-    def first(self, values: dict[str, Any]) -> Any:
-        params = tuple(values[n] for n in self.names) if self.names is not None else values
+    def rows(self, sql: str, params: Any) -> list[Any]:
         with self._lock:
             for attempt in (1, 2):
                 try:
-                    return self._run(params)
+                    return self._run(sql, params)
                 except self.engine.dialect.loaded_dbapi.Error as exc:
                     self._close()
                     if attempt == 2:
                         raise Unavailable(f"the database is unavailable: {exc}") from exc
-        return None  # not reached
+        return []  # not reached
 
-    def _run(self, params: Any) -> Any:
+    def _run(self, sql: str, params: Any) -> list[Any]:
         if self._conn is None:
             self._conn = self.engine.raw_connection()
             if self.engine.dialect.name == "postgresql":
                 self._conn.driver_connection.autocommit = True
         cursor = self._conn.cursor()
         try:
-            cursor.execute(self.sql, params)
-            return cursor.fetchone()
+            cursor.execute(sql, params)
+            return list(cursor.fetchall())
         finally:
             cursor.close()
 
@@ -77,6 +75,49 @@ class HeldRead:
     def close(self) -> None:
         with self._lock:
             self._close()
+
+
+class HeldRead:
+    """One read statement, compiled once, run on a `HeldConnection`."""
+
+    def __init__(self, held: HeldConnection, statement: sa.Select[Any]) -> None:
+        compiled = statement.compile(dialect=held.engine.dialect)
+        self.held, self.sql = held, str(compiled)
+        self.names = compiled.positiontup if compiled.positional else None
+
+    def all(self, values: dict[str, Any]) -> list[Any]:
+        params = tuple(values[n] for n in self.names) if self.names is not None else values
+        return self.held.rows(self.sql, params)
+
+    def first(self, values: dict[str, Any]) -> Any:
+        rows = self.all(values)
+        return rows[0] if rows else None
+
+
+#: Tokens confirmed together (polls queued together on the farm thread): statements for up to
+#: this many hashes at a time, in sizes of powers of two (a shorter list is padded).
+FIND_MANY_MAX = 64
+
+
+@functools.lru_cache(maxsize=8)
+def _find_many(n: int) -> sa.Select[Any]:
+    return (
+        sa.select(tokens.c.token_hash, tokens.c.id, tokens.c.name, tokens.c.role, users.c.groups)
+        .select_from(tokens.outerjoin(users, users.c.name == tokens.c.name))
+        .where(
+            tokens.c.token_hash.in_([sa.bindparam(f"h{i}") for i in range(n)]),
+            tokens.c.revoked.is_(False),
+            sa.or_(tokens.c.expires_at.is_(None), tokens.c.expires_at > sa.bindparam("now")),
+            sa.or_(users.c.disabled.is_(None), users.c.disabled.is_(False)),
+        )
+    )
+
+
+def _record(row: Any, skip: int = 0) -> TokenRecord:
+    token_id, name, role, groups = tuple(row)[skip:]
+    if isinstance(groups, str):  # the raw driver answers JSON as text
+        groups = json.loads(groups)
+    return TokenRecord(token_id, name, role, tuple(groups or ()))
 
 
 def _info(row: Any) -> TokenInfo:
@@ -95,10 +136,12 @@ def _info(row: Any) -> TokenInfo:
 class Tokens(Repository):
     def __init__(self, db: Database) -> None:
         super().__init__(db)
-        self._find = HeldRead(db.engine, _FIND)
+        self._held = HeldConnection(db.engine)
+        self._find = HeldRead(self._held, _FIND)
+        self._find_many: dict[int, HeldRead] = {}
 
     def close(self) -> None:
-        self._find.close()
+        self._held.close()
 
     def add(
         self,
@@ -135,12 +178,27 @@ class Tokens(Repository):
             row = None if found is None else tuple(found)
         else:
             row = self._find.first(values)
-        if row is None:
-            return None
-        token_id, name, role, groups = row
-        if isinstance(groups, str):  # the raw SQLite driver answers JSON as text
-            groups = json.loads(groups)
-        return TokenRecord(token_id, name, role, tuple(groups or ()))
+        return None if row is None else _record(row)
+
+    def find_many(self, token_hashes: Sequence[str], *, now: float) -> dict[str, TokenRecord]:
+        """`find` for several tokens in one read: hash -> record of those that work now."""
+        found: dict[str, TokenRecord] = {}
+        hashes = list(dict.fromkeys(token_hashes))
+        for start in range(0, len(hashes), FIND_MANY_MAX):
+            part = hashes[start : start + FIND_MANY_MAX]
+            n = 1 << (len(part) - 1).bit_length()  # a few statement shapes, each compiled once
+            values: dict[str, Any] = {f"h{i}": part[min(i, len(part) - 1)] for i in range(n)}
+            values["now"] = now
+            if self.db.in_transaction():
+                with self.db.connect() as conn:
+                    rows: list[Any] = list(conn.execute(_find_many(n), values))
+            else:
+                read = self._find_many.get(n)
+                if read is None:
+                    read = self._find_many[n] = HeldRead(self._held, _find_many(n))
+                rows = read.all(values)
+            found.update((row[0], _record(row, 1)) for row in rows)
+        return found
 
     def get(self, token_id: int) -> TokenInfo | None:
         with self.db.connect() as conn:

@@ -37,7 +37,8 @@ async def authorize(request: Request, token: str) -> Caller:
     route's use case, see `Farm.call`), so a revoked or expired token fails at once, on every
     controller. The caller is kept on the request for the audit trail."""
     farm = await get_farm(request)
-    route = getattr(request.scope.get("route"), "path", request.url.path)
+    # The URL only where no route matched: building `request.url` costs a urlunsplit.
+    route = getattr(request.scope.get("route"), "path", None) or request.url.path
     caller = farm.access.known(token)
     # a known token is looked up again in the hand-off of the route's use case
     UNCONFIRMED.set(None if caller is None else Unconfirmed(caller, request.method, route))
