@@ -86,3 +86,29 @@ def test_an_answer_is_not_held_back_by_a_run_of_posted_calls() -> None:
         return gave_up.is_set()
 
     assert not asyncio.run(scenario())
+
+
+def test_closing_behind_calls_run_together_answers_them_and_stops() -> None:
+    """close() queued right behind a group of calls run together: the group is answered and
+    the thread stops (the stop must not be taken for the call after the group)."""
+
+    async def scenario() -> list[object]:
+        farm = FarmThread()
+        gate = threading.Event()
+        farm.post(lambda: gate.wait(30))  # holds the thread while the rest is queued
+        gathered = asyncio.gather(
+            *(farm.run_together(lambda items: [i * 2 for i in items], i) for i in range(3))
+        )
+        await asyncio.sleep(0)  # one turn of the loop: each call is queued
+        closer = threading.Thread(target=farm.close)
+        closer.start()
+        deadline = time.monotonic() + 30
+        while farm._queue.qsize() < 4:  # the three calls and the stop
+            assert time.monotonic() < deadline
+            await asyncio.sleep(0.001)
+        gate.set()
+        await asyncio.to_thread(closer.join, 30)
+        assert not closer.is_alive()
+        return list(await asyncio.wait_for(gathered, 30))
+
+    assert asyncio.run(scenario()) == [0, 2, 4]

@@ -199,7 +199,10 @@ class FarmThread:
                 call = self._queue.get_nowait()
             except queue.Empty:
                 return group, None
-            if call is None or call.together != first.together:
+            if call is None:  # close(): nothing can be queued after it, so it goes back last
+                self._queue.put(None)
+                return group, None
+            if call.together != first.together:
                 return group, call
             group.append(call)
         return group, None
