@@ -10,6 +10,7 @@ import time
 
 from thresher.controller.farm_thread import FarmThread
 from thresher.controller.notifier import Notifier
+from thresher.core.errors import Unavailable
 
 
 def test_a_notify_from_another_thread_reaches_a_waiter_before_and_during_its_wait() -> None:
@@ -112,3 +113,26 @@ def test_closing_behind_calls_run_together_answers_them_and_stops() -> None:
         return list(await asyncio.wait_for(gathered, 30))
 
     assert asyncio.run(scenario()) == [0, 2, 4]
+
+
+def test_a_database_outage_met_by_one_call_of_a_group_is_noted() -> None:
+    """Calls run together hand each caller its own outcome; one that found the database
+    unavailable is noted as a call that raised it would be (the outage rule's clock)."""
+    noted: list[bool] = []
+
+    async def scenario() -> list[object]:
+        farm = FarmThread()
+        farm.on_unavailable = lambda: noted.append(True)
+
+        def together(items: list[int]) -> list[object]:
+            return [Unavailable("the database is unavailable") if i == 1 else i for i in items]
+
+        try:
+            calls = [farm.run_together(together, i) for i in range(3)]
+            return list(await asyncio.gather(*calls, return_exceptions=True))
+        finally:
+            farm.close()
+
+    outcomes = asyncio.run(scenario())
+    assert isinstance(outcomes[1], Unavailable)
+    assert noted

@@ -218,6 +218,8 @@ class FarmThread:
             for call in group:
                 call.error = exc
             return
+        if self.on_unavailable is not None and any(isinstance(o, Unavailable) for o in outcomes):
+            self.on_unavailable()  # an outcome, not raised: the outage is noted all the same
         for call, outcome in zip(group, outcomes, strict=True):
             if isinstance(outcome, BaseException):
                 call.error = outcome
