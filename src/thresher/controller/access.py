@@ -19,6 +19,7 @@ from thresher.controller.auth import (
     Caller,
     caller_for,
     caller_of_hash,
+    caller_of_record,
     enrol_code_hash,
     hash_secret,
     issue_token,
@@ -78,14 +79,9 @@ class Access:
     def confirm(self, caller: Caller) -> Caller:
         """`caller` as the database says now (a changed role, groups); Unauthorized when its
         token no longer works."""
-        fresh = caller_of_hash(self.store, caller.token_hash, self.clock.now())
-        if fresh is None:
-            self._known.pop(caller.token_hash, None)
-            raise Unauthorized("the token is not known, expired or was revoked")
-        if fresh != caller:
-            self._remember(fresh)
-            return fresh
-        return caller
+        return self._as_found(
+            caller, caller_of_hash(self.store, caller.token_hash, self.clock.now())
+        )
 
     def confirm_many(self, callers: Sequence[Caller]) -> list[Caller | Unauthorized]:
         """`confirm` for several callers (polls queued together) with one read of their
@@ -93,24 +89,22 @@ class Access:
         records = self.store.tokens.find_many([c.token_hash for c in callers], now=self.clock.now())
         out: list[Caller | Unauthorized] = []
         for caller in callers:
-            record = records.get(caller.token_hash)
-            if record is None:
-                self._known.pop(caller.token_hash, None)
-                out.append(Unauthorized("the token is not known, expired or was revoked"))
-                continue
-            fresh = Caller(
-                record.id,
-                record.name,
-                record.role,
-                frozenset(record.groups),
-                token_hash=caller.token_hash,
-            )
-            if fresh != caller:
-                self._remember(fresh)
-                out.append(fresh)
-            else:
-                out.append(caller)
+            found = caller_of_record(records.get(caller.token_hash), caller.token_hash)
+            try:
+                out.append(self._as_found(caller, found))
+            except Unauthorized as exc:
+                out.append(exc)
         return out
+
+    def _as_found(self, caller: Caller, fresh: Caller | None) -> Caller:
+        """`caller` confirmed by what its token's look-up found (`fresh`)."""
+        if fresh is None:
+            self._known.pop(caller.token_hash, None)
+            raise Unauthorized("the token is not known, expired or was revoked")
+        if fresh != caller:
+            self._remember(fresh)
+            return fresh
+        return caller
 
     def _remember(self, caller: Caller) -> None:
         if len(self._known) >= KNOWN_MAX:

@@ -139,7 +139,11 @@ def caller_for(store: Store, token: str, now: float) -> Caller | None:
 
 
 def caller_of_hash(store: Store, token_hash: str, now: float) -> Caller | None:
-    record: TokenRecord | None = store.tokens.find(token_hash, now=now)
+    return caller_of_record(store.tokens.find(token_hash, now=now), token_hash)
+
+
+def caller_of_record(record: TokenRecord | None, token_hash: str) -> Caller | None:
+    """The caller of a token's record as found (None: the token does not work now)."""
     if record is None:
         return None
     return Caller(

@@ -194,6 +194,15 @@ async def put_chunks(request: Request, service: ServiceDep) -> dict[str, int]:
     return {"chunks": n, "stored_bytes": stored}
 
 
+def _chunks_allowed(service: FileService, scope: Scope, running: list[Checkin]) -> frozenset[str]:
+    """(In a thread: a checkin of many files lists many chunks.) The chunks a scoped token
+    may read: those of its manifests and of its names' checkins in progress."""
+    allowed = service.store.manifest_chunks(scope.names)
+    for checkin in running:
+        allowed |= checkin.hashes()
+    return allowed
+
+
 @router.post("/chunks/read")
 async def read_chunks(body: HashesIn, service: ServiceDep, scope: ScopeDep) -> StreamingResponse:
     """The chunks here of those asked for, framed, with the batch's length said first. A chunk
@@ -201,10 +210,8 @@ async def read_chunks(body: HashesIn, service: ServiceDep, scope: ScopeDep) -> S
     as zeros of its size: the reader's check fails, and it asks again or elsewhere. A scoped
     token reads only the chunks of its manifests."""
     if scope is not None:
-        allowed = await asyncio.to_thread(service.store.manifest_chunks, scope.names)
-        for running in service.checkins.running():
-            if scope.may_name(running.name):
-                allowed |= running.hashes()
+        running = [c for c in service.checkins.running() if scope.may_name(c.name)]
+        allowed = await asyncio.to_thread(_chunks_allowed, service, scope, running)
         if not allowed.issuperset(body.hashes):
             raise HTTPException(
                 403, {"message": "chunks of other manifests than this token's", "field": "hashes"}
