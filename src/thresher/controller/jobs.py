@@ -132,7 +132,7 @@ class Jobs:
 
     def _create(self, caller: Caller, spec: JobSpec) -> JobRecord:
         check_submission(caller, spec)
-        job = self.store.jobs.get(self.store.jobs.create(spec, now=self.clock.now()))
+        job = self.store.jobs.add(spec, now=self.clock.now())
         job_event(self.store, job, EventKind.JOB_SUBMITTED, now=self.clock.now())
         return job
 
