@@ -134,6 +134,7 @@ class Jobs:
         check_submission(caller, spec)
         job = self.store.jobs.add(spec, now=self.clock.now())
         job_event(self.store, job, EventKind.JOB_SUBMITTED, now=self.clock.now())
+        self.unit.job_added(job.id)
         return job
 
     def get(self, caller: Caller, job_id: int) -> JobRecord:
