@@ -9,8 +9,8 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-
 from tests.store.support import add_worker, block
+
 from thresher.controller.dispatch import DispatchIndex
 from thresher.controller.dispatch.index import IndexState
 from thresher.controller.settings import ControllerSettings
