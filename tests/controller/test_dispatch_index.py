@@ -109,7 +109,8 @@ def test_a_job_naming_a_limit_the_index_does_not_know_makes_it_rebuild(
     index.add_jobs([job_id])
     state = index.current()
     assert state is not built
-    assert "new" in state.limits and len(state.blocks) == 1
+    assert "new" in state.limits
+    assert len(state.blocks) == 1
 
 
 def test_an_index_not_built_or_rebuilt_since_takes_the_job_in_by_its_build(

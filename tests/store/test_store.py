@@ -160,7 +160,8 @@ def test_the_record_a_job_is_added_with_is_the_one_read_back(
     added = store.jobs.add(spec, now=clock.now() + 0.125)
     read = store.jobs.get(added.id)
     assert added == read
-    assert added.status is JobStatus.WAITING and added.status_reason == read.status_reason
+    assert added.status is JobStatus.WAITING
+    assert added.status_reason == read.status_reason
     assert [b.id for b in added.blocks] == [b.id for b in read.blocks]
     assert store.jobs.payload(added.id) == read.spec.payload
     with pytest.raises(NotFound):
