@@ -3,10 +3,11 @@
 The database stays the truth. The index is a snapshot (blocks of active jobs, workers, running
 attempts, limits, user settings, host errors) turned into the pure views of `core.dispatch`, so
 that a poll costs one ranking in memory and one claim transaction per task handed out. It is
-rebuilt at once after a change that alters eligibility (a submission, a worker or limit edited),
-within `index_min_age_s` after other changes (finishes), and at least every `index_max_age_s`
-(to see what other controllers sharing one PostgreSQL did). Between rebuilds, the claims made
-here and their finishes update its counts. Whatever the index believes, the claim re-checks
+rebuilt at once after a change that alters eligibility (a worker or limit edited), within
+`index_min_age_s` after other changes (finishes), and at least every `index_max_age_s` (to see
+what other controllers sharing one PostgreSQL did). A submission here only adds its job's
+blocks (`add_jobs`). Between rebuilds, the claims made here and their finishes update its
+counts. Whatever the index believes, the claim re-checks
 caps, limits and the task atomically in the store, so a stale index costs a wasted try, never a
 broken rule.
 """
