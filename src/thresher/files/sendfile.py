@@ -27,6 +27,7 @@ import json
 import os
 import re
 import socket
+import struct
 import threading
 from typing import Any
 
@@ -44,6 +45,7 @@ IO_S = 120.0
 MAX_HASHES = 100_000
 _HASH = re.compile(r"^[0-9a-f]{64}$")
 _MORE = getattr(socket, "MSG_MORE", 0)
+_TIMEVAL = struct.pack("ll", int(IO_S), 0)
 
 
 _adopting: set[asyncio.Task[None]] = set()
@@ -284,41 +286,47 @@ def _authorise(service: Any, token: str, hashes: list[str]) -> None:
 
 def _answer(service: Any, sock: socket.socket, hashes: list[str], close: bool) -> None:
     """The batch: its length, then each chunk here as a frame's head and its bytes from where
-    they lie (in the kernel), in order."""
+    they lie (in the kernel), in order. The socket blocks (its send timeout the kernel's), so a
+    chunk costs two calls, each letting go of the GIL once: its head (held back for the bytes
+    that follow, `MSG_MORE`) and one `sendfile`. An error cuts the connection: the reader asks
+    again."""
     found = service.store.locate(hashes)
     length = sum(HEADER + size for _, _, _, size in found)
     head = (
         "HTTP/1.1 200 OK\r\ncontent-type: application/octet-stream\r\n"
         f"content-length: {length}\r\n" + ("connection: close\r\n" if close else "") + "\r\n"
     ).encode("latin-1")
+    sock.settimeout(None)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, _TIMEVAL)
     sock.sendall(head, _MORE)
-    opened: tuple[str, Any] | None = None
+    opened: tuple[str, int] | None = None
     try:
         for digest, path, offset, size in found:
-            sock.sendall(_frame_head(digest, size), _MORE)
+            sock.sendall(bytes.fromhex(digest) + size.to_bytes(8, "big"), _MORE)
             if opened is None or opened[0] != path:
                 if opened is not None:
-                    opened[1].close()
-                try:
-                    opened = (path, open(path, "rb", buffering=0))  # noqa: SIM115
-                except OSError:
+                    os.close(opened[1])
                     opened = None
-            sent = 0
-            if opened is not None and size:
-                with contextlib.suppress(OSError, ValueError):
-                    sent = _send_range(sock, opened[1], offset, size)
+                with contextlib.suppress(OSError):
+                    opened = (path, os.open(path, os.O_RDONLY))
+            sent = _send_range(sock, opened[1], offset, size) if opened is not None else 0
             if sent < size:  # gone or shorter than it was: zeros, which the reader refuses
                 sock.sendall(bytes(size - sent))
     finally:
         if opened is not None:
-            opened[1].close()
+            os.close(opened[1])
 
 
-def _frame_head(digest: str, size: int) -> bytes:
-    return bytes.fromhex(digest) + size.to_bytes(8, "big")
-
-
-def _send_range(sock: socket.socket, file: Any, offset: int, size: int) -> int:
-    """Send `size` bytes of `file` from `offset` (fewer where the file ends first)."""
-    sent: int = sock.sendfile(file, offset, size)
+def _send_range(sock: socket.socket, fd: int, offset: int, size: int) -> int:
+    """Send `size` bytes of file `fd` from `offset`: the bytes sent, fewer where the file ends
+    first. A send that timed out raises (TimeoutError)."""
+    sent = 0
+    while sent < size:
+        try:
+            n = os.sendfile(sock.fileno(), fd, offset + sent, size - sent)
+        except BlockingIOError:  # SO_SNDTIMEO ran out with nothing sent
+            raise TimeoutError("the reader took nothing for too long") from None
+        if n == 0:
+            break
+        sent += n
     return sent
