@@ -139,7 +139,12 @@ def test_chunk_reads_served_with_sendfile_answer_as_the_route(
     hashes = [c.hash for c in manifest.files[0].chunks] + ["0" * 64]
     served = []
     answer = sendfile._answer
-    monkeypatch.setattr(sendfile, "_answer", lambda *args: served.append(1) or answer(*args))
+
+    def counted(*args: Any) -> None:
+        served.append(1)
+        answer(*args)
+
+    monkeypatch.setattr(sendfile, "_answer", counted)
 
     async def by_route() -> bytes:
         transport = httpx.ASGITransport(app=create_files_app(a.service))
