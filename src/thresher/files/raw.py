@@ -140,6 +140,9 @@ class RawReader:
                 conn.sock.sendall(request)
                 length, keep = self._status(conn)
                 return conn, length, keep
+            except RawError:
+                conn.close()
+                raise
             except OSError as exc:
                 conn.close()
                 conn = None
