@@ -20,7 +20,9 @@ with the same answers:
 
 The routes stay declared in FastAPI (`routes/agent.py`, `LeanRoute`): they make the OpenAPI
 document, and serve these calls when `ThresherApp.hot_routes` is off (the tests compare both).
-The audit trail never records these two calls (`audit.UNAUDITED`)."""
+The audit trail never records these two calls (`audit.UNAUDITED`). FastAPI's native
+OpenTelemetry instrumentation is not run for them (it looks for a configured provider on every
+request, about a sixth of the event loop's CPU on a farm of idle workers; Thresher sets none)."""
 
 from __future__ import annotations
 
