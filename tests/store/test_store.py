@@ -135,6 +135,39 @@ def test_creating_a_job_makes_no_task_rows(store: Store, clock: FakeClock) -> No
     assert all(t.last_worker is None and t.attempts == 0 for t in page)
 
 
+def test_the_record_a_job_is_added_with_is_the_one_read_back(
+    store: Store, clock: FakeClock
+) -> None:
+    """`add` builds the record from the rows written: equal to `get`'s, JSON values included
+    (tuples as lists, keys as strings), with its dependencies' state."""
+    first = store.jobs.add(job_spec("first", frames="1-3"), now=clock.now())
+    assert first == store.jobs.get(first.id)
+    spec = JobSpec(
+        name="second",
+        owner="bob",
+        priority=70,
+        kind="command",
+        blocks=(
+            block("a", "1-10", 4, limits=("lic",)),
+            block("b", "1-10", 4, after=(0,), after_frames=(0,)),
+        ),
+        after=(first.id,),
+        env={"A": "1"},
+        payload={"commands": [("echo", "{start}")], "map": {1: (2, 3)}},
+        filters="os:linux",
+        max_running=3,
+    )
+    added = store.jobs.add(spec, now=clock.now() + 0.125)
+    read = store.jobs.get(added.id)
+    assert added == read
+    assert added.status is JobStatus.WAITING
+    assert added.status_reason == read.status_reason
+    assert [b.id for b in added.blocks] == [b.id for b in read.blocks]
+    assert store.jobs.payload(added.id) == read.spec.payload
+    with pytest.raises(NotFound):
+        store.jobs.payload(added.id + 1)
+
+
 def test_a_million_frame_job_is_listed_page_by_page_without_task_rows(
     store: Store, clock: FakeClock
 ) -> None:

@@ -409,7 +409,9 @@ class Agents:
         if now - poll.touched >= self.settings.heartbeat_s:
             self.heartbeat(poll.worker_id, now)
             poll = replace(poll, touched=now)
-        if woke:
+        if woke and poll.held:
+            # What it holds may have been asked to stop. A worker holding nothing gains
+            # attempts only through its own polls: nothing to read again (an idle farm's start).
             poll = replace(poll, held=self.store.snapshot.worker_held(poll.worker_id))
         with self.unit.transaction():
             got = self._dispatch(poll.worker_id, poll.lanes, poll.ahead_lanes, poll.held)

@@ -78,9 +78,10 @@ class Farm:
         store.db.observe_transaction = self.metrics.transactions.observe
         self.thread = FarmThread()
         self.dispatch_index = DispatchIndex(store, clock, settings)
-        # A submission or an edit changes what may run where at once; a worker's report
-        # (soft) reaches the index through the finish itself.
-        notifier.listeners.append(self._changed)
+        # A submission or an edit changes what may run where at once (a submission's jobs are
+        # added to the index, anything else rebuilds it); a worker's report (soft) reaches the
+        # index through the finish itself.
+        notifier.index_listeners.append(self._changed)
         self.unit = UnitOfWork(store, self.dispatch_index, notifier, clock)
         self.job_ends = JobEnds()  # requests waiting for a job's end (GET /jobs/{id}/wait)
         self.unit.on_ended = self.job_ends.ended
@@ -209,6 +210,8 @@ class Farm:
         self.thread.close()
         self.engine_host.close()
 
-    def _changed(self, soft: bool) -> None:
-        if not soft:
+    def _changed(self, soft: bool, added: Sequence[int]) -> None:
+        if added:
+            self.dispatch_index.add_jobs(added)
+        elif not soft:
             self.dispatch_index.invalidate()

@@ -3,7 +3,7 @@ priority, delete, retry or skip one task. Each is one transaction (`UnitOfWork`)
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 from thresher.controller.auth import ADMIN, ARTIST, WRANGLER, Caller
@@ -25,7 +25,7 @@ from thresher.core.errors import InvalidInput, NotFound, ProblemCollector
 from thresher.core.events import EventKind
 from thresher.core.model import AttemptRecord, JobRecord, JobSpec, TaskRecord
 from thresher.core.states import JobStatus, TaskStatus
-from thresher.core.volumes import check_refs
+from thresher.core.volumes import Volume, check_refs
 from thresher.schemas import api
 from thresher.schemas import openjd as openjd_schema
 from thresher.store.store import Store
@@ -41,6 +41,29 @@ class Acted:
 
     job: JobRecord
     affected: int
+
+
+class _Volumes(Mapping[str, Volume]):
+    """The declared volumes, read on first use: a submission naming no share path (most)
+    costs no read."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+        self._read: dict[str, Volume] | None = None
+
+    def _all(self) -> dict[str, Volume]:
+        if self._read is None:
+            self._read = self._store.sites.volumes()
+        return self._read
+
+    def __getitem__(self, name: str) -> Volume:
+        return self._all()[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._all())
+
+    def __len__(self) -> int:
+        return len(self._all())
 
 
 class StoreLookup:
@@ -97,7 +120,7 @@ class Jobs:
         with self.unit.change():
             problems = ProblemCollector()  # share paths and the rest, reported together
             with problems.check():
-                check_refs(submission_fields(body), self.store.sites.volumes())
+                check_refs(submission_fields(body), _Volumes(self.store))
             with problems.check():
                 self._check_output_site(body)
             spec: JobSpec | None = None
@@ -124,7 +147,7 @@ class Jobs:
         """Compile and store an OpenJD template job; a TemplateError lists every problem."""
         caller.require(*SUBMITTERS)
         with self.unit.change():
-            check_refs({"parameters": body.parameters}, self.store.sites.volumes())
+            check_refs({"parameters": body.parameters}, _Volumes(self.store))
             return self._create(
                 caller,
                 compile_template(body, owner=caller.name, lookup=self.lookup, policy=self.policy),
@@ -132,8 +155,9 @@ class Jobs:
 
     def _create(self, caller: Caller, spec: JobSpec) -> JobRecord:
         check_submission(caller, spec)
-        job = self.store.jobs.get(self.store.jobs.create(spec, now=self.clock.now()))
+        job = self.store.jobs.add(spec, now=self.clock.now())
         job_event(self.store, job, EventKind.JOB_SUBMITTED, now=self.clock.now())
+        self.unit.job_added(job.id)
         return job
 
     def get(self, caller: Caller, job_id: int) -> JobRecord:

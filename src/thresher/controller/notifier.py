@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 
 class Notifier:
@@ -29,7 +29,10 @@ class Notifier:
         self._generations = itertools.count(1)
         self.generation = 0
         self.closing = False  # the server is shutting down: held polls answer now
-        # Called with `soft` on every notify: the dispatch index listens (see DispatchIndex).
+        # Called first on every notify, with `soft` and the jobs a submission added (empty
+        # for any other change): the dispatch index listens (see `Farm`).
+        self.index_listeners: list[Callable[[bool, Sequence[int]], None]] = []
+        # Called with `soft` on every notify (a submission is not soft).
         self.listeners: list[Callable[[bool], None]] = []
         # Called on every notify and every touch: the monitor's event hub listens.
         self.observers: list[Callable[[], None]] = []
@@ -42,9 +45,12 @@ class Notifier:
         """The loop the waiters run on (the server's); called from that loop."""
         self._loop, self._loop_thread = loop, threading.get_ident()
 
-    def notify(self, *, soft: bool = False) -> None:
+    def notify(self, *, soft: bool = False, added: Sequence[int] = ()) -> None:
         """Wake waiters. `soft`: a worker's report (finishes), which dispatch may see a moment
-        later; anything else (a submission, an edit) counts at the very next decision."""
+        later; anything else (a submission, an edit) counts at the very next decision.
+        `added`: the change only submitted these jobs (the index adds them, no rebuild)."""
+        for index_listener in self.index_listeners:
+            index_listener(soft, added)
         for listener in self.listeners:
             listener(soft)
         self.touch()

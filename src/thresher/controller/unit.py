@@ -32,6 +32,8 @@ class AuditNote:
 AUDIT_NOTE: ContextVar[AuditNote | None] = ContextVar("thresher-audit-note", default=None)
 #: The jobs the open transaction made final, told to `on_ended` once it has committed.
 _ENDED: ContextVar[list[int] | None] = ContextVar("thresher-ended-jobs", default=None)
+#: The jobs the open change submitted (`UnitOfWork.job_added`), None: it changed more.
+_ADDED: ContextVar[list[int] | None] = ContextVar("thresher-added-jobs", default=None)
 
 
 class UnitOfWork:
@@ -58,6 +60,14 @@ class UnitOfWork:
             pending.append(job_id)
         elif self.on_ended is not None:
             self.on_ended([job_id])
+
+    def job_added(self, job_id: int) -> None:
+        """Job `job_id` was submitted in the open change, whose only other writes leave
+        dispatch as it was (the job's event, its sites): once it commits, the dispatch index
+        adds the job's blocks instead of a rebuild. Outside a change: nothing to do."""
+        added = _ADDED.get()
+        if added is not None:
+            added.append(job_id)
 
     def note_unavailable(self) -> None:
         """The store could not be reached now: no worker's lease runs out for it (see
@@ -95,10 +105,15 @@ class UnitOfWork:
     def change(self, *, soft: bool = False) -> Iterator[None]:
         """A use case that changes state: one transaction; held polls hear of it once it is
         committed (never before: a poll woken early would read the state from before)."""
-        with self.transaction():
-            yield
-            self._write_audit_row()
-        self.notifier.notify(soft=soft)
+        added: list[int] = []
+        token = _ADDED.set(added)
+        try:
+            with self.transaction():
+                yield
+                self._write_audit_row()
+        finally:
+            _ADDED.reset(token)
+        self.notifier.notify(soft=soft, added=added)
 
     def _write_audit_row(self) -> None:
         note = AUDIT_NOTE.get()

@@ -4,6 +4,7 @@ never run (they wait on a task failed for good) marked as such."""
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections.abc import Collection, Iterable, Mapping
 from typing import Any
 
@@ -64,6 +65,33 @@ def job_spec_of(row: Any, blocks: tuple[BlockSpec, ...]) -> JobSpec:
     return JobSpec(blocks=blocks, **{name: _field(getattr(row, name)) for name in _JOB_FIELDS})
 
 
+_INSERT_JOB = jobs.insert()
+# The blocks' ids in the order of their rows (one statement on both databases).
+_INSERT_BLOCKS = blocks.insert().returning(blocks.c.id, sort_by_parameter_order=True)
+
+
+class _Row:
+    """A row written, read like a result row (attributes by column name)."""
+
+    def __init__(self, values: Mapping[str, Any]) -> None:
+        self.__dict__.update(values)
+
+
+def _read_back(table: sa.Table, row: Mapping[str, Any]) -> dict[str, Any]:
+    """The values of a row written as reading it back gives them: JSON columns through JSON
+    (tuples become lists, keys strings). The row names every column `_job_record` reads."""
+    out = dict(row)
+    for name in _JSON_COLUMNS[table.name]:
+        if out.get(name) is not None:
+            out[name] = json.loads(json.dumps(out[name]))
+    return out
+
+
+_JSON_COLUMNS = {
+    t.name: tuple(c.name for c in t.columns if isinstance(c.type, sa.JSON)) for t in (jobs, blocks)
+}
+
+
 def dependency_state(db: Database, conn: sa.Connection, after: Iterable[int]) -> JobDeps:
     """How the jobs in `after` hold a job back (`core.deps.job_deps`): read in `conn`."""
     ids = list(after)
@@ -93,33 +121,52 @@ class Jobs(Repository):
     def create(self, spec: JobSpec, *, now: float) -> int:
         """Insert a compiled job and its blocks. No task rows: tasks are computed from the
         blocks. The spec was checked when it was compiled; the store only keeps it."""
+        return self.add(spec, now=now).id
+
+    def add(self, spec: JobSpec, *, now: float) -> JobRecord:
+        """`create`, returning the job's record as `get` would read it, built from the rows
+        written (their JSON values as they read back) rather than read again."""
         with self.db.begin() as conn:
             if spec.after:
                 found = conn.scalars(sa.select(jobs.c.id).where(jobs.c.id.in_(spec.after))).all()
                 missing = sorted(set(spec.after) - set(found))
                 if missing:
                     raise NotFound(f"job {missing[0]} does not exist", field="after")
-            job_id = conn.execute(
-                jobs.insert().values(
-                    canceled=False,
-                    created_at=now,
-                    finished_at=None,
-                    **{name: _column(getattr(spec, name)) for name in _JOB_FIELDS},
-                )
-            ).inserted_primary_key[0]  # type: ignore[index]
-            conn.execute(
-                blocks.insert(),
+            job_row = {
+                "canceled": False,
+                "created_at": now,
+                "finished_at": None,
+                **{name: _column(getattr(spec, name)) for name in _JOB_FIELDS},
+            }
+            # Parameters, not `.values()`: the statement stays the same cached one each time
+            # (building literal values costs several times the insert itself).
+            job_id = int(conn.execute(_INSERT_JOB, job_row).inserted_primary_key[0])  # type: ignore[index]
+            block_rows = [
+                {
+                    "job_id": job_id,
+                    "idx": index,
+                    **_BLOCK_STATE,
+                    **{name: _column(getattr(block, name)) for name in _BLOCK_FIELDS},
+                }
+                for index, block in enumerate(spec.blocks)
+            ]
+            ids = conn.scalars(_INSERT_BLOCKS, block_rows).all() if block_rows else []
+            return self._job_record(
+                conn,
+                _Row({"id": job_id, **_read_back(jobs, job_row)}),
                 [
-                    {
-                        "job_id": int(job_id),
-                        "idx": index,
-                        **_BLOCK_STATE,
-                        **{name: _column(getattr(block, name)) for name in _BLOCK_FIELDS},
-                    }
-                    for index, block in enumerate(spec.blocks)
+                    _Row({"id": i, **_read_back(blocks, r)})
+                    for i, r in zip(ids, block_rows, strict=True)
                 ],
             )
-        return int(job_id)
+
+    def payload(self, job_id: int) -> Mapping[str, Any]:
+        """The job's payload alone (NotFound if there is no such job)."""
+        with self.db.connect() as conn:
+            value = conn.scalar(sa.select(jobs.c.payload).where(jobs.c.id == job_id))
+        if value is None:
+            raise NotFound(f"job {job_id} does not exist", field="job_id")
+        return dict(value)
 
     def _job_record(self, conn: sa.Connection, row: Any, block_rows: list[Any]) -> JobRecord:
         block_recs = tuple(

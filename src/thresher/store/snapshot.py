@@ -11,7 +11,7 @@ quick reads of each poll and finish.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -190,6 +190,42 @@ _UNSETTLED = (
     .limit(1)
 )
 
+# The blocks of the jobs not canceled nor finished, with their jobs' fields that dispatch
+# decides on, in job and block order.
+_ACTIVE_BLOCKS = (
+    sa.select(
+        blocks,
+        jobs.c.owner,
+        jobs.c.priority.label("job_priority"),
+        jobs.c.kind,
+        jobs.c.paused,
+        jobs.c.filters,
+        jobs.c.max_running.label("job_max_running"),
+        jobs.c.max_running_per_host,
+        jobs.c.preempt,
+        jobs.c.created_at,
+        jobs.c.after.label("job_after"),
+    )
+    .select_from(blocks.join(jobs, jobs.c.id == blocks.c.job_id))
+    .where(jobs.c.canceled.is_(False), jobs.c.finished_at.is_(None))
+    .order_by(blocks.c.job_id, blocks.c.idx)
+)
+_JOBS_BLOCKS = _ACTIVE_BLOCKS.where(blocks.c.job_id.in_(sa.bindparam("job_ids", expanding=True)))
+
+
+def _job_waiting(
+    db: Database, conn: sa.Connection, snap_blocks: tuple[SnapBlock, ...]
+) -> dict[int, str]:
+    """The jobs of these blocks held back by `after` (for now or for good), and why."""
+    waiting: dict[int, str] = {}
+    for job_id, after in {b.job_id: b.job_after for b in snap_blocks if b.job_after}.items():
+        deps = dependency_state(db, conn, after)
+        reason = deps.broken or deps.waiting
+        if reason is not None:
+            waiting[job_id] = reason
+    return waiting
+
+
 # Host errors with their job's owner (None once the job is deleted), oldest first.
 _ERRORS = (
     sa.select(host_errors, jobs.c.owner)
@@ -270,33 +306,8 @@ class Snapshots(Repository):
         """Everything dispatch decides from, read in one connection. Host errors are those of
         active blocks, and any since `errors_since` (for sickness)."""
         with self.db.connect() as conn:
-            active = conn.execute(
-                sa.select(
-                    blocks,
-                    jobs.c.owner,
-                    jobs.c.priority.label("job_priority"),
-                    jobs.c.kind,
-                    jobs.c.paused,
-                    jobs.c.filters,
-                    jobs.c.max_running.label("job_max_running"),
-                    jobs.c.max_running_per_host,
-                    jobs.c.preempt,
-                    jobs.c.created_at,
-                    jobs.c.after.label("job_after"),
-                )
-                .select_from(blocks.join(jobs, jobs.c.id == blocks.c.job_id))
-                .where(jobs.c.canceled.is_(False), jobs.c.finished_at.is_(None))
-                .order_by(blocks.c.job_id, blocks.c.idx)
-            ).all()
-            snap_blocks = tuple(self._snap_block(r) for r in active)
-            waiting: dict[int, str] = {}
-            for job_id, after in {
-                b.job_id: b.job_after for b in snap_blocks if b.job_after
-            }.items():
-                deps = dependency_state(self.db, conn, after)
-                reason = deps.broken or deps.waiting
-                if reason is not None:
-                    waiting[job_id] = reason
+            snap_blocks = tuple(self._snap_block(r) for r in conn.execute(_ACTIVE_BLOCKS))
+            waiting = _job_waiting(self.db, conn, snap_blocks)
             worker_rows = conn.execute(sa.select(*_WORKER_COLUMNS)).all()
             running = {(r.job_id, r.owner): int(r.n) for r in conn.execute(_RUNNING).all()}
             users = {
@@ -332,6 +343,15 @@ class Snapshots(Repository):
             error_owners={r.job_id: r.owner or "" for r in error_rows},
             succeeded_elsewhere=frozenset((r.block_id, r.worker_id) for r in elsewhere),
         )
+
+    def job_blocks(self, job_ids: Sequence[int]) -> tuple[tuple[SnapBlock, ...], dict[int, str]]:
+        """The blocks of these jobs as `read` has them (none of a job canceled or finished),
+        and which of the jobs their `after` holds back, and why: what dispatch adds to its
+        index for jobs just submitted."""
+        with self.db.connect(self._reads) as conn:
+            rows = conn.execute(_JOBS_BLOCKS, {"job_ids": list(job_ids)}).all()
+            snap_blocks = tuple(self._snap_block(r) for r in rows)
+            return snap_blocks, _job_waiting(self.db, conn, snap_blocks)
 
     @staticmethod
     def _snap_block(r: Any) -> SnapBlock:

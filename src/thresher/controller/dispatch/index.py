@@ -3,10 +3,11 @@
 The database stays the truth. The index is a snapshot (blocks of active jobs, workers, running
 attempts, limits, user settings, host errors) turned into the pure views of `core.dispatch`, so
 that a poll costs one ranking in memory and one claim transaction per task handed out. It is
-rebuilt at once after a change that alters eligibility (a submission, a worker or limit edited),
-within `index_min_age_s` after other changes (finishes), and at least every `index_max_age_s`
-(to see what other controllers sharing one PostgreSQL did). Between rebuilds, the claims made
-here and their finishes update its counts. Whatever the index believes, the claim re-checks
+rebuilt at once after a change that alters eligibility (a worker or limit edited), within
+`index_min_age_s` after other changes (finishes), and at least every `index_max_age_s` (to see
+what other controllers sharing one PostgreSQL did). A submission here only adds its job's
+blocks (`add_jobs`). Between rebuilds, the claims made here and their finishes update its
+counts. Whatever the index believes, the claim re-checks
 caps, limits and the task atomically in the store, so a stale index costs a wasted try, never a
 broken rule.
 """
@@ -16,7 +17,7 @@ from __future__ import annotations
 import math
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from thresher.controller.dispatch.views import (
@@ -36,6 +37,7 @@ from thresher.core.filters import WorkerFacts
 from thresher.core.lanes import Nimby, effective_engines
 from thresher.core.model import Assignment
 from thresher.core.ordering import LimitState
+from thresher.store.scheduling import UserRecord
 from thresher.store.snapshot import DispatchSnapshot, SnapBlock, SnapWorker
 from thresher.store.store import ClaimCandidate, Store
 
@@ -89,6 +91,7 @@ class IndexState:
     pool_includers: Counter[str]
     online: int
     expires_at: float = math.inf  # when an avoided host is forgiven (the index must change)
+    users: Mapping[str, UserRecord] = field(default_factory=dict)  # owners' settings
 
     def farm_view(self) -> FarmView:
         return FarmView(
@@ -133,6 +136,7 @@ class DispatchIndex:
         self._claimed: dict[int, _Claimed] = {}  # attempts claimed here, by id
         self._workers: dict[int, IndexedWorker] = {}  # as of the last build (reused if unchanged)
         self._done_since_build: Counter[int] = Counter()  # block id -> successes seen
+        self._added: set[int] = set()  # jobs submitted since the build, to take in
         # Unfinished jobs whose every task is settled (none runs, none waits), or with tasks
         # waiting on a failed block: the controller marks what can never run and checks whether
         # they are final; finishes seen by another controller (or tasks requeued in a block that
@@ -150,6 +154,15 @@ class DispatchIndex:
             self._state = None
         elif self._stale_since is None:
             self._stale_since = self.clock.now()
+
+    def add_jobs(self, job_ids: Sequence[int]) -> None:
+        """Jobs were submitted (committed), and nothing else changed: their blocks join the
+        index before the next decision, read alone, without a rebuild. New blocks change no
+        other block's eligibility but through the pools their jobs include (`pool:~p`),
+        counted as they join; everything else a rebuild would read about them (no attempt,
+        no host error yet) is known."""
+        if self._state is not None:
+            self._added.update(job_ids)
 
     def rolled_back(self) -> None:
         """A transaction that claimed or finished attempts through this index was rolled back:
@@ -171,7 +184,7 @@ class DispatchIndex:
         """Seconds until a change not yet seen is taken in, or an avoided host is forgiven
         (None: nothing is pending)."""
         state = self._state
-        if state is None:
+        if state is None or self._added:
             return 0.0
         if self._stale_since is None and state.expires_at == math.inf:
             return None
@@ -180,10 +193,38 @@ class DispatchIndex:
     def current(self) -> IndexState:
         """The index, rebuilt first when it is due."""
         if self._state is None or self.refresh_in() <= 0:
-            self._stale_since = None
-            self._done_since_build.clear()
-            self._state = self._build(self.clock.now())
+            self._rebuild()
+        elif self._added:
+            self._take_in_added(self._state)
+        assert self._state is not None
         return self._state
+
+    def _rebuild(self) -> None:
+        self._stale_since = None
+        self._done_since_build.clear()
+        self._added.clear()
+        self._state = self._build(self.clock.now())
+
+    def _take_in_added(self, state: IndexState) -> None:
+        """The blocks of the jobs submitted since the build join the index, as a rebuild
+        would have them; a block naming a limit the index does not know (made by another
+        controller since) makes it a rebuild."""
+        known = {b.snap.job_id for b in state.blocks.values()}
+        ids = sorted(self._added - known)
+        self._added.clear()
+        if not ids:
+            return
+        now = self.clock.now()
+        snap_blocks, waiting = self.store.snapshot.job_blocks(ids)
+        if any(name not in state.limits for b in snap_blocks for name in b.limits):
+            self._rebuild()
+            return
+        blocks, expires_at, includers = self._index_blocks(
+            snap_blocks, waiting, state.users, {}, now
+        )
+        state.blocks.update(blocks)
+        state.expires_at = min(state.expires_at, expires_at)
+        state.pool_includers.update(includers)
 
     # -- counting forward -------------------------------------------------------------------
 
@@ -261,7 +302,9 @@ class DispatchIndex:
             for w in snap.workers.values()
         }
         self._workers = workers
-        blocks, expires_at, includers = self._blocks(snap, errors_by_block, now)
+        blocks, expires_at, includers = self._index_blocks(
+            snap.blocks, snap.job_waiting, snap.users, errors_by_block, now
+        )
         return IndexState(
             built_at=now,
             blocks=blocks,
@@ -272,6 +315,7 @@ class DispatchIndex:
             pool_includers=includers,
             online=sum(1 for w in workers.values() if w.snap.online and w.snap.enabled),
             expires_at=expires_at,
+            users=snap.users,
         )
 
     def _worker(self, w: SnapWorker, failures: list[HostFailure], now: float) -> IndexedWorker:
@@ -301,27 +345,30 @@ class DispatchIndex:
             sick_since=sick,
         )
 
-    def _blocks(
+    def _index_blocks(
         self,
-        snap: DispatchSnapshot,
+        snap_blocks: Sequence[SnapBlock],
+        job_waiting: Mapping[int, str],
+        users: Mapping[str, UserRecord],
         errors_by_block: dict[int, dict[int, list[float]]],
         now: float,
     ) -> tuple[dict[int, IndexedBlock], float, Counter[str]]:
-        """The blocks with tasks to dispatch, when the first host they avoid is forgiven, and
-        how many active jobs include each pool (for `pool:~p`)."""
+        """The blocks with tasks to dispatch of these jobs (every block of each), when the
+        first host they avoid is forgiven, and how many of the jobs include each pool (for
+        `pool:~p`). Jobs with nothing left to run, or waiting on failures, join `settled`."""
         done: dict[int, dict[int, bool]] = {}
         names: dict[int, dict[int, str]] = {}
-        for b in snap.blocks:
+        for b in snap_blocks:
             done.setdefault(b.job_id, {})[b.index] = b.done
             names.setdefault(b.job_id, {})[b.index] = b.name
         out: dict[int, IndexedBlock] = {}
         expires_at = math.inf
         includers_by_job: dict[int, frozenset[str]] = {}
-        for b in snap.blocks:
+        for b in snap_blocks:
             filters, bad = block_filters(b.filters)
             waiting = (
                 bad
-                or snap.job_waiting.get(b.job_id)
+                or job_waiting.get(b.job_id)
                 or blocks_waiting(b.after, done[b.job_id], names[b.job_id])
             )
             if b.n_running or (b.runnable and not b.paused and waiting is None):
@@ -330,13 +377,13 @@ class DispatchIndex:
                 continue
             avoids, forgiven_at = self._avoids(b, errors_by_block.get(b.block_id, {}), now)
             expires_at = min(expires_at, forgiven_at)
-            user = snap.users.get(b.owner)
+            user = users.get(b.owner)
             view = block_view(b, user, filters=filters, waiting=waiting, avoids=avoids)
             out[b.block_id] = IndexedBlock(b, view, ClaimCandidate(b, view.user_max_running))
         includers = Counter(p for pools in includers_by_job.values() for p in pools)
-        unsettled = {b.job_id for b in snap.blocks if b.n_running or b.runnable}
-        self.settled |= {b.job_id for b in snap.blocks} - unsettled
-        self.settled |= _waiting_on_failures(snap.blocks)
+        unsettled = {b.job_id for b in snap_blocks if b.n_running or b.runnable}
+        self.settled |= {b.job_id for b in snap_blocks} - unsettled
+        self.settled |= _waiting_on_failures(snap_blocks)
         return out, expires_at, includers
 
     def _avoids(

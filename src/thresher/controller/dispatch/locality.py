@@ -68,7 +68,7 @@ class Locality:
         if reads is None:
             if len(self._reads_inputs) > 100_000:
                 self._reads_inputs.clear()
-            payload = self.store.jobs.get(job_id).spec.payload
+            payload = self.store.jobs.payload(job_id)
             reads = self._reads_inputs[job_id] = bool(input_refs(payload))
         if not reads:
             return None
