@@ -36,14 +36,16 @@ def _claim(
 def _written_by_this_transaction(conn: sa.Connection, job_id: int) -> bool:
     """PostgreSQL: whether the open transaction wrote a version of the job's block row (read on
     the DBAPI connection: through SQLAlchemy, the gathered changes would be written first)."""
-    cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    dbapi_conn: Any = conn.connection.dbapi_connection
+    cursor = dbapi_conn.cursor()
     try:
         cursor.execute(
             "SELECT xmin::text::bigint = txid_current() %% 4294967296 FROM blocks"
             " WHERE job_id = %s",
             (job_id,),
         )
-        return bool(cursor.fetchone()[0])
+        row: Any = cursor.fetchone()
+        return bool(row[0])
     finally:
         cursor.close()
 
