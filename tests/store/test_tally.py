@@ -16,6 +16,7 @@ from tests.store.test_store import assert_counters_match_rows, job_spec
 from thresher.core.errors import Contended
 from thresher.core.model import Assignment, Counts
 from thresher.core.states import AttemptStatus
+from thresher.store import tally
 from thresher.store.store import FinishReport, Store
 from thresher.store.tables import blocks
 from thresher.testing import FakeClock
@@ -148,4 +149,37 @@ def test_concurrent_groups_never_share_a_task(store: Store, clock: FakeClock) ->
     assert errors == []
     assert sorted(a.task_index for a in claimed) == list(range(150))
     assert store.jobs.get(job_id).counts == Counts(total=150, succeeded=150)
+    assert_counters_match_rows(store)
+
+
+def test_a_wrong_hint_of_where_a_block_row_lies_is_passed_over(
+    store: Store, clock: FakeClock
+) -> None:
+    """PostgreSQL keeps where it last wrote each block's row: a hint that points elsewhere (the
+    other block's row, a version another controller replaced) finds nothing, and the block is
+    looked up by id."""
+    first = store.jobs.create(job_spec("a", frames="1-4", retries=0), now=clock.now())
+    second = store.jobs.create(job_spec("b", frames="1-4", retries=0), now=clock.now())
+    worker = add_worker(store, "w", clock)
+    with store.engine.connect() as conn:
+        ids = dict(conn.execute(sa.select(blocks.c.job_id, blocks.c.id)).all())
+    held: list[Assignment] = []
+    for _ in range(5):
+        if store.dialect == "postgresql":
+            with store.engine.connect() as conn:  # each block's hint: the other's row
+                rows = conn.execute(sa.text("SELECT id, ctid::text FROM blocks")).all()
+            where: dict[int, str] = {int(r[0]): str(r[1]) for r in rows}
+            tally._WHERE.update({ids[first]: where[ids[second]], ids[second]: where[ids[first]]})
+        cands = candidates(store, now=clock.now())
+        with store.transaction():
+            store.attempts.finish_many([_succeeded(a) for a in held], now=clock.now())
+            held = [
+                a
+                for c in cands
+                for a in store.dispatch.claim(
+                    c, worker_id=worker, now=clock.now(), count=1
+                ).assignments
+            ]
+    assert store.jobs.get(first).counts == Counts(total=4, succeeded=4)
+    assert store.jobs.get(second).counts == Counts(total=4, succeeded=4)
     assert_counters_match_rows(store)

@@ -49,11 +49,6 @@ _MOVE_CURSOR = Prepared(
 _UNCOUNT_RUNNING = Prepared(
     blocks.update().where(_BLOCK).values(n_running=blocks.c.n_running - sa.bindparam("k"))
 )
-# PostgreSQL: the transaction's first claim of a block locks its row and reads the cursor.
-_LOCK_CURSOR = Prepared(
-    sa.select(blocks.c.cursor, blocks.c.task_count).where(_BLOCK).with_for_update(),
-    tally_safe=True,
-)
 
 
 def _positions(conn: sa.Connection, block_id: int, k: int) -> range:
@@ -61,11 +56,14 @@ def _positions(conn: sa.Connection, block_id: int, k: int) -> range:
     row locked and read at the first)."""
     t = tally.of(conn, block_id)
     if t.cursor is None:
-        row = _LOCK_CURSOR.first(conn, {"block_id": block_id})
-        if row is None:
+        locked = tally.lock(conn, block_id)
+        if locked is None:
             return range(0)
-        t.cursor, t.task_count = int(row.cursor), int(row.task_count)
-    taken = range(t.cursor, min(t.cursor + k, t.task_count))
+        t = locked
+    start = t.cursor
+    if start is None:  # never: the lock read it
+        return range(0)
+    taken = range(start, min(start + k, t.task_count))
     if taken:
         t.cursor = taken.stop
         t.cursor_moved = True

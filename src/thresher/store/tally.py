@@ -21,6 +21,12 @@ sixteen, and the lookups that remain are the claim's lock and that UPDATE.
   statements of the claim and finish that read only fixed columns of the block say so
   (`Prepared(..., tally_safe=True)`, or the execution option `tally_safe`).
 - A rollback forgets what was gathered, with the rest of the transaction.
+- Both the lock and the UPDATE go straight to the row's live version when they can: each
+  controller keeps where it last wrote each block's row (its `ctid`) and asks for
+  `id = … AND ctid = …` (a TID scan: one tuple, however many dead versions the held snapshot
+  keeps); when another controller wrote the row since, that finds nothing and the lookup by
+  id runs instead. The `ctid` only says where to look: whatever it finds has the block's id,
+  and it is the row's current version or nothing.
 
 SQLite has one writer and no row versions to keep: it writes each change at once as before.
 """
@@ -36,6 +42,9 @@ from sqlalchemy import event
 
 _KEY = "thresher_tally"
 _INSTALLED: weakref.WeakSet[sa.Engine] = weakref.WeakSet()
+#: Where each block's row was last written or locked by this process (a hint, see above).
+_WHERE: dict[int, str] = {}
+_WHERE_MAX = 10_000
 
 
 @dataclass
@@ -44,6 +53,7 @@ class BlockTally:
 
     cursor: int | None = None  # next position to hand out; None: the row is not read yet
     task_count: int = 0  # as read under the lock
+    ctid: str | None = None  # where its live version is (read under the lock)
     cursor_moved: bool = False
     queued: int = 0
     running: int = 0
@@ -99,24 +109,70 @@ def pending(conn: sa.Connection) -> bool:
     return bool(_tallies(conn))
 
 
-# One statement for every block: the cursor written as the claim left it (it holds the lock).
-_FLUSH = (
+_SET = (
     "UPDATE blocks SET cursor = COALESCE(%(cursor)s, cursor),"
     " n_queued = n_queued + %(queued)s, n_running = n_running + %(running)s,"
     " n_succeeded = n_succeeded + %(succeeded)s, runtime_sum = runtime_sum + %(runtime_sum)s,"
     " runtime_n = runtime_n + %(runtime_n)s WHERE id = %(block_id)s"
 )
+_FLUSH_AT = _SET + " AND ctid = %(ctid)s::tid RETURNING ctid::text"
+_FLUSH = _SET + " RETURNING ctid::text"
+_LOCK = "SELECT cursor, task_count, ctid::text FROM blocks WHERE id = %(block_id)s"
+_LOCK_AT = _LOCK + " AND ctid = %(ctid)s::tid FOR UPDATE"
+_LOCK_BY_ID = _LOCK + " FOR UPDATE"
+
+
+def _run(conn: sa.Connection, sql: str, params: dict[str, Any]) -> Any:
+    """One row of a statement run on the transaction's DBAPI connection (as `Prepared` runs
+    them: no SQLAlchemy events, its error handling), or None."""
+    dbapi_conn: Any = conn.connection.dbapi_connection
+    cursor = dbapi_conn.cursor()
+    try:
+        cursor.execute(sql, params)
+        row = cursor.fetchone()
+    except Exception as exc:
+        cursor.close()
+        # A lost connection invalidated, the error wrapped, so `unavailable_translated`
+        # translates it.
+        conn._handle_dbapi_exception(exc, sql, params, cursor, None)
+        raise
+    cursor.close()
+    return row
+
+
+def _note_where(block_id: int, ctid: str) -> None:
+    if len(_WHERE) >= _WHERE_MAX:
+        _WHERE.clear()
+    _WHERE[block_id] = ctid
+
+
+def lock(conn: sa.Connection, block_id: int) -> BlockTally | None:
+    """Lock the block's row (`SELECT … FOR UPDATE`: no new version) and read its cursor into
+    the transaction's tally of it; None when the block is gone."""
+    t = of(conn, block_id)
+    row = None
+    hint = _WHERE.get(block_id)
+    if hint is not None:
+        row = _run(conn, _LOCK_AT, {"block_id": block_id, "ctid": hint})
+    if row is None:
+        row = _run(conn, _LOCK_BY_ID, {"block_id": block_id})
+    if row is None:
+        return None
+    t.cursor, t.task_count, t.ctid = int(row[0]), int(row[1]), str(row[2])
+    return t
 
 
 def flush(conn: sa.Connection) -> None:
-    """Write what the transaction gathered, one UPDATE per block (in block id order, the order
-    claims lock them in), and start over: a later claim locks and reads the row again."""
+    """Write what the transaction gathered, one UPDATE per block (in block id order), and
+    start over: a later claim locks and reads the row again."""
     tallies = _tallies(conn)
     conn.info.pop(_KEY, None)
     if not tallies:
         return
-    params = [
-        {
+    for block_id, t in sorted(tallies.items()):
+        if not (t.cursor_moved or t.queued or t.running or t.succeeded or t.runtime_n):
+            continue
+        params = {
             "block_id": block_id,
             "cursor": t.cursor if t.cursor_moved else None,
             "queued": t.queued,
@@ -124,26 +180,13 @@ def flush(conn: sa.Connection) -> None:
             "succeeded": t.succeeded,
             "runtime_sum": t.runtime_sum,
             "runtime_n": t.runtime_n,
+            "ctid": t.ctid or _WHERE.get(block_id),
         }
-        for block_id, t in sorted(tallies.items())
-        if t.cursor_moved or t.queued or t.running or t.succeeded or t.runtime_n
-    ]
-    if not params:
-        return
-    dbapi_conn: Any = conn.connection.dbapi_connection
-    cursor = dbapi_conn.cursor()
-    try:
-        if len(params) == 1:
-            cursor.execute(_FLUSH, params[0])
-        else:
-            cursor.executemany(_FLUSH, params)
-    except Exception as exc:
-        cursor.close()
-        # As `Prepared` does: SQLAlchemy's own handling (a lost connection invalidated, the
-        # error wrapped), so `unavailable_translated` translates it.
-        conn._handle_dbapi_exception(exc, _FLUSH, params, cursor, None)
-        raise
-    cursor.close()
+        row = _run(conn, _FLUSH_AT, params) if params["ctid"] is not None else None
+        if row is None:
+            row = _run(conn, _FLUSH, params)
+        if row is not None:
+            _note_where(block_id, str(row[0]))
 
 
 def names_blocks(sql: str) -> bool:
