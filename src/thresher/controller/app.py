@@ -14,12 +14,14 @@ import uvicorn
 from fastapi import FastAPI
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, Response
+from starlette.types import Receive, Scope, Send
 
 from thresher.controller import errors
 from thresher.controller.audit import AuditTrail
 from thresher.controller.body_limit import BodyLimit
 from thresher.controller.confirm import ConfirmCaller
 from thresher.controller.farm import Farm
+from thresher.controller.hot_routes import HotRoutes
 from thresher.controller.notifier import Notifier
 from thresher.controller.notify import Sender
 from thresher.controller.observe import Observe
@@ -52,6 +54,22 @@ log = logging.getLogger("thresher.controller")
 VERSION = version("thresher")
 
 
+class ThresherApp(FastAPI):
+    """The FastAPI app, with the workers' polls and reports served ahead of it by `hot`
+    (`controller/hot_routes.py`) while `hot_routes` is on; every other request (and those two
+    with it off) goes through the app's middlewares and routes."""
+
+    hot: HotRoutes | None = None
+    hot_routes = True
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        hot = self.hot
+        if hot is not None and self.hot_routes and hot.serves(scope):
+            await hot(scope, receive, send)
+            return
+        await super().__call__(scope, receive, send)
+
+
 async def _sweep_forever(farm: Farm) -> None:
     """Expire silent workers, on the one controller holding the sweep lease (on PostgreSQL,
     where several may share the database); the others write the leases they heard."""
@@ -75,7 +93,7 @@ def create_app(
     store: Store,
     clock: Clock | None = None,
     sweeper: bool = True,
-) -> FastAPI:
+) -> ThresherApp:
     """An app over `store`. With `sweeper`, a background task expires silent workers."""
     clock = clock or SystemClock()
 
@@ -102,7 +120,7 @@ def create_app(
                         await running
             farm.close()
 
-    app = FastAPI(
+    app = ThresherApp(
         title="Thresher",
         version=VERSION,
         description="Render farm controller. Every route but /healthz (and a worker's enrolment "
@@ -145,6 +163,7 @@ def create_app(
     _serve_openapi(app)
     app.include_router(ops.router)  # /metrics
     app.add_middleware(Observe)  # request ids and request metrics (outermost)
+    app.hot = HotRoutes(app, max_bytes=settings.max_agent_request_bytes)  # ahead of them all
 
     @app.get("/healthz", tags=["health"])
     async def healthz() -> dict[str, str]:

@@ -37,13 +37,13 @@ class BodyLimit:
         declared = _content_length(scope)
         if declared is not None:
             if declared > limit:
-                await _too_large(send, limit)
+                await too_large(send, limit)
                 return
             await self.app(scope, receive, send)  # the server delivers no more than declared
             return
-        body = await _read_at_most(receive, limit)
+        body = await read_at_most(receive, limit)
         if body is None:
-            await _too_large(send, limit)
+            await too_large(send, limit)
             return
         await self.app(scope, _replay(body, receive), send)
 
@@ -58,7 +58,7 @@ def _content_length(scope: Scope) -> int | None:
     return None
 
 
-async def _read_at_most(receive: Receive, limit: int) -> bytes | None:
+async def read_at_most(receive: Receive, limit: int) -> bytes | None:
     """The whole body, or None as soon as it is over `limit` bytes."""
     chunks: list[bytes] = []
     size = 0
@@ -89,7 +89,7 @@ def _replay(body: bytes, receive: Receive) -> Receive:
     return replayed
 
 
-async def _too_large(send: Send, limit: int) -> None:
+async def too_large(send: Send, limit: int) -> None:
     payload = json.dumps(
         {
             "error": "too_large",

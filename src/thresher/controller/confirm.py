@@ -35,7 +35,7 @@ class ConfirmCaller:
             pending = UNCONFIRMED.get()
             if message["type"] == "http.response.start" and pending is not None:
                 UNCONFIRMED.set(None)
-                answer = await _refusal(scope["app"].state.farm, pending)
+                answer = await refusal(scope["app"].state.farm, pending)
                 if answer is not None:
                     refused = True
                     for part in answer:
@@ -46,7 +46,7 @@ class ConfirmCaller:
         await self.app(scope, receive, confirmed_send)
 
 
-async def _refusal(farm: Farm, pending: Unconfirmed) -> list[Message] | None:
+async def refusal(farm: Farm, pending: Unconfirmed) -> list[Message] | None:
     """The 401/403 answer for a caller that no longer passes; None when it passes."""
     try:
         fresh = await farm.thread.run(farm.access.confirm, pending.caller)

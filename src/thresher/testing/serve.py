@@ -9,7 +9,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from thresher.controller.app import Server, create_app, listen_socket, server_config
+from thresher.controller.app import (
+    Server,
+    ThresherApp,
+    create_app,
+    listen_socket,
+    server_config,
+)
 from thresher.controller.auth import ensure_admin_token, private_dir
 from thresher.controller.settings import ControllerSettings
 from thresher.core.clock import Clock, SystemClock
@@ -23,6 +29,7 @@ class ServedController:
     admin_token: str
     store: Store
     settings: ControllerSettings
+    app: ThresherApp | None = None  # the served app (its `hot_routes` may be turned off)
 
 
 class _QuietServer(Server):
@@ -47,7 +54,8 @@ def serve_in_thread(
     token = (Path(settings.data_dir) / "admin-token").read_text().strip()
     sock = listen_socket("127.0.0.1", 0)
     port = sock.getsockname()[1]
-    server = _QuietServer(server_config(create_app(settings, store=store, clock=clock), settings))
+    app = create_app(settings, store=store, clock=clock)
+    server = _QuietServer(server_config(app, settings))
     thread = threading.Thread(
         target=server.run,
         kwargs={"sockets": [sock]},
@@ -62,7 +70,7 @@ def serve_in_thread(
         time.sleep(0.01)
     try:
         scheme = "https" if settings.tls_certfile else "http"
-        yield ServedController(f"{scheme}://127.0.0.1:{port}", token, store, settings)
+        yield ServedController(f"{scheme}://127.0.0.1:{port}", token, store, settings, app)
     finally:
         server.should_exit = True
         thread.join(timeout=30)

@@ -22,12 +22,21 @@ async def get_farm(request: Request) -> Farm:
     return farm
 
 
+#: Why a request's token is refused: none sent, or not one the controller accepts.
+NO_BEARER = "this needs 'Authorization: Bearer <token>'"
+NOT_KNOWN = "the token is not known, expired or was revoked"
+
+
 def bearer(request: Request) -> str:
     """The bearer token of the request; Unauthorized without one."""
-    header = request.headers.get("authorization", "")
+    return bearer_of(request.headers.get("authorization", ""))
+
+
+def bearer_of(header: str) -> str:
+    """The bearer token of an Authorization header; Unauthorized without one."""
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
-        raise Unauthorized("this needs 'Authorization: Bearer <token>'")
+        raise Unauthorized(NO_BEARER)
     return token.strip()
 
 
@@ -45,7 +54,7 @@ async def authorize(request: Request, token: str) -> Caller:
     if caller is None:
         caller = await farm.call(farm.access.caller, token)
     if caller is None:
-        raise Unauthorized("the token is not known, expired or was revoked")
+        raise Unauthorized(NOT_KNOWN)
     request.state.caller = caller
     policy.check(caller, request.method, route)
     return caller

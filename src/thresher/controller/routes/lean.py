@@ -29,7 +29,7 @@ from starlette.responses import Response
 from thresher.controller.routes.deps import get_caller, get_farm
 
 
-def _errors(exc: ValidationError) -> list[Any]:
+def body_errors(exc: ValidationError) -> list[Any]:
     """pydantic's errors located as FastAPI locates a body's (under "body")."""
     return [
         {**e, "loc": ("body", *e.get("loc", ()))}
@@ -51,7 +51,7 @@ class LeanRoute(APIRoute):
             try:
                 body = model.model_validate_json(await request.body())
             except ValidationError as exc:
-                raise RequestValidationError(_errors(exc)) from None
+                raise RequestValidationError(body_errors(exc)) from None
             out: BaseModel = await endpoint(body=body, request=request, farm=farm, caller=caller)
             return Response(out.model_dump_json(), media_type="application/json")
 
