@@ -18,15 +18,17 @@ import httpx
 import pytest
 
 from thresher.files import follow as follow_module
-from thresher.files import progress
+from thresher.files import progress, sendfile
 from thresher.files.chunking import AVG_CHUNK
 from thresher.files.download import download
 from thresher.files.follow import follow
+from thresher.files.frames import HEADER
+from thresher.files.manifest import Manifest
 from thresher.files.partfile import BATCH_BYTES
 from thresher.files.peer import Peer
 from thresher.files.scope import issue
 from thresher.files.server import serve_in_thread
-from thresher.files.service import FileService
+from thresher.files.service import FileService, create_files_app
 from thresher.files.store import ChunkStore
 from thresher.files.upload import upload
 from thresher.testing import wait_until
@@ -119,6 +121,62 @@ def test_escaping_paths_are_refused_by_the_service(
     assert refused.value.response.status_code == 422
     assert linked.value.response.status_code == 422
     assert whole["files"] == 1  # ok.txt; the link out of the root is left out
+
+
+def test_chunk_reads_served_with_sendfile_answer_as_the_route(
+    sites: tuple[Site, Site], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A chunk read is served off the ASGI stack (`files.sendfile`) with the route's very
+    bytes (a chunk not here left out); on the same kept connection the next request of
+    another kind goes to the app; a request the fast path does not take (a bad token) gets the
+    route's answer; a chunk whose file got shorter comes as zeros in the same framing."""
+    a, _ = sites
+    data = _random(3 * AVG_CHUNK, 8)
+    (a.root / "big.bin").write_bytes(data)
+    a.call("/checkin", {"volume": "proj", "name": "m"})
+    manifest = a.service.store.get_manifest("m")
+    assert manifest is not None
+    hashes = [c.hash for c in manifest.files[0].chunks] + ["0" * 64]
+    served = []
+    answer = sendfile._answer
+
+    def counted(*args: Any) -> None:
+        served.append(1)
+        answer(*args)
+
+    monkeypatch.setattr(sendfile, "_answer", counted)
+
+    async def by_route() -> bytes:
+        transport = httpx.ASGITransport(app=create_files_app(a.service))
+        async with httpx.AsyncClient(transport=transport, base_url="http://a") as client:
+            answer = await client.post(
+                "/files/v1/chunks/read", json={"hashes": hashes}, headers=_auth(TOKEN)
+            )
+            return answer.content
+
+    expected = asyncio.run(by_route())
+    with httpx.Client(base_url=a.url, headers=_auth(TOKEN), timeout=30) as client:
+        fast = client.post("/files/v1/chunks/read", json={"hashes": hashes})
+        after = client.get("/files/v1/manifests/m")  # the same connection, handed back
+    with httpx.Client(base_url=a.url, headers=_auth("wrong"), timeout=30) as client:
+        refused = client.post("/files/v1/chunks/read", json={"hashes": hashes[:1]})
+    with (a.root / "big.bin").open("r+b") as f:
+        f.truncate(len(data) - 10)
+    with httpx.Client(base_url=a.url, headers=_auth(TOKEN), timeout=30) as client:
+        short = client.post("/files/v1/chunks/read", json={"hashes": hashes[-2:]})
+    assert fast.status_code == 200
+    assert fast.content == expected
+    assert len(expected) == len(data) + HEADER * (len(hashes) - 1)  # the unknown one left out
+    assert after.status_code == 200
+    assert Manifest.from_json(after.content).hash == manifest.hash
+    assert refused.status_code == 401
+    assert short.content[:-10] == expected[-len(short.content) : -10]
+    assert short.content[-10:] == bytes(10)
+    assert len(served) == 2  # the first read and the short one; the refusal went to the route
+
+
+def _auth(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
 
 
 class _Flaky(httpx.AsyncBaseTransport):

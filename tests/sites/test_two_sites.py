@@ -9,6 +9,7 @@ import asyncio
 import contextlib
 import os
 import random
+import socket
 import subprocess
 import sys
 import time
@@ -21,7 +22,8 @@ import pytest
 from tests.engines.support import EXAMPLES, require
 from thresher.client import APIError, Client
 from thresher.controller.settings import ControllerSettings
-from thresher.files.chunking import Chunk, digest_file
+from thresher.files import sendfile
+from thresher.files.chunking import digest_file
 from thresher.files.server import serve_in_thread as serve_files
 from thresher.files.service import FileService
 from thresher.files.store import ChunkStore
@@ -244,31 +246,50 @@ def test_a_roaming_submitter_uploads_its_files_and_downloads_every_frame(
         ).read_bytes()
 
 
-def _faults_at(service: FileService, chunks: tuple[Chunk, ...]) -> list[str]:
-    """Make `service` serve the last of `chunks` wrongly: its first 3 reads break off the
-    batch (a transfer killed in the middle of the file: the pull gives up after 3 tries), the
-    4th sends it corrupted (one byte flipped), the rest right. What was done, in order."""
+def _faults_at(service: FileService, path: Path, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Make `service` serve the last chunk of the file at `path` wrongly: its first 3 reads
+    break off the batch (a transfer killed in the middle of the file: the pull gives up after 3
+    tries), the 4th sends it corrupted (one byte flipped), the rest right. What was done, in
+    order. Both ways a service sends chunks are faulted: `sendfile` (chunk reads on their own
+    threads) and the route's (`get_many`)."""
     store = service.store
     real_get_many = store.get_many
+    chunks = digest_file(path).chunks
     last = chunks[-1].hash
+    where = (os.stat(path).st_ino, sum(c.size for c in chunks[:-1]), chunks[-1].size)
     done: list[str] = []
+
+    def fault() -> str | None:
+        if len(done) >= 4:
+            return None
+        done.append("cut" if len(done) < 3 else "corrupted")
+        if done[-1] == "cut":
+            raise OSError("the transfer was killed")
+        return done[-1]
 
     def get_many(wanted: list[tuple[str, int]]) -> list[bytes | memoryview]:
         found = real_get_many(wanted)
         for i, (digest, _) in enumerate(wanted):
-            if digest != last or len(done) >= 4:
-                continue
-            done.append("cut" if len(done) < 3 else "corrupted")
-            if done[-1] == "cut":
-                raise OSError("the transfer was killed")
-            found[i] = bytes([found[i][0] ^ 0xFF]) + bytes(found[i][1:])
+            if digest == last and fault():
+                found[i] = bytes([found[i][0] ^ 0xFF]) + bytes(found[i][1:])
         return found
 
+    real_send = sendfile._send_range
+
+    def send_range(sock: socket.socket, fd: int, offset: int, size: int) -> int:
+        if (os.fstat(fd).st_ino, offset, size) != where or not fault():
+            return real_send(sock, fd, offset, size)
+        sock.sendall(bytes([os.pread(fd, 1, offset)[0] ^ 0xFF]))
+        return 1 + real_send(sock, fd, offset + 1, size - 1)
+
     store.get_many = get_many  # type: ignore[method-assign]
+    monkeypatch.setattr(sendfile, "_send_range", send_range)
     return done
 
 
-def test_a_changed_dependency_is_all_a_second_sync_moves(two_sites: TwoSites) -> None:
+def test_a_changed_dependency_is_all_a_second_sync_moves(
+    two_sites: TwoSites, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Also: the first sync is killed in the middle of a file and the task's next try resumes
     it (byte for byte), and a chunk that comes corrupted is detected and fetched again."""
     require("povray")
@@ -277,7 +298,7 @@ def test_a_changed_dependency_is_all_a_second_sync_moves(two_sites: TwoSites) ->
     (hq / "inc" / "ball.inc").write_text("#declare BallColor = rgb <1, 0, 0>;\n")
     tex = random.Random(7).randbytes(6 * 2**20)  # 6 MiB the scene does not use: many chunks
     (hq / "tex.bin").write_bytes(tex)
-    faults = _faults_at(two_sites.services["hq"], digest_file(hq / "tex.bin").chunks)
+    faults = _faults_at(two_sites.services["hq"], hq / "tex.bin", monkeypatch)
     scene = (EXAMPLES / "orbit.pov").read_text()
     scene = scene.replace(
         '#include "colors.inc"', '#include "colors.inc"\n#include "inc/ball.inc"'

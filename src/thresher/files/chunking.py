@@ -55,20 +55,21 @@ class FileDigest:
     chunks: tuple[Chunk, ...]
 
 
-def _cut_and_hash(
-    pool: ThreadPoolExecutor, view: memoryview, have: int, eof: bool
-) -> list[tuple[int, int, Future[str]]]:
-    """Each whole chunk of `view[:have]`, its hash started on `pool` as soon as it is cut
-    (while its bytes are still in the cache). A boundary FastCDC finds before the window's end
-    depends on the bytes before it only, so every chunk is whole but the last, unless it has
-    MAX_CHUNK bytes or the stream ends there; the last is cut again with the next window."""
-    cuts: list[tuple[int, int, Future[str]]] = []
+def _cut(view: memoryview, have: int, eof: bool) -> list[tuple[int, int]]:
+    """(offset, size) of each whole chunk of `view[:have]`. A boundary FastCDC finds before the
+    window's end depends on the bytes before it only, so every chunk is whole but the last,
+    unless it has MAX_CHUNK bytes or the stream ends there; the last is cut again with the next
+    window."""
+    cuts: list[tuple[int, int]] = []
     for cut in fastcdc(view[:have], MIN_CHUNK, AVG_CHUNK, MAX_CHUNK):
         if not eof and cut.offset + cut.length == have and cut.length < MAX_CHUNK:
             break  # cut short by the window's end: cut it once more is read
-        data = view[cut.offset : cut.offset + cut.length]
-        cuts.append((cut.offset, cut.length, pool.submit(chunk_hash, data)))
+        cuts.append((cut.offset, cut.length))
     return cuts
+
+
+def _hash_all(view: memoryview, cuts: list[tuple[int, int]]) -> list[str]:
+    return [chunk_hash(view[offset : offset + size]) for offset, size in cuts]
 
 
 def iter_chunks(stream: BinaryIO, *, window: int = WINDOW) -> Iterator[tuple[memoryview, Chunk]]:
@@ -77,11 +78,12 @@ def iter_chunks(stream: BinaryIO, *, window: int = WINDOW) -> Iterator[tuple[mem
 
     Windows are read into the two buffers in turn (`readinto`, no new memory per window); what
     is left of a window after its last whole chunk is copied to the other buffer's start. A
-    window's chunks are hashed on a thread (BLAKE3 lets go of the GIL) while the next window is
-    read and cut (FastCDC's scan holds it): on two cores the hashing costs no wall time. A
+    window's chunks are hashed on a thread, in one hand-off (BLAKE3 lets go of the GIL), while
+    the next window is read and cut (FastCDC's scan holds it): on two cores the hashing costs no
+    wall time. A
     buffer is read into again only once all chunks of its last window were handed out."""
     buffers = (memoryview(bytearray(window)), memoryview(bytearray(window)))
-    pending: tuple[memoryview, list[tuple[int, int, Future[str]]]] | None = None
+    pending: tuple[memoryview, list[tuple[int, int]], Future[list[str]]] | None = None
     have = 0
     eof = False
     turn = 0
@@ -94,13 +96,15 @@ def iter_chunks(stream: BinaryIO, *, window: int = WINDOW) -> Iterator[tuple[mem
                     eof = True
                 else:
                     have += read
-            cuts = _cut_and_hash(pool, view, have, eof) if have else []
+            cuts = _cut(view, have, eof) if have else []
+            # One hand-off per window (not per chunk: each costs the scan a GIL switch).
+            hashed = pool.submit(_hash_all, view, cuts) if cuts else None
             if pending is not None:
                 yield from _hand_out(*pending)
                 pending = None
             used = cuts[-1][0] + cuts[-1][1] if cuts else 0
-            if cuts:
-                pending = (view, cuts)
+            if hashed is not None:
+                pending = (view, cuts, hashed)
             if eof and used == have:
                 break
             turn ^= 1
@@ -111,10 +115,10 @@ def iter_chunks(stream: BinaryIO, *, window: int = WINDOW) -> Iterator[tuple[mem
 
 
 def _hand_out(
-    view: memoryview, cuts: list[tuple[int, int, Future[str]]]
+    view: memoryview, cuts: list[tuple[int, int]], hashed: Future[list[str]]
 ) -> Iterator[tuple[memoryview, Chunk]]:
-    for offset, length, digest in cuts:
-        yield view[offset : offset + length], Chunk(digest.result(), length)
+    for (offset, length), digest in zip(cuts, hashed.result(), strict=True):
+        yield view[offset : offset + length], Chunk(digest, length)
 
 
 def digest_stream(

@@ -200,7 +200,8 @@ class Checkins:
         return self._runs.get(run)
 
     def running(self) -> list[Checkin]:
-        return [c for c in self._runs.values() if c.seconds is None]
+        # A copy first: a chunk read served on a thread asks too (`sendfile`).
+        return [c for c in list(self._runs.values()) if c.seconds is None]
 
 
 class Growing:

@@ -1,4 +1,5 @@
-"""Running a file service: a listening socket and uvicorn, in the foreground or a thread."""
+"""Running a file service: a listening socket and uvicorn (chunk reads served beside it with
+`sendfile`), in the foreground or a thread."""
 
 from __future__ import annotations
 
@@ -10,7 +11,9 @@ import time
 from collections.abc import Iterator
 
 import uvicorn
+from uvicorn.protocols.http.auto import AutoHTTPProtocol
 
+from thresher.files.sendfile import protocol_for
 from thresher.files.service import FileService, create_files_app
 
 
@@ -51,11 +54,20 @@ def keep_heap_small() -> None:
         libc.mallopt(m_arena_max, 2)
 
 
-def server(service: FileService) -> uvicorn.Server:
-    config = uvicorn.Config(
-        create_files_app(service), log_level="warning", access_log=False, lifespan="off"
+def config_for(service: FileService) -> uvicorn.Config:
+    """uvicorn's settings for the service: chunk reads served with `sendfile` (on threads, off
+    the ASGI stack), everything else by the app."""
+    return uvicorn.Config(
+        create_files_app(service),
+        log_level="warning",
+        access_log=False,
+        lifespan="off",
+        http=protocol_for(service, AutoHTTPProtocol),
     )
-    return uvicorn.Server(config)
+
+
+def server(service: FileService) -> uvicorn.Server:
+    return uvicorn.Server(config_for(service))
 
 
 @contextlib.contextmanager
@@ -64,10 +76,7 @@ def serve_in_thread(
 ) -> Iterator[str]:
     """Serve `service` in a background thread while the block runs; yields its URL."""
     sock = listen(host, port)
-    config = uvicorn.Config(
-        create_files_app(service), log_level="warning", access_log=False, lifespan="off"
-    )
-    running = _Server(config)
+    running = _Server(config_for(service))
     thread = threading.Thread(target=running.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     deadline = time.monotonic() + 20

@@ -163,6 +163,22 @@ class ChunkStore:
             i = j
         return out
 
+    def locate(self, digests: Iterable[str]) -> list[tuple[str, str, int, int]]:
+        """Where each chunk here lies, in order: (hash, file, offset, size); one not here is
+        left out. A chunk of the store is preferred to one in a checked-in file (as `get`)."""
+        found: list[tuple[str, str, int, int]] = []
+        for digest in digests:
+            path = self.path(digest)
+            try:
+                found.append((digest, str(path), 0, path.stat().st_size))
+                continue
+            except FileNotFoundError:
+                pass
+            source = self._sources.get(digest)
+            if source is not None:
+                found.append((digest, *source))
+        return found
+
     def manifest_chunks(self, prefix: str) -> frozenset[str]:
         """The chunks listed by the manifests whose names start with `prefix` (what a token
         scoped to them may read). Each manifest is read once: later versions are put here
