@@ -53,6 +53,7 @@ class Stats:
     latencies: list[float] = field(default_factory=list)
     errors: dict[str, int] = field(default_factory=dict)  # inside the window, by kind
     empty_polls: int = 0
+    per_minute: list[int] = field(default_factory=list)  # assignments per minute of the window
     cpu_s: float = 0.0  # this load generator process's CPU time inside the window
 
 
@@ -157,6 +158,10 @@ async def _connection_loop(
             if window[0] <= sent and got <= window[1]:
                 stats.latencies.append(got - sent)
                 stats.assignments += len(held[i])
+                minute = int((got - window[0]) // 60)
+                while len(stats.per_minute) <= minute:
+                    stats.per_minute.append(0)
+                stats.per_minute[minute] += len(held[i])
                 stats.empty_polls += not held[i]
 
 
@@ -223,6 +228,18 @@ def _merged(counts: list[dict[str, int]]) -> dict[str, int]:
         for kind, n in one.items():
             out[kind] = out.get(kind, 0) + n
     return out
+
+
+def _per_minute(stats: list[Stats], seconds: float) -> list[float]:
+    """Assignments per second in each minute of the window (the last one may be shorter), so
+    a rate that decays as the run goes on (a held snapshot's growing row chain) shows."""
+    minutes = max(1, int(-(-seconds // 60)))
+    totals = [0] * minutes
+    for s in stats:
+        for minute, n in enumerate(s.per_minute[:minutes]):
+            totals[minute] += n
+    lengths = [min(60.0, seconds - 60 * m) for m in range(minutes)]
+    return [round(n / max(1e-9, length), 1) for n, length in zip(totals, lengths, strict=True)]
 
 
 def _percentile(values: list[float], p: float) -> float:
@@ -310,6 +327,7 @@ def run_one(
     result = {
         "controllers": args.controllers,
         "assignments_per_s": round(assignments / args.seconds, 1),
+        "per_minute_per_s": _per_minute(stats, args.seconds),
         "goal_per_s": GOALS[db],
         "polls": len(latencies),
         "empty_polls": sum(s.empty_polls for s in stats),
@@ -327,6 +345,7 @@ def run_one(
     }
     if table_stats is not None:
         result["blocks_table"] = table_stats
+    result["vacuum_held_back"] = held_s is not None
     if held_s is not None:
         result["vacuum_held_back_s"] = held_s
     c.log(f"{db}, ahead {ahead}: {result}")
@@ -413,8 +432,8 @@ def main() -> None:
         "--hold-vacuum",
         action="store_true",
         help="PostgreSQL: hold back vacuum for the whole run (a REPEATABLE READ transaction "
-        "open on another connection from before registration to the window's end; "
-        "lengthen it with --warmup)",
+        "open on another connection from before registration to the window's end; a "
+        "10-minute hold: --seconds 600, per_minute_per_s shows the decay)",
     )
     c.add_common_options(parser)
     args = parser.parse_args()

@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 import secrets
-from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
@@ -22,16 +21,17 @@ from thresher.core.states import (
     check_attempt_move,
     task_after_attempt,
 )
-from thresher.store.base import Database, Repository, _task_update
+from thresher.store import tally
+from thresher.store.base import Database, Repository
 from thresher.store.chunking import note_finished_chunks
 from thresher.store.error_hosts import broken_definition, record_host_error
 from thresher.store.late import accept_late_success
 from thresher.store.limits import release_holds
-from thresher.store.prepared import Prepared
+from thresher.store.plain_finish import ENDING_COLUMNS, ENDING_FROM, PlainSuccesses
 from thresher.store.records import (
     FinishReport,
 )
-from thresher.store.tables import attempts, blocks, jobs, log_lines, tasks, workers
+from thresher.store.tables import attempts, blocks, log_lines, tasks, workers
 from thresher.store.task_output import (
     MAX_LOG_BYTES_PER_TASK,
     MAX_OUTPUT_PATH,
@@ -46,65 +46,11 @@ MAX_OUTPUTS = 10_000
 
 # Statements of the finish path, built once (building one costs more than running it).
 _ATTEMPT = sa.select(attempts).where(attempts.c.id == sa.bindparam("attempt_id"))
-_ENDING_COLUMNS = (
-    attempts.c.task_id,
-    attempts.c.worker_id,
-    attempts.c.job_id,
-    attempts.c.cancel_reason,
-    tasks.c.block_id,
-    tasks.c.failures,
-    blocks.c.retries,
-    blocks.c.min_runtime_s,
-    blocks.c.chunk,
-    blocks.c.limits,
-    jobs.c.canceled,
-)
-_ENDING_FROM = (
-    attempts.join(tasks, tasks.c.id == attempts.c.task_id)
-    .join(blocks, blocks.c.id == tasks.c.block_id)
-    .join(jobs, jobs.c.id == blocks.c.job_id)
-)
 _ENDING = (
-    sa.select(*_ENDING_COLUMNS)
-    .select_from(_ENDING_FROM)
+    sa.select(*ENDING_COLUMNS)
+    .select_from(ENDING_FROM)
     .where(attempts.c.id == sa.bindparam("attempt_id"))
 )
-_ENDING_MANY = (
-    sa.select(attempts.c.id, attempts.c.token, attempts.c.status, *_ENDING_COLUMNS)
-    .select_from(_ENDING_FROM)
-    .where(attempts.c.id.in_(sa.bindparam("ids", expanding=True)))
-)
-# One finish (the poll of a worker that holds nothing ahead reports one): on the cursor.
-_ENDING_ONE = Prepared(
-    sa.select(attempts.c.id, attempts.c.token, attempts.c.status, *_ENDING_COLUMNS)
-    .select_from(_ENDING_FROM)
-    .where(attempts.c.id == sa.bindparam("attempt_id"))
-)
-_SUCCEED_ATTEMPT = (
-    attempts.update()
-    .where(attempts.c.id == sa.bindparam("attempt_id"))
-    .values(
-        status=AttemptStatus.SUCCEEDED.value,
-        ended_at=sa.bindparam("v_ended_at"),
-        exit_code=sa.bindparam("v_exit_code"),
-        peak_rss_bytes=sa.bindparam("v_peak_rss_bytes"),
-        duration_s=sa.bindparam("v_duration_s"),
-        message=sa.bindparam("v_message"),
-    )
-)
-_SUCCEED_BLOCK = (
-    blocks.update()
-    .where(blocks.c.id == sa.bindparam("block_id"))
-    .values(
-        n_running=blocks.c.n_running - sa.bindparam("n"),
-        n_succeeded=blocks.c.n_succeeded + sa.bindparam("n"),
-        runtime_sum=blocks.c.runtime_sum + sa.bindparam("runtime"),
-        runtime_n=blocks.c.runtime_n + sa.bindparam("timed"),
-    )
-)
-_SUCCEED_ATTEMPT_P = Prepared(_SUCCEED_ATTEMPT)
-_SUCCEED_BLOCK_P = Prepared(_SUCCEED_BLOCK)
-_SUCCEED_TASK_P = Prepared(_task_update(frozenset({"status", "updated_at"})))
 _ADD_RUNTIME = (
     blocks.update()
     .where(blocks.c.id == sa.bindparam("block_id"))
@@ -136,6 +82,8 @@ class Attempts(Repository):
     def __init__(self, db: Database) -> None:
         super().__init__(db)
         self._log_budget = LogBudget()
+        self._plain = PlainSuccesses()
+        tally.install(db.engine)
 
     def _live_attempt(self, conn: sa.Connection, attempt_id: int, token: str) -> Any:
         row = conn.execute(_ATTEMPT, {"attempt_id": attempt_id}).first()
@@ -226,17 +174,17 @@ class Attempts(Repository):
         `finish_attempt` would return, or the StaleAttempt it would raise.
 
         Plain successes (the common case: one per poll, more with short tasks held ahead) are
-        written together: one read, one UPDATE of the attempts and one of the tasks for all of
-        them, one per block for the counters (four statements where the general path takes six
-        for one finish). Anything else goes through `finish_attempt`'s path."""
+        written together (`store.plain_finish`: one read, the attempts and tasks, one UPDATE
+        per block for the counters, on PostgreSQL at the transaction's end). Anything else
+        goes through `finish_attempt`'s path."""
         results: dict[int, int | StaleAttempt | None] = {}
         if not reports:
             return []
         reports = [_storable_report(r) for r in reports]
         with self.db.begin() as conn:
-            plain = self._plain_successes(conn, reports)
+            plain = self._plain.select(conn, reports)
             if plain:
-                self._finish_plain(conn, plain, now)
+                self._plain.write(conn, plain, now)
                 results.update({report.attempt_id: row.job_id for report, row in plain})
             for report in reports:
                 if report.attempt_id in results:
@@ -246,83 +194,6 @@ class Attempts(Repository):
                 except StaleAttempt as exc:  # raised before this report wrote anything
                     results[report.attempt_id] = exc
         return [results[report.attempt_id] for report in reports]
-
-    def _plain_successes(
-        self, conn: sa.Connection, reports: Sequence[FinishReport]
-    ) -> list[tuple[FinishReport, Any]]:
-        """The reports that are plain successes of running attempts: right token, no stop
-        asked, job not canceled, no limits to give back, not under the minimum run time."""
-        seen = Counter(r.attempt_id for r in reports)
-        wanted = {
-            r.attempt_id: r
-            for r in reports
-            if r.status is AttemptStatus.SUCCEEDED and seen[r.attempt_id] == 1
-        }
-        if not wanted:
-            return []
-        if len(wanted) == 1:
-            (only,) = wanted
-            rows = _ENDING_ONE.all(conn, {"attempt_id": only})
-        else:
-            rows = conn.execute(_ENDING_MANY, {"ids": list(wanted)}).all()
-        plain = []
-        for row in rows:
-            report = wanted[row.id]
-            if (
-                secrets.compare_digest(row.token, report.token)
-                and row.status == AttemptStatus.RUNNING.value
-                and row.cancel_reason is None
-                and not row.canceled
-                and not row.limits
-                and too_short(report.duration_s, row.min_runtime_s) is None
-            ):
-                plain.append((report, row))
-        return plain
-
-    def _finish_plain(
-        self, conn: sa.Connection, plain: list[tuple[FinishReport, Any]], now: float
-    ) -> None:
-        """Write plain successes, as `_end_attempt` would one by one."""
-        _SUCCEED_ATTEMPT_P.run(
-            conn,
-            [
-                {
-                    "attempt_id": report.attempt_id,
-                    "v_ended_at": now,
-                    "v_exit_code": report.exit_code,
-                    "v_peak_rss_bytes": report.peak_rss_bytes,
-                    "v_duration_s": report.duration_s,
-                    "v_message": report.message,
-                }
-                for report, _ in plain
-            ],
-        )
-        _SUCCEED_TASK_P.run(
-            conn,
-            [
-                {
-                    "task_id": row.task_id,
-                    "v_status": TaskStatus.SUCCEEDED.value,
-                    "v_updated_at": now,
-                }
-                for _, row in plain
-            ],
-        )
-        per_block: dict[int, list[float | None]] = {}
-        for report, row in plain:
-            per_block.setdefault(row.block_id, []).append(report.duration_s)
-        for block_id, durations in per_block.items():
-            timed = [d for d in durations if d is not None]
-            _SUCCEED_BLOCK_P.run(
-                conn,
-                {
-                    "block_id": block_id,
-                    "n": len(durations),
-                    "runtime": sum(timed),
-                    "timed": len(timed),
-                },
-            )
-        note_finished_chunks(conn, ((row, report.duration_s) for report, row in plain))
 
     def _finish_in(self, conn: sa.Connection, report: FinishReport, now: float) -> int | None:
         row = self._live_attempt(conn, report.attempt_id, report.token)

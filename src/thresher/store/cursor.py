@@ -1,9 +1,14 @@
 """Taking tasks of one block, inside a claim's transaction (see `store.dispatch`).
 
-A requeued task row goes first; else the next position under the block cursor (`UPDATE … SET
-cursor = cursor + k … RETURNING`: the row lock hands every claimer different positions), its
-task row inserted as running. A block with frame-by-frame dependencies looks a little further
-than the cursor for a task whose upstream frames are done.
+A requeued task row goes first; else the next position under the block cursor, its task row
+inserted as running. A block with frame-by-frame dependencies looks a little further than the
+cursor for a task whose upstream frames are done.
+
+On SQLite the cursor moves with `UPDATE … SET cursor = cursor + k … RETURNING`. On PostgreSQL
+the transaction's first claim of a block locks its row (`SELECT … FOR UPDATE`, no new row
+version) and reads the cursor; its claims take positions from it in memory and the cursor and
+counters are written once at the transaction's end (`store.tally`). Either way the row lock
+hands every claimer different positions.
 
 Every function counts what it takes in the block's counters, in the caller's transaction, and
 returns (task row id, task index) pairs.
@@ -20,6 +25,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from thresher.core.deps import task_ready
 from thresher.core.frames import TaskLayout
 from thresher.core.states import TaskStatus
+from thresher.store import tally
 from thresher.store.prepared import Prepared
 from thresher.store.snapshot import SnapBlock
 from thresher.store.tables import blocks, tasks
@@ -43,6 +49,25 @@ _MOVE_CURSOR = Prepared(
 _UNCOUNT_RUNNING = Prepared(
     blocks.update().where(_BLOCK).values(n_running=blocks.c.n_running - sa.bindparam("k"))
 )
+
+
+def _positions(conn: sa.Connection, block_id: int, k: int) -> range:
+    """Up to `k` positions under the cursor, from the transaction's tally of the block (its
+    row locked and read at the first)."""
+    t = tally.of(conn, block_id)
+    if t.cursor is None:
+        locked = tally.lock(conn, block_id)
+        if locked is None:
+            return range(0)
+        t = locked
+    start = t.cursor
+    if start is None:  # never: the lock read it
+        return range(0)
+    taken = range(start, min(start + k, t.task_count))
+    if taken:
+        t.cursor = taken.stop
+        t.cursor_moved = True
+    return taken
 
 
 _TASK_COLUMNS = (
@@ -123,6 +148,11 @@ def take_requeued(
                 updated_at=now,
             )
         ).rowcount
+        if taken == 1 and tally.enabled(conn):
+            t = tally.of(conn, b.block_id)
+            t.queued -= 1
+            t.running += 1
+            return int(row.id), int(row.idx)
         if taken == 1:
             conn.execute(
                 blocks.update()
@@ -137,6 +167,17 @@ def take_next(
     conn: sa.Connection, b: SnapBlock, layout: TaskLayout, *, worker_id: int, now: float
 ) -> Taken | None:
     """The next task under the cursor that nothing touched before dispatch."""
+    if tally.enabled(conn):
+        while True:
+            positions = _positions(conn, b.block_id, 1)
+            if not positions:
+                return None
+            index = layout.task_at(positions[0])
+            task_id = _insert_running(conn, b, [index], worker_id, now).get(index)
+            if task_id is not None:
+                tally.of(conn, b.block_id).running += 1
+                return task_id, index
+            # Touched before dispatch: not the cursor's to run (see below).
     while True:
         # Moving the cursor and counting the task as running in one UPDATE: the row lock
         # serialises claimers of the block, and each sees the position it moved past.
@@ -156,6 +197,11 @@ def take_next_many(
     conn: sa.Connection, b: SnapBlock, layout: TaskLayout, *, worker_id: int, now: float, k: int
 ) -> list[Taken]:
     """Up to `k` more tasks under the cursor with one cursor move and one insert."""
+    if tally.enabled(conn):
+        indices = [layout.task_at(p) for p in _positions(conn, b.block_id, k)]
+        by_index = _insert_running(conn, b, indices, worker_id, now) if indices else {}
+        tally.of(conn, b.block_id).running += len(by_index)
+        return [(by_index[i], i) for i in indices if i in by_index]
     moved = _MOVE_CURSOR.first(conn, {"block_id": b.block_id, "k": k})
     if moved is None:  # fewer than k left: one at a time
         out = []

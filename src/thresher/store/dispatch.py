@@ -24,6 +24,7 @@ from thresher.core.model import Assignment
 from thresher.core.ordering import caps_allow
 from thresher.core.states import AttemptStatus
 from thresher.core.task_files import task_payload
+from thresher.store import tally
 from thresher.store.base import Database, Repository
 from thresher.store.cursor import (
     Taken,
@@ -121,6 +122,7 @@ class DispatchClaims(Repository):
     def __init__(self, db: Database) -> None:
         super().__init__(db)
         self._statics: dict[tuple[int, int, float], _JobStatic] = {}
+        tally.install(db.engine)
 
     def claim(
         self,
@@ -305,6 +307,7 @@ class DispatchClaims(Repository):
                 )
                 .select_from(blocks.join(jobs, jobs.c.id == blocks.c.job_id))
                 .where(blocks.c.id == b.block_id)
+                .execution_options(tally_safe=True)  # fixed columns only
             ).one()
             found = _JobStatic(
                 row.kind, row.payload, row.env, row.cwd, row.max_runtime_s, row.engine

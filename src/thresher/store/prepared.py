@@ -11,7 +11,10 @@ commits or rolls back with it, and a driver error goes through SQLAlchemy's own 
 lost connection invalidated, the error wrapped), so `unavailable_translated` sees it as it
 sees any other (`Unavailable`, or `Contended` for a deadlock).
 
-For statements with plain parameters only (no expanding `IN`, no multi-row `RETURNING`)."""
+For statements with plain parameters only (no expanding `IN`, no multi-row `RETURNING`).
+
+A statement that names the `blocks` table first writes the block changes its transaction
+gathered (`store.tally`), unless it says it reads none of them (`tally_safe`)."""
 
 from __future__ import annotations
 
@@ -22,6 +25,8 @@ from typing import Any, NamedTuple
 import sqlalchemy as sa
 from sqlalchemy.engine import Dialect
 
+from thresher.store import tally
+
 
 class _Compiled(NamedTuple):
     sql: str
@@ -30,6 +35,7 @@ class _Compiled(NamedTuple):
     binds: dict[str, Callable[[Any], Any]]  # parameter conversions the dialect needs
     row: Callable[..., Any] | None  # a named tuple per result row
     types: tuple[Any, ...]  # the result columns' types
+    blocks: bool  # names the blocks table (see `store.tally`)
 
 
 def _row_type(keys: list[str]) -> Callable[..., Any]:
@@ -40,10 +46,13 @@ def _row_type(keys: list[str]) -> Callable[..., Any]:
 class Prepared:
     """One statement, compiled once per dialect, run on the open transaction's cursor."""
 
-    __slots__ = ("_by_dialect", "_results", "statement")
+    __slots__ = ("_by_dialect", "_results", "statement", "tally_safe")
 
-    def __init__(self, statement: sa.ClauseElement) -> None:
+    def __init__(self, statement: sa.ClauseElement, *, tally_safe: bool = False) -> None:
+        """`tally_safe`: the statement reads none of the block columns a transaction gathers
+        changes of (`store.tally`), so it need not write them first."""
         self.statement = statement
+        self.tally_safe = tally_safe
         self._by_dialect: dict[str, _Compiled] = {}
         # Result conversions by dialect, known at the first run (they depend on the driver's
         # type codes in the cursor's description); () when none converts anything.
@@ -75,6 +84,7 @@ class Prepared:
             binds,
             row,
             types,
+            tally.names_blocks(str(compiled)),
         )
         self._by_dialect[dialect.name] = found
         return found
@@ -91,6 +101,8 @@ class Prepared:
         self, conn: sa.Connection, values: Mapping[str, Any] | Sequence[Mapping[str, Any]]
     ) -> tuple[_Compiled, Any]:
         c = self._compiled(conn.dialect)
+        if c.blocks and not self.tally_safe and tally.pending(conn):
+            tally.flush(conn)
         dbapi_conn: Any = conn.connection.dbapi_connection
         cursor = dbapi_conn.cursor()
         params: Any = None

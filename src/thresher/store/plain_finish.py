@@ -1,0 +1,283 @@
+"""Plain successes of a worker's report, written together (`Attempts.finish_many`).
+
+A plain success is the common finish: right token, attempt running, no stop asked, job not
+canceled, no limits to give back, not under the minimum run time. Those of one report are
+read with one statement and written with one UPDATE of the attempts and one of the tasks (on
+PostgreSQL one statement for both), and their block counters with one UPDATE per block (on
+PostgreSQL gathered for the transaction's end, `store.tally`).
+
+On PostgreSQL the read leaves out the block's row: a lookup of the hot row walks every
+version a held snapshot keeps; what the finish needs of the block never changes after
+submission (`_BlockFixed`) and is read once per block and kept.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import secrets
+from collections import Counter
+from collections.abc import Sequence
+from typing import Any
+
+import sqlalchemy as sa
+
+from thresher.core.error_hosts import too_short
+from thresher.core.states import AttemptStatus, TaskStatus
+from thresher.store import tally
+from thresher.store.base import _task_update
+from thresher.store.chunking import note_finished_chunks
+from thresher.store.prepared import Prepared
+from thresher.store.records import FinishReport
+from thresher.store.tables import attempts, blocks, jobs, tasks
+
+ENDING_COLUMNS = (
+    attempts.c.task_id,
+    attempts.c.worker_id,
+    attempts.c.job_id,
+    attempts.c.cancel_reason,
+    tasks.c.block_id,
+    tasks.c.failures,
+    blocks.c.retries,
+    blocks.c.min_runtime_s,
+    blocks.c.chunk,
+    blocks.c.limits,
+    jobs.c.canceled,
+)
+ENDING_FROM = (
+    attempts.join(tasks, tasks.c.id == attempts.c.task_id)
+    .join(blocks, blocks.c.id == tasks.c.block_id)
+    .join(jobs, jobs.c.id == blocks.c.job_id)
+)
+_ENDING_MANY = (
+    sa.select(attempts.c.id, attempts.c.token, attempts.c.status, *ENDING_COLUMNS)
+    .select_from(ENDING_FROM)
+    .where(attempts.c.id.in_(sa.bindparam("ids", expanding=True)))
+)
+# One finish (the poll of a worker that holds nothing ahead reports one): on the cursor.
+_ENDING_ONE = Prepared(
+    sa.select(attempts.c.id, attempts.c.token, attempts.c.status, *ENDING_COLUMNS)
+    .select_from(ENDING_FROM)
+    .where(attempts.c.id == sa.bindparam("attempt_id"))
+)
+# PostgreSQL: the same without the block's row (see above).
+_PLAIN_COLUMNS = (
+    attempts.c.id,
+    attempts.c.token,
+    attempts.c.status,
+    attempts.c.task_id,
+    attempts.c.worker_id,
+    attempts.c.job_id,
+    attempts.c.cancel_reason,
+    tasks.c.block_id,
+    jobs.c.canceled,
+)
+_PLAIN_FROM = attempts.join(tasks, tasks.c.id == attempts.c.task_id).join(
+    jobs, jobs.c.id == attempts.c.job_id
+)
+_PLAIN_ONE = Prepared(
+    sa.select(*_PLAIN_COLUMNS)
+    .select_from(_PLAIN_FROM)
+    .where(attempts.c.id == sa.bindparam("attempt_id"))
+)
+_PLAIN_MANY = (
+    sa.select(*_PLAIN_COLUMNS)
+    .select_from(_PLAIN_FROM)
+    .where(attempts.c.id.in_(sa.bindparam("ids", expanding=True)))
+)
+_BLOCKS_FIXED = (
+    sa.select(blocks.c.id, blocks.c.min_runtime_s, blocks.c.chunk, blocks.c.limits)
+    .where(blocks.c.id.in_(sa.bindparam("ids", expanding=True)))
+    .execution_options(tally_safe=True)
+)
+_SUCCEED_ATTEMPT = (
+    attempts.update()
+    .where(attempts.c.id == sa.bindparam("attempt_id"))
+    .values(
+        status=AttemptStatus.SUCCEEDED.value,
+        ended_at=sa.bindparam("v_ended_at"),
+        exit_code=sa.bindparam("v_exit_code"),
+        peak_rss_bytes=sa.bindparam("v_peak_rss_bytes"),
+        duration_s=sa.bindparam("v_duration_s"),
+        message=sa.bindparam("v_message"),
+    )
+)
+_SUCCEED_BLOCK = (
+    blocks.update()
+    .where(blocks.c.id == sa.bindparam("block_id"))
+    .values(
+        n_running=blocks.c.n_running - sa.bindparam("n"),
+        n_succeeded=blocks.c.n_succeeded + sa.bindparam("n"),
+        runtime_sum=blocks.c.runtime_sum + sa.bindparam("runtime"),
+        runtime_n=blocks.c.runtime_n + sa.bindparam("timed"),
+    )
+)
+_SUCCEED_ATTEMPT_P = Prepared(_SUCCEED_ATTEMPT)
+_SUCCEED_BLOCK_P = Prepared(_SUCCEED_BLOCK)
+_SUCCEED_TASK_P = Prepared(_task_update(frozenset({"status", "updated_at"})))
+# PostgreSQL: the attempt and its task in one statement (one round trip fewer per finish).
+_ENDED = _SUCCEED_ATTEMPT.returning(attempts.c.task_id).cte("ended")
+_SUCCEED_BOTH_P = Prepared(
+    tasks.update()
+    .where(tasks.c.id == _ENDED.c.task_id)
+    .values(status=sa.bindparam("v_status"), updated_at=sa.bindparam("v_updated_at"))
+    .add_cte(_ENDED)
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class _BlockFixed:
+    """What a finish reads of its block that never changes after submission."""
+
+    min_runtime_s: float | None
+    chunk: int
+    limits: Any
+
+
+@dataclasses.dataclass(frozen=True)
+class _Ending:
+    """A finish's attempt as the plain path reads it on PostgreSQL, with its block's fixed
+    fields (the fields `note_finished_chunks` and `_finish_plain` use)."""
+
+    id: int
+    token: str
+    status: str
+    task_id: int
+    worker_id: int
+    job_id: int
+    cancel_reason: str | None
+    block_id: int
+    canceled: bool
+    min_runtime_s: float | None
+    chunk: int
+    limits: Any
+
+
+class PlainSuccesses:
+    """Finds a report's plain successes and writes them; keeps the blocks' fixed fields."""
+
+    def __init__(self) -> None:
+        self._fixed: dict[int, _BlockFixed] = {}  # by block id (ids are never reused)
+
+    def select(
+        self, conn: sa.Connection, reports: Sequence[FinishReport]
+    ) -> list[tuple[FinishReport, Any]]:
+        """The reports that are plain successes of running attempts: right token, no stop
+        asked, job not canceled, no limits to give back, not under the minimum run time."""
+        seen = Counter(r.attempt_id for r in reports)
+        wanted = {
+            r.attempt_id: r
+            for r in reports
+            if r.status is AttemptStatus.SUCCEEDED and seen[r.attempt_id] == 1
+        }
+        if not wanted:
+            return []
+        rows: Sequence[Any]
+        if tally.enabled(conn):
+            rows = self._endings(conn, wanted)
+        elif len(wanted) == 1:
+            (only,) = wanted
+            rows = _ENDING_ONE.all(conn, {"attempt_id": only})
+        else:
+            rows = conn.execute(_ENDING_MANY, {"ids": list(wanted)}).all()
+        plain = []
+        for row in rows:
+            report = wanted[row.id]
+            if (
+                secrets.compare_digest(row.token, report.token)
+                and row.status == AttemptStatus.RUNNING.value
+                and row.cancel_reason is None
+                and not row.canceled
+                and not row.limits
+                and too_short(report.duration_s, row.min_runtime_s) is None
+            ):
+                plain.append((report, row))
+        return plain
+
+    def _endings(self, conn: sa.Connection, wanted: dict[int, FinishReport]) -> list[_Ending]:
+        """The finishes' attempts with their blocks' fixed fields, without reading a block's
+        row more than once per block (PostgreSQL)."""
+        if len(wanted) == 1:
+            (only,) = wanted
+            rows = _PLAIN_ONE.all(conn, {"attempt_id": only})
+        else:
+            rows = conn.execute(_PLAIN_MANY, {"ids": list(wanted)}).all()
+        fixed = self._fixed
+        unknown = {r.block_id for r in rows} - fixed.keys()
+        if unknown:
+            if len(fixed) > 100_000:
+                fixed.clear()
+            for b in conn.execute(_BLOCKS_FIXED, {"ids": sorted(unknown)}):
+                fixed[b.id] = _BlockFixed(b.min_runtime_s, b.chunk, b.limits)
+        out = []
+        for r in rows:
+            f = fixed[r.block_id]
+            out.append(
+                _Ending(
+                    r.id,
+                    r.token,
+                    r.status,
+                    r.task_id,
+                    r.worker_id,
+                    r.job_id,
+                    r.cancel_reason,
+                    r.block_id,
+                    r.canceled,
+                    f.min_runtime_s,
+                    f.chunk,
+                    f.limits,
+                )
+            )
+        return out
+
+    def write(self, conn: sa.Connection, plain: list[tuple[FinishReport, Any]], now: float) -> None:
+        """Write plain successes, as `Attempts.end_attempt` would one by one."""
+        ended = [
+            {
+                "attempt_id": report.attempt_id,
+                "v_ended_at": now,
+                "v_exit_code": report.exit_code,
+                "v_peak_rss_bytes": report.peak_rss_bytes,
+                "v_duration_s": report.duration_s,
+                "v_message": report.message,
+            }
+            for report, _ in plain
+        ]
+        gather = tally.enabled(conn)
+        if gather:
+            both = {"v_status": TaskStatus.SUCCEEDED.value, "v_updated_at": now}
+            _SUCCEED_BOTH_P.run(conn, [{**e, **both} for e in ended])
+        else:
+            _SUCCEED_ATTEMPT_P.run(conn, ended)
+            _SUCCEED_TASK_P.run(
+                conn,
+                [
+                    {
+                        "task_id": row.task_id,
+                        "v_status": TaskStatus.SUCCEEDED.value,
+                        "v_updated_at": now,
+                    }
+                    for _, row in plain
+                ],
+            )
+        per_block: dict[int, list[float | None]] = {}
+        for report, row in plain:
+            per_block.setdefault(row.block_id, []).append(report.duration_s)
+        for block_id, durations in per_block.items():
+            timed = [d for d in durations if d is not None]
+            if gather:  # written at the transaction's end (`store.tally`)
+                t = tally.of(conn, block_id)
+                t.running -= len(durations)
+                t.succeeded += len(durations)
+                t.runtime_sum += sum(timed)
+                t.runtime_n += len(timed)
+                continue
+            _SUCCEED_BLOCK_P.run(
+                conn,
+                {
+                    "block_id": block_id,
+                    "n": len(durations),
+                    "runtime": sum(timed),
+                    "timed": len(timed),
+                },
+            )
+        note_finished_chunks(conn, ((row, report.duration_s) for report, row in plain))

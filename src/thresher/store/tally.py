@@ -1,0 +1,218 @@
+"""A transaction's changes to its blocks' hot columns, written once per block at its end
+(PostgreSQL).
+
+Each assignment used to write two versions of its block's row: the claim moved `cursor` and
+`n_running`, the finish moved the counters. PostgreSQL keeps every version of a row that a
+snapshot older than it may still see; while a long transaction holds such a snapshot (a report,
+a backup), none can be pruned, the row's chain grows by thousands a second, and every lookup
+of the row walks it (docs/performance.md, "Vacuum held back"). So on PostgreSQL a transaction
+gathers what it changes in a block's hot columns here, and writes it in one UPDATE per block
+just before it commits: a poll group of eight polls writes one version per block instead of
+sixteen, and the lookups that remain are the claim's lock and that UPDATE.
+
+- The claim locks the block's row at its first claim of the transaction (`SELECT … FOR UPDATE`
+  writes no version), reads the cursor, and hands out positions from it in memory; the lock
+  keeps every other claimer out until the commit, as the UPDATE of the cursor did, so no two
+  transactions see the same position. The end writes the cursor as it is.
+- The finish adds its counts (`n_running` down, `n_succeeded` and the run time up) here.
+- Any other statement of the transaction that names the `blocks` table (a read of the
+  counters, deciding whether a job is final, a move of a task with its counters, a retry
+  moving the cursor back) first writes what is gathered, so it sees the block as it is; the
+  statements of the claim and finish that read only fixed columns of the block say so
+  (`Prepared(..., tally_safe=True)`, or the execution option `tally_safe`).
+- A rollback forgets what was gathered, with the rest of the transaction.
+- Both the lock and the UPDATE go straight to the row's live version when they can: each
+  controller keeps where it last wrote each block's row (its `ctid`) and asks for
+  `id = … AND ctid = …` (a TID scan: one tuple, however many dead versions the held snapshot
+  keeps); when another controller wrote the row since, that finds nothing and the lookup by
+  id runs instead. The `ctid` only says where to look: whatever it finds has the block's id,
+  and it is the row's current version or nothing.
+
+SQLite has one writer and no row versions to keep: it writes each change at once as before.
+"""
+
+from __future__ import annotations
+
+import weakref
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import event
+
+_KEY = "thresher_tally"
+_INSTALLED: weakref.WeakSet[sa.Engine] = weakref.WeakSet()
+#: Where each block's row was last written or locked by this process (a hint, see above).
+_WHERE: dict[int, str] = {}
+_WHERE_MAX = 10_000
+
+
+@dataclass
+class BlockTally:
+    """What one transaction changed in one block's hot columns (not written yet)."""
+
+    cursor: int | None = None  # next position to hand out; None: the row is not read yet
+    task_count: int = 0  # as read under the lock
+    ctid: str | None = None  # where its live version is (read under the lock)
+    cursor_moved: bool = False
+    queued: int = 0
+    running: int = 0
+    succeeded: int = 0
+    runtime_sum: float = 0.0
+    runtime_n: int = 0
+
+
+def enabled(conn: sa.Connection) -> bool:
+    """Whether this connection gathers block changes (PostgreSQL, with the hooks installed)."""
+    return conn.dialect.name == "postgresql" and conn.engine in _INSTALLED
+
+
+def install(engine: sa.Engine) -> None:
+    """Hook the engine's connections (once per engine, before its first transaction): write
+    what a transaction gathered before its commit and before any statement that may read it;
+    forget it at a rollback. Nothing on SQLite."""
+    if engine.dialect.name != "postgresql" or engine in _INSTALLED:
+        return
+    event.listen(engine, "before_cursor_execute", _before_statement)
+    event.listen(engine, "commit", _before_commit)
+    event.listen(engine, "rollback", _forget)
+    _INSTALLED.add(engine)
+
+
+def _tallies(conn: sa.Connection) -> dict[int, BlockTally] | None:
+    """The open transaction's tallies (kept in the DBAPI connection's `info` with the
+    transaction they belong to: one left by a transaction that ended otherwise is not
+    taken for another's)."""
+    kept = conn.info.get(_KEY)
+    if kept is None:
+        return None
+    if kept[0] is not conn.get_transaction():
+        del conn.info[_KEY]
+        return None
+    tallies: dict[int, BlockTally] = kept[1]
+    return tallies
+
+
+def of(conn: sa.Connection, block_id: int) -> BlockTally:
+    """The open transaction's tally of a block (created empty)."""
+    tallies = _tallies(conn)
+    if tallies is None:
+        tallies = {}
+        conn.info[_KEY] = (conn.get_transaction(), tallies)
+    found = tallies.get(block_id)
+    if found is None:
+        found = tallies[block_id] = BlockTally()
+    return found
+
+
+def pending(conn: sa.Connection) -> bool:
+    return bool(_tallies(conn))
+
+
+_SET = (
+    "UPDATE blocks SET cursor = COALESCE(%(cursor)s, cursor),"
+    " n_queued = n_queued + %(queued)s, n_running = n_running + %(running)s,"
+    " n_succeeded = n_succeeded + %(succeeded)s, runtime_sum = runtime_sum + %(runtime_sum)s,"
+    " runtime_n = runtime_n + %(runtime_n)s WHERE id = %(block_id)s"
+)
+_FLUSH_AT = _SET + " AND ctid = %(ctid)s::tid RETURNING ctid::text"
+_FLUSH = _SET + " RETURNING ctid::text"
+_LOCK = "SELECT cursor, task_count, ctid::text FROM blocks WHERE id = %(block_id)s"
+_LOCK_AT = _LOCK + " AND ctid = %(ctid)s::tid FOR UPDATE"
+_LOCK_BY_ID = _LOCK + " FOR UPDATE"
+
+
+def _run(conn: sa.Connection, sql: str, params: dict[str, Any]) -> Any:
+    """One row of a statement run on the transaction's DBAPI connection (as `Prepared` runs
+    them: no SQLAlchemy events, its error handling), or None."""
+    dbapi_conn: Any = conn.connection.dbapi_connection
+    cursor = dbapi_conn.cursor()
+    try:
+        cursor.execute(sql, params)
+        row = cursor.fetchone()
+    except Exception as exc:
+        cursor.close()
+        # A lost connection invalidated, the error wrapped, so `unavailable_translated`
+        # translates it.
+        conn._handle_dbapi_exception(exc, sql, params, cursor, None)
+        raise
+    cursor.close()
+    return row
+
+
+def _note_where(block_id: int, ctid: str) -> None:
+    if len(_WHERE) >= _WHERE_MAX:
+        _WHERE.clear()
+    _WHERE[block_id] = ctid
+
+
+def lock(conn: sa.Connection, block_id: int) -> BlockTally | None:
+    """Lock the block's row (`SELECT … FOR UPDATE`: no new version) and read its cursor into
+    the transaction's tally of it; None when the block is gone."""
+    t = of(conn, block_id)
+    row = None
+    hint = _WHERE.get(block_id)
+    if hint is not None:
+        row = _run(conn, _LOCK_AT, {"block_id": block_id, "ctid": hint})
+    if row is None:
+        row = _run(conn, _LOCK_BY_ID, {"block_id": block_id})
+    if row is None:
+        return None
+    t.cursor, t.task_count, t.ctid = int(row[0]), int(row[1]), str(row[2])
+    return t
+
+
+def flush(conn: sa.Connection) -> None:
+    """Write what the transaction gathered, one UPDATE per block (in block id order), and
+    start over: a later claim locks and reads the row again."""
+    tallies = _tallies(conn)
+    conn.info.pop(_KEY, None)
+    if not tallies:
+        return
+    for block_id, t in sorted(tallies.items()):
+        if not (t.cursor_moved or t.queued or t.running or t.succeeded or t.runtime_n):
+            continue
+        params = {
+            "block_id": block_id,
+            "cursor": t.cursor if t.cursor_moved else None,
+            "queued": t.queued,
+            "running": t.running,
+            "succeeded": t.succeeded,
+            "runtime_sum": t.runtime_sum,
+            "runtime_n": t.runtime_n,
+            "ctid": t.ctid or _WHERE.get(block_id),
+        }
+        row = _run(conn, _FLUSH_AT, params) if params["ctid"] is not None else None
+        if row is None:
+            row = _run(conn, _FLUSH, params)
+        if row is not None:
+            _note_where(block_id, str(row[0]))
+
+
+def names_blocks(sql: str) -> bool:
+    """Whether a statement's SQL names the blocks table (it may read what is gathered)."""
+    return "blocks" in sql
+
+
+def _before_statement(
+    conn: sa.Connection,
+    cursor: Any,
+    statement: str,
+    parameters: Any,
+    context: Any,
+    executemany: bool,
+) -> None:
+    if _KEY not in conn.info or not names_blocks(statement) or not pending(conn):
+        return
+    if context is not None and context.execution_options.get("tally_safe"):
+        return
+    flush(conn)
+
+
+def _before_commit(conn: sa.Connection) -> None:
+    flush(conn)
+
+
+def _forget(conn: sa.Connection) -> None:
+    if not conn.invalidated:  # a lost connection: its `info` may not be reached (and the
+        conn.info.pop(_KEY, None)  # transaction's identity keeps a stale tally from reuse)
