@@ -410,8 +410,7 @@ class Agents:
             self.heartbeat(poll.worker_id, now)
             poll = replace(poll, touched=now)
         if woke and poll.held:
-            # What it holds may have been asked to stop. A worker holding nothing gains
-            # attempts only through its own polls: nothing to read again (an idle farm's start).
+            # What it holds may have been asked to stop (it gains attempts only by its polls)
             poll = replace(poll, held=self.store.snapshot.worker_held(poll.worker_id))
         with self.unit.transaction():
             got = self._dispatch(poll.worker_id, poll.lanes, poll.ahead_lanes, poll.held)
