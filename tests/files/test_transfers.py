@@ -30,7 +30,7 @@ from thresher.files.scope import issue
 from thresher.files.server import serve_in_thread
 from thresher.files.service import FileService, create_files_app
 from thresher.files.store import ChunkStore
-from thresher.files.upload import upload
+from thresher.files.upload import DigestCache, upload
 from thresher.testing import wait_until
 
 TOKEN = "files-token"
@@ -252,6 +252,44 @@ def test_a_corrupted_chunk_is_fetched_again_and_a_cut_transfer_resumes(
     assert resumed.files_resumed == 1
     assert resumed.bytes_moved < len(data) - AVG_CHUNK  # what came before the cut stayed
     assert not [p for p in os.listdir(dest) if "thresher-part" in p]
+
+
+def test_a_download_brings_its_own_copies_up_to_date_and_keeps_anyone_elses(
+    sites: tuple[Site, Site], tmp_path: Path
+) -> None:
+    """`existing="skip"` keeps a different file only when it is someone's: a file an earlier
+    pass wrote and nobody changed since (a frame fetched mid-render) is brought up to date."""
+    a, _ = sites
+    out = a.root / "out"
+    out.mkdir()
+    big = _random(3 * AVG_CHUNK, 5)
+    first = {"f1.png": b"half", "f2.png": b"half", "f3.png": b"v1", "big.exr": big}
+    for name, data in first.items():
+        (out / name).write_bytes(data)
+    dest = tmp_path / "dest"
+    (dest / "out").mkdir(parents=True)
+    (dest / "out" / "f3.png").write_bytes(b"mine")  # there before: no transfer wrote it
+
+    async def fetch(name: str) -> Any:
+        a.call("/checkin", {"volume": "proj", "path": "out", "name": name})
+        async with Peer(a.url, TOKEN) as peer:
+            manifest = await peer.manifest(name)
+            assert manifest is not None
+            cache = DigestCache(dest / ".thresher-download.json")
+            return await download(manifest, dest / "out", peer, existing="skip", cache=cache)
+
+    assert asyncio.run(fetch("pass-1")).files_kept == 1  # f3.png, someone's own
+    (dest / "out" / "f2.png").write_bytes(b"changed here")  # ours once, someone's now
+    bigger = big[: len(big) // 2] + b"whole frame" + big[len(big) // 2 :]
+    second = {"f1.png": b"whole frame", "f2.png": b"whole", "f3.png": b"v2", "big.exr": bigger}
+    for name, data in second.items():
+        (out / name).write_bytes(data)
+    stats = asyncio.run(fetch("pass-2"))
+    assert (dest / "out" / "f1.png").read_bytes() == b"whole frame"
+    assert (dest / "out" / "big.exr").read_bytes() == bigger
+    assert (dest / "out" / "f2.png").read_bytes() == b"changed here"
+    assert (dest / "out" / "f3.png").read_bytes() == b"mine"
+    assert stats.files_kept == 2
 
 
 def test_upload_sends_only_what_the_service_lacks(sites: tuple[Site, Site], tmp_path: Path) -> None:

@@ -12,7 +12,9 @@ the first batch, then once every CHECKPOINT_BYTES, and when the transfer stops o
 cut connection loses nothing; a killed process at most CHECKPOINT_BYTES). Small files (one
 chunk) are fetched many per request and each written to a temporary name and renamed.
 
-An existing file that differs is overwritten, skipped or kept beside a copy (``existing``).
+An existing file that differs is overwritten, skipped or kept beside a copy (``existing``),
+unless the transfers into this destination wrote it and it is unchanged since: that one is
+brought up to date.
 """
 
 from __future__ import annotations
@@ -177,17 +179,25 @@ def _copy_name(target: Path) -> Path:
 def _decide(
     target: Path, entry: FileEntry, existing: Existing, fetcher: _Fetcher, dest: Path
 ) -> Path | None:
-    """Where to write the entry (None: it is there already, or kept as it is)."""
+    """Where to write the entry (None: it is there already, or kept as it is).
+
+    A file this destination's transfers wrote (or found equal) and that is unchanged since is
+    a copy of an earlier version, not someone's own file: it is brought up to date whatever
+    `existing` says. A frame fetched while it was still being rendered is thus replaced by the
+    whole one on a later pass (`thresher download --follow`)."""
     try:
         st = target.stat()
     except FileNotFoundError:
         return target
+    ours = fetcher.cache.get(target.relative_to(dest).as_posix(), st)
     if st.st_size == entry.size:
-        known = fetcher.cache.get(entry.path, st) or digest_file(target)
+        known = ours or digest_file(target)
         if known.hash == entry.hash:
             fetcher.written(dest, target, entry)
             fetcher.stats.files_skipped += 1
             return None
+    if ours is not None:
+        return target
     if existing == "skip":
         fetcher.stats.files_kept += 1
         return None
