@@ -1,0 +1,37 @@
+"""Routes are built before the first request, not on the event loop while it waits.
+
+FastAPI builds each route's dependencies and models at the first request that is matched
+through its router; on a busy machine that took the first request past its client's timeout
+while every other request waited behind it. The controller builds them while it starts."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import routing
+
+from thresher.testing import ServedController
+
+from .conftest import Serve
+
+
+def test_a_first_request_builds_no_route(serve: Serve, monkeypatch: pytest.MonkeyPatch) -> None:
+    context = getattr(routing, "_EffectiveRouteContext", None)
+    if context is None or not hasattr(context, "from_api_route"):
+        pytest.skip("this FastAPI builds its routes when they are declared")
+    built: list[str] = []
+    original = context.from_api_route
+
+    def spy(*args: Any, **kwargs: Any) -> Any:
+        built.append(str(kwargs.get("original_route", args[0] if args else "")))
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(context, "from_api_route", spy)
+    served: ServedController = serve()
+    assert built, "nothing was built at start"
+    built.clear()
+    for path in ("/api/v1/jobs/1/blocks/0/tasks/7", "/api/v1/sites", "/healthz", "/metrics"):
+        httpx.get(f"{served.url}{path}", timeout=30)
+    assert built == []
