@@ -20,11 +20,11 @@ import time
 from pathlib import Path
 from typing import Any
 
+from poll_cpu import sim_worker
 from thresher.controller.app import ThresherApp, create_app
 from thresher.controller.auth import ensure_admin_token
 from thresher.controller.settings import ControllerSettings
 from thresher.core.clock import SystemClock
-from thresher.schemas import api
 from thresher.store.db import sqlite_url
 from thresher.store.store import Store
 
@@ -84,18 +84,7 @@ async def _run(args: argparse.Namespace, data_dir: Path) -> dict[str, Any]:
         admin = await farm.call(farm.access.caller, (data_dir / "admin-token").read_text().strip())
         tokens = []
         for i in range(args.workers):
-            out = await farm.call(
-                farm.agents.register,
-                admin,
-                api.RegisterIn(
-                    name=f"sim-{i:04d}",
-                    hostname=f"sim-{i:04d}",
-                    os="linux",
-                    cores=4,
-                    ram_bytes=8 << 30,
-                    lanes=1,
-                ),
-            )
+            out = await farm.call(farm.agents.register, admin, sim_worker(i))
             tokens.append(out.token.encode())
         results: dict[str, list[float]] = {"hot": [], "fastapi": []}
         for _ in range(args.rounds):

@@ -38,6 +38,12 @@ from thresher.store.db import sqlite_url
 from thresher.store.store import Store
 
 
+def sim_worker(i: int) -> api.RegisterIn:
+    """The registration of simulated worker `i` (one lane)."""
+    name = f"sim-{i:04d}"
+    return api.RegisterIn(name=name, hostname=name, os="linux", cores=4, ram_bytes=8 << 30, lanes=1)
+
+
 def _setup(data_dir: Path, url: str, workers: int, tasks: int) -> tuple[Farm, list[Any], Any, int]:
     if url.startswith("postgresql"):  # an empty database: drop what an earlier run left
         engine = sa.create_engine(url)
@@ -60,17 +66,7 @@ def _setup(data_dir: Path, url: str, workers: int, tasks: int) -> tuple[Farm, li
     )
     callers = []
     for i in range(workers):
-        out = farm.agents.register(
-            admin,
-            api.RegisterIn(
-                name=f"sim-{i:04d}",
-                hostname=f"sim-{i:04d}",
-                os="linux",
-                cores=4,
-                ram_bytes=8 << 30,
-                lanes=1,
-            ),
-        )
+        out = farm.agents.register(admin, sim_worker(i))
         callers.append(farm.access.caller(out.token))
     return farm, callers, admin, job.id
 

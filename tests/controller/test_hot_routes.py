@@ -5,7 +5,6 @@ and both answers must agree (status, body, the headers that matter, a request id
 from __future__ import annotations
 
 import socket
-import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -13,7 +12,7 @@ import httpx
 import pytest
 
 from thresher.controller.app import ThresherApp
-from thresher.testing import ServedController
+from thresher.testing import ServedController, wait_until
 
 from .conftest import Serve
 from .test_dispatch import worker
@@ -202,10 +201,7 @@ def test_a_held_poll_whose_worker_went_away_ends(farm: tuple[ServedController, S
         return scrape(served, served.admin_token)["thresher_polls_in_flight"][()]
 
     def wait_for(value: float) -> None:
-        deadline = time.monotonic() + 10
-        while in_flight() != value:
-            assert time.monotonic() < deadline, f"polls in flight never became {value}"
-            time.sleep(0.05)
+        wait_until(lambda: in_flight() == value, timeout=10, what=f"{value} polls in flight")
 
     with socket.create_connection((host, int(port))) as sock:
         sock.sendall(request)
