@@ -51,6 +51,10 @@ class UnitOfWork:
         self.unavailable_at: float | None = None
         #: Told of the jobs that ended, after the commit that ended them (`JobEnds.ended`).
         self.on_ended: Callable[[list[int]], None] | None = None
+        #: Told of the jobs a change submitted, in its transaction before the commit: the
+        #: held polls' claims made there (`controller.hand_out`); gives what to tell once the
+        #: transaction committed (True) or did not (False).
+        self.on_added: Callable[[list[int]], Callable[[bool], None]] | None = None
 
     def job_ended(self, job_id: int) -> None:
         """Job `job_id` became final in the open transaction: its waiters hear of it once
@@ -107,12 +111,21 @@ class UnitOfWork:
         committed (never before: a poll woken early would read the state from before)."""
         added: list[int] = []
         token = _ADDED.set(added)
+        settle: Callable[[bool], None] | None = None
         try:
             with self.transaction():
                 yield
                 self._write_audit_row()
+                if added and self.on_added is not None:
+                    settle = self.on_added(added)
+        except BaseException:
+            if settle is not None:
+                settle(False)
+            raise
         finally:
             _ADDED.reset(token)
+        if settle is not None:
+            settle(True)
         self.notifier.notify(soft=soft, added=added)
 
     def _write_audit_row(self) -> None:
