@@ -14,7 +14,6 @@ import json
 import logging
 import os
 import signal
-import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -30,7 +29,6 @@ from thresher.worker.config import (
     worker_state_dir,
 )
 from thresher.worker.facts import detect
-from thresher.worker.lanes import SWITCH_INTERVAL_S
 from thresher.worker.nimby import State, nimby_path, write_nimby
 
 
@@ -302,7 +300,6 @@ def worker(
         containers=containers,
     )
     typer.echo(f"thresher worker {worker_name} with {lane_count} lane(s) polling {url}", err=True)
-    sys.setswitchinterval(SWITCH_INTERVAL_S)  # a lane starts its task without waiting the loop out
     asyncio.run(run_agents([agent_config]))
 
 

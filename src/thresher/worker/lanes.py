@@ -32,12 +32,6 @@ log = logging.getLogger("thresher.worker")
 _FEW = 2
 """A lane holding no more pieces than this wakes the loop for each one that ends."""
 
-SWITCH_INTERVAL_S = 0.0005
-"""The worker process's GIL switch interval (`sys.setswitchinterval`, Python's default is 5 ms).
-A lane's thread woken for a task (`hand`) waits for the GIL while the event loop goes on with
-the rest of the poll's answer (and the next poll): at the default that wait was 1-1.2 ms of a
-task's start on an idle worker; the loop gives the GIL up at most this long after a lane asks."""
-
 
 @dataclass(frozen=True)
 class Done:
