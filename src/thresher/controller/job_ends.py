@@ -8,11 +8,13 @@ one PostgreSQL hear of the end in their peers' NOTIFY (`controller/peers.py`), w
 the ids of the jobs that ended. Registering before the read means no end is missed: an end
 committed before the registration is in what the read sees, one after it wakes the waiter.
 
-The end of a job is told on the farm thread right after the commit that ended it; there the job
-is read once for all its waiters and handed to them with the wake-up, so a waiter answers
-without a second trip to the farm thread (which by then is often busy with the worker's next
-poll). Each waiter's own first read checked that its caller may see the job. An end heard from
-a peer (on the listening thread) only wakes the waiters, which read the job themselves."""
+The end of a job is told on the farm thread right after the commit that ended it, with the job's
+record as that commit left it (`Jobs._stamp_if_final` read it in the transaction and stamped its
+finish time: nothing else of it changes there), else the job is read there once; either way it is
+handed to all its waiters with the wake-up, so a waiter answers without a trip of its own to the
+farm thread (which by then is often busy with the worker's next poll). Each waiter's own first read
+checked that its caller may see the job. An end heard from a peer (on the listening thread) only
+wakes the waiters, which read the job themselves."""
 
 from __future__ import annotations
 
