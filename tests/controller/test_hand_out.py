@@ -232,3 +232,31 @@ def test_a_poll_without_a_free_lane_is_left_to_its_own_rounds(served: Served) ->
     assert farm.agents.idle.take(8) == []
     assert len(farm.agents.idle) == 1
     assert not answer.done()
+
+
+def test_a_submission_inside_a_wider_transaction_leaves_the_poll_to_its_own_round(
+    served: Served, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Its change's end is not the commit: no poll may hear of its claims before the commit."""
+    farm = served.farm
+    worker = served.run(farm.call(register, farm, "w1", 1))
+    own_rounds: list[object] = []
+    next_round = farm.agents._next_round
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        own_rounds.append(args)
+        return next_round(*args, **kwargs)
+
+    monkeypatch.setattr(farm.agents, "_next_round", counted)
+    answer = hold(served, worker)
+
+    def submit_inside() -> int:
+        with farm.unit.transaction():
+            body = api.JobIn(name="inside", frames="1", command=["true"])
+            return farm.jobs.submit(ALICE, body).id
+
+    job_id = served.run(farm.call(submit_inside))
+
+    (task,) = answer.result(timeout=10).assignments
+    assert task.job_id == job_id
+    assert own_rounds != []

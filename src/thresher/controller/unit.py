@@ -119,11 +119,13 @@ class UnitOfWork:
         added: list[int] = []
         token = _ADDED.set(added)
         settle: Callable[[bool], None] | None = None
+        # Held polls are handed claims only where this change's end is its commit.
+        outermost = not self.store.db.in_transaction()
         try:
             with self.transaction():
                 yield
                 self._write_audit_row()
-                if added and self.on_added is not None:
+                if added and outermost and self.on_added is not None:
                     settle = self.on_added(added)
         except BaseException:
             if settle is not None:
