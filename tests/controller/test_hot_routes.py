@@ -267,7 +267,7 @@ def exchange(
                     assert more(), (out, buffer)
                 head, _, buffer = buffer.partition(b"\r\n\r\n")
                 status, *lines = head.split(b"\r\n")
-                headers = [tuple(line.split(b": ", 1)) for line in lines]
+                headers = [(n, v) for n, _, v in (line.partition(b": ") for line in lines)]
                 length = int(dict(headers).get(b"content-length", b"0"))
                 while len(buffer) < length:
                     assert more(), (out, buffer)
@@ -343,7 +343,8 @@ def test_the_protocol_serves_the_hot_routes_over_tls(tmp_path: Path) -> None:
         ControllerSettings(data_dir=tmp_path / "data"), tls_certfile=cert, tls_keyfile=key
     )
     with serve_in_thread(settings) as served:
-        assert served.app is not None and served.url.startswith("https://")
+        assert served.app is not None
+        assert served.url.startswith("https://")
         spy = Spy(served.app)
         served.app.hot = spy  # type: ignore[assignment]
         admin = {"Authorization": f"Bearer {served.admin_token}"}

@@ -72,7 +72,7 @@ def supported() -> bool:
         return False
     params = set(inspect.signature(RequestResponseCycle.__init__).parameters)
     needed = ("on_headers_complete", "_start_asgi_task", "on_response_complete")
-    return _CYCLE_ARGS <= params and all(hasattr(HttpToolsProtocol, n) for n in needed)
+    return params >= _CYCLE_ARGS and all(hasattr(HttpToolsProtocol, n) for n in needed)
 
 
 def protocol_for(app: Any) -> Any:
@@ -172,6 +172,7 @@ if HttpToolsProtocol is not None:
             parser = self.parser
             if (
                 hot is None
+                or path is None
                 or parser.get_method() != b"POST"
                 or parser.should_upgrade()
                 or self.limit_concurrency is not None
@@ -208,7 +209,7 @@ if HttpToolsProtocol is not None:
 
         def _hot(self) -> Any:
             """The app's hot routes, when they serve now (else None)."""
-            app: ThresherApp = self.config.app
+            app: ThresherApp = self.config.app  # type: ignore[assignment]
             hot = app.hot
             if hot is None or not (app.hot_routes and app.hot_protocol):
                 return None
