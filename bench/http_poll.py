@@ -2,14 +2,14 @@
 and off in turn.
 
 A controller (`testing.serve_in_thread`: uvicorn on a real socket, SQLite in a temporary
-directory) runs in this process; `--workers` registered workers' idle polls
-(`{"lanes": [0], "wait_s": 0}`, a heartbeat) come from a load generator in another process, over
-`--connections` keep-alive connections, pre-encoded. Each round sends every worker's poll
-`--passes` times, with `ThresherApp.hot_protocol` on (`controller/hot_protocol.py`: the hot
-routes handed their requests straight from the protocol, one write per answer) or off
-(uvicorn's own request cycle, then `ThresherApp.__call__`, then the same hot routes). The CPU is this process's (the
-controller's event loop and farm thread) and its event loop's thread alone, per poll, medians
-of `--rounds` rounds each way. Between `bench/asgi_poll.py` (the ASGI app without sockets) and
+directory) runs in this process; `--workers` registered workers' idle polls (`{"lanes": [0],
+"wait_s": 0}`, a heartbeat) come from a load generator in another process, over `--connections`
+keep-alive connections, pre-encoded. Each round sends every worker's poll `--passes` times, with
+`ThresherApp.hot_protocol` on (`controller/hot_protocol.py`: the hot routes handed their
+requests straight from the protocol, one write per answer) or off (uvicorn's own request cycle,
+then `ThresherApp.__call__`, then the same hot routes). The CPU is this process's (the
+controller's event loop and farm thread) and its event loop's thread alone, per poll, medians of
+`--rounds` rounds each way. Between `bench/asgi_poll.py` (the ASGI app without sockets) and
 `bench/heartbeat.py` (a controller process and 5,000 workers). Prints one JSON line."""
 
 from __future__ import annotations
