@@ -102,7 +102,7 @@ def _run(args: argparse.Namespace, data_dir: Path) -> dict[str, Any]:
             target=_load, args=(theirs, host, int(port), tokens, args.connections, args.passes)
         )
         load.start()
-        ways = {"protocol": True, "uvicorn": False}
+        ways = {w: on for w, on in {"protocol": True, "uvicorn": False}.items() if w in args.ways}
         cpu: dict[str, list[float]] = {way: [] for way in ways}
         loop: dict[str, list[float]] = {way: [] for way in ways}
         try:
@@ -140,6 +140,9 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=50)
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--passes", type=int, default=4, help="each worker's polls per round")
+    parser.add_argument(
+        "--ways", nargs="+", default=["protocol", "uvicorn"], help="protocol, uvicorn (profiling)"
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="thresher-http-poll-") as tmp:
         print(json.dumps(_run(args, Path(tmp))))

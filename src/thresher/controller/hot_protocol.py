@@ -34,19 +34,16 @@ import asyncio
 import inspect
 from typing import TYPE_CHECKING, Any
 
+from uvicorn.protocols.http.httptools_impl import (
+    STATUS_LINE,
+    HttpToolsProtocol,
+    RequestResponseCycle,
+)
+
 from thresher.controller.hot_routes import PATHS
 
 if TYPE_CHECKING:
     from thresher.controller.app import ThresherApp
-
-try:
-    from uvicorn.protocols.http.httptools_impl import (
-        STATUS_LINE,
-        HttpToolsProtocol,
-        RequestResponseCycle,
-    )
-except ImportError:  # pragma: no cover - httptools is a dependency of the controller
-    HttpToolsProtocol = RequestResponseCycle = None  # type: ignore[assignment,misc]
 
 #: The hot requests' targets, as they come on the request line.
 _TARGETS: dict[bytes, str] = {path.encode("ascii"): path for path in PATHS}
@@ -68,8 +65,6 @@ _CYCLE_ARGS = {
 
 def supported() -> bool:
     """Whether the installed uvicorn has the protocol classes this module builds on."""
-    if HttpToolsProtocol is None:
-        return False
     params = set(inspect.signature(RequestResponseCycle.__init__).parameters)
     needed = ("on_headers_complete", "_start_asgi_task", "on_response_complete")
     return params >= _CYCLE_ARGS and all(hasattr(HttpToolsProtocol, n) for n in needed)
@@ -85,134 +80,133 @@ def protocol_for(app: Any) -> Any:
     return "auto"
 
 
-if HttpToolsProtocol is not None:
+class HotCycle(RequestResponseCycle):
+    """One hot request's cycle: uvicorn's, but the answer written in one write."""
 
-    class HotCycle(RequestResponseCycle):
-        """One hot request's cycle: uvicorn's, but the answer written in one write."""
+    head: bytes | None = None  # the status line and headers, until the body comes
+    lean = True  # False: this answer is written by uvicorn's own `send`
 
-        head: bytes | None = None  # the status line and headers, until the body comes
-        lean = True  # False: this answer is written by uvicorn's own `send`
-
-        async def send(self, message: Any) -> None:
-            if not self.lean:
+    async def send(self, message: Any) -> None:
+        if not self.lean:
+            await super().send(message)
+            return
+        if self.flow.write_paused and not self.disconnected:
+            await self.flow.drain()
+        if self.disconnected:
+            return
+        if not self.response_started:
+            if message["type"] != "http.response.start":
+                raise RuntimeError(f"Expected 'http.response.start', got {message['type']!r}")
+            if self.access_log or not self._start(message):
+                self.lean = False  # uvicorn's `send` writes this answer, as it would
                 await super().send(message)
-                return
-            if self.flow.write_paused and not self.disconnected:
-                await self.flow.drain()
-            if self.disconnected:
-                return
-            if not self.response_started:
-                if message["type"] != "http.response.start":
-                    raise RuntimeError(f"Expected 'http.response.start', got {message['type']!r}")
-                if self.access_log or not self._start(message):
-                    self.lean = False  # uvicorn's `send` writes this answer, as it would
-                    await super().send(message)
-            elif self.response_complete or message["type"] != "http.response.body":
-                raise RuntimeError(f"Unexpected ASGI message {message['type']!r}")
-            else:
-                self._body(message.get("body", b""), message.get("more_body", False))
+        elif self.response_complete or message["type"] != "http.response.body":
+            raise RuntimeError(f"Unexpected ASGI message {message['type']!r}")
+        else:
+            self._body(message.get("body", b""), message.get("more_body", False))
 
-        def _start(self, message: Any) -> bool:
-            """Hold the status line and headers for the body; False for an answer without a
-            length (a stream, or chunked), left to uvicorn's `send`."""
-            headers = message.get("headers", ())
-            lines = [STATUS_LINE[message["status"]]]
-            length: int | None = None
-            close = False
-            for name, value in (*self.default_headers, *headers):
-                name = name.lower()
-                if name == b"content-length" and length is None:
-                    length = int(value)
-                elif name == b"transfer-encoding":
-                    length = None
-                    break
-                elif name == b"connection" and b"close" in value.lower():
-                    close = True
-                lines += (name, b": ", value, b"\r\n")
-            else:
-                if length is not None:
-                    self.response_started = True
-                    self.waiting_for_100_continue = False
-                    self.expected_content_length = length
-                    self.chunked_encoding = False
-                    if close or not self.keep_alive:
-                        self.keep_alive = False
-                        if not close:
-                            lines.append(b"connection: close\r\n")
-                    lines.append(b"\r\n")
-                    self.head = b"".join(lines)
-                    return True
-            return False
+    def _start(self, message: Any) -> bool:
+        """Hold the status line and headers for the body; False for an answer without a
+        length (a stream, or chunked), left to uvicorn's `send`."""
+        headers = message.get("headers", ())
+        lines = [STATUS_LINE[message["status"]]]
+        length: int | None = None
+        close = False
+        for name, value in (*self.default_headers, *headers):
+            name = name.lower()
+            if name == b"content-length" and length is None:
+                length = int(value)
+            elif name == b"transfer-encoding":
+                length = None
+                break
+            elif name == b"connection":
+                close = close or b"close" in [t.strip() for t in value.lower().split(b",")]
+            lines += (name, b": ", value, b"\r\n")
+        else:
+            if length is not None:
+                self.response_started = True
+                self.waiting_for_100_continue = False
+                self.expected_content_length = length
+                self.chunked_encoding = False
+                if close or not self.keep_alive:
+                    self.keep_alive = False
+                    if not close:
+                        lines.append(b"connection: close\r\n")
+                lines.append(b"\r\n")
+                self.head = b"".join(lines)
+                return True
+        return False
 
-        def _body(self, body: bytes, more: bool) -> None:
-            if len(body) > self.expected_content_length:
-                raise RuntimeError("Response content longer than Content-Length")
-            self.expected_content_length -= len(body)
-            head, self.head = self.head, None
-            if head is not None:
-                body = head + body if body else head
-            if body:
-                self.transport.write(body)
-            if not more:
-                if self.expected_content_length != 0:
-                    raise RuntimeError("Response content shorter than Content-Length")
-                self.response_complete = True
-                self.message_event.set()
-                if not self.keep_alive:
-                    self.transport.close()
-                self.on_response()
+    def _body(self, body: bytes, more: bool) -> None:
+        if len(body) > self.expected_content_length:
+            raise RuntimeError("Response content longer than Content-Length")
+        self.expected_content_length -= len(body)
+        head, self.head = self.head, None
+        if head is not None:
+            body = head + body if body else head
+        if body:
+            self.transport.write(body)
+        if not more:
+            if self.expected_content_length != 0:
+                raise RuntimeError("Response content shorter than Content-Length")
+            self.response_complete = True
+            self.message_event.set()
+            if not self.keep_alive:
+                self.transport.close()
+            self.on_response()
 
-    class HotProtocol(HttpToolsProtocol):
-        """uvicorn's httptools protocol, with the hot routes' requests run by `HotCycle`
-        (see the module's docstring)."""
 
-        def on_headers_complete(self) -> None:
-            path = _TARGETS.get(self.url)
-            hot = self._hot() if path is not None else None
-            parser = self.parser
-            if (
-                hot is None
-                or path is None
-                or parser.get_method() != b"POST"
-                or parser.should_upgrade()
-                or self.limit_concurrency is not None
-            ):
-                super().on_headers_complete()
-                return
-            http_version = parser.get_http_version()
-            scope = self.scope
-            scope["method"] = "POST"
-            if http_version != "1.1":
-                scope["http_version"] = http_version
-            scope["path"] = self.root_path + path if self.root_path else path
-            scope["raw_path"] = self.root_path.encode("ascii") + self.url
-            scope["query_string"] = b""
-            existing = self.cycle
-            self.cycle = HotCycle(
-                scope=scope,
-                transport=self.transport,
-                flow=self.flow,
-                logger=self.logger,
-                access_logger=self.access_logger,
-                access_log=self.access_log,  # off (`server_config`); on: uvicorn's `send`
-                default_headers=self.server_state.default_headers,
-                message_event=asyncio.Event(),
-                expect_100_continue=self.expect_100_continue,
-                keep_alive=http_version != "1.0" and parser.should_keep_alive(),
-                on_response=self.on_response_complete,
-            )
-            if existing is None or existing.response_complete:
-                self._start_asgi_task(self.cycle, hot)
-            else:  # pipelined: after the one being answered, as uvicorn queues them
-                self.flow.pause_reading()
-                self.pipeline.appendleft((self.cycle, hot))
+class HotProtocol(HttpToolsProtocol):
+    """uvicorn's httptools protocol, with the hot routes' requests run by `HotCycle`
+    (see the module's docstring)."""
 
-        def _hot(self) -> Any:
-            """The app's hot routes, when they serve now (else None)."""
-            app: ThresherApp = self.config.app  # type: ignore[assignment]
-            hot = app.hot
-            if hot is None or not (app.hot_routes and app.hot_protocol):
-                return None
-            if getattr(app.state, "farm", None) is None:
-                return None
-            return hot
+    def on_headers_complete(self) -> None:
+        path = _TARGETS.get(self.url)
+        hot = self._hot() if path is not None else None
+        parser = self.parser
+        if (
+            hot is None
+            or path is None
+            or parser.get_method() != b"POST"
+            or parser.should_upgrade()
+            or self.limit_concurrency is not None
+        ):
+            super().on_headers_complete()
+            return
+        http_version = parser.get_http_version()
+        scope = self.scope
+        scope["method"] = "POST"
+        if http_version != "1.1":
+            scope["http_version"] = http_version
+        scope["path"] = self.root_path + path if self.root_path else path
+        scope["raw_path"] = self.root_path.encode("ascii") + self.url
+        scope["query_string"] = b""
+        existing = self.cycle
+        self.cycle = HotCycle(
+            scope=scope,
+            transport=self.transport,
+            flow=self.flow,
+            logger=self.logger,
+            access_logger=self.access_logger,
+            access_log=self.access_log,  # off (`server_config`); on: uvicorn's `send`
+            default_headers=self.server_state.default_headers,
+            message_event=asyncio.Event(),
+            expect_100_continue=self.expect_100_continue,
+            keep_alive=http_version != "1.0" and parser.should_keep_alive(),
+            on_response=self.on_response_complete,
+        )
+        if existing is None or existing.response_complete:
+            self._start_asgi_task(self.cycle, hot)
+        else:  # pipelined: after the one being answered, as uvicorn queues them
+            self.flow.pause_reading()
+            self.pipeline.appendleft((self.cycle, hot))
+
+    def _hot(self) -> Any:
+        """The app's hot routes, when they serve now (else None)."""
+        app: ThresherApp = self.config.app  # type: ignore[assignment]
+        hot = app.hot
+        if hot is None or not (app.hot_routes and app.hot_protocol):
+            return None
+        if getattr(app.state, "farm", None) is None:
+            return None
+        return hot
