@@ -52,8 +52,9 @@ def test_the_staging_folder_lies_in_the_outputs_folder(
     assert found[0].final("/elsewhere/f1.png") == "/elsewhere/f1.png"
 
 
-def test_a_windows_output_on_a_posix_worker_is_not_staged() -> None:
+def test_a_windows_or_blender_relative_output_is_not_staged() -> None:
     assert staging_for("P:\\out\\a.png", workdir="/w", name=NAME) is None
+    assert staging_for("//render/f_####", workdir="/w", name=NAME) is None
 
 
 def test_commit_moves_exactly_the_attempts_files_into_place(tmp_path: Path) -> None:

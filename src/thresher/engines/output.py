@@ -88,8 +88,9 @@ def staging_for(output: str, *, workdir: str, name: str) -> tuple[Staging, str] 
     relative to `workdir`), and the output the application is to write instead: the same
     path under the staging folder. The output's folder is the deepest folder of its path that
     names no frame (``out/####/beauty.exr`` stages in ``out``). None for a path of another OS
-    (a Windows path on a POSIX worker: the application says what is wrong with it)."""
-    if is_windows_style(output) and os.name != "nt":
+    (a Windows path on a POSIX worker: the application says what is wrong with it) and for
+    Blender's ``//`` (relative to the scene file, which only Blender resolves)."""
+    if (is_windows_style(output) and os.name != "nt") or output.startswith("//"):
         return None
     path = os.path.normpath(os.path.join(workdir, output))
     kind = output_kind(output, is_directory=os.path.isdir(path))

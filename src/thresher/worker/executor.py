@@ -30,7 +30,7 @@ from thresher.worker.openjd_lane import OpenJDLanes, OpenJDResult
 from thresher.worker.outbox import Outbox
 from thresher.worker.poll_policy import LaneLoad, closed, closing, ended, given, topped_up
 from thresher.worker.process import GroupGuard, ProcessResult
-from thresher.worker.staging import StagingLedger, commit, discard
+from thresher.worker.staging import StagingLedger, discard, settle
 from thresher.worker.sync import SiteSync
 from thresher.worker.tasks import Command, CommandBuilder
 from thresher.worker.volumes import ShareResolver, needs_shares
@@ -362,19 +362,17 @@ class Executor:
         staging folder of one that did not succeed; then report it (None: never reported)."""
         assert held.staging is not None
         staging, a = held.staging, held.assignment
+        succeeded = report is not None and report.status == "succeeded"
         moved: list[Path] = []
         try:
-            if report is not None and report.status == "succeeded":
-                moved = await asyncio.to_thread(commit, staging)
-            else:
-                await asyncio.to_thread(discard, staging)
+            moved = await asyncio.to_thread(
+                settle, staging, succeeded=succeeded, ledger=self._ledger, attempt_id=a.attempt_id
+            )
         except OSError as exc:
             message = f"its outputs could not be moved into {staging.folder}: {exc}"
             self._say(a)(message)
-            await asyncio.to_thread(discard, staging)
             if report is not None:
                 report = report.model_copy(update={"status": "failed", "message": message})
-        await asyncio.to_thread(self._ledger.forget, a.attempt_id)
         if report is None:
             return
         if held.upload is not None and report.status == "succeeded":

@@ -35,7 +35,7 @@ from pathlib import Path
 from thresher.engines import Staging
 from thresher.engines.output import STAGING_PREFIX
 
-__all__ = ["STALE_S", "StagingLedger", "commit", "discard", "sweep_stale"]
+__all__ = ["STALE_S", "StagingLedger", "commit", "discard", "settle", "sweep_stale"]
 
 #: A staging folder nothing was written to for this long belongs to no running attempt.
 STALE_S = 7 * 24 * 3600.0
@@ -63,6 +63,24 @@ def commit(staging: Staging) -> list[Path]:
             moved.append(target)
     shutil.rmtree(staged, ignore_errors=True)
     return moved
+
+
+def settle(
+    staging: Staging, *, succeeded: bool, ledger: StagingLedger, attempt_id: int
+) -> list[Path]:
+    """The attempt ended: its files moved into place if it `succeeded` (those answered), else
+    its staging folder removed; the ledger forgets it either way. OSError: a move failed (the
+    staging folder is removed all the same)."""
+    try:
+        if succeeded:
+            return commit(staging)
+        discard(staging)
+        return []
+    except OSError:
+        discard(staging)
+        raise
+    finally:
+        ledger.forget(attempt_id)
 
 
 def discard(staging: Staging) -> None:
