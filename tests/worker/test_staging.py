@@ -24,7 +24,7 @@ from thresher.engines.output import staging_for
 from thresher.schemas import api
 from thresher.testing import serve_in_thread
 from thresher.worker.agent import Agent, AgentConfig
-from thresher.worker.staging import STALE_S, StagingLedger, commit, sweep_stale
+from thresher.worker.staging import STALE_S, StagingLedger, commit, settle, sweep_stale
 
 NAME = ".thresher-attempt-7"
 
@@ -69,6 +69,20 @@ def test_commit_moves_exactly_the_attempts_files_into_place(tmp_path: Path) -> N
     assert moved == [out / "f1.png", out / "sub" / "f1.exr"]
     assert (out / "f1.png").read_bytes() == b"one"
     assert sorted(p.name for p in out.iterdir()) == ["f1.png", "other.png", "sub"]
+
+
+def test_a_move_that_fails_leaves_no_staging_folder_and_says_so(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    staging = Staging(folder=str(out), staged=str(out / NAME))
+    (out / NAME).mkdir(parents=True)
+    (out / NAME / "f1.png").write_bytes(b"one")
+    (out / "f1.png").mkdir()  # a folder where the file goes: the rename fails
+    ledger = StagingLedger(tmp_path / "work")
+    ledger.note(7, staging)
+    with pytest.raises(IsADirectoryError):
+        settle(staging, succeeded=True, ledger=ledger, attempt_id=7)
+    assert sorted(p.name for p in out.iterdir()) == ["f1.png"]
+    assert list(ledger.root.iterdir()) == []
 
 
 def _command_task(tmp_path: Path, command: list[str], output: str) -> EngineTask:
