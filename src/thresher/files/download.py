@@ -77,6 +77,9 @@ class _Fetcher:
     ) -> None:
         self.peer, self.throttle, self.stats, self.cache = peer, throttle, stats, cache
         self.folders: set[Path] = set()  # checked to lie inside the destination, and made
+        # One batch of small files written at a time: creating files in a folder is the
+        # kernel's work, and writers side by side only contend for it.
+        self.writing = asyncio.Lock()
 
     def written(
         self, dest: Path, where: Path, entry: FileEntry, st: os.stat_result | None = None
@@ -281,7 +284,8 @@ async def _small(
     async def run(batch: list[tuple[FileEntry, Path]]) -> None:
         async with gate:
             got = await fetcher.fetch([e.chunks[0].hash for e, _ in batch if e.chunks])
-            await asyncio.to_thread(_write_small, batch, got, fetcher, dest)
+            async with fetcher.writing:
+                await asyncio.to_thread(_write_small, batch, got, fetcher, dest)
 
     await asyncio.gather(*(run(b) for b in batches if b))
 
