@@ -167,8 +167,9 @@ def test_a_wait_answers_when_the_job_ends_else_at_its_timeout(
     served: ServedController, admin: Client
 ) -> None:
     """GIVEN a one-task job, WHEN a client waits for it: the wait times out returning the job
-    unfinished; a wait held while the task runs is answered by its finish, long before its
-    timeout; a bad timeout is refused naming the field; another artist's job is not found."""
+    unfinished; a wait held while the task runs is answered by its finish, long before its timeout,
+    with the job as stored (its record handed by the use case that ended it); a bad timeout is
+    refused naming the field; another artist's job is not found."""
     job = admin.submit("one", ["true"], frames="1")
     assert admin.wait(job.id, timeout_s=0.05).status == "queued"  # the job as it is
 
@@ -183,6 +184,7 @@ def test_a_wait_answers_when_the_job_ends_else_at_its_timeout(
         held.join(timeout=30)  # inside the 60 s hold: answered by the finish
     assert not held.is_alive(), "the wait was not answered by the job's end"
     assert [j.status for j in seen] == ["succeeded"]
+    assert seen == [admin.job(job.id)]  # the record handed with the end is the job as stored
     assert waits_held(served) == 0
 
     with pytest.raises(InvalidRequest) as bad:

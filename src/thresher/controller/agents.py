@@ -16,7 +16,7 @@ from thresher.controller.farm_thread import retrying
 from thresher.controller.jobs import Jobs
 from thresher.controller.monitor import SampleKeeper
 from thresher.controller.notifications import DiskWatch, workers_lost, workers_sick
-from thresher.controller.poll_state import FirstRound, HeldPoll
+from thresher.controller.poll_state import FirstRound, HeldPoll, IdlePolls, reconcile
 from thresher.controller.scheduling import Scheduling
 from thresher.controller.settings import ControllerSettings
 from thresher.controller.unit import UnitOfWork
@@ -72,6 +72,7 @@ class Agents:
         self.samples = SampleKeeper(store)  # resource samples polls carry (web monitor)
         self.log_bytes: Callable[[int], None] | None = None  # told of output taken in
         self.disk = DiskWatch(store, settings.disk_low_bytes)  # worker.disk_low events
+        self.idle = IdlePolls()  # held polls waiting now, for a submission to claim for
 
     # -- enrolment and identity -----------------------------------------------------------------
 
@@ -295,9 +296,16 @@ class Agents:
             if self.notifier.closing or await disconnected():
                 held = await self.run(self._last_round, held)
                 break
-            woke = await self.notifier.wait(generation, held.wait_s)
+            slot = self.idle.add(held)
+            try:
+                woke = await self.notifier.wait(generation, held.wait_s)
+            finally:
+                ours = self.idle.leave(slot)
             generation = self.notifier.generation
-            held = await self.run(self._next_round, held, woke=woke)
+            handed = None if ours else await slot.future  # a submission claimed for it
+            if handed is None:
+                handed = await self.run(self._next_round, held, woke=woke)
+            held = handed
         assert held.answer is not None
         return held.answer
 
@@ -356,7 +364,7 @@ class Agents:
         stale = self._report(body.output, body.finished)
         self.scheduling.note_local_nimby(worker_id, body.nimby)
         self.disk.seen(worker_id, body.sample, now=started)
-        held, stale = self._reconcile(worker_id, body, stale, started)
+        held, stale = reconcile(self.store, self.index, worker_id, body, stale, started)
         got = self._dispatch(worker_id, body.lanes, body.ahead_lanes, held)
         if body.sample:
             self.samples.record(worker_id, started, body.sample)
@@ -378,7 +386,7 @@ class Agents:
             self.notifier.notify(soft=True)
         elif body.output or body.sample or step.got.assignments:
             self.notifier.touch()
-        return self._decide(step.poll, step.got)
+        return self.decide(step.poll, step.got)
 
     def _check_lanes(self, worker_id: int, body: api.PollIn) -> None:
         """A worker claims for its own lanes only (those it enrolled with)."""
@@ -405,6 +413,15 @@ class Agents:
 
     def _next_round(self, poll: HeldPoll, *, woke: bool) -> HeldPoll:
         """After a wake-up or a timeout: refresh the lease when due, claim again."""
+        with self.unit.transaction():
+            poll, got = self.round_in(poll, woke=woke)
+        if got.assignments:
+            self.notifier.touch()
+        return self.decide(poll, got)
+
+    def round_in(self, poll: HeldPoll, *, woke: bool) -> tuple[HeldPoll, Dispatch]:
+        """A held poll's next round in the caller's transaction: the lease refreshed when
+        due, what it holds read again after a wake-up, its claim."""
         now = self.clock.now()
         if now - poll.touched >= self.settings.heartbeat_s:
             self.heartbeat(poll.worker_id, now)
@@ -412,17 +429,13 @@ class Agents:
         if woke and poll.held:
             # What it holds may have been asked to stop (it gains attempts only by its polls)
             poll = replace(poll, held=self.store.snapshot.worker_held(poll.worker_id))
-        with self.unit.transaction():
-            got = self._dispatch(poll.worker_id, poll.lanes, poll.ahead_lanes, poll.held)
-        if got.assignments:
-            self.notifier.touch()
-        return self._decide(poll, got)
+        return poll, self._dispatch(poll.worker_id, poll.lanes, poll.ahead_lanes, poll.held)
 
     def _last_round(self, poll: HeldPoll) -> HeldPoll:
         """The worker went away or the server stops: answer with nothing more."""
         return replace(poll, answer=self._answer(poll.worker_id, [], stop=[], stale=poll.stale))
 
-    def _decide(self, poll: HeldPoll, got: Dispatch) -> HeldPoll:
+    def decide(self, poll: HeldPoll, got: Dispatch) -> HeldPoll:
         """Answer now (work, something to stop, the hold over), or how long to wait."""
         stop = sorted({h.id for h in poll.held if h.cancel_reason is not None} | set(got.preempted))
         now = self.clock.now()
@@ -439,25 +452,6 @@ class Agents:
             pending if pending is not None else 1e9,
         )
         return replace(poll, wait_s=max(wait, 0.005))
-
-    def _reconcile(
-        self, worker_id: int, body: api.PollIn, stale: list[int], started: float
-    ) -> tuple[list[HeldAttempt], list[int]]:
-        """What the store holds for the worker after losing what it no longer reports (a
-        reply lost in transit), and the attempts it runs that must die (deleted, lost, ended)."""
-        reported = {r.attempt_id for r in body.running} | {f.attempt_id for f in body.finished}
-        held = self.store.snapshot.worker_held(worker_id)
-        running = {r.attempt_id for r in body.running} - {f.attempt_id for f in body.finished}
-        if running - {h.id for h in held} and self.store.workers.reattach(
-            worker_id, running - {h.id for h in held}, now=started
-        ):
-            self.index.invalidate()  # their tasks left the queue again
-            held = self.store.snapshot.worker_held(worker_id)
-        if any(h.created_at < started and h.id not in reported for h in held):
-            self.store.workers.lose_unreported(worker_id, reported, before=started, now=started)
-            self.index.invalidate()  # their tasks are back in the queue
-            held = self.store.snapshot.worker_held(worker_id)
-        return held, sorted(set(stale) | (running - {h.id for h in held}))
 
     def _dispatch(
         self,

@@ -12,6 +12,7 @@ state and `core` decides.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -28,6 +29,7 @@ from thresher.controller.engines import EngineRegistry
 from thresher.controller.events import EventHub
 from thresher.controller.farm_thread import FarmThread
 from thresher.controller.find import Finder
+from thresher.controller.hand_out import hand_out
 from thresher.controller.job_ends import JobEnds
 from thresher.controller.jobs import Jobs
 from thresher.controller.metrics import FarmMetrics, TimedDispatcher
@@ -102,6 +104,7 @@ class Farm:
             run=self.call,
         )
         self.agents.first_round = self._first_round
+        self.unit.on_added = functools.partial(hand_out, self.agents)
         self.access = Access(
             store,
             clock,

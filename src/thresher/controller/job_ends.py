@@ -8,18 +8,20 @@ one PostgreSQL hear of the end in their peers' NOTIFY (`controller/peers.py`), w
 the ids of the jobs that ended. Registering before the read means no end is missed: an end
 committed before the registration is in what the read sees, one after it wakes the waiter.
 
-The end of a job is told on the farm thread right after the commit that ended it; there the job
-is read once for all its waiters and handed to them with the wake-up, so a waiter answers
-without a second trip to the farm thread (which by then is often busy with the worker's next
-poll). Each waiter's own first read checked that its caller may see the job. An end heard from
-a peer (on the listening thread) only wakes the waiters, which read the job themselves."""
+The end of a job is told on the farm thread right after the commit that ended it, with the job's
+record as that commit left it (`Jobs._stamp_if_final` read it in the transaction and stamped its
+finish time: nothing else of it changes there), else the job is read there once; either way it is
+handed to all its waiters with the wake-up, so a waiter answers without a trip of its own to the
+farm thread (which by then is often busy with the worker's next poll). Each waiter's own first read
+checked that its caller may see the job. An end heard from a peer (on the listening thread) only
+wakes the waiters, which read the job themselves."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING
 
 from thresher.controller.jobs import FINAL_JOB
@@ -81,10 +83,18 @@ class JobEnds:
         """On the farm thread: `read(job_id)` reads a job there (after a commit)."""
         self._read, self._read_thread = read, threading.get_ident()
 
-    def ended(self, job_ids: Iterable[int] | None, *, announce: bool = True) -> None:
+    def ended(
+        self,
+        job_ids: Iterable[int] | None,
+        records: Mapping[int, JobRecord] | None = None,
+        *,
+        announce: bool = True,
+    ) -> None:
         """Jobs ended (committed): wake their waiters. Any thread. `None`: any job may have
         ended (a peer's list too long to send, notifications missed): every waiter reads again.
-        On the farm thread, each waited-for job is read here once and handed to its waiters."""
+        On the farm thread, each waited-for job is handed to its waiters: its record as the
+        commit left it, from `records` (the use case that ended it had it), else read here
+        once."""
         ids = None if job_ids is None else list(job_ids)
         if announce and self.announce is not None and ids:
             self.announce(ids)
@@ -98,16 +108,20 @@ class JobEnds:
         if threading.get_ident() == self._loop_thread:
             self._wake(ids, {})
         else:
-            loop.call_soon_threadsafe(self._wake, ids, self._read_ended(ids))
+            loop.call_soon_threadsafe(self._wake, ids, self._read_ended(ids, records or {}))
 
-    def _read_ended(self, ids: list[int] | None) -> dict[int, JobRecord]:
+    def _read_ended(
+        self, ids: list[int] | None, records: Mapping[int, JobRecord]
+    ) -> dict[int, JobRecord]:
         """On the farm thread, right after the commit: the waited-for jobs among `ids`."""
         read = self._read
         if ids is None or read is None or threading.get_ident() != self._read_thread:
             return {}
         found: dict[int, JobRecord] = {}
         for job_id in ids:
-            if job_id in self._waiters:  # a waiter leaving meanwhile costs one read at most
+            if job_id in records:
+                found[job_id] = records[job_id]
+            elif job_id in self._waiters:  # a waiter leaving meanwhile costs one read at most
                 with contextlib.suppress(Exception):  # gone, or the store away: it reads itself
                     found[job_id] = read(job_id)
         return found

@@ -4,7 +4,7 @@ priority, delete, retry or skip one task. Each is one transaction (`UnitOfWork`)
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from thresher.controller.auth import ADMIN, ARTIST, WRANGLER, Caller
 from thresher.controller.compile import compile_job, compile_template
@@ -333,6 +333,8 @@ class Jobs:
 
     def _stamp_if_final(self, job_id: int) -> None:
         job = self.store.jobs.get(job_id)
-        if job.status in FINAL_JOB and self.store.jobs.mark_finished(job_id, self.clock.now()):
-            job_event(self.store, job, final_kind(job.status), now=self.clock.now())
-            self.unit.job_ended(job_id)
+        now = self.clock.now()
+        if job.status in FINAL_JOB and self.store.jobs.mark_finished(job_id, now):
+            job_event(self.store, job, final_kind(job.status), now=now)
+            # as the commit leaves it: its waiters are answered without reading it again
+            self.unit.job_ended(job_id, replace(job, finished_at=now))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass
 
@@ -11,6 +11,7 @@ from thresher.controller.dispatch import DispatchIndex
 from thresher.controller.notifier import Notifier
 from thresher.core.clock import Clock
 from thresher.core.errors import Contended, Unavailable
+from thresher.core.model import JobRecord
 from thresher.store.store import Store
 
 
@@ -30,8 +31,11 @@ class AuditNote:
 
 #: The note of the call served in this context, if it is audited.
 AUDIT_NOTE: ContextVar[AuditNote | None] = ContextVar("thresher-audit-note", default=None)
-#: The jobs the open transaction made final, told to `on_ended` once it has committed.
-_ENDED: ContextVar[list[int] | None] = ContextVar("thresher-ended-jobs", default=None)
+#: The jobs the open transaction made final, told to `on_ended` once it has committed, with
+#: each one's record as the commit leaves it where the use case had it (else None).
+_ENDED: ContextVar[dict[int, JobRecord | None] | None] = ContextVar(
+    "thresher-ended-jobs", default=None
+)
 #: The jobs the open change submitted (`UnitOfWork.job_added`), None: it changed more.
 _ADDED: ContextVar[list[int] | None] = ContextVar("thresher-added-jobs", default=None)
 
@@ -49,17 +53,23 @@ class UnitOfWork:
         # When the store was last unavailable (None: never): the workers could not be heard
         # then, so no lease may run out for it until a lease after the store is back.
         self.unavailable_at: float | None = None
-        #: Told of the jobs that ended, after the commit that ended them (`JobEnds.ended`).
-        self.on_ended: Callable[[list[int]], None] | None = None
+        #: Told of the jobs that ended, after the commit that ended them, and of the records
+        #: of those the use case had as committed (`JobEnds.ended`).
+        self.on_ended: Callable[[list[int], Mapping[int, JobRecord]], None] | None = None
+        #: Told of the jobs a change submitted, in its transaction before the commit: the
+        #: held polls' claims made there (`controller.hand_out`); gives what to tell once the
+        #: transaction committed (True) or did not (False).
+        self.on_added: Callable[[list[int]], Callable[[bool], None]] | None = None
 
-    def job_ended(self, job_id: int) -> None:
+    def job_ended(self, job_id: int, job: JobRecord | None = None) -> None:
         """Job `job_id` became final in the open transaction: its waiters hear of it once
-        that commits (at once where no transaction of this unit is open)."""
+        that commits (at once where no transaction of this unit is open). `job`: its record
+        as that commit leaves it, handed to them without a read."""
         pending = _ENDED.get()
         if pending is not None:
-            pending.append(job_id)
+            pending[job_id] = job
         elif self.on_ended is not None:
-            self.on_ended([job_id])
+            self.on_ended([job_id], {job_id: job} if job is not None else {})
 
     def job_added(self, job_id: int) -> None:
         """Job `job_id` was submitted in the open change, whose only other writes leave
@@ -80,7 +90,7 @@ class UnitOfWork:
         On a failure the dispatch index, which counted the claims and finishes rolled back, is
         rebuilt from the store."""
         outer = _ENDED.get() is None
-        token = _ENDED.set([]) if outer else None
+        token = _ENDED.set({}) if outer else None
         try:
             with self.store.transaction():
                 yield
@@ -99,7 +109,8 @@ class UnitOfWork:
             if token is not None:
                 _ENDED.reset(token)
         if ended and self.on_ended is not None:
-            self.on_ended(ended)
+            records = {job_id: job for job_id, job in ended.items() if job is not None}
+            self.on_ended(list(ended), records)
 
     @contextlib.contextmanager
     def change(self, *, soft: bool = False) -> Iterator[None]:
@@ -107,12 +118,23 @@ class UnitOfWork:
         committed (never before: a poll woken early would read the state from before)."""
         added: list[int] = []
         token = _ADDED.set(added)
+        settle: Callable[[bool], None] | None = None
+        # Held polls are handed claims only where this change's end is its commit.
+        outermost = not self.store.db.in_transaction()
         try:
             with self.transaction():
                 yield
                 self._write_audit_row()
+                if added and outermost and self.on_added is not None:
+                    settle = self.on_added(added)
+        except BaseException:
+            if settle is not None:
+                settle(False)
+            raise
         finally:
             _ADDED.reset(token)
+        if settle is not None:
+            settle(True)
         self.notifier.notify(soft=soft, added=added)
 
     def _write_audit_row(self) -> None:
