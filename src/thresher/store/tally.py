@@ -33,12 +33,16 @@ SQLite has one writer and no row versions to keep: it writes each change at once
 
 from __future__ import annotations
 
+import threading
+import time
 import weakref
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import event
+
+from thresher.store import ranges
 
 _KEY = "thresher_tally"
 _INSTALLED: weakref.WeakSet[sa.Engine] = weakref.WeakSet()
@@ -52,6 +56,7 @@ class BlockTally:
     """What one transaction changed in one block's hot columns (not written yet)."""
 
     cursor: int | None = None  # next position to hand out; None: the row is not read yet
+    reserved: int | None = None  # the cursor to write: positions up to it are reserved
     task_count: int = 0  # as read under the lock
     ctid: str | None = None  # where its live version is (read under the lock)
     cursor_moved: bool = False
@@ -60,6 +65,12 @@ class BlockTally:
     succeeded: int = 0
     runtime_sum: float = 0.0
     runtime_n: int = 0
+    # Positions this transaction took from those the process holds (`store.ranges`): held
+    # again if it rolls back.
+    from_held: list[int] = field(default_factory=list)
+
+    def counts(self) -> bool:
+        return bool(self.queued or self.running or self.succeeded or self.runtime_n)
 
 
 def enabled(conn: sa.Connection) -> bool:
@@ -120,16 +131,40 @@ _FLUSH = _SET + " RETURNING ctid::text"
 _LOCK = "SELECT cursor, task_count, ctid::text FROM blocks WHERE id = %(block_id)s"
 _LOCK_AT = _LOCK + " AND ctid = %(ctid)s::tid FOR UPDATE"
 _LOCK_BY_ID = _LOCK + " FOR UPDATE"
+_JOURNAL = (
+    "INSERT INTO block_deltas (block_id, n_queued, n_running, n_succeeded, runtime_sum,"
+    " runtime_n) VALUES (%(block_id)s, %(queued)s, %(running)s, %(succeeded)s,"
+    " %(runtime_sum)s, %(runtime_n)s)"
+)
+_PENDING = "SELECT DISTINCT block_id FROM block_deltas"
+# Rows another transaction holds (a claim reserving a range, another fold) are left for a
+# later fold: a fold never waits, so it never deadlocks with them.
+_LOCK_SOME = "SELECT id FROM blocks WHERE id = ANY(%(ids)s) ORDER BY id FOR UPDATE SKIP LOCKED"
+_TAKE = (
+    "WITH d AS (DELETE FROM block_deltas WHERE id IN (SELECT id FROM block_deltas"
+    " WHERE block_id = ANY(%(ids)s) FOR UPDATE SKIP LOCKED) RETURNING *)"
+    " SELECT block_id, sum(n_queued), sum(n_running), sum(n_succeeded), sum(runtime_sum),"
+    " sum(runtime_n) FROM d GROUP BY block_id ORDER BY block_id"
+)
+#: Seconds between the folds of the journal that a committing claim or finish runs.
+FOLD_EVERY_S = 1.0
+_FOLD_KEY = "thresher_tally_fold"
+_fold_lock = threading.Lock()
+_last_fold = 0.0
+# Journal rows this process wrote, and those a committed fold of its own had seen: a read
+# of the counters folds first while the first is ahead.
+_journaled = 0
+_folded = 0
 
 
-def _run(conn: sa.Connection, sql: str, params: dict[str, Any]) -> Any:
-    """One row of a statement run on the transaction's DBAPI connection (as `Prepared` runs
-    them: no SQLAlchemy events, its error handling), or None."""
+def _run(conn: sa.Connection, sql: str, params: dict[str, Any], *, fetch: str = "one") -> Any:
+    """One row (`fetch` "all": every row; "": none) of a statement run on the transaction's
+    DBAPI connection (as `Prepared` runs them: no SQLAlchemy events, its error handling)."""
     dbapi_conn: Any = conn.connection.dbapi_connection
     cursor = dbapi_conn.cursor()
     try:
         cursor.execute(sql, params)
-        row = cursor.fetchone()
+        rows = cursor.fetchone() if fetch == "one" else cursor.fetchall() if fetch else None
     except Exception as exc:
         cursor.close()
         # A lost connection invalidated, the error wrapped, so `unavailable_translated`
@@ -137,7 +172,7 @@ def _run(conn: sa.Connection, sql: str, params: dict[str, Any]) -> Any:
         conn._handle_dbapi_exception(exc, sql, params, cursor, None)
         raise
     cursor.close()
-    return row
+    return rows
 
 
 def _note_where(block_id: int, ctid: str) -> None:
@@ -159,34 +194,93 @@ def lock(conn: sa.Connection, block_id: int) -> BlockTally | None:
     if row is None:
         return None
     t.cursor, t.task_count, t.ctid = int(row[0]), int(row[1]), str(row[2])
+    t.reserved = t.cursor
     return t
 
 
-def flush(conn: sa.Connection) -> None:
-    """Write what the transaction gathered, one UPDATE per block (in block id order), and
-    start over: a later claim locks and reads the row again."""
+def _update(conn: sa.Connection, block_id: int, t: BlockTally, cursor: int | None) -> None:
+    params = {
+        "block_id": block_id,
+        "cursor": cursor,
+        "queued": t.queued,
+        "running": t.running,
+        "succeeded": t.succeeded,
+        "runtime_sum": t.runtime_sum,
+        "runtime_n": t.runtime_n,
+        "ctid": t.ctid or _WHERE.get(block_id),
+    }
+    row = _run(conn, _FLUSH_AT, params) if params["ctid"] is not None else None
+    if row is None:
+        row = _run(conn, _FLUSH, params)
+    if row is not None:
+        _note_where(block_id, str(row[0]))
+
+
+def flush(conn: sa.Connection, *, journal: bool = False) -> None:
+    """Write what the transaction gathered and start over: a later claim locks and reads the
+    row again. A block whose cursor moved gets one UPDATE with its counts; the counts of the
+    others go to the journal with `journal` (the commit), else (a statement about to read
+    them) to the blocks' rows. Positions reserved and not handed out are held by the process
+    (`store.ranges`)."""
+    global _journaled
     tallies = _tallies(conn)
     conn.info.pop(_KEY, None)
     if not tallies:
         return
     for block_id, t in sorted(tallies.items()):
-        if not (t.cursor_moved or t.queued or t.running or t.succeeded or t.runtime_n):
-            continue
-        params = {
-            "block_id": block_id,
-            "cursor": t.cursor if t.cursor_moved else None,
-            "queued": t.queued,
-            "running": t.running,
-            "succeeded": t.succeeded,
-            "runtime_sum": t.runtime_sum,
-            "runtime_n": t.runtime_n,
-            "ctid": t.ctid or _WHERE.get(block_id),
-        }
-        row = _run(conn, _FLUSH_AT, params) if params["ctid"] is not None else None
-        if row is None:
-            row = _run(conn, _FLUSH, params)
-        if row is not None:
-            _note_where(block_id, str(row[0]))
+        if t.cursor_moved:
+            _update(conn, block_id, t, t.reserved if t.reserved is not None else t.cursor)
+            if t.cursor is not None and t.reserved is not None and t.cursor < t.reserved:
+                ranges.hold(conn.engine, block_id, range(t.cursor, t.reserved))
+        elif t.counts() and journal:
+            _run(conn, _JOURNAL, {"block_id": block_id, **_counts(t)}, fetch="")
+            _journaled += 1
+        elif t.counts():
+            _update(conn, block_id, t, None)
+
+
+def _counts(t: BlockTally) -> dict[str, Any]:
+    return {
+        "queued": t.queued,
+        "running": t.running,
+        "succeeded": t.succeeded,
+        "runtime_sum": t.runtime_sum,
+        "runtime_n": t.runtime_n,
+    }
+
+
+def fold(conn: sa.Connection) -> int:
+    """Fold the journal's rows into their blocks' rows, in the caller's transaction: one
+    UPDATE per block. Rows of a block whose row another transaction holds stay for a later
+    fold. Returns the blocks written."""
+    conn.info[_FOLD_KEY] = _journaled  # seen by this fold, once it commits
+    pending = [int(r[0]) for r in _run(conn, _PENDING, {}, fetch="all")]
+    if not pending:
+        return 0
+    locked = [int(r[0]) for r in _run(conn, _LOCK_SOME, {"ids": pending}, fetch="all")]
+    if not locked:
+        return 0
+    sums = _run(conn, _TAKE, {"ids": locked}, fetch="all")
+    for block_id, queued, running, succeeded, runtime_sum, runtime_n in sums:
+        t = BlockTally(
+            queued=int(queued),
+            running=int(running),
+            succeeded=int(succeeded),
+            runtime_sum=float(runtime_sum),
+            runtime_n=int(runtime_n),
+        )
+        if t.counts() or t.runtime_sum:
+            _update(conn, int(block_id), t, None)
+    return len(sums)
+
+
+def fold_now(engine: sa.Engine) -> None:
+    """Fold the journal in a transaction of its own (the dispatch index's rebuild: what a
+    controller that died left there is folded too). Nothing on SQLite."""
+    if engine.dialect.name != "postgresql" or engine not in _INSTALLED:
+        return
+    with engine.begin() as conn:
+        fold(conn)
 
 
 def names_blocks(sql: str) -> bool:
@@ -202,17 +296,42 @@ def _before_statement(
     context: Any,
     executemany: bool,
 ) -> None:
-    if _KEY not in conn.info or not names_blocks(statement) or not pending(conn):
+    if not names_blocks(statement):
         return
     if context is not None and context.execution_options.get("tally_safe"):
         return
-    flush(conn)
+    if _KEY in conn.info and pending(conn):
+        flush(conn)
+    if _journaled > _folded and _FOLD_KEY not in conn.info:
+        fold(conn)  # this process's journal, so that the statement reads the counts as they are
 
 
 def _before_commit(conn: sa.Connection) -> None:
-    flush(conn)
+    global _last_fold
+    flush(conn, journal=True)
+    now = time.monotonic()
+    if _journaled > _folded and now - _last_fold >= FOLD_EVERY_S and _fold_lock.acquire(False):
+        try:
+            _last_fold = now
+        finally:
+            _fold_lock.release()
+        fold(conn)
+    _seen = conn.info.pop(_FOLD_KEY, None)
+    if _seen is not None:
+        _note_folded(_seen)
+
+
+def _note_folded(seen: int) -> None:
+    global _folded
+    _folded = max(_folded, seen)
 
 
 def _forget(conn: sa.Connection) -> None:
-    if not conn.invalidated:  # a lost connection: its `info` may not be reached (and the
-        conn.info.pop(_KEY, None)  # transaction's identity keeps a stale tally from reuse)
+    if conn.invalidated:  # a lost connection: its `info` may not be reached (and the
+        return  # transaction's identity keeps a stale tally from reuse)
+    conn.info.pop(_FOLD_KEY, None)
+    kept = conn.info.pop(_KEY, None)
+    if kept is None:
+        return
+    for block_id, t in kept[1].items():  # positions taken and not handed out after all
+        ranges.hold(conn.engine, block_id, t.from_held, first=True)
