@@ -1,32 +1,41 @@
-"""A transaction's changes to its blocks' hot columns, written once per block at its end
-(PostgreSQL).
+"""A transaction's changes to its blocks' hot columns, written at its end (PostgreSQL).
 
-Each assignment used to write two versions of its block's row: the claim moved `cursor` and
-`n_running`, the finish moved the counters. PostgreSQL keeps every version of a row that a
-snapshot older than it may still see; while a long transaction holds such a snapshot (a report,
-a backup), none can be pruned, the row's chain grows by thousands a second, and every lookup
-of the row walks it (docs/performance.md, "Vacuum held back"). So on PostgreSQL a transaction
-gathers what it changes in a block's hot columns here, and writes it in one UPDATE per block
-just before it commits: a poll group of eight polls writes one version per block instead of
-sixteen, and the lookups that remain are the claim's lock and that UPDATE.
+PostgreSQL keeps every version of a row that a snapshot older than it may still see; while a
+long transaction holds such a snapshot (a report, a backup), none can be pruned, a row written
+per claim grows a chain by thousands a second, and every lookup of the row walks it
+(docs/performance.md, "Vacuum held back"). So on PostgreSQL a transaction gathers what it
+changes in a block's cursor and counters here, and at its commit:
 
-- The claim locks the block's row at its first claim of the transaction (`SELECT … FOR UPDATE`
-  writes no version), reads the cursor, and hands out positions from it in memory; the lock
-  keeps every other claimer out until the commit, as the UPDATE of the cursor did, so no two
-  transactions see the same position. The end writes the cursor as it is.
-- The finish adds its counts (`n_running` down, `n_succeeded` and the run time up) here.
-- Any other statement of the transaction that names the `blocks` table (a read of the
-  counters, deciding whether a job is final, a move of a task with its counters, a retry
-  moving the cursor back) first writes what is gathered, so it sees the block as it is; the
-  statements of the claim and finish that read only fixed columns of the block say so
-  (`Prepared(..., tally_safe=True)`, or the execution option `tally_safe`).
-- A rollback forgets what was gathered, with the rest of the transaction.
-- Both the lock and the UPDATE go straight to the row's live version when they can: each
-  controller keeps where it last wrote each block's row (its `ctid`) and asks for
-  `id = … AND ctid = …` (a TID scan: one tuple, however many dead versions the held snapshot
-  keeps); when another controller wrote the row since, that finds nothing and the lookup by
-  id runs instead. The `ctid` only says where to look: whatever it finds has the block's id,
-  and it is the row's current version or nothing.
+- a block whose cursor it moved (a range reserved, `store.cursor`) gets one UPDATE with the
+  cursor and the counts; the positions of the range it did not hand out are held by the
+  process for its next claims (`store.ranges`);
+- the counts of every other block go to the journal (`block_deltas`): one INSERT per block,
+  no new version of the block's row.
+
+The claim locks the block's row only to reserve a range (`SELECT … FOR NO KEY UPDATE` writes no
+version). The finish adds its counts (`n_running` down, `n_succeeded` and the run time up).
+
+The journal is folded into the blocks' rows (`fold`): by a committing transaction at most
+every FOLD_EVERY_S, by the dispatch index's rebuild (`fold_now`, which folds what a controller
+that died journaled too), and before a statement that may read the counters while this
+process journaled rows that no committed fold of its own has seen. A fold locks the rows it
+writes with `SKIP LOCKED`: it never waits on a claim holding a block's row, nor on another
+fold; what it skips stays for the next.
+
+Any other statement of the transaction that names the `blocks` table (a read of the counters,
+deciding whether a job is final, a move of a task with its counters, a retry moving the cursor
+back) first writes what is gathered to the rows, so it sees the block as it is; the
+statements of the claim and finish that read only fixed columns of the block say so
+(`Prepared(..., tally_safe=True)`, or the execution option `tally_safe`). A rollback forgets
+what was gathered, with the rest of the transaction, and gives back the positions its claims
+took.
+
+The lock and the UPDATE go straight to the row's live version when they can: each controller
+keeps where it last wrote each block's row (its `ctid`) and asks for `id = … AND ctid = …` (a
+TID scan: one tuple, however many dead versions the held snapshot keeps); when another
+controller wrote the row since, that finds nothing and the lookup by id runs instead. The
+`ctid` only says where to look: whatever it finds has the block's id, and it is the row's
+current version or nothing.
 
 SQLite has one writer and no row versions to keep: it writes each change at once as before.
 """
@@ -129,8 +138,10 @@ _SET = (
 _FLUSH_AT = _SET + " AND ctid = %(ctid)s::tid RETURNING ctid::text"
 _FLUSH = _SET + " RETURNING ctid::text"
 _LOCK = "SELECT cursor, task_count, ctid::text FROM blocks WHERE id = %(block_id)s"
-_LOCK_AT = _LOCK + " AND ctid = %(ctid)s::tid FOR UPDATE"
-_LOCK_BY_ID = _LOCK + " FOR UPDATE"
+# NO KEY UPDATE: the lock an UPDATE of non-key columns takes; it lets the inserts of task rows
+# check their foreign key (FOR KEY SHARE) meanwhile.
+_LOCK_AT = _LOCK + " AND ctid = %(ctid)s::tid FOR NO KEY UPDATE"
+_LOCK_BY_ID = _LOCK + " FOR NO KEY UPDATE"
 _JOURNAL = (
     "INSERT INTO block_deltas (block_id, n_queued, n_running, n_succeeded, runtime_sum,"
     " runtime_n) VALUES (%(block_id)s, %(queued)s, %(running)s, %(succeeded)s,"
@@ -139,7 +150,9 @@ _JOURNAL = (
 _PENDING = "SELECT DISTINCT block_id FROM block_deltas"
 # Rows another transaction holds (a claim reserving a range, another fold) are left for a
 # later fold: a fold never waits, so it never deadlocks with them.
-_LOCK_SOME = "SELECT id FROM blocks WHERE id = ANY(%(ids)s) ORDER BY id FOR UPDATE SKIP LOCKED"
+_LOCK_SOME = (
+    "SELECT id FROM blocks WHERE id = ANY(%(ids)s) ORDER BY id FOR NO KEY UPDATE SKIP LOCKED"
+)
 _TAKE = (
     "WITH d AS (DELETE FROM block_deltas WHERE id IN (SELECT id FROM block_deltas"
     " WHERE block_id = ANY(%(ids)s) FOR UPDATE SKIP LOCKED) RETURNING *)"
@@ -182,7 +195,7 @@ def _note_where(block_id: int, ctid: str) -> None:
 
 
 def lock(conn: sa.Connection, block_id: int) -> BlockTally | None:
-    """Lock the block's row (`SELECT … FOR UPDATE`: no new version) and read its cursor into
+    """Lock the block's row (`SELECT … FOR NO KEY UPDATE`: no new version) and read its cursor into
     the transaction's tally of it; None when the block is gone."""
     t = of(conn, block_id)
     row = None
@@ -253,7 +266,7 @@ def fold(conn: sa.Connection) -> int:
     """Fold the journal's rows into their blocks' rows, in the caller's transaction: one
     UPDATE per block. Rows of a block whose row another transaction holds stay for a later
     fold. Returns the blocks written."""
-    conn.info[_FOLD_KEY] = _journaled  # seen by this fold, once it commits
+    conn.info[_FOLD_KEY] = (conn.get_transaction(), _journaled)  # seen, once it commits
     pending = [int(r[0]) for r in _run(conn, _PENDING, {}, fetch="all")]
     if not pending:
         return 0
@@ -302,28 +315,40 @@ def _before_statement(
         return
     if _KEY in conn.info and pending(conn):
         flush(conn)
-    if _journaled > _folded and _FOLD_KEY not in conn.info:
+    if _journaled > _folded and not _folded_here(conn):
         fold(conn)  # this process's journal, so that the statement reads the counts as they are
 
 
 def _before_commit(conn: sa.Connection) -> None:
-    global _last_fold
     flush(conn, journal=True)
-    now = time.monotonic()
-    if _journaled > _folded and now - _last_fold >= FOLD_EVERY_S and _fold_lock.acquire(False):
-        try:
-            _last_fold = now
-        finally:
-            _fold_lock.release()
+    if _journaled > _folded and _fold_due():
         fold(conn)
-    _seen = conn.info.pop(_FOLD_KEY, None)
-    if _seen is not None:
-        _note_folded(_seen)
+    kept = conn.info.pop(_FOLD_KEY, None)
+    if kept is not None and kept[0] is conn.get_transaction():
+        _note_folded(kept[1])
+
+
+def _folded_here(conn: sa.Connection) -> bool:
+    """Whether the open transaction folded the journal already."""
+    kept = conn.info.get(_FOLD_KEY)
+    return kept is not None and kept[0] is conn.get_transaction()
+
+
+def _fold_due() -> bool:
+    """Whether this process's periodic fold is due (then it counts as done)."""
+    global _last_fold
+    now = time.monotonic()
+    with _fold_lock:
+        if now - _last_fold < FOLD_EVERY_S:
+            return False
+        _last_fold = now
+        return True
 
 
 def _note_folded(seen: int) -> None:
     global _folded
-    _folded = max(_folded, seen)
+    with _fold_lock:
+        _folded = max(_folded, seen)
 
 
 def _forget(conn: sa.Connection) -> None:
