@@ -112,9 +112,10 @@ def _gaps(conn: sa.Connection, block_id: int, layout: TaskLayout, task_count: in
     """The positions of the block's tasks without a row (the cursor passed them all): held by
     a controller, or lost with one, or with a rolled-back claim. A whole-block scan of the
     task rows' indexes, so it runs at a block's end only, at most every few seconds."""
-    have = set(conn.scalars(sa.select(tasks.c.idx).where(tasks.c.block_id == block_id)))
-    if len(have) >= task_count:
-        return []
+    of_block = tasks.c.block_id == block_id
+    if (conn.scalar(sa.select(sa.func.count()).where(of_block)) or 0) >= task_count:
+        return []  # every task has a row: nothing to fetch
+    have = set(conn.scalars(sa.select(tasks.c.idx).where(of_block)))
     return [p for p in range(task_count) if layout.task_at(p) not in have]
 
 
