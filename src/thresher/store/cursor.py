@@ -7,8 +7,8 @@ cursor for a task whose upstream frames are done.
 On SQLite the cursor moves with `UPDATE … SET cursor = cursor + k … RETURNING`; the row lock
 hands every claimer different positions. On PostgreSQL the cursor moves by ranges: a claim
 takes positions the process holds already (`store.ranges`); when it holds none, it locks the
-block's row (`SELECT … FOR UPDATE`, no new row version), reads the cursor and reserves a range
-past it (up to `ranges.RANGE_MAX` positions), written once at the transaction's end
+block's row (`SELECT … FOR NO KEY UPDATE`, no new row version), reads the cursor and reserves
+a range past it (up to `ranges.RANGE_MAX` positions), written once at the transaction's end
 (`store.tally`), the positions it does not hand out held for the next claims. At the block's
 end a claim looks for positions below the cursor without a task row (held by another
 controller, or lost with one that died) and hands them out. The task row's unique key
