@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import sys
 import threading
 import time
+import traceback
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,6 +40,19 @@ class _QuietServer(Server):
         yield
 
 
+def _not_started(server: Server, thread: threading.Thread, waited_s: float) -> str:
+    """Why a served controller did not start: its thread ended (its error is logged), or
+    where it was when the wait ran out; it is then told to stop, so that it does not go on
+    beside the next test (against a database already dropped)."""
+    if not thread.is_alive():
+        return "the controller did not start: its thread ended (see the captured log)"
+    frame = sys._current_frames().get(thread.ident or -1)
+    where = "".join(traceback.format_stack(frame)) if frame is not None else "(no stack)\n"
+    server.should_exit = True
+    thread.join(timeout=10)
+    return f"the controller did not start in {waited_s:.0f} s; it was at:\n{where}"
+
+
 @contextlib.contextmanager
 def serve_in_thread(
     settings: ControllerSettings,
@@ -66,7 +81,10 @@ def serve_in_thread(
     deadline = time.monotonic() + startup_timeout_s
     while not server.started:
         if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError("the controller did not start")
+            why = _not_started(server, thread, startup_timeout_s)
+            store.close()
+            sock.close()
+            raise RuntimeError(why)
         time.sleep(0.01)
     try:
         scheme = "https" if settings.tls_certfile else "http"
