@@ -14,6 +14,7 @@ Memory growth of each file service (peak RSS during the run minus RSS before) an
 controller's CPU during the transfers are reported. Medians of --runs runs, with the spread.
 
     python bench/sync.py [--size-mb 1024] [--files 10000] [--runs 3]
+                         [--profile DIR [--profile-case big|small]] [--sequential]
 """
 
 from __future__ import annotations
@@ -239,7 +240,8 @@ def one_run(
     write_big(a / "big" / "big.bin", size, seed=i)
     out: dict[str, Any] = {}
     pids = {n: p.pid for n, p in WATCH.items() if n.startswith("files")}
-    with py_spy(pids, args.profile if i == 0 else None, rate=100):
+    profile = args.profile if i == 0 else None
+    with py_spy(pids, profile if args.profile_case == "big" else None, rate=100):
         t_ours, moved = ours(a_url, b_url, f"big-{i}")
     t_rsync = rsync(a / "big", rs / "big", "big")
     out["big"] = {"ours_s": t_ours, "rsync_s": t_rsync, "bytes": moved}
@@ -270,7 +272,8 @@ def one_run(
     rng = random.Random(i)
     for n in range(args.files):
         (small / f"f{n:05d}.txt").write_bytes(rng.randbytes(1024))
-    t_ours, moved = ours(a_url, b_url, f"small-{i}")
+    with py_spy(pids, profile if args.profile_case == "small" else None, rate=100):
+        t_ours, moved = ours(a_url, b_url, f"small-{i}")
     out["small_files"] = {
         "ours_s": t_ours,
         "rsync_s": rsync(small, rs / "small", "small"),
@@ -287,6 +290,12 @@ def main() -> dict[str, Any]:
     parser.add_argument("--quiet-wait", type=float, default=60.0)
     parser.add_argument(
         "--profile", type=Path, help="sample both services (py-spy) in the first big case"
+    )
+    parser.add_argument(
+        "--profile-case",
+        choices=("big", "small"),
+        default="big",
+        help="the case --profile samples: the big file, or the small files",
     )
     parser.add_argument(
         "--sequential", action="store_true", help="pull after the checkin ended (no overlap)"

@@ -174,6 +174,10 @@ def test_povray_renders_an_animation_chunked_across_lanes(
         attempts = client.attempts(job.id)
     images = [_image(tmp_path / "frames" / f"orbit{n}.png") for n in (1, 2, 3, 4)]
     assert len(set(images)) == 4  # the ball moves with the clock
+    # both lanes rendered in their staging folders, moved into place and removed
+    assert sorted(p.name for p in (tmp_path / "frames").iterdir()) == [
+        f"orbit{n}.png" for n in (1, 2, 3, 4)
+    ]
     assert sorted(a.index for a in attempts) == [0, 1]
     assert all(a.progress == 100.0 for a in attempts)
 

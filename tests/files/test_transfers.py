@@ -88,6 +88,8 @@ def test_a_folder_arrives_whole_and_only_changed_chunks_move_again(
     (a.root / "scene" / "big.bin").write_bytes(big)
     for i in range(50):
         (a.root / "scene" / f"tex{i}.txt").write_text(f"texture {i}\n")
+    (a.root / "scene" / ".thresher-attempt-3").mkdir()  # a render's staging folder: unlisted
+    (a.root / "scene" / ".thresher-attempt-3" / "frame1.png").write_bytes(b"half")
     a.call("/checkin", {"volume": "proj", "name": "job-1-inputs"})
 
     first = b.pull_from(a, "job-1-inputs")
@@ -99,6 +101,7 @@ def test_a_folder_arrives_whole_and_only_changed_chunks_move_again(
 
     assert (b.root / "scene" / "big.bin").read_bytes() == changed
     assert (b.root / "scene" / "tex49.txt").read_text() == "texture 49\n"
+    assert not (b.root / "scene" / ".thresher-attempt-3").exists()
     assert first["bytes_moved"] == len(big) + sum(len(f"texture {i}\n") for i in range(50))
     assert again["bytes_moved"] == 0
     assert again["files_skipped"] == 51

@@ -342,6 +342,12 @@ def test_outputs_go_back_to_the_site_the_job_names(two_sites: TwoSites) -> None:
     require("povray")
     hq = two_sites.roots["hq"]
     (hq / "scene.pov").write_text((EXAMPLES / "orbit.pov").read_text())
+    # another lane's frame, being written while these tasks run, and another's staging folder
+    (hq / "out" / ".thresher-attempt-999").mkdir(parents=True)
+    (hq / "out" / ".thresher-attempt-999" / "orbit7.png").write_bytes(b"half")
+    (hq / "out" / "orbit8.png").write_bytes(b"half")
+    soon = time.time() + 600
+    os.utime(hq / "out" / "orbit8.png", (soon, soon))
     body = {
         "name": "to-sthlm",
         "engine": "povray",
@@ -373,3 +379,9 @@ def test_outputs_go_back_to_the_site_the_job_names(two_sites: TwoSites) -> None:
         frame = f"out/orbit{n}.png"
         assert (two_sites.roots["sthlm"] / frame).read_bytes() == (hq / frame).read_bytes()
     assert logs.count(" outputs back to sthlm: ") == 2  # once per task
+    # each task sent the frames it moved into place, nothing else of the folder
+    assert sorted(p.name for p in (two_sites.roots["sthlm"] / "out").iterdir()) == [
+        "orbit1.png",
+        "orbit2.png",
+    ]
+    assert logs.count(" 1 outputs back to sthlm: ") == 2

@@ -20,7 +20,7 @@ from thresher.engines.loading import (
 from thresher.engines.pathmap import PathMapper, PathRule
 from thresher.engines.platforms import local_os, normalize_os
 from thresher.engines.sequence import Step
-from thresher.engines.task import EngineTask, PreparedCommand
+from thresher.engines.task import EngineTask, PreparedCommand, Staging
 
 __all__ = [
     "Engine",
@@ -35,6 +35,7 @@ __all__ = [
     "PathMapper",
     "PathRule",
     "PreparedCommand",
+    "Staging",
     "Step",
     "builtin_engines",
     "load_builtin",

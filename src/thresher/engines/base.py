@@ -25,8 +25,10 @@ environment variables. It then runs
 
 from __future__ import annotations
 
+import json
 import os
 import shlex
+import shutil
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -41,12 +43,18 @@ from thresher.engines.conversion import (
 from thresher.engines.environment import apply_envs, select_envs
 from thresher.engines.errors import EngineConfigError, EngineSetupError
 from thresher.engines.events import EngineEvent, EventKind
-from thresher.engines.output import OutputKind, in_folder, input_stem, output_kind
+from thresher.engines.output import (
+    OutputKind,
+    in_folder,
+    input_stem,
+    output_kind,
+    staging_for,
+)
 from thresher.engines.pathmap import PathMapper, is_windows_style
 from thresher.engines.placeholders import expand
 from thresher.engines.platforms import normalize_os
 from thresher.engines.sequence import Step, parse_marker, sequence_commandline
-from thresher.engines.task import EngineTask, PreparedCommand
+from thresher.engines.task import EngineTask, PreparedCommand, Staging
 
 CONVERTED_DIR = "converted"
 
@@ -280,7 +288,9 @@ class Engine:
         Merges the parameters with the defaults; maps the input, inputs, output and arguments
         through ``mapped_share_paths`` for ``task.os_name``; converts ASCII inputs into
         ``<workdir>/converted/`` when ``input_conversion`` says so; creates a folder ``output``
-        and names the file inside it (:meth:`output_name`); calls :meth:`before_run`
+        and names the file inside it (:meth:`output_name`); with ``task.staging``, makes that
+        staging folder in the output's folder and points the output into it (undone when the
+        command line does not name it: the command writes elsewhere); calls :meth:`before_run`
         and :meth:`get_commandline`; maps every argv item; and builds the environment:
         ``base_env`` (default: this process's environment), then ``get_envs()``, then the
         job's ``envs`` for this OS, values path-mapped.
@@ -299,17 +309,29 @@ class Engine:
         ):
             local, converted_input = self._convert_inputs(local, mapper, notes)
         local = self._place_output(local)
+        unstaged = local
+        staging, local = _staged(local)
 
         self.task = local
         self.current_frame = None
         self._last_progress = None
         self._frame_index = {frame: i for i, frame in reversed(list(enumerate(local.frames)))}
-        self.before_run(local)
-        argv = self.get_commandline(local)
-        if not argv or not all(isinstance(a, str) for a in argv):
-            raise EngineConfigError(
-                f"{type(self).__name__}.get_commandline() must return a non-empty list of str"
-            )
+        try:
+            self.before_run(local)
+            argv = self.get_commandline(local)
+            if not argv or not all(isinstance(a, str) for a in argv):
+                raise EngineConfigError(
+                    f"{type(self).__name__}.get_commandline() must return a non-empty list of str"
+                )
+        except BaseException:
+            if staging is not None:  # nothing runs: nothing is left behind
+                shutil.rmtree(staging.staged, ignore_errors=True)
+            raise
+        if staging is not None and not _mentions(argv, staging.staged):
+            # the command writes where it names itself, not in the output: nothing to stage
+            shutil.rmtree(staging.staged, ignore_errors=True)
+            staging, local = None, unstaged
+            self.task = local
         return PreparedCommand(
             argv=tuple(mapper.map_argument(a) for a in argv),
             env=self._environment(local, mapper, os.environ if base_env is None else base_env),
@@ -317,6 +339,7 @@ class Engine:
             converted_input=converted_input,
             task=local,
             notes=tuple(notes),
+            staging=staging,
         )
 
     def _place_output(self, task: EngineTask) -> EngineTask:
@@ -390,6 +413,29 @@ def _localized(task: EngineTask, parameters: dict[str, Any], mapper: PathMapper)
         inputs=tuple(mapper.map_argument(i) for i in task.inputs),
         output=None if task.output is None else mapper.map_argument(task.output),
     )
+
+
+def _staged(task: EngineTask) -> tuple[Staging | None, EngineTask]:
+    """The task's staging folder, made, and the task writing into it; (None, the task) when it
+    asks for none, has no output, or the folder cannot be made (the application then meets
+    the output folder as it is, and says what is wrong with it)."""
+    if not task.staging or not task.output:
+        return None, task
+    found = staging_for(task.output, workdir=task.workdir, name=task.staging)
+    if found is None:
+        return None, task
+    staging, output = found
+    try:
+        os.makedirs(staging.staged, exist_ok=True)
+    except OSError:
+        return None, task
+    return staging, replace(task, output=output)
+
+
+def _mentions(argv: Sequence[str], path: str) -> bool:
+    """Whether an argument names `path` (also inside a sequence's JSON)."""
+    escaped = json.dumps(path)[1:-1]
+    return any(path in a or escaped in a for a in argv)
 
 
 def _basename(path: str) -> str:

@@ -2,11 +2,28 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from thresher.engines.platforms import local_os, normalize_os
+
+
+@dataclass(frozen=True)
+class Staging:
+    """Where an attempt renders: ``staged``, a hidden folder inside ``folder`` (the output's
+    folder, where its files go once the attempt succeeded). Both are local paths."""
+
+    folder: str
+    staged: str
+
+    def final(self, path: str) -> str:
+        """Where a file written at `path` (inside ``staged``) ends up; other paths unchanged."""
+        rel = os.path.relpath(path, self.staged) if os.path.isabs(path) else None
+        if rel is None or rel in (os.curdir, os.pardir) or rel.startswith(os.pardir + os.sep):
+            return path
+        return os.path.join(self.folder, rel)
 
 
 @dataclass(frozen=True)
@@ -20,7 +37,10 @@ class EngineTask:
     engine parameters, merged with the engine's defaults by ``prepare``. ``workdir`` is a
     directory on this machine that belongs to the task (converted inputs go there, and it is the
     process's working directory). ``os_name`` is this worker's OS, ``lane`` the worker lane
-    running the task and ``gpu_ids`` the GPUs the lane may use.
+    running the task and ``gpu_ids`` the GPUs the lane may use. ``staging``, when the worker
+    gives one, names the hidden folder inside the output's folder the application writes into
+    instead (see :func:`thresher.engines.output.staging_for`); the worker moves the files into
+    place once the attempt succeeded.
     """
 
     job_id: str
@@ -36,6 +56,7 @@ class EngineTask:
     os_name: str = field(default_factory=local_os)
     lane: int = 0
     gpu_ids: tuple[int, ...] = ()
+    staging: str | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "frames", tuple(int(f) for f in self.frames))
@@ -79,7 +100,9 @@ class PreparedCommand:
     ``cwd`` the working directory. ``converted_input`` is the converted copy of the input that the
     command line uses, when input conversion made one. ``task`` is the task as seen on this
     machine (paths mapped, converted input substituted). ``notes`` are human-readable lines
-    worth writing to the task's log (e.g. why an input was not converted).
+    worth writing to the task's log (e.g. why an input was not converted). ``staging`` is
+    where the command writes its outputs, when the task asked for a staging folder and the
+    command names it (None: it writes where the job's output says).
     """
 
     argv: tuple[str, ...]
@@ -88,3 +111,4 @@ class PreparedCommand:
     converted_input: str | None
     task: EngineTask
     notes: tuple[str, ...] = ()
+    staging: Staging | None = None

@@ -77,14 +77,16 @@ class _Fetcher:
     ) -> None:
         self.peer, self.throttle, self.stats, self.cache = peer, throttle, stats, cache
         self.folders: set[Path] = set()  # checked to lie inside the destination, and made
+        # One batch of small files written at a time: creating files in a folder is the
+        # kernel's work, and writers side by side only contend for it.
+        self.writing = asyncio.Lock()
 
     def written(
         self, dest: Path, where: Path, entry: FileEntry, st: os.stat_result | None = None
     ) -> None:
         """Remember a file written (or found) with the entry's content."""
-        rel = where.relative_to(dest).as_posix()
         digest = FileDigest(entry.size, entry.hash, entry.chunks)
-        self.cache.put(rel, st or where.stat(), digest)
+        self.cache.put(_rel(dest, where), st or where.stat(), digest)
 
     async def fetch(
         self, digests: Sequence[str], *, verify: bool = True
@@ -119,6 +121,13 @@ class _Fetcher:
         raise TransferError(f"{len(wanted)} chunks never came right (first {wanted[0][:12]})")
 
 
+def _rel(dest: Path, where: Path) -> str:
+    """`where` relative to `dest` (which holds it), ``/``-separated (string work: no pathlib
+    parsing per file)."""
+    rel = os.fspath(where)[len(os.fspath(dest)) :].lstrip(os.sep)
+    return rel if os.sep == "/" else rel.replace(os.sep, "/")
+
+
 def _verified(
     came: list[tuple[str, bytes | bytearray | memoryview]], wanted: set[str]
 ) -> dict[str, bytes | bytearray | memoryview]:
@@ -149,8 +158,9 @@ _tmp_numbers = itertools.count()
 def _write_new(where: Path, data: bytes | bytearray | memoryview, mode: int) -> os.stat_result:
     """Write a whole file to a temporary name beside it, then rename it over `where`; its
     status as written."""
+    folder, name = os.path.split(where)
     while True:
-        tmp = where.with_name(f".{where.name}.{_TMP_PREFIX}{next(_tmp_numbers)}.tmp")
+        tmp = os.path.join(folder, f".{name}.{_TMP_PREFIX}{next(_tmp_numbers)}.tmp")
         try:
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
             break
@@ -189,7 +199,7 @@ def _decide(
         st = target.stat()
     except FileNotFoundError:
         return target
-    ours = fetcher.cache.get(target.relative_to(dest).as_posix(), st)
+    ours = fetcher.cache.get(_rel(dest, target), st)
     if st.st_size == entry.size:
         known = ours or digest_file(target)
         if known.hash == entry.hash:
@@ -274,7 +284,8 @@ async def _small(
     async def run(batch: list[tuple[FileEntry, Path]]) -> None:
         async with gate:
             got = await fetcher.fetch([e.chunks[0].hash for e, _ in batch if e.chunks])
-            await asyncio.to_thread(_write_small, batch, got, fetcher, dest)
+            async with fetcher.writing:
+                await asyncio.to_thread(_write_small, batch, got, fetcher, dest)
 
     await asyncio.gather(*(run(b) for b in batches if b))
 

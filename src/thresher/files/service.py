@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hmac
+import os
 import threading
 from collections.abc import AsyncIterator, Callable, Mapping
 from pathlib import Path
@@ -406,7 +407,10 @@ def _listing(folder: Path, rels: list[str] | None, sized: bool) -> tuple[list[st
             else:
                 check_inside(folder, rel)
                 files.append(rel)
-    return files, sum((folder / f).stat().st_size for f in files) if sized else 0
+    if not sized:
+        return files, 0
+    base = os.fspath(folder)
+    return files, sum(os.stat(os.path.join(base, f)).st_size for f in files)
 
 
 def _in_background(

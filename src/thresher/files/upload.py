@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import json
 import os
+import stat
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -190,19 +191,42 @@ def _read_file(
 
 def list_files(root: Path) -> list[str]:
     """Every regular file under `root`, relative, ``/``-separated, sorted; links are not
-    followed out of it."""
+    followed out of it, nor into a folder; ``.thresher*`` folders (a render's staging folder,
+    a service's own) are left out, and so are part files.
+
+    Only a symbolic link costs a look at where it leads: a file met by walking folders that
+    are no links lies under the root (per file, what the directory listing says is enough)."""
     found: list[str] = []
     real_root = os.path.realpath(root)
-    for base, dirs, files in os.walk(root):
-        dirs[:] = sorted(d for d in dirs if not d.startswith(".thresher"))
-        for f in files:
-            full = Path(base) / f
-            if f.endswith((".thresher-part", ".thresher-part.json")) or not full.is_file():
+    stack = [(os.fspath(root), "")]
+    while stack:
+        folder, prefix = stack.pop()
+        try:
+            entries = list(os.scandir(folder))
+        except OSError:
+            continue
+        for entry in entries:
+            name = entry.name
+            try:
+                if entry.is_dir(follow_symlinks=False):
+                    if not name.startswith(".thresher"):
+                        stack.append((entry.path, f"{prefix}{name}/"))
+                    continue
+                if name.endswith(_PART_SUFFIXES):
+                    continue
+                if entry.is_symlink():
+                    real = os.path.realpath(entry.path)
+                    if not (real.startswith(real_root + os.sep) and os.path.isfile(real)):
+                        continue  # a link out of the root, or to no file, is never served
+                elif not entry.is_file(follow_symlinks=False):
+                    continue
+            except OSError:
                 continue
-            if not os.path.realpath(full).startswith(real_root + os.sep):
-                continue  # a link out of the root is never served
-            found.append(full.relative_to(root).as_posix())
+            found.append(prefix + name)
     return sorted(found)
+
+
+_PART_SUFFIXES = (".thresher-part", ".thresher-part.json")
 
 
 def check_inside(root: Path, rel: str, real_root: str | None = None) -> Path:
@@ -213,6 +237,31 @@ def check_inside(root: Path, rel: str, real_root: str | None = None) -> Path:
     return path
 
 
+class _Inside:
+    """Files of one root, checked to lie inside it (links followed) at the cost of one
+    `realpath` per folder and one `lstat` per file (a link's own target is then followed)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.real_root = os.path.realpath(root)
+        self._folders: dict[str, bool] = {}
+
+    def stat(self, rel: str) -> tuple[Path, os.stat_result]:
+        """The file's path and status; ManifestError if it leads out of the root."""
+        path = self.root / safe_rel(rel)
+        folder = os.path.dirname(path)
+        inside = self._folders.get(folder)
+        if inside is None:
+            real = os.path.realpath(folder)
+            inside = real == self.real_root or real.startswith(self.real_root + os.sep)
+            self._folders[folder] = inside
+        st = os.lstat(path)
+        if not inside or stat.S_ISLNK(st.st_mode):
+            check_inside(self.root, rel, self.real_root)
+            st = os.stat(path)
+        return path, st
+
+
 def upload_local(
     root: Path, paths: Iterable[str], *, cache: DigestCache, progress: Checkin | None = None
 ) -> Manifest:
@@ -220,10 +269,9 @@ def upload_local(
     checkin: the files stay where they are and are served from there). `progress` hears of
     each chunk as soon as it is hashed and of each file when it is whole (others follow it)."""
     entries = []
-    real_root = os.path.realpath(root)
+    inside = _Inside(root)
     for rel in paths:
-        path = check_inside(root, rel, real_root)
-        st = path.stat()
+        path, st = inside.stat(rel)
         digest = cache.get(rel, st)
         if digest is None:
             told = _teller(progress, path, rel, st.st_mode) if st.st_size > MIN_CHUNK else None

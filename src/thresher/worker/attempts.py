@@ -7,6 +7,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from thresher.engines import Staging
 from thresher.schemas import api
 from thresher.worker.engines import EngineRun
 from thresher.worker.openjd_lane import OpenJDResult
@@ -34,6 +35,9 @@ class Held:
     # to go back there once it succeeded (worker/sync.py).
     upload: tuple[api.AssignmentOut, float] | None = None
     launch: Callable[[Command], Command] | None = None  # its lane's GPUs, its job's container
+    # Engine jobs with an output: the folder it renders into, moved into place once it
+    # succeeded (worker/staging.py).
+    staging: Staging | None = None
     cleanup: Callable[[ProcessResult | None], None] | None = None  # after its process ended
 
 

@@ -41,6 +41,7 @@ from thresher.engines import (
     load_engine_source,
     source_hash,
 )
+from thresher.engines.output import STAGING_PREFIX
 from thresher.schemas import api, engines
 from thresher.worker.outbox import Outbox
 from thresher.worker.tasks import Command, FinishStatus
@@ -202,7 +203,9 @@ def engine_task(
     a: api.AssignmentOut, *, work_dir: Path, gpu_ids: tuple[int, ...] = ()
 ) -> EngineTask:
     """The :class:`EngineTask` of an engine job's assignment; its work directory (the job's
-    ``cwd``, else one per task under ``work_dir``) is created."""
+    ``cwd``, else one per task under ``work_dir``) is created. A job with an ``output``
+    renders into the attempt's staging folder (``.thresher-attempt-<id>`` in the output's
+    folder), whose files the worker moves into place once the attempt succeeded."""
     payload = a.payload
     workdir = Path(a.cwd) if a.cwd else work_dir / "jobs" / str(a.job_id) / f"{a.block}-{a.index}"
     workdir.mkdir(parents=True, exist_ok=True)
@@ -220,6 +223,7 @@ def engine_task(
         job_range=(int(span[0]), int(span[1])) if span else None,
         lane=a.lane or 0,
         gpu_ids=gpu_ids,
+        staging=f"{STAGING_PREFIX}{a.attempt_id}" if payload.get("output") else None,
     )
 
 
@@ -286,9 +290,11 @@ class EngineRun:
     def _report(self, event: EngineEvent) -> None:
         if event.kind is EventKind.PROGRESS:
             self.sink.progress(float(event.value))
-        elif event.kind is EventKind.OUTPUT:
-            self.sink.output(str(event.value))
-            self.sink.line("system", f"[engine] wrote {event.value}")
+        elif event.kind is EventKind.OUTPUT:  # said where it will be once moved into place
+            staging = self.prepared.staging
+            path = staging.final(str(event.value)) if staging else str(event.value)
+            self.sink.output(path)
+            self.sink.line("system", f"[engine] wrote {path}")
         elif event.kind is EventKind.FRAME:
             self.sink.line("system", f"[engine] frame {event.value}")
         elif event.kind is EventKind.STATUS:

@@ -30,6 +30,7 @@ from thresher.worker.openjd_lane import OpenJDLanes, OpenJDResult
 from thresher.worker.outbox import Outbox
 from thresher.worker.poll_policy import LaneLoad, closed, closing, ended, given, topped_up
 from thresher.worker.process import GroupGuard, ProcessResult
+from thresher.worker.staging import StagingLedger, discard, settle
 from thresher.worker.sync import SiteSync
 from thresher.worker.tasks import Command, CommandBuilder
 from thresher.worker.volumes import ShareResolver, needs_shares
@@ -83,11 +84,17 @@ class Executor:
         self._shares = shares  # share=NAME/... paths resolved to this site's roots
         self._sync = sync  # away from the main site: inputs synced first, outputs sent back
         self.launcher = launcher or Launcher()
+        self._ledger = StagingLedger(work_dir)  # attempts' staging folders, until settled
 
     def start(self, loop: asyncio.AbstractEventLoop, *, guard: GroupGuard | None = None) -> None:
-        """Start the lanes' threads; `guard` is told of every task's process group."""
+        """Start the lanes' threads; `guard` is told of every task's process group. The
+        staging folders a killed worker of this work directory left are removed meanwhile."""
         self._guard = guard
         self._threads.start(loop)
+        self._spawn(self._sweep_staging())
+
+    async def _sweep_staging(self) -> None:
+        await asyncio.to_thread(self._ledger.sweep)
 
     def running(self) -> list[api.RunningIn]:
         """Every attempt held, for a poll (the controller's lease on each goes on)."""
@@ -148,6 +155,9 @@ class Executor:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         await self._idle.wait()
+        while pending := [t for t in self._tasks if not t.done()]:
+            # the outputs of what just ended: moved into place, or removed
+            await asyncio.gather(*pending, return_exceptions=True)
         for timer in self._idle_timers.values():
             timer.cancel()
         await asyncio.to_thread(self._threads.close)
@@ -267,6 +277,16 @@ class Executor:
             failed = Failed(f"cannot build the command: {exc}")
             self.on_lane_done([Done(lane, a.attempt_id, value=failed)])
             return
+        staging = held.engine_run.prepared.staging
+        if staging is not None:
+            held.staging = staging
+            try:
+                await asyncio.to_thread(self._ledger.note, a.attempt_id, staging)
+            except OSError as exc:  # the work directory: this worker's fault, not the task's
+                await asyncio.to_thread(discard, staging)
+                failed = Failed(f"cannot note its staging folder: {exc}", definition=False)
+                self.on_lane_done([Done(lane, a.attempt_id, value=failed)])
+                return
         command, outbox, grace_s, guard = (
             held.engine_run.command,
             self._outbox,
@@ -287,6 +307,8 @@ class Executor:
         task = run.prepared.task
         inputs = [p for p in (task.input, *task.inputs) if p]
         outputs = [task.output] if task.output else []
+        if run.prepared.staging is not None:
+            outputs = [run.prepared.staging.staged]  # all it writes; moved out by the worker
         return self.launcher.command(held.assignment, command, inputs=inputs, outputs=outputs)
 
     def _lane_ended(self, lane: int) -> None:
@@ -320,18 +342,51 @@ class Executor:
             held.lane = None
         if held is None or held.stale:
             self.held.pop(attempt_id, None)
+            if held is not None and held.staging is not None:
+                self._spawn(self._settle_outputs(held, None))
             return
         report = finish_report(held, result, failure=failure, openjd=openjd)
-        if held.upload is not None and report.status == "succeeded":
-            self._spawn(self._send_back(held, report))  # finished once its outputs are back
-            return
-        self._outbox.add_finish(report)
+        if held.staging is not None:
+            self._spawn(self._settle_outputs(held, report))  # finished once they are in place
+        elif held.upload is not None and report.status == "succeeded":
+            self._spawn(self._send_back(held, report, None))  # finished once they are back
+        else:
+            self._outbox.add_finish(report)
 
     def _say(self, a: api.AssignmentOut) -> Callable[[str], None]:
         return lambda text: self._outbox.add_line(a.attempt_id, a.token, "system", text)
 
-    async def _send_back(self, held: Held, report: api.FinishIn) -> None:
-        """Send the task's outputs to the output site, then report it (failed if they could
+    async def _settle_outputs(self, held: Held, report: api.FinishIn | None) -> None:
+        """Move a succeeded attempt's files from its staging folder into the output folder
+        (then send exactly those back to the output site, if it is another), or remove the
+        staging folder of one that did not succeed; then report it (None: never reported)."""
+        assert held.staging is not None
+        staging, a = held.staging, held.assignment
+        succeeded = report is not None and report.status == "succeeded"
+        moved: list[Path] = []
+        try:
+            moved = await asyncio.to_thread(
+                settle, staging, succeeded=succeeded, ledger=self._ledger, attempt_id=a.attempt_id
+            )
+        except OSError as exc:
+            message = f"its outputs could not be moved into {staging.folder}: {exc}"
+            self._say(a)(message)
+            if report is not None:
+                report = report.model_copy(update={"status": "failed", "message": message})
+        if report is None:
+            return
+        if held.upload is not None and report.status == "succeeded":
+            await self._send_back(held, report, moved)
+            return
+        if not held.stale:
+            self._outbox.add_finish(report)
+        self._on_finish()
+
+    async def _send_back(
+        self, held: Held, report: api.FinishIn, moved: Sequence[Path] | None
+    ) -> None:
+        """Send the task's outputs (`moved` into place from its staging folder, else what it
+        wrote in its output folder) to the output site, then report it (failed if they could
         not go)."""
         assert held.upload is not None
         assert self._sync is not None
@@ -339,7 +394,7 @@ class Executor:
         given, started = held.upload
         try:
             volumes = await self._shares.volumes()
-            await self._sync.after(given, volumes, started, self._say(given))
+            await self._sync.after(given, volumes, started, self._say(given), written=moved)
         except Exception as exc:
             message = f"its outputs could not go back to the output site: {exc}"
             self._say(given)(f"[sync] {message}")

@@ -7,10 +7,11 @@ job's inputs and dependencies (its share paths under ``input``, ``inputs`` and
 site's file service to check those files in, then its own site's file service to pull them
 from there, and reports progress and the end (``PUT``), which people see as the job's sync at
 that site (``thresher sites job JOB``, ``GET /api/v1/jobs/{id}/sites``). The site's other tasks of
-the job wait for it. After each task that succeeded, the files it wrote in its output folder
-go back the same way: this site's file service checks them in, and the output site's pulls
-them: the main site's, or the site the job names (``settings.output_site``: the submitter's
-site, say; a worker at the main site then sends its outputs there too).
+the job wait for it. After each task that succeeded, the files it moved into its output
+folder from its staging folder (`worker.staging`) go back the same way: this site's file
+service checks them in, and the output site's pulls them: the main site's, or the site the
+job names (``settings.output_site``: the submitter's site, say; a worker at the main site then
+sends its outputs there too).
 
 The data moves between the two file services; this worker and the controller only say what
 moves where. The job's settings at the site (download, upload, speed limit, parallel files,
@@ -23,7 +24,7 @@ import asyncio
 import contextlib
 import os
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -253,9 +254,13 @@ class SiteSync:
         volumes: dict[str, Volume],
         started: float,
         say: Callable[[str], None],
+        *,
+        written: Sequence[Path] | None = None,
     ) -> None:
-        """Send what the task wrote in its output folder back to the job's output site (the
-        main site unless the job names another)."""
+        """Send the task's outputs back to the job's output site (the main site unless the job
+        names another): `written`, the files its attempt moved into the output folder from its
+        staging folder (`worker.staging`); else (a command that does not write where its
+        output says) the files of its output folder changed since it `started`."""
         sites = await self.sites()
         name = await self._output_site(a)
         target = sites.get(name) if name else None
@@ -273,7 +278,9 @@ class SiteSync:
         root = volume.root_for(self.site, self.os_name) if volume else None
         if root is None:
             raise SyncError(f"volume {ref.volume!r} has no root at {self.site}")
-        written = await asyncio.to_thread(_written_since, Path(join_root(root, ref.rel)), started)
+        if written is None:
+            output_path = Path(join_root(root, ref.rel))
+            written = await asyncio.to_thread(_written_since, output_path, started)
         paths: list[str] = []
         for path in written:
             share = to_share(str(path), volumes, site=self.site, os_name=self.os_name)
