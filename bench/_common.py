@@ -427,6 +427,15 @@ def cpu_seconds(pid: int) -> float:
     return float(t.user + t.system)
 
 
+def loop_cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process's main thread (a controller's event loop: its
+    HTTP serving; the farm thread's store work is the rest)."""
+    for thread in psutil.Process(pid).threads():
+        if thread.id == pid:
+            return float(thread.user_time + thread.system_time)
+    return 0.0
+
+
 def children_cpu_seconds(pid: int) -> float:
     """User + system CPU seconds of the children a process has waited for."""
     t = psutil.Process(pid).cpu_times()

@@ -312,8 +312,10 @@ def run_one(
         time.sleep(max(0.0, window[0] - time.time()))
         with c.py_spy({f"controller-{db}": ctl.pid}, args.profile):
             cpu0 = sum(c.cpu_seconds(x.pid) for x in ctls)
+            loop0 = sum(c.loop_cpu_seconds(x.pid) for x in ctls)
             time.sleep(max(0.0, window[1] - time.time()))
             cpu1 = sum(c.cpu_seconds(x.pid) for x in ctls)
+            loop1 = sum(c.loop_cpu_seconds(x.pid) for x in ctls)
         stats = [results.get(timeout=300) for _ in procs]
         for p in procs:
             p.join(timeout=30)
@@ -337,6 +339,11 @@ def run_one(
         "errors": _merged([s.errors for s in stats]),
         "controller_cpu_s": round(cpu1 - cpu0, 1),
         "controller_cpu_ms_per_assignment": round((cpu1 - cpu0) * 1000 / max(1, assignments), 2),
+        # Of which the event loop's (the main thread: HTTP, JSON, the hand-off to the farm
+        # thread), per poll.
+        "controller_loop_cpu_ms_per_poll": round(
+            (loop1 - loop0) * 1000 / max(1, len(latencies)), 3
+        ),
         "load_cpu_ms_per_assignment": round(
             sum(s.cpu_s for s in stats) * 1000 / max(1, assignments), 3
         ),

@@ -137,8 +137,10 @@ def run(args: argparse.Namespace, tmp: Path, db_url: str | None) -> dict[str, An
         time.sleep(max(0.0, window[0] - time.time()))
         with c.py_spy({"controller": ctl.pid}, args.profile):
             cpu0, t0 = c.cpu_seconds(ctl.pid), time.time()
+            loop0 = c.loop_cpu_seconds(ctl.pid)
             time.sleep(max(0.0, window[1] - time.time()))
             cpu1, t1 = c.cpu_seconds(ctl.pid), time.time()
+            loop1 = c.loop_cpu_seconds(ctl.pid)
         stats = [results.get(timeout=300) for _ in procs]
         for p in procs:
             p.join(timeout=30)
@@ -153,6 +155,8 @@ def run(args: argparse.Namespace, tmp: Path, db_url: str | None) -> dict[str, An
         "polls_per_s": round(polls / (t1 - t0), 1),
         "expected_polls_per_s": round(args.workers / args.every, 1),
         "controller_cpu_us_per_poll": round((cpu1 - cpu0) * 1e6 / max(1, polls), 1),
+        # of which the event loop's (the main thread: HTTP, JSON, the hand-off)
+        "controller_loop_cpu_us_per_poll": round((loop1 - loop0) * 1e6 / max(1, polls), 1),
         "poll_p50_ms": round(c.percentile(latencies, 50) * 1000, 2) if latencies else None,
         "poll_p99_ms": round(c.percentile(latencies, 99) * 1000, 2) if latencies else None,
         "late_polls": sum(s.late for s in stats),

@@ -1,22 +1,29 @@
 """The workers' polls and reports served ahead of FastAPI (`controller/hot_routes.py`) answer
-exactly as the FastAPI routes do: each request below is sent with the hot routes on and off,
-and both answers must agree (status, body, the headers that matter, a request id)."""
+exactly as the FastAPI routes do: each request below is sent three ways (through the server's
+own protocol, `controller/hot_protocol.py`; through ASGI to the hot routes; to the FastAPI
+routes), and the answers must agree (status, body, the headers that matter, a request id). The
+protocol's answers are compared byte for byte with uvicorn's own (`test_the_protocol_...`)."""
 
 from __future__ import annotations
 
 import socket
+import ssl
 from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
 from thresher.controller.app import ThresherApp
-from thresher.testing import ServedController, wait_until
+from thresher.controller.settings import ControllerSettings
+from thresher.testing import ServedController, serve_in_thread, wait_until
 
 from .conftest import Serve
 from .test_dispatch import worker
 from .test_metrics import scrape
+from .test_security_rules import certificate
 
 LIMIT = 4096
 POLL, REPORT = "/api/v1/agent/poll", "/api/v1/agent/report"
@@ -24,16 +31,33 @@ HEADERS = ("content-type", "content-length", "www-authenticate", "retry-after", 
 
 
 class Spy:
-    """The app's hot routes, counting the requests they serve."""
+    """The app's hot routes, counting the requests they serve and noting who handed each over:
+    the hot protocol's cycle (`HotCycle`) or uvicorn's (`RequestResponseCycle`)."""
 
     def __init__(self, app: ThresherApp) -> None:
         assert app.hot is not None
         self.hot, self.served = app.hot, 0
         self.serves = self.hot.serves
+        self.cycles: list[str] = []
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         self.served += 1
+        self.cycles.append(type(getattr(send, "__self__", None)).__name__)
         await self.hot(scope, receive, send)
+
+
+#: The ways a hot request is served: (hot_routes, hot_protocol), and the cycle that hands it
+#: to the hot routes (None: the FastAPI routes serve it).
+WAYS = {
+    "protocol": ((True, True), "HotCycle"),
+    "asgi": ((True, False), "RequestResponseCycle"),
+    "fastapi": ((False, False), None),
+}
+
+
+def set_way(app: ThresherApp | None, way: str) -> None:
+    assert app is not None
+    app.hot_routes, app.hot_protocol = WAYS[way][0]
 
 
 @pytest.fixture
@@ -43,7 +67,7 @@ def farm(serve: Serve) -> Iterator[tuple[ServedController, Spy, str]]:
     spy = Spy(served.app)
     served.app.hot = spy  # type: ignore[assignment]
     yield served, spy, worker(served, "w1").token
-    served.app.hot_routes = True
+    set_way(served.app, "protocol")
 
 
 def answer(r: httpx.Response) -> tuple[int, Any, dict[str, str]]:
@@ -51,19 +75,17 @@ def answer(r: httpx.Response) -> tuple[int, Any, dict[str, str]]:
     return r.status_code, r.json(), {h: r.headers[h] for h in HEADERS if h in r.headers}
 
 
-def both(served: ServedController, spy: Spy, send: Any) -> tuple[Any, Any]:
-    """`send(client)`'s answer with the hot routes on, then off; the spy saw only the first."""
-    app = served.app
-    assert app is not None
-    out = []
-    for hot in (True, False):
-        app.hot_routes = hot
-        before = spy.served
-        with httpx.Client(base_url=served.url, timeout=30) as client:
-            out.append(answer(send(client)))
-        assert spy.served - before == (1 if hot else 0)
-    app.hot_routes = True
-    return out[0], out[1]
+def every_way(served: ServedController, spy: Spy, send: Any, **client: Any) -> dict[str, Any]:
+    """`send(client)`'s answer served each way (`WAYS`); the spy saw each hand-over."""
+    out = {}
+    for way, (_, cycle) in WAYS.items():
+        set_way(served.app, way)
+        before = len(spy.cycles)
+        with httpx.Client(base_url=served.url, timeout=30, **client) as http:
+            out[way] = answer(send(http))
+        assert spy.cycles[before:] == ([] if cycle is None else [cycle])
+    set_way(served.app, "protocol")
+    return out
 
 
 WORKER = "worker"  # the registered worker's token
@@ -112,9 +134,9 @@ def test_the_hot_routes_answer_as_the_fastapi_routes(
         content = body if isinstance(body, bytes) else iter(body)
         return client.post(path, content=content, headers=headers)
 
-    hot, fastapi = both(served, spy, send)
-    assert hot[0] == status, hot
-    assert hot == fastapi
+    answers = every_way(served, spy, send)
+    assert answers["protocol"][0] == status, answers
+    assert answers["protocol"] == answers["asgi"] == answers["fastapi"]
 
 
 def test_a_revoked_token_still_remembered_is_refused_alike(
@@ -126,22 +148,23 @@ def test_a_revoked_token_still_remembered_is_refused_alike(
     assert served.app is not None
     admin = {"Authorization": f"Bearer {served.admin_token}"}
     answers = {}
-    for hot in (True, False):
-        served.app.hot_routes = hot
-        token = worker(served, f"revoked-{hot}").token
+    for way in WAYS:
+        set_way(served.app, way)
+        token = worker(served, f"revoked-{way}").token
         auth = {"Authorization": f"Bearer {token}"}
         ok = httpx.post(served.url + POLL, json={"wait_s": 0}, headers=auth)
         assert ok.status_code == 200  # the token is now one the controller remembers
         listed = httpx.get(served.url + "/api/v1/tokens?all=true", headers=admin).json()
-        (mine,) = [t for t in listed["tokens"] if t["name"] == f"worker:revoked-{hot}"]
+        (mine,) = [t for t in listed["tokens"] if t["name"] == f"worker:revoked-{way}"]
         assert httpx.delete(f"{served.url}/api/v1/tokens/{mine['id']}", headers=admin).is_success
-        answers[hot] = [
+        answers[way] = [
             answer(httpx.post(served.url + POLL, content=body, headers=auth))
             for body in (b"{not json", b'{"wait_s": 0}')
         ]
-    assert [status for status, _, _ in answers[True]] == [401, 401]
-    assert answers[True] == answers[False]
-    assert spy.served == 3
+    set_way(served.app, "protocol")
+    assert [status for status, _, _ in answers["protocol"]] == [401, 401]
+    assert answers["protocol"] == answers["asgi"] == answers["fastapi"]
+    assert spy.cycles == ["HotCycle"] * 3 + ["RequestResponseCycle"] * 3
 
 
 @pytest.mark.parametrize(("given", "echoed"), [("w1-0001", True), ("not a sane id!", False)])
@@ -157,7 +180,7 @@ def test_a_request_id_is_answered_back(
         )
         assert (r.headers["x-request-id"] == given) is echoed
         assert len(r.headers["x-request-id"]) == (len(given) if echoed else 16)
-    assert spy.served == 2
+    assert spy.cycles == ["HotCycle"] * 2
 
 
 def test_the_hot_routes_count_in_the_metrics(farm: tuple[ServedController, Spy, str]) -> None:
@@ -183,13 +206,17 @@ def test_the_hot_routes_count_in_the_metrics(farm: tuple[ServedController, Spy, 
     after = counts()
     assert [a - b for a, b in zip(after, before, strict=True)] == [3, 1, 1, 4]
     assert scrape(served, served.admin_token)["thresher_polls_in_flight"][()] == 0
-    assert spy.served == 5
+    assert spy.cycles == ["HotCycle"] * 5
 
 
-def test_a_held_poll_whose_worker_went_away_ends(farm: tuple[ServedController, Spy, str]) -> None:
+@pytest.mark.parametrize("way", ["protocol", "asgi"])
+def test_a_held_poll_whose_worker_went_away_ends(
+    farm: tuple[ServedController, Spy, str], way: str
+) -> None:
     """The hold notices the closed connection (at the next heartbeat, 0.3 s here), well before
     its 20 s are over."""
     served, spy, token = farm
+    set_way(served.app, way)
     host, port = served.url.removeprefix("http://").split(":")
     body = b'{"lanes": [0], "wait_s": 20}'
     request = (
@@ -207,4 +234,132 @@ def test_a_held_poll_whose_worker_went_away_ends(farm: tuple[ServedController, S
         sock.sendall(request)
         wait_for(1)
     wait_for(0)
-    assert spy.served == 1
+    assert spy.cycles == [WAYS[way][1]]
+
+
+def exchange(
+    url: str, steps: list[tuple[bytes, int]], *, closes: bool, **tls: Any
+) -> list[tuple[Any, ...]]:
+    """On one connection, send each step's bytes and read its number of answers (a 100
+    Continue is one); with `closes`, then wait for the server to close the connection. Each
+    answer: its status line, its headers in order (the date's and a generated request id's
+    values left out), its body."""
+    host, port = url.split("://")[1].split(":")
+    out: list[tuple[Any, ...]] = []
+    with socket.create_connection((host, int(port)), timeout=20) as plain:
+        sock = plain
+        if tls:
+            sock = ssl.create_default_context(cafile=tls["ca"]).wrap_socket(
+                plain, server_hostname=host
+            )
+        buffer = b""
+
+        def more() -> bool:
+            nonlocal buffer
+            got = sock.recv(65536)
+            buffer += got
+            return bool(got)
+
+        for data, answers in steps:
+            sock.sendall(data)
+            for _ in range(answers):
+                while b"\r\n\r\n" not in buffer:
+                    assert more(), (out, buffer)
+                head, _, buffer = buffer.partition(b"\r\n\r\n")
+                status, *lines = head.split(b"\r\n")
+                headers = [(n, v) for n, _, v in (line.partition(b": ") for line in lines)]
+                length = int(dict(headers).get(b"content-length", b"0"))
+                while len(buffer) < length:
+                    assert more(), (out, buffer)
+                body, buffer = buffer[:length], buffer[length:]
+                kept = [
+                    (n, b"-" if n == b"date" or (n == b"x-request-id" and len(v) == 16) else v)
+                    for n, v in headers
+                ]
+                out.append((status, kept, body))
+        assert not buffer
+        if closes:
+            assert not more()  # the server closed the connection
+    return out
+
+
+def request(head: str, token: str, body: bytes | None, *extra: str) -> bytes:
+    """A raw request: with a Content-Length, or `body` None: chunked (two chunks)."""
+    lines = [head, "Host: controller", f"Authorization: Bearer {token}", *extra]
+    if body is None:
+        lines.append("Transfer-Encoding: chunked")
+        return ("\r\n".join(lines) + "\r\n\r\n").encode() + b"2\r\n{}\r\n0\r\n\r\n"
+    lines.append(f"Content-Length: {len(body)}")
+    return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
+
+
+def test_the_protocol_answers_byte_for_byte_as_uvicorn(
+    farm: tuple[ServedController, Spy, str],
+) -> None:
+    """Pipelined requests on a kept connection (polls, a report, a chunked body, a 422, a
+    request the protocol leaves to uvicorn, an Expect: 100-continue, a request id), then the
+    connection-closing ones (Connection: close, HTTP/1.0, a 413): the same bytes either way."""
+    served, spy, token = farm
+    poll = f"POST {POLL} HTTP/1.1"
+    kept = [
+        request(poll, token, b'{"wait_s": 0}'),
+        request(f"POST {REPORT} HTTP/1.1", token, b'{"output": []}', "X-Request-Id: r-1"),
+        request(poll, token, None),
+        request(poll, token, b"{not json"),
+        request(f"POST {POLL}?x=1 HTTP/1.1", token, b"{}"),  # a query: uvicorn's way
+        b"GET /healthz HTTP/1.1\r\nHost: controller\r\n\r\n",
+        request(poll, token, b'{"wait_s": 0}', "Expect: 100-continue"),
+        request(poll, "not-a-token", b"{}"),
+    ]
+    again = request(poll, token, b'{"wait_s": 0}')  # the connection was kept
+    cases = [
+        ([(b"".join(kept), 9), (again, 1)], False),  # the 100 Continue is an answer too
+        ([(request(poll, token, b"{}", "Connection: close"), 1)], True),
+        ([(request(f"POST {POLL} HTTP/1.0", token, b"{}"), 1)], True),
+        ([(request(poll, token, b"x" * (LIMIT + 1)), 1)], True),
+    ]
+    answers = {}
+    for way in ("protocol", "asgi"):
+        set_way(served.app, way)
+        before = len(spy.cycles)
+        answers[way] = [exchange(served.url, steps, closes=closes) for steps, closes in cases]
+        cycles = [WAYS[way][1]] * 11
+        cycles[4] = "RequestResponseCycle"  # the one with a query
+        assert spy.cycles[before:] == cycles
+    set_way(served.app, "protocol")
+    assert answers["protocol"] == answers["asgi"]
+    statuses = [[a[0][9:12] for a in got] for got in answers["protocol"]]
+    assert statuses == [
+        [b"200", b"200", b"200", b"422", b"200", b"200", b"100", b"200", b"401", b"200"],
+        [b"200"],
+        [b"200"],
+        [b"413"],
+    ]
+
+
+def test_the_protocol_serves_the_hot_routes_over_tls(tmp_path: Path) -> None:
+    cert, key = certificate(tmp_path)
+    settings = replace(
+        ControllerSettings(data_dir=tmp_path / "data"), tls_certfile=cert, tls_keyfile=key
+    )
+    with serve_in_thread(settings) as served:
+        assert served.app is not None
+        assert served.url.startswith("https://")
+        spy = Spy(served.app)
+        served.app.hot = spy  # type: ignore[assignment]
+        admin = {"Authorization": f"Bearer {served.admin_token}"}
+        registered = httpx.post(
+            served.url + "/api/v1/agent/register",
+            json={"name": "w", "hostname": "w", "os": "linux", "cores": 1, "ram_bytes": 1 << 30},
+            headers=admin,
+            verify=ssl.create_default_context(cafile=str(cert)),
+        )
+        token = registered.json()["token"]
+        steps = [(request(f"POST {POLL} HTTP/1.1", token, b'{"wait_s": 0}') * 2, 2)]
+        answers = {}
+        for way in ("protocol", "asgi"):
+            set_way(served.app, way)
+            answers[way] = exchange(served.url, steps, closes=False, ca=str(cert))
+        assert answers["protocol"] == answers["asgi"]
+        assert [status[9:12] for status, _, _ in answers["protocol"]] == [b"200", b"200"]
+        assert spy.cycles == ["HotCycle"] * 2 + ["RequestResponseCycle"] * 2

@@ -206,7 +206,7 @@ def test_an_engine_is_checked_outside_the_controller_with_a_time_limit(
     assert "sidefx" not in names
 
 
-def _certificate(folder: Path) -> tuple[Path, Path]:
+def certificate(folder: Path) -> tuple[Path, Path]:
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
     now = dt.datetime.now(dt.UTC)
@@ -238,7 +238,7 @@ def _certificate(folder: Path) -> tuple[Path, Path]:
 
 
 def test_the_controller_serves_tls_that_clients_verify(tmp_path: Path) -> None:
-    cert, key = _certificate(tmp_path)
+    cert, key = certificate(tmp_path)
     settings = replace(
         ControllerSettings(data_dir=tmp_path / "data"), tls_certfile=cert, tls_keyfile=key
     )

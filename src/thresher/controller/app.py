@@ -21,6 +21,7 @@ from thresher.controller.audit import AuditTrail
 from thresher.controller.body_limit import BodyLimit
 from thresher.controller.confirm import ConfirmCaller
 from thresher.controller.farm import Farm
+from thresher.controller.hot_protocol import protocol_for
 from thresher.controller.hot_routes import HotRoutes
 from thresher.controller.notifier import Notifier
 from thresher.controller.notify import Sender
@@ -57,10 +58,13 @@ VERSION = version("thresher")
 class ThresherApp(FastAPI):
     """The FastAPI app, with the workers' polls and reports served ahead of it by `hot`
     (`controller/hot_routes.py`) while `hot_routes` is on; every other request (and those two
-    with it off) goes through the app's middlewares and routes."""
+    with it off) goes through the app's middlewares and routes. While `hot_protocol` is on too,
+    the server's connection protocol hands those two straight to `hot` and writes their answers
+    in one write (`controller/hot_protocol.py`); off, they come through `__call__`."""
 
     hot: HotRoutes | None = None
     hot_routes = True
+    hot_protocol = True
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         hot = self.hot
@@ -207,10 +211,13 @@ def server_config(app: FastAPI, settings: ControllerSettings | None = None) -> u
     """How every Thresher process serves the app. Held polls are cut after a second of graceful
     shutdown: workers simply poll again, and a stopping controller need not wait out the hold.
     No access log: a request line may carry a secret (renderacre's old token-in-path URL).
-    With a certificate and key in `settings`, it serves https."""
+    With a certificate and key in `settings`, it serves https. A Thresher app is served by
+    `hot_protocol.HotProtocol` (uvicorn's httptools protocol, the workers' polls and reports
+    answered more directly)."""
     tls = settings is not None and settings.tls_certfile is not None
     return uvicorn.Config(
         app,
+        http=protocol_for(app),
         log_level="warning",
         access_log=False,
         lifespan="on",
