@@ -4,11 +4,16 @@ A requeued task row goes first; else the next position under the block cursor, i
 inserted as running. A block with frame-by-frame dependencies looks a little further than the
 cursor for a task whose upstream frames are done.
 
-On SQLite the cursor moves with `UPDATE … SET cursor = cursor + k … RETURNING`. On PostgreSQL
-the transaction's first claim of a block locks its row (`SELECT … FOR UPDATE`, no new row
-version) and reads the cursor; its claims take positions from it in memory and the cursor and
-counters are written once at the transaction's end (`store.tally`). Either way the row lock
-hands every claimer different positions.
+On SQLite the cursor moves with `UPDATE … SET cursor = cursor + k … RETURNING`; the row lock
+hands every claimer different positions. On PostgreSQL the cursor moves by ranges: a claim
+takes positions the process holds already (`store.ranges`); when it holds none, it locks the
+block's row (`SELECT … FOR NO KEY UPDATE`, no new row version), reads the cursor and reserves
+a range past it (up to `ranges.RANGE_MAX` positions), written once at the transaction's end
+(`store.tally`), the positions it does not hand out held for the next claims. At the block's
+end a claim looks for positions below the cursor without a task row (held by another
+controller, or lost with one that died) and hands them out. The task row's unique key
+(block, index) decides between two claimers of one position: `INSERT … ON CONFLICT DO
+NOTHING` inserts it for one of them, and the other passes it over.
 
 Every function counts what it takes in the block's counters, in the caller's transaction, and
 returns (task row id, task index) pairs.
@@ -25,7 +30,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from thresher.core.deps import task_ready
 from thresher.core.frames import TaskLayout
 from thresher.core.states import TaskStatus
-from thresher.store import tally
+from thresher.store import ranges, tally
 from thresher.store.prepared import Prepared
 from thresher.store.snapshot import SnapBlock
 from thresher.store.tables import blocks, tasks
@@ -51,23 +56,67 @@ _UNCOUNT_RUNNING = Prepared(
 )
 
 
-def _positions(conn: sa.Connection, block_id: int, k: int) -> range:
-    """Up to `k` positions under the cursor, from the transaction's tally of the block (its
-    row locked and read at the first)."""
+def _positions(
+    conn: sa.Connection, block_id: int, layout: TaskLayout, k: int, *, spread: bool = True
+) -> list[int]:
+    """Up to `k` positions to hand out (PostgreSQL): those the transaction reserved, else
+    those the process holds (`store.ranges`), else a new range past the cursor, its row
+    locked (with `spread`, more than `k`: the rest is held for the next claims); at the
+    block's end, positions below the cursor that nobody handed out (`_gaps`)."""
     t = tally.of(conn, block_id)
-    if t.cursor is None:
-        locked = tally.lock(conn, block_id)
-        if locked is None:
-            return range(0)
-        t = locked
-    start = t.cursor
-    if start is None:  # never: the lock read it
-        return range(0)
-    taken = range(start, min(start + k, t.task_count))
-    if taken:
-        t.cursor = taken.stop
+    out = _reserved(t, k)
+    if len(out) < k:
+        got = ranges.take(conn.engine, block_id, k - len(out))
+        t.from_held += got
+        out += got
+    if len(out) < k and t.cursor is None and tally.lock(conn, block_id) is None:
+        return out
+    if len(out) < k and t.reserved is not None and t.reserved < t.task_count:
+        need = k - len(out)
+        size = ranges.range_size(need, t.task_count - t.reserved) if spread else need
+        t.reserved = min(t.reserved + size, t.task_count)
         t.cursor_moved = True
-    return taken
+        out += _reserved(t, need)
+    at_end = t.reserved is not None and t.reserved >= t.task_count
+    if len(out) < k and at_end and _may_sweep(conn.engine, block_id):
+        ranges.hold(conn.engine, block_id, _gaps(conn, block_id, layout, t.task_count))
+        got = ranges.take(conn.engine, block_id, k - len(out))
+        t.from_held += got
+        out += got
+    return [p for p in out if p < layout.task_count]
+
+
+def _may_sweep(engine: sa.Engine, block_id: int) -> bool:
+    """Whether to look for the block's positions nobody handed out: when the process holds
+    none of the block's, at most every few seconds."""
+    return not ranges.held(engine, block_id) and ranges.may_sweep(engine, block_id)
+
+
+def _spreads(b: SnapBlock) -> bool:
+    """Whether the block's claims reserve ranges: not for a block that waits frame by frame
+    (a ready task is looked for past the cursor) nor for one with adaptive chunks (a re-plan
+    starts past the cursor: positions held below it would keep the old plan)."""
+    return not b.after_frames and b.chunk != 0
+
+
+def _reserved(t: tally.BlockTally, k: int) -> list[int]:
+    """Up to `k` positions of those the transaction reserved, taken."""
+    if t.cursor is None or t.reserved is None or t.cursor >= t.reserved:
+        return []
+    taken = range(t.cursor, min(t.cursor + k, t.reserved))
+    t.cursor = taken.stop
+    return list(taken)
+
+
+def _gaps(conn: sa.Connection, block_id: int, layout: TaskLayout, task_count: int) -> list[int]:
+    """The positions of the block's tasks without a row (the cursor passed them all): held by
+    a controller, or lost with one, or with a rolled-back claim. A whole-block scan of the
+    task rows' indexes, so it runs at a block's end only, at most every few seconds."""
+    of_block = tasks.c.block_id == block_id
+    if (conn.scalar(sa.select(sa.func.count()).where(of_block)) or 0) >= task_count:
+        return []  # every task has a row: nothing to fetch
+    have = set(conn.scalars(sa.select(tasks.c.idx).where(of_block)))
+    return [p for p in range(task_count) if layout.task_at(p) not in have]
 
 
 _TASK_COLUMNS = (
@@ -169,7 +218,7 @@ def take_next(
     """The next task under the cursor that nothing touched before dispatch."""
     if tally.enabled(conn):
         while True:
-            positions = _positions(conn, b.block_id, 1)
+            positions = _positions(conn, b.block_id, layout, 1, spread=_spreads(b))
             if not positions:
                 return None
             index = layout.task_at(positions[0])
@@ -198,7 +247,9 @@ def take_next_many(
 ) -> list[Taken]:
     """Up to `k` more tasks under the cursor with one cursor move and one insert."""
     if tally.enabled(conn):
-        indices = [layout.task_at(p) for p in _positions(conn, b.block_id, k)]
+        indices = [
+            layout.task_at(p) for p in _positions(conn, b.block_id, layout, k, spread=_spreads(b))
+        ]
         by_index = _insert_running(conn, b, indices, worker_id, now) if indices else {}
         tally.of(conn, b.block_id).running += len(by_index)
         return [(by_index[i], i) for i in indices if i in by_index]

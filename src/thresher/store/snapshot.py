@@ -20,6 +20,7 @@ import sqlalchemy as sa
 from thresher.core.gpu_lanes import gpu_lanes
 from thresher.core.lanes import lane_keys
 from thresher.core.states import AttemptStatus
+from thresher.store import tally
 from thresher.store.base import Database, Repository
 from thresher.store.error_hosts import HostError
 from thresher.store.jobs import dependency_state
@@ -79,13 +80,14 @@ class SnapBlock:
 
     @property
     def runnable(self) -> int:
-        """Tasks still to dispatch: requeued ones and those under the cursor, but never more
-        than the tasks that wait or are queued (those marked as never run have rows the cursor
-        has yet to pass)."""
+        """Tasks still to dispatch: those that wait or are queued, by the counters. On SQLite
+        they are the requeued ones and those under the cursor without a row; on PostgreSQL
+        also positions below the cursor that a controller reserved and has not handed out
+        (`store.ranges`), which the cursor alone would leave out."""
         unstarted = self.task_count - (
             self.n_running + self.n_done + self.n_failed + self.n_canceled
         )
-        return max(0, min(self.n_queued + max(0, self.task_count - self.cursor), unstarted))
+        return max(0, unstarted)
 
     @property
     def done(self) -> bool:
@@ -305,6 +307,7 @@ class Snapshots(Repository):
     def read(self, *, now: float, errors_since: float) -> DispatchSnapshot:
         """Everything dispatch decides from, read in one connection. Host errors are those of
         active blocks, and any since `errors_since` (for sickness)."""
+        tally.fold_now(self.db.engine)  # the counters as the claims and finishes left them
         with self.db.connect() as conn:
             snap_blocks = tuple(self._snap_block(r) for r in conn.execute(_ACTIVE_BLOCKS))
             waiting = _job_waiting(self.db, conn, snap_blocks)

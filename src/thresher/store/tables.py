@@ -435,7 +435,7 @@ job_extras = sa.Table(
 # -- cloud (0008) ---------------------------------------------------------------------
 
 # The areas' own table modules, imported last so their tables join `metadata`.
-from thresher.store import tables_monitor  # noqa: E402, F401
+from thresher.store import tables_dispatch, tables_monitor  # noqa: E402, F401
 
 # GPU lanes: lane -> the GPU device ids it owns ({"0": [0], "1": [1]}); NULL: no GPU lanes.
 workers.append_column(sa.Column("lane_gpus", sa.JSON, nullable=True))

@@ -1,44 +1,57 @@
-"""A transaction's changes to its blocks' hot columns, written once per block at its end
-(PostgreSQL).
+"""A transaction's changes to its blocks' hot columns, written at its end (PostgreSQL).
 
-Each assignment used to write two versions of its block's row: the claim moved `cursor` and
-`n_running`, the finish moved the counters. PostgreSQL keeps every version of a row that a
-snapshot older than it may still see; while a long transaction holds such a snapshot (a report,
-a backup), none can be pruned, the row's chain grows by thousands a second, and every lookup
-of the row walks it (docs/performance.md, "Vacuum held back"). So on PostgreSQL a transaction
-gathers what it changes in a block's hot columns here, and writes it in one UPDATE per block
-just before it commits: a poll group of eight polls writes one version per block instead of
-sixteen, and the lookups that remain are the claim's lock and that UPDATE.
+PostgreSQL keeps every version of a row that a snapshot older than it may still see; while a
+long transaction holds such a snapshot (a report, a backup), none can be pruned, a row written
+per claim grows a chain by thousands a second, and every lookup of the row walks it
+(docs/performance.md, "Vacuum held back"). So on PostgreSQL a transaction gathers what it
+changes in a block's cursor and counters here, and at its commit:
 
-- The claim locks the block's row at its first claim of the transaction (`SELECT … FOR UPDATE`
-  writes no version), reads the cursor, and hands out positions from it in memory; the lock
-  keeps every other claimer out until the commit, as the UPDATE of the cursor did, so no two
-  transactions see the same position. The end writes the cursor as it is.
-- The finish adds its counts (`n_running` down, `n_succeeded` and the run time up) here.
-- Any other statement of the transaction that names the `blocks` table (a read of the
-  counters, deciding whether a job is final, a move of a task with its counters, a retry
-  moving the cursor back) first writes what is gathered, so it sees the block as it is; the
-  statements of the claim and finish that read only fixed columns of the block say so
-  (`Prepared(..., tally_safe=True)`, or the execution option `tally_safe`).
-- A rollback forgets what was gathered, with the rest of the transaction.
-- Both the lock and the UPDATE go straight to the row's live version when they can: each
-  controller keeps where it last wrote each block's row (its `ctid`) and asks for
-  `id = … AND ctid = …` (a TID scan: one tuple, however many dead versions the held snapshot
-  keeps); when another controller wrote the row since, that finds nothing and the lookup by
-  id runs instead. The `ctid` only says where to look: whatever it finds has the block's id,
-  and it is the row's current version or nothing.
+- a block whose cursor it moved (a range reserved, `store.cursor`) gets one UPDATE with the
+  cursor and the counts; the positions of the range it did not hand out are held by the
+  process for its next claims (`store.ranges`);
+- the counts of every other block go to the journal (`block_deltas`): one INSERT per block,
+  no new version of the block's row.
+
+The claim locks the block's row only to reserve a range (`SELECT … FOR NO KEY UPDATE` writes no
+version). The finish adds its counts (`n_running` down, `n_succeeded` and the run time up).
+
+The journal is folded into the blocks' rows (`fold`): by a committing transaction at most
+every FOLD_EVERY_S, by the dispatch index's rebuild (`fold_now`, which folds what a controller
+that died journaled too), and before a statement that may read the counters while this
+process journaled rows that no committed fold of its own has seen. A fold locks the rows it
+writes with `SKIP LOCKED`: it never waits on a claim holding a block's row, nor on another
+fold; what it skips stays for the next.
+
+Any other statement of the transaction that names the `blocks` table (a read of the counters,
+deciding whether a job is final, a move of a task with its counters, a retry moving the cursor
+back) first writes what is gathered to the rows, so it sees the block as it is; the
+statements of the claim and finish that read only fixed columns of the block say so
+(`Prepared(..., tally_safe=True)`, or the execution option `tally_safe`). A rollback forgets
+what was gathered, with the rest of the transaction, and gives back the positions its claims
+took.
+
+The lock and the UPDATE go straight to the row's live version when they can: each controller
+keeps where it last wrote each block's row (its `ctid`) and asks for `id = … AND ctid = …` (a
+TID scan: one tuple, however many dead versions the held snapshot keeps); when another
+controller wrote the row since, that finds nothing and the lookup by id runs instead. The
+`ctid` only says where to look: whatever it finds has the block's id, and it is the row's
+current version or nothing.
 
 SQLite has one writer and no row versions to keep: it writes each change at once as before.
 """
 
 from __future__ import annotations
 
+import threading
+import time
 import weakref
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import event
+
+from thresher.store import ranges
 
 _KEY = "thresher_tally"
 _INSTALLED: weakref.WeakSet[sa.Engine] = weakref.WeakSet()
@@ -52,6 +65,7 @@ class BlockTally:
     """What one transaction changed in one block's hot columns (not written yet)."""
 
     cursor: int | None = None  # next position to hand out; None: the row is not read yet
+    reserved: int | None = None  # the cursor to write: positions up to it are reserved
     task_count: int = 0  # as read under the lock
     ctid: str | None = None  # where its live version is (read under the lock)
     cursor_moved: bool = False
@@ -60,6 +74,12 @@ class BlockTally:
     succeeded: int = 0
     runtime_sum: float = 0.0
     runtime_n: int = 0
+    # Positions this transaction took from those the process holds (`store.ranges`): held
+    # again if it rolls back.
+    from_held: list[int] = field(default_factory=list)
+
+    def counts(self) -> bool:
+        return bool(self.queued or self.running or self.succeeded or self.runtime_n)
 
 
 def enabled(conn: sa.Connection) -> bool:
@@ -118,18 +138,46 @@ _SET = (
 _FLUSH_AT = _SET + " AND ctid = %(ctid)s::tid RETURNING ctid::text"
 _FLUSH = _SET + " RETURNING ctid::text"
 _LOCK = "SELECT cursor, task_count, ctid::text FROM blocks WHERE id = %(block_id)s"
-_LOCK_AT = _LOCK + " AND ctid = %(ctid)s::tid FOR UPDATE"
-_LOCK_BY_ID = _LOCK + " FOR UPDATE"
+# NO KEY UPDATE: the lock an UPDATE of non-key columns takes; it lets the inserts of task rows
+# check their foreign key (FOR KEY SHARE) meanwhile.
+_LOCK_AT = _LOCK + " AND ctid = %(ctid)s::tid FOR NO KEY UPDATE"
+_LOCK_BY_ID = _LOCK + " FOR NO KEY UPDATE"
+_JOURNAL = (
+    "INSERT INTO block_deltas (block_id, n_queued, n_running, n_succeeded, runtime_sum,"
+    " runtime_n) VALUES (%(block_id)s, %(queued)s, %(running)s, %(succeeded)s,"
+    " %(runtime_sum)s, %(runtime_n)s)"
+)
+_PENDING = "SELECT DISTINCT block_id FROM block_deltas"
+# Rows another transaction holds (a claim reserving a range, another fold) are left for a
+# later fold: a fold never waits, so it never deadlocks with them.
+_LOCK_SOME = (
+    "SELECT id FROM blocks WHERE id = ANY(%(ids)s) ORDER BY id FOR NO KEY UPDATE SKIP LOCKED"
+)
+_TAKE = (
+    "WITH d AS (DELETE FROM block_deltas WHERE id IN (SELECT id FROM block_deltas"
+    " WHERE block_id = ANY(%(ids)s) FOR UPDATE SKIP LOCKED) RETURNING *)"
+    " SELECT block_id, sum(n_queued), sum(n_running), sum(n_succeeded), sum(runtime_sum),"
+    " sum(runtime_n) FROM d GROUP BY block_id ORDER BY block_id"
+)
+#: Seconds between the folds of the journal that a committing claim or finish runs.
+FOLD_EVERY_S = 1.0
+_FOLD_KEY = "thresher_tally_fold"
+_fold_lock = threading.Lock()
+_last_fold = 0.0
+# Journal rows this process wrote, and those a committed fold of its own had seen: a read
+# of the counters folds first while the first is ahead.
+_journaled = 0
+_folded = 0
 
 
-def _run(conn: sa.Connection, sql: str, params: dict[str, Any]) -> Any:
-    """One row of a statement run on the transaction's DBAPI connection (as `Prepared` runs
-    them: no SQLAlchemy events, its error handling), or None."""
+def _run(conn: sa.Connection, sql: str, params: dict[str, Any], *, fetch: str = "one") -> Any:
+    """One row (`fetch` "all": every row; "": none) of a statement run on the transaction's
+    DBAPI connection (as `Prepared` runs them: no SQLAlchemy events, its error handling)."""
     dbapi_conn: Any = conn.connection.dbapi_connection
     cursor = dbapi_conn.cursor()
     try:
         cursor.execute(sql, params)
-        row = cursor.fetchone()
+        rows = cursor.fetchone() if fetch == "one" else cursor.fetchall() if fetch else None
     except Exception as exc:
         cursor.close()
         # A lost connection invalidated, the error wrapped, so `unavailable_translated`
@@ -137,7 +185,7 @@ def _run(conn: sa.Connection, sql: str, params: dict[str, Any]) -> Any:
         conn._handle_dbapi_exception(exc, sql, params, cursor, None)
         raise
     cursor.close()
-    return row
+    return rows
 
 
 def _note_where(block_id: int, ctid: str) -> None:
@@ -147,7 +195,7 @@ def _note_where(block_id: int, ctid: str) -> None:
 
 
 def lock(conn: sa.Connection, block_id: int) -> BlockTally | None:
-    """Lock the block's row (`SELECT … FOR UPDATE`: no new version) and read its cursor into
+    """Lock the block's row (`SELECT … FOR NO KEY UPDATE`: no new version) and read its cursor into
     the transaction's tally of it; None when the block is gone."""
     t = of(conn, block_id)
     row = None
@@ -159,34 +207,93 @@ def lock(conn: sa.Connection, block_id: int) -> BlockTally | None:
     if row is None:
         return None
     t.cursor, t.task_count, t.ctid = int(row[0]), int(row[1]), str(row[2])
+    t.reserved = t.cursor
     return t
 
 
-def flush(conn: sa.Connection) -> None:
-    """Write what the transaction gathered, one UPDATE per block (in block id order), and
-    start over: a later claim locks and reads the row again."""
+def _update(conn: sa.Connection, block_id: int, t: BlockTally, cursor: int | None) -> None:
+    params = {
+        "block_id": block_id,
+        "cursor": cursor,
+        "queued": t.queued,
+        "running": t.running,
+        "succeeded": t.succeeded,
+        "runtime_sum": t.runtime_sum,
+        "runtime_n": t.runtime_n,
+        "ctid": t.ctid or _WHERE.get(block_id),
+    }
+    row = _run(conn, _FLUSH_AT, params) if params["ctid"] is not None else None
+    if row is None:
+        row = _run(conn, _FLUSH, params)
+    if row is not None:
+        _note_where(block_id, str(row[0]))
+
+
+def flush(conn: sa.Connection, *, journal: bool = False) -> None:
+    """Write what the transaction gathered and start over: a later claim locks and reads the
+    row again. A block whose cursor moved gets one UPDATE with its counts; the counts of the
+    others go to the journal with `journal` (the commit), else (a statement about to read
+    them) to the blocks' rows. Positions reserved and not handed out are held by the process
+    (`store.ranges`)."""
+    global _journaled
     tallies = _tallies(conn)
     conn.info.pop(_KEY, None)
     if not tallies:
         return
     for block_id, t in sorted(tallies.items()):
-        if not (t.cursor_moved or t.queued or t.running or t.succeeded or t.runtime_n):
-            continue
-        params = {
-            "block_id": block_id,
-            "cursor": t.cursor if t.cursor_moved else None,
-            "queued": t.queued,
-            "running": t.running,
-            "succeeded": t.succeeded,
-            "runtime_sum": t.runtime_sum,
-            "runtime_n": t.runtime_n,
-            "ctid": t.ctid or _WHERE.get(block_id),
-        }
-        row = _run(conn, _FLUSH_AT, params) if params["ctid"] is not None else None
-        if row is None:
-            row = _run(conn, _FLUSH, params)
-        if row is not None:
-            _note_where(block_id, str(row[0]))
+        if t.cursor_moved:
+            _update(conn, block_id, t, t.reserved if t.reserved is not None else t.cursor)
+            if t.cursor is not None and t.reserved is not None and t.cursor < t.reserved:
+                ranges.hold(conn.engine, block_id, range(t.cursor, t.reserved))
+        elif t.counts() and journal:
+            _run(conn, _JOURNAL, {"block_id": block_id, **_counts(t)}, fetch="")
+            _journaled += 1
+        elif t.counts():
+            _update(conn, block_id, t, None)
+
+
+def _counts(t: BlockTally) -> dict[str, Any]:
+    return {
+        "queued": t.queued,
+        "running": t.running,
+        "succeeded": t.succeeded,
+        "runtime_sum": t.runtime_sum,
+        "runtime_n": t.runtime_n,
+    }
+
+
+def fold(conn: sa.Connection) -> int:
+    """Fold the journal's rows into their blocks' rows, in the caller's transaction: one
+    UPDATE per block. Rows of a block whose row another transaction holds stay for a later
+    fold. Returns the blocks written."""
+    conn.info[_FOLD_KEY] = (conn.get_transaction(), _journaled)  # seen, once it commits
+    pending = [int(r[0]) for r in _run(conn, _PENDING, {}, fetch="all")]
+    if not pending:
+        return 0
+    locked = [int(r[0]) for r in _run(conn, _LOCK_SOME, {"ids": pending}, fetch="all")]
+    if not locked:
+        return 0
+    sums = _run(conn, _TAKE, {"ids": locked}, fetch="all")
+    for block_id, queued, running, succeeded, runtime_sum, runtime_n in sums:
+        t = BlockTally(
+            queued=int(queued),
+            running=int(running),
+            succeeded=int(succeeded),
+            runtime_sum=float(runtime_sum),
+            runtime_n=int(runtime_n),
+        )
+        if t.counts() or t.runtime_sum:
+            _update(conn, int(block_id), t, None)
+    return len(sums)
+
+
+def fold_now(engine: sa.Engine) -> None:
+    """Fold the journal in a transaction of its own (the dispatch index's rebuild: what a
+    controller that died left there is folded too). Nothing on SQLite."""
+    if engine.dialect.name != "postgresql" or engine not in _INSTALLED:
+        return
+    with engine.begin() as conn:
+        fold(conn)
 
 
 def names_blocks(sql: str) -> bool:
@@ -202,17 +309,54 @@ def _before_statement(
     context: Any,
     executemany: bool,
 ) -> None:
-    if _KEY not in conn.info or not names_blocks(statement) or not pending(conn):
+    if not names_blocks(statement):
         return
     if context is not None and context.execution_options.get("tally_safe"):
         return
-    flush(conn)
+    if _KEY in conn.info and pending(conn):
+        flush(conn)
+    if _journaled > _folded and not _folded_here(conn):
+        fold(conn)  # this process's journal, so that the statement reads the counts as they are
 
 
 def _before_commit(conn: sa.Connection) -> None:
-    flush(conn)
+    flush(conn, journal=True)
+    if _journaled > _folded and _fold_due():
+        fold(conn)
+    kept = conn.info.pop(_FOLD_KEY, None)
+    if kept is not None and kept[0] is conn.get_transaction():
+        _note_folded(kept[1])
+
+
+def _folded_here(conn: sa.Connection) -> bool:
+    """Whether the open transaction folded the journal already."""
+    kept = conn.info.get(_FOLD_KEY)
+    return kept is not None and kept[0] is conn.get_transaction()
+
+
+def _fold_due() -> bool:
+    """Whether this process's periodic fold is due (then it counts as done)."""
+    global _last_fold
+    now = time.monotonic()
+    with _fold_lock:
+        if now - _last_fold < FOLD_EVERY_S:
+            return False
+        _last_fold = now
+        return True
+
+
+def _note_folded(seen: int) -> None:
+    global _folded
+    with _fold_lock:
+        _folded = max(_folded, seen)
 
 
 def _forget(conn: sa.Connection) -> None:
-    if not conn.invalidated:  # a lost connection: its `info` may not be reached (and the
-        conn.info.pop(_KEY, None)  # transaction's identity keeps a stale tally from reuse)
+    if conn.invalidated:  # a lost connection: its `info` may not be reached (and the
+        return  # transaction's identity keeps a stale tally from reuse)
+    conn.info.pop(_FOLD_KEY, None)
+    kept = conn.info.pop(_KEY, None)
+    if kept is None:
+        return
+    for block_id, t in kept[1].items():  # positions taken and not handed out after all
+        ranges.hold(conn.engine, block_id, t.from_held, first=True)
