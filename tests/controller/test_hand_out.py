@@ -103,6 +103,19 @@ def hold(served: Served, worker: Any) -> Future[api.PollOut]:
     return answer
 
 
+def count_own_rounds(farm: Any, monkeypatch: pytest.MonkeyPatch) -> list[object]:
+    """The rounds held polls run on their own (not in a submission's transaction), as listed."""
+    own_rounds: list[object] = []
+    next_round = farm.agents._next_round
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        own_rounds.append(args)
+        return next_round(*args, **kwargs)
+
+    monkeypatch.setattr(farm.agents, "_next_round", counted)
+    return own_rounds
+
+
 def submit(served: Served, name: str) -> int:
     farm = served.farm
     body = api.JobIn(name=name, frames="1", command=["true"])
@@ -153,14 +166,7 @@ def test_a_held_poll_gets_the_new_jobs_task_from_the_submissions_commit(
 ) -> None:
     farm = served.farm
     worker = served.run(farm.call(register, farm, "w1", 1))
-    own_rounds: list[object] = []
-    next_round = farm.agents._next_round
-
-    def counted(*args: Any, **kwargs: Any) -> Any:
-        own_rounds.append(args)
-        return next_round(*args, **kwargs)
-
-    monkeypatch.setattr(farm.agents, "_next_round", counted)
+    own_rounds = count_own_rounds(farm, monkeypatch)
     answer = hold(served, worker)
 
     job_id = submit(served, "shot")
@@ -240,14 +246,7 @@ def test_a_submission_inside_a_wider_transaction_leaves_the_poll_to_its_own_roun
     """Its change's end is not the commit: no poll may hear of its claims before the commit."""
     farm = served.farm
     worker = served.run(farm.call(register, farm, "w1", 1))
-    own_rounds: list[object] = []
-    next_round = farm.agents._next_round
-
-    def counted(*args: Any, **kwargs: Any) -> Any:
-        own_rounds.append(args)
-        return next_round(*args, **kwargs)
-
-    monkeypatch.setattr(farm.agents, "_next_round", counted)
+    own_rounds = count_own_rounds(farm, monkeypatch)
     answer = hold(served, worker)
 
     def submit_inside() -> int:
