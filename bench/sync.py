@@ -27,6 +27,7 @@ import resource
 import shutil
 import statistics
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -36,7 +37,10 @@ from typing import Any
 
 import httpx
 import psutil
-from bench._common import log, machine, py_spy, run, stamp, thresher_argv, wait_quiet
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _common import log, machine, py_spy, run, stamp, thresher_argv, wait_quiet
 
 TOKEN = "bench-files-token"  # noqa: S105 (a throwaway token for local services)
 
