@@ -22,8 +22,10 @@ from thresher.core.model import (
     failure_reason,
 )
 from thresher.core.states import AttemptStatus, JobStatus, TaskStatus
+from thresher.store import ranges
 from thresher.store.base import Database, Repository, _counts
 from thresher.store.tables import attempts, blocks, jobs, log_lines, tasks
+from thresher.store.tables_dispatch import block_deltas
 from thresher.store.tasks import move_many, unmark
 
 _BLOCK_FIELDS = tuple(f.name for f in dataclasses.fields(BlockSpec))
@@ -376,10 +378,13 @@ class Jobs(Repository):
             conn.execute(log_lines.delete().where(log_lines.c.attempt_id.in_(attempt_ids)))
             conn.execute(attempts.delete().where(attempts.c.job_id == job_id))
             conn.execute(tasks.delete().where(tasks.c.job_id == job_id))
+            block_ids = list(conn.scalars(sa.select(blocks.c.id).where(blocks.c.job_id == job_id)))
+            conn.execute(block_deltas.delete().where(block_deltas.c.block_id.in_(block_ids)))
             conn.execute(blocks.delete().where(blocks.c.job_id == job_id))
             if conn.execute(jobs.delete().where(jobs.c.id == job_id)).rowcount != 1:
                 raise NotFound(f"job {job_id} does not exist", field="job_id")
         self.db.forget_layouts()
+        ranges.forget(self.db.engine, block_ids)  # positions this process held of them
 
     def mark_finished(self, job_id: int, now: float) -> bool:
         """Stamp the job's finish time; False if it was stamped already."""

@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from thresher.store.tables import ID, metadata
 
 # No foreign key: checking one would look the block's row up (and lock it) at every insert.
-# A row of a deleted block is folded into nothing.
+# A job's deletion removes its blocks' rows here (`Jobs.delete`), in the same transaction.
 block_deltas = sa.Table(
     "block_deltas",
     metadata,

@@ -215,11 +215,7 @@ def _update(conn: sa.Connection, block_id: int, t: BlockTally, cursor: int | Non
     params = {
         "block_id": block_id,
         "cursor": cursor,
-        "queued": t.queued,
-        "running": t.running,
-        "succeeded": t.succeeded,
-        "runtime_sum": t.runtime_sum,
-        "runtime_n": t.runtime_n,
+        **_counts(t),
         "ctid": t.ctid or _WHERE.get(block_id),
     }
     row = _run(conn, _FLUSH_AT, params) if params["ctid"] is not None else None
