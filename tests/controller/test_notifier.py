@@ -36,6 +36,23 @@ def test_a_notify_from_another_thread_reaches_a_waiter_before_and_during_its_wai
     asyncio.run(scenario())
 
 
+def test_a_wait_ends_at_its_timeout_and_a_cancelled_one_leaves_nothing_behind() -> None:
+    async def scenario() -> None:
+        notifier = Notifier()
+        notifier.bind(asyncio.get_running_loop())
+        assert not await notifier.wait(notifier.generation, timeout=0.01)  # timed out
+        cancelled = asyncio.ensure_future(notifier.wait(notifier.generation, timeout=30))
+        while not notifier.waiting:
+            await asyncio.sleep(0)
+        cancelled.cancel()  # the poll's request went away
+        await asyncio.gather(cancelled, return_exceptions=True)
+        assert notifier.waiting == 0
+        assert not notifier._waiters
+        notifier.notify()  # wakes nobody, raises nothing
+
+    asyncio.run(scenario())
+
+
 def test_the_farm_thread_answers_every_call_in_order() -> None:
     async def scenario() -> list[object]:
         farm = FarmThread()

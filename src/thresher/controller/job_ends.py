@@ -36,14 +36,40 @@ MAX_WAIT_S = 60.0
 
 
 class Waiter:
-    """One request waiting for a job's end: `event` is set when it may have ended; `job` is
-    the job as read right after the commit that ended it, when that was read for it."""
+    """One request waiting for a job's end (on the loop): `woken` once it may have ended;
+    `job` is the job as read right after the commit that ended it, when that was read for it.
+    A wake-up resolves the future the request awaits, so it runs in the loop's next turn (not
+    through `asyncio.wait_for` on an event, three turns later)."""
 
-    __slots__ = ("event", "job")
+    __slots__ = ("_future", "job", "woken")
 
     def __init__(self) -> None:
-        self.event = asyncio.Event()
+        self.woken = False
         self.job: JobRecord | None = None
+        self._future: asyncio.Future[None] | None = None
+
+    def wake(self) -> None:
+        self.woken = True
+        if self._future is not None:
+            _resolve(self._future)
+
+    async def wait(self, timeout_s: float) -> None:
+        """Until woken (since `woken` was last cleared) or `timeout_s` has passed."""
+        if self.woken:
+            return
+        loop = asyncio.get_running_loop()
+        self._future = future = loop.create_future()
+        timer = loop.call_later(timeout_s, _resolve, future)
+        try:
+            await future
+        finally:
+            timer.cancel()
+            self._future = None
+
+
+def _resolve(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
 
 
 class JobEnds:
@@ -133,7 +159,7 @@ class JobEnds:
             for waiter in self._waiters.get(job_id, ()):
                 if job is not None:
                     waiter.job = job
-                waiter.event.set()
+                waiter.wake()
 
     def close(self) -> None:
         """The server is stopping: every wait answers now."""
@@ -152,13 +178,12 @@ async def wait_for_end(farm: Farm, caller: Caller, job_id: int, timeout_s: float
     read = farm.call(_first_read, farm, caller, job_id)
     try:
         while True:
-            waiter.event.clear()
+            waiter.woken = False
             job = await read
             remaining = deadline - loop.time()
             if job.status in FINAL_JOB or remaining <= 0 or ends.closing:
                 return job
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(waiter.event.wait(), remaining)
+            await waiter.wait(remaining)
             handed, waiter.job = waiter.job, None
             if handed is not None and handed.status in FINAL_JOB:
                 return handed  # read on the farm thread after the commit that ended it

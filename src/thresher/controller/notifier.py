@@ -23,7 +23,12 @@ class Notifier:
     wake-up of the loop (a system call on its self-pipe, and the GIL handed back and forth)."""
 
     def __init__(self) -> None:
-        self._event = asyncio.Event()
+        # The waiters' futures, each resolved on the loop: True when woken, False when its
+        # time ran out. A plain future (not `asyncio.wait_for` on an event, which wakes its
+        # waiter three turns of the loop later, through a task of its own): a woken held poll
+        # runs in the loop's very next turn, ahead of whatever the same commit woke after it
+        # (the submission's own answer).
+        self._waiters: set[asyncio.Future[bool]] = set()
         # Values from one counter, unique: a generation stored by either thread after a waiter
         # read it differs from what the waiter read, whatever order the two stores land in.
         self._generations = itertools.count(1)
@@ -73,8 +78,9 @@ class Notifier:
 
     def _wake(self) -> None:
         self._wake_scheduled = False
-        event, self._event = self._event, asyncio.Event()
-        event.set()
+        waiters, self._waiters = self._waiters, set()
+        for waiter in waiters:
+            _resolve(waiter, True)
 
     def close(self) -> None:
         """The server is stopping: wake every held poll, and let none wait again."""
@@ -87,10 +93,19 @@ class Notifier:
         if self.generation != since or self.closing:
             self.waiting -= 1
             return True
+        loop = asyncio.get_running_loop()
+        waiter: asyncio.Future[bool] = loop.create_future()
+        self._waiters.add(waiter)
+        timer = loop.call_later(timeout, _resolve, waiter, False)
         try:
-            await asyncio.wait_for(self._event.wait(), timeout)
-        except TimeoutError:
-            return False
+            return await waiter
         finally:
+            timer.cancel()
+            self._waiters.discard(waiter)
             self.waiting -= 1
-        return True
+
+
+def _resolve(waiter: asyncio.Future[bool], woke: bool) -> None:
+    """On the loop: end a wait (one that was cancelled, or already ended, stays as it is)."""
+    if not waiter.done():
+        waiter.set_result(woke)
