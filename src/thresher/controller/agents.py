@@ -68,6 +68,7 @@ class Agents:
         # expired, even when writing its lease failed (the database away, its disk full).
         self._heard: dict[int, float] = {}
         self._flushed_at = 0.0
+        self._leased: dict[int, float] = {}  # worker id -> the lease this process last wrote
         self.samples = SampleKeeper(store)  # resource samples polls carry (web monitor)
         self.log_bytes: Callable[[int], None] | None = None  # told of output taken in
         self.disk = DiskWatch(store, settings.disk_low_bytes)  # worker.disk_low events
@@ -159,9 +160,13 @@ class Agents:
     def heartbeat(self, worker_id: int, now: float) -> None:
         """Refresh the worker's lease. Leases are written for all workers at once, at most
         every quarter lease (a second at most) and before every sweep: a busy farm polls far
-        more often than that, and a write per poll would cost a transaction each."""
-        self._seen[worker_id] = now
+        more often than that, and a write per poll would cost a transaction each. A worker's
+        lease written less than a quarter lease ago stands: each write is a version of its row
+        that a held snapshot keeps and each later lookup of the row walks."""
         self._heard[worker_id] = now
+        leased = self._leased.get(worker_id)
+        if leased is None or not 0 <= now - leased < self.settings.lease_s / 4:
+            self._seen[worker_id] = now
         if not 0 <= now - self._flushed_at < min(1.0, self.settings.lease_s / 4):
             self.flush_heartbeats()
 
@@ -172,6 +177,7 @@ class Agents:
             return
         try:
             self.store.workers.touch_many(seen)
+            self._leased.update(seen)
         except BaseException:  # not written (the database away): still heard, kept for later
             for worker_id, at in seen.items():
                 self._seen[worker_id] = max(at, self._seen.get(worker_id, at))
@@ -210,6 +216,7 @@ class Agents:
             self.store.workers.go_offline(worker_id, now=self.clock.now())
         self._seen.pop(worker_id, None)
         self._heard.pop(worker_id, None)
+        self._leased.pop(worker_id, None)
 
     # -- reports --------------------------------------------------------------------------------
 

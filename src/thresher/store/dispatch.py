@@ -24,7 +24,7 @@ from thresher.core.model import Assignment
 from thresher.core.ordering import caps_allow
 from thresher.core.states import AttemptStatus
 from thresher.core.task_files import task_payload
-from thresher.store import tally
+from thresher.store import pg_claim, tally
 from thresher.store.base import Database, Repository
 from thresher.store.cursor import (
     Taken,
@@ -155,40 +155,17 @@ class DispatchClaims(Repository):
                 refused = self._refusal(conn, cand, worker_id, str(hostname))
                 if refused is not None:
                     return refused
-            taken = self._take(conn, b, worker_id, now, avoid_failed_since, count)
+            # PostgreSQL: the task rows and their attempts in one round trip (`store.pg_claim`).
+            fused = self._fused(conn, b, worker_id, now, lane, count)
+            if fused is not None:
+                taken, tokens, attempt_ids = fused.taken, fused.tokens, fused.attempt_ids
+            else:
+                taken = self._take(conn, b, worker_id, now, avoid_failed_since, count)
+                tokens = [secrets.token_hex(16) for _ in taken]
             if not taken:
                 return ClaimOutcome(None, Refused.NO_TASK)
-            tokens = [secrets.token_hex(16) for _ in taken]
-            if len(taken) == 1:  # the common claim: one statement, compiled once
-                row = _INSERT_ATTEMPT.first(
-                    conn,
-                    {
-                        "task_id": taken[0][0],
-                        "job_id": b.job_id,
-                        "worker_id": worker_id,
-                        "token": tokens[0],
-                        "status": _RUNNING,
-                        "created_at": now,
-                        "lane": lane,
-                        "capacity": b.capacity,
-                    },
-                )
-                attempt_ids = [int(row.id)]
-            else:
-                values = [
-                    {
-                        "task_id": task_id,
-                        "job_id": b.job_id,
-                        "worker_id": worker_id,
-                        "token": token,
-                        "status": _RUNNING,
-                        "created_at": now,
-                        "lane": lane,
-                        "capacity": b.capacity,
-                    }
-                    for (task_id, _), token in zip(taken, tokens, strict=True)
-                ]
-                attempt_ids = [int(r.id) for r in conn.execute(_INSERT_ATTEMPTS, values).all()]
+            if fused is None:
+                attempt_ids = self._start(conn, b, taken, tokens, worker_id, now, lane)
             if b.limits:
                 take_holds(conn, b.limits, attempt_id=attempt_ids[0], hostname=str(hostname))
             static = self._job_static(conn, b)
@@ -250,6 +227,62 @@ class DispatchClaims(Repository):
         if full is not None:
             return ClaimOutcome(None, Refused.LIMIT, full)
         return None
+
+    def _start(
+        self,
+        conn: sa.Connection,
+        b: SnapBlock,
+        taken: list[Taken],
+        tokens: list[str],
+        worker_id: int,
+        now: float,
+        lane: int | None,
+    ) -> list[int]:
+        """Insert an attempt of each task taken; their ids."""
+        if len(taken) == 1:  # the common claim: one statement, compiled once
+            row = _INSERT_ATTEMPT.first(
+                conn,
+                {
+                    "task_id": taken[0][0],
+                    "job_id": b.job_id,
+                    "worker_id": worker_id,
+                    "token": tokens[0],
+                    "status": _RUNNING,
+                    "created_at": now,
+                    "lane": lane,
+                    "capacity": b.capacity,
+                },
+            )
+            return [int(row.id)]
+        values = [
+            {
+                "task_id": task_id,
+                "job_id": b.job_id,
+                "worker_id": worker_id,
+                "token": token,
+                "status": _RUNNING,
+                "created_at": now,
+                "lane": lane,
+                "capacity": b.capacity,
+            }
+            for (task_id, _), token in zip(taken, tokens, strict=True)
+        ]
+        return [int(r.id) for r in conn.execute(_INSERT_ATTEMPTS, values).all()]
+
+    def _fused(
+        self,
+        conn: sa.Connection,
+        b: SnapBlock,
+        worker_id: int,
+        now: float,
+        lane: int | None,
+        count: int,
+    ) -> pg_claim.Started | None:
+        """The claim's tasks and attempts in one statement, where it applies (`store.pg_claim`)."""
+        if not pg_claim.applies(conn, b):
+            return None
+        layout = self.db.layout(b.block_id, b.frames, b.chunk, b.priority_frames, b.preview_every)
+        return pg_claim.claim(conn, b, layout, worker_id=worker_id, now=now, lane=lane, count=count)
 
     def _take(
         self,

@@ -2,7 +2,7 @@
 
 A claim or a finish on PostgreSQL adds what it changed in a block's counters as a row here, in
 its own transaction, instead of writing a new version of the block's row; the rows are folded
-into the block's row about once a second and before a read of the counters (`store.tally`). A
+into the block's row about every five seconds and before a read of the counters (`store.tally`). A
 held snapshot then keeps dead journal rows (small, never walked as one chain) rather than a
 chain of versions of one hot row. SQLite has no row versions to keep and never writes here.
 """

@@ -159,8 +159,11 @@ _TAKE = (
     " SELECT block_id, sum(n_queued), sum(n_running), sum(n_succeeded), sum(runtime_sum),"
     " sum(runtime_n) FROM d GROUP BY block_id ORDER BY block_id"
 )
-#: Seconds between the folds of the journal that a committing claim or finish runs.
-FOLD_EVERY_S = 1.0
+#: Seconds between the folds of the journal that a committing claim or finish runs. A fold
+#: writes a version of each block row it folds into; while a snapshot is held they pile up
+#: and the foreign key check of every task row's insert walks them (docs/performance.md,
+#: "h-pg"). Reads of this process fold first; another controller sees the counts this late.
+FOLD_EVERY_S = 5.0
 _FOLD_KEY = "thresher_tally_fold"
 _fold_lock = threading.Lock()
 _last_fold = 0.0
