@@ -2,9 +2,10 @@
 
 A plain success is the common finish: right token, attempt running, no stop asked, job not
 canceled, no limits to give back, not under the minimum run time. Those of one report are
-read with one statement and written with one UPDATE of the attempts and one of the tasks (on
-PostgreSQL one statement for both), and their block counters with one UPDATE per block (on
-PostgreSQL gathered for the transaction's end, `store.tally`).
+read with one statement and written with one UPDATE of the attempts (the CPU time the worker
+measured included) and one of the tasks (on PostgreSQL one statement for both), and their
+block counters with one UPDATE per block (on PostgreSQL gathered for the transaction's end,
+`store.tally`).
 
 On PostgreSQL the read leaves out the block's row: a lookup of the hot row walks every
 version a held snapshot keeps; what the finish needs of the block never changes after
@@ -99,6 +100,7 @@ _SUCCEED_ATTEMPT = (
         peak_rss_bytes=sa.bindparam("v_peak_rss_bytes"),
         duration_s=sa.bindparam("v_duration_s"),
         message=sa.bindparam("v_message"),
+        cpu_s=sa.bindparam("v_cpu_s"),
     )
 )
 _SUCCEED_BLOCK = (
@@ -239,6 +241,7 @@ class PlainSuccesses:
                 "v_peak_rss_bytes": report.peak_rss_bytes,
                 "v_duration_s": report.duration_s,
                 "v_message": report.message,
+                "v_cpu_s": report.cpu_s,
             }
             for report, _ in plain
         ]
