@@ -127,3 +127,31 @@ def test_an_index_not_built_or_rebuilt_since_takes_the_job_in_by_its_build(
     state = index.current()
     assert len(state.blocks) == 2
     assert index.current() is state
+
+
+def test_claims_counted_forward_change_copies_and_the_live_view_follows(
+    store: Store, tmp_path: Path
+) -> None:
+    """A claim counted in the index replaces its block's view by a copy (as
+    `dataclasses.replace` would make it: other holders keep theirs), and the farm view a
+    ranking reads (`live_view`) follows the counts without being built again."""
+    from thresher.controller.dispatch.views import changed
+
+    clock = FakeClock()
+    worker_id = add_worker(store, "w1", clock)
+    job_id = store.jobs.create(_spec("a"), now=clock.now())
+    index = DispatchIndex(store, clock, ControllerSettings(data_dir=tmp_path))
+    state = index.current()
+    live = state.live_view()
+    (block,) = state.blocks.values()
+    before = block.view
+    assert changed(before, runnable=1) == replace(before, runnable=1)
+    with pytest.raises(TypeError):
+        changed(before, no_such_field=1)
+    claimed = store.dispatch.claim(block.cand, worker_id=worker_id, now=clock.now(), lane=0)
+    index.note_claims(state, block, "w1", claimed.assignments)
+    assert block.view == replace(before, runnable=before.runnable - 1)
+    assert before.runnable == 4  # the old view is untouched
+    assert state.live_view() is live
+    assert live.running_by_job[job_id] == 1 == state.farm_view().running_by_job[job_id]
+    assert live.running_by_user["alice"] == 1

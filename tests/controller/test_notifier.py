@@ -8,7 +8,7 @@ import asyncio
 import threading
 import time
 
-from thresher.controller.farm_thread import FarmThread
+from thresher.controller.farm_thread import TOGETHER_MAX_SQLITE, FarmThread, together_max
 from thresher.controller.notifier import Notifier
 from thresher.core.errors import Unavailable
 
@@ -136,3 +136,30 @@ def test_a_database_outage_met_by_one_call_of_a_group_is_noted() -> None:
     outcomes = asyncio.run(scenario())
     assert isinstance(outcomes[1], Unavailable)
     assert noted
+
+
+def test_calls_run_together_in_groups_of_at_most_together_max() -> None:
+    """Calls queued behind one another run as groups of at most `together_max` (32 on SQLite,
+    whose transactions keep no row versions; 8 on PostgreSQL), each caller answered."""
+    assert together_max("sqlite") == TOGETHER_MAX_SQLITE > together_max("postgresql") == 8
+    groups: list[int] = []
+
+    async def scenario() -> list[object]:
+        farm = FarmThread(together_max=5)
+        gate = threading.Event()
+        farm.post(lambda: gate.wait(30))  # holds the thread while the calls are queued
+
+        def together(items: list[int]) -> list[object]:
+            groups.append(len(items))
+            return [i * 2 for i in items]
+
+        try:
+            gathered = asyncio.gather(*(farm.run_together(together, i) for i in range(12)))
+            await asyncio.sleep(0)  # one turn of the loop: each call is queued
+            gate.set()
+            return list(await asyncio.wait_for(gathered, 30))
+        finally:
+            farm.close()
+
+    assert asyncio.run(scenario()) == [i * 2 for i in range(12)]
+    assert groups == [5, 5, 2]

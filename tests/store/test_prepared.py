@@ -110,3 +110,41 @@ def test_tokens_found_together_as_one_by_one(store: Store) -> None:
     found = store.tokens.find_many(hashes, now=10.0)
     assert found == {h: r for h in hashes if (r := store.tokens.find(h, now=10.0)) is not None}
     assert len(found) == 70 - 1 - 10  # h5 revoked, ten expired
+
+
+def test_parameters_as_sqlalchemy_binds_them(store: Store) -> None:
+    """A run's value overrides the statement's literal value of the same name, and the
+    dialect's conversions apply (SQLite's floats) to values that are not None, for one run
+    and for several."""
+    add = Prepared(
+        tokens.insert()
+        .values(
+            name=sa.bindparam("name"),
+            role=sa.bindparam("role", value="worker"),  # a literal the run may override
+            token_hash=sa.bindparam("token_hash"),
+            created_at=sa.bindparam("at"),
+            expires_at=sa.bindparam("expires"),
+            revoked=False,
+        )
+        .returning(tokens.c.id)
+    )
+    with store.transaction() as conn:
+        add.first(conn, {"name": "ann", "token_hash": "h1", "at": 10, "expires": None})
+        add.run(
+            conn,
+            [
+                {"name": "bob", "token_hash": "h2", "at": 11.5, "role": "admin", "expires": None},
+                {"name": "cy", "token_hash": "h3", "at": 12, "expires": 99},
+            ],
+        )
+        rows = conn.execute(
+            sa.select(tokens.c.name, tokens.c.role, tokens.c.created_at, tokens.c.expires_at)
+            .where(tokens.c.token_hash.in_(["h1", "h2", "h3"]))
+            .order_by(tokens.c.name)
+        ).all()
+    assert [tuple(r) for r in rows] == [
+        ("ann", "worker", 10.0, None),
+        ("bob", "admin", 11.5, None),
+        ("cy", "worker", 12.0, 99.0),
+    ]
+    assert all(isinstance(r.created_at, float) for r in rows)

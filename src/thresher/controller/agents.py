@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import replace
 from typing import Any, Protocol, TypeVar
 
 from thresher.controller.auth import Caller, enrol_code_hash, issue_token
@@ -418,23 +417,22 @@ class Agents:
         now = self.clock.now()
         if now - poll.touched >= self.settings.heartbeat_s:
             self.heartbeat(poll.worker_id, now)
-            poll = replace(poll, touched=now)
+            poll = poll.but(touched=now)
         if woke and poll.held:
             # What it holds may have been asked to stop (it gains attempts only by its polls)
-            poll = replace(poll, held=self.store.snapshot.worker_held(poll.worker_id))
+            poll = poll.but(held=self.store.snapshot.worker_held(poll.worker_id))
         return poll, self._dispatch(poll.worker_id, poll.lanes, poll.ahead_lanes, poll.held)
 
     def _last_round(self, poll: HeldPoll) -> HeldPoll:
         """The worker went away or the server stops: answer with nothing more."""
-        return replace(poll, answer=self._answer(poll.worker_id, [], stop=[], stale=poll.stale))
+        return poll.but(answer=self._answer(poll.worker_id, [], stop=[], stale=poll.stale))
 
     def decide(self, poll: HeldPoll, got: Dispatch) -> HeldPoll:
         """Answer now (work, something to stop, the hold over), or how long to wait."""
         stop = sorted({h.id for h in poll.held if h.cancel_reason is not None} | set(got.preempted))
         now = self.clock.now()
         if got.assignments or stop or now >= poll.deadline:
-            return replace(
-                poll,
+            return poll.but(
                 answer=self._answer(poll.worker_id, got.assignments, stop=stop, stale=poll.stale),
             )
         # A change the dispatch index has yet to see (a finish) wakes us when it is seen.
@@ -444,7 +442,7 @@ class Agents:
             self.settings.heartbeat_s - (now - poll.touched),
             pending if pending is not None else 1e9,
         )
-        return replace(poll, wait_s=max(wait, 0.005))
+        return poll.but(wait_s=max(wait, 0.005))
 
     def _dispatch(
         self,

@@ -58,6 +58,16 @@ SETTLE_WITHIN_S = 0.002
 #: row's page, or the row moves to a new page and the table grows (32 polls grew the blocks
 #: table of `bench/dispatch.py` from 48 KB to 4 MB in a run, 1.5 % of its updates not HOT).
 TOGETHER_MAX = 8
+#: The same on SQLite, which keeps no row versions: a group's cost is its first poll's wait
+#: for the group's commit (about a third of a millisecond per poll run before it), and its
+#: transaction's fixed costs (BEGIN and COMMIT, the tokens' read) are shared by more polls.
+TOGETHER_MAX_SQLITE = 32
+
+
+def together_max(dialect: str) -> int:
+    """How many calls of one `run_together` function run as one call, on this database."""
+    return TOGETHER_MAX_SQLITE if dialect == "sqlite" else TOGETHER_MAX
+
 
 Together = Callable[[list[Any]], Sequence[object]]
 """A function of several calls' items, giving each item's outcome (a value or an exception)."""
@@ -107,7 +117,8 @@ class FarmThread:
     """Runs use cases one at a time on a thread of their own. Calls queued while one runs are
     run next, and their answers go back to the loop together (`SETTLE_WITHIN_S`)."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, together_max: int = TOGETHER_MAX) -> None:
+        self._together_max = together_max
         self._queue: queue.SimpleQueue[_Call | None] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._serve, name="thresher-farm_0", daemon=True)
         self._started = False
@@ -145,7 +156,7 @@ class FarmThread:
 
     async def run_together(self, together: Together, item: object) -> Any:
         """`together([item])[0]` on the farm thread, its value or its exception; calls of the
-        same function queued one right after another (up to TOGETHER_MAX) run as one call of
+        same function queued one right after another (up to `together_max`) run as one call of
         it, `together([item, item2, ...])`, each caller getting its own outcome. The group
         runs in the first call's context (its request id in the log lines)."""
         future: asyncio.Future[object] = asyncio.get_running_loop().create_future()
@@ -194,7 +205,7 @@ class FarmThread:
         """`first` and the calls of the same function queued right behind it; and the call
         taken from the queue that is not one of them (it runs next), if any."""
         group = [first]
-        while len(group) < TOGETHER_MAX:
+        while len(group) < self._together_max:
             try:
                 call = self._queue.get_nowait()
             except queue.Empty:

@@ -40,6 +40,7 @@ from thresher.store.prepared import Prepared
 from thresher.store.snapshot import SnapBlock
 from thresher.store.tables import attempts, blocks, jobs, user_settings, workers
 
+_RUNNING = AttemptStatus.RUNNING.value
 # Built once: building a statement costs several times more than running it.
 _INSERT_ATTEMPTS = attempts.insert().returning(attempts.c.id, sort_by_parameter_order=True)
 # One attempt (a claim without tasks held ahead), on the cursor.
@@ -142,43 +143,60 @@ class DispatchClaims(Repository):
         With `count` > 1 (short tasks held ahead on the lane), up to that many are taken in the
         same transaction, for a block without limits, caps or frame-by-frame dependencies."""
         b = cand.block
-        if b.limits or b.after_frames or cand.capped:
+        checked = bool(b.limits) or cand.capped  # caps or limits to check under their locks
+        if checked or b.after_frames:
             count = 1
         with self.db.begin() as conn:
             if b.limits and hostname is None:
                 hostname = conn.scalar(
                     sa.select(workers.c.hostname).where(workers.c.id == worker_id)
                 )
-            refused = self._refusal(conn, cand, worker_id, str(hostname))
-            if refused is not None:
-                return refused
+            if checked:
+                refused = self._refusal(conn, cand, worker_id, str(hostname))
+                if refused is not None:
+                    return refused
             taken = self._take(conn, b, worker_id, now, avoid_failed_since, count)
             if not taken:
                 return ClaimOutcome(None, Refused.NO_TASK)
             tokens = [secrets.token_hex(16) for _ in taken]
-            values = [
-                {
-                    "task_id": task_id,
-                    "job_id": b.job_id,
-                    "worker_id": worker_id,
-                    "token": token,
-                    "status": AttemptStatus.RUNNING.value,
-                    "created_at": now,
-                    "lane": lane,
-                    "capacity": b.capacity,
-                }
-                for (task_id, _), token in zip(taken, tokens, strict=True)
-            ]
-            if len(values) == 1:
-                rows = _INSERT_ATTEMPT.all(conn, values[0])
+            if len(taken) == 1:  # the common claim: one statement, compiled once
+                row = _INSERT_ATTEMPT.first(
+                    conn,
+                    {
+                        "task_id": taken[0][0],
+                        "job_id": b.job_id,
+                        "worker_id": worker_id,
+                        "token": tokens[0],
+                        "status": _RUNNING,
+                        "created_at": now,
+                        "lane": lane,
+                        "capacity": b.capacity,
+                    },
+                )
+                attempt_ids = [int(row.id)]
             else:
-                rows = conn.execute(_INSERT_ATTEMPTS, values).all()
-            attempt_ids = [int(r.id) for r in rows]
-            take_holds(conn, b.limits, attempt_id=attempt_ids[0], hostname=str(hostname))
+                values = [
+                    {
+                        "task_id": task_id,
+                        "job_id": b.job_id,
+                        "worker_id": worker_id,
+                        "token": token,
+                        "status": _RUNNING,
+                        "created_at": now,
+                        "lane": lane,
+                        "capacity": b.capacity,
+                    }
+                    for (task_id, _), token in zip(taken, tokens, strict=True)
+                ]
+                attempt_ids = [int(r.id) for r in conn.execute(_INSERT_ATTEMPTS, values).all()]
+            if b.limits:
+                take_holds(conn, b.limits, attempt_id=attempt_ids[0], hostname=str(hostname))
             static = self._job_static(conn, b)
-            engines = [  # the engine revision each attempt runs, for engine jobs
-                stamp_engine(conn, b.block_id, a) if static.engine else None for a in attempt_ids
-            ]
+            engines: list[EngineStamp | None] = (  # the revision each attempt runs (engine jobs)
+                [stamp_engine(conn, b.block_id, a) for a in attempt_ids]
+                if static.engine
+                else [None] * len(attempt_ids)
+            )
         started = [
             (a, t, index, e)
             for a, t, (_, index), e in zip(attempt_ids, tokens, taken, engines, strict=True)

@@ -36,6 +36,46 @@ class _Compiled(NamedTuple):
     row: Callable[..., Any] | None  # a named tuple per result row
     types: tuple[Any, ...]  # the result columns' types
     blocks: bool  # names the blocks table (see `store.tally`)
+    params: Callable[[Mapping[str, Any]], Any]  # the driver's parameters of a run's values
+
+
+def _param_maker(
+    names: tuple[str, ...] | None,
+    defaults: dict[str, Any],
+    binds: dict[str, Callable[[Any], Any]],
+) -> Callable[[Mapping[str, Any]], Any]:
+    """The driver's parameters of a run's values, with as little Python per run as the shape
+    allows: a run's value overrides the statement's literal value of the same name, a value
+    neither gives is None, and a dialect's conversion applies to the values that are not None
+    (SQLAlchemy's bind processors pass None through)."""
+    if names is not None:  # positional: a sequence in `names` order
+        fallback = tuple(defaults.get(n) for n in names)
+        converted = tuple((i, binds[n]) for i, n in enumerate(names) if n in binds)
+        if not converted:
+
+            def positional(values: Mapping[str, Any]) -> Any:
+                return tuple(map(values.get, names, fallback))
+
+            return positional
+
+        def positional_converted(values: Mapping[str, Any]) -> Any:
+            out = list(map(values.get, names, fallback))
+            for i, convert in converted:
+                if out[i] is not None:
+                    out[i] = convert(out[i])
+            return out
+
+        return positional_converted
+
+    def named(values: Mapping[str, Any]) -> Any:
+        merged = {**defaults, **values} if defaults else values
+        if binds:
+            merged = {
+                k: (binds[k](v) if k in binds and v is not None else v) for k, v in merged.items()
+            }
+        return merged
+
+    return named
 
 
 def _row_type(keys: list[str]) -> Callable[..., Any]:
@@ -77,25 +117,21 @@ class Prepared:
             keys = [c[0] for c in compiled._result_columns]
             row = _row_type(keys)
             types = tuple(c[3] for c in compiled._result_columns)
+        names = tuple(compiled.positiontup) if compiled.positional else None
+        defaults = {k: v for k, v in params.items() if v is not None}
         found = _Compiled(
             str(compiled),
-            tuple(compiled.positiontup) if compiled.positional else None,
-            {k: v for k, v in params.items() if v is not None},
+            names,
+            defaults,
             binds,
             row,
             types,
-            tally.names_blocks(str(compiled)),
+            # Only PostgreSQL's transactions gather block changes: on SQLite none is pending.
+            dialect.name == "postgresql" and tally.names_blocks(str(compiled)),
+            _param_maker(names, defaults, binds),
         )
         self._by_dialect[dialect.name] = found
         return found
-
-    def _params(self, c: _Compiled, values: Mapping[str, Any]) -> Any:
-        merged = {**c.defaults, **values} if c.defaults else values
-        if c.binds:
-            merged = {k: (c.binds[k](v) if k in c.binds else v) for k, v in merged.items()}
-        if c.names is not None:
-            return tuple(merged.get(n) for n in c.names)
-        return merged
 
     def _run(
         self, conn: sa.Connection, values: Mapping[str, Any] | Sequence[Mapping[str, Any]]
@@ -107,11 +143,11 @@ class Prepared:
         cursor = dbapi_conn.cursor()
         params: Any = None
         try:
-            if isinstance(values, Mapping):
-                params = self._params(c, values)
+            if type(values) is dict or isinstance(values, Mapping):
+                params = c.params(values)
                 cursor.execute(c.sql, params)
             else:
-                params = [self._params(c, v) for v in values]
+                params = list(map(c.params, values))
                 cursor.executemany(c.sql, params)
         except Exception as exc:
             cursor.close()

@@ -22,7 +22,7 @@ from thresher.controller.dispatch.index import (
 from thresher.controller.dispatch.locality import Locality
 from thresher.core.ahead import tasks_ahead
 from thresher.core.clock import Clock
-from thresher.core.dispatch import LaneView, RunningView, preemptions, rank
+from thresher.core.dispatch import LaneView, RunningView, preemptions, rank, refusal
 from thresher.core.filters import dedicated_rank
 from thresher.core.gpu_lanes import lane_facts
 from thresher.core.lanes import free_capacity, lane_loads, worker_capacity
@@ -90,20 +90,23 @@ class Dispatcher:
             entry = state.workers.get(worker_id)
         if entry is None or entry.unavailable is not None:
             return Dispatch()
-        loads = lane_loads((h.lane, h.capacity, h.id) for h in held)
+        loads = lane_loads((h.lane, h.capacity, h.id) for h in held) if held else {}
         used_lanes = [k for k in loads if isinstance(k, int)] + [*free_lanes, *ahead_lanes]
         total = worker_capacity(
             entry.snap.capacity, entry.snap.lanes, max(used_lanes, default=-1) + 1
         )
-        worker = _Worker(entry, total, loads, Counter(h.job_id for h in held))
+        worker = _Worker(
+            entry, total, loads, Counter(h.job_id for h in held) if held else Counter()
+        )
         retry_elsewhere_s = self.index.settings.retry_elsewhere_s
         avoid_since = self.clock.now() - retry_elsewhere_s if state.online > 1 else None
         out: list[Assignment] = []
         unserved: list[int] = []
         # A free lane gets a task now, and short tasks to hold ahead from the same block in the
         # same claim; lanes that are busy may still take short tasks to hold ahead.
-        extra = Counter(ahead_lanes)
-        holding = Counter(h.lane for h in held)  # a lane's attempts: one runs, the rest wait
+        extra = Counter(ahead_lanes) if ahead_lanes else {}
+        # a lane's attempts: one runs, the rest wait
+        holding = Counter(h.lane for h in held) if held else Counter()
         plan = [(lane, False, extra.pop(lane, 0)) for lane in free_lanes]
         plan += [(lane, True, n) for lane, n in extra.items()]
         while plan:
@@ -149,6 +152,7 @@ class Dispatcher:
         least, topping up the `holding` tasks the lane holds ahead already (`core.ahead`)."""
         view = worker.lane(lane)
         hostname = worker.entry.snap.hostname
+        farm = state.live_view()  # nothing changes the counts while a ranking runs
         tried: set[int] = set()
         while True:
             pool = [
@@ -160,7 +164,10 @@ class Dispatcher:
                 and (b.short or not ahead)
                 and self._near_data(worker, b)
             ]
-            ranked = rank(view, pool, state.farm_view())
+            if len(pool) == 1:  # `rank` of one block: the block, unless it is refused
+                ranked = pool if refusal(pool[0], view, farm) is None else []
+            else:
+                ranked = rank(view, pool, farm)
             if not ranked:
                 return None
             block = state.blocks[ranked[0].block_id]
@@ -209,12 +216,12 @@ class Dispatcher:
         held: Sequence[HeldAttempt],
     ) -> list[int]:
         """The attempts marked to stop so that a dedicated job with `preempt` gets the worker."""
+        busy = sorted({h.lane for h in held if h.lane is not None})
+        if not busy:
+            return []
         facts = worker.entry.facts
         blocks = [b.view for b in state.blocks.values() if not b.exhausted]
         if not any(b.preempt and dedicated_rank(b.filters, facts) == 0 for b in blocks):
-            return []
-        busy = sorted({h.lane for h in held if h.lane is not None})
-        if not busy:
             return []
         running = [
             RunningView(
@@ -233,7 +240,7 @@ class Dispatcher:
             [worker.lane(lane) for lane in busy],
             running,
             blocks,
-            state.farm_view(),
+            state.live_view(),
         )
         if not chosen:
             return []
