@@ -231,17 +231,10 @@ class Agents:
                 self._record_output(batch)
             except StaleAttempt:
                 stale.append(batch.attempt_id)
-        # One statement set for all finishes: a worker holding short tasks ahead reports
-        # several per poll.
+        # One statement set for all finishes (their CPU times with them): a worker holding
+        # short tasks ahead reports several per poll.
         results = self.store.attempts.finish_many(
             [finish_report(fin) for fin in finished], now=self.clock.now()
-        )
-        self.store.monitor.record_cpu(
-            [
-                (fin.attempt_id, fin.cpu_s)
-                for fin, result in zip(finished, results, strict=True)
-                if fin.cpu_s is not None and not isinstance(result, StaleAttempt)
-            ]
         )
         for fin, result in zip(finished, results, strict=True):
             if isinstance(result, StaleAttempt):

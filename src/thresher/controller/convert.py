@@ -62,6 +62,7 @@ def finish_report(fin: api.FinishIn) -> FinishReport:
         duration_s=fin.duration_s,
         message=fin.message,
         before_start=fin.before_start,
+        cpu_s=fin.cpu_s,
     )
 
 

@@ -61,6 +61,11 @@ _ADD_RUNTIME = (
 )
 
 
+_RECORD_CPU = (
+    attempts.update().where(attempts.c.id == sa.bindparam("a_id")).values(cpu_s=sa.bindparam("cpu"))
+)
+
+
 def _storable_report(report: FinishReport) -> FinishReport:
     """The report with its message as every database can store it."""
     if report.message is None:
@@ -171,7 +176,8 @@ class Attempts(Repository):
         self, reports: Sequence[FinishReport], *, now: float
     ) -> list[int | StaleAttempt | None]:
         """Several finishes (one worker's report) in one transaction: for each, what
-        `finish_attempt` would return, or the StaleAttempt it would raise.
+        `finish_attempt` would return, or the StaleAttempt it would raise; the CPU times they
+        report are written with them (those of stale reports are not).
 
         Plain successes (the common case: one per poll, more with short tasks held ahead) are
         written together (`store.plain_finish`: one read, the attempts and tasks, one UPDATE
@@ -181,6 +187,7 @@ class Attempts(Repository):
         if not reports:
             return []
         reports = [_storable_report(r) for r in reports]
+        cpu: list[dict[str, Any]] = []  # the CPU times the others reported
         with self.db.begin() as conn:
             plain = self._plain.select(conn, reports)
             if plain:
@@ -193,6 +200,11 @@ class Attempts(Repository):
                     results[report.attempt_id] = self._finish_in(conn, report, now)
                 except StaleAttempt as exc:  # raised before this report wrote anything
                     results[report.attempt_id] = exc
+                    continue
+                if report.cpu_s is not None:  # a plain success wrote it with its attempt
+                    cpu.append({"a_id": report.attempt_id, "cpu": report.cpu_s})
+            if cpu:
+                conn.execute(_RECORD_CPU, cpu)
         return [results[report.attempt_id] for report in reports]
 
     def _finish_in(self, conn: sa.Connection, report: FinishReport, now: float) -> int | None:

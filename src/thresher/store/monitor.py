@@ -152,18 +152,6 @@ class Monitor(Repository):
             ).all()
         return {int(r.worker_id): dict(r.sample) for r in rows}
 
-    def record_cpu(self, cpu: Sequence[tuple[int, float]]) -> None:
-        """Attempts' CPU time (attempt id, seconds), as their finishes reported it."""
-        if not cpu:
-            return
-        with self.db.begin() as conn:
-            conn.execute(
-                attempts.update()
-                .where(attempts.c.id == sa.bindparam("a_id"))
-                .values(cpu_s=sa.bindparam("cpu")),
-                [{"a_id": a, "cpu": c} for a, c in cpu],
-            )
-
     # -- a block's task states ------------------------------------------------------------------
 
     def runs(self, job_id: int, block_index: int) -> tuple[int, list[Run]]:

@@ -2,9 +2,10 @@
 
 A plain success is the common finish: right token, attempt running, no stop asked, job not
 canceled, no limits to give back, not under the minimum run time. Those of one report are
-read with one statement and written with one UPDATE of the attempts and one of the tasks (on
-PostgreSQL one statement for both), and their block counters with one UPDATE per block (on
-PostgreSQL gathered for the transaction's end, `store.tally`).
+read with one statement and written with one UPDATE of the attempts (the CPU time the worker
+measured included) and one of the tasks (on PostgreSQL one statement for both), and their
+block counters with one UPDATE per block (on PostgreSQL gathered for the transaction's end,
+`store.tally`).
 
 On PostgreSQL the read leaves out the block's row: a lookup of the hot row walks every
 version a held snapshot keeps; what the finish needs of the block never changes after
@@ -79,10 +80,11 @@ _PLAIN_ONE = Prepared(
     .select_from(_PLAIN_FROM)
     .where(attempts.c.id == sa.bindparam("attempt_id"))
 )
-_PLAIN_MANY = (
+# ... and of many: the ids as one array (one statement text for any number, compiled once).
+_PLAIN_MANY_P = Prepared(
     sa.select(*_PLAIN_COLUMNS)
     .select_from(_PLAIN_FROM)
-    .where(attempts.c.id.in_(sa.bindparam("ids", expanding=True)))
+    .where(attempts.c.id == sa.any_(sa.cast(sa.bindparam("ids"), sa.ARRAY(sa.BigInteger))))
 )
 _BLOCKS_FIXED = (
     sa.select(blocks.c.id, blocks.c.min_runtime_s, blocks.c.chunk, blocks.c.limits)
@@ -99,6 +101,7 @@ _SUCCEED_ATTEMPT = (
         peak_rss_bytes=sa.bindparam("v_peak_rss_bytes"),
         duration_s=sa.bindparam("v_duration_s"),
         message=sa.bindparam("v_message"),
+        cpu_s=sa.bindparam("v_cpu_s"),
     )
 )
 _SUCCEED_BLOCK = (
@@ -114,13 +117,49 @@ _SUCCEED_BLOCK = (
 _SUCCEED_ATTEMPT_P = Prepared(_SUCCEED_ATTEMPT)
 _SUCCEED_BLOCK_P = Prepared(_SUCCEED_BLOCK)
 _SUCCEED_TASK_P = Prepared(_task_update(frozenset({"status", "updated_at"})))
-# PostgreSQL: the attempt and its task in one statement (one round trip fewer per finish).
-_ENDED = _SUCCEED_ATTEMPT.returning(attempts.c.task_id).cte("ended")
-_SUCCEED_BOTH_P = Prepared(
+
+
+# PostgreSQL: every plain success of a report in one statement, the attempts and their tasks,
+# the reports' values as arrays unnested (one execution, not one per finish).
+_V = (
+    sa.func.unnest(
+        sa.cast(sa.bindparam("ids"), sa.ARRAY(sa.BigInteger)),
+        sa.cast(sa.bindparam("exit_codes"), sa.ARRAY(sa.Integer)),
+        sa.cast(sa.bindparam("peak_rss"), sa.ARRAY(sa.BigInteger)),
+        sa.cast(sa.bindparam("durations"), sa.ARRAY(sa.Float)),
+        sa.cast(sa.bindparam("messages"), sa.ARRAY(sa.Text)),
+        sa.cast(sa.bindparam("cpu"), sa.ARRAY(sa.Float)),
+    )
+    .table_valued(
+        sa.column("id", sa.BigInteger),
+        sa.column("exit_code", sa.Integer),
+        sa.column("peak_rss_bytes", sa.BigInteger),
+        sa.column("duration_s", sa.Float),
+        sa.column("message", sa.Text),
+        sa.column("cpu_s", sa.Float),
+    )
+    .render_derived(name="v")
+)
+_ENDED_ALL = (
+    attempts.update()
+    .where(attempts.c.id == _V.c.id)
+    .values(
+        status=AttemptStatus.SUCCEEDED.value,
+        ended_at=sa.bindparam("now"),
+        exit_code=_V.c.exit_code,
+        peak_rss_bytes=_V.c.peak_rss_bytes,
+        duration_s=_V.c.duration_s,
+        message=_V.c.message,
+        cpu_s=_V.c.cpu_s,
+    )
+    .returning(attempts.c.task_id)
+    .cte("ended")
+)
+_SUCCEED_ALL_P = Prepared(
     tasks.update()
-    .where(tasks.c.id == _ENDED.c.task_id)
-    .values(status=sa.bindparam("v_status"), updated_at=sa.bindparam("v_updated_at"))
-    .add_cte(_ENDED)
+    .where(tasks.c.id == _ENDED_ALL.c.task_id)
+    .values(status=TaskStatus.SUCCEEDED.value, updated_at=sa.bindparam("now"))
+    .add_cte(_ENDED_ALL)
 )
 
 
@@ -200,7 +239,7 @@ class PlainSuccesses:
             (only,) = wanted
             rows = _PLAIN_ONE.all(conn, {"attempt_id": only})
         else:
-            rows = conn.execute(_PLAIN_MANY, {"ids": list(wanted)}).all()
+            rows = _PLAIN_MANY_P.all(conn, {"ids": list(wanted)})
         fixed = self._fixed
         unknown = {r.block_id for r in rows} - fixed.keys()
         if unknown:
@@ -231,6 +270,29 @@ class PlainSuccesses:
 
     def write(self, conn: sa.Connection, plain: list[tuple[FinishReport, Any]], now: float) -> None:
         """Write plain successes, as `Attempts.end_attempt` would one by one."""
+        gather = tally.enabled(conn)
+        if gather:
+            reports = [report for report, _ in plain]
+            _SUCCEED_ALL_P.run(
+                conn,
+                {
+                    "now": now,
+                    "ids": [r.attempt_id for r in reports],
+                    "exit_codes": [r.exit_code for r in reports],
+                    "peak_rss": [r.peak_rss_bytes for r in reports],
+                    "durations": [r.duration_s for r in reports],
+                    "messages": [r.message for r in reports],
+                    "cpu": [r.cpu_s for r in reports],
+                },
+            )
+        else:
+            self._write_each(conn, plain, now)
+        self._count(conn, plain, gather=gather)
+        note_finished_chunks(conn, ((row, report.duration_s) for report, row in plain))
+
+    @staticmethod
+    def _write_each(conn: sa.Connection, plain: list[tuple[FinishReport, Any]], now: float) -> None:
+        """The attempts' UPDATE and the tasks' (SQLite: executed once per finish)."""
         ended = [
             {
                 "attempt_id": report.attempt_id,
@@ -239,26 +301,26 @@ class PlainSuccesses:
                 "v_peak_rss_bytes": report.peak_rss_bytes,
                 "v_duration_s": report.duration_s,
                 "v_message": report.message,
+                "v_cpu_s": report.cpu_s,
             }
             for report, _ in plain
         ]
-        gather = tally.enabled(conn)
-        if gather:
-            both = {"v_status": TaskStatus.SUCCEEDED.value, "v_updated_at": now}
-            _SUCCEED_BOTH_P.run(conn, [{**e, **both} for e in ended])
-        else:
-            _SUCCEED_ATTEMPT_P.run(conn, ended)
-            _SUCCEED_TASK_P.run(
-                conn,
-                [
-                    {
-                        "task_id": row.task_id,
-                        "v_status": TaskStatus.SUCCEEDED.value,
-                        "v_updated_at": now,
-                    }
-                    for _, row in plain
-                ],
-            )
+        _SUCCEED_ATTEMPT_P.run(conn, ended)
+        _SUCCEED_TASK_P.run(
+            conn,
+            [
+                {
+                    "task_id": row.task_id,
+                    "v_status": TaskStatus.SUCCEEDED.value,
+                    "v_updated_at": now,
+                }
+                for _, row in plain
+            ],
+        )
+
+    @staticmethod
+    def _count(conn: sa.Connection, plain: list[tuple[FinishReport, Any]], *, gather: bool) -> None:
+        """The blocks' counters: one UPDATE per block (PostgreSQL: gathered, `store.tally`)."""
         per_block: dict[int, list[float | None]] = {}
         for report, row in plain:
             per_block.setdefault(row.block_id, []).append(report.duration_s)
@@ -280,4 +342,3 @@ class PlainSuccesses:
                     "timed": len(timed),
                 },
             )
-        note_finished_chunks(conn, ((row, report.duration_s) for report, row in plain))

@@ -37,6 +37,7 @@ class FinishReport:
     duration_s: float | None = None
     message: str | None = None
     before_start: bool = False  # the process never started (see FinishIn.before_start)
+    cpu_s: float | None = None  # the task's CPU time, as the worker measured it
 
 
 @dataclass(frozen=True)
