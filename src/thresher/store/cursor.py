@@ -21,13 +21,15 @@ returns (task row id, task index) pairs.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import contextlib
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
 from thresher.core.deps import task_ready
+from thresher.core.errors import Contended
 from thresher.core.frames import TaskLayout
 from thresher.core.states import TaskStatus
 from thresher.store import ranges, tally
@@ -365,11 +367,34 @@ def _insert_running(
         }
         for index in indices
     ]
-    if len(values) == 1:
-        rows = _INSERT_TASK[dialect].all(conn, values[0])
-    else:
-        rows = conn.execute(_INSERT_TASKS[dialect], values).all()
+    with deleted_elsewhere(conn, b.block_id):
+        if len(values) == 1:
+            rows = _INSERT_TASK[dialect].all(conn, values[0])
+        else:
+            rows = conn.execute(_INSERT_TASKS[dialect], values).all()
     return {int(r.idx): int(r.id) for r in rows}
+
+
+#: PostgreSQL's foreign_key_violation.
+_FOREIGN_KEY_VIOLATION = "23503"
+
+
+@contextlib.contextmanager
+def deleted_elsewhere(conn: sa.Connection, block_id: int) -> Iterator[None]:
+    """A task row inserted for a block that another controller deleted (its job), from
+    positions this process held (`store.ranges`) or a candidate read before the deletion:
+    PostgreSQL refuses it (the task's foreign key) and rolls the transaction back. The
+    positions are forgotten and the claim is `Contended`: run again, it finds no block row,
+    so no position, and claims elsewhere; no poll fails for it."""
+    try:
+        yield
+    except sa.exc.IntegrityError as exc:
+        if getattr(exc.orig, "sqlstate", None) != _FOREIGN_KEY_VIOLATION:
+            raise
+        if tally.enabled(conn):  # not held again when the transaction rolls back
+            tally.of(conn, block_id).from_held.clear()
+        ranges.forget(conn.engine, [block_id])
+        raise Contended(f"block {block_id} was deleted by another controller") from exc
 
 
 def _cursor_past_taken(conn: sa.Connection, b: SnapBlock, layout: TaskLayout) -> int | None:

@@ -24,7 +24,7 @@ import sqlalchemy as sa
 from thresher.core.frames import TaskLayout
 from thresher.core.states import AttemptStatus, TaskStatus
 from thresher.store import tally
-from thresher.store.cursor import _positions, _spreads
+from thresher.store.cursor import _positions, _spreads, deleted_elsewhere
 from thresher.store.snapshot import SnapBlock
 
 # The positions' task indexes and the attempts' tokens arrive as two arrays of one length
@@ -78,23 +78,24 @@ def claim(
             return Started([], [], [])
         indices = [layout.task_at(p) for p in positions]
         tokens = [secrets.token_hex(16) for _ in indices]
-        rows = tally._run(
-            conn,
-            _CLAIM,
-            {
-                "idxs": indices,
-                "tokens": tokens,
-                "block_id": b.block_id,
-                "job_id": b.job_id,
-                "worker_id": worker_id,
-                "now": now,
-                "lane": lane,
-                "capacity": b.capacity,
-                "task_status": TaskStatus.RUNNING.value,
-                "attempt_status": AttemptStatus.RUNNING.value,
-            },
-            fetch="all",
-        )
+        with deleted_elsewhere(conn, b.block_id):
+            rows = tally._run(
+                conn,
+                _CLAIM,
+                {
+                    "idxs": indices,
+                    "tokens": tokens,
+                    "block_id": b.block_id,
+                    "job_id": b.job_id,
+                    "worker_id": worker_id,
+                    "now": now,
+                    "lane": lane,
+                    "capacity": b.capacity,
+                    "task_status": TaskStatus.RUNNING.value,
+                    "attempt_status": AttemptStatus.RUNNING.value,
+                },
+                fetch="all",
+            )
         if rows:
             tally.of(conn, b.block_id).running += len(rows)
             order = {index: i for i, index in enumerate(indices)}
