@@ -106,6 +106,32 @@ def test_an_answer_is_not_held_back_by_a_run_of_posted_calls() -> None:
     assert not asyncio.run(scenario())
 
 
+def test_an_answer_goes_back_before_the_last_queued_call_runs() -> None:
+    """A quick call's answer must not wait for the slow call queued right behind it (a job's
+    wait read, then a worker's report): here the slow call runs only once the quick one's
+    caller has its answer, so holding the answer back until after it would never end."""
+
+    async def scenario() -> None:
+        farm = FarmThread()
+        gate, quick_seen = threading.Event(), threading.Event()
+        try:
+            blocker = asyncio.ensure_future(farm.run(gate.wait, 10))  # the two queue behind it
+            await asyncio.sleep(0)
+            quick = asyncio.ensure_future(farm.run(lambda: 1))
+            slow = asyncio.ensure_future(farm.run(quick_seen.wait, 10))
+            await asyncio.sleep(0)
+            gate.set()
+            assert await blocker
+            assert await asyncio.wait_for(quick, 5) == 1
+            quick_seen.set()
+            assert await slow
+        finally:
+            quick_seen.set()
+            farm.close()
+
+    asyncio.run(scenario())
+
+
 def test_closing_behind_calls_run_together_answers_them_and_stops() -> None:
     """close() queued right behind a group of calls run together: the group is answered and
     the thread stops (the stop must not be taken for the call after the group)."""
