@@ -142,7 +142,7 @@ def test_claims_counted_forward_change_copies_and_the_live_view_follows(
     job_id = store.jobs.create(_spec("a"), now=clock.now())
     index = DispatchIndex(store, clock, ControllerSettings(data_dir=tmp_path))
     state = index.current()
-    live = state.live_view()
+    live = state.live_view
     (block,) = state.blocks.values()
     before = block.view
     assert changed(before, runnable=1) == replace(before, runnable=1)
@@ -152,6 +152,6 @@ def test_claims_counted_forward_change_copies_and_the_live_view_follows(
     index.note_claims(state, block, "w1", claimed.assignments)
     assert block.view == replace(before, runnable=before.runnable - 1)
     assert before.runnable == 4  # the old view is untouched
-    assert state.live_view() is live
+    assert state.live_view is live
     assert live.running_by_job[job_id] == 1 == state.farm_view().running_by_job[job_id]
     assert live.running_by_user["alice"] == 1

@@ -116,10 +116,10 @@ def test_an_answer_goes_back_before_the_last_queued_call_runs() -> None:
         gate, quick_seen = threading.Event(), threading.Event()
         try:
             blocker = asyncio.ensure_future(farm.run(gate.wait, 10))  # the two queue behind it
-            await asyncio.sleep(0)
+            await asyncio.sleep(0)  # one turn of the loop: the call is queued
             quick = asyncio.ensure_future(farm.run(lambda: 1))
             slow = asyncio.ensure_future(farm.run(quick_seen.wait, 10))
-            await asyncio.sleep(0)
+            await asyncio.sleep(0)  # both queued, while the blocker holds the farm thread
             gate.set()
             assert await blocker
             assert await asyncio.wait_for(quick, 5) == 1

@@ -25,6 +25,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING
 
 from thresher.controller.jobs import FINAL_JOB
+from thresher.controller.notifier import resolve, resolved_within
 from thresher.core.model import JobRecord
 
 if TYPE_CHECKING:  # farm.py builds a JobEnds: only the type is named here
@@ -51,25 +52,17 @@ class Waiter:
     def wake(self) -> None:
         self.woken = True
         if self._future is not None:
-            _resolve(self._future)
+            resolve(self._future, None)
 
     async def wait(self, timeout_s: float) -> None:
         """Until woken (since `woken` was last cleared) or `timeout_s` has passed."""
         if self.woken:
             return
-        loop = asyncio.get_running_loop()
-        self._future = future = loop.create_future()
-        timer = loop.call_later(timeout_s, _resolve, future)
+        self._future = future = asyncio.get_running_loop().create_future()
         try:
-            await future
+            await resolved_within(future, timeout_s, None)
         finally:
-            timer.cancel()
             self._future = None
-
-
-def _resolve(future: asyncio.Future[None]) -> None:
-    if not future.done():
-        future.set_result(None)
 
 
 class JobEnds:

@@ -6,6 +6,9 @@ import asyncio
 import itertools
 import threading
 from collections.abc import Callable, Sequence
+from typing import TypeVar
+
+T = TypeVar("T")
 
 
 class Notifier:
@@ -80,7 +83,7 @@ class Notifier:
         self._wake_scheduled = False
         waiters, self._waiters = self._waiters, set()
         for waiter in waiters:
-            _resolve(waiter, True)
+            resolve(waiter, True)
 
     def close(self) -> None:
         """The server is stopping: wake every held poll, and let none wait again."""
@@ -93,19 +96,27 @@ class Notifier:
         if self.generation != since or self.closing:
             self.waiting -= 1
             return True
-        loop = asyncio.get_running_loop()
-        waiter: asyncio.Future[bool] = loop.create_future()
+        waiter: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
         self._waiters.add(waiter)
-        timer = loop.call_later(timeout, _resolve, waiter, False)
         try:
-            return await waiter
+            return await resolved_within(waiter, timeout, False)
         finally:
-            timer.cancel()
             self._waiters.discard(waiter)
             self.waiting -= 1
 
 
-def _resolve(waiter: asyncio.Future[bool], woke: bool) -> None:
+def resolve(waiter: asyncio.Future[T], value: T) -> None:
     """On the loop: end a wait (one that was cancelled, or already ended, stays as it is)."""
     if not waiter.done():
-        waiter.set_result(woke)
+        waiter.set_result(value)
+
+
+async def resolved_within(waiter: asyncio.Future[T], timeout: float, timed_out: T) -> T:
+    """The future's value once something resolves it (`resolve`), or `timed_out` after
+    `timeout` seconds. A plain future, not `asyncio.wait_for` on an event, which wakes its
+    waiter three turns of the loop later, through a task of its own."""
+    timer = asyncio.get_running_loop().call_later(timeout, resolve, waiter, timed_out)
+    try:
+        return await waiter
+    finally:
+        timer.cancel()

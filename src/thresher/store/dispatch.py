@@ -239,21 +239,6 @@ class DispatchClaims(Repository):
         lane: int | None,
     ) -> list[int]:
         """Insert an attempt of each task taken; their ids."""
-        if len(taken) == 1:  # the common claim: one statement, compiled once
-            row = _INSERT_ATTEMPT.first(
-                conn,
-                {
-                    "task_id": taken[0][0],
-                    "job_id": b.job_id,
-                    "worker_id": worker_id,
-                    "token": tokens[0],
-                    "status": _RUNNING,
-                    "created_at": now,
-                    "lane": lane,
-                    "capacity": b.capacity,
-                },
-            )
-            return [int(row.id)]
         values = [
             {
                 "task_id": task_id,
@@ -267,6 +252,8 @@ class DispatchClaims(Repository):
             }
             for (task_id, _), token in zip(taken, tokens, strict=True)
         ]
+        if len(values) == 1:  # the common claim: one statement, compiled once
+            return [int(_INSERT_ATTEMPT.first(conn, values[0]).id)]
         return [int(r.id) for r in conn.execute(_INSERT_ATTEMPTS, values).all()]
 
     def _fused(

@@ -30,13 +30,12 @@ from thresher.store import tally
 
 class _Compiled(NamedTuple):
     sql: str
-    names: tuple[str, ...] | None  # parameter order, for a positional paramstyle
-    defaults: dict[str, Any]  # the statement's literal values (`.values(status="x")`)
-    binds: dict[str, Callable[[Any], Any]]  # parameter conversions the dialect needs
     row: Callable[..., Any] | None  # a named tuple per result row
     types: tuple[Any, ...]  # the result columns' types
     blocks: bool  # names the blocks table (see `store.tally`)
-    params: Callable[[Mapping[str, Any]], Any]  # the driver's parameters of a run's values
+    # The driver's parameters of a run's values: in the paramstyle's order, the statement's
+    # literal values (`.values(status="x")`) as defaults, the dialect's conversions applied.
+    params: Callable[[Mapping[str, Any]], Any]
 
 
 def _param_maker(
@@ -121,9 +120,6 @@ class Prepared:
         defaults = {k: v for k, v in params.items() if v is not None}
         found = _Compiled(
             str(compiled),
-            names,
-            defaults,
-            binds,
             row,
             types,
             # Only PostgreSQL's transactions gather block changes: on SQLite none is pending.

@@ -152,7 +152,7 @@ class Dispatcher:
         least, topping up the `holding` tasks the lane holds ahead already (`core.ahead`)."""
         view = worker.lane(lane)
         hostname = worker.entry.snap.hostname
-        farm = state.live_view()  # nothing changes the counts while a ranking runs
+        farm = state.live_view  # nothing changes the counts while a ranking runs
         tried: set[int] = set()
         while True:
             pool = [
@@ -240,7 +240,7 @@ class Dispatcher:
             [worker.lane(lane) for lane in busy],
             running,
             blocks,
-            state.live_view(),
+            state.live_view,
         )
         if not chosen:
             return []

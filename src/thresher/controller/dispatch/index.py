@@ -14,6 +14,7 @@ broken rule.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections import Counter
 from collections.abc import Mapping, Sequence
@@ -103,19 +104,17 @@ class IndexState:
             pool_includers=self.pool_includers,
         )
 
+    @functools.cached_property
     def live_view(self) -> FarmView:
         """The farm view of the index as it is at each moment (read-only views of its counts,
         not copies), built once: for decisions made at once, in this thread, such as a claim's
         ranking (`farm_view` copies four mappings per call)."""
-        view = self.__dict__.get("_live")
-        if view is None:
-            view = self.__dict__["_live"] = _LiveFarmView(
-                running_by_job=self.running_by_job,
-                running_by_user=self.running_by_user,
-                limits=self.limits,
-                pool_includers=self.pool_includers,
-            )
-        return view
+        return _LiveFarmView(
+            running_by_job=self.running_by_job,
+            running_by_user=self.running_by_user,
+            limits=self.limits,
+            pool_includers=self.pool_includers,
+        )
 
     def count_units(self, names: Sequence[str], hostname: str, step: int) -> None:
         """Units of limits taken (+n) or given back (-n) here since the snapshot."""
