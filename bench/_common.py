@@ -118,7 +118,26 @@ def machine() -> dict[str, Any]:
             if line.startswith("model name"):
                 model = line.split(":", 1)[1].strip()
                 break
-    return {"cpus": os.cpu_count(), "cpu": model, "python": platform.python_version()}
+    return {
+        "cpus": os.cpu_count(),
+        "cpu": model,
+        "python": platform.python_version(),
+        "python_loop_ms": python_loop_ms(),
+    }
+
+
+def python_loop_ms(*, n: int = 1_000_000, tries: int = 5) -> float:
+    """The machine's speed for plain Python today: the best of `tries` runs of a loop of `n`
+    additions, in ms. The same machine kind has run it 2-3 x slower one day than another
+    (a shared VM), so figures of different days are compared through it, never directly."""
+    best = float("inf")
+    for _ in range(tries):
+        started = time.perf_counter()
+        total = 0
+        for i in range(n):
+            total += i
+        best = min(best, time.perf_counter() - started)
+    return round(best * 1000, 1)
 
 
 def wait_quiet(max_wait_s: float, *, busy_pct: float = 15.0) -> float:
