@@ -11,9 +11,7 @@ from pydantic import BaseModel, Field, ValidationError
 from thresher.schemas import api, base
 from thresher.schemas.base import JsonBody, Strict
 
-FINISH = (
-    b'{"attempt_id":12345,"token":"abc","status":"succeeded","exit_code":0,"duration_s":0.001}'
-)
+FINISH = b'{"attempt_id":12345,"token":"abc","status":"succeeded","exit_code":0,"duration_s":0.001}'
 POLL = b'{"lanes":[0],"ahead_lanes":[],"wait_s":2.0,"finished":[' + FINISH + b"]}"
 
 
@@ -85,5 +83,6 @@ class _Plain(BaseModel):
 def test_models_stay_complete_after_building() -> None:
     JsonBody(api.PollIn)
     JsonBody(_Plain)
-    assert api.PollIn.__pydantic_complete__ and api.FinishIn.__pydantic_complete__
+    assert api.PollIn.__pydantic_complete__
+    assert api.FinishIn.__pydantic_complete__
     assert _Plain.model_validate_json(b'{"name":"x"}').name == "x"

@@ -32,7 +32,6 @@ from thresher.store.limits import LimitRecord
 from thresher.store.records import FinishReport, WorkerRegistration
 from thresher.store.scheduling import UserRecord
 
-
 M = TypeVar("M", bound=BaseModel)
 _new = object.__new__
 _set = object.__setattr__
