@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from thresher.controller.convert import assignment_out, built
 from thresher.core.model import Assignment
 from thresher.schemas import api
@@ -60,7 +62,7 @@ def test_an_assignment_is_what_model_construct_makes() -> None:
 
 
 def test_a_poll_answer_is_what_validation_makes() -> None:
-    values = {
+    values: dict[str, Any] = {
         "assignments": [assignment_out(ASSIGNMENT)],
         "stop": [4, 5],
         "stale": [],
