@@ -37,7 +37,10 @@ DEFAULT_PORT = 8420
 class _Server(Server):
     """uvicorn's server, but a SIGINT or SIGTERM ends `serve` normally after the graceful
     shutdown instead of being raised again (which surfaced as a KeyboardInterrupt traceback
-    from the serving task). A second Ctrl-C still cuts the graceful shutdown short."""
+    from the serving task). A second Ctrl-C still cuts the graceful shutdown short. The
+    process is the controller's own: its garbage collector is tuned once it serves."""
+
+    tunes_collector = True
 
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:

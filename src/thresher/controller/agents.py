@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Protocol, TypeVar
 
 from thresher.controller.auth import Caller, enrol_code_hash, issue_token
-from thresher.controller.convert import assignment_out, finish_report, registration
+from thresher.controller.convert import assignment_out, built, finish_report, registration
 from thresher.controller.dispatch import Dispatch, Dispatcher, DispatchIndex
 from thresher.controller.farm_thread import retrying
 from thresher.controller.jobs import Jobs
@@ -481,12 +481,16 @@ class Agents:
         """What the worker is told: its tasks, what to stop, what is stale; with `nimby`, the
         NIMBY state set from the controller (a poll's answer; a report's does not say)."""
         state, _ = self.index.worker_state(worker_id)
-        return api.PollOut(
-            assignments=[assignment_out(a) for a in assignments],
-            stop=stop,
-            stale=stale,
-            heartbeat_s=self.settings.heartbeat_s,
-            lease_s=self.settings.lease_s,
-            enabled=self.index.worker_enabled(worker_id),
-            nimby=state.value if nimby and state else None,
+        # Of the model's types already (`built`: not validated again, once per poll).
+        return built(
+            api.PollOut,
+            {
+                "assignments": [assignment_out(a) for a in assignments],
+                "stop": list(stop),
+                "stale": list(stale),
+                "heartbeat_s": float(self.settings.heartbeat_s),
+                "lease_s": float(self.settings.lease_s),
+                "enabled": bool(self.index.worker_enabled(worker_id)),
+                "nimby": state.value if nimby and state else None,
+            },
         )

@@ -16,7 +16,7 @@ from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, Response
 from starlette.types import Receive, Scope, Send
 
-from thresher.controller import errors
+from thresher.controller import collector, errors
 from thresher.controller.audit import AuditTrail
 from thresher.controller.body_limit import BodyLimit
 from thresher.controller.confirm import ConfirmCaller
@@ -195,7 +195,17 @@ def create_app(
 
 class Server(uvicorn.Server):
     """uvicorn's server, answering the held polls the moment it begins to shut down, so that
-    the graceful shutdown need not cut them (their workers simply poll again)."""
+    the graceful shutdown need not cut them (their workers simply poll again). With
+    `tunes_collector` (a controller process of its own, `thresher controller`), the garbage
+    collector is tuned once the server has started (`collector.tune`): not for servers
+    embedded in another program or a test run, whose collector is theirs."""
+
+    tunes_collector = False
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        if self.tunes_collector and self.started:
+            collector.tune()
 
     async def on_tick(self, counter: int) -> bool:
         if not await super().on_tick(counter):

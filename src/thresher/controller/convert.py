@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, TypeVar
+
+from pydantic import BaseModel
 
 from thresher.controller.waiting import JobWait, TaskWait
 from thresher.core.eta import job_estimates
@@ -29,6 +31,23 @@ from thresher.store.engines import EngineRecord, EngineRevisionRecord
 from thresher.store.limits import LimitRecord
 from thresher.store.records import FinishReport, WorkerRegistration
 from thresher.store.scheduling import UserRecord
+
+M = TypeVar("M", bound=BaseModel)
+_new = object.__new__
+_set = object.__setattr__
+
+
+def built(model: type[M], values: dict[str, Any]) -> M:
+    """`model.model_construct(**values)` for `values` that name every field of `model`, each of
+    its field's type already (nothing is validated): what `model_construct` sets, without its
+    walk over the fields in Python (7 against 46 us for an assignment, once per task handed
+    out; `test_convert` keeps the two equal)."""
+    out = _new(model)
+    _set(out, "__dict__", values)
+    _set(out, "__pydantic_fields_set__", set(values))
+    _set(out, "__pydantic_extra__", None)
+    _set(out, "__pydantic_private__", None)
+    return out
 
 
 def plain(value: Any) -> Any:
@@ -158,22 +177,25 @@ def assignment_out(a: Assignment) -> api.AssignmentOut:
     # Built from the store's own record, of the model's types already: not validated again
     # (a validation of its payload and environment costs more than half of what this costs,
     # once per task handed out).
-    return api.AssignmentOut.model_construct(
-        attempt_id=a.attempt_id,
-        token=a.token,
-        job_id=a.job_id,
-        block=a.block_index,
-        index=a.task_index,
-        frames=list(a.frames),
-        kind=a.kind,
-        payload=dict(a.payload),
-        env=dict(a.env),
-        cwd=a.cwd,
-        max_runtime_s=a.max_runtime_s,
-        engine=a.engine,
-        engine_revision=a.engine_revision,
-        engine_hash=a.engine_hash,
-        lane=a.lane,
+    return built(
+        api.AssignmentOut,
+        {
+            "attempt_id": a.attempt_id,
+            "token": a.token,
+            "job_id": a.job_id,
+            "block": a.block_index,
+            "index": a.task_index,
+            "frames": list(a.frames),
+            "kind": a.kind,
+            "payload": dict(a.payload),
+            "env": dict(a.env),
+            "cwd": a.cwd,
+            "max_runtime_s": a.max_runtime_s,
+            "engine": a.engine,
+            "engine_revision": a.engine_revision,
+            "engine_hash": a.engine_hash,
+            "lane": a.lane,
+        },
     )
 
 

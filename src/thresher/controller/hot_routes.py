@@ -13,7 +13,8 @@ with the same answers:
 - the caller, as `routes.deps` finds it (401 without a bearer token or with an unknown one,
   403 for a role the policy refuses), kept unconfirmed until the use case's hand-off confirms
   it; an answer leaving before that confirms it first, as `confirm.ConfirmCaller`;
-- the body validated straight from its bytes (a bad one: 422 {error, message, field});
+- the body validated straight from its bytes (a bad one: 422 {error, message, field}), its
+  text checks skipped where its bytes show they cannot refuse it (`schemas.base.JsonBody`);
 - every error answered by the app's own exception handlers (`errors.install`): the same
   status, body and headers (a 503's Retry-After) as on every other route; an unhandled one is
   answered 500 and raised to the server, as Starlette's `ServerErrorMiddleware` does.
@@ -48,6 +49,7 @@ from thresher.controller.observe import POLL_PATH, REQUEST_ID, access_log, reque
 from thresher.controller.routes.deps import NOT_KNOWN, bearer_of
 from thresher.controller.routes.lean import body_errors
 from thresher.schemas import api
+from thresher.schemas.base import JsonBody
 
 if TYPE_CHECKING:
     from prometheus_client.metrics import Histogram
@@ -59,6 +61,8 @@ REPORT_PATH = "/api/v1/agent/report"
 PATHS: dict[str, type[BaseModel]] = {POLL_PATH: api.PollIn, REPORT_PATH: api.ReportIn}
 #: Who may call them (the policy's entries, looked up once).
 _ALLOWED = {path: policy.ROUTES.get(f"POST {path}", frozenset()) for path in PATHS}
+#: Their bodies' validators (`JsonBody`: a worker's body rarely needs its text checks).
+_BODIES: dict[str, JsonBody[BaseModel]] = {path: JsonBody(model) for path, model in PATHS.items()}
 _JSON = (b"content-type", b"application/json")
 
 
@@ -134,7 +138,7 @@ class HotRoutes:
         if body is None:
             body = await _read_body(receive)
         try:
-            parsed = PATHS[path].model_validate_json(body)
+            parsed = _BODIES[path].parse(body)
         except ValidationError as exc:
             raise RequestValidationError(body_errors(exc)) from None
         out: api.PollOut
