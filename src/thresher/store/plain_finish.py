@@ -24,7 +24,7 @@ import sqlalchemy as sa
 
 from thresher.core.error_hosts import too_short
 from thresher.core.states import AttemptStatus, TaskStatus
-from thresher.store import tally
+from thresher.store import local_tally, tally
 from thresher.store.base import _task_update
 from thresher.store.chunking import note_finished_chunks
 from thresher.store.prepared import Prepared
@@ -53,6 +53,7 @@ _ENDING_MANY = (
     sa.select(attempts.c.id, attempts.c.token, attempts.c.status, *ENDING_COLUMNS)
     .select_from(ENDING_FROM)
     .where(attempts.c.id.in_(sa.bindparam("ids", expanding=True)))
+    .execution_options(tally_safe=True)  # of the block only columns fixed at submission
 )
 # The held attempts' columns (`store.snapshot.HELD_ATTEMPTS`), read with one finish.
 _HELD_COLUMNS = (
@@ -75,16 +76,16 @@ def _with_held(columns: Sequence[Any], from_: Any) -> Prepared:
         .where(_SAME_WORKER.c.id == sa.bindparam("attempt_id"))
         .scalar_subquery()
     )
-    return Prepared(
-        sa.union_all(
-            one.where(attempts.c.id == sa.bindparam("attempt_id")),
-            one.where(
-                attempts.c.worker_id == worker,
-                attempts.c.status == AttemptStatus.RUNNING.value,
-                attempts.c.id != sa.bindparam("attempt_id"),
-            ),
-        )
+    both = sa.union_all(
+        one.where(attempts.c.id == sa.bindparam("attempt_id")),
+        one.where(
+            attempts.c.worker_id == worker,
+            attempts.c.status == AttemptStatus.RUNNING.value,
+            attempts.c.id != sa.bindparam("attempt_id"),
+        ),
     )
+    # Of the block it reads only columns that never change after submission.
+    return Prepared(both, tally_safe=True)
 
 
 # One finish (the poll of a worker that holds nothing ahead reports one): on the cursor.
@@ -352,11 +353,19 @@ class PlainSuccesses:
     @staticmethod
     def _count(conn: sa.Connection, plain: list[tuple[FinishReport, Any]], *, gather: bool) -> None:
         """The blocks' counters: one UPDATE per block (PostgreSQL: gathered, `store.tally`)."""
+        local = not gather and local_tally.enabled(conn)
         per_block: dict[int, list[float | None]] = {}
         for report, row in plain:
             per_block.setdefault(row.block_id, []).append(report.duration_s)
         for block_id, durations in per_block.items():
             timed = [d for d in durations if d is not None]
+            if local:  # written at the transaction's end (`store.local_tally`)
+                g = local_tally.of(conn, block_id)
+                g.running -= len(durations)
+                g.succeeded += len(durations)
+                g.runtime_sum += sum(timed)
+                g.runtime_n += len(timed)
+                continue
             if gather:  # written at the transaction's end (`store.tally`)
                 t = tally.of(conn, block_id)
                 t.running -= len(durations)
