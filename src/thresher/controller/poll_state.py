@@ -114,7 +114,7 @@ def reconcile(
     losing what it no longer reports (a reply lost in transit, an answer handed to a poll
     whose request had gone), and the attempts it runs that must die (deleted, lost, ended)."""
     reported = {r.attempt_id for r in body.running} | {f.attempt_id for f in body.finished}
-    held = store.snapshot.worker_held(worker_id)
+    held = store.snapshot.held_after_reports(worker_id)
     running = {r.attempt_id for r in body.running} - {f.attempt_id for f in body.finished}
     if running - {h.id for h in held} and store.workers.reattach(
         worker_id, running - {h.id for h in held}, now=started

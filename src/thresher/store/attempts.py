@@ -31,6 +31,7 @@ from thresher.store.plain_finish import ENDING_COLUMNS, ENDING_FROM, PlainSucces
 from thresher.store.records import (
     FinishReport,
 )
+from thresher.store.snapshot import forget_held, remember_held
 from thresher.store.tables import attempts, blocks, log_lines, tasks, workers
 from thresher.store.task_output import (
     MAX_LOG_BYTES_PER_TASK,
@@ -189,10 +190,15 @@ class Attempts(Repository):
         reports = [_storable_report(r) for r in reports]
         cpu: list[dict[str, Any]] = []  # the CPU times the others reported
         with self.db.begin() as conn:
-            plain = self._plain.select(conn, reports)
+            forget_held(conn)  # only the latest finish's read stands
+            plain, held = self._plain.select(conn, reports)
             if plain:
                 self._plain.write(conn, plain, now)
                 results.update({report.attempt_id: row.job_id for report, row in plain})
+                if held is not None and len(plain) == len(reports):
+                    # The finish changed nothing else of its worker's attempts: what it read
+                    # of them is what the poll's reconciliation would read next.
+                    remember_held(conn, plain[0][1].worker_id, held)
             for report in reports:
                 if report.attempt_id in results:
                     continue

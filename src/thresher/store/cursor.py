@@ -4,8 +4,9 @@ A requeued task row goes first; else the next position under the block cursor, i
 inserted as running. A block with frame-by-frame dependencies looks a little further than the
 cursor for a task whose upstream frames are done.
 
-On SQLite the cursor moves with `UPDATE … SET cursor = cursor + k … RETURNING`; the row lock
-hands every claimer different positions. On PostgreSQL the cursor moves by ranges: a claim
+On SQLite a transaction reads the block's cursor once, under the database's write lock, and
+hands out the positions past it in memory; it writes the cursor at its end
+(`store.local_tally`). On PostgreSQL the cursor moves by ranges: a claim
 takes positions the process holds already (`store.ranges`); when it holds none, it locks the
 block's row (`SELECT … FOR NO KEY UPDATE`, no new row version), reads the cursor and reserves
 a range past it (up to `ranges.RANGE_MAX` positions), written once at the transaction's end
@@ -32,7 +33,7 @@ from thresher.core.deps import task_ready
 from thresher.core.errors import Contended
 from thresher.core.frames import TaskLayout
 from thresher.core.states import TaskStatus
-from thresher.store import ranges, tally
+from thresher.store import local_tally, ranges, tally
 from thresher.store.prepared import Prepared
 from thresher.store.snapshot import SnapBlock
 from thresher.store.tables import blocks, tasks
@@ -229,6 +230,17 @@ def take_next(
                 tally.of(conn, b.block_id).running += 1
                 return task_id, index
             # Touched before dispatch: not the cursor's to run (see below).
+    if local_tally.enabled(conn):
+        while True:
+            taken = local_tally.take(conn, b.block_id, 1)
+            if not taken:
+                return None
+            index = layout.task_at(taken[0])
+            task_id = _insert_running(conn, b, [index], worker_id, now).get(index)
+            if task_id is not None:
+                local_tally.of(conn, b.block_id).running += 1
+                return task_id, index
+            # Touched before dispatch: not the cursor's to run (see below).
     while True:
         # Moving the cursor and counting the task as running in one UPDATE: the row lock
         # serialises claimers of the block, and each sees the position it moved past.
@@ -255,7 +267,16 @@ def take_next_many(
         by_index = _insert_running(conn, b, indices, worker_id, now) if indices else {}
         tally.of(conn, b.block_id).running += len(by_index)
         return [(by_index[i], i) for i in indices if i in by_index]
-    moved = _MOVE_CURSOR.first(conn, {"block_id": b.block_id, "k": k})
+    if local_tally.enabled(conn):
+        positions = local_tally.take(conn, b.block_id, k)
+        if positions:
+            indices = [layout.task_at(p) for p in positions]
+            by_index = _insert_running(conn, b, indices, worker_id, now)
+            local_tally.of(conn, b.block_id).running += len(by_index)
+            return [(by_index[i], i) for i in indices if i in by_index]
+        moved = None
+    else:
+        moved = _MOVE_CURSOR.first(conn, {"block_id": b.block_id, "k": k})
     if moved is None:  # fewer than k left: one at a time
         out = []
         for _ in range(k):

@@ -37,7 +37,7 @@ from thresher.store.cursor import (
 from thresher.store.engines import EngineStamp, stamp_engine
 from thresher.store.limits import lock_and_check, take_holds
 from thresher.store.prepared import Prepared
-from thresher.store.snapshot import SnapBlock
+from thresher.store.snapshot import SnapBlock, forget_held
 from thresher.store.tables import attempts, blocks, jobs, user_settings, workers
 
 _RUNNING = AttemptStatus.RUNNING.value
@@ -314,6 +314,7 @@ class DispatchClaims(Repository):
         already being stopped). Returns those marked now."""
         marked: list[int] = []
         with self.db.begin() as conn:
+            forget_held(conn)
             for attempt_id in attempt_ids:
                 done = conn.execute(
                     attempts.update()

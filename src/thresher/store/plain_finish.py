@@ -24,7 +24,7 @@ import sqlalchemy as sa
 
 from thresher.core.error_hosts import too_short
 from thresher.core.states import AttemptStatus, TaskStatus
-from thresher.store import tally
+from thresher.store import local_tally, tally
 from thresher.store.base import _task_update
 from thresher.store.chunking import note_finished_chunks
 from thresher.store.prepared import Prepared
@@ -53,12 +53,44 @@ _ENDING_MANY = (
     sa.select(attempts.c.id, attempts.c.token, attempts.c.status, *ENDING_COLUMNS)
     .select_from(ENDING_FROM)
     .where(attempts.c.id.in_(sa.bindparam("ids", expanding=True)))
+    .execution_options(tally_safe=True)  # of the block only columns fixed at submission
 )
+# The held attempts' columns (`store.snapshot.HELD_ATTEMPTS`), read with one finish.
+_HELD_COLUMNS = (
+    attempts.c.lane,
+    attempts.c.capacity,
+    attempts.c.created_at,
+    jobs.c.owner,
+    jobs.c.priority,
+)
+_SAME_WORKER = attempts.alias("reporter")
+
+
+def _with_held(columns: Sequence[Any], from_: Any) -> Prepared:
+    """One finish's attempt and, in the same statement, the other running attempts of its
+    worker (what the poll's reconciliation reads next, `Snapshots.held_after_reports`): a
+    statement, and on PostgreSQL a round trip, less per poll."""
+    one = sa.select(*columns, *_HELD_COLUMNS).select_from(from_)
+    worker = (
+        sa.select(_SAME_WORKER.c.worker_id)
+        .where(_SAME_WORKER.c.id == sa.bindparam("attempt_id"))
+        .scalar_subquery()
+    )
+    both = sa.union_all(
+        one.where(attempts.c.id == sa.bindparam("attempt_id")),
+        one.where(
+            attempts.c.worker_id == worker,
+            attempts.c.status == AttemptStatus.RUNNING.value,
+            attempts.c.id != sa.bindparam("attempt_id"),
+        ),
+    )
+    # Of the block it reads only columns that never change after submission.
+    return Prepared(both, tally_safe=True)
+
+
 # One finish (the poll of a worker that holds nothing ahead reports one): on the cursor.
-_ENDING_ONE = Prepared(
-    sa.select(attempts.c.id, attempts.c.token, attempts.c.status, *ENDING_COLUMNS)
-    .select_from(ENDING_FROM)
-    .where(attempts.c.id == sa.bindparam("attempt_id"))
+_ENDING_ONE_HELD = _with_held(
+    (attempts.c.id, attempts.c.token, attempts.c.status, *ENDING_COLUMNS), ENDING_FROM
 )
 # PostgreSQL: the same without the block's row (see above).
 _PLAIN_COLUMNS = (
@@ -75,11 +107,7 @@ _PLAIN_COLUMNS = (
 _PLAIN_FROM = attempts.join(tasks, tasks.c.id == attempts.c.task_id).join(
     jobs, jobs.c.id == attempts.c.job_id
 )
-_PLAIN_ONE = Prepared(
-    sa.select(*_PLAIN_COLUMNS)
-    .select_from(_PLAIN_FROM)
-    .where(attempts.c.id == sa.bindparam("attempt_id"))
-)
+_PLAIN_ONE_HELD = _with_held(_PLAIN_COLUMNS, _PLAIN_FROM)
 # ... and of many: the ids as one array (one statement text for any number, compiled once).
 _PLAIN_MANY_P = Prepared(
     sa.select(*_PLAIN_COLUMNS)
@@ -199,9 +227,11 @@ class PlainSuccesses:
 
     def select(
         self, conn: sa.Connection, reports: Sequence[FinishReport]
-    ) -> list[tuple[FinishReport, Any]]:
+    ) -> tuple[list[tuple[FinishReport, Any]], list[Any] | None]:
         """The reports that are plain successes of running attempts: right token, no stop
-        asked, job not canceled, no limits to give back, not under the minimum run time."""
+        asked, job not canceled, no limits to give back, not under the minimum run time.
+        With them, for a single finish, the other running attempts of its worker (rows with
+        `HELD_ATTEMPTS`' columns, read by the same statement), else None."""
         seen = Counter(r.attempt_id for r in reports)
         wanted = {
             r.attempt_id: r
@@ -209,13 +239,20 @@ class PlainSuccesses:
             if r.status is AttemptStatus.SUCCEEDED and seen[r.attempt_id] == 1
         }
         if not wanted:
-            return []
+            return [], None
         rows: Sequence[Any]
-        if tally.enabled(conn):
-            rows = self._endings(conn, wanted)
-        elif len(wanted) == 1:
+        held: list[Any] | None = None
+        if len(wanted) == 1:
             (only,) = wanted
-            rows = _ENDING_ONE.all(conn, {"attempt_id": only})
+            both = (_PLAIN_ONE_HELD if tally.enabled(conn) else _ENDING_ONE_HELD).all(
+                conn, {"attempt_id": only}
+            )
+            rows = [r for r in both if r.id == only]
+            held = sorted((r for r in both if r.id != only), key=lambda r: r.id)
+            if tally.enabled(conn):
+                rows = self._with_fixed(conn, rows)
+        elif tally.enabled(conn):
+            rows = self._with_fixed(conn, _PLAIN_MANY_P.all(conn, {"ids": list(wanted)}))
         else:
             rows = conn.execute(_ENDING_MANY, {"ids": list(wanted)}).all()
         plain = []
@@ -230,16 +267,11 @@ class PlainSuccesses:
                 and too_short(report.duration_s, row.min_runtime_s) is None
             ):
                 plain.append((report, row))
-        return plain
+        return plain, held
 
-    def _endings(self, conn: sa.Connection, wanted: dict[int, FinishReport]) -> list[_Ending]:
+    def _with_fixed(self, conn: sa.Connection, rows: Sequence[Any]) -> list[_Ending]:
         """The finishes' attempts with their blocks' fixed fields, without reading a block's
         row more than once per block (PostgreSQL)."""
-        if len(wanted) == 1:
-            (only,) = wanted
-            rows = _PLAIN_ONE.all(conn, {"attempt_id": only})
-        else:
-            rows = _PLAIN_MANY_P.all(conn, {"ids": list(wanted)})
         fixed = self._fixed
         unknown = {r.block_id for r in rows} - fixed.keys()
         if unknown:
@@ -321,11 +353,19 @@ class PlainSuccesses:
     @staticmethod
     def _count(conn: sa.Connection, plain: list[tuple[FinishReport, Any]], *, gather: bool) -> None:
         """The blocks' counters: one UPDATE per block (PostgreSQL: gathered, `store.tally`)."""
+        local = not gather and local_tally.enabled(conn)
         per_block: dict[int, list[float | None]] = {}
         for report, row in plain:
             per_block.setdefault(row.block_id, []).append(report.duration_s)
         for block_id, durations in per_block.items():
             timed = [d for d in durations if d is not None]
+            if local:  # written at the transaction's end (`store.local_tally`)
+                g = local_tally.of(conn, block_id)
+                g.running -= len(durations)
+                g.succeeded += len(durations)
+                g.runtime_sum += sum(timed)
+                g.runtime_n += len(timed)
+                continue
             if gather:  # written at the transaction's end (`store.tally`)
                 t = tally.of(conn, block_id)
                 t.running -= len(durations)

@@ -14,7 +14,8 @@ sees any other (`Unavailable`, or `Contended` for a deadlock).
 For statements with plain parameters only (no expanding `IN`, no multi-row `RETURNING`).
 
 A statement that names the `blocks` table first writes the block changes its transaction
-gathered (`store.tally`), unless it says it reads none of them (`tally_safe`)."""
+gathered (`store.tally`, `store.local_tally`), unless it says it reads none of them
+(`tally_safe`)."""
 
 from __future__ import annotations
 
@@ -25,7 +26,7 @@ from typing import Any, NamedTuple
 import sqlalchemy as sa
 from sqlalchemy.engine import Dialect
 
-from thresher.store import tally
+from thresher.store import local_tally, tally
 
 
 class _Compiled(NamedTuple):
@@ -122,8 +123,7 @@ class Prepared:
             str(compiled),
             row,
             types,
-            # Only PostgreSQL's transactions gather block changes: on SQLite none is pending.
-            dialect.name == "postgresql" and tally.names_blocks(str(compiled)),
+            tally.names_blocks(str(compiled)),
             _param_maker(names, defaults, binds),
         )
         self._by_dialect[dialect.name] = found
@@ -133,8 +133,11 @@ class Prepared:
         self, conn: sa.Connection, values: Mapping[str, Any] | Sequence[Mapping[str, Any]]
     ) -> tuple[_Compiled, Any]:
         c = self._compiled(conn.dialect)
-        if c.blocks and not self.tally_safe and tally.pending(conn):
-            tally.flush(conn)
+        if c.blocks and not self.tally_safe:
+            if local_tally.pending(conn):
+                local_tally.flush(conn)
+            elif tally.pending(conn):
+                tally.flush(conn)
         dbapi_conn: Any = conn.connection.dbapi_connection
         cursor = dbapi_conn.cursor()
         params: Any = None

@@ -277,6 +277,22 @@ def held_attempt(r: Any) -> HeldAttempt:
     )
 
 
+_HELD_KEY = "thresher_poll_held"
+
+
+def remember_held(conn: sa.Connection, worker_id: int, rows: Sequence[Any]) -> None:
+    """What a poll's finish read of its worker's running attempts once its finishes are
+    written (rows of `HELD_ATTEMPTS`' columns, oldest first), for the reconciliation that
+    follows in the same transaction (`Snapshots.held_after_reports`). Kept until then or
+    until a change to the worker's attempts in between (`forget_held`)."""
+    conn.info[_HELD_KEY] = (conn.get_transaction(), worker_id, [held_attempt(r) for r in rows])
+
+
+def forget_held(conn: sa.Connection) -> None:
+    """A change to running attempts (a stop asked): what a finish read of them is stale."""
+    conn.info.pop(_HELD_KEY, None)
+
+
 _JSON_TEXT = ("pools", "attributes", "lane_engines", "lane_overrides", "lane_gpus")
 # Workers as the snapshot reads them: the JSON columns as their text, decoded only when a row
 # changed since the last snapshot (a thousand workers' JSON would dominate the rebuild).
@@ -439,6 +455,17 @@ class Snapshots(Repository):
         certainly not final, and its full record need not be read."""
         with self.db.connect(self._reads) as conn:
             return conn.scalar(_UNSETTLED, {"job_id": job_id}) is not None
+
+    def held_after_reports(self, worker_id: int) -> list[HeldAttempt]:
+        """`worker_held` for a poll's reconciliation, right after its reports: what its
+        finish read with it (`remember_held`) when that is the same worker's in the same
+        transaction, else read."""
+        with self.db.connect(self._reads) as conn:
+            kept = conn.info.pop(_HELD_KEY, None)
+            if kept is not None and kept[0] is conn.get_transaction() and kept[1] == worker_id:
+                return list(kept[2])
+            rows = _HELD_BY.all(conn, {"worker_id": worker_id})
+        return [held_attempt(r) for r in rows]
 
     def worker_held(self, worker_id: int) -> list[HeldAttempt]:
         """The worker's running attempts (started or held ahead), oldest first."""

@@ -37,7 +37,7 @@ controller wrote the row since, that finds nothing and the lookup by id runs ins
 `ctid` only says where to look: whatever it finds has the block's id, and it is the row's
 current version or nothing.
 
-SQLite has one writer and no row versions to keep: it writes each change at once as before.
+SQLite has one writer and no row versions to keep: it gathers its own way (`store.local_tally`).
 """
 
 from __future__ import annotations
@@ -51,7 +51,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy import event
 
-from thresher.store import ranges
+from thresher.store import local_tally, ranges
 
 _KEY = "thresher_tally"
 _INSTALLED: weakref.WeakSet[sa.Engine] = weakref.WeakSet()
@@ -91,6 +91,7 @@ def install(engine: sa.Engine) -> None:
     """Hook the engine's connections (once per engine, before its first transaction): write
     what a transaction gathered before its commit and before any statement that may read it;
     forget it at a rollback. Nothing on SQLite."""
+    local_tally.install(engine)  # SQLite's own way
     if engine.dialect.name != "postgresql" or engine in _INSTALLED:
         return
     event.listen(engine, "before_cursor_execute", _before_statement)

@@ -1,0 +1,87 @@
+"""A poll's finish reads its worker's other running attempts with it, for the reconciliation
+that follows in the same transaction (`Snapshots.held_after_reports`): what it answers is
+always what a read of the worker's running attempts would answer then."""
+
+from __future__ import annotations
+
+from tests.store.support import add_worker
+from tests.store.test_store import finish_report, job_spec, take
+from thresher.core.states import AttemptStatus
+from thresher.store.snapshot import HeldAttempt
+from thresher.store.store import FinishReport, Store
+from thresher.testing import FakeClock
+
+
+def _ids(held: list[HeldAttempt]) -> list[int]:
+    return [h.id for h in held]
+
+
+def test_a_plain_finish_answers_with_the_workers_other_running_attempts(
+    store: Store, clock: FakeClock
+) -> None:
+    store.jobs.create(job_spec(frames="1-4"), now=clock.now())
+    worker = add_worker(store, "w1", clock)
+    other = add_worker(store, "w2", clock)
+    done, kept, ahead = (take(store, worker, clock) for _ in range(3))
+    take(store, other, clock)
+
+    with store.transaction():
+        store.attempts.finish_many([finish_report(done)], now=clock.now())
+        held = store.snapshot.held_after_reports(worker)
+        again = store.snapshot.worker_held(worker)
+
+    assert _ids(held) == _ids(again) == [kept.attempt_id, ahead.attempt_id]
+    assert held == again  # owner, priority, lane, capacity, stop asked: as read
+
+
+def test_a_stop_asked_after_the_finish_is_seen(store: Store, clock: FakeClock) -> None:
+    store.jobs.create(job_spec(frames="1-3"), now=clock.now())
+    worker = add_worker(store, "w1", clock)
+    done, kept = take(store, worker, clock), take(store, worker, clock)
+
+    with store.transaction():
+        store.attempts.finish_many([finish_report(done)], now=clock.now())
+        store.dispatch.request_stop([kept.attempt_id], "nimby")  # a local NIMBY, say
+        held = store.snapshot.held_after_reports(worker)
+
+    assert [(h.id, h.cancel_reason) for h in held] == [(kept.attempt_id, "nimby")]
+
+
+def test_another_workers_finish_or_a_later_transaction_reads_again(
+    store: Store, clock: FakeClock
+) -> None:
+    store.jobs.create(job_spec(frames="1-4"), now=clock.now())
+    worker = add_worker(store, "w1", clock)
+    other = add_worker(store, "w2", clock)
+    mine = take(store, worker, clock)
+    theirs, theirs_too = take(store, other, clock), take(store, other, clock)
+
+    with store.transaction():  # a report for another worker's attempt (w2's, sent by w1)
+        store.attempts.finish_many([finish_report(theirs)], now=clock.now())
+        assert _ids(store.snapshot.held_after_reports(worker)) == [mine.attempt_id]
+    assert _ids(store.snapshot.held_after_reports(other)) == [theirs_too.attempt_id]
+    with store.transaction():
+        store.attempts.finish_many([finish_report(mine)], now=clock.now())
+    newer = take(store, worker, clock)
+    with store.transaction():  # what the last one's finish read is not taken for this one's
+        assert _ids(store.snapshot.held_after_reports(worker)) == [newer.attempt_id]
+
+
+def test_a_finish_that_is_not_plain_leaves_the_read_to_the_reconciliation(
+    store: Store, clock: FakeClock
+) -> None:
+    store.jobs.create(job_spec(frames="1-3"), now=clock.now())
+    worker = add_worker(store, "w1", clock)
+    done, failed, kept = (take(store, worker, clock) for _ in range(3))
+
+    with store.transaction():
+        store.attempts.finish_many(
+            [
+                finish_report(done),
+                FinishReport(failed.attempt_id, failed.token, AttemptStatus.FAILED, exit_code=1),
+            ],
+            now=clock.now(),
+        )
+        held = store.snapshot.held_after_reports(worker)
+
+    assert _ids(held) == _ids(store.snapshot.worker_held(worker)) == [kept.attempt_id]
