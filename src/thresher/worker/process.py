@@ -38,7 +38,6 @@ import math
 import os
 import select
 import signal as signals
-import subprocess
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -46,6 +45,7 @@ from typing import Literal, Protocol
 
 from thresher.worker.lines import MAX_LINE_BYTES, TRUNCATED_SUFFIX, LineSplitter
 from thresher.worker.process_result import ProcessResult, spawn_error, task_peak_rss
+from thresher.worker.spawn import spawn
 from thresher.worker.task_memory import TaskMemory, peak_of
 
 __all__ = [
@@ -122,7 +122,7 @@ class ProcessRunner:
 
         self._lock = threading.Lock()  # guards the state below and every signal sent
         self._started = False
-        self._proc: subprocess.Popen[bytes] | None = None
+        self._pid: int | None = None  # the child's, also its process group's
         self._exited = False  # the child has exited: no more signals to its group
         self._stop_reason: Literal["canceled", "timed_out"] | None = None
         self._killer: threading.Timer | None = None  # a stopped run's SIGKILL after the grace
@@ -140,7 +140,7 @@ class ProcessRunner:
     @property
     def pid(self) -> int | None:
         """The process id (also its process group id) once started; None before or on error."""
-        return self._proc.pid if self._proc is not None else None
+        return self._pid
 
     def run(self, *, on_spawn: Callable[[], None] | None = None) -> ProcessResult:
         """Start the process and watch it from the calling thread until it is over.
@@ -199,15 +199,13 @@ class ProcessRunner:
                 fds += (out_r, out_w)
                 err_r, err_w = os.pipe()
                 fds += (err_r, err_w)
-                proc = subprocess.Popen(
+                pid = spawn(
                     self._argv,
+                    env=self._env,
+                    cwd=self._cwd,
                     stdin=_devnull(),
                     stdout=out_w,
                     stderr=err_w,
-                    env=self._env,
-                    cwd=self._cwd,
-                    close_fds=True,
-                    start_new_session=True,
                 )
             except (OSError, ValueError) as exc:
                 for fd in fds[0::2]:  # the write ends are closed below
@@ -217,12 +215,12 @@ class ProcessRunner:
             finally:
                 for fd in fds[1::2]:  # the write ends are the child's now
                     os.close(fd)
-            self._proc = proc
+            self._pid = pid
             if self._guard is not None:
-                self._guard.enter(proc.pid)
+                self._guard.enter(pid)
             self._pipes = {out_r: "stdout", err_r: "stderr"}
             try:
-                self._pidfd = os.pidfd_open(proc.pid)
+                self._pidfd = os.pidfd_open(pid)
             except (AttributeError, OSError):  # pragma: no cover - not Linux 5.3+
                 self._waiter = threading.Thread(
                     target=self._wait_exit, name="thresher-process-exit", daemon=True
@@ -233,12 +231,12 @@ class ProcessRunner:
     def _wait_exit(self) -> None:  # pragma: no cover - only without pidfd
         """Where there is no pidfd: wait for the child's exit in this thread; the watch sees it
         within ``_NO_PIDFD_POLL_MS``."""
-        assert self._proc is not None
+        assert self._pid is not None
         with contextlib.suppress(ChildProcessError):
             if _CAN_WAIT_UNREAPED:
-                os.waitid(os.P_PID, self._proc.pid, os.WEXITED | os.WNOWAIT)
+                os.waitid(os.P_PID, self._pid, os.WEXITED | os.WNOWAIT)
             else:
-                _, status, usage = os.wait4(self._proc.pid, 0)
+                _, status, usage = os.wait4(self._pid, 0)
                 self._reaped_status = (status, task_peak_rss(usage))
         self._exit_seen = True
 
@@ -246,15 +244,15 @@ class ProcessRunner:
 
     def _watch(self) -> None:
         """Read the pipes, keep the deadlines, reap the child; then set the result."""
-        proc = self._proc
-        assert proc is not None
+        pid = self._pid
+        assert pid is not None
         splitters = {fd: LineSplitter() for fd in self._pipes}
         poller = select.poll()
         for fd in (*self._pipes, self._pidfd):
             if fd >= 0:
                 poller.register(fd, select.POLLIN)
         open_pipes = set(self._pipes)
-        self._memory = TaskMemory(proc.pid)
+        self._memory = TaskMemory(pid)
         status: int | None = None
         peak_rss: int | None = None
         duration = 0.0
@@ -262,7 +260,7 @@ class ProcessRunner:
         try:
             self._read_until_exit(poller, open_pipes, splitters)
             exited = True
-            status, peak_rss = self._reap(proc)
+            status, peak_rss = self._reap(pid)
             duration = time.monotonic() - self._started_at
             drain_deadline = time.monotonic() + self._drain_timeout_s
             self._drain(poller, open_pipes, splitters, deadline=drain_deadline)
@@ -270,7 +268,7 @@ class ProcessRunner:
             if not exited:  # only a bug gets here: leave no process behind
                 with self._lock:
                     self._signal_group(signals.SIGKILL)
-                status, peak_rss = self._reap(proc)
+                status, peak_rss = self._reap(pid)
                 duration = time.monotonic() - self._started_at
             for fd in open_pipes:
                 self._deliver(self._pipes[fd], splitters[fd].flush())
@@ -343,7 +341,7 @@ class ProcessRunner:
                 exited = True
         return exited
 
-    def _reap(self, proc: subprocess.Popen[bytes]) -> tuple[int | None, int | None]:
+    def _reap(self, pid: int) -> tuple[int | None, int | None]:
         """The child has exited (it is a zombie until this reaps it): kill what is left of its
         group, then reap it. Returns (wait status or None when it was lost, peak RSS)."""
         if _CAN_WAIT_UNREAPED:
@@ -351,26 +349,24 @@ class ProcessRunner:
                 self._signal_group(signals.SIGKILL)  # what the task left behind ends with it
                 self._exited = True  # no timer may signal from now on
             if self._guard is not None:
-                self._guard.leave(proc.pid)
+                self._guard.leave(pid)
         status: int | None = None
         peak_rss: int | None = None
         if self._reaped_status is not None:  # pragma: no cover - only without waitid
             status, peak_rss = self._reaped_status
         else:
             try:
-                _, status, usage = os.wait4(proc.pid, 0)
+                _, status, usage = os.wait4(pid, 0)
                 peak_rss = task_peak_rss(usage)
                 self._cpu_s = usage.ru_utime + usage.ru_stime
             except ChildProcessError:
                 status = None  # reaped elsewhere (SIGCHLD ignored in this process)
-        # Popen must not reap the pid again (it may belong to someone else by then).
-        proc.returncode = -1 if status is None else os.waitstatus_to_exitcode(status)
         with self._lock:
             if not _CAN_WAIT_UNREAPED:  # pragma: no cover
                 self._signal_group(signals.SIGKILL)
             self._exited = True
         if self._guard is not None and not _CAN_WAIT_UNREAPED:  # pragma: no cover
-            self._guard.leave(proc.pid)
+            self._guard.leave(pid)
         return status, peak_rss
 
     def _deliver(self, stream: Stream, lines: list[str]) -> None:
@@ -398,7 +394,7 @@ class ProcessRunner:
 
     def _stop(self, reason: Literal["canceled", "timed_out"]) -> None:
         with self._lock:
-            if self._proc is None or self._exited or self._stop_reason is not None:
+            if self._pid is None or self._exited or self._stop_reason is not None:
                 return
             self._stop_reason = reason
             self._signal_group(signals.SIGTERM)
@@ -415,10 +411,10 @@ class ProcessRunner:
     def _signal_group(self, sig: int) -> None:
         # Callers hold self._lock and have checked the leader is not yet reaped, so the group id
         # cannot have been reused by an unrelated process.
-        assert self._proc is not None
+        assert self._pid is not None
         # ESRCH: the group is gone already; EPERM: only members we may not signal are left.
         with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(self._proc.pid, sig)
+            os.killpg(self._pid, sig)
 
     # -- results ----------------------------------------------------------------------------
 
