@@ -112,3 +112,11 @@ def test_a_refused_fork_exec_call_falls_back_to_popen_for_good(
     monkeypatch.setattr(spawning, "_fork_exec_fits", True)
     assert run(["/bin/sh", "-c", "echo ok"], env=SH_ENV) == (0, "ok\n")
     assert spawning._fork_exec_fits is False
+
+
+def test_fork_exec_is_called_directly_only_on_the_cpythons_whose_arguments_are_known() -> None:
+    # A later CPython may keep the call's length and change its order: not refused, wrong.
+    assert spawning.fork_exec_known((3, 11, 7))
+    assert spawning.fork_exec_known((3, 13))
+    assert not spawning.fork_exec_known((3, 14, 0))
+    assert not spawning.fork_exec_known((3, 10))

@@ -17,9 +17,10 @@ slash is looked up on ``env``'s ``PATH``. A failure raises what ``Popen`` raises
 with ``filename`` the working directory when ``chdir`` failed, else the program; ``ValueError``
 for a NUL byte or an ``=`` in a variable's name.
 
-``fork_exec`` is CPython's private function (the same 23 arguments in 3.11 to 3.13); where its
-call is refused (``TypeError``: another signature, raised before any fork) or a descriptor below 3
-is involved, :func:`spawn` uses ``Popen`` itself, from then on for the former.
+``fork_exec`` is CPython's private function (the same 23 arguments in 3.11 to 3.13; any other
+CPython uses ``Popen``); where its call is refused (``TypeError``: another signature, raised
+before any fork) or a descriptor below 3 is involved, :func:`spawn` uses ``Popen`` itself,
+from then on for the former.
 """
 
 from __future__ import annotations
@@ -40,7 +41,19 @@ try:  # its arguments are passed as Popen passes them, not as typeshed's stub ha
 except (ImportError, AttributeError):  # pragma: no cover - not POSIX
     _fork_exec = None
 
-_fork_exec_fits = _fork_exec is not None  # False once its call was refused: Popen from then on
+#: The CPythons whose ``fork_exec`` takes the arguments as `_fork_exec_args` passes them (read
+#: in their ``subprocess.py``); any other uses ``Popen``: a signature that kept its length and
+#: changed its order would not be refused, it would spawn something else.
+_KNOWN_PYTHONS = ((3, 11), (3, 12), (3, 13))
+
+
+def fork_exec_known(version: tuple[int, ...]) -> bool:
+    """Whether this CPython version's ``fork_exec`` is called directly (else ``Popen``)."""
+    return tuple(version[:2]) in _KNOWN_PYTHONS
+
+
+# False once its call was refused: Popen from then on
+_fork_exec_fits = _fork_exec is not None and fork_exec_known(sys.version_info)
 _ENCODED_KEPT = 4096  # KEY=value items memoised; the memo starts afresh past that
 _encoded: dict[tuple[str, str], bytes] = {}
 
