@@ -53,7 +53,9 @@ def fork_exec_known(version: tuple[int, ...]) -> bool:
 
 
 # False once its call was refused: Popen from then on
-_fork_exec_fits = _fork_exec is not None and fork_exec_known(sys.version_info)
+_fork_exec_fits = _fork_exec is not None and fork_exec_known(
+    (sys.version_info.major, sys.version_info.minor)
+)
 _ENCODED_KEPT = 4096  # KEY=value items memoised; the memo starts afresh past that
 _encoded: dict[tuple[str, str], bytes] = {}
 
