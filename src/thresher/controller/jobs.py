@@ -159,6 +159,7 @@ class Jobs:
         job = self.store.jobs.add(
             spec, now=now, event=lambda j: job_event_row(j, EventKind.JOB_SUBMITTED, now=now)
         )
+        self.store.dispatch.know_job(job)  # its first claim reads none of it again
         self.unit.job_added(job.id)
         return job
 
