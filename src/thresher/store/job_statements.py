@@ -93,3 +93,48 @@ def insert_job_and_event(columns: Iterable[str]) -> sa.Insert:
         )
         _JOB_AND_EVENT[key] = found
     return found
+
+
+#: A job of at most this many blocks is written by one statement on PostgreSQL, its blocks
+#: included (a bigger one: its blocks by a second statement; PostgreSQL takes at most 65,535
+#: parameters in one statement, a block has some thirty).
+MOST_BLOCKS_INLINE = 8
+_JOB_EVENT_BLOCKS: dict[tuple[tuple[str, ...], tuple[str, ...], int], sa.Insert] = {}
+
+
+def insert_job_event_blocks(
+    job_columns: Iterable[str], block_columns: Iterable[str], n_blocks: int
+) -> sa.Insert:
+    """PostgreSQL: a job's row (parameters `j_<column>`), its event (`e_<column>`) and its
+    `n_blocks` blocks (`b<index>_<column>`, without `job_id`) written by one statement, which
+    returns each block's (job_id, idx, id); built once per shape."""
+    key = (tuple(job_columns), tuple(block_columns), n_blocks)
+    found = _JOB_EVENT_BLOCKS.get(key)
+    if found is None:
+        row = {name: sa.bindparam(f"j_{name}", type_=jobs.c[name].type) for name in key[0]}
+        job = jobs.insert().values(row).returning(jobs.c.id).cte("job")
+        event = (
+            events.insert()
+            .from_select(list(EVENT_COLUMNS), _event_values(job.c.id))
+            .returning(events.c.id)
+            .cte("event")
+        )
+        job_id = sa.select(job.c.id).scalar_subquery()
+        rows = [
+            {
+                "job_id": job_id,
+                **{
+                    name: sa.bindparam(f"b{i}_{name}", type_=blocks.c[name].type) for name in key[1]
+                },
+            }
+            for i in range(n_blocks)
+        ]
+        found = (
+            blocks.insert()
+            .values(rows)
+            .add_cte(job)
+            .add_cte(event)
+            .returning(blocks.c.job_id, blocks.c.idx, blocks.c.id)
+        )
+        _JOB_EVENT_BLOCKS[key] = found
+    return found
