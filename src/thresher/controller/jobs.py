@@ -11,7 +11,7 @@ from thresher.controller.compile import compile_job, compile_template
 from thresher.controller.compile.lookup import EngineRules
 from thresher.controller.compile.policy import SubmitPolicy
 from thresher.controller.engines import EngineRegistry
-from thresher.controller.notifications import final_kind, job_event
+from thresher.controller.notifications import final_kind, job_event_row
 from thresher.controller.sites import submission_fields
 from thresher.controller.unit import UnitOfWork
 from thresher.controller.visibility import (
@@ -155,8 +155,11 @@ class Jobs:
 
     def _create(self, caller: Caller, spec: JobSpec) -> JobRecord:
         check_submission(caller, spec)
-        job = self.store.jobs.add(spec, now=self.clock.now())
-        job_event(self.store, job, EventKind.JOB_SUBMITTED, now=self.clock.now())
+        now = self.clock.now()
+        job = self.store.jobs.add(
+            spec, now=now, event=lambda j: job_event_row(j, EventKind.JOB_SUBMITTED, now=now)
+        )
+        self.store.dispatch.know_job(job)  # its first claim reads none of it again
         self.unit.job_added(job.id)
         return job
 
@@ -295,7 +298,7 @@ class Jobs:
             self.store.jobs.delete(job_id)
             self.store.sites.delete_job(job_id)  # its sync per site
             for other in waiting:
-                self._stamp_if_final(other)
+                self._stamp_if_final(self.store.jobs.get(other))
 
     def retry_task(self, caller: Caller, job_id: int, block: int, index: int) -> None:
         """Run one task again (a running one is stopped first, then requeued); the tasks that
@@ -327,14 +330,18 @@ class Jobs:
             self.store.tasks.mark_never_run(job_id, now=self.clock.now(), restore=restore)
         if mark and self.on_failures is not None:
             self.on_failures(job_id)
-        if self.store.snapshot.job_unsettled(job_id):  # tasks still run or wait: cheap, and common
-            return
-        self._stamp_if_final(job_id)
+        # One read: none while tasks still run or wait (cheap, and common), else the record.
+        job = self.store.jobs.settled(job_id)
+        if job is not None:
+            self._stamp_if_final(job)
 
-    def _stamp_if_final(self, job_id: int) -> None:
-        job = self.store.jobs.get(job_id)
+    def _stamp_if_final(self, job: JobRecord) -> None:
+        """Stamp the job's end and write its event (one statement on PostgreSQL) if it is final
+        and was not stamped yet."""
         now = self.clock.now()
-        if job.status in FINAL_JOB and self.store.jobs.mark_finished(job_id, now):
-            job_event(self.store, job, final_kind(job.status), now=now)
+        if job.status not in FINAL_JOB:
+            return
+        event = job_event_row(job, final_kind(job.status), now=now)
+        if self.store.jobs.mark_finished(job.id, now, event=event):
             # as the commit leaves it: its waiters are answered without reading it again
-            self.unit.job_ended(job_id, replace(job, finished_at=now))
+            self.unit.job_ended(job.id, replace(job, finished_at=now))

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import secrets
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 from thresher.controller.auth import PEOPLE, Caller
 from thresher.controller.sealing import SecretBox
@@ -20,10 +21,10 @@ from thresher.core.events import EventKind
 from thresher.core.model import JobRecord
 from thresher.core.states import JobStatus
 from thresher.schemas import cloud
-from thresher.store.events import EventRecord, SubscriptionRecord
+from thresher.store.events import EventRecord, SubscriptionRecord, event_row
 from thresher.store.store import Store
 
-__all__ = ["Subscriptions", "final_kind", "job_event", "workers_lost"]
+__all__ = ["Subscriptions", "final_kind", "job_event", "job_event_row", "workers_lost"]
 
 _FINAL = {
     JobStatus.SUCCEEDED: EventKind.JOB_SUCCEEDED,
@@ -38,22 +39,19 @@ def final_kind(status: JobStatus) -> EventKind:
 
 def job_event(store: Store, job: JobRecord, kind: EventKind, *, now: float) -> None:
     """Record `kind` for `job` (in the caller's transaction)."""
+    store.events.emit(kind, now=now, job_id=job.id, owner=job.spec.owner, data=_job_data(job))
+
+
+def job_event_row(job: JobRecord, kind: EventKind, *, now: float) -> dict[str, Any]:
+    """The row of `kind` for `job` (`store.events.event_row`), for a statement that writes it
+    with another change (`Jobs.mark_finished`)."""
+    return event_row(kind, now=now, job_id=job.id, owner=job.spec.owner, data=_job_data(job))
+
+
+def _job_data(job: JobRecord) -> dict[str, Any]:
     counts = job.counts
-    store.events.emit(
-        kind,
-        now=now,
-        job_id=job.id,
-        owner=job.spec.owner,
-        data={
-            "job": job.spec.name,
-            "status": job.status.value,
-            "tasks": {
-                "succeeded": counts.succeeded,
-                "failed": counts.failed,
-                "total": counts.total,
-            },
-        },
-    )
+    tasks = {"succeeded": counts.succeeded, "failed": counts.failed, "total": counts.total}
+    return {"job": job.spec.name, "status": job.status.value, "tasks": tasks}
 
 
 def workers_lost(store: Store, worker_ids: Sequence[int], *, now: float) -> None:

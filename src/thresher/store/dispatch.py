@@ -20,7 +20,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from thresher.core.model import Assignment
+from thresher.core.model import Assignment, JobRecord
 from thresher.core.ordering import caps_allow
 from thresher.core.states import AttemptStatus
 from thresher.core.task_files import task_payload
@@ -328,6 +328,19 @@ class DispatchClaims(Repository):
                 if done:
                     marked.append(attempt_id)
         return marked
+
+    def know_job(self, job: JobRecord) -> None:
+        """A job just written (`Jobs.add`, values as they read back): what its assignments
+        repeat is kept as its first claim would read it, so that claim (often a held poll's, in
+        the submission's own transaction: `controller.hand_out`) does not read it again."""
+        s = job.spec
+        if len(self._statics) > 10_000:
+            self._statics.clear()
+        for b in job.blocks:
+            static = _JobStatic(
+                s.kind, s.payload, s.env, s.cwd, b.spec.max_runtime_s, b.spec.engine
+            )
+            self._statics[(b.id, job.id, job.created_at)] = static
 
     def _job_static(self, conn: sa.Connection, b: SnapBlock) -> _JobStatic:
         # Keyed with the job's submit time too: SQLite may reuse the id of a deleted row.

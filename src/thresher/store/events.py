@@ -27,7 +27,7 @@ from thresher.store.tables import (
     tasks,
 )
 
-__all__ = ["Delivery", "EventRecord", "Events", "SubscriptionRecord"]
+__all__ = ["Delivery", "EventRecord", "Events", "SubscriptionRecord", "event_row"]
 
 
 @dataclass(frozen=True)
@@ -67,6 +67,28 @@ class Delivery:
 _EMIT = events.insert().returning(events.c.id)
 
 
+def event_row(
+    kind: EventKind,
+    *,
+    now: float,
+    job_id: int | None = None,
+    owner: str | None = None,
+    worker: str | None = None,
+    data: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The row of one event, as `Events.emit` writes it (and a statement that writes an event
+    with another change, such as `Jobs.mark_finished`)."""
+    return {
+        "kind": kind.value,
+        "job_id": job_id,
+        "owner": owner,
+        "worker": worker,
+        "data": dict(data or {}),
+        "created_at": now,
+        "fanned_out": False,
+    }
+
+
 class Events(Repository):
     def emit(
         self,
@@ -79,16 +101,8 @@ class Events(Repository):
         data: Mapping[str, Any] | None = None,
     ) -> int:
         """Record an event (in the caller's transaction, if one is open)."""
+        row = event_row(kind, now=now, job_id=job_id, owner=owner, worker=worker, data=data)
         with self.db.begin() as conn:
-            row = {
-                "kind": kind.value,
-                "job_id": job_id,
-                "owner": owner,
-                "worker": worker,
-                "data": dict(data or {}),
-                "created_at": now,
-                "fanned_out": False,
-            }
             return int(conn.execute(_EMIT, row).scalar_one())
 
     def emit_task_failed(self, attempt_id: int, *, now: float) -> None:

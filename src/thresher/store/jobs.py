@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from typing import Any
 
 import sqlalchemy as sa
@@ -24,6 +24,18 @@ from thresher.core.model import (
 from thresher.core.states import AttemptStatus, JobStatus, TaskStatus
 from thresher.store import ranges
 from thresher.store.base import Database, Repository, _counts
+from thresher.store.job_statements import (
+    INSERT_BLOCKS,
+    INSERT_EVENT,
+    INSERT_JOB,
+    JOB_AS,
+    MOST_BLOCKS_INLINE,
+    SETTLED,
+    STAMP,
+    STAMP_AND_EMIT,
+    insert_job_and_event,
+    insert_job_event_blocks,
+)
 from thresher.store.tables import attempts, blocks, jobs, log_lines, tasks
 from thresher.store.tables_dispatch import block_deltas
 from thresher.store.tasks import move_many, unmark
@@ -67,9 +79,8 @@ def job_spec_of(row: Any, blocks: tuple[BlockSpec, ...]) -> JobSpec:
     return JobSpec(blocks=blocks, **{name: _field(getattr(row, name)) for name in _JOB_FIELDS})
 
 
-_INSERT_JOB = jobs.insert()
-# The blocks' ids in the order of their rows (one statement on both databases).
-_INSERT_BLOCKS = blocks.insert().returning(blocks.c.id, sort_by_parameter_order=True)
+def _idx(row: Any) -> int:
+    return int(row.idx)
 
 
 class _Row:
@@ -125,9 +136,17 @@ class Jobs(Repository):
         blocks. The spec was checked when it was compiled; the store only keeps it."""
         return self.add(spec, now=now).id
 
-    def add(self, spec: JobSpec, *, now: float) -> JobRecord:
+    def add(
+        self,
+        spec: JobSpec,
+        *,
+        now: float,
+        event: Callable[[JobRecord], Mapping[str, Any]] | None = None,
+    ) -> JobRecord:
         """`create`, returning the job's record as `get` would read it, built from the rows
-        written (their JSON values as they read back) rather than read again."""
+        written (their JSON values as they read back) rather than read again. `event`: the
+        row of the event telling of it (`store.events.event_row`), from its record, written
+        with the job's row (one statement on PostgreSQL)."""
         with self.db.begin() as conn:
             if spec.after:
                 found = conn.scalars(sa.select(jobs.c.id).where(jobs.c.id.in_(spec.after))).all()
@@ -140,27 +159,60 @@ class Jobs(Repository):
                 "finished_at": None,
                 **{name: _column(getattr(spec, name)) for name in _JOB_FIELDS},
             }
-            # Parameters, not `.values()`: the statement stays the same cached one each time
-            # (building literal values costs several times the insert itself).
-            job_id = int(conn.execute(_INSERT_JOB, job_row).inserted_primary_key[0])  # type: ignore[index]
             block_rows = [
                 {
-                    "job_id": job_id,
                     "idx": index,
                     **_BLOCK_STATE,
                     **{name: _column(getattr(block, name)) for name in _BLOCK_FIELDS},
                 }
                 for index, block in enumerate(spec.blocks)
             ]
-            ids = conn.scalars(_INSERT_BLOCKS, block_rows).all() if block_rows else []
-            return self._job_record(
+            # The record before its rows have ids (its status and counts are the event's).
+            unnumbered = self._job_record(
                 conn,
-                _Row({"id": job_id, **_read_back(jobs, job_row)}),
-                [
-                    _Row({"id": i, **_read_back(blocks, r)})
-                    for i, r in zip(ids, block_rows, strict=True)
-                ],
+                _Row({"id": 0, **_read_back(jobs, job_row)}),
+                [_Row({"id": 0, "job_id": 0, **_read_back(blocks, r)}) for r in block_rows],
             )
+            event_row = event(unnumbered) if event is not None else None
+            job_id, ids = self._write(conn, job_row, block_rows, event_row)
+            numbered = tuple(
+                dataclasses.replace(b, id=i, job_id=job_id)
+                for b, i in zip(unnumbered.blocks, ids, strict=True)
+            )
+            return dataclasses.replace(unnumbered, id=job_id, blocks=numbered)
+
+    @staticmethod
+    def _write(
+        conn: sa.Connection,
+        job_row: dict[str, Any],
+        block_rows: list[dict[str, Any]],
+        event: Mapping[str, Any] | None,
+    ) -> tuple[int, list[int]]:
+        """The job's row, its event and its blocks' rows written: (its id, its blocks' ids in
+        order). One statement on PostgreSQL for a job of a few blocks (the common case), two
+        for a bigger one; three statements on SQLite (no round trips there)."""
+        on_pg = conn.dialect.name == "postgresql"
+        events_of = {f"e_{k}": v for k, v in (event or {}).items() if k != "job_id"}
+        values = {f"j_{k}": v for k, v in job_row.items()}
+        if event is not None and on_pg and 0 < len(block_rows) <= MOST_BLOCKS_INLINE:
+            statement = insert_job_event_blocks(job_row, block_rows[0], len(block_rows))
+            for i, row in enumerate(block_rows):
+                values.update({f"b{i}_{k}": v for k, v in row.items()})
+            got = sorted(conn.execute(statement, {**values, **events_of}).all(), key=_idx)
+            return int(got[0].job_id), [int(r.id) for r in got]
+        if event is not None and on_pg:
+            statement = insert_job_and_event(job_row)
+            job_id = int(conn.execute(statement, {**values, **events_of}).scalar_one())
+        else:
+            # Parameters, not `.values()`: the statement stays the same cached one each time
+            # (building literal values costs several times the insert itself).
+            job_id = int(conn.execute(INSERT_JOB, job_row).inserted_primary_key[0])  # type: ignore[index]
+            if event is not None:
+                conn.execute(INSERT_EVENT, {**event, "job_id": job_id})
+        for row in block_rows:
+            row["job_id"] = job_id
+        ids = conn.scalars(INSERT_BLOCKS, block_rows).all() if block_rows else []
+        return job_id, list(ids)
 
     def payload(self, job_id: int) -> Mapping[str, Any]:
         """The job's payload alone (NotFound if there is no such job)."""
@@ -386,14 +438,32 @@ class Jobs(Repository):
         self.db.forget_layouts()
         ranges.forget(self.db.engine, block_ids)  # positions this process held of them
 
-    def mark_finished(self, job_id: int, now: float) -> bool:
-        """Stamp the job's finish time; False if it was stamped already."""
+    def settled(self, job_id: int) -> JobRecord | None:
+        """The job's record, unless it is certainly not final: not canceled, and some of its
+        tasks still running or left to run (None then, and for a job that does not exist).
+        One statement, the check and the read together: a job's end costs no read of its own,
+        and a finish that leaves the job unfinished only the check."""
+        with self.db.connect() as conn:
+            rows = conn.execute(SETTLED, {"job_id": job_id}).all()
+            if not rows:
+                return None
+            first = rows[0]._mapping
+            job_row = _Row({k[len(JOB_AS) :]: v for k, v in first.items() if k.startswith(JOB_AS)})
+            return self._job_record(conn, job_row, [r for r in rows if r.id is not None])
+
+    def mark_finished(
+        self, job_id: int, now: float, *, event: Mapping[str, Any] | None = None
+    ) -> bool:
+        """Stamp the job's finish time, and where it was stamped now, write `event` (a row of
+        `store.events.event_row`: the job's end told); False if it was stamped already (and no
+        event written). One statement on PostgreSQL, two on SQLite."""
+        stamp = {"stamp_job": job_id, "stamp_at": now}
         with self.db.begin() as conn:
-            return (
-                conn.execute(
-                    jobs.update()
-                    .where(jobs.c.id == job_id, jobs.c.finished_at.is_(None))
-                    .values(finished_at=now)
-                ).rowcount
-                > 0
-            )
+            if event is not None and conn.dialect.name == "postgresql":
+                values = {f"e_{k}": v for k, v in event.items() if k != "job_id"}
+                return conn.execute(STAMP_AND_EMIT, {**stamp, **values}).first() is not None
+            if conn.execute(STAMP, stamp).rowcount == 0:
+                return False
+            if event is not None:
+                conn.execute(INSERT_EVENT, dict(event))
+            return True

@@ -21,6 +21,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -132,33 +133,39 @@ class LogBudget:
         return tally
 
 
-def _read_tally(conn: sa.Connection, task_id: int) -> _Tally:
-    """What the database holds of the task's output: bytes stored, and its marker if any."""
-    if conn.dialect.name == "postgresql":
+def _tally_query(dialect: str) -> sa.Select[int, Any]:
+    """The bytes a task's lines hold and the id of its marker line (None: none), in one."""
+    if dialect == "postgresql":
         size: sa.ColumnElement[int] = sa.func.octet_length(log_lines.c.text)
     else:
         size = sa.func.length(sa.cast(log_lines.c.text, sa.LargeBinary))
-    of_task = log_lines.join(attempts, attempts.c.id == log_lines.c.attempt_id)
-    stored = conn.scalar(
-        sa.select(sa.func.coalesce(sa.func.sum(size), 0))
-        .select_from(of_task)
-        .where(attempts.c.task_id == task_id)
+    is_marker = sa.and_(
+        log_lines.c.stream == "system", log_lines.c.text.startswith(MARKER, autoescape=True)
     )
-    marker = conn.execute(
-        sa.select(log_lines.c.id, log_lines.c.text)
-        .select_from(of_task)
-        .where(
-            attempts.c.task_id == task_id,
-            log_lines.c.stream == "system",
-            log_lines.c.text.startswith(MARKER, autoescape=True),
+    return (
+        sa.select(
+            sa.func.coalesce(sa.func.sum(size), 0),
+            sa.func.min(sa.case((is_marker, log_lines.c.id))),
         )
-        .order_by(log_lines.c.id)
-        .limit(1)
-    ).first()
+        .select_from(log_lines.join(attempts, attempts.c.id == log_lines.c.attempt_id))
+        .where(attempts.c.task_id == sa.bindparam("task_id"))
+    )
+
+
+_TALLY = {name: _tally_query(name) for name in ("postgresql", "sqlite")}
+
+
+def _read_tally(conn: sa.Connection, task_id: int) -> _Tally:
+    """What the database holds of the task's output: bytes stored, and its marker if any. One
+    statement (the marker's text read only where there is one): the first output of each task
+    a controller sees pays it, on the way to the task's finish."""
+    query = _TALLY["postgresql" if conn.dialect.name == "postgresql" else "sqlite"]
+    stored, marker_id = conn.execute(query, {"task_id": task_id}).one()
     tally = _Tally(stored=int(stored or 0))
-    if marker is not None:
-        counts = _MARKER_COUNTS.search(marker.text)
-        tally.marker_id = marker.id
+    if marker_id is not None:
+        text = conn.scalar(sa.select(log_lines.c.text).where(log_lines.c.id == marker_id))
+        counts = _MARKER_COUNTS.search(text or "")
+        tally.marker_id = int(marker_id)
         tally.dropped_lines = int(counts.group(1)) if counts else 1
         tally.dropped_bytes = int(counts.group(2)) if counts else 0
     return tally

@@ -1,0 +1,140 @@
+"""The statements that write a job's rows and its end (`store.jobs.Jobs`), built once, their
+values as parameters: building literal values costs several times the statement itself. On
+PostgreSQL, where each statement is a round trip to the server, a job's row and its event are
+written by one statement, and so are a job's finish time and its event (data-modifying WITH)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import sqlalchemy as sa
+
+from thresher.store.tables import blocks, events, jobs
+
+INSERT_JOB = jobs.insert()
+# The blocks' ids in the order of their rows (one statement on both databases).
+INSERT_BLOCKS = blocks.insert().returning(blocks.c.id, sort_by_parameter_order=True)
+INSERT_EVENT = events.insert()
+EVENT_COLUMNS = ("kind", "job_id", "owner", "worker", "data", "created_at", "fanned_out")
+
+_OTHER = blocks.alias("other")
+_LEFT = _OTHER.c.task_count - (
+    _OTHER.c.n_succeeded + _OTHER.c.n_skipped + _OTHER.c.n_failed + _OTHER.c.n_canceled
+)
+#: The job's columns, named apart from its blocks' in `SETTLED`'s rows.
+JOB_AS = "j__"
+# The job and its blocks (one row each; one row of NULL blocks for a job of none), unless it
+# is certainly not final: not canceled, and a block of it still has tasks running or left to
+# run (then no row: the usual answer while a job runs, as cheap as the check alone was).
+SETTLED = (
+    sa.select(*[c.label(JOB_AS + c.name) for c in jobs.c], *blocks.c)
+    .select_from(jobs.outerjoin(blocks, blocks.c.job_id == jobs.c.id))
+    .where(
+        jobs.c.id == sa.bindparam("job_id"),
+        sa.or_(
+            jobs.c.canceled,
+            ~sa.exists().where(
+                _OTHER.c.job_id == sa.bindparam("job_id"),
+                sa.or_(_OTHER.c.n_running > 0, _LEFT > 0),
+            ),
+        ),
+    )
+    .order_by(blocks.c.idx)
+)
+
+STAMP = (
+    jobs.update()
+    .where(jobs.c.id == sa.bindparam("stamp_job"), jobs.c.finished_at.is_(None))
+    .values(finished_at=sa.bindparam("stamp_at", type_=sa.Float))
+)
+
+
+def _event_values(job_id: sa.ColumnElement[int]) -> sa.Select[tuple[object, ...]]:
+    """The event's row, its job's id from `job_id` and the rest parameters `e_<column>`."""
+    return sa.select(
+        *[
+            job_id if name == "job_id" else sa.bindparam(f"e_{name}", type_=events.c[name].type)
+            for name in EVENT_COLUMNS
+        ]
+    )
+
+
+def _stamp_and_emit() -> sa.Insert:
+    """PostgreSQL: the finish time stamped and the event written by one statement (a
+    data-modifying WITH); the event's row only where the stamp was made."""
+    stamped = STAMP.returning(jobs.c.id).cte("stamped")
+    return (
+        events.insert()
+        .from_select(list(EVENT_COLUMNS), _event_values(stamped.c.id))
+        .add_cte(stamped)
+        .returning(events.c.id)
+    )
+
+
+STAMP_AND_EMIT = _stamp_and_emit()
+
+
+_JOB_AND_EVENT: dict[tuple[str, ...], sa.Insert] = {}
+
+
+def insert_job_and_event(columns: Iterable[str]) -> sa.Insert:
+    """PostgreSQL: a job's row (parameters `j_<column>`) and its event written by one
+    statement, which returns the job's id; one statement per set of columns, built once."""
+    key = tuple(columns)
+    found = _JOB_AND_EVENT.get(key)
+    if found is None:
+        row = {name: sa.bindparam(f"j_{name}", type_=jobs.c[name].type) for name in key}
+        job = jobs.insert().values(row).returning(jobs.c.id).cte("job")
+        found = (
+            events.insert()
+            .from_select(list(EVENT_COLUMNS), _event_values(job.c.id))
+            .add_cte(job)
+            .returning(events.c.job_id)
+        )
+        _JOB_AND_EVENT[key] = found
+    return found
+
+
+#: A job of at most this many blocks is written by one statement on PostgreSQL, its blocks
+#: included (a bigger one: its blocks by a second statement; PostgreSQL takes at most 65,535
+#: parameters in one statement, a block has some thirty).
+MOST_BLOCKS_INLINE = 8
+_JOB_EVENT_BLOCKS: dict[tuple[tuple[str, ...], tuple[str, ...], int], sa.Insert] = {}
+
+
+def insert_job_event_blocks(
+    job_columns: Iterable[str], block_columns: Iterable[str], n_blocks: int
+) -> sa.Insert:
+    """PostgreSQL: a job's row (parameters `j_<column>`), its event (`e_<column>`) and its
+    `n_blocks` blocks (`b<index>_<column>`, without `job_id`) written by one statement, which
+    returns each block's (job_id, idx, id); built once per shape."""
+    key = (tuple(job_columns), tuple(block_columns), n_blocks)
+    found = _JOB_EVENT_BLOCKS.get(key)
+    if found is None:
+        row = {name: sa.bindparam(f"j_{name}", type_=jobs.c[name].type) for name in key[0]}
+        job = jobs.insert().values(row).returning(jobs.c.id).cte("job")
+        event = (
+            events.insert()
+            .from_select(list(EVENT_COLUMNS), _event_values(job.c.id))
+            .returning(events.c.id)
+            .cte("event")
+        )
+        job_id = sa.select(job.c.id).scalar_subquery()
+        rows = [
+            {
+                "job_id": job_id,
+                **{
+                    name: sa.bindparam(f"b{i}_{name}", type_=blocks.c[name].type) for name in key[1]
+                },
+            }
+            for i in range(n_blocks)
+        ]
+        found = (
+            blocks.insert()
+            .values(rows)
+            .add_cte(job)
+            .add_cte(event)
+            .returning(blocks.c.job_id, blocks.c.idx, blocks.c.id)
+        )
+        _JOB_EVENT_BLOCKS[key] = found
+    return found
