@@ -342,6 +342,7 @@ class Jobs:
         if job.status not in FINAL_JOB:
             return
         event = job_event_row(job, final_kind(job.status), now=now)
-        if self.store.jobs.mark_finished(job.id, now, event=event):
+        block_ids = [b.id for b in job.blocks]
+        if self.store.jobs.mark_finished(job.id, now, event=event, block_ids=block_ids):
             # as the commit leaves it: its waiters are answered without reading it again
             self.unit.job_ended(job.id, replace(job, finished_at=now))

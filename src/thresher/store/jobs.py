@@ -452,11 +452,20 @@ class Jobs(Repository):
             return self._job_record(conn, job_row, [r for r in rows if r.id is not None])
 
     def mark_finished(
-        self, job_id: int, now: float, *, event: Mapping[str, Any] | None = None
+        self,
+        job_id: int,
+        now: float,
+        *,
+        event: Mapping[str, Any] | None = None,
+        block_ids: Iterable[int] = (),
     ) -> bool:
         """Stamp the job's finish time, and where it was stamped now, write `event` (a row of
         `store.events.event_row`: the job's end told); False if it was stamped already (and no
-        event written). One statement on PostgreSQL, two on SQLite."""
+        event written). One statement on PostgreSQL, two on SQLite. The positions this
+        process holds of the job's blocks (`block_ids`, PostgreSQL's ranges) are let go: a
+        canceled job's would stay in memory for good, and a retry finds them again below the
+        cursor (`cursor._gaps`)."""
+        ranges.forget(self.db.engine, block_ids)
         stamp = {"stamp_job": job_id, "stamp_at": now}
         with self.db.begin() as conn:
             if event is not None and conn.dialect.name == "postgresql":
