@@ -29,12 +29,10 @@ from thresher.store.job_statements import (
     INSERT_EVENT,
     INSERT_JOB,
     JOB_AS,
-    MOST_BLOCKS_INLINE,
     SETTLED,
     STAMP,
     STAMP_AND_EMIT,
     insert_job_and_event,
-    insert_job_event_blocks,
 )
 from thresher.store.tables import attempts, blocks, jobs, log_lines, tasks
 from thresher.store.tables_dispatch import block_deltas
@@ -77,10 +75,6 @@ def block_spec_of(row: Any) -> BlockSpec:
 def job_spec_of(row: Any, blocks: tuple[BlockSpec, ...]) -> JobSpec:
     """The spec of a job row: every field of `JobSpec` but its blocks is a column."""
     return JobSpec(blocks=blocks, **{name: _field(getattr(row, name)) for name in _JOB_FIELDS})
-
-
-def _idx(row: Any) -> int:
-    return int(row.idx)
 
 
 class _Row:
@@ -174,7 +168,10 @@ class Jobs(Repository):
                 [_Row({"id": 0, "job_id": 0, **_read_back(blocks, r)}) for r in block_rows],
             )
             event_row = event(unnumbered) if event is not None else None
-            job_id, ids = self._write(conn, job_row, block_rows, event_row)
+            job_id = self._insert_job(conn, job_row, event_row)
+            for row in block_rows:
+                row["job_id"] = job_id
+            ids = conn.scalars(INSERT_BLOCKS, block_rows).all() if block_rows else []
             numbered = tuple(
                 dataclasses.replace(b, id=i, job_id=job_id)
                 for b, i in zip(unnumbered.blocks, ids, strict=True)
@@ -182,37 +179,21 @@ class Jobs(Repository):
             return dataclasses.replace(unnumbered, id=job_id, blocks=numbered)
 
     @staticmethod
-    def _write(
-        conn: sa.Connection,
-        job_row: dict[str, Any],
-        block_rows: list[dict[str, Any]],
-        event: Mapping[str, Any] | None,
-    ) -> tuple[int, list[int]]:
-        """The job's row, its event and its blocks' rows written: (its id, its blocks' ids in
-        order). One statement on PostgreSQL for a job of a few blocks (the common case), two
-        for a bigger one; three statements on SQLite (no round trips there)."""
-        on_pg = conn.dialect.name == "postgresql"
-        events_of = {f"e_{k}": v for k, v in (event or {}).items() if k != "job_id"}
-        values = {f"j_{k}": v for k, v in job_row.items()}
-        if event is not None and on_pg and 0 < len(block_rows) <= MOST_BLOCKS_INLINE:
-            statement = insert_job_event_blocks(job_row, block_rows[0], len(block_rows))
-            for i, row in enumerate(block_rows):
-                values.update({f"b{i}_{k}": v for k, v in row.items()})
-            got = sorted(conn.execute(statement, {**values, **events_of}).all(), key=_idx)
-            return int(got[0].job_id), [int(r.id) for r in got]
-        if event is not None and on_pg:
+    def _insert_job(
+        conn: sa.Connection, job_row: dict[str, Any], event: Mapping[str, Any] | None
+    ) -> int:
+        """The job's row written (and its event: one statement on PostgreSQL); its id."""
+        if event is not None and conn.dialect.name == "postgresql":
             statement = insert_job_and_event(job_row)
-            job_id = int(conn.execute(statement, {**values, **events_of}).scalar_one())
-        else:
-            # Parameters, not `.values()`: the statement stays the same cached one each time
-            # (building literal values costs several times the insert itself).
-            job_id = int(conn.execute(INSERT_JOB, job_row).inserted_primary_key[0])  # type: ignore[index]
-            if event is not None:
-                conn.execute(INSERT_EVENT, {**event, "job_id": job_id})
-        for row in block_rows:
-            row["job_id"] = job_id
-        ids = conn.scalars(INSERT_BLOCKS, block_rows).all() if block_rows else []
-        return job_id, list(ids)
+            values = {f"j_{k}": v for k, v in job_row.items()}
+            values.update({f"e_{k}": v for k, v in event.items() if k != "job_id"})
+            return int(conn.execute(statement, values).scalar_one())
+        # Parameters, not `.values()`: the statement stays the same cached one each time
+        # (building literal values costs several times the insert itself).
+        job_id = int(conn.execute(INSERT_JOB, job_row).inserted_primary_key[0])  # type: ignore[index]
+        if event is not None:
+            conn.execute(INSERT_EVENT, {**event, "job_id": job_id})
+        return job_id
 
     def payload(self, job_id: int) -> Mapping[str, Any]:
         """The job's payload alone (NotFound if there is no such job)."""
