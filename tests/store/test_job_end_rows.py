@@ -8,6 +8,7 @@ from tests.store.support import add_worker, block, claim
 from thresher.core.events import EventKind
 from thresher.core.model import JobRecord, JobSpec
 from thresher.core.states import AttemptStatus, JobStatus
+from thresher.store import job_statements
 from thresher.store.events import event_row
 from thresher.store.store import FinishReport, Store
 from thresher.testing import FakeClock
@@ -37,15 +38,15 @@ def test_a_job_is_added_with_its_event_naming_its_id(store: Store, clock: FakeCl
         told.append(job.status)
         return event_row(EventKind.JOB_SUBMITTED, now=clock.now(), owner="u", data={"n": 1})
 
-    first = store.jobs.add(spec(), now=clock.now(), event=event)
-    second = store.jobs.add(spec(blocks=3), now=clock.now(), event=event)
+    # one statement on PostgreSQL for one block; the blocks apart for more
+    added = [store.jobs.add(spec(blocks=n), now=clock.now(), event=event) for n in (1, 3)]
 
-    assert told == [JobStatus.QUEUED, JobStatus.QUEUED]
-    for job in (first, second):
+    assert told == [JobStatus.QUEUED] * 2
+    for job, n in zip(added, (1, 3), strict=True):
         assert job == store.jobs.get(job.id)
         assert kinds_of(store, job.id) == [EventKind.JOB_SUBMITTED.value]
-    assert [b.job_id for b in second.blocks] == [second.id] * 3
-    assert len({b.id for b in second.blocks}) == 3
+        assert [(b.job_id, b.index) for b in job.blocks] == [(job.id, i) for i in range(n)]
+        assert len({b.id for b in job.blocks}) == n
 
 
 def test_the_end_is_read_only_once_nothing_of_the_job_runs_or_waits(
@@ -93,3 +94,17 @@ def test_the_finish_is_stamped_with_its_event_once(store: Store, clock: FakeCloc
     other = store.jobs.create(spec(), now=clock.now())
     assert store.jobs.mark_finished(other, clock.now())  # without an event: none written
     assert kinds_of(store, other) == []
+
+
+def test_the_job_statements_are_compiled_once() -> None:
+    """The statements built for a job's rows and its end have a cache key, so SQLAlchemy
+    compiles each once: a multi-row VALUES has none, and compiling the job's insert on every
+    submission once cost the held poll's claim 8 ms on PostgreSQL."""
+    columns = ["name", "owner", "created_at"]
+    built = [
+        job_statements.insert_job_event_block(columns, ["idx", "name", "task_count"]),
+        job_statements.insert_job_and_event(columns),
+        job_statements.STAMP_AND_EMIT,
+        job_statements.SETTLED,
+    ]
+    assert all(statement._generate_cache_key() is not None for statement in built)

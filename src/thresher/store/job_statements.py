@@ -93,3 +93,40 @@ def insert_job_and_event(columns: Iterable[str]) -> sa.Insert:
         )
         _JOB_AND_EVENT[key] = found
     return found
+
+
+_JOB_EVENT_BLOCK: dict[tuple[tuple[str, ...], tuple[str, ...]], sa.Insert] = {}
+
+
+def insert_job_event_block(job_columns: Iterable[str], block_columns: Iterable[str]) -> sa.Insert:
+    """PostgreSQL: a job of one block (the common case) written by one statement: its row
+    (parameters `j_<column>`), its event (`e_<column>`) and its block (`b_<column>`, without
+    `job_id`); returns the block's (job_id, id). Built once per shape. One block only: the
+    block's row is given as one mapping of values, which SQLAlchemy caches compiled; a list of
+    rows (a multi-row VALUES) has no cache key, and compiling this statement on every
+    submission cost more than the two round trips it saves (the held poll's claim step of
+    `bench/latency.py --pg` went from 6.8 to 15.2 ms, docs/performance.md, 2026-12-07)."""
+    key = (tuple(job_columns), tuple(block_columns))
+    found = _JOB_EVENT_BLOCK.get(key)
+    if found is None:
+        row = {name: sa.bindparam(f"j_{name}", type_=jobs.c[name].type) for name in key[0]}
+        job = jobs.insert().values(row).returning(jobs.c.id).cte("job")
+        event = (
+            events.insert()
+            .from_select(list(EVENT_COLUMNS), _event_values(job.c.id))
+            .returning(events.c.id)
+            .cte("event")
+        )
+        block = {
+            "job_id": sa.select(job.c.id).scalar_subquery(),
+            **{name: sa.bindparam(f"b_{name}", type_=blocks.c[name].type) for name in key[1]},
+        }
+        found = (
+            blocks.insert()
+            .values(block)
+            .add_cte(job)
+            .add_cte(event)
+            .returning(blocks.c.job_id, blocks.c.id)
+        )
+        _JOB_EVENT_BLOCK[key] = found
+    return found

@@ -33,6 +33,7 @@ from thresher.store.job_statements import (
     STAMP,
     STAMP_AND_EMIT,
     insert_job_and_event,
+    insert_job_event_block,
 )
 from thresher.store.tables import attempts, blocks, jobs, log_lines, tasks
 from thresher.store.tables_dispatch import block_deltas
@@ -168,10 +169,7 @@ class Jobs(Repository):
                 [_Row({"id": 0, "job_id": 0, **_read_back(blocks, r)}) for r in block_rows],
             )
             event_row = event(unnumbered) if event is not None else None
-            job_id = self._insert_job(conn, job_row, event_row)
-            for row in block_rows:
-                row["job_id"] = job_id
-            ids = conn.scalars(INSERT_BLOCKS, block_rows).all() if block_rows else []
+            job_id, ids = self._write(conn, job_row, block_rows, event_row)
             numbered = tuple(
                 dataclasses.replace(b, id=i, job_id=job_id)
                 for b, i in zip(unnumbered.blocks, ids, strict=True)
@@ -179,21 +177,36 @@ class Jobs(Repository):
             return dataclasses.replace(unnumbered, id=job_id, blocks=numbered)
 
     @staticmethod
-    def _insert_job(
-        conn: sa.Connection, job_row: dict[str, Any], event: Mapping[str, Any] | None
-    ) -> int:
-        """The job's row written (and its event: one statement on PostgreSQL); its id."""
-        if event is not None and conn.dialect.name == "postgresql":
+    def _write(
+        conn: sa.Connection,
+        job_row: dict[str, Any],
+        block_rows: list[dict[str, Any]],
+        event: Mapping[str, Any] | None,
+    ) -> tuple[int, list[int]]:
+        """The job's row, its event and its blocks' rows written: (its id, its blocks' ids in
+        order). One statement on PostgreSQL for a job of one block (the common case), two for
+        a bigger one; three statements on SQLite (no round trips there)."""
+        on_pg = conn.dialect.name == "postgresql"
+        events_of = {f"e_{k}": v for k, v in (event or {}).items() if k != "job_id"}
+        values = {f"j_{k}": v for k, v in job_row.items()}
+        if event is not None and on_pg and len(block_rows) == 1:
+            statement = insert_job_event_block(job_row, block_rows[0])
+            values.update({f"b_{k}": v for k, v in block_rows[0].items()})
+            got = conn.execute(statement, {**values, **events_of}).one()
+            return int(got.job_id), [int(got.id)]
+        if event is not None and on_pg:
             statement = insert_job_and_event(job_row)
-            values = {f"j_{k}": v for k, v in job_row.items()}
-            values.update({f"e_{k}": v for k, v in event.items() if k != "job_id"})
-            return int(conn.execute(statement, values).scalar_one())
-        # Parameters, not `.values()`: the statement stays the same cached one each time
-        # (building literal values costs several times the insert itself).
-        job_id = int(conn.execute(INSERT_JOB, job_row).inserted_primary_key[0])  # type: ignore[index]
-        if event is not None:
-            conn.execute(INSERT_EVENT, {**event, "job_id": job_id})
-        return job_id
+            job_id = int(conn.execute(statement, {**values, **events_of}).scalar_one())
+        else:
+            # Parameters, not `.values()`: the statement stays the same cached one each time
+            # (building literal values costs several times the insert itself).
+            job_id = int(conn.execute(INSERT_JOB, job_row).inserted_primary_key[0])  # type: ignore[index]
+            if event is not None:
+                conn.execute(INSERT_EVENT, {**event, "job_id": job_id})
+        for row in block_rows:
+            row["job_id"] = job_id
+        ids = conn.scalars(INSERT_BLOCKS, block_rows).all() if block_rows else []
+        return job_id, list(ids)
 
     def payload(self, job_id: int) -> Mapping[str, Any]:
         """The job's payload alone (NotFound if there is no such job)."""
