@@ -28,6 +28,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy import event
 
+from thresher.store import per_transaction
+
 _KEY = "thresher_local_tally"
 _INSTALLED: weakref.WeakSet[sa.Engine] = weakref.WeakSet()
 
@@ -63,28 +65,13 @@ def enabled(conn: sa.Connection) -> bool:
 
 
 def _gathered(conn: sa.Connection) -> dict[int, Gathered] | None:
-    """The open transaction's changes (kept with the transaction they belong to: what a
-    transaction that ended otherwise left is not taken for another's)."""
-    kept = conn.info.get(_KEY)
-    if kept is None:
-        return None
-    if kept[0] is not conn.get_transaction():
-        del conn.info[_KEY]
-        return None
-    gathered: dict[int, Gathered] = kept[1]
-    return gathered
+    """The open transaction's changes."""
+    return per_transaction.gathered(conn, _KEY)
 
 
 def of(conn: sa.Connection, block_id: int) -> Gathered:
     """The open transaction's changes to a block (created empty)."""
-    gathered = _gathered(conn)
-    if gathered is None:
-        gathered = {}
-        conn.info[_KEY] = (conn.get_transaction(), gathered)
-    found = gathered.get(block_id)
-    if found is None:
-        found = gathered[block_id] = Gathered()
-    return found
+    return per_transaction.of_block(conn, _KEY, block_id, Gathered)
 
 
 def pending(conn: sa.Connection) -> bool:

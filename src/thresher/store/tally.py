@@ -51,7 +51,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy import event
 
-from thresher.store import local_tally, ranges
+from thresher.store import local_tally, per_transaction, ranges
 
 _KEY = "thresher_tally"
 _INSTALLED: weakref.WeakSet[sa.Engine] = weakref.WeakSet()
@@ -101,29 +101,13 @@ def install(engine: sa.Engine) -> None:
 
 
 def _tallies(conn: sa.Connection) -> dict[int, BlockTally] | None:
-    """The open transaction's tallies (kept in the DBAPI connection's `info` with the
-    transaction they belong to: one left by a transaction that ended otherwise is not
-    taken for another's)."""
-    kept = conn.info.get(_KEY)
-    if kept is None:
-        return None
-    if kept[0] is not conn.get_transaction():
-        del conn.info[_KEY]
-        return None
-    tallies: dict[int, BlockTally] = kept[1]
-    return tallies
+    """The open transaction's tallies."""
+    return per_transaction.gathered(conn, _KEY)
 
 
 def of(conn: sa.Connection, block_id: int) -> BlockTally:
     """The open transaction's tally of a block (created empty)."""
-    tallies = _tallies(conn)
-    if tallies is None:
-        tallies = {}
-        conn.info[_KEY] = (conn.get_transaction(), tallies)
-    found = tallies.get(block_id)
-    if found is None:
-        found = tallies[block_id] = BlockTally()
-    return found
+    return per_transaction.of_block(conn, _KEY, block_id, BlockTally)
 
 
 def pending(conn: sa.Connection) -> bool:
