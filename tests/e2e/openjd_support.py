@@ -82,6 +82,9 @@ _VOLATILE = [
     (re.compile(r"\b\d+(\.\d+)? fps\b"), "<N> fps"),
     (re.compile(r"@ 0x[0-9a-f]+"), "@ <ADDRESS>"),
 ]
+#: ffmpeg's progress lines while it encodes (every half second: how many, says how long the
+#: run took on a loaded machine); its last one, with `Lsize=`, says what it wrote and stays.
+_PROGRESS = re.compile(r"frame=<N> .*(?<!L)size=")
 
 
 def normalised(
@@ -95,7 +98,8 @@ def normalised(
                 line = line.replace(old, new)
             for pattern, repl in _VOLATILE:
                 line = pattern.sub(repl, line)
-            fixed.append(line)
+            if not _PROGRESS.match(line):
+                fixed.append(line)
         out.append((title, fixed))
     return out
 
