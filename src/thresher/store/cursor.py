@@ -219,26 +219,20 @@ def take_next(
     conn: sa.Connection, b: SnapBlock, layout: TaskLayout, *, worker_id: int, now: float
 ) -> Taken | None:
     """The next task under the cursor that nothing touched before dispatch."""
-    if tally.enabled(conn):
+    gathered = tally if tally.enabled(conn) else local_tally if local_tally.enabled(conn) else None
+    if gathered is not None:  # positions handed out from what the transaction gathers
         while True:
-            positions = _positions(conn, b.block_id, layout, 1, spread=_spreads(b))
+            positions: Sequence[int]
+            if gathered is tally:
+                positions = _positions(conn, b.block_id, layout, 1, spread=_spreads(b))
+            else:
+                positions = local_tally.take(conn, b.block_id, 1)
             if not positions:
                 return None
             index = layout.task_at(positions[0])
             task_id = _insert_running(conn, b, [index], worker_id, now).get(index)
             if task_id is not None:
-                tally.of(conn, b.block_id).running += 1
-                return task_id, index
-            # Touched before dispatch: not the cursor's to run (see below).
-    if local_tally.enabled(conn):
-        while True:
-            taken = local_tally.take(conn, b.block_id, 1)
-            if not taken:
-                return None
-            index = layout.task_at(taken[0])
-            task_id = _insert_running(conn, b, [index], worker_id, now).get(index)
-            if task_id is not None:
-                local_tally.of(conn, b.block_id).running += 1
+                gathered.of(conn, b.block_id).running += 1
                 return task_id, index
             # Touched before dispatch: not the cursor's to run (see below).
     while True:

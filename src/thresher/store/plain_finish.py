@@ -359,19 +359,14 @@ class PlainSuccesses:
             per_block.setdefault(row.block_id, []).append(report.duration_s)
         for block_id, durations in per_block.items():
             timed = [d for d in durations if d is not None]
-            if local:  # written at the transaction's end (`store.local_tally`)
-                g = local_tally.of(conn, block_id)
+            if (
+                local or gather
+            ):  # written at the transaction's end (`store.local_tally`, `store.tally`)
+                g = local_tally.of(conn, block_id) if local else tally.of(conn, block_id)
                 g.running -= len(durations)
                 g.succeeded += len(durations)
                 g.runtime_sum += sum(timed)
                 g.runtime_n += len(timed)
-                continue
-            if gather:  # written at the transaction's end (`store.tally`)
-                t = tally.of(conn, block_id)
-                t.running -= len(durations)
-                t.succeeded += len(durations)
-                t.runtime_sum += sum(timed)
-                t.runtime_n += len(timed)
                 continue
             _SUCCEED_BLOCK_P.run(
                 conn,
