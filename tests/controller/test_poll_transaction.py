@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -18,6 +19,8 @@ from thresher.controller.notifier import Notifier
 from thresher.controller.settings import ControllerSettings
 from thresher.core.errors import Forbidden
 from thresher.schemas import api
+from thresher.store import plain_finish, snapshot
+from thresher.store.prepared import Prepared
 from thresher.store.store import Store
 from thresher.testing import FakeClock
 
@@ -134,6 +137,36 @@ def test_polls_together_each_get_their_own_outcome(farm: tuple[Farm, Store]) -> 
     assert all(isinstance(o, api.PollOut) and len(o.assignments) == 1 for o in out)
     counts = store.jobs.get(job.id).counts
     assert (counts.succeeded, counts.running) == (2, 2)
+
+
+def test_polls_together_read_their_finishes_with_one_statement(
+    farm: tuple[Farm, Store], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A group's finishes are read with one statement, which also reads what each worker
+    still runs: no reconciliation of the group reads its worker's attempts again, and each
+    poll still gets its next task."""
+    farm_, store = farm
+    job = farm_.jobs.submit(ADMIN, api.JobIn(name="job", frames="1-9", command=["true"]))
+    workers = _workers(farm_, 3)
+    got = _together(farm_, [(w, api.PollIn(lanes=[0])) for w in workers])
+    ran: list[Prepared] = []
+    run_all = Prepared.all
+
+    def counted(self: Prepared, conn: Any, values: Any) -> Any:
+        ran.append(self)
+        return run_all(self, conn, values)
+
+    monkeypatch.setattr(Prepared, "all", counted)
+    out = _together(
+        farm_,
+        [(w, _finishing(o)) for w, o in zip(workers, got, strict=True)],  # type: ignore[arg-type]
+    )
+    assert all(isinstance(o, api.PollOut) and len(o.assignments) == 1 for o in out)
+    reads = [p for p in ran if p in (plain_finish._PLAIN_MANY_HELD, plain_finish._ENDING_MANY_HELD)]
+    assert len(reads) == 1
+    assert snapshot._HELD_BY not in ran  # the reconciliations read nothing more
+    counts = store.jobs.get(job.id).counts
+    assert (counts.succeeded, counts.running) == (3, 3)
 
 
 def test_a_failing_poll_leaves_the_others_of_its_group_written(

@@ -85,3 +85,28 @@ def test_a_finish_that_is_not_plain_leaves_the_read_to_the_reconciliation(
         held = store.snapshot.held_after_reports(worker)
 
     assert _ids(held) == _ids(store.snapshot.worker_held(worker)) == [kept.attempt_id]
+
+
+def test_the_finishes_of_several_workers_answer_each_workers_reconciliation(
+    store: Store, clock: FakeClock
+) -> None:
+    """Polls run together report their finishes with one statement: each worker's
+    reconciliation gets what a read would give, and only once (a second poll of the same
+    worker in the transaction comes after the first one's claim, so it reads)."""
+    store.jobs.create(job_spec(frames="1-9"), now=clock.now())
+    first, second, idle = (add_worker(store, f"w{i}", clock) for i in range(3))
+    done_1, kept_1 = take(store, first, clock), take(store, first, clock)
+    done_2 = take(store, second, clock)
+    take(store, idle, clock)
+
+    with store.transaction():
+        store.attempts.finish_many([finish_report(done_1), finish_report(done_2)], now=clock.now())
+        held_2 = store.snapshot.held_after_reports(second)
+        held_1 = store.snapshot.held_after_reports(first)
+        assert held_1 == store.snapshot.worker_held(first)
+        assert _ids(held_1) == [kept_1.attempt_id]
+        assert held_2 == []  # its only attempt finished: nothing held, not "not known"
+        claimed = take(store, first, clock)  # the first poll's claim
+        again = store.snapshot.held_after_reports(first)
+
+    assert _ids(again) == [kept_1.attempt_id, claimed.attempt_id]

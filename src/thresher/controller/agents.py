@@ -9,18 +9,19 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Protocol, TypeVar
 
 from thresher.controller.auth import Caller, enrol_code_hash, issue_token
-from thresher.controller.convert import assignment_out, built, finish_report, registration
+from thresher.controller.convert import assignment_out, built, registration
 from thresher.controller.dispatch import Dispatch, Dispatcher, DispatchIndex
 from thresher.controller.farm_thread import retrying
 from thresher.controller.jobs import Jobs
 from thresher.controller.monitor import SampleKeeper
 from thresher.controller.notifications import DiskWatch, workers_lost, workers_sick
 from thresher.controller.poll_state import FirstRound, HeldPoll, IdlePolls, reconcile
+from thresher.controller.reports import Reports
 from thresher.controller.scheduling import Scheduling
 from thresher.controller.settings import ControllerSettings
 from thresher.controller.unit import UnitOfWork
 from thresher.core.clock import Clock
-from thresher.core.errors import Conflict, Forbidden, NotFound, StaleAttempt
+from thresher.core.errors import Conflict, Forbidden, NotFound
 from thresher.core.model import Assignment
 from thresher.core.states import WorkerStatus
 from thresher.schemas import api
@@ -70,7 +71,7 @@ class Agents:
         self._flushed_at = 0.0
         self._leased: dict[int, float] = {}  # worker id -> the lease this process last wrote
         self.samples = SampleKeeper(store)  # resource samples polls carry (web monitor)
-        self.log_bytes: Callable[[int], None] | None = None  # told of output taken in
+        self.reports = Reports(store, clock, settings, index=index, jobs=jobs)
         self.disk = DiskWatch(store, settings.disk_low_bytes)  # worker.disk_low events
         self.idle = IdlePolls()  # held polls waiting now, for a submission to claim for
 
@@ -225,43 +226,7 @@ class Agents:
     ) -> list[int]:
         """Store output and finishes (in the caller's transaction); returns the attempts whose
         reports were stale."""
-        stale: list[int] = []
-        for batch in output:
-            try:
-                self._record_output(batch)
-            except StaleAttempt:
-                stale.append(batch.attempt_id)
-        # One statement set for all finishes (their CPU times with them): a worker holding
-        # short tasks ahead reports several per poll.
-        results = self.store.attempts.finish_many(
-            [finish_report(fin) for fin in finished], now=self.clock.now()
-        )
-        for fin, result in zip(finished, results, strict=True):
-            if isinstance(result, StaleAttempt):
-                stale.append(fin.attempt_id)
-                continue
-            if fin.status in ("failed", "timed_out"):
-                self.store.events.emit_task_failed(fin.attempt_id, now=self.clock.now())
-            if result is not None and self.index.finished(
-                fin.attempt_id, fin.status, fin.duration_s
-            ):
-                # Only a failure can make tasks never run (a success turned into a failure by
-                # a minimum run time is marked at the next index rebuild, which looks too).
-                self.jobs.note_if_final(result, mark=fin.status != "succeeded")
-        return stale
-
-    def _record_output(self, batch: api.OutputBatch) -> None:
-        if self.log_bytes is not None and batch.lines:
-            self.log_bytes(sum(len(text) for _, text in batch.lines))
-        self.store.attempts.record_output(
-            batch.attempt_id,
-            batch.token,
-            lines=batch.lines,
-            progress=batch.progress,
-            outputs=batch.outputs,
-            status_message=batch.status_message,
-            max_log_bytes=self.settings.max_log_bytes_per_task,
-        )
+        return self.reports.store_all([(output, finished)])[0]
 
     def report(self, caller: Caller, body: api.ReportIn) -> api.PollOut:
         """Output and finishes sent while a poll is held open; no claim, no reconciliation."""
@@ -339,7 +304,8 @@ class Agents:
             ready.append((i, worker_id, body))
         try:
             with self.unit.transaction():
-                steps = [(i, self._first_round_in(w, body)) for i, w, body in ready]
+                rounds = self._first_rounds_in([(w, body) for _, w, body in ready])
+                steps = [(i, step) for (i, _, _), step in zip(ready, rounds, strict=True)]
         except Exception:
             for i, w, body in ready:
                 try:
@@ -353,14 +319,26 @@ class Agents:
 
     def _first_round_alone(self, worker_id: int, body: api.PollIn) -> HeldPoll:
         with self.unit.transaction():
-            step = self._first_round_in(worker_id, body)
+            (step,) = self._first_rounds_in([(worker_id, body)])
         return self._first_round_done(step)
 
-    def _first_round_in(self, worker_id: int, body: api.PollIn) -> FirstRound:
-        """A poll's first round inside the caller's transaction."""
+    def _first_rounds_in(self, polls: Sequence[tuple[int, api.PollIn]]) -> list[FirstRound]:
+        """Polls' first rounds inside the caller's transaction: the reports of all first (their
+        finishes in one statement set, `Reports.store_all`), then each poll's reconciliation
+        and claim."""
         started = self.clock.now()
-        self.heartbeat(worker_id, started)
-        stale = self._report(body.output, body.finished)
+        for worker_id, _ in polls:
+            self.heartbeat(worker_id, started)
+        stales = self.reports.store_all([(body.output, body.finished) for _, body in polls])
+        return [
+            self._first_round_in(worker_id, body, stale, started)
+            for (worker_id, body), stale in zip(polls, stales, strict=True)
+        ]
+
+    def _first_round_in(
+        self, worker_id: int, body: api.PollIn, stale: list[int], started: float
+    ) -> FirstRound:
+        """A poll's first round after its reports, inside the caller's transaction."""
         self.scheduling.note_local_nimby(worker_id, body.nimby)
         self.disk.seen(worker_id, body.sample, now=started)
         held, stale = reconcile(self.store, self.index, worker_id, body, stale, started)

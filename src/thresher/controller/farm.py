@@ -122,7 +122,7 @@ class Farm:
         notifier.observers.append(self.events.poke)
         # Several controllers on one PostgreSQL: changes announced to the others, and the
         # sweep of silent workers done by one of them at a time (see controller/peers.py).
-        self.agents.log_bytes = self.metrics.log_bytes.inc
+        self.agents.reports.log_bytes = self.metrics.log_bytes.inc
         self.peers = Peers(
             store,
             notifier,

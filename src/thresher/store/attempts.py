@@ -176,9 +176,10 @@ class Attempts(Repository):
     def finish_many(
         self, reports: Sequence[FinishReport], *, now: float
     ) -> list[int | StaleAttempt | None]:
-        """Several finishes (one worker's report) in one transaction: for each, what
-        `finish_attempt` would return, or the StaleAttempt it would raise; the CPU times they
-        report are written with them (those of stale reports are not).
+        """Several finishes (one worker's report, or the reports of polls run together) in one
+        transaction: for each, what `finish_attempt` would return, or the StaleAttempt it
+        would raise; the CPU times they report are written with them (those of stale reports
+        are not).
 
         Plain successes (the common case: one per poll, more with short tasks held ahead) are
         written together (`store.plain_finish`: one read, the attempts and tasks, one UPDATE
@@ -196,9 +197,9 @@ class Attempts(Repository):
                 self._plain.write(conn, plain, now)
                 results.update({report.attempt_id: row.job_id for report, row in plain})
                 if held is not None and len(plain) == len(reports):
-                    # The finish changed nothing else of its worker's attempts: what it read
-                    # of them is what the poll's reconciliation would read next.
-                    remember_held(conn, plain[0][1].worker_id, held)
+                    # The finishes changed nothing else of their workers' attempts: what they
+                    # read of them is what the polls' reconciliations would read next.
+                    remember_held(conn, held)
             for report in reports:
                 if report.attempt_id in results:
                     continue

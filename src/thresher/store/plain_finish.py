@@ -15,9 +15,10 @@ submission (`_BlockFixed`) and is read once per block and kept.
 from __future__ import annotations
 
 import dataclasses
+import json
 import secrets
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import sqlalchemy as sa
@@ -48,12 +49,6 @@ ENDING_FROM = (
     attempts.join(tasks, tasks.c.id == attempts.c.task_id)
     .join(blocks, blocks.c.id == tasks.c.block_id)
     .join(jobs, jobs.c.id == blocks.c.job_id)
-)
-_ENDING_MANY = (
-    sa.select(attempts.c.id, attempts.c.token, attempts.c.status, *ENDING_COLUMNS)
-    .select_from(ENDING_FROM)
-    .where(attempts.c.id.in_(sa.bindparam("ids", expanding=True)))
-    .execution_options(tally_safe=True)  # of the block only columns fixed at submission
 )
 # The held attempts' columns (`store.snapshot.HELD_ATTEMPTS`), read with one finish.
 _HELD_COLUMNS = (
@@ -88,10 +83,45 @@ def _with_held(columns: Sequence[Any], from_: Any) -> Prepared:
     return Prepared(both, tally_safe=True)
 
 
+def _many_with_held(columns: Sequence[Any], from_: Any, among: Callable[[Any], Any]) -> Prepared:
+    """Several finishes' attempts (`among(column)`: the column is one of the `ids` given) and,
+    in the same statement, the other running attempts of their workers: the finishes of a
+    group of polls run together (one each) read with one statement, their reconciliations
+    read nothing more."""
+    one = sa.select(*columns, *_HELD_COLUMNS).select_from(from_)
+    reporters = sa.select(_SAME_WORKER.c.worker_id).where(among(_SAME_WORKER.c.id))
+    both = sa.union_all(
+        one.where(among(attempts.c.id)),
+        one.where(
+            attempts.c.worker_id.in_(reporters),
+            attempts.c.status == AttemptStatus.RUNNING.value,
+            sa.not_(among(attempts.c.id)),
+        ),
+    )
+    return Prepared(both, tally_safe=True)
+
+
+def _in_array(column: Any) -> Any:
+    """PostgreSQL: the column is one of the `ids` (one array: one statement text for any
+    number, compiled once)."""
+    return column == sa.any_(sa.cast(sa.bindparam("ids"), sa.ARRAY(sa.BigInteger)))
+
+
+def _in_json(column: Any) -> Any:
+    """SQLite: the column is one of the `ids` (a JSON array: one statement text for any
+    number, compiled once, where an expanding `IN` is rendered per count)."""
+    return column.in_(
+        sa.select(
+            sa.func.json_each(sa.bindparam("ids", type_=sa.Text)).table_valued("value").c.value
+        )
+    )
+
+
+_ENDING_ALL = (attempts.c.id, attempts.c.token, attempts.c.status, *ENDING_COLUMNS)
 # One finish (the poll of a worker that holds nothing ahead reports one): on the cursor.
-_ENDING_ONE_HELD = _with_held(
-    (attempts.c.id, attempts.c.token, attempts.c.status, *ENDING_COLUMNS), ENDING_FROM
-)
+_ENDING_ONE_HELD = _with_held(_ENDING_ALL, ENDING_FROM)
+# Several (a worker's held ahead, or a group of polls): SQLite.
+_ENDING_MANY_HELD = _many_with_held(_ENDING_ALL, ENDING_FROM, _in_json)
 # PostgreSQL: the same without the block's row (see above).
 _PLAIN_COLUMNS = (
     attempts.c.id,
@@ -108,12 +138,7 @@ _PLAIN_FROM = attempts.join(tasks, tasks.c.id == attempts.c.task_id).join(
     jobs, jobs.c.id == attempts.c.job_id
 )
 _PLAIN_ONE_HELD = _with_held(_PLAIN_COLUMNS, _PLAIN_FROM)
-# ... and of many: the ids as one array (one statement text for any number, compiled once).
-_PLAIN_MANY_P = Prepared(
-    sa.select(*_PLAIN_COLUMNS)
-    .select_from(_PLAIN_FROM)
-    .where(attempts.c.id == sa.any_(sa.cast(sa.bindparam("ids"), sa.ARRAY(sa.BigInteger))))
-)
+_PLAIN_MANY_HELD = _many_with_held(_PLAIN_COLUMNS, _PLAIN_FROM, _in_array)
 _BLOCKS_FIXED = (
     sa.select(blocks.c.id, blocks.c.min_runtime_s, blocks.c.chunk, blocks.c.limits)
     .where(blocks.c.id.in_(sa.bindparam("ids", expanding=True)))
@@ -227,11 +252,12 @@ class PlainSuccesses:
 
     def select(
         self, conn: sa.Connection, reports: Sequence[FinishReport]
-    ) -> tuple[list[tuple[FinishReport, Any]], list[Any] | None]:
+    ) -> tuple[list[tuple[FinishReport, Any]], dict[int, list[Any]] | None]:
         """The reports that are plain successes of running attempts: right token, no stop
         asked, job not canceled, no limits to give back, not under the minimum run time.
-        With them, for a single finish, the other running attempts of its worker (rows with
-        `HELD_ATTEMPTS`' columns, read by the same statement), else None."""
+        With them, the other running attempts of each worker whose attempt is one of them
+        (rows with `HELD_ATTEMPTS`' columns, oldest first, by worker id; read by the same
+        statement), or None when none is a success."""
         seen = Counter(r.attempt_id for r in reports)
         wanted = {
             r.attempt_id: r
@@ -240,21 +266,20 @@ class PlainSuccesses:
         }
         if not wanted:
             return [], None
-        rows: Sequence[Any]
-        held: list[Any] | None = None
+        pg = tally.enabled(conn)
         if len(wanted) == 1:
             (only,) = wanted
-            both = (_PLAIN_ONE_HELD if tally.enabled(conn) else _ENDING_ONE_HELD).all(
-                conn, {"attempt_id": only}
-            )
-            rows = [r for r in both if r.id == only]
-            held = sorted((r for r in both if r.id != only), key=lambda r: r.id)
-            if tally.enabled(conn):
-                rows = self._with_fixed(conn, rows)
-        elif tally.enabled(conn):
-            rows = self._with_fixed(conn, _PLAIN_MANY_P.all(conn, {"ids": list(wanted)}))
+            read = (_PLAIN_ONE_HELD if pg else _ENDING_ONE_HELD).all(conn, {"attempt_id": only})
+        elif pg:
+            read = _PLAIN_MANY_HELD.all(conn, {"ids": list(wanted)})
         else:
-            rows = conn.execute(_ENDING_MANY, {"ids": list(wanted)}).all()
+            read = _ENDING_MANY_HELD.all(conn, {"ids": json.dumps(list(wanted))})
+        rows = [r for r in read if r.id in wanted]
+        held: dict[int, list[Any]] = {r.worker_id: [] for r in rows}
+        for r in sorted((r for r in read if r.id not in wanted), key=lambda r: r.id):
+            held[r.worker_id].append(r)
+        if pg:
+            rows = self._with_fixed(conn, rows)
         plain = []
         for row in rows:
             report = wanted[row.id]

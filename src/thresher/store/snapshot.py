@@ -280,12 +280,16 @@ def held_attempt(r: Any) -> HeldAttempt:
 _HELD_KEY = "thresher_poll_held"
 
 
-def remember_held(conn: sa.Connection, worker_id: int, rows: Sequence[Any]) -> None:
-    """What a poll's finish read of its worker's running attempts once its finishes are
-    written (rows of `HELD_ATTEMPTS`' columns, oldest first), for the reconciliation that
-    follows in the same transaction (`Snapshots.held_after_reports`). Kept until then or
-    until a change to the worker's attempts in between (`forget_held`)."""
-    conn.info[_HELD_KEY] = (conn.get_transaction(), worker_id, [held_attempt(r) for r in rows])
+def remember_held(conn: sa.Connection, held: Mapping[int, Sequence[Any]]) -> None:
+    """What a report's finishes read of their workers' running attempts once the finishes
+    are written (rows of `HELD_ATTEMPTS`' columns, oldest first, by worker id), for the
+    reconciliations that follow in the same transaction (`Snapshots.held_after_reports`).
+    Each worker's is taken once; all are kept until then or until a change to running
+    attempts in between (`forget_held`)."""
+    conn.info[_HELD_KEY] = (
+        conn.get_transaction(),
+        {w: [held_attempt(r) for r in rows] for w, rows in held.items()},
+    )
 
 
 def forget_held(conn: sa.Connection) -> None:
@@ -461,9 +465,16 @@ class Snapshots(Repository):
         finish read with it (`remember_held`) when that is the same worker's in the same
         transaction, else read."""
         with self.db.connect(self._reads) as conn:
-            kept = conn.info.pop(_HELD_KEY, None)
-            if kept is not None and kept[0] is conn.get_transaction() and kept[1] == worker_id:
-                return list(kept[2])
+            kept = conn.info.get(_HELD_KEY)
+            if kept is not None:
+                if kept[0] is not conn.get_transaction():
+                    del conn.info[_HELD_KEY]
+                else:
+                    # Taken once: a second poll of the worker in the transaction (its first
+                    # one's claim came after the read) reads.
+                    found: list[HeldAttempt] | None = kept[1].pop(worker_id, None)
+                    if found is not None:
+                        return found
             rows = _HELD_BY.all(conn, {"worker_id": worker_id})
         return [held_attempt(r) for r in rows]
 
