@@ -27,7 +27,7 @@ from thresher.controller.dispatch import DispatchIndex
 from thresher.controller.engine_host import EngineHost
 from thresher.controller.engines import EngineRegistry
 from thresher.controller.events import EventHub
-from thresher.controller.farm_thread import FarmThread, together_max
+from thresher.controller.farm_thread import FarmThread
 from thresher.controller.find import Finder
 from thresher.controller.hand_out import hand_out
 from thresher.controller.job_ends import JobEnds
@@ -78,7 +78,7 @@ class Farm:
         self.metrics = FarmMetrics(ident)
         self.metrics.watch(store)
         store.db.observe_transaction = self.metrics.transactions.observe
-        self.thread = FarmThread(together_max=together_max(store.dialect))
+        self.thread = FarmThread()
         self.dispatch_index = DispatchIndex(store, clock, settings)
         # A submission or an edit changes what may run where at once (a submission's jobs are
         # added to the index, anything else rebuilds it); a worker's report (soft) reaches the

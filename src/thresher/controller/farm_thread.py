@@ -52,21 +52,15 @@ def retrying(fn: Callable[[], T], *, tries: int = CONTENDED_TRIES) -> T:
 SETTLE_WITHIN_S = 0.002
 
 
-#: At most this many calls of one `run_together` function run as one call. Polls run together
-#: share one transaction, and on PostgreSQL each of them updates its block's row twice (the
-#: finish's counters, the claim's cursor): the versions one transaction leaves must fit the
-#: row's page, or the row moves to a new page and the table grows (32 polls grew the blocks
-#: table of `bench/dispatch.py` from 48 KB to 4 MB in a run, 1.5 % of its updates not HOT).
-TOGETHER_MAX = 8
-#: The same on SQLite, which keeps no row versions: a group's cost is its first poll's wait
-#: for the group's commit (about a third of a millisecond per poll run before it), and its
-#: transaction's fixed costs (BEGIN and COMMIT, the tokens' read) are shared by more polls.
-TOGETHER_MAX_SQLITE = 32
-
-
-def together_max(dialect: str) -> int:
-    """How many calls of one `run_together` function run as one call, on this database."""
-    return TOGETHER_MAX_SQLITE if dialect == "sqlite" else TOGETHER_MAX
+#: At most this many calls of one `run_together` function run as one call: a group of polls
+#: shares one transaction (BEGIN and COMMIT, the tokens' read, on PostgreSQL the blocks'
+#: counters journaled once) and its finishes' statements (`controller/reports.py`); its cost is
+#: its first poll's wait for the group's commit. On PostgreSQL it was 8 while every poll
+#: updated its block's row twice (the row's versions of one transaction had to fit its page);
+#: the block's counters now go to a journal and its cursor moves by reserved ranges, so the
+#: row is written a few times a minute whatever the group's size (`bench/dispatch.py` reports
+#: the blocks table's updates and size).
+TOGETHER_MAX = 32
 
 
 Together = Callable[[list[Any]], Sequence[object]]
