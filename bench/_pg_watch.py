@@ -15,7 +15,7 @@ from typing import Any
 import sqlalchemy as sa
 
 TABLES = ("blocks", "tasks")
-TOP = 8  # statements reported, by total execution time over the window
+TOP = 16  # statements reported, by total execution time over the window
 
 
 class PgWatch:
@@ -62,6 +62,7 @@ class PgWatch:
         }
 
     def _statements(self) -> dict[str, tuple[int, float]]:
+        """Calls and milliseconds so far of each statement of this database (by its text)."""
         if not self.statements_on:
             return {}
         with self._engine.connect() as conn:
@@ -72,7 +73,15 @@ class PgWatch:
                     " WHERE d.datname = current_database() GROUP BY s.query"
                 )
             ).all()
-        return {" ".join(r.query.split())[:160]: (int(r.calls), float(r.ms)) for r in rows}
+        # One statement has an entry per combination of its parameters' types (psycopg sends
+        # an int as int2, int4 or int8 by its value), each with its own text: summed by the
+        # text's start.
+        out: dict[str, tuple[int, float]] = {}
+        for r in rows:
+            key = " ".join(r.query.split())[:160]
+            calls, ms = out.get(key, (0, 0.0))
+            out[key] = (calls + int(r.calls), ms + float(r.ms))
+        return out
 
     def _sample(self) -> None:
         self.samples.append({"tables": self.tables(), "statements": self._statements()})
@@ -121,11 +130,13 @@ class PgWatch:
         top = sorted(last, key=total_ms, reverse=True)[:TOP]
         out = []
         for q in top:
-            means = []
+            means: list[float | None] = []
+            calls_per_minute = []
             for a, b in zip(self.samples, self.samples[1:], strict=False):
                 c0, t0 = a["statements"].get(q, (0, 0.0))
                 c1, t1 = b["statements"].get(q, (0, 0.0))
                 means.append(round((t1 - t0) / (c1 - c0), 4) if c1 > c0 else None)
+                calls_per_minute.append(c1 - c0)
             calls = last[q][0] - first.get(q, (0, 0.0))[0]
             out.append(
                 {
@@ -133,6 +144,7 @@ class PgWatch:
                     "calls": calls,
                     "total_ms": round(total_ms(q), 1),
                     "mean_ms_per_minute": means,
+                    "calls_per_minute": calls_per_minute,
                 }
             )
         return out
