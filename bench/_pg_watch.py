@@ -4,7 +4,9 @@ A held-back vacuum (`--hold-vacuum`) slows the hot statements as dead row versio
 see WHICH statements grow and how the hot tables swell, a thread samples once a minute over the
 window: the blocks and tasks tables' sizes and update counts (pg_stat_user_tables), and, when
 the server preloads pg_stat_statements, every statement's calls and execution time. The result
-gives each of the busiest statements' mean time per minute, so a growing one stands out.
+gives each of the busiest statements' mean time per minute, so a growing one stands out. Each
+sample also times a plain Python loop (`python_loop_ms`: the shared VM's speed moves from one
+minute to the next) and reads the whole machine's busy share since the last sample.
 """
 
 from __future__ import annotations
@@ -12,7 +14,10 @@ from __future__ import annotations
 import threading
 from typing import Any
 
+import psutil
 import sqlalchemy as sa
+
+import _common as c
 
 TABLES = ("blocks", "tasks")
 TOP = 16  # statements reported, by total execution time over the window
@@ -84,7 +89,14 @@ class PgWatch:
         return out
 
     def _sample(self) -> None:
-        self.samples.append({"tables": self.tables(), "statements": self._statements()})
+        self.samples.append(
+            {
+                "tables": self.tables(),
+                "statements": self._statements(),
+                "python_loop_ms": c.python_loop_ms(tries=3),
+                "cpu_busy_pct": psutil.cpu_percent(interval=None),
+            }
+        )
 
     def start(self) -> None:
         self._sample()
@@ -113,6 +125,9 @@ class PgWatch:
                 t: [s["tables"].get(t, {}).get("bytes_with_indexes") for s in self.samples]
                 for t in TABLES
             },
+            "python_loop_ms_per_minute": [s["python_loop_ms"] for s in self.samples],
+            # The first is since an earlier call: not a minute of the window.
+            "cpu_busy_pct_per_minute": [s["cpu_busy_pct"] for s in self.samples[1:]],
             "pg_stat_statements": self.statements_on,
         }
         if self.statements_on:
