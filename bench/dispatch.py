@@ -41,6 +41,7 @@ import httpx
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import _common as c
+from _pg_watch import PgWatch
 
 GOALS = {"sqlite": 2000, "postgresql": 2000}  # issue 16: at least 2,000/s on both
 
@@ -310,12 +311,16 @@ def run_one(
         for p in procs:
             p.start()
         time.sleep(max(0.0, window[0] - time.time()))
+        watch = PgWatch(db_url) if db_url else None
+        if watch is not None:
+            watch.start()
         with c.py_spy({f"controller-{db}": ctl.pid}, args.profile):
             cpu0 = sum(c.cpu_seconds(x.pid) for x in ctls)
             loop0 = sum(c.loop_cpu_seconds(x.pid) for x in ctls)
             time.sleep(max(0.0, window[1] - time.time()))
             cpu1 = sum(c.cpu_seconds(x.pid) for x in ctls)
             loop1 = sum(c.loop_cpu_seconds(x.pid) for x in ctls)
+        watched = None if watch is None else watch.stop()
         stats = [results.get(timeout=300) for _ in procs]
         for p in procs:
             p.join(timeout=30)
@@ -352,6 +357,8 @@ def run_one(
     }
     if table_stats is not None:
         result["blocks_table"] = table_stats
+    if watched is not None:
+        result["pg_watch"] = watched
     result["vacuum_held_back"] = held_s is not None
     if held_s is not None:
         result["vacuum_held_back_s"] = held_s

@@ -407,7 +407,7 @@ def deleted_elsewhere(conn: sa.Connection, block_id: int) -> Iterator[None]:
         if getattr(exc.orig, "sqlstate", None) != _FOREIGN_KEY_VIOLATION:
             raise
         if tally.enabled(conn):  # not held again when the transaction rolls back
-            tally.of(conn, block_id).from_held.clear()
+            tally.let_go(conn, block_id)
         ranges.forget(conn.engine, [block_id])
         raise Contended(f"block {block_id} was deleted by another controller") from exc
 

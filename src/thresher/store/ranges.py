@@ -79,18 +79,35 @@ def take(engine: Any, block_id: int, k: int) -> list[int]:
     return out
 
 
-def hold(engine: Any, block_id: int, positions: Iterable[int], *, first: bool = False) -> None:
-    """Keep positions of the block to hand out later (`first`: before those held already,
-    as for positions a rolled-back claim had taken)."""
+def hold(engine: Any, block_id: int, positions: Iterable[int]) -> None:
+    """Keep positions of the block to hand out later, after those held already."""
     runs = _runs(positions)
     if not runs:
         return
     with _LOCK:
-        held = _of(engine).ranges.setdefault(block_id, deque())
-        if first:
-            held.extendleft(reversed(runs))
+        _of(engine).ranges.setdefault(block_id, deque()).extend(runs)
+
+
+def give_back(
+    engine: Any, block_id: int, positions: Iterable[int], *, unless: Iterable[range] = ()
+) -> None:
+    """What a rolled-back transaction had to do with the block's held positions, undone: the
+    `positions` it took are held again, each in its place among those held (handed out in
+    order, lowest first), and none of the ranges `unless` is held any more (positions past
+    the cursor as the rollback left it: the next reservation takes them)."""
+    back = _runs(sorted(positions))
+    gone = [r for r in unless if r]
+    if not back and not gone:
+        return
+    with _LOCK:
+        mine = _of(engine).ranges
+        runs = _merged([*mine.get(block_id, ()), *back])
+        for r in gone:
+            runs = [piece for run in runs for piece in _minus(run, r)]
+        if runs:
+            mine[block_id] = deque(runs)
         else:
-            held.extend(runs)
+            mine.pop(block_id, None)
 
 
 def held(engine: Any, block_id: int) -> int:
@@ -137,3 +154,23 @@ def _runs(positions: Iterable[int]) -> list[range]:
         else:
             runs.append(range(p, p + 1))
     return runs
+
+
+def _merged(runs: Iterable[range]) -> list[range]:
+    """Ranges (step 1) in order, those that touch or overlap made one."""
+    out: list[range] = []
+    for r in sorted((r for r in runs if r), key=lambda r: r.start):
+        if out and r.start <= out[-1].stop:
+            out[-1] = range(out[-1].start, max(out[-1].stop, r.stop))
+        else:
+            out.append(r)
+    return out
+
+
+def _minus(run: range, gone: range) -> list[range]:
+    """The parts of `run` outside `gone` (both of step 1)."""
+    parts = [
+        range(run.start, min(run.stop, gone.start)),
+        range(max(run.start, gone.stop), run.stop),
+    ]
+    return [p for p in parts if p]

@@ -27,8 +27,11 @@ deciding whether a job is final, a move of a task with its counters, a retry mov
 back) first writes what is gathered to the rows, so it sees the block as it is; the
 statements of the claim and finish that read only fixed columns of the block say so
 (`Prepared(..., tally_safe=True)`, or the execution option `tally_safe`). A rollback forgets
-what was gathered, with the rest of the transaction, and gives back the positions its claims
-took.
+what was gathered, with the rest of the transaction, and undoes what it did to the positions
+the process holds, whether or not its tally was written before (`Given`, kept across the
+writes): the positions its claims took from them are held again in their places, so the next
+claims hand them out in order, and the rest of a range it reserved is held no more, its cursor
+write being undone.
 
 The lock and the UPDATE go straight to the row's live version when they can: each controller
 keeps where it last wrote each block's row (its `ctid`) and asks for `id = … AND ctid = …` (a
@@ -54,6 +57,7 @@ from sqlalchemy import event
 from thresher.store import local_tally, per_transaction, ranges
 
 _KEY = "thresher_tally"
+_GIVEN_KEY = "thresher_tally_given"
 _INSTALLED: weakref.WeakSet[sa.Engine] = weakref.WeakSet()
 #: Where each block's row was last written or locked by this process (a hint, see above).
 _WHERE: dict[int, str] = {}
@@ -80,6 +84,16 @@ class BlockTally:
 
     def counts(self) -> bool:
         return bool(self.queued or self.running or self.succeeded or self.runtime_n)
+
+
+@dataclass
+class Given:
+    """What one transaction did to the positions the process holds of one block, up to its
+    last write of the tally (a write starts the tally over, this stays until the end): undone
+    if it rolls back."""
+
+    taken: list[int] = field(default_factory=list)  # taken from those held, handed out
+    held: list[range] = field(default_factory=list)  # held at a write that moved the cursor
 
 
 def enabled(conn: sa.Connection) -> bool:
@@ -225,15 +239,34 @@ def flush(conn: sa.Connection, *, journal: bool = False) -> None:
     if not tallies:
         return
     for block_id, t in sorted(tallies.items()):
+        # Kept for a rollback, unless this is the commit's write.
+        given = _given(conn, block_id) if not journal and (t.from_held or t.cursor_moved) else None
+        if given is not None:
+            given.taken += t.from_held
         if t.cursor_moved:
             _update(conn, block_id, t, t.reserved if t.reserved is not None else t.cursor)
             if t.cursor is not None and t.reserved is not None and t.cursor < t.reserved:
                 ranges.hold(conn.engine, block_id, range(t.cursor, t.reserved))
+                if given is not None:
+                    given.held.append(range(t.cursor, t.reserved))
         elif t.counts() and journal:
             _run(conn, _JOURNAL, {"block_id": block_id, **_counts(t)}, fetch="")
             _journaled += 1
         elif t.counts():
             _update(conn, block_id, t, None)
+
+
+def _given(conn: sa.Connection, block_id: int) -> Given:
+    return per_transaction.of_block(conn, _GIVEN_KEY, block_id, Given)
+
+
+def let_go(conn: sa.Connection, block_id: int) -> None:
+    """Nothing of the block's positions is held again if the transaction rolls back (the block
+    is gone: `cursor.deleted_elsewhere`)."""
+    of(conn, block_id).from_held.clear()
+    given = per_transaction.gathered(conn, _GIVEN_KEY)
+    if given is not None:
+        given.pop(block_id, None)
 
 
 def _counts(t: BlockTally) -> dict[str, Any]:
@@ -305,6 +338,7 @@ def _before_statement(
 
 def _before_commit(conn: sa.Connection) -> None:
     flush(conn, journal=True)
+    conn.info.pop(_GIVEN_KEY, None)
     if _journaled > _folded and _fold_due():
         fold(conn)
     kept = conn.info.pop(_FOLD_KEY, None)
@@ -339,8 +373,12 @@ def _forget(conn: sa.Connection) -> None:
     if conn.invalidated:  # a lost connection: its `info` may not be reached (and the
         return  # transaction's identity keeps a stale tally from reuse)
     conn.info.pop(_FOLD_KEY, None)
-    kept = conn.info.pop(_KEY, None)
-    if kept is None:
-        return
-    for block_id, t in kept[1].items():  # positions taken and not handed out after all
-        ranges.hold(conn.engine, block_id, t.from_held, first=True)
+    tallies: dict[int, BlockTally] = _tallies(conn) or {}
+    given: dict[int, Given] = per_transaction.gathered(conn, _GIVEN_KEY) or {}
+    conn.info.pop(_KEY, None)
+    conn.info.pop(_GIVEN_KEY, None)
+    for block_id in sorted(tallies.keys() | given.keys()):  # not handed out after all
+        g = given.get(block_id, Given())
+        t = tallies.get(block_id)
+        taken = g.taken + (t.from_held if t is not None else [])
+        ranges.give_back(conn.engine, block_id, taken, unless=g.held)
