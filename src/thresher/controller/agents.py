@@ -221,19 +221,12 @@ class Agents:
 
     # -- reports --------------------------------------------------------------------------------
 
-    def _report(
-        self, output: Sequence[api.OutputBatch], finished: Sequence[api.FinishIn]
-    ) -> list[int]:
-        """Store output and finishes (in the caller's transaction); returns the attempts whose
-        reports were stale."""
-        return self.reports.store_all([(output, finished)])[0]
-
     def report(self, caller: Caller, body: api.ReportIn) -> api.PollOut:
         """Output and finishes sent while a poll is held open; no claim, no reconciliation."""
         worker_id = self.worker_of(caller)
         with self.unit.transaction():
             self.heartbeat(worker_id, self.clock.now())
-            stale = self._report(body.output, body.finished)
+            (stale,) = self.reports.store_all([(body.output, body.finished)], [worker_id])
             stop = self.store.workers.attempts_to_stop(worker_id)
         if body.finished:
             self.notifier.notify(soft=True)
@@ -329,7 +322,9 @@ class Agents:
         started = self.clock.now()
         for worker_id, _ in polls:
             self.heartbeat(worker_id, started)
-        stales = self.reports.store_all([(body.output, body.finished) for _, body in polls])
+        stales = self.reports.store_all(
+            [(body.output, body.finished) for _, body in polls], [w for w, _ in polls]
+        )
         return [
             self._first_round_in(worker_id, body, stale, started)
             for (worker_id, body), stale in zip(polls, stales, strict=True)

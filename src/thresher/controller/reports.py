@@ -34,12 +34,12 @@ class Reports:
         self.index, self.jobs = index, jobs
         self.log_bytes: Callable[[int], None] | None = None  # told of output taken in
 
-    def store_all(self, reports: Sequence[Report]) -> list[list[int]]:
-        """Store the output, then the finishes, of one or more reports (polls run together);
-        each report's attempts whose reports were stale. Every finish goes in one statement
-        set (`finish_many`): a worker holding short tasks ahead reports several per poll, a
-        group of polls run together one each, and its workers' reconciliations read nothing
-        more (`Snapshots.held_after_reports`)."""
+    def store_all(self, reports: Sequence[Report], workers: Sequence[int]) -> list[list[int]]:
+        """Store the output, then the finishes, of one or more reports (polls run together),
+        sent by these workers; each report's attempts whose reports were stale. Every finish
+        goes in one statement set (`finish_many`): a worker holding short tasks ahead reports
+        several per poll, a group of polls run together one each, and the workers'
+        reconciliations read nothing more (`Snapshots.held_after_reports`)."""
         stales: list[list[int]] = []
         for output, _ in reports:
             stale: list[int] = []
@@ -54,7 +54,7 @@ class Reports:
             return stales
         results = iter(
             self.store.attempts.finish_many(
-                [finish_report(fin) for fin in finished], now=self.clock.now()
+                [finish_report(fin) for fin in finished], now=self.clock.now(), workers=workers
             )
         )
         for (_, fins), stale in zip(reports, stales, strict=True):

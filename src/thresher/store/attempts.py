@@ -174,7 +174,11 @@ class Attempts(Repository):
             return self._finish_in(conn, _storable_report(report), now)
 
     def finish_many(
-        self, reports: Sequence[FinishReport], *, now: float
+        self,
+        reports: Sequence[FinishReport],
+        *,
+        now: float,
+        workers: Sequence[int] | None = None,
     ) -> list[int | StaleAttempt | None]:
         """Several finishes (one worker's report, or the reports of polls run together) in one
         transaction: for each, what `finish_attempt` would return, or the StaleAttempt it
@@ -184,7 +188,9 @@ class Attempts(Repository):
         Plain successes (the common case: one per poll, more with short tasks held ahead) are
         written together (`store.plain_finish`: one read, the attempts and tasks, one UPDATE
         per block for the counters, on PostgreSQL at the transaction's end). Anything else
-        goes through `finish_attempt`'s path."""
+        goes through `finish_attempt`'s path. The read brings the running attempts of the
+        `workers` named (the reporting polls' workers; for one finish without them, its
+        attempt's worker): their reconciliations take them (`Snapshots.held_after_reports`)."""
         results: dict[int, int | StaleAttempt | None] = {}
         if not reports:
             return []
@@ -192,7 +198,7 @@ class Attempts(Repository):
         cpu: list[dict[str, Any]] = []  # the CPU times the others reported
         with self.db.begin() as conn:
             forget_held(conn)  # only the latest finish's read stands
-            plain, held = self._plain.select(conn, reports)
+            plain, held = self._plain.select(conn, reports, workers)
             if plain:
                 self._plain.write(conn, plain, now)
                 results.update({report.attempt_id: row.job_id for report, row in plain})

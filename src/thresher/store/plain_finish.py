@@ -83,38 +83,44 @@ def _with_held(columns: Sequence[Any], from_: Any) -> Prepared:
     return Prepared(both, tally_safe=True)
 
 
-def _many_with_held(columns: Sequence[Any], from_: Any, among: Callable[[Any], Any]) -> Prepared:
-    """Several finishes' attempts (`among(column)`: the column is one of the `ids` given) and,
-    in the same statement, the other running attempts of their workers: the finishes of a
-    group of polls run together (one each) read with one statement, their reconciliations
-    read nothing more."""
-    one = sa.select(*columns, *_HELD_COLUMNS).select_from(from_)
-    reporters = sa.select(_SAME_WORKER.c.worker_id).where(among(_SAME_WORKER.c.id))
-    both = sa.union_all(
-        one.where(among(attempts.c.id)),
-        one.where(
-            attempts.c.worker_id.in_(reporters),
-            attempts.c.status == AttemptStatus.RUNNING.value,
-            sa.not_(among(attempts.c.id)),
+def _many_with_held(
+    columns: Sequence[Any], from_: Any, among: Callable[[Any, str], Any]
+) -> Prepared:
+    """Several finishes' attempts (`among(column, "ids")`: the column is one of the `ids`
+    given) and, in the same statement, the running attempts of the reporting workers (the
+    `workers` given): the finishes of a group of polls run together (one each) read with one
+    statement, their reconciliations read nothing more. One scan of `attempts` by its two
+    indexes (the planner's bitmap OR), one join tree: cheap to plan, as PostgreSQL does for
+    each run while it keeps a custom plan (a union of two joins with a semi-join took longer
+    to plan than to run)."""
+    return Prepared(
+        sa.select(*columns, *_HELD_COLUMNS)
+        .select_from(from_)
+        .where(
+            sa.or_(
+                among(attempts.c.id, "ids"),
+                sa.and_(
+                    among(attempts.c.worker_id, "workers"),
+                    attempts.c.status == AttemptStatus.RUNNING.value,
+                ),
+            )
         ),
+        tally_safe=True,
     )
-    return Prepared(both, tally_safe=True)
 
 
-def _in_array(column: Any) -> Any:
-    """PostgreSQL: the column is one of the `ids` (one array: one statement text for any
-    number, compiled once)."""
-    return column == sa.any_(sa.cast(sa.bindparam("ids"), sa.ARRAY(sa.BigInteger)))
+def _in_array(column: Any, name: str) -> Any:
+    """PostgreSQL: the column is one of the values of parameter `name` (one array: one
+    statement text for any number, compiled once)."""
+    return column == sa.any_(sa.cast(sa.bindparam(name), sa.ARRAY(sa.BigInteger)))
 
 
-def _in_json(column: Any) -> Any:
-    """SQLite: the column is one of the `ids` (a JSON array: one statement text for any
-    number, compiled once, where an expanding `IN` is rendered per count)."""
-    return column.in_(
-        sa.select(
-            sa.func.json_each(sa.bindparam("ids", type_=sa.Text)).table_valued("value").c.value
-        )
-    )
+def _in_json(column: Any, name: str) -> Any:
+    """SQLite: the column is one of the values of parameter `name` (a JSON array: one
+    statement text for any number, compiled once, where an expanding `IN` is rendered per
+    count)."""
+    values = sa.func.json_each(sa.bindparam(name, type_=sa.Text)).table_valued("value")
+    return column.in_(sa.select(values.c.value))
 
 
 _ENDING_ALL = (attempts.c.id, attempts.c.token, attempts.c.status, *ENDING_COLUMNS)
@@ -138,7 +144,21 @@ _PLAIN_FROM = attempts.join(tasks, tasks.c.id == attempts.c.task_id).join(
     jobs, jobs.c.id == attempts.c.job_id
 )
 _PLAIN_ONE_HELD = _with_held(_PLAIN_COLUMNS, _PLAIN_FROM)
-_PLAIN_MANY_HELD = _many_with_held(_PLAIN_COLUMNS, _PLAIN_FROM, _in_array)
+# ... and of many: the task's block by its primary key for each row (a join let the planner
+# hash the whole tasks table when it misjudged the rows: a scan that grows with the farm).
+_PLAIN_MANY_HELD = _many_with_held(
+    tuple(
+        sa.select(tasks.c.block_id)
+        .where(tasks.c.id == attempts.c.task_id)
+        .scalar_subquery()
+        .label("block_id")
+        if c is tasks.c.block_id
+        else c
+        for c in _PLAIN_COLUMNS
+    ),
+    attempts.join(jobs, jobs.c.id == attempts.c.job_id),
+    _in_array,
+)
 _BLOCKS_FIXED = (
     sa.select(blocks.c.id, blocks.c.min_runtime_s, blocks.c.chunk, blocks.c.limits)
     .where(blocks.c.id.in_(sa.bindparam("ids", expanding=True)))
@@ -251,13 +271,17 @@ class PlainSuccesses:
         self._fixed: dict[int, _BlockFixed] = {}  # by block id (ids are never reused)
 
     def select(
-        self, conn: sa.Connection, reports: Sequence[FinishReport]
+        self,
+        conn: sa.Connection,
+        reports: Sequence[FinishReport],
+        workers: Sequence[int] | None = None,
     ) -> tuple[list[tuple[FinishReport, Any]], dict[int, list[Any]] | None]:
         """The reports that are plain successes of running attempts: right token, no stop
         asked, job not canceled, no limits to give back, not under the minimum run time.
-        With them, the other running attempts of each worker whose attempt is one of them
-        (rows with `HELD_ATTEMPTS`' columns, oldest first, by worker id; read by the same
-        statement), or None when none is a success."""
+        With them, the other running attempts of the reporting workers (rows with
+        `HELD_ATTEMPTS`' columns, oldest first, by worker id; read by the same statement):
+        of the `workers` named, or for a single finish of its attempt's worker; None when
+        none is a success."""
         seen = Counter(r.attempt_id for r in reports)
         wanted = {
             r.attempt_id: r
@@ -267,15 +291,20 @@ class PlainSuccesses:
         if not wanted:
             return [], None
         pg = tally.enabled(conn)
-        if len(wanted) == 1:
+        held: dict[int, list[Any]]
+        if len(wanted) == 1 and workers is None:
             (only,) = wanted
             read = (_PLAIN_ONE_HELD if pg else _ENDING_ONE_HELD).all(conn, {"attempt_id": only})
-        elif pg:
-            read = _PLAIN_MANY_HELD.all(conn, {"ids": list(wanted)})
+            held = {r.worker_id: [] for r in read if r.id == only}
         else:
-            read = _ENDING_MANY_HELD.all(conn, {"ids": json.dumps(list(wanted))})
+            named = list(dict.fromkeys(workers or ()))
+            if pg:
+                read = _PLAIN_MANY_HELD.all(conn, {"ids": list(wanted), "workers": named})
+            else:
+                values = {"ids": json.dumps(list(wanted)), "workers": json.dumps(named)}
+                read = _ENDING_MANY_HELD.all(conn, values)
+            held = {w: [] for w in named}
         rows = [r for r in read if r.id in wanted]
-        held: dict[int, list[Any]] = {r.worker_id: [] for r in rows}
         for r in sorted((r for r in read if r.id not in wanted), key=lambda r: r.id):
             held[r.worker_id].append(r)
         if pg:
