@@ -6,15 +6,17 @@ worker its `WorkerFacts`; the error-host thresholds are a block's own, else the 
 
 from __future__ import annotations
 
+from collections import Counter
+from collections.abc import Mapping, Sequence
 from typing import Any, TypeVar
 
 from thresher.controller.settings import ControllerSettings
 from thresher.core.dispatch import BlockView
-from thresher.core.error_hosts import ErrorPolicy
+from thresher.core.error_hosts import ErrorPolicy, HostFailure, counting_failures
 from thresher.core.errors import InvalidInput
 from thresher.core.filters import FilterSet, OperatingSystem, WorkerFacts, parse_filters
 from thresher.store.scheduling import UserRecord
-from thresher.store.snapshot import SnapBlock, SnapWorker
+from thresher.store.snapshot import DispatchSnapshot, SnapBlock, SnapWorker
 
 
 def block_policy(
@@ -113,3 +115,38 @@ def changed(record: _T, **changes: Any) -> _T:
             raise TypeError(f"{type(record).__name__} has no field {name!r}")
         fields[name] = value
     return copy
+
+
+def waiting_on_failures(blocks: Sequence[SnapBlock]) -> set[int]:
+    """Jobs with a block that waits, whole, on a block with tasks failed (or never to run) and
+    still has tasks to dispatch: those tasks can never run and are yet to be marked so."""
+    failing = {(b.job_id, b.index) for b in blocks if b.n_failed or b.n_canceled}
+    return {
+        b.job_id
+        for b in blocks
+        if b.runnable > 0 and any((b.job_id, up) in failing for up in b.after)
+    }
+
+
+def snapshot_failures(snap: DispatchSnapshot, now: float) -> dict[Any, list[HostFailure]]:
+    """The snapshot's host errors that count towards sickness, by worker id: those of blocks
+    that succeeded on another worker or failed on no other (`core.error_hosts`)."""
+    failures = [
+        HostFailure(
+            host=e.worker_id,
+            job=e.job_id,
+            owner=snap.error_owners.get(e.job_id, ""),
+            block=e.block_id,
+            at=e.at,
+            succeeded_elsewhere=(e.block_id, e.worker_id) in snap.succeeded_elsewhere,
+        )
+        for e in snap.errors
+    ]
+    return counting_failures(failures, now)
+
+
+def sum_by(counts: Mapping[tuple[int, str], int], part: int) -> Counter[Any]:
+    out: Counter[Any] = Counter()
+    for key, n in counts.items():
+        out[key[part]] += n
+    return out
