@@ -19,14 +19,15 @@ import math
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from types import MappingProxyType
 
 from thresher.controller.dispatch.views import (
+    LiveFarmView,
     block_filters,
     block_policy,
     block_view,
     changed,
     controller_policy,
+    snap_blocks_of,
     snapshot_failures,
     sum_by,
     waiting_on_failures,
@@ -40,7 +41,7 @@ from thresher.core.dispatch import BlockView, FarmView
 from thresher.core.error_hosts import HostFailure, avoided_until, sick_since
 from thresher.core.filters import WorkerFacts
 from thresher.core.lanes import Nimby, effective_engines
-from thresher.core.model import Assignment
+from thresher.core.model import Assignment, JobRecord
 from thresher.core.ordering import LimitState
 from thresher.store.scheduling import UserRecord
 from thresher.store.snapshot import SnapBlock, SnapWorker
@@ -116,7 +117,7 @@ class IndexState:
         """The farm view of the index as it is at each moment (read-only views of its counts,
         not copies), built once: for decisions made at once, in this thread, such as a claim's
         ranking (`farm_view` copies four mappings per call)."""
-        return _LiveFarmView(
+        return LiveFarmView(
             running_by_job=self.running_by_job,
             running_by_user=self.running_by_user,
             limits=self.limits,
@@ -131,16 +132,6 @@ class IndexState:
                 held = dict(limit.in_use_by_host)
                 held[hostname] = max(0, held.get(hostname, 0) + step)
                 self.limits[name] = replace(limit, in_use_by_host=held)
-
-
-@dataclass(frozen=True)
-class _LiveFarmView(FarmView):
-    """A `FarmView` over the index's own mappings (read-only views, no copies): it follows
-    the counts as claims and finishes move them."""
-
-    def __post_init__(self) -> None:
-        for name in ("running_by_job", "running_by_user", "limits", "pool_includers"):
-            object.__setattr__(self, name, MappingProxyType(getattr(self, name)))
 
 
 @dataclass(frozen=True)
@@ -169,6 +160,8 @@ class DispatchIndex:
         self._workers: dict[int, IndexedWorker] = {}  # as of the last build (reused if unchanged)
         self._done_since_build: Counter[int] = Counter()  # block id -> successes seen
         self._added: set[int] = set()  # jobs submitted since the build, to take in
+        # Jobs being submitted, their blocks as a read would give them (`know_job`).
+        self._known: dict[int, tuple[SnapBlock, ...]] = {}
         # Unfinished jobs whose every task is settled (none runs, none waits), or with tasks
         # waiting on a failed block: the controller marks what can never run and checks whether
         # they are final; finishes seen by another controller (or tasks requeued in a block that
@@ -196,10 +189,23 @@ class DispatchIndex:
         if self._state is not None:
             self._added.update(job_ids)
 
+    def know_job(self, job: JobRecord) -> None:
+        """A job written in the open transaction, its record as it reads back: if it is then
+        added (`add_jobs`), its blocks join the index from it, without a read. A job waiting
+        on others is read (whether it waits is the store's to say)."""
+        if job.spec.after or self._state is None:
+            return
+        blocks = snap_blocks_of(job)
+        if blocks is not None:
+            if len(self._known) > 1000:  # known and never added (the submission failed)
+                self._known.clear()
+            self._known[job.id] = blocks
+
     def rolled_back(self) -> None:
         """A transaction that claimed or finished attempts through this index was rolled back:
         forget what it counted and rebuild from the store."""
         self._claimed.clear()
+        self._known.clear()
         self.invalidate()
 
     def refresh_in(self) -> float:
@@ -235,19 +241,24 @@ class DispatchIndex:
         self._stale_since = None
         self._done_since_build.clear()
         self._added.clear()
+        self._known.clear()
         self._state = self._build(self.clock.now())
 
     def _take_in_added(self, state: IndexState) -> None:
         """The blocks of the jobs submitted since the build join the index, as a rebuild
         would have them; a block naming a limit the index does not know (made by another
         controller since) makes it a rebuild."""
-        known = {b.snap.job_id for b in state.blocks.values()}
-        ids = sorted(self._added - known)
+        indexed = {b.snap.job_id for b in state.blocks.values()}
+        ids = sorted(self._added - indexed)
         self._added.clear()
         if not ids:
             return
         now = self.clock.now()
-        snap_blocks, waiting = self.store.snapshot.job_blocks(ids)
+        unknown = [i for i in ids if i not in self._known]
+        known = [b for i in ids if i in self._known for b in self._known.pop(i)]
+        snap_blocks, waiting = self.store.snapshot.job_blocks(unknown) if unknown else ((), {})
+        if known:  # in the order a read gives them
+            snap_blocks = tuple(sorted([*snap_blocks, *known], key=lambda b: (b.job_id, b.index)))
         if any(name not in state.limits for b in snap_blocks for name in b.limits):
             self._rebuild()
             return

@@ -8,13 +8,16 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any, TypeVar
 
 from thresher.controller.settings import ControllerSettings
-from thresher.core.dispatch import BlockView
+from thresher.core.dispatch import BlockView, FarmView
 from thresher.core.error_hosts import ErrorPolicy, HostFailure, counting_failures
 from thresher.core.errors import InvalidInput
 from thresher.core.filters import FilterSet, OperatingSystem, WorkerFacts, parse_filters
+from thresher.core.model import JobRecord
 from thresher.store.scheduling import UserRecord
 from thresher.store.snapshot import DispatchSnapshot, SnapBlock, SnapWorker
 
@@ -117,6 +120,16 @@ def changed(record: _T, **changes: Any) -> _T:
     return copy
 
 
+@dataclass(frozen=True)
+class LiveFarmView(FarmView):
+    """A `FarmView` over the index's own mappings (read-only views, no copies): it follows
+    the counts as claims and finishes move them."""
+
+    def __post_init__(self) -> None:
+        for name in ("running_by_job", "running_by_user", "limits", "pool_includers"):
+            object.__setattr__(self, name, MappingProxyType(getattr(self, name)))
+
+
 def waiting_on_failures(blocks: Sequence[SnapBlock]) -> set[int]:
     """Jobs with a block that waits, whole, on a block with tasks failed (or never to run) and
     still has tasks to dispatch: those tasks can never run and are yet to be marked so."""
@@ -150,3 +163,51 @@ def sum_by(counts: Mapping[tuple[int, str], int], part: int) -> Counter[Any]:
     for key, n in counts.items():
         out[key[part]] += n
     return out
+
+
+def snap_blocks_of(job: JobRecord) -> tuple[SnapBlock, ...] | None:
+    """The blocks of a job just written as the snapshot reads them (`Snapshot.job_blocks`),
+    from its record (`Jobs.add`: values as they read back); None where the record does not
+    say all of it (a block with run times already: their sum and count are not kept)."""
+    s = job.spec
+    if any(b.mean_runtime_s is not None for b in job.blocks):
+        return None
+    return tuple(
+        SnapBlock(
+            block_id=b.id,
+            job_id=job.id,
+            index=b.index,
+            name=b.spec.name,
+            frames=b.spec.frames,
+            chunk=b.spec.chunk,
+            priority_frames=b.spec.priority_frames,
+            preview_every=b.spec.preview_every,
+            task_count=b.spec.task_count,
+            cursor=b.cursor,
+            n_queued=b.counts.queued,
+            n_running=b.counts.running,
+            n_done=b.counts.done,
+            n_failed=b.counts.failed,
+            n_canceled=b.counts.canceled,
+            runtime_sum=0.0,
+            runtime_n=0,
+            engine=b.spec.engine,
+            capacity=b.spec.capacity,
+            limits=tuple(b.spec.limits),
+            after=tuple(b.spec.after),
+            after_frames=tuple(b.spec.after_frames),
+            errors_to_avoid=b.spec.errors_to_avoid,
+            forgive_s=b.spec.forgive_s,
+            owner=s.owner,
+            priority=s.priority,
+            kind=s.kind,
+            paused=s.paused,
+            filters=",".join(f for f in (s.filters, b.spec.host_filters) if f),
+            max_running=s.max_running,
+            max_running_per_host=s.max_running_per_host,
+            preempt=s.preempt,
+            created_at=job.created_at,
+            job_after=tuple(s.after),
+        )
+        for b in job.blocks
+    )
