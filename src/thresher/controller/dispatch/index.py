@@ -160,6 +160,7 @@ class DispatchIndex:
         self._workers: dict[int, IndexedWorker] = {}  # as of the last build (reused if unchanged)
         self._done_since_build: Counter[int] = Counter()  # block id -> successes seen
         self._added: set[int] = set()  # jobs submitted since the build, to take in
+        self._taken: set[int] = set()  # jobs taken in since the build (added again: nothing)
         # Jobs being submitted, their blocks as a read would give them (`know_job`).
         self._known: dict[int, tuple[SnapBlock, ...]] = {}
         # Unfinished jobs whose every task is settled (none runs, none waits), or with tasks
@@ -187,7 +188,7 @@ class DispatchIndex:
         counted as they join; everything else a rebuild would read about them (no attempt,
         no host error yet) is known."""
         if self._state is not None:
-            self._added.update(job_ids)
+            self._added.update(i for i in job_ids if i not in self._taken)
 
     def know_job(self, job: JobRecord) -> None:
         """A job written in the open transaction, its record as it reads back: if it is then
@@ -241,6 +242,7 @@ class DispatchIndex:
         self._stale_since = None
         self._done_since_build.clear()
         self._added.clear()
+        self._taken.clear()
         self._known.clear()
         self._state = self._build(self.clock.now())
 
@@ -251,6 +253,7 @@ class DispatchIndex:
         indexed = {b.snap.job_id for b in state.blocks.values()}
         ids = sorted(self._added - indexed)
         self._added.clear()
+        self._taken.update(ids)  # its blocks may leave when done: not read again after
         if not ids:
             return
         now = self.clock.now()
