@@ -120,7 +120,13 @@ def test_a_blocks_earlier_successes_keep_it_and_its_last_takes_it_out(
 
 @pytest.mark.parametrize(
     "case",
-    ["a block after it", "a job after it", "its job includes a pool", "a failure"],
+    [
+        "a block after it",
+        "a job after it",
+        "its job includes a pool",
+        "a failure",
+        "a success too short",
+    ],
 )
 def test_a_blocks_end_that_changes_more_rebuilds_the_index(
     store: Store, tmp_path: Path, case: str
@@ -131,6 +137,8 @@ def test_a_blocks_end_that_changes_more_rebuilds_the_index(
         job_id = farm.submit(_spec("steps", block("a", "1", 1), block("b", "1", 1, after=(0,))))
     elif case == "its job includes a pool":
         job_id = farm.submit(_spec("pooled", filters="pool:~sim"))
+    elif case == "a success too short":  # the store fails it: its task is queued again
+        job_id = farm.submit(_spec("short", block("main", "1", 1, min_runtime_s=5.0)))
     else:
         job_id = farm.submit(_spec("first"))
         if case == "a job after it":

@@ -483,11 +483,13 @@ def _block_done(state: IndexState, block: IndexedBlock) -> bool:
     index as a rebuild would, and say True, where nothing else a rebuild reads can have changed
     with it; else False (rebuild). A block's end changes more only for blocks waiting on it
     whole (their dependencies), jobs waiting on its job (the job may have ended), the pools
-    its job includes, and the sickness its host errors count towards; failures, retries and
-    edits rebuild the index anyway, and so do other controllers' changes (their
-    notifications)."""
+    its job includes, and the sickness its host errors count towards; one with a minimum run
+    time may not have ended (a success too short is a failure). Failures, retries and edits
+    rebuild the index anyway, and so do other controllers' changes (their notifications)."""
     snap = block.snap
     if snap.job_id in state.pool_jobs or snap.block_id in state.error_blocks:
+        return False
+    if snap.min_runtime_s is not None:  # its success may have been stored as a failure
         return False
     for other in state.blocks.values():
         if snap.job_id in other.snap.job_after or (

@@ -208,6 +208,7 @@ def snap_blocks_of(job: JobRecord) -> tuple[SnapBlock, ...] | None:
             preempt=s.preempt,
             created_at=job.created_at,
             job_after=tuple(s.after),
+            min_runtime_s=b.spec.min_runtime_s,
         )
         for b in job.blocks
     )
