@@ -92,13 +92,15 @@ class Farm:
         self.engines = EngineRegistry(store, clock, host=self.engine_host)
         self.jobs = Jobs(store, clock, self.unit, self.engines, SubmitPolicy.of(settings))
         self.scheduling = Scheduling(store, clock, self.dispatch_index, self.unit)
+        dispatcher = TimedDispatcher(store, clock, self.dispatch_index, self.metrics)
+        self.unit.on_known.append(dispatcher.locality.know_job)  # a submitted job's data
         self.agents = Agents(
             store,
             clock,
             settings,
             unit=self.unit,
             index=self.dispatch_index,
-            dispatcher=TimedDispatcher(store, clock, self.dispatch_index, self.metrics),
+            dispatcher=dispatcher,
             scheduling=self.scheduling,
             jobs=self.jobs,
             run=self.call,

@@ -160,7 +160,7 @@ class Jobs:
             spec, now=now, event=lambda j: job_event_row(j, EventKind.JOB_SUBMITTED, now=now)
         )
         self.store.dispatch.know_job(job)  # its first claim reads none of it again
-        self.unit.job_added(job.id)
+        self.unit.job_added(job.id, job)  # its blocks join the index from the record
         return job
 
     def get(self, caller: Caller, job_id: int) -> JobRecord:

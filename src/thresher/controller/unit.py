@@ -60,6 +60,9 @@ class UnitOfWork:
         #: held polls' claims made there (`controller.hand_out`); gives what to tell once the
         #: transaction committed (True) or did not (False).
         self.on_added: Callable[[list[int]], Callable[[bool], None]] | None = None
+        #: Told of each job a change submits, its record as written, in that transaction: what
+        #: dispatch keeps of it, so that its first claims read none of it back.
+        self.on_known: list[Callable[[JobRecord], None]] = [index.know_job]
 
     def job_ended(self, job_id: int, job: JobRecord | None = None) -> None:
         """Job `job_id` became final in the open transaction: its waiters hear of it once
@@ -71,13 +74,17 @@ class UnitOfWork:
         elif self.on_ended is not None:
             self.on_ended([job_id], {job_id: job} if job is not None else {})
 
-    def job_added(self, job_id: int) -> None:
+    def job_added(self, job_id: int, job: JobRecord | None = None) -> None:
         """Job `job_id` was submitted in the open change, whose only other writes leave
         dispatch as it was (the job's event, its sites): once it commits, the dispatch index
-        adds the job's blocks instead of a rebuild. Outside a change: nothing to do."""
+        adds the job's blocks instead of a rebuild; from `job`, its record as written, where
+        given, without reading them back. Outside a change: nothing to do."""
         added = _ADDED.get()
         if added is not None:
             added.append(job_id)
+            if job is not None:
+                for know in self.on_known:
+                    know(job)
 
     def note_unavailable(self) -> None:
         """The store could not be reached now: no worker's lease runs out for it (see

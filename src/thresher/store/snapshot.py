@@ -77,6 +77,7 @@ class SnapBlock:
     preempt: bool
     created_at: float
     job_after: tuple[int, ...]
+    min_runtime_s: float | None = None  # a success shorter is a failure
 
     @property
     def runnable(self) -> int:
@@ -414,6 +415,7 @@ class Snapshots(Repository):
             preempt=r.preempt,
             created_at=r.created_at,
             job_after=tuple(r.job_after or ()),
+            min_runtime_s=r.min_runtime_s,
         )
 
     def _snap_worker(self, r: Any) -> SnapWorker:

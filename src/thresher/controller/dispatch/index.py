@@ -7,9 +7,9 @@ rebuilt at once after a change that alters eligibility (a worker or limit edited
 `index_min_age_s` after other changes (finishes), and at least every `index_max_age_s` (to see
 what other controllers sharing one PostgreSQL did). A submission here only adds its job's
 blocks (`add_jobs`). Between rebuilds, the claims made here and their finishes update its
-counts. Whatever the index believes, the claim re-checks
-caps, limits and the task atomically in the store, so a stale index costs a wasted try, never a
-broken rule.
+counts; a block's last success here takes it out (`finished`) where that is all it changes.
+Whatever the index believes, the claim re-checks caps, limits and the task atomically in the
+store, so a stale index costs a wasted try, never a broken rule.
 """
 
 from __future__ import annotations
@@ -19,15 +19,18 @@ import math
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from types import MappingProxyType
-from typing import Any
 
 from thresher.controller.dispatch.views import (
+    LiveFarmView,
     block_filters,
     block_policy,
     block_view,
     changed,
     controller_policy,
+    snap_blocks_of,
+    snapshot_failures,
+    sum_by,
+    waiting_on_failures,
     worker_facts,
 )
 from thresher.controller.settings import ControllerSettings
@@ -35,13 +38,13 @@ from thresher.core.ahead import is_short
 from thresher.core.clock import Clock
 from thresher.core.deps import blocks_waiting
 from thresher.core.dispatch import BlockView, FarmView
-from thresher.core.error_hosts import HostFailure, avoided_until, counting_failures, sick_since
+from thresher.core.error_hosts import HostFailure, avoided_until, sick_since
 from thresher.core.filters import WorkerFacts
 from thresher.core.lanes import Nimby, effective_engines
-from thresher.core.model import Assignment
+from thresher.core.model import Assignment, JobRecord
 from thresher.core.ordering import LimitState
 from thresher.store.scheduling import UserRecord
-from thresher.store.snapshot import DispatchSnapshot, SnapBlock, SnapWorker
+from thresher.store.snapshot import SnapBlock, SnapWorker
 from thresher.store.store import ClaimCandidate, Store
 
 
@@ -95,6 +98,11 @@ class IndexState:
     online: int
     expires_at: float = math.inf  # when an avoided host is forgiven (the index must change)
     users: Mapping[str, UserRecord] = field(default_factory=dict)  # owners' settings
+    # What a block's last success may change beyond the counts (`DispatchIndex.finished`
+    # rebuilds for those): jobs with a block including pools (`pool:~p` counts them while they
+    # run or wait), and blocks with host errors (a success elsewhere makes them count).
+    pool_jobs: set[int] = field(default_factory=set)
+    error_blocks: frozenset[int] = frozenset()
 
     def farm_view(self) -> FarmView:
         return FarmView(
@@ -109,7 +117,7 @@ class IndexState:
         """The farm view of the index as it is at each moment (read-only views of its counts,
         not copies), built once: for decisions made at once, in this thread, such as a claim's
         ranking (`farm_view` copies four mappings per call)."""
-        return _LiveFarmView(
+        return LiveFarmView(
             running_by_job=self.running_by_job,
             running_by_user=self.running_by_user,
             limits=self.limits,
@@ -124,16 +132,6 @@ class IndexState:
                 held = dict(limit.in_use_by_host)
                 held[hostname] = max(0, held.get(hostname, 0) + step)
                 self.limits[name] = replace(limit, in_use_by_host=held)
-
-
-@dataclass(frozen=True)
-class _LiveFarmView(FarmView):
-    """A `FarmView` over the index's own mappings (read-only views, no copies): it follows
-    the counts as claims and finishes move them."""
-
-    def __post_init__(self) -> None:
-        for name in ("running_by_job", "running_by_user", "limits", "pool_includers"):
-            object.__setattr__(self, name, MappingProxyType(getattr(self, name)))
 
 
 @dataclass(frozen=True)
@@ -162,6 +160,9 @@ class DispatchIndex:
         self._workers: dict[int, IndexedWorker] = {}  # as of the last build (reused if unchanged)
         self._done_since_build: Counter[int] = Counter()  # block id -> successes seen
         self._added: set[int] = set()  # jobs submitted since the build, to take in
+        self._taken: set[int] = set()  # jobs taken in since the build (added again: nothing)
+        # Jobs being submitted, their blocks as a read would give them (`know_job`).
+        self._known: dict[int, tuple[SnapBlock, ...]] = {}
         # Unfinished jobs whose every task is settled (none runs, none waits), or with tasks
         # waiting on a failed block: the controller marks what can never run and checks whether
         # they are final; finishes seen by another controller (or tasks requeued in a block that
@@ -187,12 +188,25 @@ class DispatchIndex:
         counted as they join; everything else a rebuild would read about them (no attempt,
         no host error yet) is known."""
         if self._state is not None:
-            self._added.update(job_ids)
+            self._added.update(i for i in job_ids if i not in self._taken)
+
+    def know_job(self, job: JobRecord) -> None:
+        """A job written in the open transaction, its record as it reads back: if it is then
+        added (`add_jobs`), its blocks join the index from it, without a read. A job waiting
+        on others is read (whether it waits is the store's to say)."""
+        if job.spec.after or self._state is None:
+            return
+        blocks = snap_blocks_of(job)
+        if blocks is not None:
+            if len(self._known) > 1000:  # known and never added (the submission failed)
+                self._known.clear()
+            self._known[job.id] = blocks
 
     def rolled_back(self) -> None:
         """A transaction that claimed or finished attempts through this index was rolled back:
         forget what it counted and rebuild from the store."""
         self._claimed.clear()
+        self._known.clear()
         self.invalidate()
 
     def refresh_in(self) -> float:
@@ -228,24 +242,31 @@ class DispatchIndex:
         self._stale_since = None
         self._done_since_build.clear()
         self._added.clear()
+        self._taken.clear()
+        self._known.clear()
         self._state = self._build(self.clock.now())
 
     def _take_in_added(self, state: IndexState) -> None:
         """The blocks of the jobs submitted since the build join the index, as a rebuild
         would have them; a block naming a limit the index does not know (made by another
         controller since) makes it a rebuild."""
-        known = {b.snap.job_id for b in state.blocks.values()}
-        ids = sorted(self._added - known)
+        indexed = {b.snap.job_id for b in state.blocks.values()}
+        ids = sorted(self._added - indexed)
         self._added.clear()
+        self._taken.update(ids)  # its blocks may leave when done: not read again after
         if not ids:
             return
         now = self.clock.now()
-        snap_blocks, waiting = self.store.snapshot.job_blocks(ids)
+        unknown = [i for i in ids if i not in self._known]
+        known = [b for i in ids if i in self._known for b in self._known.pop(i)]
+        snap_blocks, waiting = self.store.snapshot.job_blocks(unknown) if unknown else ((), {})
+        if known:  # in the order a read gives them
+            snap_blocks = tuple(sorted([*snap_blocks, *known], key=lambda b: (b.job_id, b.index)))
         if any(name not in state.limits for b in snap_blocks for name in b.limits):
             self._rebuild()
             return
         blocks, expires_at, includers = self._index_blocks(
-            snap_blocks, waiting, state.users, {}, now
+            snap_blocks, waiting, state.users, {}, now, state.pool_jobs
         )
         state.blocks.update(blocks)
         state.expires_at = min(state.expires_at, expires_at)
@@ -281,10 +302,11 @@ class DispatchIndex:
         state.count_units(view.limits, hostname, +n)
 
     def finished(self, attempt_id: int, status: str, duration_s: float | None = None) -> bool:
-        """An attempt's finish was stored. A success that leaves its block unfinished only
-        moves counts (and its `duration_s` into the block's mean run time), done here; anything
-        else may change who is eligible (a requeued task, an error host, a block or job done
-        that others wait for): the index is rebuilt.
+        """An attempt's finish was stored. A success here only moves counts (and its
+        `duration_s` into the block's mean run time), done here; its block's last one also
+        takes the block out, unless others wait on it (`_block_done`). Anything else may change
+        who is eligible (a requeued task, an error host, a block or job done that others wait
+        for): the index is rebuilt.
 
         Returns False when the job is certainly not final (its block still has tasks to
         dispatch), so the caller need not read the job to find out."""
@@ -306,10 +328,12 @@ class DispatchIndex:
         if block is not None and duration_s is not None:
             block.runtime_sum += duration_s
             block.runtime_n += 1
-        if block is None or block.snap.n_done + self._done_since_build[claimed.block_id] >= (
-            block.snap.task_count
-        ):
+        if block is None:
             self.invalidate()
+            return True
+        if block.snap.n_done + self._done_since_build[claimed.block_id] >= block.snap.task_count:
+            if not _block_done(state, block):
+                self.invalidate()
             return True
         return block.view.runnable <= 0 or block.exhausted
 
@@ -321,26 +345,29 @@ class DispatchIndex:
         errors_by_block: dict[int, dict[int, list[float]]] = {}
         for e in snap.errors:
             errors_by_block.setdefault(e.block_id, {}).setdefault(e.worker_id, []).append(e.at)
-        failures_by_worker = _counting_failures(snap, now)
+        failures_by_worker = snapshot_failures(snap, now)
         workers = {
             w.id: self._worker(w, failures_by_worker.get(w.id, []), now)
             for w in snap.workers.values()
         }
         self._workers = workers
+        pool_jobs: set[int] = set()
         blocks, expires_at, includers = self._index_blocks(
-            snap.blocks, snap.job_waiting, snap.users, errors_by_block, now
+            snap.blocks, snap.job_waiting, snap.users, errors_by_block, now, pool_jobs
         )
         return IndexState(
             built_at=now,
             blocks=blocks,
             workers=workers,
-            running_by_job=_sum_by(snap.running, 0),
-            running_by_user=_sum_by(snap.running, 1),
+            running_by_job=sum_by(snap.running, 0),
+            running_by_user=sum_by(snap.running, 1),
             limits={name: rec.state() for name, rec in snap.limits.items()},
             pool_includers=includers,
             online=sum(1 for w in workers.values() if w.snap.online and w.snap.enabled),
             expires_at=expires_at,
             users=snap.users,
+            pool_jobs=pool_jobs,
+            error_blocks=frozenset(errors_by_block),
         )
 
     def _worker(self, w: SnapWorker, failures: list[HostFailure], now: float) -> IndexedWorker:
@@ -377,10 +404,12 @@ class DispatchIndex:
         users: Mapping[str, UserRecord],
         errors_by_block: dict[int, dict[int, list[float]]],
         now: float,
+        pool_jobs: set[int],
     ) -> tuple[dict[int, IndexedBlock], float, Counter[str]]:
         """The blocks with tasks to dispatch of these jobs (every block of each), when the
         first host they avoid is forgiven, and how many of the jobs include each pool (for
-        `pool:~p`). Jobs with nothing left to run, or waiting on failures, join `settled`."""
+        `pool:~p`). Jobs with nothing left to run, or waiting on failures, join `settled`;
+        those with a block including a pool, `pool_jobs`."""
         done: dict[int, dict[int, bool]] = {}
         names: dict[int, dict[int, str]] = {}
         for b in snap_blocks:
@@ -391,6 +420,8 @@ class DispatchIndex:
         includers_by_job: dict[int, frozenset[str]] = {}
         for b in snap_blocks:
             filters, bad = block_filters(b.filters)
+            if filters.included_pools:
+                pool_jobs.add(b.job_id)
             waiting = (
                 bad
                 or job_waiting.get(b.job_id)
@@ -408,7 +439,7 @@ class DispatchIndex:
         includers = Counter(p for pools in includers_by_job.values() for p in pools)
         unsettled = {b.job_id for b in snap_blocks if b.n_running or b.runnable}
         self.settled |= {b.job_id for b in snap_blocks} - unsettled
-        self.settled |= _waiting_on_failures(snap_blocks)
+        self.settled |= waiting_on_failures(snap_blocks)
         return out, expires_at, includers
 
     def _avoids(
@@ -447,36 +478,23 @@ class DispatchIndex:
         return worker.snap.local_nimby if worker is not None else None
 
 
-def _waiting_on_failures(blocks: Sequence[SnapBlock]) -> set[int]:
-    """Jobs with a block that waits, whole, on a block with tasks failed (or never to run) and
-    still has tasks to dispatch: those tasks can never run and are yet to be marked so."""
-    failing = {(b.job_id, b.index) for b in blocks if b.n_failed or b.n_canceled}
-    return {
-        b.job_id
-        for b in blocks
-        if b.runnable > 0 and any((b.job_id, up) in failing for up in b.after)
-    }
-
-
-def _counting_failures(snap: DispatchSnapshot, now: float) -> dict[Any, list[HostFailure]]:
-    """The snapshot's host errors that count towards sickness, by worker id: those of blocks
-    that succeeded on another worker or failed on no other (`core.error_hosts`)."""
-    failures = [
-        HostFailure(
-            host=e.worker_id,
-            job=e.job_id,
-            owner=snap.error_owners.get(e.job_id, ""),
-            block=e.block_id,
-            at=e.at,
-            succeeded_elsewhere=(e.block_id, e.worker_id) in snap.succeeded_elsewhere,
-        )
-        for e in snap.errors
-    ]
-    return counting_failures(failures, now)
-
-
-def _sum_by(counts: Mapping[tuple[int, str], int], part: int) -> Counter[Any]:
-    out: Counter[Any] = Counter()
-    for key, n in counts.items():
-        out[key[part]] += n
-    return out
+def _block_done(state: IndexState, block: IndexedBlock) -> bool:
+    """The last task of `block` succeeded here (its counts already moved): take it out of the
+    index as a rebuild would, and say True, where nothing else a rebuild reads can have changed
+    with it; else False (rebuild). A block's end changes more only for blocks waiting on it
+    whole (their dependencies), jobs waiting on its job (the job may have ended), the pools
+    its job includes, and the sickness its host errors count towards; one with a minimum run
+    time may not have ended (a success too short is a failure). Failures, retries and edits
+    rebuild the index anyway, and so do other controllers' changes (their notifications)."""
+    snap = block.snap
+    if snap.job_id in state.pool_jobs or snap.block_id in state.error_blocks:
+        return False
+    if snap.min_runtime_s is not None:  # its success may have been stored as a failure
+        return False
+    for other in state.blocks.values():
+        if snap.job_id in other.snap.job_after or (
+            other.snap.job_id == snap.job_id and snap.index in other.snap.after
+        ):
+            return False
+    del state.blocks[snap.block_id]
+    return True

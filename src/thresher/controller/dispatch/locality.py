@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from thresher.core.locality import JobData, SiteLanes, may_take
+from thresher.core.model import JobRecord
 from thresher.core.volumes import input_refs
 from thresher.store.store import Store
 
@@ -61,6 +62,14 @@ class Locality:
             bps = {s.name: s.bandwidth_bps for s in sites}
             self._sites = (now, main, bps)
         return main, bps
+
+    def know_job(self, job: JobRecord) -> None:
+        """A job being submitted, its record as written: whether it reads share paths is
+        known from it, not read back at its first claim (a record of a submission that does not
+        commit is never asked for: ids are not reused)."""
+        if len(self._reads_inputs) > 100_000:
+            self._reads_inputs.clear()
+        self._reads_inputs[job.id] = bool(input_refs(job.spec.payload))
 
     def job_data(self, job_id: int, now: float) -> JobData | None:
         """Where the job's data is, or None for a job that reads no share paths."""

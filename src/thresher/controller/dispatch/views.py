@@ -6,15 +6,20 @@ worker its `WorkerFacts`; the error-host thresholds are a block's own, else the 
 
 from __future__ import annotations
 
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any, TypeVar
 
 from thresher.controller.settings import ControllerSettings
-from thresher.core.dispatch import BlockView
-from thresher.core.error_hosts import ErrorPolicy
+from thresher.core.dispatch import BlockView, FarmView
+from thresher.core.error_hosts import ErrorPolicy, HostFailure, counting_failures
 from thresher.core.errors import InvalidInput
 from thresher.core.filters import FilterSet, OperatingSystem, WorkerFacts, parse_filters
+from thresher.core.model import JobRecord
 from thresher.store.scheduling import UserRecord
-from thresher.store.snapshot import SnapBlock, SnapWorker
+from thresher.store.snapshot import DispatchSnapshot, SnapBlock, SnapWorker
 
 
 def block_policy(
@@ -113,3 +118,97 @@ def changed(record: _T, **changes: Any) -> _T:
             raise TypeError(f"{type(record).__name__} has no field {name!r}")
         fields[name] = value
     return copy
+
+
+@dataclass(frozen=True)
+class LiveFarmView(FarmView):
+    """A `FarmView` over the index's own mappings (read-only views, no copies): it follows
+    the counts as claims and finishes move them."""
+
+    def __post_init__(self) -> None:
+        for name in ("running_by_job", "running_by_user", "limits", "pool_includers"):
+            object.__setattr__(self, name, MappingProxyType(getattr(self, name)))
+
+
+def waiting_on_failures(blocks: Sequence[SnapBlock]) -> set[int]:
+    """Jobs with a block that waits, whole, on a block with tasks failed (or never to run) and
+    still has tasks to dispatch: those tasks can never run and are yet to be marked so."""
+    failing = {(b.job_id, b.index) for b in blocks if b.n_failed or b.n_canceled}
+    return {
+        b.job_id
+        for b in blocks
+        if b.runnable > 0 and any((b.job_id, up) in failing for up in b.after)
+    }
+
+
+def snapshot_failures(snap: DispatchSnapshot, now: float) -> dict[Any, list[HostFailure]]:
+    """The snapshot's host errors that count towards sickness, by worker id: those of blocks
+    that succeeded on another worker or failed on no other (`core.error_hosts`)."""
+    failures = [
+        HostFailure(
+            host=e.worker_id,
+            job=e.job_id,
+            owner=snap.error_owners.get(e.job_id, ""),
+            block=e.block_id,
+            at=e.at,
+            succeeded_elsewhere=(e.block_id, e.worker_id) in snap.succeeded_elsewhere,
+        )
+        for e in snap.errors
+    ]
+    return counting_failures(failures, now)
+
+
+def sum_by(counts: Mapping[tuple[int, str], int], part: int) -> Counter[Any]:
+    out: Counter[Any] = Counter()
+    for key, n in counts.items():
+        out[key[part]] += n
+    return out
+
+
+def snap_blocks_of(job: JobRecord) -> tuple[SnapBlock, ...] | None:
+    """The blocks of a job just written as the snapshot reads them (`Snapshot.job_blocks`),
+    from its record (`Jobs.add`: values as they read back); None where the record does not
+    say all of it (a block with run times already: their sum and count are not kept)."""
+    s = job.spec
+    if any(b.mean_runtime_s is not None for b in job.blocks):
+        return None
+    return tuple(
+        SnapBlock(
+            block_id=b.id,
+            job_id=job.id,
+            index=b.index,
+            name=b.spec.name,
+            frames=b.spec.frames,
+            chunk=b.spec.chunk,
+            priority_frames=b.spec.priority_frames,
+            preview_every=b.spec.preview_every,
+            task_count=b.spec.task_count,
+            cursor=b.cursor,
+            n_queued=b.counts.queued,
+            n_running=b.counts.running,
+            n_done=b.counts.done,
+            n_failed=b.counts.failed,
+            n_canceled=b.counts.canceled,
+            runtime_sum=0.0,
+            runtime_n=0,
+            engine=b.spec.engine,
+            capacity=b.spec.capacity,
+            limits=tuple(b.spec.limits),
+            after=tuple(b.spec.after),
+            after_frames=tuple(b.spec.after_frames),
+            errors_to_avoid=b.spec.errors_to_avoid,
+            forgive_s=b.spec.forgive_s,
+            owner=s.owner,
+            priority=s.priority,
+            kind=s.kind,
+            paused=s.paused,
+            filters=",".join(f for f in (s.filters, b.spec.host_filters) if f),
+            max_running=s.max_running,
+            max_running_per_host=s.max_running_per_host,
+            preempt=s.preempt,
+            created_at=job.created_at,
+            job_after=tuple(s.after),
+            min_runtime_s=b.spec.min_runtime_s,
+        )
+        for b in job.blocks
+    )
