@@ -183,3 +183,30 @@ def test_a_wrong_hint_of_where_a_block_row_lies_is_passed_over(
     assert store.jobs.get(first).counts == Counts(total=4, succeeded=4)
     assert store.jobs.get(second).counts == Counts(total=4, succeeded=4)
     assert_counters_match_rows(store)
+
+
+def test_a_fold_that_skipped_a_locked_block_folds_it_at_the_next_read(
+    store: Store, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """PostgreSQL: a read folds this process's journal first; when another transaction (say,
+    another controller's claim) holds the block's row, the fold skips it, and the next read
+    must fold it then, not count it as folded and read the block's counts short."""
+    if store.dialect != "postgresql":
+        pytest.skip("the journal and its fold are PostgreSQL's (SQLite gathers its own way)")
+    job_id = store.jobs.create(job_spec(frames="1-4", retries=0), now=clock.now())
+    worker = add_worker(store, "w", clock)
+    (got,) = _claim(store, worker, clock.now())
+    monkeypatch.setattr(tally, "_fold_due", lambda: False)  # no periodic fold at the commits
+    with store.transaction():  # the finish's counts go to the journal at the commit
+        store.attempts.finish_many([_succeeded(got)], now=clock.now())
+    with store.engine.connect() as other:
+        other.execute(  # another transaction holds the block's row
+            sa.select(blocks.c.id).where(blocks.c.job_id == job_id).with_for_update(key_share=True)
+        )
+        with store.transaction() as conn:  # the fold skips it: its counts stay journaled
+            row = conn.execute(sa.select(blocks).where(blocks.c.job_id == job_id)).one()
+            assert row.n_succeeded == 0
+        other.rollback()
+    with store.transaction() as conn:
+        row = conn.execute(sa.select(blocks).where(blocks.c.job_id == job_id)).one()
+    assert (row.n_succeeded, row.n_running) == (1, 0)

@@ -20,7 +20,8 @@ every FOLD_EVERY_S, by the dispatch index's rebuild (`fold_now`, which folds wha
 that died journaled too), and before a statement that may read the counters while this
 process journaled rows that no committed fold of its own has seen. A fold locks the rows it
 writes with `SKIP LOCKED`: it never waits on a claim holding a block's row, nor on another
-fold; what it skips stays for the next.
+fold; what it skips stays for the next (a read that follows folds again: a fold that skipped a
+block does not count as having folded this process's journal).
 
 Any other statement of the transaction that names the `blocks` table (a read of the counters,
 deciding whether a job is final, a move of a task with its counters, a retry moving the cursor
@@ -283,11 +284,19 @@ def fold(conn: sa.Connection) -> int:
     """Fold the journal's rows into their blocks' rows, in the caller's transaction: one
     UPDATE per block. Rows of a block whose row another transaction holds stay for a later
     fold. Returns the blocks written."""
-    conn.info[_FOLD_KEY] = (conn.get_transaction(), _journaled)  # seen, once it commits
+    # What this process journaled is folded once this commits, unless a block was skipped:
+    # then the next statement that reads the counters folds again (without it, they would be
+    # read short until the process journals more).
+    seen = _journaled
+    conn.info[_FOLD_KEY] = (conn.get_transaction(), _folded)
     pending = [int(r[0]) for r in _run(conn, _PENDING, {}, fetch="all")]
-    if not pending:
-        return 0
-    locked = [int(r[0]) for r in _run(conn, _LOCK_SOME, {"ids": pending}, fetch="all")]
+    locked = (
+        [int(r[0]) for r in _run(conn, _LOCK_SOME, {"ids": pending}, fetch="all")]
+        if pending
+        else []
+    )
+    if len(locked) == len(pending):
+        conn.info[_FOLD_KEY] = (conn.get_transaction(), seen)
     if not locked:
         return 0
     sums = _run(conn, _TAKE, {"ids": locked}, fetch="all")
