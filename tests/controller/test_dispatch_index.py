@@ -4,7 +4,6 @@ filters, pauses, owners' settings); anything else still rebuilds it."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
@@ -17,15 +16,6 @@ from thresher.controller.settings import ControllerSettings
 from thresher.core.model import JobSpec
 from thresher.store.store import Store
 from thresher.testing import FakeClock
-
-
-@pytest.fixture
-def store(db_url: str) -> Iterator[Store]:
-    opened = Store.open(db_url)
-    try:
-        yield opened
-    finally:
-        opened.close()
 
 
 def _spec(name: str, *blocks: object, owner: str = "alice", **fields: object) -> JobSpec:

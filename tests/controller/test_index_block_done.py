@@ -4,7 +4,6 @@ waiting on it, pools its job includes, host errors it makes count) the index is 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -18,15 +17,6 @@ from thresher.core.states import AttemptStatus
 from thresher.store.records import FinishReport
 from thresher.store.store import Store
 from thresher.testing import FakeClock
-
-
-@pytest.fixture
-def store(db_url: str) -> Iterator[Store]:
-    opened = Store.open(db_url)
-    try:
-        yield opened
-    finally:
-        opened.close()
 
 
 def _spec(name: str, *blocks: object, **fields: object) -> JobSpec:

@@ -5,7 +5,7 @@ waiting on others is still read (whether it waits is the store's to say)."""
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
@@ -19,15 +19,6 @@ from thresher.controller.settings import ControllerSettings
 from thresher.core.events import EventKind
 from thresher.store.store import Store
 from thresher.testing import FakeClock
-
-
-@pytest.fixture
-def store(db_url: str) -> Iterator[Store]:
-    opened = Store.open(db_url)
-    try:
-        yield opened
-    finally:
-        opened.close()
 
 
 def test_known_jobs_join_the_index_as_a_rebuild_reads_them_without_a_read(
