@@ -162,7 +162,7 @@ def test_polls_together_read_their_finishes_with_one_statement(
         [(w, _finishing(o)) for w, o in zip(workers, got, strict=True)],  # type: ignore[arg-type]
     )
     assert all(isinstance(o, api.PollOut) and len(o.assignments) == 1 for o in out)
-    reads = [p for p in ran if p in (plain_finish._PLAIN_MANY_HELD, plain_finish._ENDING_MANY_HELD)]
+    reads = [p for p in ran if p in (plain_finish._PLAIN_HELD, plain_finish._ENDING_HELD)]
     assert len(reads) == 1
     assert snapshot._HELD_BY not in ran  # the reconciliations read nothing more
     counts = store.jobs.get(job.id).counts

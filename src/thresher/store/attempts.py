@@ -178,7 +178,7 @@ class Attempts(Repository):
         reports: Sequence[FinishReport],
         *,
         now: float,
-        workers: Sequence[int] | None = None,
+        workers: Sequence[int] = (),
     ) -> list[int | StaleAttempt | None]:
         """Several finishes (one worker's report, or the reports of polls run together) in one
         transaction: for each, what `finish_attempt` would return, or the StaleAttempt it
@@ -189,8 +189,8 @@ class Attempts(Repository):
         written together (`store.plain_finish`: one read, the attempts and tasks, one UPDATE
         per block for the counters, on PostgreSQL at the transaction's end). Anything else
         goes through `finish_attempt`'s path. The read brings the running attempts of the
-        `workers` named (the reporting polls' workers; for one finish without them, its
-        attempt's worker): their reconciliations take them (`Snapshots.held_after_reports`)."""
+        `workers` named (the reporting polls' workers): their reconciliations take them
+        (`Snapshots.held_after_reports`)."""
         results: dict[int, int | StaleAttempt | None] = {}
         if not reports:
             return []

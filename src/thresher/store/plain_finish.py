@@ -1,8 +1,9 @@
-"""Plain successes of a worker's report, written together (`Attempts.finish_many`).
+"""Plain successes of a worker's report, or of the polls run together, written together
+(`Attempts.finish_many`).
 
 A plain success is the common finish: right token, attempt running, no stop asked, job not
-canceled, no limits to give back, not under the minimum run time. Those of one report are
-read with one statement and written with one UPDATE of the attempts (the CPU time the worker
+canceled, no limits to give back, not under the minimum run time. They are read with one
+statement (with the reporting workers' other running attempts) and written with one UPDATE of the attempts (the CPU time the worker
 measured included) and one of the tasks (on PostgreSQL one statement for both), and their
 block counters with one UPDATE per block (on PostgreSQL gathered for the transaction's end,
 `store.tally`).
@@ -50,7 +51,7 @@ ENDING_FROM = (
     .join(blocks, blocks.c.id == tasks.c.block_id)
     .join(jobs, jobs.c.id == blocks.c.job_id)
 )
-# The held attempts' columns (`store.snapshot.HELD_ATTEMPTS`), read with one finish.
+# The held attempts' columns (`store.snapshot.HELD_ATTEMPTS`), read with the finishes.
 _HELD_COLUMNS = (
     attempts.c.lane,
     attempts.c.capacity,
@@ -58,41 +59,17 @@ _HELD_COLUMNS = (
     jobs.c.owner,
     jobs.c.priority,
 )
-_SAME_WORKER = attempts.alias("reporter")
 
 
-def _with_held(columns: Sequence[Any], from_: Any) -> Prepared:
-    """One finish's attempt and, in the same statement, the other running attempts of its
-    worker (what the poll's reconciliation reads next, `Snapshots.held_after_reports`): a
-    statement, and on PostgreSQL a round trip, less per poll."""
-    one = sa.select(*columns, *_HELD_COLUMNS).select_from(from_)
-    worker = (
-        sa.select(_SAME_WORKER.c.worker_id)
-        .where(_SAME_WORKER.c.id == sa.bindparam("attempt_id"))
-        .scalar_subquery()
-    )
-    both = sa.union_all(
-        one.where(attempts.c.id == sa.bindparam("attempt_id")),
-        one.where(
-            attempts.c.worker_id == worker,
-            attempts.c.status == AttemptStatus.RUNNING.value,
-            attempts.c.id != sa.bindparam("attempt_id"),
-        ),
-    )
-    # Of the block it reads only columns that never change after submission.
-    return Prepared(both, tally_safe=True)
-
-
-def _many_with_held(
-    columns: Sequence[Any], from_: Any, among: Callable[[Any, str], Any]
-) -> Prepared:
-    """Several finishes' attempts (`among(column, "ids")`: the column is one of the `ids`
-    given) and, in the same statement, the running attempts of the reporting workers (the
-    `workers` given): the finishes of a group of polls run together (one each) read with one
-    statement, their reconciliations read nothing more. One scan of `attempts` by its two
-    indexes (the planner's bitmap OR), one join tree: cheap to plan, as PostgreSQL does for
-    each run while it keeps a custom plan (a union of two joins with a semi-join took longer
-    to plan than to run)."""
+def _with_held(columns: Sequence[Any], from_: Any, among: Callable[[Any, str], Any]) -> Prepared:
+    """The finishes' attempts (`among(column, "ids")`: the column is one of the `ids` given)
+    and, in the same statement, the running attempts of the reporting workers (the `workers`
+    given): what their polls' reconciliations read next (`Snapshots.held_after_reports`), a
+    statement and on PostgreSQL a round trip less per poll, one statement for a group of
+    polls run together. One scan of `attempts` by its two indexes (the planner's bitmap OR),
+    one join tree: cheap to plan, as PostgreSQL does for each run while it keeps a custom plan
+    (a union of two joins with a semi-join took longer to plan than to run). Of the block it
+    reads only columns that never change after submission."""
     return Prepared(
         sa.select(*columns, *_HELD_COLUMNS)
         .select_from(from_)
@@ -123,38 +100,27 @@ def _in_json(column: Any, name: str) -> Any:
     return column.in_(sa.select(values.c.value))
 
 
-_ENDING_ALL = (attempts.c.id, attempts.c.token, attempts.c.status, *ENDING_COLUMNS)
-# One finish (the poll of a worker that holds nothing ahead reports one): on the cursor.
-_ENDING_ONE_HELD = _with_held(_ENDING_ALL, ENDING_FROM)
-# Several (a worker's held ahead, or a group of polls): SQLite.
-_ENDING_MANY_HELD = _many_with_held(_ENDING_ALL, ENDING_FROM, _in_json)
-# PostgreSQL: the same without the block's row (see above).
-_PLAIN_COLUMNS = (
-    attempts.c.id,
-    attempts.c.token,
-    attempts.c.status,
-    attempts.c.task_id,
-    attempts.c.worker_id,
-    attempts.c.job_id,
-    attempts.c.cancel_reason,
-    tasks.c.block_id,
-    jobs.c.canceled,
+# SQLite: with the block's fixed columns.
+_ENDING_HELD = _with_held(
+    (attempts.c.id, attempts.c.token, attempts.c.status, *ENDING_COLUMNS), ENDING_FROM, _in_json
 )
-_PLAIN_FROM = attempts.join(tasks, tasks.c.id == attempts.c.task_id).join(
-    jobs, jobs.c.id == attempts.c.job_id
-)
-_PLAIN_ONE_HELD = _with_held(_PLAIN_COLUMNS, _PLAIN_FROM)
-# ... and of many: the task's block by its primary key for each row (a join let the planner
-# hash the whole tasks table when it misjudged the rows: a scan that grows with the farm).
-_PLAIN_MANY_HELD = _many_with_held(
-    tuple(
+# PostgreSQL: without the block's row (see above), the task's block by its primary key for
+# each row (a join let the planner hash the whole tasks table when it misjudged the rows: a
+# scan that grows with the farm).
+_PLAIN_HELD = _with_held(
+    (
+        attempts.c.id,
+        attempts.c.token,
+        attempts.c.status,
+        attempts.c.task_id,
+        attempts.c.worker_id,
+        attempts.c.job_id,
+        attempts.c.cancel_reason,
         sa.select(tasks.c.block_id)
         .where(tasks.c.id == attempts.c.task_id)
         .scalar_subquery()
-        .label("block_id")
-        if c is tasks.c.block_id
-        else c
-        for c in _PLAIN_COLUMNS
+        .label("block_id"),
+        jobs.c.canceled,
     ),
     attempts.join(jobs, jobs.c.id == attempts.c.job_id),
     _in_array,
@@ -271,17 +237,13 @@ class PlainSuccesses:
         self._fixed: dict[int, _BlockFixed] = {}  # by block id (ids are never reused)
 
     def select(
-        self,
-        conn: sa.Connection,
-        reports: Sequence[FinishReport],
-        workers: Sequence[int] | None = None,
+        self, conn: sa.Connection, reports: Sequence[FinishReport], workers: Sequence[int] = ()
     ) -> tuple[list[tuple[FinishReport, Any]], dict[int, list[Any]] | None]:
         """The reports that are plain successes of running attempts: right token, no stop
         asked, job not canceled, no limits to give back, not under the minimum run time.
-        With them, the other running attempts of the reporting workers (rows with
-        `HELD_ATTEMPTS`' columns, oldest first, by worker id; read by the same statement):
-        of the `workers` named, or for a single finish of its attempt's worker; None when
-        none is a success."""
+        With them, the other running attempts of the `workers` named (rows with
+        `HELD_ATTEMPTS`' columns, oldest first, by worker id; read by the same statement);
+        None when none is a success."""
         seen = Counter(r.attempt_id for r in reports)
         wanted = {
             r.attempt_id: r
@@ -291,19 +253,13 @@ class PlainSuccesses:
         if not wanted:
             return [], None
         pg = tally.enabled(conn)
-        held: dict[int, list[Any]]
-        if len(wanted) == 1 and workers is None:
-            (only,) = wanted
-            read = (_PLAIN_ONE_HELD if pg else _ENDING_ONE_HELD).all(conn, {"attempt_id": only})
-            held = {r.worker_id: [] for r in read if r.id == only}
+        named = list(dict.fromkeys(workers))
+        if pg:
+            read = _PLAIN_HELD.all(conn, {"ids": list(wanted), "workers": named})
         else:
-            named = list(dict.fromkeys(workers or ()))
-            if pg:
-                read = _PLAIN_MANY_HELD.all(conn, {"ids": list(wanted), "workers": named})
-            else:
-                values = {"ids": json.dumps(list(wanted)), "workers": json.dumps(named)}
-                read = _ENDING_MANY_HELD.all(conn, values)
-            held = {w: [] for w in named}
+            values = {"ids": json.dumps(list(wanted)), "workers": json.dumps(named)}
+            read = _ENDING_HELD.all(conn, values)
+        held: dict[int, list[Any]] = {w: [] for w in named}
         rows = [r for r in read if r.id in wanted]
         for r in sorted((r for r in read if r.id not in wanted), key=lambda r: r.id):
             held[r.worker_id].append(r)
@@ -413,9 +369,7 @@ class PlainSuccesses:
             per_block.setdefault(row.block_id, []).append(report.duration_s)
         for block_id, durations in per_block.items():
             timed = [d for d in durations if d is not None]
-            if (
-                local or gather
-            ):  # written at the transaction's end (`store.local_tally`, `store.tally`)
+            if local or gather:  # written at the transaction's end (`local_tally`, `tally`)
                 g = local_tally.of(conn, block_id) if local else tally.of(conn, block_id)
                 g.running -= len(durations)
                 g.succeeded += len(durations)
