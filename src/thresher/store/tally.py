@@ -153,6 +153,7 @@ _PENDING = "SELECT DISTINCT block_id FROM block_deltas"
 _LOCK_SOME = (
     "SELECT id FROM blocks WHERE id = ANY(%(ids)s) ORDER BY id FOR NO KEY UPDATE SKIP LOCKED"
 )
+_EXISTING = "SELECT count(*) FROM blocks WHERE id = ANY(%(ids)s)"
 _TAKE = (
     "WITH d AS (DELETE FROM block_deltas WHERE id IN (SELECT id FROM block_deltas"
     " WHERE block_id = ANY(%(ids)s) FOR UPDATE SKIP LOCKED) RETURNING *)"
@@ -284,19 +285,19 @@ def fold(conn: sa.Connection) -> int:
     """Fold the journal's rows into their blocks' rows, in the caller's transaction: one
     UPDATE per block. Rows of a block whose row another transaction holds stay for a later
     fold. Returns the blocks written."""
-    # What this process journaled is folded once this commits, unless a block was skipped:
-    # then the next statement that reads the counters folds again (without it, they would be
-    # read short until the process journals more).
     seen = _journaled
-    conn.info[_FOLD_KEY] = (conn.get_transaction(), _folded)
     pending = [int(r[0]) for r in _run(conn, _PENDING, {}, fetch="all")]
     locked = (
         [int(r[0]) for r in _run(conn, _LOCK_SOME, {"ids": pending}, fetch="all")]
         if pending
         else []
     )
-    if len(locked) == len(pending):
-        conn.info[_FOLD_KEY] = (conn.get_transaction(), seen)
+    # What this process journaled counts as folded once this commits, unless a block was
+    # skipped (its row held elsewhere): then the next statement that reads the counters folds
+    # again; without it, they would be read short until the process journals more. Journal
+    # rows of a block that is gone are not a skip (they would make every read fold).
+    skipped = len(locked) < len(pending) and _existing(conn, pending) > len(locked)
+    conn.info[_FOLD_KEY] = (conn.get_transaction(), _folded if skipped else seen)
     if not locked:
         return 0
     sums = _run(conn, _TAKE, {"ids": locked}, fetch="all")
@@ -311,6 +312,12 @@ def fold(conn: sa.Connection) -> int:
         if t.counts() or t.runtime_sum:
             _update(conn, int(block_id), t, None)
     return len(sums)
+
+
+def _existing(conn: sa.Connection, block_ids: list[int]) -> int:
+    """How many of these blocks' rows exist (a read that waits on no lock)."""
+    row = _run(conn, _EXISTING, {"ids": block_ids})
+    return int(row[0]) if row is not None else 0
 
 
 def fold_now(engine: sa.Engine) -> None:
