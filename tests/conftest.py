@@ -17,6 +17,8 @@ from typing import Any
 import httpx
 import pytest
 
+from thresher.store.store import Store
+
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
 
@@ -65,3 +67,13 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
         with admin.connect() as conn:
             conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
+
+
+@pytest.fixture
+def store(db_url: str) -> Iterator[Store]:
+    """A store over the test's database (`db_url`: each database in turn)."""
+    opened = Store.open(db_url)
+    try:
+        yield opened
+    finally:
+        opened.close()

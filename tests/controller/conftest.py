@@ -13,20 +13,9 @@ import pytest
 from thresher.client import Client
 from thresher.controller.settings import ControllerSettings
 from thresher.core.clock import Clock
-from thresher.store.store import Store
 from thresher.testing import ServedController, serve_in_thread
 
 Serve = Callable[..., ServedController]
-
-
-@pytest.fixture
-def store(db_url: str) -> Iterator[Store]:
-    """A store over the test's database (SQLite, or PostgreSQL with THRESHER_TEST_PG_URL)."""
-    opened = Store.open(db_url)
-    try:
-        yield opened
-    finally:
-        opened.close()
 
 
 @pytest.fixture

@@ -46,15 +46,22 @@ def _seen(index: DispatchIndex, state: IndexState) -> object:
     )
 
 
+def _farm(store: Store, clock: FakeClock) -> int:
+    """A worker, a limit, an owner with settings and a first job including a pool: what the
+    index is built over before jobs join it; the first job's id."""
+    add_worker(store, "w1", clock)
+    store.limits.set("lic", max_total=1, max_per_host=None, max_hosts=None, now=clock.now())
+    store.scheduling.set_user("bob", priority=10, max_running=2)
+    first = store.jobs.create(_spec("first", filters="pool:+render"), now=clock.now())
+    return first
+
+
 def test_submitted_jobs_join_the_index_as_a_rebuild_reads_them(
     store: Store, tmp_path: Path
 ) -> None:
     clock = FakeClock()
     settings = ControllerSettings(data_dir=tmp_path)
-    add_worker(store, "w1", clock)
-    store.limits.set("lic", max_total=1, max_per_host=None, max_hosts=None, now=clock.now())
-    store.scheduling.set_user("bob", priority=10, max_running=2)
-    first = store.jobs.create(_spec("first", filters="pool:+render"), now=clock.now())
+    first = _farm(store, clock)
     index = DispatchIndex(store, clock, settings)
     built_before = index.current()
 

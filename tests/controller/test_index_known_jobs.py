@@ -10,8 +10,8 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from tests.controller.test_dispatch_index import _seen, _spec
-from tests.store.support import add_worker, block
+from tests.controller.test_dispatch_index import _farm, _seen, _spec
+from tests.store.support import block
 
 from thresher.controller.dispatch import DispatchIndex
 from thresher.controller.notifications import job_event_row
@@ -26,10 +26,7 @@ def test_known_jobs_join_the_index_as_a_rebuild_reads_them_without_a_read(
 ) -> None:
     clock = FakeClock()
     settings = ControllerSettings(data_dir=tmp_path)
-    add_worker(store, "w1", clock)
-    store.limits.set("lic", max_total=1, max_per_host=None, max_hosts=None, now=clock.now())
-    store.scheduling.set_user("bob", priority=10, max_running=2)
-    first = store.jobs.create(_spec("first", filters="pool:+render"), now=clock.now())
+    first = _farm(store, clock)
     index = DispatchIndex(store, clock, settings)
     built_before = index.current()
     read: list[Sequence[int]] = []

@@ -1,22 +1,11 @@
-"""Fixtures of the store suites: a fresh store on each database (`db_url`) and a fake clock."""
+"""Fixtures of the store suites: a fake clock (the store on each database is the root
+conftest's `store`)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
-from thresher.store.store import Store
 from thresher.testing import FakeClock
-
-
-@pytest.fixture
-def store(db_url: str) -> Iterator[Store]:
-    opened = Store.open(db_url)
-    try:
-        yield opened
-    finally:
-        opened.close()
 
 
 @pytest.fixture
