@@ -3,8 +3,9 @@
 
 A plain success is the common finish: right token, attempt running, no stop asked, job not
 canceled, no limits to give back, not under the minimum run time. They are read with one
-statement (with the reporting workers' other running attempts) and written with one UPDATE of the attempts (the CPU time the worker
-measured included) and one of the tasks (on PostgreSQL one statement for both), and their
+statement (with the reporting workers' other running attempts) and written with one UPDATE
+of the attempts (the CPU time the worker measured included) and one of the tasks (on
+PostgreSQL one statement for both), and their
 block counters with one UPDATE per block (on PostgreSQL gathered for the transaction's end,
 `store.tally`).
 
