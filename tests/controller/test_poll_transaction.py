@@ -18,6 +18,7 @@ from thresher.controller.farm import Farm, Unconfirmed
 from thresher.controller.notifier import Notifier
 from thresher.controller.settings import ControllerSettings
 from thresher.core.errors import Forbidden
+from thresher.core.states import TaskStatus
 from thresher.schemas import api
 from thresher.store import plain_finish, snapshot
 from thresher.store.prepared import Prepared
@@ -207,3 +208,28 @@ def _finishing(answer: api.PollOut) -> api.PollIn:
             for a in answer.assignments
         ],
     )
+
+
+def test_a_group_whose_claims_cannot_be_written_runs_each_poll_alone(
+    farm: tuple[Farm, Store],
+) -> None:
+    """PostgreSQL writes a group's claims together at its end (`store.claims_later`). A task
+    skipped before dispatch while the process holds its position cannot be written as
+    claimed: the group rolls back and each poll runs alone; none is handed the skipped task,
+    each its own, and the finishes count once."""
+    farm_, store = farm
+    if store.dialect != "postgresql":
+        pytest.skip("claims are gathered on PostgreSQL only")
+    job = farm_.jobs.submit(ADMIN, api.JobIn(name="job", frames="1-20", command=["true"]))
+    a, b, c = _workers(farm_, 3)
+    got = _together(farm_, [(w, api.PollIn(lanes=[0])) for w in (a, b)])
+    assert [o.assignments[0].index for o in got] == [0, 1]  # type: ignore[attr-defined]
+    store.tasks.set_status(job.id, 0, 3, TaskStatus.SKIPPED, now=0.0)
+    out = _together(
+        farm_,
+        [(a, _finishing(got[0])), (b, _finishing(got[1])), (c, api.PollIn(lanes=[0]))],  # type: ignore[arg-type]
+    )
+    indexes = [o.assignments[0].index for o in out]  # type: ignore[attr-defined]
+    assert sorted(indexes) == [2, 4, 5]
+    counts = store.jobs.get(job.id).counts
+    assert (counts.succeeded, counts.running, counts.skipped) == (2, 3, 1)

@@ -66,10 +66,10 @@ class FaultAt:
         transaction = store.transaction
 
         @contextlib.contextmanager
-        def counted() -> Iterator[sa.Connection]:
+        def counted(*, claims_later: bool = False) -> Iterator[sa.Connection]:
             self.depth += 1
             try:
-                with transaction() as conn:
+                with transaction(claims_later=claims_later) as conn:
                     yield conn
             finally:
                 self.depth -= 1

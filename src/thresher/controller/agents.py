@@ -296,7 +296,9 @@ class Agents:
                 continue
             ready.append((i, worker_id, body))
         try:
-            with self.unit.transaction():
+            # The group's claims written together at its end (`store.claims_later`); if they
+            # cannot all be, each poll runs alone, its claims written at once.
+            with self.unit.transaction(claims_later=True):
                 rounds = self._first_rounds_in([(w, body) for _, w, body in ready])
                 steps = [(i, step) for (i, _, _), step in zip(ready, rounds, strict=True)]
         except Exception:

@@ -92,14 +92,15 @@ class UnitOfWork:
         self.unavailable_at = self.clock.now()
 
     @contextlib.contextmanager
-    def transaction(self) -> Iterator[None]:
+    def transaction(self, *, claims_later: bool = False) -> Iterator[None]:
         """Every store call inside commits together, or none does (see `Store.transaction`).
         On a failure the dispatch index, which counted the claims and finishes rolled back, is
-        rebuilt from the store."""
+        rebuilt from the store. With `claims_later`, its claims are written together before
+        its commit (`store.claims_later`)."""
         outer = _ENDED.get() is None
         token = _ENDED.set({}) if outer else None
         try:
-            with self.store.transaction():
+            with self.store.transaction(claims_later=claims_later):
                 yield
             ended = _ENDED.get() if outer else None
         except Contended:  # another transaction's conflict: the database is there

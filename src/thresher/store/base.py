@@ -17,6 +17,7 @@ from thresher.core.errors import Contended, NotFound, Unavailable
 from thresher.core.frames import FrameSet, TaskLayout
 from thresher.core.model import Counts
 from thresher.core.states import AttemptStatus, TaskStatus, check_move
+from thresher.store import claims_later as later
 from thresher.store.tables import blocks, tasks
 
 _COUNTER = {
@@ -116,16 +117,18 @@ class Database:
         self.observe_transaction: Callable[[float], None] | None = None
 
     @contextlib.contextmanager
-    def transaction(self) -> Iterator[sa.Connection]:
-        with unavailable_translated(), self._transaction() as conn:
+    def transaction(self, *, claims_later: bool = False) -> Iterator[sa.Connection]:
+        with unavailable_translated(), self._transaction(claims_later) as conn:
             yield conn
 
     @contextlib.contextmanager
-    def _transaction(self) -> Iterator[sa.Connection]:
+    def _transaction(self, claims_later: bool) -> Iterator[sa.Connection]:
         """One transaction for every store call made inside the block (by this thread or this
         asyncio task): they all commit together at its end, or (on an exception) none of them
         does. A poll stores its worker's finishes and claims its tasks this way, in one round
-        of BEGIN ... COMMIT. Nested, it joins the open transaction."""
+        of BEGIN ... COMMIT. Nested, it joins the open transaction. With `claims_later` (a
+        new transaction only), its claims are written together before its commit
+        (`store.claims_later`; `ClaimsLost` if they cannot all be)."""
         open_conn = self._open.get()
         if open_conn is not None:
             yield open_conn
@@ -135,7 +138,10 @@ class Database:
             with self.engine.begin() as conn:
                 token = self._open.set(conn)
                 try:
+                    if claims_later:
+                        later.gather_in(conn)
                     yield conn
+                    later.write_at_commit(conn)
                 finally:
                     self._open.reset(token)
         finally:

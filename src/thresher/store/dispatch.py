@@ -24,7 +24,7 @@ from thresher.core.model import Assignment, JobRecord
 from thresher.core.ordering import caps_allow
 from thresher.core.states import AttemptStatus
 from thresher.core.task_files import task_payload
-from thresher.store import pg_claim, tally
+from thresher.store import claims_later, pg_claim, tally
 from thresher.store.base import Database, Repository
 from thresher.store.cursor import (
     Taken,
@@ -124,6 +124,7 @@ class DispatchClaims(Repository):
         super().__init__(db)
         self._statics: dict[tuple[int, int, float], _JobStatic] = {}
         tally.install(db.engine)
+        claims_later.install(db.engine)
 
     def claim(
         self,
@@ -158,14 +159,15 @@ class DispatchClaims(Repository):
             # PostgreSQL: the task rows and their attempts in one round trip (`store.pg_claim`).
             fused = self._fused(conn, b, worker_id, now, lane, count)
             if fused is not None:
-                taken, tokens, attempt_ids = fused.taken, fused.tokens, fused.attempt_ids
+                indices, tokens, attempt_ids = fused.indices, fused.tokens, fused.attempt_ids
             else:
                 taken = self._take(conn, b, worker_id, now, avoid_failed_since, count)
                 tokens = [secrets.token_hex(16) for _ in taken]
-            if not taken:
+                indices = [index for _, index in taken]
+                if taken:
+                    attempt_ids = self._start(conn, b, taken, tokens, worker_id, now, lane)
+            if not indices:
                 return ClaimOutcome(None, Refused.NO_TASK)
-            if fused is None:
-                attempt_ids = self._start(conn, b, taken, tokens, worker_id, now, lane)
             if b.limits:
                 take_holds(conn, b.limits, attempt_id=attempt_ids[0], hostname=str(hostname))
             static = self._job_static(conn, b)
@@ -174,10 +176,7 @@ class DispatchClaims(Repository):
                 if static.engine
                 else [None] * len(attempt_ids)
             )
-        started = [
-            (a, t, index, e)
-            for a, t, (_, index), e in zip(attempt_ids, tokens, taken, engines, strict=True)
-        ]
+        started = list(zip(attempt_ids, tokens, indices, engines, strict=True))
         made = self._assignments(b, static, lane, started)
         return ClaimOutcome(made[0], more=tuple(made[1:]))
 

@@ -12,6 +12,9 @@ retry) inserts nothing, so no attempt either: not the cursor's to run, as in `st
 
 Only for a block whose claim starts at the cursor: not when the snapshot says it has requeued
 tasks (they go first, `cursor.take_requeued`), nor frame by frame (`cursor.take_ready`).
+
+In a transaction that gathers its claims (a group of polls), the rows are not written here
+but with the transaction's other claims, in one statement at its end (`store.claims_later`).
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ import sqlalchemy as sa
 
 from thresher.core.frames import TaskLayout
 from thresher.core.states import AttemptStatus, TaskStatus
-from thresher.store import tally
+from thresher.store import claims_later, tally
 from thresher.store.cursor import _positions, _spreads, deleted_elsewhere
 from thresher.store.snapshot import SnapBlock
 
@@ -48,7 +51,7 @@ _CLAIM = (
 class Started:
     """Tasks taken and their attempts started, in the order of their positions."""
 
-    taken: list[tuple[int, int]]  # (task row id, task index)
+    indices: list[int]  # the tasks' indexes
     tokens: list[str]
     attempt_ids: list[int]
 
@@ -78,6 +81,20 @@ def claim(
             return Started([], [], [])
         indices = [layout.task_at(p) for p in positions]
         tokens = [secrets.token_hex(16) for _ in indices]
+        if claims_later.gathering(conn):  # written with the transaction's other claims
+            ids = claims_later.gather(
+                conn,
+                block_id=b.block_id,
+                job_id=b.job_id,
+                indices=indices,
+                tokens=tokens,
+                worker_id=worker_id,
+                lane=lane,
+                capacity=b.capacity,
+                now=now,
+            )
+            tally.of(conn, b.block_id).running += len(ids)
+            return Started(indices, tokens, ids)
         with deleted_elsewhere(conn, b.block_id):
             rows = tally._run(
                 conn,
@@ -101,7 +118,7 @@ def claim(
             order = {index: i for i, index in enumerate(indices)}
             rows.sort(key=lambda r: order[int(r[2])])
             return Started(
-                [(int(r[1]), int(r[2])) for r in rows],
+                [int(r[2]) for r in rows],
                 [str(r[3]) for r in rows],
                 [int(r[0]) for r in rows],
             )

@@ -15,7 +15,8 @@ For statements with plain parameters only (no expanding `IN`, no multi-row `RETU
 
 A statement that names the `blocks` table first writes the block changes its transaction
 gathered (`store.tally`, `store.local_tally`), unless it says it reads none of them
-(`tally_safe`)."""
+(`tally_safe`); every statement first writes the claims its transaction gathered
+(`store.claims_later`)."""
 
 from __future__ import annotations
 
@@ -26,7 +27,7 @@ from typing import Any, NamedTuple
 import sqlalchemy as sa
 from sqlalchemy.engine import Dialect
 
-from thresher.store import local_tally, tally
+from thresher.store import claims_later, local_tally, tally
 
 
 class _Compiled(NamedTuple):
@@ -138,6 +139,7 @@ class Prepared:
                 local_tally.flush(conn)
             elif tally.pending(conn):
                 tally.flush(conn)
+        claims_later.write_before(conn)  # it may read the claims gathered
         dbapi_conn: Any = conn.connection.dbapi_connection
         cursor = dbapi_conn.cursor()
         params: Any = None

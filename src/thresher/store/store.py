@@ -100,7 +100,9 @@ class Store:
     def dialect(self) -> str:
         return self.db.engine.dialect.name
 
-    def transaction(self) -> contextlib.AbstractContextManager[sa.Connection]:
+    def transaction(
+        self, *, claims_later: bool = False
+    ) -> contextlib.AbstractContextManager[sa.Connection]:
         """One transaction for every store call made inside the block (see
         `Database.transaction`)."""
-        return self.db.transaction()
+        return self.db.transaction(claims_later=claims_later)
