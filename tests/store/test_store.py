@@ -381,6 +381,18 @@ def test_a_failing_task_is_requeued_up_to_its_retries_then_failed(
     assert_counters_match_rows(store)
 
 
+def test_a_worker_heard_from_meanwhile_is_kept_past_its_lease(
+    store: Store, clock: FakeClock
+) -> None:
+    """`keep`: workers heard from whose lease could not be written (an outage) stay online."""
+    heard = add_worker(store, "heard", clock)
+    silent = add_worker(store, "silent", clock)
+    clock.advance(LEASE_S + 1)
+    assert store.workers.expire(now=clock.now(), lease_s=LEASE_S, keep=[heard, 999]) == [silent]
+    assert store.workers.get(heard).status is WorkerStatus.ONLINE
+    assert store.workers.get(silent).status is WorkerStatus.OFFLINE
+
+
 def test_an_expired_worker_loses_its_attempts_without_a_failure(
     store: Store, clock: FakeClock
 ) -> None:

@@ -207,10 +207,9 @@ class Workers(Repository):
             workers.c.status == WorkerStatus.ONLINE.value,
             workers.c.last_seen < now - lease_s,
         )
-        if keep:
-            query = query.where(workers.c.id.not_in(list(keep)))
+        kept = set(keep)  # left out here, not in the statement: a farm's every worker at times
         with self.db.begin() as conn:
-            ids = conn.scalars(query).all()
+            ids = [i for i in conn.scalars(query) if i not in kept]
             for worker_id in ids:
                 conn.execute(
                     workers.update()
