@@ -11,15 +11,16 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from tests.store.support import add_worker, candidates
+from tests.store.support import add_worker, block, candidates
 from tests.store.test_rollback_positions import _all_the_rest
+from tests.store.test_scheduling import add_job
 from tests.store.test_store import assert_counters_match_rows, finish_report, job_spec, take
 from thresher.core.states import TaskStatus
 from thresher.store import claims_later, pg_claim, tally
 from thresher.store.claims_later import ClaimsLost
 from thresher.store.prepared import Prepared
-from thresher.store.store import Store
-from thresher.store.tables import attempts
+from thresher.store.store import Refused, Store
+from thresher.store.tables import attempts, limit_holds
 from thresher.testing import FakeClock
 
 
@@ -131,4 +132,21 @@ def test_a_position_whose_task_was_touched_meanwhile_loses_the_claims_and_writes
     assert set(_attempts(store)) == {first.attempt_id}
     rest = _all_the_rest(store, add_worker(store, "w2", clock, lanes=100), clock)
     assert rest == [1, *range(3, 100)]
+    assert_counters_match_rows(store)
+
+
+def test_a_limited_blocks_hold_finds_its_gathered_attempt(store: Store, clock: FakeClock) -> None:
+    """A claim of a block with limits holds a unit for its attempt: the hold's row names the
+    attempt, so the claims gathered are written before it (the foreign key would refuse it)."""
+    store.limits.set("nuke", max_total=2, max_per_host=None, max_hosts=None, now=clock.now())
+    job_id = add_job(store, clock, block("main", "1-10", 1, limits=("nuke",)))
+    workers = [add_worker(store, f"w{i}", clock, lanes=1) for i in range(3)]
+    (cand,) = candidates(store, now=clock.now())
+    with store.transaction(claims_later=True):
+        got = [store.dispatch.claim(cand, worker_id=w, now=clock.now(), lane=0) for w in workers]
+    assert [o.refused for o in got] == [None, None, Refused.LIMIT]
+    with store.engine.connect() as conn:
+        held = {int(r.attempt_id) for r in conn.execute(sa.select(limit_holds))}
+    assert held == {o.assignment.attempt_id for o in got if o.assignment is not None}
+    assert store.jobs.get(job_id).counts.running == 2
     assert_counters_match_rows(store)
