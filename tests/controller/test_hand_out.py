@@ -146,10 +146,10 @@ def failing_commit(store: Store, fail: bool) -> Iterator[None]:
     left = [1]  # the submission's own transaction only, not the poll's round after it
 
     @contextlib.contextmanager
-    def refused() -> Iterator[sa.Connection]:
+    def refused(*, claims_later: bool = False) -> Iterator[sa.Connection]:
         depth = left[0]
         left[0] = 0 if depth == 1 else depth
-        with transaction() as conn:
+        with transaction(claims_later=claims_later) as conn:
             yield conn
             if depth == 1:
                 raise InjectedFault("the commit refused")
