@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import threading
 import weakref
-from dataclasses import dataclass, field
 from typing import Any
 
 import sqlalchemy as sa
@@ -37,7 +36,7 @@ from sqlalchemy import event
 from thresher.core.states import AttemptStatus, TaskStatus
 from thresher.store import tally
 
-_KEY = "thresher_claims_later"  # conn.info: (transaction, _Gathered)
+_KEY = "thresher_claims_later"  # conn.info: (transaction, list of _Row or None)
 
 #: Attempt ids taken from the sequence at a time (one round trip per this many claims).
 _IDS_AHEAD = 256
@@ -68,19 +67,20 @@ class ClaimsLost(Exception):
     again, each claiming at once."""
 
 
-@dataclass
-class _Gathered:
-    """The transaction's claims not written yet, one entry per attempt."""
-
-    block_ids: list[int] = field(default_factory=list)
-    job_ids: list[int] = field(default_factory=list)
-    idxs: list[int] = field(default_factory=list)
-    tokens: list[str] = field(default_factory=list)
-    ids: list[int] = field(default_factory=list)
-    worker_ids: list[int] = field(default_factory=list)
-    lanes: list[int | None] = field(default_factory=list)
-    capacities: list[int] = field(default_factory=list)
-    created: list[float] = field(default_factory=list)
+# One gathered attempt: its block, job, task index, token, id, worker, lane, capacity, start.
+_Row = tuple[int, int, int, str, int, int, int | None, int, float]
+# The `_WRITE` statement's array parameters, in the order of a `_Row`.
+_COLUMNS = (
+    "block_ids",
+    "job_ids",
+    "idxs",
+    "tokens",
+    "ids",
+    "worker_ids",
+    "lanes",
+    "capacities",
+    "created",
+)
 
 
 _ids_lock = threading.Lock()
@@ -123,21 +123,15 @@ def gather(
 ) -> list[int]:
     """Gather a claim of these task indices of the block (their rows and attempts written
     at the transaction's end); the attempts' ids."""
-    transaction, gathered = conn.info[_KEY]
-    if gathered is None:
-        gathered = _Gathered()
+    transaction, kept = conn.info[_KEY]
+    gathered: list[_Row] = [] if kept is None else kept
+    if kept is None:
         conn.info[_KEY] = (transaction, gathered)
     ids = _take_ids(conn, len(indices))
-    n = len(indices)
-    gathered.block_ids += [block_id] * n
-    gathered.job_ids += [job_id] * n
-    gathered.idxs += indices
-    gathered.tokens += tokens
-    gathered.ids += ids
-    gathered.worker_ids += [worker_id] * n
-    gathered.lanes += [lane] * n
-    gathered.capacities += [capacity] * n
-    gathered.created += [now] * n
+    gathered += [
+        (block_id, job_id, idx, token, id_, worker_id, lane, capacity, now)
+        for idx, token, id_ in zip(indices, tokens, ids, strict=True)
+    ]
     return ids
 
 
@@ -163,25 +157,16 @@ def write_before(conn: sa.Connection) -> None:
         del conn.info[_KEY]
         return
     conn.info[_KEY] = (transaction, None)
-    values = {
-        "block_ids": gathered.block_ids,
-        "job_ids": gathered.job_ids,
-        "idxs": gathered.idxs,
-        "tokens": gathered.tokens,
-        "ids": gathered.ids,
-        "worker_ids": gathered.worker_ids,
-        "lanes": gathered.lanes,
-        "capacities": gathered.capacities,
-        "created": gathered.created,
-        "task_status": TaskStatus.RUNNING.value,
-        "attempt_status": AttemptStatus.RUNNING.value,
-    }
+    columns = [list(c) for c in zip(*gathered, strict=True)]
+    values: dict[str, Any] = dict(zip(_COLUMNS, columns, strict=True))
+    values["task_status"] = TaskStatus.RUNNING.value
+    values["attempt_status"] = AttemptStatus.RUNNING.value
     try:
         (written,) = tally._run(conn, _WRITE, values)
     except sa.exc.IntegrityError as exc:  # a block deleted by another controller
         raise ClaimsLost(str(exc.orig)) from exc
-    if int(written) != len(gathered.ids):
-        raise ClaimsLost(f"{len(gathered.ids) - int(written)} claimed tasks were taken already")
+    if int(written) != len(gathered):
+        raise ClaimsLost(f"{len(gathered) - int(written)} claimed tasks were taken already")
 
 
 def write_at_commit(conn: sa.Connection) -> None:
