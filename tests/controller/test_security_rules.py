@@ -23,9 +23,12 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from thresher.client import Client, Forbidden, InvalidRequest, NotFound, TransportError
+from thresher.controller import audit as audit_trail
 from thresher.controller.settings import ControllerSettings
+from thresher.store.db import sqlite_url
+from thresher.store.store import Store
 from thresher.store.tables import access_keys, engine_revisions
-from thresher.testing import ServedController, serve_in_thread
+from thresher.testing import ServedController, serve_in_thread, wait_until
 
 
 @pytest.fixture
@@ -149,13 +152,47 @@ def test_every_state_changing_call_is_audited_with_who_what_and_which(
     alice.close()
 
 
+def test_an_answer_is_written_to_its_row_without_a_read_of_the_trail(
+    served: ServedController, admin: Client
+) -> None:
+    """The answers' statuses are written a moment after they leave, by the farm thread alone:
+    no read of the trail is needed for them to land."""
+    job = admin.submit("audited", ["true"], paused=True)
+    wanted = ("POST /api/v1/jobs", f"/api/v1/jobs -> {job.id}", 201)
+
+    def written() -> bool:
+        return wanted in {(e.action, e.object, e.status) for e in served.store.audit.query()}
+
+    wait_until(written, timeout=10, what="the submission's status in its audit row")
+
+
+def test_answers_not_yet_written_are_written_when_the_controller_stops(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An answer noted but not written when the controller stops gracefully is written then."""
+    monkeypatch.setattr(audit_trail, "SETTLE_AFTER_S", 3600.0)
+    settings = ControllerSettings(data_dir=tmp_path / "data")
+    with serve_in_thread(settings) as s, Client(s.url, s.admin_token) as admin:
+        job = admin.submit("audited", ["true"], paused=True)
+        assert {e.status for e in s.store.audit.query() if e.action == "POST /api/v1/jobs"} == {0}
+    store = Store.open(sqlite_url(settings.data_dir))
+    try:
+        rows = {(e.action, e.object, e.status) for e in store.audit.query()}
+    finally:
+        store.close()
+    assert ("POST /api/v1/jobs", f"/api/v1/jobs -> {job.id}", 201) in rows
+
+
 def test_a_change_is_committed_with_its_audit_row_even_if_its_answer_is_not_recorded(
     served: ServedController, admin: Client, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The row is written in the change's own transaction; only its status waits for the
     answer. Writing the status failing (as a controller dying there would) leaves status 0."""
 
-    def lost(row_id: int, *, obj: str, status: int) -> None:
+    tried: list[int] = []
+
+    def lost(answers: list[tuple[int, str, int]]) -> None:
+        tried.extend(row for row, _, _ in answers)
         raise RuntimeError("the controller died before the answer was recorded")
 
     monkeypatch.setattr(served.store.audit, "settle", lost)
@@ -163,6 +200,7 @@ def test_a_change_is_committed_with_its_audit_row_even_if_its_answer_is_not_reco
     admin.set_priority(job.id, 60)
     with pytest.raises(NotFound):
         admin.cancel(job.id + 1000)  # no change: written whole, as before
+    wait_until(lambda: len(tried) == 2, timeout=10, what="both answers' writes to fail")
     monkeypatch.undo()
 
     seen = {(e.action, e.object, e.status) for e in admin.audit(actor="admin", limit=1000)}

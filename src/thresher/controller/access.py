@@ -7,6 +7,7 @@ from __future__ import annotations
 import hmac
 import secrets
 import string
+import threading
 from collections.abc import Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -56,6 +57,10 @@ class Access:
         self.store, self.clock, self.unit, self.box = store, clock, unit, box
         self.max_life_s = max_life_s
         self._known: dict[str, Caller] = {}  # token hash -> caller, confirmed on each use
+        # Audit rows' answers not yet written (`answered`, `settle_answers`).
+        self._answers: list[tuple[int, str, int]] = []
+        self._answers_due = False
+        self._answers_lock = threading.Lock()
 
     # -- who calls --------------------------------------------------------------------------------
     #
@@ -343,9 +348,20 @@ class Access:
             status=status,
         )
 
-    def settle(self, row_id: int, *, obj: str, status: int) -> None:
-        """The answer of a call whose row its change wrote: status and what it created."""
-        self.store.audit.settle(row_id, obj=obj, status=status)
+    def answered(self, row_id: int, *, obj: str, status: int) -> bool:
+        """Any thread: the answer of a call whose row its change wrote (its status, what it
+        created), to be written by `settle_answers`. True for the first answer since the last
+        `settle_answers` took them: the caller arranges the next one."""
+        with self._answers_lock:
+            self._answers.append((row_id, obj, status))
+            first, self._answers_due = not self._answers_due, True
+        return first
+
+    def settle_answers(self) -> None:
+        """On the farm thread: the answers noted (`answered`) written together."""
+        with self._answers_lock:
+            answers, self._answers, self._answers_due = self._answers, [], False
+        self.store.audit.settle(answers)
 
     def audit(
         self,
@@ -358,6 +374,7 @@ class Access:
         before_id: int | None,
     ) -> list[AuditEntry]:
         caller.require(*ANY_JOB)
+        self.settle_answers()  # the answers already given are in the trail it reads
         return self.store.audit.query(
             actor=actor, since=since, contains=contains, limit=limit, before_id=before_id
         )

@@ -6,23 +6,27 @@ refusals included).
 
 A call that changes state writes its row in the transaction of its first change
 (`UnitOfWork.change`, through the `AUDIT_NOTE` set here), so a change is never committed
-without its row; the status (0 until then) and the id a creation answered with are handed to
-the farm thread as the answer leaves, and written there before any call handed over later (so
-a read of the trail made after the answer arrived sees them; the answer does not wait for the
-write). A controller dying between the two leaves the row with status 0: the change was made,
-its answer may not have reached the caller. A call that changed nothing
+without its row; the status (0 until then) and the id a creation answered with are noted as
+the answer leaves (`Access.answered`) and written on the farm thread `SETTLE_AFTER_S` later,
+with every answer given meanwhile, in one transaction; a read of the trail writes those noted
+first (`Access.audit`), so a read made after the answer arrived sees them, and the controller's
+shutdown writes the rest. The answer never waits for the write, and the calls that follow it
+(the job's wait, its worker's report) do not queue behind it. A controller dying between the
+two leaves the row with status 0: the change was made, its answer may not have reached the
+caller. A call that changed nothing
 (a refusal, an error) gets its row before its answer leaves. The workers' polls and reports
 are not recorded (their work is: attempts and their outcomes)."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import logging
 from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from thresher.controller.farm_thread import retrying
 from thresher.controller.unit import AUDIT_NOTE, AuditNote
 
 log = logging.getLogger("thresher.controller.audit")
@@ -33,6 +37,9 @@ UNAUDITED = frozenset({"/api/v1/agent/poll", "/api/v1/agent/report"})
 #: Path values never written to the trail (a token in renderacre's old URL).
 SECRET_PARAMS = frozenset({"token"})
 _MAX_BUFFER = 64 * 1024
+#: How long after an answer its row's status waits to be written (with every answer given
+#: meanwhile): the calls that follow a change (a job's wait, its worker's report) run first.
+SETTLE_AFTER_S = 0.05
 
 
 def object_of(scope: Scope, body: bytes) -> tuple[str, str]:
@@ -129,12 +136,12 @@ class AuditTrail:
         try:
             # straight to the farm thread: the request's caller is not confirmed again here
             if note.row_id is not None:
-                # The row was committed with the change: its status is handed to the farm
-                # thread, which writes it before any call handed over after it (a read of the
-                # trail made once this answer arrived sees it), and the answer goes now,
-                # without waiting behind the use cases queued meanwhile (a held poll's claim).
-                row_id = note.row_id
-                farm.thread.post(lambda: _settle(farm, row_id, obj, status))
+                # The row was committed with the change: the answer goes now, its status is
+                # written a moment later with the others given meanwhile (`_settle`), off
+                # the path of the calls that follow it (the job's wait, its worker's report).
+                if farm.access.answered(note.row_id, obj=obj, status=status):
+                    loop = asyncio.get_running_loop()
+                    loop.call_later(SETTLE_AFTER_S, _settle_later, farm)
             else:
                 await farm.thread.run(
                     farm.access.record, caller, action=action, obj=obj, status=status
@@ -143,10 +150,7 @@ class AuditTrail:
             log.exception("audit row for %s %s not written", action, obj)
 
 
-def _settle(farm: Any, row_id: int, obj: str, status: int) -> None:
-    """On the farm thread: the status of a call whose row its change wrote (retried as a use
-    case is, when the database rolled it back for a conflict)."""
-    try:
-        retrying(lambda: farm.access.settle(row_id, obj=obj, status=status))
-    except Exception:
-        log.exception("audit status of row %s (%s) not written", row_id, obj)
+def _settle_later(farm: Any) -> None:
+    """On the loop, `SETTLE_AFTER_S` after an answer: the farm thread writes the answers."""
+    with contextlib.suppress(RuntimeError):  # the farm thread closed: it settled them then
+        farm.thread.post(farm.settle_audit)

@@ -12,7 +12,9 @@ state and `core` decides.
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import logging
 from collections.abc import Callable, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -27,7 +29,7 @@ from thresher.controller.dispatch import DispatchIndex
 from thresher.controller.engine_host import EngineHost
 from thresher.controller.engines import EngineRegistry
 from thresher.controller.events import EventHub
-from thresher.controller.farm_thread import FarmThread
+from thresher.controller.farm_thread import FarmThread, retrying
 from thresher.controller.find import Finder
 from thresher.controller.hand_out import hand_out
 from thresher.controller.job_ends import JobEnds
@@ -47,6 +49,8 @@ from thresher.controller.waiting import Waiting
 from thresher.core.clock import Clock
 from thresher.store.cluster import SingletonLease, exclusive
 from thresher.store.store import Store
+
+log = logging.getLogger("thresher.controller.farm")
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -212,8 +216,18 @@ class Farm:
         """Let the use cases handed over finish, then stop the farm thread."""
         self.peers.close()
         self.sweep_lease.release()
+        with contextlib.suppress(RuntimeError):  # closed already
+            self.thread.post(self.settle_audit)  # the audit rows' answers given
         self.thread.close()
         self.engine_host.close()
+
+    def settle_audit(self) -> None:
+        """On the farm thread: the audit rows' answers noted (`Access.answered`) written;
+        retried as a use case is when the database rolled it back for a conflict."""
+        try:
+            retrying(self.access.settle_answers)
+        except Exception:
+            log.exception("audit statuses not written")
 
     def _changed(self, soft: bool, added: Sequence[int]) -> None:
         if added:

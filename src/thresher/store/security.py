@@ -145,10 +145,14 @@ class Audit(Repository):
         with self.db.begin() as conn:
             return int(conn.execute(_AUDIT_ROW, row).scalar_one())
 
-    def settle(self, row_id: int, *, obj: str, status: int) -> None:
-        """The answer of a row written with its action: its status and what it created."""
+    def settle(self, answers: Sequence[tuple[int, str, int]]) -> None:
+        """The answers of rows written with their actions, `(row_id, obj, status)` each: their
+        status and what they created, in one transaction."""
+        if not answers:
+            return
+        values = [{"row_id": r, "v_obj": obj[:300], "v_status": st} for r, obj, st in answers]
         with self.db.begin() as conn:
-            conn.execute(_AUDIT_SETTLE, {"row_id": row_id, "v_obj": obj[:300], "v_status": status})
+            conn.execute(_AUDIT_SETTLE, values)
 
     def query(
         self,
