@@ -27,7 +27,9 @@ from tests.controller.test_use_case_transactions import (
 from thresher.controller.farm import Farm
 from thresher.controller.notifier import Notifier
 from thresher.controller.settings import ControllerSettings
+from thresher.core.states import JobStatus
 from thresher.schemas import api
+from thresher.store import tally
 from thresher.store.store import Store
 from thresher.testing import wait_until
 
@@ -288,3 +290,40 @@ def test_the_submissions_claim_reads_back_none_of_the_job_it_wrote(served: Serve
     assert task.payload["commands"] == [["echo", "hi"]]
     reads_of_job = [s for s in statements if s.lstrip().startswith("SELECT jobs.kind")]
     assert reads_of_job == []
+
+
+def test_the_submissions_claim_takes_from_its_new_block_without_locking_its_row(
+    served: Served, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """PostgreSQL: the block a submission inserted is its transaction's own until the commit
+    (no other sees it) and its cursor is 0, so the held poll's claim reserves its position
+    without locking or reading the row (one round trip less); the cursor is written with the
+    claim's counts at the commit, and the next job's claim does the same."""
+    farm = served.farm
+    if farm.store.dialect != "postgresql":
+        pytest.skip("SQLite has no block locks: one writer")
+    workers = [served.run(farm.call(register, farm, name, 1)) for name in ("w1", "w2")]
+    run = tally._run
+    statements: list[str] = []
+
+    def seen(conn: sa.Connection, sql: str, params: dict[str, Any], **kw: Any) -> Any:
+        statements.append(sql)
+        return run(conn, sql, params, **kw)
+
+    monkeypatch.setattr(tally, "_run", seen)
+    monkeypatch.setattr(tally, "_fold_due", lambda: False)  # no periodic fold at the commits
+    for name, worker in zip(("first", "second"), workers, strict=True):
+        answer = hold(served, worker)
+        before = len(statements)
+        job_id = submit(served, name)
+        (task,) = answer.result(timeout=10).assignments
+        submission = statements[before:]
+        assert (task.job_id, task.index) == (job_id, 0)
+        assert [s for s in submission if "FOR NO KEY UPDATE" in s] == []
+        # one write of the block's row: its cursor and the claim's counts, at the commit
+        assert len([s for s in submission if s.startswith("UPDATE blocks")]) == 1
+        assert farm.store.jobs.get(job_id).status is JobStatus.RUNNING
+
+    with farm.store.db.engine.connect() as conn:
+        cursors = conn.execute(sa.text("SELECT cursor FROM blocks ORDER BY id")).scalars()
+        assert cursors.all() == [1, 1]

@@ -22,7 +22,7 @@ from thresher.core.model import (
     failure_reason,
 )
 from thresher.core.states import AttemptStatus, JobStatus, TaskStatus
-from thresher.store import ranges
+from thresher.store import ranges, tally
 from thresher.store.base import Database, Repository, _counts
 from thresher.store.job_statements import (
     INSERT_BLOCKS,
@@ -170,6 +170,8 @@ class Jobs(Repository):
             )
             event_row = event(unnumbered) if event is not None else None
             job_id, ids = self._write(conn, job_row, block_rows, event_row)
+            for block_id, row in zip(ids, block_rows, strict=True):
+                tally.inserted(conn, block_id, row["task_count"])
             numbered = tuple(
                 dataclasses.replace(b, id=i, job_id=job_id)
                 for b, i in zip(unnumbered.blocks, ids, strict=True)
