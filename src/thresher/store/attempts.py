@@ -88,7 +88,7 @@ class Attempts(Repository):
     def __init__(self, db: Database) -> None:
         super().__init__(db)
         self._log_budget = LogBudget()
-        self._plain = PlainSuccesses()
+        self._plain = PlainSuccesses(db.block_fixed)
         tally.install(db.engine)
 
     def _live_attempt(self, conn: sa.Connection, attempt_id: int, token: str) -> Any:

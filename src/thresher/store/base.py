@@ -108,6 +108,9 @@ class Database:
         self.engine = engine
         self._layouts: dict[tuple[int, int | None], TaskLayout] = {}
         self._planned: dict[int, tuple[Any, PlannedLayout]] = {}
+        # What a finish reads of a block that never changes after submission, by block id
+        # (ids are never reused; PostgreSQL's finishes, `plain_finish`).
+        self.block_fixed: dict[int, Any] = {}
         # The open `transaction()` of the running thread or asyncio task, if any: a context
         # variable, so that two requests served on one event loop never share a transaction.
         self._open: ContextVar[sa.Connection | None] = ContextVar(

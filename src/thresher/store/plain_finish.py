@@ -20,7 +20,7 @@ import dataclasses
 import json
 import secrets
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import sqlalchemy as sa
@@ -203,6 +203,10 @@ _SUCCEED_ALL_P = Prepared(
 )
 
 
+#: Blocks whose fixed fields are kept (then forgotten all at once).
+_FIXED_KEPT = 100_000
+
+
 @dataclasses.dataclass(frozen=True)
 class _BlockFixed:
     """What a finish reads of its block that never changes after submission."""
@@ -231,11 +235,21 @@ class _Ending:
     limits: Any
 
 
-class PlainSuccesses:
-    """Finds a report's plain successes and writes them; keeps the blocks' fixed fields."""
+def know_block(fixed: dict[int, Any], block_id: int, row: Mapping[str, Any]) -> None:
+    """A block's fixed fields as its submission wrote them (`row`: whether it has limits, not
+    their values, is what a finish looks at), kept in `fixed` (`Database.block_fixed`): its
+    finishes need not read them."""
+    if len(fixed) >= _FIXED_KEPT:
+        fixed.clear()
+    fixed[block_id] = _BlockFixed(row["min_runtime_s"], row["chunk"], row["limits"])
 
-    def __init__(self) -> None:
-        self._fixed: dict[int, _BlockFixed] = {}  # by block id (ids are never reused)
+
+class PlainSuccesses:
+    """Finds a report's plain successes and writes them; reads the blocks' fixed fields into
+    `fixed` (`Database.block_fixed`, shared with the submissions that write them)."""
+
+    def __init__(self, fixed: dict[int, Any]) -> None:
+        self._fixed = fixed
 
     def select(
         self, conn: sa.Connection, reports: Sequence[FinishReport], workers: Sequence[int] = ()
@@ -286,7 +300,7 @@ class PlainSuccesses:
         fixed = self._fixed
         unknown = {r.block_id for r in rows} - fixed.keys()
         if unknown:
-            if len(fixed) > 100_000:
+            if len(fixed) + len(unknown) > _FIXED_KEPT:
                 fixed.clear()
             for b in conn.execute(_BLOCKS_FIXED, {"ids": sorted(unknown)}):
                 fixed[b.id] = _BlockFixed(b.min_runtime_s, b.chunk, b.limits)

@@ -218,12 +218,12 @@ def lock(conn: sa.Connection, block_id: int) -> BlockTally | None:
 def inserted(conn: sa.Connection, block_id: int, task_count: int) -> None:
     """A block the open transaction inserted: no other sees its row before the commit, and
     its cursor is 0, so a claim in the same transaction (a held poll's, in the submission's)
-    reserves from it with neither the row's lock nor its read (`lock`)."""
-    if enabled(conn):
-        t = of(conn, block_id)
-        t.cursor = t.reserved = 0
-        t.task_count = task_count
-        _WHERE.pop(block_id, None)  # another database's block of that id: its row is not here
+    reserves from it with neither the row's lock nor its read (`lock`). PostgreSQL only
+    (`enabled`)."""
+    t = of(conn, block_id)
+    t.cursor = t.reserved = 0
+    t.task_count = task_count
+    _WHERE.pop(block_id, None)  # another database's block of that id: its row is not here
 
 
 def _update(conn: sa.Connection, block_id: int, t: BlockTally, cursor: int | None) -> None:
