@@ -290,6 +290,28 @@ def test_pause_stops_running_attempts_and_resume_makes_them_claimable(
     assert admin.job(job.id).status == "succeeded"
 
 
+def test_a_reports_answer_names_the_attempts_to_stop(
+    served: ServedController, admin: Client
+) -> None:
+    """A report (a finish, or output alone) is answered with the worker's running attempts
+    asked to stop, as a poll is: here the canceled job's, beside a success of another job."""
+    done = admin.submit("done", ["true"])
+    w = worker(served, "w1", lanes=2)
+    (a,) = w.poll(want=1).assignments
+    doomed = admin.submit("doomed", ["true"])
+    (b,) = w.poll(want=1).assignments
+    assert (a.job_id, b.job_id) == (done.id, doomed.id)
+    admin.cancel(doomed.id)
+
+    line = api.OutputBatch(attempt_id=b.attempt_id, token=b.token, lines=[("stdout", "hi")])
+    assert w._call(lambda c: c.report(api.ReportIn(output=[line]))).stop == [b.attempt_id]
+    answer = w._call(lambda c: c.report(api.ReportIn(finished=[ended(a)])))
+    assert (answer.stop, answer.stale) == ([b.attempt_id], [])
+    answer = w._call(lambda c: c.report(api.ReportIn(finished=[ended(b, "canceled")])))
+    assert answer.stop == []
+    assert admin.job(done.id).status == "succeeded"
+
+
 def test_cancel_stops_running_attempts_and_ends_the_job(
     served: ServedController, admin: Client
 ) -> None:

@@ -661,6 +661,11 @@ def test_retrying_a_waiting_task_keeps_it_dispatchable(store: Store, clock: Fake
 # -- pause and cancel reach running attempts ----------------------------------------------------
 
 
+def _to_stop(store: Store, worker: int) -> list[int]:
+    """The worker's running attempts asked to stop, as its next poll or report is told."""
+    return [h.id for h in store.snapshot.worker_held(worker) if h.cancel_reason is not None]
+
+
 def test_pause_stops_running_attempts_and_requeues_them(store: Store, clock: FakeClock) -> None:
     job_id = store.jobs.create(job_spec(frames="1-2", retries=0), now=clock.now())
     worker = add_worker(store, "w1", clock)
@@ -670,7 +675,7 @@ def test_pause_stops_running_attempts_and_requeues_them(store: Store, clock: Fak
     assert store.jobs.request_stop_running(job_id, "paused") == 2
     assert store.jobs.request_stop_running(job_id, "paused") == 0  # already asked
 
-    assert sorted(store.workers.attempts_to_stop(worker)) == sorted([a.attempt_id, b.attempt_id])
+    assert sorted(_to_stop(store, worker)) == sorted([a.attempt_id, b.attempt_id])
     assert store.jobs.get(job_id).status is JobStatus.RUNNING  # until the worker has stopped them
     # A killed process may be reported as canceled or failed: neither counts against the task.
     finish(store, a, AttemptStatus.CANCELED, clock)
@@ -681,7 +686,7 @@ def test_pause_stops_running_attempts_and_requeues_them(store: Store, clock: Fak
     assert job.counts == Counts(total=2, queued=2)
     assert store.tasks.get(job_id, 0, a.task_index).failures == 0
     assert store.tasks.get(job_id, 0, b.task_index).failures == 0
-    assert store.workers.attempts_to_stop(worker) == []
+    assert _to_stop(store, worker) == []
     assert claim(store, worker, clock) is None
     assert_counters_match_rows(store)
 
@@ -698,7 +703,7 @@ def test_cancel_ends_running_attempts_as_canceled(store: Store, clock: FakeClock
     store.jobs.set_flags(job_id, canceled=True)
     store.jobs.request_stop_running(job_id, "canceled")
     assert store.jobs.get(job_id).status is JobStatus.CANCELED
-    assert store.workers.attempts_to_stop(worker) == [got.attempt_id]
+    assert _to_stop(store, worker) == [got.attempt_id]
     finish(store, got, AttemptStatus.CANCELED, clock)
     # A task lost from a canceled job is canceled, not requeued.
     clock.advance(LEASE_S + 1)

@@ -227,7 +227,9 @@ class Agents:
         with self.unit.transaction():
             self.heartbeat(worker_id, self.clock.now())
             (stale,) = self.reports.store_all([(body.output, body.finished)], [worker_id])
-            stop = self.store.workers.attempts_to_stop(worker_id)
+            # The worker's running attempts, as a finish read them with it (else read now).
+            held = self.store.snapshot.held_after_reports(worker_id)
+        stop = [h.id for h in held if h.cancel_reason is not None]
         if body.finished:
             self.notifier.notify(soft=True)
         elif body.output:

@@ -315,15 +315,3 @@ class Workers(Repository):
                     message="the worker no longer runs it",
                 )
         return len(missing)
-
-    def attempts_to_stop(self, worker_id: int) -> list[int]:
-        with self.db.connect() as conn:
-            return list(
-                conn.scalars(
-                    sa.select(attempts.c.id).where(
-                        attempts.c.worker_id == worker_id,
-                        attempts.c.status == AttemptStatus.RUNNING.value,
-                        attempts.c.cancel_reason.is_not(None),
-                    )
-                ).all()
-            )
