@@ -186,6 +186,9 @@ def test_a_wait_answers_when_the_job_ends_else_at_its_timeout(
     assert [j.status for j in seen] == ["succeeded"]
     assert seen == [admin.job(job.id)]  # the record handed with the end is the job as stored
     assert waits_held(served) == 0
+    assert admin.wait(job.id, timeout_s=60) == seen[0]  # ended already: answered at once
+    with pytest.raises(NotFound):
+        admin.wait(job.id + 100, timeout_s=0)
 
     with pytest.raises(InvalidRequest) as bad:
         admin.get_json(f"/api/v1/jobs/{job.id}/wait", timeout_s=61)

@@ -841,7 +841,7 @@ def test_tasks_waiting_on_a_failed_task_never_run_and_the_job_fails(
         "2 tasks of block mux never ran"
     )
     assert job.counts == Counts(total=11, succeeded=7, failed=1, canceled=3)
-    assert not store.snapshot.job_unsettled(job_id)
+    assert not store.snapshot.job_standing(job_id)[1]
     assert store.tasks.mark_never_run(job_id, now=clock.now()) == 0  # settled: nothing moves
     assert all(b.runnable == 0 for b in store.snapshot.read(now=0, errors_since=0).blocks)
     assert_counters_match_rows(store)

@@ -75,13 +75,13 @@ def test_a_group_of_claims_and_finishes_counts_as_the_rows_say(
             assert row.n_running == sum(len(h) for h in held.values())
             if store.dialect == "postgresql":  # written before that read
                 assert _written_by_this_transaction(conn, job_id)
-            assert store.snapshot.job_unsettled(job_id)
+            assert store.snapshot.job_standing(job_id)[1]
     assert store.jobs.get(job_id).counts == Counts(total=40, running=8, succeeded=32)
     assert_counters_match_rows(store)
     with store.transaction():
         for w in workers:
             store.attempts.finish_many([_succeeded(a) for a in held[w]], now=clock.now())
-        assert not store.snapshot.job_unsettled(job_id)  # the job's last finishes are seen
+        assert not store.snapshot.job_standing(job_id)[1]  # the job's last finishes are seen
     assert store.jobs.get(job_id).counts == Counts(total=40, succeeded=40)
     assert_counters_match_rows(store)
     with store.engine.connect() as conn:

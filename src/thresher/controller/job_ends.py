@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING
 
 from thresher.controller.jobs import FINAL_JOB
 from thresher.controller.notifier import resolve, resolved_within
+from thresher.controller.visibility import check_visible
 from thresher.core.model import JobRecord
 
 if TYPE_CHECKING:  # farm.py builds a JobEnds: only the type is named here
@@ -174,7 +175,10 @@ async def wait_for_end(farm: Farm, caller: Caller, job_id: int, timeout_s: float
             waiter.woken = False
             job = await read
             remaining = deadline - loop.time()
-            if job.status in FINAL_JOB or remaining <= 0 or ends.closing:
+            if job is None:  # certainly not final (the first read), and the caller may see it
+                if remaining <= 0 or ends.closing:
+                    return await farm.call(farm.jobs.get, caller, job_id)
+            elif job.status in FINAL_JOB or remaining <= 0 or ends.closing:
                 return job
             await waiter.wait(remaining)
             handed, waiter.job = waiter.job, None
@@ -186,8 +190,11 @@ async def wait_for_end(farm: Farm, caller: Caller, job_id: int, timeout_s: float
         farm.metrics.job_waits.dec()
 
 
-def _first_read(farm: Farm, caller: Caller, job_id: int) -> JobRecord:
-    """On the farm thread: the job, if the caller may see it; JobEnds learns to read there."""
-    job = farm.jobs.get(caller, job_id)
+def _first_read(farm: Farm, caller: Caller, job_id: int) -> JobRecord | None:
+    """On the farm thread: the job, if the caller may see it, or None when it certainly is
+    not final (its tasks run or wait: its record is not read); JobEnds learns to read
+    there."""
     farm.job_ends.reads_with(farm.store.jobs.get)
-    return job
+    owner, unsettled = farm.store.snapshot.job_standing(job_id)
+    check_visible(farm.store, caller, job_id, owner)
+    return None if unsettled else farm.store.jobs.get(job_id)

@@ -4,7 +4,7 @@
 built from: the blocks of active jobs with their jobs' fields that dispatch decides on, the
 workers, running attempts, user settings, limits with their holds, and the host errors that
 still matter with what sickness weighs them by (the owner of each failed job, and whether each
-recently failed block succeeded on another host). `worker_held` and `job_unsettled` are the
+recently failed block succeeded on another host). `worker_held` and `job_standing` are the
 quick reads of each poll and finish.
 """
 
@@ -17,6 +17,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from thresher.core.errors import NotFound
 from thresher.core.gpu_lanes import gpu_lanes
 from thresher.core.lanes import lane_keys
 from thresher.core.states import AttemptStatus
@@ -191,6 +192,9 @@ _UNSETTLED = (
         sa.or_(blocks.c.n_running > 0, _LEFT > 0),
     )
     .limit(1)
+)
+_STANDING = sa.select(jobs.c.owner, _UNSETTLED.correlate(None).exists().label("unsettled")).where(
+    jobs.c.id == sa.bindparam("job_id")
 )
 
 # The blocks of the jobs not canceled nor finished, with their jobs' fields that dispatch
@@ -456,11 +460,15 @@ class Snapshots(Repository):
             lane_gpus=gpu_lanes(gpus),
         )
 
-    def job_unsettled(self, job_id: int) -> bool:
-        """Whether a job, not canceled, still has tasks running or waiting to run: then it is
-        certainly not final, and its full record need not be read."""
+    def job_standing(self, job_id: int) -> tuple[str, bool]:
+        """A job's owner, and whether, not canceled, it still has tasks running or waiting to
+        run: then it is certainly not final, and its full record need not be read (a wait
+        for its end). NotFound when there is no such job."""
         with self.db.connect(self._reads) as conn:
-            return conn.scalar(_UNSETTLED, {"job_id": job_id}) is not None
+            row = conn.execute(_STANDING, {"job_id": job_id}).first()
+        if row is None:
+            raise NotFound(f"job {job_id} does not exist", field="job_id")
+        return str(row.owner), bool(row.unsettled)
 
     def held_after_reports(self, worker_id: int) -> list[HeldAttempt]:
         """`worker_held` for a poll's reconciliation, right after its reports: what its
