@@ -127,6 +127,32 @@ def test_the_cap_is_per_task_over_its_attempts_and_outlives_the_store_object(
     assert "3 lines (6 bytes) dropped so far" in lines[1][1]
 
 
+def test_a_tasks_first_lines_read_what_it_holds_with_the_attempt(
+    store: Store, clock: FakeClock
+) -> None:
+    """The first output of a task here reads the attempt and the bytes its task's lines hold
+    in one statement; later batches read the attempt alone (the bytes are counted here)."""
+    job_id, got = running(store, clock)
+    reads: list[str] = []
+
+    def seen(conn: object, cursor: object, statement: str, *args: object) -> None:
+        if statement.lstrip().startswith("SELECT"):
+            reads.append(statement)
+
+    sa.event.listen(store.db.engine, "before_cursor_execute", seen)
+    try:
+        for text in ("one", "two"):
+            store.attempts.record_output(
+                got.attempt_id, got.token, lines=[("stdout", text)], progress=None
+            )
+    finally:
+        sa.event.remove(store.db.engine, "before_cursor_execute", seen)
+    first, second = reads
+    assert "t_stored" in first
+    assert "t_stored" not in second
+    assert log_texts(store, job_id) == [("stdout", "one"), ("stdout", "two")]
+
+
 def test_lines_under_the_default_cap_are_all_kept(store: Store, clock: FakeClock) -> None:
     job_id, got = running(store, clock)
     texts = [f"line {i}" for i in range(500)]

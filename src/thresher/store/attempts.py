@@ -93,8 +93,7 @@ class Attempts(Repository):
 
     def _live_attempt(self, conn: sa.Connection, attempt_id: int, token: str) -> Any:
         row = conn.execute(_ATTEMPT, {"attempt_id": attempt_id}).first()
-        if row is None or not secrets.compare_digest(row.token, token):
-            raise StaleAttempt(f"attempt {attempt_id} is not current", field="token")
+        _check_token(row, attempt_id, token)
         return row
 
     def record_output(
@@ -113,7 +112,12 @@ class Attempts(Repository):
         `max_log_bytes` of the task's lines one marker line counts what is dropped
         (`store.task_output`)."""
         with self.db.begin() as conn:
-            row = self._live_attempt(conn, attempt_id, token)
+            if lines and not self._log_budget.counts(attempt_id):
+                # The task's first lines here: what it holds is read with the attempt.
+                row = self._log_budget.attempt_and_tally(conn, attempt_id)
+                _check_token(row, attempt_id, token)
+            else:
+                row = self._live_attempt(conn, attempt_id, token)
             # Lines that arrive after the end (buffered by a worker) are still kept; a fenced-off
             # attempt that was lost or preempted gets 409 so its process dies.
             if row.status in (AttemptStatus.LOST.value, AttemptStatus.PREEMPTED.value):
@@ -387,3 +391,9 @@ class Attempts(Repository):
             return log_page(
                 conn, block.id, index, after_id=after_id, limit=limit, max_bytes=max_bytes
             )
+
+
+def _check_token(row: Any, attempt_id: int, token: str) -> None:
+    """StaleAttempt unless `row` is the attempt and `token` its token."""
+    if row is None or not secrets.compare_digest(row.token, token):
+        raise StaleAttempt(f"attempt {attempt_id} is not current", field="token")

@@ -10,8 +10,8 @@ of it per task, past which one marker line says how much was dropped and why.
   rewritten as more are dropped. Output is never dropped without that line.
 
 The bytes a task stored are counted in memory (`LogBudget`), read from the database the first
-time this controller sees the task; a batch whose transaction rolls back still counts, so the
-cap errs towards storing less, never more.
+time this controller sees the task's output (in the statement that reads the attempt); a batch
+whose transaction rolls back still counts, so the cap errs towards storing less, never more.
 """
 
 from __future__ import annotations
@@ -87,6 +87,25 @@ class LogBudget:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._tallies: OrderedDict[int, _Tally] = OrderedDict()
+        self._task_of: dict[int, int] = {}  # attempt id -> its task's id, for those counted
+
+    def counts(self, attempt_id: int) -> bool:
+        """Whether the bytes of this attempt's task are counted here (else the attempt's
+        read brings them: `attempt_and_tally`)."""
+        with self._lock:
+            task_id = self._task_of.get(attempt_id)
+            return task_id is not None and task_id in self._tallies
+
+    def attempt_and_tally(self, conn: sa.Connection, attempt_id: int) -> Any:
+        """The attempt's row (None: no such attempt), read with what its task's lines hold,
+        which are counted from then on: the first output of a task costs no statement of its
+        own."""
+        query = _ATTEMPT_AND_TALLY["postgresql" if conn.dialect.name == "postgresql" else "sqlite"]
+        row = conn.execute(query, {"attempt_id": attempt_id}).first()
+        if row is not None:
+            tally = _tally_of(conn, row.t_stored, row.t_marker_id)
+            self._keep(row.task_id, tally, attempt_id)
+        return row
 
     def admit(
         self,
@@ -125,16 +144,23 @@ class LogBudget:
             if tally is not None:
                 self._tallies.move_to_end(task_id)
                 return tally
-        tally = _read_tally(conn, task_id)
+        return self._keep(task_id, _read_tally(conn, task_id))
+
+    def _keep(self, task_id: int, tally: _Tally, attempt_id: int | None = None) -> _Tally:
         with self._lock:
             tally = self._tallies.setdefault(task_id, tally)
             while len(self._tallies) > _TALLIES_KEPT:
                 self._tallies.popitem(last=False)
+            if attempt_id is not None:
+                if len(self._task_of) >= _TALLIES_KEPT:
+                    self._task_of.clear()
+                self._task_of[attempt_id] = task_id
         return tally
 
 
-def _tally_query(dialect: str) -> sa.Select[int, Any]:
-    """The bytes a task's lines hold and the id of its marker line (None: none), in one."""
+def _tally_query(dialect: str, task_id: Any) -> sa.Select[int, Any]:
+    """The bytes the lines of task `task_id` (a value or a column) hold and the id of its
+    marker line (None: none), in one."""
     if dialect == "postgresql":
         size: sa.ColumnElement[int] = sa.func.octet_length(log_lines.c.text)
     else:
@@ -142,25 +168,43 @@ def _tally_query(dialect: str) -> sa.Select[int, Any]:
     is_marker = sa.and_(
         log_lines.c.stream == "system", log_lines.c.text.startswith(MARKER, autoescape=True)
     )
+    of_task = attempts.alias("of_task")
     return (
         sa.select(
-            sa.func.coalesce(sa.func.sum(size), 0),
-            sa.func.min(sa.case((is_marker, log_lines.c.id))),
+            sa.func.coalesce(sa.func.sum(size), 0).label("t_stored"),
+            sa.func.min(sa.case((is_marker, log_lines.c.id))).label("t_marker_id"),
         )
-        .select_from(log_lines.join(attempts, attempts.c.id == log_lines.c.attempt_id))
-        .where(attempts.c.task_id == sa.bindparam("task_id"))
+        .select_from(log_lines.join(of_task, of_task.c.id == log_lines.c.attempt_id))
+        .where(of_task.c.task_id == task_id)
     )
 
 
-_TALLY = {name: _tally_query(name) for name in ("postgresql", "sqlite")}
+def _attempt_and_tally(dialect: str) -> sa.Select[Any]:
+    """An attempt's row with what its task's lines hold (`_tally_query`'s two columns, as
+    subqueries of the attempt's row: SQLite has no LATERAL)."""
+    tally = _tally_query(dialect, attempts.c.task_id)
+    stored, marker = tally.selected_columns
+    return sa.select(
+        attempts,
+        tally.with_only_columns(stored).scalar_subquery().label("t_stored"),
+        tally.with_only_columns(marker).scalar_subquery().label("t_marker_id"),
+    ).where(attempts.c.id == sa.bindparam("attempt_id"))
+
+
+_DIALECTS = ("postgresql", "sqlite")
+_TALLY = {name: _tally_query(name, sa.bindparam("task_id")) for name in _DIALECTS}
+_ATTEMPT_AND_TALLY = {name: _attempt_and_tally(name) for name in _DIALECTS}
 
 
 def _read_tally(conn: sa.Connection, task_id: int) -> _Tally:
     """What the database holds of the task's output: bytes stored, and its marker if any. One
-    statement (the marker's text read only where there is one): the first output of each task
-    a controller sees pays it, on the way to the task's finish."""
+    statement (the marker's text read only where there is one)."""
     query = _TALLY["postgresql" if conn.dialect.name == "postgresql" else "sqlite"]
     stored, marker_id = conn.execute(query, {"task_id": task_id}).one()
+    return _tally_of(conn, stored, marker_id)
+
+
+def _tally_of(conn: sa.Connection, stored: Any, marker_id: Any) -> _Tally:
     tally = _Tally(stored=int(stored or 0))
     if marker_id is not None:
         text = conn.scalar(sa.select(log_lines.c.text).where(log_lines.c.id == marker_id))
