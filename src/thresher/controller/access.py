@@ -358,10 +358,16 @@ class Access:
         return first
 
     def settle_answers(self) -> None:
-        """On the farm thread: the answers noted (`answered`) written together."""
+        """On the farm thread: the answers noted (`answered`) written together; kept for the
+        next try when the write fails."""
         with self._answers_lock:
             answers, self._answers, self._answers_due = self._answers, [], False
-        self.store.audit.settle(answers)
+        try:
+            self.store.audit.settle(answers)
+        except Exception:
+            with self._answers_lock:
+                self._answers[:0] = answers
+            raise
 
     def audit(
         self,
