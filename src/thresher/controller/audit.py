@@ -137,7 +137,7 @@ class AuditTrail:
             # straight to the farm thread: the request's caller is not confirmed again here
             if note.row_id is not None:
                 # The row was committed with the change: the answer goes now, its status is
-                # written a moment later with the others given meanwhile (`_settle`), off
+                # written a moment later with the others given meanwhile (`_settle_later`), off
                 # the path of the calls that follow it (the job's wait, its worker's report).
                 if farm.access.answered(note.row_id, obj=obj, status=status):
                     loop = asyncio.get_running_loop()
