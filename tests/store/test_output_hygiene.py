@@ -232,3 +232,32 @@ def test_a_log_is_read_in_pages_bounded_by_lines_and_bytes(store: Store, clock: 
     assert (len(page), more) == (2499, True)
     page, more = store.attempts.log_page(job_id, 0, 0, max_bytes=1)
     assert (len(page), more) == (1, True)  # one line at least, so a reader always moves on
+
+
+def test_a_batch_sent_again_stores_only_the_lines_it_lacks(store: Store, clock: FakeClock) -> None:
+    """GIVEN lines 0-2 stored WHEN a repeat batch of lines 1-4 comes (the worker did not hear
+    the first answer, and gathered more since) THEN only 3 and 4 are added; a batch not marked
+    `repeat`, or one from a worker that does not number its lines, is stored as it comes."""
+    job_id, got = running(store, clock)
+
+    def send(first: int | None, texts: list[str], *, repeat: bool) -> None:
+        store.attempts.record_output(
+            got.attempt_id,
+            got.token,
+            lines=[("stdout", t) for t in texts],
+            progress=None,
+            first_line=first,
+            repeat=repeat,
+        )
+
+    send(0, ["l0", "l1", "l2"], repeat=False)
+    send(1, ["l1", "l2", "l3", "l4"], repeat=True)
+    send(2, ["l2"], repeat=True)  # all of it stored already
+    assert [t for _, t in log_texts(store, job_id)] == ["l0", "l1", "l2", "l3", "l4"]
+    send(5, ["l5"], repeat=False)
+    send(None, ["unnumbered"], repeat=False)
+    send(None, ["unnumbered"], repeat=True)  # no numbers: nothing to compare with
+    send(5, ["l5", "l6"], repeat=True)
+    assert [t for _, t in log_texts(store, job_id)] == [
+        "l0", "l1", "l2", "l3", "l4", "l5", "unnumbered", "unnumbered", "l6",
+    ]  # fmt: skip

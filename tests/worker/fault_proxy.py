@@ -1,5 +1,7 @@
 """A fault at the network edge: an HTTP/1.1 proxy on 127.0.0.1 in front of a real controller
-that answers 500 to the first requests of chosen paths and forwards everything else.
+that answers 500 to the first requests of chosen paths, or forwards them and answers 500 in
+place of the controller's answer (the answer lost after the commit), and forwards everything
+else.
 
 It runs in a thread of its own (so a worker in this process or in a subprocess may use it) and
 handles one request at a time per connection, as the worker's clients send them; answers are
@@ -23,15 +25,19 @@ _FAULT = (
 
 
 class FaultProxy:
-    """`faults` maps a path to how many of its first requests get a 500. `answered` counts
-    (path, status) of every request answered; `url` is the proxy's."""
+    """`faults` maps a path to how many of its first requests get a 500; `lost` to how many of
+    its first requests the controller handles but whose answers are replaced by a 500.
+    `answered` counts (path, status) of every request answered; `url` is the proxy's."""
 
-    def __init__(self, upstream: str, faults: Mapping[str, int]) -> None:
+    def __init__(
+        self, upstream: str, faults: Mapping[str, int], lost: Mapping[str, int] | None = None
+    ) -> None:
         parts = urlsplit(upstream)
         assert parts.hostname is not None
         assert parts.port is not None
         self._upstream = (parts.hostname, parts.port)
         self._faults = dict(faults)
+        self._lost = dict(lost or {})
         self._lock = threading.Lock()
         self.answered: Counter[tuple[str, int]] = Counter()
         self.url = ""
@@ -40,12 +46,12 @@ class FaultProxy:
         with self._lock:
             return self.answered[(path, 500)]
 
-    def _fault_due(self, path: str) -> bool:
+    def _fault_due(self, path: str, faults: dict[str, int]) -> bool:
         with self._lock:
-            left = self._faults.get(path, 0)
+            left = faults.get(path, 0)
             if left <= 0:
                 return False
-            self._faults[path] = left - 1
+            faults[path] = left - 1
             return True
 
     def _count(self, path: str, status: int) -> None:
@@ -58,7 +64,7 @@ class FaultProxy:
             while True:
                 head, body = await _read_message(reader)
                 path = head.split(b" ", 2)[1].decode()
-                if self._fault_due(path):
+                if self._fault_due(path, self._faults):
                     writer.write(_FAULT)
                     self._count(path, 500)
                 else:
@@ -66,8 +72,12 @@ class FaultProxy:
                         upstream = await asyncio.open_connection(*self._upstream)
                     upstream[1].write(head + body)
                     answer_head, answer_body = await _read_message(upstream[0])
-                    writer.write(answer_head + answer_body)
-                    self._count(path, int(answer_head.split(b" ", 2)[1]))
+                    if self._fault_due(path, self._lost):
+                        writer.write(_FAULT)
+                        self._count(path, 500)
+                    else:
+                        writer.write(answer_head + answer_body)
+                        self._count(path, int(answer_head.split(b" ", 2)[1]))
                 await writer.drain()
         except (asyncio.IncompleteReadError, ConnectionError):
             pass
@@ -89,9 +99,11 @@ async def _read_message(reader: asyncio.StreamReader) -> tuple[bytes, bytes]:
 
 
 @contextmanager
-def fault_proxy(upstream: str, faults: Mapping[str, int]) -> Iterator[FaultProxy]:
+def fault_proxy(
+    upstream: str, faults: Mapping[str, int], lost: Mapping[str, int] | None = None
+) -> Iterator[FaultProxy]:
     """A `FaultProxy` serving on a free port of 127.0.0.1 until the block ends."""
-    proxy = FaultProxy(upstream, faults)
+    proxy = FaultProxy(upstream, faults, lost)
     loop = asyncio.new_event_loop()
     started = threading.Event()
     server: asyncio.Server | None = None

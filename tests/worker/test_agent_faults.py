@@ -177,3 +177,30 @@ def test_fast_output_is_stored_whole_and_in_order(db_url: str, tmp_path: Path) -
     assert len(stored) == count
     assert stored == [str(n) for n in range(1, count + 1)]
     assert system == []  # no word of dropped lines: none were
+
+
+def test_output_sent_again_after_a_lost_answer_is_stored_once(db_url: str, tmp_path: Path) -> None:
+    """GIVEN a controller that stores the worker's first three reports but whose answers are
+    lost (a 500 in their place, as after a timeout or a proxy failing after the commit) WHEN a
+    task prints lines in two bursts THEN the worker sends those reports again and the log
+    holds every line once, in order (the lines sent again are marked `repeat`, and the
+    controller stores only those past the attempt's last numbered line)."""
+    settings = ControllerSettings(data_dir=tmp_path / "data", poll_hold_s=60.0)
+    script = "seq 1 500; sleep 0.3; seq 501 1000"
+    with (
+        serve_in_thread(settings, database_url=db_url) as served,
+        fault_proxy(served.url, {}, lost={REPORT: 3}) as proxy,
+        Client(served.url, served.admin_token) as client,
+    ):
+        job = client.submit("bursts", ["sh", "-c", script], frames="1")
+        config = AgentConfig(
+            controller_url=proxy.url,
+            token=served.admin_token,
+            facts=facts(2),  # a poll held for the second lane: output goes in reports
+            work_dir=tmp_path / "work",
+            hold_s=60.0,
+        )
+        run_agent(Agent(config), lambda: client.job(job.id).status == "succeeded", timeout=60)
+        stored = stored_stdout(served, job.id)
+    assert proxy.faulted(REPORT) == 3
+    assert stored == [str(n) for n in range(1, 1001)]

@@ -103,3 +103,35 @@ def test_much_output_wakes_the_agent() -> None:
         return outbox.backlog.is_set()
 
     assert asyncio.run(run()) is False  # a drain that took it all: nothing pressing
+
+
+def test_lines_are_numbered_and_those_put_back_go_again_as_a_repeat() -> None:
+    """Each attempt's lines are numbered from 0 across batches (its entry emptied between
+    them); a batch put back goes again with the same numbers marked `repeat`, and lines taken
+    after it are not."""
+    outbox = Outbox()
+    add(outbox, 0, 3)
+    (first,), _ = outbox.drain()
+    assert (first.first_line, first.repeat) == (0, False)
+    add(outbox, 3, 2)
+    (second,), _ = outbox.drain()
+    assert (second.first_line, len(second.lines), second.repeat) == (3, 2, False)
+    add(outbox, 5, 1)
+    outbox.put_back([second], [])  # the report's answer did not come
+    (again,), _ = outbox.drain()
+    assert (again.first_line, len(again.lines), again.repeat) == (3, 3, True)
+    add(outbox, 6, 1)
+    (after,), _ = outbox.drain()
+    assert (after.first_line, after.repeat) == (6, False)
+
+
+def test_an_attempts_numbers_are_forgotten_once_its_finish_is_taken() -> None:
+    outbox = Outbox()
+    add(outbox, 0, 2)
+    outbox.add_finish(api.FinishIn(attempt_id=1, token="tok", status="succeeded", exit_code=0))
+    output, finished = outbox.drain()
+    assert len(finished) == 1
+    assert outbox._numbers == {}
+    outbox.put_back(output, finished)  # not taken: the numbers come back with the lines
+    (again,), _ = outbox.drain()
+    assert (again.first_line, again.repeat) == (0, True)

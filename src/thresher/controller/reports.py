@@ -84,4 +84,6 @@ class Reports:
             outputs=batch.outputs,
             status_message=batch.status_message,
             max_log_bytes=self.settings.max_log_bytes_per_task,
+            first_line=batch.first_line,
+            repeat=batch.repeat,
         )

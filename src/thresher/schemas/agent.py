@@ -62,6 +62,17 @@ class OutputBatch(Strict):
     attempt_id: AttemptId
     token: Token
     lines: list[tuple[Literal["stdout", "stderr", "system"], str]] = Field(default_factory=list)
+    first_line: int | None = Field(
+        default=None,
+        ge=0,
+        le=MAX_INT64,
+        description="the number of the first of `lines` among the attempt's lines, from 0",
+    )
+    repeat: bool = Field(
+        default=False,
+        description="some of `lines` were sent before, in a report whose answer did not come:"
+        " those the controller stored (by `first_line`) are not stored again",
+    )
     progress: float | None = Field(default=None, ge=0, le=100)
     outputs: list[str] = Field(default_factory=list, description="files an engine wrote")
     status_message: str | None = Field(

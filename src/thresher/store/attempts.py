@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import itertools
 import secrets
 from collections.abc import Sequence
 from typing import Any
@@ -62,6 +63,14 @@ _ADD_RUNTIME = (
 )
 
 
+#: The number of the attempt's last numbered line stored (the index walked backwards).
+_LAST_LINE_NO = (
+    sa.select(log_lines.c.line_no)
+    .where(log_lines.c.attempt_id == sa.bindparam("attempt_id"), log_lines.c.line_no.is_not(None))
+    .order_by(log_lines.c.id.desc())
+    .limit(1)
+)
+
 _RECORD_CPU = (
     attempts.update().where(attempts.c.id == sa.bindparam("a_id")).values(cpu_s=sa.bindparam("cpu"))
 )
@@ -106,11 +115,14 @@ class Attempts(Repository):
         outputs: Sequence[str] = (),
         status_message: str | None = None,
         max_log_bytes: int = MAX_LOG_BYTES_PER_TASK,
+        first_line: int | None = None,
+        repeat: bool = False,
     ) -> None:
         """Append log lines, progress and written files (engine jobs) of a running attempt.
         Stale token: StaleAttempt. Text is made storable (NULs replaced), and past
         `max_log_bytes` of the task's lines one marker line counts what is dropped
-        (`store.task_output`)."""
+        (`store.task_output`). The lines are numbered from `first_line` (the worker's count);
+        a `repeat` batch stores only those numbered past the attempt's last stored line."""
         with self.db.begin() as conn:
             if lines and not self._log_budget.counts(attempt_id):
                 # The task's first lines here: what it holds is read with the attempt.
@@ -122,8 +134,13 @@ class Attempts(Repository):
             # attempt that was lost or preempted gets 409 so its process dies.
             if row.status in (AttemptStatus.LOST.value, AttemptStatus.PREEMPTED.value):
                 raise StaleAttempt(f"attempt {attempt_id} was {row.status}", field="token")
+            if lines and repeat and first_line is not None:
+                stored = conn.scalar(_LAST_LINE_NO, {"attempt_id": attempt_id})
+                if stored is not None and stored >= first_line:
+                    lines = lines[stored + 1 - first_line :]
+                    first_line = stored + 1
             if lines:
-                self._store_lines(conn, row, lines, cap=max_log_bytes)
+                self._store_lines(conn, row, lines, cap=max_log_bytes, first_line=first_line)
             if outputs:
                 known = list(row.outputs or [])
                 paths = (storable(p[:MAX_OUTPUT_PATH]) for p in outputs)
@@ -146,13 +163,29 @@ class Attempts(Repository):
                 )
 
     def _store_lines(
-        self, conn: sa.Connection, row: Any, lines: Sequence[tuple[str, str]], *, cap: int
+        self,
+        conn: sa.Connection,
+        row: Any,
+        lines: Sequence[tuple[str, str]],
+        *,
+        cap: int,
+        first_line: int | None,
     ) -> None:
         admitted = self._log_budget.admit(conn, row.task_id, lines, cap=cap)
         if admitted.lines:
+            # The lines kept are the batch's first ones (once one is dropped, all after it are).
+            numbers = itertools.count(first_line) if first_line is not None else None
             conn.execute(
                 log_lines.insert(),
-                [{"attempt_id": row.id, "stream": s, "text": t} for s, t in admitted.lines],
+                [
+                    {
+                        "attempt_id": row.id,
+                        "stream": s,
+                        "text": t,
+                        "line_no": None if numbers is None else next(numbers),
+                    }
+                    for s, t in admitted.lines
+                ],
             )
         if admitted.marker is None:
             return

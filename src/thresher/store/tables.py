@@ -195,6 +195,10 @@ log_lines = sa.Table(
     sa.Column("attempt_id", ID, sa.ForeignKey("attempts.id", ondelete="CASCADE"), nullable=False),
     sa.Column("stream", sa.String(10), nullable=False),
     sa.Column("text", sa.Text, nullable=False),
+    # The line's number among its attempt's lines, as the worker counted them (None: a marker,
+    # or a worker that does not count): a batch sent again stores only what is missing
+    # (migration 0010).
+    sa.Column("line_no", sa.BigInteger, nullable=True),
     sa.Index("ix_log_lines_attempt", "attempt_id", "id"),
     sqlite_autoincrement=True,
 )

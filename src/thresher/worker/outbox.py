@@ -11,6 +11,11 @@ log then says, where the gap is, how many lines were dropped and why.
 A report carries at most `BATCH_BYTES` of output (what is left goes in the next one); a finish
 waits until its attempt's lines have all gone, so its log is whole when the controller hears it
 ended.
+
+Each batch numbers its lines (`first_line`: the attempt's lines are counted from 0 as they
+are taken), and a batch put back after a report whose answer did not come is sent again marked
+`repeat`: the controller may have stored it (a timeout, a poll given up, an error after the
+commit), and stores only the lines it lacks.
 """
 
 from __future__ import annotations
@@ -49,6 +54,15 @@ class _Lines:
     status: str | None = None
 
 
+@dataclass
+class _Numbers:
+    """An attempt's line numbers: the next line's, and where lines that may have reached the
+    controller end (those put back after a report without an answer)."""
+
+    next: int = 0
+    sent_until: int = 0
+
+
 def _size(text: str) -> int:
     return len(text) + _LINE_OVERHEAD
 
@@ -69,6 +83,7 @@ class Outbox:
         self._lock = threading.Lock()
         self._room = threading.Condition(self._lock)  # notified when output was taken
         self._lines: dict[int, _Lines] = {}
+        self._numbers: dict[int, _Numbers] = {}  # kept until the attempt's finish is taken
         self._finished: list[api.FinishIn] = []
         self._unreachable: str | None = None  # why output cannot be sent now
         self._urged = False  # the agent was told to send (backlog) since the last drain
@@ -125,6 +140,7 @@ class Outbox:
     def forget(self, attempt_id: int) -> None:
         with self._lock:
             self._lines.pop(attempt_id, None)
+            self._numbers.pop(attempt_id, None)
             self._room.notify_all()
         self._finished = [f for f in self._finished if f.attempt_id != attempt_id]
 
@@ -146,13 +162,16 @@ class Outbox:
                 budget -= before - entry.size
                 if not entry.lines:
                     del self._lines[attempt_id]
-                output.append(_batch(attempt_id, entry, taken, hold=self._hold))
+                numbers = self._numbers.setdefault(attempt_id, _Numbers())
+                output.append(_batch(attempt_id, entry, taken, numbers, hold=self._hold))
             left = set(self._lines)
             self._urged = False
             self._room.notify_all()
             if not any(entry.size >= self._send for entry in self._lines.values()):
                 self.backlog.clear()
-        finished = [f for f in self._finished if f.attempt_id not in left]
+            finished = [f for f in self._finished if f.attempt_id not in left]
+            for fin in finished:
+                self._numbers.pop(fin.attempt_id, None)  # no line follows its end
         self._finished = [f for f in self._finished if f.attempt_id in left]
         if not self._finished:
             self.has_finishes.clear()
@@ -165,7 +184,8 @@ class Outbox:
                 entry = self._lines.get(batch.attempt_id)
                 if entry is None:
                     entry = self._lines[batch.attempt_id] = _Lines(batch.token)
-                _restore(entry, batch)
+                numbers = self._numbers.setdefault(batch.attempt_id, _Numbers())
+                _restore(entry, batch, numbers)
         self._finished = finished + self._finished
         if self._finished:
             self.has_finishes.set()
@@ -217,10 +237,16 @@ def _take(entry: _Lines, budget: int) -> list[tuple[str, str]]:
 
 
 def _batch(
-    attempt_id: int, entry: _Lines, taken: list[tuple[str, str]], *, hold: int
+    attempt_id: int,
+    entry: _Lines,
+    taken: list[tuple[str, str]],
+    numbers: _Numbers,
+    *,
+    hold: int,
 ) -> api.OutputBatch:
     """What a report carries of one attempt: the lines taken, after a word on those dropped
-    before them; progress, written files and status go with its first batch."""
+    before them, numbered on from `numbers`; progress, written files and status go with its
+    first batch."""
     kept = f"{hold / (1 << 20):g} MiB" if hold >= 1 << 20 else f"{hold} bytes"
     markers = [
         (
@@ -232,10 +258,15 @@ def _batch(
     ]
     # Built without validation (a report may carry many thousand lines): the lines' streams are
     # the runner's and the outbox's own.
+    lines = markers + taken if markers else taken
+    first = numbers.next
+    numbers.next += len(lines)
     batch = api.OutputBatch.model_construct(
         attempt_id=attempt_id,
         token=entry.token,
-        lines=cast("list[tuple[_Stream, str]]", markers + taken if markers else taken),
+        lines=cast("list[tuple[_Stream, str]]", lines),
+        first_line=first,
+        repeat=first < numbers.sent_until,
         progress=entry.progress,
         outputs=entry.outputs,
         status_message=entry.status,
@@ -245,8 +276,12 @@ def _batch(
     return batch
 
 
-def _restore(entry: _Lines, batch: api.OutputBatch) -> None:
-    """Put an unsent batch back in front of what `entry` gathered since."""
+def _restore(entry: _Lines, batch: api.OutputBatch, numbers: _Numbers) -> None:
+    """Put an unsent batch back in front of what `entry` gathered since; its lines keep their
+    numbers, and may have reached the controller."""
+    if batch.first_line is not None:
+        numbers.next = batch.first_line
+        numbers.sent_until = max(numbers.sent_until, batch.first_line + len(batch.lines))
     entry.lines.extendleft(reversed([(stream, text) for stream, text in batch.lines]))
     entry.size += sum(_size(text) for _, text in batch.lines)
     entry.outputs[:0] = batch.outputs
