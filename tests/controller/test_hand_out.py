@@ -23,6 +23,7 @@ from tests.controller.test_use_case_transactions import (
     dump,
     register,
 )
+from tests.statements import statements_run
 
 from thresher.controller.farm import Farm
 from thresher.controller.notifier import Notifier
@@ -270,20 +271,12 @@ def test_the_submissions_claim_reads_back_none_of_the_job_it_wrote(served: Serve
     farm = served.farm
     worker = served.run(farm.call(register, farm, "w1", 1))
     answer = hold(served, worker)
-    statements: list[str] = []
-
-    def seen(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        statements.append(statement)
-
     body = api.JobIn(
         name="static", frames="1", command=["echo", "hi"], env={"SHOT": "010"}, cwd="/tmp"
     )
-    sa.event.listen(farm.store.db.engine, "before_cursor_execute", seen)
-    try:
+    with statements_run(farm.store.db.engine) as statements:
         job_id = served.run(farm.call(farm.jobs.submit, ALICE, body)).id
         (task,) = answer.result(timeout=10).assignments
-    finally:
-        sa.event.remove(farm.store.db.engine, "before_cursor_execute", seen)
 
     assert task.job_id == job_id
     assert (task.env, task.cwd, task.kind) == ({"SHOT": "010"}, "/tmp", "command")

@@ -5,12 +5,10 @@ without a rebuild, the next submission's claim deciding from it."""
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
-import sqlalchemy as sa
 from tests.controller.test_hand_out import Served, hold, served, submit
 from tests.controller.test_use_case_transactions import ALICE, register
+from tests.statements import statements_run
 
 from thresher.controller.dispatch.index import DispatchIndex
 from thresher.schemas import api
@@ -32,17 +30,12 @@ def test_a_submission_claims_for_a_held_poll_without_reading_its_job_back(
 
     monkeypatch.setattr(DispatchIndex, "_rebuild", counted)
     statements: list[str] = []
-
-    def seen(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        statements.append(" ".join(statement.split()))
-
     built = None
     for n in range(2):
         answer = hold(served, worker)
         if built is None:
             built = len(rebuilds)  # the index was built for the first poll
-        sa.event.listen(farm.store.db.engine, "before_cursor_execute", seen)
-        try:
+        with statements_run(farm.store.db.engine) as seen:
             job_id = submit(served, f"shot{n}")
             (task,) = answer.result(timeout=10).assignments
             assert task.job_id == job_id
@@ -51,8 +44,7 @@ def test_a_submission_claims_for_a_held_poll_without_reading_its_job_back(
             )
             body = api.ReportIn(finished=[finish])
             served.run(farm.call(farm.agents.report, worker, body))
-        finally:
-            sa.event.remove(farm.store.db.engine, "before_cursor_execute", seen)
+        statements += seen
         assert served.run(farm.call(farm.jobs.get, ALICE, job_id)).finished_at is not None
     back = (
         "SELECT blocks.id, blocks.job_id",

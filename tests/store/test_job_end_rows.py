@@ -8,8 +8,9 @@ from tests.store.support import add_worker, block, claim
 from thresher.core.events import EventKind
 from thresher.core.model import JobRecord, JobSpec
 from thresher.core.states import AttemptStatus, JobStatus
-from thresher.store import job_statements
+from thresher.store import job_statements, tables
 from thresher.store.events import event_row
+from thresher.store.prepared import Prepared
 from thresher.store.store import FinishReport, Store
 from thresher.testing import FakeClock
 
@@ -96,15 +97,20 @@ def test_the_finish_is_stamped_with_its_event_once(store: Store, clock: FakeCloc
     assert kinds_of(store, other) == []
 
 
-def test_the_job_statements_are_compiled_once() -> None:
-    """The statements built for a job's rows and its end have a cache key, so SQLAlchemy
-    compiles each once: a multi-row VALUES has none, and compiling the job's insert on every
+def test_the_job_statements_are_built_once_per_shape() -> None:
+    """The statements of a job's rows and its end are built once per set of columns and run
+    as `Prepared` (compiled once per database): compiling the job's insert on every
     submission once cost the held poll's claim 8 ms on PostgreSQL."""
     columns = ["name", "owner", "created_at"]
-    built = [
-        job_statements.insert_job_event_block(columns, ["idx", "name", "task_count"]),
-        job_statements.insert_job_and_event(columns),
-        job_statements.STAMP_AND_EMIT,
-        job_statements.SETTLED,
+    builders = [
+        lambda: job_statements.insert_job_event_block(columns, ["idx", "name", "task_count"]),
+        lambda: job_statements.insert_job_and_event(columns),
+        lambda: job_statements.insert_row(tables.jobs, columns, returning_id=True),
     ]
-    assert all(statement._generate_cache_key() is not None for statement in built)
+    for build in builders:
+        first = build()
+        assert isinstance(first, Prepared)
+        assert build() is first
+    assert job_statements.insert_row(tables.jobs, columns) is not builders[2]()
+    assert isinstance(job_statements.STAMP_AND_EMIT, Prepared)
+    assert isinstance(job_statements.SETTLED, Prepared)

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
+from tests.statements import statements_run
 from tests.store.support import add_worker, block, claim
 from thresher.core.model import Assignment, JobSpec
 from thresher.core.states import AttemptStatus
@@ -133,21 +134,12 @@ def test_a_tasks_first_lines_read_what_it_holds_with_the_attempt(
     """The first output of a task here reads the attempt and the bytes its task's lines hold
     in one statement; later batches read the attempt alone (the bytes are counted here)."""
     job_id, got = running(store, clock)
-    reads: list[str] = []
-
-    def seen(conn: object, cursor: object, statement: str, *args: object) -> None:
-        if statement.lstrip().startswith("SELECT"):
-            reads.append(statement)
-
-    sa.event.listen(store.db.engine, "before_cursor_execute", seen)
-    try:
+    with statements_run(store.db.engine) as statements:
         for text in ("one", "two"):
             store.attempts.record_output(
                 got.attempt_id, got.token, lines=[("stdout", text)], progress=None
             )
-    finally:
-        sa.event.remove(store.db.engine, "before_cursor_execute", seen)
-    first, second = reads
+    first, second = [s for s in statements if s.startswith("SELECT")]
     assert "t_stored" in first
     assert "t_stored" not in second
     assert log_texts(store, job_id) == [("stdout", "one"), ("stdout", "two")]

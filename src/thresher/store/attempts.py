@@ -29,6 +29,7 @@ from thresher.store.error_hosts import broken_definition, record_host_error
 from thresher.store.late import accept_late_success
 from thresher.store.limits import release_holds
 from thresher.store.plain_finish import ENDING_COLUMNS, ENDING_FROM, PlainSuccesses
+from thresher.store.prepared import Prepared
 from thresher.store.records import (
     FinishReport,
 )
@@ -47,7 +48,7 @@ MAX_OUTPUTS = 10_000
 
 
 # Statements of the finish path, built once (building one costs more than running it).
-_ATTEMPT = sa.select(attempts).where(attempts.c.id == sa.bindparam("attempt_id"))
+_ATTEMPT = Prepared(sa.select(attempts).where(attempts.c.id == sa.bindparam("attempt_id")))
 _ENDING = (
     sa.select(*ENDING_COLUMNS)
     .select_from(ENDING_FROM)
@@ -64,14 +65,37 @@ _ADD_RUNTIME = (
 
 
 #: The number of the attempt's last numbered line stored (the index walked backwards).
-_LAST_LINE_NO = (
+_LAST_LINE_NO = Prepared(
     sa.select(log_lines.c.line_no)
     .where(log_lines.c.attempt_id == sa.bindparam("attempt_id"), log_lines.c.line_no.is_not(None))
     .order_by(log_lines.c.id.desc())
     .limit(1)
 )
+_INSERT_LINE = Prepared(
+    log_lines.insert().values(
+        {
+            name: sa.bindparam(name, type_=log_lines.c[name].type)
+            for name in ("attempt_id", "stream", "text", "line_no")
+        }
+    )
+)
+_ATTEMPT_PROGRESS = Prepared(
+    attempts.update()
+    .where(attempts.c.id == sa.bindparam("a_id"))
+    .values(progress=sa.bindparam("progress", type_=sa.Float))
+)
+_TASK_PROGRESS = Prepared(
+    tasks.update()
+    .where(tasks.c.id == sa.bindparam("t_id"))
+    .values(progress=sa.bindparam("progress", type_=sa.Float))
+)
+_STATUS_MESSAGE = Prepared(
+    attempts.update()
+    .where(attempts.c.id == sa.bindparam("a_id"))
+    .values(status_message=sa.bindparam("message", type_=sa.Text))
+)
 
-_RECORD_CPU = (
+_RECORD_CPU = Prepared(
     attempts.update().where(attempts.c.id == sa.bindparam("a_id")).values(cpu_s=sa.bindparam("cpu"))
 )
 
@@ -101,7 +125,7 @@ class Attempts(Repository):
         tally.install(db.engine)
 
     def _live_attempt(self, conn: sa.Connection, attempt_id: int, token: str) -> Any:
-        row = conn.execute(_ATTEMPT, {"attempt_id": attempt_id}).first()
+        row = _ATTEMPT.first(conn, {"attempt_id": attempt_id})
         _check_token(row, attempt_id, token)
         return row
 
@@ -135,7 +159,8 @@ class Attempts(Repository):
             if row.status in (AttemptStatus.LOST.value, AttemptStatus.PREEMPTED.value):
                 raise StaleAttempt(f"attempt {attempt_id} was {row.status}", field="token")
             if lines and repeat and first_line is not None:
-                stored = conn.scalar(_LAST_LINE_NO, {"attempt_id": attempt_id})
+                last = _LAST_LINE_NO.first(conn, {"attempt_id": attempt_id})
+                stored = None if last is None else last.line_no
                 if stored is not None and stored >= first_line:
                     lines = lines[stored + 1 - first_line :]
                     first_line = stored + 1
@@ -149,18 +174,10 @@ class Attempts(Repository):
                     attempts.update().where(attempts.c.id == attempt_id).values(outputs=known)
                 )
             if progress is not None and row.status == AttemptStatus.RUNNING.value:
-                conn.execute(
-                    attempts.update().where(attempts.c.id == attempt_id).values(progress=progress)
-                )
-                conn.execute(
-                    tasks.update().where(tasks.c.id == row.task_id).values(progress=progress)
-                )
+                _ATTEMPT_PROGRESS.run(conn, {"a_id": attempt_id, "progress": progress})
+                _TASK_PROGRESS.run(conn, {"t_id": row.task_id, "progress": progress})
             if status_message is not None and row.status == AttemptStatus.RUNNING.value:
-                conn.execute(
-                    attempts.update()
-                    .where(attempts.c.id == attempt_id)
-                    .values(status_message=storable(status_message))
-                )
+                _STATUS_MESSAGE.run(conn, {"a_id": attempt_id, "message": storable(status_message)})
 
     def _store_lines(
         self,
@@ -175,18 +192,16 @@ class Attempts(Repository):
         if admitted.lines:
             # The lines kept are the batch's first ones (once one is dropped, all after it are).
             numbers = itertools.count(first_line) if first_line is not None else None
-            conn.execute(
-                log_lines.insert(),
-                [
-                    {
-                        "attempt_id": row.id,
-                        "stream": s,
-                        "text": t,
-                        "line_no": None if numbers is None else next(numbers),
-                    }
-                    for s, t in admitted.lines
-                ],
-            )
+            rows = [
+                {
+                    "attempt_id": row.id,
+                    "stream": s,
+                    "text": t,
+                    "line_no": None if numbers is None else next(numbers),
+                }
+                for s, t in admitted.lines
+            ]
+            _INSERT_LINE.run(conn, rows[0] if len(rows) == 1 else rows)
         if admitted.marker is None:
             return
         if admitted.marker_id is not None:
@@ -254,7 +269,7 @@ class Attempts(Repository):
                 if report.cpu_s is not None:  # a plain success wrote it with its attempt
                     cpu.append({"a_id": report.attempt_id, "cpu": report.cpu_s})
             if cpu:
-                conn.execute(_RECORD_CPU, cpu)
+                _RECORD_CPU.run(conn, cpu)
         return [results[report.attempt_id] for report in reports]
 
     def _finish_in(self, conn: sa.Connection, report: FinishReport, now: float) -> int | None:

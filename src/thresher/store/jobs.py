@@ -26,17 +26,16 @@ from thresher.store import ranges, tally
 from thresher.store.base import Database, Repository, _counts
 from thresher.store.job_statements import (
     INSERT_BLOCKS,
-    INSERT_EVENT,
-    INSERT_JOB,
     JOB_AS,
     SETTLED,
     STAMP,
     STAMP_AND_EMIT,
     insert_job_and_event,
     insert_job_event_block,
+    insert_row,
 )
 from thresher.store.plain_finish import know_block
-from thresher.store.tables import attempts, blocks, jobs, log_lines, tasks
+from thresher.store.tables import attempts, blocks, events, jobs, log_lines, tasks
 from thresher.store.tables_dispatch import block_deltas
 from thresher.store.tasks import move_many, unmark
 
@@ -190,28 +189,31 @@ class Jobs(Repository):
     ) -> tuple[int, list[int]]:
         """The job's row, its event and its blocks' rows written: (its id, its blocks' ids in
         order). One statement on PostgreSQL for a job of one block (the common case), two for
-        a bigger one; three statements on SQLite (no round trips there)."""
+        a bigger one; on SQLite (no round trips there) one per row."""
         on_pg = conn.dialect.name == "postgresql"
         events_of = {f"e_{k}": v for k, v in (event or {}).items() if k != "job_id"}
         values = {f"j_{k}": v for k, v in job_row.items()}
         if event is not None and on_pg and len(block_rows) == 1:
             statement = insert_job_event_block(job_row, block_rows[0])
             values.update({f"b_{k}": v for k, v in block_rows[0].items()})
-            got = conn.execute(statement, {**values, **events_of}).one()
+            got = statement.first(conn, {**values, **events_of})
             return int(got.job_id), [int(got.id)]
         if event is not None and on_pg:
-            statement = insert_job_and_event(job_row)
-            job_id = int(conn.execute(statement, {**values, **events_of}).scalar_one())
+            got = insert_job_and_event(job_row).first(conn, {**values, **events_of})
+            job_id = int(got.job_id)
         else:
-            # Parameters, not `.values()`: the statement stays the same cached one each time
-            # (building literal values costs several times the insert itself).
-            job_id = int(conn.execute(INSERT_JOB, job_row).inserted_primary_key[0])  # type: ignore[index]
+            job_id = int(insert_row(jobs, job_row, returning_id=True).first(conn, job_row).id)
             if event is not None:
-                conn.execute(INSERT_EVENT, {**event, "job_id": job_id})
+                row = {**event, "job_id": job_id}
+                insert_row(events, row).run(conn, row)
         for row in block_rows:
             row["job_id"] = job_id
-        ids = conn.scalars(INSERT_BLOCKS, block_rows).all() if block_rows else []
-        return job_id, list(ids)
+        if on_pg and len(block_rows) > 1:
+            return job_id, list(conn.scalars(INSERT_BLOCKS, block_rows).all())
+        return job_id, [
+            int(insert_row(blocks, row, returning_id=True).first(conn, row).id)
+            for row in block_rows
+        ]
 
     def payload(self, job_id: int) -> Mapping[str, Any]:
         """The job's payload alone (NotFound if there is no such job)."""
@@ -443,10 +445,10 @@ class Jobs(Repository):
         One statement, the check and the read together: a job's end costs no read of its own,
         and a finish that leaves the job unfinished only the check."""
         with self.db.connect() as conn:
-            rows = conn.execute(SETTLED, {"job_id": job_id}).all()
+            rows = SETTLED.all(conn, {"job_id": job_id})
             if not rows:
                 return None
-            first = rows[0]._mapping
+            first = rows[0]._asdict()
             job_row = _Row({k[len(JOB_AS) :]: v for k, v in first.items() if k.startswith(JOB_AS)})
             return self._job_record(conn, job_row, [r for r in rows if r.id is not None])
 
@@ -469,9 +471,9 @@ class Jobs(Repository):
         with self.db.begin() as conn:
             if event is not None and conn.dialect.name == "postgresql":
                 values = {f"e_{k}": v for k, v in event.items() if k != "job_id"}
-                return conn.execute(STAMP_AND_EMIT, {**stamp, **values}).first() is not None
-            if conn.execute(STAMP, stamp).rowcount == 0:
+                return STAMP_AND_EMIT.first(conn, {**stamp, **values}) is not None
+            if STAMP.run(conn, stamp) == 0:
                 return False
             if event is not None:
-                conn.execute(INSERT_EVENT, dict(event))
+                insert_row(events, event).run(conn, event)
             return True

@@ -29,6 +29,10 @@ from sqlalchemy.engine import Dialect
 
 from thresher.store import claims_later, local_tally, tally
 
+#: Called with (connection, SQL) before each run. SQLAlchemy's `before_cursor_execute` does
+#: not see these statements: tests that count a path's statements watch here too.
+WATCHERS: list[Callable[[sa.Connection, str], None]] = []
+
 
 class _Compiled(NamedTuple):
     sql: str
@@ -140,6 +144,9 @@ class Prepared:
             elif tally.pending(conn):
                 tally.flush(conn)
         claims_later.write_before(conn)  # it may read the claims gathered
+        if WATCHERS:
+            for watch in WATCHERS:
+                watch(conn, c.sql)
         dbapi_conn: Any = conn.connection.dbapi_connection
         cursor = dbapi_conn.cursor()
         params: Any = None

@@ -9,6 +9,7 @@ import sqlalchemy as sa
 
 from thresher.core.errors import Conflict, NotFound
 from thresher.store.base import Repository
+from thresher.store.prepared import Prepared
 from thresher.store.records import AuditEntry, UserAccount
 from thresher.store.tables import audit, enrol_codes, users
 
@@ -121,8 +122,18 @@ class EnrolCodes(Repository):
 
 
 # Built once, values as parameters: building literal values costs more than the statement.
-_AUDIT_ROW = audit.insert().returning(audit.c.id)
-_AUDIT_SETTLE = (
+# On the cursor: the row is written in the transaction of a change (a submission's, too).
+_AUDIT_ROW = Prepared(
+    audit.insert()
+    .values(
+        {
+            name: sa.bindparam(name, type_=audit.c[name].type)
+            for name in ("at", "actor", "role", "action", "object", "status")
+        }
+    )
+    .returning(audit.c.id)
+)
+_AUDIT_SETTLE = Prepared(
     audit.update()
     .where(audit.c.id == sa.bindparam("row_id"))
     .values(object=sa.bindparam("v_obj"), status=sa.bindparam("v_status"))
@@ -143,7 +154,7 @@ class Audit(Repository):
             "status": status,
         }
         with self.db.begin() as conn:
-            return int(conn.execute(_AUDIT_ROW, row).scalar_one())
+            return int(_AUDIT_ROW.first(conn, row).id)
 
     def settle(self, answers: Sequence[tuple[int, str, int]]) -> None:
         """The answers of rows written with their actions, `(row_id, obj, status)` each: their
@@ -152,7 +163,7 @@ class Audit(Repository):
             return
         values = [{"row_id": r, "v_obj": obj[:300], "v_status": st} for r, obj, st in answers]
         with self.db.begin() as conn:
-            conn.execute(_AUDIT_SETTLE, values)
+            _AUDIT_SETTLE.run(conn, values)
 
     def query(
         self,

@@ -25,6 +25,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from thresher.store.prepared import Prepared
 from thresher.store.tables import attempts, log_lines, tasks
 
 REPLACEMENT = "\ufffd"
@@ -101,7 +102,7 @@ class LogBudget:
         which are counted from then on: the first output of a task costs no statement of its
         own."""
         query = _ATTEMPT_AND_TALLY["postgresql" if conn.dialect.name == "postgresql" else "sqlite"]
-        row = conn.execute(query, {"attempt_id": attempt_id}).first()
+        row = query.first(conn, {"attempt_id": attempt_id})
         if row is not None:
             tally = _tally_of(conn, row.t_stored, row.t_marker_id)
             self._keep(row.task_id, tally, attempt_id)
@@ -193,7 +194,7 @@ def _attempt_and_tally(dialect: str) -> sa.Select[Any]:
 
 _DIALECTS = ("postgresql", "sqlite")
 _TALLY = {name: _tally_query(name, sa.bindparam("task_id")) for name in _DIALECTS}
-_ATTEMPT_AND_TALLY = {name: _attempt_and_tally(name) for name in _DIALECTS}
+_ATTEMPT_AND_TALLY = {name: Prepared(_attempt_and_tally(name)) for name in _DIALECTS}
 
 
 def _read_tally(conn: sa.Connection, task_id: int) -> _Tally:
