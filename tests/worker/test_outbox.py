@@ -135,3 +135,18 @@ def test_an_attempts_numbers_are_forgotten_once_its_finish_is_taken() -> None:
     outbox.put_back(output, finished)  # not taken: the numbers come back with the lines
     (again,), _ = outbox.drain()
     assert (again.first_line, again.repeat) == (0, True)
+
+
+def test_lines_put_back_then_dropped_leave_the_rest_numbered_past_them() -> None:
+    """GIVEN a batch put back (lines 0-4, perhaps stored) WHEN the controller goes away and the
+    oldest lines are dropped THEN what is left goes numbered past line 4 and not as a repeat:
+    stored whole (a line perhaps twice) rather than skipped as already stored."""
+    outbox = Outbox(hold_bytes=1000, send_bytes=500, batch_bytes=1 << 20)
+    add(outbox, 0, 5)
+    output, _ = outbox.drain()
+    outbox.put_back(output, [])
+    outbox.set_reachable(False, "away")
+    add(outbox, 5, 20)  # past the hold: the oldest go, the put-back lines first
+    (batch,), _ = outbox.drain()
+    assert batch.lines[0][1].startswith("[15 lines of output dropped here: away")
+    assert (batch.first_line, batch.repeat) == (5, False)

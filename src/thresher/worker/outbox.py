@@ -202,6 +202,11 @@ class Outbox:
             return  # the loop's own lines (a few): it cannot wait for itself
         while entry.size > self._hold and self._lines.get(attempt_id) is entry:
             if self._unreachable is not None:
+                numbers = self._numbers.get(attempt_id)
+                if numbers is not None and numbers.next < numbers.sent_until:
+                    # Lines that may have reached the controller go: what is left is numbered
+                    # past them, so it is stored whole (perhaps twice) rather than skipped.
+                    numbers.next = numbers.sent_until
                 while entry.size > self._hold and len(entry.lines) > 1:
                     _, text = entry.lines.popleft()
                     entry.size -= _size(text)
