@@ -29,6 +29,11 @@ def http(served: ServedController) -> httpx.Client:
         (b'{"wait_s": -1}', "wait_s", "greater than or equal to 0"),
         (b'{"finished": [{"attempt_id": "x", "token": "t", "status": "succeeded"}]}', "", ""),
         (b'{"bogus": 1}', "bogus", "Extra inputs are not permitted"),
+        (
+            b'{"output": [{"attempt_id": 1, "token": "t", "first_line": 9007199254740993}]}',
+            "output.0.first_line",
+            "less than or equal to 9007199254740992",
+        ),
         (b"{not json", "body", "JSON"),
         (b"", "body", ""),
     ],

@@ -10,6 +10,8 @@ from thresher.schemas.base import MAX_INT32, MAX_INT64, MAX_TEXT, Strict
 from thresher.schemas.monitor import MAX_METERS, Sample
 
 AttemptId = Annotated[int, Field(ge=1, le=MAX_INT64)]
+#: A batch's first line number at most: its lines' numbers stay far inside a 64-bit column.
+MAX_LINE_NO = 2**53
 Token = Annotated[str, StringConstraints(max_length=100)]
 Lane = Annotated[int, Field(ge=0, le=1023)]
 EngineName = Annotated[str, StringConstraints(min_length=1, max_length=100)]
@@ -65,7 +67,7 @@ class OutputBatch(Strict):
     first_line: int | None = Field(
         default=None,
         ge=0,
-        le=MAX_INT64,
+        le=MAX_LINE_NO,
         description="the number of the first of `lines` among the attempt's lines, from 0",
     )
     repeat: bool = Field(
