@@ -23,7 +23,7 @@ from thresher.core.states import (
     task_after_attempt,
 )
 from thresher.store import tally
-from thresher.store.base import Database, Repository
+from thresher.store.base import Database, Repository, _task_update
 from thresher.store.chunking import note_finished_chunks
 from thresher.store.error_hosts import broken_definition, record_host_error
 from thresher.store.late import accept_late_success
@@ -79,21 +79,6 @@ _INSERT_LINE = Prepared(
         }
     )
 )
-_ATTEMPT_PROGRESS = Prepared(
-    attempts.update()
-    .where(attempts.c.id == sa.bindparam("a_id"))
-    .values(progress=sa.bindparam("progress", type_=sa.Float))
-)
-_TASK_PROGRESS = Prepared(
-    tasks.update()
-    .where(tasks.c.id == sa.bindparam("t_id"))
-    .values(progress=sa.bindparam("progress", type_=sa.Float))
-)
-_STATUS_MESSAGE = Prepared(
-    attempts.update()
-    .where(attempts.c.id == sa.bindparam("a_id"))
-    .values(status_message=sa.bindparam("message", type_=sa.Text))
-)
 
 _RECORD_CPU = Prepared(
     attempts.update().where(attempts.c.id == sa.bindparam("a_id")).values(cpu_s=sa.bindparam("cpu"))
@@ -115,6 +100,13 @@ def _attempt_update(columns: frozenset[str]) -> sa.Update:
         .where(attempts.c.id == sa.bindparam("attempt_id"))
         .values({c: sa.bindparam(f"v_{c}") for c in sorted(columns)})
     )
+
+
+# A running attempt's output: on the transaction's cursor (a report carries it, often).
+_SET_OUTPUTS = Prepared(_attempt_update(frozenset({"outputs"})))
+_ATTEMPT_PROGRESS = Prepared(_attempt_update(frozenset({"progress"})))
+_TASK_PROGRESS = Prepared(_task_update(frozenset({"progress"})))
+_STATUS_MESSAGE = Prepared(_attempt_update(frozenset({"status_message"})))
 
 
 class Attempts(Repository):
@@ -170,14 +162,13 @@ class Attempts(Repository):
                 known = list(row.outputs or [])
                 paths = (storable(p[:MAX_OUTPUT_PATH]) for p in outputs)
                 known += [p for p in paths if p not in known][: MAX_OUTPUTS - len(known)]
-                conn.execute(
-                    attempts.update().where(attempts.c.id == attempt_id).values(outputs=known)
-                )
+                _SET_OUTPUTS.run(conn, {"attempt_id": attempt_id, "v_outputs": known})
             if progress is not None and row.status == AttemptStatus.RUNNING.value:
-                _ATTEMPT_PROGRESS.run(conn, {"a_id": attempt_id, "progress": progress})
-                _TASK_PROGRESS.run(conn, {"t_id": row.task_id, "progress": progress})
+                _ATTEMPT_PROGRESS.run(conn, {"attempt_id": attempt_id, "v_progress": progress})
+                _TASK_PROGRESS.run(conn, {"task_id": row.task_id, "v_progress": progress})
             if status_message is not None and row.status == AttemptStatus.RUNNING.value:
-                _STATUS_MESSAGE.run(conn, {"a_id": attempt_id, "message": storable(status_message)})
+                message = storable(status_message)
+                _STATUS_MESSAGE.run(conn, {"attempt_id": attempt_id, "v_status_message": message})
 
     def _store_lines(
         self,
