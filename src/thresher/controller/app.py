@@ -91,6 +91,17 @@ async def _sweep_forever(farm: Farm) -> None:
             log.warning("worker %s went silent: its attempts are lost and requeued", worker_id)
 
 
+async def _refresh_index_forever(farm: Farm) -> None:
+    """Keep the dispatch index fresh while polls are held (`Farm.refresh_index`)."""
+    while True:
+        try:
+            wait = await farm.thread.run(farm.refresh_index)
+        except Exception:  # the loop outlives a failed read (database restarting...)
+            log.exception("dispatch index refresh failed")
+            wait = farm.settings.index_max_age_s
+        await asyncio.sleep(wait)
+
+
 def _warm_routes(app: FastAPI) -> None:
     """Build what FastAPI builds of every route at its first request (its dependencies and
     models, per included router: a quarter of a second here, seconds on a busy machine), before
@@ -114,7 +125,8 @@ def create_app(
     clock: Clock | None = None,
     sweeper: bool = True,
 ) -> ThresherApp:
-    """An app over `store`. With `sweeper`, a background task expires silent workers."""
+    """An app over `store`. With `sweeper`, background tasks expire silent workers and keep
+    the dispatch index fresh while polls are held."""
     clock = clock or SystemClock()
 
     @contextlib.asynccontextmanager
@@ -126,6 +138,7 @@ def create_app(
         await farm.call(farm.start, clock.now())
         await asyncio.to_thread(_warm_routes, app)
         task = asyncio.create_task(_sweep_forever(farm)) if sweeper else None
+        refresher = asyncio.create_task(_refresh_index_forever(farm)) if sweeper else None
         farm.events.start(asyncio.get_running_loop())
         deliveries = Sender(clock, smtp=settings.smtp)  # farm events to webhooks and e-mail
         notifier.listeners.append(deliveries.changed)
@@ -134,7 +147,7 @@ def create_app(
             yield
         finally:
             await farm.events.stop()
-            for running in (task, sender):
+            for running in (task, sender, refresher):
                 if running is not None:
                     running.cancel()
                     with contextlib.suppress(asyncio.CancelledError):
