@@ -1,4 +1,5 @@
-"""The client's one error tree. httpx errors are translated here and nowhere else.
+"""The client's one error tree. Transport errors (httpx's, the lean transports') are translated
+here and nowhere else.
 
 ThresherError
  ├── TransportError          the controller could not be reached (connection refused, timeout)
@@ -14,9 +15,7 @@ ThresherError
 from __future__ import annotations
 
 import json
-from typing import Any
-
-import httpx
+from typing import Any, Protocol
 
 
 class ThresherError(Exception):
@@ -72,7 +71,20 @@ _BY_STATUS: dict[int, type[APIError]] = {
 }
 
 
-def raise_for(response: httpx.Response) -> None:
+class Answered(Protocol):
+    """An HTTP answer as the client reads it (httpx's, or the lean transports' `Reply`)."""
+
+    @property
+    def status_code(self) -> int: ...
+    @property
+    def content(self) -> bytes: ...
+    @property
+    def reason_phrase(self) -> str: ...
+    @property
+    def is_success(self) -> bool: ...
+
+
+def raise_for(response: Answered) -> None:
     """Raise the matching APIError for an error response; return on success."""
     if response.is_success:
         return
@@ -101,5 +113,5 @@ def error_for(status: int, content: bytes, reason: str) -> APIError:
     return error
 
 
-def translate(exc: httpx.HTTPError) -> TransportError:
+def translate(exc: Exception) -> TransportError:
     return TransportError(f"cannot reach the controller: {exc.__class__.__name__}: {exc}")

@@ -1,19 +1,27 @@
-"""The HTTP side of `Client`: one httpx connection to a controller, its errors translated.
+"""The HTTP side of `Client`: one connection to a controller, its errors translated.
 
-No response models here (no pydantic): a program that only prints what the controller answers,
-such as `thresher jobs`, reads JSON through a `Session` and starts faster for it."""
+A plain `http://` controller reached without a proxy is called through the lean blocking
+transport (`_blocking.BlockingWire`); https, a proxy or a transport given (tests) go through
+httpx, imported only then. No response models here (no pydantic): a program that only prints
+what the controller answers, such as `thresher jobs`, reads JSON through a `Session` and starts
+faster for it."""
 
 from __future__ import annotations
 
+import json
 import ssl
 import uuid
-from collections.abc import Sequence
-from typing import Any, Self
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Self
 from urllib.parse import urlsplit
 
-import httpx
-
+from thresher.client._blocking import BlockingWire, Unsent
 from thresher.client._errors import raise_for, translate
+from thresher.client._http1 import WireError, lean_target
+
+if TYPE_CHECKING:
+    import httpx
 
 
 def tls_verification(url: str, *, ca_file: str | None = None) -> ssl.SSLContext | bool:
@@ -46,9 +54,86 @@ def new_request_id() -> str:
     return uuid.uuid4().hex[:16]
 
 
-#: Errors after which a request was surely never handled: any request moves on to the next
-#: controller after one of these; other transport errors move on only for reads.
-_NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout)
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """One answer: its status, reason and body (what the client's calls read of it)."""
+
+    status_code: int
+    reason_phrase: str
+    content: bytes
+
+    @property
+    def is_success(self) -> bool:
+        return 200 <= self.status_code < 300
+
+    def json(self) -> Any:
+        return json.loads(self.content)
+
+
+class _Unreached(Exception):
+    """A call got no answer; `sent`: the request may have reached the controller."""
+
+    def __init__(self, cause: Exception, *, sent: bool) -> None:
+        super().__init__(str(cause))
+        self.cause, self.sent = cause, sent
+
+
+class _Httpx:
+    """Calls through httpx (https, a proxy, or a transport given)."""
+
+    def __init__(self, client: httpx.Client) -> None:
+        self._client = client
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        json_body: Any,
+        params: Mapping[str, Any] | None,
+        timeout: float,
+    ) -> Reply:
+        import httpx
+
+        try:
+            response = self._client.request(
+                method, path, json=json_body, params=params, timeout=timeout
+            )
+        except httpx.HTTPError as exc:
+            # after these the request was surely never handled
+            unsent = isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout)
+            raise _Unreached(exc, sent=not unsent) from exc
+        return Reply(response.status_code, response.reason_phrase, response.content)
+
+    def close(self) -> None:
+        self._client.close()
+
+
+class _Lean:
+    """Calls through the lean blocking transport (plain http, no proxy)."""
+
+    def __init__(self, wire: BlockingWire) -> None:
+        self._wire = wire
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        json_body: Any,
+        params: Mapping[str, Any] | None,
+        timeout: float,
+    ) -> Reply:
+        try:
+            answer = self._wire.request(
+                method, path, json_body=json_body, params=params, timeout=timeout
+            )
+        except (OSError, WireError) as exc:
+            raise _Unreached(exc, sent=not isinstance(exc, Unsent)) from exc
+        return Reply(answer.status, answer.reason, answer.content)
+
+    def close(self) -> None:
+        self._wire.close()
 
 
 class Session:
@@ -76,20 +161,27 @@ class Session:
         self.url = self.urls[0]
         self._http = self._open(self.url)
 
-    def _open(self, url: str) -> httpx.Client:
-        return httpx.Client(
-            base_url=url,
-            headers=self._headers,
-            timeout=self._timeout,
-            transport=self._transport,
-            verify=tls_verification(url, ca_file=self._ca_file),
+    def _open(self, url: str) -> _Httpx | _Lean:
+        target = lean_target(url) if self._transport is None else None
+        if target is not None:
+            return _Lean(BlockingWire(url, target, self._headers))
+        import httpx
+
+        return _Httpx(
+            httpx.Client(
+                base_url=url,
+                headers=self._headers,
+                timeout=self._timeout,
+                transport=self._transport,
+                verify=tls_verification(url, ca_file=self._ca_file),
+            )
         )
 
-    def _move_on(self, exc: httpx.HTTPError, method: str, tried: int) -> bool:
+    def _move_on(self, exc: _Unreached, method: str, tried: int) -> bool:
         """After a transport error: switch to the next controller and say whether to send the
         request there (there is one not yet tried, and the request was never handled or is
         a read)."""
-        if tried >= len(self.urls) or not (isinstance(exc, _NOT_SENT) or method == "GET"):
+        if tried >= len(self.urls) or not (not exc.sent or method == "GET"):
             return False
         self._http.close()
         self._at = (self._at + 1) % len(self.urls)
@@ -106,16 +198,30 @@ class Session:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _call(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+    def _call(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        params: Mapping[str, Any] | None = None,
+        timeout: float | None = None,
+    ) -> Reply:
         tried = 1
         while True:
             try:
-                response = self._http.request(method, path, **kwargs)
-            except httpx.HTTPError as exc:
+                response = self._http.request(
+                    method,
+                    path,
+                    json_body=json,
+                    params=params,
+                    timeout=self._timeout if timeout is None else timeout,
+                )
+            except _Unreached as exc:
                 if self._move_on(exc, method, tried):
                     tried += 1
                     continue
-                raise translate(exc) from exc
+                raise translate(exc.cause) from exc.cause
             raise_for(response)
             return response
 

@@ -18,76 +18,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import urllib.request
-from dataclasses import dataclass
-from urllib.parse import urlsplit
+
+from thresher.client._http1 import MAX_HEAD, AnswerHead, WireError, WireResponse, lean_target
 
 __all__ = ["WireClient", "WireError", "WireResponse", "lean_target"]
 
-_MAX_HEAD = 64 * 1024
 _MAX_IDLE = 4  # kept-alive connections: one poll and a report or two at most at once
-
-
-class WireError(Exception):
-    """The server's answer was not HTTP/1.1 as this client reads it."""
-
-
-@dataclass(frozen=True)
-class WireResponse:
-    status: int
-    reason: str
-    content: bytes
-
-
-def lean_target(url: str) -> tuple[str, int] | None:
-    """(host, port) when `url` may take the lean path: plain http, no proxy for the host."""
-    parts = urlsplit(url)
-    if parts.scheme != "http" or not parts.hostname:
-        return None
-    host = parts.hostname
-    proxies = urllib.request.getproxies()
-    if ("http" in proxies or "all" in proxies) and not urllib.request.proxy_bypass(host):
-        return None
-    return host, parts.port or 80
-
-
-class _AnswerHead:
-    """What the head of an answer says, taken a line at a time (no I/O here): the status, how
-    the body is framed, and whether the connection may carry another request. A connection
-    keeps one and reuses it for each of its answers."""
-
-    __slots__ = ("chunked", "code", "keep", "length", "reason")
-
-    def __init__(self) -> None:
-        self.code = 0
-        self.reason = ""
-        self.length: int | None = None
-        self.chunked = False
-        self.keep = False
-
-    def start(self, status_line: bytes) -> None:
-        """Begin an answer with its status line; WireError when it is not HTTP/1.x."""
-        version, _, rest = status_line.decode("latin-1").rstrip("\r\n").partition(" ")
-        code, _, self.reason = rest.partition(" ")
-        if not version.startswith("HTTP/1.") or not code.isdigit():
-            raise WireError(f"not an HTTP/1.1 answer: {status_line[:80]!r}")
-        self.code = int(code)
-        self.length = None
-        self.chunked = False
-        self.keep = version == "HTTP/1.1"
-
-    def take(self, line: bytes) -> None:
-        """Take one header line (whole, with its line end)."""
-        name, _, value = line.decode("latin-1").partition(":")
-        name, value = name.strip().lower(), value.strip()
-        if name == "content-length":
-            self.length = int(value)
-        elif name == "transfer-encoding":
-            self.chunked = "chunked" in value.lower()
-        elif name == "connection":
-            self.keep = "close" not in value.lower() and (
-                self.keep or "keep-alive" in value.lower()
-            )
 
 
 class _Connection:
@@ -95,7 +31,7 @@ class _Connection:
         self.reader = reader
         self.writer = writer
         self.used = False  # it has carried a request before (so the server may have closed it)
-        self.answer = _AnswerHead()
+        self.answer = AnswerHead()
 
     def close(self) -> None:
         with contextlib.suppress(Exception):
@@ -172,7 +108,7 @@ class WireClient:
         return head
 
     async def _connect(self) -> _Connection:
-        reader, writer = await asyncio.open_connection(self._host, self._port, limit=_MAX_HEAD)
+        reader, writer = await asyncio.open_connection(self._host, self._port, limit=MAX_HEAD)
         return _Connection(reader, writer)
 
     async def _exchange(
@@ -196,7 +132,9 @@ class WireClient:
             if not line.endswith(b"\n"):  # the connection closed within the head
                 raise asyncio.IncompleteReadError(line, None)
             answer.take(line)
-        if answer.chunked:
+        if answer.bodiless:
+            content = b""
+        elif answer.chunked:
             content = await _read_chunked(reader)
         elif answer.length is not None:
             content = await reader.readexactly(answer.length)
