@@ -138,6 +138,17 @@ def test_the_request_is_sent_as_httpx_sends_it() -> None:
     assert server.connections == 1  # one kept-alive connection for all three
 
 
+def test_a_session_sends_one_request_id_on_every_request_and_connection() -> None:
+    with (
+        scripted(lambda request: ok(), close_after=1) as server,
+        Session(server.url, "t", request_id="session-7") as session,
+    ):
+        session.get_json("/api/v1/jobs")
+        session.get_json("/api/v1/workers")
+    assert server.connections == 2
+    assert [r.count(b"\r\nX-Request-Id: session-7\r\n") for r in server.requests] == [1, 1]
+
+
 def test_a_chunked_answer_and_one_read_to_the_close_are_read_whole() -> None:
     chunked = (
         b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"

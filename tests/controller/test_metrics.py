@@ -112,19 +112,6 @@ def test_a_request_id_is_answered_back(served: ServedController, given: str | No
     assert rid == given if given else len(rid) == 16
 
 
-def test_the_client_sends_one_request_id_per_session(served: ServedController) -> None:
-    seen: list[str] = []
-
-    def record(response: httpx.Response) -> None:
-        seen.append(response.headers["x-request-id"])
-
-    with Client(served.url, served.admin_token, request_id="session-7") as client:
-        client._http.event_hooks["response"] = [record]
-        client.jobs()
-        client.workers()
-    assert seen == ["session-7", "session-7"]
-
-
 def test_the_grafana_dashboard_queries_metrics_that_exist(served: ServedController) -> None:
     dashboard = json.loads((REPO / "deploy" / "grafana" / "thresher.json").read_text())
     queried = {
