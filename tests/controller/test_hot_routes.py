@@ -26,7 +26,8 @@ from .test_metrics import scrape
 from .test_security_rules import certificate
 
 LIMIT = 4096
-POLL, REPORT = "/api/v1/agent/poll", "/api/v1/agent/report"
+PEOPLE_LIMIT = 2 * LIMIT
+POLL, REPORT, JOBS = "/api/v1/agent/poll", "/api/v1/agent/report", "/api/v1/jobs"
 HEADERS = ("content-type", "content-length", "www-authenticate", "retry-after", "connection")
 
 
@@ -62,7 +63,7 @@ def set_way(app: ThresherApp | None, way: str) -> None:
 
 @pytest.fixture
 def farm(serve: Serve) -> Iterator[tuple[ServedController, Spy, str]]:
-    served = serve(max_agent_request_bytes=LIMIT, heartbeat_s=0.3)
+    served = serve(max_agent_request_bytes=LIMIT, max_request_bytes=PEOPLE_LIMIT, heartbeat_s=0.3)
     assert served.app is not None
     spy = Spy(served.app)
     served.app.hot = spy  # type: ignore[assignment]
@@ -137,6 +138,109 @@ def test_the_hot_routes_answer_as_the_fastapi_routes(
     answers = every_way(served, spy, send)
     assert answers["protocol"][0] == status, answers
     assert answers["protocol"] == answers["asgi"] == answers["fastapi"]
+
+
+JOB = b'{"name": "shot", "command": ["echo", "{start}-{end}"], "frames": "1-3", "chunk": 2}'
+
+
+@pytest.mark.parametrize(
+    ("auth", "body", "status"),
+    [
+        (None, JOB, 401),
+        ("Bearer not-a-token", JOB, 401),
+        (WORKER, JOB, 403),  # a worker's token may not submit
+        ("admin", b"x" * (PEOPLE_LIMIT + 1), 413),
+        ("admin", (b"[" * PEOPLE_LIMIT, b"]"), 413),
+        ("admin", b"{not json", 422),
+        ("admin", b"", 422),
+        ("admin", b'{"name": "shot"}', 422),
+        ("admin", b'{"name": "shot", "command": ["true"], "frames": "1-", "bogus": 1}', 422),
+        ("admin", b'{"name": "shot", "command": ["true"], "frames": "3-1"}', 422),
+        ("admin", b'{"name": "shot", "command": ["true"], "after": [999999]}', 422),
+        ("admin", JOB, 201),
+        ("admin", (JOB[:20], JOB[20:]), 201),
+    ],
+)
+def test_a_submit_is_answered_and_audited_as_by_the_fastapi_route(
+    farm: tuple[ServedController, Spy, str],
+    auth: str | None,
+    body: bytes | tuple[bytes, ...],
+    status: int,
+) -> None:
+    """The same answer each way (a created job's own ids and times aside), and the same row in
+    the audit trail: who, what, the job's id, the status."""
+    served, spy, token = farm
+    admin = {"Authorization": f"Bearer {served.admin_token}"}
+    headers = {"Content-Type": "application/json"}
+    if auth is not None:
+        headers["Authorization"] = {
+            WORKER: f"Bearer {token}",
+            "admin": f"Bearer {served.admin_token}",
+        }.get(auth, auth)
+    rows: dict[str, Any] = {}
+
+    def send(client: httpx.Client) -> httpx.Response:
+        content = body if isinstance(body, bytes) else iter(body)
+        return client.post(JOBS, content=content, headers=headers)
+
+    answers = {}
+    for way in WAYS:
+        (answers[way],) = every_way_one(served, spy, way, send)
+        wait_until(lambda: audited(served, admin)[0]["status"] != 0, timeout=10, what="settled")
+        rows[way] = audited(served, admin)[0]
+    job_ids = []
+    for way, (got, out, answered) in answers.items():
+        assert got == status, (way, out)
+        if got == 201:
+            answered.pop("content-length")  # its ids and times are the job's own
+            job_ids.append(out.pop("id"))
+            for key in [k for k in out if k.endswith("_at")]:
+                out.pop(key)
+            assert rows[way]["object"] == f"/api/v1/jobs -> {job_ids[-1]}"
+            rows[way]["object"] = "(the job)"
+    if body == b"{not json":
+        # A body that is not JSON: the hot route names the body and says why, as the workers'
+        # routes do; FastAPI's names a position in it ("1: JSON decode error"). FastAPI reads
+        # it before the caller, the hot route after (as the workers' routes): its row names
+        # the caller.
+        assert answers["protocol"][1]["field"] == "body"
+        assert "Invalid JSON" in answers["protocol"][1]["message"]
+        assert answers["fastapi"][1]["field"] != "body"
+        assert rows["protocol"]["actor"] == "admin"
+        assert rows["fastapi"]["actor"] == "-"
+        for way in answers:
+            answers[way] = (answers[way][0], None, {})
+            rows[way].update(actor="-", role="-")
+    assert answers["protocol"] == answers["asgi"] == answers["fastapi"]
+    assert rows["protocol"] == rows["asgi"] == rows["fastapi"]
+    assert rows["protocol"]["action"] == "POST /api/v1/jobs"
+    assert rows["protocol"]["status"] == status
+    assert len(set(job_ids)) == len(job_ids)
+
+
+def every_way_one(
+    served: ServedController, spy: Spy, way: str, send: Any
+) -> list[tuple[int, Any, dict[str, str]]]:
+    """`send(client)`'s answer served one way (`WAYS`); the spy saw the hand-over."""
+    cycle = WAYS[way][1]
+    set_way(served.app, way)
+    before = len(spy.cycles)
+    try:
+        with httpx.Client(base_url=served.url, timeout=30) as http:
+            got = [answer(send(http))]
+    finally:
+        set_way(served.app, "protocol")
+    assert spy.cycles[before:] == ([] if cycle is None else [cycle])
+    return got
+
+
+def audited(served: ServedController, admin: dict[str, str]) -> list[dict[str, Any]]:
+    """The audit trail's newest rows, less their ids and times."""
+    got = httpx.get(f"{served.url}/api/v1/audit?contains=jobs&limit=5", headers=admin)
+    assert got.status_code == 200, got.text
+    return [
+        {k: v for k, v in row.items() if k not in ("id", "at")} for row in got.json()["entries"]
+    ]
 
 
 def test_a_revoked_token_still_remembered_is_refused_alike(

@@ -181,7 +181,7 @@ class Session:
         """After a transport error: switch to the next controller and say whether to send the
         request there (there is one not yet tried, and the request was never handled or is
         a read)."""
-        if tried >= len(self.urls) or not (not exc.sent or method == "GET"):
+        if tried >= len(self.urls) or (exc.sent and method != "GET"):
             return False
         self._http.close()
         self._at = (self._at + 1) % len(self.urls)

@@ -56,11 +56,11 @@ VERSION = version("thresher")
 
 
 class ThresherApp(FastAPI):
-    """The FastAPI app, with the workers' polls and reports served ahead of it by `hot`
-    (`controller/hot_routes.py`) while `hot_routes` is on; every other request (and those two
-    with it off) goes through the app's middlewares and routes. While `hot_protocol` is on too,
-    the server's connection protocol hands those two straight to `hot` and writes their answers
-    in one write (`controller/hot_protocol.py`); off, they come through `__call__`."""
+    """The FastAPI app, with the workers' polls and reports and people's submits served ahead
+    of it by `hot` (`controller/hot_routes.py`) while `hot_routes` is on; every other request
+    (and those with it off) goes through the app's middlewares and routes. While `hot_protocol`
+    is on too, the server's connection protocol hands those straight to `hot` and writes their
+    answers in one write (`controller/hot_protocol.py`); off, they come through `__call__`."""
 
     hot: HotRoutes | None = None
     hot_routes = True
@@ -197,7 +197,11 @@ def create_app(
     _serve_openapi(app)
     app.include_router(ops.router)  # /metrics
     app.add_middleware(Observe)  # request ids and request metrics (outermost)
-    app.hot = HotRoutes(app, max_bytes=settings.max_agent_request_bytes)  # ahead of them all
+    app.hot = HotRoutes(  # ahead of them all
+        app,
+        max_bytes=settings.max_agent_request_bytes,
+        max_people_bytes=settings.max_request_bytes,
+    )
 
     @app.get("/healthz", tags=["health"])
     async def healthz() -> dict[str, str]:
@@ -236,7 +240,7 @@ def server_config(app: FastAPI, settings: ControllerSettings | None = None) -> u
     No access log: a request line may carry a secret (renderacre's old token-in-path URL).
     With a certificate and key in `settings`, it serves https. A Thresher app is served by
     `hot_protocol.HotProtocol` (uvicorn's httptools protocol, the workers' polls and reports
-    answered more directly)."""
+    and people's submits answered more directly)."""
     tls = settings is not None and settings.tls_certfile is not None
     return uvicorn.Config(
         app,

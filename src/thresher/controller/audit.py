@@ -94,7 +94,7 @@ class AuditTrail:
         held: list[Message] = []
         size = 0
         recorded = False
-        note = AuditNote(describe=lambda: _who(scope) + object_of(scope, b""))
+        note = note_for(scope)
         note_token = AUDIT_NOTE.set(note)
 
         async def record_then(messages: list[Message]) -> None:
@@ -103,7 +103,7 @@ class AuditTrail:
                 recorded = True
                 note.serving = False
                 body = b"".join(m.get("body", b"") for m in messages[1:])
-                await self._record(scope, note, messages[0]["status"], body)
+                await record_answer(scope, note, messages[0]["status"], body)
             for m in messages:
                 await send(m)
 
@@ -126,31 +126,37 @@ class AuditTrail:
             note.serving = False
             AUDIT_NOTE.reset(note_token)
 
-    async def _record(self, scope: Scope, note: AuditNote, status: int, body: bytes) -> None:
-        app = scope.get("app")
-        farm = getattr(getattr(app, "state", None), "farm", None)
-        if farm is None:
-            return
-        caller = (scope.get("state") or {}).get("caller")
-        action, obj = object_of(scope, body if status == 201 else b"")  # what it created
-        try:
-            # straight to the farm thread: the request's caller is not confirmed again here
-            if note.row_id is not None:
-                # The row was committed with the change: the answer goes now, its status is
-                # written a moment later with the others given meanwhile (`_settle_later`), off
-                # the path of the calls that follow it (the job's wait, its worker's report).
-                if farm.access.answered(note.row_id, obj=obj, status=status):
-                    loop = asyncio.get_running_loop()
-                    loop.call_later(SETTLE_AFTER_S, _settle_later, farm)
-            else:
-                await farm.thread.run(
-                    farm.access.record, caller, action=action, obj=obj, status=status
-                )
-        except Exception:  # the answer still goes out; the failure is logged, not the body
-            log.exception("audit row for %s %s not written", action, obj)
-
 
 def _settle_later(farm: Any) -> None:
     """On the loop, `SETTLE_AFTER_S` after an answer: the farm thread writes the answers."""
     with contextlib.suppress(RuntimeError):  # the farm thread closed: it settled them then
         farm.thread.post(farm.settle_audit)
+
+
+def note_for(scope: Scope) -> AuditNote:
+    """The audit note of a state-changing call being served (set it as `AUDIT_NOTE`)."""
+    return AuditNote(describe=lambda: _who(scope) + object_of(scope, b""))
+
+
+async def record_answer(scope: Scope, note: AuditNote, status: int, body: bytes) -> None:
+    """As the answer of an audited call leaves: its status (and what it created) noted for
+    the row its change wrote, or its own row written now when it changed nothing."""
+    app = scope.get("app")
+    farm = getattr(getattr(app, "state", None), "farm", None)
+    if farm is None:
+        return
+    caller = (scope.get("state") or {}).get("caller")
+    action, obj = object_of(scope, body if status == 201 else b"")  # what it created
+    try:
+        # straight to the farm thread: the request's caller is not confirmed again here
+        if note.row_id is not None:
+            # The row was committed with the change: the answer goes now, its status is
+            # written a moment later with the others given meanwhile (`_settle_later`), off
+            # the path of the calls that follow it (the job's wait, its worker's report).
+            if farm.access.answered(note.row_id, obj=obj, status=status):
+                loop = asyncio.get_running_loop()
+                loop.call_later(SETTLE_AFTER_S, _settle_later, farm)
+        else:
+            await farm.thread.run(farm.access.record, caller, action=action, obj=obj, status=status)
+    except Exception:  # the answer still goes out; the failure is logged, not the body
+        log.exception("audit row for %s %s not written", action, obj)

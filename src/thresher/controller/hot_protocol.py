@@ -1,6 +1,6 @@
 """The connection protocol the controller serves HTTP with: uvicorn's httptools protocol, the
-workers' polls and reports (`hot_routes.PATHS`) handed straight to `HotRoutes` and answered in
-one write.
+workers' polls and reports and people's submits (`hot_routes.PATHS`) handed straight to
+`HotRoutes` and answered in one write.
 
 uvicorn spends, per request, about as much of the event loop's CPU as the hot routes' own code:
 it splits the URL, builds the scope, goes through its proxy-headers middleware and the app's
