@@ -102,6 +102,10 @@ async def _refresh_index_forever(farm: Farm) -> None:
         await asyncio.sleep(wait)
 
 
+#: The controller's background chores (with `create_app`'s `sweeper`).
+_CHORES = (_sweep_forever, _refresh_index_forever)
+
+
 def _warm_routes(app: FastAPI) -> None:
     """Build what FastAPI builds of every route at its first request (its dependencies and
     models, per included router: a quarter of a second here, seconds on a busy machine), before
@@ -137,8 +141,7 @@ def create_app(
         app.state.farm = farm
         await farm.call(farm.start, clock.now())
         await asyncio.to_thread(_warm_routes, app)
-        task = asyncio.create_task(_sweep_forever(farm)) if sweeper else None
-        refresher = asyncio.create_task(_refresh_index_forever(farm)) if sweeper else None
+        chores = [asyncio.create_task(chore(farm)) for chore in _CHORES] if sweeper else []
         farm.events.start(asyncio.get_running_loop())
         deliveries = Sender(clock, smtp=settings.smtp)  # farm events to webhooks and e-mail
         notifier.listeners.append(deliveries.changed)
@@ -147,11 +150,10 @@ def create_app(
             yield
         finally:
             await farm.events.stop()
-            for running in (task, sender, refresher):
-                if running is not None:
-                    running.cancel()
-                    with contextlib.suppress(asyncio.CancelledError):
-                        await running
+            for running in (*chores, sender):
+                running.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await running
             farm.close()
 
     app = ThresherApp(
@@ -197,11 +199,8 @@ def create_app(
     _serve_openapi(app)
     app.include_router(ops.router)  # /metrics
     app.add_middleware(Observe)  # request ids and request metrics (outermost)
-    app.hot = HotRoutes(  # ahead of them all
-        app,
-        max_bytes=settings.max_agent_request_bytes,
-        max_people_bytes=settings.max_request_bytes,
-    )
+    # ahead of them all
+    app.hot = HotRoutes(app, settings.max_agent_request_bytes, settings.max_request_bytes)
 
     @app.get("/healthz", tags=["health"])
     async def healthz() -> dict[str, str]:

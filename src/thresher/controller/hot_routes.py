@@ -82,9 +82,11 @@ _MISSING = "Field required"
 
 
 class HotRoutes:
-    """Serves the workers' polls and reports of `app` (see the module's docstring)."""
+    """Serves the workers' polls and reports and people's submits of `app` (see the module's
+    docstring)."""
 
-    def __init__(self, app: FastAPI, *, max_bytes: int, max_people_bytes: int) -> None:
+    def __init__(self, app: FastAPI, max_bytes: int, max_people_bytes: int) -> None:
+        """`max_bytes`: the workers' bodies' bound; `max_people_bytes`: a submit's."""
         self.app = app
         self.max_bytes = max_bytes
         self.max_people_bytes = max_people_bytes
