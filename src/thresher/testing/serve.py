@@ -46,11 +46,20 @@ def _not_started(server: Server, thread: threading.Thread, waited_s: float) -> s
     beside the next test (against a database already dropped)."""
     if not thread.is_alive():
         return "the controller did not start: its thread ended (see the captured log)"
-    frame = sys._current_frames().get(thread.ident or -1)
-    where = "".join(traceback.format_stack(frame)) if frame is not None else "(no stack)\n"
+    where = _stacks()
     server.should_exit = True
     thread.join(timeout=10)
-    return f"the controller did not start in {waited_s:.0f} s; it was at:\n{where}"
+    return f"the controller did not start in {waited_s:.0f} s; its threads were at:\n{where}"
+
+
+def _stacks() -> str:
+    """Where every thread of this process is (the server's, the farm thread, the executor's):
+    what a start that hangs waits for is on another thread than the server's."""
+    names = {t.ident: t.name for t in threading.enumerate()}
+    return "".join(
+        f"--- {names.get(ident, ident)}\n" + "".join(traceback.format_stack(frame))
+        for ident, frame in sys._current_frames().items()
+    )
 
 
 @contextlib.contextmanager

@@ -16,9 +16,10 @@ ASSETS = Path(__file__).resolve().parent.parent / "web"
 
 def install(app: FastAPI) -> None:
     """`/` answers the monitor's page; `/ui/...` its scripts, styles and icons."""
-
-    @app.get("/", include_in_schema=False)
-    async def index() -> FileResponse:
-        return FileResponse(ASSETS / "index.html", headers={"Cache-Control": "no-cache"})
-
+    app.add_api_route("/", _index, methods=["GET"], include_in_schema=False)
     app.mount("/ui", StaticFiles(directory=ASSETS), name="ui")
+
+
+async def _index() -> FileResponse:
+    # Not a closure over `app`: FastAPI's caches of endpoints would keep the app alive.
+    return FileResponse(ASSETS / "index.html", headers={"Cache-Control": "no-cache"})
