@@ -37,10 +37,7 @@ DEFAULT_PORT = 8420
 class _Server(Server):
     """uvicorn's server, but a SIGINT or SIGTERM ends `serve` normally after the graceful
     shutdown instead of being raised again (which surfaced as a KeyboardInterrupt traceback
-    from the serving task). A second Ctrl-C still cuts the graceful shutdown short. The
-    process is the controller's own: its garbage collector is tuned once it serves."""
-
-    tunes_collector = True
+    from the serving task). A second Ctrl-C still cuts the graceful shutdown short."""
 
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
@@ -64,6 +61,7 @@ def serve_controller(
     ready: Callable[[str], None] | None = None,
     say: Callable[[str], None] | None = None,
     stop: threading.Event | None = None,
+    tune_collector: bool = False,
 ) -> None:
     """Serve a controller over `settings` on host:port until stopped.
 
@@ -72,7 +70,10 @@ def serve_controller(
     connections; port 0 picks a free port, and the URL names the one chosen. Setting `stop`
     ends the server gracefully from another thread; in the main thread Ctrl-C or SIGTERM ends
     it too, and this returns once the server is down. Raises OSError when the address cannot
-    be bound and RuntimeError when the app fails to start.
+    be bound and RuntimeError when the app fails to start. `tune_collector`: the process is
+    the controller's own (`thresher controller`), its garbage collector is tuned once it serves
+    (`collector.tune`); never for a controller embedded in another program or a test run,
+    whose collector is theirs (a frozen collector keeps the garbage of the moment forever).
     """
     private_dir(settings.data_dir)
     store = Store.open(settings.database_url or sqlite_url(settings.data_dir))
@@ -87,6 +88,7 @@ def serve_controller(
         url = _url(host, sock.getsockname()[1], scheme=scheme)
         app = create_app(settings, store=store, clock=clock)
         server = _Server(server_config(app, settings))
+        server.tunes_collector = tune_collector
         try:
             with asyncio.Runner(loop_factory=new_event_loop) as runner:
                 runner.run(_serve(server, sock, url=url, ready=ready, stop=stop))
@@ -248,6 +250,7 @@ def controller(
             port=port,
             ready=ready,
             say=lambda line: out.print(line, soft_wrap=True, markup=False),
+            tune_collector=True,  # this process is the controller's own
         )
     except OSError as exc:
         stderr().print(f"error: {exc}", style="red", markup=False, soft_wrap=True)
