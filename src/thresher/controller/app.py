@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
 import socket
@@ -11,9 +12,10 @@ from collections.abc import AsyncIterator
 from importlib.metadata import version
 
 import uvicorn
-from fastapi import FastAPI, Request
+from fastapi import APIRouter, FastAPI, Request
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, Response
+from starlette.routing import BaseRoute
 from starlette.types import Receive, Scope, Send
 
 from thresher.controller import collector, errors
@@ -110,7 +112,8 @@ def _warm_routes(app: FastAPI) -> None:
     """Build what FastAPI builds of every route at its first request (its dependencies and
     models, per included router: a quarter of a second here, seconds on a busy machine), before
     the first request: else that request waits for it, on the event loop, with every other one.
-    Versions of FastAPI without these lazy parts have nothing to build."""
+    The API's routes are shared by the apps of a process (`_shared_routes`): the first app
+    builds them. Versions of FastAPI without these lazy parts have nothing to build."""
     pending: list[object] = list(app.router.routes)
     while pending:
         route = pending.pop()
@@ -120,6 +123,40 @@ def _warm_routes(app: FastAPI) -> None:
         low = getattr(route, "effective_low_priority_routes", None)
         if callable(low):
             low()
+
+
+@functools.cache
+def _shared_routes() -> list[BaseRoute]:
+    """The API's routes, built once per process and shared by every app built in it.
+
+    FastAPI builds an included router's routes for each app that includes it (their
+    parameters' and answers' models, 1,565 of them: 1.5 s of CPU, seconds on a busy machine),
+    so a process starting many controllers (a test run: hundreds) spent most of its time
+    there. The routers are included once, in a router of their own carrying the app's error
+    answers, and its routes go into each app as they are; they hold nothing of an app (their
+    endpoints find it in the request). `app.dependency_overrides` does not reach them."""
+    api = APIRouter(responses=errors.ERROR_RESPONSES)
+    # The workers' routes first: a request is matched against the routes in order, and a
+    # farm's polls outnumber every other call (matching the jobs', tasks' and workers' routes
+    # first cost a poll about 70 us, a tenth of its time).
+    for module in (agent, jobs, tasks, workers):
+        api.include_router(module.router)
+    api.include_router(engines.router)
+    api.include_router(engines.agent_router)
+    api.include_router(templates.router)  # OpenJD templates
+    api.include_router(renderacre.router)  # renderacre's submit_job
+    api.include_router(deadline.router)  # Deadline Cloud's CreateJob & co
+    api.include_router(deadline.admin_router)
+    api.include_router(subscriptions.router)  # farm events, subscriptions (webhooks, e-mail)
+    api.include_router(submitters.router)  # find, job updates, task-file jobs
+    for scheduling in (limits, pools, nimby):
+        api.include_router(scheduling.router)
+    api.include_router(sites.router)  # sites, volumes, jobs' sync per site
+    api.include_router(security.router)  # accounts, tokens, enrolment codes, audit
+    api.include_router(security.enrol_router)
+    api.include_router(monitor.router)  # the web monitor's reads, actions and events
+    api.include_router(ops.router)  # /metrics
+    return list(api.routes)
 
 
 def create_app(
@@ -173,31 +210,12 @@ def create_app(
         max_bytes=settings.max_request_bytes,
         max_agent_bytes=settings.max_agent_request_bytes,
     )
-    # The workers' routes first: a request is matched against the routes in order, and a
-    # farm's polls outnumber every other call (matching the jobs', tasks' and workers' routes
-    # first cost a poll about 70 us, a tenth of its time).
-    for module in (agent, jobs, tasks, workers):
-        app.include_router(module.router)
-    app.include_router(engines.router)
-    app.include_router(engines.agent_router)
-    app.include_router(templates.router)  # OpenJD templates
-    app.include_router(renderacre.router)  # renderacre's submit_job
-    app.include_router(deadline.router)  # Deadline Cloud's CreateJob & co
-    app.include_router(deadline.admin_router)
-    deadline.install(app)
-    app.include_router(subscriptions.router)  # farm events, subscriptions (webhooks, e-mail)
-    app.include_router(submitters.router)  # find, job updates, task-file jobs
-    for scheduling in (limits, pools, nimby):
-        app.include_router(scheduling.router)
-    app.include_router(sites.router)  # sites, volumes, jobs' sync per site
-    app.include_router(security.router)  # accounts, tokens, enrolment codes, audit
-    app.include_router(security.enrol_router)
+    app.router.routes.extend(_shared_routes())
+    deadline.install(app)  # its errors answered the AWS way
     app.add_middleware(ConfirmCaller)  # a known token not confirmed by a use case: here
     app.add_middleware(AuditTrail)  # every state-changing call, in the database
-    app.include_router(monitor.router)  # the web monitor's reads, actions and events
-    web.install(app)  # its pages, under /
+    web.install(app)  # the monitor's pages, under /
     _serve_openapi(app)
-    app.include_router(ops.router)  # /metrics
     app.add_middleware(Observe)  # request ids and request metrics (outermost)
     # ahead of them all
     app.hot = HotRoutes(app, settings.max_agent_request_bytes, settings.max_request_bytes)
