@@ -68,6 +68,6 @@ fi
 # tests and the tests marked `alone` (a deadline of a second or a few under load), by
 # themselves, so the other half of the suite cannot slow them into a false failure.
 status=0
-run -n 2 --dist loadfile -m "not (faults or alone)" || status=$?
+run -n 2 --dist loadfile --durations=25 -m "not (faults or alone)" || status=$?
 run -m "faults or alone" || status=$?
 exit "$status"
