@@ -13,7 +13,7 @@ import httpx
 import pytest
 from fastapi import routing
 
-from thresher.controller.app import _warm_routes, create_app
+from thresher.controller.app import _shared_routes, _warm_routes, create_app
 from thresher.controller.settings import ControllerSettings
 from thresher.store.db import sqlite_url
 from thresher.store.store import Store
@@ -34,6 +34,7 @@ def test_a_first_request_builds_no_route(serve: Serve, monkeypatch: pytest.Monke
         return original(*args, **kwargs)
 
     monkeypatch.setattr(context, "from_api_route", spy)
+    _shared_routes.cache_clear()  # built afresh by this test's controller, whatever ran before
     served: ServedController = serve()
     assert built, "nothing was built at start"
     built.clear()
