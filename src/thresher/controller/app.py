@@ -110,7 +110,7 @@ _CHORES = (_sweep_forever, _refresh_index_forever)
 
 def _warm_routes(app: FastAPI) -> None:
     """Build what FastAPI builds of every route at its first request (its dependencies and
-    models, per included router: a quarter of a second here, seconds on a busy machine), before
+    models, per included router: 1.5 s of CPU here, more on a busy machine), before
     the first request: else that request waits for it, on the event loop, with every other one.
     The API's routes are shared by the apps of a process (`_shared_routes`): the first app
     builds them. Versions of FastAPI without these lazy parts have nothing to build."""
