@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import faulthandler
 import os
+import sqlite3
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -44,11 +45,66 @@ def _pg_url() -> str | None:
     return os.environ.get("THRESHER_TEST_PG_URL") or None
 
 
+class _Templates:
+    """Databases migrated once per test process and copied for each test: migrating a fresh
+    database costs 0.2-0.5 s on SQLite and 1-2 s on PostgreSQL here, and a run opens about a
+    thousand. A copy holds what `Store.open` makes of an empty database (the migrations' schema
+    and rows), as a fresh one would."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self._sqlite: Path | None = None
+        self._postgres: tuple[str, str] | None = None  # (server URL, template's name)
+
+    def sqlite_copy(self, path: Path) -> None:
+        if self._sqlite is None:
+            template = self.folder / "thresher.db"
+            Store.open(f"sqlite:///{template}").close()
+            self._sqlite = template
+        with sqlite3.connect(self._sqlite) as source, sqlite3.connect(path) as copy:
+            source.backup(copy)  # whole, whatever the journal mode left beside the file
+
+    def postgres_template(self, base: str, admin: Any) -> str:
+        if self._postgres is None:
+            import sqlalchemy as sa
+
+            name = f"tmpl_{uuid.uuid4().hex[:12]}"
+            with admin.connect() as conn:
+                conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+            self._postgres = (base, name)
+            Store.open(base.rsplit("/", 1)[0] + "/" + name).close()  # no session left on it
+        return self._postgres[1]
+
+    def drop(self) -> None:
+        if self._postgres is None:
+            return
+        import sqlalchemy as sa
+
+        base, name = self._postgres
+        admin = sa.create_engine(base, isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def _templates(tmp_path_factory: pytest.TempPathFactory) -> Iterator[_Templates]:
+    templates = _Templates(tmp_path_factory.mktemp("templates"))
+    yield templates
+    templates.drop()
+
+
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """A fresh, empty database: SQLite in tmp_path, or a new database on the test server."""
+def db_url(request: pytest.FixtureRequest, tmp_path: Path, _templates: _Templates) -> Iterator[str]:
+    """A fresh database, its schema migrated (`Store.open` finds nothing to do): SQLite in
+    tmp_path, or a new database on the test server. Empty for a test marked
+    `empty_database` (migrations, controllers racing to set a schema up)."""
+    empty = request.node.get_closest_marker("empty_database") is not None
     if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'thresher.db'}"
+        path = tmp_path / "thresher.db"
+        if not empty:
+            _templates.sqlite_copy(path)
+        yield f"sqlite:///{path}"
         return
     base = _pg_url()
     if base is None:
@@ -59,8 +115,9 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
 
     name = f"t_{uuid.uuid4().hex[:12]}"
     admin = sa.create_engine(base, isolation_level="AUTOCOMMIT")
+    template = "" if empty else f' TEMPLATE "{_templates.postgres_template(base, admin)}"'
     with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"{template}'))
     try:
         yield base.rsplit("/", 1)[0] + "/" + name
     finally:

@@ -18,7 +18,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from tests.e2e.cluster import PG_ONLY, Cluster, cluster_of
 from thresher.testing import wait_until
 
-pytestmark = [pytest.mark.e2e, PG_ONLY]
+# empty_database: the controllers race to set its schema up
+pytestmark = [pytest.mark.e2e, PG_ONLY, pytest.mark.empty_database]
 
 
 @pytest.fixture

@@ -17,7 +17,8 @@ from tests.e2e.cluster import PG_ONLY, Cluster, cluster_of
 from tests.faults.conftest import Ledger, assert_exactly_once
 from thresher.testing import wait_until
 
-pytestmark = [pytest.mark.faults, pytest.mark.e2e, PG_ONLY]
+# empty_database: the controllers race to set its schema up
+pytestmark = [pytest.mark.faults, pytest.mark.e2e, PG_ONLY, pytest.mark.empty_database]
 
 TASKS = 500
 WORKERS = 3

@@ -7,6 +7,7 @@ import hashlib
 from pathlib import Path
 from typing import Any
 
+import pytest
 import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
@@ -14,6 +15,8 @@ from alembic.config import Config
 from thresher.core.states import JobStatus
 from thresher.store.db import create_engine, migrate
 from thresher.store.store import Store
+
+pytestmark = pytest.mark.empty_database  # made by the baseline, then upgraded
 
 VERSIONS = Path(__file__).resolve().parents[2] / "src/thresher/store/migrations/versions"
 #: The baseline's SHA-256. Changing 0001 breaks every database made by it: write a new

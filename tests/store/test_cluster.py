@@ -125,6 +125,7 @@ def test_a_change_announced_by_one_controller_is_heard_by_the_others_only(
 
 
 @PG_ONLY
+@pytest.mark.empty_database
 def test_controllers_upgrading_an_empty_database_at_once_all_succeed(db_url: str) -> None:
     engines = [create_engine(db_url) for _ in range(3)]
     errors: list[BaseException] = []

@@ -7,12 +7,15 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+import pytest
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
 from thresher.store import tables
 from thresher.store.db import create_engine, migrate
+
+pytestmark = pytest.mark.empty_database  # the migrations run here, on an empty database
 
 
 def _flat(diff: Iterable[Any]) -> list[tuple[Any, ...]]:
