@@ -230,8 +230,6 @@ def create_app(
 # a closure there kept every app built in the process alive, with its farm, long after its
 # server stopped (a test process grew by 40,000 objects per controller; its full garbage
 # collections grew to seconds).
-
-
 async def healthz(request: Request) -> dict[str, str]:
     return {"status": "ok", "version": VERSION, "database": request.app.state.store.dialect}
 
