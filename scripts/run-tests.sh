@@ -66,8 +66,10 @@ fi
 # The whole suite: first everything that is not timing-sensitive, on both cores (two pytest
 # workers, each test file on one of them, so a file's fixtures are made once); then the fault
 # tests and the tests marked `alone` (a deadline of a second or a few under load), by
-# themselves, so the other half of the suite cannot slow them into a false failure.
+# themselves, so the other half of the suite cannot slow them into a false failure. The files
+# go out heaviest first (tests/heaviest.txt; `--no-loadscope-reorder` keeps that order rather
+# than xdist's, by number of tests).
 status=0
-run -n 2 --dist loadfile --durations=25 -m "not (faults or alone)" || status=$?
+run -n 2 --dist loadfile --no-loadscope-reorder --durations=25 -m "not (faults or alone)" || status=$?
 run -m "faults or alone" || status=$?
 exit "$status"

@@ -41,6 +41,32 @@ def _stacks_on_a_request_timeout(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(httpx.HTTPTransport, "handle_request", handle_request)
 
 
+HEAVIEST = REPO / "tests" / "heaviest.txt"
+
+
+def heaviest_files(listing: Path) -> list[str]:
+    """The test files named in `listing` (tests/heaviest.txt), in its order."""
+    if not listing.exists():
+        return []
+    names = (line.split("#", 1)[0].strip() for line in listing.read_text().splitlines())
+    return [name for name in names if name]
+
+
+def heaviest_first(items: list[Any], listing: Path) -> None:
+    """Sort `items` (pytest's) so the files `listing` names come first, in its order, and the
+    others after them as they were."""
+    rank = {name: i for i, name in enumerate(heaviest_files(listing))}
+    items.sort(key=lambda item: rank.get(item.nodeid.split("::", 1)[0], len(rank)))
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """The heaviest test files first (tests/heaviest.txt, written by
+    scripts/heaviest-tests.py): with two pytest workers taking a file at a time (`--dist
+    loadfile --no-loadscope-reorder`), a long file started near the end of a run keeps one
+    worker busy while the other has nothing left to do."""
+    heaviest_first(items, HEAVIEST)
+
+
 def _pg_url() -> str | None:
     return os.environ.get("THRESHER_TEST_PG_URL") or None
 
