@@ -13,6 +13,7 @@ import sqlalchemy as sa
 from thresher.controller.farm_thread import retrying
 from thresher.controller.sealing import SecretBox
 from thresher.core.errors import Contended
+from thresher.store import cluster
 from thresher.store.base import unavailable_translated
 from thresher.store.cluster import PeerChannel, SingletonLease
 from thresher.store.db import create_engine, migrate
@@ -122,6 +123,22 @@ def test_a_change_announced_by_one_controller_is_heard_by_the_others_only(
     finally:
         a.close()
         b.close()
+
+
+@PG_ONLY
+def test_closing_ends_the_listeners_wait_for_notifications(
+    engine: sa.Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A stopping controller does not wait for its listener's wait to run out (every test
+    that served a controller on PostgreSQL waited up to a second for it)."""
+    monkeypatch.setattr(cluster, "LISTEN_WAIT_S", 600.0)
+    channel = PeerChannel(engine, "a", lambda soft: None)
+    channel.start()
+    try:
+        wait_until(channel.listening.is_set, timeout=10, what="listening")
+    finally:
+        channel.close()  # joins each thread for 5 s at most
+    assert not channel.listener_thread.is_alive()
 
 
 @PG_ONLY
