@@ -4,9 +4,13 @@ runs or waits (`Jobs.settled`), and its finish stamped with its event once, neve
 
 from __future__ import annotations
 
+from typing import Any
+
+import pytest
+
 from tests.store.support import add_worker, block, claim
 from thresher.core.events import EventKind
-from thresher.core.model import JobRecord, JobSpec
+from thresher.core.model import Counts, JobRecord, JobSpec
 from thresher.core.states import AttemptStatus, JobStatus
 from thresher.store import job_statements, tables
 from thresher.store.events import event_row
@@ -114,3 +118,30 @@ def test_the_job_statements_are_built_once_per_shape() -> None:
     assert job_statements.insert_row(tables.jobs, columns) is not builders[2]()
     assert isinstance(job_statements.STAMP_AND_EMIT, Prepared)
     assert isinstance(job_statements.SETTLED, Prepared)
+
+
+def test_a_submissions_statement_is_one_psycopg_keeps_converted(
+    store: Store, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """PostgreSQL: a job of one block is written by one statement, whose counters are written
+    into its text: with them as parameters it had 53, and psycopg, which keeps the converted
+    text of statements of at most 50 parameters, converted it again at every submission (1.4
+    to 2 ms more each here). Its rows are as before."""
+    if store.dialect != "postgresql":
+        pytest.skip("psycopg's statements: PostgreSQL")
+    import psycopg._queries as queries
+
+    converted_again: list[bytes] = []
+    uncached = queries._query2pg_nocache
+
+    def spied(query: bytes, encoding: str) -> Any:
+        converted_again.append(query)
+        return uncached(query, encoding)
+
+    monkeypatch.setattr(queries, "_query2pg_nocache", spied)
+    event = event_row(EventKind.JOB_SUBMITTED, now=clock.now(), owner="u")
+    job = store.jobs.add(spec("1-3"), now=clock.now(), event=lambda j: event)
+    assert converted_again == []
+    (written,) = store.jobs.get(job.id).blocks
+    assert (written.cursor, written.counts, written.mean_runtime_s) == (0, Counts(total=3), None)
+    assert kinds_of(store, job.id) == [EventKind.JOB_SUBMITTED.value]

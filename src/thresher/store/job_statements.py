@@ -7,7 +7,7 @@ SQLAlchemy's per-run work: a job's submission and end are on the farm thread's p
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 import sqlalchemy as sa
 
@@ -114,18 +114,28 @@ def insert_job_and_event(columns: Iterable[str]) -> Prepared:
     return found
 
 
-_JOB_EVENT_BLOCK: dict[tuple[tuple[str, ...], tuple[str, ...]], Prepared] = {}
+_JOB_EVENT_BLOCK: dict[tuple[tuple[str, ...], tuple[str, ...], tuple[object, ...]], Prepared] = {}
 
 
-def insert_job_event_block(job_columns: Iterable[str], block_columns: Iterable[str]) -> Prepared:
+def insert_job_event_block(
+    job_columns: Iterable[str],
+    block_columns: Iterable[str],
+    block_constants: Mapping[str, int | float] | None = None,
+) -> Prepared:
     """PostgreSQL: a job of one block (the common case) written by one statement: its row
     (parameters `j_<column>`), its event (`e_<column>`) and its block (`b_<column>`, without
     `job_id`); returns the block's (job_id, id). Built once per shape. One block only: the
     block's row is given as one mapping of values, which SQLAlchemy caches compiled; a list of
     rows (a multi-row VALUES) has no cache key, and compiling this statement on every
     submission cost more than the two round trips it saves (the held poll's claim step of
-    `bench/latency.py --pg` went from 6.8 to 15.2 ms, docs/performance.md, 2026-12-07)."""
-    key = (tuple(job_columns), tuple(block_columns))
+    `bench/latency.py --pg` went from 6.8 to 15.2 ms, docs/performance.md, 2026-12-07).
+
+    `block_constants`: block columns every submission gives the same value (its counters at
+    0), written into the statement rather than sent: psycopg converts the text of a statement
+    of more than 50 parameters again at every run (it caches only smaller ones), and this one
+    had 53 (1.4-2 ms more per submission here)."""
+    constants = dict(block_constants or {})
+    key = (tuple(job_columns), tuple(block_columns), tuple(sorted(constants.items())))
     found = _JOB_EVENT_BLOCK.get(key)
     if found is None:
         row = {name: sa.bindparam(f"j_{name}", type_=jobs.c[name].type) for name in key[0]}
@@ -139,6 +149,7 @@ def insert_job_event_block(job_columns: Iterable[str], block_columns: Iterable[s
         block = {
             "job_id": sa.select(job.c.id).scalar_subquery(),
             **{name: sa.bindparam(f"b_{name}", type_=blocks.c[name].type) for name in key[1]},
+            **{name: sa.literal_column(repr(value)) for name, value in constants.items()},
         }
         statement = (
             blocks.insert()

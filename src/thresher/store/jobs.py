@@ -194,8 +194,9 @@ class Jobs(Repository):
         events_of = {f"e_{k}": v for k, v in (event or {}).items() if k != "job_id"}
         values = {f"j_{k}": v for k, v in job_row.items()}
         if event is not None and on_pg and len(block_rows) == 1:
-            statement = insert_job_event_block(job_row, block_rows[0])
-            values.update({f"b_{k}": v for k, v in block_rows[0].items()})
+            given = {k: v for k, v in block_rows[0].items() if k not in _BLOCK_STATE}
+            statement = insert_job_event_block(job_row, given, _BLOCK_STATE)
+            values.update({f"b_{k}": v for k, v in given.items()})
             got = statement.first(conn, {**values, **events_of})
             return int(got.job_id), [int(got.id)]
         if event is not None and on_pg:
