@@ -213,3 +213,38 @@ def test_what_ended_reaches_the_loop_within_the_linger_while_the_lane_runs_on() 
         assert done[1].value is True  # the second saw the delivery, not its own deadline
 
     asyncio.run(scenario())
+
+
+def test_a_lane_prepares_for_more_work_only_once_it_stayed_idle() -> None:
+    """A lane prepares for what may come (`when_idle`: a spare job folder) when it starts, and
+    after a piece only once it has stayed without work `idle_after_s`: not while the loop
+    reports the piece's end, not at all when work comes meanwhile; `close` ends the wait."""
+
+    async def scenario(idle_after_s: float) -> tuple[int, bool]:
+        batches: list[list[Done]] = []
+        prepared: list[int] = []
+        ready = threading.Event()
+
+        def when_idle() -> None:
+            prepared.append(1)
+            ready.set()
+
+        lanes = LaneThreads(
+            1, on_done=batches.append, when_idle=when_idle, idle_after_s=idle_after_s
+        )
+        lanes.start(asyncio.get_running_loop())
+        await asyncio.to_thread(ready.wait, DEADLINE_S)  # at the lane's start
+        ready.clear()
+        lanes.hand(0, 1, lambda: None)
+        await collect(lanes, batches, 1)
+        lanes.hand(0, 2, lambda: None)  # before the lane has stayed idle long
+        await collect(lanes, batches, 2)
+        if idle_after_s < DEADLINE_S:
+            await asyncio.to_thread(ready.wait, DEADLINE_S)
+        lanes.close(timeout=DEADLINE_S)
+        return len(prepared), any(t.is_alive() for t in lanes._threads)
+
+    assert asyncio.run(scenario(600.0)) == (1, False)  # only at its start; closed at once
+    prepared, alive = asyncio.run(scenario(0.0))  # without the wait: after a piece too
+    assert prepared >= 2
+    assert not alive

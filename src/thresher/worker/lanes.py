@@ -32,6 +32,12 @@ log = logging.getLogger("thresher.worker")
 _FEW = 2
 """A lane holding no more pieces than this wakes the loop for each one that ends."""
 
+IDLE_AFTER_S = 0.05
+"""How long a lane left with nothing stays idle before it prepares for what may come (a spare
+job folder, `when_idle`). At once, the preparation took the GIL from the loop while the loop
+reported the piece's end: a one-task job's finish left the worker 1.0 ms later than without it
+(`bench/latency.py`, traced). Work handed meanwhile starts at once, without it."""
+
 
 @dataclass(frozen=True)
 class Done:
@@ -63,11 +69,14 @@ class LaneThreads:
         on_done: Callable[[list[Done]], None],
         linger_s: float = 0.05,
         when_idle: Callable[[], None] | None = None,
+        idle_after_s: float = IDLE_AFTER_S,
     ) -> None:
         self._on_done = on_done
-        # Run by a lane's thread when it starts and when it has ended a piece and holds no
-        # other: preparation for what may come (off the path from a hand-over to its start).
+        # Run by a lane's thread when it starts and when it has ended a piece and held no other
+        # for `idle_after_s`: preparation for what may come (off the path from a hand-over to
+        # its start, and from a piece's end to its report).
         self._when_idle = when_idle
+        self._idle_after_s = idle_after_s
         self._linger_s = linger_s
         self._lock = threading.Lock()
         self._queues: list[deque[_Piece]] = [deque() for _ in range(lanes)]
@@ -134,8 +143,15 @@ class LaneThreads:
                 log.exception("lane %s: work failed", lane)
                 done = Done(lane, piece.key, error=exc)
             self._finished(done)
-            if not queue:
+            if self._stays_idle(queue, ready):
                 self._idle()
+
+    def _stays_idle(self, queue: deque[_Piece], ready: threading.Condition) -> bool:
+        """After a piece: whether the lane is still without work `idle_after_s` later (not
+        closing); work handed or `close` meanwhile end the wait."""
+        with self._lock:
+            ready.wait_for(lambda: bool(queue) or self._closing, self._idle_after_s)
+            return not queue and not self._closing
 
     def _idle(self) -> None:
         if self._when_idle is not None:
